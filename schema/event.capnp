@@ -1,0 +1,169 @@
+# The event envelope and the touchpoint vocabulary of ihs: one definition of an event, used for
+# the bytes stored in RocksDB, for JSON in and out of the `ihs` tool (through capnp::JsonCodec)
+# and, later, on the RPC wire.
+#
+# Evolution rules (see docs/format.md "Schema evolution"):
+# - add fields and enumerants only with higher ordinals; never renumber, rename on the wire or
+#   change a type;
+# - every enum starts with `unspecified @0`, so a reader that meets an enumerant newer than itself
+#   still reads the number and can print it, and a writer that forgets a field is caught;
+# - timestamps are microseconds since the Unix epoch, UTC (JSON: RFC 3339 strings).
+
+@0xd3e4ec377a5d1f20;
+
+using Cxx = import "/capnp/c++.capnp";
+using Json = import "/capnp/compat/json.capnp";
+$Cxx.namespace("ihs::schema");
+
+enum PartyKind {
+  unspecified @0;
+  customer @1;
+  prospect @2;
+  employee @3;
+  partner @4;
+  serviceProvider @5;
+  company @6;        # the company itself, e.g. the sender of a campaign
+}
+
+enum Channel {
+  unspecified @0;
+  letter @1;
+  fax @2;
+  email @3;
+  newsletter @4;
+  phone @5;
+  callCentre @6;
+  sms @7;
+  chat @8;
+  app @9;
+  push @10;
+  webForm @11;
+  facebook @12;
+  twitter @13;
+  youtube @14;
+  forum @15;
+  inPerson @16;
+}
+
+enum Direction {
+  unspecified @0;
+  inbound @1;        # from the party to the company
+  outbound @2;       # from the company to the party
+  public @3;         # said in public (a post, a review), seen by an audience
+}
+
+enum TouchpointType {
+  unspecified @0;
+  message @1;
+  reply @2;
+  complaint @3;
+  request @4;
+  purchase @5;
+  review @6;
+  recommendation @7;
+  share @8;
+  mention @9;
+  like @10;
+  follow @11;
+  campaignSent @12;
+  campaignOpened @13;
+  consentGiven @14;
+  consentRevoked @15;
+  correction @16;    # `corrects` names the event whose facts this one replaces
+  retraction @17;    # `corrects` names the event that is withdrawn
+  unsubscribe @18;
+}
+
+enum HandleKind {
+  unspecified @0;
+  email @1;
+  phone @2;
+  postal @3;
+  facebook @4;
+  twitter @5;
+  youtube @6;
+  forum @7;
+  appUser @8;
+  fax @9;
+}
+
+struct Handle {
+  # A party's address on one channel.
+  kind @0 :HandleKind;
+  address @1 :Text;    # "ada@example.org", "+4930123456", "@ada"
+}
+
+struct Content {
+  # The personal part of an event. It never reaches the disk in the clear: the store seals it
+  # with the data key of the event's stream (see SealedContent) before it is written.
+  subject @0 :Text;
+  text @1 :Text;
+  from @2 :Handle;
+  to @3 :List(Handle);
+}
+
+struct SealedContent {
+  # Content as stored: the canonical Cap'n Proto bytes of a Content, encrypted with
+  # XChaCha20-Poly1305 (libsodium crypto_aead_xchacha20poly1305_ietf) under the data key of the
+  # stream, with additional data = event id (16 bytes) || stream id (UTF-8).
+  keyVersion @0 :UInt32;   # which data key of the stream sealed it (1 for the first)
+  nonce @1 :Data $Json.base64;       # 24 random bytes
+  ciphertext @2 :Data $Json.base64;  # ciphertext || 16-byte tag
+}
+
+struct Touchpoint {
+  # One interaction between the company and a party.
+  channel @0 :Channel;
+  direction @1 :Direction;
+  type @2 :TouchpointType;
+  sentiment @3 :Float32 = nan;   # in [-1, 1]; NaN (the default, omitted in JSON) = unknown
+  topics @4 :List(Text);
+  threadId @5 :Text;             # conversation this belongs to
+  inReplyTo @6 :Data $Json.hex;  # event id answered by this one (16 bytes), or empty
+  counterpart @7 :Text;          # the other party (stream id), e.g. the employee who answered
+  audienceSize @8 :UInt64;       # for public posts: how many could see it
+  corrects @9 :Data $Json.hex;   # for corrections and retractions: the event id concerned
+  campaignId @10 :Text;          # for campaign sent / opened, unsubscribe
+}
+
+struct PartyProfile {
+  # The party's registration or a change of its non-personal attributes.
+  kind @0 :PartyKind;
+  cohort @1 :Text;         # e.g. an age cohort "1950s"; free text, not personal by itself
+}
+
+struct IdentityLink {
+  # The parties named are the same person (or, with `unlink`, are no longer taken to be).
+  parties @0 :List(Text);
+  unlink @1 :Bool;
+  confidence @2 :Float32;
+}
+
+struct ErasureRequest {
+  # The party asked to be forgotten; carried out by deleting its data key.
+  reason @0 :Text;
+}
+
+struct Event {
+  # One immutable record of the log. Fields marked "set by the store" are rejected on input.
+  id @0 :Data $Json.hex;          # 16 bytes chosen by the client: the idempotency key
+  streamId @1 :Text;              # party id, or a system stream such as "$identity"
+  occurredAt @2 :Int64;           # when it happened at the source (µs since epoch, UTC)
+  recordedAt @3 :Int64;           # set by the store: when it accepted the event
+  position @4 :UInt64;            # set by the store: index in the global log
+  streamVersion @5 :UInt64;       # set by the store: index inside its stream
+  sourceSystem @6 :Text;          # the system that reported it, e.g. "crm", "zendesk"
+  correlationId @7 :Data $Json.hex;
+  causationId @8 :Data $Json.hex;
+  content @9 :Content;            # plaintext on input and on read; never stored
+  sealedContent @10 :SealedContent;  # set by the store: content as stored
+
+  union {
+    # The event type. New kinds of event are new members, with higher ordinals.
+    unspecified @11 :Void;
+    touchpoint @12 :Touchpoint;
+    partyProfile @13 :PartyProfile;
+    identityLink @14 :IdentityLink;
+    erasureRequest @15 :ErasureRequest;
+  }
+}

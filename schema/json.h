@@ -1,0 +1,47 @@
+// JSON in and out for ihs events, through capnp::JsonCodec over schema/event.capnp, so there is
+// one definition of an event (DESIGN.md decision 3). On top of the codec's defaults:
+// - ids (16 bytes) are lowercase hex strings ($Json.hex in the schema);
+// - occurredAt and recordedAt are RFC 3339 strings in UTC with microseconds
+//   ("2026-11-23T09:30:00.000000Z"); on input an integer (µs since epoch) is accepted too;
+// - position, streamVersion and audienceSize are JSON numbers (exact below 2^53);
+// - sentiment is a number, or null when unknown (NaN in the schema);
+// - unknown field names are an error, so that a typo is not silently dropped.
+// kj exceptions from the codec are caught here and become absl::Status (kInvalidArgument).
+//
+// An EventJson is immutable after construction and safe for concurrent use.
+#ifndef IHS_SCHEMA_JSON_H_
+#define IHS_SCHEMA_JSON_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "schema/event.capnp.h"
+
+namespace ihs::schema {
+
+class EventJson {
+ public:
+  EventJson();
+  ~EventJson();
+  EventJson(const EventJson&) = delete;
+  EventJson& operator=(const EventJson&) = delete;
+
+  // Parses one JSON object into `out`. The error names what is wrong (field, value).
+  absl::Status Decode(absl::string_view json, Event::Builder out) const;
+
+  // One line of JSON, no trailing newline.
+  std::string Encode(Event::Reader event) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Formats µs since the Unix epoch as RFC 3339 UTC with microseconds.
+std::string FormatMicros(int64_t micros);
+
+}  // namespace ihs::schema
+
+#endif  // IHS_SCHEMA_JSON_H_

@@ -1,0 +1,50 @@
+// The small value types of store/event_store.h, and EventStore::Open.
+#include "store/event_store.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "store/event_store_impl.h"
+#include "store/internal/codec.h"
+
+namespace ihs::store {
+
+std::string ExpectedVersion::ToString() const {
+  switch (kind_) {
+    case Kind::kAny:
+      return "any";
+    case Kind::kNoStream:
+      return "none (no stream yet)";
+    case Kind::kStreamExists:
+      return "exists";
+    case Kind::kExact:
+      return absl::StrCat(version_);
+  }
+  return "?";
+}
+
+std::optional<int64_t> ConflictCurrentVersion(const absl::Status& status) {
+  if (status.code() != absl::StatusCode::kAborted) return std::nullopt;
+  auto payload = status.GetPayload(kConflictPayloadUrl);
+  int64_t v = 0;
+  if (!payload || !absl::SimpleAtoi(std::string(*payload), &v)) return std::nullopt;
+  return v;
+}
+
+StoredEvent::StoredEvent(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
+StoredEvent::StoredEvent(StoredEvent&&) noexcept = default;
+StoredEvent& StoredEvent::operator=(StoredEvent&&) noexcept = default;
+StoredEvent::~StoredEvent() = default;
+
+uint64_t StoredEvent::position() const { return rep_->position; }
+schema::Event::Reader StoredEvent::event() const { return rep_->event->root<schema::Event>(); }
+absl::string_view StoredEvent::bytes() const { return rep_->bytes; }
+ContentState StoredEvent::content_state() const { return rep_->content_state; }
+schema::Content::Reader StoredEvent::content() const {
+  return rep_->content ? rep_->content->root<schema::Content>() : schema::Content::Reader();
+}
+
+absl::StatusOr<std::unique_ptr<EventStore>> EventStore::Open(const Options& options) {
+  return EventStoreImpl::Open(options);
+}
+
+}  // namespace ihs::store

@@ -1,0 +1,232 @@
+// The ihs event log: every touchpoint appended once, as an immutable event, to RocksDB.
+//
+// This is the one header other folders include from store/. An EventStore owns one data
+// directory:
+//   DIR/db/          the RocksDB database (column families: see docs/format.md)
+//   DIR/master.key   default place of the master key that wraps the per-party data keys; it may
+//                    (and in production should) live elsewhere: Options::master_key_path
+//
+// Guarantees:
+// - Append/AppendMulti are atomic (all events of one call land, or none), acknowledged only after
+//   the WAL sync of the group that carried them (unless Options::sync is false), and idempotent
+//   by event id.
+// - Concurrent appends are served by one group-commit writer: one sync serves every append that
+//   was waiting (docs/impl.md).
+// - Personal content (schema Event.content) is sealed with the stream's data key before it is
+//   written; reads open it again when asked.
+// - Every event is a leaf of an RFC 9162 Merkle tree over the global log; Root(n) costs O(log n).
+//
+// Thread safety: an EventStore is safe for concurrent use without external locking. Results are
+// plain values owned by the caller. A second EventStore on another directory in the same process
+// just works; a second one on the same directory fails to open (kFailedPrecondition).
+#ifndef IHS_STORE_EVENT_STORE_H_
+#define IHS_STORE_EVENT_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "schema/event.capnp.h"
+
+namespace ihs::store {
+
+// Limits on what one append may carry (documented in docs/format.md).
+inline constexpr size_t kMaxEventBytes = 64 * 1024;         // one event, canonical encoding
+inline constexpr size_t kMaxEventsPerAppend = 10000;        // one Append or AppendMulti call
+inline constexpr size_t kMaxStreamIdBytes = 256;
+inline constexpr uint32_t kFormatVersion = 1;               // of the data directory
+
+// The optimistic-concurrency check of an append.
+class ExpectedVersion {
+ public:
+  enum class Kind { kAny, kNoStream, kStreamExists, kExact };
+
+  static ExpectedVersion Any() { return ExpectedVersion(Kind::kAny, 0); }
+  static ExpectedVersion NoStream() { return ExpectedVersion(Kind::kNoStream, 0); }
+  static ExpectedVersion StreamExists() { return ExpectedVersion(Kind::kStreamExists, 0); }
+  // The version of the stream's last event (so 0 after one event).
+  static ExpectedVersion Exact(uint64_t version) { return ExpectedVersion(Kind::kExact, version); }
+
+  Kind kind() const { return kind_; }
+  uint64_t version() const { return version_; }
+  std::string ToString() const;
+
+ private:
+  ExpectedVersion(Kind kind, uint64_t version) : kind_(kind), version_(version) {}
+  Kind kind_;
+  uint64_t version_;
+};
+
+// The events of one stream for one append. Each event's streamId must be empty or equal to
+// `stream`. The readers must stay valid until the call returns.
+struct StreamAppend {
+  std::string stream;
+  ExpectedVersion expected = ExpectedVersion::Any();
+  std::vector<schema::Event::Reader> events;
+};
+
+struct AppendResult {
+  // Position and stream version of each event, in request order.
+  std::vector<uint64_t> positions;
+  std::vector<uint64_t> versions;
+  // True when every event id was already stored with the same content: nothing was written and
+  // the positions are those of the original append.
+  bool duplicate = false;
+};
+
+// A wrong expected version is kAborted; this reads the stream's current version from such a
+// status (-1: the stream does not exist). nullopt for any other status.
+std::optional<int64_t> ConflictCurrentVersion(const absl::Status& status);
+// The status payload that carries it (decimal text).
+inline constexpr char kConflictPayloadUrl[] = "type.ihs/current-version";
+
+enum class ReadDirection { kForward, kBackward };
+
+// What became of an event's personal content on read.
+enum class ContentState {
+  kNone,     // the event carries no content
+  kSealed,   // not opened (ReadOptions::open_content was false)
+  kOpen,     // opened: StoredEvent::content() holds it
+  kErased,   // the stream's data key is gone (the party was erased)
+};
+
+// One event as stored. Owns its bytes and the reader over them together, so a reader can never
+// dangle. Movable, not copyable.
+class StoredEvent {
+ public:
+  StoredEvent(StoredEvent&&) noexcept;
+  StoredEvent& operator=(StoredEvent&&) noexcept;
+  ~StoredEvent();
+
+  uint64_t position() const;
+  // The stored event: content sealed, store-set fields filled in.
+  schema::Event::Reader event() const;
+  // The exact stored bytes, which the Merkle leaf hash covers.
+  absl::string_view bytes() const;
+  ContentState content_state() const;
+  // Valid when content_state() == kOpen.
+  schema::Content::Reader content() const;
+
+  struct Rep;
+  explicit StoredEvent(std::unique_ptr<Rep> rep);
+
+ private:
+  std::unique_ptr<Rep> rep_;
+};
+
+struct ReadOptions {
+  bool open_content = true;  // decrypt personal content with the stream's data key
+};
+
+struct StreamInfo {
+  std::string stream;
+  uint64_t event_count = 0;
+  uint64_t current_version = 0;     // event_count - 1
+  uint64_t first_position = 0;
+  uint64_t last_position = 0;
+  int64_t first_occurred_at = 0;    // µs since epoch, smallest seen
+  int64_t last_occurred_at = 0;     // µs since epoch, largest seen
+};
+
+struct StoreStats {
+  uint64_t event_count = 0;         // the log's size: the next position
+  uint64_t stream_count = 0;
+  uint64_t key_count = 0;           // data keys (streams with personal content, not erased)
+  uint64_t disk_bytes = 0;          // live SST + WAL bytes reported by RocksDB
+  std::string root_hash;            // Merkle root over the whole log, 32 bytes
+  uint32_t format_version = 0;
+  // Since open.
+  uint64_t appends = 0;             // calls that wrote
+  uint64_t syncs = 0;               // write groups (one WAL write + sync each)
+  uint64_t largest_group = 0;       // most appends in one group
+};
+
+// Progress of a long operation: done out of total (total may grow).
+using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;
+
+struct VerifyReport {
+  uint64_t events_checked = 0;
+  std::string root_hash;  // recomputed root over the events checked
+};
+
+// Hooks through which tests force races. Called on the writer's thread; never set in production.
+struct TestHooks {
+  // A writer became group leader, before it collects its group.
+  std::function<void()> on_group_leader;
+};
+
+struct Options {
+  std::string path;                 // the data directory
+  std::string master_key_path;      // empty: DIR/master.key
+  bool create_if_missing = true;    // create the store (and a new master key) if DIR is empty
+  // false: appends are acknowledged before their WAL is synced. Only for bulk loads that are
+  // re-run from the start after a crash; Open says so on stderr.
+  bool sync = true;
+  bool read_only = false;           // open for reading only (another process may write)
+  Clock* clock = nullptr;           // recordedAt comes from here; default RealClock()
+  TestHooks hooks;
+};
+
+class EventStore {
+ public:
+  static absl::StatusOr<std::unique_ptr<EventStore>> Open(const Options& options);
+
+  EventStore() = default;
+  EventStore(const EventStore&) = delete;
+  EventStore& operator=(const EventStore&) = delete;
+  virtual ~EventStore() = default;
+
+  // Appends events to one stream. Errors:
+  //   kInvalidArgument   a bad event (the message names the event index and the field)
+  //   kAborted           wrong expected version (ConflictCurrentVersion tells the current one)
+  //   kAlreadyExists     an event id is stored with other content, or only part of the batch is
+  //   kUnavailable       the store failed an earlier write and must be reopened
+  virtual absl::StatusOr<AppendResult> Append(const StreamAppend& append) = 0;
+
+  // One atomic append across several streams, each with its own expected version: one conflict
+  // fails all. A stream may appear once.
+  virtual absl::StatusOr<std::vector<AppendResult>> AppendMulti(
+      const std::vector<StreamAppend>& appends) = 0;
+
+  // Up to max_count events of a stream starting at from_version, forward or backward
+  // (backward from UINT64_MAX starts at the last event). kNotFound if the stream does not exist.
+  virtual absl::StatusOr<std::vector<StoredEvent>> ReadStream(
+      absl::string_view stream, uint64_t from_version, size_t max_count, ReadDirection direction,
+      const ReadOptions& options = {}) = 0;
+
+  // Up to max_count events of the global log from from_position, in position order.
+  virtual absl::StatusOr<std::vector<StoredEvent>> ReadAll(uint64_t from_position,
+                                                           size_t max_count,
+                                                           const ReadOptions& options = {}) = 0;
+
+  virtual absl::StatusOr<StreamInfo> GetStreamInfo(absl::string_view stream) = 0;
+
+  // The log's size: the position the next event will get. Only acknowledged events count.
+  virtual uint64_t Head() = 0;
+
+  // Blocks until the log's size exceeds `known_head`, the deadline passes or the store closes;
+  // returns the size then. Costs nothing while idle (a condition variable).
+  virtual uint64_t WaitForCommit(uint64_t known_head, absl::Time deadline) = 0;
+
+  // The RFC 9162 Merkle tree hash over the first `size` events (32 bytes); O(log size) reads.
+  // kOutOfRange if size > Head().
+  virtual absl::StatusOr<std::string> Root(uint64_t size) = 0;
+
+  // Recomputes every leaf hash from the stored bytes and every stored subtree, and checks the
+  // stream index. kDataLoss names the first position whose bytes no longer match.
+  virtual absl::StatusOr<VerifyReport> Verify(const ProgressFn& progress = nullptr) = 0;
+
+  virtual absl::StatusOr<StoreStats> Stats() = 0;
+};
+
+}  // namespace ihs::store
+
+#endif  // IHS_STORE_EVENT_STORE_H_

@@ -1,0 +1,1110 @@
+#include "store/event_store_impl.h"
+
+#include <capnp/message.h>
+#include <capnp/schema.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <rocksdb/transaction_log.h>
+#include <rocksdb/write_batch.h>
+#include <sodium.h>
+
+#include <algorithm>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "common/big_endian.h"
+#include "common/status_macros.h"
+#include "store/internal/codec.h"
+#include "store/internal/rocks_status.h"
+
+namespace ihs::store {
+
+using internal::DataKey;
+using internal::FromRocksStatus;
+using internal::Hash;
+using internal::StreamMeta;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// One group writes at most this many events (and so holds at most this much in one batch).
+constexpr size_t kMaxGroupEvents = 20000;
+
+std::string Hex(absl::string_view bytes) { return absl::BytesToHexString(bytes); }
+
+absl::string_view ToView(capnp::Data::Reader d) {
+  return absl::string_view(reinterpret_cast<const char*>(d.begin()), d.size());
+}
+absl::string_view ToView(capnp::Text::Reader t) { return absl::string_view(t.cStr(), t.size()); }
+absl::string_view ToView(const rocksdb::Slice& s) { return absl::string_view(s.data(), s.size()); }
+rocksdb::Slice S(absl::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
+
+bool AllZero(absl::string_view s) { return s.find_first_not_of('\0') == absl::string_view::npos; }
+
+absl::Status ValidateStreamId(absl::string_view stream) {
+  if (stream.empty()) return absl::InvalidArgumentError("stream id is missing");
+  if (stream.size() > kMaxStreamIdBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("stream id is ", stream.size(), " bytes; the limit is ", kMaxStreamIdBytes));
+  }
+  for (char c : stream) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("stream id \"", absl::CHexEscape(stream), "\" contains a control character"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The highest enumerant this build knows, so that a number from a newer client is refused.
+template <typename E>
+bool KnownEnumerant(E value) {
+  auto enumerants = capnp::Schema::from<E>().getEnumerants();
+  return static_cast<uint16_t>(value) > 0 && static_cast<uint16_t>(value) < enumerants.size();
+}
+
+absl::Status ValidateTouchpoint(schema::Touchpoint::Reader tp) {
+  if (!KnownEnumerant(tp.getChannel())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("touchpoint.channel ", static_cast<int>(tp.getChannel()),
+                     " is missing or unknown"));
+  }
+  if (!KnownEnumerant(tp.getDirection())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("touchpoint.direction ", static_cast<int>(tp.getDirection()),
+                     " is missing or unknown"));
+  }
+  if (!KnownEnumerant(tp.getType())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "touchpoint.type ", static_cast<int>(tp.getType()), " is missing or unknown"));
+  }
+  float s = tp.getSentiment();
+  if (!std::isnan(s) && !(s >= -1.0f && s <= 1.0f)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("touchpoint.sentiment ", s, " is outside [-1, 1]"));
+  }
+  if (tp.hasInReplyTo() && tp.getInReplyTo().size() != 16) {
+    return absl::InvalidArgumentError("touchpoint.inReplyTo must be a 16-byte event id");
+  }
+  if (tp.hasCorrects() && tp.getCorrects().size() != 16) {
+    return absl::InvalidArgumentError("touchpoint.corrects must be a 16-byte event id");
+  }
+  bool corrects_needed = tp.getType() == schema::TouchpointType::CORRECTION ||
+                         tp.getType() == schema::TouchpointType::RETRACTION;
+  if (corrects_needed && !tp.hasCorrects()) {
+    return absl::InvalidArgumentError(
+        "touchpoint.corrects is required for a correction or retraction");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Conflict(absl::string_view stream, const ExpectedVersion& expected,
+                      int64_t current) {
+  absl::Status s = absl::AbortedError(absl::StrCat(
+      "append to stream ", stream, ": expected version ", expected.ToString(),
+      ", but the current version is ", current < 0 ? std::string("none (no stream yet)")
+                                                   : absl::StrCat(current)));
+  s.SetPayload(kConflictPayloadUrl, absl::Cord(absl::StrCat(current)));
+  return s;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Internal records of the write path.
+
+struct EventStoreImpl::PreparedEvent {
+  std::unique_ptr<capnp::MallocMessageBuilder> message;  // the input, streamId filled in
+  std::string id;
+  std::string digest;
+  std::string content;  // canonical Content bytes, or empty
+  bool has_content = false;
+  int64_t occurred_at = 0;
+};
+
+struct EventStoreImpl::PreparedAppend {
+  const StreamAppend* request;
+  std::vector<PreparedEvent> events;
+};
+
+struct EventStoreImpl::Writer {
+  std::vector<PreparedAppend>* appends;
+  size_t event_count = 0;
+  absl::StatusOr<std::vector<AppendResult>> result;
+  bool done = false;
+  absl::CondVar cv;
+};
+
+// State of one group while the leader stages it: the effect of earlier writers of the group.
+struct EventStoreImpl::Group {
+  rocksdb::WriteBatch batch;
+  internal::Frontier frontier;
+  uint64_t next_stream_no = 0;
+  int64_t recorded_at = 0;
+  absl::flat_hash_map<std::string, StreamMeta> metas;
+  struct IdEntry {
+    uint64_t position;
+    uint64_t version;
+    std::string digest;
+  };
+  absl::flat_hash_map<std::string, IdEntry> ids;
+  absl::flat_hash_map<std::string, DataKey> new_keys;
+  size_t writes = 0;  // writers that staged events
+};
+
+// ---------------------------------------------------------------------------------------------
+// Open.
+
+EventStoreImpl::EventStoreImpl(const Options& options)
+    : options_(options), clock_(options.clock ? options.clock : RealClock()) {}
+
+absl::StatusOr<std::unique_ptr<EventStore>> EventStoreImpl::Open(const Options& options) {
+  IHS_RETURN_IF_ERROR(internal::SodiumInit());
+  if (options.path.empty()) return absl::InvalidArgumentError("no data directory given");
+  std::unique_ptr<EventStoreImpl> store(new EventStoreImpl(options));
+  IHS_RETURN_IF_ERROR(store->OpenDb());
+  if (!options.sync && !options.read_only) {
+    std::fprintf(stderr,
+                 "ihs: WARNING: store %s opened with sync OFF: appends are acknowledged before "
+                 "they are durable; a crash loses them. Use only for bulk loads you can re-run.\n",
+                 options.path.c_str());
+  }
+  return std::unique_ptr<EventStore>(std::move(store));
+}
+
+absl::Status EventStoreImpl::OpenDb() {
+  const fs::path dir(options_.path);
+  const fs::path db_dir = dir / "db";
+  std::error_code ec;
+  bool new_store = false;
+  if (!fs::exists(dir, ec)) {
+    if (!options_.create_if_missing || options_.read_only) {
+      return absl::NotFoundError(absl::StrCat("data directory ", options_.path, " does not exist"));
+    }
+    fs::create_directories(dir, ec);
+    if (ec) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot create data directory ", options_.path, ": ", ec.message()));
+    }
+    new_store = true;
+  } else if (!fs::is_directory(dir, ec)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(options_.path, " is not a directory, so not an ihs store"));
+  } else if (!fs::exists(db_dir, ec)) {
+    // An existing directory becomes a store only if it is empty (or holds only the key file).
+    for (const auto& entry : fs::directory_iterator(dir, ec)) {
+      if (entry.path().filename() != "master.key") {
+        return absl::FailedPreconditionError(absl::StrCat(
+            options_.path, " is not an ihs store (no db/ inside) and is not empty; "
+                           "refusing to create a store there"));
+      }
+    }
+    if (!options_.create_if_missing || options_.read_only) {
+      return absl::NotFoundError(absl::StrCat(options_.path, " holds no ihs store"));
+    }
+    new_store = true;
+  }
+
+  const std::string key_path =
+      options_.master_key_path.empty() ? (dir / "master.key").string() : options_.master_key_path;
+  IHS_ASSIGN_OR_RETURN(master_, internal::LoadOrCreateMasterKey(key_path, new_store));
+  digest_key_ = internal::DigestKey(master_);
+
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = new_store;
+  db_options.create_missing_column_families = new_store;
+  db_options.IncreaseParallelism(2);
+  db_options.max_open_files = 512;
+  db_options.keep_log_file_num = 4;
+
+  auto cache = rocksdb::NewLRUCache(256 << 20);
+  auto cf_options = [&](bool point_lookups) {
+    rocksdb::ColumnFamilyOptions o;
+    rocksdb::BlockBasedTableOptions t;
+    t.block_cache = cache;
+    t.block_size = 16 << 10;
+    if (point_lookups) t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+    o.compression = rocksdb::kLZ4Compression;
+    o.bottommost_compression = rocksdb::kZSTD;
+    o.write_buffer_size = 64 << 20;
+    return o;
+  };
+  const std::vector<std::pair<std::string, bool>> families = {
+      {rocksdb::kDefaultColumnFamilyName, true}, {internal::kCfEvents, false},
+      {internal::kCfStreamIndex, false},          {internal::kCfStreamMeta, true},
+      {internal::kCfEventIds, true},              {internal::kCfContentKeys, true},
+      {internal::kCfMerkle, false}};
+
+  if (!new_store) {
+    std::vector<std::string> existing;
+    rocksdb::Status s = rocksdb::DB::ListColumnFamilies(db_options, db_dir.string(), &existing);
+    if (!s.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          options_.path, " is not an ihs store: ", db_dir.string(), ": ", s.ToString()));
+    }
+    for (const auto& [name, unused] : families) {
+      if (std::find(existing.begin(), existing.end(), name) == existing.end()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            options_.path, " is not an ihs store (column family ", name, " is missing)"));
+      }
+    }
+  }
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const auto& [name, point] : families) descriptors.emplace_back(name, cf_options(point));
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status s;
+  rocksdb::Options open_options(db_options, rocksdb::ColumnFamilyOptions());
+  if (options_.read_only) {
+    s = rocksdb::DB::OpenForReadOnly(open_options, db_dir.string(), descriptors, &handles_, &db);
+  } else {
+    s = rocksdb::DB::Open(open_options, db_dir.string(), descriptors, &handles_, &db);
+  }
+  if (!s.ok()) return FromRocksStatus(s, absl::StrCat("open store ", options_.path));
+  db_.reset(db);
+  cf_meta_ = handles_[0];
+  cf_events_ = handles_[1];
+  cf_stream_index_ = handles_[2];
+  cf_stream_meta_ = handles_[3];
+  cf_event_ids_ = handles_[4];
+  cf_content_keys_ = handles_[5];
+  cf_merkle_ = handles_[6];
+
+  IHS_RETURN_IF_ERROR(InitOrCheckMeta(new_store));
+  return LoadWriterState();
+}
+
+absl::Status EventStoreImpl::InitOrCheckMeta(bool new_store) {
+  std::string version;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_meta_, internal::kMetaFormatVersion,
+                               &version);
+  if (s.IsNotFound()) {
+    // A new store, or one whose creation was cut short before its first write: nothing is in
+    // the log yet, so finishing the creation loses nothing.
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_events_));
+    it->SeekToFirst();
+    if (it->Valid() || (!new_store && options_.read_only)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(options_.path, " is not an ihs store (no format version recorded)"));
+    }
+    rocksdb::WriteBatch batch;
+    std::string v;
+    PutBigEndian32(&v, kFormatVersion);
+    batch.Put(cf_meta_, internal::kMetaFormatVersion, v);
+    batch.Put(cf_meta_, internal::kMetaMasterKeyCheck, internal::MasterKeyCheck(master_));
+    batch.Put(cf_meta_, internal::kMetaNextStreamNo, BigEndian64(0));
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    return FromRocksStatus(db_->Write(wo, &batch), "initialise store");
+  }
+  if (!s.ok()) return FromRocksStatus(s, "read format version");
+  if (version.size() != 4) {
+    return absl::DataLossError(absl::StrCat(options_.path, ": format version is malformed"));
+  }
+  uint32_t v = GetBigEndian32(version.data());
+  if (v > kFormatVersion) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("store ", options_.path, " has format version ", v,
+                     ", newer than this build of ihs supports (", kFormatVersion,
+                     "); upgrade ihs to open it"));
+  }
+  std::string check;
+  s = db_->Get(rocksdb::ReadOptions(), cf_meta_, internal::kMetaMasterKeyCheck, &check);
+  if (!s.ok()) return FromRocksStatus(s, "read master key check");
+  if (check != internal::MasterKeyCheck(master_)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the master key given is not the key of store ", options_.path,
+        " (wrong --master-key file?)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status EventStoreImpl::LoadWriterState() {
+  uint64_t head = 0;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_events_));
+    it->SeekToLast();
+    IHS_RETURN_IF_ERROR(FromRocksStatus(it->status(), "find the log's end"));
+    if (it->Valid()) {
+      if (it->key().size() != 8) return absl::DataLossError("events key is not 8 bytes");
+      head = GetBigEndian64(it->key().data()) + 1;
+    }
+  }
+  std::string next;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_meta_, internal::kMetaNextStreamNo,
+                               &next);
+  if (!s.ok() || next.size() != 8) {
+    return absl::DataLossError(absl::StrCat(options_.path, ": stream counter is missing"));
+  }
+  auto lookup = [this](internal::SubtreeId id) -> absl::StatusOr<Hash> {
+    std::string v;
+    rocksdb::Status s =
+        db_->Get(rocksdb::ReadOptions(), cf_merkle_, internal::MerkleKey(id.level, id.index), &v);
+    Hash h;
+    if (!s.ok() || !internal::HashFromBytes(v, &h)) {
+      return absl::DataLossError(absl::StrCat("Merkle subtree (level ", id.level, ", index ",
+                                              id.index, ") is missing or malformed"));
+    }
+    return h;
+  };
+  IHS_ASSIGN_OR_RETURN(internal::Frontier frontier, internal::Frontier::Load(head, lookup));
+  {
+    absl::MutexLock l(&leader_mu_);
+    frontier_ = std::move(frontier);
+    next_stream_no_ = GetBigEndian64(next.data());
+  }
+  absl::MutexLock l(&mu_);
+  head_ = head;
+  return absl::OkStatus();
+}
+
+EventStoreImpl::~EventStoreImpl() {
+  {
+    absl::MutexLock l(&mu_);
+    closing_ = true;
+    commit_cv_.SignalAll();
+  }
+  if (db_) {
+    for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+    db_->Close().PermitUncheckedError();  // nothing to do about it in a destructor
+  }
+  sodium_memzero(master_.data(), master_.size());
+  sodium_memzero(digest_key_.data(), digest_key_.size());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Append: caller-thread preparation.
+
+absl::Status EventStoreImpl::PrepareEvent(const StreamAppend& append, size_t index,
+                                          PreparedEvent* out) const {
+  schema::Event::Reader in = append.events[index];
+  auto fail = [&](const absl::Status& s) {
+    return absl::Status(s.code(), absl::StrCat("append to stream ", append.stream, ", event ",
+                                               index, ": ", s.message()));
+  };
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { in.totalSize(); })) {
+    return fail(absl::InvalidArgumentError(
+        absl::StrCat("malformed message: ", e->getDescription().cStr())));
+  }
+  if (!in.hasId() || in.getId().size() != 16 || AllZero(ToView(in.getId()))) {
+    return fail(absl::InvalidArgumentError("id must be 16 bytes, not all zero"));
+  }
+  if (in.hasStreamId() && ToView(in.getStreamId()) != append.stream) {
+    return fail(absl::InvalidArgumentError(absl::StrCat(
+        "streamId \"", ToView(in.getStreamId()), "\" differs from the stream appended to")));
+  }
+  if (in.getRecordedAt() != 0 || in.getPosition() != 0 || in.getStreamVersion() != 0 ||
+      in.hasSealedContent()) {
+    return fail(absl::InvalidArgumentError(
+        "recordedAt, position, streamVersion and sealedContent are set by the store"));
+  }
+  if (in.getOccurredAt() == 0) return fail(absl::InvalidArgumentError("occurredAt is missing"));
+  switch (in.which()) {
+    case schema::Event::TOUCHPOINT: {
+      absl::Status s = ValidateTouchpoint(in.getTouchpoint());
+      if (!s.ok()) return fail(s);
+      break;
+    }
+    case schema::Event::PARTY_PROFILE:
+      if (!KnownEnumerant(in.getPartyProfile().getKind())) {
+        return fail(absl::InvalidArgumentError("partyProfile.kind is missing or unknown"));
+      }
+      break;
+    case schema::Event::IDENTITY_LINK:
+      if (in.getIdentityLink().getParties().size() < 2) {
+        return fail(absl::InvalidArgumentError("identityLink needs at least two parties"));
+      }
+      break;
+    case schema::Event::ERASURE_REQUEST:
+      break;
+    case schema::Event::UNSPECIFIED:
+    default:
+      return fail(absl::InvalidArgumentError(
+          "event type is missing or unknown (one of touchpoint, partyProfile, identityLink, "
+          "erasureRequest)"));
+  }
+
+  out->message = std::make_unique<capnp::MallocMessageBuilder>();
+  out->message->setRoot(in);
+  auto root = out->message->getRoot<schema::Event>();
+  root.setStreamId(append.stream);
+  std::string canonical = internal::CanonicalBytes(root.asReader());
+  if (canonical.size() > kMaxEventBytes) {
+    return fail(absl::InvalidArgumentError(absl::StrCat(
+        "event is ", canonical.size(), " bytes; the limit is ", kMaxEventBytes)));
+  }
+  out->id = std::string(ToView(in.getId()));
+  out->digest = internal::KeyedDigest(digest_key_, canonical);
+  out->occurred_at = in.getOccurredAt();
+  if (in.hasContent()) {
+    out->has_content = true;
+    out->content = internal::CanonicalBytes(in.getContent());
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<EventStoreImpl::PreparedAppend>> EventStoreImpl::Prepare(
+    const std::vector<StreamAppend>& appends) const {
+  if (appends.empty()) return absl::InvalidArgumentError("append of no streams");
+  size_t total = 0;
+  absl::flat_hash_set<absl::string_view> streams;
+  absl::flat_hash_set<std::string> ids;
+  std::vector<PreparedAppend> out;
+  out.reserve(appends.size());
+  for (const StreamAppend& a : appends) {
+    IHS_RETURN_IF_ERROR(ValidateStreamId(a.stream));
+    if (!streams.insert(a.stream).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("stream ", a.stream, " appears twice in one multi-stream append"));
+    }
+    if (a.events.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("append to stream ", a.stream, ": no events (empty batch)"));
+    }
+    total += a.events.size();
+    if (total > kMaxEventsPerAppend) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "append of more than ", kMaxEventsPerAppend, " events; split it into several"));
+    }
+    PreparedAppend pa{&a, {}};
+    pa.events.resize(a.events.size());
+    for (size_t i = 0; i < a.events.size(); ++i) {
+      IHS_RETURN_IF_ERROR(PrepareEvent(a, i, &pa.events[i]));
+      if (!ids.insert(pa.events[i].id).second) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "append to stream ", a.stream, ", event ", i, ": id ", Hex(pa.events[i].id),
+            " appears twice in one append"));
+      }
+    }
+    out.push_back(std::move(pa));
+  }
+  return out;
+}
+
+absl::StatusOr<AppendResult> EventStoreImpl::Append(const StreamAppend& append) {
+  IHS_ASSIGN_OR_RETURN(std::vector<AppendResult> r, AppendMulti({append}));
+  return std::move(r[0]);
+}
+
+absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::AppendMulti(
+    const std::vector<StreamAppend>& appends) {
+  if (options_.read_only) {
+    return absl::FailedPreconditionError("store is open for reading only");
+  }
+  IHS_ASSIGN_OR_RETURN(std::vector<PreparedAppend> prepared, Prepare(appends));
+  Writer w;
+  w.appends = &prepared;
+  for (const auto& pa : prepared) w.event_count += pa.events.size();
+
+  std::vector<Writer*> group;
+  {
+    absl::MutexLock l(&mu_);
+    if (!failed_.ok()) return failed_;
+    writers_.push_back(&w);
+    while (!w.done && &w != writers_.front()) w.cv.Wait(&mu_);
+    if (w.done) return std::move(w.result);
+  }
+  // This writer leads a group: itself and whoever queued behind it.
+  if (options_.hooks.on_group_leader) options_.hooks.on_group_leader();
+  {
+    absl::MutexLock l(&mu_);
+    size_t events = 0;
+    for (Writer* x : writers_) {
+      if (!group.empty() && events + x->event_count > kMaxGroupEvents) break;
+      events += x->event_count;
+      group.push_back(x);
+    }
+  }
+  {
+    absl::MutexLock l(&leader_mu_);
+    CommitGroup(group);
+  }
+  {
+    absl::MutexLock l(&mu_);
+    for (Writer* x : group) {
+      writers_.pop_front();
+      x->done = true;
+      if (x != &w) x->cv.Signal();
+    }
+    if (!writers_.empty()) writers_.front()->cv.Signal();
+  }
+  return std::move(w.result);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Append: the leader.
+
+absl::StatusOr<std::optional<StreamMeta>> EventStoreImpl::LoadMeta(absl::string_view stream) {
+  std::string v;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_stream_meta_, S(stream), &v);
+  if (s.IsNotFound()) return std::optional<StreamMeta>();
+  IHS_RETURN_IF_ERROR(FromRocksStatus(s, absl::StrCat("read metadata of stream ", stream)));
+  std::optional<StreamMeta> m = internal::DecodeStreamMeta(v);
+  if (!m) return absl::DataLossError(absl::StrCat("metadata of stream ", stream, " is malformed"));
+  return m;
+}
+
+absl::StatusOr<std::pair<DataKey, bool>> EventStoreImpl::DataKeyForWrite(
+    const std::string& stream, const Group& g) {
+  if (auto it = g.new_keys.find(stream); it != g.new_keys.end()) {
+    return std::make_pair(it->second, false);
+  }
+  IHS_ASSIGN_OR_RETURN(std::optional<DataKey> existing, DataKeyForRead(stream));
+  if (existing) return std::make_pair(*existing, false);
+  // First content of this stream: a new data key, written with the events it seals.
+  return std::make_pair(internal::NewDataKey(1), true);
+}
+
+absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::StageWriter(Writer& w, Group& g) {
+  std::vector<PreparedAppend>& appends = *w.appends;
+  std::vector<AppendResult> results(appends.size());
+
+  // 1. Idempotency: which ids are stored already (by an earlier group or earlier in this one).
+  size_t known = 0, total = 0;
+  for (size_t a = 0; a < appends.size(); ++a) {
+    for (const PreparedEvent& e : appends[a].events) {
+      ++total;
+      Group::IdEntry entry;
+      bool found = false;
+      if (auto it = g.ids.find(e.id); it != g.ids.end()) {
+        entry = it->second;
+        found = true;
+      } else {
+        std::string v;
+        rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_event_ids_, e.id, &v);
+        if (s.ok()) {
+          if (v.size() != 16 + internal::kDigestBytes) {
+            return absl::DataLossError(absl::StrCat("event id index entry ", Hex(e.id),
+                                                    " is malformed"));
+          }
+          entry = {GetBigEndian64(v.data()), GetBigEndian64(v.data() + 8), v.substr(16)};
+          found = true;
+        } else if (!s.IsNotFound()) {
+          return FromRocksStatus(s, "read event id index");
+        }
+      }
+      if (!found) continue;
+      if (entry.digest != e.digest) {
+        return absl::AlreadyExistsError(absl::StrCat(
+            "append to stream ", appends[a].request->stream, ": event id ", Hex(e.id),
+            " is already stored at position ", entry.position, " with other content"));
+      }
+      ++known;
+      results[a].positions.push_back(entry.position);
+      results[a].versions.push_back(entry.version);
+    }
+  }
+  if (known == total) {
+    for (auto& r : results) r.duplicate = true;
+    return results;
+  }
+  if (known > 0) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "append of ", total, " events of which ", known,
+        " are already stored: a retry must repeat the original append exactly"));
+  }
+
+  // 2. Expected versions, against the log as the group has changed it so far.
+  std::vector<StreamMeta> metas(appends.size());
+  std::vector<bool> exists(appends.size());
+  for (size_t a = 0; a < appends.size(); ++a) {
+    const StreamAppend& req = *appends[a].request;
+    std::optional<StreamMeta> meta;
+    if (auto it = g.metas.find(req.stream); it != g.metas.end()) {
+      meta = it->second;
+    } else {
+      IHS_ASSIGN_OR_RETURN(meta, LoadMeta(req.stream));
+    }
+    int64_t current = meta ? static_cast<int64_t>(meta->event_count) - 1 : -1;
+    bool ok = true;
+    switch (req.expected.kind()) {
+      case ExpectedVersion::Kind::kAny:
+        break;
+      case ExpectedVersion::Kind::kNoStream:
+        ok = !meta.has_value();
+        break;
+      case ExpectedVersion::Kind::kStreamExists:
+        ok = meta.has_value();
+        break;
+      case ExpectedVersion::Kind::kExact:
+        ok = meta.has_value() && current == static_cast<int64_t>(req.expected.version());
+        break;
+    }
+    if (!ok) return Conflict(req.stream, req.expected, current);
+    exists[a] = meta.has_value();
+    if (meta) metas[a] = *meta;
+  }
+
+  // 3. Data keys for the streams that carry content. Up to here nothing of the group changed,
+  //    so a failure leaves no trace; from here on nothing can fail.
+  std::vector<std::optional<DataKey>> keys(appends.size());
+  std::vector<bool> new_key(appends.size());
+  for (size_t a = 0; a < appends.size(); ++a) {
+    for (const PreparedEvent& e : appends[a].events) {
+      if (!e.has_content) continue;
+      IHS_ASSIGN_OR_RETURN(auto k, DataKeyForWrite(appends[a].request->stream, g));
+      keys[a] = k.first;
+      new_key[a] = k.second;
+      break;
+    }
+  }
+  for (size_t a = 0; a < appends.size(); ++a) {
+    if (!new_key[a]) continue;
+    const std::string& stream = appends[a].request->stream;
+    g.batch.Put(cf_content_keys_, stream, internal::WrapDataKey(master_, stream, *keys[a]));
+    g.new_keys[stream] = *keys[a];
+  }
+
+  // 4. Emit: positions, versions, sealed content, records, indexes, Merkle nodes.
+  for (size_t a = 0; a < appends.size(); ++a) {
+    const std::string& stream = appends[a].request->stream;
+    StreamMeta& m = metas[a];
+    if (!exists[a]) {
+      m = StreamMeta{};
+      m.stream_no = g.next_stream_no++;
+    }
+    for (PreparedEvent& e : appends[a].events) {
+      const uint64_t position = g.frontier.size();
+      const uint64_t version = m.event_count;
+      auto ev = e.message->getRoot<schema::Event>();
+      ev.setRecordedAt(g.recorded_at);
+      ev.setPosition(position);
+      ev.setStreamVersion(version);
+      if (e.has_content) {
+        std::string ad = e.id + stream;
+        internal::Sealed sealed = internal::SealContent(*keys[a], ad, e.content);
+        auto sc = ev.initSealedContent();
+        sc.setKeyVersion(keys[a]->version);
+        sc.setNonce(kj::arrayPtr(reinterpret_cast<const kj::byte*>(sealed.nonce.data()),
+                                 sealed.nonce.size()));
+        sc.setCiphertext(kj::arrayPtr(reinterpret_cast<const kj::byte*>(sealed.ciphertext.data()),
+                                      sealed.ciphertext.size()));
+        ev.disownContent();  // the plaintext never reaches the record
+      }
+      std::string record = internal::EncodeRecord(ev.asReader());
+      g.batch.Put(cf_events_, internal::EventKey(position), record);
+      g.batch.Put(cf_stream_index_, internal::StreamIndexKey(m.stream_no, version),
+                  BigEndian64(position));
+      std::string id_value = BigEndian64(position);
+      PutBigEndian64(&id_value, version);
+      id_value += e.digest;
+      g.batch.Put(cf_event_ids_, e.id, id_value);
+      g.frontier.Push(internal::LeafHash(record), [&](internal::SubtreeId id, const Hash& h) {
+        g.batch.Put(cf_merkle_, internal::MerkleKey(id.level, id.index), S(internal::HashBytes(h)));
+      });
+      g.ids[e.id] = {position, version, e.digest};
+      if (m.event_count == 0) {
+        m.first_position = position;
+        m.first_occurred_at = e.occurred_at;
+        m.last_occurred_at = e.occurred_at;
+      }
+      m.first_occurred_at = std::min(m.first_occurred_at, e.occurred_at);
+      m.last_occurred_at = std::max(m.last_occurred_at, e.occurred_at);
+      m.last_position = position;
+      ++m.event_count;
+      results[a].positions.push_back(position);
+      results[a].versions.push_back(version);
+    }
+    g.batch.Put(cf_stream_meta_, stream, internal::EncodeStreamMeta(m));
+    g.metas[stream] = m;
+  }
+  ++g.writes;
+  return results;
+}
+
+void EventStoreImpl::CommitGroup(std::vector<Writer*>& group) {
+  Group g;
+  g.frontier = frontier_;
+  g.next_stream_no = next_stream_no_;
+  g.recorded_at = absl::ToUnixMicros(clock_->Now());
+  const uint64_t old_next_stream_no = next_stream_no_;
+
+  // A writer that fails leaves no trace in the group (StageWriter changes it only once nothing
+  // can fail any more), so the others of the group go on.
+  std::vector<bool> staged(group.size(), false);
+  for (size_t i = 0; i < group.size(); ++i) {
+    size_t writes_before = g.writes;
+    group[i]->result = StageWriter(*group[i], g);
+    staged[i] = g.writes > writes_before;
+  }
+  if (g.writes == 0) return;  // only duplicates and failures: nothing to write
+
+  if (g.next_stream_no != old_next_stream_no) {
+    g.batch.Put(cf_meta_, internal::kMetaNextStreamNo, BigEndian64(g.next_stream_no));
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync;
+  absl::Status s = FromRocksStatus(db_->Write(wo, &g.batch), "write group");
+  if (!s.ok()) {
+    absl::Status failed = absl::UnavailableError(absl::StrCat(
+        "store ", options_.path, " failed a write and refuses appends until reopened: ",
+        s.message()));
+    for (size_t i = 0; i < group.size(); ++i) {
+      if (staged[i]) group[i]->result = failed;
+    }
+    absl::MutexLock l(&mu_);
+    failed_ = failed;
+    return;
+  }
+  frontier_ = g.frontier;
+  next_stream_no_ = g.next_stream_no;
+  if (!g.new_keys.empty()) {
+    absl::MutexLock l(&keys_mu_);
+    for (auto& [stream, key] : g.new_keys) keys_[stream] = key;
+  }
+  absl::MutexLock l(&mu_);
+  head_ = frontier_.size();
+  stat_appends_ += g.writes;
+  ++stat_syncs_;
+  stat_largest_group_ = std::max<uint64_t>(stat_largest_group_, g.writes);
+  commit_cv_.SignalAll();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads.
+
+absl::StatusOr<std::optional<DataKey>> EventStoreImpl::DataKeyForRead(absl::string_view stream) {
+  {
+    absl::MutexLock l(&keys_mu_);
+    if (auto it = keys_.find(stream); it != keys_.end()) return std::optional<DataKey>(it->second);
+  }
+  std::string wrapped;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_content_keys_, S(stream), &wrapped);
+  if (s.IsNotFound()) return std::optional<DataKey>();
+  IHS_RETURN_IF_ERROR(FromRocksStatus(s, absl::StrCat("read data key of stream ", stream)));
+  IHS_ASSIGN_OR_RETURN(DataKey key, internal::UnwrapDataKey(master_, stream, wrapped));
+  absl::MutexLock l(&keys_mu_);
+  keys_[std::string(stream)] = key;
+  return std::optional<DataKey>(key);
+}
+
+absl::StatusOr<StoredEvent> EventStoreImpl::MakeStoredEvent(uint64_t position, std::string bytes,
+                                                            const ReadOptions& options) {
+  IHS_ASSIGN_OR_RETURN(std::unique_ptr<StoredEvent::Rep> rep,
+                       internal::DecodeRecord(position, std::move(bytes)));
+  if (options.open_content && rep->content_state == ContentState::kSealed) {
+    auto ev = rep->event->root<schema::Event>();
+    absl::string_view stream = ToView(ev.getStreamId());
+    IHS_ASSIGN_OR_RETURN(std::optional<DataKey> key, DataKeyForRead(stream));
+    if (!key) {
+      rep->content_state = ContentState::kErased;
+    } else {
+      auto sc = ev.getSealedContent();
+      std::string ad = absl::StrCat(ToView(ev.getId()), stream);
+      absl::StatusOr<std::string> plain =
+          internal::OpenContent(*key, ad, ToView(sc.getNonce()), ToView(sc.getCiphertext()));
+      if (!plain.ok()) {
+        return absl::DataLossError(
+            absl::StrCat("event at position ", position, ": ", plain.status().message()));
+      }
+      IHS_ASSIGN_OR_RETURN(rep->content,
+                           CanonicalMessage::Parse<schema::Content>(
+                               *plain, absl::StrCat("content of event at position ", position)));
+      rep->content_state = ContentState::kOpen;
+    }
+  }
+  return StoredEvent(std::move(rep));
+}
+
+absl::StatusOr<std::vector<StoredEvent>> EventStoreImpl::ReadStream(absl::string_view stream,
+                                                                    uint64_t from_version,
+                                                                    size_t max_count,
+                                                                    ReadDirection direction,
+                                                                    const ReadOptions& options) {
+  IHS_RETURN_IF_ERROR(ValidateStreamId(stream));
+  IHS_ASSIGN_OR_RETURN(std::optional<StreamMeta> meta, LoadMeta(stream));
+  if (!meta) return absl::NotFoundError(absl::StrCat("no such stream: ", stream));
+  std::vector<StoredEvent> out;
+  if (max_count == 0 || meta->event_count == 0) return out;
+  uint64_t lo, hi;  // versions [lo, hi)
+  if (direction == ReadDirection::kForward) {
+    if (from_version >= meta->event_count) return out;
+    lo = from_version;
+    hi = lo + std::min<uint64_t>(max_count, meta->event_count - lo);
+  } else {
+    uint64_t start = std::min(from_version, meta->event_count - 1);
+    hi = start + 1;
+    lo = hi - std::min<uint64_t>(max_count, hi);
+  }
+  std::string lower = internal::StreamIndexKey(meta->stream_no, lo);
+  std::string upper = internal::StreamIndexKey(meta->stream_no, hi);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  std::vector<std::string> keys;
+  keys.reserve(hi - lo);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_stream_index_));
+  for (it->Seek(lower); it->Valid(); it->Next()) {
+    if (it->value().size() != 8) return absl::DataLossError("stream index value is malformed");
+    keys.emplace_back(it->value().data(), 8);
+  }
+  IHS_RETURN_IF_ERROR(FromRocksStatus(it->status(), absl::StrCat("read stream ", stream)));
+  if (keys.size() != hi - lo) {
+    return absl::DataLossError(absl::StrCat("stream ", stream, " index has ", keys.size(),
+                                            " entries for versions [", lo, ", ", hi, ")"));
+  }
+  if (direction == ReadDirection::kBackward) std::reverse(keys.begin(), keys.end());
+
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  db_->MultiGet(rocksdb::ReadOptions(), cf_events_, keys.size(), slices.data(), values.data(),
+                statuses.data());
+  out.reserve(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    uint64_t position = GetBigEndian64(keys[i].data());
+    if (!statuses[i].ok()) {
+      return FromRocksStatus(statuses[i].IsNotFound()
+                                 ? rocksdb::Status::Corruption("event missing from the log")
+                                 : statuses[i],
+                             absl::StrCat("read event at position ", position));
+    }
+    IHS_ASSIGN_OR_RETURN(StoredEvent e,
+                         MakeStoredEvent(position, values[i].ToString(), options));
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<StoredEvent>> EventStoreImpl::ReadAll(uint64_t from_position,
+                                                                 size_t max_count,
+                                                                 const ReadOptions& options) {
+  const uint64_t head = Head();
+  if (from_position > head) {
+    return absl::OutOfRangeError(
+        absl::StrCat("position ", from_position, " is past the log's end (", head, ")"));
+  }
+  std::vector<StoredEvent> out;
+  const uint64_t end = from_position + std::min<uint64_t>(max_count, head - from_position);
+  if (end == from_position) return out;
+  out.reserve(end - from_position);
+  std::string upper = internal::EventKey(end);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_events_));
+  uint64_t expected = from_position;
+  for (it->Seek(internal::EventKey(from_position)); it->Valid(); it->Next(), ++expected) {
+    if (it->key().size() != 8 || GetBigEndian64(it->key().data()) != expected) {
+      return absl::DataLossError(absl::StrCat("the log has no event at position ", expected));
+    }
+    IHS_ASSIGN_OR_RETURN(StoredEvent e,
+                         MakeStoredEvent(expected, it->value().ToString(), options));
+    out.push_back(std::move(e));
+  }
+  IHS_RETURN_IF_ERROR(FromRocksStatus(it->status(), "read the log"));
+  if (expected != end) {
+    return absl::DataLossError(absl::StrCat("the log has no event at position ", expected));
+  }
+  return out;
+}
+
+absl::StatusOr<StreamInfo> EventStoreImpl::GetStreamInfo(absl::string_view stream) {
+  IHS_RETURN_IF_ERROR(ValidateStreamId(stream));
+  IHS_ASSIGN_OR_RETURN(std::optional<StreamMeta> meta, LoadMeta(stream));
+  if (!meta) return absl::NotFoundError(absl::StrCat("no such stream: ", stream));
+  StreamInfo info;
+  info.stream = std::string(stream);
+  info.event_count = meta->event_count;
+  info.current_version = meta->event_count - 1;
+  info.first_position = meta->first_position;
+  info.last_position = meta->last_position;
+  info.first_occurred_at = meta->first_occurred_at;
+  info.last_occurred_at = meta->last_occurred_at;
+  return info;
+}
+
+uint64_t EventStoreImpl::Head() {
+  absl::MutexLock l(&mu_);
+  return head_;
+}
+
+uint64_t EventStoreImpl::WaitForCommit(uint64_t known_head, absl::Time deadline) {
+  absl::MutexLock l(&mu_);
+  while (head_ <= known_head && !closing_) {
+    if (commit_cv_.WaitWithDeadline(&mu_, deadline)) break;  // deadline passed
+  }
+  return head_;
+}
+
+absl::StatusOr<std::string> EventStoreImpl::Root(uint64_t size) {
+  const uint64_t head = Head();
+  if (size > head) {
+    return absl::OutOfRangeError(
+        absl::StrCat("tree size ", size, " is larger than the log (", head, " events)"));
+  }
+  std::vector<internal::SubtreeId> ids = internal::SubtreesOf(size);
+  std::vector<std::string> keys;
+  for (const auto& id : ids) keys.push_back(internal::MerkleKey(id.level, id.index));
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  db_->MultiGet(rocksdb::ReadOptions(), cf_merkle_, keys.size(), slices.data(), values.data(),
+                statuses.data());
+  std::vector<Hash> hashes(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (!statuses[i].ok() || !internal::HashFromBytes(ToView(values[i]), &hashes[i])) {
+      return absl::DataLossError(absl::StrCat("Merkle subtree (level ", ids[i].level, ", index ",
+                                              ids[i].index, ") is missing or malformed"));
+    }
+  }
+  Hash root = internal::FoldSubtrees(hashes);
+  return std::string(internal::HashBytes(root));
+}
+
+absl::StatusOr<VerifyReport> EventStoreImpl::Verify(const ProgressFn& progress) {
+  const uint64_t head = Head();
+  // A snapshot, so that appends during the walk do not change what is compared.
+  const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
+  struct Release {
+    rocksdb::DB* db;
+    const rocksdb::Snapshot* s;
+    ~Release() { db->ReleaseSnapshot(s); }
+  } release{db_.get(), snapshot};
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot;
+  ro.fill_cache = false;
+
+  std::string upper = internal::EventKey(head);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions iter_ro = ro;
+  iter_ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(iter_ro, cf_events_));
+
+  struct StreamTally {
+    uint64_t stream_no;
+    uint64_t count;
+  };
+  absl::flat_hash_map<std::string, StreamTally> streams;
+  internal::Frontier frontier;
+  uint64_t p = 0;
+  absl::Status mismatch;
+  for (it->SeekToFirst(); it->Valid(); it->Next(), ++p) {
+    if (it->key().size() != 8 || GetBigEndian64(it->key().data()) != p) {
+      return absl::DataLossError(absl::StrCat("verify: the log has no event at position ", p));
+    }
+    absl::string_view bytes = ToView(it->value());
+    absl::StatusOr<std::unique_ptr<StoredEvent::Rep>> rep =
+        internal::DecodeRecord(p, std::string(bytes));
+    if (!rep.ok()) {
+      return absl::DataLossError(absl::StrCat("verify: first mismatch at position ", p, ": ",
+                                              rep.status().message()));
+    }
+    // Leaf and every subtree it completes must equal what was stored when it was appended.
+    frontier.Push(internal::LeafHash(bytes), [&](internal::SubtreeId id, const Hash& h) {
+      if (!mismatch.ok()) return;
+      std::string stored;
+      rocksdb::Status s =
+          db_->Get(ro, cf_merkle_, internal::MerkleKey(id.level, id.index), &stored);
+      if (!s.ok() || stored != internal::HashBytes(h)) {
+        uint64_t first = id.index << id.level;
+        mismatch = absl::DataLossError(absl::StrCat(
+            "verify: first mismatch at position ", p,
+            id.level == 0 ? std::string(": its bytes no longer match their leaf hash")
+                          : absl::StrCat(": the stored hash of positions [", first, ", ",
+                                         first + (uint64_t{1} << id.level),
+                                         ") does not match them")));
+      }
+    });
+    if (!mismatch.ok()) return mismatch;
+    // The indexes must point back at this event.
+    auto ev = (*rep)->event->root<schema::Event>();
+    std::string stream(ToView(ev.getStreamId()));
+    auto [entry, inserted] = streams.try_emplace(stream, StreamTally{0, 0});
+    if (inserted) {
+      IHS_ASSIGN_OR_RETURN(std::optional<StreamMeta> meta, LoadMeta(stream));
+      if (!meta) {
+        return absl::DataLossError(absl::StrCat("verify: position ", p, ": stream ", stream,
+                                                " has no metadata"));
+      }
+      entry->second.stream_no = meta->stream_no;
+    }
+    if (ev.getStreamVersion() != entry->second.count) {
+      return absl::DataLossError(absl::StrCat("verify: position ", p, " has stream version ",
+                                              ev.getStreamVersion(), ", expected ",
+                                              entry->second.count));
+    }
+    std::string indexed;
+    rocksdb::Status s = db_->Get(
+        ro, cf_stream_index_,
+        internal::StreamIndexKey(entry->second.stream_no, ev.getStreamVersion()), &indexed);
+    if (!s.ok() || indexed != internal::EventKey(p)) {
+      return absl::DataLossError(
+          absl::StrCat("verify: position ", p, ": the stream index of ", stream, " version ",
+                       ev.getStreamVersion(), " does not point at it"));
+    }
+    std::string id_value;
+    s = db_->Get(ro, cf_event_ids_, S(ToView(ev.getId())), &id_value);
+    if (!s.ok() || id_value.size() < 8 || GetBigEndian64(id_value.data()) != p) {
+      return absl::DataLossError(absl::StrCat("verify: position ", p, ": event id ",
+                                              Hex(ToView(ev.getId())),
+                                              " is not indexed at this position"));
+    }
+    ++entry->second.count;
+    if (progress && (p + 1) % 16384 == 0) progress(p + 1, head);
+  }
+  IHS_RETURN_IF_ERROR(FromRocksStatus(it->status(), "verify: read the log"));
+  if (p != head) {
+    return absl::DataLossError(absl::StrCat("verify: the log has no event at position ", p));
+  }
+  for (const auto& [stream, tally] : streams) {
+    IHS_ASSIGN_OR_RETURN(std::optional<StreamMeta> meta, LoadMeta(stream));
+    if (!meta || meta->event_count != tally.count) {
+      return absl::DataLossError(absl::StrCat("verify: stream ", stream, " metadata counts ",
+                                              meta ? meta->event_count : 0, " events, the log ",
+                                              tally.count));
+    }
+  }
+  IHS_ASSIGN_OR_RETURN(std::string stored_root, Root(head));
+  Hash root = frontier.Root();
+  if (stored_root != internal::HashBytes(root)) {
+    return absl::DataLossError("verify: the stored tree's root differs from the recomputed root");
+  }
+  if (progress) progress(head, head);
+  VerifyReport report;
+  report.events_checked = head;
+  report.root_hash = std::string(internal::HashBytes(root));
+  return report;
+}
+
+absl::StatusOr<StoreStats> EventStoreImpl::Stats() {
+  StoreStats st;
+  st.event_count = Head();
+  st.format_version = kFormatVersion;
+  {
+    absl::MutexLock l(&leader_mu_);
+    st.stream_count = next_stream_no_;
+  }
+  {
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), cf_content_keys_));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ++st.key_count;
+    IHS_RETURN_IF_ERROR(FromRocksStatus(it->status(), "count data keys"));
+  }
+  uint64_t sst = 0;
+  for (auto* h : handles_) {
+    uint64_t v = 0;
+    if (db_->GetIntProperty(h, rocksdb::DB::Properties::kLiveSstFilesSize, &v)) sst += v;
+  }
+  rocksdb::VectorLogPtr wals;
+  if (db_->GetSortedWalFiles(wals).ok()) {
+    for (const auto& w : wals) sst += w->SizeFileBytes();
+  }
+  st.disk_bytes = sst;
+  IHS_ASSIGN_OR_RETURN(st.root_hash, Root(st.event_count));
+  absl::MutexLock l(&mu_);
+  st.appends = stat_appends_;
+  st.syncs = stat_syncs_;
+  st.largest_group = stat_largest_group_;
+  return st;
+}
+
+}  // namespace ihs::store

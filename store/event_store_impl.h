@@ -1,0 +1,116 @@
+// EventStoreImpl: the EventStore on RocksDB. Not API: include store/event_store.h.
+//
+// Threads: any thread may call any method. Appends queue in writers_; the writer at the front is
+// the group leader: it takes every append queued behind it (up to kMaxGroupEvents), checks
+// versions and idempotency in order, assigns positions, writes one WriteBatch with one WAL sync
+// and wakes the others with their results (leveldb's DBImpl::Write is the model; docs/impl.md).
+// Lock order: mu_ is never held while leader_mu_ is taken; keys_mu_ is a leaf.
+#ifndef IHS_STORE_EVENT_STORE_IMPL_H_
+#define IHS_STORE_EVENT_STORE_IMPL_H_
+
+#include <rocksdb/db.h>
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "store/event_store.h"
+#include "store/internal/content_keys.h"
+#include "store/internal/keys.h"
+#include "store/internal/merkle.h"
+
+namespace ihs::store {
+
+class EventStoreImpl final : public EventStore {
+ public:
+  static absl::StatusOr<std::unique_ptr<EventStore>> Open(const Options& options);
+  ~EventStoreImpl() override;
+
+  absl::StatusOr<AppendResult> Append(const StreamAppend& append) override;
+  absl::StatusOr<std::vector<AppendResult>> AppendMulti(
+      const std::vector<StreamAppend>& appends) override;
+  absl::StatusOr<std::vector<StoredEvent>> ReadStream(absl::string_view stream,
+                                                      uint64_t from_version, size_t max_count,
+                                                      ReadDirection direction,
+                                                      const ReadOptions& options) override;
+  absl::StatusOr<std::vector<StoredEvent>> ReadAll(uint64_t from_position, size_t max_count,
+                                                   const ReadOptions& options) override;
+  absl::StatusOr<StreamInfo> GetStreamInfo(absl::string_view stream) override;
+  uint64_t Head() override;
+  uint64_t WaitForCommit(uint64_t known_head, absl::Time deadline) override;
+  absl::StatusOr<std::string> Root(uint64_t size) override;
+  absl::StatusOr<VerifyReport> Verify(const ProgressFn& progress) override;
+  absl::StatusOr<StoreStats> Stats() override;
+
+ private:
+  struct PreparedEvent;
+  struct PreparedAppend;
+  struct Writer;
+  struct Group;
+
+  explicit EventStoreImpl(const Options& options);
+  absl::Status OpenDb();
+  absl::Status InitOrCheckMeta(bool new_store);
+  absl::Status LoadWriterState();
+
+  // Caller-thread work, in parallel across callers: validation, canonical bytes, digests.
+  absl::StatusOr<std::vector<PreparedAppend>> Prepare(
+      const std::vector<StreamAppend>& appends) const;
+  absl::Status PrepareEvent(const StreamAppend& append, size_t index,
+                            PreparedEvent* out) const;
+
+  // Leader work.
+  void CommitGroup(std::vector<Writer*>& group) ABSL_EXCLUSIVE_LOCKS_REQUIRED(leader_mu_);
+  absl::StatusOr<std::vector<AppendResult>> StageWriter(Writer& w, Group& g)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(leader_mu_);
+  absl::StatusOr<std::optional<internal::StreamMeta>> LoadMeta(absl::string_view stream);
+  // The stream's data key, and whether it is new (to be written with the group).
+  absl::StatusOr<std::pair<internal::DataKey, bool>> DataKeyForWrite(const std::string& stream,
+                                                                     const Group& g);
+
+  // Reads.
+  absl::StatusOr<std::optional<internal::DataKey>> DataKeyForRead(absl::string_view stream);
+  absl::StatusOr<StoredEvent> MakeStoredEvent(uint64_t position, std::string bytes,
+                                              const ReadOptions& options);
+
+  const Options options_;
+  Clock* const clock_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  rocksdb::ColumnFamilyHandle* cf_meta_ = nullptr;
+  rocksdb::ColumnFamilyHandle* cf_events_ = nullptr;
+  rocksdb::ColumnFamilyHandle* cf_stream_index_ = nullptr;
+  rocksdb::ColumnFamilyHandle* cf_stream_meta_ = nullptr;
+  rocksdb::ColumnFamilyHandle* cf_event_ids_ = nullptr;
+  rocksdb::ColumnFamilyHandle* cf_content_keys_ = nullptr;
+  rocksdb::ColumnFamilyHandle* cf_merkle_ = nullptr;
+  internal::SecretKey master_{};
+  internal::SecretKey digest_key_{};
+
+  absl::Mutex mu_;
+  std::deque<Writer*> writers_ ABSL_GUARDED_BY(mu_);
+  uint64_t head_ ABSL_GUARDED_BY(mu_) = 0;  // acknowledged log size
+  absl::CondVar commit_cv_;                 // head_ grew, or closing_
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status failed_ ABSL_GUARDED_BY(mu_);  // a failed write; appends refuse after it
+  uint64_t stat_appends_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t stat_syncs_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t stat_largest_group_ ABSL_GUARDED_BY(mu_) = 0;
+
+  // Held only by the group leader: the tree's right edge and the stream counter.
+  absl::Mutex leader_mu_;
+  internal::Frontier frontier_ ABSL_GUARDED_BY(leader_mu_);
+  uint64_t next_stream_no_ ABSL_GUARDED_BY(leader_mu_) = 0;
+
+  // Unwrapped data keys of streams seen since open.
+  absl::Mutex keys_mu_;
+  absl::flat_hash_map<std::string, internal::DataKey> keys_ ABSL_GUARDED_BY(keys_mu_);
+};
+
+}  // namespace ihs::store
+
+#endif  // IHS_STORE_EVENT_STORE_IMPL_H_

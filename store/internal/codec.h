@@ -1,0 +1,85 @@
+// Stored event records: the bytes of the events column family, and what a StoredEvent holds.
+//   record := tag: u8 (0x01) | canonical Cap'n Proto message of schema::Event
+//             (one segment, no segment table, capnp::canonicalize)
+// Canonical encoding makes the bytes, and so the Merkle leaf hash, a function of the event's
+// content alone. A reader meets an unknown tag as kDataLoss (written by a newer format).
+// Decoding walks the whole message once inside kj::runCatchingExceptions, because capnp
+// validates lazily on access: a malformed record is kDataLoss here, never an exception later.
+#ifndef IHS_STORE_INTERNAL_CODEC_H_
+#define IHS_STORE_INTERNAL_CODEC_H_
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "store/event_store.h"
+
+namespace ihs::store {
+
+// A canonical single-segment message and a reader over it, owned together.
+class CanonicalMessage {
+ public:
+  // Copies `words` (a multiple of 8 bytes) into aligned memory and walks the message.
+  // kDataLoss names `what` if it does not decode.
+  template <typename T>
+  static absl::StatusOr<std::unique_ptr<CanonicalMessage>> Parse(absl::string_view words,
+                                                                 absl::string_view what);
+  template <typename T>
+  typename T::Reader root() const {
+    return reader_->getRoot<T>();
+  }
+
+ private:
+  CanonicalMessage() = default;
+  static absl::StatusOr<std::unique_ptr<CanonicalMessage>> ParseImpl(
+      absl::string_view words, absl::string_view what,
+      const std::function<void(capnp::MessageReader&)>& walk);
+
+  kj::Array<capnp::word> words_;
+  kj::ArrayPtr<const capnp::word> segments_[1];
+  // getRoot() is not const in capnp, though reading is.
+  mutable std::optional<capnp::SegmentArrayMessageReader> reader_;
+};
+
+template <typename T>
+absl::StatusOr<std::unique_ptr<CanonicalMessage>> CanonicalMessage::Parse(
+    absl::string_view words, absl::string_view what) {
+  return ParseImpl(words, what,
+                   [](capnp::MessageReader& r) { r.getRoot<T>().totalSize(); });
+}
+
+struct StoredEvent::Rep {
+  uint64_t position = 0;
+  std::string bytes;  // the record as stored
+  std::unique_ptr<CanonicalMessage> event;
+  ContentState content_state = ContentState::kNone;
+  std::unique_ptr<CanonicalMessage> content;  // when kOpen
+};
+
+namespace internal {
+
+inline constexpr char kRecordTagCapnpV1 = '\x01';
+
+// Canonical bytes of any struct reader.
+template <typename Reader>
+std::string CanonicalBytes(Reader reader) {
+  kj::Array<capnp::word> words = capnp::canonicalize(reader);
+  auto bytes = words.asBytes();
+  return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+}
+
+std::string EncodeRecord(schema::Event::Reader event);
+
+// Decodes a record read at `position`; checks that the event says the same position.
+absl::StatusOr<std::unique_ptr<StoredEvent::Rep>> DecodeRecord(uint64_t position,
+                                                               std::string bytes);
+
+}  // namespace internal
+}  // namespace ihs::store
+
+#endif  // IHS_STORE_INTERNAL_CODEC_H_

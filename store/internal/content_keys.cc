@@ -1,0 +1,185 @@
+#include "store/internal/content_keys.h"
+
+#include <fcntl.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "common/big_endian.h"
+
+namespace ihs::store::internal {
+namespace {
+
+const uint8_t* U8(absl::string_view s) { return reinterpret_cast<const uint8_t*>(s.data()); }
+
+std::string WrapAdditionalData(absl::string_view stream, uint32_t version) {
+  std::string ad = "ihs-dek-v1";
+  PutBigEndian32(&ad, version);
+  ad.append(stream.data(), stream.size());
+  return ad;
+}
+
+absl::Status WriteNewKeyFile(const std::string& path) {
+  SecretKey key;
+  randombytes_buf(key.data(), key.size());
+  std::string text =
+      absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(key.data()), key.size())) +
+      "\n";
+  sodium_memzero(key.data(), key.size());
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create master key file ", path, ": ", std::strerror(errno)));
+  }
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+            ::fsync(fd) == 0;
+  int saved = errno;
+  ::close(fd);
+  sodium_memzero(text.data(), text.size());
+  if (!ok) {
+    ::unlink(path.c_str());
+    return absl::UnavailableError(
+        absl::StrCat("cannot write master key file ", path, ": ", std::strerror(saved)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status SodiumInit() {
+  if (sodium_init() < 0) return absl::InternalError("libsodium failed to initialise");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SecretKey> LoadOrCreateMasterKey(const std::string& path, bool create) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno != ENOENT || !create) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "master key file ", path, " is missing: ", std::strerror(errno),
+          " (the store's personal content cannot be opened without it; pass --master-key)"));
+    }
+    absl::Status s = WriteNewKeyFile(path);
+    if (!s.ok()) return s;
+  }
+  std::ifstream in(path);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  if (!in) return absl::FailedPreconditionError(absl::StrCat("cannot read master key file ", path));
+  std::string text(absl::StripAsciiWhitespace(buf.str()));
+  if (text.size() != 64 ||
+      text.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "master key file ", path, " is malformed: expected 64 hexadecimal characters"));
+  }
+  std::string raw = absl::HexStringToBytes(text);
+  SecretKey key;
+  std::memcpy(key.data(), raw.data(), key.size());
+  sodium_memzero(raw.data(), raw.size());
+  sodium_memzero(text.data(), text.size());
+  return key;
+}
+
+std::string MasterKeyCheck(const SecretKey& master) {
+  static constexpr char kLabel[] = "ihs master key check v1";
+  std::string out(32, '\0');
+  crypto_generichash(reinterpret_cast<uint8_t*>(out.data()), out.size(), U8(kLabel),
+                     sizeof(kLabel) - 1, master.data(), master.size());
+  return out;
+}
+
+SecretKey DigestKey(const SecretKey& master) {
+  SecretKey k;
+  crypto_kdf_derive_from_key(k.data(), k.size(), 1, "ihsdigst", master.data());
+  return k;
+}
+
+std::string KeyedDigest(const SecretKey& key, absl::string_view data) {
+  std::string out(32, '\0');
+  crypto_generichash(reinterpret_cast<uint8_t*>(out.data()), out.size(), U8(data), data.size(),
+                     key.data(), key.size());
+  return out;
+}
+
+DataKey NewDataKey(uint32_t version) {
+  DataKey k;
+  k.version = version;
+  crypto_aead_xchacha20poly1305_ietf_keygen(k.key.data());
+  return k;
+}
+
+std::string WrapDataKey(const SecretKey& master, absl::string_view stream, const DataKey& key) {
+  std::string ad = WrapAdditionalData(stream, key.version);
+  std::string out(1, '\x01');
+  PutBigEndian32(&out, key.version);
+  uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
+  randombytes_buf(nonce, sizeof(nonce));
+  out.append(reinterpret_cast<char*>(nonce), sizeof(nonce));
+  size_t head = out.size();
+  out.resize(head + key.key.size() + crypto_aead_xchacha20poly1305_ietf_ABYTES);
+  unsigned long long clen = 0;
+  crypto_aead_xchacha20poly1305_ietf_encrypt(reinterpret_cast<uint8_t*>(&out[head]), &clen,
+                                             key.key.data(), key.key.size(), U8(ad), ad.size(),
+                                             nullptr, nonce, master.data());
+  return out;
+}
+
+absl::StatusOr<DataKey> UnwrapDataKey(const SecretKey& master, absl::string_view stream,
+                                      absl::string_view wrapped) {
+  constexpr size_t kNonce = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+  constexpr size_t kWrapped = 32 + crypto_aead_xchacha20poly1305_ietf_ABYTES;
+  if (wrapped.size() != 1 + 4 + kNonce + kWrapped || wrapped[0] != '\x01') {
+    return absl::DataLossError(absl::StrCat("data key of stream ", stream, " is malformed"));
+  }
+  DataKey key;
+  key.version = GetBigEndian32(wrapped.data() + 1);
+  std::string ad = WrapAdditionalData(stream, key.version);
+  unsigned long long plen = 0;
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+          key.key.data(), &plen, nullptr, U8(wrapped.substr(5 + kNonce)), kWrapped, U8(ad),
+          ad.size(), U8(wrapped.substr(5, kNonce)), master.data()) != 0) {
+    return absl::DataLossError(absl::StrCat("data key of stream ", stream,
+                                            " does not authenticate under this master key"));
+  }
+  return key;
+}
+
+Sealed SealContent(const DataKey& key, absl::string_view additional_data,
+                   absl::string_view plaintext) {
+  Sealed s;
+  s.nonce.resize(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+  randombytes_buf(s.nonce.data(), s.nonce.size());
+  s.ciphertext.resize(plaintext.size() + crypto_aead_xchacha20poly1305_ietf_ABYTES);
+  unsigned long long clen = 0;
+  crypto_aead_xchacha20poly1305_ietf_encrypt(
+      reinterpret_cast<uint8_t*>(s.ciphertext.data()), &clen, U8(plaintext), plaintext.size(),
+      U8(additional_data), additional_data.size(), nullptr, U8(s.nonce), key.key.data());
+  return s;
+}
+
+absl::StatusOr<std::string> OpenContent(const DataKey& key, absl::string_view additional_data,
+                                        absl::string_view nonce, absl::string_view ciphertext) {
+  if (nonce.size() != crypto_aead_xchacha20poly1305_ietf_NPUBBYTES ||
+      ciphertext.size() < crypto_aead_xchacha20poly1305_ietf_ABYTES) {
+    return absl::DataLossError("sealed content is malformed");
+  }
+  std::string out(ciphertext.size() - crypto_aead_xchacha20poly1305_ietf_ABYTES, '\0');
+  unsigned long long plen = 0;
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+          reinterpret_cast<uint8_t*>(out.data()), &plen, nullptr, U8(ciphertext),
+          ciphertext.size(), U8(additional_data), additional_data.size(), U8(nonce),
+          key.key.data()) != 0) {
+    return absl::DataLossError("sealed content does not authenticate under its data key");
+  }
+  return out;
+}
+
+}  // namespace ihs::store::internal

@@ -1,0 +1,64 @@
+// Crypto of personal content (DESIGN.md decision 5), all through libsodium:
+// - the master key: 32 random bytes in a file outside the database (64 hex characters and a
+//   newline, mode 0600), created when a new store is created;
+// - a per-stream data key (32 random bytes), stored in the content_keys column family wrapped
+//   by the master key with XChaCha20-Poly1305:
+//     value := format: u8 (=1) | key_version: fixed32 BE | nonce: 24 bytes | wrapped: 48 bytes
+//     additional data := "ihs-dek-v1" | key_version: fixed32 BE | stream id
+//   Erasing a party deletes this row; its content can then never be opened again.
+// - content sealed with the data key: see SealedContent in schema/event.capnp;
+// - an idempotency digest: BLAKE2b-256 keyed with a key derived from the master key, so that
+//   the digest of an erased party's content reveals nothing without the master key.
+// Functions are thread-safe; SodiumInit() must have run (EventStore::Open does it).
+#ifndef IHS_STORE_INTERNAL_CONTENT_KEYS_H_
+#define IHS_STORE_INTERNAL_CONTENT_KEYS_H_
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace ihs::store::internal {
+
+using SecretKey = std::array<uint8_t, 32>;
+
+absl::Status SodiumInit();
+
+// Reads the master key file; with `create`, makes a new one if the file does not exist.
+absl::StatusOr<SecretKey> LoadOrCreateMasterKey(const std::string& path, bool create);
+
+// A value stored beside the data that tells whether a master key is the store's.
+std::string MasterKeyCheck(const SecretKey& master);
+
+// The key of the idempotency digest, derived from the master key.
+SecretKey DigestKey(const SecretKey& master);
+std::string KeyedDigest(const SecretKey& key, absl::string_view data);  // 32 bytes
+
+struct DataKey {
+  uint32_t version = 0;
+  SecretKey key{};
+};
+
+DataKey NewDataKey(uint32_t version);
+std::string WrapDataKey(const SecretKey& master, absl::string_view stream, const DataKey& key);
+// kDataLoss if the wrapped key fails to authenticate (tampered, or another master key).
+absl::StatusOr<DataKey> UnwrapDataKey(const SecretKey& master, absl::string_view stream,
+                                      absl::string_view wrapped);
+
+struct Sealed {
+  std::string nonce;       // 24 bytes
+  std::string ciphertext;  // plaintext size + 16
+};
+
+Sealed SealContent(const DataKey& key, absl::string_view additional_data,
+                   absl::string_view plaintext);
+// kDataLoss if the ciphertext fails to authenticate.
+absl::StatusOr<std::string> OpenContent(const DataKey& key, absl::string_view additional_data,
+                                        absl::string_view nonce, absl::string_view ciphertext);
+
+}  // namespace ihs::store::internal
+
+#endif  // IHS_STORE_INTERNAL_CONTENT_KEYS_H_
