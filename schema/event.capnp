@@ -119,10 +119,10 @@ struct Touchpoint {
   sentiment @3 :Float32 = nan;   # in [-1, 1]; NaN (the default, omitted in JSON) = unknown
   topics @4 :List(Text);
   threadId @5 :Text;             # conversation this belongs to
-  inReplyTo @6 :Data $Json.hex;  # event id answered by this one (16 bytes), or empty
+  inReplyTo @6 :Data;           # (JSON: hex)  # event id answered by this one (16 bytes), or empty
   counterpart @7 :Text;          # the other party (stream id), e.g. the employee who answered
   audienceSize @8 :UInt64;       # for public posts: how many could see it
-  corrects @9 :Data $Json.hex;   # for corrections and retractions: the event id concerned
+  corrects @9 :Data;            # (JSON: hex)   # for corrections and retractions: the event id concerned
   campaignId @10 :Text;          # for campaign sent / opened, unsubscribe
 }
 
@@ -146,15 +146,15 @@ struct ErasureRequest {
 
 struct Event {
   # One immutable record of the log. Fields marked "set by the store" are rejected on input.
-  id @0 :Data $Json.hex;          # 16 bytes chosen by the client: the idempotency key
+  id @0 :Data;                    # (JSON: hex) 16 bytes chosen by the client: the idempotency key
   streamId @1 :Text;              # party id, or a system stream such as "$identity"
   occurredAt @2 :Int64;           # when it happened at the source (µs since epoch, UTC)
   recordedAt @3 :Int64;           # set by the store: when it accepted the event
   position @4 :UInt64;            # set by the store: index in the global log
   streamVersion @5 :UInt64;       # set by the store: index inside its stream
   sourceSystem @6 :Text;          # the system that reported it, e.g. "crm", "zendesk"
-  correlationId @7 :Data $Json.hex;
-  causationId @8 :Data $Json.hex;
+  correlationId @7 :Data;         # (JSON: hex)
+  causationId @8 :Data;           # (JSON: hex)
   content @9 :Content;            # plaintext on input and on read; never stored
   sealedContent @10 :SealedContent;  # set by the store: content as stored
 

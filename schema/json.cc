@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <limits>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 
@@ -82,6 +83,28 @@ class SentimentHandler final : public capnp::JsonCodec::Handler<float> {
   }
 };
 
+// Ids as lowercase hex; on input, anything but an even number of hex digits is an error
+// (the codec's own $Json.hex decoder accepts "xyz").
+class StrictHexHandler final : public capnp::JsonCodec::Handler<capnp::Data> {
+ public:
+  void encode(const capnp::JsonCodec&, capnp::Data::Reader input,
+              capnp::JsonValue::Builder output) const override {
+    output.setString(absl::BytesToHexString(
+        absl::string_view(reinterpret_cast<const char*>(input.begin()), input.size())));
+  }
+  capnp::Orphan<capnp::Data> decode(const capnp::JsonCodec&, capnp::JsonValue::Reader input,
+                                    capnp::Orphanage orphanage) const override {
+    KJ_REQUIRE(input.isString(), "an id must be a hex string");
+    std::string text = input.getString();
+    KJ_REQUIRE(text.size() % 2 == 0 &&
+                   text.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos,
+               "an id must be an even number of hex digits", text);
+    std::string bytes = absl::HexStringToBytes(text);
+    return orphanage.newOrphanCopy(capnp::Data::Reader(
+        reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()));
+  }
+};
+
 capnp::StructSchema::Field FieldOf(capnp::StructSchema s, kj::StringPtr name) {
   return s.getFieldByName(name);
 }
@@ -93,6 +116,7 @@ struct EventJson::Impl {
   TimestampHandler timestamps;
   UInt64NumberHandler numbers;
   SentimentHandler sentiment;
+  StrictHexHandler hex;
 
   Impl() {
     codec.setRejectUnknownFields(true);
@@ -102,9 +126,14 @@ struct EventJson::Impl {
     codec.addFieldHandler(FieldOf(event, "recordedAt"), timestamps);
     codec.addFieldHandler(FieldOf(event, "position"), numbers);
     codec.addFieldHandler(FieldOf(event, "streamVersion"), numbers);
+    for (const char* f : {"id", "correlationId", "causationId"}) {
+      codec.addFieldHandler(FieldOf(event, f), hex);
+    }
     auto tp = capnp::Schema::from<Touchpoint>();
     codec.addFieldHandler(FieldOf(tp, "audienceSize"), numbers);
     codec.addFieldHandler(FieldOf(tp, "sentiment"), sentiment);
+    codec.addFieldHandler(FieldOf(tp, "inReplyTo"), hex);
+    codec.addFieldHandler(FieldOf(tp, "corrects"), hex);
   }
 };
 

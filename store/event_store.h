@@ -161,6 +161,9 @@ struct VerifyReport {
 struct TestHooks {
   // A writer became group leader, before it collects its group.
   std::function<void()> on_group_leader;
+  // A writer queued behind another and is about to wait. Called with the writer queue's lock
+  // held: it must not call into the store.
+  std::function<void()> on_queued;
 };
 
 struct Options {

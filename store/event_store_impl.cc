@@ -509,6 +509,7 @@ absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::AppendMulti(
     absl::MutexLock l(&mu_);
     if (!failed_.ok()) return failed_;
     writers_.push_back(&w);
+    if (&w != writers_.front() && options_.hooks.on_queued) options_.hooks.on_queued();
     while (!w.done && &w != writers_.front()) w.cv.Wait(&mu_);
     if (w.done) return std::move(w.result);
   }

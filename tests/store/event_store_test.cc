@@ -1,1 +1,668 @@
+// Tests of store/event_store.h: append and read, expected versions, idempotency, atomicity,
+// sealed content, the Merkle tree, Verify, group commit, and every bad input of the issue.
+#include "store/event_store.h"
+
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
+#include <sodium.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/big_endian.h"
+#include "tests/testutil/testutil.h"
+
+namespace ihs::store {
+namespace {
+
+using ihs::testing::EventFactory;
+using schema::Channel;
+using schema::TouchpointType;
+
+// The RFC 9162 tree hash over `leaves` (stored event bytes), written plainly.
+std::string ReferenceRoot(const std::vector<std::string>& leaves, size_t begin, size_t end) {
+  auto sha = [](const std::string& s) {
+    std::string out(32, '\0');
+    crypto_hash_sha256(reinterpret_cast<uint8_t*>(out.data()),
+                       reinterpret_cast<const uint8_t*>(s.data()), s.size());
+    return out;
+  };
+  size_t n = end - begin;
+  if (n == 0) return sha("");
+  if (n == 1) return sha(std::string(1, '\0') + leaves[begin]);
+  size_t k = 1;
+  while (k * 2 < n) k *= 2;
+  return sha(std::string(1, '\1') + ReferenceRoot(leaves, begin, begin + k) +
+             ReferenceRoot(leaves, begin + k, end));
+}
+
+// Opens the store's RocksDB directly, as an attacker or a broken disk would change it.
+struct RawDb {
+  std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  std::map<std::string, rocksdb::ColumnFamilyHandle*> cf;
+  explicit RawDb(const std::string& data_dir) {
+    std::string path = data_dir + "/db";
+    std::vector<std::string> names;
+    EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+    for (const auto& n : names) descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+    rocksdb::DB* raw = nullptr;
+    EXPECT_TRUE(rocksdb::DB::Open(rocksdb::Options(), path, descs, &handles, &raw).ok());
+    db.reset(raw);
+    for (size_t i = 0; i < names.size(); ++i) cf[names[i]] = handles[i];
+  }
+  ~RawDb() {
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+  }
+};
+
+class EventStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Reopen(); }
+
+  void Reopen(Options options = {}) {
+    store_.reset();
+    options.path = dir_.Sub("data");
+    if (!options.clock) options.clock = &clock_;
+    auto s = EventStore::Open(options);
+    ASSERT_TRUE(s.ok()) << s.status();
+    store_ = std::move(*s);
+  }
+
+  absl::StatusOr<AppendResult> AppendOne(const std::string& stream, uint64_t id,
+                                         ExpectedVersion expected = ExpectedVersion::Any(),
+                                         const std::string& text = "") {
+    return store_->Append({stream, expected,
+                           {events_.Touchpoint(id, Channel::EMAIL, TouchpointType::MESSAGE,
+                                               text)}});
+  }
+
+  std::vector<std::string> AllBytes() {
+    auto all = store_->ReadAll(0, 1 << 20, ReadOptions{false});
+    EXPECT_TRUE(all.ok()) << all.status();
+    std::vector<std::string> out;
+    for (const auto& e : *all) out.emplace_back(e.bytes());
+    return out;
+  }
+
+  ihs::testing::TempDir dir_;
+  FakeClock clock_{absl::FromUnixSeconds(1800000000)};
+  EventFactory events_;
+  std::unique_ptr<EventStore> store_;
+};
+
+TEST_F(EventStoreTest, AppendThenReadStreamForwardAndBackward) {
+  StreamAppend req{"customer-ada", ExpectedVersion::NoStream(), {}};
+  for (uint64_t i = 1; i <= 5; ++i) {
+    req.events.push_back(events_.Touchpoint(i, Channel::EMAIL, TouchpointType::MESSAGE));
+  }
+  auto r = store_->Append(req);
+  IHS_ASSERT_OK(r);
+  EXPECT_EQ(r->positions, (std::vector<uint64_t>{0, 1, 2, 3, 4}));
+  EXPECT_EQ(r->versions, (std::vector<uint64_t>{0, 1, 2, 3, 4}));
+  EXPECT_FALSE(r->duplicate);
+  IHS_ASSERT_OK(AppendOne("customer-bert", 100));
+
+  auto fwd = store_->ReadStream("customer-ada", 1, 3, ReadDirection::kForward);
+  IHS_ASSERT_OK(fwd);
+  ASSERT_EQ(fwd->size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ((*fwd)[i].event().getStreamVersion(), i + 1);
+    EXPECT_EQ((*fwd)[i].position(), i + 1);
+    EXPECT_EQ(std::string((*fwd)[i].event().getStreamId().cStr()), "customer-ada");
+    EXPECT_EQ((*fwd)[i].event().getRecordedAt(), absl::ToUnixMicros(clock_.Now()));
+  }
+  auto back = store_->ReadStream("customer-ada", UINT64_MAX, 2, ReadDirection::kBackward);
+  IHS_ASSERT_OK(back);
+  ASSERT_EQ(back->size(), 2u);
+  EXPECT_EQ((*back)[0].event().getStreamVersion(), 4u);
+  EXPECT_EQ((*back)[1].event().getStreamVersion(), 3u);
+  auto back_from_1 = store_->ReadStream("customer-ada", 1, 10, ReadDirection::kBackward);
+  IHS_ASSERT_OK(back_from_1);
+  ASSERT_EQ(back_from_1->size(), 2u);
+  EXPECT_EQ((*back_from_1)[1].event().getStreamVersion(), 0u);
+  auto past_end = store_->ReadStream("customer-ada", 5, 10, ReadDirection::kForward);
+  IHS_ASSERT_OK(past_end);
+  EXPECT_TRUE(past_end->empty());
+  EXPECT_EQ(store_->ReadStream("nobody", 0, 10, ReadDirection::kForward).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(EventStoreTest, ReadAllReturnsTheLogInPositionOrderAndRefusesPastTheEnd) {
+  IHS_ASSERT_OK(AppendOne("a", 1));
+  IHS_ASSERT_OK(AppendOne("b", 2));
+  IHS_ASSERT_OK(AppendOne("a", 3));
+  auto all = store_->ReadAll(1, 10);
+  IHS_ASSERT_OK(all);
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ(std::string((*all)[0].event().getStreamId().cStr()), "b");
+  EXPECT_EQ((*all)[1].event().getStreamVersion(), 1u);
+  auto at_end = store_->ReadAll(3, 10);
+  IHS_ASSERT_OK(at_end);
+  EXPECT_TRUE(at_end->empty());
+  EXPECT_EQ(store_->ReadAll(4, 10).status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(store_->Head(), 3u);
+}
+
+TEST_F(EventStoreTest, StreamInfoTracksCountPositionsAndOccurredRange) {
+  IHS_ASSERT_OK(AppendOne("x", 1));
+  IHS_ASSERT_OK(store_->Append(
+      {"ada", ExpectedVersion::Any(),
+       {events_.Touchpoint(2, Channel::LETTER, TouchpointType::REQUEST, "", 5000),
+        events_.Touchpoint(3, Channel::PHONE, TouchpointType::REPLY, "", 1000),
+        events_.Touchpoint(4, Channel::EMAIL, TouchpointType::MESSAGE, "", 3000)}}));
+  auto info = store_->GetStreamInfo("ada");
+  IHS_ASSERT_OK(info);
+  EXPECT_EQ(info->event_count, 3u);
+  EXPECT_EQ(info->current_version, 2u);
+  EXPECT_EQ(info->first_position, 1u);
+  EXPECT_EQ(info->last_position, 3u);
+  EXPECT_EQ(info->first_occurred_at, 1000);  // a late event moves the range back
+  EXPECT_EQ(info->last_occurred_at, 5000);
+  EXPECT_EQ(store_->GetStreamInfo("nobody").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(EventStoreTest, ExpectedVersionAnyNoStreamExistsAndExact) {
+  // No stream yet.
+  auto exists = AppendOne("s", 1, ExpectedVersion::StreamExists());
+  EXPECT_EQ(exists.status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(ConflictCurrentVersion(exists.status()), -1);
+  auto exact = AppendOne("s", 1, ExpectedVersion::Exact(0));
+  EXPECT_EQ(ConflictCurrentVersion(exact.status()), -1);
+  IHS_ASSERT_OK(AppendOne("s", 1, ExpectedVersion::NoStream()));
+  // Stream at version 0.
+  auto none = AppendOne("s", 2, ExpectedVersion::NoStream());
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(ConflictCurrentVersion(none.status()), 0);
+  IHS_ASSERT_OK(AppendOne("s", 2, ExpectedVersion::StreamExists()));
+  // Stream at version 1.
+  auto stale = AppendOne("s", 3, ExpectedVersion::Exact(0));
+  ASSERT_EQ(stale.status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(ConflictCurrentVersion(stale.status()), 1);
+  EXPECT_NE(stale.status().message().find("current version is 1"), std::string::npos)
+      << stale.status();
+  IHS_ASSERT_OK(AppendOne("s", 3, ExpectedVersion::Exact(1)));
+  IHS_ASSERT_OK(AppendOne("s", 4, ExpectedVersion::Any()));
+  EXPECT_EQ(store_->GetStreamInfo("s")->current_version, 3u);
+  EXPECT_EQ(ConflictCurrentVersion(absl::InvalidArgumentError("x")), std::nullopt);
+}
+
+TEST_F(EventStoreTest, RetryWithSameContentReturnsOriginalPositions) {
+  IHS_ASSERT_OK(AppendOne("other", 50));
+  StreamAppend req{"ada", ExpectedVersion::NoStream(),
+                   {events_.Touchpoint(1, Channel::EMAIL, TouchpointType::COMPLAINT, "broken"),
+                    events_.Touchpoint(2, Channel::TWITTER, TouchpointType::COMPLAINT, "still")}};
+  auto first = store_->Append(req);
+  IHS_ASSERT_OK(first);
+  clock_.Advance(absl::Hours(1));
+  // The retry passes even though its expected version is now stale: the id decides.
+  auto retry = store_->Append(req);
+  IHS_ASSERT_OK(retry);
+  EXPECT_TRUE(retry->duplicate);
+  EXPECT_EQ(retry->positions, first->positions);
+  EXPECT_EQ(retry->versions, first->versions);
+  EXPECT_EQ(store_->Head(), 3u);
+}
+
+TEST_F(EventStoreTest, SameIdWithOtherContentIsAnError) {
+  IHS_ASSERT_OK(AppendOne("ada", 1, ExpectedVersion::Any(), "first text"));
+  std::string root = *store_->Root(1);
+  auto other = AppendOne("ada", 1, ExpectedVersion::Any(), "other text");
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_NE(other.status().message().find("other content"), std::string::npos);
+  auto other_stream = AppendOne("bert", 1, ExpectedVersion::Any(), "first text");
+  EXPECT_EQ(other_stream.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->Head(), 1u);
+  EXPECT_EQ(*store_->Root(1), root);
+}
+
+TEST_F(EventStoreTest, PartlyStoredBatchIsRefused) {
+  IHS_ASSERT_OK(AppendOne("ada", 1));
+  auto mixed = store_->Append(
+      {"ada", ExpectedVersion::Any(),
+       {events_.Touchpoint(1, Channel::EMAIL, TouchpointType::MESSAGE),
+        events_.Touchpoint(2, Channel::EMAIL, TouchpointType::MESSAGE)}});
+  EXPECT_EQ(mixed.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->Head(), 1u);
+}
+
+TEST_F(EventStoreTest, AppendMultiIsAtomicAcrossStreams) {
+  IHS_ASSERT_OK(AppendOne("employee-eva", 1));
+  // One stale expected version fails the whole multi-append.
+  auto failed = store_->AppendMulti(
+      {{"customer-ada", ExpectedVersion::NoStream(),
+        {events_.Touchpoint(2, Channel::TWITTER, TouchpointType::REPLY)}},
+       {"employee-eva", ExpectedVersion::Exact(5),
+        {events_.Touchpoint(3, Channel::TWITTER, TouchpointType::REPLY)}}});
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(ConflictCurrentVersion(failed.status()), 0);
+  EXPECT_EQ(store_->Head(), 1u);
+  EXPECT_EQ(store_->GetStreamInfo("customer-ada").status().code(), absl::StatusCode::kNotFound);
+
+  auto ok = store_->AppendMulti(
+      {{"customer-ada", ExpectedVersion::NoStream(),
+        {events_.Touchpoint(2, Channel::TWITTER, TouchpointType::REPLY)}},
+       {"employee-eva", ExpectedVersion::Exact(0),
+        {events_.Touchpoint(3, Channel::TWITTER, TouchpointType::REPLY)}}});
+  IHS_ASSERT_OK(ok);
+  EXPECT_EQ((*ok)[0].positions, std::vector<uint64_t>{1});
+  EXPECT_EQ((*ok)[1].positions, std::vector<uint64_t>{2});
+  EXPECT_EQ((*ok)[1].versions, std::vector<uint64_t>{1});
+}
+
+TEST_F(EventStoreTest, ContentIsSealedAtRestAndOpensOnRead) {
+  IHS_ASSERT_OK(AppendOne("ada", 1, ExpectedVersion::Any(), "my router is broken"));
+  auto sealed = store_->ReadStream("ada", 0, 1, ReadDirection::kForward, ReadOptions{false});
+  IHS_ASSERT_OK(sealed);
+  const StoredEvent& s = (*sealed)[0];
+  EXPECT_EQ(s.content_state(), ContentState::kSealed);
+  EXPECT_FALSE(s.event().hasContent());
+  EXPECT_TRUE(s.event().hasSealedContent());
+  EXPECT_EQ(std::string(s.bytes()).find("router"), std::string::npos);
+  EXPECT_EQ(std::string(s.bytes()).find("subject of"), std::string::npos);
+
+  auto open = store_->ReadStream("ada", 0, 1, ReadDirection::kForward);
+  IHS_ASSERT_OK(open);
+  ASSERT_EQ((*open)[0].content_state(), ContentState::kOpen);
+  EXPECT_EQ(std::string((*open)[0].content().getText().cStr()), "my router is broken");
+
+  // Nothing on disk holds the plaintext either (flushed SST files and the WAL).
+  store_.reset();
+  for (const auto& entry : std::filesystem::directory_iterator(dir_.Sub("data/db"))) {
+    std::ifstream f(entry.path(), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(bytes.find("router is broken"), std::string::npos) << entry.path();
+  }
+  Reopen();
+  auto reopened = store_->ReadStream("ada", 0, 1, ReadDirection::kForward);
+  IHS_ASSERT_OK(reopened);
+  EXPECT_EQ(std::string((*reopened)[0].content().getText().cStr()), "my router is broken");
+}
+
+TEST_F(EventStoreTest, ErasedKeyLeavesTheEventButNotItsContent) {
+  IHS_ASSERT_OK(AppendOne("ada", 1, ExpectedVersion::Any(), "personal"));
+  store_.reset();
+  {
+    RawDb raw(dir_.Sub("data"));
+    ASSERT_TRUE(raw.db->Delete(rocksdb::WriteOptions(), raw.cf["content_keys"], "ada").ok());
+  }
+  Reopen();
+  auto read = store_->ReadStream("ada", 0, 1, ReadDirection::kForward);
+  IHS_ASSERT_OK(read);
+  EXPECT_EQ((*read)[0].content_state(), ContentState::kErased);
+  IHS_EXPECT_OK(store_->Verify());  // the tree covers ciphertext: it still verifies
+}
+
+TEST_F(EventStoreTest, WrongOrMissingMasterKeyIsRefused) {
+  IHS_ASSERT_OK(AppendOne("ada", 1, ExpectedVersion::Any(), "personal"));
+  store_.reset();
+  std::ofstream(dir_.Sub("other.key")) << std::string(64, 'a') << "\n";
+  Options wrong;
+  wrong.path = dir_.Sub("data");
+  wrong.master_key_path = dir_.Sub("other.key");
+  auto s = EventStore::Open(wrong);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.status().message().find("not the key"), std::string::npos) << s.status();
+  Options missing;
+  missing.path = dir_.Sub("data");
+  missing.master_key_path = dir_.Sub("nowhere.key");
+  s = EventStore::Open(missing);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.status().message().find("missing"), std::string::npos) << s.status();
+  Reopen();
+  EXPECT_EQ(store_->Head(), 1u);
+}
+
+TEST_F(EventStoreTest, RootOfEveryPrefixEqualsTheReferenceTree) {
+  for (uint64_t i = 1; i <= 70; ++i) {
+    IHS_ASSERT_OK(AppendOne(absl::StrCat("s", i % 4), i, ExpectedVersion::Any(),
+                            i % 3 ? "text" : ""));
+  }
+  std::vector<std::string> leaves = AllBytes();
+  ASSERT_EQ(leaves.size(), 70u);
+  for (uint64_t n = 0; n <= 70; ++n) {
+    auto root = store_->Root(n);
+    IHS_ASSERT_OK(root);
+    EXPECT_EQ(*root, ReferenceRoot(leaves, 0, n)) << "size " << n;
+  }
+  EXPECT_EQ(store_->Root(71).status().code(), absl::StatusCode::kOutOfRange);
+  // And after a reopen the tree goes on from where it was.
+  Reopen();
+  IHS_ASSERT_OK(AppendOne("s9", 1000));
+  leaves = AllBytes();
+  EXPECT_EQ(*store_->Root(71), ReferenceRoot(leaves, 0, 71));
+  auto report = store_->Verify();
+  IHS_ASSERT_OK(report);
+  EXPECT_EQ(report->events_checked, 71u);
+  EXPECT_EQ(report->root_hash, ReferenceRoot(leaves, 0, 71));
+}
+
+TEST_F(EventStoreTest, VerifyNamesTheFirstTamperedPosition) {
+  for (uint64_t i = 1; i <= 40; ++i) IHS_ASSERT_OK(AppendOne("s", i, ExpectedVersion::Any(), "t"));
+  IHS_ASSERT_OK(store_->Verify());
+  std::vector<std::string> bytes = AllBytes();
+  store_.reset();
+  {
+    RawDb raw(dir_.Sub("data"));
+    for (uint64_t p : {17, 30}) {
+      std::string changed = bytes[p];
+      changed[changed.size() - 3] ^= 0x01;  // one bit, deep in the ciphertext
+      ASSERT_TRUE(
+          raw.db->Put(rocksdb::WriteOptions(), raw.cf["events"], BigEndian64(p), changed).ok());
+    }
+  }
+  Reopen();
+  auto report = store_->Verify();
+  ASSERT_EQ(report.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(report.status().message().find("position 17"), std::string::npos) << report.status();
+}
+
+TEST_F(EventStoreTest, VerifyCatchesARewrittenLeafHashThroughItsParent) {
+  for (uint64_t i = 1; i <= 8; ++i) IHS_ASSERT_OK(AppendOne("s", i));
+  std::vector<std::string> bytes = AllBytes();
+  store_.reset();
+  {
+    RawDb raw(dir_.Sub("data"));
+    std::string changed = bytes[5];
+    changed[changed.size() - 1] ^= 0x40;
+    std::string leaf_input = std::string(1, '\0') + changed;
+    std::string leaf(32, '\0');
+    crypto_hash_sha256(reinterpret_cast<uint8_t*>(leaf.data()),
+                       reinterpret_cast<const uint8_t*>(leaf_input.data()), leaf_input.size());
+    std::string leaf_key(1, '\0');
+    leaf_key += BigEndian64(5);
+    ASSERT_TRUE(
+        raw.db->Put(rocksdb::WriteOptions(), raw.cf["events"], BigEndian64(5), changed).ok());
+    ASSERT_TRUE(raw.db->Put(rocksdb::WriteOptions(), raw.cf["merkle"], leaf_key, leaf).ok());
+  }
+  Reopen();
+  auto report = store_->Verify();
+  ASSERT_EQ(report.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(report.status().message().find("[4, 6)"), std::string::npos) << report.status();
+}
+
+TEST_F(EventStoreTest, VerifyCatchesAStreamIndexThatPointsElsewhere) {
+  IHS_ASSERT_OK(AppendOne("a", 1));
+  IHS_ASSERT_OK(AppendOne("a", 2));
+  store_.reset();
+  {
+    RawDb raw(dir_.Sub("data"));
+    std::string key = BigEndian64(0) + BigEndian64(1);  // stream 0, version 1
+    ASSERT_TRUE(raw.db->Put(rocksdb::WriteOptions(), raw.cf["stream_index"], key, BigEndian64(0))
+                    .ok());
+  }
+  Reopen();
+  auto report = store_->Verify();
+  ASSERT_EQ(report.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(report.status().message().find("position 1"), std::string::npos) << report.status();
+}
+
+const kj::byte kZeroId[16] = {};
+
+// Each bad input gets a clear error that names the problem, and nothing stored changes.
+TEST_F(EventStoreTest, BadInputIsRefusedAndChangesNothing) {
+  IHS_ASSERT_OK(AppendOne("ada", 1, ExpectedVersion::Any(), "kept"));
+  const std::string root = *store_->Root(1);
+
+  struct Case {
+    std::string name;
+    std::function<StreamAppend()> make;
+    std::string message;
+  };
+  auto one = [&](std::function<void(schema::Event::Builder)> edit, std::string stream = "ada") {
+    return [this, edit, stream]() {
+      auto ev = events_.New(77);
+      auto tp = ev.initTouchpoint();
+      tp.setChannel(Channel::SMS);
+      tp.setDirection(schema::Direction::INBOUND);
+      tp.setType(TouchpointType::MESSAGE);
+      edit(ev);
+      return StreamAppend{stream, ExpectedVersion::Any(), {ev.asReader()}};
+    };
+  };
+  std::vector<Case> cases = {
+      {"missing stream id", one([](auto) {}, ""), "stream id is missing"},
+      {"empty batch", [] { return StreamAppend{"ada", ExpectedVersion::Any(), {}}; },
+       "empty batch"},
+      {"sentiment above 1", one([](auto e) { e.getTouchpoint().setSentiment(1.5f); }),
+       "outside [-1, 1]"},
+      {"sentiment below -1", one([](auto e) { e.getTouchpoint().setSentiment(-2.0f); }),
+       "outside [-1, 1]"},
+      {"unknown channel",
+       one([](auto e) { e.getTouchpoint().setChannel(static_cast<Channel>(999)); }),
+       "touchpoint.channel 999"},
+      {"unknown type",
+       one([](auto e) { e.getTouchpoint().setType(static_cast<TouchpointType>(500)); }),
+       "touchpoint.type 500"},
+      {"missing direction",
+       one([](auto e) { e.getTouchpoint().setDirection(schema::Direction::UNSPECIFIED); }),
+       "touchpoint.direction"},
+      {"no event type", one([](auto e) { e.setUnspecified(); }), "event type is missing"},
+      {"short id", one([](auto e) { e.setId(kj::heapArray<kj::byte>(4)); }), "id must be 16"},
+      {"zero id", one([](auto e) { e.setId(capnp::Data::Reader(kZeroId, 16)); }), "not all zero"},
+      {"no occurredAt", one([](auto e) { e.setOccurredAt(0); }), "occurredAt is missing"},
+      {"store-set position", one([](auto e) { e.setPosition(9); }), "set by the store"},
+      {"other stream in event", one([](auto e) { e.setStreamId("bert"); }), "differs"},
+      {"oversized event",
+       one([](auto e) { e.initContent().setText(std::string(kMaxEventBytes, 'x')); }),
+       "the limit is 65536"},
+      {"correction without target",
+       one([](auto e) { e.getTouchpoint().setType(TouchpointType::CORRECTION); }),
+       "corrects is required"},
+      {"control character in stream", one([](auto) {}, "ada\nbert"), "control character"},
+  };
+  for (const auto& c : cases) {
+    auto r = store_->Append(c.make());
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << c.name << ": " << r.status();
+    EXPECT_NE(r.status().message().find(c.message), std::string::npos)
+        << c.name << ": " << r.status();
+  }
+  // Two events with one id in one append.
+  auto dup = store_->Append({"ada", ExpectedVersion::Any(),
+                             {events_.Touchpoint(5, Channel::SMS, TouchpointType::MESSAGE),
+                              events_.Touchpoint(5, Channel::SMS, TouchpointType::MESSAGE)}});
+  EXPECT_EQ(dup.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->AppendMulti({}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->Head(), 1u);
+  EXPECT_EQ(*store_->Root(1), root);
+  IHS_EXPECT_OK(store_->Verify());
+}
+
+TEST_F(EventStoreTest, TooManyEventsInOneAppendIsRefused) {
+  StreamAppend req{"bulk", ExpectedVersion::Any(), {}};
+  auto ev = events_.Touchpoint(1, Channel::SMS, TouchpointType::MESSAGE);
+  for (size_t i = 0; i <= kMaxEventsPerAppend; ++i) req.events.push_back(ev);
+  auto r = store_->Append(req);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("more than 10000"), std::string::npos);
+}
+
+TEST_F(EventStoreTest, DirectoryThatIsNotAStoreIsRefusedAndLeftAlone) {
+  std::string other = dir_.Sub("photos");
+  std::filesystem::create_directories(other);
+  std::ofstream(other + "/holiday.jpg") << "jpeg";
+  Options o;
+  o.path = other;
+  auto s = EventStore::Open(o);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.status().message().find("not an ihs store"), std::string::npos) << s.status();
+  EXPECT_FALSE(std::filesystem::exists(other + "/db"));
+  EXPECT_FALSE(std::filesystem::exists(other + "/master.key"));
+}
+
+TEST_F(EventStoreTest, NewerFormatVersionIsRefused) {
+  IHS_ASSERT_OK(AppendOne("ada", 1));
+  store_.reset();
+  {
+    RawDb raw(dir_.Sub("data"));
+    std::string v;
+    PutBigEndian32(&v, kFormatVersion + 1);
+    ASSERT_TRUE(raw.db->Put(rocksdb::WriteOptions(), raw.cf["default"], "format_version", v).ok());
+  }
+  Options o;
+  o.path = dir_.Sub("data");
+  auto s = EventStore::Open(o);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.status().message().find("newer than this build"), std::string::npos) << s.status();
+}
+
+TEST_F(EventStoreTest, SecondWriterOnTheSameDirectoryIsRefused) {
+  Options o;
+  o.path = dir_.Sub("data");
+  auto second = EventStore::Open(o);
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition) << second.status();
+  EXPECT_NE(second.status().message().find("already open"), std::string::npos)
+      << second.status();
+  IHS_ASSERT_OK(AppendOne("ada", 1));  // the first is unharmed
+}
+
+TEST_F(EventStoreTest, ReadOnlyStoreReadsBesideTheWriterAndRefusesAppends) {
+  IHS_ASSERT_OK(AppendOne("ada", 1, ExpectedVersion::Any(), "hello"));
+  Options o;
+  o.path = dir_.Sub("data");
+  o.read_only = true;
+  auto reader = EventStore::Open(o);
+  IHS_ASSERT_OK(reader);
+  auto read = (*reader)->ReadStream("ada", 0, 10, ReadDirection::kForward);
+  IHS_ASSERT_OK(read);
+  EXPECT_EQ(std::string((*read)[0].content().getText().cStr()), "hello");
+  auto refused = (*reader)->Append(
+      {"ada", ExpectedVersion::Any(), {events_.Touchpoint(2, Channel::SMS, TouchpointType::LIKE)}});
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(EventStoreTest, TwoStoresInOneProcessAreIndependent) {
+  Options o;
+  o.path = dir_.Sub("second");
+  auto second = EventStore::Open(o);
+  IHS_ASSERT_OK(second);
+  IHS_ASSERT_OK(AppendOne("ada", 1));
+  IHS_ASSERT_OK((*second)->Append(
+      {"ada", ExpectedVersion::NoStream(),
+       {events_.Touchpoint(1, Channel::SMS, TouchpointType::LIKE)}}));
+  EXPECT_EQ(store_->Head(), 1u);
+  EXPECT_EQ((*second)->Head(), 1u);
+}
+
+TEST_F(EventStoreTest, ConcurrentAppendsShareOneSync) {
+  constexpr int kWriters = 8;
+  std::atomic<int> queued{0};
+  std::atomic<bool> first_leader{true};
+  Options o;
+  o.hooks.on_queued = [&] { queued.fetch_add(1); };
+  o.hooks.on_group_leader = [&] {
+    if (!first_leader.exchange(false)) return;
+    // Hold the first leader until every other writer is queued behind it.
+    absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (queued.load() < kWriters - 1 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+  };
+  Reopen(o);
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < kWriters; ++t) {
+    threads.emplace_back([&, t] {
+      if (AppendOne(absl::StrCat("stream-", t), t + 1).ok()) ok.fetch_add(1);
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), kWriters);
+  auto stats = store_->Stats();
+  IHS_ASSERT_OK(stats);
+  EXPECT_EQ(stats->appends, static_cast<uint64_t>(kWriters));
+  EXPECT_EQ(stats->syncs, 1u);  // the leader's one sync carried all eight appends
+  EXPECT_EQ(stats->largest_group, static_cast<uint64_t>(kWriters));
+  IHS_EXPECT_OK(store_->Verify());
+}
+
+TEST_F(EventStoreTest, ConflictInAGroupFailsOnlyThatWriter) {
+  constexpr int kWriters = 4;
+  std::atomic<int> queued{0};
+  std::atomic<bool> first_leader{true};
+  Options o;
+  o.hooks.on_queued = [&] { queued.fetch_add(1); };
+  o.hooks.on_group_leader = [&] {
+    if (!first_leader.exchange(false)) return;
+    absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (queued.load() < kWriters - 1 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+  };
+  Reopen(o);
+  // Four writers all claim the same new stream: exactly one wins, in one group.
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0}, conflicts{0};
+  for (int t = 0; t < kWriters; ++t) {
+    threads.emplace_back([&, t] {
+      auto r = AppendOne("contested", t + 1, ExpectedVersion::NoStream());
+      if (r.ok()) ok.fetch_add(1);
+      if (r.status().code() == absl::StatusCode::kAborted) conflicts.fetch_add(1);
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), 1);
+  EXPECT_EQ(conflicts.load(), kWriters - 1);
+  EXPECT_EQ(store_->Head(), 1u);
+  EXPECT_EQ(store_->Stats()->syncs, 1u);
+  IHS_EXPECT_OK(store_->Verify());
+}
+
+TEST_F(EventStoreTest, ManyThreadsAppendEveryEventOnceInStreamOrder) {
+  constexpr int kThreads = 8, kPerThread = 200;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        // Each thread owns its stream, so the exact expected version always holds.
+        auto r = AppendOne(absl::StrCat("s", t), t * 10000 + i + 1,
+                           i == 0 ? ExpectedVersion::NoStream() : ExpectedVersion::Exact(i - 1));
+        ASSERT_TRUE(r.ok()) << r.status();
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(store_->Head(), static_cast<uint64_t>(kThreads * kPerThread));
+  for (int t = 0; t < kThreads; ++t) {
+    auto events = store_->ReadStream(absl::StrCat("s", t), 0, 1000, ReadDirection::kForward);
+    IHS_ASSERT_OK(events);
+    ASSERT_EQ(events->size(), static_cast<size_t>(kPerThread));
+    for (int i = 0; i < kPerThread; ++i) {
+      EXPECT_EQ((*events)[i].event().getStreamVersion(), static_cast<uint64_t>(i));
+    }
+  }
+  IHS_EXPECT_OK(store_->Verify());
+}
+
+TEST_F(EventStoreTest, WaitForCommitWakesOnAppendAndTimesOutWhenIdle) {
+  EXPECT_EQ(store_->WaitForCommit(0, absl::Now() + absl::Milliseconds(20)), 0u);
+  std::thread appender([&] {
+    absl::SleepFor(absl::Milliseconds(50));
+    ASSERT_TRUE(AppendOne("ada", 1).ok());
+  });
+  uint64_t head = store_->WaitForCommit(0, absl::Now() + absl::Seconds(30));
+  appender.join();
+  EXPECT_EQ(head, 1u);
+  EXPECT_EQ(store_->WaitForCommit(0, absl::InfinitePast()), 1u);  // already past: no wait
+}
+
+TEST_F(EventStoreTest, ReopenKeepsEverything) {
+  IHS_ASSERT_OK(AppendOne("ada", 1, ExpectedVersion::Any(), "first"));
+  IHS_ASSERT_OK(AppendOne("bert", 2));
+  std::string root = *store_->Root(2);
+  Reopen();
+  EXPECT_EQ(store_->Head(), 2u);
+  EXPECT_EQ(*store_->Root(2), root);
+  auto r = AppendOne("carl", 3, ExpectedVersion::NoStream(), "third");
+  IHS_ASSERT_OK(r);
+  EXPECT_EQ(r->positions, std::vector<uint64_t>{2});
+  auto stats = store_->Stats();
+  IHS_ASSERT_OK(stats);
+  EXPECT_EQ(stats->stream_count, 3u);
+  EXPECT_EQ(stats->key_count, 2u);
+  auto ada = store_->ReadStream("ada", 0, 1, ReadDirection::kForward);
+  EXPECT_EQ(std::string((*ada)[0].content().getText().cStr()), "first");
+}
+
+}  // namespace
+}  // namespace ihs::store
