@@ -6,7 +6,9 @@
 #include <rocksdb/table.h>
 #include <rocksdb/transaction_log.h>
 #include <rocksdb/write_batch.h>
+#include <fcntl.h>
 #include <sodium.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -198,9 +200,11 @@ absl::Status EventStoreImpl::OpenDb() {
     return absl::FailedPreconditionError(
         absl::StrCat(options_.path, " is not a directory, so not an ihs store"));
   } else if (!fs::exists(db_dir, ec)) {
-    // An existing directory becomes a store only if it is empty (or holds only the key file).
+    // An existing directory becomes a store only if it is empty, or holds only what an
+    // interrupted creation left (the key file, db.creating).
     for (const auto& entry : fs::directory_iterator(dir, ec)) {
-      if (entry.path().filename() != "master.key") {
+      const std::string name = entry.path().filename().string();
+      if (name != "master.key" && name != "master.key.tmp" && name != "db.creating") {
         return absl::FailedPreconditionError(absl::StrCat(
             options_.path, " is not an ihs store (no db/ inside) and is not empty; "
                            "refusing to create a store there"));
@@ -218,19 +222,20 @@ absl::Status EventStoreImpl::OpenDb() {
   digest_key_ = internal::DigestKey(master_);
 
   rocksdb::DBOptions db_options;
-  db_options.create_if_missing = new_store;
-  db_options.create_missing_column_families = new_store;
   db_options.IncreaseParallelism(2);
   db_options.max_open_files = 512;
   db_options.keep_log_file_num = 4;
 
   auto cache = rocksdb::NewLRUCache(256 << 20);
-  auto cf_options = [&](bool point_lookups) {
+  // Every family gets a Bloom filter: all of them serve point lookups (events by position from
+  // the stream index, Merkle nodes for roots and Verify), and after a crash the L0 files of
+  // several recoveries may wait for compaction.
+  auto cf_options = [&](bool /*point_lookups*/) {
     rocksdb::ColumnFamilyOptions o;
     rocksdb::BlockBasedTableOptions t;
     t.block_cache = cache;
     t.block_size = 16 << 10;
-    if (point_lookups) t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
     o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
     o.compression = rocksdb::kLZ4Compression;
     o.bottommost_compression = rocksdb::kZSTD;
@@ -243,7 +248,42 @@ absl::Status EventStoreImpl::OpenDb() {
       {internal::kCfEventIds, true},              {internal::kCfContentKeys, true},
       {internal::kCfMerkle, false}};
 
-  if (!new_store) {
+  if (new_store) {
+    // Create the whole store under db.creating and rename it into place, so that a crash during
+    // creation leaves either no store or a complete one, never a half-made database.
+    const fs::path creating = dir / "db.creating";
+    fs::remove_all(creating, ec);
+    std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+    for (const auto& [name, point] : families) descriptors.emplace_back(name, cf_options(point));
+    rocksdb::Options create_options(db_options, rocksdb::ColumnFamilyOptions());
+    create_options.create_if_missing = true;
+    create_options.create_missing_column_families = true;
+    rocksdb::DB* db = nullptr;
+    rocksdb::Status s =
+        rocksdb::DB::Open(create_options, creating.string(), descriptors, &handles_, &db);
+    if (!s.ok()) return FromRocksStatus(s, absl::StrCat("create store ", options_.path));
+    db_.reset(db);
+    cf_meta_ = handles_[0];
+    cf_events_ = handles_[1];
+    absl::Status init = InitOrCheckMeta(/*new_store=*/true);
+    for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+    handles_.clear();
+    rocksdb::Status closed = db_->Close();
+    db_.reset();
+    IHS_RETURN_IF_ERROR(init);
+    IHS_RETURN_IF_ERROR(FromRocksStatus(closed, "close the new store"));
+    fs::rename(creating, db_dir, ec);
+    if (ec) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot move the new store into ", db_dir.string(), ": ", ec.message()));
+    }
+    int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd >= 0) {
+      ::fsync(dir_fd);  // make the rename durable
+      ::close(dir_fd);
+    }
+  }
+  {
     std::vector<std::string> existing;
     rocksdb::Status s = rocksdb::DB::ListColumnFamilies(db_options, db_dir.string(), &existing);
     if (!s.ok()) {
@@ -278,7 +318,7 @@ absl::Status EventStoreImpl::OpenDb() {
   cf_content_keys_ = handles_[5];
   cf_merkle_ = handles_[6];
 
-  IHS_RETURN_IF_ERROR(InitOrCheckMeta(new_store));
+  IHS_RETURN_IF_ERROR(InitOrCheckMeta(/*new_store=*/false));
   return LoadWriterState();
 }
 
@@ -287,11 +327,7 @@ absl::Status EventStoreImpl::InitOrCheckMeta(bool new_store) {
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_meta_, internal::kMetaFormatVersion,
                                &version);
   if (s.IsNotFound()) {
-    // A new store, or one whose creation was cut short before its first write: nothing is in
-    // the log yet, so finishing the creation loses nothing.
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_events_));
-    it->SeekToFirst();
-    if (it->Valid() || (!new_store && options_.read_only)) {
+    if (!new_store) {
       return absl::FailedPreconditionError(
           absl::StrCat(options_.path, " is not an ihs store (no format version recorded)"));
     }
@@ -970,14 +1006,15 @@ absl::StatusOr<VerifyReport> EventStoreImpl::Verify(const ProgressFn& progress) 
     const rocksdb::Snapshot* s;
     ~Release() { db->ReleaseSnapshot(s); }
   } release{db_.get(), snapshot};
-  rocksdb::ReadOptions ro;
+  rocksdb::ReadOptions ro;  // point lookups of tree nodes and indexes: cached, they repeat
   ro.snapshot = snapshot;
-  ro.fill_cache = false;
 
   std::string upper = internal::EventKey(head);
   rocksdb::Slice upper_slice(upper);
-  rocksdb::ReadOptions iter_ro = ro;
+  rocksdb::ReadOptions iter_ro = ro;  // the one pass over the log: not worth caching
   iter_ro.iterate_upper_bound = &upper_slice;
+  iter_ro.fill_cache = false;
+  iter_ro.readahead_size = 2 << 20;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(iter_ro, cf_events_));
 
   struct StreamTally {

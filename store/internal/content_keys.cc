@@ -34,7 +34,10 @@ absl::Status WriteNewKeyFile(const std::string& path) {
       absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(key.data()), key.size())) +
       "\n";
   sodium_memzero(key.data(), key.size());
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  // Written beside, then linked into place: a crash leaves no half-written key file, and link()
+  // never replaces a key that is already there.
+  const std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot create master key file ", path, ": ", std::strerror(errno)));
@@ -44,10 +47,22 @@ absl::Status WriteNewKeyFile(const std::string& path) {
   int saved = errno;
   ::close(fd);
   sodium_memzero(text.data(), text.size());
+  if (ok && ::link(tmp.c_str(), path.c_str()) != 0) {
+    ok = false;
+    saved = errno;
+  }
+  ::unlink(tmp.c_str());
   if (!ok) {
-    ::unlink(path.c_str());
     return absl::UnavailableError(
         absl::StrCat("cannot write master key file ", path, ": ", std::strerror(saved)));
+  }
+  std::string dir = path.substr(0, path.find_last_of('/') == std::string::npos
+                                       ? 0
+                                       : path.find_last_of('/'));
+  int dir_fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
   }
   return absl::OkStatus();
 }

@@ -1,1 +1,114 @@
-exit 0
+#!/usr/bin/env bash
+# End-to-end test of the ihs command line: output, --json, and every documented exit code.
+#   cli_test.sh IHS_BINARY REPO_ROOT
+set -uo pipefail
+ihs=$1
+root=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+data=$tmp/data
+passed=0
+failed=0
+
+check() {  # check NAME EXPECTED_EXIT COMMAND... ; output in $tmp/out, $tmp/err
+  local name=$1 want=$2
+  shift 2
+  "$@" >"$tmp/out" 2>"$tmp/err"
+  local got=$?
+  if [ "$got" -eq "$want" ]; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "FAIL: $name: exit $got, want $want"
+    sed 's/^/  stdout: /' "$tmp/out" | head -5
+    sed 's/^/  stderr: /' "$tmp/err" | head -5
+  fi
+}
+expect_in() {  # expect_in NAME FILE TEXT
+  if grep -qF -- "$3" "$2"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "FAIL: $1: '$3' not in $2:"
+    head -5 "$2" | sed 's/^/  /'
+  fi
+}
+
+sample=$root/tools/sample/history.jsonl
+
+# Append and read back.
+check "append sample" 0 "$ihs" append --data "$data" <"$sample"
+expect_in "append summary" "$tmp/out" "appended 23 events (0 already stored)"
+check "append again is idempotent" 0 "$ihs" append --data "$data" <"$sample"
+expect_in "idempotent summary" "$tmp/out" "appended 0 events (23 already stored)"
+check "read ada" 0 "$ihs" read --data "$data" customer-ada
+expect_in "read shows the email" "$tmp/out" "Router drops the connection"
+expect_in "read shows the tweet" "$tmp/out" "twitter"
+check "read ada json" 0 "$ihs" read --data "$data" customer-ada --json
+[ "$(wc -l <"$tmp/out")" -eq 8 ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: json line count"; }
+expect_in "json has content" "$tmp/out" '"text":"@company two days and not a word'
+check "read backward limit" 0 "$ihs" read --data "$data" customer-ada --backward --limit 1 --json
+expect_in "backward newest first" "$tmp/out" '"streamVersion":7'
+check "read sealed" 0 "$ihs" read --data "$data" customer-ada --sealed
+expect_in "sealed marker" "$tmp/out" "[sealed]"
+check "tail" 0 "$ihs" tail --data "$data" --from 20 --json
+[ "$(wc -l <"$tmp/out")" -eq 3 ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: tail count"; }
+check "stats json" 0 "$ihs" stats --data "$data" --json
+expect_in "stats events" "$tmp/out" '"events":23'
+check "verify" 0 "$ihs" verify --data "$data"
+expect_in "verify ok" "$tmp/out" "ok: 23 events verified"
+check "verify json" 0 "$ihs" verify --data "$data" --json
+expect_in "verify json ok" "$tmp/out" '"ok":true'
+
+# Expected versions through --stream.
+ev='{"id":"00000000000000000000000000000abc","occurredAt":"2026-11-01T10:00:00Z","touchpoint":{"channel":"sms","direction":"inbound","type":"message"}}'
+check "append with exact version" 0 "$ihs" append --data "$data" --stream customer-chloe --expected-version 5 <<<"$ev"
+ev2=${ev/abc/abd}
+check "stale version is a conflict (3)" 3 "$ihs" append --data "$data" --stream customer-chloe --expected-version 5 <<<"$ev2"
+expect_in "conflict names current version" "$tmp/err" "current version is 6"
+check "none on an existing stream (3)" 3 "$ihs" append --data "$data" --stream customer-chloe --expected-version none <<<"$ev2"
+check "exists on a new stream (3)" 3 "$ihs" append --data "$data" --stream nobody --expected-version exists <<<"$ev2"
+
+# Bad input: exit 2, nothing stored.
+check "malformed json (2)" 2 "$ihs" append --data "$data" <<<'{"id": '
+expect_in "names the line" "$tmp/err" "line 1"
+check "unknown channel (2)" 2 "$ihs" append --data "$data" --stream x <<<"${ev/sms/pigeon}"
+expect_in "names the channel" "$tmp/err" "pigeon"
+check "sentiment out of range (2)" 2 "$ihs" append --data "$data" --stream x <<<"${ev/\"message\"/\"message\",\"sentiment\":3}"
+expect_in "names the range" "$tmp/err" "outside [-1, 1]"
+check "missing stream id (2)" 2 "$ihs" append --data "$data" <<<"$ev2"
+expect_in "names the stream id" "$tmp/err" "streamId is missing"
+check "empty input (2)" 2 "$ihs" append --data "$data" </dev/null
+check "same id, other content (2)" 2 "$ihs" append --data "$data" --stream customer-chloe <<<"${ev/inbound/outbound}"
+check "read unknown stream (2)" 2 "$ihs" read --data "$data" nobody
+expect_in "no such stream" "$tmp/err" "no such stream"
+check "tail past the end (2)" 2 "$ihs" tail --data "$data" --from 999
+check "stats after bad input" 0 "$ihs" stats --data "$data" --json
+expect_in "still 24 events" "$tmp/out" '"events":24'
+
+# Usage: exit 1.
+check "no subcommand (1)" 1 "$ihs"
+check "unknown flag (1)" 1 "$ihs" read --data "$data" customer-ada --frobnicate
+check "bad expected version (2)" 2 "$ihs" append --data "$data" --stream s --expected-version soon <<<"$ev2"
+check "help (0)" 0 "$ihs" --help
+expect_in "help lists exit codes" "$tmp/out" "4 integrity failure"
+
+# Store unavailable: exit 5.
+mkdir -p "$tmp/photos" && echo jpeg >"$tmp/photos/a.jpg"
+check "not an ihs store (5)" 5 "$ihs" append --data "$tmp/photos" <"$sample"
+expect_in "says so" "$tmp/err" "not an ihs store"
+check "no store there (5)" 5 "$ihs" read --data "$tmp/none" customer-ada
+head -c 64 /dev/zero | tr '\0' 'b' >"$tmp/wrong.key"
+check "wrong master key (5)" 5 "$ihs" read --data "$data" customer-ada --master-key "$tmp/wrong.key"
+expect_in "names the key" "$tmp/err" "not the key"
+
+# Integrity failure: exit 4. The appends above reopened the store, which flushed the log into
+# SST files; flip one byte inside the first data block of the largest (the events).
+cp -r "$data" "$tmp/broken"
+sst=$(ls -S "$tmp/broken"/db/*.sst | head -1)
+printf '\xff' | dd of="$sst" bs=1 seek=200 count=1 conv=notrunc 2>/dev/null
+check "verify a damaged store (4)" 4 "$ihs" verify --data "$tmp/broken"
+check "verify json on a damaged store (4)" 4 "$ihs" verify --data "$tmp/broken" --json
+expect_in "json says not ok" "$tmp/out" '"ok":false'
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -66,6 +66,13 @@ int Fail(const absl::Status& s) {
   return ExitCodeFor(s);
 }
 
+// A store that cannot be opened (missing, not a store, wrong key, locked, newer format) is
+// "store unavailable", whatever the status code.
+int FailOpen(const absl::Status& s) {
+  std::cerr << "ihs: " << s.message() << "\n";
+  return s.code() == absl::StatusCode::kDataLoss ? kExitIntegrity : kExitUnavailable;
+}
+
 std::string JsonString(absl::string_view s) { return absl::StrCat("\"", absl::CHexEscape(s), "\""); }
 
 struct Common {
@@ -237,7 +244,7 @@ int Append(const Common& c, const AppendArgs& a) {
   if (events.empty()) return Fail(absl::InvalidArgumentError("no events on standard input"));
 
   absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, /*write=*/true);
-  if (!st.ok()) return Fail(st.status());
+  if (!st.ok()) return FailOpen(st.status());
   store::EventStore& store = **st;
 
   uint64_t appended = 0, duplicates = 0;
@@ -298,7 +305,7 @@ struct ReadArgs {
 
 int Read(const Common& c, const ReadArgs& a) {
   absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, false);
-  if (!st.ok()) return Fail(st.status());
+  if (!st.ok()) return FailOpen(st.status());
   store::ReadOptions ro;
   ro.open_content = !a.sealed;
   uint64_t from = a.from_set ? a.from : (a.backward ? UINT64_MAX : 0);
@@ -321,7 +328,7 @@ struct TailArgs {
 
 int Tail(const Common& c, const TailArgs& a) {
   absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, false);
-  if (!st.ok()) return Fail(st.status());
+  if (!st.ok()) return FailOpen(st.status());
   store::EventStore& store = **st;
   store::ReadOptions ro;
   ro.open_content = !a.sealed;
@@ -344,7 +351,10 @@ int Tail(const Common& c, const TailArgs& a) {
 
 int Verify(const Common& c) {
   absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, false);
-  if (!st.ok()) return Fail(st.status());
+  if (!st.ok()) {
+    if (c.json) absl::PrintF("{\"ok\":false,\"error\":%s}\n", JsonString(st.status().message()));
+    return FailOpen(st.status());
+  }
   Progress progress("verify");
   if (c.json) progress.Disable();
   auto report = (*st)->Verify([&](uint64_t done, uint64_t total) { progress.Update(done, total); });
@@ -366,7 +376,7 @@ int Verify(const Common& c) {
 
 int Stats(const Common& c) {
   absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, false);
-  if (!st.ok()) return Fail(st.status());
+  if (!st.ok()) return FailOpen(st.status());
   auto s = (*st)->Stats();
   if (!s.ok()) return Fail(s.status());
   std::string root = absl::BytesToHexString(s->root_hash);
