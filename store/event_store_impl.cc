@@ -2,8 +2,6 @@
 
 #include <capnp/message.h>
 #include <capnp/schema.h>
-#include <rocksdb/filter_policy.h>
-#include <rocksdb/table.h>
 #include <rocksdb/transaction_log.h>
 #include <rocksdb/write_batch.h>
 #include <fcntl.h>
@@ -23,6 +21,7 @@
 #include "common/big_endian.h"
 #include "common/status_macros.h"
 #include "store/internal/codec.h"
+#include "store/internal/db_options.h"
 #include "store/internal/rocks_status.h"
 
 namespace ihs::store {
@@ -221,40 +220,14 @@ absl::Status EventStoreImpl::OpenDb() {
   IHS_ASSIGN_OR_RETURN(master_, internal::LoadOrCreateMasterKey(key_path, new_store));
   digest_key_ = internal::DigestKey(master_);
 
-  rocksdb::DBOptions db_options;
-  db_options.IncreaseParallelism(2);
-  db_options.max_open_files = 512;
-  db_options.keep_log_file_num = 4;
-
-  auto cache = rocksdb::NewLRUCache(256 << 20);
-  // Every family gets a Bloom filter: all of them serve point lookups (events by position from
-  // the stream index, Merkle nodes for roots and Verify), and after a crash the L0 files of
-  // several recoveries may wait for compaction.
-  auto cf_options = [&](bool /*point_lookups*/) {
-    rocksdb::ColumnFamilyOptions o;
-    rocksdb::BlockBasedTableOptions t;
-    t.block_cache = cache;
-    t.block_size = 16 << 10;
-    t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-    o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
-    o.compression = rocksdb::kLZ4Compression;
-    o.bottommost_compression = rocksdb::kZSTD;
-    o.write_buffer_size = 64 << 20;
-    return o;
-  };
-  const std::vector<std::pair<std::string, bool>> families = {
-      {rocksdb::kDefaultColumnFamilyName, true}, {internal::kCfEvents, false},
-      {internal::kCfStreamIndex, false},          {internal::kCfStreamMeta, true},
-      {internal::kCfEventIds, true},              {internal::kCfContentKeys, true},
-      {internal::kCfMerkle, false}};
+  const rocksdb::DBOptions db_options = internal::StoreDbOptions();
+  const std::vector<rocksdb::ColumnFamilyDescriptor> descriptors = internal::StoreColumnFamilies();
 
   if (new_store) {
     // Create the whole store under db.creating and rename it into place, so that a crash during
     // creation leaves either no store or a complete one, never a half-made database.
     const fs::path creating = dir / "db.creating";
     fs::remove_all(creating, ec);
-    std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-    for (const auto& [name, point] : families) descriptors.emplace_back(name, cf_options(point));
     rocksdb::Options create_options(db_options, rocksdb::ColumnFamilyOptions());
     create_options.create_if_missing = true;
     create_options.create_missing_column_families = true;
@@ -290,16 +263,14 @@ absl::Status EventStoreImpl::OpenDb() {
       return absl::FailedPreconditionError(absl::StrCat(
           options_.path, " is not an ihs store: ", db_dir.string(), ": ", s.ToString()));
     }
-    for (const auto& [name, unused] : families) {
-      if (std::find(existing.begin(), existing.end(), name) == existing.end()) {
+    for (const auto& d : descriptors) {
+      if (std::find(existing.begin(), existing.end(), d.name) == existing.end()) {
         return absl::FailedPreconditionError(absl::StrCat(
-            options_.path, " is not an ihs store (column family ", name, " is missing)"));
+            options_.path, " is not an ihs store (column family ", d.name, " is missing)"));
       }
     }
   }
 
-  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  for (const auto& [name, point] : families) descriptors.emplace_back(name, cf_options(point));
   rocksdb::DB* db = nullptr;
   rocksdb::Status s;
   rocksdb::Options open_options(db_options, rocksdb::ColumnFamilyOptions());

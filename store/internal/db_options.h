@@ -1,0 +1,20 @@
+// The RocksDB settings of a store, in one place: the store opens with them, and the raw-RocksDB
+// ceiling of bench/ opens with them too, so that the two are compared on equal terms.
+#ifndef IHS_STORE_INTERNAL_DB_OPTIONS_H_
+#define IHS_STORE_INTERNAL_DB_OPTIONS_H_
+
+#include <rocksdb/db.h>
+
+#include <vector>
+
+namespace ihs::store::internal {
+
+rocksdb::DBOptions StoreDbOptions();
+
+// The column families, in this order: default (store metadata), events, stream_index,
+// stream_meta, event_ids, content_keys, merkle (see keys.h).
+std::vector<rocksdb::ColumnFamilyDescriptor> StoreColumnFamilies();
+
+}  // namespace ihs::store::internal
+
+#endif  // IHS_STORE_INTERNAL_DB_OPTIONS_H_
