@@ -90,6 +90,7 @@ class EventStoreImpl final : public EventStore {
   rocksdb::ColumnFamilyHandle* cf_merkle_ = nullptr;
   internal::SecretKey master_{};
   internal::SecretKey digest_key_{};
+  std::string nonce_prefix_;  // 16 random bytes per open; a content nonce is this | position
 
   absl::Mutex mu_;
   std::deque<Writer*> writers_ ABSL_GUARDED_BY(mu_);

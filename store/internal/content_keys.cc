@@ -167,11 +167,16 @@ absl::StatusOr<DataKey> UnwrapDataKey(const SecretKey& master, absl::string_view
   return key;
 }
 
-Sealed SealContent(const DataKey& key, absl::string_view additional_data,
+std::string RandomBytes(size_t n) {
+  std::string out(n, '\0');
+  randombytes_buf(out.data(), out.size());
+  return out;
+}
+
+Sealed SealContent(const DataKey& key, absl::string_view nonce, absl::string_view additional_data,
                    absl::string_view plaintext) {
   Sealed s;
-  s.nonce.resize(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
-  randombytes_buf(s.nonce.data(), s.nonce.size());
+  s.nonce = std::string(nonce);
   s.ciphertext.resize(plaintext.size() + crypto_aead_xchacha20poly1305_ietf_ABYTES);
   unsigned long long clen = 0;
   crypto_aead_xchacha20poly1305_ietf_encrypt(

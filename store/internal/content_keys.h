@@ -53,8 +53,11 @@ struct Sealed {
   std::string ciphertext;  // plaintext size + 16
 };
 
-Sealed SealContent(const DataKey& key, absl::string_view additional_data,
+// `nonce` must never repeat under one key: the store uses 16 random bytes drawn when it opens,
+// followed by the event's position (big-endian), which no other event of that open shares.
+Sealed SealContent(const DataKey& key, absl::string_view nonce, absl::string_view additional_data,
                    absl::string_view plaintext);
+std::string RandomBytes(size_t n);
 // kDataLoss if the ciphertext fails to authenticate.
 absl::StatusOr<std::string> OpenContent(const DataKey& key, absl::string_view additional_data,
                                         absl::string_view nonce, absl::string_view ciphertext);

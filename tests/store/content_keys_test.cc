@@ -19,7 +19,7 @@ class ContentKeysTest : public ::testing::Test {
 
 TEST_F(ContentKeysTest, SealedContentOpensWithItsKeyAndAdditionalData) {
   DataKey key = NewDataKey(1);
-  Sealed s = SealContent(key, "id|stream", "Ada's complaint about the router");
+  Sealed s = SealContent(key, RandomBytes(24), "id|stream", "Ada's complaint about the router");
   EXPECT_EQ(s.nonce.size(), 24u);
   EXPECT_EQ(s.ciphertext.find("router"), std::string::npos);
   auto plain = OpenContent(key, "id|stream", s.nonce, s.ciphertext);
@@ -29,7 +29,7 @@ TEST_F(ContentKeysTest, SealedContentOpensWithItsKeyAndAdditionalData) {
 
 TEST_F(ContentKeysTest, WrongKeyOrOtherEventOrTamperingFailsToOpen) {
   DataKey key = NewDataKey(1);
-  Sealed s = SealContent(key, "id|stream", "secret");
+  Sealed s = SealContent(key, RandomBytes(24), "id|stream", "secret");
   EXPECT_EQ(OpenContent(NewDataKey(1), "id|stream", s.nonce, s.ciphertext).status().code(),
             absl::StatusCode::kDataLoss);
   EXPECT_EQ(OpenContent(key, "other|stream", s.nonce, s.ciphertext).status().code(),
