@@ -127,6 +127,10 @@ struct EventStoreImpl::PreparedEvent {
   std::string digest;
   std::string content;  // canonical Content bytes, or empty
   bool has_content = false;
+  // Sealed by the caller's thread when the stream's data key already existed; the leader uses
+  // it if the key is still the one it would use, and seals itself otherwise.
+  std::optional<internal::Sealed> sealed;
+  DataKey sealed_with;
   int64_t occurred_at = 0;
 };
 
@@ -463,8 +467,14 @@ absl::Status EventStoreImpl::PrepareEvent(const StreamAppend& append, size_t ind
   return absl::OkStatus();
 }
 
+std::string EventStoreImpl::NextNonce() {
+  std::string nonce = nonce_prefix_;
+  PutBigEndian64(&nonce, nonce_counter_.fetch_add(1, std::memory_order_relaxed));
+  return nonce;
+}
+
 absl::StatusOr<std::vector<EventStoreImpl::PreparedAppend>> EventStoreImpl::Prepare(
-    const std::vector<StreamAppend>& appends) const {
+    const std::vector<StreamAppend>& appends) {
   if (appends.empty()) return absl::InvalidArgumentError("append of no streams");
   size_t total = 0;
   absl::flat_hash_set<absl::string_view> streams;
@@ -494,6 +504,19 @@ absl::StatusOr<std::vector<EventStoreImpl::PreparedAppend>> EventStoreImpl::Prep
         return absl::InvalidArgumentError(absl::StrCat(
             "append to stream ", a.stream, ", event ", i, ": id ", Hex(pa.events[i].id),
             " appears twice in one append"));
+      }
+    }
+    // Seal here, in parallel with other callers, if the stream has its data key already.
+    bool any_content = false;
+    for (const PreparedEvent& e : pa.events) any_content |= e.has_content;
+    if (any_content) {
+      IHS_ASSIGN_OR_RETURN(std::optional<DataKey> key, DataKeyForRead(a.stream));
+      if (key) {
+        for (PreparedEvent& e : pa.events) {
+          if (!e.has_content) continue;
+          e.sealed = internal::SealContent(*key, NextNonce(), e.id + a.stream, e.content);
+          e.sealed_with = *key;
+        }
       }
     }
     out.push_back(std::move(pa));
@@ -692,10 +715,11 @@ absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::StageWriter(Writer& w,
       ev.setPosition(position);
       ev.setStreamVersion(version);
       if (e.has_content) {
-        std::string ad = e.id + stream;
-        std::string nonce = nonce_prefix_;
-        PutBigEndian64(&nonce, position);
-        internal::Sealed sealed = internal::SealContent(*keys[a], nonce, ad, e.content);
+        const bool presealed = e.sealed && e.sealed_with.version == keys[a]->version &&
+                               e.sealed_with.key == keys[a]->key;
+        const internal::Sealed sealed =
+            presealed ? *e.sealed
+                      : internal::SealContent(*keys[a], NextNonce(), e.id + stream, e.content);
         auto sc = ev.initSealedContent();
         sc.setKeyVersion(keys[a]->version);
         sc.setNonce(kj::arrayPtr(reinterpret_cast<const kj::byte*>(sealed.nonce.data()),

@@ -10,6 +10,7 @@
 
 #include <rocksdb/db.h>
 
+#include <atomic>
 #include <deque>
 #include <memory>
 #include <string>
@@ -59,7 +60,7 @@ class EventStoreImpl final : public EventStore {
 
   // Caller-thread work, in parallel across callers: validation, canonical bytes, digests.
   absl::StatusOr<std::vector<PreparedAppend>> Prepare(
-      const std::vector<StreamAppend>& appends) const;
+      const std::vector<StreamAppend>& appends);
   absl::Status PrepareEvent(const StreamAppend& append, size_t index,
                             PreparedEvent* out) const;
 
@@ -90,7 +91,10 @@ class EventStoreImpl final : public EventStore {
   rocksdb::ColumnFamilyHandle* cf_merkle_ = nullptr;
   internal::SecretKey master_{};
   internal::SecretKey digest_key_{};
-  std::string nonce_prefix_;  // 16 random bytes per open; a content nonce is this | position
+  // A content nonce is 16 random bytes drawn at open | a counter: unique under any key.
+  std::string nonce_prefix_;
+  std::atomic<uint64_t> nonce_counter_{0};
+  std::string NextNonce();
 
   absl::Mutex mu_;
   std::deque<Writer*> writers_ ABSL_GUARDED_BY(mu_);

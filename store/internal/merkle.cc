@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <cstring>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 
@@ -14,7 +15,11 @@ namespace {
 // SHA-256 is portable C, several times slower, and hashing is on the append path).
 Hash Sha256(std::initializer_list<absl::string_view> parts) {
   static const EVP_MD* const kSha256 = EVP_sha256();
-  thread_local EVP_MD_CTX* ctx = EVP_MD_CTX_new();  // one per thread, never freed
+  struct Free {
+    void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+  };
+  thread_local std::unique_ptr<EVP_MD_CTX, Free> owned(EVP_MD_CTX_new());  // one per thread
+  EVP_MD_CTX* ctx = owned.get();
   Hash h;
   EVP_DigestInit_ex(ctx, kSha256, nullptr);
   for (absl::string_view p : parts) EVP_DigestUpdate(ctx, p.data(), p.size());

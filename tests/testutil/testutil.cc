@@ -30,8 +30,12 @@ std::string EventId(uint64_t n) {
 }
 
 schema::Event::Builder EventFactory::New(uint64_t id) {
-  messages_.push_back(std::make_unique<capnp::MallocMessageBuilder>());
-  auto ev = messages_.back()->initRoot<schema::Event>();
+  auto message = std::make_unique<capnp::MallocMessageBuilder>();
+  auto ev = message->initRoot<schema::Event>();
+  {
+    absl::MutexLock lock(&mu_);
+    messages_.push_back(std::move(message));  // the builder's memory does not move
+  }
   std::string bytes = EventId(id);
   ev.setId(kj::arrayPtr(reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()));
   ev.setOccurredAt(1700000000000000);

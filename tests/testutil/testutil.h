@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "schema/event.capnp.h"
 
 #define IHS_ASSERT_OK(expr)                                  \
@@ -49,7 +50,8 @@ class TempDir {
 // The 16-byte event id whose last 8 bytes are `n` big-endian (and first byte 0x1e).
 std::string EventId(uint64_t n);
 
-// Owns the messages of events built for a test, so their readers stay valid.
+// Owns the messages of events built for a test, so their readers stay valid. Safe for
+// concurrent use (tests build events from several threads).
 class EventFactory {
  public:
   // A touchpoint with the given id; content (subject/text) when `text` is not empty.
@@ -60,7 +62,8 @@ class EventFactory {
   schema::Event::Builder New(uint64_t id);
 
  private:
-  std::vector<std::unique_ptr<capnp::MallocMessageBuilder>> messages_;
+  absl::Mutex mu_;
+  std::vector<std::unique_ptr<capnp::MallocMessageBuilder>> messages_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace ihs::testing
