@@ -37,7 +37,7 @@ StoredEvent::~StoredEvent() = default;
 
 uint64_t StoredEvent::position() const { return rep_->position; }
 schema::Event::Reader StoredEvent::event() const { return rep_->event->root<schema::Event>(); }
-absl::string_view StoredEvent::bytes() const { return rep_->bytes; }
+absl::string_view StoredEvent::bytes() const { return rep_->event->prefixed(); }
 ContentState StoredEvent::content_state() const { return rep_->content_state; }
 schema::Content::Reader StoredEvent::content() const {
   return rep_->content ? rep_->content->root<schema::Content>() : schema::Content::Reader();

@@ -825,10 +825,11 @@ absl::StatusOr<std::optional<DataKey>> EventStoreImpl::DataKeyForRead(absl::stri
   return std::optional<DataKey>(key);
 }
 
-absl::StatusOr<StoredEvent> EventStoreImpl::MakeStoredEvent(uint64_t position, std::string bytes,
+absl::StatusOr<StoredEvent> EventStoreImpl::MakeStoredEvent(uint64_t position,
+                                                            absl::string_view bytes,
                                                             const ReadOptions& options) {
   IHS_ASSIGN_OR_RETURN(std::unique_ptr<StoredEvent::Rep> rep,
-                       internal::DecodeRecord(position, std::move(bytes)));
+                       internal::DecodeRecord(position, bytes));
   if (options.open_content && rep->content_state == ContentState::kSealed) {
     auto ev = rep->event->root<schema::Event>();
     absl::string_view stream = ToView(ev.getStreamId());
@@ -907,7 +908,7 @@ absl::StatusOr<std::vector<StoredEvent>> EventStoreImpl::ReadStream(absl::string
                              absl::StrCat("read event at position ", position));
     }
     IHS_ASSIGN_OR_RETURN(StoredEvent e,
-                         MakeStoredEvent(position, values[i].ToString(), options));
+                         MakeStoredEvent(position, ToView(values[i]), options));
     out.push_back(std::move(e));
   }
   return out;
@@ -936,7 +937,7 @@ absl::StatusOr<std::vector<StoredEvent>> EventStoreImpl::ReadAll(uint64_t from_p
       return absl::DataLossError(absl::StrCat("the log has no event at position ", expected));
     }
     IHS_ASSIGN_OR_RETURN(StoredEvent e,
-                         MakeStoredEvent(expected, it->value().ToString(), options));
+                         MakeStoredEvent(expected, ToView(it->value()), options));
     out.push_back(std::move(e));
   }
   IHS_RETURN_IF_ERROR(FromRocksStatus(it->status(), "read the log"));
@@ -1033,7 +1034,7 @@ absl::StatusOr<VerifyReport> EventStoreImpl::Verify(const ProgressFn& progress) 
     }
     absl::string_view bytes = ToView(it->value());
     absl::StatusOr<std::unique_ptr<StoredEvent::Rep>> rep =
-        internal::DecodeRecord(p, std::string(bytes));
+        internal::DecodeRecord(p, bytes);
     if (!rep.ok()) {
       return absl::DataLossError(absl::StrCat("verify: first mismatch at position ", p, ": ",
                                               rep.status().message()));

@@ -75,7 +75,7 @@ class EventStoreImpl final : public EventStore {
 
   // Reads.
   absl::StatusOr<std::optional<internal::DataKey>> DataKeyForRead(absl::string_view stream);
-  absl::StatusOr<StoredEvent> MakeStoredEvent(uint64_t position, std::string bytes,
+  absl::StatusOr<StoredEvent> MakeStoredEvent(uint64_t position, absl::string_view bytes,
                                               const ReadOptions& options);
 
   const Options options_;

@@ -2,6 +2,7 @@
 
 #include <kj/exception.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -9,16 +10,22 @@
 namespace ihs::store {
 
 absl::StatusOr<std::unique_ptr<CanonicalMessage>> CanonicalMessage::ParseImpl(
-    absl::string_view words, absl::string_view what,
+    absl::string_view record, size_t prefix_bytes, absl::string_view what,
     const std::function<void(capnp::MessageReader&)>& walk) {
-  if (words.empty() || words.size() % sizeof(capnp::word) != 0) {
+  absl::string_view words = record.substr(std::min(prefix_bytes, record.size()));
+  if (prefix_bytes > sizeof(capnp::word) || words.empty() ||
+      words.size() % sizeof(capnp::word) != 0) {
     return absl::DataLossError(absl::StrCat(what, ": ", words.size(),
                                             " bytes is not a whole number of words"));
   }
   std::unique_ptr<CanonicalMessage> m(new CanonicalMessage());
-  m->words_ = kj::heapArray<capnp::word>(words.size() / sizeof(capnp::word));
-  std::memcpy(m->words_.begin(), words.data(), words.size());
-  m->segments_[0] = m->words_.asPtr();
+  const size_t n = words.size() / sizeof(capnp::word);
+  m->words_ = kj::heapArray<capnp::word>(n + 1);
+  char* base = reinterpret_cast<char*>(m->words_.begin());
+  char* start = base + sizeof(capnp::word) - prefix_bytes;
+  std::memcpy(start, record.data(), prefix_bytes + words.size());
+  m->prefixed_ = absl::string_view(start, prefix_bytes + words.size());
+  m->segments_[0] = m->words_.slice(1, n + 1).asConst();
   KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
                 m->reader_.emplace(kj::arrayPtr(m->segments_, 1));
                 walk(*m->reader_);
@@ -38,15 +45,14 @@ std::string EncodeRecord(schema::Event::Reader event) {
 }
 
 absl::StatusOr<std::unique_ptr<StoredEvent::Rep>> DecodeRecord(uint64_t position,
-                                                               std::string bytes) {
+                                                               absl::string_view bytes) {
   std::string what = absl::StrCat("event at position ", position);
   if (bytes.empty() || bytes[0] != kRecordTagCapnpV1) {
     return absl::DataLossError(absl::StrCat(what, " has an unknown record tag"));
   }
   auto rep = std::make_unique<StoredEvent::Rep>();
   rep->position = position;
-  rep->bytes = std::move(bytes);
-  auto msg = CanonicalMessage::Parse<schema::Event>(absl::string_view(rep->bytes).substr(1), what);
+  auto msg = CanonicalMessage::ParsePrefixed<schema::Event>(bytes, 1, what);
   if (!msg.ok()) return msg.status();
   rep->event = std::move(*msg);
   auto ev = rep->event->root<schema::Event>();

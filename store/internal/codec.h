@@ -29,6 +29,13 @@ class CanonicalMessage {
   template <typename T>
   static absl::StatusOr<std::unique_ptr<CanonicalMessage>> Parse(absl::string_view words,
                                                                  absl::string_view what);
+  // The same for a message that follows `prefix_bytes` (at most 8) of header: one copy, into
+  // memory that keeps the header just before the aligned words, so prefixed() returns header
+  // and message together.
+  template <typename T>
+  static absl::StatusOr<std::unique_ptr<CanonicalMessage>> ParsePrefixed(
+      absl::string_view record, size_t prefix_bytes, absl::string_view what);
+  absl::string_view prefixed() const { return prefixed_; }
   template <typename T>
   typename T::Reader root() const {
     return reader_->getRoot<T>();
@@ -37,10 +44,11 @@ class CanonicalMessage {
  private:
   CanonicalMessage() = default;
   static absl::StatusOr<std::unique_ptr<CanonicalMessage>> ParseImpl(
-      absl::string_view words, absl::string_view what,
+      absl::string_view record, size_t prefix_bytes, absl::string_view what,
       const std::function<void(capnp::MessageReader&)>& walk);
 
-  kj::Array<capnp::word> words_;
+  kj::Array<capnp::word> words_;  // one word of header room, then the message
+  absl::string_view prefixed_;
   kj::ArrayPtr<const capnp::word> segments_[1];
   // getRoot() is not const in capnp, though reading is.
   mutable std::optional<capnp::SegmentArrayMessageReader> reader_;
@@ -49,14 +57,20 @@ class CanonicalMessage {
 template <typename T>
 absl::StatusOr<std::unique_ptr<CanonicalMessage>> CanonicalMessage::Parse(
     absl::string_view words, absl::string_view what) {
-  return ParseImpl(words, what,
+  return ParseImpl(words, 0, what,
+                   [](capnp::MessageReader& r) { r.getRoot<T>().totalSize(); });
+}
+
+template <typename T>
+absl::StatusOr<std::unique_ptr<CanonicalMessage>> CanonicalMessage::ParsePrefixed(
+    absl::string_view record, size_t prefix_bytes, absl::string_view what) {
+  return ParseImpl(record, prefix_bytes, what,
                    [](capnp::MessageReader& r) { r.getRoot<T>().totalSize(); });
 }
 
 struct StoredEvent::Rep {
   uint64_t position = 0;
-  std::string bytes;  // the record as stored
-  std::unique_ptr<CanonicalMessage> event;
+  std::unique_ptr<CanonicalMessage> event;  // event->prefixed(): the record as stored
   ContentState content_state = ContentState::kNone;
   std::unique_ptr<CanonicalMessage> content;  // when kOpen
 };
@@ -77,7 +91,7 @@ std::string EncodeRecord(schema::Event::Reader event);
 
 // Decodes a record read at `position`; checks that the event says the same position.
 absl::StatusOr<std::unique_ptr<StoredEvent::Rep>> DecodeRecord(uint64_t position,
-                                                               std::string bytes);
+                                                               absl::string_view bytes);
 
 }  // namespace internal
 }  // namespace ihs::store
