@@ -86,6 +86,13 @@ check "tail past the end (2)" 2 "$ihs" tail --data "$data" --from 999
 check "stats after bad input" 0 "$ihs" stats --data "$data" --json
 expect_in "still 24 events" "$tmp/out" '"events":24'
 
+# A load of more than one chunk (10,000 events) shows progress and lands whole.
+awk 'BEGIN { for (i = 0; i < 12000; i++)
+  printf "{\"id\":\"%032x\",\"streamId\":\"load-%d\",\"occurredAt\":%d,\"touchpoint\":{\"channel\":\"app\",\"direction\":\"inbound\",\"type\":\"like\"}}\n", 1000000 + i, i % 50, 1700000000000000 + i }' >"$tmp/load.jsonl"
+check "bulk append" 0 "$ihs" append --data "$tmp/load" <"$tmp/load.jsonl"
+expect_in "bulk progress" "$tmp/err" "append 12000/12000 100.0%"
+expect_in "bulk summary" "$tmp/out" "appended 12000 events"
+
 # Usage: exit 1.
 check "no subcommand (1)" 1 "$ihs"
 check "unknown flag (1)" 1 "$ihs" read --data "$data" customer-ada --frobnicate

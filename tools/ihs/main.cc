@@ -266,7 +266,11 @@ int Append(const Common& c, const AppendArgs& a) {
     if (!r.ok()) return Fail(r.status());
     report(a.stream, *r);
   } else {
+    // A load of more than one chunk shows progress on stderr.
+    Progress progress("append");
+    if (c.json || events.size() <= store::kMaxEventsPerAppend) progress.Disable();
     for (size_t begin = 0; begin < events.size(); begin += store::kMaxEventsPerAppend) {
+      progress.Update(begin, events.size());
       size_t end = std::min(events.size(), begin + store::kMaxEventsPerAppend);
       std::vector<store::StreamAppend> reqs;
       std::map<std::string, size_t> index;
@@ -286,6 +290,8 @@ int Append(const Common& c, const AppendArgs& a) {
       }
       for (size_t i = 0; i < reqs.size(); ++i) report(reqs[i].stream, (*r)[i]);
     }
+    progress.Update(events.size(), events.size());
+    progress.Finish();
   }
   if (!c.json) {
     absl::PrintF("appended %d events (%d already stored); the log holds %d events\n", appended,
