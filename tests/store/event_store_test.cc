@@ -646,6 +646,32 @@ TEST_F(EventStoreTest, WaitForCommitWakesOnAppendAndTimesOutWhenIdle) {
   EXPECT_EQ(store_->WaitForCommit(0, absl::InfinitePast()), 1u);  // already past: no wait
 }
 
+TEST_F(EventStoreTest, NoSyncModeStillAppendsAndReadsBack) {
+  Options o;
+  o.sync = false;  // Open warns on stderr; appends are acknowledged before their WAL sync
+  Reopen(o);
+  IHS_ASSERT_OK(AppendOne("bulk", 1, ExpectedVersion::Any(), "loaded"));
+  Reopen();  // a clean close keeps them, as a crash would not
+  auto read = store_->ReadStream("bulk", 0, 1, ReadDirection::kForward);
+  IHS_ASSERT_OK(read);
+  EXPECT_EQ(std::string((*read)[0].content().getText().cStr()), "loaded");
+}
+
+TEST_F(EventStoreTest, VerifyReportsProgressUpToTheLogSize) {
+  for (uint64_t i = 1; i <= 20000; i += 100) {
+    StreamAppend req{"many", ExpectedVersion::Any(), {}};
+    for (uint64_t j = i; j < i + 100; ++j) {
+      req.events.push_back(events_.Touchpoint(j, Channel::APP, TouchpointType::LIKE));
+    }
+    IHS_ASSERT_OK(store_->Append(req));
+  }
+  std::vector<std::pair<uint64_t, uint64_t>> calls;
+  IHS_ASSERT_OK(store_->Verify([&](uint64_t done, uint64_t total) { calls.push_back({done, total}); }));
+  ASSERT_GE(calls.size(), 2u);
+  for (size_t i = 1; i < calls.size(); ++i) EXPECT_GE(calls[i].first, calls[i - 1].first);
+  EXPECT_EQ(calls.back(), std::make_pair(uint64_t{20000}, uint64_t{20000}));
+}
+
 TEST_F(EventStoreTest, ReopenKeepsEverything) {
   IHS_ASSERT_OK(AppendOne("ada", 1, ExpectedVersion::Any(), "first"));
   IHS_ASSERT_OK(AppendOne("bert", 2));

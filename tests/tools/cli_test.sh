@@ -57,6 +57,7 @@ check "stats json" 0 "$ihs" stats --data "$data" --json
 expect_in "stats events" "$tmp/out" '"events":23'
 check "verify" 0 "$ihs" verify --data "$data"
 expect_in "verify ok" "$tmp/out" "ok: 23 events verified"
+expect_in "verify progress on stderr" "$tmp/err" "verify 23/23 100.0%"
 check "verify json" 0 "$ihs" verify --data "$data" --json
 expect_in "verify json ok" "$tmp/out" '"ok":true'
 
