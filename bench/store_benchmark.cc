@@ -12,6 +12,7 @@
 //   BM_ReadStream{Ihs,IhsOpen,Raw}                 one 1,000-event stream, forward
 // Run: build/bin/store_benchmark [--benchmark_filter=...]   (IHS_BENCH_DIR: where stores go)
 #include <benchmark/benchmark.h>
+#include <capnp/message.h>
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 #include <unistd.h>
@@ -23,8 +24,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <capnp/message.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/big_endian.h"
@@ -40,8 +39,8 @@ using store::EventStore;
 
 std::string BenchDir(const std::string& name) {
   const char* base = std::getenv("IHS_BENCH_DIR");
-  fs::path dir = fs::path(base && *base ? base : "/tmp") /
-                 absl::StrCat("ihs-bench-", ::getpid(), "-", name);
+  fs::path dir =
+      fs::path(base && *base ? base : "/tmp") / absl::StrCat("ihs-bench-", ::getpid(), "-", name);
   fs::remove_all(dir);
   return dir.string();
 }
@@ -148,9 +147,10 @@ std::string SampleRecord() {
   capnp::MallocMessageBuilder m;
   FillEvent(m.initRoot<schema::Event>(), 1, 1700000000000000);
   std::string out;
-  if (s.ok() && (*s)->Append({"sample", store::ExpectedVersion::Any(),
-                              {m.getRoot<schema::Event>().asReader()}})
-                    .ok()) {
+  if (s.ok() &&
+      (*s)->Append(
+              {"sample", store::ExpectedVersion::Any(), {m.getRoot<schema::Event>().asReader()}})
+          .ok()) {
     auto events = (*s)->ReadAll(0, 1, store::ReadOptions{false});
     if (events.ok()) out = std::string((*events)[0].bytes());
   }
@@ -247,15 +247,16 @@ ReadFixture* Read() {
     for (int k = 0; k < 10; ++k) {
       FillEvent(messages[k].initRoot<schema::Event>(), g_next_id.fetch_add(1),
                 1700000000000000 + round);
-      reqs.push_back({absl::StrCat("reader-", k), store::ExpectedVersion::Any(),
+      reqs.push_back({absl::StrCat("reader-", k),
+                      store::ExpectedVersion::Any(),
                       {messages[k].getRoot<schema::Event>().asReader()}});
     }
     if (!f->store->AppendMulti(reqs).ok()) return nullptr;
   }
   rocksdb::DB* db = nullptr;
   rocksdb::Options options(store::internal::StoreDbOptions(), rocksdb::ColumnFamilyOptions());
-  if (!rocksdb::DB::OpenForReadOnly(options, f->dir + "/db",
-                                    store::internal::StoreColumnFamilies(), &f->cf, &db)
+  if (!rocksdb::DB::OpenForReadOnly(options, f->dir + "/db", store::internal::StoreColumnFamilies(),
+                                    &f->cf, &db)
            .ok()) {
     return nullptr;
   }

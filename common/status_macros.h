@@ -7,10 +7,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
-#define IHS_RETURN_IF_ERROR(expr)                \
-  do {                                           \
-    ::absl::Status ihs_status_ = (expr);         \
-    if (!ihs_status_.ok()) return ihs_status_;   \
+#define IHS_RETURN_IF_ERROR(expr)              \
+  do {                                         \
+    ::absl::Status ihs_status_ = (expr);       \
+    if (!ihs_status_.ok()) return ihs_status_; \
   } while (0)
 
 #define IHS_STATUS_CONCAT_INNER_(a, b) a##b

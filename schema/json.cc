@@ -100,8 +100,8 @@ class StrictHexHandler final : public capnp::JsonCodec::Handler<capnp::Data> {
                    text.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos,
                "an id must be an even number of hex digits", text);
     std::string bytes = absl::HexStringToBytes(text);
-    return orphanage.newOrphanCopy(capnp::Data::Reader(
-        reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()));
+    return orphanage.newOrphanCopy(
+        capnp::Data::Reader(reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()));
   }
 };
 
@@ -142,9 +142,9 @@ EventJson::~EventJson() = default;
 
 absl::Status EventJson::Decode(absl::string_view json, Event::Builder out) const {
   if (json.empty()) return absl::InvalidArgumentError("empty JSON input");
-  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
-                impl_->codec.decode(kj::ArrayPtr<const char>(json.data(), json.size()), out);
-              })) {
+  KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() {
+                 impl_->codec.decode(kj::ArrayPtr<const char>(json.data(), json.size()), out);
+               })) {
     return absl::InvalidArgumentError(
         absl::StrCat("malformed event JSON: ", e->getDescription().cStr()));
   }

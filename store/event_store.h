@@ -39,10 +39,10 @@
 namespace ihs::store {
 
 // Limits on what one append may carry (documented in docs/format.md).
-inline constexpr size_t kMaxEventBytes = 64 * 1024;         // one event, canonical encoding
-inline constexpr size_t kMaxEventsPerAppend = 10000;        // one Append or AppendMulti call
+inline constexpr size_t kMaxEventBytes = 64 * 1024;   // one event, canonical encoding
+inline constexpr size_t kMaxEventsPerAppend = 10000;  // one Append or AppendMulti call
 inline constexpr size_t kMaxStreamIdBytes = 256;
-inline constexpr uint32_t kFormatVersion = 1;               // of the data directory
+inline constexpr uint32_t kFormatVersion = 1;  // of the data directory
 
 // The optimistic-concurrency check of an append.
 class ExpectedVersion {
@@ -92,10 +92,10 @@ enum class ReadDirection { kForward, kBackward };
 
 // What became of an event's personal content on read.
 enum class ContentState {
-  kNone,     // the event carries no content
-  kSealed,   // not opened (ReadOptions::open_content was false)
-  kOpen,     // opened: StoredEvent::content() holds it
-  kErased,   // the stream's data key is gone (the party was erased)
+  kNone,    // the event carries no content
+  kSealed,  // not opened (ReadOptions::open_content was false)
+  kOpen,    // opened: StoredEvent::content() holds it
+  kErased,  // the stream's data key is gone (the party was erased)
 };
 
 // One event as stored. Owns its bytes and the reader over them together, so a reader can never
@@ -129,24 +129,24 @@ struct ReadOptions {
 struct StreamInfo {
   std::string stream;
   uint64_t event_count = 0;
-  uint64_t current_version = 0;     // event_count - 1
+  uint64_t current_version = 0;  // event_count - 1
   uint64_t first_position = 0;
   uint64_t last_position = 0;
-  int64_t first_occurred_at = 0;    // µs since epoch, smallest seen
-  int64_t last_occurred_at = 0;     // µs since epoch, largest seen
+  int64_t first_occurred_at = 0;  // µs since epoch, smallest seen
+  int64_t last_occurred_at = 0;   // µs since epoch, largest seen
 };
 
 struct StoreStats {
-  uint64_t event_count = 0;         // the log's size: the next position
+  uint64_t event_count = 0;  // the log's size: the next position
   uint64_t stream_count = 0;
-  uint64_t key_count = 0;           // data keys (streams with personal content, not erased)
-  uint64_t disk_bytes = 0;          // live SST + WAL bytes reported by RocksDB
-  std::string root_hash;            // Merkle root over the whole log, 32 bytes
+  uint64_t key_count = 0;   // data keys (streams with personal content, not erased)
+  uint64_t disk_bytes = 0;  // live SST + WAL bytes reported by RocksDB
+  std::string root_hash;    // Merkle root over the whole log, 32 bytes
   uint32_t format_version = 0;
   // Since open.
-  uint64_t appends = 0;             // calls that wrote
-  uint64_t syncs = 0;               // write groups (one WAL write + sync each)
-  uint64_t largest_group = 0;       // most appends in one group
+  uint64_t appends = 0;        // calls that wrote
+  uint64_t syncs = 0;          // write groups (one WAL write + sync each)
+  uint64_t largest_group = 0;  // most appends in one group
 };
 
 // Progress of a long operation: done out of total (total may grow).
@@ -167,14 +167,14 @@ struct TestHooks {
 };
 
 struct Options {
-  std::string path;                 // the data directory
-  std::string master_key_path;      // empty: DIR/master.key
-  bool create_if_missing = true;    // create the store (and a new master key) if DIR is empty
+  std::string path;               // the data directory
+  std::string master_key_path;    // empty: DIR/master.key
+  bool create_if_missing = true;  // create the store (and a new master key) if DIR is empty
   // false: appends are acknowledged before their WAL is synced. Only for bulk loads that are
   // re-run from the start after a crash; Open says so on stderr.
   bool sync = true;
-  bool read_only = false;           // open for reading only (another process may write)
-  Clock* clock = nullptr;           // recordedAt comes from here; default RealClock()
+  bool read_only = false;  // open for reading only (another process may write)
+  Clock* clock = nullptr;  // recordedAt comes from here; default RealClock()
   TestHooks hooks;
 };
 
@@ -201,13 +201,14 @@ class EventStore {
 
   // Up to max_count events of a stream starting at from_version, forward or backward
   // (backward from UINT64_MAX starts at the last event). kNotFound if the stream does not exist.
-  virtual absl::StatusOr<std::vector<StoredEvent>> ReadStream(
-      absl::string_view stream, uint64_t from_version, size_t max_count, ReadDirection direction,
-      const ReadOptions& options = {}) = 0;
+  virtual absl::StatusOr<std::vector<StoredEvent>> ReadStream(absl::string_view stream,
+                                                              uint64_t from_version,
+                                                              size_t max_count,
+                                                              ReadDirection direction,
+                                                              const ReadOptions& options = {}) = 0;
 
   // Up to max_count events of the global log from from_position, in position order.
-  virtual absl::StatusOr<std::vector<StoredEvent>> ReadAll(uint64_t from_position,
-                                                           size_t max_count,
+  virtual absl::StatusOr<std::vector<StoredEvent>> ReadAll(uint64_t from_position, size_t max_count,
                                                            const ReadOptions& options = {}) = 0;
 
   virtual absl::StatusOr<StreamInfo> GetStreamInfo(absl::string_view stream) = 0;

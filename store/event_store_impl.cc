@@ -2,14 +2,13 @@
 
 #include <capnp/message.h>
 #include <capnp/schema.h>
+#include <fcntl.h>
 #include <rocksdb/transaction_log.h>
 #include <rocksdb/write_batch.h>
-#include <fcntl.h>
 #include <sodium.h>
 #include <unistd.h>
 
 #include <algorithm>
-
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -57,8 +56,8 @@ absl::Status ValidateStreamId(absl::string_view stream) {
   }
   for (char c : stream) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("stream id \"", absl::CHexEscape(stream), "\" contains a control character"));
+      return absl::InvalidArgumentError(absl::StrCat("stream id \"", absl::CHexEscape(stream),
+                                                     "\" contains a control character"));
     }
   }
   return absl::OkStatus();
@@ -73,18 +72,16 @@ bool KnownEnumerant(E value) {
 
 absl::Status ValidateTouchpoint(schema::Touchpoint::Reader tp) {
   if (!KnownEnumerant(tp.getChannel())) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("touchpoint.channel ", static_cast<int>(tp.getChannel()),
-                     " is missing or unknown"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "touchpoint.channel ", static_cast<int>(tp.getChannel()), " is missing or unknown"));
   }
   if (!KnownEnumerant(tp.getDirection())) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("touchpoint.direction ", static_cast<int>(tp.getDirection()),
-                     " is missing or unknown"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "touchpoint.direction ", static_cast<int>(tp.getDirection()), " is missing or unknown"));
   }
   if (!KnownEnumerant(tp.getType())) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "touchpoint.type ", static_cast<int>(tp.getType()), " is missing or unknown"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("touchpoint.type ", static_cast<int>(tp.getType()), " is missing or unknown"));
   }
   float s = tp.getSentiment();
   if (!std::isnan(s) && !(s >= -1.0f && s <= 1.0f)) {
@@ -106,12 +103,11 @@ absl::Status ValidateTouchpoint(schema::Touchpoint::Reader tp) {
   return absl::OkStatus();
 }
 
-absl::Status Conflict(absl::string_view stream, const ExpectedVersion& expected,
-                      int64_t current) {
-  absl::Status s = absl::AbortedError(absl::StrCat(
-      "append to stream ", stream, ": expected version ", expected.ToString(),
-      ", but the current version is ", current < 0 ? std::string("none (no stream yet)")
-                                                   : absl::StrCat(current)));
+absl::Status Conflict(absl::string_view stream, const ExpectedVersion& expected, int64_t current) {
+  absl::Status s = absl::AbortedError(
+      absl::StrCat("append to stream ", stream, ": expected version ", expected.ToString(),
+                   ", but the current version is ",
+                   current < 0 ? std::string("none (no stream yet)") : absl::StrCat(current)));
   s.SetPayload(kConflictPayloadUrl, absl::Cord(absl::StrCat(current)));
   return s;
 }
@@ -208,9 +204,10 @@ absl::Status EventStoreImpl::OpenDb() {
     for (const auto& entry : fs::directory_iterator(dir, ec)) {
       const std::string name = entry.path().filename().string();
       if (name != "master.key" && name != "master.key.tmp" && name != "db.creating") {
-        return absl::FailedPreconditionError(absl::StrCat(
-            options_.path, " is not an ihs store (no db/ inside) and is not empty; "
-                           "refusing to create a store there"));
+        return absl::FailedPreconditionError(
+            absl::StrCat(options_.path,
+                         " is not an ihs store (no db/ inside) and is not empty; "
+                         "refusing to create a store there"));
       }
     }
     if (!options_.create_if_missing || options_.read_only) {
@@ -300,8 +297,8 @@ absl::Status EventStoreImpl::OpenDb() {
 
 absl::Status EventStoreImpl::InitOrCheckMeta(bool new_store) {
   std::string version;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_meta_, internal::kMetaFormatVersion,
-                               &version);
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), cf_meta_, internal::kMetaFormatVersion, &version);
   if (s.IsNotFound()) {
     if (!new_store) {
       return absl::FailedPreconditionError(
@@ -323,18 +320,17 @@ absl::Status EventStoreImpl::InitOrCheckMeta(bool new_store) {
   }
   uint32_t v = GetBigEndian32(version.data());
   if (v > kFormatVersion) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("store ", options_.path, " has format version ", v,
-                     ", newer than this build of ihs supports (", kFormatVersion,
-                     "); upgrade ihs to open it"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "store ", options_.path, " has format version ", v,
+        ", newer than this build of ihs supports (", kFormatVersion, "); upgrade ihs to open it"));
   }
   std::string check;
   s = db_->Get(rocksdb::ReadOptions(), cf_meta_, internal::kMetaMasterKeyCheck, &check);
   if (!s.ok()) return FromRocksStatus(s, "read master key check");
   if (check != internal::MasterKeyCheck(master_)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the master key given is not the key of store ", options_.path,
-        " (wrong --master-key file?)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("the master key given is not the key of store ", options_.path,
+                     " (wrong --master-key file?)"));
   }
   return absl::OkStatus();
 }
@@ -351,8 +347,8 @@ absl::Status EventStoreImpl::LoadWriterState() {
     }
   }
   std::string next;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_meta_, internal::kMetaNextStreamNo,
-                               &next);
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), cf_meta_, internal::kMetaNextStreamNo, &next);
   if (!s.ok() || next.size() != 8) {
     return absl::DataLossError(absl::StrCat(options_.path, ": stream counter is missing"));
   }
@@ -403,7 +399,7 @@ absl::Status EventStoreImpl::PrepareEvent(const StreamAppend& append, size_t ind
                                                index, ": ", s.message()));
   };
   uint64_t words = 0;
-  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { words = in.totalSize().wordCount; })) {
+  KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() { words = in.totalSize().wordCount; })) {
     return fail(absl::InvalidArgumentError(
         absl::StrCat("malformed message: ", e->getDescription().cStr())));
   }
@@ -411,8 +407,8 @@ absl::Status EventStoreImpl::PrepareEvent(const StreamAppend& append, size_t ind
     return fail(absl::InvalidArgumentError("id must be 16 bytes, not all zero"));
   }
   if (in.hasStreamId() && ToView(in.getStreamId()) != append.stream) {
-    return fail(absl::InvalidArgumentError(absl::StrCat(
-        "streamId \"", ToView(in.getStreamId()), "\" differs from the stream appended to")));
+    return fail(absl::InvalidArgumentError(absl::StrCat("streamId \"", ToView(in.getStreamId()),
+                                                        "\" differs from the stream appended to")));
   }
   if (in.getRecordedAt() != 0 || in.getPosition() != 0 || in.getStreamVersion() != 0 ||
       in.hasSealedContent()) {
@@ -447,15 +443,15 @@ absl::Status EventStoreImpl::PrepareEvent(const StreamAppend& append, size_t ind
 
   // Sized to the event (plus room for the sealed content and store fields), so the copy does
   // not zero capnp's default 8 KiB first segment per event.
-  out->message = std::make_unique<capnp::MallocMessageBuilder>(
-      static_cast<unsigned>(words + 32 + words / 2));
+  out->message =
+      std::make_unique<capnp::MallocMessageBuilder>(static_cast<unsigned>(words + 32 + words / 2));
   out->message->setRoot(in);
   auto root = out->message->getRoot<schema::Event>();
   root.setStreamId(append.stream);
   std::string canonical = internal::CanonicalBytes(root.asReader());
   if (canonical.size() > kMaxEventBytes) {
-    return fail(absl::InvalidArgumentError(absl::StrCat(
-        "event is ", canonical.size(), " bytes; the limit is ", kMaxEventBytes)));
+    return fail(absl::InvalidArgumentError(
+        absl::StrCat("event is ", canonical.size(), " bytes; the limit is ", kMaxEventBytes)));
   }
   out->id = std::string(ToView(in.getId()));
   out->digest = internal::KeyedDigest(digest_key_, canonical);
@@ -493,17 +489,17 @@ absl::StatusOr<std::vector<EventStoreImpl::PreparedAppend>> EventStoreImpl::Prep
     }
     total += a.events.size();
     if (total > kMaxEventsPerAppend) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "append of more than ", kMaxEventsPerAppend, " events; split it into several"));
+      return absl::InvalidArgumentError(absl::StrCat("append of more than ", kMaxEventsPerAppend,
+                                                     " events; split it into several"));
     }
     PreparedAppend pa{&a, {}};
     pa.events.resize(a.events.size());
     for (size_t i = 0; i < a.events.size(); ++i) {
       IHS_RETURN_IF_ERROR(PrepareEvent(a, i, &pa.events[i]));
       if (!ids.insert(pa.events[i].id).second) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "append to stream ", a.stream, ", event ", i, ": id ", Hex(pa.events[i].id),
-            " appears twice in one append"));
+        return absl::InvalidArgumentError(absl::StrCat("append to stream ", a.stream, ", event ", i,
+                                                       ": id ", Hex(pa.events[i].id),
+                                                       " appears twice in one append"));
       }
     }
     // Seal here, in parallel with other callers, if the stream has its data key already.
@@ -588,8 +584,8 @@ absl::StatusOr<std::optional<StreamMeta>> EventStoreImpl::LoadMeta(absl::string_
   return m;
 }
 
-absl::StatusOr<std::pair<DataKey, bool>> EventStoreImpl::DataKeyForWrite(
-    const std::string& stream, const Group& g) {
+absl::StatusOr<std::pair<DataKey, bool>> EventStoreImpl::DataKeyForWrite(const std::string& stream,
+                                                                         const Group& g) {
   if (auto it = g.new_keys.find(stream); it != g.new_keys.end()) {
     return std::make_pair(it->second, false);
   }
@@ -618,8 +614,8 @@ absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::StageWriter(Writer& w,
         rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_event_ids_, e.id, &v);
         if (s.ok()) {
           if (v.size() != 16 + internal::kDigestBytes) {
-            return absl::DataLossError(absl::StrCat("event id index entry ", Hex(e.id),
-                                                    " is malformed"));
+            return absl::DataLossError(
+                absl::StrCat("event id index entry ", Hex(e.id), " is malformed"));
           }
           entry = {GetBigEndian64(v.data()), GetBigEndian64(v.data() + 8), v.substr(16)};
           found = true;
@@ -629,9 +625,9 @@ absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::StageWriter(Writer& w,
       }
       if (!found) continue;
       if (entry.digest != e.digest) {
-        return absl::AlreadyExistsError(absl::StrCat(
-            "append to stream ", appends[a].request->stream, ": event id ", Hex(e.id),
-            " is already stored at position ", entry.position, " with other content"));
+        return absl::AlreadyExistsError(
+            absl::StrCat("append to stream ", appends[a].request->stream, ": event id ", Hex(e.id),
+                         " is already stored at position ", entry.position, " with other content"));
       }
       ++known;
       results[a].positions.push_back(entry.position);
@@ -643,9 +639,9 @@ absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::StageWriter(Writer& w,
     return results;
   }
   if (known > 0) {
-    return absl::AlreadyExistsError(absl::StrCat(
-        "append of ", total, " events of which ", known,
-        " are already stored: a retry must repeat the original append exactly"));
+    return absl::AlreadyExistsError(
+        absl::StrCat("append of ", total, " events of which ", known,
+                     " are already stored: a retry must repeat the original append exactly"));
   }
 
   // 2. Expected versions, against the log as the group has changed it so far.
@@ -783,9 +779,9 @@ void EventStoreImpl::CommitGroup(std::vector<Writer*>& group) {
   wo.sync = options_.sync;
   absl::Status s = FromRocksStatus(db_->Write(wo, &g.batch), "write group");
   if (!s.ok()) {
-    absl::Status failed = absl::UnavailableError(absl::StrCat(
-        "store ", options_.path, " failed a write and refuses appends until reopened: ",
-        s.message()));
+    absl::Status failed = absl::UnavailableError(
+        absl::StrCat("store ", options_.path,
+                     " failed a write and refuses appends until reopened: ", s.message()));
     for (size_t i = 0; i < group.size(); ++i) {
       if (staged[i]) group[i]->result = failed;
     }
@@ -907,8 +903,7 @@ absl::StatusOr<std::vector<StoredEvent>> EventStoreImpl::ReadStream(absl::string
                                  : statuses[i],
                              absl::StrCat("read event at position ", position));
     }
-    IHS_ASSIGN_OR_RETURN(StoredEvent e,
-                         MakeStoredEvent(position, ToView(values[i]), options));
+    IHS_ASSIGN_OR_RETURN(StoredEvent e, MakeStoredEvent(position, ToView(values[i]), options));
     out.push_back(std::move(e));
   }
   return out;
@@ -936,8 +931,7 @@ absl::StatusOr<std::vector<StoredEvent>> EventStoreImpl::ReadAll(uint64_t from_p
     if (it->key().size() != 8 || GetBigEndian64(it->key().data()) != expected) {
       return absl::DataLossError(absl::StrCat("the log has no event at position ", expected));
     }
-    IHS_ASSIGN_OR_RETURN(StoredEvent e,
-                         MakeStoredEvent(expected, ToView(it->value()), options));
+    IHS_ASSIGN_OR_RETURN(StoredEvent e, MakeStoredEvent(expected, ToView(it->value()), options));
     out.push_back(std::move(e));
   }
   IHS_RETURN_IF_ERROR(FromRocksStatus(it->status(), "read the log"));
@@ -1033,11 +1027,10 @@ absl::StatusOr<VerifyReport> EventStoreImpl::Verify(const ProgressFn& progress) 
       return absl::DataLossError(absl::StrCat("verify: the log has no event at position ", p));
     }
     absl::string_view bytes = ToView(it->value());
-    absl::StatusOr<std::unique_ptr<StoredEvent::Rep>> rep =
-        internal::DecodeRecord(p, bytes);
+    absl::StatusOr<std::unique_ptr<StoredEvent::Rep>> rep = internal::DecodeRecord(p, bytes);
     if (!rep.ok()) {
-      return absl::DataLossError(absl::StrCat("verify: first mismatch at position ", p, ": ",
-                                              rep.status().message()));
+      return absl::DataLossError(
+          absl::StrCat("verify: first mismatch at position ", p, ": ", rep.status().message()));
     }
     // Leaf and every subtree it completes must equal what was stored when it was appended.
     frontier.Push(internal::LeafHash(bytes), [&](internal::SubtreeId id, const Hash& h) {
@@ -1049,10 +1042,10 @@ absl::StatusOr<VerifyReport> EventStoreImpl::Verify(const ProgressFn& progress) 
         uint64_t first = id.index << id.level;
         mismatch = absl::DataLossError(absl::StrCat(
             "verify: first mismatch at position ", p,
-            id.level == 0 ? std::string(": its bytes no longer match their leaf hash")
-                          : absl::StrCat(": the stored hash of positions [", first, ", ",
-                                         first + (uint64_t{1} << id.level),
-                                         ") does not match them")));
+            id.level == 0
+                ? std::string(": its bytes no longer match their leaf hash")
+                : absl::StrCat(": the stored hash of positions [", first, ", ",
+                               first + (uint64_t{1} << id.level), ") does not match them")));
       }
     });
     if (!mismatch.ok()) return mismatch;
@@ -1063,8 +1056,8 @@ absl::StatusOr<VerifyReport> EventStoreImpl::Verify(const ProgressFn& progress) 
     if (inserted) {
       IHS_ASSIGN_OR_RETURN(std::optional<StreamMeta> meta, LoadMeta(stream));
       if (!meta) {
-        return absl::DataLossError(absl::StrCat("verify: position ", p, ": stream ", stream,
-                                                " has no metadata"));
+        return absl::DataLossError(
+            absl::StrCat("verify: position ", p, ": stream ", stream, " has no metadata"));
       }
       entry->second.stream_no = meta->stream_no;
     }
@@ -1078,9 +1071,9 @@ absl::StatusOr<VerifyReport> EventStoreImpl::Verify(const ProgressFn& progress) 
         ro, cf_stream_index_,
         internal::StreamIndexKey(entry->second.stream_no, ev.getStreamVersion()), &indexed);
     if (!s.ok() || indexed != internal::EventKey(p)) {
-      return absl::DataLossError(
-          absl::StrCat("verify: position ", p, ": the stream index of ", stream, " version ",
-                       ev.getStreamVersion(), " does not point at it"));
+      return absl::DataLossError(absl::StrCat("verify: position ", p, ": the stream index of ",
+                                              stream, " version ", ev.getStreamVersion(),
+                                              " does not point at it"));
     }
     std::string id_value;
     s = db_->Get(ro, cf_event_ids_, S(ToView(ev.getId())), &id_value);

@@ -59,10 +59,8 @@ class EventStoreImpl final : public EventStore {
   absl::Status LoadWriterState();
 
   // Caller-thread work, in parallel across callers: validation, canonical bytes, digests.
-  absl::StatusOr<std::vector<PreparedAppend>> Prepare(
-      const std::vector<StreamAppend>& appends);
-  absl::Status PrepareEvent(const StreamAppend& append, size_t index,
-                            PreparedEvent* out) const;
+  absl::StatusOr<std::vector<PreparedAppend>> Prepare(const std::vector<StreamAppend>& appends);
+  absl::Status PrepareEvent(const StreamAppend& append, size_t index, PreparedEvent* out) const;
 
   // Leader work.
   void CommitGroup(std::vector<Writer*>& group) ABSL_EXCLUSIVE_LOCKS_REQUIRED(leader_mu_);

@@ -15,8 +15,8 @@ absl::StatusOr<std::unique_ptr<CanonicalMessage>> CanonicalMessage::ParseImpl(
   absl::string_view words = record.substr(std::min(prefix_bytes, record.size()));
   if (prefix_bytes > sizeof(capnp::word) || words.empty() ||
       words.size() % sizeof(capnp::word) != 0) {
-    return absl::DataLossError(absl::StrCat(what, ": ", words.size(),
-                                            " bytes is not a whole number of words"));
+    return absl::DataLossError(
+        absl::StrCat(what, ": ", words.size(), " bytes is not a whole number of words"));
   }
   std::unique_ptr<CanonicalMessage> m(new CanonicalMessage());
   const size_t n = words.size() / sizeof(capnp::word);
@@ -26,10 +26,10 @@ absl::StatusOr<std::unique_ptr<CanonicalMessage>> CanonicalMessage::ParseImpl(
   std::memcpy(start, record.data(), prefix_bytes + words.size());
   m->prefixed_ = absl::string_view(start, prefix_bytes + words.size());
   m->segments_[0] = m->words_.slice(1, n + 1).asConst();
-  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
-                m->reader_.emplace(kj::arrayPtr(m->segments_, 1));
-                walk(*m->reader_);
-              })) {
+  KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() {
+                 m->reader_.emplace(kj::arrayPtr(m->segments_, 1));
+                 walk(*m->reader_);
+               })) {
     return absl::DataLossError(
         absl::StrCat(what, " does not decode: ", e->getDescription().cStr()));
   }
@@ -57,8 +57,7 @@ absl::StatusOr<std::unique_ptr<StoredEvent::Rep>> DecodeRecord(uint64_t position
   rep->event = std::move(*msg);
   auto ev = rep->event->root<schema::Event>();
   if (ev.getPosition() != position) {
-    return absl::DataLossError(
-        absl::StrCat(what, " says it is at position ", ev.getPosition()));
+    return absl::DataLossError(absl::StrCat(what, " says it is at position ", ev.getPosition()));
   }
   rep->content_state = ev.hasSealedContent() ? ContentState::kSealed : ContentState::kNone;
   return rep;

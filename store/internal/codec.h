@@ -33,8 +33,9 @@ class CanonicalMessage {
   // memory that keeps the header just before the aligned words, so prefixed() returns header
   // and message together.
   template <typename T>
-  static absl::StatusOr<std::unique_ptr<CanonicalMessage>> ParsePrefixed(
-      absl::string_view record, size_t prefix_bytes, absl::string_view what);
+  static absl::StatusOr<std::unique_ptr<CanonicalMessage>> ParsePrefixed(absl::string_view record,
+                                                                         size_t prefix_bytes,
+                                                                         absl::string_view what);
   absl::string_view prefixed() const { return prefixed_; }
   template <typename T>
   typename T::Reader root() const {
@@ -55,10 +56,9 @@ class CanonicalMessage {
 };
 
 template <typename T>
-absl::StatusOr<std::unique_ptr<CanonicalMessage>> CanonicalMessage::Parse(
-    absl::string_view words, absl::string_view what) {
-  return ParseImpl(words, 0, what,
-                   [](capnp::MessageReader& r) { r.getRoot<T>().totalSize(); });
+absl::StatusOr<std::unique_ptr<CanonicalMessage>> CanonicalMessage::Parse(absl::string_view words,
+                                                                          absl::string_view what) {
+  return ParseImpl(words, 0, what, [](capnp::MessageReader& r) { r.getRoot<T>().totalSize(); });
 }
 
 template <typename T>

@@ -56,9 +56,8 @@ absl::Status WriteNewKeyFile(const std::string& path) {
     return absl::UnavailableError(
         absl::StrCat("cannot write master key file ", path, ": ", std::strerror(saved)));
   }
-  std::string dir = path.substr(0, path.find_last_of('/') == std::string::npos
-                                       ? 0
-                                       : path.find_last_of('/'));
+  std::string dir =
+      path.substr(0, path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/'));
   int dir_fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd >= 0) {
     ::fsync(dir_fd);
@@ -90,8 +89,7 @@ absl::StatusOr<SecretKey> LoadOrCreateMasterKey(const std::string& path, bool cr
   buf << in.rdbuf();
   if (!in) return absl::FailedPreconditionError(absl::StrCat("cannot read master key file ", path));
   std::string text(absl::StripAsciiWhitespace(buf.str()));
-  if (text.size() != 64 ||
-      text.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+  if (text.size() != 64 || text.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
     return absl::FailedPreconditionError(absl::StrCat(
         "master key file ", path, " is malformed: expected 64 hexadecimal characters"));
   }
@@ -194,9 +192,8 @@ absl::StatusOr<std::string> OpenContent(const DataKey& key, absl::string_view ad
   std::string out(ciphertext.size() - crypto_aead_xchacha20poly1305_ietf_ABYTES, '\0');
   unsigned long long plen = 0;
   if (crypto_aead_xchacha20poly1305_ietf_decrypt(
-          reinterpret_cast<uint8_t*>(out.data()), &plen, nullptr, U8(ciphertext),
-          ciphertext.size(), U8(additional_data), additional_data.size(), U8(nonce),
-          key.key.data()) != 0) {
+          reinterpret_cast<uint8_t*>(out.data()), &plen, nullptr, U8(ciphertext), ciphertext.size(),
+          U8(additional_data), additional_data.size(), U8(nonce), key.key.data()) != 0) {
     return absl::DataLossError("sealed content does not authenticate under its data key");
   }
   return out;

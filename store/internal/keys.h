@@ -2,8 +2,8 @@
 // same as tables). Integers in keys are fixed-width big-endian, so byte order is numeric order.
 //
 //   default       "format_version"        -> fixed32 BE
-//                 "master_key_check"      -> 32 bytes: BLAKE2b-256(key = master, "ihs master key check v1")
-//                 "next_stream_no"        -> fixed64 BE
+//                 "master_key_check"      -> 32 bytes: BLAKE2b-256(key = master, "ihs master key
+//                 check v1") "next_stream_no"        -> fixed64 BE
 //   events        position: fixed64       -> record (see codec.h)
 //   stream_index  stream_no: fixed64 | version: fixed64 -> position: fixed64
 //   stream_meta   stream id (UTF-8)       -> StreamMeta (see EncodeStreamMeta)

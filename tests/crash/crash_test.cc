@@ -4,12 +4,11 @@
 // batch may be there in part; and Verify() must pass.
 // IHS_CRASH_ITERATIONS overrides the number of kills (default 50).
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <random>
 #include <sstream>
@@ -89,8 +88,8 @@ TEST(CrashTest, KilledWriterLosesNoAcknowledgedAppendAndLeavesNoHalfBatch) {
     ASSERT_EQ(::kill(child.pid, SIGKILL), 0);
     int wstatus = 0;
     ASSERT_EQ(::waitpid(child.pid, &wstatus, 0), child.pid);
-    ASSERT_TRUE(WIFSIGNALED(wstatus)) << "the writer exited by itself (status " << wstatus
-                                      << "); see its stderr";
+    ASSERT_TRUE(WIFSIGNALED(wstatus))
+        << "the writer exited by itself (status " << wstatus << "); see its stderr";
     std::string out = ReadAllFrom(child.out, head);
     std::istringstream lines(out);
     std::string line;

@@ -4,8 +4,9 @@
 // written with one write(2) per append after the append returned, so that a line on the pipe
 // means the store acknowledged it.
 //   crash_writer DIR RUN THREADS
-// Event ids: run (4 bytes) | thread (2) | batch (4) | index in batch (2) | batch size (2) | 0xc4 0x5e
-// so the test can tell, for every batch it sees, whether the whole batch is there.
+// Event ids: run (4 bytes) | thread (2) | batch (4) | index in batch (2) | batch size (2) | 0xc4
+// 0x5e so the test can tell, for every batch it sees, whether the whole batch is there.
+#include <capnp/message.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -14,8 +15,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <capnp/message.h>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -54,8 +53,12 @@ int main(int argc, char** argv) {
           ihs::PutBigEndian32(&id, run);
           id += std::string{static_cast<char>(t >> 8), static_cast<char>(t)};
           ihs::PutBigEndian32(&id, batch);
-          id += std::string{static_cast<char>(i >> 8), static_cast<char>(i),
-                            static_cast<char>(size >> 8), static_cast<char>(size), '\xc4', '\x5e'};
+          id += std::string{static_cast<char>(i >> 8),
+                            static_cast<char>(i),
+                            static_cast<char>(size >> 8),
+                            static_cast<char>(size),
+                            '\xc4',
+                            '\x5e'};
           auto ev = messages[i].initRoot<ihs::schema::Event>();
           ev.setId(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(id.data()), 16));
           ev.setOccurredAt(1700000000000000 + batch);

@@ -76,9 +76,10 @@ class EventStoreTest : public ::testing::Test {
   absl::StatusOr<AppendResult> AppendOne(const std::string& stream, uint64_t id,
                                          ExpectedVersion expected = ExpectedVersion::Any(),
                                          const std::string& text = "") {
-    return store_->Append({stream, expected,
-                           {events_.Touchpoint(id, Channel::EMAIL, TouchpointType::MESSAGE,
-                                               text)}});
+    return store_->Append(
+        {stream,
+         expected,
+         {events_.Touchpoint(id, Channel::EMAIL, TouchpointType::MESSAGE, text)}});
   }
 
   std::vector<std::string> AllBytes() {
@@ -150,11 +151,12 @@ TEST_F(EventStoreTest, ReadAllReturnsTheLogInPositionOrderAndRefusesPastTheEnd) 
 
 TEST_F(EventStoreTest, StreamInfoTracksCountPositionsAndOccurredRange) {
   IHS_ASSERT_OK(AppendOne("x", 1));
-  IHS_ASSERT_OK(store_->Append(
-      {"ada", ExpectedVersion::Any(),
-       {events_.Touchpoint(2, Channel::LETTER, TouchpointType::REQUEST, "", 5000),
-        events_.Touchpoint(3, Channel::PHONE, TouchpointType::REPLY, "", 1000),
-        events_.Touchpoint(4, Channel::EMAIL, TouchpointType::MESSAGE, "", 3000)}}));
+  IHS_ASSERT_OK(
+      store_->Append({"ada",
+                      ExpectedVersion::Any(),
+                      {events_.Touchpoint(2, Channel::LETTER, TouchpointType::REQUEST, "", 5000),
+                       events_.Touchpoint(3, Channel::PHONE, TouchpointType::REPLY, "", 1000),
+                       events_.Touchpoint(4, Channel::EMAIL, TouchpointType::MESSAGE, "", 3000)}}));
   auto info = store_->GetStreamInfo("ada");
   IHS_ASSERT_OK(info);
   EXPECT_EQ(info->event_count, 3u);
@@ -193,7 +195,8 @@ TEST_F(EventStoreTest, ExpectedVersionAnyNoStreamExistsAndExact) {
 
 TEST_F(EventStoreTest, RetryWithSameContentReturnsOriginalPositions) {
   IHS_ASSERT_OK(AppendOne("other", 50));
-  StreamAppend req{"ada", ExpectedVersion::NoStream(),
+  StreamAppend req{"ada",
+                   ExpectedVersion::NoStream(),
                    {events_.Touchpoint(1, Channel::EMAIL, TouchpointType::COMPLAINT, "broken"),
                     events_.Touchpoint(2, Channel::TWITTER, TouchpointType::COMPLAINT, "still")}};
   auto first = store_->Append(req);
@@ -222,10 +225,10 @@ TEST_F(EventStoreTest, SameIdWithOtherContentIsAnError) {
 
 TEST_F(EventStoreTest, PartlyStoredBatchIsRefused) {
   IHS_ASSERT_OK(AppendOne("ada", 1));
-  auto mixed = store_->Append(
-      {"ada", ExpectedVersion::Any(),
-       {events_.Touchpoint(1, Channel::EMAIL, TouchpointType::MESSAGE),
-        events_.Touchpoint(2, Channel::EMAIL, TouchpointType::MESSAGE)}});
+  auto mixed = store_->Append({"ada",
+                               ExpectedVersion::Any(),
+                               {events_.Touchpoint(1, Channel::EMAIL, TouchpointType::MESSAGE),
+                                events_.Touchpoint(2, Channel::EMAIL, TouchpointType::MESSAGE)}});
   EXPECT_EQ(mixed.status().code(), absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(store_->Head(), 1u);
 }
@@ -233,21 +236,25 @@ TEST_F(EventStoreTest, PartlyStoredBatchIsRefused) {
 TEST_F(EventStoreTest, AppendMultiIsAtomicAcrossStreams) {
   IHS_ASSERT_OK(AppendOne("employee-eva", 1));
   // One stale expected version fails the whole multi-append.
-  auto failed = store_->AppendMulti(
-      {{"customer-ada", ExpectedVersion::NoStream(),
-        {events_.Touchpoint(2, Channel::TWITTER, TouchpointType::REPLY)}},
-       {"employee-eva", ExpectedVersion::Exact(5),
-        {events_.Touchpoint(3, Channel::TWITTER, TouchpointType::REPLY)}}});
+  auto failed =
+      store_->AppendMulti({{"customer-ada",
+                            ExpectedVersion::NoStream(),
+                            {events_.Touchpoint(2, Channel::TWITTER, TouchpointType::REPLY)}},
+                           {"employee-eva",
+                            ExpectedVersion::Exact(5),
+                            {events_.Touchpoint(3, Channel::TWITTER, TouchpointType::REPLY)}}});
   EXPECT_EQ(failed.status().code(), absl::StatusCode::kAborted);
   EXPECT_EQ(ConflictCurrentVersion(failed.status()), 0);
   EXPECT_EQ(store_->Head(), 1u);
   EXPECT_EQ(store_->GetStreamInfo("customer-ada").status().code(), absl::StatusCode::kNotFound);
 
-  auto ok = store_->AppendMulti(
-      {{"customer-ada", ExpectedVersion::NoStream(),
-        {events_.Touchpoint(2, Channel::TWITTER, TouchpointType::REPLY)}},
-       {"employee-eva", ExpectedVersion::Exact(0),
-        {events_.Touchpoint(3, Channel::TWITTER, TouchpointType::REPLY)}}});
+  auto ok =
+      store_->AppendMulti({{"customer-ada",
+                            ExpectedVersion::NoStream(),
+                            {events_.Touchpoint(2, Channel::TWITTER, TouchpointType::REPLY)}},
+                           {"employee-eva",
+                            ExpectedVersion::Exact(0),
+                            {events_.Touchpoint(3, Channel::TWITTER, TouchpointType::REPLY)}}});
   IHS_ASSERT_OK(ok);
   EXPECT_EQ((*ok)[0].positions, std::vector<uint64_t>{1});
   EXPECT_EQ((*ok)[1].positions, std::vector<uint64_t>{2});
@@ -319,8 +326,8 @@ TEST_F(EventStoreTest, WrongOrMissingMasterKeyIsRefused) {
 
 TEST_F(EventStoreTest, RootOfEveryPrefixEqualsTheReferenceTree) {
   for (uint64_t i = 1; i <= 70; ++i) {
-    IHS_ASSERT_OK(AppendOne(absl::StrCat("s", i % 4), i, ExpectedVersion::Any(),
-                            i % 3 ? "text" : ""));
+    IHS_ASSERT_OK(
+        AppendOne(absl::StrCat("s", i % 4), i, ExpectedVersion::Any(), i % 3 ? "text" : ""));
   }
   std::vector<std::string> leaves = AllBytes();
   ASSERT_EQ(leaves.size(), 70u);
@@ -392,8 +399,8 @@ TEST_F(EventStoreTest, VerifyCatchesAStreamIndexThatPointsElsewhere) {
   {
     RawDb raw(dir_.Sub("data"));
     std::string key = BigEndian64(0) + BigEndian64(1);  // stream 0, version 1
-    ASSERT_TRUE(raw.db->Put(rocksdb::WriteOptions(), raw.cf["stream_index"], key, BigEndian64(0))
-                    .ok());
+    ASSERT_TRUE(
+        raw.db->Put(rocksdb::WriteOptions(), raw.cf["stream_index"], key, BigEndian64(0)).ok());
   }
   Reopen();
   auto report = store_->Verify();
@@ -426,7 +433,10 @@ TEST_F(EventStoreTest, BadInputIsRefusedAndChangesNothing) {
   };
   std::vector<Case> cases = {
       {"missing stream id", one([](auto) {}, ""), "stream id is missing"},
-      {"empty batch", [] { return StreamAppend{"ada", ExpectedVersion::Any(), {}}; },
+      {"empty batch",
+       [] {
+         return StreamAppend{"ada", ExpectedVersion::Any(), {}};
+       },
        "empty batch"},
       {"sentiment above 1", one([](auto e) { e.getTouchpoint().setSentiment(1.5f); }),
        "outside [-1, 1]"},
@@ -457,12 +467,14 @@ TEST_F(EventStoreTest, BadInputIsRefusedAndChangesNothing) {
   };
   for (const auto& c : cases) {
     auto r = store_->Append(c.make());
-    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << c.name << ": " << r.status();
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument)
+        << c.name << ": " << r.status();
     EXPECT_NE(r.status().message().find(c.message), std::string::npos)
         << c.name << ": " << r.status();
   }
   // Two events with one id in one append.
-  auto dup = store_->Append({"ada", ExpectedVersion::Any(),
+  auto dup = store_->Append({"ada",
+                             ExpectedVersion::Any(),
                              {events_.Touchpoint(5, Channel::SMS, TouchpointType::MESSAGE),
                               events_.Touchpoint(5, Channel::SMS, TouchpointType::MESSAGE)}});
   EXPECT_EQ(dup.status().code(), absl::StatusCode::kInvalidArgument);
@@ -515,8 +527,7 @@ TEST_F(EventStoreTest, SecondWriterOnTheSameDirectoryIsRefused) {
   o.path = dir_.Sub("data");
   auto second = EventStore::Open(o);
   EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition) << second.status();
-  EXPECT_NE(second.status().message().find("already open"), std::string::npos)
-      << second.status();
+  EXPECT_NE(second.status().message().find("already open"), std::string::npos) << second.status();
   IHS_ASSERT_OK(AppendOne("ada", 1));  // the first is unharmed
 }
 
@@ -541,9 +552,9 @@ TEST_F(EventStoreTest, TwoStoresInOneProcessAreIndependent) {
   auto second = EventStore::Open(o);
   IHS_ASSERT_OK(second);
   IHS_ASSERT_OK(AppendOne("ada", 1));
-  IHS_ASSERT_OK((*second)->Append(
-      {"ada", ExpectedVersion::NoStream(),
-       {events_.Touchpoint(1, Channel::SMS, TouchpointType::LIKE)}}));
+  IHS_ASSERT_OK((*second)->Append({"ada",
+                                   ExpectedVersion::NoStream(),
+                                   {events_.Touchpoint(1, Channel::SMS, TouchpointType::LIKE)}}));
   EXPECT_EQ(store_->Head(), 1u);
   EXPECT_EQ((*second)->Head(), 1u);
 }
@@ -558,7 +569,8 @@ TEST_F(EventStoreTest, ConcurrentAppendsShareOneSync) {
     if (!first_leader.exchange(false)) return;
     // Hold the first leader until every other writer is queued behind it.
     absl::Time deadline = absl::Now() + absl::Seconds(30);
-    while (queued.load() < kWriters - 1 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+    while (queued.load() < kWriters - 1 && absl::Now() < deadline)
+      absl::SleepFor(absl::Milliseconds(1));
   };
   Reopen(o);
   std::vector<std::thread> threads;
@@ -587,7 +599,8 @@ TEST_F(EventStoreTest, ConflictInAGroupFailsOnlyThatWriter) {
   o.hooks.on_group_leader = [&] {
     if (!first_leader.exchange(false)) return;
     absl::Time deadline = absl::Now() + absl::Seconds(30);
-    while (queued.load() < kWriters - 1 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+    while (queued.load() < kWriters - 1 && absl::Now() < deadline)
+      absl::SleepFor(absl::Milliseconds(1));
   };
   Reopen(o);
   // Four writers all claim the same new stream: exactly one wins, in one group.
@@ -666,7 +679,9 @@ TEST_F(EventStoreTest, VerifyReportsProgressUpToTheLogSize) {
     IHS_ASSERT_OK(store_->Append(req));
   }
   std::vector<std::pair<uint64_t, uint64_t>> calls;
-  IHS_ASSERT_OK(store_->Verify([&](uint64_t done, uint64_t total) { calls.push_back({done, total}); }));
+  IHS_ASSERT_OK(store_->Verify([&](uint64_t done, uint64_t total) {
+    calls.push_back({done, total});
+  }));
   ASSERT_GE(calls.size(), 2u);
   for (size_t i = 1; i < calls.size(); ++i) EXPECT_GE(calls[i].first, calls[i - 1].first);
   EXPECT_EQ(calls.back(), std::make_pair(uint64_t{20000}, uint64_t{20000}));

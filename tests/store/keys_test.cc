@@ -12,8 +12,9 @@ namespace {
 
 TEST(BigEndian, ByteOrderIsNumericOrder) {
   std::mt19937_64 rng(42);
-  std::vector<uint64_t> edge = {0, 1, 255, 256, 65535, 65536, (1ull << 32) - 1, 1ull << 32,
-                                (1ull << 63) - 1, 1ull << 63, ~0ull};
+  std::vector<uint64_t> edge = {
+      0,          1,    255, 256, 65535, 65536, (1ull << 32) - 1, 1ull << 32, (1ull << 63) - 1,
+      1ull << 63, ~0ull};
   for (int i = 0; i < 10000; ++i) {
     uint64_t a = i < static_cast<int>(edge.size()) ? edge[i] : rng() >> (rng() % 64);
     uint64_t b = rng() >> (rng() % 64);

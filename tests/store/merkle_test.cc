@@ -102,9 +102,8 @@ TEST(Merkle, LoadedFrontierContinuesLikeTheOriginal) {
 }
 
 TEST(Merkle, LoadReportsAMissingSubtree) {
-  auto loaded = Frontier::Load(5, [](SubtreeId) -> absl::StatusOr<Hash> {
-    return absl::DataLossError("gone");
-  });
+  auto loaded = Frontier::Load(
+      5, [](SubtreeId) -> absl::StatusOr<Hash> { return absl::DataLossError("gone"); });
   EXPECT_EQ(loaded.status().code(), absl::StatusCode::kDataLoss);
 }
 

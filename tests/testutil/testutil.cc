@@ -43,8 +43,8 @@ schema::Event::Builder EventFactory::New(uint64_t id) {
 }
 
 schema::Event::Reader EventFactory::Touchpoint(uint64_t id, schema::Channel channel,
-                                               schema::TouchpointType type,
-                                               const std::string& text, int64_t occurred_at) {
+                                               schema::TouchpointType type, const std::string& text,
+                                               int64_t occurred_at) {
   auto ev = New(id);
   ev.setOccurredAt(occurred_at);
   auto tp = ev.initTouchpoint();

@@ -14,15 +14,15 @@
 #include "absl/synchronization/mutex.h"
 #include "schema/event.capnp.h"
 
-#define IHS_ASSERT_OK(expr)                                  \
-  do {                                                       \
+#define IHS_ASSERT_OK(expr)                                       \
+  do {                                                            \
     const ::absl::Status ihs_s_ = ::ihs::testing::AsStatus(expr); \
-    ASSERT_TRUE(ihs_s_.ok()) << ihs_s_;                      \
+    ASSERT_TRUE(ihs_s_.ok()) << ihs_s_;                           \
   } while (0)
-#define IHS_EXPECT_OK(expr)                                  \
-  do {                                                       \
+#define IHS_EXPECT_OK(expr)                                       \
+  do {                                                            \
     const ::absl::Status ihs_s_ = ::ihs::testing::AsStatus(expr); \
-    EXPECT_TRUE(ihs_s_.ok()) << ihs_s_;                      \
+    EXPECT_TRUE(ihs_s_.ok()) << ihs_s_;                           \
   } while (0)
 
 namespace ihs::testing {

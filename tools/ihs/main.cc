@@ -9,10 +9,9 @@
 // Events are JSON in and out through capnp::JsonCodec over schema/event.capnp (schema/json.h).
 // Exit codes (docs/cli.md): 0 ok, 1 usage, 2 bad input, 3 version conflict, 4 integrity failure,
 // 5 store unavailable.
-#include <unistd.h>
-
 #include <capnp/message.h>
 #include <capnp/schema.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <iostream>
@@ -73,7 +72,9 @@ int FailOpen(const absl::Status& s) {
   return s.code() == absl::StatusCode::kDataLoss ? kExitIntegrity : kExitUnavailable;
 }
 
-std::string JsonString(absl::string_view s) { return absl::StrCat("\"", absl::CHexEscape(s), "\""); }
+std::string JsonString(absl::string_view s) {
+  return absl::StrCat("\"", absl::CHexEscape(s), "\"");
+}
 
 struct Common {
   std::string data;
@@ -186,8 +187,8 @@ class EventPrinter {
         break;
     }
     absl::PrintF("%-8d %-8d %-27s %-18s %-10s %-10s %s\n", e.position(), ev.getStreamVersion(),
-                 schema::FormatMicros(ev.getOccurredAt()),
-                 Shorten(ev.getStreamId().cStr(), 18), channel, direction, what);
+                 schema::FormatMicros(ev.getOccurredAt()), Shorten(ev.getStreamId().cStr(), 18),
+                 channel, direction, what);
   }
 
  private:
@@ -392,10 +393,10 @@ int Stats(const Common& c) {
         "\"formatVersion\":%d}\n",
         s->event_count, s->stream_count, s->key_count, s->disk_bytes, root, s->format_version);
   } else {
-    absl::PrintF("events          %d\nstreams         %d\ndata keys       %d\n"
-                 "disk bytes      %d\nMerkle root     %s\nformat version  %d\n",
-                 s->event_count, s->stream_count, s->key_count, s->disk_bytes, root,
-                 s->format_version);
+    absl::PrintF(
+        "events          %d\nstreams         %d\ndata keys       %d\n"
+        "disk bytes      %d\nMerkle root     %s\nformat version  %d\n",
+        s->event_count, s->stream_count, s->key_count, s->disk_bytes, root, s->format_version);
   }
   return kExitOk;
 }

@@ -8,7 +8,10 @@
 namespace ihs::tools {
 
 Progress::Progress(std::string label, FILE* out)
-    : label_(std::move(label)), out_(out), tty_(::isatty(::fileno(out)) == 1), start_(absl::Now()) {}
+    : label_(std::move(label)),
+      out_(out),
+      tty_(::isatty(::fileno(out)) == 1),
+      start_(absl::Now()) {}
 
 std::string Progress::Line(uint64_t done, uint64_t total) const {
   double secs = absl::ToDoubleSeconds(absl::Now() - start_);
