@@ -403,6 +403,9 @@ absl::Status EventStoreImpl::PrepareEvent(const StreamAppend& append, size_t ind
     return fail(absl::InvalidArgumentError(
         absl::StrCat("malformed message: ", e->getDescription().cStr())));
   }
+  if (std::string problem = internal::EventShapeProblem(in); !problem.empty()) {
+    return fail(absl::InvalidArgumentError(absl::StrCat("malformed message: ", problem)));
+  }
   if (!in.hasId() || in.getId().size() != 16 || AllZero(ToView(in.getId()))) {
     return fail(absl::InvalidArgumentError("id must be 16 bytes, not all zero"));
   }
@@ -844,6 +847,12 @@ absl::StatusOr<StoredEvent> EventStoreImpl::MakeStoredEvent(uint64_t position,
       IHS_ASSIGN_OR_RETURN(rep->content,
                            CanonicalMessage::Parse<schema::Content>(
                                *plain, absl::StrCat("content of event at position ", position)));
+      if (std::string problem =
+              internal::ContentShapeProblem(rep->content->root<schema::Content>());
+          !problem.empty()) {
+        return absl::DataLossError(
+            absl::StrCat("content of event at position ", position, " is malformed: ", problem));
+      }
       rep->content_state = ContentState::kOpen;
     }
   }

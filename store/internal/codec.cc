@@ -37,6 +37,69 @@ absl::StatusOr<std::unique_ptr<CanonicalMessage>> CanonicalMessage::ParseImpl(
 }
 
 namespace internal {
+namespace {
+
+void TouchHandle(schema::Handle::Reader h) { (void)h.getAddress().size(); }
+
+void TouchContent(schema::Content::Reader c) {
+  (void)c.getSubject().size();
+  (void)c.getText().size();
+  TouchHandle(c.getFrom());
+  for (auto h : c.getTo()) TouchHandle(h);
+}
+
+void TouchEvent(schema::Event::Reader e) {
+  (void)e.getId().size();
+  (void)e.getStreamId().size();
+  (void)e.getSourceSystem().size();
+  (void)e.getCorrelationId().size();
+  (void)e.getCausationId().size();
+  TouchContent(e.getContent());
+  auto sc = e.getSealedContent();
+  (void)sc.getNonce().size();
+  (void)sc.getCiphertext().size();
+  switch (e.which()) {
+    case schema::Event::TOUCHPOINT: {
+      auto tp = e.getTouchpoint();
+      for (auto t : tp.getTopics()) (void)t.size();
+      (void)tp.getThreadId().size();
+      (void)tp.getInReplyTo().size();
+      (void)tp.getCounterpart().size();
+      (void)tp.getCorrects().size();
+      (void)tp.getCampaignId().size();
+      break;
+    }
+    case schema::Event::PARTY_PROFILE:
+      (void)e.getPartyProfile().getCohort().size();
+      break;
+    case schema::Event::IDENTITY_LINK:
+      for (auto p : e.getIdentityLink().getParties()) (void)p.size();
+      break;
+    case schema::Event::ERASURE_REQUEST:
+      (void)e.getErasureRequest().getReason().size();
+      break;
+    default:
+      break;  // a newer kind: its fields are not read by this build
+  }
+}
+
+template <typename Fn>
+std::string ProblemOf(Fn&& fn) {
+  KJ_IF_MAYBE (e, kj::runCatchingExceptions(kj::fwd<Fn>(fn))) {
+    return e->getDescription().cStr();
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string EventShapeProblem(schema::Event::Reader event) {
+  return ProblemOf([&]() { TouchEvent(event); });
+}
+
+std::string ContentShapeProblem(schema::Content::Reader content) {
+  return ProblemOf([&]() { TouchContent(content); });
+}
 
 std::string EncodeRecord(schema::Event::Reader event) {
   std::string out(1, kRecordTagCapnpV1);
@@ -55,6 +118,8 @@ absl::StatusOr<std::unique_ptr<StoredEvent::Rep>> DecodeRecord(uint64_t position
   auto msg = CanonicalMessage::ParsePrefixed<schema::Event>(bytes, 1, what);
   if (!msg.ok()) return msg.status();
   rep->event = std::move(*msg);
+  std::string problem = EventShapeProblem(rep->event->root<schema::Event>());
+  if (!problem.empty()) return absl::DataLossError(absl::StrCat(what, " is malformed: ", problem));
   auto ev = rep->event->root<schema::Event>();
   if (ev.getPosition() != position) {
     return absl::DataLossError(absl::StrCat(what, " says it is at position ", ev.getPosition()));

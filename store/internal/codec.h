@@ -26,6 +26,7 @@ class CanonicalMessage {
  public:
   // Copies `words` (a multiple of 8 bytes) into aligned memory and walks the message.
   // kDataLoss names `what` if it does not decode.
+  // `check` returns a problem (empty: none) after the message is walked.
   template <typename T>
   static absl::StatusOr<std::unique_ptr<CanonicalMessage>> Parse(absl::string_view words,
                                                                  absl::string_view what);
@@ -88,6 +89,14 @@ std::string CanonicalBytes(Reader reader) {
 }
 
 std::string EncodeRecord(schema::Event::Reader event);
+
+// Reads every pointer field of an event (or content) through its typed accessor, inside
+// kj::runCatchingExceptions. totalSize() walks a message but does not check that a Text field
+// holds a list, a struct field a struct: damaged or hostile bytes would otherwise throw later,
+// wherever the field is first read. Returns the problem as text; empty when the shape is right.
+// Keep in step with schema/event.capnp: a new pointer field is read here too.
+std::string EventShapeProblem(schema::Event::Reader event);
+std::string ContentShapeProblem(schema::Content::Reader content);
 
 // Decodes a record read at `position`; checks that the event says the same position.
 absl::StatusOr<std::unique_ptr<StoredEvent::Rep>> DecodeRecord(uint64_t position,
