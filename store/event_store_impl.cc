@@ -603,39 +603,61 @@ absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::StageWriter(Writer& w,
   std::vector<AppendResult> results(appends.size());
 
   // 1. Idempotency: which ids are stored already (by an earlier group or earlier in this one).
-  size_t known = 0, total = 0;
+  //    The ids the group has not seen are looked up in one MultiGet.
+  std::vector<const PreparedEvent*> flat;
+  std::vector<size_t> flat_append;
   for (size_t a = 0; a < appends.size(); ++a) {
     for (const PreparedEvent& e : appends[a].events) {
-      ++total;
-      Group::IdEntry entry;
-      bool found = false;
-      if (auto it = g.ids.find(e.id); it != g.ids.end()) {
-        entry = it->second;
-        found = true;
-      } else {
-        std::string v;
-        rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_event_ids_, e.id, &v);
-        if (s.ok()) {
-          if (v.size() != 16 + internal::kDigestBytes) {
-            return absl::DataLossError(
-                absl::StrCat("event id index entry ", Hex(e.id), " is malformed"));
-          }
-          entry = {GetBigEndian64(v.data()), GetBigEndian64(v.data() + 8), v.substr(16)};
-          found = true;
-        } else if (!s.IsNotFound()) {
-          return FromRocksStatus(s, "read event id index");
-        }
-      }
-      if (!found) continue;
-      if (entry.digest != e.digest) {
-        return absl::AlreadyExistsError(
-            absl::StrCat("append to stream ", appends[a].request->stream, ": event id ", Hex(e.id),
-                         " is already stored at position ", entry.position, " with other content"));
-      }
-      ++known;
-      results[a].positions.push_back(entry.position);
-      results[a].versions.push_back(entry.version);
+      flat.push_back(&e);
+      flat_append.push_back(a);
     }
+  }
+  std::vector<rocksdb::Slice> lookup;
+  std::vector<size_t> lookup_index;
+  for (size_t i = 0; i < flat.size(); ++i) {
+    if (!g.ids.contains(flat[i]->id)) {
+      lookup.emplace_back(flat[i]->id);
+      lookup_index.push_back(i);
+    }
+  }
+  std::vector<rocksdb::PinnableSlice> values(lookup.size());
+  std::vector<rocksdb::Status> statuses(lookup.size());
+  if (!lookup.empty()) {
+    db_->MultiGet(rocksdb::ReadOptions(), cf_event_ids_, lookup.size(), lookup.data(),
+                  values.data(), statuses.data());
+  }
+  std::vector<std::optional<Group::IdEntry>> stored(flat.size());
+  for (size_t j = 0; j < lookup.size(); ++j) {
+    if (statuses[j].IsNotFound()) continue;
+    IHS_RETURN_IF_ERROR(FromRocksStatus(statuses[j], "read event id index"));
+    absl::string_view v = ToView(values[j]);
+    if (v.size() != 16 + internal::kDigestBytes) {
+      return absl::DataLossError(
+          absl::StrCat("event id index entry ", Hex(flat[lookup_index[j]]->id), " is malformed"));
+    }
+    stored[lookup_index[j]] = Group::IdEntry{GetBigEndian64(v.data()), GetBigEndian64(v.data() + 8),
+                                             std::string(v.substr(16))};
+  }
+  size_t known = 0;
+  const size_t total = flat.size();
+  for (size_t i = 0; i < flat.size(); ++i) {
+    const PreparedEvent& e = *flat[i];
+    const Group::IdEntry* entry = nullptr;
+    if (auto it = g.ids.find(e.id); it != g.ids.end()) {
+      entry = &it->second;
+    } else if (stored[i]) {
+      entry = &*stored[i];
+    }
+    if (entry == nullptr) continue;
+    const size_t a = flat_append[i];
+    if (entry->digest != e.digest) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("append to stream ", appends[a].request->stream, ": event id ", Hex(e.id),
+                       " is already stored at position ", entry->position, " with other content"));
+    }
+    ++known;
+    results[a].positions.push_back(entry->position);
+    results[a].versions.push_back(entry->version);
   }
   if (known == total) {
     for (auto& r : results) r.duplicate = true;

@@ -102,8 +102,12 @@ std::string ContentShapeProblem(schema::Content::Reader content) {
 }
 
 std::string EncodeRecord(schema::Event::Reader event) {
-  std::string out(1, kRecordTagCapnpV1);
-  out += CanonicalBytes(event);
+  kj::Array<capnp::word> words = capnp::canonicalize(event);
+  auto bytes = words.asBytes();
+  std::string out;
+  out.reserve(1 + bytes.size());
+  out.push_back(kRecordTagCapnpV1);
+  out.append(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
   return out;
 }
 
