@@ -22,23 +22,6 @@ using ihs::testing::EventFactory;
 using schema::Channel;
 using schema::TouchpointType;
 
-// The RFC 9162 tree hash over `leaves` (stored event bytes), written plainly.
-std::string ReferenceRoot(const std::vector<std::string>& leaves, size_t begin, size_t end) {
-  auto sha = [](const std::string& s) {
-    std::string out(32, '\0');
-    crypto_hash_sha256(reinterpret_cast<uint8_t*>(out.data()),
-                       reinterpret_cast<const uint8_t*>(s.data()), s.size());
-    return out;
-  };
-  size_t n = end - begin;
-  if (n == 0) return sha("");
-  if (n == 1) return sha(std::string(1, '\0') + leaves[begin]);
-  size_t k = 1;
-  while (k * 2 < n) k *= 2;
-  return sha(std::string(1, '\1') + ReferenceRoot(leaves, begin, begin + k) +
-             ReferenceRoot(leaves, begin + k, end));
-}
-
 // Opens the store's RocksDB directly, as an attacker or a broken disk would change it.
 struct RawDb {
   std::unique_ptr<rocksdb::DB> db;
@@ -82,6 +65,21 @@ class EventStoreTest : public ::testing::Test {
          {events_.Touchpoint(id, Channel::EMAIL, TouchpointType::MESSAGE, text)}});
   }
 
+  // Reopens with test hooks that hold the first group leader until `writers - 1` other writers
+  // are queued behind it, so that all of them land in one group: the race is forced.
+  void ReopenHoldingFirstLeaderFor(int writers) {
+    Options o;
+    o.hooks.on_queued = [this] { queued_.fetch_add(1); };
+    o.hooks.on_group_leader = [this, writers] {
+      if (!first_leader_.exchange(false)) return;
+      absl::Time deadline = absl::Now() + absl::Seconds(30);
+      while (queued_.load() < writers - 1 && absl::Now() < deadline) {
+        absl::SleepFor(absl::Milliseconds(1));
+      }
+    };
+    Reopen(o);
+  }
+
   std::vector<std::string> AllBytes() {
     auto all = store_->ReadAll(0, 1 << 20, ReadOptions{false});
     EXPECT_TRUE(all.ok()) << all.status();
@@ -94,6 +92,8 @@ class EventStoreTest : public ::testing::Test {
   FakeClock clock_{absl::FromUnixSeconds(1800000000)};
   EventFactory events_;
   std::unique_ptr<EventStore> store_;
+  std::atomic<int> queued_{0};
+  std::atomic<bool> first_leader_{true};
 };
 
 TEST_F(EventStoreTest, AppendThenReadStreamForwardAndBackward) {
@@ -334,18 +334,18 @@ TEST_F(EventStoreTest, RootOfEveryPrefixEqualsTheReferenceTree) {
   for (uint64_t n = 0; n <= 70; ++n) {
     auto root = store_->Root(n);
     IHS_ASSERT_OK(root);
-    EXPECT_EQ(*root, ReferenceRoot(leaves, 0, n)) << "size " << n;
+    EXPECT_EQ(*root, ihs::testing::ReferenceTreeHash(leaves, 0, n)) << "size " << n;
   }
   EXPECT_EQ(store_->Root(71).status().code(), absl::StatusCode::kOutOfRange);
   // And after a reopen the tree goes on from where it was.
   Reopen();
   IHS_ASSERT_OK(AppendOne("s9", 1000));
   leaves = AllBytes();
-  EXPECT_EQ(*store_->Root(71), ReferenceRoot(leaves, 0, 71));
+  EXPECT_EQ(*store_->Root(71), ihs::testing::ReferenceTreeHash(leaves, 0, 71));
   auto report = store_->Verify();
   IHS_ASSERT_OK(report);
   EXPECT_EQ(report->events_checked, 71u);
-  EXPECT_EQ(report->root_hash, ReferenceRoot(leaves, 0, 71));
+  EXPECT_EQ(report->root_hash, ihs::testing::ReferenceTreeHash(leaves, 0, 71));
 }
 
 TEST_F(EventStoreTest, VerifyNamesTheFirstTamperedPosition) {
@@ -561,18 +561,7 @@ TEST_F(EventStoreTest, TwoStoresInOneProcessAreIndependent) {
 
 TEST_F(EventStoreTest, ConcurrentAppendsShareOneSync) {
   constexpr int kWriters = 8;
-  std::atomic<int> queued{0};
-  std::atomic<bool> first_leader{true};
-  Options o;
-  o.hooks.on_queued = [&] { queued.fetch_add(1); };
-  o.hooks.on_group_leader = [&] {
-    if (!first_leader.exchange(false)) return;
-    // Hold the first leader until every other writer is queued behind it.
-    absl::Time deadline = absl::Now() + absl::Seconds(30);
-    while (queued.load() < kWriters - 1 && absl::Now() < deadline)
-      absl::SleepFor(absl::Milliseconds(1));
-  };
-  Reopen(o);
+  ReopenHoldingFirstLeaderFor(kWriters);
   std::vector<std::thread> threads;
   std::atomic<int> ok{0};
   for (int t = 0; t < kWriters; ++t) {
@@ -592,17 +581,7 @@ TEST_F(EventStoreTest, ConcurrentAppendsShareOneSync) {
 
 TEST_F(EventStoreTest, ConflictInAGroupFailsOnlyThatWriter) {
   constexpr int kWriters = 4;
-  std::atomic<int> queued{0};
-  std::atomic<bool> first_leader{true};
-  Options o;
-  o.hooks.on_queued = [&] { queued.fetch_add(1); };
-  o.hooks.on_group_leader = [&] {
-    if (!first_leader.exchange(false)) return;
-    absl::Time deadline = absl::Now() + absl::Seconds(30);
-    while (queued.load() < kWriters - 1 && absl::Now() < deadline)
-      absl::SleepFor(absl::Milliseconds(1));
-  };
-  Reopen(o);
+  ReopenHoldingFirstLeaderFor(kWriters);
   // Four writers all claim the same new stream: exactly one wins, in one group.
   std::vector<std::thread> threads;
   std::atomic<int> ok{0}, conflicts{0};

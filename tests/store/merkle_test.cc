@@ -10,27 +10,10 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "tests/testutil/testutil.h"
 
 namespace ihs::store::internal {
 namespace {
-
-std::string Sha256(const std::string& data) {
-  std::string out(32, '\0');
-  crypto_hash_sha256(reinterpret_cast<uint8_t*>(out.data()),
-                     reinterpret_cast<const uint8_t*>(data.data()), data.size());
-  return out;
-}
-
-// MTH(D[n]) exactly as RFC 9162 2.1.1 states it.
-std::string ReferenceMth(const std::vector<std::string>& d, size_t begin, size_t end) {
-  size_t n = end - begin;
-  if (n == 0) return Sha256("");
-  if (n == 1) return Sha256(std::string(1, '\0') + d[begin]);
-  size_t k = 1;
-  while (k * 2 < n) k *= 2;
-  return Sha256(std::string(1, '\1') + ReferenceMth(d, begin, begin + k) +
-                ReferenceMth(d, begin + k, end));
-}
 
 std::vector<std::string> Leaves(size_t n) {
   std::vector<std::string> d;
@@ -51,7 +34,8 @@ TEST(Merkle, FrontierRootEqualsReferenceForEverySizeUpTo300) {
   for (size_t n = 1; n <= d.size(); ++n) {
     f.Push(LeafHash(d[n - 1]), [](SubtreeId, const Hash&) {});
     ASSERT_EQ(f.size(), n);
-    ASSERT_EQ(std::string(HashBytes(f.Root())), ReferenceMth(d, 0, n)) << "size " << n;
+    ASSERT_EQ(std::string(HashBytes(f.Root())), ihs::testing::ReferenceTreeHash(d, 0, n))
+        << "size " << n;
   }
 }
 
@@ -74,12 +58,14 @@ TEST(Merkle, StoredSubtreesGiveTheRootOfEveryPrefix) {
       ASSERT_NE(it, stored.end()) << "subtree (" << int(id.level) << ", " << id.index << ")";
       hashes.push_back(it->second);
     }
-    EXPECT_EQ(std::string(HashBytes(FoldSubtrees(hashes))), ReferenceMth(d, 0, n)) << n;
+    EXPECT_EQ(std::string(HashBytes(FoldSubtrees(hashes))),
+              ihs::testing::ReferenceTreeHash(d, 0, n))
+        << n;
   }
   // Each complete subtree, checked directly: (level L, index i) is MTH of its 2^L leaves.
   for (const auto& [key, h] : stored) {
     size_t begin = key.second << key.first, end = begin + (size_t{1} << key.first);
-    EXPECT_EQ(std::string(HashBytes(h)), ReferenceMth(d, begin, end));
+    EXPECT_EQ(std::string(HashBytes(h)), ihs::testing::ReferenceTreeHash(d, begin, end));
   }
 }
 
@@ -98,7 +84,7 @@ TEST(Merkle, LoadedFrontierContinuesLikeTheOriginal) {
     loaded->Push(LeafHash(d[i]), [](SubtreeId, const Hash&) {});
   }
   EXPECT_EQ(loaded->Root(), f.Root());
-  EXPECT_EQ(std::string(HashBytes(f.Root())), ReferenceMth(d, 0, d.size()));
+  EXPECT_EQ(std::string(HashBytes(f.Root())), ihs::testing::ReferenceTreeHash(d, 0, d.size()));
 }
 
 TEST(Merkle, LoadReportsAMissingSubtree) {

@@ -1,5 +1,6 @@
 #include "tests/testutil/testutil.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 
 #include <cstdlib>
@@ -20,6 +21,22 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
+}
+
+std::string ReferenceTreeHash(const std::vector<std::string>& leaves, size_t begin, size_t end) {
+  auto sha = [](const std::string& s) {
+    std::string out(32, '\0');
+    crypto_hash_sha256(reinterpret_cast<uint8_t*>(out.data()),
+                       reinterpret_cast<const uint8_t*>(s.data()), s.size());
+    return out;
+  };
+  size_t n = end - begin;
+  if (n == 0) return sha("");
+  if (n == 1) return sha(std::string(1, '\0') + leaves[begin]);
+  size_t k = 1;
+  while (k * 2 < n) k *= 2;  // the largest power of two smaller than n
+  return sha(std::string(1, '\1') + ReferenceTreeHash(leaves, begin, begin + k) +
+             ReferenceTreeHash(leaves, begin + k, end));
 }
 
 std::string EventId(uint64_t n) {

@@ -47,6 +47,10 @@ class TempDir {
   std::string path_;
 };
 
+// MTH(D[begin:end]) exactly as RFC 9162 section 2.1.1 states it, recursively and plainly: the
+// reference the store's Merkle tree is checked against.
+std::string ReferenceTreeHash(const std::vector<std::string>& leaves, size_t begin, size_t end);
+
 // The 16-byte event id whose last 8 bytes are `n` big-endian (and first byte 0x1e).
 std::string EventId(uint64_t n);
 
