@@ -235,26 +235,24 @@ TEST_F(EventStoreTest, PartlyStoredBatchIsRefused) {
 
 TEST_F(EventStoreTest, AppendMultiIsAtomicAcrossStreams) {
   IHS_ASSERT_OK(AppendOne("employee-eva", 1));
+  // The same reply to Ada, written to both streams; only Eva's expected version varies.
+  auto reply = [&](ExpectedVersion eva_expected) {
+    return store_->AppendMulti(
+        {{"customer-ada",
+          ExpectedVersion::NoStream(),
+          {events_.Touchpoint(2, Channel::TWITTER, TouchpointType::REPLY)}},
+         {"employee-eva",
+          eva_expected,
+          {events_.Touchpoint(3, Channel::TWITTER, TouchpointType::REPLY)}}});
+  };
   // One stale expected version fails the whole multi-append.
-  auto failed =
-      store_->AppendMulti({{"customer-ada",
-                            ExpectedVersion::NoStream(),
-                            {events_.Touchpoint(2, Channel::TWITTER, TouchpointType::REPLY)}},
-                           {"employee-eva",
-                            ExpectedVersion::Exact(5),
-                            {events_.Touchpoint(3, Channel::TWITTER, TouchpointType::REPLY)}}});
+  auto failed = reply(ExpectedVersion::Exact(5));
   EXPECT_EQ(failed.status().code(), absl::StatusCode::kAborted);
   EXPECT_EQ(ConflictCurrentVersion(failed.status()), 0);
   EXPECT_EQ(store_->Head(), 1u);
   EXPECT_EQ(store_->GetStreamInfo("customer-ada").status().code(), absl::StatusCode::kNotFound);
 
-  auto ok =
-      store_->AppendMulti({{"customer-ada",
-                            ExpectedVersion::NoStream(),
-                            {events_.Touchpoint(2, Channel::TWITTER, TouchpointType::REPLY)}},
-                           {"employee-eva",
-                            ExpectedVersion::Exact(0),
-                            {events_.Touchpoint(3, Channel::TWITTER, TouchpointType::REPLY)}}});
+  auto ok = reply(ExpectedVersion::Exact(0));
   IHS_ASSERT_OK(ok);
   EXPECT_EQ((*ok)[0].positions, std::vector<uint64_t>{1});
   EXPECT_EQ((*ok)[1].positions, std::vector<uint64_t>{2});
