@@ -118,8 +118,9 @@ struct EventJson::Impl {
   SentimentHandler sentiment;
   StrictHexHandler hex;
 
-  Impl() {
+  explicit Impl(Fields fields) {
     codec.setRejectUnknownFields(true);
+    if (fields == Fields::kNonDefault) codec.setHasMode(capnp::HasMode::NON_DEFAULT);
     codec.handleByAnnotation<Event>();
     auto event = capnp::Schema::from<Event>();
     codec.addFieldHandler(FieldOf(event, "occurredAt"), timestamps);
@@ -137,7 +138,7 @@ struct EventJson::Impl {
   }
 };
 
-EventJson::EventJson() : impl_(std::make_unique<Impl>()) {}
+EventJson::EventJson(Fields fields) : impl_(std::make_unique<Impl>(fields)) {}
 EventJson::~EventJson() = default;
 
 absl::Status EventJson::Decode(absl::string_view json, Event::Builder out) const {

@@ -23,7 +23,10 @@ namespace ihs::schema {
 
 class EventJson {
  public:
-  EventJson();
+  // Which fields Encode writes: all (what `ihs read` shows), or only those that differ from their
+  // defaults (input for `ihs append`, without store-set zeros).
+  enum class Fields { kAll, kNonDefault };
+  explicit EventJson(Fields fields = Fields::kAll);
   ~EventJson();
   EventJson(const EventJson&) = delete;
   EventJson& operator=(const EventJson&) = delete;

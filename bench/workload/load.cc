@@ -1,0 +1,219 @@
+#include "bench/workload/load.h"
+
+#include <capnp/message.h>
+#include <capnp/orphan.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "common/big_endian.h"
+#include "common/status_macros.h"
+#include "schema/json.h"
+
+namespace ihs::workload {
+namespace {
+
+// One batch of events in one arena.
+struct Batch {
+  capnp::MallocMessageBuilder arena{8192};
+  std::vector<capnp::Orphan<schema::Event>> events;
+  double fraction = 0;
+};
+
+// A bounded queue between the generating thread and the appending one.
+class BatchQueue {
+ public:
+  explicit BatchQueue(size_t capacity) : capacity_(capacity) {}
+  void Push(std::unique_ptr<Batch> b) {
+    std::unique_lock<std::mutex> lock(mu_);
+    space_.wait(lock, [&] { return queue_.size() < capacity_ || closed_; });
+    if (closed_) return;
+    queue_.push_back(std::move(b));
+    ready_.notify_one();
+  }
+  // nullptr at the end.
+  std::unique_ptr<Batch> Pop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    ready_.wait(lock, [&] { return !queue_.empty() || done_; });
+    if (queue_.empty()) return nullptr;
+    auto b = std::move(queue_.front());
+    queue_.pop_front();
+    space_.notify_one();
+    return b;
+  }
+  void Finish() {
+    std::lock_guard<std::mutex> lock(mu_);
+    done_ = true;
+    ready_.notify_all();
+  }
+  // The consumer gives up: the producer stops at its next push.
+  void Close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    space_.notify_all();
+  }
+  bool closed() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return closed_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable ready_, space_;
+  std::deque<std::unique_ptr<Batch>> queue_;
+  size_t capacity_;
+  bool done_ = false, closed_ = false;
+};
+
+uint64_t IdPrefix(schema::Event::Reader e) {
+  auto id = e.getId();
+  return id.size() == 16 ? GetBigEndian64(reinterpret_cast<const char*>(id.begin())) : 0;
+}
+uint64_t IdSeq(schema::Event::Reader e) {
+  auto id = e.getId();
+  return id.size() == 16 ? GetBigEndian64(reinterpret_cast<const char*>(id.begin()) + 8) : 0;
+}
+
+// How much of this history the store holds already; kAlreadyExists if it holds another one.
+absl::StatusOr<uint64_t> PresentPrefix(Generator& generator, store::EventStore& store) {
+  const uint64_t head = store.Head();
+  if (head == 0) return 0;
+  store::ReadOptions ro;
+  ro.open_content = false;
+  IHS_ASSIGN_OR_RETURN(auto first, store.ReadAll(0, 1, ro));
+  IHS_ASSIGN_OR_RETURN(auto last, store.ReadAll(head - 1, 1, ro));
+  if (first.empty() || last.empty()) return absl::InternalError("the log has a hole");
+  const bool same = IdPrefix(first[0].event()) == generator.fingerprint() &&
+                    IdPrefix(last[0].event()) == generator.fingerprint() &&
+                    IdSeq(last[0].event()) < head &&
+                    (head % kLoadBatch == 0 || IdSeq(last[0].event()) + kLoadBatch >= head);
+  if (!same) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "the store already holds ", head,
+        " events of a different history (other seed, parties or days, or events not made by "
+        "ihs generate); give an empty directory, or --force to replace it"));
+  }
+  return head;
+}
+
+}  // namespace
+
+absl::StatusOr<LoadReport> LoadIntoStore(Generator& generator, store::EventStore& store,
+                                         const LoadProgress& progress) {
+  const absl::Time start = absl::Now();
+  LoadReport report;
+  IHS_ASSIGN_OR_RETURN(report.present, PresentPrefix(generator, store));
+  if (report.present > 0 && generator.Skip(report.present) != report.present) {
+    return absl::AlreadyExistsError(absl::StrCat("the store holds ", report.present,
+                                                 " events, more than this whole history"));
+  }
+
+  BatchQueue queue(3);
+  std::thread producer([&] {
+    for (;;) {
+      auto batch = std::make_unique<Batch>();
+      auto orphanage = batch->arena.getOrphanage();
+      while (batch->events.size() < kLoadBatch) {
+        auto orphan = orphanage.newOrphan<schema::Event>();
+        if (!generator.Next(orphan.get())) break;
+        batch->events.push_back(std::move(orphan));
+      }
+      batch->fraction = generator.fraction_done();
+      const bool last = batch->events.size() < kLoadBatch;
+      if (!batch->events.empty()) queue.Push(std::move(batch));
+      if (last || queue.closed()) break;
+    }
+    queue.Finish();
+  });
+
+  absl::Status status;
+  while (auto batch = queue.Pop()) {
+    // One StreamAppend per stream, in the order streams first appear in the batch.
+    std::vector<store::StreamAppend> appends;
+    absl::flat_hash_map<std::string, size_t> index;
+    for (auto& orphan : batch->events) {
+      schema::Event::Reader e = orphan.getReader();
+      std::string stream(e.getStreamId().cStr());
+      auto [it, fresh] = index.try_emplace(stream, appends.size());
+      if (fresh) {
+        appends.emplace_back();
+        appends.back().stream = std::move(stream);
+      }
+      appends[it->second].events.push_back(e);
+    }
+    auto result = store.AppendMulti(appends);
+    if (!result.ok()) {
+      status = absl::Status(result.status().code(),
+                            absl::StrCat("appending generated events ", report.present + report.appended,
+                                         "..: ", result.status().message()));
+      queue.Close();
+      while (queue.Pop()) {
+      }
+      break;
+    }
+    report.appended += batch->events.size();
+    if (progress) progress(report.present + report.appended, batch->fraction);
+  }
+  producer.join();
+  IHS_RETURN_IF_ERROR(status);
+  report.elapsed = absl::Now() - start;
+  return report;
+}
+
+absl::StatusOr<LoadReport> WriteJsonLines(Generator& generator, const std::string& path,
+                                          const LoadProgress& progress) {
+  const absl::Time start = absl::Now();
+  const std::string tmp = path + ".tmp";
+  FILE* f = std::fopen(tmp.c_str(), "w");
+  if (f == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot write ", tmp, ": ", std::strerror(errno)));
+  }
+  schema::EventJson json(schema::EventJson::Fields::kNonDefault);
+  LoadReport report;
+  bool ok = true;
+  for (;;) {
+    capnp::MallocMessageBuilder message(256);
+    auto e = message.initRoot<schema::Event>();
+    if (!generator.Next(e)) break;
+    std::string line = json.Encode(e.asReader());
+    line += '\n';
+    if (std::fwrite(line.data(), 1, line.size(), f) != line.size()) {
+      ok = false;
+      break;
+    }
+    if (++report.appended % 10000 == 0 && progress) {
+      progress(report.appended, generator.fraction_done());
+    }
+  }
+  const int err = errno;
+  ok = std::fflush(f) == 0 && ok;
+  ok = ::fsync(fileno(f)) == 0 && ok;
+  ok = std::fclose(f) == 0 && ok;
+  if (!ok) {
+    std::remove(tmp.c_str());
+    return absl::UnavailableError(absl::StrCat("writing ", tmp, ": ", std::strerror(err)));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int rename_err = errno;
+    std::remove(tmp.c_str());
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot rename ", tmp, " to ", path, ": ", std::strerror(rename_err)));
+  }
+  if (progress) progress(report.appended, 1.0);
+  report.elapsed = absl::Now() - start;
+  return report;
+}
+
+}  // namespace ihs::workload

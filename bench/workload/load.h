@@ -1,0 +1,44 @@
+// Writing a generated history somewhere: into an EventStore in durable batches, or to a JSON
+// Lines file. Both stream: memory stays bounded by one batch and the generator's own state.
+#ifndef IHS_BENCH_WORKLOAD_LOAD_H_
+#define IHS_BENCH_WORKLOAD_LOAD_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "bench/workload/generator.h"
+#include "store/event_store.h"
+
+namespace ihs::workload {
+
+// Events per AppendMulti. Fixed: a resumed load relies on every batch but the last being full.
+inline constexpr size_t kLoadBatch = 2000;
+
+// Called now and then with the events written so far and how far through the days the
+// generator is (0..1).
+using LoadProgress = std::function<void(uint64_t events, double fraction)>;
+
+struct LoadReport {
+  uint64_t appended = 0;  // events written by this call
+  uint64_t present = 0;   // events of this history the store already held (a resumed load)
+  absl::Duration elapsed;
+};
+
+// Appends the generator's events to `store`, one durable AppendMulti of kLoadBatch events at a
+// time, generating the next batch on a second thread while one is written. The store must be
+// empty or hold a prefix of this very history (same fingerprint), in which case the load resumes
+// after it; anything else is kAlreadyExists and the store is not touched.
+absl::StatusOr<LoadReport> LoadIntoStore(Generator& generator, store::EventStore& store,
+                                         const LoadProgress& progress = nullptr);
+
+// Writes the events as JSON Lines (schema/json.h) to `path` through `path.tmp`, renamed into
+// place at the end, so an interrupted run leaves no file that looks complete.
+absl::StatusOr<LoadReport> WriteJsonLines(Generator& generator, const std::string& path,
+                                          const LoadProgress& progress = nullptr);
+
+}  // namespace ihs::workload
+
+#endif  // IHS_BENCH_WORKLOAD_LOAD_H_
