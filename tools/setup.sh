@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up ihs on a Debian 12 machine and run one job:
-#   bash tools/setup.sh demo   install what is missing, build, load the sample history, show it
+#   bash tools/setup.sh demo   install what is missing, build, generate the demo history, show it
 #   bash tools/setup.sh test   install what is missing, build, run the whole test suite
 #                              (release build, then the tests again under ASan + UBSan)
 #   bash tools/setup.sh build  install what is missing and build only
@@ -43,17 +43,26 @@ case "$job" in
   demo)
     build build
     echo
-    echo "== appending the sample history to ./data (idempotent: run it again and nothing doubles)"
-    build/bin/ihs append --data ./data < tools/sample/history.jsonl
+    echo "== generating the demo history into ./demo: 300 parties over 4 weeks (docs/workload.md)"
+    echo "   (idempotent: run it again and nothing doubles)"
+    truth=()
+    [ -e demo-truth.json ] || truth=(--truth demo-truth.json)
+    build/bin/ihs generate --parties 300 --days 28 --seed 1 --data ./demo "${truth[@]}"
     echo
-    echo "== one customer's touchpoints across channels: build/bin/ihs read --data ./data customer-ada"
-    build/bin/ihs read --data ./data customer-ada
+    echo "== the story: customer-ada's email complaint gets no answer; two days later she complains"
+    echo "   on Twitter, others share it, and only then does the company answer:"
+    echo "   build/bin/ihs read --data ./demo customer-ada"
+    build/bin/ihs read --data ./demo customer-ada
     echo
-    echo "== the store: build/bin/ihs stats --data ./data"
-    build/bin/ihs stats --data ./data
+    echo "== the store: build/bin/ihs stats --data ./demo"
+    build/bin/ihs stats --data ./demo
     echo
-    echo "Try: build/bin/ihs read --data ./data customer-ada --json | head"
-    echo "     build/bin/ihs tail --data ./data   and   build/bin/ihs verify --data ./data"
+    echo "Where to look next:"
+    echo "  build/bin/ihs read --data ./demo customer-ada --json | head -3   the events as JSON"
+    echo "  build/bin/ihs tail --data ./demo --limit 20                      the global log"
+    echo "  build/bin/ihs verify --data ./demo                               the Merkle tree"
+    echo "  demo-truth.json                      the ground truth: unanswered messages, channel"
+    echo "                                       switches, identities, influential parties, segments"
     ;;
   test)
     build build

@@ -118,5 +118,36 @@ printf '\xff' | dd of="$sst" bs=1 seek=200 count=1 conv=notrunc 2>/dev/null
 check "verify a damaged store (4)" 4 "$ihs" verify --data "$tmp/broken"
 check "verify json on a damaged store (4)" 4 "$ihs" verify --data "$tmp/broken" --json
 expect_in "json says not ok" "$tmp/out" '"ok":false'
+# ihs generate: output, bad input, and nothing overwritten without --force.
+gen=(generate --parties 200 --days 14 --seed 5)
+check "generate to a file" 0 "$ihs" "${gen[@]}" --out "$tmp/g.jsonl" --truth "$tmp/g.truth.json"
+expect_in "says where" "$tmp/out" "into $tmp/g.jsonl"
+check "generated lines append" 0 "$ihs" append --data "$tmp/gdata" <"$tmp/g.jsonl"
+expect_in "truth names the story" "$tmp/g.truth.json" '"party":"customer-ada"'
+cp "$tmp/g.jsonl" "$tmp/g.before"
+check "--parties 0 (2)" 2 "$ihs" generate --parties 0 --days 14 --out "$tmp/x.jsonl"
+expect_in "names --parties" "$tmp/err" "--parties 0 is out of range"
+check "negative --days (2)" 2 "$ihs" generate --parties 100 --days -3 --out "$tmp/x.jsonl"
+expect_in "names --days" "$tmp/err" "--days -3 is out of range"
+check "absurd --parties (2)" 2 "$ihs" generate --parties 999999999999 --days 3 --out "$tmp/x.jsonl"
+check "neither --data nor --out (2)" 2 "$ihs" generate --parties 100 --days 3
+check "existing --out without --force (2)" 2 "$ihs" generate --parties 100 --days 3 --seed 9 --out "$tmp/g.jsonl"
+expect_in "says --force" "$tmp/err" "--force"
+cmp -s "$tmp/g.jsonl" "$tmp/g.before" && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: --out was overwritten"; }
+check "unwritable --out (2)" 2 "$ihs" "${gen[@]}" --out "$tmp/no/such/dir/g.jsonl"
+expect_in "names the path" "$tmp/err" "$tmp/no/such/dir/g.jsonl"
+check "generate into a store" 0 "$ihs" "${gen[@]}" --data "$tmp/gstore" --json
+expect_in "json summary" "$tmp/out" '"alreadyPresent":0'
+"$ihs" stats --data "$tmp/gstore" --json | grep -o '"events":[0-9]*\|"root":"[0-9a-f]*"' >"$tmp/stats.before"
+check "same history again: nothing to do" 0 "$ihs" "${gen[@]}" --data "$tmp/gstore" --json
+expect_in "all present" "$tmp/out" '"written":0'
+check "another history into it (2)" 2 "$ihs" generate --parties 200 --days 14 --seed 6 --data "$tmp/gstore"
+expect_in "says different history" "$tmp/err" "different history"
+"$ihs" stats --data "$tmp/gstore" --json | grep -o '"events":[0-9]*\|"root":"[0-9a-f]*"' >"$tmp/stats.after"
+cmp -s "$tmp/stats.before" "$tmp/stats.after" && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: the store changed"; }
+check "--force replaces it" 0 "$ihs" generate --parties 200 --days 14 --seed 6 --data "$tmp/gstore" --force
+expect_in "says replaced" "$tmp/err" "replaced the store"
+check "the new store verifies" 0 "$ihs" verify --data "$tmp/gstore"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -504,8 +504,8 @@ int Generate(const Common& c, const GenerateArgs& a) {
       report = workload::LoadIntoStore(*generator, **st, on_progress);
     }
   }
-  progress.Finish();
   if (!report.ok()) return Fail(report.status());
+  progress.Finish();
 
   if (!a.truth.empty()) {
     const std::string tmp = a.truth + ".tmp";

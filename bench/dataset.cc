@@ -1,0 +1,63 @@
+#include "bench/dataset.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "bench/workload/load.h"
+#include "bench/workload/model.h"
+#include "store/event_store.h"
+
+namespace ihs::bench {
+
+Dataset DescribeDataset(DatasetSize size) {
+  Dataset d;
+  d.config.seed = 42;
+  d.config.days = 365;
+  // About 108 events per party-year: enough parties that the cap is reached near the end.
+  d.config.parties = size == DatasetSize::k1M ? 10'000 : 100'000;
+  d.config.max_events = size == DatasetSize::k1M ? 1'000'000 : 10'000'000;
+  d.name = absl::StrCat("gen", workload::kGeneratorVersion, "-seed", d.config.seed, "-",
+                        size == DatasetSize::k1M ? "1M" : "10M");
+  const char* cache = std::getenv("IHS_BENCH_CACHE");
+  const char* home = std::getenv("HOME");
+  const std::string root = cache != nullptr ? cache
+                           : home != nullptr ? absl::StrCat(home, "/.cache/ihs-bench")
+                                             : "/tmp/ihs-bench";
+  d.path = absl::StrCat(root, "/", d.name);
+  return d;
+}
+
+absl::StatusOr<Dataset> EnsureDataset(DatasetSize size) {
+  Dataset d = DescribeDataset(size);
+  const std::string complete = d.path + "/COMPLETE";
+  if (std::filesystem::exists(complete)) return d;
+  std::error_code ec;
+  std::filesystem::create_directories(d.path, ec);
+  if (ec) return absl::UnavailableError(absl::StrCat("cannot create ", d.path, ": ", ec.message()));
+  std::fprintf(stderr, "building dataset %s in %s (once; cached)\n", d.name.c_str(),
+               d.path.c_str());
+  store::Options o;
+  o.path = d.path;
+  auto st = store::EventStore::Open(o);
+  if (!st.ok()) return st.status();
+  workload::Generator generator(d.config);
+  uint64_t next_report = 0;
+  auto report = workload::LoadIntoStore(generator, **st, [&](uint64_t events, double) {
+    if (events >= next_report) {
+      std::fprintf(stderr, "  %llu events\n", static_cast<unsigned long long>(events));
+      next_report += 1'000'000;
+    }
+  });
+  if (!report.ok()) return report.status();
+  std::fprintf(stderr, "  built %llu events in %.1f s\n",
+               static_cast<unsigned long long>(report->present + report->appended),
+               absl::ToDoubleSeconds(report->elapsed));
+  std::ofstream(complete) << d.name << "\n";
+  return d;
+}
+
+}  // namespace ihs::bench

@@ -1,0 +1,34 @@
+// The benchmark datasets: stores of 1M and 10M generated events, built once and cached between
+// runs, keyed by generator version, seed and size, so that every benchmark measures the same
+// data and each figure in bench/RESULTS.md can name it.
+//
+// Cache: $IHS_BENCH_CACHE, else $HOME/.cache/ihs-bench. A dataset is complete when its
+// directory holds the file COMPLETE; an interrupted build resumes (LoadIntoStore).
+#ifndef IHS_BENCH_DATASET_H_
+#define IHS_BENCH_DATASET_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "bench/workload/generator.h"
+
+namespace ihs::bench {
+
+struct Dataset {
+  std::string name;  // "gen1-seed42-1M": what RESULTS.md names
+  std::string path;  // the data directory
+  workload::Config config;
+};
+
+enum class DatasetSize { k1M, k10M };
+
+// The dataset's config (parties, days, seed, event cap) and name.
+Dataset DescribeDataset(DatasetSize size);
+
+// Returns the dataset, building it first if the cache does not hold it (progress on stderr).
+absl::StatusOr<Dataset> EnsureDataset(DatasetSize size);
+
+}  // namespace ihs::bench
+
+#endif  // IHS_BENCH_DATASET_H_
