@@ -18,7 +18,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "bench/dataset.h"
 #include "bench/workload/generator.h"
@@ -101,22 +100,17 @@ void BM_AppendPrebuilt(benchmark::State& state) {
     for (bool more = true; more;) {
       Prebuilt& b = batches.emplace_back();
       auto orphanage = b.arena->getOrphanage();
-      absl::flat_hash_map<std::string, size_t> index;
-      while (b.events.size() < workload::kLoadBatch) {
+      std::vector<schema::Event::Reader> readers;
+      while (readers.size() < workload::kLoadBatch) {
         auto orphan = orphanage.newOrphan<schema::Event>();
         if (!g.Next(orphan.get())) {
           more = false;
           break;
         }
-        auto reader = orphan.getReader();
-        auto [it, fresh] = index.try_emplace(reader.getStreamId().cStr(), b.appends.size());
-        if (fresh) {
-          b.appends.emplace_back();
-          b.appends.back().stream = reader.getStreamId().cStr();
-        }
-        b.appends[it->second].events.push_back(reader);
+        readers.push_back(orphan.getReader());
         b.events.push_back(std::move(orphan));
       }
+      b.appends = workload::GroupByStream(readers);
     }
     state.ResumeTiming();
     for (const auto& b : batches) {

@@ -12,6 +12,8 @@
 #ifndef IHS_SCHEMA_JSON_H_
 #define IHS_SCHEMA_JSON_H_
 
+#include <capnp/schema.h>
+
 #include <memory>
 #include <string>
 
@@ -41,6 +43,15 @@ class EventJson {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The schema's name of an enumerant ("callCentre"), as JSON shows it; "?" for a number newer
+// than this build's schema.
+template <typename E>
+const char* EnumName(E e) {
+  const auto enumerants = capnp::Schema::from<E>().getEnumerants();
+  const auto i = static_cast<uint16_t>(e);
+  return i < enumerants.size() ? enumerants[i].getProto().getName().cStr() : "?";
+}
 
 // Formats µs since the Unix epoch as RFC 3339 UTC with microseconds.
 std::string FormatMicros(int64_t micros);

@@ -16,7 +16,6 @@
 #include <random>
 #include <vector>
 
-#include <capnp/schema.h>
 #include <nlohmann/json.hpp>
 
 #include "absl/container/flat_hash_map.h"
@@ -118,13 +117,9 @@ class Random {
   std::mt19937_64 engine_;
 };
 
-// The schema's name of an enumerant ("callCentre"), as JSON shows it.
-template <typename E>
-std::string EnumName(E e) {
-  const auto enumerants = capnp::Schema::from<E>().getEnumerants();
-  const auto i = static_cast<uint16_t>(e);
-  return i < enumerants.size() ? std::string(enumerants[i].getProto().getName().cStr())
-                               : std::to_string(i);
+// The setters copy the bytes, so a temporary string is enough.
+capnp::Data::Reader AsData(const std::string& bytes) {
+  return capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(bytes.data()), bytes.size());
 }
 
 float Clamp1(double x) { return static_cast<float>(std::max(-1.0, std::min(1.0, x))); }
@@ -232,7 +227,15 @@ struct Inbound {
   Channel channel;
   TouchpointType type;
   uint64_t thread;
+  uint8_t topic;
   bool switched;  // the customer already acted on it
+};
+
+// A reply by the company, as the truth remembers it per thread.
+struct Reply {
+  uint64_t seq;
+  int64_t occurred;
+  uint32_t party;
 };
 
 struct Response {
@@ -784,8 +787,6 @@ struct Generator::Impl {
 
   // --- actions ----------------------------------------------------------------------------
 
-  bool IsOpen(uint64_t seq) const { return open_inbound.contains(seq); }
-
   void Run(const Action& a) {
     switch (a.act) {
       case Act::kActivity:
@@ -919,8 +920,7 @@ struct Generator::Impl {
       Ev ev = Touch(s, rng.Chance(0.7) ? Channel::TWITTER : Channel::FACEBOOK, Direction::PUBLIC,
                     TouchpointType::COMPLAINT);
       ev.sentiment = Clamp1(rng.Normal(-0.8, 0.15));
-      ev.topic = static_cast<uint8_t>(from.thread % kTopics.size());
-      ev.topic = open_topic.contains(from.seq) ? open_topic[from.seq] : ev.topic;
+      ev.topic = from.topic;
       ev.thread = s == a.party ? from.thread : ++thread_count;
       ev.causation = from.seq;
       ev.content = true;
@@ -945,7 +945,7 @@ struct Generator::Impl {
     if (to == from.channel) return;
     Ev ev = Touch(a.party, to, Direction::INBOUND, TouchpointType::COMPLAINT);
     ev.sentiment = Clamp1(rng.Normal(-0.7, 0.2));
-    ev.topic = open_topic.contains(from.seq) ? open_topic[from.seq] : 0;
+    ev.topic = from.topic;
     ev.thread = from.thread;
     ev.causation = from.seq;
     ev.content = true;
@@ -1052,15 +1052,13 @@ struct Generator::Impl {
         (ev.type == TouchpointType::MESSAGE || ev.type == TouchpointType::REQUEST ||
          ev.type == TouchpointType::COMPLAINT)) {
       // A record that arrives late may find the thread answered already, after it happened.
-      const uint64_t reply = FirstReplyAtOrAfter(ev.thread, ev.party, ev.occurred);
-      if (reply != kNoEvent) {
-        const int64_t at = reply_time.at(reply);
-        responses.push_back(
-            {seq, reply, at - ev.occurred, ServiceHours::Default().Between(ev.occurred, at)});
+      if (const Reply* reply = FirstReplyAtOrAfter(ev.thread, ev.party, ev.occurred)) {
+        responses.push_back({seq, reply->seq, reply->occurred - ev.occurred,
+                             ServiceHours::Default().Between(ev.occurred, reply->occurred)});
       } else {
-        open_inbound[seq] = {seq, ev.party, ev.occurred, ev.channel, ev.type, ev.thread, false};
+        open_inbound[seq] = {seq,     ev.party,  ev.occurred, ev.channel,
+                             ev.type, ev.thread, ev.topic,    false};
         open_by_thread[ev.thread].push_back(seq);
-        open_topic[seq] = ev.topic;
       }
       // A switch waiting for its late record.
       for (size_t k = 0; k < pending_switch.size(); ++k) {
@@ -1074,9 +1072,7 @@ struct Generator::Impl {
       }
     }
     if (company) {
-      thread_replies[ev.thread].push_back(seq);
-      reply_time[seq] = ev.occurred;
-      reply_party[seq] = ev.party;
+      thread_replies[ev.thread].push_back({seq, ev.occurred, ev.party});
       // The company's first reply in a thread answers every inbound message of the thread in
       // the same stream that happened before it, on whichever channel.
       auto t = open_by_thread.find(ev.thread);
@@ -1092,7 +1088,6 @@ struct Generator::Impl {
         responses.push_back({in_seq, seq, ev.occurred - it->second.occurred,
                              ServiceHours::Default().Between(it->second.occurred, ev.occurred)});
         open_inbound.erase(it);
-        open_topic.erase(in_seq);
       }
       if (still.empty()) {
         open_by_thread.erase(t);
@@ -1106,14 +1101,13 @@ struct Generator::Impl {
   }
 
   // The company's earliest reply in `thread` to `party` that happened at or after `t`.
-  uint64_t FirstReplyAtOrAfter(uint64_t thread, uint32_t party, int64_t t) const {
+  const Reply* FirstReplyAtOrAfter(uint64_t thread, uint32_t party, int64_t t) const {
     auto it = thread_replies.find(thread);
-    if (it == thread_replies.end()) return kNoEvent;
-    uint64_t best = kNoEvent;
-    for (uint64_t r : it->second) {
-      const int64_t at = reply_time.at(r);
-      if (reply_party.at(r) == party && at >= t && (best == kNoEvent || at < reply_time.at(best))) {
-        best = r;
+    if (it == thread_replies.end()) return nullptr;
+    const Reply* best = nullptr;
+    for (const Reply& r : it->second) {
+      if (r.party == party && r.occurred >= t && (best == nullptr || r.occurred < best->occurred)) {
+        best = &r;
       }
     }
     return best;
@@ -1290,12 +1284,8 @@ struct Generator::Impl {
   }
 
   void Materialise(uint64_t seq, const Ev& ev, schema::Event::Builder e) const {
-    const std::string id = Id(seq);
-    e.setId(capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(id.data()), id.size()));
+    e.setId(AsData(Id(seq)));
     e.setOccurredAt(ev.occurred);
-    auto data = [this](uint64_t ref) {
-      return std::string(Id(ref));
-    };
     if (ev.kind == Ev::kProfile) {
       e.setStreamId(StreamId(ev.party));
       e.setSourceSystem("crm");
@@ -1319,10 +1309,7 @@ struct Generator::Impl {
     }
     e.setStreamId(StreamId(ev.party));
     e.setSourceSystem(SourceSystem(ev.channel));
-    if (ev.causation != kNoEvent) {
-      const std::string c = data(ev.causation);
-      e.setCausationId(capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(c.data()), 16));
-    }
+    if (ev.causation != kNoEvent) e.setCausationId(AsData(Id(ev.causation)));
     auto t = e.initTouchpoint();
     t.setChannel(ev.channel);
     t.setDirection(ev.direction);
@@ -1334,14 +1321,8 @@ struct Generator::Impl {
       if (ev.second_topic) topics.set(1, kTopics[ev.topic2]);
     }
     if (ev.thread != 0) t.setThreadId(absl::StrCat("t-", ev.thread));
-    if (ev.in_reply_to != kNoEvent) {
-      const std::string r = data(ev.in_reply_to);
-      t.setInReplyTo(capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(r.data()), 16));
-    }
-    if (ev.corrects != kNoEvent) {
-      const std::string r = data(ev.corrects);
-      t.setCorrects(capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(r.data()), 16));
-    }
+    if (ev.in_reply_to != kNoEvent) t.setInReplyTo(AsData(Id(ev.in_reply_to)));
+    if (ev.corrects != kNoEvent) t.setCorrects(AsData(Id(ev.corrects)));
     if (ev.counterpart != kNone) t.setCounterpart(StreamId(ev.counterpart));
     if (ev.audience != 0) t.setAudienceSize(ev.audience);
     if (ev.campaign != 0) t.setCampaignId(CampaignId(ev.campaign, ev.channel));
@@ -1389,11 +1370,8 @@ struct Generator::Impl {
   // Truth.
   absl::flat_hash_map<uint64_t, Inbound> open_inbound;
   absl::flat_hash_map<uint64_t, std::vector<uint64_t>> open_by_thread;
-  absl::flat_hash_map<uint64_t, uint8_t> open_topic;
   std::vector<Response> responses;
-  absl::flat_hash_map<uint64_t, std::vector<uint64_t>> thread_replies;  // thread -> replies
-  absl::flat_hash_map<uint64_t, int64_t> reply_time;
-  absl::flat_hash_map<uint64_t, uint32_t> reply_party;
+  absl::flat_hash_map<uint64_t, std::vector<Reply>> thread_replies;
   std::vector<Switch> switches, pending_switch;
   std::vector<Correction> corrections;
 };
@@ -1477,7 +1455,7 @@ void Generator::WriteTruth(std::ostream& os) const {
   for (uint32_t i = 0; i < g.parties.size(); ++i) {
     const Party& p = g.parties[i];
     if (!(p.flags & kRegistered)) continue;
-    ++kinds[p.flags & kUnlinkedAccount ? "unlinkedAccount" : EnumName(p.kind)];
+    ++kinds[p.flags & kUnlinkedAccount ? "unlinkedAccount" : schema::EnumName(p.kind)];
     if (p.kind == PartyKind::CUSTOMER) ++cohorts[kCohorts[p.cohort].name];
   }
   os << ",\"registered\":" << json(kinds).dump() << ",\"customer_cohorts\":" << json(cohorts).dump();
@@ -1553,8 +1531,8 @@ void Generator::WriteTruth(std::ostream& os) const {
   WriteArray(os, "unanswered", open, [&](const Inbound* in) {
     return json{{"event", hex(in->seq)},
                 {"party", g.StreamId(in->party)},
-                {"channel", EnumName(in->channel)},
-                {"type", EnumName(in->type)},
+                {"channel", schema::EnumName(in->channel)},
+                {"type", schema::EnumName(in->type)},
                 {"occurred_at", schema::FormatMicros(in->occurred)},
                 {"waiting_s", (as_of - in->occurred) / kSecond}};
   });
@@ -1569,8 +1547,8 @@ void Generator::WriteTruth(std::ostream& os) const {
                 {"to_party", g.StreamId(s.to_party)},
                 {"from_event", hex(s.from_event)},
                 {"to_event", hex(s.to_event)},
-                {"from_channel", EnumName(s.from_channel)},
-                {"to_channel", EnumName(s.to_channel)},
+                {"from_channel", schema::EnumName(s.from_channel)},
+                {"to_channel", schema::EnumName(s.to_channel)},
                 {"public", s.is_public}};
   });
   WriteArray(os, "corrections", g.corrections, [&](const Correction& c) {

@@ -109,6 +109,21 @@ absl::StatusOr<uint64_t> PresentPrefix(Generator& generator, store::EventStore& 
 
 }  // namespace
 
+std::vector<store::StreamAppend> GroupByStream(const std::vector<schema::Event::Reader>& events) {
+  std::vector<store::StreamAppend> appends;
+  absl::flat_hash_map<std::string, size_t> index;
+  for (schema::Event::Reader e : events) {
+    std::string stream(e.getStreamId().cStr());
+    auto [it, fresh] = index.try_emplace(stream, appends.size());
+    if (fresh) {
+      appends.emplace_back();
+      appends.back().stream = std::move(stream);
+    }
+    appends[it->second].events.push_back(e);
+  }
+  return appends;
+}
+
 absl::StatusOr<LoadReport> LoadIntoStore(Generator& generator, store::EventStore& store,
                                          const LoadProgress& progress) {
   const absl::Time start = absl::Now();
@@ -139,20 +154,10 @@ absl::StatusOr<LoadReport> LoadIntoStore(Generator& generator, store::EventStore
 
   absl::Status status;
   while (auto batch = queue.Pop()) {
-    // One StreamAppend per stream, in the order streams first appear in the batch.
-    std::vector<store::StreamAppend> appends;
-    absl::flat_hash_map<std::string, size_t> index;
-    for (auto& orphan : batch->events) {
-      schema::Event::Reader e = orphan.getReader();
-      std::string stream(e.getStreamId().cStr());
-      auto [it, fresh] = index.try_emplace(stream, appends.size());
-      if (fresh) {
-        appends.emplace_back();
-        appends.back().stream = std::move(stream);
-      }
-      appends[it->second].events.push_back(e);
-    }
-    auto result = store.AppendMulti(appends);
+    std::vector<schema::Event::Reader> events;
+    events.reserve(batch->events.size());
+    for (auto& orphan : batch->events) events.push_back(orphan.getReader());
+    auto result = store.AppendMulti(GroupByStream(events));
     if (!result.ok()) {
       status = absl::Status(result.status().code(),
                             absl::StrCat("appending generated events ", report.present + report.appended,

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -16,6 +17,11 @@ namespace ihs::workload {
 
 // Events per AppendMulti. Fixed: a resumed load relies on every batch but the last being full.
 inline constexpr size_t kLoadBatch = 2000;
+
+// One StreamAppend (expected version: any) per stream, in the order streams first appear, each
+// with its events in their order: one batch of generated events as one AppendMulti. The
+// readers must outlive the result.
+std::vector<store::StreamAppend> GroupByStream(const std::vector<schema::Event::Reader>& events);
 
 // Called now and then with the events written so far and how far through the days the
 // generator is (0..1).

@@ -114,21 +114,6 @@ absl::StatusOr<store::ExpectedVersion> ParseExpected(const std::string& s) {
 // ---------------------------------------------------------------------------------------------
 // Output of events.
 
-const char* ChannelName(schema::Channel c) {
-  auto e = capnp::Schema::from<schema::Channel>().getEnumerants();
-  uint16_t i = static_cast<uint16_t>(c);
-  return i < e.size() ? e[i].getProto().getName().cStr() : "?";
-}
-const char* DirectionName(schema::Direction d) {
-  auto e = capnp::Schema::from<schema::Direction>().getEnumerants();
-  uint16_t i = static_cast<uint16_t>(d);
-  return i < e.size() ? e[i].getProto().getName().cStr() : "?";
-}
-const char* TypeName(schema::TouchpointType t) {
-  auto e = capnp::Schema::from<schema::TouchpointType>().getEnumerants();
-  uint16_t i = static_cast<uint16_t>(t);
-  return i < e.size() ? e[i].getProto().getName().cStr() : "?";
-}
 
 class EventPrinter {
  public:
@@ -157,9 +142,9 @@ class EventPrinter {
     switch (ev.which()) {
       case schema::Event::TOUCHPOINT: {
         auto tp = ev.getTouchpoint();
-        channel = ChannelName(tp.getChannel());
-        direction = DirectionName(tp.getDirection());
-        what = TypeName(tp.getType());
+        channel = schema::EnumName(tp.getChannel());
+        direction = schema::EnumName(tp.getDirection());
+        what = schema::EnumName(tp.getType());
         break;
       }
       case schema::Event::PARTY_PROFILE:
