@@ -30,6 +30,12 @@ std::optional<int64_t> ConflictCurrentVersion(const absl::Status& status) {
   return v;
 }
 
+absl::Status VersionConflictError(absl::string_view message, int64_t current_version) {
+  absl::Status s = absl::AbortedError(message);
+  s.SetPayload(kConflictPayloadUrl, absl::Cord(absl::StrCat(current_version)));
+  return s;
+}
+
 StoredEvent::StoredEvent(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
 StoredEvent::StoredEvent(StoredEvent&&) noexcept = default;
 StoredEvent& StoredEvent::operator=(StoredEvent&&) noexcept = default;

@@ -87,6 +87,8 @@ struct AppendResult {
 std::optional<int64_t> ConflictCurrentVersion(const absl::Status& status);
 // The status payload that carries it (decimal text).
 inline constexpr char kConflictPayloadUrl[] = "type.ihs/current-version";
+// A kAborted status with that payload (the store's, and the RPC client's for a remote conflict).
+absl::Status VersionConflictError(absl::string_view message, int64_t current_version);
 
 enum class ReadDirection { kForward, kBackward };
 

@@ -104,12 +104,11 @@ absl::Status ValidateTouchpoint(schema::Touchpoint::Reader tp) {
 }
 
 absl::Status Conflict(absl::string_view stream, const ExpectedVersion& expected, int64_t current) {
-  absl::Status s = absl::AbortedError(
+  return VersionConflictError(
       absl::StrCat("append to stream ", stream, ": expected version ", expected.ToString(),
                    ", but the current version is ",
-                   current < 0 ? std::string("none (no stream yet)") : absl::StrCat(current)));
-  s.SetPayload(kConflictPayloadUrl, absl::Cord(absl::StrCat(current)));
-  return s;
+                   current < 0 ? std::string("none (no stream yet)") : absl::StrCat(current)),
+      current);
 }
 
 }  // namespace

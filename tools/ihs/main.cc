@@ -1,16 +1,20 @@
 // ihs: the command line of the interaction history store, for engineers, auditors and operators.
 //
-//   ihs append --data DIR [--stream S] [--expected-version N|any|none|exists] [--json] < in.jsonl
-//   ihs read   --data DIR STREAM [--from V] [--backward] [--limit N] [--sealed] [--json]
-//   ihs tail   --data DIR [--from POS] [--limit N] [--json]
+//   ihs append WHERE [--stream S] [--expected-version N|any|none|exists] [--json] < in.jsonl
+//   ihs read   WHERE STREAM [--from V] [--backward] [--limit N] [--sealed] [--json]
+//   ihs tail   WHERE [--from POS] [--limit N] [-f] [--json]
 //   ihs verify --data DIR [--json]
 //   ihs stats  --data DIR [--json]
 //   ihs generate --parties N --days D [--seed S] [--events N] (--data DIR | --out FILE.jsonl)
 //                [--truth FILE.json] [--force] [--json]
+//   ihs token new --tokens FILE --role ROLE --name NAME [--json]
+//
+// WHERE is a data directory (--data DIR) or a running ihsd (--connect ADDR --token T, or the
+// token in $IHS_TOKEN); the output is the same.
 //
 // Events are JSON in and out through capnp::JsonCodec over schema/event.capnp (schema/json.h).
 // Exit codes (docs/cli.md): 0 ok, 1 usage, 2 bad input, 3 version conflict, 4 integrity failure,
-// 5 store unavailable.
+// 5 store or server unavailable, 6 refused by the server (no such token, or not the role's).
 #include <capnp/message.h>
 #include <capnp/schema.h>
 #include <sys/resource.h>
@@ -34,7 +38,10 @@
 #include "bench/workload/generator.h"
 #include "bench/workload/load.h"
 #include "bench/workload/model.h"
+#include "common/status_macros.h"
 #include "schema/json.h"
+#include "server/client.h"
+#include "server/tokens.h"
 #include "store/event_store.h"
 #include "tools/ihs/progress.h"
 
@@ -48,6 +55,7 @@ enum ExitCode {
   kExitConflict = 3,
   kExitIntegrity = 4,
   kExitUnavailable = 5,
+  kExitRefused = 6,
 };
 
 int ExitCodeFor(const absl::Status& s) {
@@ -63,6 +71,9 @@ int ExitCodeFor(const absl::Status& s) {
       return kExitConflict;
     case absl::StatusCode::kDataLoss:
       return kExitIntegrity;
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kPermissionDenied:
+      return kExitRefused;
     default:
       return kExitUnavailable;
   }
@@ -87,6 +98,8 @@ std::string JsonString(absl::string_view s) {
 struct Common {
   std::string data;
   std::string master_key;
+  std::string connect;  // a running ihsd instead of --data
+  std::string token;
   bool json = false;
 };
 
@@ -119,14 +132,21 @@ class EventPrinter {
  public:
   explicit EventPrinter(bool json) : json_(json) {}
 
+  // The table's header, once: before the first event, or at the end when there was none (so an
+  // error prints no header).
   void Header() {
-    if (json_) return;
+    if (json_ || header_done_) return;
+    header_done_ = true;
     absl::PrintF("%-8s %-8s %-27s %-18s %-10s %-10s %s\n", "POSITION", "VERSION", "OCCURRED",
                  "STREAM", "CHANNEL", "DIRECTION", "TYPE            SUBJECT / TEXT");
   }
 
-  void Print(const store::StoredEvent& e) {
+  // `E` is store::StoredEvent or client::RemoteEvent: the same output either way.
+  template <typename E>
+  void Print(const E& e) {
+    Header();
     auto ev = e.event();
+    last_version_ = ev.getStreamVersion();
     if (json_) {
       capnp::MallocMessageBuilder mb;
       mb.setRoot(ev);
@@ -184,6 +204,9 @@ class EventPrinter {
                  channel, direction, what);
   }
 
+ // The stream version of the event printed last.
+  uint64_t last_version() const { return last_version_; }
+
  private:
   static std::string Shorten(std::string s, size_t n) {
     for (char& c : s) {
@@ -193,8 +216,121 @@ class EventPrinter {
     return s;
   }
   bool json_;
+  bool header_done_ = false;
+  uint64_t last_version_ = 0;
   schema::EventJson json_codec_;
 };
+
+// ---------------------------------------------------------------------------------------------
+// Where append, read and tail work: a data directory or a running ihsd.
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual absl::StatusOr<store::AppendResult> Append(const store::StreamAppend& a) = 0;
+  virtual absl::StatusOr<std::vector<store::AppendResult>> AppendMulti(
+      const std::vector<store::StreamAppend>& a) = 0;
+  virtual absl::StatusOr<uint64_t> Head() = 0;
+  // Print up to `limit` events of a stream, or of the log from `from` to `to`; they return how
+  // many were printed (0 at the end).
+  virtual absl::StatusOr<size_t> PrintStream(const std::string& stream, uint64_t from,
+                                             size_t limit, store::ReadDirection dir, bool open,
+                                             EventPrinter& printer) = 0;
+  virtual absl::StatusOr<size_t> PrintLog(uint64_t from, size_t limit, bool open,
+                                          EventPrinter& printer) = 0;
+};
+
+template <typename E>
+absl::StatusOr<size_t> PrintAll(const absl::StatusOr<std::vector<E>>& events,
+                                 EventPrinter& printer) {
+  if (!events.ok()) return events.status();
+  for (const E& e : *events) printer.Print(e);
+  return events->size();
+}
+
+// Pages of reads; the server caps one read at 10,000 events.
+constexpr size_t kReadPage = 1000;
+
+class LocalBackend final : public Backend {
+ public:
+  explicit LocalBackend(std::unique_ptr<store::EventStore> store) : store_(std::move(store)) {}
+  absl::StatusOr<store::AppendResult> Append(const store::StreamAppend& a) override {
+    return store_->Append(a);
+  }
+  absl::StatusOr<std::vector<store::AppendResult>> AppendMulti(
+      const std::vector<store::StreamAppend>& a) override {
+    return store_->AppendMulti(a);
+  }
+  absl::StatusOr<uint64_t> Head() override { return store_->Head(); }
+  absl::StatusOr<size_t> PrintStream(const std::string& stream, uint64_t from, size_t limit,
+                                     store::ReadDirection dir, bool open,
+                                     EventPrinter& printer) override {
+    store::ReadOptions ro;
+    ro.open_content = open;
+    return PrintAll(store_->ReadStream(stream, from, limit, dir, ro), printer);
+  }
+  absl::StatusOr<size_t> PrintLog(uint64_t from, size_t limit, bool open,
+                                  EventPrinter& printer) override {
+    store::ReadOptions ro;
+    ro.open_content = open;
+    return PrintAll(store_->ReadAll(from, limit, ro), printer);
+  }
+
+ private:
+  std::unique_ptr<store::EventStore> store_;
+};
+
+class RemoteBackend final : public Backend {
+ public:
+  explicit RemoteBackend(std::unique_ptr<client::Client> client) : client_(std::move(client)) {}
+  absl::StatusOr<store::AppendResult> Append(const store::StreamAppend& a) override {
+    return client_->Append(a);
+  }
+  absl::StatusOr<std::vector<store::AppendResult>> AppendMulti(
+      const std::vector<store::StreamAppend>& a) override {
+    return client_->AppendMulti(a);
+  }
+  absl::StatusOr<uint64_t> Head() override { return client_->Head(); }
+  absl::StatusOr<size_t> PrintStream(const std::string& stream, uint64_t from, size_t limit,
+                                     store::ReadDirection dir, bool open,
+                                     EventPrinter& printer) override {
+    return PrintAll(client_->ReadStream(stream, from, limit, dir, open), printer);
+  }
+  absl::StatusOr<size_t> PrintLog(uint64_t from, size_t limit, bool open,
+                                  EventPrinter& printer) override {
+    return PrintAll(client_->ReadAll(from, limit, open), printer);
+  }
+  client::Client& client() { return *client_; }
+
+ private:
+  std::unique_ptr<client::Client> client_;
+};
+
+// Opens the backend the flags name; on failure prints why and returns the exit code.
+absl::StatusOr<std::unique_ptr<Backend>> OpenBackend(const Common& c, bool write) {
+  if (c.connect.empty() == c.data.empty()) {
+    return absl::InvalidArgumentError("give exactly one of --data DIR and --connect ADDR");
+  }
+  if (!c.connect.empty()) {
+    client::ConnectOptions o;
+    o.address = c.connect;
+    o.token = c.token;
+    if (o.token.empty()) {
+      const char* env = std::getenv("IHS_TOKEN");
+      if (env != nullptr) o.token = env;
+    }
+    IHS_ASSIGN_OR_RETURN(auto client, client::Client::Connect(o));
+    return std::unique_ptr<Backend>(new RemoteBackend(std::move(client)));
+  }
+  absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, write);
+  if (!st.ok()) {
+    // A store that cannot be opened is "unavailable", whatever the status code (FailOpen).
+    return st.status().code() == absl::StatusCode::kDataLoss
+               ? st.status()
+               : absl::UnavailableError(st.status().message());
+  }
+  return std::unique_ptr<Backend>(new LocalBackend(std::move(*st)));
+}
 
 // ---------------------------------------------------------------------------------------------
 // Commands.
@@ -237,12 +373,13 @@ int Append(const Common& c, const AppendArgs& a) {
   }
   if (events.empty()) return Fail(absl::InvalidArgumentError("no events on standard input"));
 
-  absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, /*write=*/true);
-  if (!st.ok()) return FailOpen(st.status());
-  store::EventStore& store = **st;
+  absl::StatusOr<std::unique_ptr<Backend>> backend = OpenBackend(c, /*write=*/true);
+  if (!backend.ok()) return Fail(backend.status());
+  Backend& store = **backend;
+  // Over RPC a message must stay under ihsd's limit (32 MiB): smaller chunks.
+  const size_t chunk = c.connect.empty() ? store::kMaxEventsPerAppend : 2000;
 
   uint64_t appended = 0, duplicates = 0;
-  std::map<std::string, std::pair<uint64_t, uint64_t>> streams;  // first, last position
   auto report = [&](const std::string& stream, const store::AppendResult& r) {
     (r.duplicate ? duplicates : appended) += r.positions.size();
     for (size_t i = 0; i < r.positions.size(); ++i) {
@@ -262,10 +399,10 @@ int Append(const Common& c, const AppendArgs& a) {
   } else {
     // A load of more than one chunk shows progress on stderr.
     Progress progress("append");
-    if (c.json || events.size() <= store::kMaxEventsPerAppend) progress.Disable();
-    for (size_t begin = 0; begin < events.size(); begin += store::kMaxEventsPerAppend) {
+    if (c.json || events.size() <= chunk) progress.Disable();
+    for (size_t begin = 0; begin < events.size(); begin += chunk) {
       progress.Update(begin, events.size());
-      size_t end = std::min(events.size(), begin + store::kMaxEventsPerAppend);
+      size_t end = std::min(events.size(), begin + chunk);
       std::vector<store::StreamAppend> reqs;
       std::map<std::string, size_t> index;
       for (size_t i = begin; i < end; ++i) {
@@ -288,8 +425,9 @@ int Append(const Common& c, const AppendArgs& a) {
     progress.Finish();
   }
   if (!c.json) {
+    absl::StatusOr<uint64_t> head = store.Head();
     absl::PrintF("appended %d events (%d already stored); the log holds %d events\n", appended,
-                 duplicates, store.Head());
+                 duplicates, head.ok() ? *head : 0);
   }
   return kExitOk;
 }
@@ -304,18 +442,26 @@ struct ReadArgs {
 };
 
 int Read(const Common& c, const ReadArgs& a) {
-  absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, false);
-  if (!st.ok()) return FailOpen(st.status());
-  store::ReadOptions ro;
-  ro.open_content = !a.sealed;
+  absl::StatusOr<std::unique_ptr<Backend>> backend = OpenBackend(c, false);
+  if (!backend.ok()) return Fail(backend.status());
+  const auto dir = a.backward ? store::ReadDirection::kBackward : store::ReadDirection::kForward;
   uint64_t from = a.from_set ? a.from : (a.backward ? UINT64_MAX : 0);
-  auto events = (*st)->ReadStream(
-      a.stream, from, a.limit,
-      a.backward ? store::ReadDirection::kBackward : store::ReadDirection::kForward, ro);
-  if (!events.ok()) return Fail(events.status());
   EventPrinter printer(c.json);
+  // In pages, so that a long stream never makes one huge reply.
+  for (size_t printed = 0; printed < a.limit;) {
+    absl::StatusOr<size_t> n = (*backend)->PrintStream(
+        a.stream, from, std::min(kReadPage, a.limit - printed), dir, !a.sealed, printer);
+    if (!n.ok()) return Fail(n.status());
+    if (*n == 0) break;
+    printed += *n;
+    if (a.backward) {
+      if (printer.last_version() == 0) break;
+      from = printer.last_version() - 1;
+    } else {
+      from = printer.last_version() + 1;
+    }
+  }
   printer.Header();
-  for (const auto& e : *events) printer.Print(e);
   return kExitOk;
 }
 
@@ -324,28 +470,47 @@ struct TailArgs {
   bool from_set = false;
   size_t limit = 20;
   bool sealed = false;
+  bool follow = false;
 };
 
 int Tail(const Common& c, const TailArgs& a) {
-  absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, false);
-  if (!st.ok()) return FailOpen(st.status());
-  store::EventStore& store = **st;
-  store::ReadOptions ro;
-  ro.open_content = !a.sealed;
-  uint64_t head = store.Head();
-  uint64_t pos = a.from_set ? a.from : (head > a.limit ? head - a.limit : 0);
-  if (pos > head) {
+  if (a.follow && c.connect.empty()) {
+    return Fail(absl::InvalidArgumentError(
+        "tail -f follows a running ihsd: give --connect ADDR (a data directory opened read-only "
+        "does not see new commits)"));
+  }
+  absl::StatusOr<std::unique_ptr<Backend>> backend = OpenBackend(c, false);
+  if (!backend.ok()) return Fail(backend.status());
+  absl::StatusOr<uint64_t> head = (*backend)->Head();
+  if (!head.ok()) return Fail(head.status());
+  uint64_t pos = a.from_set ? a.from : (*head > a.limit ? *head - a.limit : 0);
+  if (pos > *head) {
     return Fail(absl::OutOfRangeError(
-        absl::StrCat("--from ", pos, " is past the log's end (", head, " events)")));
+        absl::StrCat("--from ", pos, " is past the log's end (", *head, " events)")));
   }
   EventPrinter printer(c.json);
-  printer.Header();
-  while (pos < head) {
-    auto events = store.ReadAll(pos, 1000, ro);
-    if (!events.ok()) return Fail(events.status());
-    for (const auto& e : *events) printer.Print(e);
-    pos += events->size();
+  if (a.follow) {
+    // Catch-up and live events come through one subscription: no gap between them.
+    client::SubscribeOptions so;
+    so.from_position = pos;
+    so.open_content = !a.sealed;
+    auto& remote = static_cast<RemoteBackend&>(**backend);
+    absl::Status s = remote.client().Subscribe(
+        so, [&](const std::vector<client::RemoteEvent>& events, uint64_t) {
+          for (const auto& e : events) printer.Print(e);
+          std::fflush(stdout);
+          return !std::ferror(stdout);  // stop when stdout is gone (e.g. `| head`)
+        });
+    return s.ok() ? kExitOk : Fail(s);
   }
+  while (pos < *head) {
+    absl::StatusOr<size_t> n =
+        (*backend)->PrintLog(pos, std::min<uint64_t>(kReadPage, *head - pos), !a.sealed, printer);
+    if (!n.ok()) return Fail(n.status());
+    if (*n == 0) break;
+    pos += *n;
+  }
+  printer.Header();
   return kExitOk;
 }
 
@@ -524,12 +689,58 @@ int Generate(const Common& c, const GenerateArgs& a) {
   return kExitOk;
 }
 
+// ---------------------------------------------------------------------------------------------
+// ihs token new
+
+struct TokenArgs {
+  std::string file, role, name;
+};
+
+int TokenNew(const Common& c, const TokenArgs& a) {
+  std::optional<rpc::Role> role = server::ParseRole(a.role);
+  if (!role) {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("--role ", a.role, ": give writer, reader, auditor or admin")));
+  }
+  if (!server::ValidTokenName(a.name)) {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("--name \"", a.name, "\": use 1 to 128 letters, digits and . _ @ -")));
+  }
+  // The file must stay a valid tokens file: check what is there before adding to it.
+  std::error_code ec;
+  if (std::filesystem::exists(a.file, ec)) {
+    absl::StatusOr<server::Tokens> existing = server::Tokens::Load(a.file);
+    if (!existing.ok()) return Fail(existing.status());
+  }
+  const std::string token = server::NewToken();
+  {
+    std::ofstream out(a.file, std::ios::app);
+    out << server::TokenLine(*role, a.name, token);
+    out.close();
+    if (!out) {
+      return Fail(absl::UnavailableError(absl::StrCat("cannot write tokens file ", a.file)));
+    }
+  }
+  std::filesystem::permissions(a.file, std::filesystem::perms::owner_read |
+                                           std::filesystem::perms::owner_write,
+                               ec);
+  if (c.json) {
+    absl::PrintF("{\"role\":\"%s\",\"name\":%s,\"token\":\"%s\"}\n", a.role,
+                 JsonString(a.name), token);
+  } else {
+    absl::PrintF("%s\n", token);
+    std::cerr << "ihs: added a " << a.role << " token for " << a.name << " to " << a.file
+              << " (only its hash is stored: keep the token now, it is not shown again)\n";
+  }
+  return kExitOk;
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{"ihs: the interaction history store's command line"};
   app.require_subcommand(1);
   app.footer(
       "Exit codes: 0 ok, 1 usage, 2 bad input, 3 version conflict, 4 integrity failure, "
-      "5 store unavailable.");
+      "5 store or server unavailable, 6 refused by the server (token or role).");
   Common common;
   auto add_common = [&](CLI::App* sub, bool json) {
     sub->add_option("--data", common.data, "data directory of the store")->required();
@@ -537,10 +748,20 @@ int Main(int argc, char** argv) {
                     "master key file (default: DATA/master.key)");
     if (json) sub->add_flag("--json", common.json, "print JSON (one object per line)");
   };
+  // Commands that work on a data directory or a running ihsd.
+  auto add_where = [&](CLI::App* sub) {
+    sub->add_option("--data", common.data, "data directory of the store");
+    sub->add_option("--master-key", common.master_key,
+                    "master key file (default: DATA/master.key)");
+    sub->add_option("--connect", common.connect,
+                    "a running ihsd instead: HOST:PORT or unix:PATH");
+    sub->add_option("--token", common.token, "with --connect: the token (default: $IHS_TOKEN)");
+    sub->add_flag("--json", common.json, "print JSON (one object per line)");
+  };
 
   AppendArgs append_args;
   auto* append = app.add_subcommand("append", "append events (JSON lines on stdin)");
-  add_common(append, true);
+  add_where(append);
   append->add_option("--stream", append_args.stream,
                      "append every event to this stream, as one atomic append");
   append->add_option("--expected-version", append_args.expected,
@@ -548,7 +769,7 @@ int Main(int argc, char** argv) {
 
   ReadArgs read_args;
   auto* read = app.add_subcommand("read", "read one stream");
-  add_common(read, true);
+  add_where(read);
   read->add_option("stream", read_args.stream, "stream id (party id)")->required();
   read->add_option("--from", read_args.from, "first version to read")
       ->each([&](const std::string&) { read_args.from_set = true; });
@@ -559,12 +780,14 @@ int Main(int argc, char** argv) {
 
   TailArgs tail_args;
   auto* tail = app.add_subcommand("tail", "print the global log");
-  add_common(tail, true);
+  add_where(tail);
   tail->add_option("--from", tail_args.from, "first position (default: the last --limit)")
       ->each([&](const std::string&) { tail_args.from_set = true; });
   tail->add_option("--limit", tail_args.limit, "without --from: how many of the last events")
       ->check(CLI::Range(size_t{1}, size_t{1000000}));
   tail->add_flag("--sealed", tail_args.sealed, "do not open personal content");
+  tail->add_flag("-f,--follow", tail_args.follow,
+                 "keep printing events as they commit (needs --connect)");
 
   auto* verify = app.add_subcommand("verify", "recompute every hash and the Merkle tree");
   add_common(verify, true);
@@ -588,6 +811,18 @@ int Main(int argc, char** argv) {
                      "overwrite existing output files, or replace a store holding another history");
   generate->add_flag("--json", common.json, "print the summary as JSON");
 
+  TokenArgs token_args;
+  auto* token = app.add_subcommand("token", "manage ihsd's tokens file");
+  token->require_subcommand(1);
+  auto* token_new = token->add_subcommand(
+      "new", "make a token, add its hash to the tokens file, print the token once");
+  token_new->add_option("--tokens", token_args.file, "the tokens file (created if missing)")
+      ->required();
+  token_new->add_option("--role", token_args.role, "writer, reader, auditor or admin")->required();
+  token_new->add_option("--name", token_args.name, "who holds it (letters, digits, . _ @ -)")
+      ->required();
+  token_new->add_flag("--json", common.json, "print {role, name, token} as JSON");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -600,6 +835,7 @@ int Main(int argc, char** argv) {
   if (*verify) return Verify(common);
   if (*stats) return Stats(common);
   if (*generate) return Generate(common, gen_args);
+  if (*token_new) return TokenNew(common, token_args);
   return kExitUsage;
 }
 

@@ -1,0 +1,237 @@
+# The RPC contract of ihsd (docs/rpc.md). Events travel as the same `Event` struct that the store
+# keeps, so there is one definition of an event on disk, in JSON and on the wire.
+#
+# Security is by capability (DESIGN.md decision 7): the bootstrap object, a Gateway, can only
+# log in. A token yields a capability of one role, and what a role may not do its capability does
+# not have:
+#   Writer   append, appendMulti, and the plain reads (Reads)
+#   Reader   Reads, plus subscribe
+#   Auditor  Reader, plus the Merkle root (the audit issue adds proofs and signed heads here)
+#   Admin    Writer and Auditor, plus server status
+#
+# Errors a client must tell apart are typed results (`Error`, a union arm of every result), not
+# exception text. Exceptions are left for the transport: DISCONNECTED, and UNIMPLEMENTED when a
+# client casts a capability to a role it was not given (the client library reports that as
+# permission denied).
+#
+# Evolution: as schema/event.capnp: add fields, methods and enumerants only with higher ordinals.
+
+@0xa9b0c4d1e2f30718;
+
+using Cxx = import "/capnp/c++.capnp";
+using Ev = import "event.capnp";
+$Cxx.namespace("ihs::rpc");
+
+enum Role {
+  unspecified @0;
+  writer @1;
+  reader @2;
+  auditor @3;
+  admin @4;
+}
+
+enum ErrorKind {
+  unspecified @0;
+  versionConflict @1;    # the expected version did not match: `currentVersion` has the stream's
+  badInput @2;           # the request is malformed or out of range: `field` names what
+  unauthenticated @3;    # no such token
+  permissionDenied @4;   # the role may not do this
+  overloaded @5;         # too many calls in flight on this connection, or the server is busy:
+                         # back off and retry
+  notFound @6;           # no such stream
+  alreadyExists @7;      # an event id is stored with other content
+  outOfRange @8;         # past the log's end
+  unavailable @9;        # the store failed, or the server is shutting down
+  dataLoss @10;          # stored bytes do not verify
+  internal @11;          # a bug in ihsd
+}
+
+struct Error {
+  kind @0 :ErrorKind;
+  message @1 :Text;        # for people: names the problem
+  field @2 :Text;          # badInput: the request field at fault, when known (e.g. "limit")
+  currentVersion @3 :Int64;  # versionConflict: the stream's current version; -1: no stream
+}
+
+enum ExpectedKind {
+  unspecified @0;        # refused: say what you expect
+  any @1;
+  noStream @2;
+  streamExists @3;
+  exact @4;              # `version` is the stream's last version
+}
+
+struct Expected {
+  kind @0 :ExpectedKind;
+  version @1 :UInt64;
+}
+
+struct StreamAppend {
+  # The events of one stream for one append (store::StreamAppend).
+  stream @0 :Text;
+  expected @1 :Expected;
+  events @2 :List(Ev.Event);   # as for the store: no store-set fields, content in the clear
+}
+
+struct Appended {
+  positions @0 :List(UInt64);  # of each event, in request order
+  versions @1 :List(UInt64);
+  duplicate @2 :Bool;          # every id was already stored: nothing written, original positions
+}
+
+struct AppendResult {
+  union {
+    ok @0 :Appended;
+    error @1 :Error;
+  }
+}
+
+struct AppendMultiResult {
+  union {
+    ok @0 :List(Appended);     # one per StreamAppend, in request order
+    error @1 :Error;
+  }
+}
+
+enum ContentState {
+  unspecified @0;
+  none @1;               # the event carries no personal content
+  sealed @2;             # not opened: openContent was false
+  open @3;               # `content` holds it
+  erased @4;             # the party's data key is gone
+}
+
+struct ReadEvent {
+  position @0 :UInt64;
+  event @1 :Ev.Event;          # exactly as stored: content sealed, store-set fields filled in
+  contentState @2 :ContentState;
+  content @3 :Ev.Content;      # when contentState is open
+}
+
+struct ReadResult {
+  union {
+    ok @0 :List(ReadEvent);    # may be shorter than asked (limits in docs/rpc.md): go on from
+                               # the next version or position; empty at the end
+    error @1 :Error;
+  }
+}
+
+struct StreamInfo {
+  stream @0 :Text;
+  eventCount @1 :UInt64;
+  currentVersion @2 :UInt64;
+  firstPosition @3 :UInt64;
+  lastPosition @4 :UInt64;
+  firstOccurredAt @5 :Int64;
+  lastOccurredAt @6 :Int64;
+}
+
+struct StreamInfoResult {
+  union {
+    ok @0 :StreamInfo;
+    error @1 :Error;
+  }
+}
+
+struct RootResult {
+  union {
+    ok @0 :Data;               # RFC 9162 Merkle tree hash over the first `size` events
+    error @1 :Error;
+  }
+}
+
+struct Filter {
+  # Which events a subscription delivers. Empty lists match everything; events that are not
+  # touchpoints match only when `channels` and `types` are both empty.
+  streamPrefix @0 :Text;
+  channels @1 :List(Ev.Channel);
+  types @2 :List(Ev.TouchpointType);
+}
+
+interface Subscriber {
+  # Implemented by the client. ihsd sends a subscription's events in position order, each once.
+  events @0 (events :List(ReadEvent), scannedTo :UInt64) -> stream;
+  # `scannedTo`: every position below it has been delivered or filtered out.
+  end @1 (error :Error);
+  # The server ended the subscription (it is shutting down, or the store failed).
+}
+
+interface Subscription {
+  # The handle of a running subscription: dropping it stops the subscription.
+  scannedTo @0 () -> (position :UInt64);
+}
+
+struct SubscribeResult {
+  union {
+    ok @0 :Subscription;
+    error @1 :Error;
+  }
+}
+
+struct ServerStatus {
+  version @0 :Text;            # ihsd's version
+  events @1 :UInt64;
+  streams @2 :UInt64;
+  diskBytes @3 :UInt64;
+  root @4 :Data;
+  connections @5 :UInt32;      # open now
+  connectionsTotal @6 :UInt64; # accepted since start
+  callsInFlight @7 :UInt32;
+  subscriptions @8 :UInt32;
+  appends @9 :UInt64;          # store appends that wrote, since start
+  syncs @10 :UInt64;           # write groups (one WAL sync each)
+  uptimeSeconds @11 :Float64;
+}
+
+interface Reads {
+  readStream @0 (stream :Text, fromVersion :UInt64, limit :UInt32, backward :Bool,
+                 openContent :Bool) -> (result :ReadResult);
+  # Backward from 0xffffffffffffffff starts at the stream's last event.
+  readAll @1 (fromPosition :UInt64, limit :UInt32, openContent :Bool) -> (result :ReadResult);
+  streamInfo @2 (stream :Text) -> (result :StreamInfoResult);
+  head @3 () -> (head :UInt64);
+  # The log's size: the position the next event will get.
+}
+
+interface Writer extends(Reads) {
+  append @0 (append :StreamAppend) -> (result :AppendResult);
+  appendMulti @1 (appends :List(StreamAppend)) -> (result :AppendMultiResult);
+  # One atomic append across streams; a stream may appear once.
+}
+
+interface Reader extends(Reads) {
+  subscribe @0 (fromPosition :UInt64, filter :Filter, openContent :Bool,
+                subscriber :Subscriber) -> (result :SubscribeResult);
+  # Catches up from `fromPosition`, then follows commits as they land.
+}
+
+interface Auditor extends(Reader) {
+  root @0 (size :UInt64) -> (result :RootResult);
+}
+
+interface Admin extends(Writer, Auditor) {
+  status @0 () -> (status :ServerStatus);
+}
+
+struct Session {
+  role @0 :Role;
+  name @1 :Text;               # the token's name in the tokens file
+  union {
+    writer @2 :Writer;
+    reader @3 :Reader;
+    auditor @4 :Auditor;
+    admin @5 :Admin;
+  }
+}
+
+struct LoginResult {
+  union {
+    ok @0 :Session;
+    error @1 :Error;
+  }
+}
+
+interface Gateway {
+  # The bootstrap object of every connection.
+  login @0 (token :Text) -> (result :LoginResult);
+}

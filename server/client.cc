@@ -1,0 +1,329 @@
+#include "server/client.h"
+
+#include <capnp/message.h>
+#include <capnp/rpc-twoparty.h>
+#include <kj/async-io.h>
+
+#include "absl/strings/str_cat.h"
+#include "server/wire.h"
+
+namespace ihs::client {
+namespace {
+
+using server::FromError;
+using server::FromKj;
+using server::FromWire;
+
+// One kj event loop per thread, shared by the Clients of that thread.
+struct Io {
+  kj::AsyncIoContext context = kj::setupAsyncIo();
+};
+
+std::shared_ptr<Io> ThreadIo() {
+  static thread_local std::weak_ptr<Io> current;
+  std::shared_ptr<Io> io = current.lock();
+  if (!io) {
+    io = std::make_shared<Io>();
+    current = io;
+  }
+  return io;
+}
+
+}  // namespace
+
+store::ContentState RemoteEvent::content_state() const {
+  return FromWire(e_.getContentState());
+}
+
+struct Client::Impl {
+  std::shared_ptr<Io> io;
+  absl::Duration timeout;
+  kj::Own<kj::AsyncIoStream> stream;
+  kj::Own<capnp::TwoPartyClient> rpc;
+  capnp::Capability::Client session = nullptr;  // the role's capability
+  rpc::Role role = rpc::Role::UNSPECIFIED;
+  std::string name;
+
+  ~Impl() {
+    // Capabilities and the connection go before the event loop they live on.
+    session = nullptr;
+    rpc = nullptr;
+    stream = nullptr;
+  }
+
+  // Waits for a promise on this thread's loop, within the timeout; exceptions become statuses.
+  template <typename T>
+  absl::StatusOr<T> Wait(kj::Promise<T> promise) {
+    absl::StatusOr<T> out = absl::DeadlineExceededError("not run");
+    auto timeout = io->context.provider->getTimer().afterDelay(
+        absl::ToInt64Milliseconds(this->timeout) * kj::MILLISECONDS);
+    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
+                  auto result = promise.then([](T v) -> kj::Maybe<T> { return kj::mv(v); })
+                                    .exclusiveJoin(timeout.then([]() -> kj::Maybe<T> {
+                                      return nullptr;
+                                    }))
+                                    .wait(io->context.waitScope);
+                  KJ_IF_MAYBE(v, result) {
+                    out = kj::mv(*v);
+                  } else {
+                    out = absl::DeadlineExceededError(
+                        absl::StrCat("ihsd did not answer within ", absl::FormatDuration(this->timeout)));
+                  }
+                })) {
+      return FromKj(*e);
+    }
+    return out;
+  }
+
+  template <typename Interface>
+  typename Interface::Client As() {
+    return session.castAs<Interface>();
+  }
+};
+
+Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Client::~Client() = default;
+
+rpc::Role Client::role() const { return impl_->role; }
+const std::string& Client::name() const { return impl_->name; }
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ConnectOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->io = ThreadIo();
+  impl->timeout = options.timeout;
+  auto& provider = *impl->io->context.provider;
+  auto addr = impl->Wait(provider.getNetwork().parseAddress(options.address, 7420));
+  if (!addr.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot use address \"", options.address, "\": ", addr.status().message()));
+  }
+  auto stream = impl->Wait((*addr)->connect());
+  if (!stream.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot connect to ihsd at ", options.address, ": ",
+                     stream.status().message()));
+  }
+  impl->stream = kj::mv(*stream);
+  impl->rpc = kj::heap<capnp::TwoPartyClient>(*impl->stream);
+  auto gateway = impl->rpc->bootstrap().castAs<rpc::Gateway>();
+  auto req = gateway.loginRequest();
+  req.setToken(options.token);
+  auto resp = impl->Wait(req.send());
+  if (!resp.ok()) return resp.status();
+  auto result = resp->getResult();
+  if (result.isError()) return FromError(result.getError());
+  auto session = result.getOk();
+  impl->role = session.getRole();
+  impl->name = session.getName();
+  switch (session.which()) {
+    case rpc::Session::WRITER:
+      impl->session = session.getWriter();
+      break;
+    case rpc::Session::READER:
+      impl->session = session.getReader();
+      break;
+    case rpc::Session::AUDITOR:
+      impl->session = session.getAuditor();
+      break;
+    case rpc::Session::ADMIN:
+      impl->session = session.getAdmin();
+      break;
+  }
+  return std::unique_ptr<Client>(new Client(std::move(impl)));
+}
+
+namespace {
+
+void FillAppend(rpc::StreamAppend::Builder out, const store::StreamAppend& a) {
+  out.setStream(a.stream);
+  server::SetExpected(out.initExpected(), a.expected);
+  auto events = out.initEvents(a.events.size());
+  for (size_t i = 0; i < a.events.size(); ++i) events.setWithCaveats(i, a.events[i]);
+}
+
+template <typename Response>
+std::vector<RemoteEvent> Events(Response&& response) {
+  auto owner = std::make_shared<Response>(kj::mv(response));
+  std::vector<RemoteEvent> out;
+  for (auto e : owner->getResult().getOk()) out.emplace_back(owner, e);
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<store::AppendResult> Client::Append(const store::StreamAppend& append) {
+  auto req = impl_->As<rpc::Writer>().appendRequest();
+  FillAppend(req.initAppend(), append);
+  auto resp = impl_->Wait(req.send());
+  if (!resp.ok()) return resp.status();
+  auto r = resp->getResult();
+  if (r.isError()) return FromError(r.getError());
+  return FromWire(r.getOk());
+}
+
+absl::StatusOr<std::vector<store::AppendResult>> Client::AppendMulti(
+    const std::vector<store::StreamAppend>& appends) {
+  auto req = impl_->As<rpc::Writer>().appendMultiRequest();
+  auto list = req.initAppends(appends.size());
+  for (size_t i = 0; i < appends.size(); ++i) FillAppend(list[i], appends[i]);
+  auto resp = impl_->Wait(req.send());
+  if (!resp.ok()) return resp.status();
+  auto r = resp->getResult();
+  if (r.isError()) return FromError(r.getError());
+  std::vector<store::AppendResult> out;
+  for (auto a : r.getOk()) out.push_back(FromWire(a));
+  return out;
+}
+
+absl::StatusOr<std::vector<RemoteEvent>> Client::ReadStream(const std::string& stream,
+                                                            uint64_t from_version,
+                                                            uint32_t max_count,
+                                                            store::ReadDirection direction,
+                                                            bool open_content) {
+  auto req = impl_->As<rpc::Reads>().readStreamRequest();
+  req.setStream(stream);
+  req.setFromVersion(from_version);
+  req.setLimit(max_count);
+  req.setBackward(direction == store::ReadDirection::kBackward);
+  req.setOpenContent(open_content);
+  auto resp = impl_->Wait(req.send());
+  if (!resp.ok()) return resp.status();
+  if (resp->getResult().isError()) return FromError(resp->getResult().getError());
+  return Events(kj::mv(*resp));
+}
+
+absl::StatusOr<std::vector<RemoteEvent>> Client::ReadAll(uint64_t from_position,
+                                                         uint32_t max_count, bool open_content) {
+  auto req = impl_->As<rpc::Reads>().readAllRequest();
+  req.setFromPosition(from_position);
+  req.setLimit(max_count);
+  req.setOpenContent(open_content);
+  auto resp = impl_->Wait(req.send());
+  if (!resp.ok()) return resp.status();
+  if (resp->getResult().isError()) return FromError(resp->getResult().getError());
+  return Events(kj::mv(*resp));
+}
+
+absl::StatusOr<store::StreamInfo> Client::GetStreamInfo(const std::string& stream) {
+  auto req = impl_->As<rpc::Reads>().streamInfoRequest();
+  req.setStream(stream);
+  auto resp = impl_->Wait(req.send());
+  if (!resp.ok()) return resp.status();
+  auto r = resp->getResult();
+  if (r.isError()) return FromError(r.getError());
+  return FromWire(r.getOk());
+}
+
+absl::StatusOr<uint64_t> Client::Head() {
+  auto resp = impl_->Wait(impl_->As<rpc::Reads>().headRequest().send());
+  if (!resp.ok()) return resp.status();
+  return resp->getHead();
+}
+
+absl::StatusOr<std::string> Client::Root(uint64_t size) {
+  auto req = impl_->As<rpc::Auditor>().rootRequest();
+  req.setSize(size);
+  auto resp = impl_->Wait(req.send());
+  if (!resp.ok()) return resp.status();
+  auto r = resp->getResult();
+  if (r.isError()) return FromError(r.getError());
+  auto d = r.getOk();
+  return std::string(reinterpret_cast<const char*>(d.begin()), d.size());
+}
+
+absl::StatusOr<ServerStatus> Client::Status() {
+  auto resp = impl_->Wait(impl_->As<rpc::Admin>().statusRequest().send());
+  if (!resp.ok()) return resp.status();
+  auto s = resp->getStatus();
+  ServerStatus out;
+  out.version = s.getVersion();
+  out.events = s.getEvents();
+  out.streams = s.getStreams();
+  out.disk_bytes = s.getDiskBytes();
+  out.root = std::string(reinterpret_cast<const char*>(s.getRoot().begin()), s.getRoot().size());
+  out.connections = s.getConnections();
+  out.connections_total = s.getConnectionsTotal();
+  out.calls_in_flight = s.getCallsInFlight();
+  out.subscriptions = s.getSubscriptions();
+  out.appends = s.getAppends();
+  out.syncs = s.getSyncs();
+  out.uptime_seconds = s.getUptimeSeconds();
+  return out;
+}
+
+namespace {
+
+// The end of a subscription, shared by the waiting Subscribe call and the Subscriber capability
+// (which Cap'n Proto may keep a moment longer).
+struct SubscriptionEnd {
+  kj::Own<kj::PromiseFulfiller<absl::Status>> fulfiller;
+  void Finish(absl::Status s) {
+    if (fulfiller->isWaiting()) fulfiller->fulfill(kj::mv(s));
+  }
+};
+
+class SubscriberImpl final : public rpc::Subscriber::Server {
+ public:
+  SubscriberImpl(std::shared_ptr<SubscriptionEnd> end, const Client::EventsFn& on_events)
+      : end_(std::move(end)), on_events_(on_events) {}
+
+ protected:
+  kj::Promise<void> events(EventsContext c) override {
+    if (!end_->fulfiller->isWaiting()) return kj::READY_NOW;
+    auto params = c.getParams();
+    // The call's message is freed when this returns: keep a copy the events can point into.
+    auto msg = std::make_shared<capnp::MallocMessageBuilder>(params.totalSize().wordCount + 8);
+    msg->setRoot(params);
+    auto copy = msg->getRoot<rpc::Subscriber::EventsParams>().asReader();
+    std::vector<RemoteEvent> events;
+    events.reserve(copy.getEvents().size());
+    for (auto e : copy.getEvents()) events.emplace_back(msg, e);
+    if (!on_events_(events, copy.getScannedTo())) end_->Finish(absl::OkStatus());
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> end(EndContext c) override {
+    end_->Finish(FromError(c.getParams().getError()));
+    return kj::READY_NOW;
+  }
+
+ private:
+  std::shared_ptr<SubscriptionEnd> end_;
+  const Client::EventsFn& on_events_;
+};
+
+}  // namespace
+
+absl::Status Client::Subscribe(const SubscribeOptions& options, const EventsFn& on_events) {
+  auto paf = kj::newPromiseAndFulfiller<absl::Status>();
+  auto end = std::make_shared<SubscriptionEnd>();
+  end->fulfiller = kj::mv(paf.fulfiller);
+  auto req = impl_->As<rpc::Reader>().subscribeRequest();
+  req.setFromPosition(options.from_position);
+  auto filter = req.initFilter();
+  filter.setStreamPrefix(options.stream_prefix);
+  auto ch = filter.initChannels(options.channels.size());
+  for (size_t i = 0; i < options.channels.size(); ++i) ch.set(i, options.channels[i]);
+  auto ty = filter.initTypes(options.types.size());
+  for (size_t i = 0; i < options.types.size(); ++i) ty.set(i, options.types[i]);
+  req.setOpenContent(options.open_content);
+  req.setSubscriber(kj::heap<SubscriberImpl>(end, on_events));
+  auto resp = impl_->Wait(req.send());
+  if (!resp.ok()) return resp.status();
+  if (resp->getResult().isError()) return FromError(resp->getResult().getError());
+  rpc::Subscription::Client handle = resp->getResult().getOk();
+  // No timeout here: a subscription lasts until it ends. A broken connection ends it.
+  absl::Status status;
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
+                status = paf.promise
+                             .exclusiveJoin(impl_->rpc->onDisconnect().then([] {
+                               return absl::UnavailableError("disconnected from ihsd");
+                             }))
+                             .wait(impl_->io->context.waitScope);
+              })) {
+    status = FromKj(*e);
+  }
+  end->Finish(absl::OkStatus());  // later deliveries are dropped
+  return status;  // `handle` goes out of scope: the server stops the subscription
+}
+
+}  // namespace ihs::client

@@ -1,0 +1,114 @@
+// The C++ client of ihsd, for the services that use ihs over Cap'n Proto RPC and for `ihs
+// --connect`. It mirrors store::EventStore: the same request and result types, and the same
+// absl::Status codes for the same outcomes (a version conflict is kAborted and
+// store::ConflictCurrentVersion reads it; a bad request is kInvalidArgument and ErrorField names
+// the field), plus kUnauthenticated (no such token), kPermissionDenied (the role lacks the call),
+// kResourceExhausted (overloaded: back off) and kUnavailable (disconnected or shutting down).
+//
+//   auto client = ihs::client::Client::Connect({"127.0.0.1:7420", token});
+//   if (!client.ok()) ...;
+//   auto r = (*client)->Append({"customer-ada", ExpectedVersion::NoStream(), {event}});
+//
+// A Client is one connection, used from the thread that made it (it runs a Cap'n Proto event
+// loop there while a call waits). Several Clients may share a thread. Not safe for concurrent
+// use: give each thread its own.
+#ifndef IHS_SERVER_CLIENT_H_
+#define IHS_SERVER_CLIENT_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "schema/event.capnp.h"
+#include "schema/rpc.capnp.h"
+#include "store/event_store.h"
+
+namespace ihs::client {
+
+struct ConnectOptions {
+  std::string address;  // "127.0.0.1:7420", "[::1]:7420", "localhost", "unix:/run/ihsd.sock"
+  std::string token;
+  absl::Duration timeout = absl::Seconds(60);  // for connecting, logging in, and each call
+};
+
+// An event read over RPC: the stored event and its opened content. Cheap to copy; the events of
+// one reply share their message.
+class RemoteEvent {
+ public:
+  RemoteEvent(std::shared_ptr<const void> owner, rpc::ReadEvent::Reader e)
+      : owner_(std::move(owner)), e_(e) {}
+  uint64_t position() const { return e_.getPosition(); }
+  schema::Event::Reader event() const { return e_.getEvent(); }
+  store::ContentState content_state() const;
+  schema::Content::Reader content() const { return e_.getContent(); }
+
+ private:
+  std::shared_ptr<const void> owner_;
+  rpc::ReadEvent::Reader e_;
+};
+
+struct SubscribeOptions {
+  uint64_t from_position = 0;
+  std::string stream_prefix;                    // empty: all streams
+  std::vector<schema::Channel> channels;        // empty: all
+  std::vector<schema::TouchpointType> types;    // empty: all
+  bool open_content = true;
+};
+
+struct ServerStatus {
+  std::string version;
+  uint64_t events = 0, streams = 0, disk_bytes = 0, connections_total = 0, appends = 0,
+           syncs = 0;
+  uint32_t connections = 0, calls_in_flight = 0, subscriptions = 0;
+  std::string root;  // 32 bytes
+  double uptime_seconds = 0;
+};
+
+class Client {
+ public:
+  // Connects and logs in. kUnauthenticated for a wrong token, kUnavailable when nothing answers.
+  static absl::StatusOr<std::unique_ptr<Client>> Connect(const ConnectOptions& options);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  rpc::Role role() const;
+  const std::string& name() const;  // the token's holder, from the tokens file
+
+  absl::StatusOr<store::AppendResult> Append(const store::StreamAppend& append);
+  absl::StatusOr<std::vector<store::AppendResult>> AppendMulti(
+      const std::vector<store::StreamAppend>& appends);
+  // At most max_count events (the server may return fewer; see docs/rpc.md).
+  absl::StatusOr<std::vector<RemoteEvent>> ReadStream(const std::string& stream,
+                                                      uint64_t from_version, uint32_t max_count,
+                                                      store::ReadDirection direction,
+                                                      bool open_content = true);
+  absl::StatusOr<std::vector<RemoteEvent>> ReadAll(uint64_t from_position, uint32_t max_count,
+                                                   bool open_content = true);
+  absl::StatusOr<store::StreamInfo> GetStreamInfo(const std::string& stream);
+  absl::StatusOr<uint64_t> Head();
+  absl::StatusOr<std::string> Root(uint64_t size);  // auditor, admin
+  absl::StatusOr<ServerStatus> Status();             // admin
+
+  // Runs a subscription on this thread: `on_events` gets each batch in position order, with
+  // `scanned_to` (every position below it was delivered or filtered out), until it returns false
+  // (then OkStatus), the server ends the subscription (its error), or the connection breaks
+  // (kUnavailable). No gap, no duplicate. Reader, auditor, admin.
+  using EventsFn = std::function<bool(const std::vector<RemoteEvent>& events, uint64_t scanned_to)>;
+  absl::Status Subscribe(const SubscribeOptions& options, const EventsFn& on_events);
+
+  struct Impl;
+
+ private:
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ihs::client
+
+#endif  // IHS_SERVER_CLIENT_H_

@@ -1,0 +1,43 @@
+// Wakes subscriptions when new events commit, without a thread per subscription: one thread
+// waits on EventStore::WaitForCommit and fulfils, across threads, every promise waiting for a
+// head beyond what it knew.
+//
+// WaitBeyond() is called from the event-loop thread; the watcher thread is private.
+#ifndef IHS_SERVER_COMMIT_WATCH_H_
+#define IHS_SERVER_COMMIT_WATCH_H_
+
+#include <kj/async.h>
+
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "store/event_store.h"
+
+namespace ihs::server {
+
+class CommitWatch {
+ public:
+  explicit CommitWatch(store::EventStore& store);
+  ~CommitWatch();  // stops the thread (within WaitForCommit's 100 ms deadline)
+  CommitWatch(const CommitWatch&) = delete;
+  CommitWatch& operator=(const CommitWatch&) = delete;
+
+  // Resolves with the log's size once it exceeds `known` (at once if it already does).
+  kj::Promise<uint64_t> WaitBeyond(uint64_t known);
+
+ private:
+  void Watch();
+
+  store::EventStore& store_;
+  absl::Mutex mu_;
+  uint64_t head_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<kj::Own<kj::CrossThreadPromiseFulfiller<uint64_t>>> waiters_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
+}  // namespace ihs::server
+
+#endif  // IHS_SERVER_COMMIT_WATCH_H_

@@ -1,0 +1,700 @@
+#include "server/service.h"
+
+#include <capnp/message.h>
+#include <capnp/rpc-twoparty.h>
+#include <capnp/rpc.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <iostream>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "schema/json.h"
+#include "server/wire.h"
+
+namespace ihs::server {
+namespace {
+
+// What the capabilities of one connection share. Held by shared_ptr: a capability may outlive
+// its Connection by a moment while Cap'n Proto tears the connection down.
+struct ConnState {
+  uint64_t id = 0;
+  std::string peer;
+  size_t in_flight = 0;
+  bool overload_logged = false;
+};
+
+struct OwnedFilter {
+  std::string prefix;
+  absl::flat_hash_set<uint16_t> channels;
+  absl::flat_hash_set<uint16_t> types;
+
+  bool Matches(schema::Event::Reader e) const {
+    if (!prefix.empty() && !absl::StartsWith(e.getStreamId().cStr(), prefix)) return false;
+    if (channels.empty() && types.empty()) return true;
+    if (!e.isTouchpoint()) return false;
+    auto tp = e.getTouchpoint();
+    if (!channels.empty() && !channels.contains(static_cast<uint16_t>(tp.getChannel()))) {
+      return false;
+    }
+    return types.empty() || types.contains(static_cast<uint16_t>(tp.getType()));
+  }
+};
+
+// "127.0.0.1:53122", "[::1]:53122", or "unix" for a unix socket.
+std::string PeerName(kj::AsyncIoStream& stream) {
+  struct sockaddr_storage addr;
+  kj::uint len = sizeof addr;
+  std::string name = "unix";
+  kj::runCatchingExceptions([&] {
+    stream.getpeername(reinterpret_cast<struct sockaddr*>(&addr), &len);
+    char host[INET6_ADDRSTRLEN] = "";
+    if (addr.ss_family == AF_INET) {
+      auto* in = reinterpret_cast<struct sockaddr_in*>(&addr);
+      inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+      name = absl::StrCat(host, ":", ntohs(in->sin_port));
+    } else if (addr.ss_family == AF_INET6) {
+      auto* in6 = reinterpret_cast<struct sockaddr_in6*>(&addr);
+      inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+      name = absl::StrCat("[", host, "]:", ntohs(in6->sin6_port));
+    }
+  });
+  return name;
+}
+
+absl::Status ShuttingDown() { return absl::UnavailableError("ihsd is shutting down"); }
+
+}  // namespace
+
+struct Server::Shared {
+  Shared(store::EventStore& s, const Tokens& t, ServerOptions o)
+      : store(s),
+        tokens(t),
+        options(std::move(o)),
+        watch(s),
+        reads(4),
+        appends(options.workers) {}
+
+  void Log(const std::string& line) {
+    if (options.log) {
+      options.log(line);
+    } else {
+      std::cerr << "ihsd: " << absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
+                                                absl::UTCTimeZone())
+                << " " << line << std::endl;
+    }
+  }
+
+  // Admits a call: refused while draining or when the connection has too many in flight.
+  // On success the returned guard counts the call until it is destroyed.
+  absl::StatusOr<kj::Own<void>> Admit(const std::shared_ptr<ConnState>& conn) {
+    if (draining) return ShuttingDown();
+    if (conn->in_flight >= options.max_calls_in_flight) {
+      if (!conn->overload_logged) {
+        conn->overload_logged = true;
+        Log(absl::StrCat("conn ", conn->id, " ", conn->peer, ": more than ",
+                         options.max_calls_in_flight,
+                         " calls in flight; answering `overloaded` (logged once per connection)"));
+      }
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "more than ", options.max_calls_in_flight, " calls in flight on this connection"));
+    }
+    ++conn->in_flight;
+    ++calls_in_flight;
+    return kj::heap(kj::defer([this, conn] {
+      --conn->in_flight;
+      if (--calls_in_flight == 0 && idle) idle->fulfill();
+    }));
+  }
+
+  store::EventStore& store;
+  const Tokens& tokens;
+  ServerOptions options;
+  absl::Time started = absl::Now();
+  uint64_t next_connection = 1;
+  size_t open_connections = 0;
+  size_t calls_in_flight = 0;
+  bool draining = false;
+  kj::Own<kj::PromiseFulfiller<void>> idle;  // set while Shutdown waits for calls
+  std::set<Server::Subscription*> subscriptions;
+  CommitWatch watch;
+  WorkerPool reads;    // reads and status: short, never wait for a sync
+  WorkerPool appends;  // appends: each waits for its group's sync
+};
+
+// ---------------------------------------------------------------------------------------------
+// Subscriptions.
+
+class Server::Subscription final : public rpc::Subscription::Server {
+ public:
+  Subscription(Shared& shared, std::shared_ptr<ConnState> conn, uint64_t from, OwnedFilter filter,
+               bool open_content, rpc::Subscriber::Client subscriber)
+      : shared_(shared),
+        conn_(std::move(conn)),
+        position_(from),
+        filter_(std::move(filter)),
+        subscriber_(kj::mv(subscriber)) {
+    read_options_.open_content = open_content;
+    shared_.subscriptions.insert(this);
+    task_ = Step().eagerlyEvaluate([this](kj::Exception&& e) {
+      // The subscriber went away or failed: stop, and say so once.
+      shared_.Log(absl::StrCat("conn ", conn_->id, " ", conn_->peer, ": subscription at ",
+                               position_, " ended: ", FromKj(e).message()));
+    });
+  }
+  ~Subscription() { shared_.subscriptions.erase(this); }
+
+  // Tells the subscriber why it ends (best effort) and stops.
+  void End(const absl::Status& why) {
+    auto req = subscriber_.endRequest();
+    SetError(req.initError(), why);
+    end_ = req.send().ignoreResult().eagerlyEvaluate([](kj::Exception&&) {});
+    task_ = kj::READY_NOW;
+  }
+
+ protected:
+  kj::Promise<void> scannedTo(ScannedToContext context) override {
+    context.getResults().setPosition(position_);
+    return kj::READY_NOW;
+  }
+
+ private:
+  static constexpr size_t kChunk = 1000;
+
+  // Reads the next chunk (on a worker), sends what matches, and repeats; at the head, waits for
+  // the next commit. One send in flight at a time, so a slow subscriber holds back only itself,
+  // and Cap'n Proto's stream flow control bounds what is buffered for it.
+  kj::Promise<void> Step() {
+    store::EventStore* store = &shared_.store;
+    uint64_t from = position_;
+    store::ReadOptions ro = read_options_;
+    return shared_.reads.Run([store, from, ro] { return store->ReadAll(from, kChunk, ro); })
+        .then([this](absl::StatusOr<std::vector<store::StoredEvent>> events) -> kj::Promise<void> {
+          if (!events.ok()) {
+            shared_.Log(absl::StrCat("conn ", conn_->id, ": subscription read failed: ",
+                                     events.status().message()));
+            End(events.status());
+            return kj::READY_NOW;
+          }
+          if (events->empty()) {
+            return shared_.watch.WaitBeyond(position_).then([this](uint64_t) { return Step(); });
+          }
+          std::vector<const store::StoredEvent*> matched;
+          for (const auto& e : *events) {
+            if (filter_.Matches(e.event())) matched.push_back(&e);
+          }
+          position_ += events->size();
+          if (matched.empty()) return Step();
+          auto req = subscriber_.eventsRequest();
+          auto list = req.initEvents(matched.size());
+          for (size_t i = 0; i < matched.size(); ++i) SetReadEvent(list[i], *matched[i]);
+          req.setScannedTo(position_);
+          return req.send().then([this] { return Step(); });
+        });
+  }
+
+  Shared& shared_;
+  std::shared_ptr<ConnState> conn_;
+  uint64_t position_;
+  OwnedFilter filter_;
+  store::ReadOptions read_options_;
+  rpc::Subscriber::Client subscriber_;
+  kj::Promise<void> task_ = nullptr;
+  kj::Promise<void> end_ = nullptr;
+};
+
+namespace {
+
+// The call contexts of the role methods (the generated typedefs are protected).
+using ReadStreamCtx = capnp::CallContext<rpc::Reads::ReadStreamParams, rpc::Reads::ReadStreamResults>;
+using ReadAllCtx = capnp::CallContext<rpc::Reads::ReadAllParams, rpc::Reads::ReadAllResults>;
+using StreamInfoCtx = capnp::CallContext<rpc::Reads::StreamInfoParams, rpc::Reads::StreamInfoResults>;
+using HeadCtx = capnp::CallContext<rpc::Reads::HeadParams, rpc::Reads::HeadResults>;
+using AppendCtx = capnp::CallContext<rpc::Writer::AppendParams, rpc::Writer::AppendResults>;
+using AppendMultiCtx =
+    capnp::CallContext<rpc::Writer::AppendMultiParams, rpc::Writer::AppendMultiResults>;
+using SubscribeCtx = capnp::CallContext<rpc::Reader::SubscribeParams, rpc::Reader::SubscribeResults>;
+using RootCtx = capnp::CallContext<rpc::Auditor::RootParams, rpc::Auditor::RootResults>;
+using StatusCtx = capnp::CallContext<rpc::Admin::StatusParams, rpc::Admin::StatusResults>;
+using SharedState = Server::Shared;
+
+// ---------------------------------------------------------------------------------------------
+// The calls of one logged-in session. Each role's capability forwards to the calls it has.
+
+class Session {
+ public:
+  Session(Server::Shared& shared, std::shared_ptr<ConnState> conn, Identity who)
+      : shared_(shared), conn_(std::move(conn)), who_(std::move(who)) {}
+
+  kj::Promise<void> ReadStream(ReadStreamCtx c) {
+    auto p = c.getParams();
+    auto result = c.getResults().initResult();
+    absl::Status bad = CheckLimit(p.getLimit());
+    if (bad.ok() && p.getStream().size() == 0) bad = BadField("stream", "stream is empty");
+    auto admitted = Admit(bad);
+    if (!admitted.ok()) return Refuse(result, admitted.status());
+    store::EventStore* store = &shared_.store;
+    std::string stream = p.getStream();
+    uint64_t from = p.getFromVersion();
+    size_t limit = p.getLimit();
+    auto dir = p.getBackward() ? store::ReadDirection::kBackward : store::ReadDirection::kForward;
+    store::ReadOptions ro;
+    ro.open_content = p.getOpenContent();
+    return shared_.reads
+        .Run([=] { return store->ReadStream(stream, from, limit, dir, ro); })
+        .then([this, c](absl::StatusOr<std::vector<store::StoredEvent>> r) mutable {
+          FillEvents(c.getResults().getResult(), r);
+        })
+        .attach(kj::mv(*admitted));
+  }
+
+  kj::Promise<void> ReadAll(ReadAllCtx c) {
+    auto p = c.getParams();
+    auto result = c.getResults().initResult();
+    auto admitted = Admit(CheckLimit(p.getLimit()));
+    if (!admitted.ok()) return Refuse(result, admitted.status());
+    store::EventStore* store = &shared_.store;
+    uint64_t from = p.getFromPosition();
+    size_t limit = p.getLimit();
+    store::ReadOptions ro;
+    ro.open_content = p.getOpenContent();
+    return shared_.reads.Run([=] { return store->ReadAll(from, limit, ro); })
+        .then([this, c](absl::StatusOr<std::vector<store::StoredEvent>> r) mutable {
+          FillEvents(c.getResults().getResult(), r);
+        })
+        .attach(kj::mv(*admitted));
+  }
+
+  kj::Promise<void> StreamInfo(StreamInfoCtx c) {
+    auto result = c.getResults().initResult();
+    absl::Status bad = c.getParams().getStream().size() == 0
+                           ? BadField("stream", "stream is empty")
+                           : absl::OkStatus();
+    auto admitted = Admit(bad);
+    if (!admitted.ok()) return Refuse(result, admitted.status());
+    store::EventStore* store = &shared_.store;
+    std::string stream = c.getParams().getStream();
+    return shared_.reads.Run([=] { return store->GetStreamInfo(stream); })
+        .then([c](absl::StatusOr<store::StreamInfo> info) mutable {
+          auto result = c.getResults().getResult();
+          if (info.ok()) {
+            SetStreamInfo(result.initOk(), *info);
+          } else {
+            SetError(result.initError(), info.status());
+          }
+        })
+        .attach(kj::mv(*admitted));
+  }
+
+  kj::Promise<void> Head(HeadCtx c) {
+    c.getResults().setHead(shared_.store.Head());
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> Append(AppendCtx c) {
+    auto result = c.getResults().initResult();
+    auto admitted = Admit(absl::OkStatus());
+    if (!admitted.ok()) return Refuse(result, admitted.status());
+    // The events are copied out of the call, so the worker never reads a message that Cap'n Proto
+    // may free when the connection drops.
+    auto params = c.getParams().getAppend();
+    auto msg = std::make_shared<capnp::MallocMessageBuilder>(params.totalSize().wordCount + 8);
+    msg->setRoot(params);
+    c.releaseParams();
+    absl::StatusOr<store::StreamAppend> append =
+        ToStoreAppend(msg->getRoot<rpc::StreamAppend>().asReader(), "append");
+    if (!append.ok()) return Refuse(result, append.status());
+    store::EventStore* store = &shared_.store;
+    return shared_.appends
+        .Run([store, msg, a = std::move(*append)] { return store->Append(a); })
+        .then([c](absl::StatusOr<store::AppendResult> r) mutable {
+          auto result = c.getResults().getResult();
+          if (r.ok()) {
+            SetAppended(result.initOk(), *r);
+          } else {
+            SetError(result.initError(), r.status());
+          }
+        })
+        .attach(kj::mv(*admitted));
+  }
+
+  kj::Promise<void> AppendMulti(AppendMultiCtx c) {
+    auto result = c.getResults().initResult();
+    auto admitted = Admit(c.getParams().getAppends().size() == 0
+                              ? BadField("appends", "appends is empty")
+                              : absl::OkStatus());
+    if (!admitted.ok()) return Refuse(result, admitted.status());
+    auto params = c.getParams();
+    auto msg = std::make_shared<capnp::MallocMessageBuilder>(params.totalSize().wordCount + 8);
+    msg->setRoot(params);
+    c.releaseParams();
+    std::vector<store::StreamAppend> appends;
+    auto list = msg->getRoot<rpc::Writer::AppendMultiParams>().asReader().getAppends();
+    for (size_t i = 0; i < list.size(); ++i) {
+      absl::StatusOr<store::StreamAppend> a =
+          ToStoreAppend(list[i], absl::StrCat("appends[", i, "]"));
+      if (!a.ok()) return Refuse(result, a.status());
+      appends.push_back(std::move(*a));
+    }
+    store::EventStore* store = &shared_.store;
+    return shared_.appends
+        .Run([store, msg, a = std::move(appends)] { return store->AppendMulti(a); })
+        .then([c](absl::StatusOr<std::vector<store::AppendResult>> r) mutable {
+          auto result = c.getResults().getResult();
+          if (!r.ok()) {
+            SetError(result.initError(), r.status());
+            return;
+          }
+          auto ok = result.initOk(r->size());
+          for (size_t i = 0; i < r->size(); ++i) SetAppended(ok[i], (*r)[i]);
+        })
+        .attach(kj::mv(*admitted));
+  }
+
+  kj::Promise<void> Subscribe(SubscribeCtx c) {
+    auto p = c.getParams();
+    auto result = c.getResults().initResult();
+    absl::Status bad;
+    const uint64_t head = shared_.store.Head();
+    if (p.getFromPosition() > head) {
+      bad = absl::OutOfRangeError(absl::StrCat("fromPosition ", p.getFromPosition(),
+                                               " is past the log's end (", head, " events)"));
+    } else if (!p.hasSubscriber()) {
+      bad = BadField("subscriber", "subscriber is missing");
+    }
+    if (shared_.draining) bad = ShuttingDown();
+    if (!bad.ok()) return Refuse(result, bad);
+    OwnedFilter filter;
+    filter.prefix = p.getFilter().getStreamPrefix();
+    for (auto ch : p.getFilter().getChannels()) filter.channels.insert(static_cast<uint16_t>(ch));
+    for (auto t : p.getFilter().getTypes()) filter.types.insert(static_cast<uint16_t>(t));
+    result.setOk(kj::heap<Server::Subscription>(shared_, conn_, p.getFromPosition(),
+                                                std::move(filter), p.getOpenContent(),
+                                                p.getSubscriber()));
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> Root(RootCtx c) {
+    auto result = c.getResults().initResult();
+    auto admitted = Admit(absl::OkStatus());
+    if (!admitted.ok()) return Refuse(result, admitted.status());
+    store::EventStore* store = &shared_.store;
+    uint64_t size = c.getParams().getSize();
+    return shared_.reads.Run([=] { return store->Root(size); })
+        .then([c](absl::StatusOr<std::string> root) mutable {
+          auto result = c.getResults().getResult();
+          if (root.ok()) {
+            result.setOk(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(root->data()),
+                                             root->size()));
+          } else {
+            SetError(result.initError(), root.status());
+          }
+        })
+        .attach(kj::mv(*admitted));
+  }
+
+  kj::Promise<void> Status(StatusCtx c) {
+    store::EventStore* store = &shared_.store;
+    return shared_.reads.Run([store] { return store->Stats(); })
+        .then([this, c](absl::StatusOr<store::StoreStats> stats) mutable {
+          auto s = c.getResults().initStatus();
+          s.setVersion(shared_.options.version);
+          if (stats.ok()) {
+            s.setEvents(stats->event_count);
+            s.setStreams(stats->stream_count);
+            s.setDiskBytes(stats->disk_bytes);
+            s.setRoot(capnp::Data::Reader(
+                reinterpret_cast<const kj::byte*>(stats->root_hash.data()),
+                stats->root_hash.size()));
+            s.setAppends(stats->appends);
+            s.setSyncs(stats->syncs);
+          }
+          s.setConnections(shared_.open_connections);
+          s.setConnectionsTotal(shared_.next_connection - 1);
+          s.setCallsInFlight(shared_.calls_in_flight);
+          s.setSubscriptions(shared_.subscriptions.size());
+          s.setUptimeSeconds(absl::ToDoubleSeconds(absl::Now() - shared_.started));
+        });
+  }
+
+ private:
+  absl::Status CheckLimit(uint32_t limit) const {
+    if (limit == 0 || limit > shared_.options.max_read_events) {
+      return BadField("limit", absl::StrCat("limit ", limit, " is out of range: give 1 to ",
+                                            shared_.options.max_read_events));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<kj::Own<void>> Admit(const absl::Status& bad) {
+    if (!bad.ok()) return bad;
+    return shared_.Admit(conn_);
+  }
+
+  template <typename ResultBuilder>
+  static kj::Promise<void> Refuse(ResultBuilder result, const absl::Status& why) {
+    SetError(result.initError(), why);
+    return kj::READY_NOW;
+  }
+
+  static absl::StatusOr<store::StreamAppend> ToStoreAppend(rpc::StreamAppend::Reader a,
+                                                           const std::string& where) {
+    store::StreamAppend out;
+    out.stream = a.getStream();
+    if (out.stream.empty()) {
+      return BadField(absl::StrCat(where, ".stream"), absl::StrCat(where, ".stream is empty"));
+    }
+    absl::StatusOr<store::ExpectedVersion> expected = FromWire(a.getExpected());
+    if (!expected.ok()) {
+      return BadField(absl::StrCat(where, ".expected.kind"),
+                      absl::StrCat(where, ": ", expected.status().message()));
+    }
+    out.expected = *expected;
+    if (a.getEvents().size() == 0) {
+      return BadField(absl::StrCat(where, ".events"), absl::StrCat(where, ".events is empty"));
+    }
+    for (auto e : a.getEvents()) out.events.push_back(e);
+    return out;
+  }
+
+  void FillEvents(rpc::ReadResult::Builder result,
+                  const absl::StatusOr<std::vector<store::StoredEvent>>& r) {
+    if (!r.ok()) {
+      SetError(result.initError(), r.status());
+      return;
+    }
+    // Stop early rather than build a reply larger than the limit; at least one event.
+    size_t n = 0, bytes = 0;
+    while (n < r->size()) {
+      bytes += WireBytes((*r)[n]);
+      if (n > 0 && bytes > shared_.options.max_reply_bytes) break;
+      ++n;
+    }
+    auto list = result.initOk(n);
+    for (size_t i = 0; i < n; ++i) SetReadEvent(list[i], (*r)[i]);
+  }
+
+  Server::Shared& shared_;
+  std::shared_ptr<ConnState> conn_;
+  Identity who_;
+};
+
+// Role capabilities: each is a chain of the mixins for the methods its role has, over the
+// generated Server class of its interface.
+template <typename Base>
+class WithReads : public Base {
+ public:
+  explicit WithReads(std::shared_ptr<Session> s) : s_(std::move(s)) {}
+
+ protected:
+  kj::Promise<void> readStream(ReadStreamCtx c) override {
+    return s_->ReadStream(c);
+  }
+  kj::Promise<void> readAll(ReadAllCtx c) override {
+    return s_->ReadAll(c);
+  }
+  kj::Promise<void> streamInfo(StreamInfoCtx c) override {
+    return s_->StreamInfo(c);
+  }
+  kj::Promise<void> head(HeadCtx c) override { return s_->Head(c); }
+  std::shared_ptr<Session> s_;
+};
+
+template <typename Parent>
+class WithWrites : public Parent {
+ public:
+  using Parent::Parent;
+
+ protected:
+  kj::Promise<void> append(AppendCtx c) override {
+    return this->s_->Append(c);
+  }
+  kj::Promise<void> appendMulti(AppendMultiCtx c) override {
+    return this->s_->AppendMulti(c);
+  }
+};
+
+template <typename Parent>
+class WithSubscribe : public Parent {
+ public:
+  using Parent::Parent;
+
+ protected:
+  kj::Promise<void> subscribe(SubscribeCtx c) override {
+    return this->s_->Subscribe(c);
+  }
+};
+
+template <typename Parent>
+class WithRoot : public Parent {
+ public:
+  using Parent::Parent;
+
+ protected:
+  kj::Promise<void> root(RootCtx c) override {
+    return this->s_->Root(c);
+  }
+};
+
+template <typename Parent>
+class WithStatus : public Parent {
+ public:
+  using Parent::Parent;
+
+ protected:
+  kj::Promise<void> status(StatusCtx c) override {
+    return this->s_->Status(c);
+  }
+};
+
+using WriterCap = WithWrites<WithReads<rpc::Writer::Server>>;
+using ReaderCap = WithSubscribe<WithReads<rpc::Reader::Server>>;
+using AuditorCap = WithRoot<WithSubscribe<WithReads<rpc::Auditor::Server>>>;
+using AdminCap = WithStatus<WithRoot<WithSubscribe<WithWrites<WithReads<rpc::Admin::Server>>>>>;
+
+class Gateway final : public rpc::Gateway::Server {
+ public:
+  Gateway(SharedState& shared, std::shared_ptr<ConnState> conn)
+      : shared_(shared), conn_(std::move(conn)) {}
+
+ protected:
+  kj::Promise<void> login(LoginContext c) override {
+    auto result = c.getResults().initResult();
+    std::optional<Identity> who = shared_.tokens.Authenticate(c.getParams().getToken().cStr());
+    if (!who) {
+      shared_.Log(absl::StrCat("conn ", conn_->id, " ", conn_->peer, ": login refused: no such token"));
+      SetError(result.initError(), absl::UnauthenticatedError("no such token"));
+      return kj::READY_NOW;
+    }
+    auto session = result.initOk();
+    session.setRole(who->role);
+    session.setName(who->name);
+    auto s = std::make_shared<Session>(shared_, conn_, *who);
+    switch (who->role) {
+      case rpc::Role::WRITER:
+        session.setWriter(kj::heap<WriterCap>(s));
+        break;
+      case rpc::Role::READER:
+        session.setReader(kj::heap<ReaderCap>(s));
+        break;
+      case rpc::Role::AUDITOR:
+        session.setAuditor(kj::heap<AuditorCap>(s));
+        break;
+      default:
+        session.setAdmin(kj::heap<AdminCap>(s));
+    }
+    return kj::READY_NOW;
+  }
+
+ private:
+  SharedState& shared_;
+  std::shared_ptr<ConnState> conn_;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Connections.
+
+struct Server::Connection {
+  std::shared_ptr<ConnState> state;
+  kj::Own<kj::AsyncIoStream> stream;
+  kj::Own<capnp::TwoPartyVatNetwork> network;
+  kj::Own<capnp::RpcSystem<capnp::rpc::twoparty::VatId>> rpc;
+};
+
+class Server::ErrorHandler final : public kj::TaskSet::ErrorHandler {
+ public:
+  explicit ErrorHandler(Shared& shared) : shared_(shared) {}
+  void taskFailed(kj::Exception&& e) override {
+    shared_.Log(absl::StrCat("internal task failed: ", FromKj(e).message()));
+  }
+
+ private:
+  Shared& shared_;
+};
+
+Server::Server(store::EventStore& store, const Tokens& tokens, ServerOptions options)
+    : shared_(std::make_unique<Shared>(store, tokens, std::move(options))),
+      error_handler_(kj::heap<ErrorHandler>(*shared_)) {
+  tasks_ = kj::heap<kj::TaskSet>(*error_handler_);
+}
+
+Server::~Server() {
+  // Connections (and with them every capability and subscription) go first, then the workers
+  // (which finish what they run), then the watcher.
+  connections_.clear();
+  tasks_ = nullptr;
+  shared_.reset();
+}
+
+kj::Promise<void> Server::Listen(kj::ConnectionReceiver& listener) {
+  return listener.accept().then([this, &listener](kj::Own<kj::AsyncIoStream> stream) {
+    std::string peer = PeerName(*stream);
+    Accept(kj::mv(stream), std::move(peer));
+    return Listen(listener);
+  });
+}
+
+void Server::Accept(kj::Own<kj::AsyncIoStream> stream, std::string peer) {
+  Shared& sh = *shared_;
+  const uint64_t id = sh.next_connection++;
+  if (sh.draining) return;
+  if (connections_.size() >= sh.options.max_connections) {
+    sh.Log(absl::StrCat("conn ", id, ": refused: ", connections_.size(),
+                        " connections are open (the limit)"));
+    return;
+  }
+  auto conn = kj::heap<Connection>();
+  conn->state = std::make_shared<ConnState>();
+  conn->state->id = id;
+  conn->state->peer = std::move(peer);
+  conn->stream = kj::mv(stream);
+  capnp::ReaderOptions limits;
+  limits.traversalLimitInWords = sh.options.max_message_bytes / 8;
+  conn->network = kj::heap<capnp::TwoPartyVatNetwork>(
+      *conn->stream, capnp::rpc::twoparty::Side::SERVER, limits);
+  conn->rpc = kj::heap<capnp::RpcSystem<capnp::rpc::twoparty::VatId>>(capnp::makeRpcServer(
+      *conn->network, capnp::Capability::Client(kj::heap<Gateway>(sh, conn->state))));
+  conn->rpc->setFlowLimit(sh.options.flow_limit_bytes / 8);
+  tasks_->add(conn->network->onDisconnect().then(
+      [this, id] {
+        // Let the connection's own promise chain finish before it is destroyed.
+        return kj::evalLater([this, id] { Drop(id, ""); });
+      },
+      [this, id](kj::Exception&& e) {
+        std::string why(FromKj(e).message());
+        return kj::evalLater([this, id, why] { Drop(id, why); });
+      }));
+  connections_.emplace(id, kj::mv(conn));
+  sh.open_connections = connections_.size();
+}
+
+void Server::Drop(uint64_t id, const std::string& why) {
+  if (!why.empty()) shared_->Log(absl::StrCat("conn ", id, ": closed: ", why));
+  connections_.erase(id);
+  shared_->open_connections = connections_.size();
+}
+
+kj::Promise<void> Server::Shutdown(kj::Timer& timer, absl::Duration grace) {
+  Shared& sh = *shared_;
+  sh.draining = true;
+  std::vector<Subscription*> subs(sh.subscriptions.begin(), sh.subscriptions.end());
+  for (Subscription* s : subs) s->End(ShuttingDown());
+  if (sh.calls_in_flight == 0) return kj::READY_NOW;
+  auto paf = kj::newPromiseAndFulfiller<void>();
+  sh.idle = kj::mv(paf.fulfiller);
+  return paf.promise.exclusiveJoin(
+      timer.afterDelay(absl::ToInt64Milliseconds(grace) * kj::MILLISECONDS).then([&sh] {
+        sh.Log(absl::StrCat("shutdown: ", sh.calls_in_flight,
+                            " calls still in flight after the grace period"));
+      }));
+}
+
+}  // namespace ihs::server

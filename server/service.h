@@ -1,0 +1,82 @@
+// ihsd's RPC service: serves schema/rpc.capnp over two-party Cap'n Proto connections, on top of
+// one EventStore. tools/ihsd/main.cc builds it and hands it accepted connections.
+//
+// Every connection gets its own Gateway (the bootstrap object). A login yields a capability of
+// one role, implemented by a class that has that role's methods and no others, so a client that
+// casts it to another role gets UNIMPLEMENTED from Cap'n Proto itself.
+//
+// Limits, per connection (docs/rpc.md): message size (larger messages close the connection),
+// calls in flight (more are answered `overloaded`), the words of calls in flight (Cap'n Proto's
+// flow limit: the server stops reading the connection until replies go out).
+//
+// Threads: everything here runs on the event-loop thread that created the Server, except the
+// store calls, which run on a WorkerPool. Destroy the Server on that thread, before the store.
+#ifndef IHS_SERVER_SERVICE_H_
+#define IHS_SERVER_SERVICE_H_
+
+#include <kj/async-io.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "absl/time/time.h"
+#include "server/commit_watch.h"
+#include "server/tokens.h"
+#include "server/worker_pool.h"
+#include "store/event_store.h"
+
+namespace ihs::server {
+
+struct ServerOptions {
+  size_t workers = 32;                   // threads for store calls; appends block on their sync
+  size_t max_calls_in_flight = 128;      // per connection; more are answered `overloaded`
+  size_t max_message_bytes = 32 << 20;   // larger incoming messages close the connection
+  size_t flow_limit_bytes = 64 << 20;    // of calls in flight per connection
+  size_t max_connections = 4096;         // more are closed at once, with a log line
+  size_t max_read_events = 10000;        // per read call
+  size_t max_reply_bytes = 8 << 20;      // a read stops early when its reply would pass this
+  std::string version = "0";
+  // One line per problem (bad token, broken connection ...). Default: stderr.
+  std::function<void(const std::string&)> log;
+};
+
+class Server {
+ public:
+  Server(store::EventStore& store, const Tokens& tokens, ServerOptions options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Accepts connections until the promise is dropped.
+  kj::Promise<void> Listen(kj::ConnectionReceiver& listener);
+  // Serves one connection; `peer` names it in log lines.
+  void Accept(kj::Own<kj::AsyncIoStream> stream, std::string peer);
+
+  // Refuses new calls (`unavailable`), ends every subscription, and resolves once no store call
+  // is in flight, or after `grace`.
+  kj::Promise<void> Shutdown(kj::Timer& timer, absl::Duration grace);
+
+  size_t connections() const { return connections_.size(); }
+
+  // Shared with the per-connection objects (service.cc).
+  struct Connection;
+  class Subscription;
+  struct Shared;
+
+ private:
+  void Drop(uint64_t id, const std::string& why);
+
+  std::unique_ptr<Shared> shared_;
+  std::map<uint64_t, kj::Own<Connection>> connections_;
+  kj::Own<kj::TaskSet> tasks_;
+  class ErrorHandler;
+  kj::Own<ErrorHandler> error_handler_;
+};
+
+}  // namespace ihs::server
+
+#endif  // IHS_SERVER_SERVICE_H_

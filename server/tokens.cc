@@ -1,0 +1,129 @@
+#include "server/tokens.h"
+
+#include <sodium.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace ihs::server {
+namespace {
+
+std::string Sha256(absl::string_view token) {
+  std::string out(crypto_hash_sha256_BYTES, '\0');
+  crypto_hash_sha256(reinterpret_cast<unsigned char*>(out.data()),
+                     reinterpret_cast<const unsigned char*>(token.data()), token.size());
+  return out;
+}
+
+}  // namespace
+
+std::optional<rpc::Role> ParseRole(absl::string_view name) {
+  if (name == "writer") return rpc::Role::WRITER;
+  if (name == "reader") return rpc::Role::READER;
+  if (name == "auditor") return rpc::Role::AUDITOR;
+  if (name == "admin") return rpc::Role::ADMIN;
+  return std::nullopt;
+}
+
+const char* RoleName(rpc::Role role) {
+  switch (role) {
+    case rpc::Role::WRITER:
+      return "writer";
+    case rpc::Role::READER:
+      return "reader";
+    case rpc::Role::AUDITOR:
+      return "auditor";
+    case rpc::Role::ADMIN:
+      return "admin";
+    default:
+      return "unspecified";
+  }
+}
+
+bool ValidTokenName(absl::string_view name) {
+  if (name.empty() || name.size() > 128) return false;
+  for (char c : name) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' &&
+        c != '@' && c != '-') {
+      return false;
+    }
+  }
+  return true;
+}
+
+absl::StatusOr<Tokens> Tokens::Parse(absl::string_view text) {
+  Tokens tokens;
+  size_t line_no = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    ++line_no;
+    line = absl::StripAsciiWhitespace(line);
+    if (line.empty() || line[0] == '#') continue;
+    std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    auto bad = [&](absl::string_view why) {
+      return absl::InvalidArgumentError(absl::StrCat("tokens file line ", line_no, ": ", why));
+    };
+    if (f.size() != 3) return bad("want three fields: role name sha256-hex");
+    std::optional<rpc::Role> role = ParseRole(f[0]);
+    if (!role) {
+      return bad(absl::StrCat("unknown role \"", f[0], "\": give writer, reader, auditor or admin"));
+    }
+    if (!ValidTokenName(f[1])) {
+      return bad(absl::StrCat("bad name \"", f[1], "\": use letters, digits and . _ @ -"));
+    }
+    if (f[2].size() != 64 ||
+        f[2].find_first_not_of("0123456789abcdef") != absl::string_view::npos) {
+      return bad("the hash must be 64 lowercase hex digits (the SHA-256 of the token)");
+    }
+    tokens.entries_.push_back({Identity{*role, std::string(f[1])}, absl::HexStringToBytes(f[2])});
+  }
+  return tokens;
+}
+
+absl::StatusOr<Tokens> Tokens::Load(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read tokens file ", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  absl::StatusOr<Tokens> t = Parse(ss.str());
+  if (!t.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", t.status().message()));
+  return t;
+}
+
+Tokens Tokens::Open() {
+  Tokens t;
+  t.open_ = true;
+  return t;
+}
+
+std::optional<Identity> Tokens::Authenticate(absl::string_view token) const {
+  if (open_) return Identity{rpc::Role::ADMIN, "open"};
+  const std::string hash = Sha256(token);
+  std::optional<Identity> found;
+  for (const Entry& e : entries_) {  // every entry, so timing does not tell which matched
+    if (sodium_memcmp(e.hash.data(), hash.data(), hash.size()) == 0 && !found) found = e.identity;
+  }
+  return found;
+}
+
+std::string NewToken() {
+  if (sodium_init() < 0) std::abort();  // libsodium cannot work at all
+  unsigned char bytes[32];
+  randombytes_buf(bytes, sizeof bytes);
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(bytes), sizeof bytes));
+}
+
+std::string HashTokenHex(absl::string_view token) {
+  return absl::BytesToHexString(Sha256(token));
+}
+
+std::string TokenLine(rpc::Role role, absl::string_view name, absl::string_view token) {
+  return absl::StrCat(RoleName(role), " ", name, " ", HashTokenHex(token), "\n");
+}
+
+}  // namespace ihs::server

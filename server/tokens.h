@@ -1,0 +1,67 @@
+// Who may log in to ihsd, and as what: the tokens file.
+//
+// A tokens file holds one line per token (docs/rpc.md):
+//   line    := role SP name SP sha256-hex | "#" comment | empty
+//   role    := "writer" | "reader" | "auditor" | "admin"
+//   name    := [A-Za-z0-9._@-]+           (who holds the token; shown in logs and status)
+//   sha256  := 64 lowercase hex digits: SHA-256 of the token's bytes, so `printf %s "$TOKEN" |
+//              sha256sum` gives it
+// Only hashes are stored: a copy of the file lets nobody log in. Tokens are 32 random bytes in
+// hex (NewToken), so an unsalted hash is enough.
+//
+// A Tokens object is immutable after Load and safe for concurrent use.
+#ifndef IHS_SERVER_TOKENS_H_
+#define IHS_SERVER_TOKENS_H_
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "schema/rpc.capnp.h"
+
+namespace ihs::server {
+
+struct Identity {
+  rpc::Role role = rpc::Role::UNSPECIFIED;
+  std::string name;
+};
+
+class Tokens {
+ public:
+  // Parses a tokens file. kInvalidArgument names the line at fault; kNotFound if it is missing.
+  static absl::StatusOr<Tokens> Load(const std::string& path);
+  static absl::StatusOr<Tokens> Parse(absl::string_view text);
+  // No tokens file: every login is admin ("open"). ihsd allows this on loopback only.
+  static Tokens Open();
+
+  bool open() const { return open_; }
+  size_t size() const { return entries_.size(); }
+  // The identity of a token, or nullopt. Compares hashes in constant time, against every entry.
+  std::optional<Identity> Authenticate(absl::string_view token) const;
+
+ private:
+  struct Entry {
+    Identity identity;
+    std::string hash;  // 32 bytes
+  };
+  bool open_ = false;
+  std::vector<Entry> entries_;
+};
+
+// A new token: 32 random bytes as 64 hex digits.
+std::string NewToken();
+// SHA-256 of a token, as 64 lowercase hex digits (the form the tokens file holds).
+std::string HashTokenHex(absl::string_view token);
+// "writer" -> Role::WRITER; nullopt for anything else.
+std::optional<rpc::Role> ParseRole(absl::string_view name);
+const char* RoleName(rpc::Role role);
+// A tokens-file line for a new token.
+std::string TokenLine(rpc::Role role, absl::string_view name, absl::string_view token);
+// Whether `name` is a valid holder name.
+bool ValidTokenName(absl::string_view name);
+
+}  // namespace ihs::server
+
+#endif  // IHS_SERVER_TOKENS_H_

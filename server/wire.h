@@ -1,0 +1,53 @@
+// Conversions between the store's types and the RPC schema (schema/rpc.capnp), shared by ihsd and
+// the client library, so that the two ends agree in one place.
+//
+// Errors: an absl::Status becomes an rpc::Error and back with the same code, message, the field
+// at fault (status payload kFieldPayloadUrl) and a conflict's current version (the store's
+// kConflictPayloadUrl). A client therefore sees the same statuses over the wire as in process.
+#ifndef IHS_SERVER_WIRE_H_
+#define IHS_SERVER_WIRE_H_
+
+#include <kj/exception.h>
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "schema/rpc.capnp.h"
+#include "store/event_store.h"
+
+namespace ihs::server {
+
+// The request field a kInvalidArgument status is about (e.g. "limit").
+inline constexpr char kFieldPayloadUrl[] = "type.ihs/field";
+absl::Status BadField(absl::string_view field, absl::string_view message);
+std::string ErrorField(const absl::Status& status);  // "" when none
+
+void SetError(rpc::Error::Builder out, const absl::Status& status);
+absl::Status FromError(rpc::Error::Reader error);
+// A transport exception (disconnect, overload, a method the capability lacks) as a status:
+// DISCONNECTED -> kUnavailable, OVERLOADED -> kResourceExhausted, UNIMPLEMENTED ->
+// kPermissionDenied (a capability of another role), FAILED -> kInternal.
+absl::Status FromKj(const kj::Exception& e);
+
+void SetExpected(rpc::Expected::Builder out, const store::ExpectedVersion& expected);
+absl::StatusOr<store::ExpectedVersion> FromWire(rpc::Expected::Reader expected);
+
+void SetAppended(rpc::Appended::Builder out, const store::AppendResult& result);
+store::AppendResult FromWire(rpc::Appended::Reader appended);
+
+rpc::ContentState ToWire(store::ContentState state);
+store::ContentState FromWire(rpc::ContentState state);
+
+// The event as stored, and its opened content when there is one.
+void SetReadEvent(rpc::ReadEvent::Builder out, const store::StoredEvent& event);
+// Bytes a ReadEvent of this event takes on the wire, roughly (for reply size limits).
+size_t WireBytes(const store::StoredEvent& event);
+
+void SetStreamInfo(rpc::StreamInfo::Builder out, const store::StreamInfo& info);
+store::StreamInfo FromWire(rpc::StreamInfo::Reader info);
+
+}  // namespace ihs::server
+
+#endif  // IHS_SERVER_WIRE_H_

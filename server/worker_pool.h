@@ -1,0 +1,85 @@
+// Threads for blocking store calls, so that the event loop never waits: an append blocks until
+// its group's WAL sync, and a read may wait for the disk. Run() hands a function to a worker and
+// returns a promise, on the calling event loop, for its result (kj's cross-thread fulfiller).
+//
+// Run() is called from an event-loop thread; the functions run on the workers. The destructor
+// runs every queued function, then joins: nothing handed over is dropped, so an append that
+// started always finishes before the store can be closed.
+#ifndef IHS_SERVER_WORKER_POOL_H_
+#define IHS_SERVER_WORKER_POOL_H_
+
+#include <kj/async.h>
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+
+namespace ihs::server {
+
+class WorkerPool {
+ public:
+  explicit WorkerPool(size_t threads) {
+    for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
+  }
+  ~WorkerPool() {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    for (std::thread& t : threads_) t.join();
+  }
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  // `fn` must be copyable and must not touch the event loop. If the promise is dropped, `fn`
+  // still runs (its result is discarded).
+  template <typename Fn>
+  auto Run(Fn fn) -> kj::Promise<decltype(fn())> {
+    using T = decltype(fn());
+    auto paf = kj::newPromiseAndCrossThreadFulfiller<T>();
+    auto fulfiller =
+        std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<T>>>(kj::mv(paf.fulfiller));
+    {
+      absl::MutexLock lock(&mu_);
+      queue_.push_back([fn = std::move(fn), fulfiller]() mutable { (*fulfiller)->fulfill(fn()); });
+    }
+    return kj::mv(paf.promise);
+  }
+
+  size_t queued() {
+    absl::MutexLock lock(&mu_);
+    return queue_.size();
+  }
+
+ private:
+  void Work() {
+    for (;;) {
+      std::function<void()> job;
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(
+            +[](WorkerPool* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
+              return p->stopping_ || !p->queue_.empty();
+            },
+            this));
+        if (queue_.empty()) return;  // stopping, and nothing left to run
+        job = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      job();
+    }
+  }
+
+  absl::Mutex mu_;
+  std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace ihs::server
+
+#endif  // IHS_SERVER_WORKER_POOL_H_

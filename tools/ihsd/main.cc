@@ -1,0 +1,181 @@
+// ihsd: the interaction history store as a Cap'n Proto RPC service (docs/rpc.md).
+//
+//   ihsd --data DIR [--listen ADDR]... [--tokens FILE] [--master-key FILE] [--workers N]
+//
+// ADDR is HOST:PORT (default 127.0.0.1:7420; port 0 picks a free one) or unix:PATH. Without a
+// tokens file every login is admin, so ihsd then listens on loopback and unix sockets only, and
+// says so loudly. On stdout it prints one "listening on ADDR" line per listener, then "ready";
+// problems go to stderr, one line each. SIGINT or SIGTERM: stop accepting, end subscriptions, let
+// the appends in flight finish, close the store, exit 0.
+//
+// Exit codes: 0 stopped cleanly, 1 usage, 2 bad configuration (address, tokens file),
+// 5 store unavailable, 4 store integrity failure on open.
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <kj/async-io.h>
+#include <kj/async-unix.h>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "server/service.h"
+#include "server/tokens.h"
+#include "store/event_store.h"
+
+namespace ihs::tools {
+namespace {
+
+constexpr int kExitOk = 0, kExitUsage = 1, kExitBadConfig = 2, kExitIntegrity = 4,
+              kExitUnavailable = 5;
+
+int Die(int code, const std::string& message) {
+  std::cerr << "ihsd: " << message << std::endl;
+  return code;
+}
+
+bool IsLoopback(const std::string& resolved) {
+  return absl::StartsWith(resolved, "127.") || absl::StartsWith(resolved, "[::1]") ||
+         absl::StartsWith(resolved, "unix:");
+}
+
+struct Listener {
+  std::string shown;       // as printed: with the port actually bound
+  std::string unix_path;   // removed on exit
+  kj::Own<kj::ConnectionReceiver> receiver;
+};
+
+int Main(int argc, char** argv) {
+  CLI::App app{"ihsd: the interaction history store's RPC server"};
+  std::string data, master_key, tokens_path;
+  std::vector<std::string> listen;
+  size_t workers = 32;
+  app.add_option("--data", data, "data directory of the store (created if empty)")->required();
+  app.add_option("--master-key", master_key, "master key file (default: DATA/master.key)");
+  app.add_option("--listen", listen,
+                 "HOST:PORT or unix:PATH, repeatable (default 127.0.0.1:7420)");
+  app.add_option("--tokens", tokens_path,
+                 "tokens file (docs/rpc.md); without it every login is admin, on loopback only");
+  app.add_option("--workers", workers, "threads for store calls (default 32)")
+      ->check(CLI::Range(size_t{1}, size_t{1024}));
+  app.set_version_flag("--version", "ihsd " IHS_VERSION);
+  app.footer(
+      "Exit codes: 0 stopped cleanly, 1 usage, 2 bad configuration, 4 store integrity failure, "
+      "5 store unavailable.");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? kExitOk : kExitUsage;
+  }
+  if (listen.empty()) listen.push_back("127.0.0.1:7420");
+
+  server::Tokens tokens = server::Tokens::Open();
+  if (!tokens_path.empty()) {
+    absl::StatusOr<server::Tokens> t = server::Tokens::Load(tokens_path);
+    if (!t.ok()) return Die(kExitBadConfig, std::string(t.status().message()));
+    if (t->size() == 0) return Die(kExitBadConfig, tokens_path + " holds no tokens");
+    tokens = std::move(*t);
+  }
+
+  // Signals are taken by the event loop; they must be blocked before any thread starts.
+  kj::UnixEventPort::captureSignal(SIGTERM);
+  kj::UnixEventPort::captureSignal(SIGINT);
+  signal(SIGPIPE, SIG_IGN);
+
+  store::Options options;
+  options.path = data;
+  options.master_key_path = master_key;
+  absl::StatusOr<std::unique_ptr<store::EventStore>> store = store::EventStore::Open(options);
+  if (!store.ok()) {
+    return Die(store.status().code() == absl::StatusCode::kDataLoss ? kExitIntegrity
+                                                                     : kExitUnavailable,
+               std::string(store.status().message()));
+  }
+
+  int rc = kExitOk;
+  {
+    auto io = kj::setupAsyncIo();
+    std::vector<Listener> listeners;
+    std::string config_error;
+    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
+                  for (const std::string& a : listen) {
+                    auto addr = io.provider->getNetwork().parseAddress(a, 7420).wait(io.waitScope);
+                    std::string resolved = addr->toString().cStr();
+                    if (tokens.open() && !IsLoopback(resolved)) {
+                      config_error = absl::StrCat(
+                          "--listen ", a, " (", resolved,
+                          ") is not loopback: without --tokens ihsd is open to anyone, so it "
+                          "listens on 127.0.0.1, ::1 and unix sockets only");
+                      return;
+                    }
+                    Listener l;
+                    if (absl::StartsWith(resolved, "unix:")) {
+                      l.unix_path = resolved.substr(5);
+                      struct stat st;
+                      // A socket left by an ihsd that died: nobody listens on it any more.
+                      if (stat(l.unix_path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+                        unlink(l.unix_path.c_str());
+                      }
+                      l.shown = resolved;
+                    }
+                    l.receiver = addr->listen();
+                    if (l.unix_path.empty()) {
+                      l.shown = absl::StrCat(resolved.substr(0, resolved.rfind(':')), ":",
+                                             l.receiver->getPort());
+                    }
+                    listeners.push_back(kj::mv(l));
+                  }
+                })) {
+      return Die(kExitBadConfig, absl::StrCat("cannot listen: ", e->getDescription().cStr()));
+    }
+    if (!config_error.empty()) return Die(kExitBadConfig, config_error);
+
+    server::ServerOptions so;
+    so.workers = workers;
+    so.version = IHS_VERSION;
+    server::Server server(**store, tokens, so);
+    std::vector<kj::Promise<void>> serving;
+    for (Listener& l : listeners) {
+      serving.push_back(server.Listen(*l.receiver).eagerlyEvaluate([&l](kj::Exception&& e) {
+        std::cerr << "ihsd: listener " << l.shown << " failed: " << e.getDescription().cStr()
+                  << std::endl;
+      }));
+      std::cout << "listening on " << l.shown << std::endl;
+    }
+    if (tokens.open()) {
+      std::cerr << "ihsd: WARNING: no --tokens file: ANY client that can reach these addresses "
+                   "logs in as admin. Listening on loopback only."
+                << std::endl;
+    } else {
+      std::cerr << "ihsd: " << tokens.size() << " tokens from " << tokens_path << std::endl;
+    }
+    std::cout << "ready: " << (*store)->Head() << " events in " << data << std::endl;
+
+    int signo = io.unixEventPort.onSignal(SIGTERM)
+                    .exclusiveJoin(io.unixEventPort.onSignal(SIGINT))
+                    .wait(io.waitScope)
+                    .si_signo;
+    std::cerr << "ihsd: " << (signo == SIGTERM ? "SIGTERM" : "SIGINT")
+              << ": stopping; appends in flight finish first" << std::endl;
+    serving.clear();  // stop accepting
+    server.Shutdown(io.provider->getTimer(), absl::Seconds(30)).wait(io.waitScope);
+    // ~Server closes the connections and joins the workers before the store closes.
+    for (Listener& l : listeners) {
+      l.receiver = nullptr;
+      if (!l.unix_path.empty()) unlink(l.unix_path.c_str());
+    }
+  }
+  uint64_t head = (*store)->Head();
+  store->reset();
+  std::cerr << "ihsd: stopped; the log holds " << head << " events" << std::endl;
+  return rc;
+}
+
+}  // namespace
+}  // namespace ihs::tools
+
+int main(int argc, char** argv) { return ihs::tools::Main(argc, argv); }
