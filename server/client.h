@@ -26,9 +26,13 @@
 #include "absl/time/time.h"
 #include "schema/event.capnp.h"
 #include "schema/rpc.capnp.h"
+#include "server/wire.h"
 #include "store/event_store.h"
 
 namespace ihs::client {
+
+// The request field a kInvalidArgument status names ("limit", "appends[2].expected.kind").
+using server::ErrorField;
 
 struct ConnectOptions {
   std::string address;  // "127.0.0.1:7420", "[::1]:7420", "localhost", "unix:/run/ihsd.sock"

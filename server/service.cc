@@ -28,6 +28,59 @@ struct ConnState {
   std::string peer;
   size_t in_flight = 0;
   bool overload_logged = false;
+  bool logged_in = false;
+  // Set by WatchedStream: how the connection ended.
+  uint64_t bytes_read = 0;
+  bool peer_closed = false;  // the client closed its side (read returned end of stream)
+  bool read_failed = false;
+};
+
+// The connection's byte stream, watched so that a closed connection can be told apart: the
+// client hung up, or ihsd dropped it (a malformed or oversized message; Cap'n Proto gives no
+// reason of its own).
+class WatchedStream final : public kj::AsyncIoStream {
+ public:
+  WatchedStream(kj::Own<kj::AsyncIoStream> inner, std::shared_ptr<ConnState> state)
+      : inner_(kj::mv(inner)), state_(std::move(state)) {}
+
+  kj::Promise<size_t> tryRead(void* buffer, size_t min_bytes, size_t max_bytes) override {
+    return inner_->tryRead(buffer, min_bytes, max_bytes)
+        .then(
+            [this, min_bytes](size_t n) {
+              state_->bytes_read += n;
+              if (n < min_bytes) state_->peer_closed = true;
+              return n;
+            },
+            [this](kj::Exception&& e) -> size_t {
+              state_->read_failed = true;
+              kj::throwFatalException(kj::mv(e));
+            });
+  }
+  kj::Promise<void> write(const void* buffer, size_t size) override {
+    return inner_->write(buffer, size);
+  }
+  kj::Promise<void> write(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) override {
+    return inner_->write(pieces);
+  }
+  kj::Promise<void> whenWriteDisconnected() override { return inner_->whenWriteDisconnected(); }
+  void shutdownWrite() override { inner_->shutdownWrite(); }
+  void abortRead() override { inner_->abortRead(); }
+  void getsockopt(int level, int option, void* value, kj::uint* length) override {
+    inner_->getsockopt(level, option, value, length);
+  }
+  void setsockopt(int level, int option, const void* value, kj::uint length) override {
+    inner_->setsockopt(level, option, value, length);
+  }
+  void getsockname(struct sockaddr* addr, kj::uint* length) override {
+    inner_->getsockname(addr, length);
+  }
+  void getpeername(struct sockaddr* addr, kj::uint* length) override {
+    inner_->getpeername(addr, length);
+  }
+
+ private:
+  kj::Own<kj::AsyncIoStream> inner_;
+  std::shared_ptr<ConnState> state_;
 };
 
 struct OwnedFilter {
@@ -165,7 +218,8 @@ class Server::Subscription final : public rpc::Subscription::Server {
   }
 
  private:
-  static constexpr size_t kChunk = 1000;
+  static constexpr size_t kChunk = 1000;             // events per read
+  static constexpr size_t kMaxPushBytes = 256 << 10;  // per events() call
 
   // Reads the next chunk (on a worker), sends what matches, and repeats; at the head, waits for
   // the next commit. One send in flight at a time, so a slow subscriber holds back only itself,
@@ -185,18 +239,33 @@ class Server::Subscription final : public rpc::Subscription::Server {
           if (events->empty()) {
             return shared_.watch.WaitBeyond(position_).then([this](uint64_t) { return Step(); });
           }
-          std::vector<const store::StoredEvent*> matched;
-          for (const auto& e : *events) {
-            if (filter_.Matches(e.event())) matched.push_back(&e);
-          }
-          position_ += events->size();
-          if (matched.empty()) return Step();
-          auto req = subscriber_.eventsRequest();
-          auto list = req.initEvents(matched.size());
-          for (size_t i = 0; i < matched.size(); ++i) SetReadEvent(list[i], *matched[i]);
-          req.setScannedTo(position_);
-          return req.send().then([this] { return Step(); });
+          auto chunk = std::make_shared<std::vector<store::StoredEvent>>(std::move(*events));
+          return Send(chunk, 0).then([this] { return Step(); });
         });
+  }
+
+  // Sends the matching events of `chunk` from index `i` on, in pushes of at most kMaxPushBytes,
+  // each after the previous one was let through by flow control.
+  kj::Promise<void> Send(std::shared_ptr<std::vector<store::StoredEvent>> chunk, size_t i) {
+    std::vector<const store::StoredEvent*> batch;
+    size_t bytes = 0;
+    for (; i < chunk->size() && bytes < kMaxPushBytes; ++i) {
+      const store::StoredEvent& e = (*chunk)[i];
+      if (!filter_.Matches(e.event())) continue;
+      batch.push_back(&e);
+      bytes += WireBytes(e);
+    }
+    // Positions in a chunk are consecutive: everything before index i is scanned.
+    position_ = (*chunk)[0].position() + i;
+    if (batch.empty()) return kj::READY_NOW;
+    auto req = subscriber_.eventsRequest();
+    auto list = req.initEvents(batch.size());
+    for (size_t k = 0; k < batch.size(); ++k) SetReadEvent(list[k], *batch[k]);
+    req.setScannedTo(position_);
+    return req.send().then([this, chunk, i]() -> kj::Promise<void> {
+      if (i == chunk->size()) return kj::READY_NOW;
+      return Send(chunk, i);
+    });
   }
 
   Shared& shared_;
@@ -572,6 +641,7 @@ class Gateway final : public rpc::Gateway::Server {
       SetError(result.initError(), absl::UnauthenticatedError("no such token"));
       return kj::READY_NOW;
     }
+    conn_->logged_in = true;
     auto session = result.initOk();
     session.setRole(who->role);
     session.setName(who->name);
@@ -655,7 +725,7 @@ void Server::Accept(kj::Own<kj::AsyncIoStream> stream, std::string peer) {
   conn->state = std::make_shared<ConnState>();
   conn->state->id = id;
   conn->state->peer = std::move(peer);
-  conn->stream = kj::mv(stream);
+  conn->stream = kj::heap<WatchedStream>(kj::mv(stream), conn->state);
   capnp::ReaderOptions limits;
   limits.traversalLimitInWords = sh.options.max_message_bytes / 8;
   conn->network = kj::heap<capnp::TwoPartyVatNetwork>(
@@ -677,8 +747,23 @@ void Server::Accept(kj::Own<kj::AsyncIoStream> stream, std::string peer) {
 }
 
 void Server::Drop(uint64_t id, const std::string& why) {
-  if (!why.empty()) shared_->Log(absl::StrCat("conn ", id, ": closed: ", why));
-  connections_.erase(id);
+  auto it = connections_.find(id);
+  if (it == connections_.end()) return;
+  const ConnState& st = *it->second->state;
+  // One line per connection that ended in a problem; a client that logged in and hung up is fine.
+  std::string problem = why;
+  if (problem.empty() && !st.peer_closed && !shared_->draining) {
+    problem = absl::StrCat("ihsd dropped it: a malformed message, or one over the ",
+                           shared_->options.max_message_bytes, "-byte limit");
+  } else if (problem.empty() && !st.logged_in && !shared_->draining) {
+    problem = absl::StrCat("the client hung up without logging in (", st.bytes_read,
+                           " bytes received)");
+  }
+  if (st.read_failed && why.empty()) problem = "the connection broke (read error)";
+  if (!problem.empty()) {
+    shared_->Log(absl::StrCat("conn ", id, " ", st.peer, ": closed: ", problem));
+  }
+  connections_.erase(it);
   shared_->open_connections = connections_.size();
 }
 

@@ -1,6 +1,7 @@
 // ihsd: the interaction history store as a Cap'n Proto RPC service (docs/rpc.md).
 //
 //   ihsd --data DIR [--listen ADDR]... [--tokens FILE] [--master-key FILE] [--workers N]
+//        [--max-calls-in-flight N] [--max-message-bytes N] [--max-connections N]
 //
 // ADDR is HOST:PORT (default 127.0.0.1:7420; port 0 picks a free one) or unix:PATH. Without a
 // tokens file every login is admin, so ihsd then listens on loopback and unix sockets only, and
@@ -53,15 +54,23 @@ int Main(int argc, char** argv) {
   CLI::App app{"ihsd: the interaction history store's RPC server"};
   std::string data, master_key, tokens_path;
   std::vector<std::string> listen;
-  size_t workers = 32;
+  server::ServerOptions so;
   app.add_option("--data", data, "data directory of the store (created if empty)")->required();
   app.add_option("--master-key", master_key, "master key file (default: DATA/master.key)");
   app.add_option("--listen", listen,
                  "HOST:PORT or unix:PATH, repeatable (default 127.0.0.1:7420)");
   app.add_option("--tokens", tokens_path,
                  "tokens file (docs/rpc.md); without it every login is admin, on loopback only");
-  app.add_option("--workers", workers, "threads for store calls (default 32)")
+  app.add_option("--workers", so.workers, "threads for store calls (default 32)")
       ->check(CLI::Range(size_t{1}, size_t{1024}));
+  app.add_option("--max-calls-in-flight", so.max_calls_in_flight,
+                 "per connection; more are answered `overloaded` (default 128)")
+      ->check(CLI::Range(size_t{1}, size_t{100000}));
+  app.add_option("--max-message-bytes", so.max_message_bytes,
+                 "largest incoming message; larger ones close the connection (default 32 MiB)")
+      ->check(CLI::Range(size_t{1} << 16, size_t{1} << 30));
+  app.add_option("--max-connections", so.max_connections, "open at once (default 4096)")
+      ->check(CLI::Range(size_t{1}, size_t{1000000}));
   app.set_version_flag("--version", "ihsd " IHS_VERSION);
   app.footer(
       "Exit codes: 0 stopped cleanly, 1 usage, 2 bad configuration, 4 store integrity failure, "
@@ -134,8 +143,6 @@ int Main(int argc, char** argv) {
     }
     if (!config_error.empty()) return Die(kExitBadConfig, config_error);
 
-    server::ServerOptions so;
-    so.workers = workers;
     so.version = IHS_VERSION;
     server::Server server(**store, tokens, so);
     std::vector<kj::Promise<void>> serving;

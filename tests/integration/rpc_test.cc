@@ -1,0 +1,562 @@
+// A real ihsd, started as a child process on a free loopback port and a unix socket, driven through
+// the client library (server/client.h) and, for faults, through raw sockets.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+
+#include <capnp/rpc-twoparty.h>
+#include <kj/async-io.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "server/client.h"
+#include "server/tokens.h"
+#include "store/event_store.h"
+#include "tests/testutil/ihsd_process.h"
+#include "tests/testutil/testutil.h"
+
+namespace ihs {
+namespace {
+
+using client::Client;
+using client::RemoteEvent;
+using store::ExpectedVersion;
+using testing::EventFactory;
+using testing::IhsdOptions;
+using testing::IhsdProcess;
+
+class RpcTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const char* role : {"writer", "reader", "auditor", "admin"}) {
+      tokens_[role] = server::NewToken();
+      std::ofstream(dir_.Sub("tokens"), std::ios::app)
+          << server::TokenLine(*server::ParseRole(role), absl::StrCat("test-", role),
+                               tokens_[role]);
+    }
+  }
+
+  void StartServer(std::vector<std::string> extra = {}) {
+    IhsdOptions o;
+    o.binary = IHS_IHSD;
+    o.data = dir_.Sub("data");
+    o.tokens = dir_.Sub("tokens");
+    o.listen = {"127.0.0.1:0", "unix:" + dir_.Sub("ihsd.sock")};
+    o.extra_args = std::move(extra);
+    auto p = IhsdProcess::Start(o);
+    ASSERT_TRUE(p.ok()) << p.status();
+    server_ = std::move(*p);
+    ASSERT_EQ(server_->addresses().size(), 2u);
+  }
+
+  std::string tcp() const { return server_->addresses()[0]; }
+  std::string unix_socket() const { return server_->addresses()[1]; }
+
+  absl::StatusOr<std::unique_ptr<Client>> Connect(const std::string& role,
+                                                  const std::string& address = "") {
+    return Client::Connect({address.empty() ? tcp() : address, tokens_[role]});
+  }
+
+  std::unique_ptr<Client> MustConnect(const std::string& role) {
+    auto c = Connect(role);
+    EXPECT_TRUE(c.ok()) << c.status();
+    return c.ok() ? std::move(*c) : nullptr;
+  }
+
+  testing::TempDir dir_;
+  std::map<std::string, std::string> tokens_;
+  std::unique_ptr<IhsdProcess> server_;
+  EventFactory events_;
+};
+
+store::StreamAppend One(const std::string& stream, schema::Event::Reader e,
+                        ExpectedVersion expected = ExpectedVersion::Any()) {
+  return {stream, expected, {e}};
+}
+
+TEST_F(RpcTest, WrongTokenIsUnauthenticatedAndLogged) {
+  StartServer();
+  auto c = Client::Connect({tcp(), "not-a-token"});
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kUnauthenticated);
+  auto empty = Client::Connect({tcp(), ""});
+  EXPECT_EQ(empty.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_NE(server_->Log().find("login refused: no such token"), std::string::npos);
+}
+
+TEST_F(RpcTest, EachRoleHasItsCallsAndNoOthers) {
+  StartServer();
+  auto writer = MustConnect("writer");
+  auto reader = MustConnect("reader");
+  auto auditor = MustConnect("auditor");
+  auto admin = MustConnect("admin");
+  ASSERT_TRUE(writer && reader && auditor && admin);
+  EXPECT_EQ(writer->role(), rpc::Role::WRITER);
+  EXPECT_EQ(reader->role(), rpc::Role::READER);
+  EXPECT_EQ(auditor->role(), rpc::Role::AUDITOR);
+  EXPECT_EQ(admin->role(), rpc::Role::ADMIN);
+  EXPECT_EQ(admin->name(), "test-admin");
+
+  // Allowed.
+  IHS_ASSERT_OK(writer->Append(One("customer-1", events_.Touchpoint(1, schema::Channel::EMAIL,
+                                                                     schema::TouchpointType::MESSAGE,
+                                                                     "hello"))));
+  IHS_ASSERT_OK(admin->Append(One("customer-1", events_.Touchpoint(2, schema::Channel::SMS,
+                                                                    schema::TouchpointType::REPLY))));
+  for (Client* c : {writer.get(), reader.get(), auditor.get(), admin.get()}) {
+    auto events = c->ReadStream("customer-1", 0, 10, store::ReadDirection::kForward);
+    ASSERT_TRUE(events.ok()) << events.status();
+    ASSERT_EQ(events->size(), 2u);
+    EXPECT_EQ((*events)[0].content_state(), store::ContentState::kOpen);
+    EXPECT_EQ(std::string((*events)[0].content().getText()), "hello");
+    IHS_EXPECT_OK(c->ReadAll(0, 10));
+    EXPECT_EQ(*c->Head(), 2u);
+  }
+  IHS_EXPECT_OK(auditor->Root(2));
+  IHS_EXPECT_OK(admin->Root(2));
+  auto status = admin->Status();
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(status->events, 2u);
+  EXPECT_EQ(status->connections, 4u);
+  EXPECT_EQ(status->root, *admin->Root(2));
+
+  // Refused: the capability has no such method, whatever the client casts it to.
+  auto denied = [](const absl::Status& s) {
+    return s.code() == absl::StatusCode::kPermissionDenied;
+  };
+  auto ev = events_.Touchpoint(3, schema::Channel::SMS, schema::TouchpointType::MESSAGE);
+  EXPECT_TRUE(denied(reader->Append(One("customer-1", ev)).status()));
+  EXPECT_TRUE(denied(reader->AppendMulti({One("customer-1", ev)}).status()));
+  EXPECT_TRUE(denied(auditor->Append(One("customer-1", ev)).status()));
+  EXPECT_TRUE(denied(reader->Root(1).status()));
+  EXPECT_TRUE(denied(writer->Root(1).status()));
+  EXPECT_TRUE(denied(reader->Status().status()));
+  EXPECT_TRUE(denied(auditor->Status().status()));
+  EXPECT_TRUE(denied(writer->Status().status()));
+  EXPECT_TRUE(denied(writer->Subscribe({}, [](const auto&, uint64_t) { return false; })));
+  // Nothing the refused calls carried was stored.
+  EXPECT_EQ(*admin->Head(), 2u);
+}
+
+TEST_F(RpcTest, ConflictsAndIdempotentRetriesCrossTheWireTyped) {
+  StartServer();
+  auto w = MustConnect("writer");
+  ASSERT_TRUE(w);
+  auto e1 = events_.Touchpoint(1, schema::Channel::EMAIL, schema::TouchpointType::MESSAGE, "a");
+  auto e2 = events_.Touchpoint(2, schema::Channel::EMAIL, schema::TouchpointType::MESSAGE, "b");
+  auto first = w->Append(One("s", e1, ExpectedVersion::NoStream()));
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_FALSE(first->duplicate);
+
+  // A stale expected version: kAborted, with the current version readable without parsing text.
+  auto conflict = w->Append(One("s", e2, ExpectedVersion::NoStream()));
+  EXPECT_EQ(conflict.status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(store::ConflictCurrentVersion(conflict.status()), 0);
+  auto conflict2 = w->Append(One("other", e2, ExpectedVersion::Exact(4)));
+  EXPECT_EQ(store::ConflictCurrentVersion(conflict2.status()), -1);
+
+  // A retry of the same event id: the original positions, nothing written.
+  auto retry = w->Append(One("s", e1, ExpectedVersion::NoStream()));
+  ASSERT_TRUE(retry.ok()) << retry.status();
+  EXPECT_TRUE(retry->duplicate);
+  EXPECT_EQ(retry->positions, first->positions);
+
+  // The same id with other content.
+  auto other = events_.Touchpoint(1, schema::Channel::SMS, schema::TouchpointType::MESSAGE, "x");
+  EXPECT_EQ(w->Append(One("s", other)).status().code(), absl::StatusCode::kAlreadyExists);
+
+  // Bad input names the problem; limits name the field.
+  auto bad = events_.New(9);
+  bad.initTouchpoint().setSentiment(3);
+  auto s = w->Append(One("s", bad.asReader())).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("touchpoint.channel"), absl::string_view::npos) << s;
+  auto zero = w->ReadStream("s", 0, 0, store::ReadDirection::kForward);
+  EXPECT_EQ(zero.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(client::ErrorField(zero.status()), "limit");
+  EXPECT_EQ(w->ReadStream("nobody", 0, 10, store::ReadDirection::kForward).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(w->Append({"", ExpectedVersion::Any(), {e2}}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  // Atomic multi-stream appends: one conflict fails all.
+  auto multi = w->AppendMulti({One("m1", e2), One("s", events_.Touchpoint(
+                                                           5, schema::Channel::SMS,
+                                                           schema::TouchpointType::REPLY),
+                                                       ExpectedVersion::Exact(7))});
+  EXPECT_EQ(multi.status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(w->GetStreamInfo("m1").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(*w->Head(), 1u);
+}
+
+TEST_F(RpcTest, UnixSocketServesTheSameStore) {
+  StartServer();
+  auto w = Connect("writer", unix_socket());
+  ASSERT_TRUE(w.ok()) << w.status();
+  IHS_ASSERT_OK((*w)->Append(
+      One("u", events_.Touchpoint(1, schema::Channel::CHAT, schema::TouchpointType::MESSAGE))));
+  auto r = MustConnect("reader");
+  auto info = r->GetStreamInfo("u");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->event_count, 1u);
+}
+
+// Appends `n` events in batches straight into a store (no server), for a quick backlog.
+void Preload(const std::string& path, uint64_t n, EventFactory& events) {
+  store::Options o;
+  o.path = path;
+  o.sync = false;
+  auto st = store::EventStore::Open(o);
+  ASSERT_TRUE(st.ok()) << st.status();
+  for (uint64_t i = 0; i < n; i += 1000) {
+    std::vector<store::StreamAppend> batch;
+    for (uint64_t j = i; j < std::min(n, i + 1000); ++j) {
+      if (batch.empty() || batch.back().events.size() == 100) {
+        batch.push_back({absl::StrCat("pre-", j / 100), ExpectedVersion::Any(), {}});
+      }
+      batch.back().events.push_back(
+          events.Touchpoint(1000000 + j, schema::Channel::EMAIL, schema::TouchpointType::MESSAGE));
+    }
+    IHS_ASSERT_OK((*st)->AppendMulti(batch));
+  }
+}
+
+TEST_F(RpcTest, SubscriptionCatchesUpThenFollowsFourWritersWithoutGapOrDuplicate) {
+  constexpr uint64_t kBacklog = 100000;
+  constexpr uint64_t kPerWriter = 300;
+  ASSERT_NO_FATAL_FAILURE(Preload(dir_.Sub("data"), kBacklog, events_));
+  StartServer();
+  const uint64_t total = kBacklog + 4 * kPerWriter;
+
+  std::vector<uint64_t> positions;
+  std::map<std::string, std::vector<uint64_t>> ids_by_writer;  // id order per writer
+  absl::Notification caught_up;
+  std::thread subscriber([&] {
+    auto c = Connect("reader");
+    ASSERT_TRUE(c.ok()) << c.status();
+    absl::Status s = (*c)->Subscribe({}, [&](const std::vector<RemoteEvent>& batch, uint64_t) {
+      for (const auto& e : batch) {
+        positions.push_back(e.position());
+        std::string stream = e.event().getStreamId();
+        if (stream.rfind("live-", 0) == 0) {
+          auto id = e.event().getId();
+          uint64_t n = 0;
+          for (size_t i = 8; i < 16; ++i) n = n << 8 | id[i];
+          ids_by_writer[stream].push_back(n);
+        }
+      }
+      if (positions.size() >= kBacklog && !caught_up.HasBeenNotified()) caught_up.Notify();
+      return positions.size() < total;
+    });
+    EXPECT_TRUE(s.ok()) << s;
+  });
+  ASSERT_TRUE(caught_up.WaitForNotificationWithTimeout(absl::Seconds(120)));
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 4; ++w) {
+    writers.emplace_back([&, w] {
+      auto c = Connect("writer");
+      ASSERT_TRUE(c.ok()) << c.status();
+      for (uint64_t i = 0; i < kPerWriter; ++i) {
+        uint64_t id = (w + 1) * 10000000 + i;
+        IHS_ASSERT_OK((*c)->Append(One(absl::StrCat("live-", w),
+                                       events_.Touchpoint(id, schema::Channel::CHAT,
+                                                          schema::TouchpointType::MESSAGE))));
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  subscriber.join();
+  ASSERT_EQ(positions.size(), total);
+  for (uint64_t i = 0; i < total; ++i) ASSERT_EQ(positions[i], i) << "gap or duplicate";
+  ASSERT_EQ(ids_by_writer.size(), 4u);
+  for (auto& [stream, ids] : ids_by_writer) {
+    ASSERT_EQ(ids.size(), kPerWriter) << stream;
+    for (size_t i = 1; i < ids.size(); ++i) ASSERT_EQ(ids[i], ids[i - 1] + 1) << stream;
+  }
+}
+
+TEST_F(RpcTest, SubscriptionFilterDeliversOnlyMatchingEvents) {
+  StartServer();
+  auto w = MustConnect("writer");
+  for (uint64_t i = 0; i < 30; ++i) {
+    auto ch = i % 3 == 0 ? schema::Channel::TWITTER : schema::Channel::EMAIL;
+    IHS_ASSERT_OK(w->Append(One(i % 2 ? "customer-odd" : "partner-even",
+                                events_.Touchpoint(i + 1, ch, schema::TouchpointType::MESSAGE))));
+  }
+  auto r = MustConnect("reader");
+  client::SubscribeOptions o;
+  o.stream_prefix = "customer-";
+  o.channels = {schema::Channel::TWITTER};
+  std::vector<uint64_t> got;
+  IHS_ASSERT_OK(r->Subscribe(o, [&](const std::vector<RemoteEvent>& batch, uint64_t scanned) {
+    for (const auto& e : batch) got.push_back(e.position());
+    return scanned < 30;
+  }));
+  std::vector<uint64_t> want;
+  for (uint64_t i = 0; i < 30; ++i) {
+    if (i % 2 == 1 && i % 3 == 0) want.push_back(i);
+  }
+  EXPECT_EQ(got, want);
+}
+
+TEST_F(RpcTest, StalledSubscribersNeitherStallWritersNorGrowServerMemory) {
+  StartServer();
+  constexpr int kStalled = 6;
+  constexpr uint64_t kEvents = 6000;
+  const std::string text(4000, 'x');  // ~4 KB of content each: 24 MB appended in all
+  std::atomic<bool> release{false};
+  std::atomic<int> subscribed{0};
+  std::vector<uint64_t> received(kStalled, 0);
+  std::vector<std::thread> subs;
+  for (int s = 0; s < kStalled; ++s) {
+    subs.emplace_back([&, s] {
+      auto c = Connect("reader");
+      ASSERT_TRUE(c.ok()) << c.status();
+      ++subscribed;
+      IHS_EXPECT_OK((*c)->Subscribe({}, [&](const std::vector<RemoteEvent>& batch, uint64_t) {
+        // Never reads on until the writers are done: this client's socket fills up.
+        while (!release.load()) absl::SleepFor(absl::Milliseconds(20));
+        received[s] += batch.size();
+        return received[s] < kEvents;
+      }));
+    });
+  }
+  while (subscribed.load() < kStalled) absl::SleepFor(absl::Milliseconds(10));
+  absl::SleepFor(absl::Milliseconds(200));
+  const uint64_t rss_before = server_->RssBytes();
+
+  auto w = MustConnect("writer");
+  for (uint64_t i = 0; i < kEvents; i += 50) {
+    std::vector<store::StreamAppend> batch(1);
+    batch[0].stream = absl::StrCat("big-", i / 500);
+    for (uint64_t j = i; j < i + 50; ++j) {
+      batch[0].events.push_back(
+          events_.Touchpoint(j + 1, schema::Channel::EMAIL, schema::TouchpointType::MESSAGE, text));
+    }
+    IHS_ASSERT_OK(w->AppendMulti(batch));
+  }
+  const uint64_t rss_after = server_->RssBytes();
+  // Every stalled subscriber buffered in full would be kStalled x 24 MB = 144 MB more.
+  EXPECT_LT(rss_after, rss_before + (96ull << 20))
+      << "before " << rss_before << " after " << rss_after;
+  release = true;
+  for (auto& t : subs) t.join();
+  for (int s = 0; s < kStalled; ++s) EXPECT_EQ(received[s], kEvents) << "subscriber " << s;
+}
+
+TEST_F(RpcTest, SigtermDuringLoadKeepsEveryAcknowledgedEvent) {
+  StartServer();
+  std::mutex mu;
+  std::map<std::string, std::pair<std::string, uint64_t>> acked;  // id -> stream, position
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 4; ++w) {
+    writers.emplace_back([&, w] {
+      auto c = Connect("writer");
+      ASSERT_TRUE(c.ok()) << c.status();
+      for (uint64_t i = 0; !stop.load(); ++i) {
+        const uint64_t id = (w + 1) * 10000000 + i;
+        std::string stream = absl::StrCat("w", w);
+        auto r = (*c)->Append(One(
+            stream, events_.Touchpoint(id, schema::Channel::SMS, schema::TouchpointType::MESSAGE)));
+        if (!r.ok()) {
+          EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+          return;
+        }
+        std::lock_guard<std::mutex> lock(mu);
+        acked[testing::EventId(id)] = {stream, r->positions[0]};
+      }
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(700));
+  EXPECT_EQ(server_->Stop(SIGTERM), 0) << server_->Log();
+  stop = true;
+  for (auto& t : writers) t.join();
+  ASSERT_GT(acked.size(), 20u);
+
+  store::Options o;
+  o.path = dir_.Sub("data");
+  o.read_only = true;
+  auto st = store::EventStore::Open(o);
+  ASSERT_TRUE(st.ok()) << st.status();
+  auto all = (*st)->ReadAll(0, 1000000);
+  ASSERT_TRUE(all.ok());
+  std::map<std::string, uint64_t> stored;
+  for (const auto& e : *all) {
+    auto id = e.event().getId();
+    stored[std::string(reinterpret_cast<const char*>(id.begin()), id.size())] = e.position();
+  }
+  for (const auto& [id, where] : acked) {
+    auto it = stored.find(id);
+    ASSERT_NE(it, stored.end()) << "acknowledged event lost at " << where.second;
+    EXPECT_EQ(it->second, where.second);
+  }
+  IHS_EXPECT_OK((*st)->Verify());
+}
+
+// Raw bytes to the TCP port: returns once the server closed the socket or 5 s passed.
+void SendRaw(const std::string& address, const std::string& bytes, bool wait_for_close) {
+  std::string host = address.substr(0, address.rfind(':'));
+  int port = std::stoi(address.substr(address.rfind(':') + 1));
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  inet_pton(AF_INET, host.c_str(), &sa.sin_addr);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  if (!bytes.empty()) {
+    ASSERT_GT(send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL), 0);
+  }
+  if (wait_for_close) {
+    timeval tv{5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[256];
+    while (recv(fd, buf, sizeof buf, 0) > 0) {
+    }
+  }
+  close(fd);
+}
+
+TEST_F(RpcTest, BadMessagesAndDroppedConnectionsLeaveTheServerServing) {
+  StartServer({"--max-message-bytes", "1048576"});
+  auto w = MustConnect("writer");
+  IHS_ASSERT_OK(w->Append(
+      One("keep", events_.Touchpoint(1, schema::Channel::SMS, schema::TouchpointType::MESSAGE))));
+
+  // Garbage, a truncated frame, a frame that claims to be huge.
+  std::mt19937 rng(7);
+  std::string garbage(4096, '\0');
+  for (char& c : garbage) c = static_cast<char>(rng());
+  SendRaw(tcp(), garbage, true);
+  SendRaw(tcp(), std::string("\x00\x00\x00\x00\x10\x00\x00\x00\x01\x02", 10), false);
+  SendRaw(tcp(), std::string("\x00\x00\x00\x00\xff\xff\xff\x0f", 8) + std::string(64, 'a'), true);
+
+  // A message over the limit closes that connection only, with a typed status.
+  {
+    auto big = MustConnect("writer");
+    std::vector<schema::Event::Reader> evs;
+    const std::string text(60000, 'y');
+    store::StreamAppend a{"big", ExpectedVersion::Any(), {}};
+    for (int i = 0; i < 40; ++i) {
+      a.events.push_back(events_.Touchpoint(100 + i, schema::Channel::EMAIL,
+                                            schema::TouchpointType::MESSAGE, text));
+    }
+    auto r = big->Append(a);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  }
+
+  // 1,000 connections opened and dropped: half at once, half after logging in.
+  for (int i = 0; i < 500; ++i) SendRaw(tcp(), "", false);
+  for (int i = 0; i < 500; ++i) {
+    auto c = Connect("reader");
+    ASSERT_TRUE(c.ok()) << c.status();
+  }
+  // A subscriber that disconnects mid-stream.
+  {
+    std::thread t([&] {
+      auto c = Connect("reader");
+      ASSERT_TRUE(c.ok());
+      IHS_EXPECT_OK((*c)->Subscribe({}, [](const auto&, uint64_t) { return false; }));
+    });
+    t.join();
+  }
+
+  ASSERT_TRUE(server_->Running());
+  auto after = MustConnect("admin");
+  ASSERT_TRUE(after);
+  auto events = after->ReadStream("keep", 0, 10, store::ReadDirection::kForward);
+  ASSERT_TRUE(events.ok()) << events.status();
+  EXPECT_EQ(events->size(), 1u);
+  EXPECT_EQ(*after->Head(), 1u);  // the oversized append stored nothing
+  auto status = after->Status();
+  ASSERT_TRUE(status.ok());
+  EXPECT_GE(status->connections_total, 1000u);
+  const std::string log = server_->Log();
+  EXPECT_NE(log.find("a malformed message, or one over the 1048576-byte limit"), std::string::npos)
+      << log;
+  EXPECT_NE(log.find("hung up without logging in"), std::string::npos) << log;
+}
+
+TEST_F(RpcTest, CallsBeyondTheInFlightLimitAreOverloadedNotQueued) {
+  StartServer({"--max-calls-in-flight", "2"});
+  // Pipelined appends on one connection, through raw Cap'n Proto: more than two wait for syncs.
+  int ok = 0, overloaded = 0;
+  std::thread raw([&] {  // a thread of its own: it runs its own event loop
+  auto io = kj::setupAsyncIo();
+  auto addr = io.provider->getNetwork().parseAddress(tcp()).wait(io.waitScope);
+  auto stream = addr->connect().wait(io.waitScope);
+  capnp::TwoPartyClient rpc(*stream);
+  auto login = rpc.bootstrap().castAs<rpc::Gateway>().loginRequest();
+  login.setToken(tokens_["writer"]);
+  auto session = login.send().wait(io.waitScope);
+  auto writer = session.getResult().getOk().getWriter();
+  std::vector<kj::Promise<capnp::Response<rpc::Writer::AppendResults>>> calls;
+  for (int i = 0; i < 200; ++i) {
+    auto req = writer.appendRequest();
+    auto a = req.initAppend();
+    a.setStream(absl::StrCat("p", i));
+    a.initExpected().setKind(rpc::ExpectedKind::ANY);
+    a.initEvents(1).setWithCaveats(
+        0, events_.Touchpoint(i + 1, schema::Channel::SMS, schema::TouchpointType::MESSAGE));
+    calls.push_back(req.send());
+  }
+  for (auto& p : calls) {
+    auto r = p.wait(io.waitScope).getResult();
+    if (r.isOk()) {
+      ++ok;
+    } else {
+      EXPECT_EQ(r.getError().getKind(), rpc::ErrorKind::OVERLOADED);
+      ++overloaded;
+    }
+  }
+  });
+  raw.join();
+  EXPECT_GT(ok, 0);
+  EXPECT_GT(overloaded, 0);
+  auto admin = MustConnect("admin");
+  EXPECT_EQ(*admin->Head(), static_cast<uint64_t>(ok));
+  EXPECT_NE(server_->Log().find("calls in flight"), std::string::npos);
+}
+
+TEST_F(RpcTest, WithoutTokensItIsOpenOnLoopbackOnlyAndSaysSo) {
+  IhsdOptions o;
+  o.binary = IHS_IHSD;
+  o.data = dir_.Sub("open");
+  o.listen = {"0.0.0.0:0"};
+  auto refused = IhsdProcess::Start(o);
+  EXPECT_FALSE(refused.ok());
+  EXPECT_NE(std::string(refused.status().message()).find("not loopback"), std::string::npos)
+      << refused.status();
+
+  o.listen = {"127.0.0.1:0"};
+  auto open = IhsdProcess::Start(o);
+  ASSERT_TRUE(open.ok()) << open.status();
+  EXPECT_NE((*open)->Log().find("WARNING"), std::string::npos);
+  auto c = Client::Connect({(*open)->addresses()[0], "anything"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ((*c)->role(), rpc::Role::ADMIN);
+}
+
+TEST_F(RpcTest, BadTokensFileIsRefusedNamingTheLine) {
+  std::ofstream(dir_.Sub("bad-tokens")) << "# ok\nreader alice " << std::string(64, 'a')
+                                        << "\nwriter bob nothex\n";
+  IhsdOptions o;
+  o.binary = IHS_IHSD;
+  o.data = dir_.Sub("data");
+  o.tokens = dir_.Sub("bad-tokens");
+  auto p = IhsdProcess::Start(o);
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(std::string(p.status().message()).find("line 3"), std::string::npos) << p.status();
+}
+
+}  // namespace
+}  // namespace ihs
