@@ -104,6 +104,7 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ConnectOptions& op
                      stream.status().message()));
   }
   impl->stream = kj::mv(*stream);
+  server::SetNoDelay(*impl->stream);
   impl->rpc = kj::heap<capnp::TwoPartyClient>(*impl->stream);
   auto gateway = impl->rpc->bootstrap().castAs<rpc::Gateway>();
   auto req = gateway.loginRequest();

@@ -725,6 +725,7 @@ void Server::Accept(kj::Own<kj::AsyncIoStream> stream, std::string peer) {
   conn->state = std::make_shared<ConnState>();
   conn->state->id = id;
   conn->state->peer = std::move(peer);
+  SetNoDelay(*stream);
   conn->stream = kj::heap<WatchedStream>(kj::mv(stream), conn->state);
   capnp::ReaderOptions limits;
   limits.traversalLimitInWords = sh.options.max_message_bytes / 8;

@@ -1,5 +1,8 @@
 #include "server/wire.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include "absl/strings/str_cat.h"
 
 namespace ihs::server {
@@ -85,6 +88,12 @@ absl::Status FromKj(const kj::Exception& e) {
     default:
       return absl::InternalError(absl::StrCat("RPC failed: ", what));
   }
+}
+
+void SetNoDelay(kj::AsyncIoStream& stream) {
+  int one = 1;
+  kj::runCatchingExceptions(
+      [&] { stream.setsockopt(IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); });
 }
 
 void SetExpected(rpc::Expected::Builder out, const store::ExpectedVersion& expected) {

@@ -7,6 +7,7 @@
 #ifndef IHS_SERVER_WIRE_H_
 #define IHS_SERVER_WIRE_H_
 
+#include <kj/async-io.h>
 #include <kj/exception.h>
 
 #include <string>
@@ -30,6 +31,10 @@ absl::Status FromError(rpc::Error::Reader error);
 // DISCONNECTED -> kUnavailable, OVERLOADED -> kResourceExhausted, UNIMPLEMENTED ->
 // kPermissionDenied (a capability of another role), FAILED -> kInternal.
 absl::Status FromKj(const kj::Exception& e);
+
+// Turns off Nagle's algorithm on a TCP stream (no-op on a unix socket): a request or reply is one
+// small write, and waiting to coalesce it with the next costs up to a delayed-ACK period.
+void SetNoDelay(kj::AsyncIoStream& stream);
 
 void SetExpected(rpc::Expected::Builder out, const store::ExpectedVersion& expected);
 absl::StatusOr<store::ExpectedVersion> FromWire(rpc::Expected::Reader expected);

@@ -510,7 +510,8 @@ TEST_F(RpcTest, CallsBeyondTheInFlightLimitAreOverloadedNotQueued) {
     calls.push_back(req.send());
   }
   for (auto& p : calls) {
-    auto r = p.wait(io.waitScope).getResult();
+    auto response = p.wait(io.waitScope);  // owns the message the reader points into
+    auto r = response.getResult();
     if (r.isOk()) {
       ++ok;
     } else {

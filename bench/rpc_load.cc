@@ -1,0 +1,256 @@
+// The RPC load driver: a real ihsd driven from 1, 4, 16 and 64 client connections with durable
+// single appends and with batches of 100, next to the same load on an in-process EventStore in
+// the same run (the ceiling), plus the commit-to-subscriber latency under the 16-connection batch
+// load. Prints a table (and JSON lines with --json). Bounded: each case runs --seconds.
+//
+//   build/bin/rpc_load [--seconds 3] [--json] [--dir DIR]
+//
+// Events are small touchpoints with content (so sealing is part of the cost), each to one of
+// 1,000 streams per connection, expected version "any".
+#include <capnp/message.h>
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "server/client.h"
+#include "store/event_store.h"
+#include "tests/testutil/ihsd_process.h"
+
+namespace ihs::bench {
+namespace {
+
+std::atomic<uint64_t> next_id{1};
+
+// One batch of `n` events, owned by the builder.
+struct Batch {
+  capnp::MallocMessageBuilder mb;
+  store::StreamAppend append;
+};
+
+std::unique_ptr<Batch> MakeBatch(int worker, uint64_t seq, size_t n) {
+  auto b = std::make_unique<Batch>();
+  auto list = b->mb.initRoot<capnp::AnyPointer>().initAs<capnp::List<schema::Event>>(n);
+  b->append.stream = absl::StrCat("load-", worker, "-", seq % 1000);
+  b->append.expected = store::ExpectedVersion::Any();
+  for (size_t i = 0; i < n; ++i) {
+    auto e = list[i];
+    uint64_t id = next_id.fetch_add(1);
+    auto idb = e.initId(16);
+    for (int k = 0; k < 8; ++k) idb[k] = 0xbe;
+    for (int k = 0; k < 8; ++k) idb[8 + k] = static_cast<kj::byte>(id >> (56 - 8 * k));
+    e.setOccurredAt(1767600000000000 + static_cast<int64_t>(id));
+    auto tp = e.initTouchpoint();
+    tp.setChannel(schema::Channel::CHAT);
+    tp.setDirection(schema::Direction::INBOUND);
+    tp.setType(schema::TouchpointType::MESSAGE);
+    e.initContent().setText("Hello, my order has not arrived yet. Can you look into it?");
+    b->append.events.push_back(e.asReader());
+  }
+  return b;
+}
+
+struct Result {
+  double events_per_s = 0;
+  double p50_us = 0, p99_us = 0, p999_us = 0;
+};
+
+double Percentile(std::vector<double>& v, double q) {
+  if (v.empty()) return 0;
+  size_t k = std::min(v.size() - 1, static_cast<size_t>(q * v.size()));
+  std::nth_element(v.begin(), v.begin() + k, v.end());
+  return v[k];
+}
+
+// Runs `threads` workers for `seconds`; each calls append(worker, batch) in a loop.
+template <typename AppendFn>
+Result Drive(int threads, size_t batch, absl::Duration seconds, AppendFn append) {
+  std::vector<std::vector<double>> lat(threads);
+  std::atomic<uint64_t> events{0};
+  std::atomic<bool> failed{false};
+  const absl::Time end = absl::Now() + seconds;
+  std::vector<std::thread> ts;
+  const absl::Time start = absl::Now();
+  for (int w = 0; w < threads; ++w) {
+    ts.emplace_back([&, w] {
+      auto ctx = append.Open(w);
+      for (uint64_t seq = 0; absl::Now() < end && !failed; ++seq) {
+        auto b = MakeBatch(w, seq, batch);
+        absl::Time t0 = absl::Now();
+        absl::Status s = append.Append(ctx, b->append);
+        if (!s.ok()) {
+          std::fprintf(stderr, "rpc_load: append failed: %s\n", s.ToString().c_str());
+          failed = true;
+          return;
+        }
+        lat[w].push_back(absl::ToDoubleMicroseconds(absl::Now() - t0));
+        events += batch;
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  const double secs = absl::ToDoubleSeconds(absl::Now() - start);
+  std::vector<double> all;
+  for (auto& l : lat) all.insert(all.end(), l.begin(), l.end());
+  Result r;
+  r.events_per_s = events / secs;
+  r.p50_us = Percentile(all, 0.50);
+  r.p99_us = Percentile(all, 0.99);
+  r.p999_us = Percentile(all, 0.999);
+  return r;
+}
+
+struct InProcess {
+  store::EventStore* store;
+  struct Ctx {};
+  Ctx Open(int) { return {}; }
+  absl::Status Append(Ctx&, const store::StreamAppend& a) { return store->Append(a).status(); }
+};
+
+struct OverRpc {
+  std::string address;
+  // Ack times by position, for the subscriber latency (only while `record` is set).
+  std::mutex* mu = nullptr;
+  std::unordered_map<uint64_t, absl::Time>* acked = nullptr;
+  using Ctx = std::unique_ptr<client::Client>;
+  Ctx Open(int) {
+    auto c = client::Client::Connect({address, "bench"});
+    if (!c.ok()) {
+      std::fprintf(stderr, "rpc_load: %s\n", c.status().ToString().c_str());
+      std::exit(5);
+    }
+    return std::move(*c);
+  }
+  absl::Status Append(Ctx& c, const store::StreamAppend& a) {
+    auto r = c->Append(a);
+    if (!r.ok()) return r.status();
+    if (acked != nullptr) {
+      absl::Time now = absl::Now();
+      std::lock_guard<std::mutex> lock(*mu);
+      for (uint64_t p : r->positions) (*acked)[p] = now;
+    }
+    return absl::OkStatus();
+  }
+};
+
+int Main(int argc, char** argv) {
+  CLI::App app{"rpc_load: ihsd under load, next to the in-process store"};
+  double seconds = 3;
+  bool json = false;
+  std::string dir = "/tmp/ihs-rpc-load";
+  std::string ihsd = IHS_IHSD;
+  app.add_option("--seconds", seconds, "per case (default 3)")->check(CLI::Range(0.5, 60.0));
+  app.add_flag("--json", json, "also print one JSON object per case");
+  app.add_option("--dir", dir, "scratch directory (removed first)");
+  app.add_option("--ihsd", ihsd, "the ihsd binary");
+  CLI11_PARSE(app, argc, argv);
+  std::printf("rpc_load: build %s%s\n", IHS_BUILD_TYPE,
+#ifndef NDEBUG
+              " (ASSERTIONS ON: do not publish)"
+#else
+              ""
+#endif
+  );
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+
+  store::Options so;
+  so.path = dir + "/inproc";
+  auto local = store::EventStore::Open(so);
+  if (!local.ok()) return std::fprintf(stderr, "%s\n", local.status().ToString().c_str()), 5;
+
+  testing::IhsdOptions io;
+  io.binary = ihsd;
+  io.data = dir + "/ihsd";
+  io.extra_args = {"--workers", "64"};
+  auto server = testing::IhsdProcess::Start(io);
+  if (!server.ok()) return std::fprintf(stderr, "%s\n", server.status().ToString().c_str()), 5;
+  const std::string address = (*server)->addresses()[0];
+  const absl::Duration each = absl::Seconds(seconds);
+
+  std::printf("%-7s %-6s %12s %12s %7s %10s %10s %10s\n", "batch", "conns", "rpc ev/s",
+              "inproc ev/s", "ratio", "p50 us", "p99 us", "p999 us");
+  for (size_t batch : {size_t{1}, size_t{100}}) {
+    for (int conns : {1, 4, 16, 64}) {
+      Result in = Drive(conns, batch, each, InProcess{local->get()});
+      OverRpc rpc{address};
+      std::mutex mu;
+      std::unordered_map<uint64_t, absl::Time> acked;
+      std::vector<std::pair<uint64_t, absl::Time>> received;
+      std::vector<double> since_recorded;
+      std::thread sub;
+      const bool measure_sub = batch == 100 && conns == 16;
+      if (measure_sub) {
+        rpc.mu = &mu;
+        rpc.acked = &acked;
+        auto head = client::Client::Connect({address, "bench"});
+        const uint64_t from = head.ok() ? (*head)->Head().value_or(0) : 0;
+        sub = std::thread([&, from] {
+          auto c = client::Client::Connect({address, "bench"});
+          if (!c.ok()) return;
+          const absl::Time end = absl::Now() + each + absl::Seconds(1);
+          client::SubscribeOptions o;
+          o.from_position = from;
+          o.open_content = false;
+          (void)(*c)->Subscribe(o, [&](const std::vector<client::RemoteEvent>& evs, uint64_t) {
+            absl::Time now = absl::Now();
+            for (const auto& e : evs) {
+              received.emplace_back(e.position(), now);
+              since_recorded.push_back(absl::ToDoubleMicroseconds(
+                  now - absl::FromUnixMicros(e.event().getRecordedAt())));
+            }
+            return now < end;
+          });
+        });
+      }
+      Result r = Drive(conns, batch, each, rpc);
+      const double ratio = in.events_per_s > 0 ? r.events_per_s / in.events_per_s : 0;
+      std::printf("%-7zu %-6d %12.0f %12.0f %6.0f%% %10.0f %10.0f %10.0f\n", batch, conns,
+                  r.events_per_s, in.events_per_s, 100 * ratio, r.p50_us, r.p99_us, r.p999_us);
+      if (json) {
+        std::printf(
+            "{\"batch\":%zu,\"connections\":%d,\"rpcEventsPerSecond\":%.0f,"
+            "\"inProcessEventsPerSecond\":%.0f,\"ratio\":%.3f,\"p50us\":%.0f,\"p99us\":%.0f,"
+            "\"p999us\":%.0f,\"inProcessP50us\":%.0f,\"inProcessP99us\":%.0f}\n",
+            batch, conns, r.events_per_s, in.events_per_s, ratio, r.p50_us, r.p99_us, r.p999_us,
+            in.p50_us, in.p99_us);
+      }
+      std::fflush(stdout);
+      if (measure_sub) {
+        sub.join();
+        std::vector<double> after_ack;
+        std::lock_guard<std::mutex> lock(mu);
+        for (auto& [pos, at] : received) {
+          auto it = acked.find(pos);
+          if (it != acked.end()) {
+            after_ack.push_back(std::max(0.0, absl::ToDoubleMicroseconds(at - it->second)));
+          }
+        }
+        std::printf(
+            "subscriber under 16-connection batch load: %zu events; after the writer's ack: p50 "
+            "%.0f us, p99 %.0f us; after recordedAt (includes the WAL sync): p50 %.0f us, p99 "
+            "%.0f us\n",
+            received.size(), Percentile(after_ack, 0.5), Percentile(after_ack, 0.99),
+            Percentile(since_recorded, 0.5), Percentile(since_recorded, 0.99));
+      }
+    }
+  }
+  (*server)->Stop(SIGTERM);
+  std::filesystem::remove_all(dir);
+  return 0;
+}
+
+}  // namespace
+}  // namespace ihs::bench
+
+int main(int argc, char** argv) { return ihs::bench::Main(argc, argv); }
