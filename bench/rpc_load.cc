@@ -189,6 +189,7 @@ int Main(int argc, char** argv) {
       std::vector<std::pair<uint64_t, absl::Time>> received;
       std::vector<double> since_recorded;
       std::thread sub;
+      std::atomic<bool> writers_done{false};
       const bool measure_sub = batch == 100 && conns == 16;
       if (measure_sub) {
         rpc.mu = &mu;
@@ -198,7 +199,6 @@ int Main(int argc, char** argv) {
         sub = std::thread([&, from] {
           auto c = client::Client::Connect({address, "bench"});
           if (!c.ok()) return;
-          const absl::Time end = absl::Now() + each + absl::Seconds(1);
           client::SubscribeOptions o;
           o.from_position = from;
           o.open_content = false;
@@ -209,7 +209,7 @@ int Main(int argc, char** argv) {
               since_recorded.push_back(absl::ToDoubleMicroseconds(
                   now - absl::FromUnixMicros(e.event().getRecordedAt())));
             }
-            return now < end;
+            return !writers_done.load();
           });
         });
       }
@@ -227,6 +227,11 @@ int Main(int argc, char** argv) {
       }
       std::fflush(stdout);
       if (measure_sub) {
+        // One more event wakes the subscriber, which then sees that the writers are done.
+        writers_done = true;
+        OverRpc wake{address};
+        auto c = wake.Open(0);
+        (void)wake.Append(c, MakeBatch(0, 0, 1)->append);
         sub.join();
         std::vector<double> after_ack;
         std::lock_guard<std::mutex> lock(mu);
