@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up ihs on a Debian 12 machine and run one job:
-#   bash tools/setup.sh demo   install what is missing, build, generate the demo history, show it
+#   bash tools/setup.sh demo   install what is missing, build, generate the demo history, show it,
+#                              and serve it with ihsd on 127.0.0.1:7420 (Ctrl-C stops it)
 #   bash tools/setup.sh test   install what is missing, build, run the whole test suite
 #                              (release build, then the tests again under ASan + UBSan)
 #   bash tools/setup.sh build  install what is missing and build only
@@ -63,6 +64,20 @@ case "$job" in
     echo "  build/bin/ihs verify --data ./demo                               the Merkle tree"
     echo "  demo-truth.json                      the ground truth: unanswered messages, channel"
     echo "                                       switches, identities, influential parties, segments"
+    echo
+    # Fresh tokens on every run: only their hashes are kept in demo/tokens (docs/rpc.md).
+    rm -f demo/tokens
+    reader=$(build/bin/ihs token new --tokens demo/tokens --role reader --name demo-reader 2>/dev/null)
+    writer=$(build/bin/ihs token new --tokens demo/tokens --role writer --name demo-writer 2>/dev/null)
+    echo "== serving the demo with ihsd on 127.0.0.1:7420 (Cap'n Proto RPC, docs/rpc.md);"
+    echo "   Ctrl-C stops it. In another terminal, try:"
+    echo "   export IHS_TOKEN=$reader   # a reader token"
+    echo "   build/bin/ihs read --connect 127.0.0.1:7420 customer-ada"
+    echo "   build/bin/ihs tail -f --connect 127.0.0.1:7420          # follows new events live"
+    echo "   echo '{\"id\":\"de300000000000000000000000000001\",\"occurredAt\":\"2026-02-02T10:00:00Z\",\"touchpoint\":{\"channel\":\"chat\",\"direction\":\"inbound\",\"type\":\"message\"},\"content\":{\"text\":\"Hello from the demo\"}}' |"
+    echo "     IHS_TOKEN=$writer build/bin/ihs append --connect 127.0.0.1:7420 --stream customer-new"
+    echo
+    exec build/bin/ihsd --data ./demo --tokens demo/tokens
     ;;
   test)
     build build
