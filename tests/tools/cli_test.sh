@@ -149,5 +149,48 @@ check "--force replaces it" 0 "$ihs" generate --parties 200 --days 14 --seed 6 -
 expect_in "says replaced" "$tmp/err" "replaced the store"
 check "the new store verifies" 0 "$ihs" verify --data "$tmp/gstore"
 
+# Against a running ihsd: the same commands with --connect, the same output.
+ihsd=$(dirname "$ihs")/ihsd
+check "token with a bad role (2)" 2 "$ihs" token new --tokens "$tmp/tokens" --role boss --name x
+check "reader token" 0 "$ihs" token new --tokens "$tmp/tokens" --role reader --name cli-reader
+rtok=$(cat "$tmp/out")
+check "writer token" 0 "$ihs" token new --tokens "$tmp/tokens" --role writer --name cli-writer --json
+wtok=$(grep -o '"token":"[0-9a-f]*"' "$tmp/out" | cut -d'"' -f4)
+expect_in "only hashes are stored" <(grep -c "$rtok\|$wtok" "$tmp/tokens") "0"
+"$ihsd" --data "$tmp/served" --listen 127.0.0.1:0 --tokens "$tmp/tokens" >"$tmp/ihsd.out" 2>"$tmp/ihsd.err" &
+ihsd_pid=$!
+for _ in $(seq 100); do grep -q ready "$tmp/ihsd.out" && break; sleep 0.1; done
+addr=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$tmp/ihsd.out" | cut -d' ' -f3)
+check "append over RPC" 0 "$ihs" append --connect "$addr" --token "$wtok" <"$sample"
+check "read over RPC" 0 "$ihs" read --connect "$addr" --token "$rtok" customer-ada
+cp "$tmp/out" "$tmp/remote.txt"
+check "read the served store locally" 0 "$ihs" read --data "$tmp/served" customer-ada
+cmp -s "$tmp/out" "$tmp/remote.txt" && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: remote and local read differ"; }
+check "tail json over RPC (token from the environment)" 0 env IHS_TOKEN="$rtok" "$ihs" tail --connect "$addr" --from 0 --json
+cp "$tmp/out" "$tmp/remote.json"
+check "tail json locally" 0 "$ihs" tail --data "$tmp/served" --from 0 --json
+cmp -s "$tmp/out" "$tmp/remote.json" && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: remote and local tail differ"; }
+check "a reader may not append (6)" 6 "$ihs" append --connect "$addr" --token "$rtok" <"$sample"
+check "wrong token (6)" 6 "$ihs" read --connect "$addr" --token nope customer-ada
+check "conflict over RPC (3)" 3 "$ihs" append --connect "$addr" --token "$wtok" --stream customer-ada --expected-version none <<<"$ev2"
+check "malformed over RPC (2)" 2 "$ihs" append --connect "$addr" --token "$wtok" <<<'{"id": '
+check "unknown stream over RPC (2)" 2 "$ihs" read --connect "$addr" --token "$rtok" nobody
+check "both --data and --connect (2)" 2 "$ihs" read --connect "$addr" --data "$data" --token "$rtok" nobody
+check "tail -f needs --connect (2)" 2 "$ihs" tail -f --data "$data"
+timeout 5 "$ihs" tail -f --connect "$addr" --token "$rtok" --limit 1 >"$tmp/follow.txt" 2>&1 &
+follow_pid=$!
+sleep 1
+check "append while following" 0 "$ihs" append --connect "$addr" --token "$wtok" --stream live-one <<<"$ev2"
+for _ in $(seq 50); do grep -q live-one "$tmp/follow.txt" && break; sleep 0.1; done
+expect_in "tail -f shows the new event" "$tmp/follow.txt" "live-one"
+kill "$follow_pid" 2>/dev/null; wait "$follow_pid" 2>/dev/null
+kill -TERM "$ihsd_pid"
+wait "$ihsd_pid"
+ihsd_rc=$?
+[ "$ihsd_rc" -eq 0 ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: ihsd exit $ihsd_rc after SIGTERM"; }
+expect_in "ihsd says it stopped" "$tmp/ihsd.err" "stopped"
+check "nothing listens any more (5)" 5 "$ihs" read --connect "$addr" --token "$rtok" customer-ada
+check "bad address (2)" 2 "$ihs" read --connect "no such host:x" --token "$rtok" customer-ada
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
