@@ -203,11 +203,10 @@ class Server::Subscription final : public rpc::Subscription::Server {
   }
   ~Subscription() { shared_.subscriptions.erase(this); }
 
-  // Tells the subscriber why it ends (best effort) and stops.
+  // Tells the subscriber why it ends (best effort) and stops the loop. Not from inside the loop:
+  // that would destroy the promise that is running (the loop calls TellEnd and returns).
   void End(const absl::Status& why) {
-    auto req = subscriber_.endRequest();
-    SetError(req.initError(), why);
-    end_ = req.send().ignoreResult().eagerlyEvaluate([](kj::Exception&&) {});
+    TellEnd(why);
     task_ = kj::READY_NOW;
   }
 
@@ -233,7 +232,7 @@ class Server::Subscription final : public rpc::Subscription::Server {
           if (!events.ok()) {
             shared_.Log(absl::StrCat("conn ", conn_->id, ": subscription read failed: ",
                                      events.status().message()));
-            End(events.status());
+            TellEnd(events.status());
             return kj::READY_NOW;
           }
           if (events->empty()) {
@@ -242,6 +241,12 @@ class Server::Subscription final : public rpc::Subscription::Server {
           auto chunk = std::make_shared<std::vector<store::StoredEvent>>(std::move(*events));
           return Send(chunk, 0).then([this] { return Step(); });
         });
+  }
+
+  void TellEnd(const absl::Status& why) {
+    auto req = subscriber_.endRequest();
+    SetError(req.initError(), why);
+    end_ = req.send().ignoreResult().eagerlyEvaluate([](kj::Exception&&) {});
   }
 
   // Sends the matching events of `chunk` from index `i` on, in pushes of at most kMaxPushBytes,

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
@@ -537,6 +538,7 @@ TEST_F(RpcTest, WithoutTokensItIsOpenOnLoopbackOnlyAndSaysSo) {
   EXPECT_FALSE(refused.ok());
   EXPECT_NE(std::string(refused.status().message()).find("not loopback"), std::string::npos)
       << refused.status();
+  EXPECT_FALSE(std::filesystem::exists(o.data)) << "a refused configuration created a store";
 
   o.listen = {"127.0.0.1:0"};
   auto open = IhsdProcess::Start(o);

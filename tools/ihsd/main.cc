@@ -95,17 +95,10 @@ int Main(int argc, char** argv) {
   kj::UnixEventPort::captureSignal(SIGINT);
   signal(SIGPIPE, SIG_IGN);
 
-  store::Options options;
-  options.path = data;
-  options.master_key_path = master_key;
-  absl::StatusOr<std::unique_ptr<store::EventStore>> store = store::EventStore::Open(options);
-  if (!store.ok()) {
-    return Die(store.status().code() == absl::StatusCode::kDataLoss ? kExitIntegrity
-                                                                     : kExitUnavailable,
-               std::string(store.status().message()));
-  }
-
-  int rc = kExitOk;
+  // Addresses are checked and bound before the store is opened, so that a bad configuration
+  // leaves the data directory untouched.
+  absl::StatusOr<std::unique_ptr<store::EventStore>> store =
+      absl::UnavailableError("not opened");
   {
     auto io = kj::setupAsyncIo();
     std::vector<Listener> listeners;
@@ -143,6 +136,16 @@ int Main(int argc, char** argv) {
     }
     if (!config_error.empty()) return Die(kExitBadConfig, config_error);
 
+    store::Options options;
+    options.path = data;
+    options.master_key_path = master_key;
+    store = store::EventStore::Open(options);
+    if (!store.ok()) {
+      return Die(store.status().code() == absl::StatusCode::kDataLoss ? kExitIntegrity
+                                                                       : kExitUnavailable,
+                 std::string(store.status().message()));
+    }
+
     so.version = IHS_VERSION;
     server::Server server(**store, tokens, so);
     std::vector<kj::Promise<void>> serving;
@@ -179,7 +182,7 @@ int Main(int argc, char** argv) {
   uint64_t head = (*store)->Head();
   store->reset();
   std::cerr << "ihsd: stopped; the log holds " << head << " events" << std::endl;
-  return rc;
+  return kExitOk;
 }
 
 }  // namespace
