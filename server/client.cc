@@ -3,6 +3,10 @@
 #include <capnp/message.h>
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
+#include <kj/compat/tls.h>
+
+#include <fstream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "server/wire.h"
@@ -38,6 +42,8 @@ store::ContentState RemoteEvent::content_state() const {
 struct Client::Impl {
   std::shared_ptr<Io> io;
   absl::Duration timeout;
+  kj::Own<kj::TlsCertificate> tls_ca;
+  kj::Own<kj::TlsContext> tls;
   kj::Own<kj::AsyncIoStream> stream;
   kj::Own<capnp::TwoPartyClient> rpc;
   capnp::Capability::Client session = nullptr;  // the role's capability
@@ -49,6 +55,7 @@ struct Client::Impl {
     session = nullptr;
     rpc = nullptr;
     stream = nullptr;
+    tls = nullptr;
   }
 
   // Waits for a promise on this thread's loop, within the timeout; exceptions become statuses.
@@ -105,6 +112,33 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ConnectOptions& op
   }
   impl->stream = kj::mv(*stream);
   server::SetNoDelay(*impl->stream);
+  if (!options.tls_ca_file.empty()) {
+    std::ifstream in(options.tls_ca_file);
+    std::stringstream pem;
+    pem << in.rdbuf();
+    if (!in) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot read the TLS certificate file ", options.tls_ca_file));
+    }
+    std::string name = options.tls_server_name;
+    if (name.empty()) name = options.address.substr(0, options.address.rfind(':'));
+    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
+                  impl->tls_ca = kj::heap<kj::TlsCertificate>(kj::StringPtr(pem.str().c_str()));
+                  kj::TlsContext::Options o;
+                  o.trustedCertificates = kj::arrayPtr(impl->tls_ca.get(), 1);
+                  impl->tls = kj::heap<kj::TlsContext>(kj::mv(o));
+                })) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "bad TLS certificate file ", options.tls_ca_file, ": ", e->getDescription().cStr()));
+    }
+    auto wrapped = impl->Wait(impl->tls->wrapClient(kj::mv(impl->stream), name));
+    if (!wrapped.ok()) {
+      return absl::UnavailableError(absl::StrCat("TLS handshake with ", options.address,
+                                                 " (as ", name, ") failed: ",
+                                                 wrapped.status().message()));
+    }
+    impl->stream = kj::mv(*wrapped);
+  }
   impl->rpc = kj::heap<capnp::TwoPartyClient>(*impl->stream);
   auto gateway = impl->rpc->bootstrap().castAs<rpc::Gateway>();
   auto req = gateway.loginRequest();

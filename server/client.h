@@ -38,6 +38,11 @@ struct ConnectOptions {
   std::string address;  // "127.0.0.1:7420", "[::1]:7420", "localhost", "unix:/run/ihsd.sock"
   std::string token;
   absl::Duration timeout = absl::Seconds(60);  // for connecting, logging in, and each call
+  // TLS (an ihsd started with --tls-cert): the PEM file of the certificate(s) to trust, e.g. the
+  // server's own self-signed one, and the name its certificate must carry (default: the host
+  // part of `address`; for an IP address give the certificate's DNS name, e.g. "localhost").
+  std::string tls_ca_file{};
+  std::string tls_server_name{};
 };
 
 // An event read over RPC: the stored event and its opened content. Cheap to copy; the events of

@@ -549,6 +549,44 @@ TEST_F(RpcTest, WithoutTokensItIsOpenOnLoopbackOnlyAndSaysSo) {
   EXPECT_EQ((*c)->role(), rpc::Role::ADMIN);
 }
 
+TEST_F(RpcTest, TlsListenerServesClientsThatTrustItsCertificateOnly) {
+  const std::string cert = dir_.Sub("cert.pem"), key = dir_.Sub("key.pem");
+  const std::string openssl = absl::StrCat(
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost "
+      "-addext subjectAltName=DNS:localhost -keyout ", key, " -out ", cert, " 2>/dev/null");
+  ASSERT_EQ(std::system(openssl.c_str()), 0) << "openssl (installed by tools/setup.sh) failed";
+  StartServer({"--tls-cert", cert, "--tls-key", key});
+  client::ConnectOptions o{tcp(), tokens_["writer"]};
+  o.tls_ca_file = cert;
+  o.tls_server_name = "localhost";
+  auto c = Client::Connect(o);
+  ASSERT_TRUE(c.ok()) << c.status();
+  IHS_ASSERT_OK((*c)->Append(
+      One("tls", events_.Touchpoint(1, schema::Channel::CHAT, schema::TouchpointType::MESSAGE))));
+  EXPECT_EQ(*(*c)->Head(), 1u);
+
+  // A client that does not trust the certificate, or expects another name, is refused; so is
+  // one that speaks plain Cap'n Proto to the TLS port. The server goes on serving.
+  const std::string other_cert = dir_.Sub("other.pem");
+  ASSERT_EQ(std::system(absl::StrCat("openssl req -x509 -newkey rsa:2048 -nodes -days 2 "
+                                     "-subj /CN=localhost -keyout ", dir_.Sub("other.key"),
+                                     " -out ", other_cert, " 2>/dev/null").c_str()), 0);
+  client::ConnectOptions untrusted = o;
+  untrusted.tls_ca_file = other_cert;
+  EXPECT_EQ(Client::Connect(untrusted).status().code(), absl::StatusCode::kUnavailable);
+  client::ConnectOptions wrong_name = o;
+  wrong_name.tls_server_name = "example.org";
+  EXPECT_EQ(Client::Connect(wrong_name).status().code(), absl::StatusCode::kUnavailable);
+  client::ConnectOptions plain{tcp(), tokens_["writer"]};
+  plain.timeout = absl::Seconds(5);
+  EXPECT_FALSE(Client::Connect(plain).ok());
+  // The unix socket stays plain.
+  auto local = Connect("reader", unix_socket());
+  ASSERT_TRUE(local.ok()) << local.status();
+  EXPECT_EQ(*(*local)->Head(), 1u);
+  EXPECT_TRUE(server_->Running());
+}
+
 TEST_F(RpcTest, BadTokensFileIsRefusedNamingTheLine) {
   std::ofstream(dir_.Sub("bad-tokens")) << "# ok\nreader alice " << std::string(64, 'a')
                                         << "\nwriter bob nothex\n";

@@ -60,7 +60,9 @@ absl::StatusOr<std::unique_ptr<IhsdProcess>> IhsdProcess::Start(const IhsdOption
                                                "); stdout: ", text, "; stderr: ", p->Log()));
   }
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    if (absl::ConsumePrefix(&line, "listening on ")) p->addresses_.emplace_back(line);
+    if (absl::ConsumePrefix(&line, "listening on ")) {
+      p->addresses_.emplace_back(line.substr(0, line.find(' ')));  // "ADDR" or "ADDR tls"
+    }
   }
   // stdout stays open until ihsd exits; it writes nothing more, so the pipe never fills.
   p->stdout_fd_ = out[0];

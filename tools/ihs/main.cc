@@ -100,6 +100,7 @@ struct Common {
   std::string master_key;
   std::string connect;  // a running ihsd instead of --data
   std::string token;
+  std::string tls_ca, tls_name;
   bool json = false;
 };
 
@@ -315,6 +316,8 @@ absl::StatusOr<std::unique_ptr<Backend>> OpenBackend(const Common& c, bool write
     client::ConnectOptions o;
     o.address = c.connect;
     o.token = c.token;
+    o.tls_ca_file = c.tls_ca;
+    o.tls_server_name = c.tls_name;
     if (o.token.empty()) {
       const char* env = std::getenv("IHS_TOKEN");
       if (env != nullptr) o.token = env;
@@ -756,6 +759,10 @@ int Main(int argc, char** argv) {
     sub->add_option("--connect", common.connect,
                     "a running ihsd instead: HOST:PORT or unix:PATH");
     sub->add_option("--token", common.token, "with --connect: the token (default: $IHS_TOKEN)");
+    sub->add_option("--tls-ca", common.tls_ca,
+                    "with --connect to a TLS listener: PEM certificate(s) to trust");
+    sub->add_option("--tls-name", common.tls_name,
+                    "the name the server's certificate must carry (default: the host of ADDR)");
     sub->add_flag("--json", common.json, "print JSON (one object per line)");
   };
 

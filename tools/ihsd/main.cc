@@ -2,8 +2,10 @@
 //
 //   ihsd --data DIR [--listen ADDR]... [--tokens FILE] [--master-key FILE] [--workers N]
 //        [--max-calls-in-flight N] [--max-message-bytes N] [--max-connections N]
+//        [--tls-cert FILE --tls-key FILE]
 //
-// ADDR is HOST:PORT (default 127.0.0.1:7420; port 0 picks a free one) or unix:PATH. Without a
+// ADDR is HOST:PORT (default 127.0.0.1:7420; port 0 picks a free one) or unix:PATH. With
+// --tls-cert and --tls-key, TCP listeners speak TLS (kj-tls, OpenSSL) and are shown "ADDR tls". Without a
 // tokens file every login is admin, so ihsd then listens on loopback and unix sockets only, and
 // says so loudly. On stdout it prints one "listening on ADDR" line per listener, then "ready";
 // problems go to stderr, one line each. SIGINT or SIGTERM: stop accepting, end subscriptions, let
@@ -16,9 +18,12 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <kj/async-io.h>
 #include <kj/async-unix.h>
+#include <kj/compat/tls.h>
 #include <string>
 #include <vector>
 
@@ -61,6 +66,10 @@ int Main(int argc, char** argv) {
                  "HOST:PORT or unix:PATH, repeatable (default 127.0.0.1:7420)");
   app.add_option("--tokens", tokens_path,
                  "tokens file (docs/rpc.md); without it every login is admin, on loopback only");
+  std::string tls_cert, tls_key;
+  app.add_option("--tls-cert", tls_cert,
+                 "PEM certificate chain: TCP listeners speak TLS (unix sockets stay plain)");
+  app.add_option("--tls-key", tls_key, "PEM private key of --tls-cert");
   app.add_option("--workers", so.workers, "threads for store calls (default 32)")
       ->check(CLI::Range(size_t{1}, size_t{1024}));
   app.add_option("--max-calls-in-flight", so.max_calls_in_flight,
@@ -81,6 +90,21 @@ int Main(int argc, char** argv) {
     return app.exit(e) == 0 ? kExitOk : kExitUsage;
   }
   if (listen.empty()) listen.push_back("127.0.0.1:7420");
+  if (tls_cert.empty() != tls_key.empty()) {
+    return Die(kExitBadConfig, "give both --tls-cert and --tls-key, or neither");
+  }
+  auto read_file = [](const std::string& path, std::string* out) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    *out = ss.str();
+    return static_cast<bool>(in);
+  };
+  std::string cert_pem, key_pem;
+  if (!tls_cert.empty() &&
+      (!read_file(tls_cert, &cert_pem) || !read_file(tls_key, &key_pem))) {
+    return Die(kExitBadConfig, "cannot read --tls-cert " + tls_cert + " or --tls-key " + tls_key);
+  }
 
   server::Tokens tokens = server::Tokens::Open();
   if (!tokens_path.empty()) {
@@ -103,6 +127,23 @@ int Main(int argc, char** argv) {
     auto io = kj::setupAsyncIo();
     std::vector<Listener> listeners;
     std::string config_error;
+    kj::Own<kj::TlsKeypair> keypair;
+    kj::Own<kj::TlsContext> tls;
+    if (!cert_pem.empty()) {
+      KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
+                    keypair = kj::heap<kj::TlsKeypair>(
+                        kj::TlsKeypair{kj::TlsPrivateKey(key_pem.c_str()),
+                                       kj::TlsCertificate(cert_pem.c_str())});
+                    kj::TlsContext::Options o;
+                    o.defaultKeypair = *keypair;
+                    o.timer = io.provider->getTimer();
+                    o.acceptTimeout = 10 * kj::SECONDS;
+                    tls = kj::heap<kj::TlsContext>(kj::mv(o));
+                  })) {
+        return Die(kExitBadConfig, absl::StrCat("bad --tls-cert or --tls-key: ",
+                                                e->getDescription().cStr()));
+      }
+    }
     KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
                   for (const std::string& a : listen) {
                     auto addr = io.provider->getNetwork().parseAddress(a, 7420).wait(io.waitScope);
@@ -128,6 +169,10 @@ int Main(int argc, char** argv) {
                     if (l.unix_path.empty()) {
                       l.shown = absl::StrCat(resolved.substr(0, resolved.rfind(':')), ":",
                                              l.receiver->getPort());
+                      if (tls) {
+                        l.receiver = tls->wrapPort(kj::mv(l.receiver));
+                        l.shown += " tls";
+                      }
                     }
                     listeners.push_back(kj::mv(l));
                   }
