@@ -135,13 +135,9 @@ struct Server::Shared {
         appends(options.workers) {}
 
   void Log(const std::string& line) {
-    if (options.log) {
-      options.log(line);
-    } else {
-      std::cerr << "ihsd: " << absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
-                                                absl::UTCTimeZone())
-                << " " << line << std::endl;
-    }
+    std::cerr << "ihsd: " << absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
+                                              absl::UTCTimeZone())
+              << " " << line << std::endl;
   }
 
   // Admits a call: refused while draining or when the connection has too many in flight.
@@ -303,8 +299,8 @@ using SharedState = Server::Shared;
 
 class Session {
  public:
-  Session(Server::Shared& shared, std::shared_ptr<ConnState> conn, Identity who)
-      : shared_(shared), conn_(std::move(conn)), who_(std::move(who)) {}
+  Session(Server::Shared& shared, std::shared_ptr<ConnState> conn)
+      : shared_(shared), conn_(std::move(conn)) {}
 
   kj::Promise<void> ReadStream(ReadStreamCtx c) {
     auto p = c.getParams();
@@ -556,7 +552,6 @@ class Session {
 
   Server::Shared& shared_;
   std::shared_ptr<ConnState> conn_;
-  Identity who_;
 };
 
 // Role capabilities: each is a chain of the mixins for the methods its role has, over the
@@ -650,7 +645,7 @@ class Gateway final : public rpc::Gateway::Server {
     auto session = result.initOk();
     session.setRole(who->role);
     session.setName(who->name);
-    auto s = std::make_shared<Session>(shared_, conn_, *who);
+    auto s = std::make_shared<Session>(shared_, conn_);
     switch (who->role) {
       case rpc::Role::WRITER:
         session.setWriter(kj::heap<WriterCap>(s));

@@ -5,6 +5,8 @@
 // one role, implemented by a class that has that role's methods and no others, so a client that
 // casts it to another role gets UNIMPLEMENTED from Cap'n Proto itself.
 //
+// Problems (a refused login, a dropped connection ...) are logged to stderr, one line each.
+//
 // Limits, per connection (docs/rpc.md): message size (larger messages close the connection),
 // calls in flight (more are answered `overloaded`), the words of calls in flight (Cap'n Proto's
 // flow limit: the server stops reading the connection until replies go out).
@@ -17,7 +19,6 @@
 #include <kj/async-io.h>
 
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -40,8 +41,6 @@ struct ServerOptions {
   size_t max_read_events = 10000;        // per read call
   size_t max_reply_bytes = 8 << 20;      // a read stops early when its reply would pass this
   std::string version = "0";
-  // One line per problem (bad token, broken connection ...). Default: stderr.
-  std::function<void(const std::string&)> log;
 };
 
 class Server {
@@ -59,8 +58,6 @@ class Server {
   // Refuses new calls (`unavailable`), ends every subscription, and resolves once no store call
   // is in flight, or after `grace`.
   kj::Promise<void> Shutdown(kj::Timer& timer, absl::Duration grace);
-
-  size_t connections() const { return connections_.size(); }
 
   // Shared with the per-connection objects (service.cc).
   struct Connection;

@@ -50,11 +50,6 @@ class WorkerPool {
     return kj::mv(paf.promise);
   }
 
-  size_t queued() {
-    absl::MutexLock lock(&mu_);
-    return queue_.size();
-  }
-
  private:
   void Work() {
     for (;;) {
