@@ -205,7 +205,7 @@ class EventPrinter {
                  channel, direction, what);
   }
 
- // The stream version of the event printed last.
+  // The stream version of the event printed last.
   uint64_t last_version() const { return last_version_; }
 
  private:
@@ -232,8 +232,8 @@ class Backend {
   virtual absl::StatusOr<std::vector<store::AppendResult>> AppendMulti(
       const std::vector<store::StreamAppend>& a) = 0;
   virtual absl::StatusOr<uint64_t> Head() = 0;
-  // Print up to `limit` events of a stream, or of the log from `from` to `to`; they return how
-  // many were printed (0 at the end).
+  // Print up to `limit` events of a stream from version `from`, or of the log from position
+  // `from`; they return how many were printed (0 at the end).
   virtual absl::StatusOr<size_t> PrintStream(const std::string& stream, uint64_t from,
                                              size_t limit, store::ReadDirection dir, bool open,
                                              EventPrinter& printer) = 0;
