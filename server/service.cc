@@ -751,16 +751,22 @@ void Server::Drop(uint64_t id, const std::string& why) {
   auto it = connections_.find(id);
   if (it == connections_.end()) return;
   const ConnState& st = *it->second->state;
-  // One line per connection that ended in a problem; a client that logged in and hung up is fine.
+  // One line per connection that ended in a problem; a client that logged in and hung up is fine,
+  // and so is any connection closed by a shutdown.
   std::string problem = why;
-  if (problem.empty() && !st.peer_closed && !shared_->draining) {
-    problem = absl::StrCat("ihsd dropped it: a malformed message, or one over the ",
-                           shared_->options.max_message_bytes, "-byte limit");
-  } else if (problem.empty() && !st.logged_in && !shared_->draining) {
-    problem = absl::StrCat("the client hung up without logging in (", st.bytes_read,
-                           " bytes received)");
+  if (problem.empty()) {
+    if (st.read_failed) {
+      problem = "the connection broke (read error)";
+    } else if (shared_->draining) {
+      // closed by the shutdown
+    } else if (!st.peer_closed) {
+      problem = absl::StrCat("ihsd dropped it: a malformed message, or one over the ",
+                             shared_->options.max_message_bytes, "-byte limit");
+    } else if (!st.logged_in) {
+      problem = absl::StrCat("the client hung up without logging in (", st.bytes_read,
+                             " bytes received)");
+    }
   }
-  if (st.read_failed && why.empty()) problem = "the connection broke (read error)";
   if (!problem.empty()) {
     shared_->Log(absl::StrCat("conn ", id, " ", st.peer, ": closed: ", problem));
   }
