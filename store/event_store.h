@@ -16,6 +16,10 @@
 //   written; reads open it again when asked.
 // - Every event is a leaf of an RFC 9162 Merkle tree over the global log; Root(n) costs O(log n).
 //
+// - Derived views (projections/) keep their state in state families: column families of their
+//   own, written and read through this header (WriteState, GetState, ScanState), so that
+//   projections/ never opens RocksDB itself.
+//
 // Thread safety: an EventStore is safe for concurrent use without external locking. Results are
 // plain values owned by the caller. A second EventStore on another directory in the same process
 // just works; a second one on the same directory fails to open (kFailedPrecondition).
@@ -168,6 +172,30 @@ struct TestHooks {
   std::function<void()> on_queued;
 };
 
+// Puts and deletes for one state family, applied atomically by EventStore::WriteState.
+class StateBatch {
+ public:
+  struct Op {
+    std::string key;
+    std::optional<std::string> value;  // nullopt: delete the key
+  };
+  void Put(std::string key, std::string value) { ops_.push_back({std::move(key), std::move(value)}); }
+  void Delete(std::string key) { ops_.push_back({std::move(key), std::nullopt}); }
+  bool empty() const { return ops_.empty(); }
+  size_t size() const { return ops_.size(); }
+  const std::vector<Op>& ops() const { return ops_; }
+  void Clear() { ops_.clear(); }
+
+ private:
+  std::vector<Op> ops_;
+};
+
+// Called for each key of a scan, in key order; returning false ends the scan.
+using StateVisitor = std::function<bool(absl::string_view key, absl::string_view value)>;
+
+// A state family's name: 1 to 64 bytes of [a-z0-9_.@-].
+inline constexpr size_t kMaxStateFamilyName = 64;
+
 struct Options {
   std::string path;               // the data directory
   std::string master_key_path;    // empty: DIR/master.key
@@ -231,6 +259,29 @@ class EventStore {
   virtual absl::StatusOr<VerifyReport> Verify(const ProgressFn& progress = nullptr) = 0;
 
   virtual absl::StatusOr<StoreStats> Stats() = 0;
+
+  // The position of the acknowledged event with this id (16 bytes), or nullopt.
+  virtual absl::StatusOr<std::optional<uint64_t>> FindEvent(absl::string_view event_id) = 0;
+
+  // --- State families: the derived state of projections/ ------------------------------------
+  // Each is a RocksDB column family of its own ("state." + name), so dropping one is cheap and
+  // touches nothing else. Writes are atomic per call and go through the WAL without a sync:
+  // what a crash loses of them, the projection recomputes from its checkpoint, which is written
+  // in the same batch as the state it covers. kInvalidArgument for a bad name, kNotFound for a
+  // family that does not exist, kFailedPrecondition for writes on a read-only store.
+
+  // Creates the family; nothing happens if it exists.
+  virtual absl::Status CreateStateFamily(absl::string_view name) = 0;
+  // Drops the family and its data. Readers already inside a call finish on the old data.
+  virtual absl::Status DropStateFamily(absl::string_view name) = 0;
+  // The names of the state families, sorted.
+  virtual std::vector<std::string> StateFamilies() = 0;
+  virtual absl::Status WriteState(absl::string_view family, const StateBatch& batch) = 0;
+  virtual absl::StatusOr<std::optional<std::string>> GetState(absl::string_view family,
+                                                              absl::string_view key) = 0;
+  // Visits the keys in [from, to) in order (an empty `to`: no upper bound).
+  virtual absl::Status ScanState(absl::string_view family, absl::string_view from,
+                                 absl::string_view to, const StateVisitor& visit) = 0;
 };
 
 }  // namespace ihs::store

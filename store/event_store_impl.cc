@@ -11,11 +11,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/big_endian.h"
 #include "common/status_macros.h"
@@ -222,7 +224,9 @@ absl::Status EventStoreImpl::OpenDb() {
   nonce_prefix_ = internal::RandomBytes(16);
 
   const rocksdb::DBOptions db_options = internal::StoreDbOptions();
-  const std::vector<rocksdb::ColumnFamilyDescriptor> descriptors = internal::StoreColumnFamilies();
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors = internal::StoreColumnFamilies();
+  const size_t store_families = descriptors.size();
+  state_options_ = descriptors[0].options;  // the default family's: no insert hints
 
   if (new_store) {
     // Create the whole store under db.creating and rename it into place, so that a crash during
@@ -270,6 +274,11 @@ absl::Status EventStoreImpl::OpenDb() {
             options_.path, " is not an ihs store (column family ", d.name, " is missing)"));
       }
     }
+    for (const std::string& name : existing) {
+      if (absl::StartsWith(name, internal::kCfStatePrefix)) {
+        descriptors.emplace_back(name, state_options_);
+      }
+    }
   }
 
   rocksdb::DB* db = nullptr;
@@ -289,6 +298,14 @@ absl::Status EventStoreImpl::OpenDb() {
   cf_event_ids_ = handles_[4];
   cf_content_keys_ = handles_[5];
   cf_merkle_ = handles_[6];
+  {
+    absl::MutexLock l(&state_mu_);
+    for (size_t i = store_families; i < handles_.size(); ++i) {
+      states_[handles_[i]->GetName().substr(strlen(internal::kCfStatePrefix))] =
+          AdoptStateHandle(handles_[i]);
+    }
+    handles_.resize(store_families);
+  }
 
   IHS_RETURN_IF_ERROR(InitOrCheckMeta(/*new_store=*/false));
   return LoadWriterState();
@@ -378,6 +395,10 @@ EventStoreImpl::~EventStoreImpl() {
     absl::MutexLock l(&mu_);
     closing_ = true;
     commit_cv_.SignalAll();
+  }
+  {
+    absl::MutexLock l(&state_mu_);
+    states_.clear();  // destroys the handles: no call is running in a destructor
   }
   if (db_) {
     for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
@@ -1169,6 +1190,137 @@ absl::StatusOr<StoreStats> EventStoreImpl::Stats() {
   st.syncs = stat_syncs_;
   st.largest_group = stat_largest_group_;
   return st;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Event ids and state families.
+
+absl::StatusOr<std::optional<uint64_t>> EventStoreImpl::FindEvent(absl::string_view event_id) {
+  if (event_id.size() != 16) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("an event id has 16 bytes, not ", event_id.size()));
+  }
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_event_ids_,
+                               rocksdb::Slice(event_id.data(), event_id.size()), &value);
+  if (s.IsNotFound()) return std::nullopt;
+  IHS_RETURN_IF_ERROR(FromRocksStatus(s, "look up an event id"));
+  if (value.size() < 8) return absl::DataLossError("an event-id index entry is malformed");
+  const uint64_t position = GetBigEndian64(value.data());
+  // An id is indexed in its group's batch, before the group is acknowledged.
+  if (position >= Head()) return std::nullopt;
+  return position;
+}
+
+namespace {
+
+absl::Status ValidateStateName(absl::string_view name) {
+  if (name.empty() || name.size() > kMaxStateFamilyName) {
+    return absl::InvalidArgumentError(absl::StrCat("a state family's name has 1 to ",
+                                                   kMaxStateFamilyName, " bytes: \"", name, "\""));
+  }
+  for (char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '@' ||
+          c == '-')) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("a state family's name has only [a-z0-9_.@-]: \"", name, "\""));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+EventStoreImpl::StateHandle EventStoreImpl::AdoptStateHandle(rocksdb::ColumnFamilyHandle* h) {
+  rocksdb::DB* db = db_.get();
+  return StateHandle(h, [db](rocksdb::ColumnFamilyHandle* p) {
+    db->DestroyColumnFamilyHandle(p).PermitUncheckedError();  // only frees memory
+  });
+}
+
+absl::StatusOr<EventStoreImpl::StateHandle> EventStoreImpl::FindState(absl::string_view name) {
+  IHS_RETURN_IF_ERROR(ValidateStateName(name));
+  absl::MutexLock l(&state_mu_);
+  auto it = states_.find(name);
+  if (it == states_.end()) {
+    return absl::NotFoundError(absl::StrCat("no state family \"", name, "\""));
+  }
+  return it->second;
+}
+
+absl::Status EventStoreImpl::CreateStateFamily(absl::string_view name) {
+  IHS_RETURN_IF_ERROR(ValidateStateName(name));
+  if (options_.read_only) {
+    return absl::FailedPreconditionError("the store is open read-only: cannot create state");
+  }
+  absl::MutexLock l(&state_mu_);
+  if (states_.contains(name)) return absl::OkStatus();
+  rocksdb::ColumnFamilyHandle* h = nullptr;
+  IHS_RETURN_IF_ERROR(FromRocksStatus(
+      db_->CreateColumnFamily(state_options_, absl::StrCat(internal::kCfStatePrefix, name), &h),
+      absl::StrCat("create state family ", name)));
+  states_[name] = AdoptStateHandle(h);
+  return absl::OkStatus();
+}
+
+absl::Status EventStoreImpl::DropStateFamily(absl::string_view name) {
+  if (options_.read_only) {
+    return absl::FailedPreconditionError("the store is open read-only: cannot drop state");
+  }
+  IHS_ASSIGN_OR_RETURN(StateHandle h, FindState(name));
+  IHS_RETURN_IF_ERROR(
+      FromRocksStatus(db_->DropColumnFamily(h.get()), absl::StrCat("drop state family ", name)));
+  absl::MutexLock l(&state_mu_);
+  states_.erase(name);
+  return absl::OkStatus();
+}
+
+std::vector<std::string> EventStoreImpl::StateFamilies() {
+  std::vector<std::string> out;
+  {
+    absl::MutexLock l(&state_mu_);
+    for (const auto& [name, h] : states_) out.push_back(name);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+absl::Status EventStoreImpl::WriteState(absl::string_view family, const StateBatch& batch) {
+  if (options_.read_only) {
+    return absl::FailedPreconditionError("the store is open read-only: cannot write state");
+  }
+  IHS_ASSIGN_OR_RETURN(StateHandle h, FindState(family));
+  rocksdb::WriteBatch wb;
+  for (const StateBatch::Op& op : batch.ops()) {
+    rocksdb::Status s = op.value ? wb.Put(h.get(), op.key, *op.value) : wb.Delete(h.get(), op.key);
+    IHS_RETURN_IF_ERROR(FromRocksStatus(s, absl::StrCat("stage state of ", family)));
+  }
+  return FromRocksStatus(db_->Write(rocksdb::WriteOptions(), &wb),
+                         absl::StrCat("write state of ", family));
+}
+
+absl::StatusOr<std::optional<std::string>> EventStoreImpl::GetState(absl::string_view family,
+                                                                    absl::string_view key) {
+  IHS_ASSIGN_OR_RETURN(StateHandle h, FindState(family));
+  std::string value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), h.get(), rocksdb::Slice(key.data(), key.size()), &value);
+  if (s.IsNotFound()) return std::nullopt;
+  IHS_RETURN_IF_ERROR(FromRocksStatus(s, absl::StrCat("read state of ", family)));
+  return value;
+}
+
+absl::Status EventStoreImpl::ScanState(absl::string_view family, absl::string_view from,
+                                       absl::string_view to, const StateVisitor& visit) {
+  IHS_ASSIGN_OR_RETURN(StateHandle h, FindState(family));
+  rocksdb::ReadOptions ro;
+  rocksdb::Slice upper(to.data(), to.size());
+  if (!to.empty()) ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, h.get()));
+  for (it->Seek(rocksdb::Slice(from.data(), from.size())); it->Valid(); it->Next()) {
+    if (!visit(ToView(it->key()), ToView(it->value()))) break;
+  }
+  return FromRocksStatus(it->status(), absl::StrCat("scan state of ", family));
 }
 
 }  // namespace ihs::store

@@ -46,6 +46,15 @@ class EventStoreImpl final : public EventStore {
   absl::StatusOr<std::string> Root(uint64_t size) override;
   absl::StatusOr<VerifyReport> Verify(const ProgressFn& progress) override;
   absl::StatusOr<StoreStats> Stats() override;
+  absl::StatusOr<std::optional<uint64_t>> FindEvent(absl::string_view event_id) override;
+  absl::Status CreateStateFamily(absl::string_view name) override;
+  absl::Status DropStateFamily(absl::string_view name) override;
+  std::vector<std::string> StateFamilies() override;
+  absl::Status WriteState(absl::string_view family, const StateBatch& batch) override;
+  absl::StatusOr<std::optional<std::string>> GetState(absl::string_view family,
+                                                      absl::string_view key) override;
+  absl::Status ScanState(absl::string_view family, absl::string_view from, absl::string_view to,
+                         const StateVisitor& visit) override;
 
  private:
   struct PreparedEvent;
@@ -108,6 +117,15 @@ class EventStoreImpl final : public EventStore {
   absl::Mutex leader_mu_;
   internal::Frontier frontier_ ABSL_GUARDED_BY(leader_mu_);
   uint64_t next_stream_no_ ABSL_GUARDED_BY(leader_mu_) = 0;
+
+  // State families by name. A reader copies the shared_ptr, so a concurrent drop cannot destroy
+  // the handle under it; the last copy destroys it (always before db_ closes).
+  using StateHandle = std::shared_ptr<rocksdb::ColumnFamilyHandle>;
+  absl::StatusOr<StateHandle> FindState(absl::string_view name);
+  StateHandle AdoptStateHandle(rocksdb::ColumnFamilyHandle* h);
+  rocksdb::ColumnFamilyOptions state_options_;
+  absl::Mutex state_mu_;
+  absl::flat_hash_map<std::string, StateHandle> states_ ABSL_GUARDED_BY(state_mu_);
 
   // Unwrapped data keys of streams seen since open.
   absl::Mutex keys_mu_;

@@ -10,6 +10,7 @@
 //   event_ids     event id (16 bytes)     -> position: fixed64 | digest (32 bytes)
 //   content_keys  stream id (UTF-8)       -> wrapped data key (see content_keys.h)
 //   merkle        level: u8 | index: fixed64 -> SHA-256 of the complete subtree (32 bytes)
+//   state.NAME    the projection's own keys and values (projections/; docs/format.md)
 #ifndef IHS_STORE_INTERNAL_KEYS_H_
 #define IHS_STORE_INTERNAL_KEYS_H_
 
@@ -28,6 +29,8 @@ inline constexpr char kCfStreamMeta[] = "stream_meta";
 inline constexpr char kCfEventIds[] = "event_ids";
 inline constexpr char kCfContentKeys[] = "content_keys";
 inline constexpr char kCfMerkle[] = "merkle";
+// State families of projections/: "state." + name (EventStore::CreateStateFamily).
+inline constexpr char kCfStatePrefix[] = "state.";
 
 inline constexpr char kMetaFormatVersion[] = "format_version";
 inline constexpr char kMetaMasterKeyCheck[] = "master_key_check";

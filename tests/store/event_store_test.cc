@@ -682,5 +682,86 @@ TEST_F(EventStoreTest, ReopenKeepsEverything) {
   EXPECT_EQ(std::string((*ada)[0].content().getText().cStr()), "first");
 }
 
+// --- FindEvent and state families ----------------------------------------------------------
+
+TEST_F(EventStoreTest, FindEventGivesThePositionOfAnAcknowledgedId) {
+  IHS_ASSERT_OK(AppendOne("a", 1));
+  IHS_ASSERT_OK(AppendOne("b", 2));
+  auto found = store_->FindEvent(ihs::testing::EventId(2));
+  IHS_ASSERT_OK(found);
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ(**found, 1u);
+  auto missing = store_->FindEvent(ihs::testing::EventId(3));
+  IHS_ASSERT_OK(missing);
+  EXPECT_FALSE(missing->has_value());
+  EXPECT_EQ(store_->FindEvent("short").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(EventStoreTest, StateFamilyWritesAreAtomicAndSurviveReopen) {
+  IHS_ASSERT_OK(store_->CreateStateFamily("timeline@1"));
+  IHS_ASSERT_OK(store_->CreateStateFamily("timeline@1"));  // exists: nothing happens
+  StateBatch batch;
+  batch.Put("a", "1");
+  batch.Put("b", "2");
+  batch.Put("c", "3");
+  batch.Delete("b");
+  IHS_ASSERT_OK(store_->WriteState("timeline@1", batch));
+  Reopen();
+  EXPECT_EQ(store_->StateFamilies(), std::vector<std::string>{"timeline@1"});
+  std::vector<std::string> seen;
+  IHS_ASSERT_OK(store_->ScanState("timeline@1", "", "", [&](absl::string_view k, absl::string_view v) {
+    seen.push_back(absl::StrCat(k, "=", v));
+    return true;
+  }));
+  EXPECT_EQ(seen, (std::vector<std::string>{"a=1", "c=3"}));
+  auto got = store_->GetState("timeline@1", "b");
+  IHS_ASSERT_OK(got);
+  EXPECT_FALSE(got->has_value());
+}
+
+TEST_F(EventStoreTest, ScanStateStopsAtTheUpperBoundAndWhenTheVisitorSaysSo) {
+  IHS_ASSERT_OK(store_->CreateStateFamily("s"));
+  StateBatch batch;
+  for (char c = 'a'; c <= 'f'; ++c) batch.Put(std::string(1, c), "");
+  IHS_ASSERT_OK(store_->WriteState("s", batch));
+  std::string keys;
+  IHS_ASSERT_OK(store_->ScanState("s", "b", "e", [&](absl::string_view k, absl::string_view) {
+    absl::StrAppend(&keys, k);
+    return true;
+  }));
+  EXPECT_EQ(keys, "bcd");
+  keys.clear();
+  IHS_ASSERT_OK(store_->ScanState("s", "", "", [&](absl::string_view k, absl::string_view) {
+    absl::StrAppend(&keys, k);
+    return keys.size() < 2;
+  }));
+  EXPECT_EQ(keys, "ab");
+}
+
+TEST_F(EventStoreTest, DroppedStateFamilyIsGoneAfterReopenAndTheLogIsUntouched) {
+  IHS_ASSERT_OK(AppendOne("a", 1));
+  IHS_ASSERT_OK(store_->CreateStateFamily("old"));
+  StateBatch batch;
+  batch.Put("k", "v");
+  IHS_ASSERT_OK(store_->WriteState("old", batch));
+  IHS_ASSERT_OK(store_->DropStateFamily("old"));
+  EXPECT_EQ(store_->GetState("old", "k").status().code(), absl::StatusCode::kNotFound);
+  Reopen();
+  EXPECT_TRUE(store_->StateFamilies().empty());
+  EXPECT_EQ(store_->Head(), 1u);
+  IHS_EXPECT_OK(store_->Verify());
+}
+
+TEST_F(EventStoreTest, StateFamilyBadNamesAndAbsentFamiliesAreClearErrors) {
+  EXPECT_EQ(store_->CreateStateFamily("").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->CreateStateFamily("Time Line").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->CreateStateFamily(std::string(65, 'a')).code(),
+            absl::StatusCode::kInvalidArgument);
+  absl::Status s = store_->WriteState("absent", StateBatch());
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(s.message().find("absent"), std::string::npos) << s;
+  EXPECT_EQ(store_->DropStateFamily("absent").code(), absl::StatusCode::kNotFound);
+}
+
 }  // namespace
 }  // namespace ihs::store
