@@ -1,0 +1,86 @@
+// What a projection is: a deterministic function of the log (DESIGN.md decision 6). The runner
+// (projections/runner.h) feeds it events in position order, in batches; everything it writes for
+// a batch lands in one WriteBatch of its own state family, together with its checkpoint.
+//
+// Writing a projection: subclass Projection, keep no state between batches outside the Txn
+// (per-batch caches are fine if Flush writes them), and add a factory to projections/registry.cc.
+// The same log must give the same bytes: iterate only in deterministic orders, never read the
+// wall clock, and look other events up only through Txn::FindEarlierEvent.
+//
+// Threads: a Projection instance and its Txn are used by one thread at a time; the runner makes
+// one instance per worker and one per rebuild.
+#ifndef IHS_PROJECTIONS_PROJECTION_H_
+#define IHS_PROJECTIONS_PROJECTION_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "store/event_store.h"
+
+namespace ihs::projections {
+
+// The state of one projection generation while a batch is applied: reads see the batch's own
+// writes; nothing reaches the store until the runner commits the batch with its checkpoint.
+// Keys are the projection's own, except that keys starting with a 0 byte are the framework's.
+class Txn {
+ public:
+  Txn(store::EventStore* store, std::string family);
+
+  absl::StatusOr<std::optional<std::string>> Get(absl::string_view key);
+  void Put(absl::string_view key, std::string value);
+  void Delete(absl::string_view key);
+
+  // The event with this id if the log holds it before the event being applied; nullopt
+  // otherwise, so that the answer depends only on the log's prefix (content stays sealed).
+  absl::StatusOr<std::optional<store::StoredEvent>> FindEarlierEvent(absl::string_view id);
+
+  // The position of the event being applied.
+  uint64_t position() const { return position_; }
+  void set_position(uint64_t p) { position_ = p; }
+
+  // The writes of the batch, each value with its checksum (runner.cc), and the checkpoint.
+  store::StateBatch Finish(uint64_t checkpoint, uint32_t version);
+  size_t pending() const { return writes_.size(); }
+
+ private:
+  store::EventStore* const store_;
+  const std::string family_;
+  uint64_t position_ = 0;
+  absl::flat_hash_map<std::string, std::optional<std::string>> writes_;
+};
+
+class Projection {
+ public:
+  virtual ~Projection() = default;
+  // 1-40 bytes of [a-z0-9_]: names the state families ("NAME@GENERATION") and the commands.
+  virtual absl::string_view name() const = 0;
+  // Bump when Apply's output changes: a stored state of another version is rebuilt.
+  virtual uint32_t version() const = 0;
+  // Applies one event. An error stops the worker (kDataLoss: the state is corrupt and rebuilt).
+  virtual absl::Status Apply(const store::StoredEvent& event, Txn& txn) = 0;
+  // After the batch's last event, before its commit: write what was cached for the batch.
+  virtual absl::Status Flush(Txn& txn) {
+    (void)txn;
+    return absl::OkStatus();
+  }
+};
+
+using ProjectionFactory = std::function<std::unique_ptr<Projection>()>;
+
+// Stored values carry a checksum so that corrupt state is detected, reported and rebuilt instead
+// of served. value := payload | checksum: 8 bytes (SipHash-2-4 of key | payload).
+std::string Seal(absl::string_view key, std::string payload);
+// The payload, or kDataLoss naming the key.
+absl::StatusOr<absl::string_view> Unseal(absl::string_view family, absl::string_view key,
+                                         absl::string_view value);
+
+}  // namespace ihs::projections
+
+#endif  // IHS_PROJECTIONS_PROJECTION_H_

@@ -1,0 +1,13 @@
+#include "projections/registry.h"
+
+#include "projections/timeline/timeline.h"
+
+namespace ihs::projections {
+
+std::vector<ProjectionFactory> AllProjections() {
+  return {
+      timeline::NewTimelineProjection,
+  };
+}
+
+}  // namespace ihs::projections

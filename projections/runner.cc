@@ -1,0 +1,647 @@
+#include "projections/runner.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/big_endian.h"
+#include "common/status_macros.h"
+
+namespace ihs::projections {
+
+// ---------------------------------------------------------------------------------------------
+// Checksums and the transaction of one batch.
+
+namespace {
+
+// A fixed key: the checksum guards against damage, not against an attacker who can write the
+// database (the Merkle tree does that for the log; state is rebuilt from the log).
+constexpr unsigned char kChecksumKey[crypto_shorthash_KEYBYTES] = {'i', 'h', 's', ' ', 's', 't',
+                                                                   'a', 't', 'e', ' ', 'v', '1'};
+constexpr size_t kChecksumBytes = crypto_shorthash_BYTES;  // 8
+
+std::string Checksum(absl::string_view key, absl::string_view payload) {
+  thread_local std::string scratch;
+  scratch.assign(key.data(), key.size());
+  scratch.append(payload.data(), payload.size());
+  std::string out(kChecksumBytes, '\0');
+  crypto_shorthash(reinterpret_cast<unsigned char*>(out.data()),
+                   reinterpret_cast<const unsigned char*>(scratch.data()), scratch.size(),
+                   kChecksumKey);
+  return out;
+}
+
+constexpr absl::string_view CheckpointKey() {
+  return absl::string_view(kCheckpointKey, sizeof(kCheckpointKey) - 1);
+}
+
+}  // namespace
+
+std::string Seal(absl::string_view key, std::string payload) {
+  const std::string sum = Checksum(key, payload);
+  payload.append(sum);
+  return payload;
+}
+
+absl::StatusOr<absl::string_view> Unseal(absl::string_view family, absl::string_view key,
+                                         absl::string_view value) {
+  if (value.size() < kChecksumBytes ||
+      Checksum(key, value.substr(0, value.size() - kChecksumBytes)) !=
+          value.substr(value.size() - kChecksumBytes)) {
+    return absl::DataLossError(absl::StrCat("projection state ", family,
+                                            " is corrupt: checksum mismatch at key ",
+                                            absl::CHexEscape(key)));
+  }
+  return value.substr(0, value.size() - kChecksumBytes);
+}
+
+Txn::Txn(store::EventStore* store, std::string family) : store_(store), family_(std::move(family)) {}
+
+absl::StatusOr<std::optional<std::string>> Txn::Get(absl::string_view key) {
+  if (auto it = writes_.find(key); it != writes_.end()) return it->second;
+  IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, store_->GetState(family_, key));
+  if (!v) return std::nullopt;
+  IHS_ASSIGN_OR_RETURN(absl::string_view payload, Unseal(family_, key, *v));
+  return std::string(payload);
+}
+
+void Txn::Put(absl::string_view key, std::string value) {
+  writes_[key] = std::move(value);
+}
+
+void Txn::Delete(absl::string_view key) { writes_[key] = std::nullopt; }
+
+absl::StatusOr<std::optional<store::StoredEvent>> Txn::FindEarlierEvent(absl::string_view id) {
+  if (id.size() != 16) return std::nullopt;
+  IHS_ASSIGN_OR_RETURN(std::optional<uint64_t> pos, store_->FindEvent(id));
+  if (!pos || *pos >= position_) return std::nullopt;
+  store::ReadOptions ro;
+  ro.open_content = false;
+  IHS_ASSIGN_OR_RETURN(std::vector<store::StoredEvent> events, store_->ReadAll(*pos, 1, ro));
+  if (events.empty()) return std::nullopt;
+  return std::move(events[0]);
+}
+
+store::StateBatch Txn::Finish(uint64_t checkpoint, uint32_t version) {
+  store::StateBatch batch;
+  for (auto& [key, value] : writes_) {
+    if (value) {
+      batch.Put(key, Seal(key, std::move(*value)));
+    } else {
+      batch.Delete(key);
+    }
+  }
+  writes_.clear();
+  std::string cp;
+  PutBigEndian64(&cp, checkpoint);
+  PutBigEndian32(&cp, version);
+  batch.Put(std::string(CheckpointKey()), Seal(CheckpointKey(), std::move(cp)));
+  return batch;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generations and views.
+
+class StateView::Generation {
+ public:
+  Generation(store::EventStore* store, std::string family, uint64_t checkpoint)
+      : store_(store), family_(std::move(family)), checkpoint_(checkpoint) {}
+  // The last reference to a generation that a swap retired drops its family.
+  ~Generation() {
+    if (retired_.load()) {
+      store_->DropStateFamily(family_).IgnoreError();  // a leftover is dropped at the next Open
+    }
+  }
+  store::EventStore* store() const { return store_; }
+  const std::string& family() const { return family_; }
+  uint64_t checkpoint() const { return checkpoint_.load(); }
+  void set_checkpoint(uint64_t c) { checkpoint_.store(c); }
+  // A retired generation's family is dropped with its last reference.
+  void set_retired(bool retired) { retired_.store(retired); }
+
+ private:
+  store::EventStore* const store_;
+  const std::string family_;
+  std::atomic<uint64_t> checkpoint_;
+  std::atomic<bool> retired_{false};
+};
+
+using Generation = StateView::Generation;
+
+StateView::StateView(std::shared_ptr<Generation> gen,
+                     std::function<void(const absl::Status&)> on_corrupt)
+    : gen_(std::move(gen)), on_corrupt_(std::move(on_corrupt)) {}
+
+uint64_t StateView::checkpoint() const { return gen_->checkpoint(); }
+
+absl::Status StateView::Corrupt(absl::Status s) const {
+  if (s.code() == absl::StatusCode::kDataLoss && on_corrupt_) on_corrupt_(s);
+  return s;
+}
+
+absl::StatusOr<std::optional<std::string>> StateView::Get(absl::string_view key) const {
+  IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, gen_->store()->GetState(gen_->family(), key));
+  if (!v) return std::nullopt;
+  absl::StatusOr<absl::string_view> payload = Unseal(gen_->family(), key, *v);
+  if (!payload.ok()) return Corrupt(payload.status());
+  return std::string(*payload);
+}
+
+absl::Status StateView::Scan(absl::string_view from, absl::string_view to,
+                             const store::StateVisitor& visit) const {
+  absl::Status bad;
+  IHS_RETURN_IF_ERROR(gen_->store()->ScanState(
+      gen_->family(), from, to, [&](absl::string_view key, absl::string_view value) {
+        absl::StatusOr<absl::string_view> payload = Unseal(gen_->family(), key, value);
+        if (!payload.ok()) {
+          bad = payload.status();
+          return false;
+        }
+        return visit(key, *payload);
+      }));
+  if (!bad.ok()) return Corrupt(bad);
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The runner.
+
+struct Runner::Slot {
+  ProjectionFactory factory;
+  std::string name;
+  uint32_t version = 0;
+  std::unique_ptr<Projection> live;  // used under apply_mu only
+
+  // Held while a batch is applied to the active generation; a swap holds it too.
+  absl::Mutex apply_mu;
+  absl::Mutex mu ABSL_ACQUIRED_AFTER(apply_mu);
+  absl::CondVar advanced;  // the active generation's checkpoint moved, or it was swapped
+  std::shared_ptr<Generation> gen ABSL_GUARDED_BY(mu);
+  bool needs_rebuild ABSL_GUARDED_BY(mu) = false;  // another version, or corrupt
+  bool corrupt ABSL_GUARDED_BY(mu) = false;        // do not serve reads
+  bool rebuilding ABSL_GUARDED_BY(mu) = false;
+  std::optional<uint64_t> rebuild_checkpoint ABSL_GUARDED_BY(mu);
+  std::string error ABSL_GUARDED_BY(mu);
+  bool stop ABSL_GUARDED_BY(mu) = false;
+  absl::Time rate_time ABSL_GUARDED_BY(mu) = absl::InfinitePast();
+  uint64_t rate_checkpoint ABSL_GUARDED_BY(mu) = 0;
+  double rate ABSL_GUARDED_BY(mu) = 0;
+
+  std::thread worker;
+  std::thread rebuilder;
+
+  std::shared_ptr<Generation> Active() {
+    absl::MutexLock l(&mu);
+    return gen;
+  }
+};
+
+namespace {
+
+std::string RegistryKey(absl::string_view name) { return absl::StrCat("active/", name); }
+
+// The generation number of "NAME@G", or 0.
+uint64_t GenerationOf(absl::string_view name, absl::string_view family) {
+  uint64_t g = 0;
+  if (family.size() <= name.size() + 1 || family.substr(0, name.size()) != name ||
+      family[name.size()] != '@' || !absl::SimpleAtoi(family.substr(name.size() + 1), &g)) {
+    return 0;
+  }
+  return g;
+}
+
+struct StoredCheckpoint {
+  uint64_t next = 0;
+  uint32_t version = 0;
+};
+
+absl::StatusOr<std::optional<StoredCheckpoint>> ReadCheckpoint(store::EventStore* store,
+                                                              const std::string& family) {
+  IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, store->GetState(family, CheckpointKey()));
+  if (!v) return std::nullopt;
+  IHS_ASSIGN_OR_RETURN(absl::string_view p, Unseal(family, CheckpointKey(), *v));
+  if (p.size() != 12) {
+    return absl::DataLossError(absl::StrCat("projection state ", family, ": bad checkpoint"));
+  }
+  return StoredCheckpoint{GetBigEndian64(p.data()), GetBigEndian32(p.data() + 8)};
+}
+
+bool ValidName(absl::string_view name) {
+  if (name.empty() || name.size() > 40) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+}  // namespace
+
+Runner::Runner(store::EventStore* store, RunnerOptions options)
+    : store_(store), options_(options), clock_(options.clock ? options.clock : RealClock()) {}
+
+absl::StatusOr<std::unique_ptr<Runner>> Runner::Open(store::EventStore* store,
+                                                     std::vector<ProjectionFactory> factories,
+                                                     RunnerOptions options) {
+  std::unique_ptr<Runner> r(new Runner(store, options));
+  IHS_RETURN_IF_ERROR(store->CreateStateFamily(kRegistryFamily));
+  const std::vector<std::string> families = store->StateFamilies();
+  for (ProjectionFactory& f : factories) {
+    auto slot = std::make_unique<Slot>();
+    slot->live = f();
+    slot->factory = std::move(f);
+    slot->name = std::string(slot->live->name());
+    slot->version = slot->live->version();
+    if (!ValidName(slot->name)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("a projection's name has 1-40 bytes of [a-z0-9_]: \"", slot->name, "\""));
+    }
+    if (r->Find(slot->name).ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("projection ", slot->name, " registered twice"));
+    }
+    // The active generation, or a first one.
+    const std::string key = RegistryKey(slot->name);
+    IHS_ASSIGN_OR_RETURN(std::optional<std::string> active, store->GetState(kRegistryFamily, key));
+    std::string family;
+    if (active) {
+      IHS_ASSIGN_OR_RETURN(absl::string_view p, Unseal(kRegistryFamily, key, *active));
+      family = std::string(p);
+    }
+    if (family.empty() || GenerationOf(slot->name, family) == 0) {
+      family = absl::StrCat(slot->name, "@1");
+      IHS_RETURN_IF_ERROR(store->CreateStateFamily(family));
+      store::StateBatch b;
+      b.Put(key, Seal(key, family));
+      IHS_RETURN_IF_ERROR(store->WriteState(kRegistryFamily, b));
+    } else {
+      IHS_RETURN_IF_ERROR(store->CreateStateFamily(family));  // a no-op unless it went missing
+    }
+    // What a crashed rebuild or an interrupted drop left behind.
+    for (const std::string& other : families) {
+      if (other != family && GenerationOf(slot->name, other) != 0) {
+        IHS_RETURN_IF_ERROR(store->DropStateFamily(other));
+      }
+    }
+    absl::StatusOr<std::optional<StoredCheckpoint>> cp = ReadCheckpoint(store, family);
+    uint64_t next = 0;
+    absl::MutexLock l(&slot->mu);
+    if (!cp.ok()) {
+      if (cp.status().code() != absl::StatusCode::kDataLoss) return cp.status();
+      slot->needs_rebuild = slot->corrupt = true;
+      slot->error = std::string(cp.status().message());
+    } else if (*cp) {
+      next = (*cp)->next;
+      if ((*cp)->version != slot->version) {
+        slot->needs_rebuild = true;
+        slot->error = absl::StrCat("state of version ", (*cp)->version, ", this build writes ",
+                                   slot->version);
+      } else if (next > store->Head()) {
+        slot->needs_rebuild = slot->corrupt = true;
+        slot->error = absl::StrCat("checkpoint ", next, " is past the log's end ", store->Head());
+      }
+    }
+    slot->gen = std::make_shared<Generation>(store, family, next);
+    slot->rate_checkpoint = next;
+    r->slots_.push_back(std::move(slot));
+  }
+  return r;
+}
+
+Runner::~Runner() { Stop(); }
+
+absl::StatusOr<Runner::Slot*> Runner::Find(absl::string_view name) const {
+  for (const auto& s : slots_) {
+    if (s->name == name) return s.get();
+  }
+  std::vector<std::string> names = Names();
+  return absl::NotFoundError(absl::StrCat("no projection named \"", name, "\" (there are: ",
+                                          absl::StrJoin(names, ", "), ")"));
+}
+
+std::vector<std::string> Runner::Names() const {
+  std::vector<std::string> out;
+  for (const auto& s : slots_) out.push_back(s->name);
+  return out;
+}
+
+namespace {
+
+// Applies up to max_events from gen's checkpoint with `projection`, and commits them with the
+// new checkpoint in one batch. Returns how many were applied.
+absl::StatusOr<uint64_t> ApplyTo(store::EventStore* store, Projection& projection,
+                                 Generation& gen, uint64_t head, size_t max_events) {
+  const uint64_t from = gen.checkpoint();
+  if (from >= head) return 0;
+  store::ReadOptions ro;
+  ro.open_content = false;  // projections derive nothing from personal content
+  IHS_ASSIGN_OR_RETURN(std::vector<store::StoredEvent> events,
+                       store->ReadAll(from, std::min<uint64_t>(max_events, head - from), ro));
+  Txn txn(store, gen.family());
+  for (const store::StoredEvent& e : events) {
+    txn.set_position(e.position());
+    IHS_RETURN_IF_ERROR(projection.Apply(e, txn));
+  }
+  txn.set_position(from + events.size());
+  IHS_RETURN_IF_ERROR(projection.Flush(txn));
+  IHS_RETURN_IF_ERROR(
+      store->WriteState(gen.family(), txn.Finish(from + events.size(), projection.version())));
+  gen.set_checkpoint(from + events.size());
+  return events.size();
+}
+
+}  // namespace
+
+absl::Status Runner::ApplyBatch(Slot& slot, size_t max_events, bool* applied) {
+  *applied = false;
+  absl::MutexLock apply(&slot.apply_mu);
+  std::shared_ptr<Generation> gen = slot.Active();
+  IHS_ASSIGN_OR_RETURN(uint64_t n,
+                       ApplyTo(store_, *slot.live, *gen, store_->Head(), max_events));
+  if (n == 0) return absl::OkStatus();
+  *applied = true;
+  const absl::Time now = clock_->Now();
+  absl::MutexLock l(&slot.mu);
+  if (now - slot.rate_time >= absl::Seconds(1)) {
+    if (slot.rate_time != absl::InfinitePast()) {
+      slot.rate = static_cast<double>(gen->checkpoint() - slot.rate_checkpoint) /
+                  absl::ToDoubleSeconds(now - slot.rate_time);
+    }
+    slot.rate_time = now;
+    slot.rate_checkpoint = gen->checkpoint();
+  }
+  slot.advanced.SignalAll();
+  return absl::OkStatus();
+}
+
+absl::Status Runner::RebuildSlot(Slot& slot, const store::ProgressFn& progress) {
+  std::shared_ptr<Generation> old;
+  {
+    absl::MutexLock l(&slot.mu);
+    if (slot.rebuilding) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("projection ", slot.name, " is being rebuilt already"));
+    }
+    slot.rebuilding = true;
+    slot.rebuild_checkpoint = 0;
+    old = slot.gen;
+  }
+  auto done = [&](absl::Status s) {
+    absl::MutexLock l(&slot.mu);
+    slot.rebuilding = false;
+    slot.rebuild_checkpoint.reset();
+    if (!s.ok()) slot.error = absl::StrCat("rebuild failed: ", s.message());
+    return s;
+  };
+  const std::string family =
+      absl::StrCat(slot.name, "@", GenerationOf(slot.name, old->family()) + 1);
+  if (store_->GetState(family, CheckpointKey()).ok()) {
+    IHS_RETURN_IF_ERROR(done(store_->DropStateFamily(family)));
+  }
+  IHS_RETURN_IF_ERROR(done(store_->CreateStateFamily(family)));
+  auto gen = std::make_shared<Generation>(store_, family, 0);
+  gen->set_retired(true);  // until it is swapped in: a failed rebuild drops it
+  std::unique_ptr<Projection> projection = slot.factory();
+  // Most of the log without holding up the live worker.
+  for (;;) {
+    {
+      absl::MutexLock l(&slot.mu);
+      if (slot.stop) return done(absl::CancelledError("the runner is stopping"));
+    }
+    const uint64_t head = store_->Head();
+    if (head - gen->checkpoint() < options_.rebuild_batch_events) break;
+    absl::StatusOr<uint64_t> n =
+        ApplyTo(store_, *projection, *gen, head, options_.rebuild_batch_events);
+    if (!n.ok()) return done(n.status());
+    {
+      absl::MutexLock l(&slot.mu);
+      slot.rebuild_checkpoint = gen->checkpoint();
+    }
+    if (progress) progress(gen->checkpoint(), head);
+  }
+  // The rest, and the swap, with the live worker paused between its batches.
+  absl::MutexLock apply(&slot.apply_mu);
+  const uint64_t head = store_->Head();
+  while (gen->checkpoint() < head) {
+    absl::StatusOr<uint64_t> n =
+        ApplyTo(store_, *projection, *gen, head, options_.rebuild_batch_events);
+    if (!n.ok()) return done(n.status());
+  }
+  if (progress) progress(head, head);
+  const std::string key = RegistryKey(slot.name);
+  store::StateBatch b;
+  b.Put(key, Seal(key, family));
+  IHS_RETURN_IF_ERROR(done(store_->WriteState(kRegistryFamily, b)));
+  gen->set_retired(false);
+  old->set_retired(true);
+  {
+    absl::MutexLock l(&slot.mu);
+    slot.gen = gen;
+    slot.needs_rebuild = slot.corrupt = false;
+    slot.error.clear();
+    slot.rate_time = absl::InfinitePast();
+    slot.rate_checkpoint = gen->checkpoint();
+    slot.advanced.SignalAll();
+  }
+  // Only now may a new instance replace the live one: the worker applies to the new generation.
+  slot.live = std::move(projection);
+  return done(absl::OkStatus());
+}
+
+void Runner::MarkCorrupt(Slot& slot, const absl::Status& status) {
+  absl::MutexLock l(&slot.mu);
+  if (slot.corrupt) return;
+  std::fprintf(stderr, "ihs: projection %s: %s; rebuilding it\n", slot.name.c_str(),
+               std::string(status.message()).c_str());
+  slot.corrupt = slot.needs_rebuild = true;
+  slot.error = std::string(status.message());
+  slot.advanced.SignalAll();
+}
+
+void Runner::Work(Slot& slot) {
+  for (;;) {
+    bool rebuild = false;
+    {
+      absl::MutexLock l(&slot.mu);
+      if (slot.stop) return;
+      rebuild = slot.needs_rebuild && !slot.rebuilding;
+    }
+    absl::Status s;
+    bool applied = false;
+    if (rebuild) {
+      s = RebuildSlot(slot, nullptr);
+    } else {
+      s = ApplyBatch(slot, options_.batch_events, &applied);
+    }
+    if (!s.ok()) {
+      if (s.code() == absl::StatusCode::kDataLoss) {
+        MarkCorrupt(slot, s);
+      } else if (s.code() != absl::StatusCode::kCancelled) {
+        absl::MutexLock l(&slot.mu);
+        slot.error = std::string(s.message());
+        std::fprintf(stderr, "ihs: projection %s: %s; retrying in 1 s\n", slot.name.c_str(),
+                     slot.error.c_str());
+        slot.mu.AwaitWithTimeout(absl::Condition(&slot.stop), absl::Seconds(1));
+      }
+      continue;
+    }
+    if (!applied && !rebuild) {
+      store_->WaitForCommit(slot.Active()->checkpoint(), absl::Now() + absl::Milliseconds(200));
+    }
+  }
+}
+
+void Runner::Start() {
+  for (auto& s : slots_) {
+    if (s->worker.joinable()) continue;
+    {
+      absl::MutexLock l(&s->mu);
+      s->stop = false;
+    }
+    Slot* slot = s.get();
+    s->worker = std::thread([this, slot] { Work(*slot); });
+  }
+}
+
+void Runner::Stop() {
+  for (auto& s : slots_) {
+    absl::MutexLock l(&s->mu);
+    s->stop = true;
+    s->advanced.SignalAll();
+  }
+  for (auto& s : slots_) {
+    if (s->worker.joinable()) s->worker.join();
+    if (s->rebuilder.joinable()) s->rebuilder.join();
+  }
+}
+
+absl::Status Runner::CatchUp(absl::string_view name, const store::ProgressFn& progress) {
+  std::vector<Slot*> chosen;
+  if (name.empty()) {
+    for (auto& s : slots_) chosen.push_back(s.get());
+  } else {
+    IHS_ASSIGN_OR_RETURN(Slot * s, Find(name));
+    chosen.push_back(s);
+  }
+  for (Slot* slot : chosen) {
+    if (slot->worker.joinable()) {
+      return absl::FailedPreconditionError("the runner's workers are following the log");
+    }
+    bool rebuild = false;
+    {
+      absl::MutexLock l(&slot->mu);
+      rebuild = slot->needs_rebuild;
+      if (rebuild) {
+        std::fprintf(stderr, "ihs: projection %s: %s; rebuilding it\n", slot->name.c_str(),
+                     slot->error.c_str());
+      }
+    }
+    if (rebuild) IHS_RETURN_IF_ERROR(RebuildSlot(*slot, progress));
+    const uint64_t head = store_->Head();
+    for (bool applied = true; applied;) {
+      absl::Status s = ApplyBatch(*slot, options_.rebuild_batch_events, &applied);
+      if (s.code() == absl::StatusCode::kDataLoss) {
+        MarkCorrupt(*slot, s);
+        IHS_RETURN_IF_ERROR(RebuildSlot(*slot, progress));
+        continue;
+      }
+      IHS_RETURN_IF_ERROR(s);
+      if (progress) progress(std::min(slot->Active()->checkpoint(), head), head);
+      if (slot->Active()->checkpoint() >= head) break;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Runner::Rebuild(absl::string_view name, const store::ProgressFn& progress) {
+  IHS_ASSIGN_OR_RETURN(Slot * slot, Find(name));
+  return RebuildSlot(*slot, progress);
+}
+
+absl::Status Runner::StartRebuild(absl::string_view name) {
+  IHS_ASSIGN_OR_RETURN(Slot * slot, Find(name));
+  {
+    absl::MutexLock l(&slot->mu);
+    if (slot->rebuilding) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("projection ", slot->name, " is being rebuilt already"));
+    }
+  }
+  if (slot->rebuilder.joinable()) slot->rebuilder.join();  // a finished one
+  slot->rebuilder = std::thread([this, slot] {
+    absl::Status s = RebuildSlot(*slot, nullptr);
+    if (!s.ok() && s.code() != absl::StatusCode::kCancelled) {
+      std::fprintf(stderr, "ihs: projection %s: rebuild failed: %s\n", slot->name.c_str(),
+                   std::string(s.message()).c_str());
+    }
+  });
+  return absl::OkStatus();
+}
+
+std::vector<ProjectionStatus> Runner::Status() {
+  std::vector<ProjectionStatus> out;
+  const uint64_t head = store_->Head();
+  const absl::Time now = clock_->Now();
+  for (auto& s : slots_) {
+    ProjectionStatus st;
+    st.name = s->name;
+    st.version = s->version;
+    st.head = head;
+    {
+      absl::MutexLock l(&s->mu);
+      st.family = s->gen->family();
+      st.checkpoint = s->gen->checkpoint();
+      st.error = s->error;
+      st.rebuild_checkpoint = s->rebuild_checkpoint;
+      st.events_per_second = now - s->rate_time < absl::Seconds(10) ? s->rate : 0;
+      st.state = s->rebuilding          ? "rebuilding"
+                 : s->corrupt           ? "corrupt"
+                 : !s->error.empty()    ? "failed"
+                 : st.checkpoint < head ? "catching up"
+                                        : "live";
+    }
+    st.lag_events = head > st.checkpoint ? head - st.checkpoint : 0;
+    if (st.lag_events > 0) {
+      store::ReadOptions ro;
+      ro.open_content = false;
+      auto next = store_->ReadAll(st.checkpoint, 1, ro);
+      if (next.ok() && !next->empty()) {
+        const int64_t recorded = (*next)[0].event().getRecordedAt();
+        st.lag_seconds =
+            std::max(0.0, absl::ToDoubleSeconds(now - absl::FromUnixMicros(recorded)));
+      }
+    }
+    out.push_back(std::move(st));
+  }
+  return out;
+}
+
+absl::StatusOr<StateView> Runner::View(absl::string_view name) {
+  IHS_ASSIGN_OR_RETURN(Slot * slot, Find(name));
+  absl::MutexLock l(&slot->mu);
+  if (slot->corrupt) {
+    return absl::UnavailableError(absl::StrCat("projection ", name, " is being rebuilt: ",
+                                               slot->error));
+  }
+  return StateView(slot->gen, [this, slot](const absl::Status& s) { MarkCorrupt(*slot, s); });
+}
+
+bool Runner::WaitFor(absl::string_view name, uint64_t position, absl::Time deadline) {
+  absl::StatusOr<Slot*> slot = Find(name);
+  if (!slot.ok()) return false;
+  Slot& s = **slot;
+  absl::MutexLock l(&s.mu);
+  while (s.gen->checkpoint() < position && !s.stop) {
+    if (s.advanced.WaitWithDeadline(&s.mu, deadline)) break;
+  }
+  return s.gen->checkpoint() >= position;
+}
+
+}  // namespace ihs::projections

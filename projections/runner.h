@@ -1,0 +1,135 @@
+// The projection runner: keeps every registered projection up to date with the log, rebuilds one
+// from position 0 beside the live one and swaps it in atomically, and serves consistent views of
+// their state.
+//
+// Generations: a projection's state lives in a state family "NAME@G" (store/event_store.h). The
+// registry family "projections" names each projection's active generation ("active/NAME").
+// A rebuild writes generation G+1 while generation G keeps following the log and serving reads;
+// when G+1 has caught up, one write to the registry makes it active, and G is dropped once the
+// last reader lets go of it. Inside a generation, the checkpoint (key "\0checkpoint": the next
+// position to apply and the projection's version) is written in the same batch as the state it
+// covers, so a crash at any moment resumes from a consistent state.
+//
+// Use: Open, then either Start (one worker thread per projection, following commits: ihsd) or
+// CatchUp (in the caller's thread: the ihs command line). Thread safety: all methods are safe for
+// concurrent use; Stop (or the destructor) joins the workers.
+#ifndef IHS_PROJECTIONS_RUNNER_H_
+#define IHS_PROJECTIONS_RUNNER_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "projections/projection.h"
+#include "store/event_store.h"
+
+namespace ihs::projections {
+
+inline constexpr char kRegistryFamily[] = "projections";
+inline constexpr char kCheckpointKey[] = "\0checkpoint";  // sizeof - 1 = 11 bytes
+
+struct RunnerOptions {
+  size_t batch_events = 1000;           // most events one live batch applies
+  size_t rebuild_batch_events = 16384;  // most events one rebuild batch applies
+  Clock* clock = nullptr;               // lag in seconds; default RealClock()
+};
+
+struct ProjectionStatus {
+  std::string name;
+  uint32_t version = 0;
+  std::string family;       // the active generation's state family
+  uint64_t checkpoint = 0;  // events applied: the next position to apply
+  uint64_t head = 0;        // the log's size
+  uint64_t lag_events = 0;
+  double lag_seconds = 0;   // since the oldest event not yet applied was recorded
+  double events_per_second = 0;  // applied, over the last few seconds
+  std::string state;        // "live", "catching up", "rebuilding", "failed"
+  std::string error;        // why it failed or is rebuilding
+  // While a rebuild runs: its progress.
+  std::optional<uint64_t> rebuild_checkpoint;
+};
+
+// Read access to the active generation of one projection, stable while the object lives: a swap
+// after a rebuild does not pull the state from under it. Values are checked: a checksum mismatch
+// is kDataLoss (and the runner is told, so that it rebuilds).
+class StateView {
+ public:
+  class Generation;
+  StateView(std::shared_ptr<Generation> gen, std::function<void(const absl::Status&)> on_corrupt);
+
+  absl::StatusOr<std::optional<std::string>> Get(absl::string_view key) const;
+  // Keys in [from, to) in order, payloads checked; visit returns false to stop.
+  absl::Status Scan(absl::string_view from, absl::string_view to,
+                    const store::StateVisitor& visit) const;
+  uint64_t checkpoint() const;
+
+ private:
+  absl::Status Corrupt(absl::Status s) const;
+  std::shared_ptr<Generation> gen_;
+  std::function<void(const absl::Status&)> on_corrupt_;
+};
+
+class Runner {
+ public:
+  // Resolves each projection's active generation (creating the first one), and drops the
+  // families a crashed rebuild left behind. A stored state of another version is rebuilt by the
+  // worker (Start) or by CatchUp. The store must outlive the runner.
+  static absl::StatusOr<std::unique_ptr<Runner>> Open(store::EventStore* store,
+                                                      std::vector<ProjectionFactory> factories,
+                                                      RunnerOptions options = {});
+  ~Runner();
+  Runner(const Runner&) = delete;
+  Runner& operator=(const Runner&) = delete;
+
+  // One worker per projection follows the log until Stop.
+  void Start();
+  void Stop();
+
+  // Applies the log up to its current head to one projection (all when name is empty), in the
+  // caller's thread, rebuilding first if the state is of another version or corrupt. Not while
+  // Start's workers run (kFailedPrecondition).
+  absl::Status CatchUp(absl::string_view name, const store::ProgressFn& progress = nullptr);
+
+  // Builds a new generation from position 0 to the head in the caller's thread while the live
+  // one keeps serving, then swaps it in. kNotFound for an unknown name.
+  absl::Status Rebuild(absl::string_view name, const store::ProgressFn& progress = nullptr);
+  // The same in a background thread (RPC); kFailedPrecondition if one is already running.
+  absl::Status StartRebuild(absl::string_view name);
+
+  std::vector<ProjectionStatus> Status();
+  std::vector<std::string> Names() const;
+
+  // The active generation of a projection; kUnavailable while its state is known to be corrupt
+  // and a rebuild is under way.
+  absl::StatusOr<StateView> View(absl::string_view name);
+
+  // Waits until the projection has applied the log up to `position` (exclusive); false on
+  // timeout or when the runner stops.
+  bool WaitFor(absl::string_view name, uint64_t position, absl::Time deadline);
+
+  struct Slot;
+
+ private:
+  Runner(store::EventStore* store, RunnerOptions options);
+  absl::StatusOr<Slot*> Find(absl::string_view name) const;
+  absl::Status ApplyBatch(Slot& slot, size_t max_events, bool* applied);
+  absl::Status RebuildSlot(Slot& slot, const store::ProgressFn& progress);
+  void Work(Slot& slot);
+  void MarkCorrupt(Slot& slot, const absl::Status& status);
+
+  store::EventStore* const store_;
+  const RunnerOptions options_;
+  Clock* const clock_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+};
+
+}  // namespace ihs::projections
+
+#endif  // IHS_PROJECTIONS_RUNNER_H_

@@ -1,0 +1,781 @@
+#include "projections/timeline/timeline.h"
+
+#include <capnp/serialize.h>
+
+#include <algorithm>
+#include <cstring>
+#include <optional>
+#include <tuple>
+#include <cmath>
+#include <map>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "common/big_endian.h"
+#include "common/service_hours.h"
+#include "common/status_macros.h"
+#include "schema/json.h"
+
+namespace ihs::projections::timeline {
+namespace {
+
+using schema::Channel;
+using schema::Direction;
+using schema::TouchpointType;
+
+constexpr int64_t kMicrosPerSecond = 1'000'000;
+constexpr int64_t kMicrosPerDay = 86'400 * kMicrosPerSecond;
+
+// --- keys -------------------------------------------------------------------------------------
+
+std::string PartyKey(char tag, absl::string_view party) {
+  std::string k(1, tag);
+  k.push_back(static_cast<char>((party.size() >> 8) & 0xff));
+  k.push_back(static_cast<char>(party.size() & 0xff));
+  k.append(party.data(), party.size());
+  return k;
+}
+
+void PutTime(std::string* k, int64_t t) {
+  PutBigEndian64(k, static_cast<uint64_t>(t) ^ (uint64_t{1} << 63));
+}
+
+std::string EntryKey(absl::string_view party, int64_t occurred, uint64_t position) {
+  std::string k = PartyKey('E', party);
+  PutTime(&k, occurred);
+  PutBigEndian64(&k, position);
+  return k;
+}
+
+std::string ThreadKey(absl::string_view party, absl::string_view thread) {
+  std::string k = PartyKey('T', party);
+  k.append(thread.data(), thread.size());
+  return k;
+}
+
+absl::string_view View(capnp::Text::Reader t) { return absl::string_view(t.cStr(), t.size()); }
+absl::string_view View(capnp::Data::Reader d) {
+  return absl::string_view(reinterpret_cast<const char*>(d.begin()), d.size());
+}
+capnp::Data::Reader AsData(absl::string_view s) {
+  return capnp::Data::Reader(reinterpret_cast<const kj::byte*>(s.data()), s.size());
+}
+
+// --- capnp records as strings -----------------------------------------------------------------
+
+std::string Encode(capnp::MessageBuilder& m) {
+  kj::Array<capnp::word> words = capnp::messageToFlatArray(m);
+  return std::string(reinterpret_cast<const char*>(words.begin()), words.size() * sizeof(capnp::word));
+}
+
+// Owns aligned words of a stored record and a reader over them.
+class Record {
+ public:
+  explicit Record(absl::string_view bytes) : words_(kj::heapArray<capnp::word>(bytes.size() / 8)) {
+    std::memcpy(words_.begin(), bytes.data(), words_.size() * sizeof(capnp::word));
+    reader_.emplace(words_.asPtr());
+  }
+  template <typename T>
+  absl::StatusOr<typename T::Reader> Root() {
+    typename T::Reader r;
+    KJ_IF_MAYBE (e, kj::runCatchingExceptions([&] {
+                   r = reader_->getRoot<T>();
+                   (void)r.totalSize();
+                 })) {
+      return absl::DataLossError(absl::StrCat("timeline state does not decode: ",
+                                              e->getDescription().cStr()));
+    }
+    return r;
+  }
+
+ private:
+  kj::Array<capnp::word> words_;
+  std::optional<capnp::FlatArrayMessageReader> reader_;
+};
+
+// --- the in-memory forms of a batch -----------------------------------------------------------
+
+struct ChannelCounts {
+  int64_t first = 0, last = 0;
+  uint32_t inbound = 0, outbound = 0, pub = 0;
+};
+struct OpenMsg {
+  std::string id;
+  Channel channel;
+  TouchpointType type;
+  int64_t occurred;
+};
+struct PartyState {
+  schema::PartyKind kind = schema::PartyKind::UNSPECIFIED;
+  uint64_t entries = 0;
+  std::map<uint16_t, ChannelCounts> channels;
+  std::map<uint64_t, OpenMsg> open;                           // by position
+  std::map<uint64_t, std::pair<int64_t, int64_t>> responses;  // position -> wall, service (s)
+  std::map<int32_t, std::pair<double, uint32_t>> days;        // sentiment sum, count
+  uint32_t switches = 0;
+};
+
+struct Member {
+  bool reply = false;  // else an inbound message waiting for an answer
+  int64_t occurred = 0;
+  uint64_t position = 0;
+  Channel channel = Channel::UNSPECIFIED;
+  std::string id;
+  bool answered = false;  // inbound: by the reply below
+  int64_t ans_occurred = 0;
+  uint64_t ans_position = 0;
+};
+using Thread = std::vector<Member>;
+
+//   thread := count: fixed32 | member*
+//   member := reply: u8 | occurred: fixed64 | position: fixed64 | channel: fixed32 |
+//             id_len: u8 | id | answered: u8 | ans_occurred: fixed64 | ans_position: fixed64
+std::string EncodeThread(const Thread& t) {
+  std::string s;
+  PutBigEndian32(&s, static_cast<uint32_t>(t.size()));
+  for (const Member& m : t) {
+    s.push_back(m.reply ? 1 : 0);
+    PutBigEndian64(&s, static_cast<uint64_t>(m.occurred));
+    PutBigEndian64(&s, m.position);
+    PutBigEndian32(&s, static_cast<uint32_t>(m.channel));
+    s.push_back(static_cast<char>(m.id.size()));
+    s.append(m.id);
+    s.push_back(m.answered ? 1 : 0);
+    PutBigEndian64(&s, static_cast<uint64_t>(m.ans_occurred));
+    PutBigEndian64(&s, m.ans_position);
+  }
+  return s;
+}
+
+absl::StatusOr<Thread> DecodeThread(absl::string_view s) {
+  auto bad = [] { return absl::DataLossError("timeline state: a thread record is malformed"); };
+  if (s.size() < 4) return bad();
+  const uint32_t n = GetBigEndian32(s.data());
+  size_t at = 4;
+  Thread t;
+  t.reserve(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    if (s.size() < at + 22) return bad();
+    Member m;
+    m.reply = s[at] != 0;
+    m.occurred = static_cast<int64_t>(GetBigEndian64(s.data() + at + 1));
+    m.position = GetBigEndian64(s.data() + at + 9);
+    m.channel = static_cast<Channel>(GetBigEndian32(s.data() + at + 17));
+    const size_t idlen = static_cast<uint8_t>(s[at + 21]);
+    at += 22;
+    if (s.size() < at + idlen + 17) return bad();
+    m.id = std::string(s.substr(at, idlen));
+    at += idlen;
+    m.answered = s[at] != 0;
+    m.ans_occurred = static_cast<int64_t>(GetBigEndian64(s.data() + at + 1));
+    m.ans_position = GetBigEndian64(s.data() + at + 9);
+    at += 17;
+    t.push_back(std::move(m));
+  }
+  if (at != s.size()) return bad();
+  return t;
+}
+
+absl::StatusOr<PartyState> DecodeParty(absl::string_view bytes) {
+  Record rec(bytes);
+  IHS_ASSIGN_OR_RETURN(auto r, rec.Root<schema::TimelinePartyState>());
+  PartyState p;
+  p.kind = r.getKind();
+  p.entries = r.getEntries();
+  for (auto c : r.getChannels()) {
+    p.channels[static_cast<uint16_t>(c.getChannel())] = {c.getFirstAt(), c.getLastAt(),
+                                                         c.getInbound(), c.getOutbound(),
+                                                         c.getPublic()};
+  }
+  for (auto o : r.getOpen()) {
+    p.open[o.getPosition()] = {std::string(View(o.getEventId())), o.getChannel(), o.getType(),
+                               o.getOccurredAt()};
+  }
+  for (auto x : r.getResponses()) {
+    p.responses[x.getPosition()] = {x.getWallSeconds(), x.getServiceSeconds()};
+  }
+  for (auto d : r.getSentimentDays()) p.days[d.getDay()] = {d.getSum(), d.getCount()};
+  p.switches = r.getChannelSwitches();
+  return p;
+}
+
+std::string EncodeParty(const PartyState& p) {
+  capnp::MallocMessageBuilder m;
+  auto b = m.initRoot<schema::TimelinePartyState>();
+  b.setKind(p.kind);
+  b.setEntries(p.entries);
+  auto ch = b.initChannels(static_cast<unsigned>(p.channels.size()));
+  unsigned i = 0;
+  for (const auto& [c, n] : p.channels) {
+    auto x = ch[i++];
+    x.setChannel(static_cast<Channel>(c));
+    x.setFirstAt(n.first);
+    x.setLastAt(n.last);
+    x.setInbound(n.inbound);
+    x.setOutbound(n.outbound);
+    x.setPublic(n.pub);
+  }
+  auto open = b.initOpen(static_cast<unsigned>(p.open.size()));
+  i = 0;
+  for (const auto& [pos, o] : p.open) {
+    auto x = open[i++];
+    x.setPosition(pos);
+    x.setEventId(AsData(o.id));
+    x.setChannel(o.channel);
+    x.setType(o.type);
+    x.setOccurredAt(o.occurred);
+  }
+  auto rs = b.initResponses(static_cast<unsigned>(p.responses.size()));
+  i = 0;
+  for (const auto& [pos, r] : p.responses) {
+    auto x = rs[i++];
+    x.setPosition(pos);
+    x.setWallSeconds(r.first);
+    x.setServiceSeconds(r.second);
+  }
+  auto days = b.initSentimentDays(static_cast<unsigned>(p.days.size()));
+  i = 0;
+  for (const auto& [day, d] : p.days) {
+    auto x = days[i++];
+    x.setDay(day);
+    x.setSum(d.first);
+    x.setCount(d.second);
+  }
+  b.setChannelSwitches(p.switches);
+  return Encode(m);
+}
+
+bool WaitsForAnswer(Direction d, TouchpointType t) {
+  return d == Direction::INBOUND &&
+         (t == TouchpointType::MESSAGE || t == TouchpointType::REQUEST ||
+          t == TouchpointType::COMPLAINT);
+}
+
+int32_t DayOf(int64_t t) {
+  return static_cast<int32_t>(t >= 0 ? t / kMicrosPerDay : (t - kMicrosPerDay + 1) / kMicrosPerDay);
+}
+
+// --- the projection ---------------------------------------------------------------------------
+
+class TimelineProjection final : public Projection {
+ public:
+  absl::string_view name() const override { return kName; }
+  uint32_t version() const override { return 1; }
+
+  absl::Status Apply(const store::StoredEvent& stored, Txn& txn) override {
+    const schema::Event::Reader ev = stored.event();
+    const std::string party(View(ev.getStreamId()));
+    if (ev.isPartyProfile()) {
+      IHS_ASSIGN_OR_RETURN(PartyState * p, Party(party, txn));
+      p->kind = ev.getPartyProfile().getKind();
+      kinds_[party] = p->kind;
+      txn.Put(PartyKey('K', party), std::string(1, static_cast<char>(p->kind)));
+      return absl::OkStatus();
+    }
+    if (!ev.isTouchpoint()) return absl::OkStatus();
+    const schema::Touchpoint::Reader t = ev.getTouchpoint();
+    if ((t.getType() == TouchpointType::CORRECTION || t.getType() == TouchpointType::RETRACTION) &&
+        t.getCorrects().size() == 16) {
+      IHS_ASSIGN_OR_RETURN(std::optional<store::StoredEvent> target,
+                           txn.FindEarlierEvent(View(t.getCorrects())));
+      if (target && target->event().isTouchpoint() &&
+          View(target->event().getStreamId()) == party) {
+        return Correct(party, stored, *target, txn);
+      }
+      // A correction of nothing this party has: kept as an entry of its own.
+    }
+    return Add(party, stored, txn);
+  }
+
+  absl::Status Flush(Txn& txn) override {
+    for (auto& [party, p] : parties_) txn.Put(PartyKey('S', party), EncodeParty(p));
+    for (auto& [key, t] : threads_) txn.Put(key, EncodeThread(t));
+    parties_.clear();
+    threads_.clear();
+    kinds_.clear();
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::StatusOr<PartyState*> Party(const std::string& party, Txn& txn) {
+    auto it = parties_.find(party);
+    if (it != parties_.end()) return &it->second;
+    IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, txn.Get(PartyKey('S', party)));
+    PartyState p;
+    if (v) {
+      IHS_ASSIGN_OR_RETURN(p, DecodeParty(*v));
+    }
+    return &parties_.emplace(party, std::move(p)).first->second;
+  }
+
+  absl::StatusOr<Thread*> ThreadOf(const std::string& key, Txn& txn) {
+    auto it = threads_.find(key);
+    if (it != threads_.end()) return &it->second;
+    IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, txn.Get(key));
+    Thread t;
+    if (v) {
+      IHS_ASSIGN_OR_RETURN(t, DecodeThread(*v));
+    }
+    return &threads_.emplace(key, std::move(t)).first->second;
+  }
+
+  absl::StatusOr<schema::PartyKind> KindOf(const std::string& party, Txn& txn) {
+    if (auto it = kinds_.find(party); it != kinds_.end()) return it->second;
+    IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, txn.Get(PartyKey('K', party)));
+    const auto kind = v && v->size() == 1 ? static_cast<schema::PartyKind>(
+                                                static_cast<uint8_t>((*v)[0]))
+                                          : schema::PartyKind::UNSPECIFIED;
+    kinds_[party] = kind;
+    return kind;
+  }
+
+  // A reply by the company: outbound, or public and said by an employee.
+  absl::StatusOr<bool> IsCompanyReply(schema::Touchpoint::Reader t, Txn& txn) {
+    if (t.getType() != TouchpointType::REPLY) return false;
+    if (t.getDirection() == Direction::OUTBOUND) return true;
+    if (t.getDirection() != Direction::PUBLIC || t.getCounterpart().size() == 0) return false;
+    IHS_ASSIGN_OR_RETURN(schema::PartyKind k, KindOf(std::string(View(t.getCounterpart())), txn));
+    return k == schema::PartyKind::EMPLOYEE;
+  }
+
+  // The thread an event belongs to (see schema/timeline.capnp TimelineEntry.thread).
+  absl::StatusOr<std::string> ThreadName(const std::string& party, schema::Event::Reader ev,
+                                         Txn& txn) {
+    const auto t = ev.getTouchpoint();
+    if (t.getThreadId().size() > 0) return std::string(View(t.getThreadId()));
+    if (t.getInReplyTo().size() == 16) {
+      IHS_ASSIGN_OR_RETURN(std::optional<store::StoredEvent> target,
+                           txn.FindEarlierEvent(View(t.getInReplyTo())));
+      if (target && target->event().isTouchpoint() &&
+          View(target->event().getStreamId()) == party) {
+        const auto tt = target->event().getTouchpoint();
+        if (tt.getThreadId().size() > 0) return std::string(View(tt.getThreadId()));
+      }
+      return absl::StrCat("event:", absl::BytesToHexString(View(t.getInReplyTo())));
+    }
+    if (WaitsForAnswer(t.getDirection(), t.getType())) {
+      return absl::StrCat("event:", absl::BytesToHexString(View(ev.getId())));
+    }
+    return std::string();
+  }
+
+  // Reads, changes and writes back one stored entry.
+  template <typename F>
+  absl::Status UpdateEntry(const std::string& key, Txn& txn, F&& change) {
+    IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, txn.Get(key));
+    if (!v) return absl::DataLossError("timeline state: a thread names an entry that is missing");
+    Record rec(*v);
+    IHS_ASSIGN_OR_RETURN(auto r, rec.Root<schema::TimelineEntry>());
+    capnp::MallocMessageBuilder m;
+    m.setRoot(r);
+    auto b = m.getRoot<schema::TimelineEntry>();
+    change(b);
+    txn.Put(key, Encode(m));
+    return absl::OkStatus();
+  }
+
+  static void SetAnswer(schema::Answer::Builder a, const Member& reply, int64_t occurred) {
+    a.setReplyPosition(reply.position);
+    a.setReplyEventId(AsData(reply.id));
+    a.setReplyChannel(reply.channel);
+    a.setRepliedAt(reply.occurred);
+    a.setWallSeconds((reply.occurred - occurred) / kMicrosPerSecond);
+    a.setServiceSeconds(ServiceHours::Default().Between(occurred, reply.occurred) /
+                        kMicrosPerSecond);
+  }
+
+  static void Count(PartyState& p, Channel channel, Direction d, int64_t occurred, float sentiment,
+                    int sign) {
+    ChannelCounts& c = p.channels[static_cast<uint16_t>(channel)];
+    if (sign > 0) {
+      if (c.inbound + c.outbound + c.pub == 0 || occurred < c.first) c.first = occurred;
+      if (c.inbound + c.outbound + c.pub == 0 || occurred > c.last) c.last = occurred;
+    }
+    uint32_t& n = d == Direction::INBOUND ? c.inbound : d == Direction::OUTBOUND ? c.outbound : c.pub;
+    n = static_cast<uint32_t>(static_cast<int64_t>(n) + sign);
+    p.entries = static_cast<uint64_t>(static_cast<int64_t>(p.entries) + sign);
+    Sentiment(p, occurred, sentiment, sign);
+  }
+
+  static void Sentiment(PartyState& p, int64_t occurred, float sentiment, int sign) {
+    if (std::isnan(sentiment)) return;
+    auto& day = p.days[DayOf(occurred)];
+    day.first += sign * static_cast<double>(sentiment);
+    day.second = static_cast<uint32_t>(static_cast<int64_t>(day.second) + sign);
+    if (day.second == 0) p.days.erase(DayOf(occurred));
+  }
+
+  absl::Status Add(const std::string& party, const store::StoredEvent& stored, Txn& txn) {
+    const schema::Event::Reader ev = stored.event();
+    const schema::Touchpoint::Reader t = ev.getTouchpoint();
+    const int64_t occurred = ev.getOccurredAt();
+    const uint64_t position = stored.position();
+    IHS_ASSIGN_OR_RETURN(PartyState * p, Party(party, txn));
+    IHS_ASSIGN_OR_RETURN(const bool company_reply, IsCompanyReply(t, txn));
+    IHS_ASSIGN_OR_RETURN(const std::string thread, ThreadName(party, ev, txn));
+    const bool waits = WaitsForAnswer(t.getDirection(), t.getType());
+
+    capnp::MallocMessageBuilder m(256);
+    auto e = m.initRoot<schema::TimelineEntry>();
+    e.setPosition(position);
+    e.setEventId(ev.getId());
+    e.setOccurredAt(occurred);
+    e.setRecordedAt(ev.getRecordedAt());
+    e.setChannel(t.getChannel());
+    e.setDirection(t.getDirection());
+    e.setType(t.getType());
+    e.setSentiment(t.getSentiment());
+    if (t.hasTopics()) e.setTopics(t.getTopics());
+    e.setThread(thread);
+    e.setInReplyTo(t.getInReplyTo());
+    e.setCounterpart(t.getCounterpart());
+    e.setCampaignId(t.getCampaignId());
+    e.setAudienceSize(t.getAudienceSize());
+    e.setSourceSystem(ev.getSourceSystem());
+    e.setCompanyReply(company_reply);
+    Count(*p, t.getChannel(), t.getDirection(), occurred, t.getSentiment(), +1);
+
+    Member self;
+    self.reply = company_reply;
+    self.occurred = occurred;
+    self.position = position;
+    self.channel = t.getChannel();
+    self.id = std::string(View(ev.getId()));
+    if (!thread.empty() && (waits || company_reply)) {
+      IHS_ASSIGN_OR_RETURN(Thread * th, ThreadOf(ThreadKey(party, thread), txn));
+      if (waits) {
+        // The company's first reply at or after it, on any channel.
+        const Member* best = nullptr;
+        for (const Member& r : *th) {
+          if (r.reply && r.occurred >= occurred &&
+              (best == nullptr || std::tie(r.occurred, r.position) <
+                                      std::tie(best->occurred, best->position))) {
+            best = &r;
+          }
+        }
+        if (best) {
+          SetAnswer(e.getResponse().initAnswered(), *best, occurred);
+          self.answered = true;
+          self.ans_occurred = best->occurred;
+          self.ans_position = best->position;
+          p->responses[position] = {e.getResponse().getAnswered().getWallSeconds(),
+                                    e.getResponse().getAnswered().getServiceSeconds()};
+        } else {
+          e.getResponse().setOpen();
+          p->open[position] = {self.id, t.getChannel(), t.getType(), occurred};
+        }
+      } else {
+        // Answers every message of the thread that happened at or before it and has no earlier
+        // answer.
+        for (Member& in : *th) {
+          if (in.reply || in.occurred > occurred) continue;
+          if (in.answered &&
+              std::tie(in.ans_occurred, in.ans_position) <= std::tie(occurred, position)) {
+            continue;
+          }
+          in.answered = true;
+          in.ans_occurred = occurred;
+          in.ans_position = position;
+          bool retracted = false;
+          int64_t wall = 0, service = 0;
+          IHS_RETURN_IF_ERROR(UpdateEntry(
+              EntryKey(party, in.occurred, in.position), txn, [&](schema::TimelineEntry::Builder b) {
+                SetAnswer(b.getResponse().initAnswered(), self, in.occurred);
+                retracted = b.hasRetractedBy();
+                wall = b.getResponse().getAnswered().getWallSeconds();
+                service = b.getResponse().getAnswered().getServiceSeconds();
+              }));
+          p->open.erase(in.position);
+          if (!retracted) p->responses[in.position] = {wall, service};
+        }
+      }
+      th->push_back(std::move(self));
+    } else if (waits) {
+      e.getResponse().setOpen();  // no thread: nothing can answer it
+      p->open[position] = {std::string(View(ev.getId())), t.getChannel(), t.getType(), occurred};
+    }
+
+    // A channel switch: a new message that follows up (causationId) on a message waiting for an
+    // answer, on another channel.
+    const bool speaks = (t.getDirection() == Direction::INBOUND ||
+                         t.getDirection() == Direction::PUBLIC) &&
+                        (t.getType() == TouchpointType::MESSAGE ||
+                         t.getType() == TouchpointType::REQUEST ||
+                         t.getType() == TouchpointType::COMPLAINT);
+    if (speaks && ev.getCausationId().size() == 16) {
+      IHS_ASSIGN_OR_RETURN(std::optional<store::StoredEvent> cause,
+                           txn.FindEarlierEvent(View(ev.getCausationId())));
+      if (cause && cause->event().isTouchpoint()) {
+        const auto ct = cause->event().getTouchpoint();
+        if (WaitsForAnswer(ct.getDirection(), ct.getType()) &&
+            ct.getChannel() != t.getChannel()) {
+          SetSwitch(e.initSwitchFrom(), cause->event(), cause->position());
+          ++p->switches;
+        }
+      } else if (!cause) {
+        // The message it follows up on has a later position (one append may order a batch's
+        // streams as it likes): it marks this one when it comes.
+        std::string effect = PartyKey('P', party);
+        PutTime(&effect, occurred);
+        PutBigEndian64(&effect, position);
+        PutBigEndian32(&effect, static_cast<uint32_t>(t.getChannel()));
+        txn.Put(absl::StrCat("P", View(ev.getCausationId())), std::move(effect));
+      }
+    }
+    txn.Put(EntryKey(party, occurred, position), Encode(m));
+    if (waits) IHS_RETURN_IF_ERROR(MarkLateSwitch(stored, txn));
+    return absl::OkStatus();
+  }
+
+  static void SetSwitch(schema::SwitchFrom::Builder s, schema::Event::Reader cause,
+                        uint64_t position) {
+    s.setParty(cause.getStreamId());
+    s.setEventId(cause.getId());
+    s.setChannel(cause.getTouchpoint().getChannel());
+    s.setOccurredAt(cause.getOccurredAt());
+    s.setPosition(position);
+  }
+
+  // A message that an earlier event already followed up on (key "P" | its id, written above).
+  absl::Status MarkLateSwitch(const store::StoredEvent& cause, Txn& txn) {
+    const schema::Event::Reader ev = cause.event();
+    const std::string key = absl::StrCat("P", View(ev.getId()));
+    IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, txn.Get(key));
+    if (!v) return absl::OkStatus();
+    txn.Delete(key);
+    //   value := "P" | party | occurred_at | position | channel: fixed32 (the follow-up's)
+    if (v->size() < 3 + 20) return absl::DataLossError("timeline state: a bad pending switch");
+    const size_t len = (static_cast<uint8_t>((*v)[1]) << 8) | static_cast<uint8_t>((*v)[2]);
+    if (v->size() != 3 + len + 20) return absl::DataLossError("timeline state: a bad pending switch");
+    const std::string party = v->substr(3, len);
+    const char* rest = v->data() + 3 + len;
+    const auto channel = static_cast<Channel>(GetBigEndian32(rest + 16));
+    if (channel == ev.getTouchpoint().getChannel()) return absl::OkStatus();
+    std::string entry = PartyKey('E', party);
+    entry.append(rest, 16);
+    IHS_RETURN_IF_ERROR(UpdateEntry(entry, txn, [&](schema::TimelineEntry::Builder b) {
+      SetSwitch(b.initSwitchFrom(), ev, cause.position());
+    }));
+    IHS_ASSIGN_OR_RETURN(PartyState * p, Party(party, txn));
+    ++p->switches;
+    return absl::OkStatus();
+  }
+
+  // A correction replaces the sentiment and topics of the event it names; a retraction marks
+  // it withdrawn and takes it out of the summary. The original stays in the log.
+  absl::Status Correct(const std::string& party, const store::StoredEvent& stored,
+                       const store::StoredEvent& target, Txn& txn) {
+    const auto t = stored.event().getTouchpoint();
+    const bool retraction = t.getType() == TouchpointType::RETRACTION;
+    const std::string id(View(stored.event().getId()));
+    const uint64_t pos = target.position();
+    IHS_ASSIGN_OR_RETURN(PartyState * p, Party(party, txn));
+    return UpdateEntry(
+        EntryKey(party, target.event().getOccurredAt(), pos), txn,
+        [&](schema::TimelineEntry::Builder b) {
+          const bool was_retracted = b.hasRetractedBy();
+          if (retraction) {
+            if (was_retracted) return;
+            b.setRetractedBy(AsData(id));
+            Count(*p, b.getChannel(), b.getDirection(), b.getOccurredAt(), b.getSentiment(), -1);
+            p->open.erase(pos);
+            p->responses.erase(pos);
+            return;
+          }
+          b.setCorrectedBy(AsData(id));
+          if (!std::isnan(t.getSentiment())) {
+            if (!was_retracted) {
+              Sentiment(*p, b.getOccurredAt(), b.getSentiment(), -1);
+              Sentiment(*p, b.getOccurredAt(), t.getSentiment(), +1);
+            }
+            b.setSentiment(t.getSentiment());
+          }
+          if (t.getTopics().size() > 0) b.setTopics(t.getTopics());
+        });
+  }
+
+  std::map<std::string, PartyState> parties_;
+  std::map<std::string, Thread> threads_;
+  absl::flat_hash_map<std::string, schema::PartyKind> kinds_;
+};
+
+}  // namespace
+
+std::unique_ptr<Projection> NewTimelineProjection() {
+  return std::make_unique<TimelineProjection>();
+}
+
+absl::Status Validate(const Query& q) {
+  if (q.party.empty()) return absl::InvalidArgumentError("a timeline needs a party");
+  if (q.party.size() > store::kMaxStreamIdBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a party id has at most ", store::kMaxStreamIdBytes, " bytes"));
+  }
+  if (q.from > q.to) {
+    return absl::InvalidArgumentError(absl::StrCat("the time range is backwards: from ",
+                                                   schema::FormatMicros(q.from), " is after to ",
+                                                   schema::FormatMicros(q.to)));
+  }
+  if (q.limit == 0 || q.limit > kMaxPageEntries) {
+    return absl::InvalidArgumentError(absl::StrCat("limit ", q.limit, " is out of range: 1 to ",
+                                                   kMaxPageEntries, " entries per page"));
+  }
+  for (Channel c : q.channels) {
+    if (c == Channel::UNSPECIFIED || static_cast<uint16_t>(c) > static_cast<uint16_t>(Channel::IN_PERSON)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown channel ", static_cast<uint16_t>(c)));
+    }
+  }
+  if (!q.cursor.empty()) {
+    std::string raw = absl::HexStringToBytes(q.cursor);
+    if (q.cursor.size() != 32 || absl::BytesToHexString(raw) != absl::AsciiStrToLower(q.cursor)) {
+      return absl::InvalidArgumentError(absl::StrCat("bad cursor \"", q.cursor,
+                                                     "\": pass a page's nextCursor unchanged"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+absl::Status RequireParty(const StateView& view, const std::string& party,
+                          std::optional<std::string>* state) {
+  IHS_ASSIGN_OR_RETURN(*state, view.Get(PartyKey('S', party)));
+  if (!*state) return absl::NotFoundError(absl::StrCat("no such party: ", party));
+  return absl::OkStatus();
+}
+
+int64_t WaitedSeconds(absl::Time as_of, int64_t occurred) {
+  return std::max<int64_t>(0, (absl::ToUnixMicros(as_of) - occurred) / kMicrosPerSecond);
+}
+
+}  // namespace
+
+absl::Status ReadPage(const StateView& view, const Query& q, capnp::MessageBuilder& out,
+                      store::EventStore* store) {
+  IHS_RETURN_IF_ERROR(Validate(q));
+  std::optional<std::string> state;
+  IHS_RETURN_IF_ERROR(RequireParty(view, q.party, &state));
+  std::string from = PartyKey('E', q.party);
+  std::string to = from;
+  if (!q.cursor.empty()) {
+    from.append(absl::HexStringToBytes(q.cursor));
+  } else {
+    PutTime(&from, q.from);
+  }
+  PutTime(&to, q.to);
+  std::vector<std::unique_ptr<Record>> records;
+  std::string next;
+  absl::Status bad;
+  IHS_RETURN_IF_ERROR(view.Scan(from, to, [&](absl::string_view key, absl::string_view value) {
+    auto rec = std::make_unique<Record>(value);
+    auto r = rec->Root<schema::TimelineEntry>();
+    if (!r.ok()) {
+      bad = r.status();
+      return false;
+    }
+    if (!q.channels.empty() &&
+        std::find(q.channels.begin(), q.channels.end(), r->getChannel()) == q.channels.end()) {
+      return true;
+    }
+    if (records.size() == q.limit) {
+      next = absl::BytesToHexString(key.substr(key.size() - 16));
+      return false;
+    }
+    records.push_back(std::move(rec));
+    return true;
+  }));
+  IHS_RETURN_IF_ERROR(bad);
+  auto page = out.initRoot<schema::TimelinePage>();
+  page.setParty(q.party);
+  page.setNextCursor(next);
+  page.setCheckpoint(view.checkpoint());
+  auto entries = page.initEntries(static_cast<unsigned>(records.size()));
+  for (unsigned i = 0; i < records.size(); ++i) {
+    auto r = *records[i]->Root<schema::TimelineEntry>();
+    entries.setWithCaveats(i, r);
+    auto e = entries[i];
+    if (e.getResponse().isOpen()) e.setWaitingSeconds(WaitedSeconds(q.as_of, e.getOccurredAt()));
+    if (store != nullptr) {
+      IHS_ASSIGN_OR_RETURN(std::vector<store::StoredEvent> ev, store->ReadAll(e.getPosition(), 1));
+      if (!ev.empty() && ev[0].content_state() == store::ContentState::kOpen) {
+        e.setSubject(ev[0].content().getSubject());
+        e.setText(ev[0].content().getText());
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadSummary(const StateView& view, const std::string& party, absl::Time as_of,
+                         capnp::MessageBuilder& out) {
+  if (party.empty()) return absl::InvalidArgumentError("a summary needs a party");
+  std::optional<std::string> state;
+  IHS_RETURN_IF_ERROR(RequireParty(view, party, &state));
+  IHS_ASSIGN_OR_RETURN(PartyState p, DecodeParty(*state));
+  auto s = out.initRoot<schema::TimelineSummary>();
+  s.setParty(party);
+  s.setKind(p.kind);
+  s.setEntries(p.entries);
+  s.setAsOf(absl::ToUnixMicros(as_of));
+  unsigned i = 0;
+  std::vector<std::pair<uint16_t, ChannelCounts>> used;
+  for (const auto& c : p.channels) {
+    if (c.second.inbound + c.second.outbound + c.second.pub > 0) used.push_back(c);
+  }
+  auto ch = s.initChannels(static_cast<unsigned>(used.size()));
+  for (const auto& [c, n] : used) {
+    auto x = ch[i++];
+    x.setChannel(static_cast<Channel>(c));
+    x.setFirstAt(n.first);
+    x.setLastAt(n.last);
+    x.setInbound(n.inbound);
+    x.setOutbound(n.outbound);
+    x.setPublic(n.pub);
+  }
+  std::vector<std::pair<uint64_t, const OpenMsg*>> open;
+  for (const auto& [pos, o] : p.open) open.emplace_back(pos, &o);
+  std::sort(open.begin(), open.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.second->occurred, a.first) < std::tie(b.second->occurred, b.first);
+  });
+  auto os = s.initOpen(static_cast<unsigned>(open.size()));
+  i = 0;
+  for (const auto& [pos, o] : open) {
+    auto x = os[i++];
+    x.setPosition(pos);
+    x.setEventId(AsData(o->id));
+    x.setChannel(o->channel);
+    x.setType(o->type);
+    x.setOccurredAt(o->occurred);
+    x.setWaitingSeconds(WaitedSeconds(as_of, o->occurred));
+  }
+  s.setAnswered(p.responses.size());
+  if (!p.responses.empty()) {
+    std::vector<int64_t> wall, service;
+    for (const auto& [pos, r] : p.responses) {
+      wall.push_back(r.first);
+      service.push_back(r.second);
+    }
+    // The lower median: an observed value, never an average of two.
+    const size_t mid = (wall.size() - 1) / 2;
+    std::nth_element(wall.begin(), wall.begin() + static_cast<long>(mid), wall.end());
+    std::nth_element(service.begin(), service.begin() + static_cast<long>(mid), service.end());
+    s.setMedianResponseSeconds(wall[mid]);
+    s.setMedianResponseServiceSeconds(service[mid]);
+  }
+  const int32_t today = DayOf(absl::ToUnixMicros(as_of));
+  double sum = 0;
+  uint32_t count = 0;
+  for (auto it = p.days.lower_bound(today - 89); it != p.days.end() && it->first <= today; ++it) {
+    sum += it->second.first;
+    count += it->second.second;
+  }
+  if (count > 0) s.setSentiment90d(static_cast<float>(sum / count));
+  s.setSentimentCount90d(count);
+  s.setChannelSwitches(p.switches);
+  return absl::OkStatus();
+}
+
+}  // namespace ihs::projections::timeline

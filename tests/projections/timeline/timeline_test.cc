@@ -1,0 +1,331 @@
+// Tests of projections/timeline/timeline.h against the workload generator's ground truth: every
+// unanswered message shows as open, every response time matches to the second, every channel
+// switch is marked, every correction is applied; plus ordering, paging, the summary and bad
+// input.
+#include "projections/timeline/timeline.h"
+
+#include <capnp/message.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <sstream>
+
+#include "absl/strings/escaping.h"
+#include "bench/workload/generator.h"
+#include "bench/workload/load.h"
+#include "nlohmann/json.hpp"
+#include "projections/registry.h"
+#include "schema/json.h"
+#include "tests/testutil/testutil.h"
+
+namespace ihs::projections::timeline {
+namespace {
+
+using schema::Channel;
+
+struct Entry {
+  uint64_t position;
+  int64_t occurred;
+  std::string channel, type, response, reply, switch_from, switch_channel, corrected, retracted;
+  int64_t wall = -1, service = -1;
+};
+
+class TimelineTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new ihs::testing::TempDir();
+    store::Options o;
+    o.path = dir_->Sub("data");
+    o.sync = false;  // a test fixture; nothing here is about durability
+    auto s = store::EventStore::Open(o);
+    ASSERT_TRUE(s.ok()) << s.status();
+    store_ = s->release();
+    workload::Config c;
+    c.parties = 3000;
+    c.days = 60;
+    c.seed = 11;
+    workload::Generator g(c);
+    IHS_ASSERT_OK(workload::LoadIntoStore(g, *store_).status());
+    std::stringstream truth;
+    g.WriteTruth(truth);
+    truth_ = new nlohmann::json(nlohmann::json::parse(truth.str()));
+    auto r = Runner::Open(store_, AllProjections());
+    ASSERT_TRUE(r.ok()) << r.status();
+    runner_ = r->release();
+    IHS_ASSERT_OK(runner_->CatchUp(kName));
+    std::string err;
+    ASSERT_TRUE(absl::ParseTime(absl::RFC3339_full, (*truth_)["as_of"].get<std::string>(), &as_of_,
+                                &err))
+        << err;
+  }
+  static void TearDownTestSuite() {
+    delete runner_;
+    delete store_;
+    delete truth_;
+    delete dir_;
+  }
+
+  // The party's whole timeline, by event id (hex), read a page at a time.
+  static const std::map<std::string, Entry>& TimelineOf(const std::string& party) {
+    static std::map<std::string, std::map<std::string, Entry>> cache;
+    auto it = cache.find(party);
+    if (it != cache.end()) return it->second;
+    std::map<std::string, Entry>& out = cache[party];
+    auto view = runner_->View(kName);
+    EXPECT_TRUE(view.ok()) << view.status();
+    Query q;
+    q.party = party;
+    q.limit = kMaxPageEntries;
+    q.as_of = as_of_;
+    int64_t last_occurred = INT64_MIN;
+    for (;;) {
+      capnp::MallocMessageBuilder m;
+      absl::Status s = ReadPage(*view, q, m);
+      EXPECT_TRUE(s.ok()) << s;
+      if (!s.ok()) break;
+      auto page = m.getRoot<schema::TimelinePage>();
+      for (auto e : page.getEntries()) {
+        EXPECT_GE(e.getOccurredAt(), last_occurred) << "out of order in " << party;
+        last_occurred = e.getOccurredAt();
+        Entry x;
+        x.position = e.getPosition();
+        x.occurred = e.getOccurredAt();
+        x.channel = schema::EnumName(e.getChannel());
+        x.type = schema::EnumName(e.getType());
+        if (e.getResponse().isOpen()) x.response = "open";
+        if (e.getResponse().isAnswered()) {
+          x.response = "answered";
+          auto a = e.getResponse().getAnswered();
+          x.reply = Hex(a.getReplyEventId());
+          x.wall = a.getWallSeconds();
+          x.service = a.getServiceSeconds();
+        }
+        if (e.hasSwitchFrom()) {
+          x.switch_from = Hex(e.getSwitchFrom().getEventId());
+          x.switch_channel = schema::EnumName(e.getSwitchFrom().getChannel());
+        }
+        x.corrected = Hex(e.getCorrectedBy());
+        x.retracted = Hex(e.getRetractedBy());
+        out[Hex(e.getEventId())] = x;
+      }
+      if (page.getNextCursor().size() == 0) break;
+      q.cursor = page.getNextCursor().cStr();
+    }
+    return out;
+  }
+
+  static std::string Hex(capnp::Data::Reader d) {
+    return absl::BytesToHexString(
+        absl::string_view(reinterpret_cast<const char*>(d.begin()), d.size()));
+  }
+
+  // Which stream holds an event (the truth names parties only for some records).
+  static std::string StreamOf(const std::string& hex_id) {
+    auto pos = store_->FindEvent(absl::HexStringToBytes(hex_id));
+    EXPECT_TRUE(pos.ok() && pos->has_value()) << hex_id;
+    auto ev = store_->ReadAll(**pos, 1);
+    EXPECT_TRUE(ev.ok());
+    return std::string((*ev)[0].event().getStreamId().cStr());
+  }
+
+  static ihs::testing::TempDir* dir_;
+  static store::EventStore* store_;
+  static Runner* runner_;
+  static nlohmann::json* truth_;
+  static absl::Time as_of_;
+};
+
+ihs::testing::TempDir* TimelineTest::dir_;
+store::EventStore* TimelineTest::store_;
+Runner* TimelineTest::runner_;
+nlohmann::json* TimelineTest::truth_;
+absl::Time TimelineTest::as_of_;
+
+TEST_F(TimelineTest, EveryUnansweredMessageOfTheTruthShowsAsOpenWithItsWait) {
+  const auto& open = (*truth_)["unanswered"];
+  ASSERT_GT(open.size(), 20u);
+  size_t complaints = 0;
+  for (const auto& u : open) {
+    const auto& tl = TimelineOf(u["party"]);
+    auto it = tl.find(u["event"]);
+    ASSERT_NE(it, tl.end()) << u.dump();
+    EXPECT_EQ(it->second.response, "open") << u.dump();
+    EXPECT_EQ(it->second.channel, u["channel"].get<std::string>());
+    complaints += u["type"] == "complaint";
+  }
+  EXPECT_GT(complaints, 5u);
+}
+
+TEST_F(TimelineTest, ResponseTimesMatchTheTruthToTheSecond) {
+  const auto& responses = (*truth_)["responses"];
+  ASSERT_GT(responses.size(), 100u);
+  for (const auto& r : responses) {
+    const auto& tl = TimelineOf(StreamOf(r["event"]));
+    auto it = tl.find(r["event"]);
+    ASSERT_NE(it, tl.end()) << r.dump();
+    EXPECT_EQ(it->second.response, "answered") << r.dump();
+    EXPECT_EQ(it->second.reply, r["reply"].get<std::string>()) << r.dump();
+    EXPECT_EQ(it->second.wall, r["wall_s"].get<int64_t>()) << r.dump();
+    EXPECT_EQ(it->second.service, r["service_s"].get<int64_t>()) << r.dump();
+  }
+}
+
+TEST_F(TimelineTest, EveryChannelSwitchOfTheTruthIsMarked) {
+  const auto& switches = (*truth_)["channel_switches"];
+  ASSERT_GT(switches.size(), 10u);
+  size_t public_ones = 0;
+  for (const auto& s : switches) {
+    const auto& tl = TimelineOf(s["to_party"]);
+    auto it = tl.find(s["to_event"]);
+    ASSERT_NE(it, tl.end()) << s.dump();
+    EXPECT_EQ(it->second.switch_from, s["from_event"].get<std::string>()) << s.dump();
+    EXPECT_EQ(it->second.switch_channel, s["from_channel"].get<std::string>()) << s.dump();
+    EXPECT_EQ(it->second.channel, s["to_channel"].get<std::string>()) << s.dump();
+    public_ones += s["public"].get<bool>();
+  }
+  EXPECT_GT(public_ones, 0u);
+}
+
+TEST_F(TimelineTest, CorrectionsAndRetractionsChangeTheEntryTheyName) {
+  const auto& corrections = (*truth_)["corrections"];
+  ASSERT_GT(corrections.size(), 5u);
+  for (const auto& c : corrections) {
+    const std::string party = StreamOf(c["corrects"]);
+    const auto& tl = TimelineOf(party);
+    auto it = tl.find(c["corrects"]);
+    ASSERT_NE(it, tl.end()) << c.dump();
+    if (c["retraction"].get<bool>()) {
+      EXPECT_EQ(it->second.retracted, c["event"].get<std::string>()) << c.dump();
+    } else {
+      EXPECT_EQ(it->second.corrected, c["event"].get<std::string>()) << c.dump();
+    }
+    // The correction itself is not an entry of its own: it changed the one it names.
+    EXPECT_EQ(tl.count(c["event"]), 0u) << c.dump();
+  }
+}
+
+TEST_F(TimelineTest, SummaryCountsOpenMessagesAndTheMedianResponse) {
+  // The story party: an unanswered email, then a public complaint on Twitter (a switch).
+  const std::string party = (*truth_)["story"]["party"];
+  auto view = runner_->View(kName);
+  IHS_ASSERT_OK(view);
+  capnp::MallocMessageBuilder m;
+  IHS_ASSERT_OK(ReadSummary(*view, party, as_of_, m));
+  auto s = m.getRoot<schema::TimelineSummary>();
+  size_t truth_open = 0;
+  for (const auto& u : (*truth_)["unanswered"]) truth_open += u["party"] == party;
+  EXPECT_EQ(s.getOpen().size(), truth_open);
+  EXPECT_GE(s.getChannelSwitches(), 1u);
+  const auto& tweet = TimelineOf(party).at((*truth_)["story"]["tweet"]);
+  EXPECT_EQ(tweet.switch_from, (*truth_)["story"]["email"].get<std::string>());
+  // Across the parties with open messages, the summary lists exactly the truth's.
+  std::map<std::string, size_t> open_by_party;
+  for (const auto& u : (*truth_)["unanswered"]) ++open_by_party[u["party"]];
+  for (const auto& [p, n] : open_by_party) {
+    capnp::MallocMessageBuilder mm;
+    IHS_ASSERT_OK(ReadSummary(*view, p, as_of_, mm));
+    EXPECT_EQ(mm.getRoot<schema::TimelineSummary>().getOpen().size(), n) << p;
+  }
+  EXPECT_EQ(s.getEntries(), TimelineOf(party).size());
+  // For every party with answers, the summary's median is the truth's.
+  size_t checked = 0;
+  std::map<std::string, std::vector<int64_t>> walls;
+  for (const auto& r : (*truth_)["responses"]) {
+    walls[StreamOf(r["event"])].push_back(r["wall_s"].get<int64_t>());
+  }
+  for (auto& [p, w] : walls) {
+    capnp::MallocMessageBuilder mm;
+    IHS_ASSERT_OK(ReadSummary(*view, p, as_of_, mm));
+    auto ps = mm.getRoot<schema::TimelineSummary>();
+    EXPECT_EQ(ps.getAnswered(), w.size()) << p;
+    std::sort(w.begin(), w.end());
+    EXPECT_EQ(ps.getMedianResponseSeconds(), w[(w.size() - 1) / 2]) << p;
+    ++checked;
+  }
+  EXPECT_GT(checked, 100u);
+}
+
+TEST_F(TimelineTest, PagesFollowedByCursorEqualOneLargePage) {
+  const std::string party = (*truth_)["story"]["party"];
+  auto view = runner_->View(kName);
+  IHS_ASSERT_OK(view);
+  Query all;
+  all.party = party;
+  all.limit = kMaxPageEntries;
+  capnp::MallocMessageBuilder big;
+  IHS_ASSERT_OK(ReadPage(*view, all, big));
+  std::vector<uint64_t> expected;
+  for (auto e : big.getRoot<schema::TimelinePage>().getEntries()) expected.push_back(e.getPosition());
+  ASSERT_GT(expected.size(), 3u);
+  Query q = all;
+  q.limit = 2;
+  std::vector<uint64_t> got;
+  for (int pages = 0; pages < 1000; ++pages) {
+    capnp::MallocMessageBuilder m;
+    IHS_ASSERT_OK(ReadPage(*view, q, m));
+    auto page = m.getRoot<schema::TimelinePage>();
+    EXPECT_LE(page.getEntries().size(), 2u);
+    for (auto e : page.getEntries()) got.push_back(e.getPosition());
+    if (page.getNextCursor().size() == 0) break;
+    q.cursor = page.getNextCursor().cStr();
+  }
+  EXPECT_EQ(got, expected);
+}
+
+TEST_F(TimelineTest, TimeRangeAndChannelFilterSelectEntries) {
+  const std::string party = (*truth_)["story"]["party"];
+  auto view = runner_->View(kName);
+  IHS_ASSERT_OK(view);
+  Query q;
+  q.party = party;
+  q.limit = kMaxPageEntries;
+  q.channels = {Channel::TWITTER};
+  capnp::MallocMessageBuilder m;
+  IHS_ASSERT_OK(ReadPage(*view, q, m));
+  auto entries = m.getRoot<schema::TimelinePage>().getEntries();
+  ASSERT_GE(entries.size(), 1u);
+  for (auto e : entries) EXPECT_EQ(e.getChannel(), Channel::TWITTER);
+  q.channels.clear();
+  q.from = entries[0].getOccurredAt();
+  q.to = q.from + 1;
+  capnp::MallocMessageBuilder one;
+  IHS_ASSERT_OK(ReadPage(*view, q, one));
+  for (auto e : one.getRoot<schema::TimelinePage>().getEntries()) {
+    EXPECT_EQ(e.getOccurredAt(), q.from);
+  }
+}
+
+TEST_F(TimelineTest, BadQueriesAreClearErrors) {
+  auto view = runner_->View(kName);
+  IHS_ASSERT_OK(view);
+  auto code = [&](const Query& q) {
+    capnp::MallocMessageBuilder m;
+    absl::Status s = ReadPage(*view, q, m);
+    return std::make_pair(s.code(), std::string(s.message()));
+  };
+  Query q;
+  q.party = "no-such-party";
+  EXPECT_EQ(code(q), std::make_pair(absl::StatusCode::kNotFound,
+                                    std::string("no such party: no-such-party")));
+  capnp::MallocMessageBuilder m;
+  EXPECT_EQ(ReadSummary(*view, "no-such-party", as_of_, m).code(), absl::StatusCode::kNotFound);
+  q.party = (*truth_)["story"]["party"];
+  Query bad = q;
+  bad.from = 10, bad.to = 5;
+  EXPECT_EQ(code(bad).first, absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(code(bad).second.find("backwards"), std::string::npos);
+  bad = q;
+  bad.limit = 0;
+  EXPECT_EQ(code(bad).first, absl::StatusCode::kInvalidArgument);
+  bad.limit = kMaxPageEntries + 1;
+  EXPECT_NE(code(bad).second.find("limit 1001"), std::string::npos);
+  bad = q;
+  bad.channels = {static_cast<Channel>(99)};
+  EXPECT_NE(code(bad).second.find("unknown channel 99"), std::string::npos);
+  bad = q;
+  bad.cursor = "zz";
+  EXPECT_NE(code(bad).second.find("bad cursor"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ihs::projections::timeline
