@@ -411,10 +411,12 @@ absl::Status Runner::RebuildSlot(Slot& slot, const store::ProgressFn& progress) 
   std::unique_ptr<Projection> projection = slot.factory();
   // Most of the log without holding up the live worker.
   for (;;) {
+    bool stop = false;
     {
       absl::MutexLock l(&slot.mu);
-      if (slot.stop) return done(absl::CancelledError("the runner is stopping"));
+      stop = slot.stop;
     }
+    if (stop) return done(absl::CancelledError("the runner is stopping"));
     const uint64_t head = store_->Head();
     if (head - gen->checkpoint() < options_.rebuild_batch_events) break;
     absl::StatusOr<uint64_t> n =
@@ -493,7 +495,9 @@ void Runner::Work(Slot& slot) {
       continue;
     }
     if (!applied && !rebuild) {
-      store_->WaitForCommit(slot.Active()->checkpoint(), absl::Now() + absl::Milliseconds(200));
+      // Not holding the generation while it waits: a swap drops the old one at once.
+      const uint64_t checkpoint = slot.Active()->checkpoint();
+      store_->WaitForCommit(checkpoint, absl::Now() + absl::Milliseconds(200));
     }
   }
 }
@@ -519,6 +523,8 @@ void Runner::Stop() {
   for (auto& s : slots_) {
     if (s->worker.joinable()) s->worker.join();
     if (s->rebuilder.joinable()) s->rebuilder.join();
+    absl::MutexLock l(&s->mu);
+    s->stop = false;  // CatchUp and Rebuild work on a stopped runner
   }
 }
 

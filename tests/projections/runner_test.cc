@@ -1,0 +1,209 @@
+// Tests of projections/runner.h: live state equals a rebuild from zero byte for byte, corrupt
+// state is reported and rebuilt instead of served, a changed version rebuilds, a crash resumes
+// from the checkpoint, and status reports checkpoint and lag.
+#include "projections/runner.h"
+
+#include <capnp/message.h>
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "bench/workload/generator.h"
+#include "bench/workload/load.h"
+#include "projections/registry.h"
+#include "projections/timeline/timeline.h"
+#include "tests/testutil/testutil.h"
+
+namespace ihs::projections {
+namespace {
+
+// Every key and value of a state family, in order.
+std::vector<std::pair<std::string, std::string>> Dump(store::EventStore& store,
+                                                      const std::string& family) {
+  std::vector<std::pair<std::string, std::string>> out;
+  absl::Status s = store.ScanState(family, "", "", [&](absl::string_view k, absl::string_view v) {
+    out.emplace_back(std::string(k), std::string(v));
+    return true;
+  });
+  EXPECT_TRUE(s.ok()) << s;
+  return out;
+}
+
+std::string ActiveFamily(Runner& r) { return r.Status()[0].family; }
+
+class RunnerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store::Options o;
+    o.path = dir_.Sub("data");
+    o.sync = false;
+    auto s = store::EventStore::Open(o);
+    ASSERT_TRUE(s.ok()) << s.status();
+    store_ = std::move(*s);
+  }
+
+  // Appends a generated history in batches of `batch` events.
+  void AppendHistory(uint64_t seed, size_t batch, uint64_t max_events = 0) {
+    workload::Config c;
+    c.parties = 800;
+    c.days = 30;
+    c.seed = seed;
+    c.max_events = max_events;
+    workload::Generator g(c);
+    for (bool more = true; more;) {
+      std::vector<std::unique_ptr<capnp::MallocMessageBuilder>> msgs;
+      std::vector<schema::Event::Reader> events;
+      while (events.size() < batch) {
+        auto m = std::make_unique<capnp::MallocMessageBuilder>();
+        if (!g.Next(m->initRoot<schema::Event>())) {
+          more = false;
+          break;
+        }
+        events.push_back(m->getRoot<schema::Event>().asReader());
+        msgs.push_back(std::move(m));
+      }
+      if (!events.empty()) IHS_ASSERT_OK(store_->AppendMulti(workload::GroupByStream(events)));
+    }
+  }
+
+  absl::StatusOr<std::unique_ptr<Runner>> OpenRunner() {
+    return Runner::Open(store_.get(), AllProjections());
+  }
+
+  ihs::testing::TempDir dir_;
+  std::unique_ptr<store::EventStore> store_;
+};
+
+TEST_F(RunnerTest, RebuildFromZeroEqualsLiveStateByteForByte) {
+  auto runner = OpenRunner();
+  IHS_ASSERT_OK(runner);
+  (*runner)->Start();
+  // Events arrive while the worker follows: small appends, so batches end at many positions.
+  AppendHistory(5, 37);
+  ASSERT_TRUE((*runner)->WaitFor(timeline::kName, store_->Head(), absl::Now() + absl::Seconds(60)));
+  const std::string live_family = ActiveFamily(**runner);
+  const auto live = Dump(*store_, live_family);
+  ASSERT_GT(live.size(), 1000u);
+  IHS_ASSERT_OK((*runner)->Rebuild(timeline::kName));
+  const std::string rebuilt_family = ActiveFamily(**runner);
+  EXPECT_NE(rebuilt_family, live_family);
+  EXPECT_TRUE(Dump(*store_, rebuilt_family) == live) << "live and rebuilt state differ";
+  // The old generation is gone once nothing reads it.
+  const auto families = store_->StateFamilies();
+  EXPECT_EQ(std::count(families.begin(), families.end(), live_family), 0);
+}
+
+TEST_F(RunnerTest, RebuildWhileAppendsContinueSwapsInAtTheHead) {
+  AppendHistory(6, 500, 20000);
+  auto runner = OpenRunner();
+  IHS_ASSERT_OK(runner);
+  (*runner)->Start();
+  std::thread writer([&] { AppendHistory(7, 50, 5000); });
+  IHS_ASSERT_OK((*runner)->Rebuild(timeline::kName));
+  writer.join();
+  ASSERT_TRUE((*runner)->WaitFor(timeline::kName, store_->Head(), absl::Now() + absl::Seconds(60)));
+  (*runner)->Stop();
+  const auto live = Dump(*store_, ActiveFamily(**runner));
+  IHS_ASSERT_OK((*runner)->Rebuild(timeline::kName));
+  EXPECT_TRUE(Dump(*store_, ActiveFamily(**runner)) == live);
+}
+
+TEST_F(RunnerTest, CorruptStateIsReportedAndRebuiltNotServed) {
+  AppendHistory(8, 1000, 5000);
+  auto runner = OpenRunner();
+  IHS_ASSERT_OK(runner);
+  IHS_ASSERT_OK((*runner)->CatchUp(""));
+  const std::string family = ActiveFamily(**runner);
+  const auto good = Dump(*store_, family);
+  // Damage one byte of one summary record, as a bad disk would.
+  std::string key, value;
+  for (const auto& [k, v] : good) {
+    if (k[0] == 'S') {
+      key = k, value = v;
+      break;
+    }
+  }
+  ASSERT_FALSE(key.empty());
+  value[value.size() / 2] ^= 0x20;
+  store::StateBatch damage;
+  damage.Put(key, value);
+  IHS_ASSERT_OK(store_->WriteState(family, damage));
+
+  auto view = (*runner)->View(timeline::kName);
+  IHS_ASSERT_OK(view);
+  capnp::MallocMessageBuilder m;
+  const std::string party = key.substr(3);
+  absl::Status s = timeline::ReadSummary(*view, party, absl::Now(), m);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_NE(s.message().find("checksum"), std::string::npos) << s;
+  // Reported, and not served while it is rebuilt.
+  EXPECT_EQ((*runner)->Status()[0].state, "corrupt");
+  EXPECT_EQ((*runner)->View(timeline::kName).status().code(), absl::StatusCode::kUnavailable);
+  (*runner)->Start();  // the worker rebuilds it
+  absl::StatusOr<StateView> healed = absl::UnavailableError("");
+  for (int i = 0; i < 600 && !healed.ok(); ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+    healed = (*runner)->View(timeline::kName);
+  }
+  IHS_ASSERT_OK(healed);
+  capnp::MallocMessageBuilder again;
+  IHS_EXPECT_OK(timeline::ReadSummary(*healed, party, absl::Now(), again));
+  EXPECT_TRUE(Dump(*store_, ActiveFamily(**runner)) == good);
+}
+
+// A projection whose version can be chosen: stands for a new build of the timeline.
+class Versioned final : public Projection {
+ public:
+  explicit Versioned(uint32_t v) : v_(v) {}
+  absl::string_view name() const override { return "counter"; }
+  uint32_t version() const override { return v_; }
+  absl::Status Apply(const store::StoredEvent& e, Txn& txn) override {
+    txn.Put("last", std::to_string(e.position() * v_));
+    return absl::OkStatus();
+  }
+
+ private:
+  uint32_t v_;
+};
+
+TEST_F(RunnerTest, StateOfAnotherVersionIsRebuilt) {
+  AppendHistory(9, 1000, 3000);
+  {
+    auto r = Runner::Open(store_.get(), {[] { return std::make_unique<Versioned>(1); }});
+    IHS_ASSERT_OK(r);
+    IHS_ASSERT_OK((*r)->CatchUp("counter"));
+    EXPECT_EQ(ActiveFamily(**r), "counter@1");
+  }
+  auto r = Runner::Open(store_.get(), {[] { return std::make_unique<Versioned>(2); }});
+  IHS_ASSERT_OK(r);
+  EXPECT_NE((*r)->Status()[0].error.find("version 1"), std::string::npos);
+  IHS_ASSERT_OK((*r)->CatchUp("counter"));
+  EXPECT_EQ(ActiveFamily(**r), "counter@2");
+  auto view = (*r)->View("counter");
+  IHS_ASSERT_OK(view);
+  auto last = view->Get("last");
+  IHS_ASSERT_OK(last);
+  EXPECT_EQ(**last, std::to_string((store_->Head() - 1) * 2));
+}
+
+TEST_F(RunnerTest, StatusReportsCheckpointAndLag) {
+  AppendHistory(10, 1000, 3000);
+  auto runner = OpenRunner();
+  IHS_ASSERT_OK(runner);
+  auto st = (*runner)->Status();
+  ASSERT_EQ(st.size(), 1u);
+  EXPECT_EQ(st[0].name, "timeline");
+  EXPECT_EQ(st[0].checkpoint, 0u);
+  EXPECT_EQ(st[0].lag_events, store_->Head());
+  EXPECT_GT(st[0].lag_seconds, 0.0);
+  IHS_ASSERT_OK((*runner)->CatchUp("timeline"));
+  st = (*runner)->Status();
+  EXPECT_EQ(st[0].checkpoint, store_->Head());
+  EXPECT_EQ(st[0].lag_events, 0u);
+  EXPECT_EQ(st[0].state, "live");
+  EXPECT_EQ((*runner)->CatchUp("nope").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ((*runner)->Rebuild("nope").code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace ihs::projections
