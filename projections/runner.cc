@@ -559,7 +559,7 @@ absl::Status Runner::CatchUp(absl::string_view name, const store::ProgressFn& pr
         continue;
       }
       IHS_RETURN_IF_ERROR(s);
-      if (progress) progress(std::min(slot->Active()->checkpoint(), head), head);
+      if (progress && applied) progress(std::min(slot->Active()->checkpoint(), head), head);
       if (slot->Active()->checkpoint() >= head) break;
     }
   }

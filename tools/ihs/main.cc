@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -34,6 +35,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "nlohmann/json.hpp"
 #include "absl/time/clock.h"
 #include "bench/workload/generator.h"
 #include "bench/workload/load.h"
@@ -44,6 +47,10 @@
 #include "server/tokens.h"
 #include "store/event_store.h"
 #include "tools/ihs/progress.h"
+#include "tools/ihs/timeline_html.h"
+#include "projections/registry.h"
+#include "projections/runner.h"
+#include "projections/timeline/timeline.h"
 
 namespace ihs::tools {
 namespace {
@@ -738,6 +745,297 @@ int TokenNew(const Common& c, const TokenArgs& a) {
   return kExitOk;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Projections and the timeline (on a data directory; docs/projections.md).
+
+struct OpenRunner {
+  std::unique_ptr<store::EventStore> store;
+  std::unique_ptr<projections::Runner> runner;
+};
+
+// Projections write their state, so these commands open the store for writing (and so not while
+// ihsd holds it).
+absl::StatusOr<OpenRunner> OpenProjections(const Common& c) {
+  OpenRunner r;
+  IHS_ASSIGN_OR_RETURN(r.store, OpenStore(c, /*write=*/true));
+  IHS_ASSIGN_OR_RETURN(r.runner,
+                       projections::Runner::Open(r.store.get(), projections::AllProjections()));
+  return r;
+}
+
+absl::Status CatchUpWithProgress(const Common& c, projections::Runner& runner,
+                                 const std::string& name) {
+  Progress progress(absl::StrCat("projection ", name.empty() ? "all" : name));
+  if (c.json) progress.Disable();
+  absl::Status s = runner.CatchUp(name, [&](uint64_t done, uint64_t total) {
+    progress.Update(done, total);
+  });
+  progress.Finish();
+  return s;
+}
+
+nlohmann::json ProjectionStatusJson(const projections::ProjectionStatus& st) {
+  nlohmann::json j = {{"name", st.name},
+                      {"version", st.version},
+                      {"family", st.family},
+                      {"state", st.state},
+                      {"checkpoint", st.checkpoint},
+                      {"head", st.head},
+                      {"lagEvents", st.lag_events},
+                      {"lagSeconds", st.lag_seconds},
+                      {"eventsPerSecond", st.events_per_second}};
+  if (!st.error.empty()) j["error"] = st.error;
+  if (st.rebuild_checkpoint) j["rebuildCheckpoint"] = *st.rebuild_checkpoint;
+  return j;
+}
+
+int ProjectionsStatus(const Common& c) {
+  absl::StatusOr<OpenRunner> r = OpenProjections(c);
+  if (!r.ok()) return FailOpen(r.status());
+  for (const projections::ProjectionStatus& st : r->runner->Status()) {
+    if (c.json) {
+      std::cout << ProjectionStatusJson(st).dump() << "\n";
+    } else {
+      absl::PrintF("%-12s %-12s checkpoint %d of %d  lag %d events (%.1f s)  %s%s\n", st.name,
+                   st.state, st.checkpoint, st.head, st.lag_events, st.lag_seconds, st.family,
+                   st.error.empty() ? "" : absl::StrCat("  (", st.error, ")"));
+    }
+  }
+  return kExitOk;
+}
+
+int ProjectionsRebuild(const Common& c, const std::string& name) {
+  absl::StatusOr<OpenRunner> r = OpenProjections(c);
+  if (!r.ok()) return FailOpen(r.status());
+  Progress progress(absl::StrCat("rebuild ", name));
+  if (c.json) progress.Disable();
+  const absl::Time start = absl::Now();
+  absl::Status s = r->runner->Rebuild(name, [&](uint64_t done, uint64_t total) {
+    progress.Update(done, total);
+  });
+  progress.Finish();
+  if (!s.ok()) return Fail(s);
+  const double secs = absl::ToDoubleSeconds(absl::Now() - start);
+  for (const projections::ProjectionStatus& st : r->runner->Status()) {
+    if (st.name != name) continue;
+    if (c.json) {
+      nlohmann::json j = ProjectionStatusJson(st);
+      j["seconds"] = secs;
+      std::cout << j.dump() << "\n";
+    } else {
+      absl::PrintF("rebuilt %s: %d events in %.1f s; now %s\n", name, st.checkpoint, secs,
+                   st.family);
+    }
+  }
+  return kExitOk;
+}
+
+struct TimelineArgs {
+  std::string party;
+  std::string from, to;
+  std::vector<std::string> channels;
+  uint32_t limit = 100;
+  std::string cursor;
+  std::string html;
+};
+
+absl::StatusOr<int64_t> ParseTimeFlag(const std::string& flag, const std::string& value) {
+  absl::Time t;
+  std::string err;
+  if (!absl::ParseTime(absl::RFC3339_full, value, &t, &err)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        flag, ": \"", value, "\" is not an RFC 3339 time (e.g. 2026-03-01T00:00:00Z)"));
+  }
+  return absl::ToUnixMicros(t);
+}
+
+absl::StatusOr<schema::Channel> ParseChannel(const std::string& name) {
+  const auto enumerants = capnp::Schema::from<schema::Channel>().getEnumerants();
+  std::vector<std::string> names;
+  for (unsigned i = 1; i < enumerants.size(); ++i) {
+    const std::string n = enumerants[i].getProto().getName().cStr();
+    if (n == name) return static_cast<schema::Channel>(i);
+    names.push_back(n);
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unknown channel \"", name, "\" (one of: ",
+                                                 absl::StrJoin(names, ", "), ")"));
+}
+
+std::string HexData(capnp::Data::Reader d) {
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(d.begin()), d.size()));
+}
+
+nlohmann::json EntryJson(schema::TimelineEntry::Reader e) {
+  nlohmann::json j = {{"position", e.getPosition()},
+                      {"eventId", HexData(e.getEventId())},
+                      {"occurredAt", schema::FormatMicros(e.getOccurredAt())},
+                      {"recordedAt", schema::FormatMicros(e.getRecordedAt())},
+                      {"channel", schema::EnumName(e.getChannel())},
+                      {"direction", schema::EnumName(e.getDirection())},
+                      {"type", schema::EnumName(e.getType())}};
+  if (!std::isnan(e.getSentiment())) j["sentiment"] = e.getSentiment();
+  if (e.getTopics().size() > 0) {
+    j["topics"] = nlohmann::json::array();
+    for (auto t : e.getTopics()) j["topics"].push_back(t.cStr());
+  }
+  if (e.getThread().size() > 0) j["thread"] = e.getThread().cStr();
+  if (e.getInReplyTo().size() > 0) j["inReplyTo"] = HexData(e.getInReplyTo());
+  if (e.getCounterpart().size() > 0) j["counterpart"] = e.getCounterpart().cStr();
+  if (e.getCampaignId().size() > 0) j["campaignId"] = e.getCampaignId().cStr();
+  if (e.getAudienceSize() > 0) j["audienceSize"] = e.getAudienceSize();
+  if (e.getCompanyReply()) j["companyReply"] = true;
+  auto r = e.getResponse();
+  if (r.isOpen()) j["response"] = {{"open", true}, {"waitingSeconds", e.getWaitingSeconds()}};
+  if (r.isAnswered()) {
+    auto a = r.getAnswered();
+    j["response"] = {{"replyEventId", HexData(a.getReplyEventId())},
+                     {"replyPosition", a.getReplyPosition()},
+                     {"replyChannel", schema::EnumName(a.getReplyChannel())},
+                     {"repliedAt", schema::FormatMicros(a.getRepliedAt())},
+                     {"wallSeconds", a.getWallSeconds()},
+                     {"serviceSeconds", a.getServiceSeconds()}};
+  }
+  if (e.hasSwitchFrom()) {
+    auto sw = e.getSwitchFrom();
+    j["switchFrom"] = {{"party", sw.getParty().cStr()},
+                       {"eventId", HexData(sw.getEventId())},
+                       {"channel", schema::EnumName(sw.getChannel())},
+                       {"occurredAt", schema::FormatMicros(sw.getOccurredAt())}};
+  }
+  if (e.getCorrectedBy().size() > 0) j["correctedBy"] = HexData(e.getCorrectedBy());
+  if (e.getRetractedBy().size() > 0) j["retractedBy"] = HexData(e.getRetractedBy());
+  if (e.getSubject().size() > 0) j["subject"] = e.getSubject().cStr();
+  if (e.getText().size() > 0) j["text"] = e.getText().cStr();
+  return j;
+}
+
+nlohmann::json SummaryJson(schema::TimelineSummary::Reader s) {
+  nlohmann::json j = {{"party", s.getParty().cStr()},
+                      {"kind", schema::EnumName(s.getKind())},
+                      {"entries", s.getEntries()},
+                      {"answered", s.getAnswered()},
+                      {"medianResponseSeconds", s.getMedianResponseSeconds()},
+                      {"medianResponseServiceSeconds", s.getMedianResponseServiceSeconds()},
+                      {"channelSwitches", s.getChannelSwitches()},
+                      {"sentimentCount90d", s.getSentimentCount90d()},
+                      {"asOf", schema::FormatMicros(s.getAsOf())}};
+  if (!std::isnan(s.getSentiment90d())) j["sentiment90d"] = s.getSentiment90d();
+  j["channels"] = nlohmann::json::array();
+  for (auto c : s.getChannels()) {
+    j["channels"].push_back({{"channel", schema::EnumName(c.getChannel())},
+                             {"firstAt", schema::FormatMicros(c.getFirstAt())},
+                             {"lastAt", schema::FormatMicros(c.getLastAt())},
+                             {"inbound", c.getInbound()},
+                             {"outbound", c.getOutbound()},
+                             {"public", c.getPublic()}});
+  }
+  j["open"] = nlohmann::json::array();
+  for (auto o : s.getOpen()) {
+    j["open"].push_back({{"eventId", HexData(o.getEventId())},
+                         {"position", o.getPosition()},
+                         {"channel", schema::EnumName(o.getChannel())},
+                         {"type", schema::EnumName(o.getType())},
+                         {"occurredAt", schema::FormatMicros(o.getOccurredAt())},
+                         {"waitingSeconds", o.getWaitingSeconds()}});
+  }
+  return j;
+}
+
+std::string Duration(int64_t seconds) {
+  if (seconds < 3600) return absl::StrCat(seconds / 60, "m");
+  if (seconds < 86400) return absl::StrCat(seconds / 3600, "h", (seconds % 3600) / 60, "m");
+  return absl::StrCat(seconds / 86400, "d", (seconds % 86400) / 3600, "h");
+}
+
+// Reads the summary and the page; corrupt state is reported, rebuilt, and only then answered.
+absl::Status ReadTimeline(const Common& c, OpenRunner& r, const projections::timeline::Query& q,
+                          capnp::MessageBuilder& summary, capnp::MessageBuilder& page) {
+  for (int attempt = 0;; ++attempt) {
+    IHS_RETURN_IF_ERROR(CatchUpWithProgress(c, *r.runner, projections::timeline::kName));
+    absl::StatusOr<projections::StateView> view = r.runner->View(projections::timeline::kName);
+    absl::Status s = view.status();
+    if (s.ok()) s = projections::timeline::ReadSummary(*view, q.party, q.as_of, summary);
+    if (s.ok()) s = projections::timeline::ReadPage(*view, q, page, r.store.get());
+    const bool corrupt = s.code() == absl::StatusCode::kDataLoss ||
+                         s.code() == absl::StatusCode::kUnavailable;
+    if (!corrupt || attempt > 0) return s;
+    std::cerr << "ihs: " << s.message() << "; rebuilding the timeline" << std::endl;
+  }
+}
+
+int Timeline(const Common& c, const TimelineArgs& a) {
+  projections::timeline::Query q;
+  q.party = a.party;
+  q.limit = a.limit;
+  q.cursor = a.cursor;
+  q.as_of = absl::Now();
+  for (const std::string& ch : a.channels) {
+    absl::StatusOr<schema::Channel> parsed = ParseChannel(ch);
+    if (!parsed.ok()) return Fail(parsed.status());
+    q.channels.push_back(*parsed);
+  }
+  if (!a.from.empty()) {
+    absl::StatusOr<int64_t> t = ParseTimeFlag("--from", a.from);
+    if (!t.ok()) return Fail(t.status());
+    q.from = *t;
+  }
+  if (!a.to.empty()) {
+    absl::StatusOr<int64_t> t = ParseTimeFlag("--to", a.to);
+    if (!t.ok()) return Fail(t.status());
+    q.to = *t;
+  }
+  if (absl::Status s = projections::timeline::Validate(q); !s.ok()) return Fail(s);
+  absl::StatusOr<OpenRunner> r = OpenProjections(c);
+  if (!r.ok()) return FailOpen(r.status());
+  capnp::MallocMessageBuilder summary_msg, page_msg;
+  if (absl::Status s = ReadTimeline(c, *r, q, summary_msg, page_msg); !s.ok()) return Fail(s);
+  auto summary = summary_msg.getRoot<schema::TimelineSummary>();
+  auto page = page_msg.getRoot<schema::TimelinePage>();
+  if (!a.html.empty()) {
+    absl::Status hs = WriteTimelineHtml(a.html, summary, page);
+    if (!hs.ok()) return Fail(hs);
+  }
+  if (c.json) {
+    nlohmann::json j = {{"summary", SummaryJson(summary)}, {"entries", nlohmann::json::array()}};
+    for (auto e : page.getEntries()) j["entries"].push_back(EntryJson(e));
+    if (page.getNextCursor().size() > 0) j["nextCursor"] = page.getNextCursor().cStr();
+    j["checkpoint"] = page.getCheckpoint();
+    std::cout << j.dump() << "\n";
+    return kExitOk;
+  }
+  absl::PrintF("%s (%s): %d touchpoints, %d open, %d answered (median %s, %s in service hours), "
+               "%d channel switches\n",
+               q.party, schema::EnumName(summary.getKind()), summary.getEntries(),
+               summary.getOpen().size(), summary.getAnswered(),
+               Duration(summary.getMedianResponseSeconds()),
+               Duration(summary.getMedianResponseServiceSeconds()), summary.getChannelSwitches());
+  for (auto e : page.getEntries()) {
+    std::string note;
+    if (e.getResponse().isOpen()) {
+      note = absl::StrCat("OPEN, waiting ", Duration(e.getWaitingSeconds()));
+    } else if (e.getResponse().isAnswered()) {
+      auto ans = e.getResponse().getAnswered();
+      note = absl::StrCat("answered on ", schema::EnumName(ans.getReplyChannel()), " after ",
+                          Duration(ans.getWallSeconds()), " (", Duration(ans.getServiceSeconds()),
+                          " service)");
+    }
+    if (e.hasSwitchFrom()) {
+      absl::StrAppend(&note, note.empty() ? "" : "; ", "SWITCH from ",
+                      schema::EnumName(e.getSwitchFrom().getChannel()));
+    }
+    if (e.getRetractedBy().size() > 0) absl::StrAppend(&note, note.empty() ? "" : "; ", "RETRACTED");
+    if (e.getCorrectedBy().size() > 0) absl::StrAppend(&note, note.empty() ? "" : "; ", "corrected");
+    absl::PrintF("%s  %-10s %-8s %-14s %-10s %s\n", schema::FormatMicros(e.getOccurredAt()),
+                 schema::EnumName(e.getChannel()), schema::EnumName(e.getDirection()),
+                 schema::EnumName(e.getType()), e.getThread().cStr(), note);
+  }
+  if (page.getNextCursor().size() > 0) {
+    absl::PrintF("more: --cursor %s\n", page.getNextCursor().cStr());
+  }
+  return kExitOk;
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{"ihs: the interaction history store's command line"};
   app.require_subcommand(1);
@@ -818,6 +1116,30 @@ int Main(int argc, char** argv) {
                      "overwrite existing output files, or replace a store holding another history");
   generate->add_flag("--json", common.json, "print the summary as JSON");
 
+  auto* proj = app.add_subcommand("projections", "projection workers: status and rebuild");
+  proj->require_subcommand(1);
+  auto* proj_status = proj->add_subcommand(
+      "status", "each projection's checkpoint, lag and state (opens the store for writing)");
+  add_common(proj_status, true);
+  std::string rebuild_name;
+  auto* proj_rebuild = proj->add_subcommand(
+      "rebuild", "rebuild a projection from position 0 into a fresh generation, then swap it in");
+  add_common(proj_rebuild, true);
+  proj_rebuild->add_option("name", rebuild_name, "the projection, e.g. timeline")->required();
+
+  TimelineArgs tl_args;
+  auto* timeline = app.add_subcommand(
+      "timeline", "one party's touchpoints across channels, with responses and switches");
+  add_common(timeline, true);
+  timeline->add_option("party", tl_args.party, "party id (stream id)")->required();
+  timeline->add_option("--from", tl_args.from, "first moment (RFC 3339), by occurred_at");
+  timeline->add_option("--to", tl_args.to, "end (RFC 3339, exclusive)");
+  timeline->add_option("--channel", tl_args.channels, "only these channels (repeat)");
+  timeline->add_option("--limit", tl_args.limit, "entries per page (1 to 1000, default 100)");
+  timeline->add_option("--cursor", tl_args.cursor, "the next page: a previous page's cursor");
+  timeline->add_option("--html", tl_args.html,
+                       "also write the page as one self-contained HTML file (lanes per channel)");
+
   TokenArgs token_args;
   auto* token = app.add_subcommand("token", "manage ihsd's tokens file");
   token->require_subcommand(1);
@@ -843,6 +1165,9 @@ int Main(int argc, char** argv) {
   if (*stats) return Stats(common);
   if (*generate) return Generate(common, gen_args);
   if (*token_new) return TokenNew(common, token_args);
+  if (*proj_status) return ProjectionsStatus(common);
+  if (*proj_rebuild) return ProjectionsRebuild(common, rebuild_name);
+  if (*timeline) return Timeline(common, tl_args);
   return kExitUsage;
 }
 

@@ -29,6 +29,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "projections/registry.h"
+#include "projections/runner.h"
 #include "server/service.h"
 #include "server/tokens.h"
 #include "store/event_store.h"
@@ -191,6 +193,13 @@ int Main(int argc, char** argv) {
                  std::string(store.status().message()));
     }
 
+    // The projection workers follow the log while ihsd runs (docs/projections.md).
+    auto runner = projections::Runner::Open(store->get(), projections::AllProjections());
+    if (!runner.ok()) {
+      return Die(kExitUnavailable, absl::StrCat("projections: ", runner.status().message()));
+    }
+    (*runner)->Start();
+
     so.version = IHS_VERSION;
     server::Server server(**store, tokens, so);
     std::vector<kj::Promise<void>> serving;
@@ -223,6 +232,7 @@ int Main(int argc, char** argv) {
       l.receiver = nullptr;
       if (!l.unix_path.empty()) unlink(l.unix_path.c_str());
     }
+    (*runner)->Stop();  // before the store closes; what it applied is checkpointed
   }
   uint64_t head = (*store)->Head();
   store->reset();
