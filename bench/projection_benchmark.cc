@@ -1,0 +1,175 @@
+// Benchmarks of the projection runner and the timeline (bench/RESULTS.md):
+//   BM_ReadAllSealed/<dataset>     the ceiling: the log read from position 0 as the runner reads
+//                                  it (content sealed), in batches of 16,384
+//   BM_TimelineRebuild/<dataset>   Runner::Rebuild of the timeline from position 0 (a fresh
+//                                  generation each iteration; the old one is dropped)
+//   BM_TimelinePage500             one party's 500-entry timeline page (ReadPage), from the
+//                                  rebuilt state
+//   BM_LiveLag                     8 writers append durably to a fresh store while the worker
+//                                  follows; counters p50_ms/p99_ms: from an append's
+//                                  acknowledgement to the timeline having applied it
+// The dataset is built on first use and cached (bench/dataset.h); the rebuild adds state
+// families to the cached store, which later runs drop and rebuild.
+#include <benchmark/benchmark.h>
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "bench/dataset.h"
+#include "projections/registry.h"
+#include "projections/runner.h"
+#include "projections/timeline/timeline.h"
+#include "tests/testutil/testutil.h"
+
+namespace ihs::bench {
+namespace {
+
+struct Open {
+  std::unique_ptr<store::EventStore> store;
+  std::unique_ptr<projections::Runner> runner;
+  std::string name;
+};
+
+Open& Dataset1M() {
+  static Open* o = [] {
+    auto d = EnsureDataset(DatasetSize::k1M);
+    if (!d.ok()) {
+      std::fprintf(stderr, "%s\n", d.status().ToString().c_str());
+      std::abort();
+    }
+    auto* open = new Open;
+    store::Options so;
+    so.path = d->path;
+    auto s = store::EventStore::Open(so);
+    if (!s.ok()) std::abort();
+    open->store = std::move(*s);
+    auto r = projections::Runner::Open(open->store.get(), projections::AllProjections());
+    if (!r.ok()) std::abort();
+    open->runner = std::move(*r);
+    open->name = d->name;
+    return open;
+  }();
+  return *o;
+}
+
+void BM_ReadAllSealed(benchmark::State& state) {
+  Open& o = Dataset1M();
+  const uint64_t head = o.store->Head();
+  store::ReadOptions ro;
+  ro.open_content = false;
+  for (auto _ : state) {
+    for (uint64_t p = 0; p < head;) {
+      auto batch = o.store->ReadAll(p, 16384, ro);
+      if (!batch.ok()) state.SkipWithError("read failed");
+      p += batch->size();
+      benchmark::DoNotOptimize(batch->data());
+    }
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * head));
+  state.SetLabel(o.name);
+}
+BENCHMARK(BM_ReadAllSealed)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+
+void BM_TimelineRebuild(benchmark::State& state) {
+  Open& o = Dataset1M();
+  for (auto _ : state) {
+    absl::Status s = o.runner->Rebuild(projections::timeline::kName);
+    if (!s.ok()) state.SkipWithError(std::string(s.message()).c_str());
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * o.store->Head()));
+  state.SetLabel(o.name);
+}
+BENCHMARK(BM_TimelineRebuild)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+
+// The party with the most timeline entries (at least 500).
+std::string BusiestParty(const projections::StateView& view) {
+  std::string best;
+  uint64_t most = 0;
+  absl::Status s = view.Scan("S", "T", [&](absl::string_view key, absl::string_view value) {
+    kj::Array<capnp::word> words = kj::heapArray<capnp::word>(value.size() / 8);
+    std::memcpy(words.begin(), value.data(), words.size() * 8);
+    capnp::FlatArrayMessageReader r(words);
+    const uint64_t n = r.getRoot<schema::TimelinePartyState>().getEntries();
+    if (n > most) most = n, best = std::string(key.substr(3));
+    return true;
+  });
+  return s.ok() && most >= 500 ? best : std::string();
+}
+
+void BM_TimelinePage500(benchmark::State& state) {
+  Open& o = Dataset1M();
+  if (!o.runner->CatchUp(projections::timeline::kName).ok()) state.SkipWithError("catch up");
+  auto view = o.runner->View(projections::timeline::kName);
+  if (!view.ok()) return state.SkipWithError("view");
+  projections::timeline::Query q;
+  q.party = BusiestParty(*view);
+  if (q.party.empty()) return state.SkipWithError("no party has 500 entries");
+  q.limit = 500;
+  for (auto _ : state) {
+    capnp::MallocMessageBuilder m;
+    absl::Status s = projections::timeline::ReadPage(*view, q, m);
+    if (!s.ok()) state.SkipWithError(std::string(s.message()).c_str());
+    benchmark::DoNotOptimize(m.getRoot<schema::TimelinePage>().getEntries().size());
+  }
+  state.SetLabel(absl::StrCat(o.name, " party ", q.party));
+}
+BENCHMARK(BM_TimelinePage500)->Unit(benchmark::kMicrosecond);
+
+void BM_LiveLag(benchmark::State& state) {
+  for (auto _ : state) {
+    ihs::testing::TempDir dir;
+    store::Options so;
+    so.path = dir.Sub("data");
+    auto st = store::EventStore::Open(so);
+    if (!st.ok()) return state.SkipWithError("open");
+    auto r = projections::Runner::Open(st->get(), projections::AllProjections());
+    if (!r.ok()) return state.SkipWithError("runner");
+    (*r)->Start();
+    ihs::testing::EventFactory events;
+    std::atomic<bool> stop{false};
+    std::atomic<uint64_t> next_id{1};
+    absl::Mutex mu;
+    std::vector<double> lags_ms;
+    std::vector<std::thread> writers;
+    for (int w = 0; w < 8; ++w) {
+      writers.emplace_back([&, w] {
+        while (!stop.load()) {
+          const uint64_t id = next_id.fetch_add(1);
+          auto res = (*st)->Append({absl::StrCat("c-", id % 2000),
+                                    store::ExpectedVersion::Any(),
+                                    {events.Touchpoint(id, schema::Channel::EMAIL,
+                                                       schema::TouchpointType::MESSAGE)}});
+          if (!res.ok()) break;
+          if (w != 0) continue;  // one writer probes; the others are load
+          const absl::Time acked = absl::Now();
+          (*r)->WaitFor(projections::timeline::kName, res->positions[0] + 1,
+                        acked + absl::Seconds(10));
+          absl::MutexLock l(&mu);
+          lags_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - acked));
+        }
+      });
+    }
+    absl::SleepFor(absl::Seconds(5));
+    stop = true;
+    for (auto& t : writers) t.join();
+    (*r)->Stop();
+    std::sort(lags_ms.begin(), lags_ms.end());
+    if (lags_ms.empty()) return state.SkipWithError("no samples");
+    state.counters["p50_ms"] = lags_ms[lags_ms.size() / 2];
+    state.counters["p99_ms"] = lags_ms[lags_ms.size() * 99 / 100];
+    state.counters["samples"] = static_cast<double>(lags_ms.size());
+    state.counters["events"] = static_cast<double>((*st)->Head());
+  }
+}
+BENCHMARK(BM_LiveLag)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+
+}  // namespace
+}  // namespace ihs::bench
+
+BENCHMARK_MAIN();
