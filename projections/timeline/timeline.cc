@@ -201,6 +201,24 @@ absl::StatusOr<PartyState> DecodeParty(absl::string_view bytes) {
   return p;
 }
 
+void SetChannelSummary(schema::ChannelSummary::Builder x, uint16_t channel,
+                       const ChannelCounts& n) {
+  x.setChannel(static_cast<Channel>(channel));
+  x.setFirstAt(n.first);
+  x.setLastAt(n.last);
+  x.setInbound(n.inbound);
+  x.setOutbound(n.outbound);
+  x.setPublic(n.pub);
+}
+
+void SetOpenMessage(schema::OpenMessage::Builder x, uint64_t position, const OpenMsg& o) {
+  x.setPosition(position);
+  x.setEventId(AsData(o.id));
+  x.setChannel(o.channel);
+  x.setType(o.type);
+  x.setOccurredAt(o.occurred);
+}
+
 std::string EncodeParty(const PartyState& p) {
   capnp::MallocMessageBuilder m;
   auto b = m.initRoot<schema::TimelinePartyState>();
@@ -208,25 +226,10 @@ std::string EncodeParty(const PartyState& p) {
   b.setEntries(p.entries);
   auto ch = b.initChannels(static_cast<unsigned>(p.channels.size()));
   unsigned i = 0;
-  for (const auto& [c, n] : p.channels) {
-    auto x = ch[i++];
-    x.setChannel(static_cast<Channel>(c));
-    x.setFirstAt(n.first);
-    x.setLastAt(n.last);
-    x.setInbound(n.inbound);
-    x.setOutbound(n.outbound);
-    x.setPublic(n.pub);
-  }
+  for (const auto& [c, n] : p.channels) SetChannelSummary(ch[i++], c, n);
   auto open = b.initOpen(static_cast<unsigned>(p.open.size()));
   i = 0;
-  for (const auto& [pos, o] : p.open) {
-    auto x = open[i++];
-    x.setPosition(pos);
-    x.setEventId(AsData(o.id));
-    x.setChannel(o.channel);
-    x.setType(o.type);
-    x.setOccurredAt(o.occurred);
-  }
+  for (const auto& [pos, o] : p.open) SetOpenMessage(open[i++], pos, o);
   auto rs = b.initResponses(static_cast<unsigned>(p.responses.size()));
   i = 0;
   for (const auto& [pos, r] : p.responses) {
@@ -726,15 +729,7 @@ absl::Status ReadSummary(const StateView& view, const std::string& party, absl::
     if (c.second.inbound + c.second.outbound + c.second.pub > 0) used.push_back(c);
   }
   auto ch = s.initChannels(static_cast<unsigned>(used.size()));
-  for (const auto& [c, n] : used) {
-    auto x = ch[i++];
-    x.setChannel(static_cast<Channel>(c));
-    x.setFirstAt(n.first);
-    x.setLastAt(n.last);
-    x.setInbound(n.inbound);
-    x.setOutbound(n.outbound);
-    x.setPublic(n.pub);
-  }
+  for (const auto& [c, n] : used) SetChannelSummary(ch[i++], c, n);
   std::vector<std::pair<uint64_t, const OpenMsg*>> open;
   for (const auto& [pos, o] : p.open) open.emplace_back(pos, &o);
   std::sort(open.begin(), open.end(), [](const auto& a, const auto& b) {
@@ -744,11 +739,7 @@ absl::Status ReadSummary(const StateView& view, const std::string& party, absl::
   i = 0;
   for (const auto& [pos, o] : open) {
     auto x = os[i++];
-    x.setPosition(pos);
-    x.setEventId(AsData(o->id));
-    x.setChannel(o->channel);
-    x.setType(o->type);
-    x.setOccurredAt(o->occurred);
+    SetOpenMessage(x, pos, *o);
     x.setWaitingSeconds(WaitedSeconds(as_of, o->occurred));
   }
   s.setAnswered(p.responses.size());
