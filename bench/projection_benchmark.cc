@@ -8,14 +8,16 @@
 //   BM_LiveLag                     8 writers append durably to a fresh store while the worker
 //                                  follows; counters p50_ms/p99_ms: from an append's
 //                                  acknowledgement to the timeline having applied it
-// The dataset is built on first use and cached (bench/dataset.h); the rebuild adds state
-// families to the cached store, which later runs drop and rebuild.
+// The dataset is gen1-seed42-1M, or gen1-seed42-10M with IHS_BENCH_DATASET=10M; it is built on
+// first use and cached (bench/dataset.h). The rebuild adds state families to the cached store,
+// which later runs drop and rebuild.
 #include <benchmark/benchmark.h>
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 
@@ -36,9 +38,15 @@ struct Open {
   std::string name;
 };
 
-Open& Dataset1M() {
+Open& TheDataset() {
   static Open* o = [] {
-    auto d = EnsureDataset(DatasetSize::k1M);
+    const char* choice = std::getenv("IHS_BENCH_DATASET");
+    const bool ten = choice != nullptr && std::string(choice) == "10M";
+    if (choice != nullptr && !ten && std::string(choice) != "1M") {
+      std::fprintf(stderr, "IHS_BENCH_DATASET must be 1M or 10M, not %s\n", choice);
+      std::exit(2);
+    }
+    auto d = EnsureDataset(ten ? DatasetSize::k10M : DatasetSize::k1M);
     if (!d.ok()) {
       std::fprintf(stderr, "%s\n", d.status().ToString().c_str());
       std::abort();
@@ -59,7 +67,7 @@ Open& Dataset1M() {
 }
 
 void BM_ReadAllSealed(benchmark::State& state) {
-  Open& o = Dataset1M();
+  Open& o = TheDataset();
   const uint64_t head = o.store->Head();
   store::ReadOptions ro;
   ro.open_content = false;
@@ -77,7 +85,7 @@ void BM_ReadAllSealed(benchmark::State& state) {
 BENCHMARK(BM_ReadAllSealed)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
 
 void BM_TimelineRebuild(benchmark::State& state) {
-  Open& o = Dataset1M();
+  Open& o = TheDataset();
   for (auto _ : state) {
     absl::Status s = o.runner->Rebuild(projections::timeline::kName);
     if (!s.ok()) state.SkipWithError(std::string(s.message()).c_str());
@@ -103,7 +111,7 @@ std::string BusiestParty(const projections::StateView& view) {
 }
 
 void BM_TimelinePage500(benchmark::State& state) {
-  Open& o = Dataset1M();
+  Open& o = TheDataset();
   if (!o.runner->CatchUp(projections::timeline::kName).ok()) state.SkipWithError("catch up");
   auto view = o.runner->View(projections::timeline::kName);
   if (!view.ok()) return state.SkipWithError("view");

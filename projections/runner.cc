@@ -381,18 +381,29 @@ absl::Status Runner::ApplyBatch(Slot& slot, size_t max_events, bool* applied) {
   return absl::OkStatus();
 }
 
+absl::Status Runner::ClaimRebuild(Slot& slot) {
+  absl::MutexLock l(&slot.mu);
+  if (slot.rebuilding) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("projection ", slot.name, " is being rebuilt already"));
+  }
+  slot.rebuilding = true;
+  slot.rebuild_checkpoint = 0;
+  return absl::OkStatus();
+}
+
 absl::Status Runner::RebuildSlot(Slot& slot, const store::ProgressFn& progress) {
+  IHS_RETURN_IF_ERROR(ClaimRebuild(slot));
+  return RunClaimedRebuild(slot, progress);
+}
+
+absl::Status Runner::RunClaimedRebuild(Slot& slot, const store::ProgressFn& progress) {
   std::shared_ptr<Generation> old;
   {
     absl::MutexLock l(&slot.mu);
-    if (slot.rebuilding) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("projection ", slot.name, " is being rebuilt already"));
-    }
-    slot.rebuilding = true;
-    slot.rebuild_checkpoint = 0;
     old = slot.gen;
   }
+  // Ends the rebuild: the slot is no longer "rebuilding".
   auto done = [&](absl::Status s) {
     absl::MutexLock l(&slot.mu);
     slot.rebuilding = false;
@@ -400,12 +411,14 @@ absl::Status Runner::RebuildSlot(Slot& slot, const store::ProgressFn& progress) 
     if (!s.ok()) slot.error = absl::StrCat("rebuild failed: ", s.message());
     return s;
   };
+  // Ends it only on failure.
+  auto check = [&](absl::Status s) { return s.ok() ? s : done(s); };
   const std::string family =
       absl::StrCat(slot.name, "@", GenerationOf(slot.name, old->family()) + 1);
   if (store_->GetState(family, CheckpointKey()).ok()) {
-    IHS_RETURN_IF_ERROR(done(store_->DropStateFamily(family)));
+    IHS_RETURN_IF_ERROR(check(store_->DropStateFamily(family)));
   }
-  IHS_RETURN_IF_ERROR(done(store_->CreateStateFamily(family)));
+  IHS_RETURN_IF_ERROR(check(store_->CreateStateFamily(family)));
   auto gen = std::make_shared<Generation>(store_, family, 0);
   gen->set_retired(true);  // until it is swapped in: a failed rebuild drops it
   std::unique_ptr<Projection> projection = slot.factory();
@@ -440,7 +453,7 @@ absl::Status Runner::RebuildSlot(Slot& slot, const store::ProgressFn& progress) 
   const std::string key = RegistryKey(slot.name);
   store::StateBatch b;
   b.Put(key, Seal(key, family));
-  IHS_RETURN_IF_ERROR(done(store_->WriteState(kRegistryFamily, b)));
+  IHS_RETURN_IF_ERROR(check(store_->WriteState(kRegistryFamily, b)));
   gen->set_retired(false);
   old->set_retired(true);
   {
@@ -573,16 +586,11 @@ absl::Status Runner::Rebuild(absl::string_view name, const store::ProgressFn& pr
 
 absl::Status Runner::StartRebuild(absl::string_view name) {
   IHS_ASSIGN_OR_RETURN(Slot * slot, Find(name));
-  {
-    absl::MutexLock l(&slot->mu);
-    if (slot->rebuilding) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("projection ", slot->name, " is being rebuilt already"));
-    }
-  }
+  // Claimed here, so that Status() says "rebuilding" as soon as this returns.
+  IHS_RETURN_IF_ERROR(ClaimRebuild(*slot));
   if (slot->rebuilder.joinable()) slot->rebuilder.join();  // a finished one
   slot->rebuilder = std::thread([this, slot] {
-    absl::Status s = RebuildSlot(*slot, nullptr);
+    absl::Status s = RunClaimedRebuild(*slot, nullptr);
     if (!s.ok() && s.code() != absl::StatusCode::kCancelled) {
       std::fprintf(stderr, "ihs: projection %s: rebuild failed: %s\n", slot->name.c_str(),
                    std::string(s.message()).c_str());

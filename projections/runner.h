@@ -120,7 +120,10 @@ class Runner {
   Runner(store::EventStore* store, RunnerOptions options);
   absl::StatusOr<Slot*> Find(absl::string_view name) const;
   absl::Status ApplyBatch(Slot& slot, size_t max_events, bool* applied);
-  absl::Status RebuildSlot(Slot& slot, const store::ProgressFn& progress);
+  // A rebuild is claimed (marked running; kFailedPrecondition if one runs) before it runs.
+  absl::Status ClaimRebuild(Slot& slot);
+  absl::Status RebuildSlot(Slot& slot, const store::ProgressFn& progress);  // claims and runs
+  absl::Status RunClaimedRebuild(Slot& slot, const store::ProgressFn& progress);
   void Work(Slot& slot);
   void MarkCorrupt(Slot& slot, const absl::Status& status);
 

@@ -5,9 +5,9 @@
 # log in. A token yields a capability of one role, and what a role may not do its capability does
 # not have:
 #   Writer   append, appendMulti, and the plain reads (Reads)
-#   Reader   Reads, plus subscribe
+#   Reader   Reads, plus subscribe, the timeline and summary of a party, projection status
 #   Auditor  Reader, plus the Merkle root (the audit issue adds proofs and signed heads here)
-#   Admin    Writer and Auditor, plus server status
+#   Admin    Writer and Auditor, plus server status and projection rebuilds
 #
 # Errors a client must tell apart are typed results (`Error`, a union arm of every result), not
 # exception text. Exceptions are left for the transport: DISCONNECTED, and UNIMPLEMENTED when a
@@ -20,6 +20,7 @@
 
 using Cxx = import "/capnp/c++.capnp";
 using Ev = import "event.capnp";
+using Tl = import "timeline.capnp";
 $Cxx.namespace("ihs::rpc");
 
 enum Role {
@@ -183,6 +184,65 @@ struct ServerStatus {
   uptimeSeconds @11 :Float64;
 }
 
+struct TimelineQuery {
+  # One page of a party's timeline (docs/projections.md): entries in order of occurredAt.
+  party @0 :Text;
+  from @1 :Int64 = -0x8000000000000000;  # occurredAt, µs since epoch, inclusive
+  to @2 :Int64 = 0x7fffffffffffffff;     # exclusive
+  channels @3 :List(Ev.Channel);         # empty: all
+  cursor @4 :Text;                       # a previous page's nextCursor, unchanged
+  limit @5 :UInt32 = 100;                # 1..1000
+  openContent @6 :Bool;                  # fill the entries' subject and text from the log
+  minPosition @7 :UInt64;
+  # Read your own writes: answer only once the timeline has applied every position below this
+  # (e.g. an append's position + 1). ihsd waits up to 5 s, then answers `unavailable`.
+  asOf @8 :Int64;                        # waiting times are counted to here; 0: now
+}
+
+struct TimelineResult {
+  union {
+    ok @0 :Tl.TimelinePage;    # page.checkpoint: the log position the timeline had applied
+    error @1 :Error;           # notFound: no such party; badInput with `field`
+  }
+}
+
+struct SummaryResult {
+  union {
+    ok @0 :Tl.TimelineSummary;
+    error @1 :Error;
+  }
+}
+
+struct ProjectionStatus {
+  # One projection worker (projections/runner.h, ProjectionStatus).
+  name @0 :Text;
+  version @1 :UInt32;
+  family @2 :Text;             # the active generation's state family, "timeline@3"
+  checkpoint @3 :UInt64;       # the next position to apply
+  head @4 :UInt64;
+  lagEvents @5 :UInt64;
+  lagSeconds @6 :Float64;
+  eventsPerSecond @7 :Float64;
+  state @8 :Text;              # "live", "catching up", "rebuilding", "corrupt", "failed"
+  error @9 :Text;
+  rebuilding @10 :Bool;
+  rebuildCheckpoint @11 :UInt64;  # while rebuilding: how far the new generation is
+}
+
+struct ProjectionsResult {
+  union {
+    ok @0 :List(ProjectionStatus);
+    error @1 :Error;
+  }
+}
+
+struct RebuildResult {
+  union {
+    ok @0 :Void;               # started: follow it with projections()
+    error @1 :Error;           # notFound: no such projection; unavailable: one is running
+  }
+}
+
 interface Reads {
   readStream @0 (stream :Text, fromVersion :UInt64, limit :UInt32, backward :Bool,
                  openContent :Bool) -> (result :ReadResult);
@@ -203,6 +263,10 @@ interface Reader extends(Reads) {
   subscribe @0 (fromPosition :UInt64, filter :Filter, openContent :Bool,
                 subscriber :Subscriber) -> (result :SubscribeResult);
   # Catches up from `fromPosition`, then follows commits as they land.
+  timeline @1 (query :TimelineQuery) -> (result :TimelineResult);
+  summary @2 (party :Text, asOf :Int64, minPosition :UInt64) -> (result :SummaryResult);
+  # asOf and minPosition as in TimelineQuery.
+  projections @3 () -> (result :ProjectionsResult);
 }
 
 interface Auditor extends(Reader) {
@@ -211,6 +275,9 @@ interface Auditor extends(Reader) {
 
 interface Admin extends(Writer, Auditor) {
   status @0 () -> (status :ServerStatus);
+  rebuildProjection @1 (name :Text) -> (result :RebuildResult);
+  # Starts rebuilding a projection from position 0 beside the live state, which keeps serving
+  # until the new one has caught up and takes over.
 }
 
 struct Session {

@@ -288,6 +288,66 @@ absl::StatusOr<ServerStatus> Client::Status() {
 
 namespace {
 
+// A reply whose result is ok (copied into `out` as its root) or an error.
+template <typename Response>
+absl::Status CopyResult(absl::StatusOr<Response> resp, capnp::MessageBuilder& out) {
+  if (!resp.ok()) return resp.status();
+  auto r = resp->getResult();
+  if (r.isError()) return FromError(r.getError());
+  out.setRoot(r.getOk());
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status Client::Timeline(const projections::timeline::Query& query,
+                              const TimelineOptions& options, capnp::MessageBuilder& out) {
+  auto req = impl_->As<rpc::Reader>().timelineRequest();
+  auto q = req.initQuery();
+  q.setParty(query.party);
+  q.setFrom(query.from);
+  q.setTo(query.to);
+  auto ch = q.initChannels(query.channels.size());
+  for (size_t i = 0; i < query.channels.size(); ++i) ch.set(i, query.channels[i]);
+  q.setCursor(query.cursor);
+  q.setLimit(query.limit);
+  q.setOpenContent(options.open_content);
+  q.setMinPosition(options.min_position);
+  q.setAsOf(absl::ToUnixMicros(query.as_of));
+  return CopyResult(impl_->Wait(req.send()), out);
+}
+
+absl::Status Client::Summary(const std::string& party, absl::Time as_of, uint64_t min_position,
+                             capnp::MessageBuilder& out) {
+  auto req = impl_->As<rpc::Reader>().summaryRequest();
+  req.setParty(party);
+  req.setAsOf(absl::ToUnixMicros(as_of));
+  req.setMinPosition(min_position);
+  return CopyResult(impl_->Wait(req.send()), out);
+}
+
+absl::StatusOr<std::vector<projections::ProjectionStatus>> Client::Projections() {
+  auto resp = impl_->Wait(impl_->As<rpc::Reader>().projectionsRequest().send());
+  if (!resp.ok()) return resp.status();
+  auto r = resp->getResult();
+  if (r.isError()) return FromError(r.getError());
+  std::vector<projections::ProjectionStatus> out;
+  for (auto p : r.getOk()) out.push_back(FromWire(p));
+  return out;
+}
+
+absl::Status Client::RebuildProjection(const std::string& name) {
+  auto req = impl_->As<rpc::Admin>().rebuildProjectionRequest();
+  req.setName(name);
+  auto resp = impl_->Wait(req.send());
+  if (!resp.ok()) return resp.status();
+  auto r = resp->getResult();
+  if (r.isError()) return FromError(r.getError());
+  return absl::OkStatus();
+}
+
+namespace {
+
 // The end of a subscription, shared by the waiting Subscribe call and the Subscriber capability
 // (which Cap'n Proto may keep a moment longer).
 struct SubscriptionEnd {

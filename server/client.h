@@ -15,6 +15,8 @@
 #ifndef IHS_SERVER_CLIENT_H_
 #define IHS_SERVER_CLIENT_H_
 
+#include <capnp/message.h>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -24,6 +26,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "projections/runner.h"
+#include "projections/timeline/timeline.h"
 #include "schema/event.capnp.h"
 #include "schema/rpc.capnp.h"
 #include "server/wire.h"
@@ -103,6 +107,25 @@ class Client {
   absl::StatusOr<uint64_t> Head();
   absl::StatusOr<std::string> Root(uint64_t size);  // auditor, admin
   absl::StatusOr<ServerStatus> Status();             // admin
+
+  // The timeline (reader, auditor, admin). `min_position` > 0: the server answers once the
+  // timeline has applied every position below it (read your own writes: an append's position
+  // + 1), or kUnavailable after 5 s. A page goes into `out` (root schema::TimelinePage), a
+  // summary too (root schema::TimelineSummary), as projections::timeline::ReadPage and
+  // ReadSummary do in process; the same errors (kNotFound: no such party).
+  struct TimelineOptions {
+    bool open_content = false;  // fill subject and text from the log
+    uint64_t min_position = 0;
+  };
+  absl::Status Timeline(const projections::timeline::Query& query, const TimelineOptions& options,
+                        capnp::MessageBuilder& out);
+  absl::Status Summary(const std::string& party, absl::Time as_of, uint64_t min_position,
+                       capnp::MessageBuilder& out);
+  // The projection workers' status (reader, auditor, admin).
+  absl::StatusOr<std::vector<projections::ProjectionStatus>> Projections();
+  // Starts a rebuild (admin); follow it with Projections(). kNotFound: no such projection;
+  // kUnavailable: a rebuild of it runs already.
+  absl::Status RebuildProjection(const std::string& name);
 
   // Runs a subscription on this thread: `on_events` gets each batch in position order, with
   // `scanned_to` (every position below it was delivered or filtered out), until it returns false

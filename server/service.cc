@@ -15,6 +15,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/status_macros.h"
+#include "projections/timeline/timeline.h"
 #include "schema/json.h"
 #include "server/wire.h"
 
@@ -126,13 +128,15 @@ absl::Status ShuttingDown() { return absl::UnavailableError("ihsd is shutting do
 }  // namespace
 
 struct Server::Shared {
-  Shared(store::EventStore& s, const Tokens& t, ServerOptions o)
+  Shared(store::EventStore& s, projections::Runner* r, const Tokens& t, ServerOptions o)
       : store(s),
+        runner(r),
         tokens(t),
         options(std::move(o)),
         watch(s),
         reads(4),
-        appends(options.workers) {}
+        appends(options.workers),
+        waits(8) {}
 
   void Log(const std::string& line) {
     std::cerr << "ihsd: " << absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
@@ -163,6 +167,7 @@ struct Server::Shared {
   }
 
   store::EventStore& store;
+  projections::Runner* runner;  // null: no projections (timeline calls answer `unavailable`)
   const Tokens& tokens;
   ServerOptions options;
   absl::Time started = absl::Now();
@@ -175,6 +180,7 @@ struct Server::Shared {
   CommitWatch watch;
   WorkerPool reads;    // reads and status: short, never wait for a sync
   WorkerPool appends;  // appends: each waits for its group's sync
+  WorkerPool waits;    // reads that wait for a projection to reach a position (minPosition)
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -292,6 +298,16 @@ using AppendMultiCtx =
 using SubscribeCtx = capnp::CallContext<rpc::Reader::SubscribeParams, rpc::Reader::SubscribeResults>;
 using RootCtx = capnp::CallContext<rpc::Auditor::RootParams, rpc::Auditor::RootResults>;
 using StatusCtx = capnp::CallContext<rpc::Admin::StatusParams, rpc::Admin::StatusResults>;
+using TimelineCtx = capnp::CallContext<rpc::Reader::TimelineParams, rpc::Reader::TimelineResults>;
+using SummaryCtx = capnp::CallContext<rpc::Reader::SummaryParams, rpc::Reader::SummaryResults>;
+using ProjectionsCtx =
+    capnp::CallContext<rpc::Reader::ProjectionsParams, rpc::Reader::ProjectionsResults>;
+using RebuildCtx = capnp::CallContext<rpc::Admin::RebuildProjectionParams,
+                                      rpc::Admin::RebuildProjectionResults>;
+// A projection read's answer: a message whose root is the page or summary.
+using ReadAnswer = absl::StatusOr<std::shared_ptr<capnp::MallocMessageBuilder>>;
+using ProjectionRead =
+    std::function<absl::Status(const projections::StateView&, capnp::MessageBuilder&)>;
 using SharedState = Server::Shared;
 
 // ---------------------------------------------------------------------------------------------
@@ -469,6 +485,91 @@ class Session {
         .attach(kj::mv(*admitted));
   }
 
+  kj::Promise<void> Timeline(TimelineCtx c) {
+    auto p = c.getParams().getQuery();
+    auto result = c.getResults().initResult();
+    namespace tl = projections::timeline;
+    tl::Query q;
+    q.party = p.getParty();
+    q.from = p.getFrom();
+    q.to = p.getTo();
+    for (auto ch : p.getChannels()) q.channels.push_back(ch);
+    q.cursor = p.getCursor();
+    q.limit = p.getLimit();
+    q.as_of = AsOf(p.getAsOf());
+    absl::Status bad = tl::Validate(q);
+    if (bad.ok()) bad = CheckMinPosition(p.getMinPosition());
+    auto admitted = Admit(bad);
+    if (!admitted.ok()) return Refuse(result, admitted.status());
+    store::EventStore* content = p.getOpenContent() ? &shared_.store : nullptr;
+    return ReadTimeline(p.getMinPosition(),
+                        [q, content](const projections::StateView& view,
+                                     capnp::MessageBuilder& m) {
+                          return tl::ReadPage(view, q, m, content);
+                        })
+        .then([c](ReadAnswer answer) mutable {
+          auto result = c.getResults().getResult();
+          if (answer.ok()) {
+            result.setOk((*answer)->getRoot<schema::TimelinePage>().asReader());
+          } else {
+            SetError(result.initError(), answer.status());
+          }
+        })
+        .attach(kj::mv(*admitted));
+  }
+
+  kj::Promise<void> Summary(SummaryCtx c) {
+    auto p = c.getParams();
+    auto result = c.getResults().initResult();
+    std::string party = p.getParty();
+    absl::Status bad =
+        party.empty() ? BadField("party", "a summary needs a party") : absl::OkStatus();
+    if (bad.ok()) bad = CheckMinPosition(p.getMinPosition());
+    auto admitted = Admit(bad);
+    if (!admitted.ok()) return Refuse(result, admitted.status());
+    const absl::Time as_of = AsOf(p.getAsOf());
+    return ReadTimeline(p.getMinPosition(),
+                        [party, as_of](const projections::StateView& view,
+                                       capnp::MessageBuilder& m) {
+                          return projections::timeline::ReadSummary(view, party, as_of, m);
+                        })
+        .then([c](ReadAnswer answer) mutable {
+          auto result = c.getResults().getResult();
+          if (answer.ok()) {
+            result.setOk((*answer)->getRoot<schema::TimelineSummary>().asReader());
+          } else {
+            SetError(result.initError(), answer.status());
+          }
+        })
+        .attach(kj::mv(*admitted));
+  }
+
+  kj::Promise<void> Projections(ProjectionsCtx c) {
+    auto result = c.getResults().initResult();
+    auto admitted = Admit(NeedRunner());
+    if (!admitted.ok()) return Refuse(result, admitted.status());
+    projections::Runner* runner = shared_.runner;
+    return shared_.reads.Run([runner] { return runner->Status(); })
+        .then([c](std::vector<projections::ProjectionStatus> all) mutable {
+          auto list = c.getResults().getResult().initOk(all.size());
+          for (size_t i = 0; i < all.size(); ++i) SetProjectionStatus(list[i], all[i]);
+        })
+        .attach(kj::mv(*admitted));
+  }
+
+  kj::Promise<void> RebuildProjection(RebuildCtx c) {
+    auto result = c.getResults().initResult();
+    std::string name = c.getParams().getName();
+    absl::Status s = name.empty() ? BadField("name", "name the projection to rebuild")
+                                  : NeedRunner();
+    if (s.ok()) s = shared_.draining ? ShuttingDown() : shared_.runner->StartRebuild(name);
+    if (!s.ok()) return Refuse(result, s);
+    shared_.Log(absl::StrCat("conn ", conn_->id, " ", conn_->peer, ": rebuilding projection ",
+                             name));
+    result.setOk();
+    return kj::READY_NOW;
+  }
+
   kj::Promise<void> Status(StatusCtx c) {
     store::EventStore* store = &shared_.store;
     return shared_.reads.Run([store] { return store->Stats(); })
@@ -500,6 +601,58 @@ class Session {
                                             shared_.options.max_read_events));
     }
     return absl::OkStatus();
+  }
+
+  static constexpr absl::Duration kMaxProjectionWait = absl::Seconds(5);
+
+  static absl::Time AsOf(int64_t micros) {
+    return micros == 0 ? absl::Now() : absl::FromUnixMicros(micros);
+  }
+
+  absl::Status NeedRunner() const {
+    if (shared_.runner == nullptr) {
+      return absl::UnavailableError("this ihsd runs no projections");
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status CheckMinPosition(uint64_t min_position) const {
+    IHS_RETURN_IF_ERROR(NeedRunner());
+    const uint64_t head = shared_.store.Head();
+    if (min_position > head) {
+      return absl::OutOfRangeError(absl::StrCat("minPosition ", min_position,
+                                                " is past the log's end (", head, " events)"));
+    }
+    return absl::OkStatus();
+  }
+
+  // Waits (on its own pool, at most kMaxProjectionWait) until the timeline has applied every
+  // position below `min_position`, then runs `read` on its view on a read worker.
+  kj::Promise<ReadAnswer> ReadTimeline(uint64_t min_position, ProjectionRead read) {
+    projections::Runner* runner = shared_.runner;
+    const absl::Time deadline = absl::Now() + kMaxProjectionWait;
+    kj::Promise<bool> reached = true;
+    if (min_position > 0) {
+      reached = shared_.waits.Run([runner, min_position, deadline] {
+        return runner->WaitFor(projections::timeline::kName, min_position, deadline);
+      });
+    }
+    WorkerPool* reads = &shared_.reads;
+    return reached.then([runner, min_position, read, reads](bool ok) -> kj::Promise<ReadAnswer> {
+      if (!ok) {
+        return ReadAnswer(absl::UnavailableError(absl::StrCat(
+            "the timeline has not reached position ", min_position, " within ",
+            absl::FormatDuration(kMaxProjectionWait), ": try again")));
+      }
+      return reads->Run([runner, read]() -> ReadAnswer {
+        absl::StatusOr<projections::StateView> view =
+            runner->View(projections::timeline::kName);
+        if (!view.ok()) return view.status();
+        auto m = std::make_shared<capnp::MallocMessageBuilder>();
+        IHS_RETURN_IF_ERROR(read(*view, *m));
+        return m;
+      });
+    });
   }
 
   absl::StatusOr<kj::Own<void>> Admit(const absl::Status& bad) {
@@ -590,13 +743,18 @@ class WithWrites : public Parent {
 };
 
 template <typename Parent>
-class WithSubscribe : public Parent {
+class WithReader : public Parent {
  public:
   using Parent::Parent;
 
  protected:
   kj::Promise<void> subscribe(SubscribeCtx c) override {
     return this->s_->Subscribe(c);
+  }
+  kj::Promise<void> timeline(TimelineCtx c) override { return this->s_->Timeline(c); }
+  kj::Promise<void> summary(SummaryCtx c) override { return this->s_->Summary(c); }
+  kj::Promise<void> projections(ProjectionsCtx c) override {
+    return this->s_->Projections(c);
   }
 };
 
@@ -612,7 +770,7 @@ class WithRoot : public Parent {
 };
 
 template <typename Parent>
-class WithStatus : public Parent {
+class WithAdmin : public Parent {
  public:
   using Parent::Parent;
 
@@ -620,12 +778,15 @@ class WithStatus : public Parent {
   kj::Promise<void> status(StatusCtx c) override {
     return this->s_->Status(c);
   }
+  kj::Promise<void> rebuildProjection(RebuildCtx c) override {
+    return this->s_->RebuildProjection(c);
+  }
 };
 
 using WriterCap = WithWrites<WithReads<rpc::Writer::Server>>;
-using ReaderCap = WithSubscribe<WithReads<rpc::Reader::Server>>;
-using AuditorCap = WithRoot<WithSubscribe<WithReads<rpc::Auditor::Server>>>;
-using AdminCap = WithStatus<WithRoot<WithSubscribe<WithWrites<WithReads<rpc::Admin::Server>>>>>;
+using ReaderCap = WithReader<WithReads<rpc::Reader::Server>>;
+using AuditorCap = WithRoot<WithReader<WithReads<rpc::Auditor::Server>>>;
+using AdminCap = WithAdmin<WithRoot<WithReader<WithWrites<WithReads<rpc::Admin::Server>>>>>;
 
 class Gateway final : public rpc::Gateway::Server {
  public:
@@ -690,8 +851,9 @@ class Server::ErrorHandler final : public kj::TaskSet::ErrorHandler {
   Shared& shared_;
 };
 
-Server::Server(store::EventStore& store, const Tokens& tokens, ServerOptions options)
-    : shared_(std::make_unique<Shared>(store, tokens, std::move(options))),
+Server::Server(store::EventStore& store, projections::Runner* runner, const Tokens& tokens,
+               ServerOptions options)
+    : shared_(std::make_unique<Shared>(store, runner, tokens, std::move(options))),
       error_handler_(kj::heap<ErrorHandler>(*shared_)) {
   tasks_ = kj::heap<kj::TaskSet>(*error_handler_);
 }

@@ -25,6 +25,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "projections/runner.h"
 #include "server/commit_watch.h"
 #include "server/tokens.h"
 #include "server/worker_pool.h"
@@ -45,7 +46,10 @@ struct ServerOptions {
 
 class Server {
  public:
-  Server(store::EventStore& store, const Tokens& tokens, ServerOptions options);
+  // `runner` serves the timeline and projection calls; null: they answer `unavailable`.
+  // Both must outlive the Server.
+  Server(store::EventStore& store, projections::Runner* runner, const Tokens& tokens,
+         ServerOptions options);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

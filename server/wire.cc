@@ -29,17 +29,6 @@ constexpr KindCode kKinds[] = {
 
 }  // namespace
 
-absl::Status BadField(absl::string_view field, absl::string_view message) {
-  absl::Status s = absl::InvalidArgumentError(message);
-  s.SetPayload(kFieldPayloadUrl, absl::Cord(field));
-  return s;
-}
-
-std::string ErrorField(const absl::Status& status) {
-  auto p = status.GetPayload(kFieldPayloadUrl);
-  return p ? std::string(*p) : std::string();
-}
-
 void SetError(rpc::Error::Builder out, const absl::Status& status) {
   rpc::ErrorKind kind = rpc::ErrorKind::INTERNAL;
   switch (status.code()) {
@@ -209,6 +198,38 @@ store::StreamInfo FromWire(rpc::StreamInfo::Reader info) {
   s.last_position = info.getLastPosition();
   s.first_occurred_at = info.getFirstOccurredAt();
   s.last_occurred_at = info.getLastOccurredAt();
+  return s;
+}
+
+void SetProjectionStatus(rpc::ProjectionStatus::Builder out,
+                         const projections::ProjectionStatus& status) {
+  out.setName(status.name);
+  out.setVersion(status.version);
+  out.setFamily(status.family);
+  out.setCheckpoint(status.checkpoint);
+  out.setHead(status.head);
+  out.setLagEvents(status.lag_events);
+  out.setLagSeconds(status.lag_seconds);
+  out.setEventsPerSecond(status.events_per_second);
+  out.setState(status.state);
+  out.setError(status.error);
+  out.setRebuilding(status.rebuild_checkpoint.has_value());
+  out.setRebuildCheckpoint(status.rebuild_checkpoint.value_or(0));
+}
+
+projections::ProjectionStatus FromWire(rpc::ProjectionStatus::Reader status) {
+  projections::ProjectionStatus s;
+  s.name = status.getName();
+  s.version = status.getVersion();
+  s.family = status.getFamily();
+  s.checkpoint = status.getCheckpoint();
+  s.head = status.getHead();
+  s.lag_events = status.getLagEvents();
+  s.lag_seconds = status.getLagSeconds();
+  s.events_per_second = status.getEventsPerSecond();
+  s.state = status.getState();
+  s.error = status.getError();
+  if (status.getRebuilding()) s.rebuild_checkpoint = status.getRebuildCheckpoint();
   return s;
 }
 

@@ -15,15 +15,17 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/field_error.h"
+#include "projections/runner.h"
 #include "schema/rpc.capnp.h"
 #include "store/event_store.h"
 
 namespace ihs::server {
 
-// The request field a kInvalidArgument status is about (e.g. "limit").
-inline constexpr char kFieldPayloadUrl[] = "type.ihs/field";
-absl::Status BadField(absl::string_view field, absl::string_view message);
-std::string ErrorField(const absl::Status& status);  // "" when none
+// The request field a kInvalidArgument status is about (e.g. "limit"): common/field_error.h.
+using ihs::BadField;
+using ihs::ErrorField;
+using ihs::kFieldPayloadUrl;
 
 void SetError(rpc::Error::Builder out, const absl::Status& status);
 absl::Status FromError(rpc::Error::Reader error);
@@ -52,6 +54,10 @@ size_t WireBytes(const store::StoredEvent& event);
 
 void SetStreamInfo(rpc::StreamInfo::Builder out, const store::StreamInfo& info);
 store::StreamInfo FromWire(rpc::StreamInfo::Reader info);
+
+void SetProjectionStatus(rpc::ProjectionStatus::Builder out,
+                         const projections::ProjectionStatus& status);
+projections::ProjectionStatus FromWire(rpc::ProjectionStatus::Reader status);
 
 }  // namespace ihs::server
 

@@ -24,18 +24,11 @@
 namespace ihs::workload {
 namespace {
 
-// One batch of events in one arena.
-struct Batch {
-  capnp::MallocMessageBuilder arena{8192};
-  std::vector<capnp::Orphan<schema::Event>> events;
-  double fraction = 0;
-};
-
 // A bounded queue between the generating thread and the appending one.
 class BatchQueue {
  public:
   explicit BatchQueue(size_t capacity) : capacity_(capacity) {}
-  void Push(std::unique_ptr<Batch> b) {
+  void Push(std::unique_ptr<EventBatch> b) {
     std::unique_lock<std::mutex> lock(mu_);
     space_.wait(lock, [&] { return queue_.size() < capacity_ || closed_; });
     if (closed_) return;
@@ -43,7 +36,7 @@ class BatchQueue {
     ready_.notify_one();
   }
   // nullptr at the end.
-  std::unique_ptr<Batch> Pop() {
+  std::unique_ptr<EventBatch> Pop() {
     std::unique_lock<std::mutex> lock(mu_);
     ready_.wait(lock, [&] { return !queue_.empty() || done_; });
     if (queue_.empty()) return nullptr;
@@ -71,7 +64,7 @@ class BatchQueue {
  private:
   std::mutex mu_;
   std::condition_variable ready_, space_;
-  std::deque<std::unique_ptr<Batch>> queue_;
+  std::deque<std::unique_ptr<EventBatch>> queue_;
   size_t capacity_;
   bool done_ = false, closed_ = false;
 };
@@ -109,6 +102,25 @@ absl::StatusOr<uint64_t> PresentPrefix(Generator& generator, store::EventStore& 
 
 }  // namespace
 
+std::vector<schema::Event::Reader> EventBatch::Readers() const {
+  std::vector<schema::Event::Reader> out;
+  out.reserve(events.size());
+  for (const auto& orphan : events) out.push_back(orphan.getReader());
+  return out;
+}
+
+std::unique_ptr<EventBatch> NextBatch(Generator& generator, size_t count) {
+  auto batch = std::make_unique<EventBatch>();
+  auto orphanage = batch->arena.getOrphanage();
+  while (batch->events.size() < count) {
+    auto orphan = orphanage.newOrphan<schema::Event>();
+    if (!generator.Next(orphan.get())) break;
+    batch->events.push_back(std::move(orphan));
+  }
+  batch->fraction = generator.fraction_done();
+  return batch;
+}
+
 std::vector<store::StreamAppend> GroupByStream(const std::vector<schema::Event::Reader>& events) {
   std::vector<store::StreamAppend> appends;
   absl::flat_hash_map<std::string, size_t> index;
@@ -137,14 +149,7 @@ absl::StatusOr<LoadReport> LoadIntoStore(Generator& generator, store::EventStore
   BatchQueue queue(3);
   std::thread producer([&] {
     for (;;) {
-      auto batch = std::make_unique<Batch>();
-      auto orphanage = batch->arena.getOrphanage();
-      while (batch->events.size() < kLoadBatch) {
-        auto orphan = orphanage.newOrphan<schema::Event>();
-        if (!generator.Next(orphan.get())) break;
-        batch->events.push_back(std::move(orphan));
-      }
-      batch->fraction = generator.fraction_done();
+      auto batch = NextBatch(generator, kLoadBatch);
       const bool last = batch->events.size() < kLoadBatch;
       if (!batch->events.empty()) queue.Push(std::move(batch));
       if (last || queue.closed()) break;
@@ -154,9 +159,7 @@ absl::StatusOr<LoadReport> LoadIntoStore(Generator& generator, store::EventStore
 
   absl::Status status;
   while (auto batch = queue.Pop()) {
-    std::vector<schema::Event::Reader> events;
-    events.reserve(batch->events.size());
-    for (auto& orphan : batch->events) events.push_back(orphan.getReader());
+    std::vector<schema::Event::Reader> events = batch->Readers();
     auto result = store.AppendMulti(GroupByStream(events));
     if (!result.ok()) {
       status = absl::Status(result.status().code(),

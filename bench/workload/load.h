@@ -3,8 +3,12 @@
 #ifndef IHS_BENCH_WORKLOAD_LOAD_H_
 #define IHS_BENCH_WORKLOAD_LOAD_H_
 
+#include <capnp/message.h>
+#include <capnp/orphan.h>
+
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -17,6 +21,18 @@ namespace ihs::workload {
 
 // Events per AppendMulti. Fixed: a resumed load relies on every batch but the last being full.
 inline constexpr size_t kLoadBatch = 2000;
+
+// The next events of a generator, in one arena.
+struct EventBatch {
+  capnp::MallocMessageBuilder arena{8192};
+  std::vector<capnp::Orphan<schema::Event>> events;
+  double fraction = 0;  // the generator's fraction_done() after the last of them
+
+  std::vector<schema::Event::Reader> Readers() const;
+};
+
+// Up to `count` events (fewer, or none, at the end of the history).
+std::unique_ptr<EventBatch> NextBatch(Generator& generator, size_t count);
 
 // One StreamAppend (expected version: any) per stream, in the order streams first appear, each
 // with its events in their order: one batch of generated events as one AppendMulti. The

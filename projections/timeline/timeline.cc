@@ -14,6 +14,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/big_endian.h"
+#include "common/field_error.h"
 #include "common/service_hours.h"
 #include "common/status_macros.h"
 #include "schema/json.h"
@@ -611,31 +612,30 @@ std::unique_ptr<Projection> NewTimelineProjection() {
 }
 
 absl::Status Validate(const Query& q) {
-  if (q.party.empty()) return absl::InvalidArgumentError("a timeline needs a party");
+  if (q.party.empty()) return BadField("party", "a timeline needs a party");
   if (q.party.size() > store::kMaxStreamIdBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("a party id has at most ", store::kMaxStreamIdBytes, " bytes"));
+    return BadField("party", absl::StrCat("a party id has at most ", store::kMaxStreamIdBytes,
+                                          " bytes"));
   }
   if (q.from > q.to) {
-    return absl::InvalidArgumentError(absl::StrCat("the time range is backwards: from ",
-                                                   schema::FormatMicros(q.from), " is after to ",
-                                                   schema::FormatMicros(q.to)));
+    return BadField("to", absl::StrCat("the time range is backwards: from ",
+                                       schema::FormatMicros(q.from), " is after to ",
+                                       schema::FormatMicros(q.to)));
   }
   if (q.limit == 0 || q.limit > kMaxPageEntries) {
-    return absl::InvalidArgumentError(absl::StrCat("limit ", q.limit, " is out of range: 1 to ",
-                                                   kMaxPageEntries, " entries per page"));
+    return BadField("limit", absl::StrCat("limit ", q.limit, " is out of range: 1 to ",
+                                          kMaxPageEntries, " entries per page"));
   }
   for (Channel c : q.channels) {
     if (c == Channel::UNSPECIFIED || static_cast<uint16_t>(c) > static_cast<uint16_t>(Channel::IN_PERSON)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown channel ", static_cast<uint16_t>(c)));
+      return BadField("channels", absl::StrCat("unknown channel ", static_cast<uint16_t>(c)));
     }
   }
   if (!q.cursor.empty()) {
     std::string raw = absl::HexStringToBytes(q.cursor);
     if (q.cursor.size() != 32 || absl::BytesToHexString(raw) != absl::AsciiStrToLower(q.cursor)) {
-      return absl::InvalidArgumentError(absl::StrCat("bad cursor \"", q.cursor,
-                                                     "\": pass a page's nextCursor unchanged"));
+      return BadField("cursor", absl::StrCat("bad cursor \"", q.cursor,
+                                             "\": pass a page's nextCursor unchanged"));
     }
   }
   return absl::OkStatus();

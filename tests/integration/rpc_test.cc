@@ -13,14 +13,22 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <sstream>
 #include <thread>
 
+#include <capnp/any.h>
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/escaping.h"
 #include "absl/synchronization/notification.h"
+#include "bench/workload/generator.h"
+#include "bench/workload/load.h"
+#include "nlohmann/json.hpp"
+#include "projections/registry.h"
+#include "projections/timeline/timeline.h"
 #include "server/client.h"
 #include "server/tokens.h"
 #include "store/event_store.h"
@@ -598,6 +606,258 @@ TEST_F(RpcTest, BadTokensFileIsRefusedNamingTheLine) {
   auto p = IhsdProcess::Start(o);
   ASSERT_FALSE(p.ok());
   EXPECT_NE(std::string(p.status().message()).find("line 3"), std::string::npos) << p.status();
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// The timeline over RPC (docs/rpc.md, docs/projections.md).
+
+namespace tl = projections::timeline;
+
+// A generated history, appended over RPC in AppendMulti batches; returns its ground truth.
+nlohmann::json AppendHistory(Client& writer, const workload::Config& config) {
+  workload::Generator g(config);
+  for (;;) {
+    auto batch = workload::NextBatch(g, 500);
+    if (batch->events.empty()) break;
+    auto r = writer.AppendMulti(workload::GroupByStream(batch->Readers()));
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (!r.ok()) break;
+  }
+  std::stringstream truth;
+  g.WriteTruth(truth);
+  return nlohmann::json::parse(truth.str());
+}
+
+absl::Time TruthTime(const nlohmann::json& truth) {
+  absl::Time t;
+  std::string err;
+  EXPECT_TRUE(absl::ParseTime(absl::RFC3339_full, truth["as_of"].get<std::string>(), &t, &err))
+      << err;
+  return t;
+}
+
+// A party's first 1,000 entries, waiting times counted to `as_of`.
+tl::Query WholeTimeline(const std::string& party, absl::Time as_of) {
+  tl::Query q;
+  q.party = party;
+  q.limit = tl::kMaxPageEntries;
+  q.as_of = as_of;
+  return q;
+}
+
+std::string Hex(capnp::Data::Reader d) {
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(d.begin()), d.size()));
+}
+
+// The canonical bytes of a message's root: equal bytes, equal content.
+template <typename T>
+std::string Canonical(capnp::MessageBuilder& m) {
+  auto words = capnp::AnyStruct::Reader(m.getRoot<T>().asReader()).canonicalize();
+  return std::string(reinterpret_cast<const char*>(words.begin()), words.asBytes().size());
+}
+
+TEST_F(RpcTest, TimelineOverRpcIsTheProjectionsStateAndMarksTheTruth) {
+  StartServer();
+  auto writer = MustConnect("writer");
+  auto reader = MustConnect("reader");
+  ASSERT_TRUE(writer && reader);
+  workload::Config config;
+  config.parties = 300;
+  config.days = 30;
+  config.seed = 23;
+  const nlohmann::json truth = AppendHistory(*writer, config);
+  const uint64_t head = *reader->Head();
+  ASSERT_GT(head, 1000u);
+  const absl::Time as_of = TruthTime(truth);
+
+  // Read your own writes: with minPosition = head, the answer covers the whole log.
+  Client::TimelineOptions fresh;
+  fresh.min_position = head;
+  fresh.open_content = true;
+
+  // Every channel switch in the truth is marked on the party it landed on (the first 15).
+  ASSERT_FALSE(truth["channel_switches"].empty());
+  std::set<std::string> parties;
+  size_t checked = 0;
+  for (const auto& sw : truth["channel_switches"]) {
+    if (++checked > 15) break;
+    tl::Query q = WholeTimeline(sw["to_party"], as_of);
+    parties.insert(q.party);
+    capnp::MallocMessageBuilder m;
+    IHS_ASSERT_OK(reader->Timeline(q, fresh, m));
+    auto page = m.getRoot<schema::TimelinePage>();
+    EXPECT_EQ(page.getCheckpoint(), head);
+    bool found = false;
+    for (auto e : page.getEntries()) {
+      if (Hex(e.getEventId()) != sw["to_event"].get<std::string>()) continue;
+      found = true;
+      ASSERT_TRUE(e.hasSwitchFrom()) << sw.dump();
+      EXPECT_EQ(Hex(e.getSwitchFrom().getEventId()), sw["from_event"].get<std::string>());
+    }
+    EXPECT_TRUE(found) << "switch not on the timeline: " << sw.dump();
+  }
+
+  // Every unanswered message is open in the summary, waiting as long as the truth says.
+  ASSERT_FALSE(truth["unanswered"].empty());
+  const auto& open = truth["unanswered"][0];
+  capnp::MallocMessageBuilder sm;
+  IHS_ASSERT_OK(reader->Summary(open["party"], as_of, head, sm));
+  bool listed = false;
+  for (auto o : sm.getRoot<schema::TimelineSummary>().getOpen()) {
+    if (Hex(o.getEventId()) != open["event"].get<std::string>()) continue;
+    listed = true;
+    EXPECT_EQ(o.getWaitingSeconds(), open["waiting_s"].get<int64_t>());
+  }
+  EXPECT_TRUE(listed) << open.dump();
+  parties.insert(open["party"]);
+
+  // What ihsd served is byte for byte what the projection gives in process, once ihsd is gone.
+  std::map<std::string, std::pair<std::string, std::string>> served;  // party -> page, summary
+  for (const std::string& party : parties) {
+    tl::Query q = WholeTimeline(party, as_of);
+    capnp::MallocMessageBuilder page, summary;
+    IHS_ASSERT_OK(reader->Timeline(q, fresh, page));
+    IHS_ASSERT_OK(reader->Summary(party, as_of, head, summary));
+    served[party] = {Canonical<schema::TimelinePage>(page),
+                     Canonical<schema::TimelineSummary>(summary)};
+  }
+  reader.reset();
+  writer.reset();
+  ASSERT_EQ(server_->Stop(SIGTERM), 0);
+  store::Options so;
+  so.path = dir_.Sub("data");
+  auto st = store::EventStore::Open(so);
+  ASSERT_TRUE(st.ok()) << st.status();
+  auto runner = projections::Runner::Open(st->get(), projections::AllProjections());
+  ASSERT_TRUE(runner.ok()) << runner.status();
+  IHS_ASSERT_OK((*runner)->CatchUp(tl::kName));
+  auto view = (*runner)->View(tl::kName);
+  ASSERT_TRUE(view.ok()) << view.status();
+  for (const auto& [party, bytes] : served) {
+    tl::Query q = WholeTimeline(party, as_of);
+    capnp::MallocMessageBuilder page, summary;
+    IHS_ASSERT_OK(tl::ReadPage(*view, q, page, st->get()));
+    IHS_ASSERT_OK(tl::ReadSummary(*view, party, as_of, summary));
+    EXPECT_EQ(Canonical<schema::TimelinePage>(page), bytes.first) << party;
+    EXPECT_EQ(Canonical<schema::TimelineSummary>(summary), bytes.second) << party;
+  }
+}
+
+TEST_F(RpcTest, TimelineReadsYourOwnWritesAndRefusesBadQueriesByField) {
+  StartServer();
+  auto writer = MustConnect("writer");
+  auto reader = MustConnect("reader");
+  ASSERT_TRUE(writer && reader);
+  auto appended = writer->Append(One("customer-zoe", events_.Touchpoint(
+      1, schema::Channel::EMAIL, schema::TouchpointType::COMPLAINT, "where is my parcel")));
+  ASSERT_TRUE(appended.ok()) << appended.status();
+  Client::TimelineOptions o;
+  o.open_content = true;
+  o.min_position = appended->positions[0] + 1;
+  tl::Query q;
+  q.party = "customer-zoe";
+  capnp::MallocMessageBuilder m;
+  IHS_ASSERT_OK(reader->Timeline(q, o, m));
+  auto page = m.getRoot<schema::TimelinePage>();
+  ASSERT_EQ(page.getEntries().size(), 1u);
+  EXPECT_TRUE(page.getEntries()[0].getResponse().isOpen());
+  EXPECT_EQ(std::string(page.getEntries()[0].getText().cStr()), "where is my parcel");
+  // Without openContent the personal content stays out of the answer.
+  capnp::MallocMessageBuilder sealed;
+  IHS_ASSERT_OK(reader->Timeline(q, {false, o.min_position}, sealed));
+  EXPECT_EQ(sealed.getRoot<schema::TimelinePage>().getEntries()[0].getText().size(), 0u);
+
+  auto refused = [&](tl::Query bad, const std::string& field) {
+    capnp::MallocMessageBuilder out;
+    absl::Status s = reader->Timeline(bad, o, out);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << field << ": " << s;
+    EXPECT_EQ(client::ErrorField(s), field) << s;
+  };
+  tl::Query bad = q;
+  bad.limit = 0;
+  refused(bad, "limit");
+  bad.limit = tl::kMaxPageEntries + 1;
+  refused(bad, "limit");
+  bad = q;
+  bad.from = 10;
+  bad.to = 5;
+  refused(bad, "to");
+  bad = q;
+  bad.channels = {static_cast<schema::Channel>(999)};
+  refused(bad, "channels");
+  bad = q;
+  bad.cursor = "not-a-cursor";
+  refused(bad, "cursor");
+  bad = q;
+  bad.party = "";
+  refused(bad, "party");
+
+  capnp::MallocMessageBuilder out;
+  absl::Status none = reader->Timeline([&] {
+    tl::Query n = q;
+    n.party = "nobody";
+    return n;
+  }(), o, out);
+  EXPECT_EQ(none.code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(none.message().find("no such party: nobody"), std::string::npos) << none;
+  EXPECT_EQ(reader->Summary("nobody", absl::Now(), 0, out).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(reader->Timeline(q, {false, 1000}, out).code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(client::ErrorField(reader->Summary("", absl::Now(), 0, out)), "party");
+
+  // A writer has no timeline; a reader no rebuild.
+  EXPECT_EQ(writer->Timeline(q, o, out).code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(reader->RebuildProjection("timeline").code(), absl::StatusCode::kPermissionDenied);
+}
+
+TEST_F(RpcTest, AdminRebuildsTheTimelineWhileItServesAndTheResultIsTheSame) {
+  StartServer();
+  auto writer = MustConnect("writer");
+  auto admin = MustConnect("admin");
+  auto auditor = MustConnect("auditor");
+  ASSERT_TRUE(writer && admin && auditor);
+  workload::Config config;
+  config.parties = 200;
+  config.days = 20;
+  config.seed = 4;
+  const nlohmann::json truth = AppendHistory(*writer, config);
+  const uint64_t head = *admin->Head();
+  tl::Query q = WholeTimeline(workload::Generator::kStoryParty, TruthTime(truth));
+  capnp::MallocMessageBuilder before;
+  IHS_ASSERT_OK(auditor->Timeline(q, {true, head}, before));
+
+  auto status = admin->Projections();
+  ASSERT_TRUE(status.ok()) << status.status();
+  ASSERT_EQ(status->size(), 1u);
+  const std::string family = (*status)[0].family;
+  EXPECT_EQ((*status)[0].name, "timeline");
+  EXPECT_EQ((*status)[0].checkpoint, head);
+  EXPECT_EQ((*status)[0].state, "live");
+
+  EXPECT_EQ(admin->RebuildProjection("nope").code(), absl::StatusCode::kNotFound);
+  IHS_ASSERT_OK(admin->RebuildProjection("timeline"));
+  // Reads and appends go on while it rebuilds.
+  IHS_ASSERT_OK(writer->Append(One("customer-late", events_.Touchpoint(
+      999999, schema::Channel::CHAT, schema::TouchpointType::MESSAGE))));
+  capnp::MallocMessageBuilder during;
+  IHS_EXPECT_OK(auditor->Timeline(q, {true, 0}, during));
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  std::string now_family = family;
+  while (now_family == family && absl::Now() < deadline) {
+    auto s = admin->Projections();
+    ASSERT_TRUE(s.ok()) << s.status();
+    ASSERT_TRUE((*s)[0].rebuild_checkpoint || (*s)[0].family != family)
+        << "the rebuild ended without taking over: " << (*s)[0].error << " " << (*s)[0].family << " " << (*s)[0].state << "\n" << server_->Log();
+    now_family = (*s)[0].family;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_NE(now_family, family) << "no swap within 60 s";
+  capnp::MallocMessageBuilder after;
+  IHS_ASSERT_OK(auditor->Timeline(q, {true, head + 1}, after));
+  auto a = after.getRoot<schema::TimelinePage>();
+  a.setCheckpoint(head);  // the one thing that moved: the late append (another party)
+  EXPECT_EQ(Canonical<schema::TimelinePage>(after), Canonical<schema::TimelinePage>(before));
 }
 
 }  // namespace

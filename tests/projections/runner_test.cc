@@ -50,19 +50,10 @@ class RunnerTest : public ::testing::Test {
     c.seed = seed;
     c.max_events = max_events;
     workload::Generator g(c);
-    for (bool more = true; more;) {
-      std::vector<std::unique_ptr<capnp::MallocMessageBuilder>> msgs;
-      std::vector<schema::Event::Reader> events;
-      while (events.size() < batch) {
-        auto m = std::make_unique<capnp::MallocMessageBuilder>();
-        if (!g.Next(m->initRoot<schema::Event>())) {
-          more = false;
-          break;
-        }
-        events.push_back(m->getRoot<schema::Event>().asReader());
-        msgs.push_back(std::move(m));
-      }
-      if (!events.empty()) IHS_ASSERT_OK(store_->AppendMulti(workload::GroupByStream(events)));
+    for (;;) {
+      auto b = workload::NextBatch(g, batch);
+      if (b->events.empty()) break;
+      IHS_ASSERT_OK(store_->AppendMulti(workload::GroupByStream(b->Readers())));
     }
   }
 
@@ -99,13 +90,42 @@ TEST_F(RunnerTest, RebuildWhileAppendsContinueSwapsInAtTheHead) {
   IHS_ASSERT_OK(runner);
   (*runner)->Start();
   std::thread writer([&] { AppendHistory(7, 50, 5000); });
-  IHS_ASSERT_OK((*runner)->Rebuild(timeline::kName));
+  size_t reported = 0;
+  IHS_ASSERT_OK((*runner)->Rebuild(timeline::kName, [&](uint64_t, uint64_t) {
+    // While it runs, the status says so.
+    EXPECT_EQ((*runner)->Status()[0].state, "rebuilding");
+    EXPECT_TRUE((*runner)->Status()[0].rebuild_checkpoint.has_value());
+    ++reported;
+  }));
+  EXPECT_GT(reported, 0u);
   writer.join();
   ASSERT_TRUE((*runner)->WaitFor(timeline::kName, store_->Head(), absl::Now() + absl::Seconds(60)));
   (*runner)->Stop();
   const auto live = Dump(*store_, ActiveFamily(**runner));
   IHS_ASSERT_OK((*runner)->Rebuild(timeline::kName));
   EXPECT_TRUE(Dump(*store_, ActiveFamily(**runner)) == live);
+}
+
+TEST_F(RunnerTest, BackgroundRebuildIsReportedFromStartToSwap) {
+  AppendHistory(12, 500, 40000);
+  auto runner = OpenRunner();
+  IHS_ASSERT_OK(runner);
+  IHS_ASSERT_OK((*runner)->CatchUp(""));
+  const std::string before = ActiveFamily(**runner);
+  IHS_ASSERT_OK((*runner)->StartRebuild(timeline::kName));
+  // Reported as soon as StartRebuild returns (ihs projections rebuild --connect relies on it),
+  // and a second one is refused.
+  EXPECT_EQ((*runner)->Status()[0].state, "rebuilding");
+  EXPECT_EQ((*runner)->StartRebuild(timeline::kName).code(),
+            absl::StatusCode::kFailedPrecondition);
+  for (int i = 0; i < 1200; ++i) {
+    const ProjectionStatus st = (*runner)->Status()[0];
+    if (st.family != before) break;
+    ASSERT_EQ(st.state, "rebuilding") << "ended without a swap: " << st.error;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_NE(ActiveFamily(**runner), before);
+  EXPECT_EQ((*runner)->Status()[0].state, "live");
 }
 
 TEST_F(RunnerTest, CorruptStateIsReportedAndRebuiltNotServed) {

@@ -156,7 +156,9 @@ check "reader token" 0 "$ihs" token new --tokens "$tmp/tokens" --role reader --n
 rtok=$(cat "$tmp/out")
 check "writer token" 0 "$ihs" token new --tokens "$tmp/tokens" --role writer --name cli-writer --json
 wtok=$(grep -o '"token":"[0-9a-f]*"' "$tmp/out" | cut -d'"' -f4)
-expect_in "only hashes are stored" <(grep -c "$rtok\|$wtok" "$tmp/tokens") "0"
+check "admin token" 0 "$ihs" token new --tokens "$tmp/tokens" --role admin --name cli-admin
+atok=$(cat "$tmp/out")
+expect_in "only hashes are stored" <(grep -c "$rtok\|$wtok\|$atok" "$tmp/tokens") "0"
 "$ihsd" --data "$tmp/served" --listen 127.0.0.1:0 --tokens "$tmp/tokens" >"$tmp/ihsd.out" 2>"$tmp/ihsd.err" &
 ihsd_pid=$!
 for _ in $(seq 100); do grep -q ready "$tmp/ihsd.out" && break; sleep 0.1; done
@@ -184,11 +186,31 @@ check "append while following" 0 "$ihs" append --connect "$addr" --token "$wtok"
 for _ in $(seq 50); do grep -q live-one "$tmp/follow.txt" && break; sleep 0.1; done
 expect_in "tail -f shows the new event" "$tmp/follow.txt" "live-one"
 kill "$follow_pid" 2>/dev/null; wait "$follow_pid" 2>/dev/null
+# The timeline and the projection workers over RPC.
+check "timeline over RPC" 0 "$ihs" timeline customer-ada --connect "$addr" --token "$rtok"
+expect_in "remote timeline: the email answered on twitter" "$tmp/out" "answered on twitter after 2d23h"
+check "timeline json over RPC" 0 "$ihs" timeline customer-ada --connect "$addr" --token "$rtok" --json
+expect_in "remote timeline has the tweet's text" "$tmp/out" '"text":"@company two days and not a word'
+# Waiting times and the summary's moment are counted to "now": drop them to compare.
+sed -E 's/"(waitingSeconds|asOf)":("[^"]*"|[0-9]+)//g' "$tmp/out" >"$tmp/remote-timeline.json"
+check "timeline of nobody over RPC (2)" 2 "$ihs" timeline nobody --connect "$addr" --token "$rtok"
+expect_in "no such party over RPC" "$tmp/err" "no such party: nobody"
+check "projections status over RPC" 0 "$ihs" projections status --connect "$addr" --token "$rtok" --json
+expect_in "status names the timeline" "$tmp/out" '"name":"timeline"'
+expect_in "the timeline is live" "$tmp/out" '"state":"live"'
+check "a reader may not rebuild (6)" 6 "$ihs" projections rebuild timeline --connect "$addr" --token "$rtok"
+check "rebuild of an unknown projection (2)" 2 "$ihs" projections rebuild nope --connect "$addr" --token "$atok"
+expect_in "names the projections there are" "$tmp/err" "there are: timeline"
+check "rebuild over RPC" 0 "$ihs" projections rebuild timeline --connect "$addr" --token "$atok"
+expect_in "rebuilt into a new generation" "$tmp/out" "now timeline@2"
 kill -TERM "$ihsd_pid"
 wait "$ihsd_pid"
 ihsd_rc=$?
 [ "$ihsd_rc" -eq 0 ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: ihsd exit $ihsd_rc after SIGTERM"; }
 expect_in "ihsd says it stopped" "$tmp/ihsd.err" "stopped"
+check "timeline json locally" 0 "$ihs" timeline customer-ada --data "$tmp/served" --json
+sed -E 's/"(waitingSeconds|asOf)":("[^"]*"|[0-9]+)//g' "$tmp/out" >"$tmp/local-timeline.json"
+cmp -s "$tmp/local-timeline.json" "$tmp/remote-timeline.json" && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: remote and local timeline differ"; diff "$tmp/local-timeline.json" "$tmp/remote-timeline.json" | head -5; }
 check "nothing listens any more (5)" 5 "$ihs" read --connect "$addr" --token "$rtok" customer-ada
 check "bad address (2)" 2 "$ihs" read --connect "no such host:x" --token "$rtok" customer-ada
 

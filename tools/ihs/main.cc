@@ -314,31 +314,42 @@ class RemoteBackend final : public Backend {
   std::unique_ptr<client::Client> client_;
 };
 
-// Opens the backend the flags name; on failure prints why and returns the exit code.
-absl::StatusOr<std::unique_ptr<Backend>> OpenBackend(const Common& c, bool write) {
+// --data or --connect, exactly one.
+absl::Status CheckWhere(const Common& c) {
   if (c.connect.empty() == c.data.empty()) {
     return absl::InvalidArgumentError("give exactly one of --data DIR and --connect ADDR");
   }
+  return absl::OkStatus();
+}
+
+// Connects to the ihsd of --connect with --token (default $IHS_TOKEN) and the TLS flags.
+absl::StatusOr<std::unique_ptr<client::Client>> Connect(const Common& c) {
+  client::ConnectOptions o;
+  o.address = c.connect;
+  o.token = c.token;
+  o.tls_ca_file = c.tls_ca;
+  o.tls_server_name = c.tls_name;
+  if (o.token.empty()) {
+    const char* env = std::getenv("IHS_TOKEN");
+    if (env != nullptr) o.token = env;
+  }
+  return client::Client::Connect(o);
+}
+
+// A store that cannot be opened is "unavailable", whatever the status code (as FailOpen).
+absl::Status OpenFailure(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kDataLoss ? s : absl::UnavailableError(s.message());
+}
+
+// Opens the backend the flags name.
+absl::StatusOr<std::unique_ptr<Backend>> OpenBackend(const Common& c, bool write) {
+  IHS_RETURN_IF_ERROR(CheckWhere(c));
   if (!c.connect.empty()) {
-    client::ConnectOptions o;
-    o.address = c.connect;
-    o.token = c.token;
-    o.tls_ca_file = c.tls_ca;
-    o.tls_server_name = c.tls_name;
-    if (o.token.empty()) {
-      const char* env = std::getenv("IHS_TOKEN");
-      if (env != nullptr) o.token = env;
-    }
-    IHS_ASSIGN_OR_RETURN(auto client, client::Client::Connect(o));
+    IHS_ASSIGN_OR_RETURN(auto client, Connect(c));
     return std::unique_ptr<Backend>(new RemoteBackend(std::move(client)));
   }
   absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, write);
-  if (!st.ok()) {
-    // A store that cannot be opened is "unavailable", whatever the status code (FailOpen).
-    return st.status().code() == absl::StatusCode::kDataLoss
-               ? st.status()
-               : absl::UnavailableError(st.status().message());
-  }
+  if (!st.ok()) return OpenFailure(st.status());
   return std::unique_ptr<Backend>(new LocalBackend(std::move(*st)));
 }
 
@@ -746,32 +757,150 @@ int TokenNew(const Common& c, const TokenArgs& a) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Projections and the timeline (on a data directory; docs/projections.md).
+// Projections and the timeline (docs/projections.md): on a data directory, where the runner runs
+// in this process, or on a running ihsd.
 
-struct OpenRunner {
-  std::unique_ptr<store::EventStore> store;
-  std::unique_ptr<projections::Runner> runner;
+class ProjectionSource {
+ public:
+  virtual ~ProjectionSource() = default;
+  virtual absl::StatusOr<std::vector<projections::ProjectionStatus>> Status() = 0;
+  // Rebuilds `name` and returns once the new generation serves.
+  virtual absl::Status Rebuild(const std::string& name, const store::ProgressFn& progress) = 0;
+  // The party's summary and one page, both as of the log's head when the command started.
+  virtual absl::Status ReadTimeline(const projections::timeline::Query& q,
+                                    capnp::MessageBuilder& summary,
+                                    capnp::MessageBuilder& page) = 0;
 };
 
-// Projections write their state, so these commands open the store for writing (and so not while
-// ihsd holds it).
-absl::StatusOr<OpenRunner> OpenProjections(const Common& c) {
-  OpenRunner r;
-  IHS_ASSIGN_OR_RETURN(r.store, OpenStore(c, /*write=*/true));
-  IHS_ASSIGN_OR_RETURN(r.runner,
-                       projections::Runner::Open(r.store.get(), projections::AllProjections()));
-  return r;
-}
+// Projections write their state, so on a data directory these commands open the store for
+// writing (and so not while ihsd holds it).
+class LocalProjections final : public ProjectionSource {
+ public:
+  LocalProjections(const Common& c, std::unique_ptr<store::EventStore> store,
+                   std::unique_ptr<projections::Runner> runner)
+      : c_(c), store_(std::move(store)), runner_(std::move(runner)) {}
 
-absl::Status CatchUpWithProgress(const Common& c, projections::Runner& runner,
-                                 const std::string& name) {
-  Progress progress(absl::StrCat("projection ", name.empty() ? "all" : name));
-  if (c.json) progress.Disable();
-  absl::Status s = runner.CatchUp(name, [&](uint64_t done, uint64_t total) {
-    progress.Update(done, total);
-  });
-  progress.Finish();
-  return s;
+  absl::StatusOr<std::vector<projections::ProjectionStatus>> Status() override {
+    return runner_->Status();
+  }
+  absl::Status Rebuild(const std::string& name, const store::ProgressFn& progress) override {
+    return runner_->Rebuild(name, progress);
+  }
+  // Catches up first; corrupt state is reported, rebuilt, and only then answered.
+  absl::Status ReadTimeline(const projections::timeline::Query& q, capnp::MessageBuilder& summary,
+                            capnp::MessageBuilder& page) override {
+    for (int attempt = 0;; ++attempt) {
+      IHS_RETURN_IF_ERROR(CatchUp(projections::timeline::kName));
+      absl::StatusOr<projections::StateView> view = runner_->View(projections::timeline::kName);
+      absl::Status s = view.status();
+      if (s.ok()) s = projections::timeline::ReadSummary(*view, q.party, q.as_of, summary);
+      if (s.ok()) s = projections::timeline::ReadPage(*view, q, page, store_.get());
+      const bool corrupt = s.code() == absl::StatusCode::kDataLoss ||
+                           s.code() == absl::StatusCode::kUnavailable;
+      if (!corrupt || attempt > 0) return s;
+      std::cerr << "ihs: " << s.message() << "; rebuilding the timeline" << std::endl;
+    }
+  }
+
+ private:
+  absl::Status CatchUp(const std::string& name) {
+    Progress progress(absl::StrCat("projection ", name));
+    if (c_.json) progress.Disable();
+    absl::Status s = runner_->CatchUp(name, [&](uint64_t done, uint64_t total) {
+      progress.Update(done, total);
+    });
+    progress.Finish();
+    return s;
+  }
+
+  const Common& c_;
+  std::unique_ptr<store::EventStore> store_;
+  std::unique_ptr<projections::Runner> runner_;
+};
+
+class RemoteProjections final : public ProjectionSource {
+ public:
+  explicit RemoteProjections(std::unique_ptr<client::Client> client)
+      : client_(std::move(client)) {}
+
+  absl::StatusOr<std::vector<projections::ProjectionStatus>> Status() override {
+    return client_->Projections();
+  }
+
+  // Starts the rebuild in ihsd (admin), then follows it through the status until the new
+  // generation serves.
+  absl::Status Rebuild(const std::string& name, const store::ProgressFn& progress) override {
+    IHS_ASSIGN_OR_RETURN(projections::ProjectionStatus before, Find(name));
+    IHS_RETURN_IF_ERROR(client_->RebuildProjection(name));
+    for (;;) {
+      IHS_ASSIGN_OR_RETURN(projections::ProjectionStatus now, Find(name));
+      if (now.rebuild_checkpoint) {
+        if (progress) progress(*now.rebuild_checkpoint, now.head);
+      } else if (now.family != before.family) {
+        if (progress) progress(now.checkpoint, now.checkpoint);
+        return absl::OkStatus();
+      } else {
+        // The rebuild ended without a swap (ihsd claims it before answering, so this is not a
+        // rebuild that has yet to start).
+        return absl::UnavailableError(
+            now.error.empty() ? std::string("the rebuild stopped (is ihsd shutting down?)")
+                              : now.error);
+      }
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+  }
+
+  // As of the head when asked: ihsd answers once the timeline has applied it, or (after its 5 s
+  // wait) the page is read as it is, with a warning that it is behind.
+  absl::Status ReadTimeline(const projections::timeline::Query& q, capnp::MessageBuilder& summary,
+                            capnp::MessageBuilder& page) override {
+    IHS_ASSIGN_OR_RETURN(const uint64_t head, client_->Head());
+    client::Client::TimelineOptions o;
+    o.open_content = true;
+    o.min_position = head;
+    absl::Status s = client_->Summary(q.party, q.as_of, o.min_position, summary);
+    if (s.code() == absl::StatusCode::kUnavailable) {
+      // Behind after the wait (or not serving at all: then this fails the same way).
+      o.min_position = 0;
+      s = client_->Summary(q.party, q.as_of, o.min_position, summary);
+    }
+    IHS_RETURN_IF_ERROR(s);
+    IHS_RETURN_IF_ERROR(client_->Timeline(q, o, page));
+    const uint64_t checkpoint = page.getRoot<schema::TimelinePage>().getCheckpoint();
+    if (checkpoint < head) {
+      std::cerr << "ihs: the timeline is " << head - checkpoint << " events behind the log"
+                << std::endl;
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::StatusOr<projections::ProjectionStatus> Find(const std::string& name) {
+    IHS_ASSIGN_OR_RETURN(auto all, client_->Projections());
+    std::vector<std::string> names;
+    for (const projections::ProjectionStatus& st : all) {
+      if (st.name == name) return st;
+      names.push_back(st.name);
+    }
+    return absl::NotFoundError(absl::StrCat("no projection named \"", name, "\" (there are: ",
+                                            absl::StrJoin(names, ", "), ")"));
+  }
+
+  std::unique_ptr<client::Client> client_;
+};
+
+absl::StatusOr<std::unique_ptr<ProjectionSource>> OpenProjections(const Common& c) {
+  IHS_RETURN_IF_ERROR(CheckWhere(c));
+  if (!c.connect.empty()) {
+    IHS_ASSIGN_OR_RETURN(auto client, Connect(c));
+    return std::unique_ptr<ProjectionSource>(new RemoteProjections(std::move(client)));
+  }
+  absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, /*write=*/true);
+  if (!st.ok()) return OpenFailure(st.status());
+  IHS_ASSIGN_OR_RETURN(auto runner,
+                       projections::Runner::Open(st->get(), projections::AllProjections()));
+  return std::unique_ptr<ProjectionSource>(
+      new LocalProjections(c, std::move(*st), std::move(runner)));
 }
 
 nlohmann::json ProjectionStatusJson(const projections::ProjectionStatus& st) {
@@ -790,9 +919,11 @@ nlohmann::json ProjectionStatusJson(const projections::ProjectionStatus& st) {
 }
 
 int ProjectionsStatus(const Common& c) {
-  absl::StatusOr<OpenRunner> r = OpenProjections(c);
-  if (!r.ok()) return FailOpen(r.status());
-  for (const projections::ProjectionStatus& st : r->runner->Status()) {
+  absl::StatusOr<std::unique_ptr<ProjectionSource>> source = OpenProjections(c);
+  if (!source.ok()) return Fail(source.status());
+  absl::StatusOr<std::vector<projections::ProjectionStatus>> all = (*source)->Status();
+  if (!all.ok()) return Fail(all.status());
+  for (const projections::ProjectionStatus& st : *all) {
     if (c.json) {
       std::cout << ProjectionStatusJson(st).dump() << "\n";
     } else {
@@ -805,18 +936,20 @@ int ProjectionsStatus(const Common& c) {
 }
 
 int ProjectionsRebuild(const Common& c, const std::string& name) {
-  absl::StatusOr<OpenRunner> r = OpenProjections(c);
-  if (!r.ok()) return FailOpen(r.status());
+  absl::StatusOr<std::unique_ptr<ProjectionSource>> source = OpenProjections(c);
+  if (!source.ok()) return Fail(source.status());
   Progress progress(absl::StrCat("rebuild ", name));
   if (c.json) progress.Disable();
   const absl::Time start = absl::Now();
-  absl::Status s = r->runner->Rebuild(name, [&](uint64_t done, uint64_t total) {
+  absl::Status s = (*source)->Rebuild(name, [&](uint64_t done, uint64_t total) {
     progress.Update(done, total);
   });
   progress.Finish();
   if (!s.ok()) return Fail(s);
   const double secs = absl::ToDoubleSeconds(absl::Now() - start);
-  for (const projections::ProjectionStatus& st : r->runner->Status()) {
+  absl::StatusOr<std::vector<projections::ProjectionStatus>> all = (*source)->Status();
+  if (!all.ok()) return Fail(all.status());
+  for (const projections::ProjectionStatus& st : *all) {
     if (st.name != name) continue;
     if (c.json) {
       nlohmann::json j = ProjectionStatusJson(st);
@@ -948,22 +1081,6 @@ std::string Duration(int64_t seconds) {
   return absl::StrCat(seconds / 86400, "d", (seconds % 86400) / 3600, "h");
 }
 
-// Reads the summary and the page; corrupt state is reported, rebuilt, and only then answered.
-absl::Status ReadTimeline(const Common& c, OpenRunner& r, const projections::timeline::Query& q,
-                          capnp::MessageBuilder& summary, capnp::MessageBuilder& page) {
-  for (int attempt = 0;; ++attempt) {
-    IHS_RETURN_IF_ERROR(CatchUpWithProgress(c, *r.runner, projections::timeline::kName));
-    absl::StatusOr<projections::StateView> view = r.runner->View(projections::timeline::kName);
-    absl::Status s = view.status();
-    if (s.ok()) s = projections::timeline::ReadSummary(*view, q.party, q.as_of, summary);
-    if (s.ok()) s = projections::timeline::ReadPage(*view, q, page, r.store.get());
-    const bool corrupt = s.code() == absl::StatusCode::kDataLoss ||
-                         s.code() == absl::StatusCode::kUnavailable;
-    if (!corrupt || attempt > 0) return s;
-    std::cerr << "ihs: " << s.message() << "; rebuilding the timeline" << std::endl;
-  }
-}
-
 int Timeline(const Common& c, const TimelineArgs& a) {
   projections::timeline::Query q;
   q.party = a.party;
@@ -986,10 +1103,10 @@ int Timeline(const Common& c, const TimelineArgs& a) {
     q.to = *t;
   }
   if (absl::Status s = projections::timeline::Validate(q); !s.ok()) return Fail(s);
-  absl::StatusOr<OpenRunner> r = OpenProjections(c);
-  if (!r.ok()) return FailOpen(r.status());
+  absl::StatusOr<std::unique_ptr<ProjectionSource>> source = OpenProjections(c);
+  if (!source.ok()) return Fail(source.status());
   capnp::MallocMessageBuilder summary_msg, page_msg;
-  if (absl::Status s = ReadTimeline(c, *r, q, summary_msg, page_msg); !s.ok()) return Fail(s);
+  if (absl::Status s = (*source)->ReadTimeline(q, summary_msg, page_msg); !s.ok()) return Fail(s);
   auto summary = summary_msg.getRoot<schema::TimelineSummary>();
   auto page = page_msg.getRoot<schema::TimelinePage>();
   if (!a.html.empty()) {
@@ -1119,18 +1236,18 @@ int Main(int argc, char** argv) {
   auto* proj = app.add_subcommand("projections", "projection workers: status and rebuild");
   proj->require_subcommand(1);
   auto* proj_status = proj->add_subcommand(
-      "status", "each projection's checkpoint, lag and state (opens the store for writing)");
-  add_common(proj_status, true);
+      "status", "each projection's checkpoint, lag and state (--data opens the store for writing)");
+  add_where(proj_status);
   std::string rebuild_name;
   auto* proj_rebuild = proj->add_subcommand(
       "rebuild", "rebuild a projection from position 0 into a fresh generation, then swap it in");
-  add_common(proj_rebuild, true);
+  add_where(proj_rebuild);
   proj_rebuild->add_option("name", rebuild_name, "the projection, e.g. timeline")->required();
 
   TimelineArgs tl_args;
   auto* timeline = app.add_subcommand(
       "timeline", "one party's touchpoints across channels, with responses and switches");
-  add_common(timeline, true);
+  add_where(timeline);
   timeline->add_option("party", tl_args.party, "party id (stream id)")->required();
   timeline->add_option("--from", tl_args.from, "first moment (RFC 3339), by occurred_at");
   timeline->add_option("--to", tl_args.to, "end (RFC 3339, exclusive)");

@@ -201,7 +201,7 @@ int Main(int argc, char** argv) {
     (*runner)->Start();
 
     so.version = IHS_VERSION;
-    server::Server server(**store, tokens, so);
+    server::Server server(**store, runner->get(), tokens, so);
     std::vector<kj::Promise<void>> serving;
     for (Listener& l : listeners) {
       serving.push_back(server.Listen(*l.receiver).eagerlyEvaluate([&l](kj::Exception&& e) {
