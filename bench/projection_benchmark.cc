@@ -93,7 +93,7 @@ void BM_TimelineRebuild(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * o.store->Head()));
   state.SetLabel(o.name);
 }
-BENCHMARK(BM_TimelineRebuild)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+BENCHMARK(BM_TimelineRebuild)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 
 // The party with the most timeline entries (at least 500).
 std::string BusiestParty(const projections::StateView& view) {

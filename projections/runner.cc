@@ -93,8 +93,17 @@ absl::StatusOr<std::optional<store::StoredEvent>> Txn::FindEarlierEvent(absl::st
 }
 
 store::StateBatch Txn::Finish(uint64_t checkpoint, uint32_t version) {
+  // In key order: RocksDB's memtable inserts a sorted run of keys far faster than random ones
+  // (each insert starts from where the previous one ended).
+  std::vector<std::pair<const std::string, std::optional<std::string>>*> sorted;
+  sorted.reserve(writes_.size());
+  for (auto& kv : writes_) sorted.push_back(&kv);
+  std::sort(sorted.begin(), sorted.end(), [](const auto* a, const auto* b) {
+    return a->first < b->first;
+  });
   store::StateBatch batch;
-  for (auto& [key, value] : writes_) {
+  for (auto* kv : sorted) {
+    auto& [key, value] = *kv;
     if (value) {
       batch.Put(key, Seal(key, std::move(*value)));
     } else {

@@ -37,7 +37,7 @@ inline constexpr char kCheckpointKey[] = "\0checkpoint";  // sizeof - 1 = 11 byt
 
 struct RunnerOptions {
   size_t batch_events = 1000;           // most events one live batch applies
-  size_t rebuild_batch_events = 16384;  // most events one rebuild batch applies
+  size_t rebuild_batch_events = 131072;  // most events one rebuild batch applies
   Clock* clock = nullptr;               // lag in seconds; default RealClock()
 };
 
