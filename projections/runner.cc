@@ -345,35 +345,53 @@ namespace {
 
 // Applies up to max_events from gen's checkpoint with `projection`, and commits them with the
 // new checkpoint in one batch. Returns how many were applied.
+// Events per read of the log inside a batch.
+constexpr size_t kReadChunk = 16384;
+// A rebuild applies the last events before the swap with the live worker paused: at most this
+// many, so that the pause is short.
+constexpr uint64_t kFinalStretch = 16384;
+
+// Applies the log from the generation's checkpoint towards `head`, at most `max_events`, as one
+// batch: read in chunks, applied through one Txn (so a key written many times is written once),
+// written with the new checkpoint in one WriteBatch. `reached` (optional) hears the position
+// after each chunk.
 absl::StatusOr<uint64_t> ApplyTo(store::EventStore* store, Projection& projection,
-                                 Generation& gen, uint64_t head, size_t max_events) {
+                                 Generation& gen, uint64_t head, size_t max_events,
+                                 const std::function<void(uint64_t)>& reached = nullptr) {
   const uint64_t from = gen.checkpoint();
   if (from >= head) return 0;
+  const uint64_t end = from + std::min<uint64_t>(max_events, head - from);
   store::ReadOptions ro;
   ro.open_content = false;  // projections derive nothing from personal content
-  IHS_ASSIGN_OR_RETURN(std::vector<store::StoredEvent> events,
-                       store->ReadAll(from, std::min<uint64_t>(max_events, head - from), ro));
   Txn txn(store, gen.family());
-  for (const store::StoredEvent& e : events) {
-    txn.set_position(e.position());
-    IHS_RETURN_IF_ERROR(projection.Apply(e, txn));
+  uint64_t pos = from;
+  while (pos < end) {
+    IHS_ASSIGN_OR_RETURN(std::vector<store::StoredEvent> events,
+                         store->ReadAll(pos, std::min<uint64_t>(kReadChunk, end - pos), ro));
+    if (events.empty()) break;
+    for (const store::StoredEvent& e : events) {
+      txn.set_position(e.position());
+      IHS_RETURN_IF_ERROR(projection.Apply(e, txn));
+    }
+    pos += events.size();
+    if (reached) reached(pos);
   }
-  txn.set_position(from + events.size());
+  txn.set_position(pos);
   IHS_RETURN_IF_ERROR(projection.Flush(txn));
-  IHS_RETURN_IF_ERROR(
-      store->WriteState(gen.family(), txn.Finish(from + events.size(), projection.version())));
-  gen.set_checkpoint(from + events.size());
-  return events.size();
+  IHS_RETURN_IF_ERROR(store->WriteState(gen.family(), txn.Finish(pos, projection.version())));
+  gen.set_checkpoint(pos);
+  return pos - from;
 }
 
 }  // namespace
 
-absl::Status Runner::ApplyBatch(Slot& slot, size_t max_events, bool* applied) {
+absl::Status Runner::ApplyBatch(Slot& slot, size_t max_events, bool* applied,
+                                const std::function<void(uint64_t)>& reached) {
   *applied = false;
   absl::MutexLock apply(&slot.apply_mu);
   std::shared_ptr<Generation> gen = slot.Active();
   IHS_ASSIGN_OR_RETURN(uint64_t n,
-                       ApplyTo(store_, *slot.live, *gen, store_->Head(), max_events));
+                       ApplyTo(store_, *slot.live, *gen, store_->Head(), max_events, reached));
   if (n == 0) return absl::OkStatus();
   *applied = true;
   const absl::Time now = clock_->Now();
@@ -440,17 +458,19 @@ absl::Status Runner::RunClaimedRebuild(Slot& slot, const store::ProgressFn& prog
     }
     if (stop) return done(absl::CancelledError("the runner is stopping"));
     const uint64_t head = store_->Head();
-    if (head - gen->checkpoint() < options_.rebuild_batch_events) break;
-    absl::StatusOr<uint64_t> n =
-        ApplyTo(store_, *projection, *gen, head, options_.rebuild_batch_events);
+    if (head - gen->checkpoint() < kFinalStretch) break;
+    absl::StatusOr<uint64_t> n = ApplyTo(store_, *projection, *gen, head,
+                                         options_.rebuild_batch_events, [&](uint64_t reached) {
+                                           {
+                                             absl::MutexLock l(&slot.mu);
+                                             slot.rebuild_checkpoint = reached;
+                                           }
+                                           if (progress) progress(reached, head);
+                                         });
     if (!n.ok()) return done(n.status());
-    {
-      absl::MutexLock l(&slot.mu);
-      slot.rebuild_checkpoint = gen->checkpoint();
-    }
-    if (progress) progress(gen->checkpoint(), head);
   }
-  // The rest, and the swap, with the live worker paused between its batches.
+  // The rest (under kFinalStretch events, unless the log grew fast meanwhile), and the swap,
+  // with the live worker paused between its batches.
   absl::MutexLock apply(&slot.apply_mu);
   const uint64_t head = store_->Head();
   while (gen->checkpoint() < head) {
@@ -574,14 +594,16 @@ absl::Status Runner::CatchUp(absl::string_view name, const store::ProgressFn& pr
     if (rebuild) IHS_RETURN_IF_ERROR(RebuildSlot(*slot, progress));
     const uint64_t head = store_->Head();
     for (bool applied = true; applied;) {
-      absl::Status s = ApplyBatch(*slot, options_.rebuild_batch_events, &applied);
+      absl::Status s =
+          ApplyBatch(*slot, options_.rebuild_batch_events, &applied, [&](uint64_t reached) {
+            if (progress) progress(std::min(reached, head), head);
+          });
       if (s.code() == absl::StatusCode::kDataLoss) {
         MarkCorrupt(*slot, s);
         IHS_RETURN_IF_ERROR(RebuildSlot(*slot, progress));
         continue;
       }
       IHS_RETURN_IF_ERROR(s);
-      if (progress && applied) progress(std::min(slot->Active()->checkpoint(), head), head);
       if (slot->Active()->checkpoint() >= head) break;
     }
   }

@@ -17,6 +17,7 @@
 #define IHS_PROJECTIONS_RUNNER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,7 +38,9 @@ inline constexpr char kCheckpointKey[] = "\0checkpoint";  // sizeof - 1 = 11 byt
 
 struct RunnerOptions {
   size_t batch_events = 1000;           // most events one live batch applies
-  size_t rebuild_batch_events = 131072;  // most events one rebuild batch applies
+  // Most events one batch applies when catching up or rebuilding (read in chunks of 16,384): the
+  // batch's writes are held in memory until it commits.
+  size_t rebuild_batch_events = 131072;
   Clock* clock = nullptr;               // lag in seconds; default RealClock()
 };
 
@@ -119,7 +122,8 @@ class Runner {
  private:
   Runner(store::EventStore* store, RunnerOptions options);
   absl::StatusOr<Slot*> Find(absl::string_view name) const;
-  absl::Status ApplyBatch(Slot& slot, size_t max_events, bool* applied);
+  absl::Status ApplyBatch(Slot& slot, size_t max_events, bool* applied,
+                          const std::function<void(uint64_t)>& reached = nullptr);
   // A rebuild is claimed (marked running; kFailedPrecondition if one runs) before it runs.
   absl::Status ClaimRebuild(Slot& slot);
   absl::Status RebuildSlot(Slot& slot, const store::ProgressFn& progress);  // claims and runs

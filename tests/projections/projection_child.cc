@@ -29,8 +29,9 @@ int main(int argc, char** argv) {
   }
   (*runner)->Start();
   ihs::workload::Config c;
-  c.parties = 1500;
-  c.days = 45;
+  // Enough work (about 90k events) that kills at 0.1-0.9 s land while it runs.
+  c.parties = 3000;
+  c.days = 90;
   c.seed = 21;
   ihs::workload::Generator g(c);
   auto report = ihs::workload::LoadIntoStore(g, **store);
