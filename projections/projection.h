@@ -2,8 +2,9 @@
 // (projections/runner.h) feeds it events in position order, in batches; everything it writes for
 // a batch lands in one WriteBatch of its own state family, together with its checkpoint.
 //
-// Writing a projection: subclass Projection, keep no state between batches outside the Txn
-// (per-batch caches are fine if Flush writes them), and add a factory to projections/registry.cc.
+// Writing a projection: subclass Projection, keep no state outside the Txn other than caches
+// (Flush writes what a batch changed; after a commit a cache must equal the stored state, and
+// Discard drops it), and add a factory to projections/registry.cc.
 // The same log must give the same bytes: iterate only in deterministic orders, never read the
 // wall clock, and look other events up only through Txn::FindEarlierEvent.
 //
@@ -70,6 +71,10 @@ class Projection {
     (void)txn;
     return absl::OkStatus();
   }
+  // The batch was not committed (an error, or the runner stopped mid-batch): forget whatever
+  // was cached since the last commit. A projection that caches state across batches must drop
+  // it here, since the next batch starts again from the stored state.
+  virtual void Discard() {}
 };
 
 using ProjectionFactory = std::function<std::unique_ptr<Projection>()>;

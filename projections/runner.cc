@@ -355,9 +355,9 @@ constexpr uint64_t kFinalStretch = 16384;
 // batch: read in chunks, applied through one Txn (so a key written many times is written once),
 // written with the new checkpoint in one WriteBatch. `reached` (optional) hears the position
 // after each chunk.
-absl::StatusOr<uint64_t> ApplyTo(store::EventStore* store, Projection& projection,
-                                 Generation& gen, uint64_t head, size_t max_events,
-                                 const std::function<void(uint64_t)>& reached = nullptr) {
+absl::StatusOr<uint64_t> CommitBatch(store::EventStore* store, Projection& projection,
+                                     Generation& gen, uint64_t head, size_t max_events,
+                                     const std::function<void(uint64_t)>& reached) {
   const uint64_t from = gen.checkpoint();
   if (from >= head) return 0;
   const uint64_t end = from + std::min<uint64_t>(max_events, head - from);
@@ -381,6 +381,15 @@ absl::StatusOr<uint64_t> ApplyTo(store::EventStore* store, Projection& projectio
   IHS_RETURN_IF_ERROR(store->WriteState(gen.family(), txn.Finish(pos, projection.version())));
   gen.set_checkpoint(pos);
   return pos - from;
+}
+
+// The same; a batch that fails is not committed, and the projection drops what it cached.
+absl::StatusOr<uint64_t> ApplyTo(store::EventStore* store, Projection& projection,
+                                 Generation& gen, uint64_t head, size_t max_events,
+                                 const std::function<void(uint64_t)>& reached = nullptr) {
+  absl::StatusOr<uint64_t> n = CommitBatch(store, projection, gen, head, max_events, reached);
+  if (!n.ok()) projection.Discard();
+  return n;
 }
 
 }  // namespace

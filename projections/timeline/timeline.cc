@@ -10,6 +10,8 @@
 #include <map>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -293,17 +295,33 @@ class TimelineProjection final : public Projection {
     return Add(party, stored, txn);
   }
 
+  // Writes the party records and threads the batch touched. The decoded records stay cached for
+  // the next batches (they equal what is stored once this batch commits), up to a bound.
   absl::Status Flush(Txn& txn) override {
-    for (auto& [party, p] : parties_) txn.Put(PartyKey('S', party), EncodeParty(p));
-    for (auto& [key, t] : threads_) txn.Put(key, EncodeThread(t));
-    parties_.clear();
-    threads_.clear();
-    kinds_.clear();
+    for (const std::string& party : dirty_parties_) {
+      txn.Put(PartyKey('S', party), EncodeParty(parties_.at(party)));
+    }
+    for (const std::string& key : dirty_threads_) txn.Put(key, EncodeThread(threads_.at(key)));
+    dirty_parties_.clear();
+    dirty_threads_.clear();
+    if (parties_.size() > kMaxCachedParties) parties_.clear();
+    if (threads_.size() > kMaxCachedThreads) threads_.clear();
+    if (kinds_.size() > kMaxCachedParties) kinds_.clear();
     return absl::OkStatus();
   }
 
+  void Discard() override {
+    parties_.clear();
+    threads_.clear();
+    kinds_.clear();
+    dirty_parties_.clear();
+    dirty_threads_.clear();
+  }
+
  private:
+  // The party's record, to read and change: it is written back at Flush.
   absl::StatusOr<PartyState*> Party(const std::string& party, Txn& txn) {
+    dirty_parties_.insert(party);
     auto it = parties_.find(party);
     if (it != parties_.end()) return &it->second;
     IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, txn.Get(PartyKey('S', party)));
@@ -315,6 +333,7 @@ class TimelineProjection final : public Projection {
   }
 
   absl::StatusOr<Thread*> ThreadOf(const std::string& key, Txn& txn) {
+    dirty_threads_.insert(key);
     auto it = threads_.find(key);
     if (it != threads_.end()) return &it->second;
     IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, txn.Get(key));
@@ -600,9 +619,15 @@ class TimelineProjection final : public Projection {
         });
   }
 
-  std::map<std::string, PartyState> parties_;
-  std::map<std::string, Thread> threads_;
+  // Decoded records, kept across batches (pointers into them stay valid: node maps), cleared
+  // when they pass these bounds (about 100-200 MB each at most) or a batch is discarded.
+  static constexpr size_t kMaxCachedParties = 200'000;
+  static constexpr size_t kMaxCachedThreads = 1'000'000;
+  absl::node_hash_map<std::string, PartyState> parties_;
+  absl::node_hash_map<std::string, Thread> threads_;
   absl::flat_hash_map<std::string, schema::PartyKind> kinds_;
+  absl::flat_hash_set<std::string> dirty_parties_;  // touched by this batch
+  absl::flat_hash_set<std::string> dirty_threads_;
 };
 
 }  // namespace

@@ -6,7 +6,12 @@
 #include <capnp/message.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/numbers.h"
 
 #include "bench/workload/generator.h"
 #include "bench/workload/load.h"
@@ -126,6 +131,68 @@ TEST_F(RunnerTest, BackgroundRebuildIsReportedFromStartToSwap) {
   }
   EXPECT_NE(ActiveFamily(**runner), before);
   EXPECT_EQ((*runner)->Status()[0].state, "live");
+}
+
+// Counts each stream's events, keeping the counts cached across batches as the timeline does,
+// and fails once, in the middle of a batch, with an error the worker retries.
+class FlakyCounter final : public Projection {
+ public:
+  static constexpr uint64_t kFailAt = 1500;
+  explicit FlakyCounter(std::atomic<bool>* failed) : failed_(failed) {}
+  absl::string_view name() const override { return "counter"; }
+  uint32_t version() const override { return 1; }
+  absl::Status Apply(const store::StoredEvent& e, Txn& txn) override {
+    if (e.position() == kFailAt && !failed_->exchange(true)) {
+      return absl::UnavailableError("a transient failure");
+    }
+    const std::string key(e.event().getStreamId().cStr());
+    auto it = counts_.find(key);
+    if (it == counts_.end()) {
+      absl::StatusOr<std::optional<std::string>> v = txn.Get(key);
+      if (!v.ok()) return v.status();
+      uint64_t n = 0;
+      if (*v && !absl::SimpleAtoi(**v, &n)) return absl::DataLossError("bad count");
+      it = counts_.emplace(key, n).first;
+    }
+    ++it->second;
+    dirty_.insert(key);
+    return absl::OkStatus();
+  }
+  absl::Status Flush(Txn& txn) override {
+    for (const std::string& key : dirty_) txn.Put(key, absl::StrCat(counts_.at(key)));
+    dirty_.clear();
+    return absl::OkStatus();
+  }
+  void Discard() override {
+    counts_.clear();
+    dirty_.clear();
+  }
+
+ private:
+  std::atomic<bool>* failed_;
+  absl::flat_hash_map<std::string, uint64_t> counts_;
+  absl::flat_hash_set<std::string> dirty_;
+};
+
+TEST_F(RunnerTest, AFailedBatchLeavesNoTraceInCachesCarriedAcrossBatches) {
+  AppendHistory(14, 500, 4000);
+  std::atomic<bool> failed{false};
+  auto runner = Runner::Open(store_.get(), {[&] { return std::make_unique<FlakyCounter>(&failed); }});
+  IHS_ASSERT_OK(runner);
+  (*runner)->Start();  // batches of 1,000: the failure is half-way through the second
+  ASSERT_TRUE((*runner)->WaitFor("counter", store_->Head(), absl::Now() + absl::Seconds(60)));
+  (*runner)->Stop();
+  ASSERT_TRUE(failed.load());
+  const auto live = Dump(*store_, ActiveFamily(**runner));
+  // The counts add up to the log: nothing of the failed attempt was counted twice.
+  uint64_t total = 0;
+  for (const auto& [key, value] : live) {
+    uint64_t n = 0;
+    if (key[0] != '\0' && absl::SimpleAtoi(value.substr(0, value.size() - 8), &n)) total += n;
+  }
+  EXPECT_EQ(total, store_->Head());
+  IHS_ASSERT_OK((*runner)->Rebuild("counter"));
+  EXPECT_TRUE(Dump(*store_, ActiveFamily(**runner)) == live);
 }
 
 TEST_F(RunnerTest, CorruptStateIsReportedAndRebuiltNotServed) {
