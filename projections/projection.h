@@ -71,9 +71,9 @@ class Projection {
     (void)txn;
     return absl::OkStatus();
   }
-  // The batch was not committed (an error, or the runner stopped mid-batch): forget whatever
-  // was cached since the last commit. A projection that caches state across batches must drop
-  // it here, since the next batch starts again from the stored state.
+  // Drop every cache: the next batch starts again from the stored state. The runner calls it
+  // when a batch failed and was not committed, and when a worker has reached the head (so that
+  // caches help catch-ups and rebuilds without staying in memory while ihsd runs).
   virtual void Discard() {}
 };
 

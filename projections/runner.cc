@@ -401,6 +401,9 @@ absl::Status Runner::ApplyBatch(Slot& slot, size_t max_events, bool* applied,
   std::shared_ptr<Generation> gen = slot.Active();
   IHS_ASSIGN_OR_RETURN(uint64_t n,
                        ApplyTo(store_, *slot.live, *gen, store_->Head(), max_events, reached));
+  // At the head (a short batch), caches are dropped: they pay off while catching up, and a
+  // worker that follows the log should not hold them for as long as ihsd runs.
+  if (n < max_events) slot.live->Discard();
   if (n == 0) return absl::OkStatus();
   *applied = true;
   const absl::Time now = clock_->Now();
