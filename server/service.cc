@@ -508,12 +508,7 @@ class Session {
                           return tl::ReadPage(view, q, m, content);
                         })
         .then([c](ReadAnswer answer) mutable {
-          auto result = c.getResults().getResult();
-          if (answer.ok()) {
-            result.setOk((*answer)->getRoot<schema::TimelinePage>().asReader());
-          } else {
-            SetError(result.initError(), answer.status());
-          }
+          SetAnswer<schema::TimelinePage>(c.getResults().getResult(), answer);
         })
         .attach(kj::mv(*admitted));
   }
@@ -534,12 +529,7 @@ class Session {
                           return projections::timeline::ReadSummary(view, party, as_of, m);
                         })
         .then([c](ReadAnswer answer) mutable {
-          auto result = c.getResults().getResult();
-          if (answer.ok()) {
-            result.setOk((*answer)->getRoot<schema::TimelineSummary>().asReader());
-          } else {
-            SetError(result.initError(), answer.status());
-          }
+          SetAnswer<schema::TimelineSummary>(c.getResults().getResult(), answer);
         })
         .attach(kj::mv(*admitted));
   }
@@ -653,6 +643,16 @@ class Session {
         return m;
       });
     });
+  }
+
+  // A projection read's answer into a result union: its root as `ok`, or the error.
+  template <typename Root, typename ResultBuilder>
+  static void SetAnswer(ResultBuilder result, const ReadAnswer& answer) {
+    if (answer.ok()) {
+      result.setOk((*answer)->template getRoot<Root>().asReader());
+    } else {
+      SetError(result.initError(), answer.status());
+    }
   }
 
   absl::StatusOr<kj::Own<void>> Admit(const absl::Status& bad) {
