@@ -13,7 +13,8 @@
 // which later runs drop and rebuild.
 #include <benchmark/benchmark.h>
 #include <capnp/message.h>
-#include <capnp/serialize.h>
+#include <capnp/serialize-packed.h>
+#include <kj/io.h>
 
 #include <algorithm>
 #include <atomic>
@@ -100,9 +101,9 @@ std::string BusiestParty(const projections::StateView& view) {
   std::string best;
   uint64_t most = 0;
   absl::Status s = view.Scan("S", "T", [&](absl::string_view key, absl::string_view value) {
-    kj::Array<capnp::word> words = kj::heapArray<capnp::word>(value.size() / 8);
-    std::memcpy(words.begin(), value.data(), words.size() * 8);
-    capnp::FlatArrayMessageReader r(words);
+    kj::ArrayInputStream in(
+        kj::arrayPtr(reinterpret_cast<const kj::byte*>(value.data()), value.size()));
+    capnp::PackedMessageReader r(in);  // the timeline's records are packed
     const uint64_t n = r.getRoot<schema::TimelinePartyState>().getEntries();
     if (n > most) most = n, best = std::string(key.substr(3));
     return true;

@@ -27,12 +27,17 @@
 
 namespace ihs::projections {
 
+// The whole state a rebuild has built so far, held in memory until the runner writes it out as
+// sorted files (runner.cc).
+class MemState;
+
 // The state of one projection generation while a batch is applied: reads see the batch's own
 // writes; nothing reaches the store until the runner commits the batch with its checkpoint.
 // Keys are the projection's own, except that keys starting with a 0 byte are the framework's.
+// With a MemState (a rebuild's bulk phase), writes go there, and reads look there first.
 class Txn {
  public:
-  Txn(store::EventStore* store, std::string family);
+  Txn(store::EventStore* store, std::string family, MemState* mem = nullptr);
 
   absl::StatusOr<std::optional<std::string>> Get(absl::string_view key);
   void Put(absl::string_view key, std::string value);
@@ -53,6 +58,7 @@ class Txn {
  private:
   store::EventStore* const store_;
   const std::string family_;
+  MemState* const mem_;
   uint64_t position_ = 0;
   absl::flat_hash_map<std::string, std::optional<std::string>> writes_;
 };

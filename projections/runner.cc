@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <future>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
@@ -65,10 +66,55 @@ absl::StatusOr<absl::string_view> Unseal(absl::string_view family, absl::string_
   return value.substr(0, value.size() - kChecksumBytes);
 }
 
-Txn::Txn(store::EventStore* store, std::string family) : store_(store), family_(std::move(family)) {}
+// A rebuild's state in memory: every key it has written since it started or since its last
+// write-out. After a write-out (`spilled`), a key not here may be in the family.
+class MemState {
+ public:
+  // nullopt: deleted after a write-out (the files carry the deletion).
+  absl::flat_hash_map<std::string, std::optional<std::string>> kv;
+  size_t bytes = 0;  // about what kv holds, allocations included
+  bool spilled = false;
+
+  static constexpr size_t kOverhead = 96;  // per key: the slot, two allocations' headers
+
+  void Put(absl::string_view key, std::string value) {
+    auto [it, inserted] = kv.try_emplace(std::string(key));
+    if (inserted) {
+      bytes += key.size() + kOverhead;
+    } else if (it->second) {
+      bytes -= it->second->size();
+    }
+    bytes += value.size();
+    it->second = std::move(value);
+  }
+  void Delete(absl::string_view key) {
+    auto it = kv.find(key);
+    if (!spilled) {
+      if (it == kv.end()) return;
+      bytes -= it->first.size() + kOverhead + (it->second ? it->second->size() : 0);
+      kv.erase(it);
+      return;
+    }
+    if (it == kv.end()) {
+      kv.emplace(std::string(key), std::nullopt);
+      bytes += key.size() + kOverhead;
+    } else if (it->second) {
+      bytes -= it->second->size();
+      it->second.reset();
+    }
+  }
+};
+
+Txn::Txn(store::EventStore* store, std::string family, MemState* mem)
+    : store_(store), family_(std::move(family)), mem_(mem) {}
 
 absl::StatusOr<std::optional<std::string>> Txn::Get(absl::string_view key) {
-  if (auto it = writes_.find(key); it != writes_.end()) return it->second;
+  if (mem_ != nullptr) {
+    if (auto it = mem_->kv.find(key); it != mem_->kv.end()) return it->second;
+    if (!mem_->spilled) return std::nullopt;  // a fresh family holds nothing else
+  } else if (auto it = writes_.find(key); it != writes_.end()) {
+    return it->second;
+  }
   IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, store_->GetState(family_, key));
   if (!v) return std::nullopt;
   IHS_ASSIGN_OR_RETURN(absl::string_view payload, Unseal(family_, key, *v));
@@ -76,10 +122,14 @@ absl::StatusOr<std::optional<std::string>> Txn::Get(absl::string_view key) {
 }
 
 void Txn::Put(absl::string_view key, std::string value) {
+  if (mem_ != nullptr) return mem_->Put(key, std::move(value));
   writes_[key] = std::move(value);
 }
 
-void Txn::Delete(absl::string_view key) { writes_[key] = std::nullopt; }
+void Txn::Delete(absl::string_view key) {
+  if (mem_ != nullptr) return mem_->Delete(key);
+  writes_[key] = std::nullopt;
+}
 
 absl::StatusOr<std::optional<store::StoredEvent>> Txn::FindEarlierEvent(absl::string_view id) {
   if (id.size() != 16) return std::nullopt;
@@ -392,6 +442,121 @@ absl::StatusOr<uint64_t> ApplyTo(store::EventStore* store, Projection& projectio
   return n;
 }
 
+// A key's first 24 bytes as three big-endian words (zero-padded), with the entry: sorting these
+// compares integers held in the array, and reaches the keys themselves only on a tie.
+struct SortItem {
+  uint64_t w[3];
+  std::pair<const std::string, std::optional<std::string>>* kv;
+
+  explicit SortItem(std::pair<const std::string, std::optional<std::string>>* e) : kv(e) {
+    char b[24] = {};
+    std::memcpy(b, e->first.data(), std::min<size_t>(e->first.size(), sizeof(b)));
+    for (int i = 0; i < 3; ++i) w[i] = GetBigEndian64(b + 8 * i);
+  }
+  bool operator<(const SortItem& o) const {
+    if (w[0] != o.w[0]) return w[0] < o.w[0];
+    if (w[1] != o.w[1]) return w[1] < o.w[1];
+    if (w[2] != o.w[2]) return w[2] < o.w[2];
+    return kv->first < o.kv->first;
+  }
+};
+
+// Writes a rebuild's state out of memory as sorted files, ingested into the family with the
+// checkpoint, and empties the MemState: sorted on two threads, written as one file per thread
+// (disjoint key ranges), sealed on the way; each value is freed once written.
+absl::Status WriteOut(store::EventStore* store, const std::string& family, MemState& mem,
+                      uint64_t checkpoint, uint32_t version) {
+  std::string cp;
+  PutBigEndian64(&cp, checkpoint);
+  PutBigEndian32(&cp, version);
+  mem.Put(CheckpointKey(), std::move(cp));
+  std::vector<SortItem> items;
+  items.reserve(mem.kv.size());
+  for (auto& kv : mem.kv) items.emplace_back(&kv);
+  const auto mid = items.begin() + static_cast<std::ptrdiff_t>(items.size() / 2);
+  std::thread first_half([&] { std::sort(items.begin(), mid); });
+  std::sort(mid, items.end());
+  first_half.join();
+  std::vector<SortItem> sorted;
+  sorted.reserve(items.size());
+  std::merge(items.begin(), mid, mid, items.end(), std::back_inserter(sorted));
+  items = std::vector<SortItem>();
+
+  constexpr size_t kFiles = 2;
+  std::vector<std::unique_ptr<store::StateFile>> files(kFiles);
+  std::vector<absl::Status> results(kFiles);
+  auto write = [&](size_t part) {
+    const size_t begin = sorted.size() * part / kFiles;
+    const size_t end = sorted.size() * (part + 1) / kFiles;
+    absl::StatusOr<std::unique_ptr<store::StateFile>> file = store->NewStateFile(family);
+    if (!file.ok()) {
+      results[part] = file.status();
+      return;
+    }
+    for (size_t i = begin; i < end && results[part].ok(); ++i) {
+      auto& [key, value] = *sorted[i].kv;
+      if (value) {
+        results[part] = (*file)->Put(key, Seal(key, std::move(*value)));
+        value.emplace();  // freed here, on this thread, not by the clear below
+      } else {
+        results[part] = (*file)->Delete(key);
+      }
+    }
+    files[part] = std::move(*file);
+  };
+  std::vector<std::thread> writers;
+  for (size_t part = 1; part < kFiles; ++part) writers.emplace_back(write, part);
+  write(0);
+  for (std::thread& t : writers) t.join();
+  for (const absl::Status& r : results) IHS_RETURN_IF_ERROR(r);
+  IHS_RETURN_IF_ERROR(store->IngestState(family, std::move(files)));
+  mem.kv.clear();
+  mem.bytes = 0;
+  mem.spilled = true;
+  return absl::OkStatus();
+}
+
+// The bulk phase of a rebuild: from the generation's checkpoint (0) to within kFinalStretch of
+// the head, with the state in memory (MemState), written out as sorted files when it passes
+// `memory_bytes` and at the end. Nothing goes through the memtable or the WAL, and no read of
+// the state misses memory until a first write-out. The next chunk of the log is read on a second
+// thread while one is applied. `reached` hears the position and head after each chunk.
+absl::Status BulkBuild(store::EventStore* store, Projection& projection, Generation& gen,
+                       size_t memory_bytes, const std::function<bool()>& stopping,
+                       const std::function<void(uint64_t, uint64_t)>& reached) {
+  MemState mem;
+  // About one key per event, bounded by what the memory bound holds: growing a table of
+  // millions of keys moves every key each time it doubles.
+  mem.kv.reserve(std::min<uint64_t>(store->Head() - gen.checkpoint(), memory_bytes / 256));
+  Txn txn(store, gen.family(), &mem);
+  store::ReadOptions ro;
+  ro.open_content = false;
+  auto read = [store, ro](uint64_t from) { return store->ReadAll(from, kReadChunk, ro); };
+  uint64_t pos = gen.checkpoint();
+  auto ahead = std::async(std::launch::async, read, pos);
+  for (;;) {
+    if (stopping()) return absl::CancelledError("the runner is stopping");
+    IHS_ASSIGN_OR_RETURN(std::vector<store::StoredEvent> events, ahead.get());
+    const uint64_t head = store->Head();
+    const uint64_t after = pos + events.size();
+    const bool last = events.empty() || head - after < kFinalStretch;
+    if (!last) ahead = std::async(std::launch::async, read, after);
+    for (const store::StoredEvent& e : events) {
+      txn.set_position(e.position());
+      IHS_RETURN_IF_ERROR(projection.Apply(e, txn));
+    }
+    pos = after;
+    if (last || mem.bytes >= memory_bytes) {
+      txn.set_position(pos);
+      IHS_RETURN_IF_ERROR(projection.Flush(txn));
+      IHS_RETURN_IF_ERROR(WriteOut(store, gen.family(), mem, pos, projection.version()));
+      gen.set_checkpoint(pos);
+    }
+    if (reached) reached(pos, head);
+    if (last) return absl::OkStatus();
+  }
+}
+
 }  // namespace
 
 absl::Status Runner::ApplyBatch(Slot& slot, size_t max_events, bool* applied,
@@ -462,25 +627,20 @@ absl::Status Runner::RunClaimedRebuild(Slot& slot, const store::ProgressFn& prog
   gen->set_retired(true);  // until it is swapped in: a failed rebuild drops it
   std::unique_ptr<Projection> projection = slot.factory();
   // Most of the log without holding up the live worker.
-  for (;;) {
-    bool stop = false;
-    {
-      absl::MutexLock l(&slot.mu);
-      stop = slot.stop;
-    }
-    if (stop) return done(absl::CancelledError("the runner is stopping"));
-    const uint64_t head = store_->Head();
-    if (head - gen->checkpoint() < kFinalStretch) break;
-    absl::StatusOr<uint64_t> n = ApplyTo(store_, *projection, *gen, head,
-                                         options_.rebuild_batch_events, [&](uint64_t reached) {
-                                           {
-                                             absl::MutexLock l(&slot.mu);
-                                             slot.rebuild_checkpoint = reached;
-                                           }
-                                           if (progress) progress(reached, head);
-                                         });
-    if (!n.ok()) return done(n.status());
-  }
+  absl::Status bulk = BulkBuild(
+      store_, *projection, *gen, options_.rebuild_memory_bytes,
+      [&] {
+        absl::MutexLock l(&slot.mu);
+        return slot.stop;
+      },
+      [&](uint64_t reached, uint64_t head) {
+        {
+          absl::MutexLock l(&slot.mu);
+          slot.rebuild_checkpoint = reached;
+        }
+        if (progress) progress(reached, head);
+      });
+  if (!bulk.ok()) return done(bulk);
   // The rest (under kFinalStretch events, unless the log grew fast meanwhile), and the swap,
   // with the live worker paused between its batches.
   absl::MutexLock apply(&slot.apply_mu);

@@ -41,6 +41,10 @@ struct RunnerOptions {
   // Most events one batch applies when catching up or rebuilding (read in chunks of 16,384): the
   // batch's writes are held in memory until it commits.
   size_t rebuild_batch_events = 131072;
+  // A rebuild holds the state it builds in memory, up to about this many bytes, and writes it
+  // out as sorted files (docs/projections.md "Rebuilds"); past the bound it writes what it has
+  // and goes on. 0: no bulk phase, every batch is committed like a catch-up's.
+  size_t rebuild_memory_bytes = size_t{4} << 30;
   Clock* clock = nullptr;               // lag in seconds; default RealClock()
 };
 

@@ -190,6 +190,18 @@ class StateBatch {
   std::vector<Op> ops_;
 };
 
+// A file of state for EventStore::IngestState, written outside the memtable and the WAL: a bulk
+// load, for state that is new as a whole (a rebuild). One thread at a time per file; several
+// files may be written at once on different threads.
+class StateFile {
+ public:
+  virtual ~StateFile() = default;
+  // Keys strictly ascending across Put and Delete; kInvalidArgument otherwise.
+  virtual absl::Status Put(absl::string_view key, absl::string_view value) = 0;
+  virtual absl::Status Delete(absl::string_view key) = 0;
+  virtual uint64_t entries() const = 0;
+};
+
 // Called for each key of a scan, in key order; returning false ends the scan.
 using StateVisitor = std::function<bool(absl::string_view key, absl::string_view value)>;
 
@@ -282,6 +294,13 @@ class EventStore {
   // Visits the keys in [from, to) in order (an empty `to`: no upper bound).
   virtual absl::Status ScanState(absl::string_view family, absl::string_view from,
                                  absl::string_view to, const StateVisitor& visit) = 0;
+  // A new, empty file for the family (DIR/ingest/, cleared at Open).
+  virtual absl::StatusOr<std::unique_ptr<StateFile>> NewStateFile(absl::string_view family) = 0;
+  // Makes the files' keys part of the family, all at once or not at all; they win over what the
+  // family held. The files' key ranges must not overlap each other. The files are synced before
+  // they are added, so the state survives a crash as a write through WriteState would.
+  virtual absl::Status IngestState(absl::string_view family,
+                                   std::vector<std::unique_ptr<StateFile>> files) = 0;
 };
 
 }  // namespace ihs::store

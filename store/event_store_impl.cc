@@ -3,6 +3,7 @@
 #include <capnp/message.h>
 #include <capnp/schema.h>
 #include <fcntl.h>
+#include <rocksdb/sst_file_writer.h>
 #include <rocksdb/transaction_log.h>
 #include <rocksdb/write_batch.h>
 #include <sodium.h>
@@ -281,6 +282,9 @@ absl::Status EventStoreImpl::OpenDb() {
     }
   }
 
+  if (!options_.read_only) {
+    fs::remove_all(dir / "ingest", ec);  // state files of a bulk load that a crash cut short
+  }
   rocksdb::DB* db = nullptr;
   rocksdb::Status s;
   rocksdb::Options open_options(db_options, rocksdb::ColumnFamilyOptions());
@@ -1321,6 +1325,88 @@ absl::Status EventStoreImpl::ScanState(absl::string_view family, absl::string_vi
     if (!visit(ToView(it->key()), ToView(it->value()))) break;
   }
   return FromRocksStatus(it->status(), absl::StrCat("scan state of ", family));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bulk loads of state: SST files written beside the database and ingested.
+
+namespace {
+
+class RocksStateFile final : public StateFile {
+ public:
+  RocksStateFile(const rocksdb::Options& options, rocksdb::ColumnFamilyHandle* family,
+                 std::string path)
+      : writer_(rocksdb::EnvOptions(), options, family), path_(std::move(path)) {}
+  ~RocksStateFile() override {
+    std::error_code ec;
+    std::filesystem::remove(path_, ec);  // ingested files were moved (linked) already
+  }
+
+  absl::Status Open() {
+    return FromRocksStatus(writer_.Open(path_), absl::StrCat("create state file ", path_));
+  }
+  absl::Status Put(absl::string_view key, absl::string_view value) override {
+    ++entries_;
+    return FromRocksStatus(writer_.Put(rocksdb::Slice(key.data(), key.size()),
+                                       rocksdb::Slice(value.data(), value.size())),
+                           "write a state file");
+  }
+  absl::Status Delete(absl::string_view key) override {
+    ++entries_;
+    return FromRocksStatus(writer_.Delete(rocksdb::Slice(key.data(), key.size())),
+                           "write a state file");
+  }
+  uint64_t entries() const override { return entries_; }
+  // Completes and syncs the file.
+  absl::Status Finish() { return FromRocksStatus(writer_.Finish(), "finish a state file"); }
+  const std::string& path() const { return path_; }
+
+ private:
+  rocksdb::SstFileWriter writer_;
+  const std::string path_;
+  uint64_t entries_ = 0;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<StateFile>> EventStoreImpl::NewStateFile(absl::string_view family) {
+  if (options_.read_only) {
+    return absl::FailedPreconditionError("the store is open read-only: cannot write state");
+  }
+  IHS_ASSIGN_OR_RETURN(StateHandle h, FindState(family));
+  const fs::path dir = fs::path(options_.path) / "ingest";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot create ", dir.string(), ": ", ec.message()));
+  }
+  rocksdb::Options o(internal::StoreDbOptions(), state_options_);
+  // A bulk-loaded file usually lands on the last level, whose files are ZSTD; LZ4 writes several
+  // times faster, and a compaction that merges the file later rewrites it in ZSTD.
+  o.bottommost_compression = rocksdb::kLZ4Compression;
+  auto file = std::make_unique<RocksStateFile>(
+      o, h.get(), (dir / absl::StrCat(next_state_file_.fetch_add(1), ".sst")).string());
+  IHS_RETURN_IF_ERROR(file->Open());
+  return file;
+}
+
+absl::Status EventStoreImpl::IngestState(absl::string_view family,
+                                         std::vector<std::unique_ptr<StateFile>> files) {
+  IHS_ASSIGN_OR_RETURN(StateHandle h, FindState(family));
+  std::vector<std::string> paths;
+  for (auto& f : files) {
+    auto* file = dynamic_cast<RocksStateFile*>(f.get());
+    if (file == nullptr) return absl::InvalidArgumentError("not a state file of this store");
+    if (file->entries() == 0) continue;  // RocksDB refuses empty files
+    IHS_RETURN_IF_ERROR(file->Finish());
+    paths.push_back(file->path());
+  }
+  if (paths.empty()) return absl::OkStatus();
+  rocksdb::IngestExternalFileOptions o;
+  o.move_files = true;  // a hard link into the database: no copy
+  return FromRocksStatus(db_->IngestExternalFile(h.get(), paths, o),
+                         absl::StrCat("ingest state into ", family));
 }
 
 }  // namespace ihs::store

@@ -55,6 +55,9 @@ class EventStoreImpl final : public EventStore {
                                                       absl::string_view key) override;
   absl::Status ScanState(absl::string_view family, absl::string_view from, absl::string_view to,
                          const StateVisitor& visit) override;
+  absl::StatusOr<std::unique_ptr<StateFile>> NewStateFile(absl::string_view family) override;
+  absl::Status IngestState(absl::string_view family,
+                           std::vector<std::unique_ptr<StateFile>> files) override;
 
  private:
   struct PreparedEvent;
@@ -126,6 +129,7 @@ class EventStoreImpl final : public EventStore {
   rocksdb::ColumnFamilyOptions state_options_;
   absl::Mutex state_mu_;
   absl::flat_hash_map<std::string, StateHandle> states_ ABSL_GUARDED_BY(state_mu_);
+  std::atomic<uint64_t> next_state_file_{0};  // names of files under DIR/ingest/
 
   // Unwrapped data keys of streams seen since open.
   absl::Mutex keys_mu_;

@@ -4,8 +4,8 @@
 // schema/timeline.capnp.
 //
 // Keys of its state family (party := length: fixed16 BE | stream id bytes):
-//   "S" party                          -> TimelinePartyState (capnp)
-//   "E" party | occurred_at | position -> TimelineEntry (capnp); occurred_at is fixed64 BE with
+//   "S" party                          -> TimelinePartyState (packed capnp)
+//   "E" party | occurred_at | position -> TimelineEntry (packed capnp); occurred_at is fixed64 BE with
 //                                         the sign bit flipped, so byte order is time order
 //   "T" party | thread                 -> the thread's messages and replies (timeline.cc)
 //   "K" party                          -> the party's kind: u8 (from its profile events)

@@ -752,6 +752,79 @@ TEST_F(EventStoreTest, DroppedStateFamilyIsGoneAfterReopenAndTheLogIsUntouched) 
   IHS_EXPECT_OK(store_->Verify());
 }
 
+std::vector<std::string> ScanAll(EventStore& store, const std::string& family) {
+  std::vector<std::string> seen;
+  absl::Status s = store.ScanState(family, "", "", [&](absl::string_view k, absl::string_view v) {
+    seen.push_back(absl::StrCat(k, "=", v));
+    return true;
+  });
+  EXPECT_TRUE(s.ok()) << s;
+  return seen;
+}
+
+TEST_F(EventStoreTest, IngestedStateFilesAppearTogetherWinOverOlderStateAndSurviveReopen) {
+  IHS_ASSERT_OK(store_->CreateStateFamily("s"));
+  StateBatch batch;
+  batch.Put("a", "old");
+  batch.Put("d", "old");
+  batch.Put("z", "old");
+  IHS_ASSERT_OK(store_->WriteState("s", batch));
+  auto low = store_->NewStateFile("s");
+  auto high = store_->NewStateFile("s");
+  IHS_ASSERT_OK(low);
+  IHS_ASSERT_OK(high);
+  IHS_ASSERT_OK((*low)->Put("a", "1"));
+  IHS_ASSERT_OK((*low)->Put("b", "1"));
+  IHS_ASSERT_OK((*low)->Delete("d"));
+  IHS_ASSERT_OK((*high)->Put("m", "2"));
+  EXPECT_EQ((*low)->entries(), 3u);
+  // Nothing is visible before the ingest.
+  EXPECT_EQ(ScanAll(*store_, "s"), (std::vector<std::string>{"a=old", "d=old", "z=old"}));
+  std::vector<std::unique_ptr<StateFile>> files;
+  files.push_back(std::move(*low));
+  files.push_back(std::move(*high));
+  IHS_ASSERT_OK(store_->IngestState("s", std::move(files)));
+  const std::vector<std::string> want{"a=1", "b=1", "m=2", "z=old"};
+  EXPECT_EQ(ScanAll(*store_, "s"), want);
+  // The files were moved into the database: nothing is left beside it.
+  const std::filesystem::path ingest = std::filesystem::path(dir_.Sub("data")) / "ingest";
+  EXPECT_TRUE(!std::filesystem::exists(ingest) || std::filesystem::is_empty(ingest));
+  Reopen();
+  EXPECT_EQ(ScanAll(*store_, "s"), want);
+}
+
+TEST_F(EventStoreTest, StateFilesRefuseKeysOutOfOrderAndAbsentFamilies) {
+  IHS_ASSERT_OK(store_->CreateStateFamily("s"));
+  auto f = store_->NewStateFile("s");
+  IHS_ASSERT_OK(f);
+  IHS_ASSERT_OK((*f)->Put("b", "1"));
+  EXPECT_EQ((*f)->Put("a", "1").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*f)->Put("b", "2").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->NewStateFile("absent").status().code(), absl::StatusCode::kNotFound);
+  // An empty file is allowed and adds nothing.
+  auto empty = store_->NewStateFile("s");
+  IHS_ASSERT_OK(empty);
+  std::vector<std::unique_ptr<StateFile>> files;
+  files.push_back(std::move(*empty));
+  IHS_ASSERT_OK(store_->IngestState("s", std::move(files)));
+  EXPECT_TRUE(ScanAll(*store_, "s").empty());
+}
+
+TEST_F(EventStoreTest, StateFilesACrashLeftBehindAreRemovedAtOpen) {
+  IHS_ASSERT_OK(store_->CreateStateFamily("s"));
+  auto f = store_->NewStateFile("s");
+  IHS_ASSERT_OK(f);
+  IHS_ASSERT_OK((*f)->Put("k", "v"));
+  const std::filesystem::path ingest = std::filesystem::path(dir_.Sub("data")) / "ingest";
+  ASSERT_FALSE(std::filesystem::is_empty(ingest));
+  // As a crash would leave it: the file never ingested, the store closed without a word.
+  std::ofstream(ingest / "99.sst") << "half a file";
+  f->reset();
+  Reopen();
+  EXPECT_FALSE(std::filesystem::exists(ingest));
+  EXPECT_TRUE(ScanAll(*store_, "s").empty());
+}
+
 TEST_F(EventStoreTest, StateFamilyBadNamesAndAbsentFamiliesAreClearErrors) {
   EXPECT_EQ(store_->CreateStateFamily("").code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(store_->CreateStateFamily("Time Line").code(), absl::StatusCode::kInvalidArgument);
