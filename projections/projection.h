@@ -72,7 +72,8 @@ class Projection {
   virtual uint32_t version() const = 0;
   // Applies one event. An error stops the worker (kDataLoss: the state is corrupt and rebuilt).
   virtual absl::Status Apply(const store::StoredEvent& event, Txn& txn) = 0;
-  // After the batch's last event, before its commit: write what was cached for the batch.
+  // Before the runner writes: after a batch's last event (before its commit), and in a
+  // rebuild's bulk phase before each write-out. Write what was cached and changed.
   virtual absl::Status Flush(Txn& txn) {
     (void)txn;
     return absl::OkStatus();

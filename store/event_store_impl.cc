@@ -282,9 +282,6 @@ absl::Status EventStoreImpl::OpenDb() {
     }
   }
 
-  if (!options_.read_only) {
-    fs::remove_all(dir / "ingest", ec);  // state files of a bulk load that a crash cut short
-  }
   rocksdb::DB* db = nullptr;
   rocksdb::Status s;
   rocksdb::Options open_options(db_options, rocksdb::ColumnFamilyOptions());
@@ -295,6 +292,11 @@ absl::Status EventStoreImpl::OpenDb() {
   }
   if (!s.ok()) return FromRocksStatus(s, absl::StrCat("open store ", options_.path));
   db_.reset(db);
+  if (!options_.read_only) {
+    // State files of a bulk load that a crash cut short. Only now, under RocksDB's lock: another
+    // process that has the store open for writing may be writing some.
+    fs::remove_all(dir / "ingest", ec);
+  }
   cf_meta_ = handles_[0];
   cf_events_ = handles_[1];
   cf_stream_index_ = handles_[2];

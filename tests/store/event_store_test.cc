@@ -817,6 +817,12 @@ TEST_F(EventStoreTest, StateFilesACrashLeftBehindAreRemovedAtOpen) {
   IHS_ASSERT_OK((*f)->Put("k", "v"));
   const std::filesystem::path ingest = std::filesystem::path(dir_.Sub("data")) / "ingest";
   ASSERT_FALSE(std::filesystem::is_empty(ingest));
+  // A second open for writing fails on RocksDB's lock, and leaves the first one's files alone.
+  Options again;
+  again.path = dir_.Sub("data");
+  EXPECT_FALSE(EventStore::Open(again).ok());
+  ASSERT_FALSE(std::filesystem::is_empty(ingest));
+  IHS_ASSERT_OK((*f)->Put("l", "v"));
   // As a crash would leave it: the file never ingested, the store closed without a word.
   std::ofstream(ingest / "99.sst") << "half a file";
   f->reset();
