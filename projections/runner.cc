@@ -31,15 +31,28 @@ constexpr unsigned char kChecksumKey[crypto_shorthash_KEYBYTES] = {'i', 'h', 's'
                                                                    'a', 't', 'e', ' ', 'v', '1'};
 constexpr size_t kChecksumBytes = crypto_shorthash_BYTES;  // 8
 
-std::string Checksum(absl::string_view key, absl::string_view payload) {
+// Into `out` (kChecksumBytes); libsodium's SipHash takes one buffer, so key | payload is copied
+// into a buffer that each thread reuses.
+void ChecksumInto(absl::string_view key, absl::string_view payload, unsigned char* out) {
   thread_local std::string scratch;
   scratch.assign(key.data(), key.size());
   scratch.append(payload.data(), payload.size());
-  std::string out(kChecksumBytes, '\0');
-  crypto_shorthash(reinterpret_cast<unsigned char*>(out.data()),
-                   reinterpret_cast<const unsigned char*>(scratch.data()), scratch.size(),
+  crypto_shorthash(out, reinterpret_cast<const unsigned char*>(scratch.data()), scratch.size(),
                    kChecksumKey);
+}
+
+std::string Checksum(absl::string_view key, absl::string_view payload) {
+  std::string out(kChecksumBytes, '\0');
+  ChecksumInto(key, payload, reinterpret_cast<unsigned char*>(out.data()));
   return out;
+}
+
+// payload | checksum into `out`, whose buffer is reused: a write-out seals millions of values.
+void SealInto(absl::string_view key, absl::string_view payload, std::string* out) {
+  unsigned char sum[kChecksumBytes];
+  ChecksumInto(key, payload, sum);
+  out->assign(payload.data(), payload.size());
+  out->append(reinterpret_cast<const char*>(sum), kChecksumBytes);
 }
 
 constexpr absl::string_view CheckpointKey() {
@@ -486,6 +499,7 @@ absl::Status WriteOut(store::EventStore* store, const std::string& family, MemSt
   std::vector<std::unique_ptr<store::StateFile>> files(kFiles);
   std::vector<absl::Status> results(kFiles);
   auto write = [&](size_t part) {
+    std::string sealed;
     const size_t begin = sorted.size() * part / kFiles;
     const size_t end = sorted.size() * (part + 1) / kFiles;
     absl::StatusOr<std::unique_ptr<store::StateFile>> file = store->NewStateFile(family);
@@ -496,7 +510,8 @@ absl::Status WriteOut(store::EventStore* store, const std::string& family, MemSt
     for (size_t i = begin; i < end && results[part].ok(); ++i) {
       auto& [key, value] = *sorted[i].kv;
       if (value) {
-        results[part] = (*file)->Put(key, Seal(key, std::move(*value)));
+        SealInto(key, *value, &sealed);
+        results[part] = (*file)->Put(key, sealed);
         value.emplace();  // freed here, on this thread, not by the clear below
       } else {
         results[part] = (*file)->Delete(key);

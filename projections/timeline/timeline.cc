@@ -4,6 +4,7 @@
 #include <kj/io.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <optional>
 #include <tuple>
@@ -113,9 +114,14 @@ class Record {
 // --- the in-memory forms of a batch -----------------------------------------------------------
 
 struct ChannelCounts {
+  bool used = false;  // counted at least once (stays listed when a retraction takes it to 0)
   int64_t first = 0, last = 0;
   uint32_t inbound = 0, outbound = 0, pub = 0;
 };
+// Channels are known enumerants (the store refuses others at append), so a party's counts are an
+// array indexed by channel: no allocation, and no tree to walk per event.
+constexpr size_t kChannels = static_cast<size_t>(Channel::IN_PERSON) + 1;
+bool KnownChannel(Channel c) { return static_cast<size_t>(c) < kChannels; }
 struct OpenMsg {
   std::string id;
   Channel channel;
@@ -127,7 +133,7 @@ struct OpenMsg {
 struct PartyState {
   schema::PartyKind kind = schema::PartyKind::UNSPECIFIED;
   uint64_t entries = 0;
-  absl::btree_map<uint16_t, ChannelCounts> channels;
+  std::array<ChannelCounts, kChannels> channels;
   absl::btree_map<uint64_t, OpenMsg> open;                           // by position
   absl::btree_map<uint64_t, std::pair<int64_t, int64_t>> responses;  // position -> wall, service
   absl::btree_map<int32_t, std::pair<double, uint32_t>> days;        // sentiment sum, count
@@ -202,9 +208,12 @@ absl::StatusOr<PartyState> DecodeParty(absl::string_view bytes) {
   p.kind = r.getKind();
   p.entries = r.getEntries();
   for (auto c : r.getChannels()) {
-    p.channels[static_cast<uint16_t>(c.getChannel())] = {c.getFirstAt(), c.getLastAt(),
-                                                         c.getInbound(), c.getOutbound(),
-                                                         c.getPublic()};
+    if (!KnownChannel(c.getChannel())) {
+      return absl::DataLossError("timeline state: a party record names an unknown channel");
+    }
+    p.channels[static_cast<size_t>(c.getChannel())] = {true,          c.getFirstAt(),
+                                                       c.getLastAt(), c.getInbound(),
+                                                       c.getOutbound(), c.getPublic()};
   }
   for (auto o : r.getOpen()) {
     p.open[o.getPosition()] = {std::string(View(o.getEventId())), o.getChannel(), o.getType(),
@@ -241,9 +250,12 @@ std::string EncodeParty(const PartyState& p) {
   auto b = m.initRoot<schema::TimelinePartyState>();
   b.setKind(p.kind);
   b.setEntries(p.entries);
-  auto ch = b.initChannels(static_cast<unsigned>(p.channels.size()));
+  auto ch = b.initChannels(static_cast<unsigned>(
+      std::count_if(p.channels.begin(), p.channels.end(), [](const auto& n) { return n.used; })));
   unsigned i = 0;
-  for (const auto& [c, n] : p.channels) SetChannelSummary(ch[i++], c, n);
+  for (size_t c = 0; c < kChannels; ++c) {
+    if (p.channels[c].used) SetChannelSummary(ch[i++], static_cast<uint16_t>(c), p.channels[c]);
+  }
   auto open = b.initOpen(static_cast<unsigned>(p.open.size()));
   i = 0;
   for (const auto& [pos, o] : p.open) SetOpenMessage(open[i++], pos, o);
@@ -297,6 +309,11 @@ class TimelineProjection final : public Projection {
     }
     if (!ev.isTouchpoint()) return absl::OkStatus();
     const schema::Touchpoint::Reader t = ev.getTouchpoint();
+    if (!KnownChannel(t.getChannel())) {  // the store refuses them at append
+      return absl::InternalError(absl::StrCat("event at position ", stored.position(),
+                                              " has channel ", static_cast<int>(t.getChannel()),
+                                              ", which this build does not know"));
+    }
     if ((t.getType() == TouchpointType::CORRECTION || t.getType() == TouchpointType::RETRACTION) &&
         t.getCorrects().size() == 16) {
       IHS_ASSIGN_OR_RETURN(std::optional<store::StoredEvent> target,
@@ -313,10 +330,14 @@ class TimelineProjection final : public Projection {
   // Writes the party records and threads the batch touched. The decoded records stay cached for
   // the next batches (they equal what is stored once this batch commits), up to a bound.
   absl::Status Flush(Txn& txn) override {
-    for (const std::string& party : dirty_parties_) {
-      txn.Put(PartyKey('S', party), EncodeParty(parties_.at(party)));
+    for (auto* p : dirty_parties_) {
+      txn.Put(PartyKey('S', p->first), EncodeParty(p->second.value));
+      p->second.dirty = false;
     }
-    for (const std::string& key : dirty_threads_) txn.Put(key, EncodeThread(threads_.at(key)));
+    for (auto* t : dirty_threads_) {
+      txn.Put(t->first, EncodeThread(t->second.value));
+      t->second.dirty = false;
+    }
     dirty_parties_.clear();
     dirty_threads_.clear();
     if (parties_.size() > kMaxCachedParties) parties_.clear();
@@ -336,27 +357,47 @@ class TimelineProjection final : public Projection {
  private:
   // The party's record, to read and change: it is written back at Flush.
   absl::StatusOr<PartyState*> Party(const std::string& party, Txn& txn) {
-    dirty_parties_.insert(party);
     auto it = parties_.find(party);
-    if (it != parties_.end()) return &it->second;
-    IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, txn.Get(PartyKey('S', party)));
-    PartyState p;
-    if (v) {
-      IHS_ASSIGN_OR_RETURN(p, DecodeParty(*v));
+    if (it == parties_.end()) {
+      IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, txn.Get(PartyKey('S', party)));
+      PartyState p;
+      if (v) {
+        IHS_ASSIGN_OR_RETURN(p, DecodeParty(*v));
+      }
+      it = parties_.emplace(party, Cached<PartyState>{std::move(p)}).first;
     }
-    return &parties_.emplace(party, std::move(p)).first->second;
+    return Touch(*it, dirty_parties_);
   }
 
   absl::StatusOr<Thread*> ThreadOf(const std::string& key, Txn& txn) {
-    dirty_threads_.insert(key);
     auto it = threads_.find(key);
-    if (it != threads_.end()) return &it->second;
-    IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, txn.Get(key));
-    Thread t;
-    if (v) {
-      IHS_ASSIGN_OR_RETURN(t, DecodeThread(*v));
+    if (it == threads_.end()) {
+      IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, txn.Get(key));
+      Thread t;
+      if (v) {
+        IHS_ASSIGN_OR_RETURN(t, DecodeThread(*v));
+      }
+      it = threads_.emplace(key, Cached<Thread>{std::move(t)}).first;
     }
-    return &threads_.emplace(key, std::move(t)).first->second;
+    return Touch(*it, dirty_threads_);
+  }
+
+  // A decoded record and whether the batch changed it (then it is in the dirty list).
+  template <typename T>
+  struct Cached {
+    T value;
+    bool dirty = false;
+  };
+  template <typename T>
+  using DirtyList = std::vector<std::pair<const std::string, Cached<T>>*>;
+
+  template <typename T>
+  static T* Touch(std::pair<const std::string, Cached<T>>& entry, DirtyList<T>& dirty) {
+    if (!entry.second.dirty) {
+      entry.second.dirty = true;
+      dirty.push_back(&entry);
+    }
+    return &entry.second.value;
   }
 
   absl::StatusOr<schema::PartyKind> KindOf(const std::string& party, Txn& txn) {
@@ -426,7 +467,8 @@ class TimelineProjection final : public Projection {
 
   static void Count(PartyState& p, Channel channel, Direction d, int64_t occurred, float sentiment,
                     int sign) {
-    ChannelCounts& c = p.channels[static_cast<uint16_t>(channel)];
+    ChannelCounts& c = p.channels[static_cast<size_t>(channel)];  // known: Apply checked
+    c.used = true;
     if (sign > 0) {
       if (c.inbound + c.outbound + c.pub == 0 || occurred < c.first) c.first = occurred;
       if (c.inbound + c.outbound + c.pub == 0 || occurred > c.last) c.last = occurred;
@@ -639,11 +681,11 @@ class TimelineProjection final : public Projection {
   // 1.6 GB with them, RocksDB included (docs/impl.md).
   static constexpr size_t kMaxCachedParties = 200'000;
   static constexpr size_t kMaxCachedThreads = 1'000'000;
-  absl::node_hash_map<std::string, PartyState> parties_;
-  absl::node_hash_map<std::string, Thread> threads_;
+  absl::node_hash_map<std::string, Cached<PartyState>> parties_;
+  absl::node_hash_map<std::string, Cached<Thread>> threads_;
   absl::flat_hash_map<std::string, schema::PartyKind> kinds_;
-  absl::flat_hash_set<std::string> dirty_parties_;  // touched by this batch
-  absl::flat_hash_set<std::string> dirty_threads_;
+  DirtyList<PartyState> dirty_parties_;  // touched by this batch
+  DirtyList<Thread> dirty_threads_;
 };
 
 }  // namespace
@@ -766,8 +808,9 @@ absl::Status ReadSummary(const StateView& view, const std::string& party, absl::
   s.setAsOf(absl::ToUnixMicros(as_of));
   unsigned i = 0;
   std::vector<std::pair<uint16_t, ChannelCounts>> used;
-  for (const auto& c : p.channels) {
-    if (c.second.inbound + c.second.outbound + c.second.pub > 0) used.push_back(c);
+  for (size_t c = 0; c < kChannels; ++c) {
+    const ChannelCounts& n = p.channels[c];
+    if (n.inbound + n.outbound + n.pub > 0) used.emplace_back(static_cast<uint16_t>(c), n);
   }
   auto ch = s.initChannels(static_cast<unsigned>(used.size()));
   for (const auto& [c, n] : used) SetChannelSummary(ch[i++], c, n);
