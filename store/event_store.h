@@ -5,6 +5,8 @@
 //   DIR/db/          the RocksDB database (column families: see docs/format.md)
 //   DIR/master.key   default place of the master key that wraps the per-party data keys; it may
 //                    (and in production should) live elsewhere: Options::master_key_path
+//   DIR/signing.key  the seed of the Ed25519 key that signs tree heads (docs/audit.md), made at
+//                    the first open for writing; elsewhere with Options::signing_key_path
 //
 // Guarantees:
 // - Append/AppendMulti are atomic (all events of one call land, or none), acknowledged only after
@@ -39,6 +41,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "schema/event.capnp.h"
+#include "store/tlog.h"
 
 namespace ihs::store {
 
@@ -211,6 +214,7 @@ inline constexpr size_t kMaxStateFamilyName = 64;
 struct Options {
   std::string path;               // the data directory
   std::string master_key_path;    // empty: DIR/master.key
+  std::string signing_key_path;   // empty: DIR/signing.key
   bool create_if_missing = true;  // create the store (and a new master key) if DIR is empty
   // false: appends are acknowledged before their WAL is synced. Only for bulk loads that are
   // re-run from the start after a crash; Open says so on stderr.
@@ -274,6 +278,23 @@ class EventStore {
 
   // The position of the acknowledged event with this id (16 bytes), or nullopt.
   virtual absl::StatusOr<std::optional<uint64_t>> FindEvent(absl::string_view event_id) = 0;
+
+  // --- Audit: signed tree heads and proofs (docs/audit.md, RFC 9162) ---------------------------
+  // kFailedPrecondition if the store has no signing key: a read-only open of a store that was
+  // never opened for writing by a version that makes one.
+
+  // The key that checks this store's heads.
+  virtual absl::StatusOr<tlog::VerifierKey> VerifierKey() = 0;
+  // A signed tree head (tlog::SignHead) of the log as it is now, timed by Options::clock.
+  virtual absl::StatusOr<std::string> SignedHead() = 0;
+  // The RFC 9162 audit path of leaf `index` in the tree of the first `size` events, leaf to
+  // root: O(log size) hashes, read in one batch. kOutOfRange unless index < size <= Head().
+  virtual absl::StatusOr<std::vector<tlog::Hash>> InclusionProof(uint64_t index,
+                                                                 uint64_t size) = 0;
+  // The RFC 9162 proof that the tree of `new_size` events extends the tree of `old_size`.
+  // kOutOfRange unless old_size <= new_size <= Head().
+  virtual absl::StatusOr<std::vector<tlog::Hash>> ConsistencyProof(uint64_t old_size,
+                                                                   uint64_t new_size) = 0;
 
   // --- State families: the derived state of projections/ ------------------------------------
   // Each is a RocksDB column family of its own ("state." + name), so dropping one is cheap and

@@ -297,6 +297,25 @@ absl::Status EventStoreImpl::OpenDb() {
     // process that has the store open for writing may be writing some.
     fs::remove_all(dir / "ingest", ec);
   }
+  // The key that signs tree heads: made at the first open for writing, under RocksDB's lock.
+  const std::string signing_path = options_.signing_key_path.empty()
+                                       ? (dir / "signing.key").string()
+                                       : options_.signing_key_path;
+  absl::StatusOr<internal::SecretKey> seed = internal::LoadOrCreateKeyFile(
+      signing_path, !options_.read_only, "signing key",
+      "the store signs tree heads with it; open the store for writing once to make one");
+  if (seed.ok()) {
+    std::array<uint8_t, tlog::kSecretKeyBytes> secret;
+    uint8_t pub[tlog::kPublicKeyBytes];
+    crypto_sign_seed_keypair(pub, secret.data(), seed->data());
+    sodium_memzero(seed->data(), seed->size());
+    signing_key_ = secret;
+    sodium_memzero(secret.data(), secret.size());
+  } else if (!options_.read_only) {
+    return seed.status();
+  } else {
+    signing_key_error_ = seed.status();
+  }
   cf_meta_ = handles_[0];
   cf_events_ = handles_[1];
   cf_stream_index_ = handles_[2];
@@ -1217,6 +1236,127 @@ absl::StatusOr<std::optional<uint64_t>> EventStoreImpl::FindEvent(absl::string_v
   if (position >= Head()) return std::nullopt;
   return position;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Audit: signed tree heads and proofs.
+
+namespace {
+
+// The largest power of two below n (n > 1): where RFC 9162 splits a tree of n leaves.
+uint64_t SplitPoint(uint64_t n) { return uint64_t{1} << (63 - __builtin_clzll(n - 1)); }
+
+}  // namespace
+
+absl::StatusOr<tlog::VerifierKey> EventStoreImpl::VerifierKey() {
+  if (!signing_key_) return signing_key_error_;
+  tlog::PublicKey pub;
+  std::memcpy(pub.data(), signing_key_->data() + 32, pub.size());
+  return tlog::VerifierKeyFor(pub);
+}
+
+absl::StatusOr<std::string> EventStoreImpl::SignedHead() {
+  IHS_ASSIGN_OR_RETURN(tlog::VerifierKey key, VerifierKey());
+  tlog::TreeHead head;
+  head.origin = key.name;
+  head.size = Head();
+  IHS_ASSIGN_OR_RETURN(std::string root, Root(head.size));
+  tlog::HashFromBytes(root, &head.root);
+  head.time_micros = absl::ToUnixMicros(clock_->Now());
+  return tlog::SignHead(head, *signing_key_);
+}
+
+absl::StatusOr<std::vector<tlog::Hash>> EventStoreImpl::RangeHashes(
+    const std::vector<Range>& ranges) {
+  std::vector<std::string> keys;
+  std::vector<size_t> first;  // of each range, in keys
+  for (const Range& r : ranges) {
+    first.push_back(keys.size());
+    for (const internal::SubtreeId& id : internal::SubtreesOf(r.size)) {
+      if ((r.start & ((uint64_t{1} << id.level) - 1)) != 0) {
+        return absl::InternalError(absl::StrCat("range [", r.start, ", +", r.size,
+                                                ") is not a subtree of the RFC 9162 tree"));
+      }
+      keys.push_back(internal::MerkleKey(id.level, (r.start >> id.level) + id.index));
+    }
+  }
+  first.push_back(keys.size());
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  db_->MultiGet(rocksdb::ReadOptions(), cf_merkle_, keys.size(), slices.data(), values.data(),
+                statuses.data());
+  std::vector<tlog::Hash> out;
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    std::vector<Hash> hashes(first[i + 1] - first[i]);
+    for (size_t j = first[i]; j < first[i + 1]; ++j) {
+      if (!statuses[j].ok() || !internal::HashFromBytes(ToView(values[j]), &hashes[j - first[i]])) {
+        return absl::DataLossError(absl::StrCat("a Merkle subtree of positions [", ranges[i].start,
+                                                ", ", ranges[i].start + ranges[i].size,
+                                                ") is missing or malformed"));
+      }
+    }
+    out.push_back(internal::FoldSubtrees(hashes));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<tlog::Hash>> EventStoreImpl::InclusionProof(uint64_t index,
+                                                                       uint64_t size) {
+  const uint64_t head = Head();
+  if (index >= size || size > head) {
+    return absl::OutOfRangeError(absl::StrCat("no inclusion proof of position ", index,
+                                              " in a tree of ", size, " events (the log has ",
+                                              head, ")"));
+  }
+  // RFC 9162 2.1.3.1, top down; the path lists the siblings bottom up.
+  std::vector<Range> siblings;
+  uint64_t start = 0, n = size, m = index;
+  while (n > 1) {
+    const uint64_t k = SplitPoint(n);
+    if (m < k) {
+      siblings.push_back({start + k, n - k});
+      n = k;
+    } else {
+      siblings.push_back({start, k});
+      start += k;
+      m -= k;
+      n -= k;
+    }
+  }
+  std::reverse(siblings.begin(), siblings.end());
+  return RangeHashes(siblings);
+}
+
+absl::StatusOr<std::vector<tlog::Hash>> EventStoreImpl::ConsistencyProof(uint64_t old_size,
+                                                                         uint64_t new_size) {
+  const uint64_t head = Head();
+  if (old_size > new_size || new_size > head) {
+    return absl::OutOfRangeError(absl::StrCat("no consistency proof from ", old_size, " to ",
+                                              new_size, " events (the log has ", head, ")"));
+  }
+  if (old_size == 0 || old_size == new_size) return std::vector<tlog::Hash>();
+  // RFC 9162 2.1.4.1 SUBPROOF, top down; the proof lists its nodes bottom up.
+  std::vector<Range> nodes;
+  uint64_t start = 0, n = new_size, m = old_size;
+  bool whole = true;  // the old tree is D[0:m] itself, which the verifier has as its root
+  while (m != n) {
+    const uint64_t k = SplitPoint(n);
+    if (m <= k) {
+      nodes.push_back({start + k, n - k});
+      n = k;
+    } else {
+      nodes.push_back({start, k});
+      start += k;
+      m -= k;
+      n -= k;
+      whole = false;
+    }
+  }
+  if (!whole) nodes.push_back({start, m});
+  std::reverse(nodes.begin(), nodes.end());
+  return RangeHashes(nodes);
+}
+
 
 namespace {
 

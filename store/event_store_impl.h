@@ -10,9 +10,11 @@
 
 #include <rocksdb/db.h>
 
+#include <array>
 #include <atomic>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,6 +49,11 @@ class EventStoreImpl final : public EventStore {
   absl::StatusOr<VerifyReport> Verify(const ProgressFn& progress) override;
   absl::StatusOr<StoreStats> Stats() override;
   absl::StatusOr<std::optional<uint64_t>> FindEvent(absl::string_view event_id) override;
+  absl::StatusOr<tlog::VerifierKey> VerifierKey() override;
+  absl::StatusOr<std::string> SignedHead() override;
+  absl::StatusOr<std::vector<tlog::Hash>> InclusionProof(uint64_t index, uint64_t size) override;
+  absl::StatusOr<std::vector<tlog::Hash>> ConsistencyProof(uint64_t old_size,
+                                                           uint64_t new_size) override;
   absl::Status CreateStateFamily(absl::string_view name) override;
   absl::Status DropStateFamily(absl::string_view name) override;
   std::vector<std::string> StateFamilies() override;
@@ -100,6 +107,15 @@ class EventStoreImpl final : public EventStore {
   rocksdb::ColumnFamilyHandle* cf_content_keys_ = nullptr;
   rocksdb::ColumnFamilyHandle* cf_merkle_ = nullptr;
   internal::SecretKey master_{};
+  // The Ed25519 key that signs heads (seed | public key), if the store has one.
+  std::optional<std::array<uint8_t, tlog::kSecretKeyBytes>> signing_key_;
+  absl::Status signing_key_error_;  // why there is none
+  // The hashes of the RFC 9162 subtrees [start, start + size) (each a fold of stored complete
+  // subtrees: every range a proof names is), in one MultiGet.
+  struct Range {
+    uint64_t start, size;
+  };
+  absl::StatusOr<std::vector<tlog::Hash>> RangeHashes(const std::vector<Range>& ranges);
   internal::SecretKey digest_key_{};
   // A content nonce is 16 random bytes drawn at open | a counter: unique under any key.
   std::string nonce_prefix_;

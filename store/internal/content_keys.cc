@@ -27,7 +27,7 @@ std::string WrapAdditionalData(absl::string_view stream, uint32_t version) {
   return ad;
 }
 
-absl::Status WriteNewKeyFile(const std::string& path) {
+absl::Status WriteNewKeyFile(const std::string& path, absl::string_view what) {
   SecretKey key;
   randombytes_buf(key.data(), key.size());
   std::string text =
@@ -40,7 +40,7 @@ absl::Status WriteNewKeyFile(const std::string& path) {
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
     return absl::FailedPreconditionError(
-        absl::StrCat("cannot create master key file ", path, ": ", std::strerror(errno)));
+        absl::StrCat("cannot create ", what, " file ", path, ": ", std::strerror(errno)));
   }
   bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
             ::fsync(fd) == 0;
@@ -54,7 +54,7 @@ absl::Status WriteNewKeyFile(const std::string& path) {
   ::unlink(tmp.c_str());
   if (!ok) {
     return absl::UnavailableError(
-        absl::StrCat("cannot write master key file ", path, ": ", std::strerror(saved)));
+        absl::StrCat("cannot write ", what, " file ", path, ": ", std::strerror(saved)));
   }
   std::string dir =
       path.substr(0, path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/'));
@@ -73,25 +73,27 @@ absl::Status SodiumInit() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<SecretKey> LoadOrCreateMasterKey(const std::string& path, bool create) {
+absl::StatusOr<SecretKey> LoadOrCreateKeyFile(const std::string& path, bool create,
+                                              absl::string_view what,
+                                              absl::string_view if_missing) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
     if (errno != ENOENT || !create) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "master key file ", path, " is missing: ", std::strerror(errno),
-          " (the store's personal content cannot be opened without it; pass --master-key)"));
+      return absl::FailedPreconditionError(absl::StrCat(what, " file ", path, " is missing: ",
+                                                        std::strerror(errno), " (", if_missing,
+                                                        ")"));
     }
-    absl::Status s = WriteNewKeyFile(path);
+    absl::Status s = WriteNewKeyFile(path, what);
     if (!s.ok()) return s;
   }
   std::ifstream in(path);
   std::stringstream buf;
   buf << in.rdbuf();
-  if (!in) return absl::FailedPreconditionError(absl::StrCat("cannot read master key file ", path));
+  if (!in) return absl::FailedPreconditionError(absl::StrCat("cannot read ", what, " file ", path));
   std::string text(absl::StripAsciiWhitespace(buf.str()));
   if (text.size() != 64 || text.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "master key file ", path, " is malformed: expected 64 hexadecimal characters"));
+        what, " file ", path, " is malformed: expected 64 hexadecimal characters"));
   }
   std::string raw = absl::HexStringToBytes(text);
   SecretKey key;
@@ -99,6 +101,12 @@ absl::StatusOr<SecretKey> LoadOrCreateMasterKey(const std::string& path, bool cr
   sodium_memzero(raw.data(), raw.size());
   sodium_memzero(text.data(), text.size());
   return key;
+}
+
+absl::StatusOr<SecretKey> LoadOrCreateMasterKey(const std::string& path, bool create) {
+  return LoadOrCreateKeyFile(
+      path, create, "master key",
+      "the store's personal content cannot be opened without it; pass --master-key");
 }
 
 std::string MasterKeyCheck(const SecretKey& master) {

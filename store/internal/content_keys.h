@@ -27,6 +27,12 @@ using SecretKey = std::array<uint8_t, 32>;
 
 absl::Status SodiumInit();
 
+// Reads a file of 32 secret bytes (64 hex characters, mode 0600); with `create`, makes a new
+// one if the file does not exist. `what` names it in errors; `if_missing` says what to do.
+absl::StatusOr<SecretKey> LoadOrCreateKeyFile(const std::string& path, bool create,
+                                              absl::string_view what,
+                                              absl::string_view if_missing);
+
 // Reads the master key file; with `create`, makes a new one if the file does not exist.
 absl::StatusOr<SecretKey> LoadOrCreateMasterKey(const std::string& path, bool create);
 

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/big_endian.h"
+#include "tests/testutil/raw_db.h"
 #include "tests/testutil/testutil.h"
 
 namespace ihs::store {
@@ -22,26 +23,7 @@ using ihs::testing::EventFactory;
 using schema::Channel;
 using schema::TouchpointType;
 
-// Opens the store's RocksDB directly, as an attacker or a broken disk would change it.
-struct RawDb {
-  std::unique_ptr<rocksdb::DB> db;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  std::map<std::string, rocksdb::ColumnFamilyHandle*> cf;
-  explicit RawDb(const std::string& data_dir) {
-    std::string path = data_dir + "/db";
-    std::vector<std::string> names;
-    EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &names).ok());
-    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-    for (const auto& n : names) descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
-    rocksdb::DB* raw = nullptr;
-    EXPECT_TRUE(rocksdb::DB::Open(rocksdb::Options(), path, descs, &handles, &raw).ok());
-    db.reset(raw);
-    for (size_t i = 0; i < names.size(); ++i) cf[names[i]] = handles[i];
-  }
-  ~RawDb() {
-    for (auto* h : handles) db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
-  }
-};
+using ihs::testing::RawDb;
 
 class EventStoreTest : public ::testing::Test {
  protected:
@@ -80,13 +62,7 @@ class EventStoreTest : public ::testing::Test {
     Reopen(o);
   }
 
-  std::vector<std::string> AllBytes() {
-    auto all = store_->ReadAll(0, 1 << 20, ReadOptions{false});
-    EXPECT_TRUE(all.ok()) << all.status();
-    std::vector<std::string> out;
-    for (const auto& e : *all) out.emplace_back(e.bytes());
-    return out;
-  }
+  std::vector<std::string> AllBytes() { return ihs::testing::AllStoredBytes(*store_); }
 
   ihs::testing::TempDir dir_;
   FakeClock clock_{absl::FromUnixSeconds(1800000000)};

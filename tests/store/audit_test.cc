@@ -1,0 +1,283 @@
+// Tests of the store's audit surface (store/event_store.h "Audit", store/tlog.h): RFC 9162
+// inclusion and consistency proofs for every pair of sizes of a small log, signed tree heads, and
+// what an attacker or a wrong input gets.
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/big_endian.h"
+#include "store/event_store.h"
+#include "store/internal/keys.h"
+#include "store/internal/merkle.h"
+#include "store/tlog.h"
+#include "tests/testutil/raw_db.h"
+#include "tests/testutil/testutil.h"
+
+namespace ihs::store {
+namespace {
+
+using ihs::testing::EventFactory;
+using schema::Channel;
+using schema::TouchpointType;
+
+constexpr uint64_t kEvents = 70;  // past 64, so that sizes cross a power of two
+
+class AuditTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Reopen(); }
+
+  void Reopen(const std::string& dir = "data", bool read_only = false) {
+    store_.reset();
+    Options o;
+    o.path = dir_.Sub(dir);
+    o.clock = &clock_;
+    o.read_only = read_only;
+    auto s = EventStore::Open(o);
+    ASSERT_TRUE(s.ok()) << s.status();
+    store_ = std::move(*s);
+  }
+
+  void Append(uint64_t n) {
+    for (uint64_t i = 0; i < n; ++i) {
+      ++next_id_;
+      IHS_ASSERT_OK(store_->Append(
+          {absl::StrCat("party-", next_id_ % 5),
+           ExpectedVersion::Any(),
+           {events_.Touchpoint(next_id_, Channel::EMAIL, TouchpointType::MESSAGE, "hi")}}));
+    }
+  }
+
+  tlog::Hash RootOf(uint64_t size) {
+    auto r = store_->Root(size);
+    EXPECT_TRUE(r.ok()) << r.status();
+    tlog::Hash h{};
+    EXPECT_TRUE(tlog::HashFromBytes(*r, &h));
+    return h;
+  }
+
+  std::vector<std::string> AllBytes() { return ihs::testing::AllStoredBytes(*store_); }
+
+  tlog::VerifierKey Key() {
+    auto k = store_->VerifierKey();
+    EXPECT_TRUE(k.ok()) << k.status();
+    return *k;
+  }
+
+  ihs::testing::TempDir dir_;
+  FakeClock clock_{absl::FromUnixSeconds(1800000000)};
+  EventFactory events_;
+  uint64_t next_id_ = 0;
+  std::unique_ptr<EventStore> store_;
+};
+
+TEST_F(AuditTest, EveryInclusionProofOfEverySizeVerifiesAndATamperedOneDoesNot) {
+  Append(kEvents);
+  const std::vector<std::string> bytes = AllBytes();
+  for (uint64_t size = 1; size <= kEvents; ++size) {
+    const tlog::Hash root = RootOf(size);
+    for (uint64_t i = 0; i < size; ++i) {
+      auto path = store_->InclusionProof(i, size);
+      ASSERT_TRUE(path.ok()) << path.status();
+      const tlog::Hash leaf = tlog::LeafHash(bytes[i]);
+      std::string why;
+      ASSERT_TRUE(tlog::VerifyInclusion(i, size, leaf, *path, root, &why))
+          << "index " << i << " size " << size << ": " << why;
+      EXPECT_FALSE(tlog::VerifyInclusion(i, size, tlog::LeafHash(bytes[(i + 1) % kEvents]),
+                                         *path, root, &why));
+      if (!path->empty()) {
+        std::vector<tlog::Hash> forged = *path;
+        forged[i % forged.size()][7] ^= 0x10;
+        EXPECT_FALSE(tlog::VerifyInclusion(i, size, leaf, forged, root, &why));
+        EXPECT_FALSE(tlog::VerifyInclusion((i + 1) % size, size, leaf, *path, root, &why));
+        std::vector<tlog::Hash> shorter(path->begin(), path->end() - 1);
+        EXPECT_FALSE(tlog::VerifyInclusion(i, size, leaf, shorter, root, &why));
+      }
+    }
+  }
+  EXPECT_EQ(store_->InclusionProof(5, 5).status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(store_->InclusionProof(0, kEvents + 1).status().code(),
+            absl::StatusCode::kOutOfRange);
+}
+
+TEST_F(AuditTest, TheTwoSha256ImplementationsAgree) {
+  Append(3);
+  const std::vector<std::string> bytes = AllBytes();
+  for (const std::string& b : bytes) {
+    EXPECT_EQ(tlog::LeafHash(b), store::internal::LeafHash(b));
+  }
+  EXPECT_EQ(tlog::NodeHash(tlog::LeafHash(bytes[0]), tlog::LeafHash(bytes[1])),
+            store::internal::NodeHash(store::internal::LeafHash(bytes[0]),
+                                      store::internal::LeafHash(bytes[1])));
+}
+
+TEST_F(AuditTest, EveryConsistencyProofVerifiesAndAForgedOneDoesNot) {
+  Append(kEvents);
+  for (uint64_t n = 0; n <= kEvents; ++n) {
+    const tlog::Hash new_root = RootOf(n);
+    for (uint64_t m = 0; m <= n; ++m) {
+      const tlog::Hash old_root = RootOf(m);
+      auto proof = store_->ConsistencyProof(m, n);
+      ASSERT_TRUE(proof.ok()) << proof.status();
+      std::string why;
+      ASSERT_TRUE(tlog::VerifyConsistency(m, n, old_root, new_root, *proof, &why))
+          << m << " -> " << n << ": " << why;
+      if (m == 0) continue;
+      tlog::Hash other = old_root;
+      other[0] ^= 1;
+      EXPECT_FALSE(tlog::VerifyConsistency(m, n, other, new_root, *proof, &why));
+      tlog::Hash other_new = new_root;
+      other_new[0] ^= 1;
+      EXPECT_FALSE(tlog::VerifyConsistency(m, n, old_root, other_new, *proof, &why));
+      for (size_t k = 0; k < proof->size(); ++k) {
+        std::vector<tlog::Hash> forged = *proof;
+        forged[k][31] ^= 0x80;
+        EXPECT_FALSE(tlog::VerifyConsistency(m, n, old_root, new_root, forged, &why))
+            << m << " -> " << n << " node " << k;
+      }
+    }
+  }
+  EXPECT_EQ(store_->ConsistencyProof(5, 4).status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(store_->ConsistencyProof(1, kEvents + 1).status().code(),
+            absl::StatusCode::kOutOfRange);
+}
+
+TEST_F(AuditTest, SignedHeadsOpenWithTheStoresKeyOnlyAndUnchanged) {
+  Append(10);
+  auto note = store_->SignedHead();
+  ASSERT_TRUE(note.ok()) << note.status();
+  const tlog::VerifierKey key = Key();
+  tlog::TreeHead head;
+  std::string why;
+  ASSERT_TRUE(tlog::OpenHead(*note, key, &head, &why)) << why << "\n" << *note;
+  EXPECT_EQ(head.size, 10u);
+  EXPECT_EQ(head.root, RootOf(10));
+  EXPECT_EQ(head.time_micros, absl::ToUnixMicros(clock_.Now()));
+  EXPECT_EQ(head.origin, key.name);
+
+  // The verifier key survives being written out and read back; a broken one is refused.
+  tlog::VerifierKey parsed;
+  ASSERT_TRUE(tlog::ParseVerifierKey(tlog::FormatVerifierKey(key) + "\n", &parsed, &why)) << why;
+  EXPECT_EQ(parsed.key, key.key);
+  EXPECT_EQ(parsed.key_id, key.key_id);
+  std::string broken = tlog::FormatVerifierKey(key);
+  broken[broken.size() - 5] = broken[broken.size() - 5] == 'A' ? 'B' : 'A';
+  EXPECT_FALSE(tlog::ParseVerifierKey(broken, &parsed, &why));
+
+  // One changed byte anywhere in the signed text: refused, and the message says so.
+  for (size_t at : {size_t{2}, note->find('\n') + 1, note->find("time") + 6}) {
+    std::string changed = *note;
+    changed[at] = changed[at] == '1' ? '2' : '1';
+    EXPECT_FALSE(tlog::OpenHead(changed, key, &head, &why)) << "byte " << at;
+  }
+  std::string bad_sig = *note;
+  bad_sig[bad_sig.size() - 10] = bad_sig[bad_sig.size() - 10] == 'A' ? 'B' : 'A';
+  EXPECT_FALSE(tlog::OpenHead(bad_sig, key, &head, &why));
+  EXPECT_NE(why.find("signature"), std::string::npos) << why;
+  EXPECT_FALSE(tlog::OpenHead("not a head\n", key, &head, &why));
+
+  // A head from another store, checked with this store's key: refused as another store's.
+  Reopen("other");
+  Append(10);
+  auto foreign = store_->SignedHead();
+  ASSERT_TRUE(foreign.ok());
+  EXPECT_FALSE(tlog::OpenHead(*foreign, key, &head, &why));
+  EXPECT_NE(why.find("another store"), std::string::npos) << why;
+}
+
+TEST_F(AuditTest, TheSigningKeyIsMadeOnceAndAReadOnlyOpenSignsWithIt) {
+  const tlog::VerifierKey key = Key();
+  Append(4);
+  Reopen("data", /*read_only=*/true);
+  EXPECT_EQ(Key().key, key.key);
+  auto note = store_->SignedHead();
+  ASSERT_TRUE(note.ok()) << note.status();
+  tlog::TreeHead head;
+  std::string why;
+  EXPECT_TRUE(tlog::OpenHead(*note, key, &head, &why)) << why;
+  EXPECT_EQ(head.size, 4u);
+}
+
+TEST_F(AuditTest, ProofFilesRoundTripAndRefuseGarbage) {
+  Append(9);
+  auto note = store_->SignedHead();
+  ASSERT_TRUE(note.ok());
+  tlog::InclusionProof p;
+  p.index = 3;
+  p.leaf_bytes = AllBytes()[3];
+  p.path = *store_->InclusionProof(3, 9);
+  p.head = *note;
+  tlog::InclusionProof back;
+  std::string why;
+  ASSERT_TRUE(tlog::ParseInclusionProof(tlog::FormatInclusionProof(p), &back, &why)) << why;
+  EXPECT_EQ(back.index, 3u);
+  EXPECT_EQ(back.leaf_bytes, p.leaf_bytes);
+  EXPECT_EQ(back.path, p.path);
+  EXPECT_EQ(back.head, p.head);
+  EXPECT_FALSE(tlog::ParseInclusionProof("ihs inclusion proof v1\nindex x\n\n", &back, &why));
+  EXPECT_FALSE(tlog::ParseInclusionProof("hello\n", &back, &why));
+
+  tlog::ConsistencyProof c{4, 9, *store_->ConsistencyProof(4, 9)};
+  tlog::ConsistencyProof cback;
+  ASSERT_TRUE(tlog::ParseConsistencyProof(tlog::FormatConsistencyProof(c), &cback, &why)) << why;
+  EXPECT_EQ(cback.old_size, 4u);
+  EXPECT_EQ(cback.new_size, 9u);
+  EXPECT_EQ(cback.path, c.path);
+  EXPECT_FALSE(tlog::ParseConsistencyProof("ihs consistency proof v1\nold 1\nnew 2\n!!\n",
+                                           &cback, &why));
+}
+
+// An operator (or an intruder) rewrites one old event directly in RocksDB, and recomputes every
+// stored hash above it so that the store looks consistent with itself. A head given out before
+// holds them to what they published: the consistency proof fails, and so does the inclusion
+// proof of the rewritten event.
+TEST_F(AuditTest, ARewrittenOldEventFailsTheConsistencyProofAgainstAnEarlierHead) {
+  Append(20);
+  const tlog::VerifierKey key = Key();
+  tlog::TreeHead old_head;
+  std::string why;
+  ASSERT_TRUE(tlog::OpenHead(*store_->SignedHead(), key, &old_head, &why)) << why;
+  Append(12);
+  std::vector<std::string> bytes = AllBytes();
+  store_.reset();
+  {
+    ihs::testing::RawDb raw(dir_.Sub("data"));
+    constexpr uint64_t kVictim = 6;
+    bytes[kVictim][bytes[kVictim].size() - 2] ^= 0x04;
+    ASSERT_TRUE(raw.db->Put(rocksdb::WriteOptions(), raw.cf["events"], BigEndian64(kVictim),
+                            bytes[kVictim])
+                    .ok());
+    // Every complete subtree, recomputed from the changed bytes.
+    std::vector<tlog::Hash> level;
+    for (const std::string& b : bytes) level.push_back(tlog::LeafHash(b));
+    for (uint8_t l = 0; !level.empty(); ++l) {
+      std::vector<tlog::Hash> up;
+      for (size_t i = 0; i < level.size(); ++i) {
+        ASSERT_TRUE(raw.db->Put(rocksdb::WriteOptions(), raw.cf["merkle"],
+                                internal::MerkleKey(l, i), std::string(tlog::AsBytes(level[i])))
+                        .ok());
+        if (i % 2 == 1) up.push_back(tlog::NodeHash(level[i - 1], level[i]));
+      }
+      level = std::move(up);
+    }
+  }
+  Reopen();
+  IHS_ASSERT_OK(store_->Verify());  // consistent with itself: only a head can tell
+  tlog::TreeHead new_head;
+  ASSERT_TRUE(tlog::OpenHead(*store_->SignedHead(), key, &new_head, &why)) << why;
+  auto proof = store_->ConsistencyProof(old_head.size, new_head.size);
+  ASSERT_TRUE(proof.ok());
+  EXPECT_FALSE(tlog::VerifyConsistency(old_head.size, new_head.size, old_head.root,
+                                       new_head.root, *proof, &why));
+  EXPECT_NE(why.find("history was rewritten"), std::string::npos) << why;
+  auto path = store_->InclusionProof(6, old_head.size);
+  ASSERT_TRUE(path.ok());
+  EXPECT_FALSE(
+      tlog::VerifyInclusion(6, old_head.size, tlog::LeafHash(bytes[6]), *path, old_head.root, &why));
+  auto intact = store_->InclusionProof(15, old_head.size);
+  EXPECT_FALSE(tlog::VerifyInclusion(15, old_head.size, tlog::LeafHash(bytes[15]), *intact,
+                                     old_head.root, &why))
+      << "its path passes through the rewritten subtree";
+}
+
+}  // namespace
+}  // namespace ihs::store
