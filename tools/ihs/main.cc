@@ -8,6 +8,7 @@
 //   ihs generate --parties N --days D [--seed S] [--events N] (--data DIR | --out FILE.jsonl)
 //                [--truth FILE.json] [--force] [--json]
 //   ihs token new --tokens FILE --role ROLE --name NAME [--json]
+//   ihs audit pubkey|head|prove-event|verify-head|verify-party --data DIR ... (docs/audit.md)
 //
 // WHERE is a data directory (--data DIR) or a running ihsd (--connect ADDR --token T, or the
 // token in $IHS_TOKEN); the output is the same.
@@ -46,6 +47,7 @@
 #include "server/client.h"
 #include "server/tokens.h"
 #include "store/event_store.h"
+#include "tools/ihs/audit.h"
 #include "tools/ihs/progress.h"
 #include "tools/ihs/timeline_html.h"
 #include "projections/registry.h"
@@ -1269,6 +1271,35 @@ int Main(int argc, char** argv) {
       ->required();
   token_new->add_flag("--json", common.json, "print {role, name, token} as JSON");
 
+  auto* audit = app.add_subcommand(
+      "audit", "signed tree heads and proofs: hold the store to what it published");
+  audit->require_subcommand(1);
+  auto* audit_pubkey = audit->add_subcommand("pubkey", "the key that checks this store's heads");
+  add_common(audit_pubkey, true);
+  std::string audit_out, audit_head_file, audit_old, audit_new, audit_party;
+  uint64_t audit_position = 0;
+  auto* audit_head = audit->add_subcommand("head", "a signed tree head of the log as it is now");
+  add_common(audit_head, true);
+  audit_head->add_option("--out", audit_out, "also write the head to this file");
+  auto* audit_prove = audit->add_subcommand(
+      "prove-event", "prove that one event is in the tree of a head you kept");
+  add_common(audit_prove, true);
+  audit_prove->add_option("position", audit_position, "the event's position")->required();
+  audit_prove->add_option("--head", audit_head_file, "a head from `ihs audit head`")->required();
+  audit_prove->add_option("--out", audit_out, "write the proof file for ihs-verify here");
+  auto* audit_verify_head = audit->add_subcommand(
+      "verify-head", "prove that the log of NEW extends the log of OLD unchanged");
+  add_common(audit_verify_head, true);
+  audit_verify_head->add_option("old", audit_old, "the earlier head")->required();
+  audit_verify_head->add_option("new", audit_new, "the later head")->required();
+  audit_verify_head->add_option("--out", audit_out, "write the proof file for ihs-verify here");
+  auto* audit_verify_party = audit->add_subcommand(
+      "verify-party", "prove every event of one party against a head");
+  add_common(audit_verify_party, true);
+  audit_verify_party->add_option("party", audit_party, "party id (stream id)")->required();
+  audit_verify_party->add_option("--head", audit_head_file, "a head from `ihs audit head`")
+      ->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -1285,6 +1316,18 @@ int Main(int argc, char** argv) {
   if (*proj_status) return ProjectionsStatus(common);
   if (*proj_rebuild) return ProjectionsRebuild(common, rebuild_name);
   if (*timeline) return Timeline(common, tl_args);
+  if (*audit) {
+    absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(common, false);
+    if (!st.ok()) return FailOpen(st.status());
+    store::EventStore& s = **st;
+    absl::Status r;
+    if (*audit_pubkey) r = AuditPubkey(s, common.json);
+    if (*audit_head) r = AuditHead(s, audit_out, common.json);
+    if (*audit_prove) r = AuditProveEvent(s, audit_position, audit_head_file, audit_out, common.json);
+    if (*audit_verify_head) r = AuditVerifyHead(s, audit_old, audit_new, audit_out, common.json);
+    if (*audit_verify_party) r = AuditVerifyParty(s, audit_party, audit_head_file, common.json);
+    return r.ok() ? kExitOk : Fail(r);
+  }
   return kExitUsage;
 }
 

@@ -1,0 +1,33 @@
+// ihs audit: signed tree heads and proofs for auditors (docs/audit.md). Each command prints what
+// it found, text or --json, and returns a status whose code main.cc maps to an exit code:
+// kInvalidArgument (2) for an input that cannot be read, kDataLoss (4) for anything that does
+// not verify.
+#ifndef IHS_TOOLS_IHS_AUDIT_H_
+#define IHS_TOOLS_IHS_AUDIT_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "store/event_store.h"
+
+namespace ihs::tools {
+
+// The verifier key: NAME+KEYID+KEY (golang.org/x/mod/sumdb/note's format).
+absl::Status AuditPubkey(store::EventStore& store, bool json);
+// A signed tree head of the log as it is now; with `out`, also written to that file.
+absl::Status AuditHead(store::EventStore& store, const std::string& out, bool json);
+// The inclusion proof of one event against a head the auditor kept; with `out`, the proof file
+// (store/tlog.h) that tools/ihs-verify checks without the store.
+absl::Status AuditProveEvent(store::EventStore& store, uint64_t position,
+                             const std::string& head_file, const std::string& out, bool json);
+// Whether the log of `new_file`'s head extends `old_file`'s unchanged.
+absl::Status AuditVerifyHead(store::EventStore& store, const std::string& old_file,
+                             const std::string& new_file, const std::string& out, bool json);
+// Proves every event of one party against a head, reading only that party's events.
+absl::Status AuditVerifyParty(store::EventStore& store, const std::string& party,
+                              const std::string& head_file, bool json);
+
+}  // namespace ihs::tools
+
+#endif  // IHS_TOOLS_IHS_AUDIT_H_
