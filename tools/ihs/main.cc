@@ -661,11 +661,13 @@ int Generate(const Common& c, const GenerateArgs& a) {
     if (!st.ok()) return FailOpen(st.status());
     report = workload::LoadIntoStore(*generator, **st, on_progress);
     if (!report.ok() && report.status().code() == absl::StatusCode::kAlreadyExists && a.force) {
-      // --force: the directory held another history; replace the store (and its default key).
+      // --force: the directory held another history; replace the store, its default master key
+      // and its signing key (heads of the old history must not verify as the new store's).
       st->reset();
       std::error_code ec;
       std::filesystem::remove_all(std::filesystem::path(c.data) / "db", ec);
       if (c.master_key.empty()) std::filesystem::remove(std::filesystem::path(c.data) / "master.key", ec);
+      if (!ec) std::filesystem::remove(std::filesystem::path(c.data) / "signing.key", ec);
       if (ec) {
         return Fail(absl::UnavailableError(
             absl::StrCat("cannot remove the old store in ", c.data, ": ", ec.message())));
