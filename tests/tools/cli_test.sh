@@ -4,35 +4,8 @@
 set -uo pipefail
 ihs=$1
 root=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+source "$(dirname "$0")/checks.sh"
 data=$tmp/data
-passed=0
-failed=0
-
-check() {  # check NAME EXPECTED_EXIT COMMAND... ; output in $tmp/out, $tmp/err
-  local name=$1 want=$2
-  shift 2
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local got=$?
-  if [ "$got" -eq "$want" ]; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $name: exit $got, want $want"
-    sed 's/^/  stdout: /' "$tmp/out" | head -5
-    sed 's/^/  stderr: /' "$tmp/err" | head -5
-  fi
-}
-expect_in() {  # expect_in NAME FILE TEXT
-  if grep -qF -- "$3" "$2"; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $1: '$3' not in $2:"
-    head -5 "$2" | sed 's/^/  /'
-  fi
-}
 
 sample=$root/tools/sample/history.jsonl
 
