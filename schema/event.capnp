@@ -140,8 +140,20 @@ struct IdentityLink {
 }
 
 struct ErasureRequest {
-  # The party asked to be forgotten; carried out by deleting its data key.
-  reason @0 :Text;
+  # The party's personal content is erased: the store deletes its data key in the same write
+  # (docs/audit.md, "Erasure"). Appended only by EventStore::Erase (`ihs erase`, Admin.erase),
+  # never by a plain append.
+  reason @0 :Text;         # why, for the trail: required
+  requestedBy @1 :Text;    # who: the token's name over RPC, the operator on the command line
+}
+
+struct LegalHold {
+  # A legal hold placed on the party, or lifted (`lift`): while it holds, the party's content
+  # can be neither erased nor expired. Appended only by EventStore::SetLegalHold (`ihs hold`,
+  # Admin.hold), never by a plain append.
+  lift @0 :Bool;
+  reason @1 :Text;         # required
+  requestedBy @2 :Text;
 }
 
 struct Event {
@@ -165,5 +177,6 @@ struct Event {
     partyProfile @13 :PartyProfile;
     identityLink @14 :IdentityLink;
     erasureRequest @15 :ErasureRequest;
+    legalHold @16 :LegalHold;
   }
 }

@@ -143,6 +143,8 @@ struct StreamInfo {
   uint64_t last_position = 0;
   int64_t first_occurred_at = 0;  // µs since epoch, smallest seen
   int64_t last_occurred_at = 0;   // µs since epoch, largest seen
+  std::optional<uint64_t> hold_position;    // a legal hold is in force, placed at this position
+  std::optional<uint64_t> erased_position;  // the party was erased at this position
 };
 
 struct StoreStats {
@@ -295,6 +297,31 @@ class EventStore {
   // kOutOfRange unless old_size <= new_size <= Head().
   virtual absl::StatusOr<std::vector<tlog::Hash>> ConsistencyProof(uint64_t old_size,
                                                                    uint64_t new_size) = 0;
+
+  // --- Erasure and legal holds (docs/audit.md) -------------------------------------------------
+  // Both append an event to the party's stream that a plain Append refuses to carry, so that
+  // only these calls (admin's) can make them, and the trail shows who did what and why.
+
+  // Erases the party's personal content without rewriting history: appends an erasureRequest
+  // event and deletes the party's data key in the same atomic write; then flushes and compacts
+  // so that the key's bytes leave RocksDB's files. The events, their hashes and the tree stay;
+  // reads return the content as kErased; the party's later events may not carry content.
+  // Returns the erasure event's position. Errors, with nothing changed:
+  //   kInvalidArgument    an empty reason or requested_by
+  //   kNotFound           no such party
+  //   kFailedPrecondition the party is under legal hold, or was erased already (the message
+  //                       names the position)
+  // If the write landed but the compaction failed, kUnavailable says so: the erasure stands,
+  // and the key's bytes leave the files with RocksDB's next compaction of them.
+  virtual absl::StatusOr<uint64_t> Erase(absl::string_view party, absl::string_view reason,
+                                         absl::string_view requested_by) = 0;
+  // Places a legal hold on the party (or with `lift`, lifts the one in force): a legalHold
+  // event. While held, Erase (and retention) refuse the party. Returns the event's position.
+  //   kInvalidArgument an empty reason or requested_by; kNotFound no such party;
+  //   kFailedPrecondition already held, not held (lift), or erased.
+  virtual absl::StatusOr<uint64_t> SetLegalHold(absl::string_view party, bool lift,
+                                                absl::string_view reason,
+                                                absl::string_view requested_by) = 0;
 
   // --- State families: the derived state of projections/ ------------------------------------
   // Each is a RocksDB column family of its own ("state." + name), so dropping one is cheap and

@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -106,6 +107,41 @@ absl::Status ValidateTouchpoint(schema::Touchpoint::Reader tp) {
   return absl::OkStatus();
 }
 
+// Whether an append may go ahead given the stream's hold and erasure: an erasure or hold
+// (`control`, one event of `kind`) checks its party's state; content is refused after erasure.
+absl::Status CheckPartyState(absl::string_view stream, bool control, schema::Event::Which kind,
+                             bool lift, bool any_content, const std::optional<StreamMeta>& meta) {
+  if (!control) {
+    if (any_content && meta && meta->erased_position) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "party ", stream, " was erased (position ", *meta->erased_position,
+          "): its new events cannot carry personal content"));
+    }
+    return absl::OkStatus();
+  }
+  if (!meta) return absl::NotFoundError(absl::StrCat("no such party: ", stream));
+  if (meta->erased_position) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("party ", stream, " was already erased (position ", *meta->erased_position,
+                     kind == schema::Event::ERASURE_REQUEST ? ")" : "): there is nothing to hold"));
+  }
+  if (kind == schema::Event::ERASURE_REQUEST && meta->hold_position) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("party ", stream, " is under legal hold (placed at position ",
+                     *meta->hold_position, "): lift the hold before erasing"));
+  }
+  if (kind == schema::Event::LEGAL_HOLD && !lift && meta->hold_position) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "party ", stream, " is already under legal hold (placed at position ",
+        *meta->hold_position, ")"));
+  }
+  if (kind == schema::Event::LEGAL_HOLD && lift && !meta->hold_position) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("party ", stream, " is not under legal hold"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Conflict(absl::string_view stream, const ExpectedVersion& expected, int64_t current) {
   return VersionConflictError(
       absl::StrCat("append to stream ", stream, ": expected version ", expected.ToString(),
@@ -130,11 +166,14 @@ struct EventStoreImpl::PreparedEvent {
   std::optional<internal::Sealed> sealed;
   DataKey sealed_with;
   int64_t occurred_at = 0;
+  schema::Event::Which kind = schema::Event::UNSPECIFIED;
+  bool lift = false;  // a legalHold event that lifts the hold
 };
 
 struct EventStoreImpl::PreparedAppend {
   const StreamAppend* request;
   std::vector<PreparedEvent> events;
+  bool control = false;  // Erase's or SetLegalHold's: one erasureRequest or legalHold event
 };
 
 struct EventStoreImpl::Writer {
@@ -159,6 +198,7 @@ struct EventStoreImpl::Group {
   };
   absl::flat_hash_map<std::string, IdEntry> ids;
   absl::flat_hash_map<std::string, DataKey> new_keys;
+  std::vector<std::string> erased;  // streams whose data key the group deletes
   size_t writes = 0;  // writers that staged events
 };
 
@@ -437,7 +477,7 @@ EventStoreImpl::~EventStoreImpl() {
 // Append: caller-thread preparation.
 
 absl::Status EventStoreImpl::PrepareEvent(const StreamAppend& append, size_t index,
-                                          PreparedEvent* out) const {
+                                          bool control, PreparedEvent* out) const {
   schema::Event::Reader in = append.events[index];
   auto fail = [&](const absl::Status& s) {
     return absl::Status(s.code(), absl::StrCat("append to stream ", append.stream, ", event ",
@@ -481,13 +521,25 @@ absl::Status EventStoreImpl::PrepareEvent(const StreamAppend& append, size_t ind
       }
       break;
     case schema::Event::ERASURE_REQUEST:
+    case schema::Event::LEGAL_HOLD:
+      if (!control) {
+        return fail(absl::InvalidArgumentError(absl::StrCat(
+            in.which() == schema::Event::ERASURE_REQUEST ? "erasureRequest" : "legalHold",
+            " events are made by `ihs erase` and `ihs hold` (RPC: Admin.erase, Admin.hold), "
+            "which check and change the party's data key and hold with them; a plain append "
+            "cannot carry them")));
+      }
+      out->lift = in.which() == schema::Event::LEGAL_HOLD && in.getLegalHold().getLift();
       break;
     case schema::Event::UNSPECIFIED:
     default:
       return fail(absl::InvalidArgumentError(
-          "event type is missing or unknown (one of touchpoint, partyProfile, identityLink, "
-          "erasureRequest)"));
+          "event type is missing or unknown (one of touchpoint, partyProfile, identityLink)"));
   }
+  if (control && in.hasContent()) {
+    return fail(absl::InvalidArgumentError("an erasure or hold carries no content"));
+  }
+  out->kind = in.which();
 
   // Sized to the event (plus room for the sealed content and store fields), so the copy does
   // not zero capnp's default 8 KiB first segment per event.
@@ -518,7 +570,7 @@ std::string EventStoreImpl::NextNonce() {
 }
 
 absl::StatusOr<std::vector<EventStoreImpl::PreparedAppend>> EventStoreImpl::Prepare(
-    const std::vector<StreamAppend>& appends) {
+    const std::vector<StreamAppend>& appends, bool control) {
   if (appends.empty()) return absl::InvalidArgumentError("append of no streams");
   size_t total = 0;
   absl::flat_hash_set<absl::string_view> streams;
@@ -540,10 +592,10 @@ absl::StatusOr<std::vector<EventStoreImpl::PreparedAppend>> EventStoreImpl::Prep
       return absl::InvalidArgumentError(absl::StrCat("append of more than ", kMaxEventsPerAppend,
                                                      " events; split it into several"));
     }
-    PreparedAppend pa{&a, {}};
+    PreparedAppend pa{&a, {}, control};
     pa.events.resize(a.events.size());
     for (size_t i = 0; i < a.events.size(); ++i) {
-      IHS_RETURN_IF_ERROR(PrepareEvent(a, i, &pa.events[i]));
+      IHS_RETURN_IF_ERROR(PrepareEvent(a, i, control, &pa.events[i]));
       if (!ids.insert(pa.events[i].id).second) {
         return absl::InvalidArgumentError(absl::StrCat("append to stream ", a.stream, ", event ", i,
                                                        ": id ", Hex(pa.events[i].id),
@@ -578,7 +630,12 @@ absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::AppendMulti(
   if (options_.read_only) {
     return absl::FailedPreconditionError("store is open for reading only");
   }
-  IHS_ASSIGN_OR_RETURN(std::vector<PreparedAppend> prepared, Prepare(appends));
+  IHS_ASSIGN_OR_RETURN(std::vector<PreparedAppend> prepared, Prepare(appends, /*control=*/false));
+  return Commit(prepared);
+}
+
+absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::Commit(
+    std::vector<PreparedAppend>& prepared) {
   Writer w;
   w.appends = &prepared;
   for (const auto& pa : prepared) w.event_count += pa.events.size();
@@ -741,6 +798,11 @@ absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::StageWriter(Writer& w,
         break;
     }
     if (!ok) return Conflict(req.stream, req.expected, current);
+    bool any_content = false;
+    for (const PreparedEvent& e : appends[a].events) any_content |= e.has_content;
+    const PreparedEvent& first = appends[a].events[0];
+    IHS_RETURN_IF_ERROR(CheckPartyState(req.stream, appends[a].control, first.kind, first.lift,
+                                        any_content, meta));
     exists[a] = meta.has_value();
     if (meta) metas[a] = *meta;
   }
@@ -818,6 +880,20 @@ absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::StageWriter(Writer& w,
       results[a].positions.push_back(position);
       results[a].versions.push_back(version);
     }
+    if (appends[a].control) {
+      const PreparedEvent& e = appends[a].events[0];
+      const uint64_t position = results[a].positions[0];
+      if (e.kind == schema::Event::ERASURE_REQUEST) {
+        m.erased_position = position;
+        g.batch.Delete(cf_content_keys_, stream);
+        g.new_keys.erase(stream);
+        g.erased.push_back(stream);
+      } else if (e.lift) {
+        m.hold_position.reset();
+      } else {
+        m.hold_position = position;
+      }
+    }
     g.batch.Put(cf_stream_meta_, stream, internal::EncodeStreamMeta(m));
     g.metas[stream] = m;
   }
@@ -861,9 +937,13 @@ void EventStoreImpl::CommitGroup(std::vector<Writer*>& group) {
   }
   frontier_ = g.frontier;
   next_stream_no_ = g.next_stream_no;
-  if (!g.new_keys.empty()) {
+  if (!g.new_keys.empty() || !g.erased.empty()) {
     absl::MutexLock l(&keys_mu_);
     for (auto& [stream, key] : g.new_keys) keys_[stream] = key;
+    for (const std::string& stream : g.erased) {
+      keys_.erase(stream);
+      erased_.insert(stream);
+    }
   }
   absl::MutexLock l(&mu_);
   head_ = frontier_.size();
@@ -887,6 +967,7 @@ absl::StatusOr<std::optional<DataKey>> EventStoreImpl::DataKeyForRead(absl::stri
   IHS_RETURN_IF_ERROR(FromRocksStatus(s, absl::StrCat("read data key of stream ", stream)));
   IHS_ASSIGN_OR_RETURN(DataKey key, internal::UnwrapDataKey(master_, stream, wrapped));
   absl::MutexLock l(&keys_mu_);
+  if (erased_.contains(stream)) return std::optional<DataKey>();  // erased while we read
   keys_[std::string(stream)] = key;
   return std::optional<DataKey>(key);
 }
@@ -1029,6 +1110,8 @@ absl::StatusOr<StreamInfo> EventStoreImpl::GetStreamInfo(absl::string_view strea
   info.last_position = meta->last_position;
   info.first_occurred_at = meta->first_occurred_at;
   info.last_occurred_at = meta->last_occurred_at;
+  info.hold_position = meta->hold_position;
+  info.erased_position = meta->erased_position;
   return info;
 }
 
@@ -1392,6 +1475,95 @@ absl::StatusOr<EventStoreImpl::StateHandle> EventStoreImpl::FindState(absl::stri
     return absl::NotFoundError(absl::StrCat("no state family \"", name, "\""));
   }
   return it->second;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Erasure and legal holds.
+
+absl::StatusOr<uint64_t> EventStoreImpl::AppendControl(
+    absl::string_view party, const std::function<void(schema::Event::Builder)>& fill) {
+  if (options_.read_only) {
+    return absl::FailedPreconditionError("store is open for reading only");
+  }
+  capnp::MallocMessageBuilder message;
+  auto ev = message.initRoot<schema::Event>();
+  const std::string id = internal::RandomBytes(16);
+  ev.setId(kj::arrayPtr(reinterpret_cast<const kj::byte*>(id.data()), id.size()));
+  ev.setStreamId(std::string(party));
+  ev.setOccurredAt(absl::ToUnixMicros(clock_->Now()));
+  ev.setSourceSystem("ihs");
+  fill(ev);
+  // Prepared appends point into `appends`: it must outlive the commit.
+  const std::vector<StreamAppend> appends = {
+      StreamAppend{std::string(party), ExpectedVersion::Any(), {ev.asReader()}}};
+  IHS_ASSIGN_OR_RETURN(std::vector<PreparedAppend> prepared, Prepare(appends, /*control=*/true));
+  IHS_ASSIGN_OR_RETURN(std::vector<AppendResult> result, Commit(prepared));
+  return result[0].positions[0];
+}
+
+namespace {
+absl::Status CheckTrail(absl::string_view what, absl::string_view reason,
+                        absl::string_view requested_by) {
+  if (absl::StripAsciiWhitespace(reason).empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " needs a reason, for the audit trail"));
+  }
+  if (absl::StripAsciiWhitespace(requested_by).empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " needs the name of who asked for it, for the audit trail"));
+  }
+  return absl::OkStatus();
+}
+}  // namespace
+
+absl::StatusOr<uint64_t> EventStoreImpl::Erase(absl::string_view party, absl::string_view reason,
+                                               absl::string_view requested_by) {
+  IHS_RETURN_IF_ERROR(CheckTrail("an erasure", reason, requested_by));
+  IHS_ASSIGN_OR_RETURN(uint64_t position, AppendControl(party, [&](schema::Event::Builder ev) {
+                         auto r = ev.initErasureRequest();
+                         r.setReason(std::string(reason));
+                         r.setRequestedBy(std::string(requested_by));
+                       }));
+  absl::Status purged = PurgeDeletedKeys();
+  if (!purged.ok()) {
+    return absl::UnavailableError(absl::StrCat(
+        "party ", party, " was erased (position ", position,
+        "), but the compaction that removes its key's bytes from the files failed: ",
+        purged.message(), "; they go with RocksDB's next compaction of them"));
+  }
+  return position;
+}
+
+absl::StatusOr<uint64_t> EventStoreImpl::SetLegalHold(absl::string_view party, bool lift,
+                                                      absl::string_view reason,
+                                                      absl::string_view requested_by) {
+  IHS_RETURN_IF_ERROR(CheckTrail(lift ? "lifting a hold" : "a legal hold", reason, requested_by));
+  return AppendControl(party, [&](schema::Event::Builder ev) {
+    auto h = ev.initLegalHold();
+    h.setLift(lift);
+    h.setReason(std::string(reason));
+    h.setRequestedBy(std::string(requested_by));
+  });
+}
+
+absl::Status EventStoreImpl::PurgeDeletedKeys() {
+  std::vector<StateHandle> states;  // kept alive while they are flushed
+  std::vector<rocksdb::ColumnFamilyHandle*> all(handles_.begin(), handles_.end());
+  {
+    absl::MutexLock l(&state_mu_);
+    for (auto& [name, h] : states_) {
+      states.push_back(h);
+      all.push_back(h.get());
+    }
+  }
+  // Every family: a WAL file is deleted only once no family needs it, and the WAL that carried
+  // a key's Put may be long obsolete or still live.
+  rocksdb::FlushOptions flush;
+  flush.allow_write_stall = true;
+  IHS_RETURN_IF_ERROR(FromRocksStatus(db_->Flush(flush, all), "flush before purging keys"));
+  rocksdb::CompactRangeOptions compact;
+  compact.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  return FromRocksStatus(db_->CompactRange(compact, cf_content_keys_, nullptr, nullptr),
+                         "compact content_keys");
 }
 
 absl::Status EventStoreImpl::CreateStateFamily(absl::string_view name) {

@@ -13,6 +13,7 @@
 #include <array>
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -20,6 +21,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "store/event_store.h"
 #include "store/internal/content_keys.h"
@@ -54,6 +56,11 @@ class EventStoreImpl final : public EventStore {
   absl::StatusOr<std::vector<tlog::Hash>> InclusionProof(uint64_t index, uint64_t size) override;
   absl::StatusOr<std::vector<tlog::Hash>> ConsistencyProof(uint64_t old_size,
                                                            uint64_t new_size) override;
+  absl::StatusOr<uint64_t> Erase(absl::string_view party, absl::string_view reason,
+                                 absl::string_view requested_by) override;
+  absl::StatusOr<uint64_t> SetLegalHold(absl::string_view party, bool lift,
+                                        absl::string_view reason,
+                                        absl::string_view requested_by) override;
   absl::Status CreateStateFamily(absl::string_view name) override;
   absl::Status DropStateFamily(absl::string_view name) override;
   std::vector<std::string> StateFamilies() override;
@@ -78,8 +85,19 @@ class EventStoreImpl final : public EventStore {
   absl::Status LoadWriterState();
 
   // Caller-thread work, in parallel across callers: validation, canonical bytes, digests.
-  absl::StatusOr<std::vector<PreparedAppend>> Prepare(const std::vector<StreamAppend>& appends);
-  absl::Status PrepareEvent(const StreamAppend& append, size_t index, PreparedEvent* out) const;
+  // `control`: the appends are Erase's or SetLegalHold's, which alone may carry those events.
+  absl::StatusOr<std::vector<PreparedAppend>> Prepare(const std::vector<StreamAppend>& appends,
+                                                      bool control);
+  absl::Status PrepareEvent(const StreamAppend& append, size_t index, bool control,
+                            PreparedEvent* out) const;
+  // Queues prepared appends for the group-commit writer and waits for their result.
+  absl::StatusOr<std::vector<AppendResult>> Commit(std::vector<PreparedAppend>& prepared);
+  // Appends one erasureRequest or legalHold event (made by `fill`) to the party's stream.
+  absl::StatusOr<uint64_t> AppendControl(absl::string_view party,
+                                         const std::function<void(schema::Event::Builder)>& fill);
+  // Flushes every column family and compacts content_keys, so that deleted data keys leave the
+  // files (and the WAL files that held them become obsolete and are deleted).
+  absl::Status PurgeDeletedKeys();
 
   // Leader work.
   void CommitGroup(std::vector<Writer*>& group) ABSL_EXCLUSIVE_LOCKS_REQUIRED(leader_mu_);
@@ -147,9 +165,11 @@ class EventStoreImpl final : public EventStore {
   absl::flat_hash_map<std::string, StateHandle> states_ ABSL_GUARDED_BY(state_mu_);
   std::atomic<uint64_t> next_state_file_{0};  // names of files under DIR/ingest/
 
-  // Unwrapped data keys of streams seen since open.
+  // Unwrapped data keys of streams seen since open, and the streams erased since open (whose
+  // key a read that began before the erasure must not put back into keys_).
   absl::Mutex keys_mu_;
   absl::flat_hash_map<std::string, internal::DataKey> keys_ ABSL_GUARDED_BY(keys_mu_);
+  absl::flat_hash_set<std::string> erased_ ABSL_GUARDED_BY(keys_mu_);
 };
 
 }  // namespace ihs::store

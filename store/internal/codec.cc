@@ -77,6 +77,11 @@ void TouchEvent(schema::Event::Reader e) {
       break;
     case schema::Event::ERASURE_REQUEST:
       (void)e.getErasureRequest().getReason().size();
+      (void)e.getErasureRequest().getRequestedBy().size();
+      break;
+    case schema::Event::LEGAL_HOLD:
+      (void)e.getLegalHold().getReason().size();
+      (void)e.getLegalHold().getRequestedBy().size();
       break;
     default:
       break;  // a newer kind: its fields are not read by this build

@@ -64,9 +64,15 @@ struct StreamMeta {
   uint64_t last_position = 0;
   int64_t first_occurred_at = 0;
   int64_t last_occurred_at = 0;
+  // The legal hold in force (the position of the event that placed it) and the erasure, if any.
+  std::optional<uint64_t> hold_position;
+  std::optional<uint64_t> erased_position;
 };
 
 inline constexpr size_t kStreamMetaBytes = 1 + 6 * 8;
+// Written only for a stream that is held or erased, after the fields above (which older readers
+// read alone): flags: u8 (1 held, 2 erased) | hold_position: fixed64 | erased_position: fixed64.
+inline constexpr size_t kStreamMetaControlBytes = 1 + 2 * 8;
 
 inline std::string EncodeStreamMeta(const StreamMeta& m) {
   std::string v(1, '\x01');
@@ -76,6 +82,11 @@ inline std::string EncodeStreamMeta(const StreamMeta& m) {
   PutBigEndian64(&v, m.last_position);
   PutBigEndian64(&v, static_cast<uint64_t>(m.first_occurred_at));
   PutBigEndian64(&v, static_cast<uint64_t>(m.last_occurred_at));
+  if (m.hold_position || m.erased_position) {
+    v.push_back(static_cast<char>((m.hold_position ? 1 : 0) | (m.erased_position ? 2 : 0)));
+    PutBigEndian64(&v, m.hold_position.value_or(0));
+    PutBigEndian64(&v, m.erased_position.value_or(0));
+  }
   return v;
 }
 
@@ -89,6 +100,12 @@ inline std::optional<StreamMeta> DecodeStreamMeta(absl::string_view v) {
   m.last_position = GetBigEndian64(p + 24);
   m.first_occurred_at = static_cast<int64_t>(GetBigEndian64(p + 32));
   m.last_occurred_at = static_cast<int64_t>(GetBigEndian64(p + 40));
+  if (v.size() >= kStreamMetaBytes + kStreamMetaControlBytes) {
+    const char* c = v.data() + kStreamMetaBytes;
+    const uint8_t flags = static_cast<uint8_t>(c[0]);
+    if (flags & 1) m.hold_position = GetBigEndian64(c + 1);
+    if (flags & 2) m.erased_position = GetBigEndian64(c + 9);
+  }
   return m;
 }
 

@@ -46,7 +46,8 @@ TEST(MerkleKey, OrdersByLevelThenIndex) {
 }
 
 TEST(StreamMeta, RoundTripsIncludingNegativeTimes) {
-  StreamMeta m{12, 34, 56, 78, -1000, 1700000000000000};
+  StreamMeta m{12, 34, 56, 78, -1000, 1700000000000000, std::nullopt, std::nullopt};
+  EXPECT_EQ(EncodeStreamMeta(m).size(), kStreamMetaBytes);  // what older readers know exactly
   std::optional<StreamMeta> d = DecodeStreamMeta(EncodeStreamMeta(m));
   ASSERT_TRUE(d.has_value());
   EXPECT_EQ(d->stream_no, 12u);
@@ -55,10 +56,27 @@ TEST(StreamMeta, RoundTripsIncludingNegativeTimes) {
   EXPECT_EQ(d->last_position, 78u);
   EXPECT_EQ(d->first_occurred_at, -1000);
   EXPECT_EQ(d->last_occurred_at, 1700000000000000);
+  EXPECT_FALSE(d->hold_position.has_value());
+  EXPECT_FALSE(d->erased_position.has_value());
+}
+
+TEST(StreamMeta, HoldAndErasureRoundTripAfterTheFieldsOlderReadersKnow) {
+  StreamMeta m{1, 2, 3, 4, 5, 6, 0, std::nullopt};  // a hold placed at position 0
+  std::optional<StreamMeta> d = DecodeStreamMeta(EncodeStreamMeta(m));
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->hold_position, std::optional<uint64_t>(0));
+  EXPECT_FALSE(d->erased_position.has_value());
+  m.hold_position.reset();
+  m.erased_position = 77;
+  d = DecodeStreamMeta(EncodeStreamMeta(m));
+  ASSERT_TRUE(d.has_value());
+  EXPECT_FALSE(d->hold_position.has_value());
+  EXPECT_EQ(d->erased_position, std::optional<uint64_t>(77));
+  EXPECT_EQ(d->event_count, 2u);
 }
 
 TEST(StreamMeta, NewerLongerValueStillDecodesAndGarbageDoesNot) {
-  std::string v = EncodeStreamMeta(StreamMeta{1, 2, 3, 4, 5, 6}) + "future fields";
+  std::string v = EncodeStreamMeta(StreamMeta{1, 2, 3, 4, 5, 6, std::nullopt, std::nullopt}) + "future fields";
   ASSERT_TRUE(DecodeStreamMeta(v).has_value());
   EXPECT_EQ(DecodeStreamMeta(v)->event_count, 2u);
   EXPECT_FALSE(DecodeStreamMeta("short").has_value());

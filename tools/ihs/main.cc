@@ -184,7 +184,13 @@ class EventPrinter {
         what = "identityLink";
         break;
       case schema::Event::ERASURE_REQUEST:
-        what = "erasureRequest";
+        what = absl::StrCat("erasure by ", ev.getErasureRequest().getRequestedBy().cStr(), ": ",
+                            ev.getErasureRequest().getReason().cStr());
+        break;
+      case schema::Event::LEGAL_HOLD:
+        what = absl::StrCat(ev.getLegalHold().getLift() ? "hold lifted by " : "legal hold by ",
+                            ev.getLegalHold().getRequestedBy().cStr(), ": ",
+                            ev.getLegalHold().getReason().cStr());
         break;
       default:
         what = absl::StrCat("type#", static_cast<int>(ev.which()));

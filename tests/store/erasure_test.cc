@@ -1,0 +1,257 @@
+// Erasure and legal holds (store/event_store.h): an erased party's content can no longer be
+// read, its key's bytes leave RocksDB's files, and history is not rewritten; holds suspend
+// erasure; every refusal leaves the store as it was.
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "store/event_store.h"
+#include "store/tlog.h"
+#include "tests/testutil/raw_db.h"
+#include "tests/testutil/testutil.h"
+
+namespace ihs::store {
+namespace {
+
+using ihs::testing::EventFactory;
+using schema::Channel;
+using schema::TouchpointType;
+
+class ErasureTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Reopen(); }
+
+  void Reopen(bool read_only = false) {
+    store_.reset();
+    Options o;
+    o.path = dir_.Sub("data");
+    o.read_only = read_only;
+    auto s = EventStore::Open(o);
+    ASSERT_TRUE(s.ok()) << s.status();
+    store_ = std::move(*s);
+  }
+
+  absl::Status Add(const std::string& party, const std::string& text) {
+    return store_
+        ->Append({party,
+                  ExpectedVersion::Any(),
+                  {events_.Touchpoint(++next_id_, Channel::EMAIL, TouchpointType::MESSAGE, text)}})
+        .status();
+  }
+
+  std::vector<StoredEvent> Read(const std::string& party) {
+    auto r = store_->ReadStream(party, 0, 1000, ReadDirection::kForward);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? std::move(*r) : std::vector<StoredEvent>{};
+  }
+
+  // Every byte of every file under DIR/db (SST, WAL, MANIFEST, LOG, OPTIONS).
+  std::string AllFileBytes() {
+    std::string all;
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(dir_.Sub("data/db"))) {
+      if (!entry.is_regular_file()) continue;
+      std::ifstream f(entry.path(), std::ios::binary);
+      all.append(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+    }
+    return all;
+  }
+
+  // Checks that nothing the store holds changed since `before` (the stored bytes of the log).
+  void ExpectUnchanged(const std::vector<std::string>& before) {
+    EXPECT_EQ(ihs::testing::AllStoredBytes(*store_), before);
+  }
+
+  ihs::testing::TempDir dir_;
+  EventFactory events_;
+  uint64_t next_id_ = 0;
+  std::unique_ptr<EventStore> store_;
+};
+
+TEST_F(ErasureTest, ErasedContentIsGoneWhileTheEventsAndTheTreeStay) {
+  for (int i = 0; i < 3; ++i) IHS_ASSERT_OK(Add("ada", absl::StrCat("ada's secret ", i)));
+  IHS_ASSERT_OK(Add("bob", "bob's words"));
+  ASSERT_EQ(Read("ada")[0].content_state(), ContentState::kOpen);  // the key is cached now
+  auto root_before = store_->Root(4);
+  IHS_ASSERT_OK(root_before);
+  auto keys_before = store_->Stats();
+  IHS_ASSERT_OK(keys_before);
+
+  auto erased = store_->Erase("ada", "GDPR art. 17 request #41", "alice");
+  IHS_ASSERT_OK(erased);
+  EXPECT_EQ(*erased, 4u);
+
+  std::vector<StoredEvent> ada = Read("ada");
+  ASSERT_EQ(ada.size(), 4u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(ada[i].content_state(), ContentState::kErased) << i;
+  auto request = ada[3].event();
+  ASSERT_EQ(request.which(), schema::Event::ERASURE_REQUEST);
+  EXPECT_EQ(std::string(request.getErasureRequest().getReason().cStr()),
+            "GDPR art. 17 request #41");
+  EXPECT_EQ(std::string(request.getErasureRequest().getRequestedBy().cStr()), "alice");
+  EXPECT_EQ(ada[3].position(), 4u);
+  EXPECT_EQ(Read("bob")[0].content_state(), ContentState::kOpen);
+
+  // History is not rewritten: the old root is the same, the new tree extends it, and the log
+  // verifies.
+  auto root_after = store_->Root(4);
+  IHS_ASSERT_OK(root_after);
+  EXPECT_EQ(*root_after, *root_before);
+  auto proof = store_->ConsistencyProof(4, 5);
+  IHS_ASSERT_OK(proof);
+  auto new_root = store_->Root(5);
+  IHS_ASSERT_OK(new_root);
+  tlog::Hash old_hash{}, new_hash{};
+  ASSERT_TRUE(tlog::HashFromBytes(*root_before, &old_hash));
+  ASSERT_TRUE(tlog::HashFromBytes(*new_root, &new_hash));
+  std::string why;
+  EXPECT_TRUE(tlog::VerifyConsistency(4, 5, old_hash, new_hash, *proof, &why)) << why;
+  IHS_EXPECT_OK(store_->Verify());
+
+  auto info = store_->GetStreamInfo("ada");
+  IHS_ASSERT_OK(info);
+  EXPECT_EQ(info->erased_position, std::optional<uint64_t>(4));
+  EXPECT_FALSE(info->hold_position.has_value());
+  auto keys_after = store_->Stats();
+  IHS_ASSERT_OK(keys_after);
+  EXPECT_EQ(keys_after->key_count, keys_before->key_count - 1);
+
+  Reopen();  // and after a restart, from the stored state alone
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(Read("ada")[i].content_state(), ContentState::kErased);
+  info = store_->GetStreamInfo("ada");
+  IHS_ASSERT_OK(info);
+  EXPECT_EQ(info->erased_position, std::optional<uint64_t>(4));
+}
+
+TEST_F(ErasureTest, TheKeysBytesLeaveEveryFileOfTheDatabase) {
+  IHS_ASSERT_OK(Add("ada", "my router is broken"));
+  IHS_ASSERT_OK(Add("bob", "bob's words"));
+  store_.reset();
+  std::string wrapped;
+  {
+    ihs::testing::RawDb raw(dir_.Sub("data"));
+    ASSERT_TRUE(
+        raw.db->Get(rocksdb::ReadOptions(), raw.cf["content_keys"], "ada", &wrapped).ok());
+  }
+  ASSERT_EQ(wrapped.size(), 1u + 4 + 24 + 48);
+  // The scan can see the key: it is in the files before the erasure.
+  ASSERT_NE(AllFileBytes().find(wrapped), std::string::npos);
+
+  Reopen();
+  IHS_ASSERT_OK(Add("bob", "written after, so that a live WAL is not empty"));
+  IHS_ASSERT_OK(store_->Erase("ada", "asked to be forgotten", "alice"));
+  store_.reset();
+  const std::string files = AllFileBytes();
+  EXPECT_EQ(files.find(wrapped), std::string::npos) << "the wrapped data key is still on disk";
+  EXPECT_EQ(files.find(wrapped.substr(29)), std::string::npos) << "its ciphertext is on disk";
+
+  Reopen();
+  EXPECT_EQ(Read("bob")[0].content_state(), ContentState::kOpen);
+  EXPECT_EQ(std::string(Read("bob")[1].content().getText().cStr()),
+            "written after, so that a live WAL is not empty");
+}
+
+TEST_F(ErasureTest, RefusalsNameTheProblemAndChangeNothing) {
+  IHS_ASSERT_OK(Add("ada", "personal"));
+  const std::vector<std::string> before = ihs::testing::AllStoredBytes(*store_);
+
+  auto no_reason = store_->Erase("ada", "  ", "alice");
+  EXPECT_EQ(no_reason.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(no_reason.status().message(), "needs a reason"))
+      << no_reason.status();
+  auto no_one = store_->Erase("ada", "asked", "");
+  EXPECT_EQ(no_one.status().code(), absl::StatusCode::kInvalidArgument);
+  auto nobody = store_->Erase("nobody", "asked", "alice");
+  EXPECT_EQ(nobody.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(absl::StrContains(nobody.status().message(), "no such party: nobody"));
+  auto hold_nobody = store_->SetLegalHold("nobody", false, "case 7", "alice");
+  EXPECT_EQ(hold_nobody.status().code(), absl::StatusCode::kNotFound);
+  auto lift_unheld = store_->SetLegalHold("ada", true, "case 7", "alice");
+  EXPECT_EQ(lift_unheld.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StrContains(lift_unheld.status().message(), "not under legal hold"));
+  ExpectUnchanged(before);
+
+  // A plain append cannot carry an erasure or a hold: it would bypass the key and the checks.
+  auto forged = events_.New(++next_id_);
+  forged.setOccurredAt(1700000000000000);
+  forged.initErasureRequest().setReason("sneaky");
+  auto plain = store_->Append({"ada", ExpectedVersion::Any(), {forged.asReader()}});
+  EXPECT_EQ(plain.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(plain.status().message(), "ihs erase")) << plain.status();
+  auto forged_hold = events_.New(++next_id_);
+  forged_hold.setOccurredAt(1700000000000000);
+  forged_hold.initLegalHold().setReason("sneaky");
+  EXPECT_EQ(store_->Append({"ada", ExpectedVersion::Any(), {forged_hold.asReader()}})
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  ExpectUnchanged(before);
+  EXPECT_EQ(Read("ada")[0].content_state(), ContentState::kOpen);
+}
+
+TEST_F(ErasureTest, AHoldSuspendsErasureUntilItIsLifted) {
+  IHS_ASSERT_OK(Add("ada", "personal"));
+  auto held = store_->SetLegalHold("ada", false, "litigation 2026-17", "legal@corp");
+  IHS_ASSERT_OK(held);
+  EXPECT_EQ(*held, 1u);
+  auto info = store_->GetStreamInfo("ada");
+  IHS_ASSERT_OK(info);
+  EXPECT_EQ(info->hold_position, std::optional<uint64_t>(1));
+  auto again = store_->SetLegalHold("ada", false, "another", "legal@corp");
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StrContains(again.status().message(), "already under legal hold"));
+
+  const std::vector<std::string> before = ihs::testing::AllStoredBytes(*store_);
+  auto refused = store_->Erase("ada", "asked to be forgotten", "alice");
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StrContains(refused.status().message(), "under legal hold (placed at position 1)"))
+      << refused.status();
+  ExpectUnchanged(before);
+  EXPECT_EQ(Read("ada")[0].content_state(), ContentState::kOpen);
+
+  Reopen();  // the hold is stored, not remembered
+  EXPECT_EQ(store_->Erase("ada", "asked", "alice").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  auto lifted = store_->SetLegalHold("ada", true, "case closed", "legal@corp");
+  IHS_ASSERT_OK(lifted);
+  std::vector<StoredEvent> trail = Read("ada");
+  ASSERT_EQ(trail.size(), 3u);
+  ASSERT_EQ(trail[2].event().which(), schema::Event::LEGAL_HOLD);
+  EXPECT_TRUE(trail[2].event().getLegalHold().getLift());
+  EXPECT_EQ(std::string(trail[2].event().getLegalHold().getRequestedBy().cStr()), "legal@corp");
+
+  auto erased = store_->Erase("ada", "asked to be forgotten", "alice");
+  IHS_ASSERT_OK(erased);
+  EXPECT_EQ(Read("ada")[0].content_state(), ContentState::kErased);
+  auto twice = store_->Erase("ada", "again", "alice");
+  EXPECT_EQ(twice.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StrContains(twice.status().message(), "already erased (position 3)"));
+  auto hold_erased = store_->SetLegalHold("ada", false, "late", "legal@corp");
+  EXPECT_EQ(hold_erased.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(ErasureTest, AnErasedPartysNewEventsCarryNoContent) {
+  IHS_ASSERT_OK(Add("ada", "personal"));
+  IHS_ASSERT_OK(store_->Erase("ada", "asked to be forgotten", "alice"));
+  absl::Status with_content = Add("ada", "new secret");
+  EXPECT_EQ(with_content.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StrContains(with_content.message(), "was erased (position 1)")) << with_content;
+  IHS_EXPECT_OK(Add("ada", ""));  // the envelope alone is still history worth keeping
+  EXPECT_EQ(Read("ada").size(), 3u);
+}
+
+TEST_F(ErasureTest, AReadOnlyStoreRefuses) {
+  IHS_ASSERT_OK(Add("ada", "personal"));
+  Reopen(/*read_only=*/true);
+  EXPECT_EQ(store_->Erase("ada", "asked", "alice").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->SetLegalHold("ada", false, "case", "alice").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace ihs::store
