@@ -6,8 +6,8 @@
 # not have:
 #   Writer   append, appendMulti, and the plain reads (Reads)
 #   Reader   Reads, plus subscribe, the timeline and summary of a party, projection status
-#   Auditor  Reader, plus the Merkle root (the audit issue adds proofs and signed heads here)
-#   Admin    Writer and Auditor, plus server status and projection rebuilds
+#   Auditor  Reader, plus the Merkle root, signed tree heads and proofs (docs/audit.md)
+#   Admin    Writer and Auditor, plus server status, projection rebuilds, erasure and holds
 #
 # Errors a client must tell apart are typed results (`Error`, a union arm of every result), not
 # exception text. Exceptions are left for the transport: DISCONNECTED, and UNIMPLEMENTED when a
@@ -45,6 +45,8 @@ enum ErrorKind {
   unavailable @9;        # the store failed, or the server is shutting down
   dataLoss @10;          # stored bytes do not verify
   internal @11;          # a bug in ihsd
+  failedPrecondition @12;  # the party's state forbids it (under legal hold, already erased), or
+                           # the store's (open for reading only, no signing key)
 }
 
 struct Error {
@@ -125,6 +127,10 @@ struct StreamInfo {
   lastPosition @4 :UInt64;
   firstOccurredAt @5 :Int64;
   lastOccurredAt @6 :Int64;
+  held @7 :Bool;               # a legal hold is in force, placed at heldSince
+  heldSince @8 :UInt64;
+  erased @9 :Bool;             # the party was erased at erasedAt
+  erasedAt @10 :UInt64;
 }
 
 struct StreamInfoResult {
@@ -138,6 +144,35 @@ struct RootResult {
   union {
     ok @0 :Data;               # RFC 9162 Merkle tree hash over the first `size` events
     error @1 :Error;
+  }
+}
+
+struct SignedHeadResult {
+  union {
+    ok @0 :Text;               # a C2SP signed note: origin, size, base64 root, time (docs/audit.md)
+    error @1 :Error;
+  }
+}
+
+struct VerifierKeyResult {
+  union {
+    ok @0 :Text;               # NAME+KEYID+BASE64 (golang.org/x/mod/sumdb/note's verifier key)
+    error @1 :Error;
+  }
+}
+
+struct ProofResult {
+  union {
+    ok @0 :List(Data);         # RFC 9162 hashes (32 bytes each), in the RFC's order
+    error @1 :Error;           # outOfRange: unless index < size <= head, old <= new <= head
+  }
+}
+
+struct PositionResult {
+  union {
+    ok @0 :UInt64;             # the position of the event recorded (the erasure, the hold)
+    error @1 :Error;           # notFound: no such party; badInput: no reason;
+                               # failedPrecondition: under legal hold, already erased, ...
   }
 }
 
@@ -271,6 +306,15 @@ interface Reader extends(Reads) {
 
 interface Auditor extends(Reader) {
   root @0 (size :UInt64) -> (result :RootResult);
+  signedHead @1 () -> (result :SignedHeadResult);
+  # A signed tree head of the log as it is now. Keep it: later heads and proofs are checked
+  # against it, without trusting ihsd (docs/audit.md).
+  verifierKey @2 () -> (result :VerifierKeyResult);
+  # The key that checks heads. Take it once from a channel you trust, not from every session.
+  inclusionProof @3 (index :UInt64, size :UInt64) -> (result :ProofResult);
+  # The audit path of event `index` in the tree of the first `size` events.
+  consistencyProof @4 (oldSize :UInt64, newSize :UInt64) -> (result :ProofResult);
+  # Proof that the tree of `newSize` events extends the tree of `oldSize` unchanged.
 }
 
 interface Admin extends(Writer, Auditor) {
@@ -278,6 +322,11 @@ interface Admin extends(Writer, Auditor) {
   rebuildProjection @1 (name :Text) -> (result :RebuildResult);
   # Starts rebuilding a projection from position 0 beside the live state, which keeps serving
   # until the new one has caught up and takes over.
+  erase @2 (party :Text, reason :Text) -> (result :PositionResult);
+  # Erases the party's personal content (EventStore::Erase): an erasureRequest event, recorded
+  # with this session's token name as requestedBy, and the deletion of the party's data key.
+  legalHold @3 (party :Text, lift :Bool, reason :Text) -> (result :PositionResult);
+  # Places (or with `lift`, lifts) a legal hold on the party: a legalHold event.
 }
 
 struct Session {

@@ -266,6 +266,82 @@ absl::StatusOr<std::string> Client::Root(uint64_t size) {
   return std::string(reinterpret_cast<const char*>(d.begin()), d.size());
 }
 
+absl::StatusOr<std::string> Client::SignedHead() {
+  auto resp = impl_->Wait(impl_->As<rpc::Auditor>().signedHeadRequest().send());
+  if (!resp.ok()) return resp.status();
+  auto r = resp->getResult();
+  if (r.isError()) return FromError(r.getError());
+  return std::string(r.getOk().cStr());
+}
+
+absl::StatusOr<std::string> Client::VerifierKey() {
+  auto resp = impl_->Wait(impl_->As<rpc::Auditor>().verifierKeyRequest().send());
+  if (!resp.ok()) return resp.status();
+  auto r = resp->getResult();
+  if (r.isError()) return FromError(r.getError());
+  return std::string(r.getOk().cStr());
+}
+
+namespace {
+absl::StatusOr<std::vector<tlog::Hash>> ProofFrom(rpc::ProofResult::Reader r) {
+  if (r.isError()) return FromError(r.getError());
+  std::vector<tlog::Hash> out;
+  for (capnp::Data::Reader d : r.getOk()) {
+    tlog::Hash h{};
+    if (d.size() != h.size()) {
+      return absl::DataLossError(absl::StrCat("ihsd sent a proof hash of ", d.size(), " bytes"));
+    }
+    std::copy(d.begin(), d.end(), h.begin());
+    out.push_back(h);
+  }
+  return out;
+}
+
+absl::StatusOr<uint64_t> PositionFrom(rpc::PositionResult::Reader r) {
+  if (r.isError()) return FromError(r.getError());
+  return r.getOk();
+}
+}  // namespace
+
+absl::StatusOr<std::vector<tlog::Hash>> Client::InclusionProof(uint64_t index, uint64_t size) {
+  auto req = impl_->As<rpc::Auditor>().inclusionProofRequest();
+  req.setIndex(index);
+  req.setSize(size);
+  auto resp = impl_->Wait(req.send());
+  if (!resp.ok()) return resp.status();
+  return ProofFrom(resp->getResult());
+}
+
+absl::StatusOr<std::vector<tlog::Hash>> Client::ConsistencyProof(uint64_t old_size,
+                                                                 uint64_t new_size) {
+  auto req = impl_->As<rpc::Auditor>().consistencyProofRequest();
+  req.setOldSize(old_size);
+  req.setNewSize(new_size);
+  auto resp = impl_->Wait(req.send());
+  if (!resp.ok()) return resp.status();
+  return ProofFrom(resp->getResult());
+}
+
+absl::StatusOr<uint64_t> Client::Erase(const std::string& party, const std::string& reason) {
+  auto req = impl_->As<rpc::Admin>().eraseRequest();
+  req.setParty(party);
+  req.setReason(reason);
+  auto resp = impl_->Wait(req.send());
+  if (!resp.ok()) return resp.status();
+  return PositionFrom(resp->getResult());
+}
+
+absl::StatusOr<uint64_t> Client::SetLegalHold(const std::string& party, bool lift,
+                                              const std::string& reason) {
+  auto req = impl_->As<rpc::Admin>().legalHoldRequest();
+  req.setParty(party);
+  req.setLift(lift);
+  req.setReason(reason);
+  auto resp = impl_->Wait(req.send());
+  if (!resp.ok()) return resp.status();
+  return PositionFrom(resp->getResult());
+}
+
 absl::StatusOr<ServerStatus> Client::Status() {
   auto resp = impl_->Wait(impl_->As<rpc::Admin>().statusRequest().send());
   if (!resp.ok()) return resp.status();

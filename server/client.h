@@ -106,6 +106,16 @@ class Client {
   absl::StatusOr<store::StreamInfo> GetStreamInfo(const std::string& stream);
   absl::StatusOr<uint64_t> Head();
   absl::StatusOr<std::string> Root(uint64_t size);  // auditor, admin
+  // Audit (auditor, admin; docs/audit.md): as store::EventStore's calls of the same names.
+  absl::StatusOr<std::string> SignedHead();
+  absl::StatusOr<std::string> VerifierKey();  // NAME+KEYID+BASE64
+  absl::StatusOr<std::vector<tlog::Hash>> InclusionProof(uint64_t index, uint64_t size);
+  absl::StatusOr<std::vector<tlog::Hash>> ConsistencyProof(uint64_t old_size, uint64_t new_size);
+  // Erasure and legal holds (admin), as store::EventStore's: the server records this token's
+  // holder as requestedBy. Return the position of the event recorded.
+  absl::StatusOr<uint64_t> Erase(const std::string& party, const std::string& reason);
+  absl::StatusOr<uint64_t> SetLegalHold(const std::string& party, bool lift,
+                                        const std::string& reason);
   absl::StatusOr<ServerStatus> Status();             // admin
 
   // The timeline (reader, auditor, admin). `min_position` > 0: the server answers once the

@@ -297,6 +297,16 @@ using AppendMultiCtx =
     capnp::CallContext<rpc::Writer::AppendMultiParams, rpc::Writer::AppendMultiResults>;
 using SubscribeCtx = capnp::CallContext<rpc::Reader::SubscribeParams, rpc::Reader::SubscribeResults>;
 using RootCtx = capnp::CallContext<rpc::Auditor::RootParams, rpc::Auditor::RootResults>;
+using SignedHeadCtx =
+    capnp::CallContext<rpc::Auditor::SignedHeadParams, rpc::Auditor::SignedHeadResults>;
+using VerifierKeyCtx =
+    capnp::CallContext<rpc::Auditor::VerifierKeyParams, rpc::Auditor::VerifierKeyResults>;
+using InclusionProofCtx =
+    capnp::CallContext<rpc::Auditor::InclusionProofParams, rpc::Auditor::InclusionProofResults>;
+using ConsistencyProofCtx = capnp::CallContext<rpc::Auditor::ConsistencyProofParams,
+                                               rpc::Auditor::ConsistencyProofResults>;
+using EraseCtx = capnp::CallContext<rpc::Admin::EraseParams, rpc::Admin::EraseResults>;
+using LegalHoldCtx = capnp::CallContext<rpc::Admin::LegalHoldParams, rpc::Admin::LegalHoldResults>;
 using StatusCtx = capnp::CallContext<rpc::Admin::StatusParams, rpc::Admin::StatusResults>;
 using TimelineCtx = capnp::CallContext<rpc::Reader::TimelineParams, rpc::Reader::TimelineResults>;
 using SummaryCtx = capnp::CallContext<rpc::Reader::SummaryParams, rpc::Reader::SummaryResults>;
@@ -315,8 +325,8 @@ using SharedState = Server::Shared;
 
 class Session {
  public:
-  Session(Server::Shared& shared, std::shared_ptr<ConnState> conn)
-      : shared_(shared), conn_(std::move(conn)) {}
+  Session(Server::Shared& shared, std::shared_ptr<ConnState> conn, std::string name)
+      : shared_(shared), conn_(std::move(conn)), name_(std::move(name)) {}
 
   kj::Promise<void> ReadStream(ReadStreamCtx c) {
     auto p = c.getParams();
@@ -483,6 +493,108 @@ class Session {
           }
         })
         .attach(kj::mv(*admitted));
+  }
+
+  kj::Promise<void> SignedHead(SignedHeadCtx c) {
+    auto result = c.getResults().initResult();
+    auto admitted = Admit(absl::OkStatus());
+    if (!admitted.ok()) return Refuse(result, admitted.status());
+    store::EventStore* store = &shared_.store;
+    return shared_.reads.Run([=] { return store->SignedHead(); })
+        .then([c](absl::StatusOr<std::string> head) mutable {
+          auto result = c.getResults().getResult();
+          if (head.ok()) {
+            result.setOk(*head);
+          } else {
+            SetError(result.initError(), head.status());
+          }
+        })
+        .attach(kj::mv(*admitted));
+  }
+
+  kj::Promise<void> VerifierKey(VerifierKeyCtx c) {
+    auto result = c.getResults().initResult();
+    absl::StatusOr<tlog::VerifierKey> key = shared_.store.VerifierKey();  // in memory: no I/O
+    if (!key.ok()) return Refuse(result, key.status());
+    result.setOk(tlog::FormatVerifierKey(*key));
+    return kj::READY_NOW;
+  }
+
+  template <typename Ctx>
+  kj::Promise<void> Proof(Ctx c, std::function<absl::StatusOr<std::vector<tlog::Hash>>()> make) {
+    auto result = c.getResults().initResult();
+    auto admitted = Admit(absl::OkStatus());
+    if (!admitted.ok()) return Refuse(result, admitted.status());
+    return shared_.reads.Run(std::move(make))
+        .then([c](absl::StatusOr<std::vector<tlog::Hash>> proof) mutable {
+          auto result = c.getResults().getResult();
+          if (!proof.ok()) {
+            SetError(result.initError(), proof.status());
+            return;
+          }
+          auto list = result.initOk(proof->size());
+          for (size_t i = 0; i < proof->size(); ++i) {
+            list.set(i, capnp::Data::Reader((*proof)[i].data(), (*proof)[i].size()));
+          }
+        })
+        .attach(kj::mv(*admitted));
+  }
+
+  kj::Promise<void> InclusionProof(InclusionProofCtx c) {
+    store::EventStore* store = &shared_.store;
+    const uint64_t index = c.getParams().getIndex(), size = c.getParams().getSize();
+    return Proof(c, [=] { return store->InclusionProof(index, size); });
+  }
+
+  kj::Promise<void> ConsistencyProof(ConsistencyProofCtx c) {
+    store::EventStore* store = &shared_.store;
+    const uint64_t old_size = c.getParams().getOldSize(), new_size = c.getParams().getNewSize();
+    return Proof(c, [=] { return store->ConsistencyProof(old_size, new_size); });
+  }
+
+  // Erase and LegalHold: the store checks the party and the reason; the trail names the token's
+  // holder. They run on the append workers (each waits for a sync; an erasure also compacts).
+  template <typename Ctx>
+  kj::Promise<void> PartyControl(Ctx c, absl::string_view what,
+                                 std::function<absl::StatusOr<uint64_t>()> run) {
+    auto result = c.getResults().initResult();
+    absl::Status bad = c.getParams().getParty().size() == 0 ? BadField("party", "party is empty")
+                                                            : absl::OkStatus();
+    if (bad.ok() && shared_.draining) bad = ShuttingDown();
+    auto admitted = Admit(bad);
+    if (!admitted.ok()) return Refuse(result, admitted.status());
+    std::string log = absl::StrCat("conn ", conn_->id, " ", conn_->peer, ": ", name_, " ", what,
+                                   " party ", c.getParams().getParty().cStr());
+    return shared_.appends.Run(std::move(run))
+        .then([this, c, log](absl::StatusOr<uint64_t> position) mutable {
+          auto result = c.getResults().getResult();
+          if (position.ok()) {
+            result.setOk(*position);
+            shared_.Log(absl::StrCat(log, " at position ", *position));
+          } else {
+            SetError(result.initError(), position.status());
+            shared_.Log(absl::StrCat(log, " refused: ", position.status().message()));
+          }
+        })
+        .attach(kj::mv(*admitted));
+  }
+
+  kj::Promise<void> Erase(EraseCtx c) {
+    store::EventStore* store = &shared_.store;
+    std::string party = c.getParams().getParty(), reason = c.getParams().getReason();
+    return PartyControl(c, "erases", [store, party, reason, by = name_] {
+      return store->Erase(party, reason, by);
+    });
+  }
+
+  kj::Promise<void> LegalHold(LegalHoldCtx c) {
+    store::EventStore* store = &shared_.store;
+    std::string party = c.getParams().getParty(), reason = c.getParams().getReason();
+    const bool lift = c.getParams().getLift();
+    return PartyControl(c, lift ? "lifts the hold on" : "places a legal hold on",
+                        [store, party, lift, reason, by = name_] {
+                          return store->SetLegalHold(party, lift, reason, by);
+                        });
   }
 
   kj::Promise<void> Timeline(TimelineCtx c) {
@@ -705,6 +817,7 @@ class Session {
 
   Server::Shared& shared_;
   std::shared_ptr<ConnState> conn_;
+  const std::string name_;  // the token's holder
 };
 
 // Role capabilities: each is a chain of the mixins for the methods its role has, over the
@@ -759,13 +872,21 @@ class WithReader : public Parent {
 };
 
 template <typename Parent>
-class WithRoot : public Parent {
+class WithAudit : public Parent {
  public:
   using Parent::Parent;
 
  protected:
   kj::Promise<void> root(RootCtx c) override {
     return this->s_->Root(c);
+  }
+  kj::Promise<void> signedHead(SignedHeadCtx c) override { return this->s_->SignedHead(c); }
+  kj::Promise<void> verifierKey(VerifierKeyCtx c) override { return this->s_->VerifierKey(c); }
+  kj::Promise<void> inclusionProof(InclusionProofCtx c) override {
+    return this->s_->InclusionProof(c);
+  }
+  kj::Promise<void> consistencyProof(ConsistencyProofCtx c) override {
+    return this->s_->ConsistencyProof(c);
   }
 };
 
@@ -781,12 +902,14 @@ class WithAdmin : public Parent {
   kj::Promise<void> rebuildProjection(RebuildCtx c) override {
     return this->s_->RebuildProjection(c);
   }
+  kj::Promise<void> erase(EraseCtx c) override { return this->s_->Erase(c); }
+  kj::Promise<void> legalHold(LegalHoldCtx c) override { return this->s_->LegalHold(c); }
 };
 
 using WriterCap = WithWrites<WithReads<rpc::Writer::Server>>;
 using ReaderCap = WithReader<WithReads<rpc::Reader::Server>>;
-using AuditorCap = WithRoot<WithReader<WithReads<rpc::Auditor::Server>>>;
-using AdminCap = WithAdmin<WithRoot<WithReader<WithWrites<WithReads<rpc::Admin::Server>>>>>;
+using AuditorCap = WithAudit<WithReader<WithReads<rpc::Auditor::Server>>>;
+using AdminCap = WithAdmin<WithAudit<WithReader<WithWrites<WithReads<rpc::Admin::Server>>>>>;
 
 class Gateway final : public rpc::Gateway::Server {
  public:
@@ -806,7 +929,7 @@ class Gateway final : public rpc::Gateway::Server {
     auto session = result.initOk();
     session.setRole(who->role);
     session.setName(who->name);
-    auto s = std::make_shared<Session>(shared_, conn_);
+    auto s = std::make_shared<Session>(shared_, conn_, who->name);
     switch (who->role) {
       case rpc::Role::WRITER:
         session.setWriter(kj::heap<WriterCap>(s));

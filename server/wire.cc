@@ -25,6 +25,7 @@ constexpr KindCode kKinds[] = {
     {rpc::ErrorKind::UNAVAILABLE, absl::StatusCode::kUnavailable},
     {rpc::ErrorKind::DATA_LOSS, absl::StatusCode::kDataLoss},
     {rpc::ErrorKind::INTERNAL, absl::StatusCode::kInternal},
+    {rpc::ErrorKind::FAILED_PRECONDITION, absl::StatusCode::kFailedPrecondition},
 };
 
 }  // namespace
@@ -34,7 +35,6 @@ void SetError(rpc::Error::Builder out, const absl::Status& status) {
   switch (status.code()) {
     case absl::StatusCode::kCancelled:
     case absl::StatusCode::kDeadlineExceeded:
-    case absl::StatusCode::kFailedPrecondition:
       kind = rpc::ErrorKind::UNAVAILABLE;
       break;
     default:
@@ -187,6 +187,10 @@ void SetStreamInfo(rpc::StreamInfo::Builder out, const store::StreamInfo& info) 
   out.setLastPosition(info.last_position);
   out.setFirstOccurredAt(info.first_occurred_at);
   out.setLastOccurredAt(info.last_occurred_at);
+  out.setHeld(info.hold_position.has_value());
+  out.setHeldSince(info.hold_position.value_or(0));
+  out.setErased(info.erased_position.has_value());
+  out.setErasedAt(info.erased_position.value_or(0));
 }
 
 store::StreamInfo FromWire(rpc::StreamInfo::Reader info) {
@@ -198,6 +202,8 @@ store::StreamInfo FromWire(rpc::StreamInfo::Reader info) {
   s.last_position = info.getLastPosition();
   s.first_occurred_at = info.getFirstOccurredAt();
   s.last_occurred_at = info.getLastOccurredAt();
+  if (info.getHeld()) s.hold_position = info.getHeldSince();
+  if (info.getErased()) s.erased_position = info.getErasedAt();
   return s;
 }
 

@@ -32,6 +32,8 @@
 #include "server/client.h"
 #include "server/tokens.h"
 #include "store/event_store.h"
+#include "store/internal/codec.h"
+#include "store/tlog.h"
 #include "tests/testutil/ihsd_process.h"
 #include "tests/testutil/testutil.h"
 
@@ -155,6 +157,98 @@ TEST_F(RpcTest, EachRoleHasItsCallsAndNoOthers) {
   EXPECT_TRUE(denied(writer->Subscribe({}, [](const auto&, uint64_t) { return false; })));
   // Nothing the refused calls carried was stored.
   EXPECT_EQ(*admin->Head(), 2u);
+}
+
+TEST_F(RpcTest, AuditorsGetHeadsAndProofsThatVerifyAndOnlyAdminsEraseOrHold) {
+  StartServer();
+  auto writer = MustConnect("writer");
+  auto auditor = MustConnect("auditor");
+  auto admin = MustConnect("admin");
+  ASSERT_TRUE(writer && auditor && admin);
+  for (uint64_t i = 1; i <= 5; ++i) {
+    IHS_ASSERT_OK(writer->Append(One(i % 2 ? "customer-1" : "customer-2",
+                                     events_.Touchpoint(i, schema::Channel::EMAIL,
+                                                        schema::TouchpointType::MESSAGE,
+                                                        absl::StrCat("note ", i)))));
+  }
+
+  // A head, checked with the key alone; an audit path and a consistency proof against it.
+  auto key_text = auditor->VerifierKey();
+  IHS_ASSERT_OK(key_text);
+  tlog::VerifierKey key;
+  std::string why;
+  ASSERT_TRUE(tlog::ParseVerifierKey(*key_text, &key, &why)) << why;
+  auto head_text = auditor->SignedHead();
+  IHS_ASSERT_OK(head_text);
+  tlog::TreeHead head;
+  ASSERT_TRUE(tlog::OpenHead(*head_text, key, &head, &why)) << why;
+  EXPECT_EQ(head.size, 5u);
+  auto event2 = auditor->ReadAll(2, 1, /*open_content=*/false);
+  IHS_ASSERT_OK(event2);
+  const tlog::Hash leaf = tlog::LeafHash(store::internal::EncodeRecord((*event2)[0].event()));
+  auto path = auditor->InclusionProof(2, 5);
+  IHS_ASSERT_OK(path);
+  EXPECT_TRUE(tlog::VerifyInclusion(2, 5, leaf, *path, head.root, &why)) << why;
+  EXPECT_FALSE(tlog::VerifyInclusion(1, 5, leaf, *path, head.root, &why));
+  EXPECT_EQ(auditor->InclusionProof(5, 5).status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(auditor->ConsistencyProof(4, 9).status().code(), absl::StatusCode::kOutOfRange);
+
+  // Only an admin erases or holds; the others' capabilities have no such call.
+  for (Client* c : {writer.get(), auditor.get()}) {
+    EXPECT_EQ(c->Erase("customer-1", "asked").status().code(),
+              absl::StatusCode::kPermissionDenied);
+    EXPECT_EQ(c->SetLegalHold("customer-1", false, "case").status().code(),
+              absl::StatusCode::kPermissionDenied);
+  }
+  EXPECT_EQ(writer->SignedHead().status().code(), absl::StatusCode::kPermissionDenied);
+  auto forged = events_.New(50);
+  forged.setOccurredAt(1700000000000000);
+  forged.initErasureRequest().setReason("no admin needed?");
+  EXPECT_EQ(writer->Append(One("customer-1", forged.asReader())).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  auto no_reason = admin->Erase("customer-1", "");
+  EXPECT_EQ(no_reason.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(admin->Erase("nobody", "asked").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(*admin->Head(), 5u);  // nothing refused was recorded
+
+  auto held = admin->SetLegalHold("customer-1", false, "litigation 17");
+  IHS_ASSERT_OK(held);
+  EXPECT_EQ(*held, 5u);
+  auto refused = admin->Erase("customer-1", "asked to be forgotten");
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("legal hold"), absl::string_view::npos);
+  IHS_ASSERT_OK(admin->SetLegalHold("customer-1", true, "case closed"));
+  auto erased = admin->Erase("customer-1", "asked to be forgotten");
+  IHS_ASSERT_OK(erased);
+  EXPECT_EQ(*erased, 7u);
+
+  auto trail = auditor->ReadStream("customer-1", 0, 10, store::ReadDirection::kForward);
+  IHS_ASSERT_OK(trail);
+  ASSERT_EQ(trail->size(), 6u);
+  EXPECT_EQ((*trail)[0].content_state(), store::ContentState::kErased);
+  auto request = (*trail)[5].event();
+  ASSERT_EQ(request.which(), schema::Event::ERASURE_REQUEST);
+  EXPECT_EQ(std::string(request.getErasureRequest().getRequestedBy().cStr()), "test-admin");
+  auto other = auditor->ReadStream("customer-2", 0, 10, store::ReadDirection::kForward);
+  IHS_ASSERT_OK(other);
+  EXPECT_EQ((*other)[0].content_state(), store::ContentState::kOpen);
+  auto info = auditor->GetStreamInfo("customer-1");
+  IHS_ASSERT_OK(info);
+  EXPECT_EQ(info->erased_position, std::optional<uint64_t>(7));
+  EXPECT_NE(server_->Log().find("test-admin erases party customer-1 at position 7"),
+            std::string::npos)
+      << server_->Log();
+
+  // History was extended, not rewritten: the first head's tree is a prefix of the new one.
+  auto later_text = auditor->SignedHead();
+  IHS_ASSERT_OK(later_text);
+  tlog::TreeHead later;
+  ASSERT_TRUE(tlog::OpenHead(*later_text, key, &later, &why)) << why;
+  auto consistency = auditor->ConsistencyProof(head.size, later.size);
+  IHS_ASSERT_OK(consistency);
+  EXPECT_TRUE(
+      tlog::VerifyConsistency(head.size, later.size, head.root, later.root, *consistency, &why))
+      << why;
 }
 
 TEST_F(RpcTest, ConflictsAndIdempotentRetriesCrossTheWireTyped) {

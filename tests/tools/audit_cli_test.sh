@@ -62,5 +62,68 @@ expect_in "foreign head says another store" "$tmp/err" "another store"
 check "foreign head (ihs-verify)" 4 "$verify" head "$tmp/key" "$tmp/other-head"
 check "not a head" 4 "$verify" head "$tmp/key" "$tmp/key"
 
+# Erasure and legal holds (exit codes: 1 usage, 2 bad input, 7 refused by the party's state).
+check "erase without --reason (1)" 1 "$ihs" erase customer-ada --data "$data"
+check "erase with a blank reason (2)" 2 "$ihs" erase customer-ada --data "$data" --reason " "
+expect_in "blank reason says why" "$tmp/err" "needs a reason"
+check "erase of nobody (2)" 2 "$ihs" erase nobody --data "$data" --reason "asked"
+expect_in "erase of nobody says so" "$tmp/err" "no such party: nobody"
+check "hold" 0 "$ihs" hold customer-ada --data "$data" --reason "litigation 2026-17" --by legal
+expect_in "hold says where" "$tmp/out" "placed a legal hold on customer-ada: recorded at position 46"
+check "erase under hold (7)" 7 "$ihs" erase customer-ada --data "$data" --reason "asked"
+expect_in "under hold says so" "$tmp/err" "under legal hold (placed at position 46)"
+check "content still there" 0 "$ihs" read customer-ada --data "$data"
+expect_in "content still there" "$tmp/out" "two days and not a word"
+check "hold twice (7)" 7 "$ihs" hold customer-ada --data "$data" --reason "again"
+check "lift" 0 "$ihs" hold customer-ada --lift --data "$data" --reason "case closed" --by legal --json
+expect_in "lift json" "$tmp/out" '"action":"hold lifted"'
+check "erase" 0 "$ihs" erase customer-ada --data "$data" --reason "GDPR art. 17, ticket 4711" --by dpo --json
+expect_in "erase json" "$tmp/out" '"action":"erased","party":"customer-ada","position":48'
+check "read after erasure" 0 "$ihs" read customer-ada --data "$data"
+expect_in "content marked erased" "$tmp/out" "[erased]"
+expect_in "the trail names who and why" "$tmp/out" "erasure by dpo: GDPR art. 17, ticket 4711"
+expect_in "and the hold's" "$tmp/out" "legal hold by legal: litigation 2026-17"
+if grep -q "two days and not a word" "$tmp/out"; then
+  failed=$((failed + 1)); echo "FAIL: erased content is still readable"
+else
+  passed=$((passed + 1))
+fi
+check "timeline after erasure" 0 "$ihs" timeline customer-ada --data "$data" --json
+if grep -q '"text"' "$tmp/out"; then
+  failed=$((failed + 1)); echo "FAIL: the timeline still shows erased text"
+else
+  passed=$((passed + 1))
+fi
+check "erase twice (7)" 7 "$ihs" erase customer-ada --data "$data" --reason "again"
+expect_in "already erased" "$tmp/err" "already erased (position 48)"
+check "the log still verifies" 0 "$ihs" verify --data "$data"
+check "head after erasure" 0 "$ihs" audit head --data "$data" --out "$tmp/h3"
+check "erasure extends history, rewrites nothing" 0 "$ihs" audit verify-head "$tmp/h2" "$tmp/h3" --data "$data"
+check "the erased party's events still prove" 0 "$ihs" audit verify-party customer-ada --head "$tmp/h3" --data "$data"
+
+# Over RPC: only an admin token erases, and the trail names the token's holder.
+ihsd=$(dirname "$ihs")/ihsd
+check "admin token" 0 "$ihs" token new --tokens "$tmp/tokens" --role admin --name dpo-admin
+atok=$(cat "$tmp/out")
+check "auditor token" 0 "$ihs" token new --tokens "$tmp/tokens" --role auditor --name auditor-1
+utok=$(cat "$tmp/out")
+check "append to the served store" 0 "$ihs" append --data "$tmp/served" <"$sample"
+"$ihsd" --data "$tmp/served" --listen 127.0.0.1:0 --tokens "$tmp/tokens" >"$tmp/ihsd.out" 2>"$tmp/ihsd.err" &
+ihsd_pid=$!
+for _ in $(seq 100); do grep -q ready "$tmp/ihsd.out" && break; sleep 0.1; done
+addr=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$tmp/ihsd.out" | cut -d' ' -f3)
+check "an auditor may not erase (6)" 6 "$ihs" erase customer-ada --connect "$addr" --token "$utok" --reason "asked"
+check "--by is for --data only (2)" 2 "$ihs" erase customer-ada --connect "$addr" --token "$atok" --reason "asked" --by me
+check "hold over RPC" 0 "$ihs" hold customer-ada --connect "$addr" --token "$atok" --reason "case 9"
+check "erase under hold over RPC (7)" 7 "$ihs" erase customer-ada --connect "$addr" --token "$atok" --reason "asked"
+check "lift over RPC" 0 "$ihs" hold customer-ada --lift --connect "$addr" --token "$atok" --reason "closed"
+check "erase over RPC" 0 "$ihs" erase customer-ada --connect "$addr" --token "$atok" --reason "asked"
+check "read the trail over RPC" 0 "$ihs" read customer-ada --connect "$addr" --token "$utok"
+expect_in "the trail names the token's holder" "$tmp/out" "erasure by dpo-admin: asked"
+expect_in "content erased over RPC" "$tmp/out" "[erased]"
+kill -TERM "$ihsd_pid"
+wait "$ihsd_pid"
+expect_in "ihsd logged the erasure" "$tmp/ihsd.err" "dpo-admin erases party customer-ada at position"
+
 echo "audit_cli_test: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -9,13 +9,16 @@
 //                [--truth FILE.json] [--force] [--json]
 //   ihs token new --tokens FILE --role ROLE --name NAME [--json]
 //   ihs audit pubkey|head|prove-event|verify-head|verify-party --data DIR ... (docs/audit.md)
+//   ihs erase PARTY --reason TEXT [--by NAME] WHERE [--json]
+//   ihs hold  PARTY --reason TEXT [--lift] [--by NAME] WHERE [--json]
 //
 // WHERE is a data directory (--data DIR) or a running ihsd (--connect ADDR --token T, or the
 // token in $IHS_TOKEN); the output is the same.
 //
 // Events are JSON in and out through capnp::JsonCodec over schema/event.capnp (schema/json.h).
 // Exit codes (docs/cli.md): 0 ok, 1 usage, 2 bad input, 3 version conflict, 4 integrity failure,
-// 5 store or server unavailable, 6 refused by the server (no such token, or not the role's).
+// 5 store or server unavailable, 6 refused by the server (no such token, or not the role's),
+// 7 refused by the party's state (under legal hold, already erased, not held).
 #include <capnp/message.h>
 #include <capnp/schema.h>
 #include <sys/resource.h>
@@ -65,6 +68,7 @@ enum ExitCode {
   kExitIntegrity = 4,
   kExitUnavailable = 5,
   kExitRefused = 6,
+  kExitPartyState = 7,
 };
 
 int ExitCodeFor(const absl::Status& s) {
@@ -564,6 +568,64 @@ int Verify(const Common& c) {
     absl::PrintF("{\"ok\":true,\"events\":%d,\"root\":\"%s\"}\n", report->events_checked, root);
   } else {
     absl::PrintF("ok: %d events verified; Merkle root %s\n", report->events_checked, root);
+  }
+  return kExitOk;
+}
+
+// ihs erase and ihs hold: an admin's change to a party, recorded as an event (docs/audit.md).
+struct PartyControlArgs {
+  std::string party;
+  std::string reason;
+  std::string by;  // --data only: who asks (default: the login name)
+  bool lift = false;
+};
+
+std::string LoginName() {
+  const char* user = std::getenv("USER");
+  if (user != nullptr && *user != '\0') return user;
+  return absl::StrCat("uid ", ::geteuid());
+}
+
+int PartyControl(const Common& c, const PartyControlArgs& a, bool erase) {
+  if (absl::Status s = CheckWhere(c); !s.ok()) return Fail(s);
+  if (!c.connect.empty() && !a.by.empty()) {
+    return Fail(absl::InvalidArgumentError(
+        "--by is for --data only: over RPC, ihsd records the token's holder"));
+  }
+  absl::StatusOr<uint64_t> position;
+  std::string by = a.by.empty() ? LoginName() : a.by;
+  if (!c.connect.empty()) {
+    absl::StatusOr<std::unique_ptr<client::Client>> client = Connect(c);
+    if (!client.ok()) return Fail(client.status());
+    by = (*client)->name();
+    position = erase ? (*client)->Erase(a.party, a.reason)
+                     : (*client)->SetLegalHold(a.party, a.lift, a.reason);
+  } else {
+    absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, true);
+    if (!st.ok()) return FailOpen(st.status());
+    position = erase ? (*st)->Erase(a.party, a.reason, by)
+                     : (*st)->SetLegalHold(a.party, a.lift, a.reason, by);
+  }
+  if (!position.ok()) {
+    // The store and ihsd say kFailedPrecondition for a party whose state forbids the change.
+    if (position.status().code() == absl::StatusCode::kFailedPrecondition) {
+      std::cerr << "ihs: " << position.status().message() << "\n";
+      return kExitPartyState;
+    }
+    return Fail(position.status());
+  }
+  const char* what = erase ? "erased" : (a.lift ? "hold lifted" : "held");
+  if (c.json) {
+    nlohmann::json j = {{"party", a.party}, {"action", what},    {"position", *position},
+                        {"reason", a.reason}, {"requestedBy", by}};
+    std::cout << j.dump() << "\n";
+  } else if (erase) {
+    absl::PrintF("erased %s: erasure recorded at position %d; its data key is deleted and "
+                 "compacted out of the store's files\n",
+                 a.party, *position);
+  } else {
+    absl::PrintF("%s %s: recorded at position %d\n", a.lift ? "lifted the legal hold on" : "placed a legal hold on",
+                 a.party, *position);
   }
   return kExitOk;
 }
@@ -1168,7 +1230,8 @@ int Main(int argc, char** argv) {
   app.require_subcommand(1);
   app.footer(
       "Exit codes: 0 ok, 1 usage, 2 bad input, 3 version conflict, 4 integrity failure, "
-      "5 store or server unavailable, 6 refused by the server (token or role).");
+      "5 store or server unavailable, 6 refused by the server (token or role), 7 refused by the "
+      "party's state (legal hold, already erased).");
   Common common;
   auto add_common = [&](CLI::App* sub, bool json) {
     sub->add_option("--data", common.data, "data directory of the store")->required();
@@ -1308,6 +1371,23 @@ int Main(int argc, char** argv) {
   audit_verify_party->add_option("--head", audit_head_file, "a head from `ihs audit head`")
       ->required();
 
+  PartyControlArgs control_args;
+  auto add_control = [&](CLI::App* sub) {
+    add_where(sub);
+    sub->add_option("party", control_args.party, "party id (stream id)")->required();
+    sub->add_option("--reason", control_args.reason, "why, for the audit trail")->required();
+    sub->add_option("--by", control_args.by,
+                    "with --data: who asks, for the trail (default: $USER); over RPC ihsd "
+                    "records the token's holder");
+  };
+  auto* erase = app.add_subcommand(
+      "erase", "erase a party's personal content: an erasure event, and its data key deleted");
+  add_control(erase);
+  auto* hold = app.add_subcommand(
+      "hold", "place a legal hold on a party (it cannot be erased while held), or --lift it");
+  add_control(hold);
+  hold->add_flag("--lift", control_args.lift, "lift the hold in force");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -1324,6 +1404,8 @@ int Main(int argc, char** argv) {
   if (*proj_status) return ProjectionsStatus(common);
   if (*proj_rebuild) return ProjectionsRebuild(common, rebuild_name);
   if (*timeline) return Timeline(common, tl_args);
+  if (*erase) return PartyControl(common, control_args, /*erase=*/true);
+  if (*hold) return PartyControl(common, control_args, /*erase=*/false);
   if (*audit) {
     absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(common, false);
     if (!st.ok()) return FailOpen(st.status());
