@@ -60,4 +60,32 @@ absl::StatusOr<Dataset> EnsureDataset(DatasetSize size) {
   return d;
 }
 
+absl::StatusOr<Dataset> EnsureDatasetFromEnv() {
+  const char* choice = std::getenv("IHS_BENCH_DATASET");
+  const std::string name = choice == nullptr ? "1M" : choice;
+  if (name != "1M" && name != "10M") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("IHS_BENCH_DATASET must be 1M or 10M, not ", name));
+  }
+  return EnsureDataset(name == "10M" ? DatasetSize::k10M : DatasetSize::k1M);
+}
+
+absl::StatusOr<uint64_t> ReadWholeLog(store::EventStore& store,
+                                      const std::function<void(const store::StoredEvent&)>& each) {
+  const uint64_t head = store.Head();
+  store::ReadOptions ro;
+  ro.open_content = false;
+  uint64_t p = 0;
+  while (p < head) {
+    absl::StatusOr<std::vector<store::StoredEvent>> batch = store.ReadAll(p, 16384, ro);
+    if (!batch.ok()) return batch.status();
+    if (batch->empty()) break;
+    if (each) {
+      for (const store::StoredEvent& e : *batch) each(e);
+    }
+    p += batch->size();
+  }
+  return p;
+}
+
 }  // namespace ihs::bench

@@ -8,10 +8,12 @@
 #define IHS_BENCH_DATASET_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "bench/workload/generator.h"
+#include "store/event_store.h"
 
 namespace ihs::bench {
 
@@ -28,6 +30,17 @@ Dataset DescribeDataset(DatasetSize size);
 
 // Returns the dataset, building it first if the cache does not hold it (progress on stderr).
 absl::StatusOr<Dataset> EnsureDataset(DatasetSize size);
+
+// EnsureDataset of the size IHS_BENCH_DATASET names: 1M (the default) or 10M; kInvalidArgument
+// for anything else.
+absl::StatusOr<Dataset> EnsureDatasetFromEnv();
+
+// The ceiling of the benchmarks that walk the log: every event read through the store from
+// position 0, content sealed, in batches of 16,384, as the projection runner and the
+// verification read it. `each` (optional) sees every event. Returns how many were read.
+absl::StatusOr<uint64_t> ReadWholeLog(store::EventStore& store,
+                                      const std::function<void(const store::StoredEvent&)>& each =
+                                          nullptr);
 
 }  // namespace ihs::bench
 

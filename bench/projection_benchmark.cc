@@ -24,7 +24,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "bench/dataset.h"
+#include "bench/dataset_benchmark.h"
 #include "projections/registry.h"
 #include "projections/runner.h"
 #include "projections/timeline/timeline.h"
@@ -34,55 +34,22 @@ namespace ihs::bench {
 namespace {
 
 struct Open {
-  std::unique_ptr<store::EventStore> store;
+  store::EventStore* store;
   std::unique_ptr<projections::Runner> runner;
   std::string name;
 };
 
 Open& TheDataset() {
   static Open* o = [] {
-    const char* choice = std::getenv("IHS_BENCH_DATASET");
-    const bool ten = choice != nullptr && std::string(choice) == "10M";
-    if (choice != nullptr && !ten && std::string(choice) != "1M") {
-      std::fprintf(stderr, "IHS_BENCH_DATASET must be 1M or 10M, not %s\n", choice);
-      std::exit(2);
-    }
-    auto d = EnsureDataset(ten ? DatasetSize::k10M : DatasetSize::k1M);
-    if (!d.ok()) {
-      std::fprintf(stderr, "%s\n", d.status().ToString().c_str());
-      std::abort();
-    }
-    auto* open = new Open;
-    store::Options so;
-    so.path = d->path;
-    auto s = store::EventStore::Open(so);
-    if (!s.ok()) std::abort();
-    open->store = std::move(*s);
-    auto r = projections::Runner::Open(open->store.get(), projections::AllProjections());
+    OpenDataset& d = TheOpenDataset();
+    auto r = projections::Runner::Open(d.store.get(), projections::AllProjections());
     if (!r.ok()) std::abort();
-    open->runner = std::move(*r);
-    open->name = d->name;
-    return open;
+    return new Open{d.store.get(), std::move(*r), d.name};
   }();
   return *o;
 }
 
-void BM_ReadAllSealed(benchmark::State& state) {
-  Open& o = TheDataset();
-  const uint64_t head = o.store->Head();
-  store::ReadOptions ro;
-  ro.open_content = false;
-  for (auto _ : state) {
-    for (uint64_t p = 0; p < head;) {
-      auto batch = o.store->ReadAll(p, 16384, ro);
-      if (!batch.ok()) state.SkipWithError("read failed");
-      p += batch->size();
-      benchmark::DoNotOptimize(batch->data());
-    }
-  }
-  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * head));
-  state.SetLabel(o.name);
-}
+void BM_ReadAllSealed(benchmark::State& state) { ReadAllSealedCeiling(state); }
 BENCHMARK(BM_ReadAllSealed)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
 
 void BM_TimelineRebuild(benchmark::State& state) {

@@ -1,7 +1,8 @@
 // The ihs event log: every touchpoint appended once, as an immutable event, to RocksDB.
 //
-// This is the one header other folders include from store/. An EventStore owns one data
-// directory:
+// This is the header other folders include from store/, with store/tlog.h (RFC 9162 and the
+// signed heads) and store/audit.h (an auditor's checks over a store). An EventStore owns one
+// data directory:
 //   DIR/db/          the RocksDB database (column families: see docs/format.md)
 //   DIR/master.key   default place of the master key that wraps the per-party data keys; it may
 //                    (and in production should) live elsewhere: Options::master_key_path

@@ -108,6 +108,15 @@ class EventStoreImpl final : public EventStore {
   absl::StatusOr<std::pair<internal::DataKey, bool>> DataKeyForWrite(const std::string& stream,
                                                                      const Group& g);
 
+  // Verify's slow path, when the indexes' digests differ from what the log implies: looks up
+  // each event's index entries to name the first position they do not point at.
+  struct StreamTally {
+    uint64_t stream_no;
+    uint64_t count;
+  };
+  absl::Status LocateIndexMismatch(const rocksdb::Snapshot* snapshot, uint64_t head,
+                                   const absl::flat_hash_map<std::string, StreamTally>& tallies);
+
   // Reads.
   absl::StatusOr<std::optional<internal::DataKey>> DataKeyForRead(absl::string_view stream);
   absl::StatusOr<StoredEvent> MakeStoredEvent(uint64_t position, absl::string_view bytes,

@@ -382,6 +382,45 @@ TEST_F(EventStoreTest, VerifyCatchesAStreamIndexThatPointsElsewhere) {
   EXPECT_NE(report.status().message().find("position 1"), std::string::npos) << report.status();
 }
 
+TEST_F(EventStoreTest, VerifyCatchesAMissingEventIdAndAnIndexEntryNoEventImplies) {
+  for (uint64_t i = 1; i <= 4; ++i) IHS_ASSERT_OK(AppendOne("a", i));
+  store_.reset();
+  std::string kept;
+  {
+    RawDb raw(dir_.Sub("data"));
+    const std::string id = ihs::testing::EventId(3);
+    ASSERT_TRUE(raw.db->Get(rocksdb::ReadOptions(), raw.cf["event_ids"], id, &kept).ok());
+    ASSERT_TRUE(raw.db->Delete(rocksdb::WriteOptions(), raw.cf["event_ids"], id).ok());
+  }
+  Reopen();
+  auto report = store_->Verify();
+  ASSERT_EQ(report.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(report.status().message().find("position 2: event id"), std::string::npos)
+      << report.status();
+
+  store_.reset();
+  {
+    RawDb raw(dir_.Sub("data"));
+    ASSERT_TRUE(raw.db->Put(rocksdb::WriteOptions(), raw.cf["event_ids"],
+                            ihs::testing::EventId(3), kept).ok());
+  }
+  Reopen();
+  IHS_ASSERT_OK(store_->Verify());  // repaired
+  store_.reset();
+  {
+    RawDb raw(dir_.Sub("data"));
+    std::string key = BigEndian64(0) + BigEndian64(9);  // stream 0, version 9: no such event
+    ASSERT_TRUE(
+        raw.db->Put(rocksdb::WriteOptions(), raw.cf["stream_index"], key, BigEndian64(1)).ok());
+  }
+  Reopen();
+  report = store_->Verify();
+  ASSERT_EQ(report.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(report.status().message().find("entries that no event of the log implies"),
+            std::string::npos)
+      << report.status();
+}
+
 const kj::byte kZeroId[16] = {};
 
 // Each bad input gets a clear error that names the problem, and nothing stored changes.

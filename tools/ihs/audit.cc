@@ -10,6 +10,7 @@
 #include "absl/time/time.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
+#include "store/audit.h"
 #include "store/tlog.h"
 #include "tools/ihs/progress.h"
 
@@ -202,39 +203,13 @@ absl::Status AuditVerifyHead(store::EventStore& store, const std::string& old_fi
 absl::Status AuditVerifyParty(store::EventStore& store, const std::string& party,
                               const std::string& head_file, bool json_out) {
   IHS_ASSIGN_OR_RETURN(tlog::TreeHead head, CheckedHead(store, head_file));
-  absl::StatusOr<store::StreamInfo> info = store.GetStreamInfo(party);
-  if (info.status().code() == absl::StatusCode::kNotFound) {
-    return absl::NotFoundError(absl::StrCat("no such party: ", party));
-  }
-  if (!info.ok()) return info.status();
   Progress progress("verify-party");
   if (json_out) progress.Disable();
-  store::ReadOptions ro;
-  ro.open_content = false;
-  uint64_t verified = 0, after = 0, version = 0;
-  constexpr size_t kPage = 1000;
-  while (version < info->event_count) {
-    IHS_ASSIGN_OR_RETURN(std::vector<store::StoredEvent> events,
-                         store.ReadStream(party, version, kPage, store::ReadDirection::kForward, ro));
-    if (events.empty()) break;
-    for (const store::StoredEvent& e : events) {
-      if (e.position() >= head.size) {
-        ++after;
-        continue;
-      }
-      IHS_ASSIGN_OR_RETURN(std::vector<tlog::Hash> path,
-                           store.InclusionProof(e.position(), head.size));
-      std::string why;
-      if (!tlog::VerifyInclusion(e.position(), head.size, tlog::LeafHash(std::string_view(e.bytes().data(), e.bytes().size())), path,
-                                 head.root, &why)) {
-        return absl::DataLossError(absl::StrCat("party ", party, ": the event at position ",
-                                                e.position(), " does not verify: ", why));
-      }
-      ++verified;
-    }
-    version += events.size();
-    progress.Update(version, info->event_count);
-  }
+  IHS_ASSIGN_OR_RETURN(store::PartyAudit audit,
+                       store::VerifyParty(store, party, head, [&](uint64_t done, uint64_t total) {
+                         progress.Update(done, total);
+                       }));
+  const uint64_t verified = audit.verified, after = audit.after_head;
   progress.Finish();
   if (json_out) {
     std::cout << json{{"ok", true},

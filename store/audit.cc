@@ -1,0 +1,48 @@
+#include "store/audit.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace ihs::store {
+
+absl::StatusOr<PartyAudit> VerifyParty(EventStore& store, absl::string_view party,
+                                       const tlog::TreeHead& head, const ProgressFn& progress) {
+  absl::StatusOr<StreamInfo> info = store.GetStreamInfo(party);
+  if (info.status().code() == absl::StatusCode::kNotFound) {
+    return absl::NotFoundError(absl::StrCat("no such party: ", party));
+  }
+  if (!info.ok()) return info.status();
+  ReadOptions ro;
+  ro.open_content = false;
+  PartyAudit audit;
+  uint64_t version = 0;
+  constexpr size_t kPage = 1000;
+  while (version < info->event_count) {
+    IHS_ASSIGN_OR_RETURN(std::vector<StoredEvent> events,
+                         store.ReadStream(party, version, kPage, ReadDirection::kForward, ro));
+    if (events.empty()) break;
+    for (const StoredEvent& e : events) {
+      if (e.position() >= head.size) {
+        ++audit.after_head;
+        continue;
+      }
+      IHS_ASSIGN_OR_RETURN(std::vector<tlog::Hash> path,
+                           store.InclusionProof(e.position(), head.size));
+      const tlog::Hash leaf = tlog::LeafHash(std::string_view(e.bytes().data(), e.bytes().size()));
+      std::string why;
+      if (!tlog::VerifyInclusion(e.position(), head.size, leaf, path, head.root, &why)) {
+        return absl::DataLossError(absl::StrCat("party ", party, ": the event at position ",
+                                                e.position(), " does not verify: ", why));
+      }
+      ++audit.verified;
+    }
+    version += events.size();
+    if (progress) progress(version, info->event_count);
+  }
+  return audit;
+}
+
+}  // namespace ihs::store
