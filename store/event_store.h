@@ -294,6 +294,10 @@ class EventStore {
   // root: O(log size) hashes, read in one batch. kOutOfRange unless index < size <= Head().
   virtual absl::StatusOr<std::vector<tlog::Hash>> InclusionProof(uint64_t index,
                                                                  uint64_t size) = 0;
+  // The audit paths of several leaves in the same tree, in the order of `indices`: the nodes
+  // they share are read once, all in one batch (what verify-party needs).
+  virtual absl::StatusOr<std::vector<std::vector<tlog::Hash>>> InclusionProofs(
+      const std::vector<uint64_t>& indices, uint64_t size) = 0;
   // The RFC 9162 proof that the tree of `new_size` events extends the tree of `old_size`.
   // kOutOfRange unless old_size <= new_size <= Head().
   virtual absl::StatusOr<std::vector<tlog::Hash>> ConsistencyProof(uint64_t old_size,

@@ -1484,6 +1484,8 @@ absl::StatusOr<std::string> EventStoreImpl::SignedHead() {
 
 absl::StatusOr<std::vector<tlog::Hash>> EventStoreImpl::RangeHashes(
     const std::vector<Range>& ranges) {
+  // The stored subtrees that make up each range; ranges of many proofs share many of them, so
+  // each distinct key is read once, and in key order (MultiGet then walks each block once).
   std::vector<std::string> keys;
   std::vector<size_t> first;  // of each range, in keys
   for (const Range& r : ranges) {
@@ -1497,16 +1499,37 @@ absl::StatusOr<std::vector<tlog::Hash>> EventStoreImpl::RangeHashes(
     }
   }
   first.push_back(keys.size());
-  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
-  std::vector<rocksdb::PinnableSlice> values(keys.size());
-  std::vector<rocksdb::Status> statuses(keys.size());
-  db_->MultiGet(rocksdb::ReadOptions(), cf_merkle_, keys.size(), slices.data(), values.data(),
-                statuses.data());
+  std::vector<std::string> distinct = keys;
+  std::sort(distinct.begin(), distinct.end());
+  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+  std::vector<rocksdb::Slice> slices(distinct.begin(), distinct.end());
+  std::vector<rocksdb::PinnableSlice> values(distinct.size());
+  std::vector<rocksdb::Status> statuses(distinct.size());
+  // A big batch (verify-party's) is mostly lookups that miss the block cache: its second half
+  // is read on another thread, the machine having at least two cores.
+  constexpr size_t kSplitBatch = 4096;
+  const size_t half = distinct.size() >= kSplitBatch ? distinct.size() / 2 : distinct.size();
+  auto read = [&](size_t from, size_t to) {
+    if (from == to) return;
+    db_->MultiGet(rocksdb::ReadOptions(), cf_merkle_, to - from, slices.data() + from,
+                  values.data() + from, statuses.data() + from, /*sorted_input=*/true);
+  };
+  if (half < distinct.size()) {
+    std::thread second(read, half, distinct.size());
+    read(0, half);
+    second.join();
+  } else {
+    read(0, distinct.size());
+  }
   std::vector<tlog::Hash> out;
+  out.reserve(ranges.size());
+  std::vector<Hash> hashes;
   for (size_t i = 0; i < ranges.size(); ++i) {
-    std::vector<Hash> hashes(first[i + 1] - first[i]);
+    hashes.assign(first[i + 1] - first[i], Hash{});
     for (size_t j = first[i]; j < first[i + 1]; ++j) {
-      if (!statuses[j].ok() || !internal::HashFromBytes(ToView(values[j]), &hashes[j - first[i]])) {
+      const size_t d =
+          std::lower_bound(distinct.begin(), distinct.end(), keys[j]) - distinct.begin();
+      if (!statuses[d].ok() || !internal::HashFromBytes(ToView(values[d]), &hashes[j - first[i]])) {
         return absl::DataLossError(absl::StrCat("a Merkle subtree of positions [", ranges[i].start,
                                                 ", ", ranges[i].start + ranges[i].size,
                                                 ") is missing or malformed"));
@@ -1517,31 +1540,58 @@ absl::StatusOr<std::vector<tlog::Hash>> EventStoreImpl::RangeHashes(
   return out;
 }
 
-absl::StatusOr<std::vector<tlog::Hash>> EventStoreImpl::InclusionProof(uint64_t index,
-                                                                       uint64_t size) {
-  const uint64_t head = Head();
-  if (index >= size || size > head) {
-    return absl::OutOfRangeError(absl::StrCat("no inclusion proof of position ", index,
-                                              " in a tree of ", size, " events (the log has ",
-                                              head, ")"));
-  }
-  // RFC 9162 2.1.3.1, top down; the path lists the siblings bottom up.
-  std::vector<Range> siblings;
+namespace {
+// RFC 9162 2.1.3.1, top down: the ranges of the siblings on the audit path of leaf `index` in
+// the tree of `size` leaves, bottom up.
+void AuditPathRanges(uint64_t index, uint64_t size,
+                     std::vector<EventStoreImpl::Range>* out) {
+  const size_t begin = out->size();
   uint64_t start = 0, n = size, m = index;
   while (n > 1) {
     const uint64_t k = SplitPoint(n);
     if (m < k) {
-      siblings.push_back({start + k, n - k});
+      out->push_back({start + k, n - k});
       n = k;
     } else {
-      siblings.push_back({start, k});
+      out->push_back({start, k});
       start += k;
       m -= k;
       n -= k;
     }
   }
-  std::reverse(siblings.begin(), siblings.end());
-  return RangeHashes(siblings);
+  std::reverse(out->begin() + static_cast<ptrdiff_t>(begin), out->end());
+}
+}  // namespace
+
+absl::StatusOr<std::vector<tlog::Hash>> EventStoreImpl::InclusionProof(uint64_t index,
+                                                                       uint64_t size) {
+  IHS_ASSIGN_OR_RETURN(std::vector<std::vector<tlog::Hash>> paths,
+                       InclusionProofs({index}, size));
+  return std::move(paths[0]);
+}
+
+absl::StatusOr<std::vector<std::vector<tlog::Hash>>> EventStoreImpl::InclusionProofs(
+    const std::vector<uint64_t>& indices, uint64_t size) {
+  const uint64_t head = Head();
+  std::vector<Range> ranges;
+  std::vector<size_t> first;
+  for (uint64_t index : indices) {
+    if (index >= size || size > head) {
+      return absl::OutOfRangeError(absl::StrCat("no inclusion proof of position ", index,
+                                                " in a tree of ", size, " events (the log has ",
+                                                head, ")"));
+    }
+    first.push_back(ranges.size());
+    AuditPathRanges(index, size, &ranges);
+  }
+  first.push_back(ranges.size());
+  IHS_ASSIGN_OR_RETURN(std::vector<tlog::Hash> hashes, RangeHashes(ranges));
+  std::vector<std::vector<tlog::Hash>> paths(indices.size());
+  for (size_t i = 0; i < indices.size(); ++i) {
+    paths[i].assign(hashes.begin() + static_cast<ptrdiff_t>(first[i]),
+                    hashes.begin() + static_cast<ptrdiff_t>(first[i + 1]));
+  }
+  return paths;
 }
 
 absl::StatusOr<std::vector<tlog::Hash>> EventStoreImpl::ConsistencyProof(uint64_t old_size,

@@ -33,6 +33,10 @@ namespace ihs::store {
 class EventStoreImpl final : public EventStore {
  public:
   static absl::StatusOr<std::unique_ptr<EventStore>> Open(const Options& options);
+  // A range of positions whose RFC 9162 subtree hash a proof needs.
+  struct Range {
+    uint64_t start, size;
+  };
   ~EventStoreImpl() override;
 
   absl::StatusOr<AppendResult> Append(const StreamAppend& append) override;
@@ -54,6 +58,8 @@ class EventStoreImpl final : public EventStore {
   absl::StatusOr<tlog::VerifierKey> VerifierKey() override;
   absl::StatusOr<std::string> SignedHead() override;
   absl::StatusOr<std::vector<tlog::Hash>> InclusionProof(uint64_t index, uint64_t size) override;
+  absl::StatusOr<std::vector<std::vector<tlog::Hash>>> InclusionProofs(
+      const std::vector<uint64_t>& indices, uint64_t size) override;
   absl::StatusOr<std::vector<tlog::Hash>> ConsistencyProof(uint64_t old_size,
                                                            uint64_t new_size) override;
   absl::StatusOr<uint64_t> Erase(absl::string_view party, absl::string_view reason,
@@ -139,9 +145,6 @@ class EventStoreImpl final : public EventStore {
   absl::Status signing_key_error_;  // why there is none
   // The hashes of the RFC 9162 subtrees [start, start + size) (each a fold of stored complete
   // subtrees: every range a proof names is), in one MultiGet.
-  struct Range {
-    uint64_t start, size;
-  };
   absl::StatusOr<std::vector<tlog::Hash>> RangeHashes(const std::vector<Range>& ranges);
   internal::SecretKey digest_key_{};
   // A content nonce is 16 random bytes drawn at open | a counter: unique under any key.

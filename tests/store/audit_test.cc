@@ -99,6 +99,42 @@ TEST_F(AuditTest, EveryInclusionProofOfEverySizeVerifiesAndATamperedOneDoesNot) 
             absl::StatusCode::kOutOfRange);
 }
 
+TEST_F(AuditTest, ABatchOfPathsEqualsThePathsOneByOneAcrossTheSplitBatch) {
+  // Enough events that the paths of all of them need more distinct nodes than one thread reads
+  // (RangeHashes splits batches of 4,096 keys or more).
+  constexpr uint64_t kMany = 5000;
+  for (uint64_t done = 0; done < kMany; done += 500) {
+    StreamAppend a{"bulk", ExpectedVersion::Any(), {}};
+    for (uint64_t i = 0; i < 500; ++i) {
+      a.events.push_back(events_.Touchpoint(++next_id_, Channel::EMAIL, TouchpointType::MESSAGE));
+    }
+    IHS_ASSERT_OK(store_->Append(a));
+  }
+  const std::vector<std::string> bytes = AllBytes();
+  for (uint64_t size : {kMany, kMany - 77}) {
+    std::vector<uint64_t> indices;
+    for (uint64_t i = 0; i < size; i += (i % 3) + 1) indices.push_back(i);
+    auto batch = store_->InclusionProofs(indices, size);
+    ASSERT_TRUE(batch.ok()) << batch.status();
+    ASSERT_EQ(batch->size(), indices.size());
+    const tlog::Hash root = RootOf(size);
+    for (size_t j = 0; j < indices.size(); ++j) {
+      auto one = store_->InclusionProof(indices[j], size);
+      ASSERT_TRUE(one.ok()) << one.status();
+      ASSERT_EQ((*batch)[j], *one) << "index " << indices[j];
+      std::string why;
+      ASSERT_TRUE(tlog::VerifyInclusion(indices[j], size, tlog::LeafHash(bytes[indices[j]]),
+                                        (*batch)[j], root, &why))
+          << why;
+    }
+  }
+  EXPECT_EQ(store_->InclusionProofs({1, kMany}, kMany).status().code(),
+            absl::StatusCode::kOutOfRange);
+  auto none = store_->InclusionProofs({}, kMany);
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(none->empty());
+}
+
 TEST_F(AuditTest, TheTwoSha256ImplementationsAgree) {
   Append(3);
   const std::vector<std::string> bytes = AllBytes();
