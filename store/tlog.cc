@@ -106,6 +106,12 @@ bool HashFromBytes(std::string_view bytes, Hash* out) {
 
 bool VerifyInclusion(uint64_t index, uint64_t size, const Hash& leaf,
                      const std::vector<Hash>& path, const Hash& root, std::string* why) {
+  return VerifyInclusion(index, size, leaf, path, root, why, &NodeHash);
+}
+
+bool VerifyInclusion(uint64_t index, uint64_t size, const Hash& leaf,
+                     const std::vector<Hash>& path, const Hash& root, std::string* why,
+                     NodeHasher node_hash) {
   if (index >= size) {
     return Fail(why, "position " + std::to_string(index) + " is not in a tree of " +
                          std::to_string(size) + " events");
@@ -115,13 +121,13 @@ bool VerifyInclusion(uint64_t index, uint64_t size, const Hash& leaf,
   for (const Hash& p : path) {
     if (sn == 0) return Fail(why, "the audit path is longer than the tree is deep");
     if ((fn & 1) != 0 || fn == sn) {
-      r = NodeHash(p, r);
+      r = node_hash(p, r);
       while ((fn & 1) == 0 && fn != 0) {
         fn >>= 1;
         sn >>= 1;
       }
     } else {
-      r = NodeHash(r, p);
+      r = node_hash(r, p);
     }
     fn >>= 1;
     sn >>= 1;

@@ -28,6 +28,12 @@ bool HashFromBytes(std::string_view bytes, Hash* out);
 // On false, `why` says what failed.
 bool VerifyInclusion(uint64_t index, uint64_t size, const Hash& leaf,
                      const std::vector<Hash>& path, const Hash& root, std::string* why);
+// The same with another implementation of the RFC's node hash, SHA-256(0x01 || left || right):
+// the store passes its hardware-accelerated one when it checks many paths (verify-party).
+using NodeHasher = Hash (*)(const Hash& left, const Hash& right);
+bool VerifyInclusion(uint64_t index, uint64_t size, const Hash& leaf,
+                     const std::vector<Hash>& path, const Hash& root, std::string* why,
+                     NodeHasher node_hash);
 
 // RFC 9162 section 2.1.4.2: the tree of `new_size` leaves with `new_root` extends the tree of
 // `old_size` leaves with `old_root` unchanged.

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/big_endian.h"
+#include "store/audit.h"
 #include "store/event_store.h"
 #include "store/internal/keys.h"
 #include "store/internal/merkle.h"
@@ -273,6 +274,12 @@ TEST_F(AuditTest, ARewrittenOldEventFailsTheConsistencyProofAgainstAnEarlierHead
   std::string why;
   ASSERT_TRUE(tlog::OpenHead(*store_->SignedHead(), key, &old_head, &why)) << why;
   Append(12);
+  // party-2 holds ids 2, 7, ... 32: positions 1, 6, 11, 16 are below the head, 21, 26, 31 after.
+  auto intact_party = VerifyParty(*store_, "party-2", old_head);
+  ASSERT_TRUE(intact_party.ok()) << intact_party.status();
+  EXPECT_EQ(intact_party->verified, 4u);
+  EXPECT_EQ(intact_party->after_head, 3u);
+  EXPECT_EQ(VerifyParty(*store_, "nobody", old_head).status().code(), absl::StatusCode::kNotFound);
   std::vector<std::string> bytes = AllBytes();
   store_.reset();
   {
@@ -313,6 +320,13 @@ TEST_F(AuditTest, ARewrittenOldEventFailsTheConsistencyProofAgainstAnEarlierHead
   EXPECT_FALSE(tlog::VerifyInclusion(15, old_head.size, tlog::LeafHash(bytes[15]), *intact,
                                      old_head.root, &why))
       << "its path passes through the rewritten subtree";
+  auto party = VerifyParty(*store_, "party-2", old_head);
+  EXPECT_EQ(party.status().code(), absl::StatusCode::kDataLoss);
+  // Its first event (position 1) fails already: its path holds the subtree [4, 8), which the
+  // rewrite recomputed.
+  EXPECT_NE(party.status().message().find("the event at position 1 does not verify"),
+            std::string::npos)
+      << party.status();
 }
 
 }  // namespace
