@@ -327,6 +327,10 @@ interface Admin extends(Writer, Auditor) {
   # with this session's token name as requestedBy, and the deletion of the party's data key.
   legalHold @3 (party :Text, lift :Bool, reason :Text) -> (result :PositionResult);
   # Places (or with `lift`, lifts) a legal hold on the party: a legalHold event.
+  backup @4 (to :Text, withMasterKey :Bool) -> (result :PositionResult);
+  # A consistent copy of the store into `to`, a new directory on ihsd's machine
+  # (EventStore::Backup): ok is the log's size when the copy began. alreadyExists: `to` holds
+  # something.
 }
 
 struct Session {

@@ -342,6 +342,15 @@ absl::StatusOr<uint64_t> Client::SetLegalHold(const std::string& party, bool lif
   return PositionFrom(resp->getResult());
 }
 
+absl::StatusOr<uint64_t> Client::Backup(const std::string& to, bool with_master_key) {
+  auto req = impl_->As<rpc::Admin>().backupRequest();
+  req.setTo(to);
+  req.setWithMasterKey(with_master_key);
+  auto resp = impl_->Wait(req.send());
+  if (!resp.ok()) return resp.status();
+  return PositionFrom(resp->getResult());
+}
+
 absl::StatusOr<ServerStatus> Client::Status() {
   auto resp = impl_->Wait(impl_->As<rpc::Admin>().statusRequest().send());
   if (!resp.ok()) return resp.status();

@@ -116,6 +116,8 @@ class Client {
   absl::StatusOr<uint64_t> Erase(const std::string& party, const std::string& reason);
   absl::StatusOr<uint64_t> SetLegalHold(const std::string& party, bool lift,
                                         const std::string& reason);
+  // A copy of the store into `to` on ihsd's machine (admin): the log's size when it began.
+  absl::StatusOr<uint64_t> Backup(const std::string& to, bool with_master_key);
   absl::StatusOr<ServerStatus> Status();             // admin
 
   // The timeline (reader, auditor, admin). `min_position` > 0: the server answers once the

@@ -307,6 +307,7 @@ using ConsistencyProofCtx = capnp::CallContext<rpc::Auditor::ConsistencyProofPar
                                                rpc::Auditor::ConsistencyProofResults>;
 using EraseCtx = capnp::CallContext<rpc::Admin::EraseParams, rpc::Admin::EraseResults>;
 using LegalHoldCtx = capnp::CallContext<rpc::Admin::LegalHoldParams, rpc::Admin::LegalHoldResults>;
+using BackupCtx = capnp::CallContext<rpc::Admin::BackupParams, rpc::Admin::BackupResults>;
 using StatusCtx = capnp::CallContext<rpc::Admin::StatusParams, rpc::Admin::StatusResults>;
 using TimelineCtx = capnp::CallContext<rpc::Reader::TimelineParams, rpc::Reader::TimelineResults>;
 using SummaryCtx = capnp::CallContext<rpc::Reader::SummaryParams, rpc::Reader::SummaryResults>;
@@ -595,6 +596,37 @@ class Session {
                         [store, party, lift, reason, by = name_] {
                           return store->SetLegalHold(party, lift, reason, by);
                         });
+  }
+
+  kj::Promise<void> Backup(BackupCtx c) {
+    auto result = c.getResults().initResult();
+    std::string to = c.getParams().getTo();
+    absl::Status bad = to.empty() ? BadField("to", "to is empty: name a new directory")
+                                  : absl::OkStatus();
+    if (bad.ok() && to[0] != '/') {
+      bad = BadField("to", absl::StrCat("to must be an absolute path on ihsd's machine, not ", to));
+    }
+    if (bad.ok() && shared_.draining) bad = ShuttingDown();
+    auto admitted = Admit(bad);
+    if (!admitted.ok()) return Refuse(result, admitted.status());
+    store::EventStore* store = &shared_.store;
+    const bool with_master_key = c.getParams().getWithMasterKey();
+    std::string log = absl::StrCat("conn ", conn_->id, " ", conn_->peer, ": ", name_,
+                                   " backs the store up into ", to);
+    return shared_.appends.Run([store, to, with_master_key] {
+                                   return store->Backup(to, with_master_key);
+                                 })
+        .then([this, c, log](absl::StatusOr<uint64_t> size) mutable {
+          auto result = c.getResults().getResult();
+          if (size.ok()) {
+            result.setOk(*size);
+            shared_.Log(absl::StrCat(log, ": ", *size, " events"));
+          } else {
+            SetError(result.initError(), size.status());
+            shared_.Log(absl::StrCat(log, " failed: ", size.status().message()));
+          }
+        })
+        .attach(kj::mv(*admitted));
   }
 
   kj::Promise<void> Timeline(TimelineCtx c) {
@@ -904,6 +936,7 @@ class WithAdmin : public Parent {
   }
   kj::Promise<void> erase(EraseCtx c) override { return this->s_->Erase(c); }
   kj::Promise<void> legalHold(LegalHoldCtx c) override { return this->s_->LegalHold(c); }
+  kj::Promise<void> backup(BackupCtx c) override { return this->s_->Backup(c); }
 };
 
 using WriterCap = WithWrites<WithReads<rpc::Writer::Server>>;

@@ -303,6 +303,16 @@ class EventStore {
   virtual absl::StatusOr<std::vector<tlog::Hash>> ConsistencyProof(uint64_t old_size,
                                                                    uint64_t new_size) = 0;
 
+  // --- Backup (docs/operations.md) -------------------------------------------------------------
+  // A consistent copy of the store as of now in `to`, a new (or empty) directory: to/db is a
+  // RocksDB checkpoint (SST files hard-linked when on the same file system, copied otherwise),
+  // and to/signing.key a copy of the signing key, so that the copy signs as the same store. With
+  // `include_master_key`, to/master.key too; without it, open the copy with --master-key.
+  // Works on a read-only open beside a running writer (ihsd): its WAL is copied, not flushed,
+  // and the copy holds at least every event acknowledged before the call. Returns the log size
+  // this store saw when the copy began. kAlreadyExists: `to` holds something.
+  virtual absl::StatusOr<uint64_t> Backup(const std::string& to, bool include_master_key) = 0;
+
   // --- Erasure and legal holds (docs/audit.md) -------------------------------------------------
   // Both append an event to the party's stream that a plain Append refuses to carry, so that
   // only these calls (admin's) can make them, and the trail shows who did what and why.

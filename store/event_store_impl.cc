@@ -4,6 +4,7 @@
 #include <capnp/schema.h>
 #include <fcntl.h>
 #include <rocksdb/sst_file_writer.h>
+#include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/transaction_log.h>
 #include <rocksdb/write_batch.h>
 #include <sodium.h>
@@ -14,6 +15,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <thread>
 #include <tuple>
 #include <utility>
@@ -1485,41 +1487,47 @@ absl::StatusOr<std::string> EventStoreImpl::SignedHead() {
 absl::StatusOr<std::vector<tlog::Hash>> EventStoreImpl::RangeHashes(
     const std::vector<Range>& ranges) {
   // The stored subtrees that make up each range; ranges of many proofs share many of them, so
-  // each distinct key is read once, and in key order (MultiGet then walks each block once).
-  std::vector<std::string> keys;
-  std::vector<size_t> first;  // of each range, in keys
+  // each distinct one is read once, and in key order (MultiGet then walks each block once).
+  // A subtree is packed as level << 58 | index while they are sorted: the order of its key.
+  std::vector<uint64_t> subtrees;
+  std::vector<size_t> first;  // of each range, in subtrees
   for (const Range& r : ranges) {
-    first.push_back(keys.size());
+    first.push_back(subtrees.size());
     for (const internal::SubtreeId& id : internal::SubtreesOf(r.size)) {
       if ((r.start & ((uint64_t{1} << id.level) - 1)) != 0) {
         return absl::InternalError(absl::StrCat("range [", r.start, ", +", r.size,
                                                 ") is not a subtree of the RFC 9162 tree"));
       }
-      keys.push_back(internal::MerkleKey(id.level, (r.start >> id.level) + id.index));
+      subtrees.push_back(uint64_t{id.level} << 58 | ((r.start >> id.level) + id.index));
     }
   }
-  first.push_back(keys.size());
-  std::vector<std::string> distinct = keys;
+  first.push_back(subtrees.size());
+  std::vector<uint64_t> distinct = subtrees;
   std::sort(distinct.begin(), distinct.end());
   distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
-  std::vector<rocksdb::Slice> slices(distinct.begin(), distinct.end());
-  std::vector<rocksdb::PinnableSlice> values(distinct.size());
-  std::vector<rocksdb::Status> statuses(distinct.size());
+  std::vector<std::string> keys;
+  keys.reserve(distinct.size());
+  for (uint64_t d : distinct) {
+    keys.push_back(internal::MerkleKey(static_cast<uint8_t>(d >> 58), d & ((uint64_t{1} << 58) - 1)));
+  }
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
   // A big batch (verify-party's) is mostly lookups that miss the block cache: its second half
   // is read on another thread, the machine having at least two cores.
   constexpr size_t kSplitBatch = 4096;
-  const size_t half = distinct.size() >= kSplitBatch ? distinct.size() / 2 : distinct.size();
+  const size_t half = keys.size() >= kSplitBatch ? keys.size() / 2 : keys.size();
   auto read = [&](size_t from, size_t to) {
     if (from == to) return;
     db_->MultiGet(rocksdb::ReadOptions(), cf_merkle_, to - from, slices.data() + from,
                   values.data() + from, statuses.data() + from, /*sorted_input=*/true);
   };
-  if (half < distinct.size()) {
-    std::thread second(read, half, distinct.size());
+  if (half < keys.size()) {
+    std::thread second(read, half, keys.size());
     read(0, half);
     second.join();
   } else {
-    read(0, distinct.size());
+    read(0, keys.size());
   }
   std::vector<tlog::Hash> out;
   out.reserve(ranges.size());
@@ -1528,7 +1536,7 @@ absl::StatusOr<std::vector<tlog::Hash>> EventStoreImpl::RangeHashes(
     hashes.assign(first[i + 1] - first[i], Hash{});
     for (size_t j = first[i]; j < first[i + 1]; ++j) {
       const size_t d =
-          std::lower_bound(distinct.begin(), distinct.end(), keys[j]) - distinct.begin();
+          std::lower_bound(distinct.begin(), distinct.end(), subtrees[j]) - distinct.begin();
       if (!statuses[d].ok() || !internal::HashFromBytes(ToView(values[d]), &hashes[j - first[i]])) {
         return absl::DataLossError(absl::StrCat("a Merkle subtree of positions [", ranges[i].start,
                                                 ", ", ranges[i].start + ranges[i].size,
@@ -1659,6 +1667,55 @@ absl::StatusOr<EventStoreImpl::StateHandle> EventStoreImpl::FindState(absl::stri
     return absl::NotFoundError(absl::StrCat("no state family \"", name, "\""));
   }
   return it->second;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backup.
+
+absl::StatusOr<uint64_t> EventStoreImpl::Backup(const std::string& to, bool include_master_key) {
+  const fs::path target(to);
+  std::error_code ec;
+  if (fs::exists(target, ec) && !fs::is_empty(target, ec)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("backup target ", to, " exists and is not empty: give a new directory"));
+  }
+  fs::create_directories(target, ec);
+  if (ec) {
+    return absl::UnavailableError(absl::StrCat("cannot create ", to, ": ", ec.message()));
+  }
+  const uint64_t head = Head();
+  const fs::path dir(options_.path);
+  // The keys first: a copy of the database without them would be of no use.
+  auto copy_key = [&](const std::string& configured, const char* name) -> absl::Status {
+    const fs::path from = configured.empty() ? dir / name : fs::path(configured);
+    fs::copy_file(from, target / name, fs::copy_options::overwrite_existing, ec);
+    if (!ec) fs::permissions(target / name, fs::perms::owner_read | fs::perms::owner_write, ec);
+    if (ec) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot copy ", from.string(), " into ", to, ": ", ec.message()));
+    }
+    return absl::OkStatus();
+  };
+  if (signing_key_) IHS_RETURN_IF_ERROR(copy_key(options_.signing_key_path, "signing.key"));
+  if (include_master_key) IHS_RETURN_IF_ERROR(copy_key(options_.master_key_path, "master.key"));
+
+  rocksdb::Checkpoint* raw = nullptr;
+  IHS_RETURN_IF_ERROR(
+      FromRocksStatus(rocksdb::Checkpoint::Create(db_.get(), &raw), "start a checkpoint"));
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  // A store open for writing flushes first, so the copy needs no WAL; a read-only one cannot
+  // flush, and copies the WAL files the writer still uses (RocksDB recovers the copy from them).
+  const uint64_t log_size_for_flush =
+      options_.read_only ? std::numeric_limits<uint64_t>::max() : 0;
+  IHS_RETURN_IF_ERROR(FromRocksStatus(
+      checkpoint->CreateCheckpoint((target / "db").string(), log_size_for_flush),
+      absl::StrCat("checkpoint into ", to)));
+  int dir_fd = ::open(target.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
+  }
+  return head;
 }
 
 // ---------------------------------------------------------------------------------------------

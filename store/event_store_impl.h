@@ -62,6 +62,7 @@ class EventStoreImpl final : public EventStore {
       const std::vector<uint64_t>& indices, uint64_t size) override;
   absl::StatusOr<std::vector<tlog::Hash>> ConsistencyProof(uint64_t old_size,
                                                            uint64_t new_size) override;
+  absl::StatusOr<uint64_t> Backup(const std::string& to, bool include_master_key) override;
   absl::StatusOr<uint64_t> Erase(absl::string_view party, absl::string_view reason,
                                  absl::string_view requested_by) override;
   absl::StatusOr<uint64_t> SetLegalHold(absl::string_view party, bool lift,

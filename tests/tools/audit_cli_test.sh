@@ -101,6 +101,18 @@ check "head after erasure" 0 "$ihs" audit head --data "$data" --out "$tmp/h3"
 check "erasure extends history, rewrites nothing" 0 "$ihs" audit verify-head "$tmp/h2" "$tmp/h3" --data "$data"
 check "the erased party's events still prove" 0 "$ihs" audit verify-party customer-ada --head "$tmp/h3" --data "$data"
 
+# Backup: a copy that verifies on its own and extends the heads kept of the original.
+check "backup" 0 "$ihs" backup --data "$data" --to "$tmp/bk" --with-master-key
+expect_in "backup verified the copy" "$tmp/out" "events, verified"
+check "backup json" 0 "$ihs" backup --data "$data" --to "$tmp/bk2" --json
+expect_in "backup json" "$tmp/out" '"verified":true'
+check "backup into a used directory (2)" 2 "$ihs" backup --data "$data" --to "$tmp/bk"
+expect_in "says it is not empty" "$tmp/err" "not empty"
+check "the copy verifies alone" 0 "$ihs" verify --data "$tmp/bk"
+check "head of the copy" 0 "$ihs" audit head --data "$tmp/bk" --out "$tmp/hb"
+check "the copy extends the heads kept" 0 "$ihs" audit verify-head "$tmp/h1" "$tmp/hb" --data "$tmp/bk"
+check "the copy signs as the store" 0 "$verify" head "$tmp/key" "$tmp/hb"
+
 # Over RPC: only an admin token erases, and the trail names the token's holder.
 ihsd=$(dirname "$ihs")/ihsd
 check "admin token" 0 "$ihs" token new --tokens "$tmp/tokens" --role admin --name dpo-admin
@@ -121,6 +133,12 @@ check "erase over RPC" 0 "$ihs" erase customer-ada --connect "$addr" --token "$a
 check "read the trail over RPC" 0 "$ihs" read customer-ada --connect "$addr" --token "$utok"
 expect_in "the trail names the token's holder" "$tmp/out" "erasure by dpo-admin: asked"
 expect_in "content erased over RPC" "$tmp/out" "[erased]"
+check "an auditor may not back up (6)" 6 "$ihs" backup --connect "$addr" --token "$utok" --to "$tmp/rb0"
+check "backup over RPC" 0 "$ihs" backup --connect "$addr" --token "$atok" --to "$tmp/rb" --with-master-key
+expect_in "the remote copy is verified here" "$tmp/out" "events, verified"
+check "backup over RPC needs an absolute path (2)" 2 "$ihs" backup --connect "$addr" --token "$atok" --to relative/dir
+check "backup with --data beside the running ihsd" 0 "$ihs" backup --data "$tmp/served" --to "$tmp/rb2"
+expect_in "the local copy is verified" "$tmp/out" "events, verified"
 kill -TERM "$ihsd_pid"
 wait "$ihsd_pid"
 expect_in "ihsd logged the erasure" "$tmp/ihsd.err" "dpo-admin erases party customer-ada at position"

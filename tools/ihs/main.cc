@@ -9,6 +9,7 @@
 //                [--truth FILE.json] [--force] [--json]
 //   ihs token new --tokens FILE --role ROLE --name NAME [--json]
 //   ihs audit pubkey|head|prove-event|verify-head|verify-party --data DIR ... (docs/audit.md)
+//   ihs backup WHERE --to DIR [--with-master-key] [--json]
 //   ihs erase PARTY --reason TEXT [--by NAME] WHERE [--json]
 //   ihs hold  PARTY --reason TEXT [--lift] [--by NAME] WHERE [--json]
 //
@@ -568,6 +569,68 @@ int Verify(const Common& c) {
     absl::PrintF("{\"ok\":true,\"events\":%d,\"root\":\"%s\"}\n", report->events_checked, root);
   } else {
     absl::PrintF("ok: %d events verified; Merkle root %s\n", report->events_checked, root);
+  }
+  return kExitOk;
+}
+
+// ihs backup: a consistent copy of the store (EventStore::Backup), then the copy verified.
+struct BackupArgs {
+  std::string to;
+  bool with_master_key = false;
+};
+
+int Backup(const Common& c, const BackupArgs& a) {
+  if (absl::Status s = CheckWhere(c); !s.ok()) return Fail(s);
+  absl::StatusOr<uint64_t> size;
+  if (!c.connect.empty()) {
+    absl::StatusOr<std::unique_ptr<client::Client>> client = Connect(c);
+    if (!client.ok()) return Fail(client.status());
+    size = (*client)->Backup(a.to, a.with_master_key);
+  } else {
+    // Read-only: no lock, so this works beside a running ihsd.
+    absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, false);
+    if (!st.ok()) return FailOpen(st.status());
+    size = (*st)->Backup(a.to, a.with_master_key);
+  }
+  if (!size.ok()) return Fail(size.status());
+  // The copy must open and verify on its own: with its own master key, or the one given.
+  Common copy = c;
+  copy.connect.clear();
+  copy.data = a.to;
+  if (a.with_master_key) copy.master_key.clear();
+  const bool key_known = a.with_master_key || !c.master_key.empty() || c.connect.empty();
+  if (!a.with_master_key && c.connect.empty() && c.master_key.empty()) {
+    copy.master_key = (std::filesystem::path(c.data) / "master.key").string();
+  }
+  nlohmann::json j = {{"to", a.to}, {"sizeAtStart", *size}};
+  if (!key_known) {
+    if (c.json) {
+      j["verified"] = false;
+      std::cout << j.dump() << "\n";
+    } else {
+      absl::PrintF("copied %s (%d events when it began); not verified here: run ihs verify "
+                   "--data %s --master-key FILE\n",
+                   a.to, *size, a.to);
+    }
+    return kExitOk;
+  }
+  absl::StatusOr<std::unique_ptr<store::EventStore>> opened = OpenStore(copy, false);
+  if (!opened.ok()) return FailOpen(opened.status());
+  Progress progress("verify the copy");
+  if (c.json) progress.Disable();
+  auto report =
+      (*opened)->Verify([&](uint64_t done, uint64_t total) { progress.Update(done, total); });
+  progress.Finish();
+  if (!report.ok()) return Fail(report.status());
+  const std::string root = absl::BytesToHexString(report->root_hash);
+  if (c.json) {
+    j["verified"] = true;
+    j["events"] = report->events_checked;
+    j["root"] = root;
+    std::cout << j.dump() << "\n";
+  } else {
+    absl::PrintF("copied %s: %d events, verified; Merkle root %s\n", a.to,
+                 report->events_checked, root);
   }
   return kExitOk;
 }
@@ -1371,6 +1434,14 @@ int Main(int argc, char** argv) {
   audit_verify_party->add_option("--head", audit_head_file, "a head from `ihs audit head`")
       ->required();
 
+  BackupArgs backup_args;
+  auto* backup = app.add_subcommand(
+      "backup", "a consistent copy of the store, taken while it serves, then verified");
+  add_where(backup);
+  backup->add_option("--to", backup_args.to, "a new directory for the copy")->required();
+  backup->add_flag("--with-master-key", backup_args.with_master_key,
+                   "copy the master key into it too (then the copy alone opens everything)");
+
   PartyControlArgs control_args;
   auto add_control = [&](CLI::App* sub) {
     add_where(sub);
@@ -1404,6 +1475,7 @@ int Main(int argc, char** argv) {
   if (*proj_status) return ProjectionsStatus(common);
   if (*proj_rebuild) return ProjectionsRebuild(common, rebuild_name);
   if (*timeline) return Timeline(common, tl_args);
+  if (*backup) return Backup(common, backup_args);
   if (*erase) return PartyControl(common, control_args, /*erase=*/true);
   if (*hold) return PartyControl(common, control_args, /*erase=*/false);
   if (*audit) {
