@@ -1,5 +1,7 @@
 #include "projections/runner.h"
 
+#include "projections/mem_state.h"
+
 #include <sodium.h>
 
 #include <algorithm>
@@ -78,45 +80,6 @@ absl::StatusOr<absl::string_view> Unseal(absl::string_view family, absl::string_
   }
   return value.substr(0, value.size() - kChecksumBytes);
 }
-
-// A rebuild's state in memory: every key it has written since it started or since its last
-// write-out. After a write-out (`spilled`), a key not here may be in the family.
-class MemState {
- public:
-  // nullopt: deleted after a write-out (the files carry the deletion).
-  absl::flat_hash_map<std::string, std::optional<std::string>> kv;
-  size_t bytes = 0;  // about what kv holds, allocations included
-  bool spilled = false;
-
-  static constexpr size_t kOverhead = 96;  // per key: the slot, two allocations' headers
-
-  void Put(absl::string_view key, std::string value) {
-    auto [it, inserted] = kv.try_emplace(std::string(key));
-    if (inserted) {
-      bytes += key.size() + kOverhead;
-    } else if (it->second) {
-      bytes -= it->second->size();
-    }
-    bytes += value.size();
-    it->second = std::move(value);
-  }
-  void Delete(absl::string_view key) {
-    auto it = kv.find(key);
-    if (!spilled) {
-      if (it == kv.end()) return;
-      bytes -= it->first.size() + kOverhead + (it->second ? it->second->size() : 0);
-      kv.erase(it);
-      return;
-    }
-    if (it == kv.end()) {
-      kv.emplace(std::string(key), std::nullopt);
-      bytes += key.size() + kOverhead;
-    } else if (it->second) {
-      bytes -= it->second->size();
-      it->second.reset();
-    }
-  }
-};
 
 Txn::Txn(store::EventStore* store, std::string family, MemState* mem)
     : store_(store), family_(std::move(family)), mem_(mem) {}
@@ -214,7 +177,13 @@ StateView::StateView(std::shared_ptr<Generation> gen,
                      std::function<void(const absl::Status&)> on_corrupt)
     : gen_(std::move(gen)), on_corrupt_(std::move(on_corrupt)) {}
 
-uint64_t StateView::checkpoint() const { return gen_->checkpoint(); }
+StateView::StateView(std::shared_ptr<const std::map<std::string, std::string>> memory,
+                     uint64_t checkpoint)
+    : memory_(std::move(memory)), memory_checkpoint_(checkpoint) {}
+
+uint64_t StateView::checkpoint() const {
+  return memory_ ? memory_checkpoint_ : gen_->checkpoint();
+}
 
 absl::Status StateView::Corrupt(absl::Status s) const {
   if (s.code() == absl::StatusCode::kDataLoss && on_corrupt_) on_corrupt_(s);
@@ -222,6 +191,11 @@ absl::Status StateView::Corrupt(absl::Status s) const {
 }
 
 absl::StatusOr<std::optional<std::string>> StateView::Get(absl::string_view key) const {
+  if (memory_) {
+    auto it = memory_->find(std::string(key));
+    if (it == memory_->end()) return std::nullopt;
+    return it->second;
+  }
   IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, gen_->store()->GetState(gen_->family(), key));
   if (!v) return std::nullopt;
   absl::StatusOr<absl::string_view> payload = Unseal(gen_->family(), key, *v);
@@ -231,6 +205,13 @@ absl::StatusOr<std::optional<std::string>> StateView::Get(absl::string_view key)
 
 absl::Status StateView::Scan(absl::string_view from, absl::string_view to,
                              const store::StateVisitor& visit) const {
+  if (memory_) {
+    for (auto it = memory_->lower_bound(std::string(from));
+         it != memory_->end() && (to.empty() || it->first < to); ++it) {
+      if (!visit(it->first, it->second)) break;
+    }
+    return absl::OkStatus();
+  }
   absl::Status bad;
   IHS_RETURN_IF_ERROR(gen_->store()->ScanState(
       gen_->family(), from, to, [&](absl::string_view key, absl::string_view value) {

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -70,6 +71,8 @@ class StateView {
  public:
   class Generation;
   StateView(std::shared_ptr<Generation> gen, std::function<void(const absl::Status&)> on_corrupt);
+  // A view of state built in memory (a replay): keys to payloads, nothing sealed.
+  StateView(std::shared_ptr<const std::map<std::string, std::string>> memory, uint64_t checkpoint);
 
   absl::StatusOr<std::optional<std::string>> Get(absl::string_view key) const;
   // Keys in [from, to) in order, payloads checked; visit returns false to stop.
@@ -81,6 +84,8 @@ class StateView {
   absl::Status Corrupt(absl::Status s) const;
   std::shared_ptr<Generation> gen_;
   std::function<void(const absl::Status&)> on_corrupt_;
+  std::shared_ptr<const std::map<std::string, std::string>> memory_;
+  uint64_t memory_checkpoint_ = 0;
 };
 
 class Runner {

@@ -51,4 +51,21 @@ absl::StatusOr<PartyAudit> VerifyParty(EventStore& store, absl::string_view part
   return audit;
 }
 
+absl::StatusOr<uint64_t> LogSizeAt(EventStore& store, int64_t micros) {
+  ReadOptions ro;
+  ro.open_content = false;
+  uint64_t low = 0, high = store.Head();  // the answer lies in [low, high]
+  while (low < high) {
+    const uint64_t mid = low + (high - low) / 2;
+    IHS_ASSIGN_OR_RETURN(std::vector<StoredEvent> events, store.ReadAll(mid, 1, ro));
+    if (events.empty()) return absl::DataLossError(absl::StrCat("no event at position ", mid));
+    if (events[0].event().getRecordedAt() <= micros) {
+      low = mid + 1;
+    } else {
+      high = mid;
+    }
+  }
+  return low;
+}
+
 }  // namespace ihs::store

@@ -26,6 +26,11 @@ absl::StatusOr<PartyAudit> VerifyParty(EventStore& store, absl::string_view part
                                        const tlog::TreeHead& head,
                                        const ProgressFn& progress = nullptr);
 
+// The log's size as of a moment: how many events were recorded at or before `micros` (µs since
+// the epoch). recordedAt never decreases along the log, so these are the first events, and the
+// answer is found by a binary search of O(log N) reads.
+absl::StatusOr<uint64_t> LogSizeAt(EventStore& store, int64_t micros);
+
 }  // namespace ihs::store
 
 #endif  // IHS_STORE_AUDIT_H_

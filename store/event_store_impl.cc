@@ -423,6 +423,7 @@ absl::Status EventStoreImpl::InitOrCheckMeta(bool new_store) {
 
 absl::Status EventStoreImpl::LoadWriterState() {
   uint64_t head = 0;
+  int64_t last_recorded_at = 0;
   {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_events_));
     it->SeekToLast();
@@ -430,6 +431,9 @@ absl::Status EventStoreImpl::LoadWriterState() {
     if (it->Valid()) {
       if (it->key().size() != 8) return absl::DataLossError("events key is not 8 bytes");
       head = GetBigEndian64(it->key().data()) + 1;
+      IHS_ASSIGN_OR_RETURN(std::unique_ptr<StoredEvent::Rep> last,
+                           internal::DecodeRecord(head - 1, ToView(it->value())));
+      last_recorded_at = last->event->root<schema::Event>().getRecordedAt();
     }
   }
   std::string next;
@@ -454,6 +458,7 @@ absl::Status EventStoreImpl::LoadWriterState() {
     absl::MutexLock l(&leader_mu_);
     frontier_ = std::move(frontier);
     next_stream_no_ = GetBigEndian64(next.data());
+    last_recorded_at_ = last_recorded_at;
   }
   absl::MutexLock l(&mu_);
   head_ = head;
@@ -910,7 +915,9 @@ void EventStoreImpl::CommitGroup(std::vector<Writer*>& group) {
   Group g;
   g.frontier = frontier_;
   g.next_stream_no = next_stream_no_;
-  g.recorded_at = absl::ToUnixMicros(clock_->Now());
+  // Never before the last group's: recorded_at ascends with position even if the clock steps
+  // back, so "as of a time" is a prefix of the log (replay, docs/audit.md).
+  g.recorded_at = std::max(absl::ToUnixMicros(clock_->Now()), last_recorded_at_);
   const uint64_t old_next_stream_no = next_stream_no_;
 
   // A writer that fails leaves no trace in the group (StageWriter changes it only once nothing
@@ -941,6 +948,7 @@ void EventStoreImpl::CommitGroup(std::vector<Writer*>& group) {
     return;
   }
   frontier_ = g.frontier;
+  last_recorded_at_ = g.recorded_at;
   next_stream_no_ = g.next_stream_no;
   if (!g.new_keys.empty() || !g.erased.empty()) {
     absl::MutexLock l(&keys_mu_);

@@ -1,5 +1,6 @@
 // Tests of store/event_store.h: append and read, expected versions, idempotency, atomicity,
 // sealed content, the Merkle tree, Verify, group commit, and every bad input of the issue.
+#include "store/audit.h"
 #include "store/event_store.h"
 
 #include <gtest/gtest.h>
@@ -419,6 +420,28 @@ TEST_F(EventStoreTest, VerifyCatchesAMissingEventIdAndAnIndexEntryNoEventImplies
   EXPECT_NE(report.status().message().find("entries that no event of the log implies"),
             std::string::npos)
       << report.status();
+}
+
+TEST_F(EventStoreTest, RecordedAtNeverDecreasesAlongTheLogEvenWhenTheClockStepsBack) {
+  IHS_ASSERT_OK(AppendOne("a", 1));
+  const int64_t first = absl::ToUnixMicros(clock_.Now());
+  clock_.Advance(absl::Hours(-2));  // an NTP step back
+  IHS_ASSERT_OK(AppendOne("a", 2));
+  Reopen();  // and across a restart, from the last stored event
+  IHS_ASSERT_OK(AppendOne("a", 3));
+  clock_.Advance(absl::Hours(3));
+  IHS_ASSERT_OK(AppendOne("a", 4));
+  auto events = store_->ReadAll(0, 10);
+  IHS_ASSERT_OK(events);
+  ASSERT_EQ(events->size(), 4u);
+  EXPECT_EQ((*events)[1].event().getRecordedAt(), first);
+  EXPECT_EQ((*events)[2].event().getRecordedAt(), first);
+  EXPECT_EQ((*events)[3].event().getRecordedAt(), first + absl::ToInt64Microseconds(absl::Hours(1)));
+  // So "as of a time" is a prefix of the log.
+  EXPECT_EQ(*LogSizeAt(*store_, first - 1), 0u);
+  EXPECT_EQ(*LogSizeAt(*store_, first), 3u);
+  EXPECT_EQ(*LogSizeAt(*store_, first + 1), 3u);
+  EXPECT_EQ(*LogSizeAt(*store_, INT64_MAX), 4u);
 }
 
 const kj::byte kZeroId[16] = {};

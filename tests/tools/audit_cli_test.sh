@@ -40,6 +40,24 @@ expect_in "verify-party json" "$tmp/out" '"afterHead":8'
 check "verify-party unknown" 2 "$ihs" audit verify-party nobody --head "$tmp/h1" --data "$data"
 expect_in "unknown party" "$tmp/err" "no such party: nobody"
 
+# Replay: what was known at a moment. The email complaint (position 3) is answered on twitter at
+# position 5: as of position 4 it was still open.
+check "replay at position 4" 0 "$ihs" audit replay customer-ada --position 4 --data "$data"
+expect_in "replay names the moment" "$tmp/out" "the log held 5 events"
+expect_in "the complaint was open then" "$tmp/out" "complaint      ada-router OPEN"
+if grep -q "position 5\|^5 " "$tmp/out"; then failed=$((failed + 1)); echo "FAIL: replay shows a later event"; else passed=$((passed + 1)); fi
+check "replay at position 5" 0 "$ihs" audit replay customer-ada --position 5 --data "$data" --json
+expect_in "answered by then" "$tmp/out" '"replyPosition":5'
+expect_in "json names the size" "$tmp/out" '"logSize":6'
+check "replay as of a time before the log (2)" 2 "$ihs" audit replay customer-ada --as-of 2001-01-01T00:00:00Z --data "$data"
+expect_in "no such party then" "$tmp/err" "no such party: customer-ada"
+check "replay as of now" 0 "$ihs" audit replay customer-ada --as-of 2100-01-01T00:00:00Z --data "$data" --json
+expect_in "as of now: the whole log" "$tmp/out" '"logSize":46'
+check "replay needs one moment (2)" 2 "$ihs" audit replay customer-ada --data "$data"
+check "replay with both (2)" 2 "$ihs" audit replay customer-ada --position 3 --as-of 2100-01-01T00:00:00Z --data "$data"
+check "replay past the end (2)" 2 "$ihs" audit replay customer-ada --position 46 --data "$data"
+check "replay with a bad time (2)" 2 "$ihs" audit replay customer-ada --as-of yesterday --data "$data"
+
 # Without ihs.
 check "ihs-verify head" 0 "$verify" head "$tmp/key" "$tmp/h2"
 check "ihs-verify inclusion" 0 "$verify" inclusion "$tmp/key" "$tmp/p5"

@@ -8,7 +8,7 @@
 //   ihs generate --parties N --days D [--seed S] [--events N] (--data DIR | --out FILE.jsonl)
 //                [--truth FILE.json] [--force] [--json]
 //   ihs token new --tokens FILE --role ROLE --name NAME [--json]
-//   ihs audit pubkey|head|prove-event|verify-head|verify-party --data DIR ... (docs/audit.md)
+//   ihs audit pubkey|head|prove-event|verify-head|verify-party|replay --data DIR ... (docs/audit.md)
 //   ihs backup WHERE --to DIR [--with-master-key] [--json]
 //   ihs erase PARTY --reason TEXT [--by NAME] WHERE [--json]
 //   ihs hold  PARTY --reason TEXT [--lift] [--by NAME] WHERE [--json]
@@ -56,7 +56,9 @@
 #include "tools/ihs/timeline_html.h"
 #include "projections/registry.h"
 #include "projections/runner.h"
+#include "projections/timeline/replay.h"
 #include "projections/timeline/timeline.h"
+#include "store/audit.h"
 
 namespace ihs::tools {
 namespace {
@@ -163,14 +165,7 @@ class EventPrinter {
     auto ev = e.event();
     last_version_ = ev.getStreamVersion();
     if (json_) {
-      capnp::MallocMessageBuilder mb;
-      mb.setRoot(ev);
-      auto out = mb.getRoot<schema::Event>();
-      if (e.content_state() == store::ContentState::kOpen) {
-        out.setContent(e.content());
-        out.disownSealedContent();
-      }
-      std::cout << json_codec_.Encode(out.asReader()) << "\n";
+      std::cout << JsonOf(e) << "\n";
       return;
     }
     std::string what, channel = "-", direction = "-";
@@ -223,6 +218,19 @@ class EventPrinter {
     absl::PrintF("%-8d %-8d %-27s %-18s %-10s %-10s %s\n", e.position(), ev.getStreamVersion(),
                  schema::FormatMicros(ev.getOccurredAt()), Shorten(ev.getStreamId().cStr(), 18),
                  channel, direction, what);
+  }
+
+  // The event as one JSON object: as stored, with its content in the clear when it was opened.
+  template <typename E>
+  std::string JsonOf(const E& e) {
+    capnp::MallocMessageBuilder mb;
+    mb.setRoot(e.event());
+    auto out = mb.getRoot<schema::Event>();
+    if (e.content_state() == store::ContentState::kOpen) {
+      out.setContent(e.content());
+      out.disownSealedContent();
+    }
+    return json_codec_.Encode(out.asReader());
   }
 
   // The stream version of the event printed last.
@@ -1216,6 +1224,48 @@ std::string Duration(int64_t seconds) {
   return absl::StrCat(seconds / 86400, "d", (seconds % 86400) / 3600, "h");
 }
 
+nlohmann::json TimelineJson(schema::TimelineSummary::Reader summary,
+                            schema::TimelinePage::Reader page) {
+  nlohmann::json j = {{"summary", SummaryJson(summary)}, {"entries", nlohmann::json::array()}};
+  for (auto e : page.getEntries()) j["entries"].push_back(EntryJson(e));
+  if (page.getNextCursor().size() > 0) j["nextCursor"] = page.getNextCursor().cStr();
+  j["checkpoint"] = page.getCheckpoint();
+  return j;
+}
+
+void PrintTimeline(const std::string& party, schema::TimelineSummary::Reader summary,
+                   schema::TimelinePage::Reader page) {
+  absl::PrintF("%s (%s): %d touchpoints, %d open, %d answered (median %s, %s in service hours), "
+               "%d channel switches\n",
+               party, schema::EnumName(summary.getKind()), summary.getEntries(),
+               summary.getOpen().size(), summary.getAnswered(),
+               Duration(summary.getMedianResponseSeconds()),
+               Duration(summary.getMedianResponseServiceSeconds()), summary.getChannelSwitches());
+  for (auto e : page.getEntries()) {
+    std::string note;
+    if (e.getResponse().isOpen()) {
+      note = absl::StrCat("OPEN, waiting ", Duration(e.getWaitingSeconds()));
+    } else if (e.getResponse().isAnswered()) {
+      auto ans = e.getResponse().getAnswered();
+      note = absl::StrCat("answered on ", schema::EnumName(ans.getReplyChannel()), " after ",
+                          Duration(ans.getWallSeconds()), " (", Duration(ans.getServiceSeconds()),
+                          " service)");
+    }
+    if (e.hasSwitchFrom()) {
+      absl::StrAppend(&note, note.empty() ? "" : "; ", "SWITCH from ",
+                      schema::EnumName(e.getSwitchFrom().getChannel()));
+    }
+    if (e.getRetractedBy().size() > 0) absl::StrAppend(&note, note.empty() ? "" : "; ", "RETRACTED");
+    if (e.getCorrectedBy().size() > 0) absl::StrAppend(&note, note.empty() ? "" : "; ", "corrected");
+    absl::PrintF("%s  %-10s %-8s %-14s %-10s %s\n", schema::FormatMicros(e.getOccurredAt()),
+                 schema::EnumName(e.getChannel()), schema::EnumName(e.getDirection()),
+                 schema::EnumName(e.getType()), e.getThread().cStr(), note);
+  }
+  if (page.getNextCursor().size() > 0) {
+    absl::PrintF("more: --cursor %s\n", page.getNextCursor().cStr());
+  }
+}
+
 int Timeline(const Common& c, const TimelineArgs& a) {
   projections::timeline::Query q;
   q.party = a.party;
@@ -1249,42 +1299,101 @@ int Timeline(const Common& c, const TimelineArgs& a) {
     if (!hs.ok()) return Fail(hs);
   }
   if (c.json) {
-    nlohmann::json j = {{"summary", SummaryJson(summary)}, {"entries", nlohmann::json::array()}};
-    for (auto e : page.getEntries()) j["entries"].push_back(EntryJson(e));
-    if (page.getNextCursor().size() > 0) j["nextCursor"] = page.getNextCursor().cStr();
-    j["checkpoint"] = page.getCheckpoint();
+    std::cout << TimelineJson(summary, page).dump() << "\n";
+    return kExitOk;
+  }
+  PrintTimeline(q.party, summary, page);
+  return kExitOk;
+}
+
+// ihs audit replay: the party's events and timeline as the log held them at a moment.
+struct ReplayArgs {
+  std::string party;
+  std::string as_of;     // RFC 3339: the events recorded at or before it
+  int64_t position = -1; // or: the log up to and including this position
+  uint32_t limit = 100;
+  std::string cursor;
+};
+
+int AuditReplay(const Common& c, const ReplayArgs& a) {
+  if (a.as_of.empty() == (a.position < 0)) {
+    return Fail(absl::InvalidArgumentError("give exactly one of --as-of TIME and --position P"));
+  }
+  absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, false);
+  if (!st.ok()) return FailOpen(st.status());
+  store::EventStore& store = **st;
+  uint64_t size = 0;
+  absl::Time moment;
+  if (a.position >= 0) {
+    if (static_cast<uint64_t>(a.position) >= store.Head()) {
+      return Fail(absl::OutOfRangeError(absl::StrCat(
+          "--position ", a.position, " is past the log's end (", store.Head(), " events)")));
+    }
+    size = static_cast<uint64_t>(a.position) + 1;
+    store::ReadOptions ro;
+    ro.open_content = false;
+    absl::StatusOr<std::vector<store::StoredEvent>> last = store.ReadAll(size - 1, 1, ro);
+    if (!last.ok()) return Fail(last.status());
+    moment = absl::FromUnixMicros((*last)[0].event().getRecordedAt());
+  } else {
+    absl::StatusOr<int64_t> t = ParseTimeFlag("--as-of", a.as_of);
+    if (!t.ok()) return Fail(t.status());
+    moment = absl::FromUnixMicros(*t);
+    absl::StatusOr<uint64_t> n = store::LogSizeAt(store, *t);
+    if (!n.ok()) return Fail(n.status());
+    size = *n;
+  }
+  projections::timeline::Query q;
+  q.party = a.party;
+  q.limit = a.limit;
+  q.cursor = a.cursor;
+  q.as_of = moment;
+  capnp::MallocMessageBuilder summary_msg, page_msg;
+  if (absl::Status s = projections::timeline::ReplayTimeline(&store, size, q, summary_msg, page_msg);
+      !s.ok()) {
+    return Fail(s);
+  }
+  auto summary = summary_msg.getRoot<schema::TimelineSummary>();
+  auto page = page_msg.getRoot<schema::TimelinePage>();
+
+  // The party's events recorded by then, content opened where it still can be.
+  EventPrinter printer(c.json);
+  nlohmann::json events = nlohmann::json::array();
+  const std::string moment_text = absl::FormatTime(absl::RFC3339_full, moment, absl::UTCTimeZone());
+  if (!c.json) {
+    absl::PrintF("%s as of %s: the log held %d events; the party's, by recorded_at:\n", a.party,
+                 moment_text, size);
+  }
+  for (uint64_t version = 0;;) {
+    absl::StatusOr<std::vector<store::StoredEvent>> batch =
+        store.ReadStream(a.party, version, kReadPage, store::ReadDirection::kForward);
+    if (!batch.ok()) return Fail(batch.status());
+    bool done = batch->size() < kReadPage;
+    for (const store::StoredEvent& e : *batch) {
+      if (e.position() >= size) {
+        done = true;
+        break;
+      }
+      if (c.json) {
+        events.push_back(nlohmann::json::parse(printer.JsonOf(e)));
+      } else {
+        printer.Print(e);
+      }
+    }
+    if (done) break;
+    version += batch->size();
+  }
+  if (c.json) {
+    nlohmann::json j = TimelineJson(summary, page);
+    j["party"] = a.party;
+    j["asOf"] = moment_text;
+    j["logSize"] = size;
+    j["events"] = std::move(events);
     std::cout << j.dump() << "\n";
     return kExitOk;
   }
-  absl::PrintF("%s (%s): %d touchpoints, %d open, %d answered (median %s, %s in service hours), "
-               "%d channel switches\n",
-               q.party, schema::EnumName(summary.getKind()), summary.getEntries(),
-               summary.getOpen().size(), summary.getAnswered(),
-               Duration(summary.getMedianResponseSeconds()),
-               Duration(summary.getMedianResponseServiceSeconds()), summary.getChannelSwitches());
-  for (auto e : page.getEntries()) {
-    std::string note;
-    if (e.getResponse().isOpen()) {
-      note = absl::StrCat("OPEN, waiting ", Duration(e.getWaitingSeconds()));
-    } else if (e.getResponse().isAnswered()) {
-      auto ans = e.getResponse().getAnswered();
-      note = absl::StrCat("answered on ", schema::EnumName(ans.getReplyChannel()), " after ",
-                          Duration(ans.getWallSeconds()), " (", Duration(ans.getServiceSeconds()),
-                          " service)");
-    }
-    if (e.hasSwitchFrom()) {
-      absl::StrAppend(&note, note.empty() ? "" : "; ", "SWITCH from ",
-                      schema::EnumName(e.getSwitchFrom().getChannel()));
-    }
-    if (e.getRetractedBy().size() > 0) absl::StrAppend(&note, note.empty() ? "" : "; ", "RETRACTED");
-    if (e.getCorrectedBy().size() > 0) absl::StrAppend(&note, note.empty() ? "" : "; ", "corrected");
-    absl::PrintF("%s  %-10s %-8s %-14s %-10s %s\n", schema::FormatMicros(e.getOccurredAt()),
-                 schema::EnumName(e.getChannel()), schema::EnumName(e.getDirection()),
-                 schema::EnumName(e.getType()), e.getThread().cStr(), note);
-  }
-  if (page.getNextCursor().size() > 0) {
-    absl::PrintF("more: --cursor %s\n", page.getNextCursor().cStr());
-  }
+  absl::PrintF("\nthe timeline as it was known then:\n");
+  PrintTimeline(a.party, summary, page);
   return kExitOk;
 }
 
@@ -1427,6 +1536,17 @@ int Main(int argc, char** argv) {
   audit_verify_head->add_option("old", audit_old, "the earlier head")->required();
   audit_verify_head->add_option("new", audit_new, "the later head")->required();
   audit_verify_head->add_option("--out", audit_out, "write the proof file for ihs-verify here");
+  ReplayArgs replay_args;
+  auto* audit_replay = audit->add_subcommand(
+      "replay", "a party's events and timeline as they were known at a moment");
+  add_common(audit_replay, true);
+  audit_replay->add_option("party", replay_args.party, "party id (stream id)")->required();
+  audit_replay->add_option("--as-of", replay_args.as_of,
+                           "the moment (RFC 3339): events recorded at or before it");
+  audit_replay->add_option("--position", replay_args.position,
+                           "or: the log up to and including this position");
+  audit_replay->add_option("--limit", replay_args.limit, "timeline entries (1 to 1000, default 100)");
+  audit_replay->add_option("--cursor", replay_args.cursor, "the next page of the timeline");
   auto* audit_verify_party = audit->add_subcommand(
       "verify-party", "prove every event of one party against a head");
   add_common(audit_verify_party, true);
@@ -1478,6 +1598,7 @@ int Main(int argc, char** argv) {
   if (*backup) return Backup(common, backup_args);
   if (*erase) return PartyControl(common, control_args, /*erase=*/true);
   if (*hold) return PartyControl(common, control_args, /*erase=*/false);
+  if (*audit_replay) return AuditReplay(common, replay_args);  // opens the store itself
   if (*audit) {
     absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(common, false);
     if (!st.ok()) return FailOpen(st.status());
