@@ -121,7 +121,7 @@ struct EventJson::Impl {
   explicit Impl(Fields fields) {
     codec.setRejectUnknownFields(true);
     if (fields == Fields::kNonDefault) codec.setHasMode(capnp::HasMode::NON_DEFAULT);
-    codec.handleByAnnotation<Event>();
+    codec.handleByAnnotation<ExportRecord>();  // and so Event's, which it holds
     auto event = capnp::Schema::from<Event>();
     codec.addFieldHandler(FieldOf(event, "occurredAt"), timestamps);
     codec.addFieldHandler(FieldOf(event, "recordedAt"), timestamps);
@@ -141,19 +141,36 @@ struct EventJson::Impl {
 EventJson::EventJson(Fields fields) : impl_(std::make_unique<Impl>(fields)) {}
 EventJson::~EventJson() = default;
 
-absl::Status EventJson::Decode(absl::string_view json, Event::Builder out) const {
+namespace {
+template <typename Builder>
+absl::Status DecodeWith(const capnp::JsonCodec& codec, absl::string_view json, Builder out,
+                        absl::string_view what) {
   if (json.empty()) return absl::InvalidArgumentError("empty JSON input");
   KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() {
-                 impl_->codec.decode(kj::ArrayPtr<const char>(json.data(), json.size()), out);
+                 codec.decode(kj::ArrayPtr<const char>(json.data(), json.size()), out);
                })) {
     return absl::InvalidArgumentError(
-        absl::StrCat("malformed event JSON: ", e->getDescription().cStr()));
+        absl::StrCat("malformed ", what, " JSON: ", e->getDescription().cStr()));
   }
   return absl::OkStatus();
+}
+}  // namespace
+
+absl::Status EventJson::Decode(absl::string_view json, Event::Builder out) const {
+  return DecodeWith(impl_->codec, json, out, "event");
 }
 
 std::string EventJson::Encode(Event::Reader event) const {
   kj::String s = impl_->codec.encode(event);
+  return std::string(s.cStr(), s.size());
+}
+
+absl::Status EventJson::Decode(absl::string_view json, ExportRecord::Builder out) const {
+  return DecodeWith(impl_->codec, json, out, "export record");
+}
+
+std::string EventJson::Encode(ExportRecord::Reader record) const {
+  kj::String s = impl_->codec.encode(record);
   return std::string(s.cStr(), s.size());
 }
 

@@ -20,6 +20,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "schema/event.capnp.h"
+#include "schema/export.capnp.h"
 
 namespace ihs::schema {
 
@@ -38,6 +39,11 @@ class EventJson {
 
   // One line of JSON, no trailing newline.
   std::string Encode(Event::Reader event) const;
+
+  // The same for an audit export's records (schema/export.capnp), whose events are written as
+  // above.
+  absl::Status Decode(absl::string_view json, ExportRecord::Builder out) const;
+  std::string Encode(ExportRecord::Reader record) const;
 
  private:
   struct Impl;

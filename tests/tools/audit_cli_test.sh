@@ -75,10 +75,59 @@ check "forged proof" 4 "$verify" inclusion "$tmp/key" "$tmp/forged-proof"
 check "proof against the wrong heads" 4 "$verify" consistency "$tmp/key" "$tmp/h2" "$tmp/h2" "$tmp/c"
 check "other store" 0 "$ihs" append --data "$tmp/other" <"$sample"
 check "other store's head" 0 "$ihs" audit head --data "$tmp/other" --out "$tmp/other-head"
+check "other store's key" 0 "$ihs" audit pubkey --data "$tmp/other"
+cp "$tmp/out" "$tmp/other-key"
 check "foreign head (ihs)" 4 "$ihs" audit verify-head "$tmp/other-head" "$tmp/h2" --data "$data"
 expect_in "foreign head says another store" "$tmp/err" "another store"
 check "foreign head (ihs-verify)" 4 "$verify" head "$tmp/key" "$tmp/other-head"
 check "not a head" 4 "$verify" head "$tmp/key" "$tmp/key"
+
+# Export: an archive that verifies without the store, in both forms, and refuses any changed byte.
+check "export a party" 0 "$ihs" audit export customer-ada --data "$data" --out "$tmp/ada.ihx"
+expect_in "export says what it wrote" "$tmp/out" "exported 16 events of customer-ada"
+check "export the log" 0 "$ihs" audit export --all --data "$data" --out "$tmp/all.ihx" --json
+expect_in "export json" "$tmp/out" '"events":46'
+check "export needs a party or --all (2)" 2 "$ihs" audit export --data "$data" --out "$tmp/x.ihx"
+check "export of nobody (2)" 2 "$ihs" audit export nobody --data "$data" --out "$tmp/x.ihx"
+if grep -q "two days and not a word" "$tmp/ada.ihx.jsonl" "$tmp/all.ihx.jsonl"; then
+  failed=$((failed + 1)); echo "FAIL: an export carries content in the clear"
+else
+  passed=$((passed + 1))
+fi
+for f in ada.ihx ada.ihx.jsonl all.ihx all.ihx.jsonl; do
+  check "verify-export $f" 0 "$ihs" audit verify-export "$tmp/$f" --key "$tmp/key"
+done
+expect_in "verify-export says ok" "$tmp/out" "ok: 46 events of the log verified"
+check "verify-export json" 0 "$ihs" audit verify-export "$tmp/ada.ihx.jsonl" --key "$tmp/key" --json
+expect_in "verify-export json" "$tmp/out" '"format":"jsonl"'
+check "verify-export with the archive's own key" 0 "$ihs" audit verify-export "$tmp/ada.ihx"
+expect_in "warns about the key" "$tmp/err" "pass --key with one you trust"
+check "capnp decode reads the archive" 0 capnp decode --packed -I/usr/include "$root/schema/export.capnp" ExportRecord <"$tmp/ada.ihx"
+expect_in "capnp decode shows the header" "$tmp/out" 'format = "ihs export v1"'
+check "another store's key (4)" 4 "$ihs" audit verify-export "$tmp/ada.ihx" --key "$tmp/other-key"
+check "verify-export of a missing file (2)" 2 "$ihs" audit verify-export "$tmp/none.ihx"
+cut_bytes=$(( $(stat -c %s "$tmp/ada.ihx") - 20 ))
+head -c "$cut_bytes" "$tmp/ada.ihx" >"$tmp/cut.ihx"
+check "a cut archive (4)" 4 "$ihs" audit verify-export "$tmp/cut.ihx" --key "$tmp/key"
+flip() {  # flip FILE OFFSET: one bit of one byte
+  local byte
+  byte=$(od -An -tu1 -j"$2" -N1 "$1" | tr -d ' ')
+  printf "$(printf '\\%03o' $((byte ^ 1)))" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}
+for f in ada.ihx ada.ihx.jsonl; do
+  size=$(stat -c %s "$tmp/$f")
+  survived=0
+  for i in $(seq 0 59) last; do
+    off=$([ "$i" = last ] && echo $((size - 1)) || echo $((i * size / 60)))
+    cp "$tmp/$f" "$tmp/flipped"
+    flip "$tmp/flipped" "$off"
+    cmp -s "$tmp/$f" "$tmp/flipped" && { survived=$((survived + 1)); echo "FAIL: flip did nothing at $off"; continue; }
+    "$ihs" audit verify-export "$tmp/flipped" --key "$tmp/key" >/dev/null 2>"$tmp/flip.err"
+    rc=$?
+    if [ "$rc" -ne 4 ]; then survived=$((survived + 1)); echo "FAIL: $f with byte $off flipped: exit $rc"; fi
+  done
+  [ "$survived" -eq 0 ] && passed=$((passed + 1)) || failed=$((failed + 1))
+done
 
 # Erasure and legal holds (exit codes: 1 usage, 2 bad input, 7 refused by the party's state).
 check "erase without --reason (1)" 1 "$ihs" erase customer-ada --data "$data"

@@ -19,17 +19,7 @@ namespace {
 
 using nlohmann::json;
 
-std::string Hex(const tlog::Hash& h) {
-  return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(h.data()), h.size()));
-}
-
-absl::StatusOr<std::string> ReadFile(const std::string& path, absl::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::InvalidArgumentError(absl::StrCat("cannot read ", what, " ", path));
-  std::stringstream buf;
-  buf << in.rdbuf();
-  return buf.str();
-}
+std::string Hex(const tlog::Hash& h) { return HashHex(h); }
 
 absl::Status WriteFile(const std::string& path, absl::string_view text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -69,6 +59,18 @@ std::string Time(int64_t micros) {
 }
 
 }  // namespace
+
+std::string HashHex(const tlog::Hash& h) {
+  return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(h.data()), h.size()));
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path, absl::string_view what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat("cannot read ", what, " ", path));
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return buf.str();
+}
 
 absl::Status AuditPubkey(store::EventStore& store, bool json_out) {
   IHS_ASSIGN_OR_RETURN(tlog::VerifierKey key, store.VerifierKey());

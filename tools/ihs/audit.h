@@ -9,9 +9,17 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "store/event_store.h"
+#include "store/tlog.h"
 
 namespace ihs::tools {
+
+// A file the user named, whole; kInvalidArgument (naming `what` and the path) if unreadable.
+absl::StatusOr<std::string> ReadFile(const std::string& path, absl::string_view what);
+// A hash as 64 lowercase hex digits.
+std::string HashHex(const tlog::Hash& h);
 
 // The verifier key: NAME+KEYID+KEY (golang.org/x/mod/sumdb/note's format).
 absl::Status AuditPubkey(store::EventStore& store, bool json);

@@ -8,7 +8,8 @@
 //   ihs generate --parties N --days D [--seed S] [--events N] (--data DIR | --out FILE.jsonl)
 //                [--truth FILE.json] [--force] [--json]
 //   ihs token new --tokens FILE --role ROLE --name NAME [--json]
-//   ihs audit pubkey|head|prove-event|verify-head|verify-party|replay --data DIR ... (docs/audit.md)
+//   ihs audit pubkey|head|prove-event|verify-head|verify-party|replay|export --data DIR ...
+//   ihs audit verify-export FILE [--key KEYFILE]                         (docs/audit.md)
 //   ihs backup WHERE --to DIR [--with-master-key] [--json]
 //   ihs erase PARTY --reason TEXT [--by NAME] WHERE [--json]
 //   ihs hold  PARTY --reason TEXT [--lift] [--by NAME] WHERE [--json]
@@ -52,6 +53,7 @@
 #include "server/tokens.h"
 #include "store/event_store.h"
 #include "tools/ihs/audit.h"
+#include "tools/ihs/export.h"
 #include "tools/ihs/progress.h"
 #include "tools/ihs/timeline_html.h"
 #include "projections/registry.h"
@@ -1536,6 +1538,22 @@ int Main(int argc, char** argv) {
   audit_verify_head->add_option("old", audit_old, "the earlier head")->required();
   audit_verify_head->add_option("new", audit_new, "the later head")->required();
   audit_verify_head->add_option("--out", audit_out, "write the proof file for ihs-verify here");
+  std::string export_party, export_key;
+  bool export_all = false;
+  auto* audit_export = audit->add_subcommand(
+      "export", "an archive of a party's events (or --all) with the head and proofs");
+  add_common(audit_export, true);
+  audit_export->add_option("party", export_party, "party id (stream id)");
+  audit_export->add_flag("--all", export_all, "the whole log instead of one party");
+  audit_export->add_option("--out", audit_out, "the archive; FILE.jsonl is written beside it")
+      ->required();
+  auto* audit_verify_export = audit->add_subcommand(
+      "verify-export", "verify an archive of `ihs audit export`, without the store");
+  audit_verify_export->add_option("file", audit_head_file, "the archive (packed or .jsonl)")
+      ->required();
+  audit_verify_export->add_option("--key", export_key,
+                                  "the verifier key (`ihs audit pubkey`) you trust");
+  audit_verify_export->add_flag("--json", common.json, "print JSON");
   ReplayArgs replay_args;
   auto* audit_replay = audit->add_subcommand(
       "replay", "a party's events and timeline as they were known at a moment");
@@ -1599,6 +1617,13 @@ int Main(int argc, char** argv) {
   if (*erase) return PartyControl(common, control_args, /*erase=*/true);
   if (*hold) return PartyControl(common, control_args, /*erase=*/false);
   if (*audit_replay) return AuditReplay(common, replay_args);  // opens the store itself
+  if (*audit_verify_export) {  // needs no store
+    absl::Status r = AuditVerifyExport(audit_head_file, export_key, common.json);
+    return r.ok() ? kExitOk : Fail(r);
+  }
+  if (*audit_export && export_all == !export_party.empty()) {
+    return Fail(absl::InvalidArgumentError("give a PARTY or --all, not both and not neither"));
+  }
   if (*audit) {
     absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(common, false);
     if (!st.ok()) return FailOpen(st.status());
@@ -1609,6 +1634,7 @@ int Main(int argc, char** argv) {
     if (*audit_prove) r = AuditProveEvent(s, audit_position, audit_head_file, audit_out, common.json);
     if (*audit_verify_head) r = AuditVerifyHead(s, audit_old, audit_new, audit_out, common.json);
     if (*audit_verify_party) r = AuditVerifyParty(s, audit_party, audit_head_file, common.json);
+    if (*audit_export) r = AuditExport(s, export_party, audit_out, common.json);
     return r.ok() ? kExitOk : Fail(r);
   }
   return kExitUsage;
