@@ -50,7 +50,7 @@ namespace ihs::store {
 inline constexpr size_t kMaxEventBytes = 64 * 1024;   // one event, canonical encoding
 inline constexpr size_t kMaxEventsPerAppend = 10000;  // one Append or AppendMulti call
 inline constexpr size_t kMaxStreamIdBytes = 256;
-inline constexpr uint32_t kFormatVersion = 1;  // of the data directory
+inline constexpr uint32_t kFormatVersion = 2;  // of the data directory (docs/format.md)
 
 // The optimistic-concurrency check of an append.
 class ExpectedVersion {

@@ -112,6 +112,12 @@ absl::Status ValidateTouchpoint(schema::Touchpoint::Reader tp) {
   return absl::OkStatus();
 }
 
+// Whether a content_keys row (internal::ContentKeyRow) is one of `stream`'s.
+bool RowOfStream(absl::string_view row, absl::string_view stream) {
+  return absl::StartsWith(row, stream) &&
+         (row.size() == stream.size() || row[stream.size()] == '\0');
+}
+
 // Whether an append may go ahead given the stream's hold and erasure: an erasure or hold
 // (`control`, one event of `kind`) checks its party's state; content is refused after erasure.
 absl::Status CheckPartyState(absl::string_view stream, bool control, schema::Event::Which kind,
@@ -173,6 +179,7 @@ struct EventStoreImpl::PreparedEvent {
   int64_t occurred_at = 0;
   schema::Event::Which kind = schema::Event::UNSPECIFIED;
   bool lift = false;  // a legalHold event that lifts the hold
+  uint32_t key_version = 0;  // of the data key that seals its content: its retention class
 };
 
 struct EventStoreImpl::PreparedAppend {
@@ -418,6 +425,16 @@ absl::Status EventStoreImpl::InitOrCheckMeta(bool new_store) {
         absl::StrCat("the master key given is not the key of store ", options_.path,
                      " (wrong --master-key file?)"));
   }
+  if (v < kFormatVersion && !options_.read_only) {
+    // Format 1 to 2: nothing to rewrite (its party keys stay readable as version 1); the number
+    // keeps older builds, which cannot read the class keys this build writes, from opening it.
+    std::string now;
+    PutBigEndian32(&now, kFormatVersion);
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    IHS_RETURN_IF_ERROR(FromRocksStatus(
+        db_->Put(wo, cf_meta_, internal::kMetaFormatVersion, now), "upgrade the format version"));
+  }
   return absl::OkStatus();
 }
 
@@ -569,6 +586,10 @@ absl::Status EventStoreImpl::PrepareEvent(const StreamAppend& append, size_t ind
   if (in.hasContent()) {
     out->has_content = true;
     out->content = internal::CanonicalBytes(in.getContent());
+    const bool tp = in.isTouchpoint();
+    out->key_version = internal::ClassKeyVersion(
+        tp ? static_cast<uint16_t>(in.getTouchpoint().getChannel()) : 0,
+        tp ? static_cast<uint16_t>(in.getTouchpoint().getType()) : 0, in.getOccurredAt());
   }
   return absl::OkStatus();
 }
@@ -612,18 +633,13 @@ absl::StatusOr<std::vector<EventStoreImpl::PreparedAppend>> EventStoreImpl::Prep
                                                        " appears twice in one append"));
       }
     }
-    // Seal here, in parallel with other callers, if the stream has its data key already.
-    bool any_content = false;
-    for (const PreparedEvent& e : pa.events) any_content |= e.has_content;
-    if (any_content) {
-      IHS_ASSIGN_OR_RETURN(std::optional<DataKey> key, DataKeyForRead(a.stream));
-      if (key) {
-        for (PreparedEvent& e : pa.events) {
-          if (!e.has_content) continue;
-          e.sealed = internal::SealContent(*key, NextNonce(), e.id + a.stream, e.content);
-          e.sealed_with = *key;
-        }
-      }
+    // Seal here, in parallel with other callers, where the stream has the data key already.
+    for (PreparedEvent& e : pa.events) {
+      if (!e.has_content) continue;
+      IHS_ASSIGN_OR_RETURN(std::optional<DataKey> key, DataKeyForRead(a.stream, e.key_version));
+      if (!key) continue;
+      e.sealed = internal::SealContent(*key, NextNonce(), e.id + a.stream, e.content);
+      e.sealed_with = *key;
     }
     out.push_back(std::move(pa));
   }
@@ -700,14 +716,15 @@ absl::StatusOr<std::optional<StreamMeta>> EventStoreImpl::LoadMeta(absl::string_
 }
 
 absl::StatusOr<std::pair<DataKey, bool>> EventStoreImpl::DataKeyForWrite(const std::string& stream,
+                                                                         uint32_t version,
                                                                          const Group& g) {
-  if (auto it = g.new_keys.find(stream); it != g.new_keys.end()) {
+  if (auto it = g.new_keys.find(internal::ContentKeyRow(stream, version)); it != g.new_keys.end()) {
     return std::make_pair(it->second, false);
   }
-  IHS_ASSIGN_OR_RETURN(std::optional<DataKey> existing, DataKeyForRead(stream));
+  IHS_ASSIGN_OR_RETURN(std::optional<DataKey> existing, DataKeyForRead(stream, version));
   if (existing) return std::make_pair(*existing, false);
-  // First content of this stream: a new data key, written with the events it seals.
-  return std::make_pair(internal::NewDataKey(1), true);
+  // The first content of this stream and class: a new data key, written with what it seals.
+  return std::make_pair(internal::NewDataKey(version), true);
 }
 
 absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::StageWriter(Writer& w, Group& g) {
@@ -817,24 +834,34 @@ absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::StageWriter(Writer& w,
     if (meta) metas[a] = *meta;
   }
 
-  // 3. Data keys for the streams that carry content. Up to here nothing of the group changed,
-  //    so a failure leaves no trace; from here on nothing can fail.
-  std::vector<std::optional<DataKey>> keys(appends.size());
-  std::vector<bool> new_key(appends.size());
+  // 3. Data keys for the events that carry content, one per stream and retention class. Up to
+  //    here nothing of the group changed, so a failure leaves no trace; from here on nothing
+  //    can fail.
+  std::vector<std::vector<DataKey>> keys(appends.size());
+  std::vector<std::pair<std::string, DataKey>> made;  // row -> key, new in this writer
   for (size_t a = 0; a < appends.size(); ++a) {
-    for (const PreparedEvent& e : appends[a].events) {
+    const std::string& stream = appends[a].request->stream;
+    keys[a].resize(appends[a].events.size());
+    for (size_t i = 0; i < appends[a].events.size(); ++i) {
+      const PreparedEvent& e = appends[a].events[i];
       if (!e.has_content) continue;
-      IHS_ASSIGN_OR_RETURN(auto k, DataKeyForWrite(appends[a].request->stream, g));
-      keys[a] = k.first;
-      new_key[a] = k.second;
-      break;
+      std::string row = internal::ContentKeyRow(stream, e.key_version);
+      auto mine = std::find_if(made.begin(), made.end(), [&](const auto& m) { return m.first == row; });
+      if (mine != made.end()) {
+        keys[a][i] = mine->second;
+        continue;
+      }
+      IHS_ASSIGN_OR_RETURN(auto k, DataKeyForWrite(stream, e.key_version, g));
+      keys[a][i] = k.first;
+      if (k.second) made.emplace_back(std::move(row), k.first);
     }
   }
-  for (size_t a = 0; a < appends.size(); ++a) {
-    if (!new_key[a]) continue;
-    const std::string& stream = appends[a].request->stream;
-    g.batch.Put(cf_content_keys_, stream, internal::WrapDataKey(master_, stream, *keys[a]));
-    g.new_keys[stream] = *keys[a];
+  for (auto& [row, key] : made) {
+    std::string stream;
+    uint32_t version = 0;
+    internal::ParseContentKeyRow(row, &stream, &version);
+    g.batch.Put(cf_content_keys_, row, internal::WrapDataKey(master_, stream, key));
+    g.new_keys[row] = key;
   }
 
   // 4. Emit: positions, versions, sealed content, records, indexes, Merkle nodes.
@@ -845,7 +872,8 @@ absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::StageWriter(Writer& w,
       m = StreamMeta{};
       m.stream_no = g.next_stream_no++;
     }
-    for (PreparedEvent& e : appends[a].events) {
+    for (size_t i = 0; i < appends[a].events.size(); ++i) {
+      PreparedEvent& e = appends[a].events[i];
       const uint64_t position = g.frontier.size();
       const uint64_t version = m.event_count;
       auto ev = e.message->getRoot<schema::Event>();
@@ -853,13 +881,14 @@ absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::StageWriter(Writer& w,
       ev.setPosition(position);
       ev.setStreamVersion(version);
       if (e.has_content) {
-        const bool presealed = e.sealed && e.sealed_with.version == keys[a]->version &&
-                               e.sealed_with.key == keys[a]->key;
+        const DataKey& key = keys[a][i];
+        const bool presealed =
+            e.sealed && e.sealed_with.version == key.version && e.sealed_with.key == key.key;
         const internal::Sealed sealed =
             presealed ? *e.sealed
-                      : internal::SealContent(*keys[a], NextNonce(), e.id + stream, e.content);
+                      : internal::SealContent(key, NextNonce(), e.id + stream, e.content);
         auto sc = ev.initSealedContent();
-        sc.setKeyVersion(keys[a]->version);
+        sc.setKeyVersion(key.version);
         sc.setNonce(kj::arrayPtr(reinterpret_cast<const kj::byte*>(sealed.nonce.data()),
                                  sealed.nonce.size()));
         sc.setCiphertext(kj::arrayPtr(reinterpret_cast<const kj::byte*>(sealed.ciphertext.data()),
@@ -895,8 +924,9 @@ absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::StageWriter(Writer& w,
       const uint64_t position = results[a].positions[0];
       if (e.kind == schema::Event::ERASURE_REQUEST) {
         m.erased_position = position;
-        g.batch.Delete(cf_content_keys_, stream);
-        g.new_keys.erase(stream);
+        // Every key of the party: version 1's row and the class keys' rows after it.
+        g.batch.DeleteRange(cf_content_keys_, stream, stream + '\x01');
+        absl::erase_if(g.new_keys, [&](const auto& kv) { return RowOfStream(kv.first, stream); });
         g.erased.push_back(stream);
       } else if (e.lift) {
         m.hold_position.reset();
@@ -952,9 +982,9 @@ void EventStoreImpl::CommitGroup(std::vector<Writer*>& group) {
   next_stream_no_ = g.next_stream_no;
   if (!g.new_keys.empty() || !g.erased.empty()) {
     absl::MutexLock l(&keys_mu_);
-    for (auto& [stream, key] : g.new_keys) keys_[stream] = key;
+    for (auto& [row, key] : g.new_keys) keys_[row] = key;
     for (const std::string& stream : g.erased) {
-      keys_.erase(stream);
+      absl::erase_if(keys_, [&](const auto& kv) { return RowOfStream(kv.first, stream); });
       erased_.insert(stream);
     }
   }
@@ -969,19 +999,26 @@ void EventStoreImpl::CommitGroup(std::vector<Writer*>& group) {
 // ---------------------------------------------------------------------------------------------
 // Reads.
 
-absl::StatusOr<std::optional<DataKey>> EventStoreImpl::DataKeyForRead(absl::string_view stream) {
+absl::StatusOr<std::optional<DataKey>> EventStoreImpl::DataKeyForRead(absl::string_view stream,
+                                                                     uint32_t version) {
+  const std::string row = internal::ContentKeyRow(stream, version);
   {
     absl::MutexLock l(&keys_mu_);
-    if (auto it = keys_.find(stream); it != keys_.end()) return std::optional<DataKey>(it->second);
+    if (auto it = keys_.find(row); it != keys_.end()) return std::optional<DataKey>(it->second);
   }
   std::string wrapped;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_content_keys_, S(stream), &wrapped);
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_content_keys_, row, &wrapped);
   if (s.IsNotFound()) return std::optional<DataKey>();
   IHS_RETURN_IF_ERROR(FromRocksStatus(s, absl::StrCat("read data key of stream ", stream)));
   IHS_ASSIGN_OR_RETURN(DataKey key, internal::UnwrapDataKey(master_, stream, wrapped));
+  if (key.version != version) {
+    return absl::DataLossError(absl::StrCat("data key of stream ", stream, " under version ",
+                                            version, " says it is version ", key.version));
+  }
   absl::MutexLock l(&keys_mu_);
-  if (erased_.contains(stream)) return std::optional<DataKey>();  // erased while we read
-  keys_[std::string(stream)] = key;
+  // Erased (or expired) while we read: not put back.
+  if (erased_.contains(stream) || expired_.contains(row)) return std::optional<DataKey>();
+  keys_[row] = key;
   return std::optional<DataKey>(key);
 }
 
@@ -993,7 +1030,8 @@ absl::StatusOr<StoredEvent> EventStoreImpl::MakeStoredEvent(uint64_t position,
   if (options.open_content && rep->content_state == ContentState::kSealed) {
     auto ev = rep->event->root<schema::Event>();
     absl::string_view stream = ToView(ev.getStreamId());
-    IHS_ASSIGN_OR_RETURN(std::optional<DataKey> key, DataKeyForRead(stream));
+    IHS_ASSIGN_OR_RETURN(std::optional<DataKey> key,
+                         DataKeyForRead(stream, ev.getSealedContent().getKeyVersion()));
     if (!key) {
       rep->content_state = ContentState::kErased;
     } else {

@@ -113,6 +113,7 @@ class EventStoreImpl final : public EventStore {
   absl::StatusOr<std::optional<internal::StreamMeta>> LoadMeta(absl::string_view stream);
   // The stream's data key, and whether it is new (to be written with the group).
   absl::StatusOr<std::pair<internal::DataKey, bool>> DataKeyForWrite(const std::string& stream,
+                                                                     uint32_t version,
                                                                      const Group& g);
 
   // Verify's slow path, when the indexes' digests differ from what the log implies: looks up
@@ -125,7 +126,8 @@ class EventStoreImpl final : public EventStore {
                                    const absl::flat_hash_map<std::string, StreamTally>& tallies);
 
   // Reads.
-  absl::StatusOr<std::optional<internal::DataKey>> DataKeyForRead(absl::string_view stream);
+  absl::StatusOr<std::optional<internal::DataKey>> DataKeyForRead(absl::string_view stream,
+                                                                   uint32_t version);
   absl::StatusOr<StoredEvent> MakeStoredEvent(uint64_t position, absl::string_view bytes,
                                               const ReadOptions& options);
 
@@ -179,11 +181,12 @@ class EventStoreImpl final : public EventStore {
   absl::flat_hash_map<std::string, StateHandle> states_ ABSL_GUARDED_BY(state_mu_);
   std::atomic<uint64_t> next_state_file_{0};  // names of files under DIR/ingest/
 
-  // Unwrapped data keys of streams seen since open, and the streams erased since open (whose
-  // key a read that began before the erasure must not put back into keys_).
+  // Unwrapped data keys (by content_keys row) seen since open; the streams erased and the rows
+  // expired since open, whose keys a read that began before must not put back into keys_.
   absl::Mutex keys_mu_;
   absl::flat_hash_map<std::string, internal::DataKey> keys_ ABSL_GUARDED_BY(keys_mu_);
   absl::flat_hash_set<std::string> erased_ ABSL_GUARDED_BY(keys_mu_);
+  absl::flat_hash_set<std::string> expired_ ABSL_GUARDED_BY(keys_mu_);  // rows, by retention
 };
 
 }  // namespace ihs::store

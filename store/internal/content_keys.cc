@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -13,6 +14,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/time.h"
 #include "common/big_endian.h"
 
 namespace ihs::store::internal {
@@ -128,6 +131,44 @@ std::string KeyedDigest(const SecretKey& key, absl::string_view data) {
   crypto_generichash(reinterpret_cast<uint8_t*>(out.data()), out.size(), U8(data), data.size(),
                      key.data(), key.size());
   return out;
+}
+
+uint32_t ClassKeyVersion(uint16_t channel, uint16_t type, int64_t occurred_at_micros) {
+  const int64_t year =
+      absl::ToCivilYear(absl::FromUnixMicros(occurred_at_micros), absl::UTCTimeZone()).year();
+  const uint32_t y = static_cast<uint32_t>(std::clamp<int64_t>(year, 1, (1 << 22) - 1));
+  return y << 10 | static_cast<uint32_t>(std::min<uint16_t>(channel, 31)) << 5 |
+         std::min<uint16_t>(type, 31);
+}
+
+std::optional<KeyClass> ClassOfKeyVersion(uint32_t version) {
+  if (version < (1u << 10)) return std::nullopt;
+  KeyClass c;
+  c.year = static_cast<int32_t>(version >> 10);
+  c.channel = static_cast<uint16_t>((version >> 5) & 31);
+  c.type = static_cast<uint16_t>(version & 31);
+  return c;
+}
+
+std::string ContentKeyRow(absl::string_view stream, uint32_t version) {
+  std::string row(stream);
+  if (version == kPartyKeyVersion) return row;
+  row.push_back('\0');
+  PutBigEndian32(&row, version);
+  return row;
+}
+
+bool ParseContentKeyRow(absl::string_view row, std::string* stream, uint32_t* version) {
+  const size_t zero = row.find('\0');
+  if (zero == absl::string_view::npos) {
+    *stream = std::string(row);
+    *version = kPartyKeyVersion;
+    return !row.empty();
+  }
+  if (zero == 0 || row.size() != zero + 5) return false;
+  *stream = std::string(row.substr(0, zero));
+  *version = GetBigEndian32(row.data() + zero + 1);
+  return true;
 }
 
 DataKey NewDataKey(uint32_t version) {

@@ -15,6 +15,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -47,6 +48,27 @@ struct DataKey {
   uint32_t version = 0;
   SecretKey key{};
 };
+
+// Keys by retention class (format 2): content is sealed with a key of its party, its class
+// (channel and touchpoint type) and the UTC year of its occurredAt, so that retention can delete
+// the keys of one class and year (docs/audit.md "Retention"). The version names the class:
+//   version := year << 10 | channel << 5 | type   (year 1..4,194,303; channel, type < 32)
+// Version 1 is a store's single key per party from format 1, which stays readable.
+inline constexpr uint32_t kPartyKeyVersion = 1;
+uint32_t ClassKeyVersion(uint16_t channel, uint16_t type, int64_t occurred_at_micros);
+struct KeyClass {
+  uint16_t channel = 0;
+  uint16_t type = 0;
+  int32_t year = 0;
+};
+// nullopt for version 1.
+std::optional<KeyClass> ClassOfKeyVersion(uint32_t version);
+// The row of a key in content_keys: the stream id for version 1, else stream id | 0x00 |
+// version: fixed32 BE (stream ids hold no control characters, so the rows of one stream are the
+// range [stream, stream | 0x01)).
+std::string ContentKeyRow(absl::string_view stream, uint32_t version);
+// The stream and version of a row; false if it is malformed.
+bool ParseContentKeyRow(absl::string_view row, std::string* stream, uint32_t* version);
 
 DataKey NewDataKey(uint32_t version);
 std::string WrapDataKey(const SecretKey& master, absl::string_view stream, const DataKey& key);

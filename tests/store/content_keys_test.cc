@@ -87,5 +87,30 @@ TEST_F(ContentKeysTest, DigestIsKeyed) {
   EXPECT_NE(KeyedDigest(a, "event"), KeyedDigest(a, "event2"));
 }
 
+TEST(ClassKeys, VersionsAndRowsRoundTripAndKeepPartiesApart) {
+  const uint32_t v = ClassKeyVersion(8, 3, 1720000000000000);  // chat, complaint, July 2024
+  auto c = ClassOfKeyVersion(v);
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->channel, 8);
+  EXPECT_EQ(c->type, 3);
+  EXPECT_EQ(c->year, 2024);
+  EXPECT_FALSE(ClassOfKeyVersion(kPartyKeyVersion).has_value());
+  EXPECT_NE(ClassKeyVersion(8, 3, 1690000000000000), v);  // 2023
+  EXPECT_NE(ClassKeyVersion(3, 3, 1720000000000000), v);  // email
+
+  EXPECT_EQ(ContentKeyRow("ada", kPartyKeyVersion), "ada");
+  std::string stream;
+  uint32_t version = 0;
+  ASSERT_TRUE(ParseContentKeyRow(ContentKeyRow("ada", v), &stream, &version));
+  EXPECT_EQ(stream, "ada");
+  EXPECT_EQ(version, v);
+  ASSERT_TRUE(ParseContentKeyRow("ada", &stream, &version));
+  EXPECT_EQ(version, kPartyKeyVersion);
+  EXPECT_FALSE(ParseContentKeyRow(std::string("ada\0\1", 5), &stream, &version));
+  // A party's rows sort together, before any other party whose id starts with its own.
+  EXPECT_LT(ContentKeyRow("ada", v), std::string("ada\x01"));
+  EXPECT_GT(ContentKeyRow("ada2", kPartyKeyVersion), std::string("ada\x01"));
+}
+
 }  // namespace
 }  // namespace ihs::store::internal

@@ -134,8 +134,12 @@ TEST_F(ErasureTest, TheKeysBytesLeaveEveryFileOfTheDatabase) {
   std::string wrapped;
   {
     ihs::testing::RawDb raw(dir_.Sub("data"));
-    ASSERT_TRUE(
-        raw.db->Get(rocksdb::ReadOptions(), raw.cf["content_keys"], "ada", &wrapped).ok());
+    std::unique_ptr<rocksdb::Iterator> it(
+        raw.db->NewIterator(rocksdb::ReadOptions(), raw.cf["content_keys"]));
+    it->Seek("ada");  // its one row: the key of its one class (email messages of 2023)
+    ASSERT_TRUE(it->Valid());
+    ASSERT_EQ(it->key().ToString().substr(0, 4), std::string("ada\0", 4));
+    wrapped = it->value().ToString();
   }
   ASSERT_EQ(wrapped.size(), 1u + 4 + 24 + 48);
   // The scan can see the key: it is in the files before the erasure.
@@ -153,6 +157,39 @@ TEST_F(ErasureTest, TheKeysBytesLeaveEveryFileOfTheDatabase) {
   EXPECT_EQ(Read("bob")[0].content_state(), ContentState::kOpen);
   EXPECT_EQ(std::string(Read("bob")[1].content().getText().cStr()),
             "written after, so that a live WAL is not empty");
+}
+
+TEST_F(ErasureTest, EachClassAndYearOfAPartysContentHasItsOwnKeyAndErasureTakesThemAll) {
+  constexpr int64_t k2023 = 1690000000000000, k2024 = 1720000000000000;  // July of each
+  auto add = [&](const std::string& party, Channel channel, int64_t when) {
+    return store_
+        ->Append({party,
+                  ExpectedVersion::Any(),
+                  {events_.Touchpoint(++next_id_, channel, TouchpointType::MESSAGE, "words", when)}})
+        .status();
+  };
+  IHS_ASSERT_OK(add("ada", Channel::EMAIL, k2023));
+  IHS_ASSERT_OK(add("ada", Channel::EMAIL, k2023 + 1));  // same class and year: same key
+  IHS_ASSERT_OK(add("ada", Channel::EMAIL, k2024));
+  IHS_ASSERT_OK(add("ada", Channel::CHAT, k2024));
+  IHS_ASSERT_OK(add("ada2", Channel::CHAT, k2024));  // a party whose id ada's is a prefix of
+  auto stats = store_->Stats();
+  IHS_ASSERT_OK(stats);
+  EXPECT_EQ(stats->key_count, 4u);
+  std::vector<StoredEvent> ada = Read("ada");
+  EXPECT_EQ(ada[0].event().getSealedContent().getKeyVersion(),
+            ada[1].event().getSealedContent().getKeyVersion());
+  EXPECT_NE(ada[0].event().getSealedContent().getKeyVersion(),
+            ada[2].event().getSealedContent().getKeyVersion());
+  EXPECT_NE(ada[2].event().getSealedContent().getKeyVersion(),
+            ada[3].event().getSealedContent().getKeyVersion());
+
+  IHS_ASSERT_OK(store_->Erase("ada", "asked to be forgotten", "alice"));
+  stats = store_->Stats();
+  IHS_ASSERT_OK(stats);
+  EXPECT_EQ(stats->key_count, 1u);  // ada2's
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(Read("ada")[i].content_state(), ContentState::kErased);
+  EXPECT_EQ(Read("ada2")[0].content_state(), ContentState::kOpen);
 }
 
 TEST_F(ErasureTest, RefusalsNameTheProblemAndChangeNothing) {

@@ -270,7 +270,9 @@ TEST_F(EventStoreTest, ErasedKeyLeavesTheEventButNotItsContent) {
   store_.reset();
   {
     RawDb raw(dir_.Sub("data"));
-    ASSERT_TRUE(raw.db->Delete(rocksdb::WriteOptions(), raw.cf["content_keys"], "ada").ok());
+    // Every key of the party (its rows are "ada" and "ada" | 0x00 | version).
+    ASSERT_TRUE(raw.db->DeleteRange(rocksdb::WriteOptions(), raw.cf["content_keys"], "ada",
+                                    std::string("ada\x01")).ok());
   }
   Reopen();
   auto read = store_->ReadStream("ada", 0, 1, ReadDirection::kForward);
