@@ -156,6 +156,31 @@ struct LegalHold {
   requestedBy @2 :Text;
 }
 
+struct ExpiredClass {
+  # Content of one retention class and year: the data key that sealed it.
+  channel @0 :Channel;
+  type @1 :TouchpointType;
+  year @2 :Int32;               # UTC year of the events' occurredAt
+}
+
+struct ContentExpiry {
+  # Retention erased the party's content of these classes: their data keys are deleted in the
+  # same write. Appended only by EventStore::RunRetention (`ihs retention run`).
+  expired @0 :List(ExpiredClass);
+  rules @1 :Text;               # the policy's rules that expired them, one per line
+  requestedBy @2 :Text;
+}
+
+struct RetentionRun {
+  # One run of the retention policy, on the stream "$retention": what it did, and why.
+  policy @0 :Text;              # the whole policy, as given
+  asOf @1 :Int64;               # the moment it judged expiry against (µs since the epoch)
+  parties @2 :UInt64;           # parties whose content expired
+  classes @3 :UInt64;           # data keys deleted
+  held @4 :List(Text);          # parties with expired content it left alone: under legal hold
+  requestedBy @5 :Text;
+}
+
 struct Event {
   # One immutable record of the log. Fields marked "set by the store" are rejected on input.
   id @0 :Data;                    # (JSON: hex) 16 bytes chosen by the client: the idempotency key
@@ -178,5 +203,7 @@ struct Event {
     identityLink @14 :IdentityLink;
     erasureRequest @15 :ErasureRequest;
     legalHold @16 :LegalHold;
+    contentExpiry @17 :ContentExpiry;
+    retentionRun @18 :RetentionRun;
   }
 }

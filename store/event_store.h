@@ -161,6 +161,17 @@ struct StoreStats {
   uint64_t largest_group = 0;  // most appends in one group
 };
 
+class RetentionPolicy;  // store/retention.h
+// The system stream of retention runs' events.
+inline constexpr char kRetentionStream[] = "$retention";
+
+struct RetentionReport {
+  uint64_t parties = 0;            // whose content expired
+  uint64_t classes = 0;            // data keys deleted (or, in a dry run, to delete)
+  std::vector<std::string> held;   // parties with expired content, left alone: under hold
+  std::optional<uint64_t> run_position;  // the retentionRun event (none in a dry run)
+};
+
 // Progress of a long operation: done out of total (total may grow).
 using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;
 
@@ -337,6 +348,17 @@ class EventStore {
   virtual absl::StatusOr<uint64_t> SetLegalHold(absl::string_view party, bool lift,
                                                 absl::string_view reason,
                                                 absl::string_view requested_by) = 0;
+
+  // Applies a retention policy (store/retention.h) as of `now`: for every party, the data keys
+  // of the classes and years whose content has expired are deleted, with a contentExpiry event
+  // on the party's stream in the same write; parties under legal hold are left alone and named.
+  // Then a retentionRun event on "$retention" records the run, and a compaction removes the
+  // keys' bytes. `dry_run` reports what would expire and changes nothing. Content of an expired
+  // class and year cannot be appended again (kFailedPrecondition), so no key is ever reused.
+  virtual absl::StatusOr<RetentionReport> RunRetention(const RetentionPolicy& policy,
+                                                       absl::Time now,
+                                                       absl::string_view requested_by,
+                                                       bool dry_run) = 0;
 
   // --- State families: the derived state of projections/ ------------------------------------
   // Each is a RocksDB column family of its own ("state." + name), so dropping one is cheap and

@@ -16,19 +16,25 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <map>
+#include <set>
 #include <thread>
 #include <tuple>
 #include <utility>
 
+#include "absl/algorithm/container.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/hash/hash.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/big_endian.h"
 #include "common/status_macros.h"
+#include "schema/json.h"
 #include "store/internal/codec.h"
+#include "store/retention.h"
 #include "store/internal/db_options.h"
 #include "store/internal/rocks_status.h"
 
@@ -112,6 +118,19 @@ absl::Status ValidateTouchpoint(schema::Touchpoint::Reader tp) {
   return absl::OkStatus();
 }
 
+const char* ControlKindName(schema::Event::Which kind) {
+  switch (kind) {
+    case schema::Event::ERASURE_REQUEST:
+      return "erasureRequest";
+    case schema::Event::LEGAL_HOLD:
+      return "legalHold";
+    case schema::Event::CONTENT_EXPIRY:
+      return "contentExpiry";
+    default:
+      return "retentionRun";
+  }
+}
+
 // Whether a content_keys row (internal::ContentKeyRow) is one of `stream`'s.
 bool RowOfStream(absl::string_view row, absl::string_view stream) {
   return absl::StartsWith(row, stream) &&
@@ -130,7 +149,13 @@ absl::Status CheckPartyState(absl::string_view stream, bool control, schema::Eve
     }
     return absl::OkStatus();
   }
+  if (kind == schema::Event::RETENTION_RUN) return absl::OkStatus();  // "$retention": any state
   if (!meta) return absl::NotFoundError(absl::StrCat("no such party: ", stream));
+  if (kind == schema::Event::CONTENT_EXPIRY && meta->hold_position) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("party ", stream, " is under legal hold (placed at position ",
+                     *meta->hold_position, "): its content does not expire"));
+  }
   if (meta->erased_position) {
     return absl::FailedPreconditionError(
         absl::StrCat("party ", stream, " was already erased (position ", *meta->erased_position,
@@ -180,6 +205,7 @@ struct EventStoreImpl::PreparedEvent {
   schema::Event::Which kind = schema::Event::UNSPECIFIED;
   bool lift = false;  // a legalHold event that lifts the hold
   uint32_t key_version = 0;  // of the data key that seals its content: its retention class
+  std::vector<uint32_t> expired_versions;  // a contentExpiry event: the keys it deletes
 };
 
 struct EventStoreImpl::PreparedAppend {
@@ -210,7 +236,8 @@ struct EventStoreImpl::Group {
   };
   absl::flat_hash_map<std::string, IdEntry> ids;
   absl::flat_hash_map<std::string, DataKey> new_keys;
-  std::vector<std::string> erased;  // streams whose data key the group deletes
+  std::vector<std::string> erased;  // streams whose data keys the group deletes
+  std::vector<std::string> expired;  // content_keys rows the group marks expired
   size_t writes = 0;  // writers that staged events
 };
 
@@ -549,14 +576,23 @@ absl::Status EventStoreImpl::PrepareEvent(const StreamAppend& append, size_t ind
       break;
     case schema::Event::ERASURE_REQUEST:
     case schema::Event::LEGAL_HOLD:
+    case schema::Event::CONTENT_EXPIRY:
+    case schema::Event::RETENTION_RUN:
       if (!control) {
         return fail(absl::InvalidArgumentError(absl::StrCat(
-            in.which() == schema::Event::ERASURE_REQUEST ? "erasureRequest" : "legalHold",
-            " events are made by `ihs erase` and `ihs hold` (RPC: Admin.erase, Admin.hold), "
-            "which check and change the party's data key and hold with them; a plain append "
-            "cannot carry them")));
+            ControlKindName(in.which()),
+            " events are made by `ihs erase`, `ihs hold` and `ihs retention run` (RPC: "
+            "Admin.erase, Admin.hold), which check and change the party's data keys and hold "
+            "with them; a plain append cannot carry them")));
       }
       out->lift = in.which() == schema::Event::LEGAL_HOLD && in.getLegalHold().getLift();
+      if (in.which() == schema::Event::CONTENT_EXPIRY) {
+        for (auto c : in.getContentExpiry().getExpired()) {
+          out->expired_versions.push_back(
+              internal::ClassKeyVersionOfYear(static_cast<uint16_t>(c.getChannel()),
+                                              static_cast<uint16_t>(c.getType()), c.getYear()));
+        }
+      }
       break;
     case schema::Event::UNSPECIFIED:
     default:
@@ -718,11 +754,14 @@ absl::StatusOr<std::optional<StreamMeta>> EventStoreImpl::LoadMeta(absl::string_
 absl::StatusOr<std::pair<DataKey, bool>> EventStoreImpl::DataKeyForWrite(const std::string& stream,
                                                                          uint32_t version,
                                                                          const Group& g) {
-  if (auto it = g.new_keys.find(internal::ContentKeyRow(stream, version)); it != g.new_keys.end()) {
+  const std::string row = internal::ContentKeyRow(stream, version);
+  if (auto it = g.new_keys.find(row); it != g.new_keys.end()) {
     return std::make_pair(it->second, false);
   }
-  IHS_ASSIGN_OR_RETURN(std::optional<DataKey> existing, DataKeyForRead(stream, version));
+  bool expired = absl::c_linear_search(g.expired, row);
+  IHS_ASSIGN_OR_RETURN(std::optional<DataKey> existing, DataKeyForRead(stream, version, &expired));
   if (existing) return std::make_pair(*existing, false);
+  if (expired) return absl::FailedPreconditionError("the key's content has expired");
   // The first content of this stream and class: a new data key, written with what it seals.
   return std::make_pair(internal::NewDataKey(version), true);
 }
@@ -851,9 +890,18 @@ absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::StageWriter(Writer& w,
         keys[a][i] = mine->second;
         continue;
       }
-      IHS_ASSIGN_OR_RETURN(auto k, DataKeyForWrite(stream, e.key_version, g));
-      keys[a][i] = k.first;
-      if (k.second) made.emplace_back(std::move(row), k.first);
+      absl::StatusOr<std::pair<DataKey, bool>> k = DataKeyForWrite(stream, e.key_version, g);
+      if (k.status().code() == absl::StatusCode::kFailedPrecondition) {
+        const internal::KeyClass c = *internal::ClassOfKeyVersion(e.key_version);
+        return absl::FailedPreconditionError(absl::StrCat(
+            "append to stream ", stream, ", event ", i, ": its content (",
+            schema::EnumName(static_cast<schema::Channel>(c.channel)), " ",
+            schema::EnumName(static_cast<schema::TouchpointType>(c.type)), " of ", c.year,
+            ") has expired under the retention policy; send the event without content"));
+      }
+      IHS_RETURN_IF_ERROR(k.status());
+      keys[a][i] = k->first;
+      if (k->second) made.emplace_back(std::move(row), k->first);
     }
   }
   for (auto& [row, key] : made) {
@@ -928,6 +976,19 @@ absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::StageWriter(Writer& w,
         g.batch.DeleteRange(cf_content_keys_, stream, stream + '\x01');
         absl::erase_if(g.new_keys, [&](const auto& kv) { return RowOfStream(kv.first, stream); });
         g.erased.push_back(stream);
+      } else if (e.kind == schema::Event::CONTENT_EXPIRY) {
+        // The keys' rows become markers that hold no key material: the content stays
+        // unreadable, and no later append can make a new key under the same version.
+        std::string marker(1, internal::kExpiredKeyTag);
+        PutBigEndian64(&marker, position);
+        for (uint32_t version : e.expired_versions) {
+          std::string row = internal::ContentKeyRow(stream, version);
+          g.batch.Put(cf_content_keys_, row, marker);
+          g.new_keys.erase(row);
+          g.expired.push_back(std::move(row));
+        }
+      } else if (e.kind == schema::Event::RETENTION_RUN) {
+        // nothing but the event
       } else if (e.lift) {
         m.hold_position.reset();
       } else {
@@ -980,12 +1041,16 @@ void EventStoreImpl::CommitGroup(std::vector<Writer*>& group) {
   frontier_ = g.frontier;
   last_recorded_at_ = g.recorded_at;
   next_stream_no_ = g.next_stream_no;
-  if (!g.new_keys.empty() || !g.erased.empty()) {
+  if (!g.new_keys.empty() || !g.erased.empty() || !g.expired.empty()) {
     absl::MutexLock l(&keys_mu_);
     for (auto& [row, key] : g.new_keys) keys_[row] = key;
     for (const std::string& stream : g.erased) {
       absl::erase_if(keys_, [&](const auto& kv) { return RowOfStream(kv.first, stream); });
       erased_.insert(stream);
+    }
+    for (const std::string& row : g.expired) {
+      keys_.erase(row);
+      expired_.insert(row);
     }
   }
   absl::MutexLock l(&mu_);
@@ -1000,16 +1065,25 @@ void EventStoreImpl::CommitGroup(std::vector<Writer*>& group) {
 // Reads.
 
 absl::StatusOr<std::optional<DataKey>> EventStoreImpl::DataKeyForRead(absl::string_view stream,
-                                                                     uint32_t version) {
+                                                                     uint32_t version,
+                                                                     bool* expired) {
   const std::string row = internal::ContentKeyRow(stream, version);
   {
     absl::MutexLock l(&keys_mu_);
     if (auto it = keys_.find(row); it != keys_.end()) return std::optional<DataKey>(it->second);
+    if (expired_.contains(row)) {
+      if (expired != nullptr) *expired = true;
+      return std::optional<DataKey>();
+    }
   }
   std::string wrapped;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_content_keys_, row, &wrapped);
   if (s.IsNotFound()) return std::optional<DataKey>();
   IHS_RETURN_IF_ERROR(FromRocksStatus(s, absl::StrCat("read data key of stream ", stream)));
+  if (!wrapped.empty() && wrapped[0] == internal::kExpiredKeyTag) {
+    if (expired != nullptr) *expired = true;
+    return std::optional<DataKey>();
+  }
   IHS_ASSIGN_OR_RETURN(DataKey key, internal::UnwrapDataKey(master_, stream, wrapped));
   if (key.version != version) {
     return absl::DataLossError(absl::StrCat("data key of stream ", stream, " under version ",
@@ -1461,7 +1535,9 @@ absl::StatusOr<StoreStats> EventStoreImpl::Stats() {
   {
     std::unique_ptr<rocksdb::Iterator> it(
         db_->NewIterator(rocksdb::ReadOptions(), cf_content_keys_));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) ++st.key_count;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (!it->value().empty() && it->value()[0] != internal::kExpiredKeyTag) ++st.key_count;
+    }
     IHS_RETURN_IF_ERROR(FromRocksStatus(it->status(), "count data keys"));
   }
   uint64_t sst = 0;
@@ -1762,6 +1838,95 @@ absl::StatusOr<uint64_t> EventStoreImpl::Backup(const std::string& to, bool incl
     ::close(dir_fd);
   }
   return head;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Retention.
+
+absl::StatusOr<RetentionReport> EventStoreImpl::RunRetention(const RetentionPolicy& policy,
+                                                             absl::Time now,
+                                                             absl::string_view requested_by,
+                                                             bool dry_run) {
+  if (options_.read_only && !dry_run) {
+    return absl::FailedPreconditionError("store is open for reading only");
+  }
+  if (absl::StripAsciiWhitespace(requested_by).empty()) {
+    return absl::InvalidArgumentError(
+        "a retention run needs the name of who runs it, for the audit trail");
+  }
+  // The expired keys, by party, from one pass over content_keys.
+  struct Expired {
+    std::vector<internal::KeyClass> classes;
+    std::set<std::string> rules;
+  };
+  std::map<std::string, Expired> by_party;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), cf_content_keys_));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (it->value().empty() || it->value()[0] == internal::kExpiredKeyTag) continue;
+      std::string stream;
+      uint32_t version = 0;
+      if (!internal::ParseContentKeyRow(ToView(it->key()), &stream, &version)) {
+        return absl::DataLossError("content_keys holds a malformed row");
+      }
+      const std::optional<internal::KeyClass> c = internal::ClassOfKeyVersion(version);
+      if (!c) continue;  // format 1's key of the whole party: only erasure removes it
+      const RetentionRule* rule = policy.RuleFor(c->channel, c->type);
+      if (rule == nullptr || RetentionPolicy::ExpiresAt(*rule, c->year) > now) continue;
+      Expired& e = by_party[stream];
+      e.classes.push_back(*c);
+      e.rules.insert(rule->text);
+    }
+    IHS_RETURN_IF_ERROR(FromRocksStatus(it->status(), "read content_keys"));
+  }
+  RetentionReport report;
+  for (const auto& [party, expired] : by_party) {
+    if (dry_run) {
+      ++report.parties;
+      report.classes += expired.classes.size();
+      continue;
+    }
+    absl::StatusOr<uint64_t> done = AppendControl(party, [&](schema::Event::Builder ev) {
+      auto x = ev.initContentExpiry();
+      auto list = x.initExpired(static_cast<unsigned>(expired.classes.size()));
+      for (size_t i = 0; i < expired.classes.size(); ++i) {
+        list[i].setChannel(static_cast<schema::Channel>(expired.classes[i].channel));
+        list[i].setType(static_cast<schema::TouchpointType>(expired.classes[i].type));
+        list[i].setYear(expired.classes[i].year);
+      }
+      x.setRules(absl::StrJoin(expired.rules, "\n"));
+      x.setRequestedBy(std::string(requested_by));
+    });
+    if (done.status().code() == absl::StatusCode::kFailedPrecondition) {
+      report.held.push_back(party);  // under hold (an erased party has no keys left)
+      continue;
+    }
+    IHS_RETURN_IF_ERROR(done.status());
+    ++report.parties;
+    report.classes += expired.classes.size();
+  }
+  if (dry_run) return report;
+  IHS_ASSIGN_OR_RETURN(report.run_position,
+                       AppendControl(kRetentionStream, [&](schema::Event::Builder ev) {
+                         auto r = ev.initRetentionRun();
+                         r.setPolicy(policy.text());
+                         r.setAsOf(absl::ToUnixMicros(now));
+                         r.setParties(report.parties);
+                         r.setClasses(report.classes);
+                         auto held = r.initHeld(static_cast<unsigned>(report.held.size()));
+                         for (size_t i = 0; i < report.held.size(); ++i) held.set(i, report.held[i]);
+                         r.setRequestedBy(std::string(requested_by));
+                       }));
+  if (report.classes > 0) {
+    absl::Status purged = PurgeDeletedKeys();
+    if (!purged.ok()) {
+      return absl::UnavailableError(absl::StrCat(
+          "the retention run is recorded (position ", *report.run_position,
+          "), but the compaction that removes the keys' bytes failed: ", purged.message()));
+    }
+  }
+  return report;
 }
 
 // ---------------------------------------------------------------------------------------------

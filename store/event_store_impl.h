@@ -63,6 +63,9 @@ class EventStoreImpl final : public EventStore {
   absl::StatusOr<std::vector<tlog::Hash>> ConsistencyProof(uint64_t old_size,
                                                            uint64_t new_size) override;
   absl::StatusOr<uint64_t> Backup(const std::string& to, bool include_master_key) override;
+  absl::StatusOr<RetentionReport> RunRetention(const RetentionPolicy& policy, absl::Time now,
+                                               absl::string_view requested_by,
+                                               bool dry_run) override;
   absl::StatusOr<uint64_t> Erase(absl::string_view party, absl::string_view reason,
                                  absl::string_view requested_by) override;
   absl::StatusOr<uint64_t> SetLegalHold(absl::string_view party, bool lift,
@@ -126,8 +129,10 @@ class EventStoreImpl final : public EventStore {
                                    const absl::flat_hash_map<std::string, StreamTally>& tallies);
 
   // Reads.
+  // nullopt: no key, or (`expired` set) one that retention deleted.
   absl::StatusOr<std::optional<internal::DataKey>> DataKeyForRead(absl::string_view stream,
-                                                                   uint32_t version);
+                                                                   uint32_t version,
+                                                                   bool* expired = nullptr);
   absl::StatusOr<StoredEvent> MakeStoredEvent(uint64_t position, absl::string_view bytes,
                                               const ReadOptions& options);
 

@@ -83,6 +83,16 @@ void TouchEvent(schema::Event::Reader e) {
       (void)e.getLegalHold().getReason().size();
       (void)e.getLegalHold().getRequestedBy().size();
       break;
+    case schema::Event::CONTENT_EXPIRY:
+      (void)e.getContentExpiry().getExpired().size();
+      (void)e.getContentExpiry().getRules().size();
+      (void)e.getContentExpiry().getRequestedBy().size();
+      break;
+    case schema::Event::RETENTION_RUN:
+      (void)e.getRetentionRun().getPolicy().size();
+      for (auto h : e.getRetentionRun().getHeld()) (void)h.size();
+      (void)e.getRetentionRun().getRequestedBy().size();
+      break;
     default:
       break;  // a newer kind: its fields are not read by this build
   }

@@ -133,12 +133,17 @@ std::string KeyedDigest(const SecretKey& key, absl::string_view data) {
   return out;
 }
 
-uint32_t ClassKeyVersion(uint16_t channel, uint16_t type, int64_t occurred_at_micros) {
-  const int64_t year =
-      absl::ToCivilYear(absl::FromUnixMicros(occurred_at_micros), absl::UTCTimeZone()).year();
+uint32_t ClassKeyVersionOfYear(uint16_t channel, uint16_t type, int32_t year) {
   const uint32_t y = static_cast<uint32_t>(std::clamp<int64_t>(year, 1, (1 << 22) - 1));
   return y << 10 | static_cast<uint32_t>(std::min<uint16_t>(channel, 31)) << 5 |
          std::min<uint16_t>(type, 31);
+}
+
+uint32_t ClassKeyVersion(uint16_t channel, uint16_t type, int64_t occurred_at_micros) {
+  const int64_t year =
+      absl::ToCivilYear(absl::FromUnixMicros(occurred_at_micros), absl::UTCTimeZone()).year();
+  return ClassKeyVersionOfYear(channel, type,
+                               static_cast<int32_t>(std::clamp<int64_t>(year, 1, (1 << 22) - 1)));
 }
 
 std::optional<KeyClass> ClassOfKeyVersion(uint32_t version) {

@@ -56,6 +56,10 @@ struct DataKey {
 // Version 1 is a store's single key per party from format 1, which stays readable.
 inline constexpr uint32_t kPartyKeyVersion = 1;
 uint32_t ClassKeyVersion(uint16_t channel, uint16_t type, int64_t occurred_at_micros);
+uint32_t ClassKeyVersionOfYear(uint16_t channel, uint16_t type, int32_t year);
+// The value of a row whose key retention deleted: this tag, then the position (fixed64 BE) of
+// the contentExpiry event. It holds no key material, and keeps the version from being reused.
+inline constexpr char kExpiredKeyTag = '\x02';
 struct KeyClass {
   uint16_t channel = 0;
   uint16_t type = 0;

@@ -51,15 +51,7 @@ class ErasureTest : public ::testing::Test {
   }
 
   // Every byte of every file under DIR/db (SST, WAL, MANIFEST, LOG, OPTIONS).
-  std::string AllFileBytes() {
-    std::string all;
-    for (const auto& entry : std::filesystem::recursive_directory_iterator(dir_.Sub("data/db"))) {
-      if (!entry.is_regular_file()) continue;
-      std::ifstream f(entry.path(), std::ios::binary);
-      all.append(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-    }
-    return all;
-  }
+  std::string AllFileBytes() { return ihs::testing::AllFileBytes(dir_.Sub("data/db")); }
 
   // Checks that nothing the store holds changed since `before` (the stored bytes of the log).
   void ExpectUnchanged(const std::vector<std::string>& before) {

@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
 
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <string>
@@ -43,6 +46,18 @@ inline std::vector<std::string> AllStoredBytes(store::EventStore& store) {
   if (!all.ok()) return out;
   for (const auto& e : *all) out.emplace_back(e.bytes());
   return out;
+}
+
+// Every byte of every file under `dir` (a store's db/: SST, WAL, MANIFEST, LOG, OPTIONS): what a
+// test scans for bytes that must be gone.
+inline std::string AllFileBytes(const std::string& dir) {
+  std::string all;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    std::ifstream f(entry.path(), std::ios::binary);
+    all.append(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  }
+  return all;
 }
 
 }  // namespace ihs::testing

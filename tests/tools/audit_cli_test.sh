@@ -180,6 +180,26 @@ check "head of the copy" 0 "$ihs" audit head --data "$tmp/bk" --out "$tmp/hb"
 check "the copy extends the heads kept" 0 "$ihs" audit verify-head "$tmp/h1" "$tmp/hb" --data "$tmp/bk"
 check "the copy signs as the store" 0 "$verify" head "$tmp/key" "$tmp/hb"
 
+# Retention: content of a class and year expires by its data key; a held party keeps its own.
+check "a store for retention" 0 "$ihs" append --data "$tmp/ret" <"$sample"
+printf '# the sample is of October 2026\nchannel=chat 1y\nchannel=letter type=message 10y\n' >"$tmp/policy"
+check "hold chloe" 0 "$ihs" hold customer-chloe --data "$tmp/ret" --reason "case 3" --by legal
+check "retention dry run" 0 "$ihs" retention run --policy "$tmp/policy" --data "$tmp/ret" --now 2028-06-01T00:00:00Z --dry-run --json
+expect_in "dry run counts" "$tmp/out" '"dryRun":true'
+check "retention run" 0 "$ihs" retention run --policy "$tmp/policy" --data "$tmp/ret" --now 2028-06-01T00:00:00Z --by dpo
+expect_in "retention reports" "$tmp/out" "expired"
+expect_in "the held party is named" "$tmp/out" "held: customer-chloe"
+check "chloe's chat is kept" 0 "$ihs" read customer-chloe --data "$tmp/ret"
+expect_in "held content still open" "$tmp/out" "chat       inbound    request"
+if grep -q "chat .*\[erased\]" "$tmp/out"; then failed=$((failed + 1)); echo "FAIL: a held party's content expired"; else passed=$((passed + 1)); fi
+check "the trail of the run" 0 "$ihs" read '$retention' --data "$tmp/ret"
+expect_in "run recorded" "$tmp/out" "retention run by dpo"
+check "retention run, too early" 0 "$ihs" retention run --policy "$tmp/policy" --data "$tmp/ret" --now 2026-12-01T00:00:00Z --json
+expect_in "nothing expires early" "$tmp/out" '"keys":0'
+check "retention with a bad policy (2)" 2 "$ihs" retention run --policy "$tmp/key" --data "$tmp/ret"
+expect_in "names the line" "$tmp/err" "retention policy, line 1"
+check "the store still verifies" 0 "$ihs" verify --data "$tmp/ret"
+
 # Over RPC: only an admin token erases, and the trail names the token's holder.
 ihsd=$(dirname "$ihs")/ihsd
 check "admin token" 0 "$ihs" token new --tokens "$tmp/tokens" --role admin --name dpo-admin

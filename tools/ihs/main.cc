@@ -11,6 +11,7 @@
 //   ihs audit pubkey|head|prove-event|verify-head|verify-party|replay|export --data DIR ...
 //   ihs audit verify-export FILE [--key KEYFILE]                         (docs/audit.md)
 //   ihs backup WHERE --to DIR [--with-master-key] [--json]
+//   ihs retention run --policy FILE --data DIR [--now TIME] [--by NAME] [--dry-run] [--json]
 //   ihs erase PARTY --reason TEXT [--by NAME] WHERE [--json]
 //   ihs hold  PARTY --reason TEXT [--lift] [--by NAME] WHERE [--json]
 //
@@ -42,6 +43,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "nlohmann/json.hpp"
 #include "absl/time/clock.h"
 #include "bench/workload/generator.h"
@@ -61,6 +63,7 @@
 #include "projections/timeline/replay.h"
 #include "projections/timeline/timeline.h"
 #include "store/audit.h"
+#include "store/retention.h"
 
 namespace ihs::tools {
 namespace {
@@ -194,6 +197,25 @@ class EventPrinter {
                             ev.getLegalHold().getRequestedBy().cStr(), ": ",
                             ev.getLegalHold().getReason().cStr());
         break;
+      case schema::Event::CONTENT_EXPIRY: {
+        std::vector<std::string> classes;
+        for (auto c : ev.getContentExpiry().getExpired()) {
+          classes.push_back(absl::StrCat(schema::EnumName(c.getChannel()), " ",
+                                         schema::EnumName(c.getType()), " of ", c.getYear()));
+        }
+        what = absl::StrCat("content expired (", absl::StrJoin(classes, ", "), ") by ",
+                            ev.getContentExpiry().getRequestedBy().cStr(), ": ",
+                            absl::StrReplaceAll(ev.getContentExpiry().getRules().cStr(),
+                                                {{"\n", "; "}}));
+        break;
+      }
+      case schema::Event::RETENTION_RUN: {
+        auto r = ev.getRetentionRun();
+        what = absl::StrCat("retention run by ", r.getRequestedBy().cStr(), ": ", r.getClasses(),
+                            " keys of ", r.getParties(), " parties expired, ", r.getHeld().size(),
+                            " held");
+        break;
+      }
       default:
         what = absl::StrCat("type#", static_cast<int>(ev.which()));
     }
@@ -1399,6 +1421,48 @@ int AuditReplay(const Common& c, const ReplayArgs& a) {
   return kExitOk;
 }
 
+// ihs retention run: the retention policy applied as of now (EventStore::RunRetention).
+struct RetentionArgs {
+  std::string policy_file;
+  std::string now;  // RFC 3339; default: now
+  std::string by;
+  bool dry_run = false;
+};
+
+int RetentionRun(const Common& c, const RetentionArgs& a) {
+  absl::StatusOr<std::string> text = ReadFile(a.policy_file, "retention policy");
+  if (!text.ok()) return Fail(text.status());
+  absl::StatusOr<store::RetentionPolicy> policy = store::RetentionPolicy::Parse(*text);
+  if (!policy.ok()) return Fail(policy.status());
+  absl::Time now = absl::Now();
+  if (!a.now.empty()) {
+    absl::StatusOr<int64_t> t = ParseTimeFlag("--now", a.now);
+    if (!t.ok()) return Fail(t.status());
+    now = absl::FromUnixMicros(*t);
+  }
+  absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, !a.dry_run);
+  if (!st.ok()) return FailOpen(st.status());
+  const std::string by = a.by.empty() ? LoginName() : a.by;
+  absl::StatusOr<store::RetentionReport> report = (*st)->RunRetention(*policy, now, by, a.dry_run);
+  if (!report.ok()) return Fail(report.status());
+  if (c.json) {
+    nlohmann::json j = {{"dryRun", a.dry_run},   {"parties", report->parties},
+                        {"keys", report->classes}, {"held", report->held},
+                        {"requestedBy", by}};
+    if (report->run_position) j["position"] = *report->run_position;
+    std::cout << j.dump() << "\n";
+    return kExitOk;
+  }
+  absl::PrintF("%s%d data keys of %d parties %s; %d parties under legal hold left alone%s\n",
+               a.dry_run ? "dry run: " : "", report->classes, report->parties,
+               a.dry_run ? "would expire" : "expired", report->held.size(),
+               report->run_position
+                   ? absl::StrCat("; recorded at position ", *report->run_position)
+                   : std::string());
+  for (const std::string& p : report->held) absl::PrintF("  held: %s\n", p);
+  return kExitOk;
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{"ihs: the interaction history store's command line"};
   app.require_subcommand(1);
@@ -1580,6 +1644,20 @@ int Main(int argc, char** argv) {
   backup->add_flag("--with-master-key", backup_args.with_master_key,
                    "copy the master key into it too (then the copy alone opens everything)");
 
+  RetentionArgs retention_args;
+  auto* retention = app.add_subcommand("retention", "content retention by channel and type");
+  retention->require_subcommand(1);
+  auto* retention_run = retention->add_subcommand(
+      "run", "erase the content whose retention has passed (parties under legal hold excepted)");
+  add_common(retention_run, true);
+  retention_run->add_option("--policy", retention_args.policy_file,
+                            "the policy file: lines such as `channel=chat 2y` (docs/audit.md)")
+      ->required();
+  retention_run->add_option("--now", retention_args.now,
+                            "judge expiry as of this moment (RFC 3339; default: now)");
+  retention_run->add_option("--by", retention_args.by, "who runs it, for the trail (default: $USER)");
+  retention_run->add_flag("--dry-run", retention_args.dry_run, "report what would expire; change nothing");
+
   PartyControlArgs control_args;
   auto add_control = [&](CLI::App* sub) {
     add_where(sub);
@@ -1614,6 +1692,7 @@ int Main(int argc, char** argv) {
   if (*proj_rebuild) return ProjectionsRebuild(common, rebuild_name);
   if (*timeline) return Timeline(common, tl_args);
   if (*backup) return Backup(common, backup_args);
+  if (*retention_run) return RetentionRun(common, retention_args);
   if (*erase) return PartyControl(common, control_args, /*erase=*/true);
   if (*hold) return PartyControl(common, control_args, /*erase=*/false);
   if (*audit_replay) return AuditReplay(common, replay_args);  // opens the store itself
