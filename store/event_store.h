@@ -15,7 +15,8 @@
 //   by event id.
 // - Concurrent appends are served by one group-commit writer: one sync serves every append that
 //   was waiting (docs/impl.md).
-// - Personal content (schema Event.content) is sealed with the stream's data key before it is
+// - Personal content (schema Event.content) is sealed with a data key of the stream (one per
+//   retention class and year: docs/format.md) before it is
 //   written; reads open it again when asked.
 // - Every event is a leaf of an RFC 9162 Merkle tree over the global log; Root(n) costs O(log n).
 //
@@ -105,7 +106,7 @@ enum class ContentState {
   kNone,    // the event carries no content
   kSealed,  // not opened (ReadOptions::open_content was false)
   kOpen,    // opened: StoredEvent::content() holds it
-  kErased,  // the stream's data key is gone (the party was erased)
+  kErased,  // the data key is gone (the party was erased, or retention expired the content)
 };
 
 // One event as stored. Owns its bytes and the reader over them together, so a reader can never
@@ -151,7 +152,7 @@ struct StreamInfo {
 struct StoreStats {
   uint64_t event_count = 0;  // the log's size: the next position
   uint64_t stream_count = 0;
-  uint64_t key_count = 0;   // data keys (streams with personal content, not erased)
+  uint64_t key_count = 0;   // data keys (of streams' content classes; not erased or expired)
   uint64_t disk_bytes = 0;  // live SST + WAL bytes reported by RocksDB
   std::string root_hash;    // Merkle root over the whole log, 32 bytes
   uint32_t format_version = 0;

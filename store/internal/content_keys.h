@@ -1,7 +1,8 @@
 // Crypto of personal content (DESIGN.md decision 5), all through libsodium:
 // - the master key: 32 random bytes in a file outside the database (64 hex characters and a
 //   newline, mode 0600), created when a new store is created;
-// - a per-stream data key (32 random bytes), stored in the content_keys column family wrapped
+// - per-stream data keys (32 random bytes; one per retention class and year, below), stored in
+//   the content_keys column family wrapped
 //   by the master key with XChaCha20-Poly1305:
 //     value := format: u8 (=1) | key_version: fixed32 BE | nonce: 24 bytes | wrapped: 48 bytes
 //     additional data := "ihs-dek-v1" | key_version: fixed32 BE | stream id

@@ -161,6 +161,9 @@ if grep -q '"text"' "$tmp/out"; then
 else
   passed=$((passed + 1))
 fi
+grep '"customer-ada"' "$sample" | grep '"content"' | head -1 | sed 's/"5a3e0000/"5a400000/' >"$tmp/ada-again.jsonl"
+check "content for an erased party (7)" 7 "$ihs" append --data "$data" <"$tmp/ada-again.jsonl"
+expect_in "says the party was erased" "$tmp/err" "cannot carry personal content"
 check "erase twice (7)" 7 "$ihs" erase customer-ada --data "$data" --reason "again"
 expect_in "already erased" "$tmp/err" "already erased (position 48)"
 check "the log still verifies" 0 "$ihs" verify --data "$data"

@@ -21,7 +21,8 @@
 // Events are JSON in and out through capnp::JsonCodec over schema/event.capnp (schema/json.h).
 // Exit codes (docs/cli.md): 0 ok, 1 usage, 2 bad input, 3 version conflict, 4 integrity failure,
 // 5 store or server unavailable, 6 refused by the server (no such token, or not the role's),
-// 7 refused by the party's state (under legal hold, already erased, not held).
+// 7 refused by the party's state (under legal hold, already erased, not held; content for an
+// erased party or of an expired class).
 #include <capnp/message.h>
 #include <capnp/schema.h>
 #include <sys/resource.h>
@@ -95,6 +96,8 @@ int ExitCodeFor(const absl::Status& s) {
     case absl::StatusCode::kUnauthenticated:
     case absl::StatusCode::kPermissionDenied:
       return kExitRefused;
+    case absl::StatusCode::kFailedPrecondition:  // stores that cannot open go through FailOpen
+      return kExitPartyState;
     default:
       return kExitUnavailable;
   }
@@ -701,14 +704,7 @@ int PartyControl(const Common& c, const PartyControlArgs& a, bool erase) {
     position = erase ? (*st)->Erase(a.party, a.reason, by)
                      : (*st)->SetLegalHold(a.party, a.lift, a.reason, by);
   }
-  if (!position.ok()) {
-    // The store and ihsd say kFailedPrecondition for a party whose state forbids the change.
-    if (position.status().code() == absl::StatusCode::kFailedPrecondition) {
-      std::cerr << "ihs: " << position.status().message() << "\n";
-      return kExitPartyState;
-    }
-    return Fail(position.status());
-  }
+  if (!position.ok()) return Fail(position.status());
   const char* what = erase ? "erased" : (a.lift ? "hold lifted" : "held");
   if (c.json) {
     nlohmann::json j = {{"party", a.party}, {"action", what},    {"position", *position},
@@ -1714,6 +1710,7 @@ int Main(int argc, char** argv) {
     if (*audit_verify_head) r = AuditVerifyHead(s, audit_old, audit_new, audit_out, common.json);
     if (*audit_verify_party) r = AuditVerifyParty(s, audit_party, audit_head_file, common.json);
     if (*audit_export) r = AuditExport(s, export_party, audit_out, common.json);
+    if (r.code() == absl::StatusCode::kFailedPrecondition) return FailOpen(r);  // no signing key
     return r.ok() ? kExitOk : Fail(r);
   }
   return kExitUsage;
