@@ -210,10 +210,7 @@ atok=$(cat "$tmp/out")
 check "auditor token" 0 "$ihs" token new --tokens "$tmp/tokens" --role auditor --name auditor-1
 utok=$(cat "$tmp/out")
 check "append to the served store" 0 "$ihs" append --data "$tmp/served" <"$sample"
-"$ihsd" --data "$tmp/served" --listen 127.0.0.1:0 --tokens "$tmp/tokens" >"$tmp/ihsd.out" 2>"$tmp/ihsd.err" &
-ihsd_pid=$!
-for _ in $(seq 100); do grep -q ready "$tmp/ihsd.out" && break; sleep 0.1; done
-addr=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$tmp/ihsd.out" | cut -d' ' -f3)
+start_ihsd "$ihsd" "$tmp/served" "$tmp/tokens"
 check "an auditor may not erase (6)" 6 "$ihs" erase customer-ada --connect "$addr" --token "$utok" --reason "asked"
 check "--by is for --data only (2)" 2 "$ihs" erase customer-ada --connect "$addr" --token "$atok" --reason "asked" --by me
 check "hold over RPC" 0 "$ihs" hold customer-ada --connect "$addr" --token "$atok" --reason "case 9"

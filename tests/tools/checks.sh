@@ -28,3 +28,9 @@ expect_in() {  # expect_in NAME FILE TEXT
     head -5 "$2" | sed 's/^/  /'
   fi
 }
+start_ihsd() {  # start_ihsd IHSD DATA TOKENS: an ihsd on a free loopback port; sets $ihsd_pid, $addr
+  "$1" --data "$2" --listen 127.0.0.1:0 --tokens "$3" >"$tmp/ihsd.out" 2>"$tmp/ihsd.err" &
+  ihsd_pid=$!
+  for _ in $(seq 100); do grep -q ready "$tmp/ihsd.out" && break; sleep 0.1; done
+  addr=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$tmp/ihsd.out" | cut -d' ' -f3)
+}

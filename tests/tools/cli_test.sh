@@ -132,10 +132,7 @@ wtok=$(grep -o '"token":"[0-9a-f]*"' "$tmp/out" | cut -d'"' -f4)
 check "admin token" 0 "$ihs" token new --tokens "$tmp/tokens" --role admin --name cli-admin
 atok=$(cat "$tmp/out")
 expect_in "only hashes are stored" <(grep -c "$rtok\|$wtok\|$atok" "$tmp/tokens") "0"
-"$ihsd" --data "$tmp/served" --listen 127.0.0.1:0 --tokens "$tmp/tokens" >"$tmp/ihsd.out" 2>"$tmp/ihsd.err" &
-ihsd_pid=$!
-for _ in $(seq 100); do grep -q ready "$tmp/ihsd.out" && break; sleep 0.1; done
-addr=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$tmp/ihsd.out" | cut -d' ' -f3)
+start_ihsd "$ihsd" "$tmp/served" "$tmp/tokens"
 check "append over RPC" 0 "$ihs" append --connect "$addr" --token "$wtok" <"$sample"
 check "read over RPC" 0 "$ihs" read --connect "$addr" --token "$rtok" customer-ada
 cp "$tmp/out" "$tmp/remote.txt"

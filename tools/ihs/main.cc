@@ -628,17 +628,18 @@ int Backup(const Common& c, const BackupArgs& a) {
     size = (*st)->Backup(a.to, a.with_master_key);
   }
   if (!size.ok()) return Fail(size.status());
-  // The copy must open and verify on its own: with its own master key, or the one given.
+  // The copy must open and verify on its own, with its own master key, the one given, or (from
+  // a data directory) the original's; over RPC without either, there is no key to open it with.
   Common copy = c;
   copy.connect.clear();
   copy.data = a.to;
-  if (a.with_master_key) copy.master_key.clear();
-  const bool key_known = a.with_master_key || !c.master_key.empty() || c.connect.empty();
-  if (!a.with_master_key && c.connect.empty() && c.master_key.empty()) {
+  if (a.with_master_key) {
+    copy.master_key.clear();  // the copy's own
+  } else if (c.master_key.empty() && c.connect.empty()) {
     copy.master_key = (std::filesystem::path(c.data) / "master.key").string();
   }
   nlohmann::json j = {{"to", a.to}, {"sizeAtStart", *size}};
-  if (!key_known) {
+  if (!a.with_master_key && copy.master_key.empty()) {
     if (c.json) {
       j["verified"] = false;
       std::cout << j.dump() << "\n";
