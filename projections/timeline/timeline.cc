@@ -1,5 +1,7 @@
 #include "projections/timeline/timeline.h"
 
+#include "projections/timeline/entry.h"
+
 #include <capnp/serialize-packed.h>
 #include <kj/io.h>
 
@@ -294,8 +296,8 @@ int32_t DayOf(int64_t t) {
 class TimelineProjection final : public Projection {
  public:
   absl::string_view name() const override { return kName; }
-  // 2: records packed.
-  uint32_t version() const override { return 2; }
+  // 2: records packed. 3: entries in their own form (entry.h), not Cap'n Proto.
+  uint32_t version() const override { return 3; }
 
   absl::Status Apply(const store::StoredEvent& stored, Txn& txn) override {
     const schema::Event::Reader ev = stored.event();
@@ -445,24 +447,23 @@ class TimelineProjection final : public Projection {
   absl::Status UpdateEntry(const std::string& key, Txn& txn, F&& change) {
     IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, txn.Get(key));
     if (!v) return absl::DataLossError("timeline state: a thread names an entry that is missing");
-    Record rec(*v);
-    IHS_ASSIGN_OR_RETURN(auto r, rec.Root<schema::TimelineEntry>());
-    capnp::MallocMessageBuilder m;
-    m.setRoot(r);
-    auto b = m.getRoot<schema::TimelineEntry>();
-    change(b);
-    txn.Put(key, Encode(m));
+    IHS_ASSIGN_OR_RETURN(Entry e, DecodeEntry(*v));
+    change(e);
+    txn.Put(key, EncodeEntry(e));
     return absl::OkStatus();
   }
 
-  static void SetAnswer(schema::Answer::Builder a, const Member& reply, int64_t occurred) {
-    a.setReplyPosition(reply.position);
-    a.setReplyEventId(AsData(reply.id));
-    a.setReplyChannel(reply.channel);
-    a.setRepliedAt(reply.occurred);
-    a.setWallSeconds((reply.occurred - occurred) / kMicrosPerSecond);
-    a.setServiceSeconds(ServiceHours::Default().Between(occurred, reply.occurred) /
-                        kMicrosPerSecond);
+  // Marks `e` answered by `reply`.
+  static void SetAnswer(Entry& e, const Member& reply) {
+    e.response = Entry::Response::kAnswered;
+    Entry::Answer& a = e.answer;
+    a.reply_position = reply.position;
+    a.reply_event_id = reply.id;
+    a.reply_channel = reply.channel;
+    a.replied_at = reply.occurred;
+    a.wall_seconds = (reply.occurred - e.occurred_at) / kMicrosPerSecond;
+    a.service_seconds =
+        ServiceHours::Default().Between(e.occurred_at, reply.occurred) / kMicrosPerSecond;
   }
 
   static void Count(PartyState& p, Channel channel, Direction d, int64_t occurred, float sentiment,
@@ -497,24 +498,23 @@ class TimelineProjection final : public Projection {
     IHS_ASSIGN_OR_RETURN(const std::string thread, ThreadName(party, ev, txn));
     const bool waits = WaitsForAnswer(t.getDirection(), t.getType());
 
-    capnp::MallocMessageBuilder m(256);
-    auto e = m.initRoot<schema::TimelineEntry>();
-    e.setPosition(position);
-    e.setEventId(ev.getId());
-    e.setOccurredAt(occurred);
-    e.setRecordedAt(ev.getRecordedAt());
-    e.setChannel(t.getChannel());
-    e.setDirection(t.getDirection());
-    e.setType(t.getType());
-    e.setSentiment(t.getSentiment());
-    if (t.hasTopics()) e.setTopics(t.getTopics());
-    e.setThread(thread);
-    e.setInReplyTo(t.getInReplyTo());
-    e.setCounterpart(t.getCounterpart());
-    e.setCampaignId(t.getCampaignId());
-    e.setAudienceSize(t.getAudienceSize());
-    e.setSourceSystem(ev.getSourceSystem());
-    e.setCompanyReply(company_reply);
+    Entry e;
+    e.position = position;
+    e.event_id = std::string(View(ev.getId()));
+    e.occurred_at = occurred;
+    e.recorded_at = ev.getRecordedAt();
+    e.channel = t.getChannel();
+    e.direction = t.getDirection();
+    e.type = t.getType();
+    e.sentiment = t.getSentiment();
+    for (auto topic : t.getTopics()) e.topics.emplace_back(View(topic));
+    e.thread = thread;
+    e.in_reply_to = std::string(View(t.getInReplyTo()));
+    e.counterpart = std::string(View(t.getCounterpart()));
+    e.campaign_id = std::string(View(t.getCampaignId()));
+    e.audience_size = t.getAudienceSize();
+    e.source_system = std::string(View(ev.getSourceSystem()));
+    e.company_reply = company_reply;
     Count(*p, t.getChannel(), t.getDirection(), occurred, t.getSentiment(), +1);
 
     Member self;
@@ -522,7 +522,7 @@ class TimelineProjection final : public Projection {
     self.occurred = occurred;
     self.position = position;
     self.channel = t.getChannel();
-    self.id = std::string(View(ev.getId()));
+    self.id = e.event_id;
     if (!thread.empty() && (waits || company_reply)) {
       IHS_ASSIGN_OR_RETURN(Thread * th, ThreadOf(ThreadKey(party, thread), txn));
       if (waits) {
@@ -536,14 +536,13 @@ class TimelineProjection final : public Projection {
           }
         }
         if (best) {
-          SetAnswer(e.getResponse().initAnswered(), *best, occurred);
+          SetAnswer(e, *best);
           self.answered = true;
           self.ans_occurred = best->occurred;
           self.ans_position = best->position;
-          p->responses[position] = {e.getResponse().getAnswered().getWallSeconds(),
-                                    e.getResponse().getAnswered().getServiceSeconds()};
+          p->responses[position] = {e.answer.wall_seconds, e.answer.service_seconds};
         } else {
-          e.getResponse().setOpen();
+          e.response = Entry::Response::kOpen;
           p->open[position] = {self.id, t.getChannel(), t.getType(), occurred};
         }
       } else {
@@ -560,12 +559,12 @@ class TimelineProjection final : public Projection {
           in.ans_position = position;
           bool retracted = false;
           int64_t wall = 0, service = 0;
-          IHS_RETURN_IF_ERROR(UpdateEntry(
-              EntryKey(party, in.occurred, in.position), txn, [&](schema::TimelineEntry::Builder b) {
-                SetAnswer(b.getResponse().initAnswered(), self, in.occurred);
-                retracted = b.hasRetractedBy();
-                wall = b.getResponse().getAnswered().getWallSeconds();
-                service = b.getResponse().getAnswered().getServiceSeconds();
+          IHS_RETURN_IF_ERROR(
+              UpdateEntry(EntryKey(party, in.occurred, in.position), txn, [&](Entry& b) {
+                SetAnswer(b, self);
+                retracted = !b.retracted_by.empty();
+                wall = b.answer.wall_seconds;
+                service = b.answer.service_seconds;
               }));
           p->open.erase(in.position);
           if (!retracted) p->responses[in.position] = {wall, service};
@@ -573,7 +572,7 @@ class TimelineProjection final : public Projection {
       }
       th->push_back(std::move(self));
     } else if (waits) {
-      e.getResponse().setOpen();  // no thread: nothing can answer it
+      e.response = Entry::Response::kOpen;  // no thread: nothing can answer it
       p->open[position] = {std::string(View(ev.getId())), t.getChannel(), t.getType(), occurred};
     }
 
@@ -591,7 +590,7 @@ class TimelineProjection final : public Projection {
         const auto ct = cause->event().getTouchpoint();
         if (WaitsForAnswer(ct.getDirection(), ct.getType()) &&
             ct.getChannel() != t.getChannel()) {
-          SetSwitch(e.initSwitchFrom(), cause->event(), cause->position());
+          SetSwitch(e, cause->event(), cause->position());
           ++p->switches;
         }
       } else if (!cause) {
@@ -604,18 +603,18 @@ class TimelineProjection final : public Projection {
         txn.Put(absl::StrCat("P", View(ev.getCausationId())), std::move(effect));
       }
     }
-    txn.Put(EntryKey(party, occurred, position), Encode(m));
+    txn.Put(EntryKey(party, occurred, position), EncodeEntry(e));
     if (waits) IHS_RETURN_IF_ERROR(MarkLateSwitch(stored, txn));
     return absl::OkStatus();
   }
 
-  static void SetSwitch(schema::SwitchFrom::Builder s, schema::Event::Reader cause,
-                        uint64_t position) {
-    s.setParty(cause.getStreamId());
-    s.setEventId(cause.getId());
-    s.setChannel(cause.getTouchpoint().getChannel());
-    s.setOccurredAt(cause.getOccurredAt());
-    s.setPosition(position);
+  static void SetSwitch(Entry& e, schema::Event::Reader cause, uint64_t position) {
+    e.has_switch = true;
+    e.switch_from.party = std::string(View(cause.getStreamId()));
+    e.switch_from.event_id = std::string(View(cause.getId()));
+    e.switch_from.channel = cause.getTouchpoint().getChannel();
+    e.switch_from.occurred_at = cause.getOccurredAt();
+    e.switch_from.position = position;
   }
 
   // A message that an earlier event already followed up on (key "P" | its id, written above).
@@ -635,9 +634,8 @@ class TimelineProjection final : public Projection {
     if (channel == ev.getTouchpoint().getChannel()) return absl::OkStatus();
     std::string entry = PartyKey('E', party);
     entry.append(rest, 16);
-    IHS_RETURN_IF_ERROR(UpdateEntry(entry, txn, [&](schema::TimelineEntry::Builder b) {
-      SetSwitch(b.initSwitchFrom(), ev, cause.position());
-    }));
+    IHS_RETURN_IF_ERROR(
+        UpdateEntry(entry, txn, [&](Entry& b) { SetSwitch(b, ev, cause.position()); }));
     IHS_ASSIGN_OR_RETURN(PartyState * p, Party(party, txn));
     ++p->switches;
     return absl::OkStatus();
@@ -654,25 +652,28 @@ class TimelineProjection final : public Projection {
     IHS_ASSIGN_OR_RETURN(PartyState * p, Party(party, txn));
     return UpdateEntry(
         EntryKey(party, target.event().getOccurredAt(), pos), txn,
-        [&](schema::TimelineEntry::Builder b) {
-          const bool was_retracted = b.hasRetractedBy();
+        [&](Entry& b) {
+          const bool was_retracted = !b.retracted_by.empty();
           if (retraction) {
             if (was_retracted) return;
-            b.setRetractedBy(AsData(id));
-            Count(*p, b.getChannel(), b.getDirection(), b.getOccurredAt(), b.getSentiment(), -1);
+            b.retracted_by = id;
+            Count(*p, b.channel, b.direction, b.occurred_at, b.sentiment, -1);
             p->open.erase(pos);
             p->responses.erase(pos);
             return;
           }
-          b.setCorrectedBy(AsData(id));
+          b.corrected_by = id;
           if (!std::isnan(t.getSentiment())) {
             if (!was_retracted) {
-              Sentiment(*p, b.getOccurredAt(), b.getSentiment(), -1);
-              Sentiment(*p, b.getOccurredAt(), t.getSentiment(), +1);
+              Sentiment(*p, b.occurred_at, b.sentiment, -1);
+              Sentiment(*p, b.occurred_at, t.getSentiment(), +1);
             }
-            b.setSentiment(t.getSentiment());
+            b.sentiment = t.getSentiment();
           }
-          if (t.getTopics().size() > 0) b.setTopics(t.getTopics());
+          if (t.getTopics().size() > 0) {
+            b.topics.clear();
+            for (auto topic : t.getTopics()) b.topics.emplace_back(View(topic));
+          }
         });
   }
 
@@ -752,25 +753,24 @@ absl::Status ReadPage(const StateView& view, const Query& q, capnp::MessageBuild
     PutTime(&from, q.from);
   }
   PutTime(&to, q.to);
-  std::vector<std::unique_ptr<Record>> records;
+  std::vector<Entry> entries;
   std::string next;
   absl::Status bad;
   IHS_RETURN_IF_ERROR(view.Scan(from, to, [&](absl::string_view key, absl::string_view value) {
-    auto rec = std::make_unique<Record>(value);
-    auto r = rec->Root<schema::TimelineEntry>();
-    if (!r.ok()) {
-      bad = r.status();
+    absl::StatusOr<Entry> e = DecodeEntry(value);
+    if (!e.ok()) {
+      bad = e.status();
       return false;
     }
     if (!q.channels.empty() &&
-        std::find(q.channels.begin(), q.channels.end(), r->getChannel()) == q.channels.end()) {
+        std::find(q.channels.begin(), q.channels.end(), e->channel) == q.channels.end()) {
       return true;
     }
-    if (records.size() == q.limit) {
+    if (entries.size() == q.limit) {
       next = absl::BytesToHexString(key.substr(key.size() - 16));
       return false;
     }
-    records.push_back(std::move(rec));
+    entries.push_back(*std::move(e));
     return true;
   }));
   IHS_RETURN_IF_ERROR(bad);
@@ -778,11 +778,10 @@ absl::Status ReadPage(const StateView& view, const Query& q, capnp::MessageBuild
   page.setParty(q.party);
   page.setNextCursor(next);
   page.setCheckpoint(view.checkpoint());
-  auto entries = page.initEntries(static_cast<unsigned>(records.size()));
-  for (unsigned i = 0; i < records.size(); ++i) {
-    auto r = *records[i]->Root<schema::TimelineEntry>();
-    entries.setWithCaveats(i, r);
-    auto e = entries[i];
+  auto list = page.initEntries(static_cast<unsigned>(entries.size()));
+  for (unsigned i = 0; i < entries.size(); ++i) {
+    auto e = list[i];
+    ToRecord(entries[i], e);
     if (e.getResponse().isOpen()) e.setWaitingSeconds(WaitedSeconds(q.as_of, e.getOccurredAt()));
     if (store != nullptr) {
       IHS_ASSIGN_OR_RETURN(std::vector<store::StoredEvent> ev, store->ReadAll(e.getPosition(), 1));
