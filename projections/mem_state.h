@@ -3,8 +3,12 @@
 #ifndef IHS_PROJECTIONS_MEM_STATE_H_
 #define IHS_PROJECTIONS_MEM_STATE_H_
 
-#include <optional>
-#include <string>
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
@@ -12,42 +16,90 @@
 namespace ihs::projections {
 
 // A rebuild's state in memory: every key it has written since it started or since its last
-// write-out. After a write-out (`spilled`), a key not here may be in the family.
+// write-out. After a write-out (Spill), a key not here may be in the family.
+//
+// Keys and values live in an arena of large blocks, and the index maps a key to its latest
+// value: a rebuild writes some ten million keys, and two heap strings per key cost allocations,
+// a slot three times as wide, and gigabytes of pages that the kernel zeroes one by one. A value
+// written again takes new arena space; the old bytes stay until the write-out frees everything.
 class MemState {
  public:
-  // nullopt: deleted after a write-out (the files carry the deletion).
-  absl::flat_hash_map<std::string, std::optional<std::string>> kv;
-  size_t bytes = 0;  // about what kv holds, allocations included
-  bool spilled = false;
+  // A value's bytes, or (data == nullptr) a deletion after a write-out: the files carry it.
+  struct Value {
+    const char* data = nullptr;
+    size_t size = 0;
+    bool deleted() const { return data == nullptr; }
+    absl::string_view view() const { return absl::string_view(data, size); }
+  };
+  using Index = absl::flat_hash_map<absl::string_view, Value>;
 
-  static constexpr size_t kOverhead = 96;  // per key: the slot, two allocations' headers
-
-  void Put(absl::string_view key, std::string value) {
-    auto [it, inserted] = kv.try_emplace(std::string(key));
-    if (inserted) {
-      bytes += key.size() + kOverhead;
-    } else if (it->second) {
-      bytes -= it->second->size();
-    }
-    bytes += value.size();
-    it->second = std::move(value);
+  // nullptr: not written here since the last write-out.
+  const Value* Find(absl::string_view key) const {
+    auto it = index_.find(key);
+    return it == index_.end() ? nullptr : &it->second;
+  }
+  void Put(absl::string_view key, absl::string_view value) {
+    auto it = index_.find(key);
+    if (it == index_.end()) it = index_.emplace(Store(key), Value{}).first;
+    it->second = Value{Store(value).data(), value.size()};
+    if (it->second.data == nullptr) it->second.data = "";  // an empty value is not a deletion
   }
   void Delete(absl::string_view key) {
-    auto it = kv.find(key);
-    if (!spilled) {
-      if (it == kv.end()) return;
-      bytes -= it->first.size() + kOverhead + (it->second ? it->second->size() : 0);
-      kv.erase(it);
+    auto it = index_.find(key);
+    if (!spilled_) {
+      if (it != index_.end()) index_.erase(it);
       return;
     }
-    if (it == kv.end()) {
-      kv.emplace(std::string(key), std::nullopt);
-      bytes += key.size() + kOverhead;
-    } else if (it->second) {
-      bytes -= it->second->size();
-      it->second.reset();
-    }
+    if (it == index_.end()) it = index_.emplace(Store(key), Value{}).first;
+    it->second = Value{};
   }
+  // Copies `bytes` into the arena, for a value that another one is set to.
+  Value Copy(absl::string_view bytes) {
+    const absl::string_view stored = Store(bytes);
+    return Value{stored.data() != nullptr ? stored.data() : "", bytes.size()};
+  }
+
+  // About what it holds: the arena and the index.
+  size_t bytes() const { return arena_bytes_ + index_.capacity() * (sizeof(Index::value_type) + 1); }
+  bool spilled() const { return spilled_; }
+  void Reserve(size_t keys) { index_.reserve(keys); }
+  Index& index() { return index_; }
+  const Index& index() const { return index_; }
+
+  // After a write-out: forgets everything, and later reads may find keys in the family.
+  void Spill() {
+    index_ = Index();
+    blocks_.clear();
+    next_ = nullptr;
+    left_ = arena_bytes_ = 0;
+    spilled_ = true;
+  }
+
+ private:
+  static constexpr size_t kBlock = size_t{8} << 20;
+
+  absl::string_view Store(absl::string_view bytes) {
+    if (bytes.empty()) return absl::string_view();
+    if (bytes.size() > left_) {
+      const size_t size = std::max(kBlock, bytes.size());
+      blocks_.emplace_back(new char[size]);  // not zeroed: every byte is written before read
+      next_ = blocks_.back().get();
+      left_ = size;
+      arena_bytes_ += size;
+    }
+    char* at = next_;
+    std::memcpy(at, bytes.data(), bytes.size());
+    next_ += bytes.size();
+    left_ -= bytes.size();
+    return absl::string_view(at, bytes.size());
+  }
+
+  Index index_;
+  std::vector<std::unique_ptr<char[]>> blocks_;
+  char* next_ = nullptr;
+  size_t left_ = 0;
+  size_t arena_bytes_ = 0;
+  bool spilled_ = false;
 };
 
 }  // namespace ihs::projections

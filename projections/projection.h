@@ -22,6 +22,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "store/event_store.h"
 
@@ -37,7 +39,9 @@ class MemState;
 // With a MemState (a rebuild's bulk phase), writes go there, and reads look there first.
 class Txn {
  public:
-  Txn(store::EventStore* store, std::string family, MemState* mem = nullptr);
+  // `horizon`: see horizon(); 0 for a live batch.
+  Txn(store::EventStore* store, std::string family, MemState* mem = nullptr,
+      uint64_t horizon = 0);
 
   absl::StatusOr<std::optional<std::string>> Get(absl::string_view key);
   void Put(absl::string_view key, std::string value);
@@ -46,6 +50,16 @@ class Txn {
   // The event with this id if the log holds it before the event being applied; nullopt
   // otherwise, so that the answer depends only on the log's prefix (content stays sealed).
   absl::StatusOr<std::optional<store::StoredEvent>> FindEarlierEvent(absl::string_view id);
+
+  // A rebuild's bulk phase applies every event below the horizon before anything reads the
+  // state, which is then written at the horizon or later: a projection may settle an effect of
+  // a later event (below the horizon) when it applies an earlier one, as long as the state at
+  // the horizon comes out the same. 0: a live batch, whose state is read at its checkpoint.
+  uint64_t horizon() const { return horizon_; }
+
+  // The event with this id if the log holds it at or after the event being applied and below
+  // the horizon; nullopt otherwise (always in a live batch).
+  absl::StatusOr<std::optional<store::StoredEvent>> FindLaterEvent(absl::string_view id);
 
   // The position of the event being applied.
   uint64_t position() const { return position_; }
@@ -56,9 +70,14 @@ class Txn {
   size_t pending() const { return writes_.size(); }
 
  private:
+  // The event with this id if its position is in [from, to).
+  absl::StatusOr<std::optional<store::StoredEvent>> FindEventIn(absl::string_view id,
+                                                                uint64_t from, uint64_t to);
+
   store::EventStore* const store_;
   const std::string family_;
   MemState* const mem_;
+  const uint64_t horizon_;
   uint64_t position_ = 0;
   absl::flat_hash_map<std::string, std::optional<std::string>> writes_;
 };
@@ -78,6 +97,24 @@ class Projection {
     (void)txn;
     return absl::OkStatus();
   }
+  // A projection whose Apply reads and writes only state that belongs to the event's stream, and
+  // learns what it needs of other streams from the log or through Observe, says true: then a
+  // rebuild's bulk phase runs one instance per shard of the streams, on its own core, with its
+  // own Txn. Each instance sees every event in position order, Apply for its streams and
+  // Observe for the others; the shards' states are merged when written out.
+  virtual bool sharded_by_stream() const { return false; }
+  // In a sharded bulk phase: an event of a stream that another shard applies.
+  virtual void Observe(const store::StoredEvent& event) { (void)event; }
+  // In a sharded bulk phase: two shards wrote the same key (neither deleted it). Returns the
+  // value that stands for both, as one instance applying every event would have written it.
+  virtual absl::StatusOr<std::string> MergeShards(absl::string_view key, std::string a,
+                                                  std::string b) {
+    (void)a;
+    (void)b;
+    return absl::InternalError(absl::StrCat("two shards of projection ", name(),
+                                            " wrote the same key ", absl::CHexEscape(key)));
+  }
+
   // Drop every cache: the next batch starts again from the stored state. The runner calls it
   // when a batch failed and was not committed, and when a worker has reached the head (so that
   // caches help catch-ups and rebuilds without staying in memory while ihsd runs).

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/hash/hash.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
@@ -81,13 +82,16 @@ absl::StatusOr<absl::string_view> Unseal(absl::string_view family, absl::string_
   return value.substr(0, value.size() - kChecksumBytes);
 }
 
-Txn::Txn(store::EventStore* store, std::string family, MemState* mem)
-    : store_(store), family_(std::move(family)), mem_(mem) {}
+Txn::Txn(store::EventStore* store, std::string family, MemState* mem, uint64_t horizon)
+    : store_(store), family_(std::move(family)), mem_(mem), horizon_(horizon) {}
 
 absl::StatusOr<std::optional<std::string>> Txn::Get(absl::string_view key) {
   if (mem_ != nullptr) {
-    if (auto it = mem_->kv.find(key); it != mem_->kv.end()) return it->second;
-    if (!mem_->spilled) return std::nullopt;  // a fresh family holds nothing else
+    if (const MemState::Value* v = mem_->Find(key)) {
+      if (v->deleted()) return std::nullopt;
+      return std::string(v->view());
+    }
+    if (!mem_->spilled()) return std::nullopt;  // a fresh family holds nothing else
   } else if (auto it = writes_.find(key); it != writes_.end()) {
     return it->second;
   }
@@ -98,7 +102,7 @@ absl::StatusOr<std::optional<std::string>> Txn::Get(absl::string_view key) {
 }
 
 void Txn::Put(absl::string_view key, std::string value) {
-  if (mem_ != nullptr) return mem_->Put(key, std::move(value));
+  if (mem_ != nullptr) return mem_->Put(key, value);
   writes_[key] = std::move(value);
 }
 
@@ -108,9 +112,18 @@ void Txn::Delete(absl::string_view key) {
 }
 
 absl::StatusOr<std::optional<store::StoredEvent>> Txn::FindEarlierEvent(absl::string_view id) {
-  if (id.size() != 16) return std::nullopt;
+  return FindEventIn(id, 0, position_);
+}
+
+absl::StatusOr<std::optional<store::StoredEvent>> Txn::FindLaterEvent(absl::string_view id) {
+  return FindEventIn(id, position_, horizon_);
+}
+
+absl::StatusOr<std::optional<store::StoredEvent>> Txn::FindEventIn(absl::string_view id,
+                                                                  uint64_t from, uint64_t to) {
+  if (id.size() != 16 || from >= to) return std::nullopt;
   IHS_ASSIGN_OR_RETURN(std::optional<uint64_t> pos, store_->FindEvent(id));
-  if (!pos || *pos >= position_) return std::nullopt;
+  if (!pos || *pos < from || *pos >= to) return std::nullopt;
   store::ReadOptions ro;
   ro.open_content = false;
   IHS_ASSIGN_OR_RETURN(std::vector<store::StoredEvent> events, store_->ReadAll(*pos, 1, ro));
@@ -440,9 +453,9 @@ absl::StatusOr<uint64_t> ApplyTo(store::EventStore* store, Projection& projectio
 // compares integers held in the array, and reaches the keys themselves only on a tie.
 struct SortItem {
   uint64_t w[3];
-  std::pair<const std::string, std::optional<std::string>>* kv;
+  MemState::Index::value_type* kv;
 
-  explicit SortItem(std::pair<const std::string, std::optional<std::string>>* e) : kv(e) {
+  explicit SortItem(MemState::Index::value_type* e) : kv(e) {
     char b[24] = {};
     std::memcpy(b, e->first.data(), std::min<size_t>(e->first.size(), sizeof(b)));
     for (int i = 0; i < 3; ++i) w[i] = GetBigEndian64(b + 8 * i);
@@ -456,24 +469,59 @@ struct SortItem {
 };
 
 // Writes a rebuild's state out of memory as sorted files, ingested into the family with the
-// checkpoint, and empties the MemState: sorted on two threads, written as one file per thread
-// (disjoint key ranges), sealed on the way; each value is freed once written.
-absl::Status WriteOut(store::EventStore* store, const std::string& family, MemState& mem,
-                      uint64_t checkpoint, uint32_t version) {
+// checkpoint, and empties the MemStates (one per shard; `projection` merges a key that two
+// shards wrote): sorted on two threads or more, written as one file per thread (disjoint key
+// ranges), sealed on the way; each value is freed once written.
+absl::Status WriteOut(store::EventStore* store, const std::string& family,
+                      const std::vector<MemState*>& mems, Projection& projection,
+                      uint64_t checkpoint) {
   std::string cp;
   PutBigEndian64(&cp, checkpoint);
-  PutBigEndian32(&cp, version);
-  mem.Put(CheckpointKey(), std::move(cp));
+  PutBigEndian32(&cp, projection.version());
+  mems[0]->Put(CheckpointKey(), std::move(cp));
+  // Runs to sort: each shard's keys, or halves of one shard's.
   std::vector<SortItem> items;
-  items.reserve(mem.kv.size());
-  for (auto& kv : mem.kv) items.emplace_back(&kv);
-  const auto mid = items.begin() + static_cast<std::ptrdiff_t>(items.size() / 2);
-  std::thread first_half([&] { std::sort(items.begin(), mid); });
-  std::sort(mid, items.end());
-  first_half.join();
+  std::vector<size_t> runs{0};
+  for (MemState* mem : mems) {
+    items.reserve(items.size() + mem->index().size());
+    for (auto& kv : mem->index()) items.emplace_back(&kv);
+    if (mems.size() == 1) runs.push_back(items.size() / 2);
+    runs.push_back(items.size());
+  }
+  auto run = [&](size_t r) { return items.begin() + static_cast<std::ptrdiff_t>(runs[r]); };
+  {
+    std::vector<std::thread> sorters;
+    for (size_t r = 1; r + 1 < runs.size(); ++r) {
+      sorters.emplace_back([&, r] { std::sort(run(r), run(r + 1)); });
+    }
+    std::sort(run(0), run(1));
+    for (std::thread& t : sorters) t.join();
+  }
+  for (size_t width = 1; width + 1 < runs.size(); width *= 2) {  // merge the runs pairwise
+    for (size_t r = 0; r + width + 1 < runs.size(); r += 2 * width) {
+      const size_t end = std::min(r + 2 * width, runs.size() - 1);
+      std::inplace_merge(run(r), run(r + width), run(end));
+    }
+  }
   std::vector<SortItem> sorted;
   sorted.reserve(items.size());
-  std::merge(items.begin(), mid, mid, items.end(), std::back_inserter(sorted));
+  for (SortItem& item : items) {
+    if (!sorted.empty() && sorted.back().kv->first == item.kv->first) {
+      auto& [key, kept] = *sorted.back().kv;
+      const MemState::Value other = item.kv->second;
+      if (kept.deleted() || other.deleted()) {
+        return absl::InternalError(absl::StrCat("two shards of projection ", projection.name(),
+                                                " wrote and deleted the same key ",
+                                                absl::CHexEscape(key)));
+      }
+      IHS_ASSIGN_OR_RETURN(std::string merged,
+                           projection.MergeShards(key, std::string(kept.view()),
+                                                  std::string(other.view())));
+      kept = mems[0]->Copy(merged);
+      continue;
+    }
+    sorted.push_back(item);
+  }
   items = std::vector<SortItem>();
 
   constexpr size_t kFiles = 2;
@@ -489,11 +537,10 @@ absl::Status WriteOut(store::EventStore* store, const std::string& family, MemSt
       return;
     }
     for (size_t i = begin; i < end && results[part].ok(); ++i) {
-      auto& [key, value] = *sorted[i].kv;
-      if (value) {
-        SealInto(key, *value, &sealed);
+      const auto& [key, value] = *sorted[i].kv;
+      if (!value.deleted()) {
+        SealInto(key, value.view(), &sealed);
         results[part] = (*file)->Put(key, sealed);
-        value.emplace();  // freed here, on this thread, not by the clear below
       } else {
         results[part] = (*file)->Delete(key);
       }
@@ -506,49 +553,87 @@ absl::Status WriteOut(store::EventStore* store, const std::string& family, MemSt
   for (std::thread& t : writers) t.join();
   for (const absl::Status& r : results) IHS_RETURN_IF_ERROR(r);
   IHS_RETURN_IF_ERROR(store->IngestState(family, std::move(files)));
-  mem.kv.clear();
-  mem.bytes = 0;
-  mem.spilled = true;
+  sorted = std::vector<SortItem>();
+  for (MemState* mem : mems) mem->Spill();
   return absl::OkStatus();
 }
 
-// The bulk phase of a rebuild: from the generation's checkpoint (0) to within kFinalStretch of
-// the head, with the state in memory (MemState), written out as sorted files when it passes
-// `memory_bytes` and at the end. Nothing goes through the memtable or the WAL, and no read of
-// the state misses memory until a first write-out. The next chunk of the log is read on a second
-// thread while one is applied. `reached` hears the position and head after each chunk.
-absl::Status BulkBuild(store::EventStore* store, Projection& projection, Generation& gen,
-                       size_t memory_bytes, const std::function<bool()>& stopping,
+// Runs fn(0) .. fn(n - 1), fn(0) on this thread and the others on threads of their own; the
+// first error.
+absl::Status OnThreads(size_t n, const std::function<absl::Status(size_t)>& fn) {
+  std::vector<std::future<absl::Status>> others;
+  for (size_t i = 1; i < n; ++i) others.push_back(std::async(std::launch::async, fn, i));
+  absl::Status first = fn(0);
+  for (auto& f : others) first.Update(f.get());
+  return first;
+}
+
+// The bulk phase of a rebuild: from the generation's checkpoint (0) to the head as it was when
+// the phase began (the horizon), with the state in memory (MemState), written out as sorted
+// files when it passes `memory_bytes` and at the end. Nothing goes through the memtable or the
+// WAL, and no read of the state misses memory until a first write-out. The next chunk of the log
+// is read on another thread while one is applied. With more than one instance in `shards` (a
+// projection that is sharded_by_stream()), each applies the events of the streams that hash to
+// it, on a thread of its own. `reached` hears the position and head after each chunk.
+absl::Status BulkBuild(store::EventStore* store, const std::vector<Projection*>& shards,
+                       Generation& gen, size_t memory_bytes, const std::function<bool()>& stopping,
                        const std::function<void(uint64_t, uint64_t)>& reached) {
-  MemState mem;
-  // About one key per event, bounded by what the memory bound holds: growing a table of
-  // millions of keys moves every key each time it doubles.
-  mem.kv.reserve(std::min<uint64_t>(store->Head() - gen.checkpoint(), memory_bytes / 256));
-  Txn txn(store, gen.family(), &mem);
+  const size_t n = shards.size();
+  const uint64_t horizon = store->Head();
+  std::vector<MemState> mems(n);
+  std::vector<MemState*> mem_ptrs;
+  std::vector<Txn> txns;
+  txns.reserve(n);
+  for (MemState& mem : mems) {
+    // About one key per event, bounded by what the memory bound holds: growing a table of
+    // millions of keys moves every key each time it doubles.
+    mem.Reserve(std::min<uint64_t>(horizon - gen.checkpoint(), memory_bytes / 256) / n);
+    mem_ptrs.push_back(&mem);
+    txns.emplace_back(store, gen.family(), &mem, horizon);
+  }
   store::ReadOptions ro;
   ro.open_content = false;
-  auto read = [store, ro](uint64_t from) { return store->ReadAll(from, kReadChunk, ro); };
+  auto read = [store, ro, horizon](uint64_t from) {
+    return store->ReadAll(from, std::min<uint64_t>(kReadChunk, horizon - from), ro);
+  };
   uint64_t pos = gen.checkpoint();
+  if (pos >= horizon) return absl::OkStatus();
   auto ahead = std::async(std::launch::async, read, pos);
   for (;;) {
     if (stopping()) return absl::CancelledError("the runner is stopping");
     IHS_ASSIGN_OR_RETURN(std::vector<store::StoredEvent> events, ahead.get());
-    const uint64_t head = store->Head();
     const uint64_t after = pos + events.size();
-    const bool last = events.empty() || head - after < kFinalStretch;
+    const bool last = events.empty() || after >= horizon;
     if (!last) ahead = std::async(std::launch::async, read, after);
-    for (const store::StoredEvent& e : events) {
-      txn.set_position(e.position());
-      IHS_RETURN_IF_ERROR(projection.Apply(e, txn));
-    }
+    IHS_RETURN_IF_ERROR(OnThreads(n, [&](size_t shard) -> absl::Status {
+      Projection& projection = *shards[shard];
+      Txn& txn = txns[shard];
+      const absl::Hash<absl::string_view> hash;
+      for (const store::StoredEvent& e : events) {
+        if (n > 1) {
+          const auto stream = e.event().getStreamId();
+          if (hash(absl::string_view(stream.cStr(), stream.size())) % n != shard) {
+            projection.Observe(e);
+            continue;
+          }
+        }
+        txn.set_position(e.position());
+        IHS_RETURN_IF_ERROR(projection.Apply(e, txn));
+      }
+      return absl::OkStatus();
+    }));
     pos = after;
-    if (last || mem.bytes >= memory_bytes) {
-      txn.set_position(pos);
-      IHS_RETURN_IF_ERROR(projection.Flush(txn));
-      IHS_RETURN_IF_ERROR(WriteOut(store, gen.family(), mem, pos, projection.version()));
+    size_t bytes = 0;
+    for (const MemState& mem : mems) bytes += mem.bytes();
+    if (last || bytes >= memory_bytes) {
+      IHS_RETURN_IF_ERROR(OnThreads(n, [&](size_t shard) {
+        txns[shard].set_position(pos);
+        return shards[shard]->Flush(txns[shard]);
+      }));
+      IHS_RETURN_IF_ERROR(WriteOut(store, gen.family(), mem_ptrs, *shards[0], pos));
       gen.set_checkpoint(pos);
     }
-    if (reached) reached(pos, head);
+    if (reached) reached(pos, store->Head());
     if (last) return absl::OkStatus();
   }
 }
@@ -623,8 +708,15 @@ absl::Status Runner::RunClaimedRebuild(Slot& slot, const store::ProgressFn& prog
   gen->set_retired(true);  // until it is swapped in: a failed rebuild drops it
   std::unique_ptr<Projection> projection = slot.factory();
   // Most of the log without holding up the live worker.
+  std::vector<std::unique_ptr<Projection>> more;  // shards 1..
+  std::vector<Projection*> shards{projection.get()};
+  if (projection->sharded_by_stream() && options_.rebuild_memory_bytes > 0) {
+    size_t n = options_.rebuild_shards;
+    if (n == 0) n = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
+    for (size_t i = 1; i < n; ++i) shards.push_back(more.emplace_back(slot.factory()).get());
+  }
   absl::Status bulk = BulkBuild(
-      store_, *projection, *gen, options_.rebuild_memory_bytes,
+      store_, shards, *gen, options_.rebuild_memory_bytes,
       [&] {
         absl::MutexLock l(&slot.mu);
         return slot.stop;
@@ -637,8 +729,24 @@ absl::Status Runner::RunClaimedRebuild(Slot& slot, const store::ProgressFn& prog
         if (progress) progress(reached, head);
       });
   if (!bulk.ok()) return done(bulk);
-  // The rest (under kFinalStretch events, unless the log grew fast meanwhile), and the swap,
-  // with the live worker paused between its batches.
+  more.clear();
+  projection->Discard();  // its caches hold only its shard's streams
+  // What was appended meanwhile, still beside the live worker, to within kFinalStretch.
+  while (store_->Head() - gen->checkpoint() > kFinalStretch) {
+    {
+      absl::MutexLock l(&slot.mu);
+      if (slot.stop) return done(absl::CancelledError("the runner is stopping"));
+    }
+    absl::StatusOr<uint64_t> n =
+        ApplyTo(store_, *projection, *gen, store_->Head(), options_.rebuild_batch_events);
+    if (!n.ok()) return done(n.status());
+    {
+      absl::MutexLock l(&slot.mu);
+      slot.rebuild_checkpoint = gen->checkpoint();
+    }
+    if (progress) progress(gen->checkpoint(), store_->Head());
+  }
+  // The rest, and the swap, with the live worker paused between its batches.
   absl::MutexLock apply(&slot.apply_mu);
   const uint64_t head = store_->Head();
   while (gen->checkpoint() < head) {

@@ -46,6 +46,9 @@ struct RunnerOptions {
   // out as sorted files (docs/projections.md "Rebuilds"); past the bound it writes what it has
   // and goes on. 0: no bulk phase, every batch is committed like a catch-up's.
   size_t rebuild_memory_bytes = size_t{4} << 30;
+  // Shards of a rebuild's bulk phase for a projection that is sharded_by_stream(), each applied
+  // on its own thread. 0: one per core, at most 8.
+  size_t rebuild_shards = 0;
   Clock* clock = nullptr;               // lag in seconds; default RealClock()
 };
 

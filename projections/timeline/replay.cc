@@ -93,8 +93,8 @@ absl::Status ReplayTimeline(store::EventStore* store, uint64_t size, const Query
   }
   IHS_RETURN_IF_ERROR(projection->Flush(txn));
   auto state = std::make_shared<std::map<std::string, std::string>>();
-  for (auto& [key, value] : mem.kv) {
-    if (value) state->emplace(key, std::move(*value));
+  for (const auto& [key, value] : mem.index()) {
+    if (!value.deleted()) state->emplace(key, value.view());
   }
   const StateView view(std::move(state), size);
   IHS_RETURN_IF_ERROR(ReadSummary(view, q.party, q.as_of, summary));

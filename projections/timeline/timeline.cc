@@ -344,8 +344,31 @@ class TimelineProjection final : public Projection {
     dirty_threads_.clear();
     if (parties_.size() > kMaxCachedParties) parties_.clear();
     if (threads_.size() > kMaxCachedThreads) threads_.clear();
-    if (kinds_.size() > kMaxCachedParties) kinds_.clear();
+    // kinds_ stays: a sharded rebuild knows other shards' parties only from it (Observe).
     return absl::OkStatus();
+  }
+
+  // The state belongs to the event's stream, except "P" keys (MergeShards) and what KindOf asks
+  // of counterparts: Observe keeps every party's kind.
+  bool sharded_by_stream() const override { return true; }
+
+  void Observe(const store::StoredEvent& stored) override {
+    const schema::Event::Reader ev = stored.event();
+    if (ev.isPartyProfile()) kinds_[std::string(View(ev.getStreamId()))] = ev.getPartyProfile().getKind();
+  }
+
+  // Two shards' follow-ups of the same message: one list, in position order.
+  absl::StatusOr<std::string> MergeShards(absl::string_view key, std::string a,
+                                          std::string b) override {
+    if (key.empty() || key[0] != 'P') return Projection::MergeShards(key, a, b);
+    IHS_ASSIGN_OR_RETURN(std::vector<PendingSwitch> list, DecodePending(a));
+    IHS_ASSIGN_OR_RETURN(std::vector<PendingSwitch> more, DecodePending(b));
+    list.insert(list.end(), std::make_move_iterator(more.begin()),
+                std::make_move_iterator(more.end()));
+    std::stable_sort(list.begin(), list.end(), [](const auto& x, const auto& y) {
+      return x.position < y.position;
+    });
+    return EncodePending(list);
   }
 
   void Discard() override {
@@ -595,16 +618,83 @@ class TimelineProjection final : public Projection {
         }
       } else if (!cause) {
         // The message it follows up on has a later position (one append may order a batch's
-        // streams as it likes): it marks this one when it comes.
-        std::string effect = PartyKey('P', party);
-        PutTime(&effect, occurred);
-        PutBigEndian64(&effect, position);
-        PutBigEndian32(&effect, static_cast<uint32_t>(t.getChannel()));
-        txn.Put(absl::StrCat("P", View(ev.getCausationId())), std::move(effect));
+        // streams as it likes, and a letter may be scanned after the complaint that followed
+        // it): it marks this one when it comes (MarkLateSwitch). Below the horizon of a
+        // rebuild, it is marked now, as MarkLateSwitch would mark it.
+        IHS_ASSIGN_OR_RETURN(std::optional<store::StoredEvent> later,
+                             txn.FindLaterEvent(View(ev.getCausationId())));
+        if (later && MarksLateSwitches(later->event())) {
+          if (later->event().getTouchpoint().getChannel() != t.getChannel()) {
+            SetSwitch(e, later->event(), later->position());
+            ++p->switches;
+          }
+        } else {
+          IHS_RETURN_IF_ERROR(AddPendingSwitch(View(ev.getCausationId()), party, occurred,
+                                               position, t.getChannel(), txn));
+        }
       }
     }
     txn.Put(EntryKey(party, occurred, position), EncodeEntry(e));
-    if (waits) IHS_RETURN_IF_ERROR(MarkLateSwitch(stored, txn));
+    if (waits && position >= txn.horizon()) IHS_RETURN_IF_ERROR(MarkLateSwitch(stored, txn));
+    return absl::OkStatus();
+  }
+
+  // Whether applying `ev` calls MarkLateSwitch: a message that waits for an answer.
+  static bool MarksLateSwitches(schema::Event::Reader ev) {
+    if (!ev.isTouchpoint()) return false;
+    const auto t = ev.getTouchpoint();
+    return WaitsForAnswer(t.getDirection(), t.getType());
+  }
+
+  // Key "P" | cause id: the follow-ups of a message that has not been applied yet.
+  //   value := follow-up*, in position order
+  //   follow-up := party length: fixed16 | party | occurred_at | position | channel: fixed32
+  struct PendingSwitch {
+    std::string party;
+    std::string entry_suffix;  // occurred_at | position, as in the entry's key
+    uint64_t position = 0;
+    Channel channel = Channel::UNSPECIFIED;
+  };
+
+  static absl::StatusOr<std::vector<PendingSwitch>> DecodePending(absl::string_view v) {
+    std::vector<PendingSwitch> out;
+    while (!v.empty()) {
+      if (v.size() < 2) break;
+      const size_t len = (static_cast<uint8_t>(v[0]) << 8) | static_cast<uint8_t>(v[1]);
+      if (v.size() < 2 + len + 20) break;
+      PendingSwitch f;
+      f.party = std::string(v.substr(2, len));
+      f.entry_suffix = std::string(v.substr(2 + len, 16));
+      f.position = GetBigEndian64(v.data() + 2 + len + 8);
+      f.channel = static_cast<Channel>(GetBigEndian32(v.data() + 2 + len + 16));
+      out.push_back(std::move(f));
+      v.remove_prefix(2 + len + 20);
+    }
+    if (!v.empty()) return absl::DataLossError("timeline state: a bad pending switch");
+    return out;
+  }
+
+  static std::string EncodePending(const std::vector<PendingSwitch>& list) {
+    std::string v;
+    for (const PendingSwitch& f : list) {
+      v.append(PartyKey('P', f.party).substr(1));
+      v.append(f.entry_suffix);
+      PutBigEndian32(&v, static_cast<uint32_t>(f.channel));
+    }
+    return v;
+  }
+
+  static absl::Status AddPendingSwitch(absl::string_view cause_id, const std::string& party,
+                                       int64_t occurred, uint64_t position, Channel channel,
+                                       Txn& txn) {
+    const std::string key = absl::StrCat("P", cause_id);
+    IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, txn.Get(key));
+    std::string value = v ? *std::move(v) : std::string();
+    value.append(PartyKey('P', party).substr(1));
+    PutTime(&value, occurred);
+    PutBigEndian64(&value, position);
+    PutBigEndian32(&value, static_cast<uint32_t>(channel));
+    txn.Put(key, std::move(value));
     return absl::OkStatus();
   }
 
@@ -617,27 +707,22 @@ class TimelineProjection final : public Projection {
     e.switch_from.position = position;
   }
 
-  // A message that an earlier event already followed up on (key "P" | its id, written above).
+  // A message that earlier events already followed up on (key "P" | its id, written above):
+  // each of them that is on another channel is a channel switch.
   absl::Status MarkLateSwitch(const store::StoredEvent& cause, Txn& txn) {
     const schema::Event::Reader ev = cause.event();
     const std::string key = absl::StrCat("P", View(ev.getId()));
     IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, txn.Get(key));
     if (!v) return absl::OkStatus();
     txn.Delete(key);
-    //   value := "P" | party | occurred_at | position | channel: fixed32 (the follow-up's)
-    if (v->size() < 3 + 20) return absl::DataLossError("timeline state: a bad pending switch");
-    const size_t len = (static_cast<uint8_t>((*v)[1]) << 8) | static_cast<uint8_t>((*v)[2]);
-    if (v->size() != 3 + len + 20) return absl::DataLossError("timeline state: a bad pending switch");
-    const std::string party = v->substr(3, len);
-    const char* rest = v->data() + 3 + len;
-    const auto channel = static_cast<Channel>(GetBigEndian32(rest + 16));
-    if (channel == ev.getTouchpoint().getChannel()) return absl::OkStatus();
-    std::string entry = PartyKey('E', party);
-    entry.append(rest, 16);
-    IHS_RETURN_IF_ERROR(
-        UpdateEntry(entry, txn, [&](Entry& b) { SetSwitch(b, ev, cause.position()); }));
-    IHS_ASSIGN_OR_RETURN(PartyState * p, Party(party, txn));
-    ++p->switches;
+    IHS_ASSIGN_OR_RETURN(std::vector<PendingSwitch> followers, DecodePending(*v));
+    for (const PendingSwitch& f : followers) {
+      if (f.channel == ev.getTouchpoint().getChannel()) continue;
+      IHS_RETURN_IF_ERROR(UpdateEntry(PartyKey('E', f.party) + f.entry_suffix, txn,
+                                      [&](Entry& b) { SetSwitch(b, ev, cause.position()); }));
+      IHS_ASSIGN_OR_RETURN(PartyState * p, Party(f.party, txn));
+      ++p->switches;
+    }
     return absl::OkStatus();
   }
 
