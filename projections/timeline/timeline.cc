@@ -689,14 +689,13 @@ class TimelineProjection final : public Projection {
                                        Txn& txn) {
     const std::string key = absl::StrCat("P", cause_id);
     IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, txn.Get(key));
-    std::string value = v ? *std::move(v) : std::string();
-    value.append(PartyKey('P', party).substr(1));
-    PutTime(&value, occurred);
-    PutBigEndian64(&value, position);
-    PutBigEndian32(&value, static_cast<uint32_t>(channel));
-    txn.Put(key, std::move(value));
+    PendingSwitch f{party, std::string(), position, channel};
+    PutTime(&f.entry_suffix, occurred);
+    PutBigEndian64(&f.entry_suffix, position);
+    txn.Put(key, absl::StrCat(v ? *v : std::string(), EncodePending({f})));
     return absl::OkStatus();
   }
+
 
   static void SetSwitch(Entry& e, schema::Event::Reader cause, uint64_t position) {
     e.has_switch = true;
