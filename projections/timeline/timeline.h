@@ -5,12 +5,13 @@
 //
 // Keys of its state family (party := length: fixed16 BE | stream id bytes):
 //   "S" party                          -> TimelinePartyState (packed capnp)
-//   "E" party | occurred_at | position -> TimelineEntry (packed capnp); occurred_at is fixed64 BE with
-//                                         the sign bit flipped, so byte order is time order
+//   "E" party | occurred_at | position -> the entry (entry.h; read as TimelineEntry); occurred_at
+//                                         is fixed64 BE with the sign bit flipped, so byte order
+//                                         is time order
 //   "T" party | thread                 -> the thread's messages and replies (timeline.cc)
 //   "K" party                          -> the party's kind: u8 (from its profile events)
-//   "P" event id                       -> "P" party | occurred_at | position | channel: a
-//                                         follow-up whose message has a later position
+//   "P" event id                       -> (party | occurred_at | position | channel)*: the
+//                                         follow-ups whose message has a later position
 //
 // Reads (ReadPage, ReadSummary) work on a StateView and are safe from any thread.
 #ifndef IHS_PROJECTIONS_TIMELINE_TIMELINE_H_
