@@ -471,7 +471,7 @@ struct SortItem {
 // Writes a rebuild's state out of memory as sorted files, ingested into the family with the
 // checkpoint, and empties the MemStates (one per shard; `projection` merges a key that two
 // shards wrote): sorted on two threads or more, written as one file per thread (disjoint key
-// ranges), sealed on the way; each value is freed once written.
+// ranges), sealed on the way.
 absl::Status WriteOut(store::EventStore* store, const std::string& family,
                       const std::vector<MemState*>& mems, Projection& projection,
                       uint64_t checkpoint) {
@@ -607,7 +607,6 @@ absl::Status BulkBuild(store::EventStore* store, const std::vector<Projection*>&
     return store->ReadAll(from, std::min<uint64_t>(kReadChunk, horizon - from), ro);
   };
   uint64_t pos = gen.checkpoint();
-  if (pos >= horizon) return absl::OkStatus();
   auto ahead = std::async(std::launch::async, read, pos);
   for (;;) {
     if (stopping()) return absl::CancelledError("the runner is stopping");

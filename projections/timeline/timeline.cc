@@ -368,6 +368,10 @@ class TimelineProjection final : public Projection {
     std::stable_sort(list.begin(), list.end(), [](const auto& x, const auto& y) {
       return x.position < y.position;
     });
+    // Both shards hold what an earlier write-out merged and each read back: once each.
+    list.erase(std::unique(list.begin(), list.end(),
+                           [](const auto& x, const auto& y) { return x.position == y.position; }),
+               list.end());
     return EncodePending(list);
   }
 
