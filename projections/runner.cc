@@ -603,28 +603,44 @@ absl::Status BulkBuild(store::EventStore* store, const std::vector<Projection*>&
   }
   store::ReadOptions ro;
   ro.open_content = false;
-  auto read = [store, ro, horizon](uint64_t from) {
-    return store->ReadAll(from, std::min<uint64_t>(kReadChunk, horizon - from), ro);
+  // A chunk of the log, and which shard applies each event: the reader thread hashes each
+  // stream id once, instead of every shard hashing every event.
+  struct Chunk {
+    std::vector<store::StoredEvent> events;
+    std::vector<uint8_t> shard_of;
+  };
+  auto read = [store, ro, horizon, n](uint64_t from) -> absl::StatusOr<Chunk> {
+    Chunk c;
+    IHS_ASSIGN_OR_RETURN(c.events, store->ReadAll(
+                                       from, std::min<uint64_t>(kReadChunk, horizon - from), ro));
+    if (n > 1) {
+      const absl::Hash<absl::string_view> hash;
+      c.shard_of.reserve(c.events.size());
+      for (const store::StoredEvent& e : c.events) {
+        const auto stream = e.event().getStreamId();
+        c.shard_of.push_back(
+            static_cast<uint8_t>(hash(absl::string_view(stream.cStr(), stream.size())) % n));
+      }
+    }
+    return c;
   };
   uint64_t pos = gen.checkpoint();
   auto ahead = std::async(std::launch::async, read, pos);
   for (;;) {
     if (stopping()) return absl::CancelledError("the runner is stopping");
-    IHS_ASSIGN_OR_RETURN(std::vector<store::StoredEvent> events, ahead.get());
+    IHS_ASSIGN_OR_RETURN(Chunk chunk, ahead.get());
+    const std::vector<store::StoredEvent>& events = chunk.events;
     const uint64_t after = pos + events.size();
     const bool last = events.empty() || after >= horizon;
     if (!last) ahead = std::async(std::launch::async, read, after);
     IHS_RETURN_IF_ERROR(OnThreads(n, [&](size_t shard) -> absl::Status {
       Projection& projection = *shards[shard];
       Txn& txn = txns[shard];
-      const absl::Hash<absl::string_view> hash;
-      for (const store::StoredEvent& e : events) {
-        if (n > 1) {
-          const auto stream = e.event().getStreamId();
-          if (hash(absl::string_view(stream.cStr(), stream.size())) % n != shard) {
-            projection.Observe(e);
-            continue;
-          }
+      for (size_t i = 0; i < events.size(); ++i) {
+        const store::StoredEvent& e = events[i];
+        if (n > 1 && chunk.shard_of[i] != shard) {
+          projection.Observe(e);
+          continue;
         }
         txn.set_position(e.position());
         IHS_RETURN_IF_ERROR(projection.Apply(e, txn));
@@ -722,6 +738,7 @@ absl::Status Runner::RunClaimedRebuild(Slot& slot, const store::ProgressFn& prog
   if (projection->sharded_by_stream() && options_.rebuild_memory_bytes > 0) {
     size_t n = options_.rebuild_shards;
     if (n == 0) n = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
+    n = std::min<size_t>(n, 255);  // a shard's number is a byte
     for (size_t i = 1; i < n; ++i) shards.push_back(more.emplace_back(slot.factory()).get());
   }
   absl::Status bulk = BulkBuild(

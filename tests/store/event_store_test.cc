@@ -124,6 +124,19 @@ TEST_F(EventStoreTest, ReadAllReturnsTheLogInPositionOrderAndRefusesPastTheEnd) 
   EXPECT_TRUE(at_end->empty());
   EXPECT_EQ(store_->ReadAll(4, 10).status().code(), absl::StatusCode::kOutOfRange);
   EXPECT_EQ(store_->Head(), 3u);
+  // One event at a time (a point lookup inside) gives the same bytes as the range.
+  auto range = store_->ReadAll(0, 3);
+  IHS_ASSERT_OK(range);
+  for (uint64_t p = 0; p < 3; ++p) {
+    auto one = store_->ReadAll(p, 1);
+    IHS_ASSERT_OK(one);
+    ASSERT_EQ(one->size(), 1u);
+    EXPECT_EQ((*one)[0].position(), p);
+    EXPECT_EQ((*one)[0].bytes(), (*range)[p].bytes());
+  }
+  auto one_at_end = store_->ReadAll(3, 1);
+  IHS_ASSERT_OK(one_at_end);
+  EXPECT_TRUE(one_at_end->empty());
 }
 
 TEST_F(EventStoreTest, StreamInfoTracksCountPositionsAndOccurredRange) {
