@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <cstring>
 #include <future>
+#include <map>
+#include <memory>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
@@ -449,6 +451,16 @@ absl::StatusOr<uint64_t> ApplyTo(store::EventStore* store, Projection& projectio
   return n;
 }
 
+// Runs fn(0) .. fn(n - 1), fn(0) on this thread and the others on threads of their own; the
+// first error.
+absl::Status OnThreads(size_t n, const std::function<absl::Status(size_t)>& fn) {
+  std::vector<std::future<absl::Status>> others;
+  for (size_t i = 1; i < n; ++i) others.push_back(std::async(std::launch::async, fn, i));
+  absl::Status first = fn(0);
+  for (auto& f : others) first.Update(f.get());
+  return first;
+}
+
 // A key's first 24 bytes as three big-endian words (zero-padded), with the entry: sorting these
 // compares integers held in the array, and reaches the keys themselves only on a tie.
 struct SortItem {
@@ -470,8 +482,9 @@ struct SortItem {
 
 // Writes a rebuild's state out of memory as sorted files, ingested into the family with the
 // checkpoint, and empties the MemStates (one per shard; `projection` merges a key that two
-// shards wrote): sorted on two threads or more, written as one file per thread (disjoint key
-// ranges), sealed on the way.
+// shards wrote). Each shard's keys are one sorted run (one shard's are cut in two), sorted on a
+// thread each; the key space is then cut into one range per file, and each file is written on a
+// thread of its own, merging its range of every run as it goes and sealing each value.
 absl::Status WriteOut(store::EventStore* store, const std::string& family,
                       const std::vector<MemState*>& mems, Projection& projection,
                       uint64_t checkpoint) {
@@ -479,115 +492,219 @@ absl::Status WriteOut(store::EventStore* store, const std::string& family,
   PutBigEndian64(&cp, checkpoint);
   PutBigEndian32(&cp, projection.version());
   mems[0]->Put(CheckpointKey(), std::move(cp));
-  // Runs to sort: each shard's keys, or halves of one shard's.
-  std::vector<SortItem> items;
-  std::vector<size_t> runs{0};
-  for (MemState* mem : mems) {
-    items.reserve(items.size() + mem->index().size());
-    for (auto& kv : mem->index()) items.emplace_back(&kv);
-    if (mems.size() == 1) runs.push_back(items.size() / 2);
-    runs.push_back(items.size());
+  // The runs, each made and sorted on its own thread.
+  const size_t n_runs = mems.size() == 1 ? 2 : mems.size();
+  std::vector<std::vector<SortItem>> runs(n_runs);
+  if (mems.size() == 1) {
+    MemState::Index& index = mems[0]->index();
+    const size_t half = index.size() / 2;
+    size_t i = 0;
+    runs[0].reserve(half);
+    runs[1].reserve(index.size() - half);
+    for (auto& kv : index) runs[i++ < half ? 0 : 1].emplace_back(&kv);
   }
-  auto run = [&](size_t r) { return items.begin() + static_cast<std::ptrdiff_t>(runs[r]); };
-  {
-    std::vector<std::thread> sorters;
-    for (size_t r = 1; r + 1 < runs.size(); ++r) {
-      sorters.emplace_back([&, r] { std::sort(run(r), run(r + 1)); });
+  IHS_RETURN_IF_ERROR(OnThreads(n_runs, [&](size_t r) {
+    if (mems.size() > 1) {
+      runs[r].reserve(mems[r]->index().size());
+      for (auto& kv : mems[r]->index()) runs[r].emplace_back(&kv);
     }
-    std::sort(run(0), run(1));
-    for (std::thread& t : sorters) t.join();
-  }
-  for (size_t width = 1; width + 1 < runs.size(); width *= 2) {  // merge the runs pairwise
-    for (size_t r = 0; r + width + 1 < runs.size(); r += 2 * width) {
-      const size_t end = std::min(r + 2 * width, runs.size() - 1);
-      std::inplace_merge(run(r), run(r + width), run(end));
-    }
-  }
-  std::vector<SortItem> sorted;
-  sorted.reserve(items.size());
-  for (SortItem& item : items) {
-    if (!sorted.empty() && sorted.back().kv->first == item.kv->first) {
-      auto& [key, kept] = *sorted.back().kv;
-      const MemState::Value other = item.kv->second;
-      if (kept.deleted() || other.deleted()) {
-        return absl::InternalError(absl::StrCat("two shards of projection ", projection.name(),
-                                                " wrote and deleted the same key ",
-                                                absl::CHexEscape(key)));
-      }
-      IHS_ASSIGN_OR_RETURN(std::string merged,
-                           projection.MergeShards(key, std::string(kept.view()),
-                                                  std::string(other.view())));
-      kept = mems[0]->Copy(merged);
-      continue;
-    }
-    sorted.push_back(item);
-  }
-  items = std::vector<SortItem>();
-
+    std::sort(runs[r].begin(), runs[r].end());
+    return absl::OkStatus();
+  }));
+  // Where each file's range begins in each run: at the keys that cut the largest run evenly.
   constexpr size_t kFiles = 2;
-  std::vector<std::unique_ptr<store::StateFile>> files(kFiles);
-  std::vector<absl::Status> results(kFiles);
-  auto write = [&](size_t part) {
-    std::string sealed;
-    const size_t begin = sorted.size() * part / kFiles;
-    const size_t end = sorted.size() * (part + 1) / kFiles;
-    absl::StatusOr<std::unique_ptr<store::StateFile>> file = store->NewStateFile(family);
-    if (!file.ok()) {
-      results[part] = file.status();
-      return;
+  const std::vector<SortItem>& largest = *std::max_element(
+      runs.begin(), runs.end(), [](const auto& a, const auto& b) { return a.size() < b.size(); });
+  std::vector<std::vector<size_t>> cut(kFiles + 1, std::vector<size_t>(n_runs));
+  for (size_t r = 0; r < n_runs; ++r) cut[kFiles][r] = runs[r].size();
+  for (size_t f = 1; f < kFiles; ++f) {
+    if (largest.empty()) break;  // every cut stays at 0: the first file writes everything
+    const SortItem& pivot = largest[largest.size() * f / kFiles];
+    for (size_t r = 0; r < n_runs; ++r) {
+      cut[f][r] = static_cast<size_t>(
+          std::lower_bound(runs[r].begin(), runs[r].end(), pivot) - runs[r].begin());
     }
+  }
+  std::vector<std::unique_ptr<store::StateFile>> files(kFiles);
+  IHS_RETURN_IF_ERROR(OnThreads(kFiles, [&](size_t f) -> absl::Status {
+    IHS_ASSIGN_OR_RETURN(files[f], store->NewStateFile(family));
     // The keys and values lie scattered over gigabytes in sorted order: fetch those a few
-    // places ahead while this one is sealed, or every key waits for memory twice.
+    // places ahead in each run while this one is sealed, or every key waits for memory twice.
     constexpr size_t kSlotsAhead = 16, kBytesAhead = 8;
-    for (size_t i = begin; i < end && results[part].ok(); ++i) {
-      if (i + kSlotsAhead < end) __builtin_prefetch(sorted[i + kSlotsAhead].kv);
-      if (i + kBytesAhead < end) {
-        const auto& [k, v] = *sorted[i + kBytesAhead].kv;
+    std::vector<size_t> at(cut[f]);
+    const std::vector<size_t>& stop = cut[f + 1];
+    auto prefetch = [&](size_t r) {
+      const size_t i = at[r];
+      if (i + kSlotsAhead < stop[r]) __builtin_prefetch(runs[r][i + kSlotsAhead].kv);
+      if (i + kBytesAhead < stop[r]) {
+        const auto& [k, v] = *runs[r][i + kBytesAhead].kv;
         __builtin_prefetch(k.data());
         __builtin_prefetch(v.data);
         __builtin_prefetch(v.data + std::min<size_t>(v.size, 64));
       }
-      const auto& [key, value] = *sorted[i].kv;
-      if (!value.deleted()) {
-        SealInto(key, value.view(), &sealed);
-        results[part] = (*file)->Put(key, sealed);
+    };
+    std::string sealed, merged;
+    for (;;) {
+      // The least key at the heads of the runs; runs are few (one per shard).
+      size_t least = n_runs;
+      for (size_t r = 0; r < n_runs; ++r) {
+        if (at[r] < stop[r] && (least == n_runs || runs[r][at[r]] < runs[least][at[least]])) {
+          least = r;
+        }
+      }
+      if (least == n_runs) break;
+      const auto& [key, value] = *runs[least][at[least]].kv;
+      prefetch(least);
+      ++at[least];
+      // The same key in later runs: two shards wrote it.
+      absl::string_view payload = value.view();
+      bool has_merged = false;
+      for (size_t r = least + 1; r < n_runs; ++r) {
+        if (at[r] >= stop[r] || runs[r][at[r]].kv->first != key) continue;
+        const MemState::Value other = runs[r][at[r]].kv->second;
+        prefetch(r);
+        ++at[r];
+        if (value.deleted() || other.deleted()) {
+          return absl::InternalError(absl::StrCat("two shards of projection ", projection.name(),
+                                                  " wrote and deleted the same key ",
+                                                  absl::CHexEscape(key)));
+        }
+        IHS_ASSIGN_OR_RETURN(merged, projection.MergeShards(key, std::string(payload),
+                                                            std::string(other.view())));
+        payload = merged;
+        has_merged = true;
+      }
+      if (value.deleted() && !has_merged) {
+        IHS_RETURN_IF_ERROR(files[f]->Delete(key));
       } else {
-        results[part] = (*file)->Delete(key);
+        SealInto(key, payload, &sealed);
+        IHS_RETURN_IF_ERROR(files[f]->Put(key, sealed));
       }
     }
-    files[part] = std::move(*file);
-  };
-  std::vector<std::thread> writers;
-  for (size_t part = 1; part < kFiles; ++part) writers.emplace_back(write, part);
-  write(0);
-  for (std::thread& t : writers) t.join();
-  for (const absl::Status& r : results) IHS_RETURN_IF_ERROR(r);
+    return absl::OkStatus();
+  }));
   IHS_RETURN_IF_ERROR(store->IngestState(family, std::move(files)));
-  sorted = std::vector<SortItem>();
+  runs.clear();
   for (MemState* mem : mems) mem->Spill();
   return absl::OkStatus();
 }
 
-// Runs fn(0) .. fn(n - 1), fn(0) on this thread and the others on threads of their own; the
-// first error.
-absl::Status OnThreads(size_t n, const std::function<absl::Status(size_t)>& fn) {
-  std::vector<std::future<absl::Status>> others;
-  for (size_t i = 1; i < n; ++i) others.push_back(std::async(std::launch::async, fn, i));
-  absl::Status first = fn(0);
-  for (auto& f : others) first.Update(f.get());
-  return first;
-}
+
+// The log from a position to a horizon, read a chunk at a time on a thread of its own, for the
+// shards of a bulk phase: each shard takes the chunks in order, as fast as it goes, and a chunk
+// is freed when every shard is done with it. The reader stays at most kChunksAhead chunks ahead
+// of the slowest shard, and picks the shard of each event (a hash of its stream id) once.
+class ChunkReader {
+ public:
+  struct Chunk {
+    std::vector<store::StoredEvent> events;
+    std::vector<uint8_t> shard_of;  // with more than one shard
+  };
+
+  ChunkReader(store::EventStore* store, uint64_t from, uint64_t horizon, size_t shards)
+      : store_(store), horizon_(horizon), shards_(shards), done_(shards, 0) {
+    thread_ = std::thread([this, from] { Run(from); });
+  }
+  ~ChunkReader() {
+    {
+      absl::MutexLock l(&mu_);
+      stop_ = true;
+    }
+    thread_.join();
+  }
+
+  // Chunk k (from 0), once it is read; nullptr past the last one.
+  absl::StatusOr<std::shared_ptr<const Chunk>> Get(size_t k) {
+    absl::MutexLock l(&mu_);
+    auto ready = [this, k]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return read_ > k || finished_ || !error_.ok();
+    };
+    mu_.Await(absl::Condition(&ready));
+    if (auto it = chunks_.find(k); it != chunks_.end()) return it->second;
+    if (!error_.ok()) return error_;
+    if (k >= read_) return nullptr;  // finished
+    return absl::InternalError(absl::StrCat("chunk ", k, " of the log was freed before use"));
+  }
+
+  // The shard is done with the chunks below k (SIZE_MAX: it stops, and holds nothing up).
+  void Done(size_t shard, size_t k) {
+    absl::MutexLock l(&mu_);
+    done_[shard] = k;
+    const size_t low = *std::min_element(done_.begin(), done_.end());
+    while (!chunks_.empty() && chunks_.begin()->first < low) chunks_.erase(chunks_.begin());
+  }
+
+ private:
+  static constexpr size_t kChunksAhead = 4;
+
+  void Run(uint64_t from) {
+    store::ReadOptions ro;
+    ro.open_content = false;
+    const absl::Hash<absl::string_view> hash;
+    for (uint64_t pos = from; pos < horizon_;) {
+      {
+        absl::MutexLock l(&mu_);
+        auto room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return stop_ ||
+                 read_ < *std::min_element(done_.begin(), done_.end()) + kChunksAhead;
+        };
+        mu_.Await(absl::Condition(&room));
+        if (stop_) return;
+      }
+      auto chunk = std::make_shared<Chunk>();
+      absl::StatusOr<std::vector<store::StoredEvent>> events =
+          store_->ReadAll(pos, std::min<uint64_t>(kReadChunk, horizon_ - pos), ro);
+      if (events.ok() && events->empty()) {
+        events = absl::DataLossError(absl::StrCat("the log ends at position ", pos,
+                                                  " before the rebuild's horizon ", horizon_));
+      }
+      if (!events.ok()) {
+        absl::MutexLock l(&mu_);
+        error_ = events.status();
+        return;
+      }
+      chunk->events = std::move(*events);
+      if (shards_ > 1) {
+        chunk->shard_of.reserve(chunk->events.size());
+        for (const store::StoredEvent& e : chunk->events) {
+          const auto stream = e.event().getStreamId();
+          chunk->shard_of.push_back(static_cast<uint8_t>(
+              hash(absl::string_view(stream.cStr(), stream.size())) % shards_));
+        }
+      }
+      pos += chunk->events.size();
+      absl::MutexLock l(&mu_);
+      chunks_.emplace(read_++, std::move(chunk));
+    }
+    absl::MutexLock l(&mu_);
+    finished_ = true;
+  }
+
+  store::EventStore* const store_;
+  const uint64_t horizon_;
+  const size_t shards_;
+  absl::Mutex mu_;
+  std::map<size_t, std::shared_ptr<const Chunk>> chunks_ ABSL_GUARDED_BY(mu_);
+  size_t read_ ABSL_GUARDED_BY(mu_) = 0;  // chunks read so far
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status error_ ABSL_GUARDED_BY(mu_);
+  std::vector<size_t> done_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
 
 // The bulk phase of a rebuild: from the generation's checkpoint (0) to the head as it was when
 // the phase began (the horizon), with the state in memory (MemState), written out as sorted
 // files when it passes `memory_bytes` and at the end. Nothing goes through the memtable or the
-// WAL, and no read of the state misses memory until a first write-out. The next chunk of the log
-// is read on another thread while one is applied. With more than one instance in `shards` (a
-// projection that is sharded_by_stream()), each applies the events of the streams that hash to
-// it, on a thread of its own. `reached` hears the position and head after each chunk.
+// WAL, and no read of the state misses memory until a first write-out. The log is read on a
+// thread of its own (ChunkReader). With more than one instance in `shards` (a projection that is
+// sharded_by_stream()), each applies the events of the streams that hash to it, on a thread of
+// its own, and the shards meet only every kRoundChunks chunks, to see whether to write out.
+// `reached` hears the position and head after each chunk that every shard has applied.
 absl::Status BulkBuild(store::EventStore* store, const std::vector<Projection*>& shards,
                        Generation& gen, size_t memory_bytes, const std::function<bool()>& stopping,
                        const std::function<void(uint64_t, uint64_t)>& reached) {
+  constexpr size_t kRoundChunks = 64;
   const size_t n = shards.size();
   const uint64_t horizon = store->Head();
   std::vector<MemState> mems(n);
@@ -601,66 +718,108 @@ absl::Status BulkBuild(store::EventStore* store, const std::vector<Projection*>&
     mem_ptrs.push_back(&mem);
     txns.emplace_back(store, gen.family(), &mem, horizon);
   }
-  store::ReadOptions ro;
-  ro.open_content = false;
-  // A chunk of the log, and which shard applies each event: the reader thread hashes each
-  // stream id once, instead of every shard hashing every event.
-  struct Chunk {
-    std::vector<store::StoredEvent> events;
-    std::vector<uint8_t> shard_of;
-  };
-  auto read = [store, ro, horizon, n](uint64_t from) -> absl::StatusOr<Chunk> {
-    Chunk c;
-    IHS_ASSIGN_OR_RETURN(c.events, store->ReadAll(
-                                       from, std::min<uint64_t>(kReadChunk, horizon - from), ro));
-    if (n > 1) {
-      const absl::Hash<absl::string_view> hash;
-      c.shard_of.reserve(c.events.size());
-      for (const store::StoredEvent& e : c.events) {
-        const auto stream = e.event().getStreamId();
-        c.shard_of.push_back(
-            static_cast<uint8_t>(hash(absl::string_view(stream.cStr(), stream.size())) % n));
-      }
-    }
-    return c;
-  };
+  ChunkReader reader(store, gen.checkpoint(), horizon, n);
+  std::atomic<bool> cancelled{false};
+  // Where each shard is; shard 0 reports the least of them.
+  std::vector<std::atomic<uint64_t>> at(n);
+  for (auto& a : at) a.store(gen.checkpoint());
   uint64_t pos = gen.checkpoint();
-  auto ahead = std::async(std::launch::async, read, pos);
-  for (;;) {
+  auto write_out = [&]() -> absl::Status {
+    IHS_RETURN_IF_ERROR(OnThreads(n, [&](size_t shard) {
+      txns[shard].set_position(pos);
+      return shards[shard]->Flush(txns[shard]);
+    }));
+    IHS_RETURN_IF_ERROR(WriteOut(store, gen.family(), mem_ptrs, *shards[0], pos));
+    gen.set_checkpoint(pos);
+    return absl::OkStatus();
+  };
+  // An empty log: the fresh family gets its checkpoint all the same.
+  if (pos >= horizon) return write_out();
+  // What each shard's MemState holds, as its shard last saw it.
+  std::vector<std::atomic<size_t>> held(n);
+  size_t next = 0;  // the next round's first chunk
+  bool last = false;
+  while (!last) {
     if (stopping()) return absl::CancelledError("the runner is stopping");
-    IHS_ASSIGN_OR_RETURN(Chunk chunk, ahead.get());
-    const std::vector<store::StoredEvent>& events = chunk.events;
-    const uint64_t after = pos + events.size();
-    const bool last = events.empty() || after >= horizon;
-    if (!last) ahead = std::async(std::launch::async, read, after);
-    IHS_RETURN_IF_ERROR(OnThreads(n, [&](size_t shard) -> absl::Status {
+    // A round ends at `end`: after kRoundChunks chunks, or as soon as shard 0 sees the state
+    // past the memory bound, after the chunks that some shard has begun.
+    absl::Mutex round_mu;
+    size_t end = next + kRoundChunks, begun = next;
+    std::vector<char> ended(n, 0);  // the shard met the log's end (every shard meets it)
+    absl::Status applied = OnThreads(n, [&](size_t shard) -> absl::Status {
       Projection& projection = *shards[shard];
       Txn& txn = txns[shard];
-      for (size_t i = 0; i < events.size(); ++i) {
-        const store::StoredEvent& e = events[i];
-        if (n > 1 && chunk.shard_of[i] != shard) {
-          projection.Observe(e);
-          continue;
+      // A shard that fails holds up neither the reader nor the other shards.
+      auto fail = [&](absl::Status s) {
+        cancelled.store(true);
+        reader.Done(shard, SIZE_MAX);
+        return s;
+      };
+      for (size_t k = next;; ++k) {
+        {
+          absl::MutexLock l(&round_mu);
+          if (k >= end) break;
+          begun = std::max(begun, k + 1);
         }
-        txn.set_position(e.position());
-        IHS_RETURN_IF_ERROR(projection.Apply(e, txn));
+        if (cancelled.load()) return fail(absl::CancelledError("another shard failed"));
+        if (shard == 0 && k > next && stopping()) {
+          return fail(absl::CancelledError("the runner is stopping"));
+        }
+        absl::StatusOr<std::shared_ptr<const ChunkReader::Chunk>> chunk = reader.Get(k);
+        if (!chunk.ok()) return fail(chunk.status());
+        if (*chunk == nullptr) {
+          ended[shard] = 1;
+          break;
+        }
+        const std::vector<store::StoredEvent>& events = (*chunk)->events;
+        for (size_t i = 0; i < events.size(); ++i) {
+          const store::StoredEvent& e = events[i];
+          if (n > 1 && (*chunk)->shard_of[i] != shard) {
+            projection.Observe(e);
+            continue;
+          }
+          txn.set_position(e.position());
+          if (absl::Status s = projection.Apply(e, txn); !s.ok()) return fail(s);
+        }
+        at[shard].store(events.back().position() + 1);
+        held[shard].store(mems[shard].bytes());
+        chunk->reset();
+        reader.Done(shard, k + 1);
+        if (shard == 0) {
+          size_t bytes = 0;
+          uint64_t low = UINT64_MAX;
+          for (size_t i = 0; i < n; ++i) {
+            bytes += held[i].load();
+            low = std::min(low, at[i].load());
+          }
+          if (bytes >= memory_bytes) {
+            absl::MutexLock l(&round_mu);
+            end = std::min(end, begun);
+          }
+          if (reached) reached(low, store->Head());
+        }
+        if (at[shard].load() >= horizon) {
+          ended[shard] = 1;
+          break;
+        }
       }
       return absl::OkStatus();
-    }));
-    pos = after;
+    });
+    IHS_RETURN_IF_ERROR(applied);
+    for (size_t i = 1; i < n; ++i) {
+      if (at[i].load() != at[0].load() || ended[i] != ended[0]) {
+        return absl::InternalError("the shards of a rebuild ended a round at different places");
+      }
+    }
+    next = end;
+    pos = at[0].load();
+    last = ended[0] != 0;
     size_t bytes = 0;
     for (const MemState& mem : mems) bytes += mem.bytes();
-    if (last || bytes >= memory_bytes) {
-      IHS_RETURN_IF_ERROR(OnThreads(n, [&](size_t shard) {
-        txns[shard].set_position(pos);
-        return shards[shard]->Flush(txns[shard]);
-      }));
-      IHS_RETURN_IF_ERROR(WriteOut(store, gen.family(), mem_ptrs, *shards[0], pos));
-      gen.set_checkpoint(pos);
-    }
+    if (last || bytes >= memory_bytes) IHS_RETURN_IF_ERROR(write_out());
     if (reached) reached(pos, store->Head());
-    if (last) return absl::OkStatus();
   }
+  return absl::OkStatus();
 }
 
 }  // namespace

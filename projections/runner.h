@@ -44,7 +44,7 @@ struct RunnerOptions {
   size_t rebuild_batch_events = 131072;
   // A rebuild holds the state it builds in memory, up to about this many bytes, and writes it
   // out as sorted files (docs/projections.md "Rebuilds"); past the bound it writes what it has
-  // and goes on. 0: it writes out after every chunk of the log it reads, with one instance.
+  // and goes on. 0: it writes out after every few chunks of the log it reads, with one instance.
   size_t rebuild_memory_bytes = size_t{4} << 30;
   // Shards of a rebuild's bulk phase for a projection that is sharded_by_stream(), each applied
   // on its own thread. 0: one per core, at most 8. At most 255.
