@@ -610,7 +610,25 @@ class TimelineProjection final : public Projection {
                         (t.getType() == TouchpointType::MESSAGE ||
                          t.getType() == TouchpointType::REQUEST ||
                          t.getType() == TouchpointType::COMPLAINT);
+    // Usually the message followed up on is one of the party's own that still waits for an
+    // answer: the party's record has what a switch names, and the log need not be searched.
+    const std::pair<const uint64_t, OpenMsg>* open_cause = nullptr;
     if (speaks && ev.getCausationId().size() == 16) {
+      const absl::string_view cause_id = View(ev.getCausationId());
+      for (const auto& kv : p->open) {
+        if (kv.first != position && kv.second.id == cause_id) {
+          open_cause = &kv;
+          break;
+        }
+      }
+    }
+    if (open_cause != nullptr) {
+      const auto& [cause_position, cause] = *open_cause;
+      if (cause.channel != t.getChannel()) {  // open messages all wait for an answer
+        SetSwitch(e, party, cause.id, cause.channel, cause.occurred, cause_position);
+        ++p->switches;
+      }
+    } else if (speaks && ev.getCausationId().size() == 16) {
       IHS_ASSIGN_OR_RETURN(std::optional<store::StoredEvent> cause,
                            txn.FindEarlierEvent(View(ev.getCausationId())));
       if (cause && cause->event().isTouchpoint()) {
@@ -702,11 +720,16 @@ class TimelineProjection final : public Projection {
 
 
   static void SetSwitch(Entry& e, schema::Event::Reader cause, uint64_t position) {
+    SetSwitch(e, View(cause.getStreamId()), View(cause.getId()),
+              cause.getTouchpoint().getChannel(), cause.getOccurredAt(), position);
+  }
+  static void SetSwitch(Entry& e, absl::string_view party, absl::string_view id, Channel channel,
+                        int64_t occurred_at, uint64_t position) {
     e.has_switch = true;
-    e.switch_from.party = std::string(View(cause.getStreamId()));
-    e.switch_from.event_id = std::string(View(cause.getId()));
-    e.switch_from.channel = cause.getTouchpoint().getChannel();
-    e.switch_from.occurred_at = cause.getOccurredAt();
+    e.switch_from.party = std::string(party);
+    e.switch_from.event_id = std::string(id);
+    e.switch_from.channel = channel;
+    e.switch_from.occurred_at = occurred_at;
     e.switch_from.position = position;
   }
 
