@@ -720,6 +720,8 @@ absl::Status BulkBuild(store::EventStore* store, const std::vector<Projection*>&
   }
   ChunkReader reader(store, gen.checkpoint(), horizon, n);
   std::atomic<bool> cancelled{false};
+  absl::Mutex failure_mu;
+  absl::Status failure;  // the first shard's that failed
   // Where each shard is; shard 0 reports the least of them.
   std::vector<std::atomic<uint64_t>> at(n);
   for (auto& a : at) a.store(gen.checkpoint());
@@ -749,8 +751,13 @@ absl::Status BulkBuild(store::EventStore* store, const std::vector<Projection*>&
     absl::Status applied = OnThreads(n, [&](size_t shard) -> absl::Status {
       Projection& projection = *shards[shard];
       Txn& txn = txns[shard];
-      // A shard that fails holds up neither the reader nor the other shards.
+      // A shard that fails holds up neither the reader nor the other shards, which stop too;
+      // the first failure is the rebuild's error.
       auto fail = [&](absl::Status s) {
+        {
+          absl::MutexLock l(&failure_mu);
+          if (failure.ok()) failure = s;
+        }
         cancelled.store(true);
         reader.Done(shard, SIZE_MAX);
         return s;
@@ -761,7 +768,10 @@ absl::Status BulkBuild(store::EventStore* store, const std::vector<Projection*>&
           if (k >= end) break;
           begun = std::max(begun, k + 1);
         }
-        if (cancelled.load()) return fail(absl::CancelledError("another shard failed"));
+        if (cancelled.load()) {
+          reader.Done(shard, SIZE_MAX);
+          return absl::CancelledError("another shard failed");
+        }
         if (shard == 0 && k > next && stopping()) {
           return fail(absl::CancelledError("the runner is stopping"));
         }
@@ -805,6 +815,10 @@ absl::Status BulkBuild(store::EventStore* store, const std::vector<Projection*>&
       }
       return absl::OkStatus();
     });
+    {
+      absl::MutexLock l(&failure_mu);
+      IHS_RETURN_IF_ERROR(failure);
+    }
     IHS_RETURN_IF_ERROR(applied);
     for (size_t i = 1; i < n; ++i) {
       if (at[i].load() != at[0].load() || ended[i] != ended[0]) {

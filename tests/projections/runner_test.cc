@@ -14,6 +14,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 
 #include "bench/workload/generator.h"
 #include "bench/workload/load.h"
@@ -299,6 +300,74 @@ TEST_F(RunnerTest, AFailedBatchLeavesNoTraceInCachesCarriedAcrossBatches) {
   }
   EXPECT_EQ(total, store_->Head());
   IHS_ASSERT_OK((*runner)->Rebuild("counter"));
+  EXPECT_TRUE(Dump(*store_, ActiveFamily(**runner)) == live);
+}
+
+// A count of events per stream that may be sharded, and that fails once at a position in a
+// rebuild's bulk phase (horizon() > 0), as a corrupt event or a full disk would.
+class ShardedCounter final : public Projection {
+ public:
+  ShardedCounter(std::atomic<int>* failures, uint64_t fail_at)
+      : failures_(failures), fail_at_(fail_at) {}
+  absl::string_view name() const override { return "counter"; }
+  uint32_t version() const override { return 1; }
+  bool sharded_by_stream() const override { return true; }
+  absl::Status Apply(const store::StoredEvent& e, Txn& txn) override {
+    if (txn.horizon() > 0 && e.position() == fail_at_ && failures_->fetch_sub(1) > 0) {
+      // Late, when the other shards have gone as far ahead as the reader lets them.
+      absl::SleepFor(absl::Milliseconds(500));
+      return absl::UnavailableError("the disk is full");
+    }
+    const std::string key(e.event().getStreamId().cStr());
+    absl::StatusOr<std::optional<std::string>> v = txn.Get(key);
+    if (!v.ok()) return v.status();
+    uint64_t n = 0;
+    if (*v && !absl::SimpleAtoi(**v, &n)) return absl::DataLossError("bad count");
+    txn.Put(key, absl::StrCat(n + 1));
+    return absl::OkStatus();
+  }
+
+ private:
+  std::atomic<int>* failures_;
+  const uint64_t fail_at_;
+};
+
+TEST_F(RunnerTest, AShardThatFailsEndsTheRebuildWithItsErrorAndTheOldStateStays) {
+  // More of the log than the reader reads ahead (a few chunks of 16,384 events), so that the
+  // reader waits for the shard that failed, and 30 streams over three shards.
+  ihs::testing::EventFactory events;
+  uint64_t id = 1;
+  for (int round = 0; round < 30; ++round) {
+    for (int stream = 0; stream < 30; ++stream) {
+      std::vector<schema::Event::Reader> evs;
+      for (int i = 0; i < 100; ++i) {
+        evs.push_back(events.Touchpoint(id++, schema::Channel::EMAIL,
+                                        schema::TouchpointType::MESSAGE));
+      }
+      IHS_ASSERT_OK(store_->Append(
+          {absl::StrCat("s-", stream), store::ExpectedVersion::Any(), std::move(evs)}));
+    }
+  }
+  ASSERT_EQ(store_->Head(), 90000u);
+  std::atomic<int> failures{0};
+  RunnerOptions sharded;
+  sharded.rebuild_shards = 3;
+  auto runner = Runner::Open(
+      store_.get(), {[&] { return std::make_unique<ShardedCounter>(&failures, 1500); }}, sharded);
+  IHS_ASSERT_OK(runner);
+  IHS_ASSERT_OK((*runner)->CatchUp("counter"));
+  const std::string family = ActiveFamily(**runner);
+  const auto live = Dump(*store_, family);
+  ASSERT_EQ(live.size(), 31u);  // 30 counts and the checkpoint
+  failures = 1;
+  absl::Status failed = (*runner)->Rebuild("counter");
+  EXPECT_EQ(failed.code(), absl::StatusCode::kUnavailable) << failed;
+  EXPECT_NE(failed.message().find("the disk is full"), std::string::npos) << failed;
+  EXPECT_EQ(ActiveFamily(**runner), family);
+  EXPECT_TRUE(Dump(*store_, family) == live);
+  // Once the cause is gone, a rebuild gets the same counts.
+  IHS_ASSERT_OK((*runner)->Rebuild("counter"));
+  EXPECT_NE(ActiveFamily(**runner), family);
   EXPECT_TRUE(Dump(*store_, ActiveFamily(**runner)) == live);
 }
 
