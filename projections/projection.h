@@ -103,8 +103,14 @@ class Projection {
   // own Txn. Each instance sees every event in position order, Apply for its streams and
   // Observe for the others; the shards' states are merged when written out.
   virtual bool sharded_by_stream() const { return false; }
-  // In a sharded bulk phase: an event of a stream that another shard applies.
+  // In a sharded bulk phase: an event of a stream that another shard applies, if Observes(it).
   virtual void Observe(const store::StoredEvent& event) { (void)event; }
+  // Whether Observe wants to see this event. A pure function of the event: the runner asks it
+  // on the thread that reads the log, while the instance applies other events.
+  virtual bool Observes(const store::StoredEvent& event) const {
+    (void)event;
+    return true;
+  }
   // In a sharded bulk phase: two shards wrote the same key (neither deleted it). Returns the
   // value that stands for both, as one instance applying every event would have written it.
   virtual absl::StatusOr<std::string> MergeShards(absl::string_view key, std::string a,

@@ -472,6 +472,9 @@ struct SortItem {
     std::memcpy(b, e->first.data(), std::min<size_t>(e->first.size(), sizeof(b)));
     for (int i = 0; i < 3; ++i) w[i] = GetBigEndian64(b + 8 * i);
   }
+  bool operator==(const SortItem& o) const {
+    return w[0] == o.w[0] && w[1] == o.w[1] && w[2] == o.w[2] && kv->first == o.kv->first;
+  }
   bool operator<(const SortItem& o) const {
     if (w[0] != o.w[0]) return w[0] < o.w[0];
     if (w[1] != o.w[1]) return w[1] < o.w[1];
@@ -553,14 +556,15 @@ absl::Status WriteOut(store::EventStore* store, const std::string& family,
         }
       }
       if (least == n_runs) break;
-      const auto& [key, value] = *runs[least][at[least]].kv;
+      const SortItem& item = runs[least][at[least]];
+      const auto& [key, value] = *item.kv;
       prefetch(least);
       ++at[least];
       // The same key in later runs: two shards wrote it.
       absl::string_view payload = value.view();
       bool has_merged = false;
       for (size_t r = least + 1; r < n_runs; ++r) {
-        if (at[r] >= stop[r] || runs[r][at[r]].kv->first != key) continue;
+        if (at[r] >= stop[r] || !(runs[r][at[r]] == item)) continue;
         const MemState::Value other = runs[r][at[r]].kv->second;
         prefetch(r);
         ++at[r];
@@ -598,11 +602,19 @@ class ChunkReader {
  public:
   struct Chunk {
     std::vector<store::StoredEvent> events;
-    std::vector<uint8_t> shard_of;  // with more than one shard
+    // With more than one shard: the shard that applies each event, and whether the others
+    // observe it (Projection::Observes).
+    std::vector<uint8_t> shard_of;
+    std::vector<uint8_t> observed;
   };
 
-  ChunkReader(store::EventStore* store, uint64_t from, uint64_t horizon, size_t shards)
-      : store_(store), horizon_(horizon), shards_(shards), done_(shards, 0) {
+  ChunkReader(store::EventStore* store, uint64_t from, uint64_t horizon, size_t shards,
+              const Projection& projection)
+      : store_(store),
+        horizon_(horizon),
+        shards_(shards),
+        projection_(projection),
+        done_(shards, 0) {
     thread_ = std::thread([this, from] { Run(from); });
   }
   ~ChunkReader() {
@@ -666,10 +678,12 @@ class ChunkReader {
       chunk->events = std::move(*events);
       if (shards_ > 1) {
         chunk->shard_of.reserve(chunk->events.size());
+        chunk->observed.reserve(chunk->events.size());
         for (const store::StoredEvent& e : chunk->events) {
           const auto stream = e.event().getStreamId();
           chunk->shard_of.push_back(static_cast<uint8_t>(
               hash(absl::string_view(stream.cStr(), stream.size())) % shards_));
+          chunk->observed.push_back(projection_.Observes(e) ? 1 : 0);
         }
       }
       pos += chunk->events.size();
@@ -683,6 +697,7 @@ class ChunkReader {
   store::EventStore* const store_;
   const uint64_t horizon_;
   const size_t shards_;
+  const Projection& projection_;
   absl::Mutex mu_;
   std::map<size_t, std::shared_ptr<const Chunk>> chunks_ ABSL_GUARDED_BY(mu_);
   size_t read_ ABSL_GUARDED_BY(mu_) = 0;  // chunks read so far
@@ -718,7 +733,7 @@ absl::Status BulkBuild(store::EventStore* store, const std::vector<Projection*>&
     mem_ptrs.push_back(&mem);
     txns.emplace_back(store, gen.family(), &mem, horizon);
   }
-  ChunkReader reader(store, gen.checkpoint(), horizon, n);
+  ChunkReader reader(store, gen.checkpoint(), horizon, n, *shards[0]);
   std::atomic<bool> cancelled{false};
   absl::Mutex failure_mu;
   absl::Status failure;  // the first shard's that failed
@@ -785,7 +800,7 @@ absl::Status BulkBuild(store::EventStore* store, const std::vector<Projection*>&
         for (size_t i = 0; i < events.size(); ++i) {
           const store::StoredEvent& e = events[i];
           if (n > 1 && (*chunk)->shard_of[i] != shard) {
-            projection.Observe(e);
+            if ((*chunk)->observed[i]) projection.Observe(e);
             continue;
           }
           txn.set_position(e.position());

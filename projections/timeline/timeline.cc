@@ -352,6 +352,10 @@ class TimelineProjection final : public Projection {
   // of counterparts: Observe keeps every party's kind.
   bool sharded_by_stream() const override { return true; }
 
+  bool Observes(const store::StoredEvent& stored) const override {
+    return stored.event().isPartyProfile();
+  }
+
   void Observe(const store::StoredEvent& stored) override {
     const schema::Event::Reader ev = stored.event();
     if (ev.isPartyProfile()) kinds_[std::string(View(ev.getStreamId()))] = ev.getPartyProfile().getKind();
