@@ -6,7 +6,7 @@ namespace ihs::projections {
 
 std::vector<ProjectionFactory> AllProjections() {
   return {
-      timeline::NewTimelineProjection,
+      [] { return timeline::NewTimelineProjection(); },
   };
 }
 

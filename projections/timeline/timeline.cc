@@ -295,11 +295,17 @@ int32_t DayOf(int64_t t) {
 
 class TimelineProjection final : public Projection {
  public:
+  explicit TimelineProjection(size_t max_cached_threads)
+      : max_cached_threads_(max_cached_threads) {}
   absl::string_view name() const override { return kName; }
   // 2: records packed. 3: entries in their own form (entry.h), not Cap'n Proto.
   uint32_t version() const override { return 3; }
 
   absl::Status Apply(const store::StoredEvent& stored, Txn& txn) override {
+    // A rebuild's bulk phase flushes only before it writes out: threads, most of which see no
+    // message after their first days, would all stay decoded. Past the bound they go to the
+    // Txn in their stored form, and those still in use are read back.
+    if (threads_.size() > max_cached_threads_) FlushThreads(txn);
     const schema::Event::Reader ev = stored.event();
     const std::string party(View(ev.getStreamId()));
     if (ev.isPartyProfile()) {
@@ -336,14 +342,9 @@ class TimelineProjection final : public Projection {
       txn.Put(PartyKey('S', p->first), EncodeParty(p->second.value));
       p->second.dirty = false;
     }
-    for (auto* t : dirty_threads_) {
-      txn.Put(t->first, EncodeThread(t->second.value));
-      t->second.dirty = false;
-    }
     dirty_parties_.clear();
-    dirty_threads_.clear();
     if (parties_.size() > kMaxCachedParties) parties_.clear();
-    if (threads_.size() > kMaxCachedThreads) threads_.clear();
+    FlushThreads(txn);
     // kinds_ stays: a sharded rebuild knows other shards' parties only from it (Observe).
     return absl::OkStatus();
   }
@@ -359,6 +360,16 @@ class TimelineProjection final : public Projection {
   void Observe(const store::StoredEvent& stored) override {
     const schema::Event::Reader ev = stored.event();
     if (ev.isPartyProfile()) kinds_[std::string(View(ev.getStreamId()))] = ev.getPartyProfile().getKind();
+  }
+
+  // Writes the threads the batch changed; past the bound, drops every decoded thread.
+  void FlushThreads(Txn& txn) {
+    for (auto* t : dirty_threads_) {
+      txn.Put(t->first, EncodeThread(t->second.value));
+      t->second.dirty = false;
+    }
+    dirty_threads_.clear();
+    if (threads_.size() > max_cached_threads_) threads_.clear();
   }
 
   // Two shards' follow-ups of the same message: one list, in position order.
@@ -793,10 +804,9 @@ class TimelineProjection final : public Projection {
   }
 
   // Decoded records, kept across batches (pointers into them stay valid: node maps), cleared
-  // when they pass these bounds or on Discard. A rebuild of the 10M dataset peaks at about
-  // 1.6 GB with them, RocksDB included (docs/impl.md).
+  // when they pass these bounds or on Discard.
   static constexpr size_t kMaxCachedParties = 200'000;
-  static constexpr size_t kMaxCachedThreads = 1'000'000;
+  const size_t max_cached_threads_;
   absl::node_hash_map<std::string, Cached<PartyState>> parties_;
   absl::node_hash_map<std::string, Cached<Thread>> threads_;
   absl::flat_hash_map<std::string, schema::PartyKind> kinds_;
@@ -806,8 +816,8 @@ class TimelineProjection final : public Projection {
 
 }  // namespace
 
-std::unique_ptr<Projection> NewTimelineProjection() {
-  return std::make_unique<TimelineProjection>();
+std::unique_ptr<Projection> NewTimelineProjection(size_t max_cached_threads) {
+  return std::make_unique<TimelineProjection>(max_cached_threads);
 }
 
 absl::Status Validate(const Query& q) {

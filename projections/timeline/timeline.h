@@ -37,7 +37,9 @@ namespace ihs::projections::timeline {
 inline constexpr char kName[] = "timeline";
 inline constexpr uint32_t kMaxPageEntries = 1000;
 
-std::unique_ptr<Projection> NewTimelineProjection();
+// `max_cached_threads`: how many conversation threads an instance keeps decoded between the
+// writes of its state (tests set few, to see the bound change no byte of the state).
+std::unique_ptr<Projection> NewTimelineProjection(size_t max_cached_threads = 500'000);
 
 struct Query {
   std::string party;

@@ -92,6 +92,29 @@ TEST_F(RunnerTest, RebuildFromZeroEqualsLiveStateByteForByte) {
   EXPECT_EQ(std::count(families.begin(), families.end(), live_family), 0);
 }
 
+// The timeline keeps at most so many threads decoded, and writes the rest to its Txn in the
+// middle of a batch or a bulk phase: with a bound of 20 threads (the history has thousands) the
+// live state and a sharded rebuild's are the bytes that the default bound gives.
+TEST_F(RunnerTest, TheBoundOnDecodedThreadsChangesNoByteOfTheState) {
+  std::vector<ProjectionFactory> tiny{[] { return timeline::NewTimelineProjection(20); }};
+  auto runner = Runner::Open(store_.get(), tiny);
+  IHS_ASSERT_OK(runner);
+  (*runner)->Start();
+  AppendHistory(8, 211);
+  ASSERT_TRUE((*runner)->WaitFor(timeline::kName, store_->Head(), absl::Now() + absl::Seconds(60)));
+  const auto live = Dump(*store_, ActiveFamily(**runner));
+  size_t threads = 0;
+  for (const auto& [key, value] : live) threads += key[0] == 'T' ? 1 : 0;
+  ASSERT_GT(threads, 200u);
+  IHS_ASSERT_OK((*runner)->Rebuild(timeline::kName));
+  EXPECT_TRUE(Dump(*store_, ActiveFamily(**runner)) == live) << "a rebuild with 20 threads differs";
+  (*runner)->Stop();
+  auto roomy = OpenRunner();
+  IHS_ASSERT_OK(roomy);
+  IHS_ASSERT_OK((*roomy)->Rebuild(timeline::kName));
+  EXPECT_TRUE(Dump(*store_, ActiveFamily(**roomy)) == live) << "the default bound differs";
+}
+
 TEST_F(RunnerTest, ARebuildPastItsMemoryBoundWritesOutInPartsAndGetsTheSameState) {
   // Over three of the rebuild's read chunks (16,384 events), so that the state is written out
   // several times and later parts read and change what earlier parts wrote.
