@@ -10,9 +10,10 @@
 #include <cstring>
 #include <optional>
 #include <tuple>
+#include <utility>
+#include <vector>
 #include <cmath>
 
-#include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/container/node_hash_map.h"
@@ -130,15 +131,50 @@ struct OpenMsg {
   TouchpointType type;
   int64_t occurred;
 };
-// B-trees, not std::map: a rebuild touches millions of these, and a node per element costs a
-// cache miss per step.
+// A map kept as a vector sorted by key. A party's open messages, responses and sentiment days
+// are nearly always added at the end (the log comes in about the order things happened), and a
+// rebuild reaches them once per event: one array costs a cache miss where a tree costs one per
+// node on the way down.
+template <typename K, typename V>
+class SortedVectorMap {
+ public:
+  using value_type = std::pair<K, V>;
+  using const_iterator = typename std::vector<value_type>::const_iterator;
+
+  V& operator[](const K& key) {
+    if (items_.empty() || items_.back().first < key) return items_.emplace_back(key, V{}).second;
+    auto it = LowerBound(key);
+    if (it != items_.end() && it->first == key) return it->second;
+    return items_.insert(it, value_type(key, V{}))->second;
+  }
+  void erase(const K& key) {
+    auto it = LowerBound(key);
+    if (it != items_.end() && it->first == key) items_.erase(it);
+  }
+  const_iterator lower_bound(const K& key) const {
+    return std::lower_bound(items_.begin(), items_.end(), key,
+                            [](const value_type& a, const K& k) { return a.first < k; });
+  }
+  const_iterator begin() const { return items_.begin(); }
+  const_iterator end() const { return items_.end(); }
+  size_t size() const { return items_.size(); }
+  bool empty() const { return items_.empty(); }
+
+ private:
+  typename std::vector<value_type>::iterator LowerBound(const K& key) {
+    return std::lower_bound(items_.begin(), items_.end(), key,
+                            [](const value_type& a, const K& k) { return a.first < k; });
+  }
+  std::vector<value_type> items_;
+};
+
 struct PartyState {
   schema::PartyKind kind = schema::PartyKind::UNSPECIFIED;
   uint64_t entries = 0;
   std::array<ChannelCounts, kChannels> channels;
-  absl::btree_map<uint64_t, OpenMsg> open;                           // by position
-  absl::btree_map<uint64_t, std::pair<int64_t, int64_t>> responses;  // position -> wall, service
-  absl::btree_map<int32_t, std::pair<double, uint32_t>> days;        // sentiment sum, count
+  SortedVectorMap<uint64_t, OpenMsg> open;                           // by position
+  SortedVectorMap<uint64_t, std::pair<int64_t, int64_t>> responses;  // position -> wall, service
+  SortedVectorMap<int32_t, std::pair<double, uint32_t>> days;        // sentiment sum, count
   uint32_t switches = 0;
 };
 
@@ -627,7 +663,7 @@ class TimelineProjection final : public Projection {
                          t.getType() == TouchpointType::COMPLAINT);
     // Usually the message followed up on is one of the party's own that still waits for an
     // answer: the party's record has what a switch names, and the log need not be searched.
-    const std::pair<const uint64_t, OpenMsg>* open_cause = nullptr;
+    const std::pair<uint64_t, OpenMsg>* open_cause = nullptr;
     if (speaks && ev.getCausationId().size() == 16) {
       const absl::string_view cause_id = View(ev.getCausationId());
       for (const auto& kv : p->open) {
