@@ -1,0 +1,84 @@
+// Tests of projections/mem_state.h: the in-memory state of a rebuild answers like a map through
+// puts, deletes, growth of its index and arena, and a write-out.
+#include "projections/mem_state.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+
+namespace ihs::projections {
+namespace {
+
+// What the index holds, as a map; a deletion reads as "<deleted>".
+std::map<std::string, std::string> Contents(MemState& m) {
+  std::map<std::string, std::string> out;
+  for (const auto& [key, value] : m.index()) {
+    out.emplace(std::string(key), value.deleted() ? "<deleted>" : std::string(value.view()));
+  }
+  return out;
+}
+
+TEST(MemStateTest, RandomPutsAndDeletesAnswerLikeAMap) {
+  // Few keys and many operations: keys come and go, values are stored again and again in the
+  // arena, and the index grows several times.
+  std::mt19937_64 rng(7);
+  MemState m;
+  std::map<std::string, std::string> model;
+  for (int op = 0; op < 200000; ++op) {
+    const std::string key = absl::StrCat("k", rng() % 3000);
+    switch (rng() % 3) {
+      case 0:
+      case 1: {
+        const std::string value = absl::StrCat("v", op, std::string(rng() % 40, 'x'));
+        m.Put(key, value);
+        model[key] = value;
+        break;
+      }
+      case 2:
+        m.Delete(key);
+        model.erase(key);
+        break;
+    }
+    if (op % 997 == 0) {
+      const std::string probe = absl::StrCat("k", rng() % 3000);
+      const MemState::Value* v = m.Find(probe);
+      auto it = model.find(probe);
+      ASSERT_EQ(v != nullptr, it != model.end()) << probe << " at op " << op;
+      if (v != nullptr) {
+        EXPECT_EQ(v->view(), it->second);
+      }
+    }
+  }
+  EXPECT_EQ(m.index().size(), model.size());
+  EXPECT_EQ(Contents(m), model);
+  for (const auto& [key, value] : model) {
+    const MemState::Value* v = m.Find(key);
+    ASSERT_NE(v, nullptr) << key;
+    EXPECT_EQ(v->view(), value);
+  }
+}
+
+TEST(MemStateTest, AfterAWriteOutADeleteIsKeptForTheFilesAndAnEmptyValueIsNotOne) {
+  MemState m;
+  m.Put("a", "1");
+  m.Delete("a");  // before a write-out: gone
+  EXPECT_EQ(m.Find("a"), nullptr);
+  EXPECT_TRUE(m.index().empty());
+  m.Put("b", "");
+  ASSERT_NE(m.Find("b"), nullptr);
+  EXPECT_FALSE(m.Find("b")->deleted());
+  m.Spill();
+  EXPECT_TRUE(m.spilled());
+  EXPECT_EQ(m.Find("b"), nullptr);
+  m.Delete("c");  // after it: a deletion the next files carry
+  ASSERT_NE(m.Find("c"), nullptr);
+  EXPECT_TRUE(m.Find("c")->deleted());
+  EXPECT_EQ(Contents(m), (std::map<std::string, std::string>{{"c", "<deleted>"}}));
+}
+
+}  // namespace
+}  // namespace ihs::projections
