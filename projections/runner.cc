@@ -736,7 +736,7 @@ absl::Status BulkBuild(store::EventStore* store, const std::vector<Projection*>&
   ChunkReader reader(store, gen.checkpoint(), horizon, n, *shards[0]);
   std::atomic<bool> cancelled{false};
   absl::Mutex failure_mu;
-  absl::Status failure;  // the first shard's that failed
+  absl::Status failure;  // the error of the first shard that failed
   // Where each shard is; shard 0 reports the least of them.
   std::vector<std::atomic<uint64_t>> at(n);
   for (auto& a : at) a.store(gen.checkpoint());
