@@ -162,8 +162,7 @@ class SortedVectorMap {
 
  private:
   typename std::vector<value_type>::iterator LowerBound(const K& key) {
-    return std::lower_bound(items_.begin(), items_.end(), key,
-                            [](const value_type& a, const K& k) { return a.first < k; });
+    return items_.begin() + (lower_bound(key) - items_.cbegin());
   }
   std::vector<value_type> items_;
 };
@@ -661,25 +660,18 @@ class TimelineProjection final : public Projection {
                         (t.getType() == TouchpointType::MESSAGE ||
                          t.getType() == TouchpointType::REQUEST ||
                          t.getType() == TouchpointType::COMPLAINT);
+    const bool follows_up = speaks && ev.getCausationId().size() == 16;
     // Usually the message followed up on is one of the party's own that still waits for an
     // answer: the party's record has what a switch names, and the log need not be searched.
-    const std::pair<uint64_t, OpenMsg>* open_cause = nullptr;
-    if (speaks && ev.getCausationId().size() == 16) {
-      const absl::string_view cause_id = View(ev.getCausationId());
-      for (const auto& kv : p->open) {
-        if (kv.first != position && kv.second.id == cause_id) {
-          open_cause = &kv;
-          break;
-        }
-      }
-    }
+    const std::pair<uint64_t, OpenMsg>* open_cause =
+        follows_up ? OpenMessage(*p, View(ev.getCausationId()), position) : nullptr;
     if (open_cause != nullptr) {
       const auto& [cause_position, cause] = *open_cause;
       if (cause.channel != t.getChannel()) {  // open messages all wait for an answer
         SetSwitch(e, party, cause.id, cause.channel, cause.occurred, cause_position);
         ++p->switches;
       }
-    } else if (speaks && ev.getCausationId().size() == 16) {
+    } else if (follows_up) {
       IHS_ASSIGN_OR_RETURN(std::optional<store::StoredEvent> cause,
                            txn.FindEarlierEvent(View(ev.getCausationId())));
       if (cause && cause->event().isTouchpoint()) {
@@ -710,6 +702,16 @@ class TimelineProjection final : public Projection {
     txn.Put(EntryKey(party, occurred, position), EncodeEntry(e));
     if (waits && position >= txn.horizon()) IHS_RETURN_IF_ERROR(MarkLateSwitch(stored, txn));
     return absl::OkStatus();
+  }
+
+  // The party's open message with this id, other than the one at `position`; nullptr if none.
+  static const std::pair<uint64_t, OpenMsg>* OpenMessage(const PartyState& p,
+                                                          absl::string_view id,
+                                                          uint64_t position) {
+    for (const auto& kv : p.open) {
+      if (kv.first != position && kv.second.id == id) return &kv;
+    }
+    return nullptr;
   }
 
   // Whether applying `ev` calls MarkLateSwitch: a message that waits for an answer.
