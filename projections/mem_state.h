@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <utility>
 #include <vector>
 
@@ -53,22 +54,41 @@ class MemState {
     if (it == index_.end()) it = index_.emplace(Store(key), Value{}).first;
     it->second = Value{};
   }
-  // Copies `bytes` into the arena, for a value that another one is set to.
+  // Copies `bytes` into the arena, for a value that another one is set to, or that a
+  // projection holds until it hands it to PutInOrder.
   Value Copy(absl::string_view bytes) {
     const absl::string_view stored = Store(bytes);
     return Value{stored.data() != nullptr ? stored.data() : "", bytes.size()};
   }
 
+  // Keys that come in ascending order, each once, and that no Put or Delete names: the
+  // write-out takes them as a sorted run of their own, and they are neither indexed nor sorted.
+  // Find does not see them. `value` is the arena's already (Copy) and is not copied again.
+  using Entry = Index::value_type;
+  void PutInOrder(absl::string_view key, Value value) {
+    if (!ordered_.empty() && !(ordered_.back()->first < key)) out_of_order_ = true;
+    const absl::string_view stored = Store(key);
+    void* at = Allocate(sizeof(Entry), alignof(Entry));
+    ordered_.push_back(new (at) Entry(stored, value));
+  }
+  const std::vector<Entry*>& ordered() const { return ordered_; }
+  // A key came to PutInOrder that was not greater than the one before.
+  bool out_of_order() const { return out_of_order_; }
+
   // About what it holds: the arena and the index.
-  size_t bytes() const { return arena_bytes_ + index_.capacity() * (sizeof(Index::value_type) + 1); }
+  size_t bytes() const {
+    return arena_bytes_ + index_.capacity() * (sizeof(Index::value_type) + 1) +
+           ordered_.capacity() * sizeof(Entry*);
+  }
   bool spilled() const { return spilled_; }
-  void Reserve(size_t keys) { index_.reserve(keys); }
   Index& index() { return index_; }
   const Index& index() const { return index_; }
 
   // After a write-out: forgets everything, and later reads may find keys in the family.
   void Spill() {
     index_ = Index();
+    ordered_ = std::vector<Entry*>();
+    out_of_order_ = false;
     blocks_.clear();
     next_ = nullptr;
     left_ = arena_bytes_ = 0;
@@ -80,21 +100,31 @@ class MemState {
 
   absl::string_view Store(absl::string_view bytes) {
     if (bytes.empty()) return absl::string_view();
-    if (bytes.size() > left_) {
-      const size_t size = std::max(kBlock, bytes.size());
-      blocks_.emplace_back(new char[size]);  // not zeroed: every byte is written before read
-      next_ = blocks_.back().get();
-      left_ = size;
-      arena_bytes_ += size;
-    }
-    char* at = next_;
+    char* at = static_cast<char*>(Allocate(bytes.size(), 1));
     std::memcpy(at, bytes.data(), bytes.size());
-    next_ += bytes.size();
-    left_ -= bytes.size();
     return absl::string_view(at, bytes.size());
   }
 
+  // `size` bytes of the arena at a multiple of `align` (a power of two, at most 16).
+  void* Allocate(size_t size, size_t align) {
+    size_t pad = (align - reinterpret_cast<uintptr_t>(next_) % align) % align;
+    if (size + pad > left_) {
+      const size_t block = std::max(kBlock, size);
+      blocks_.emplace_back(new char[block]);  // not zeroed: every byte is written before read
+      next_ = blocks_.back().get();  // operator new[] aligns to 16
+      left_ = block;
+      arena_bytes_ += block;
+      pad = 0;
+    }
+    char* at = next_ + pad;
+    next_ += pad + size;
+    left_ -= pad + size;
+    return at;
+  }
+
   Index index_;
+  std::vector<Entry*> ordered_;  // PutInOrder's, in the arena
+  bool out_of_order_ = false;
   std::vector<std::unique_ptr<char[]>> blocks_;
   char* next_ = nullptr;
   size_t left_ = 0;

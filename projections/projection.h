@@ -14,6 +14,7 @@
 #define IHS_PROJECTIONS_PROJECTION_H_
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -46,6 +47,18 @@ class Txn {
   absl::StatusOr<std::optional<std::string>> Get(absl::string_view key);
   void Put(absl::string_view key, std::string value);
   void Delete(absl::string_view key);
+
+  // A rebuild's bulk phase: the state is in memory (a MemState) until the runner writes it out,
+  // and horizon() > 0.
+  bool bulk() const { return mem_ != nullptr && horizon_ > 0; }
+  // For a projection that holds values of its own until Flush, and writes most keys once. Keep
+  // copies bytes to memory that lasts until the bulk phase's next write-out and counts against
+  // its bound (outside a bulk phase, until Finish). PutInOrder writes a kept value under a key
+  // that is greater than every key it was given since the last write-out, and that no Put or
+  // Delete names: in a bulk phase such keys are written out as the sorted run they are, and
+  // are neither indexed nor sorted, and Get does not see them. Outside a bulk phase it is Put.
+  absl::string_view Keep(absl::string_view bytes);
+  void PutInOrder(absl::string_view key, absl::string_view kept);
 
   // The event with this id if the log holds it before the event being applied; nullopt
   // otherwise, so that the answer depends only on the log's prefix (content stays sealed).
@@ -80,6 +93,7 @@ class Txn {
   const uint64_t horizon_;
   uint64_t position_ = 0;
   absl::flat_hash_map<std::string, std::optional<std::string>> writes_;
+  std::deque<std::string> kept_;  // Keep's, outside a bulk phase
 };
 
 class Projection {

@@ -108,6 +108,18 @@ void Txn::Put(absl::string_view key, std::string value) {
   writes_[key] = std::move(value);
 }
 
+absl::string_view Txn::Keep(absl::string_view bytes) {
+  if (mem_ != nullptr) return mem_->Copy(bytes).view();
+  return kept_.emplace_back(bytes);
+}
+
+void Txn::PutInOrder(absl::string_view key, absl::string_view kept) {
+  if (bulk()) {
+    return mem_->PutInOrder(key, MemState::Value{kept.empty() ? "" : kept.data(), kept.size()});
+  }
+  Put(key, std::string(kept));
+}
+
 void Txn::Delete(absl::string_view key) {
   if (mem_ != nullptr) return mem_->Delete(key);
   writes_[key] = std::nullopt;
@@ -152,6 +164,7 @@ store::StateBatch Txn::Finish(uint64_t checkpoint, uint32_t version) {
     }
   }
   writes_.clear();
+  kept_.clear();
   std::string cp;
   PutBigEndian64(&cp, checkpoint);
   PutBigEndian32(&cp, version);
@@ -467,6 +480,7 @@ struct SortItem {
   uint64_t w[3];
   MemState::Index::value_type* kv;
 
+  SortItem() : w{0, 0, 0}, kv(nullptr) {}
   explicit SortItem(MemState::Index::value_type* e) : kv(e) {
     char b[24] = {};
     std::memcpy(b, e->first.data(), std::min<size_t>(e->first.size(), sizeof(b)));
@@ -485,47 +499,85 @@ struct SortItem {
 
 // Writes a rebuild's state out of memory as sorted files, ingested into the family with the
 // checkpoint, and empties the MemStates (one per shard; `projection` merges a key that two
-// shards wrote). Each shard's keys are one sorted run (one shard's are cut in two), sorted on a
-// thread each; the key space is then cut into one range per file, and each file is written on a
-// thread of its own, merging its range of every run as it goes and sealing each value.
+// shards wrote). Each shard's indexed keys are one sorted run (one shard's are cut in two),
+// sorted on a thread each, and the keys it put in order (PutInOrder) are another; the key
+// space is then cut into one range per file, and each file is written on a thread of its own,
+// merging its range of every run as it goes and sealing each value.
 absl::Status WriteOut(store::EventStore* store, const std::string& family,
                       const std::vector<MemState*>& mems, Projection& projection,
                       uint64_t checkpoint) {
+  for (const MemState* mem : mems) {
+    if (mem->out_of_order()) {
+      return absl::InternalError(absl::StrCat("projection ", projection.name(),
+                                              " put keys in order that were not in order"));
+    }
+  }
   std::string cp;
   PutBigEndian64(&cp, checkpoint);
   PutBigEndian32(&cp, projection.version());
   mems[0]->Put(CheckpointKey(), std::move(cp));
-  // The runs, each made and sorted on its own thread.
-  const size_t n_runs = mems.size() == 1 ? 2 : mems.size();
-  std::vector<std::vector<SortItem>> runs(n_runs);
-  if (mems.size() == 1) {
-    MemState::Index& index = mems[0]->index();
-    const size_t half = index.size() / 2;
-    size_t i = 0;
-    runs[0].reserve(half);
-    runs[1].reserve(index.size() - half);
-    for (auto& kv : index) runs[i++ < half ? 0 : 1].emplace_back(&kv);
+  // The runs, each made (and an indexed one sorted) on its own thread.
+  struct Run {
+    size_t shard;
+    MemState::Index* index = nullptr;  // else the shard's keys put in order
+    size_t part = 0, parts = 1;        // of the index, in this run
+  };
+  std::vector<Run> plan;
+  for (size_t s = 0; s < mems.size(); ++s) {
+    const size_t parts = mems.size() == 1 ? 2 : 1;
+    for (size_t part = 0; part < parts; ++part) plan.push_back({s, &mems[s]->index(), part, parts});
+    if (!mems[s]->ordered().empty()) plan.push_back({s});
   }
+  const size_t n_runs = plan.size();
+  // An indexed run's items, sorted; a run of keys put in order needs none.
+  std::vector<std::vector<SortItem>> runs(n_runs);
   IHS_RETURN_IF_ERROR(OnThreads(n_runs, [&](size_t r) {
-    if (mems.size() > 1) {
-      runs[r].reserve(mems[r]->index().size());
-      for (auto& kv : mems[r]->index()) runs[r].emplace_back(&kv);
+    const Run& run = plan[r];
+    if (run.index == nullptr) return absl::OkStatus();
+    std::vector<SortItem>& items = runs[r];
+    const size_t size = run.index->size();
+    const size_t from = size * run.part / run.parts, to = size * (run.part + 1) / run.parts;
+    items.reserve(to - from);
+    size_t i = 0;
+    for (auto& kv : *run.index) {
+      if (i >= from) items.emplace_back(&kv);
+      if (++i == to) break;
     }
-    std::sort(runs[r].begin(), runs[r].end());
+    std::sort(items.begin(), items.end());
     return absl::OkStatus();
   }));
+  auto run_size = [&](size_t r) {
+    return plan[r].index != nullptr ? runs[r].size() : mems[plan[r].shard]->ordered().size();
+  };
+  auto entry_at = [&](size_t r, size_t i) {
+    return plan[r].index != nullptr ? runs[r][i].kv : mems[plan[r].shard]->ordered()[i];
+  };
+  auto item_at = [&](size_t r, size_t i) {
+    return plan[r].index != nullptr ? runs[r][i] : SortItem(mems[plan[r].shard]->ordered()[i]);
+  };
   // Where each file's range begins in each run: at the keys that cut the largest run evenly.
   constexpr size_t kFiles = 2;
-  const std::vector<SortItem>& largest = *std::max_element(
-      runs.begin(), runs.end(), [](const auto& a, const auto& b) { return a.size() < b.size(); });
+  size_t largest = 0;
+  for (size_t r = 1; r < n_runs; ++r) {
+    if (run_size(r) > run_size(largest)) largest = r;
+  }
   std::vector<std::vector<size_t>> cut(kFiles + 1, std::vector<size_t>(n_runs));
-  for (size_t r = 0; r < n_runs; ++r) cut[kFiles][r] = runs[r].size();
+  for (size_t r = 0; r < n_runs; ++r) cut[kFiles][r] = run_size(r);
   for (size_t f = 1; f < kFiles; ++f) {
-    if (largest.empty()) break;  // every cut stays at 0: the first file writes everything
-    const SortItem& pivot = largest[largest.size() * f / kFiles];
+    // With nothing to write, every cut stays at 0: the first file writes everything.
+    if (run_size(largest) == 0) break;
+    const SortItem pivot = item_at(largest, run_size(largest) * f / kFiles);
     for (size_t r = 0; r < n_runs; ++r) {
-      cut[f][r] = static_cast<size_t>(
-          std::lower_bound(runs[r].begin(), runs[r].end(), pivot) - runs[r].begin());
+      size_t lo = 0, hi = run_size(r);  // the first item not less than the pivot
+      while (lo < hi) {
+        const size_t mid = lo + (hi - lo) / 2;
+        if (item_at(r, mid) < pivot) {
+          lo = mid + 1;
+        } else {
+          hi = mid;
+        }
+      }
+      cut[f][r] = lo;
     }
   }
   std::vector<std::unique_ptr<store::StateFile>> files(kFiles);
@@ -538,36 +590,46 @@ absl::Status WriteOut(store::EventStore* store, const std::string& family,
     const std::vector<size_t>& stop = cut[f + 1];
     auto prefetch = [&](size_t r) {
       const size_t i = at[r];
-      if (i + kSlotsAhead < stop[r]) __builtin_prefetch(runs[r][i + kSlotsAhead].kv);
+      if (i + kSlotsAhead < stop[r]) __builtin_prefetch(entry_at(r, i + kSlotsAhead));
       if (i + kBytesAhead < stop[r]) {
-        const auto& [k, v] = *runs[r][i + kBytesAhead].kv;
+        const auto& [k, v] = *entry_at(r, i + kBytesAhead);
         __builtin_prefetch(k.data());
         __builtin_prefetch(v.data);
         __builtin_prefetch(v.data + std::min<size_t>(v.size, 64));
       }
     };
+    // Each run's first item not yet written.
+    std::vector<SortItem> head;
+    for (size_t r = 0; r < n_runs; ++r) {
+      head.push_back(at[r] < stop[r] ? item_at(r, at[r]) : SortItem());
+    }
+    auto advance = [&](size_t r) {
+      prefetch(r);
+      if (++at[r] < stop[r]) head[r] = item_at(r, at[r]);
+    };
     std::string sealed, merged;
     for (;;) {
-      // The least key at the heads of the runs; runs are few (one per shard).
+      // The least key at the heads of the runs; runs are few (two per shard at most).
       size_t least = n_runs;
       for (size_t r = 0; r < n_runs; ++r) {
-        if (at[r] < stop[r] && (least == n_runs || runs[r][at[r]] < runs[least][at[least]])) {
-          least = r;
-        }
+        if (at[r] < stop[r] && (least == n_runs || head[r] < head[least])) least = r;
       }
       if (least == n_runs) break;
-      const SortItem& item = runs[least][at[least]];
+      const SortItem item = head[least];
       const auto& [key, value] = *item.kv;
-      prefetch(least);
-      ++at[least];
+      advance(least);
       // The same key in later runs: two shards wrote it.
       absl::string_view payload = value.view();
       bool has_merged = false;
       for (size_t r = least + 1; r < n_runs; ++r) {
-        if (at[r] >= stop[r] || !(runs[r][at[r]] == item)) continue;
-        const MemState::Value other = runs[r][at[r]].kv->second;
-        prefetch(r);
-        ++at[r];
+        if (at[r] >= stop[r] || !(head[r] == item)) continue;
+        if (plan[r].shard == plan[least].shard) {
+          return absl::InternalError(absl::StrCat("projection ", projection.name(),
+                                                  " put the key ", absl::CHexEscape(key),
+                                                  " both in order and not"));
+        }
+        const MemState::Value other = head[r].kv->second;
+        advance(r);
         if (value.deleted() || other.deleted()) {
           return absl::InternalError(absl::StrCat("two shards of projection ", projection.name(),
                                                   " wrote and deleted the same key ",
@@ -727,9 +789,6 @@ absl::Status BulkBuild(store::EventStore* store, const std::vector<Projection*>&
   std::vector<Txn> txns;
   txns.reserve(n);
   for (MemState& mem : mems) {
-    // About one key per event, bounded by what the memory bound holds: growing a table of
-    // millions of keys moves every key each time it doubles.
-    mem.Reserve(std::min<uint64_t>(horizon - gen.checkpoint(), memory_bytes / 256) / n);
     mem_ptrs.push_back(&mem);
     txns.emplace_back(store, gen.family(), &mem, horizon);
   }

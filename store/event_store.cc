@@ -42,7 +42,7 @@ StoredEvent& StoredEvent::operator=(StoredEvent&&) noexcept = default;
 StoredEvent::~StoredEvent() = default;
 
 uint64_t StoredEvent::position() const { return rep_->position; }
-schema::Event::Reader StoredEvent::event() const { return rep_->event->root<schema::Event>(); }
+schema::Event::Reader StoredEvent::event() const { return rep_->root; }
 absl::string_view StoredEvent::bytes() const { return rep_->event->prefixed(); }
 ContentState StoredEvent::content_state() const { return rep_->content_state; }
 schema::Content::Reader StoredEvent::content() const {

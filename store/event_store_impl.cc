@@ -477,7 +477,7 @@ absl::Status EventStoreImpl::LoadWriterState() {
       head = GetBigEndian64(it->key().data()) + 1;
       IHS_ASSIGN_OR_RETURN(std::unique_ptr<StoredEvent::Rep> last,
                            internal::DecodeRecord(head - 1, ToView(it->value())));
-      last_recorded_at = last->event->root<schema::Event>().getRecordedAt();
+      last_recorded_at = last->root.getRecordedAt();
     }
   }
   std::string next;
@@ -1102,7 +1102,7 @@ absl::StatusOr<StoredEvent> EventStoreImpl::MakeStoredEvent(uint64_t position,
   IHS_ASSIGN_OR_RETURN(std::unique_ptr<StoredEvent::Rep> rep,
                        internal::DecodeRecord(position, bytes));
   if (options.open_content && rep->content_state == ContentState::kSealed) {
-    auto ev = rep->event->root<schema::Event>();
+    auto ev = rep->root;
     absl::string_view stream = ToView(ev.getStreamId());
     IHS_ASSIGN_OR_RETURN(std::optional<DataKey> key,
                          DataKeyForRead(stream, ev.getSealedContent().getKeyVersion()));
@@ -1445,7 +1445,7 @@ absl::StatusOr<VerifyReport> EventStoreImpl::Verify(const ProgressFn& progress) 
       IHS_RETURN_IF_ERROR(stored_tree.status());
       return mismatch;
     }
-    auto ev = (*rep)->event->root<schema::Event>();
+    auto ev = (*rep)->root;
     const absl::string_view stream = ToView(ev.getStreamId());
     auto entry = streams.find(stream);
     if (entry == streams.end()) {
@@ -1510,7 +1510,7 @@ absl::Status EventStoreImpl::LocateIndexMismatch(
   for (it->SeekToFirst(); it->Valid(); it->Next(), ++p) {
     IHS_ASSIGN_OR_RETURN(std::unique_ptr<StoredEvent::Rep> rep,
                          internal::DecodeRecord(p, ToView(it->value())));
-    auto ev = rep->event->root<schema::Event>();
+    auto ev = rep->root;
     const absl::string_view stream = ToView(ev.getStreamId());
     auto tally = tallies.find(stream);
     if (tally == tallies.end()) return absl::DataLossError("verify: the log changed under it");

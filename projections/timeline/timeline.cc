@@ -167,6 +167,15 @@ class SortedVectorMap {
   std::vector<value_type> items_;
 };
 
+// An entry that a rebuild's bulk phase holds (Txn::Keep) until Flush writes the party's entries
+// in key order (Txn::PutInOrder): ten million entries then need neither the index of the state
+// in memory nor its sort.
+struct HeldEntry {
+  uint64_t position;
+  int64_t occurred;
+  absl::string_view value;
+};
+
 struct PartyState {
   schema::PartyKind kind = schema::PartyKind::UNSPECIFIED;
   uint64_t entries = 0;
@@ -175,6 +184,7 @@ struct PartyState {
   SortedVectorMap<uint64_t, std::pair<int64_t, int64_t>> responses;  // position -> wall, service
   SortedVectorMap<int32_t, std::pair<double, uint32_t>> days;        // sentiment sum, count
   uint32_t switches = 0;
+  std::vector<HeldEntry> held;  // in position order; a bulk phase's, not stored
 };
 
 struct Member {
@@ -373,6 +383,7 @@ class TimelineProjection final : public Projection {
   // Writes the party records and threads the batch touched. The decoded records stay cached for
   // the next batches (they equal what is stored once this batch commits), up to a bound.
   absl::Status Flush(Txn& txn) override {
+    WriteHeldEntries(txn);
     for (auto* p : dirty_parties_) {
       txn.Put(PartyKey('S', p->first), EncodeParty(p->second.value));
       p->second.dirty = false;
@@ -395,6 +406,37 @@ class TimelineProjection final : public Projection {
   void Observe(const store::StoredEvent& stored) override {
     const schema::Event::Reader ev = stored.event();
     if (ev.isPartyProfile()) kinds_[std::string(View(ev.getStreamId()))] = ev.getPartyProfile().getKind();
+  }
+
+  // The entries a bulk phase holds, in key order: parties in the order of their keys (by
+  // length, then bytes), and a party's entries by occurred_at, then position.
+  void WriteHeldEntries(Txn& txn) {
+    if (held_entries_ == 0) return;
+    std::vector<std::pair<const std::string, Cached<PartyState>>*> holding;
+    for (auto& kv : parties_) {
+      if (!kv.second.value.held.empty()) holding.push_back(&kv);
+    }
+    std::sort(holding.begin(), holding.end(), [](const auto* a, const auto* b) {
+      return std::make_pair(a->first.size(), absl::string_view(a->first)) <
+             std::make_pair(b->first.size(), absl::string_view(b->first));
+    });
+    std::string key;
+    for (auto* kv : holding) {
+      std::vector<HeldEntry>& held = kv->second.value.held;
+      std::sort(held.begin(), held.end(), [](const HeldEntry& a, const HeldEntry& b) {
+        return std::tie(a.occurred, a.position) < std::tie(b.occurred, b.position);
+      });
+      key = PartyKey('E', kv->first);
+      const size_t prefix = key.size();
+      for (const HeldEntry& h : held) {
+        key.resize(prefix);
+        PutTime(&key, h.occurred);
+        PutBigEndian64(&key, h.position);
+        txn.PutInOrder(key, h.value);
+      }
+      std::vector<HeldEntry>().swap(held);
+    }
+    held_entries_ = 0;
   }
 
   // Writes the threads the batch changed; past the bound, drops every decoded thread.
@@ -431,6 +473,7 @@ class TimelineProjection final : public Projection {
     kinds_.clear();
     dirty_parties_.clear();
     dirty_threads_.clear();
+    held_entries_ = 0;
   }
 
  private:
@@ -519,9 +562,36 @@ class TimelineProjection final : public Projection {
     return std::string();
   }
 
+  // A new entry of the party: in a bulk phase, held until Flush.
+  void PutEntry(PartyState& p, absl::string_view party, int64_t occurred, uint64_t position,
+                const std::string& value, Txn& txn) {
+    if (txn.bulk()) {
+      p.held.push_back({position, occurred, txn.Keep(value)});
+      ++held_entries_;
+      return;
+    }
+    txn.Put(EntryKey(party, occurred, position), value);
+  }
+
+  // Reads, changes and writes back one entry of the party, held or stored.
+  template <typename F>
+  absl::Status UpdateEntry(PartyState& p, absl::string_view party, int64_t occurred,
+                           uint64_t position, Txn& txn, F&& change) {
+    auto held = std::lower_bound(
+        p.held.begin(), p.held.end(), position,
+        [](const HeldEntry& h, uint64_t at) { return h.position < at; });
+    if (held != p.held.end() && held->position == position) {
+      IHS_ASSIGN_OR_RETURN(Entry e, DecodeEntry(held->value));
+      change(e);
+      held->value = txn.Keep(EncodeEntry(e));
+      return absl::OkStatus();
+    }
+    return UpdateStoredEntry(EntryKey(party, occurred, position), txn, change);
+  }
+
   // Reads, changes and writes back one stored entry.
   template <typename F>
-  absl::Status UpdateEntry(const std::string& key, Txn& txn, F&& change) {
+  absl::Status UpdateStoredEntry(const std::string& key, Txn& txn, F&& change) {
     IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, txn.Get(key));
     if (!v) return absl::DataLossError("timeline state: a thread names an entry that is missing");
     IHS_ASSIGN_OR_RETURN(Entry e, DecodeEntry(*v));
@@ -637,7 +707,7 @@ class TimelineProjection final : public Projection {
           bool retracted = false;
           int64_t wall = 0, service = 0;
           IHS_RETURN_IF_ERROR(
-              UpdateEntry(EntryKey(party, in.occurred, in.position), txn, [&](Entry& b) {
+              UpdateEntry(*p, party, in.occurred, in.position, txn, [&](Entry& b) {
                 SetAnswer(b, self);
                 retracted = !b.retracted_by.empty();
                 wall = b.answer.wall_seconds;
@@ -699,7 +769,7 @@ class TimelineProjection final : public Projection {
         }
       }
     }
-    txn.Put(EntryKey(party, occurred, position), EncodeEntry(e));
+    PutEntry(*p, party, occurred, position, EncodeEntry(e), txn);
     if (waits && position >= txn.horizon()) IHS_RETURN_IF_ERROR(MarkLateSwitch(stored, txn));
     return absl::OkStatus();
   }
@@ -797,8 +867,9 @@ class TimelineProjection final : public Projection {
     IHS_ASSIGN_OR_RETURN(std::vector<PendingSwitch> followers, DecodePending(*v));
     for (const PendingSwitch& f : followers) {
       if (f.channel == ev.getTouchpoint().getChannel()) continue;
-      IHS_RETURN_IF_ERROR(UpdateEntry(PartyKey('E', f.party) + f.entry_suffix, txn,
-                                      [&](Entry& b) { SetSwitch(b, ev, cause.position()); }));
+      // Never in a bulk phase, which holds entries: it marks late switches at once (Add).
+      IHS_RETURN_IF_ERROR(UpdateStoredEntry(PartyKey('E', f.party) + f.entry_suffix, txn,
+                                            [&](Entry& b) { SetSwitch(b, ev, cause.position()); }));
       IHS_ASSIGN_OR_RETURN(PartyState * p, Party(f.party, txn));
       ++p->switches;
     }
@@ -815,7 +886,7 @@ class TimelineProjection final : public Projection {
     const uint64_t pos = target.position();
     IHS_ASSIGN_OR_RETURN(PartyState * p, Party(party, txn));
     return UpdateEntry(
-        EntryKey(party, target.event().getOccurredAt(), pos), txn,
+        *p, party, target.event().getOccurredAt(), pos, txn,
         [&](Entry& b) {
           const bool was_retracted = !b.retracted_by.empty();
           if (retraction) {
@@ -850,6 +921,7 @@ class TimelineProjection final : public Projection {
   absl::flat_hash_map<std::string, schema::PartyKind> kinds_;
   DirtyList<PartyState> dirty_parties_;  // touched by this batch
   DirtyList<Thread> dirty_threads_;
+  size_t held_entries_ = 0;  // in the parties' records (HeldEntry)
 };
 
 }  // namespace

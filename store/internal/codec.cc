@@ -137,13 +137,14 @@ absl::StatusOr<std::unique_ptr<StoredEvent::Rep>> DecodeRecord(uint64_t position
   auto msg = CanonicalMessage::ParsePrefixed<schema::Event>(bytes, 1, what);
   if (!msg.ok()) return msg.status();
   rep->event = std::move(*msg);
-  std::string problem = EventShapeProblem(rep->event->root<schema::Event>());
+  const schema::Event::Reader ev = rep->event->root<schema::Event>();
+  std::string problem = EventShapeProblem(ev);
   if (!problem.empty()) return absl::DataLossError(absl::StrCat(what, " is malformed: ", problem));
-  auto ev = rep->event->root<schema::Event>();
   if (ev.getPosition() != position) {
     return absl::DataLossError(absl::StrCat(what, " says it is at position ", ev.getPosition()));
   }
   rep->content_state = ev.hasSealedContent() ? ContentState::kSealed : ContentState::kNone;
+  rep->root = ev;
   return rep;
 }
 

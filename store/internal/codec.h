@@ -72,6 +72,9 @@ absl::StatusOr<std::unique_ptr<CanonicalMessage>> CanonicalMessage::ParsePrefixe
 struct StoredEvent::Rep {
   uint64_t position = 0;
   std::unique_ptr<CanonicalMessage> event;  // event->prefixed(): the record as stored
+  // event's root, read once: a rebuild asks for it several times per event, and each getRoot()
+  // checks the segment again.
+  schema::Event::Reader root;
   ContentState content_state = ContentState::kNone;
   std::unique_ptr<CanonicalMessage> content;  // when kOpen
 };
