@@ -125,8 +125,28 @@ struct ChannelCounts {
 // array indexed by channel: no allocation, and no tree to walk per event.
 constexpr size_t kChannels = static_cast<size_t>(Channel::IN_PERSON) + 1;
 bool KnownChannel(Channel c) { return static_cast<size_t>(c) < kChannels; }
+// An event id: 16 bytes (the store refuses others at append), held inline: one std::string
+// per open message and per thread member would be an allocation each, as the id does not fit
+// in its small-string buffer.
+class EventId {
+ public:
+  static constexpr size_t kSize = 16;
+  EventId() { bytes_.fill(0); }
+  // `id` must have kSize bytes (Valid).
+  explicit EventId(absl::string_view id) {
+    bytes_.fill(0);
+    std::memcpy(bytes_.data(), id.data(), std::min(id.size(), kSize));
+  }
+  static bool Valid(absl::string_view id) { return id.size() == kSize; }
+  absl::string_view view() const { return absl::string_view(bytes_.data(), kSize); }
+  bool operator==(absl::string_view id) const { return view() == id; }
+
+ private:
+  std::array<char, kSize> bytes_;
+};
+
 struct OpenMsg {
-  std::string id;
+  EventId id;
   Channel channel;
   TouchpointType type;
   int64_t occurred;
@@ -192,7 +212,7 @@ struct Member {
   int64_t occurred = 0;
   uint64_t position = 0;
   Channel channel = Channel::UNSPECIFIED;
-  std::string id;
+  EventId id;
   bool answered = false;  // inbound: by the reply below
   int64_t ans_occurred = 0;
   uint64_t ans_position = 0;
@@ -210,8 +230,8 @@ std::string EncodeThread(const Thread& t) {
     PutBigEndian64(&s, static_cast<uint64_t>(m.occurred));
     PutBigEndian64(&s, m.position);
     PutBigEndian32(&s, static_cast<uint32_t>(m.channel));
-    s.push_back(static_cast<char>(m.id.size()));
-    s.append(m.id);
+    s.push_back(static_cast<char>(EventId::kSize));
+    s.append(m.id.view().data(), EventId::kSize);
     s.push_back(m.answered ? 1 : 0);
     PutBigEndian64(&s, static_cast<uint64_t>(m.ans_occurred));
     PutBigEndian64(&s, m.ans_position);
@@ -236,7 +256,8 @@ absl::StatusOr<Thread> DecodeThread(absl::string_view s) {
     const size_t idlen = static_cast<uint8_t>(s[at + 21]);
     at += 22;
     if (s.size() < at + idlen + 17) return bad();
-    m.id = std::string(s.substr(at, idlen));
+    if (!EventId::Valid(s.substr(at, idlen))) return bad();
+    m.id = EventId(s.substr(at, idlen));
     at += idlen;
     m.answered = s[at] != 0;
     m.ans_occurred = static_cast<int64_t>(GetBigEndian64(s.data() + at + 1));
@@ -263,7 +284,10 @@ absl::StatusOr<PartyState> DecodeParty(absl::string_view bytes) {
                                                        c.getOutbound(), c.getPublic()};
   }
   for (auto o : r.getOpen()) {
-    p.open[o.getPosition()] = {std::string(View(o.getEventId())), o.getChannel(), o.getType(),
+    if (!EventId::Valid(View(o.getEventId()))) {
+      return absl::DataLossError("timeline state: a party record names an open message badly");
+    }
+    p.open[o.getPosition()] = {EventId(View(o.getEventId())), o.getChannel(), o.getType(),
                                o.getOccurredAt()};
   }
   for (auto x : r.getResponses()) {
@@ -286,7 +310,7 @@ void SetChannelSummary(schema::ChannelSummary::Builder x, uint16_t channel,
 
 void SetOpenMessage(schema::OpenMessage::Builder x, uint64_t position, const OpenMsg& o) {
   x.setPosition(position);
-  x.setEventId(AsData(o.id));
+  x.setEventId(AsData(o.id.view()));
   x.setChannel(o.channel);
   x.setType(o.type);
   x.setOccurredAt(o.occurred);
@@ -605,7 +629,7 @@ class TimelineProjection final : public Projection {
     e.response = Entry::Response::kAnswered;
     Entry::Answer& a = e.answer;
     a.reply_position = reply.position;
-    a.reply_event_id = reply.id;
+    a.reply_event_id = std::string(reply.id.view());
     a.reply_channel = reply.channel;
     a.replied_at = reply.occurred;
     a.wall_seconds = (reply.occurred - e.occurred_at) / kMicrosPerSecond;
@@ -669,7 +693,7 @@ class TimelineProjection final : public Projection {
     self.occurred = occurred;
     self.position = position;
     self.channel = t.getChannel();
-    self.id = e.event_id;
+    self.id = EventId(e.event_id);
     if (!thread.empty() && (waits || company_reply)) {
       IHS_ASSIGN_OR_RETURN(Thread * th, ThreadOf(ThreadKey(party, thread), txn));
       if (waits) {
@@ -720,7 +744,7 @@ class TimelineProjection final : public Projection {
       th->push_back(std::move(self));
     } else if (waits) {
       e.response = Entry::Response::kOpen;  // no thread: nothing can answer it
-      p->open[position] = {std::string(View(ev.getId())), t.getChannel(), t.getType(), occurred};
+      p->open[position] = {EventId(View(ev.getId())), t.getChannel(), t.getType(), occurred};
     }
 
     // A channel switch: a new message that follows up (causationId) on a message waiting for an
@@ -738,7 +762,7 @@ class TimelineProjection final : public Projection {
     if (open_cause != nullptr) {
       const auto& [cause_position, cause] = *open_cause;
       if (cause.channel != t.getChannel()) {  // open messages all wait for an answer
-        SetSwitch(e, party, cause.id, cause.channel, cause.occurred, cause_position);
+        SetSwitch(e, party, cause.id.view(), cause.channel, cause.occurred, cause_position);
         ++p->switches;
       }
     } else if (follows_up) {
