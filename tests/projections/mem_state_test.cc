@@ -80,5 +80,38 @@ TEST(MemStateTest, AfterAWriteOutADeleteIsKeptForTheFilesAndAnEmptyValueIsNotOne
   EXPECT_EQ(Contents(m), (std::map<std::string, std::string>{{"c", "<deleted>"}}));
 }
 
+TEST(MemStateTest, KeysPutInOrderAreARunOfTheirOwnThatFindDoesNotSee) {
+  MemState m;
+  const MemState::Value one = m.Copy("1");
+  const MemState::Value empty = m.Copy("");
+  m.PutInOrder("b/1", one);
+  m.PutInOrder("b/2", empty);
+  m.Put("a", "indexed");
+  ASSERT_EQ(m.ordered().size(), 2u);
+  EXPECT_EQ(m.ordered()[0]->first, "b/1");
+  EXPECT_EQ(m.ordered()[0]->second.view(), "1");
+  EXPECT_EQ(m.ordered()[1]->first, "b/2");
+  EXPECT_FALSE(m.ordered()[1]->second.deleted()) << "an empty value is not a deletion";
+  EXPECT_FALSE(m.out_of_order());
+  EXPECT_EQ(m.Find("b/1"), nullptr);
+  EXPECT_EQ(Contents(m), (std::map<std::string, std::string>{{"a", "indexed"}}));
+  // Many more, over several arena blocks: every key and value stays where it was put.
+  for (int i = 0; i < 200000; ++i) {
+    m.PutInOrder(absl::StrCat("c/", 100000 + i), m.Copy(absl::StrCat("value ", i)));
+  }
+  ASSERT_EQ(m.ordered().size(), 200002u);
+  EXPECT_EQ(m.ordered()[2]->first, "c/100000");
+  EXPECT_EQ(m.ordered().back()->first, "c/299999");
+  EXPECT_EQ(m.ordered().back()->second.view(), "value 199999");
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(m.ordered()[12345]) % alignof(MemState::Entry), 0u);
+  EXPECT_FALSE(m.out_of_order());
+  // A key that is not greater than the one before is marked, for the write-out to refuse.
+  m.PutInOrder("c/299999", one);
+  EXPECT_TRUE(m.out_of_order());
+  m.Spill();
+  EXPECT_TRUE(m.ordered().empty());
+  EXPECT_FALSE(m.out_of_order());
+}
+
 }  // namespace
 }  // namespace ihs::projections

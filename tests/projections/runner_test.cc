@@ -17,6 +17,7 @@
 #include "absl/time/clock.h"
 
 #include "bench/workload/generator.h"
+#include "common/big_endian.h"
 #include "bench/workload/load.h"
 #include "projections/registry.h"
 #include "projections/timeline/timeline.h"
@@ -392,6 +393,80 @@ TEST_F(RunnerTest, AShardThatFailsEndsTheRebuildWithItsErrorAndTheOldStateStays)
   IHS_ASSERT_OK((*runner)->Rebuild("counter"));
   EXPECT_NE(ActiveFamily(**runner), family);
   EXPECT_TRUE(Dump(*store_, ActiveFamily(**runner)) == live);
+}
+
+// One key per event, "stream/position". In a bulk phase it holds the values (Txn::Keep) and
+// hands them to PutInOrder at Flush: sorted, or (kArrival) in the order they came, which across
+// streams is not key order, or (kAlsoPut) sorted but with one key also written by Put.
+class InOrderPositions final : public Projection {
+ public:
+  enum Mode { kSorted, kArrival, kAlsoPut };
+  explicit InOrderPositions(Mode mode) : mode_(mode) {}
+  absl::string_view name() const override { return "positions"; }
+  uint32_t version() const override { return 1; }
+  bool sharded_by_stream() const override { return true; }
+  absl::Status Apply(const store::StoredEvent& e, Txn& txn) override {
+    std::string key = absl::StrCat(e.event().getStreamId().cStr(), "/");
+    PutBigEndian64(&key, e.position());
+    const std::string value = absl::StrCat("event ", e.position());
+    if (!txn.bulk()) {
+      txn.Put(key, value);
+      return absl::OkStatus();
+    }
+    if (mode_ == kAlsoPut && held_.empty()) txn.Put(key, value);
+    held_.emplace_back(key, txn.Keep(value));
+    return absl::OkStatus();
+  }
+  absl::Status Flush(Txn& txn) override {
+    if (mode_ != kArrival) std::sort(held_.begin(), held_.end());
+    for (const auto& [key, value] : held_) txn.PutInOrder(key, value);
+    held_.clear();
+    return absl::OkStatus();
+  }
+  void Discard() override { held_.clear(); }
+
+ private:
+  const Mode mode_;
+  std::vector<std::pair<std::string, absl::string_view>> held_;
+};
+
+TEST_F(RunnerTest, KeysPutInOrderGiveTheStateThatPutsGiveAndMisuseIsRefused) {
+  AppendHistory(13, 500, 40000, 200);
+  ASSERT_GT(store_->Head(), 2u * 16384);
+  auto open = [&](InOrderPositions::Mode mode, size_t memory_bytes) {
+    RunnerOptions o;
+    o.rebuild_shards = 2;
+    o.rebuild_memory_bytes = memory_bytes;
+    return Runner::Open(store_.get(),
+                        {[mode] { return std::make_unique<InOrderPositions>(mode); }}, o);
+  };
+  auto runner = open(InOrderPositions::kSorted, RunnerOptions().rebuild_memory_bytes);
+  IHS_ASSERT_OK(runner);
+  IHS_ASSERT_OK((*runner)->CatchUp("positions"));  // batches of Puts, no bulk phase
+  const std::string family = ActiveFamily(**runner);
+  const auto live = Dump(*store_, family);
+  ASSERT_EQ(live.size(), store_->Head() + 1);  // and the checkpoint
+  IHS_ASSERT_OK((*runner)->Rebuild("positions"));
+  EXPECT_TRUE(Dump(*store_, ActiveFamily(**runner)) == live) << "one write-out differs";
+  (*runner)->Stop();
+  // Written out after every chunk: each write-out has a run of its own.
+  auto parts = open(InOrderPositions::kSorted, 1);
+  IHS_ASSERT_OK(parts);
+  IHS_ASSERT_OK((*parts)->Rebuild("positions"));
+  const std::string rebuilt = ActiveFamily(**parts);
+  EXPECT_TRUE(Dump(*store_, rebuilt) == live) << "write-outs in parts differ";
+  (*parts)->Stop();
+  for (auto [mode, problem] : {std::make_pair(InOrderPositions::kArrival, "not in order"),
+                               std::make_pair(InOrderPositions::kAlsoPut, "both in order and not")}) {
+    auto bad = open(mode, RunnerOptions().rebuild_memory_bytes);
+    IHS_ASSERT_OK(bad);
+    absl::Status s = (*bad)->Rebuild("positions");
+    EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << s;
+    EXPECT_NE(s.message().find(problem), std::string::npos) << s;
+    EXPECT_EQ(ActiveFamily(**bad), rebuilt) << "a refused rebuild took over";
+    EXPECT_TRUE(Dump(*store_, rebuilt) == live);
+    (*bad)->Stop();
+  }
 }
 
 TEST_F(RunnerTest, CorruptStateIsReportedAndRebuiltNotServed) {
