@@ -540,8 +540,8 @@ absl::Status WriteOut(store::EventStore* store, const std::string& family,
     items.reserve(to - from);
     size_t i = 0;
     for (auto& kv : *run.index) {
-      if (i >= from) items.emplace_back(&kv);
-      if (++i == to) break;
+      if (i == to) break;
+      if (i++ >= from) items.emplace_back(&kv);
     }
     std::sort(items.begin(), items.end());
     return absl::OkStatus();

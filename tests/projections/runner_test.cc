@@ -527,6 +527,23 @@ class Versioned final : public Projection {
   uint32_t v_;
 };
 
+// One shard's keys are cut in two runs to sort on two threads: with one key or none to cut,
+// neither run may take a key twice.
+TEST_F(RunnerTest, AnUnshardedRebuildOfAnEmptyOrOneEventLogWritesEachKeyOnce) {
+  auto runner = Runner::Open(store_.get(), {[] { return std::make_unique<Versioned>(3); }});
+  IHS_ASSERT_OK(runner);
+  IHS_ASSERT_OK((*runner)->Rebuild("counter"));  // the checkpoint alone
+  EXPECT_EQ(Dump(*store_, ActiveFamily(**runner)).size(), 1u);
+  ihs::testing::EventFactory events;
+  IHS_ASSERT_OK(store_->Append({"s", store::ExpectedVersion::Any(),
+                                {events.Touchpoint(1, schema::Channel::EMAIL,
+                                                   schema::TouchpointType::MESSAGE)}}));
+  IHS_ASSERT_OK((*runner)->Rebuild("counter"));
+  const auto state = Dump(*store_, ActiveFamily(**runner));
+  ASSERT_EQ(state.size(), 2u);
+  EXPECT_EQ(state[1].first, "last");
+}
+
 TEST_F(RunnerTest, StateOfAnotherVersionIsRebuilt) {
   AppendHistory(9, 1000, 3000);
   {
