@@ -50,10 +50,15 @@ void PutTime(std::string* k, int64_t t) {
   PutBigEndian64(k, static_cast<uint64_t>(t) ^ (uint64_t{1} << 63));
 }
 
+// What follows the party in an entry's key.
+void PutEntrySuffix(std::string* k, int64_t occurred, uint64_t position) {
+  PutTime(k, occurred);
+  PutBigEndian64(k, position);
+}
+
 std::string EntryKey(absl::string_view party, int64_t occurred, uint64_t position) {
   std::string k = PartyKey('E', party);
-  PutTime(&k, occurred);
-  PutBigEndian64(&k, position);
+  PutEntrySuffix(&k, occurred, position);
   return k;
 }
 
@@ -454,8 +459,7 @@ class TimelineProjection final : public Projection {
       const size_t prefix = key.size();
       for (const HeldEntry& h : held) {
         key.resize(prefix);
-        PutTime(&key, h.occurred);
-        PutBigEndian64(&key, h.position);
+        PutEntrySuffix(&key, h.occurred, h.position);
         txn.PutInOrder(key, h.value);
       }
       std::vector<HeldEntry>().swap(held);
@@ -859,8 +863,7 @@ class TimelineProjection final : public Projection {
     const std::string key = absl::StrCat("P", cause_id);
     IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, txn.Get(key));
     PendingSwitch f{party, std::string(), position, channel};
-    PutTime(&f.entry_suffix, occurred);
-    PutBigEndian64(&f.entry_suffix, position);
+    PutEntrySuffix(&f.entry_suffix, occurred, position);
     txn.Put(key, absl::StrCat(v ? *v : std::string(), EncodePending({f})));
     return absl::OkStatus();
   }
