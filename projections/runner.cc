@@ -555,29 +555,50 @@ absl::Status WriteOut(store::EventStore* store, const std::string& family,
   auto item_at = [&](size_t r, size_t i) {
     return plan[r].index != nullptr ? runs[r][i] : SortItem(mems[plan[r].shard]->ordered()[i]);
   };
-  // Where each file's range begins in each run: at the keys that cut the largest run evenly.
+  // Where each file's range begins in each run: at a key of the largest run below which the
+  // runs hold the file's share of all keys. (A cut of the largest run alone left one file a
+  // third larger than the other: a shard's entries come before all its other keys.)
   constexpr size_t kFiles = 2;
-  size_t largest = 0;
-  for (size_t r = 1; r < n_runs; ++r) {
+  size_t largest = 0, total = 0;
+  for (size_t r = 0; r < n_runs; ++r) {
     if (run_size(r) > run_size(largest)) largest = r;
+    total += run_size(r);
   }
+  // The first item of run r not less than `pivot`.
+  auto lower_bound = [&](size_t r, const SortItem& pivot) {
+    size_t lo = 0, hi = run_size(r);
+    while (lo < hi) {
+      const size_t mid = lo + (hi - lo) / 2;
+      if (item_at(r, mid) < pivot) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    return lo;
+  };
+  // How many items of all runs are less than item j of the largest run.
+  auto below = [&](size_t j) {
+    const SortItem pivot = item_at(largest, j);
+    size_t n = 0;
+    for (size_t r = 0; r < n_runs; ++r) n += r == largest ? j : lower_bound(r, pivot);
+    return n;
+  };
   std::vector<std::vector<size_t>> cut(kFiles + 1, std::vector<size_t>(n_runs));
   for (size_t r = 0; r < n_runs; ++r) cut[kFiles][r] = run_size(r);
   for (size_t f = 1; f < kFiles; ++f) {
-    // With nothing to write, every cut stays at 0: the first file writes everything.
-    if (run_size(largest) == 0) break;
-    const SortItem pivot = item_at(largest, run_size(largest) * f / kFiles);
-    for (size_t r = 0; r < n_runs; ++r) {
-      size_t lo = 0, hi = run_size(r);  // the first item not less than the pivot
-      while (lo < hi) {
-        const size_t mid = lo + (hi - lo) / 2;
-        if (item_at(r, mid) < pivot) {
-          lo = mid + 1;
-        } else {
-          hi = mid;
-        }
+    const size_t share = total * f / kFiles;
+    size_t lo = 0, hi = run_size(largest);  // the first item with at least `share` below it
+    while (lo < hi) {
+      const size_t mid = lo + (hi - lo) / 2;
+      if (below(mid) < share) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
       }
-      cut[f][r] = lo;
+    }
+    for (size_t r = 0; r < n_runs; ++r) {
+      cut[f][r] = lo == run_size(largest) ? run_size(r) : lower_bound(r, item_at(largest, lo));
     }
   }
   std::vector<std::unique_ptr<store::StateFile>> files(kFiles);
@@ -741,7 +762,13 @@ class ChunkReader {
       if (shards_ > 1) {
         chunk->shard_of.reserve(chunk->events.size());
         chunk->observed.reserve(chunk->events.size());
-        for (const store::StoredEvent& e : chunk->events) {
+        // ReadAll decoded the first events long ago: fetch them again a few places ahead.
+        const std::vector<store::StoredEvent>& events = chunk->events;
+        constexpr size_t kHandleAhead = 16, kRecordAhead = 8;
+        for (size_t i = 0; i < events.size(); ++i) {
+          if (i + kHandleAhead < events.size()) events[i + kHandleAhead].PrefetchHandle();
+          if (i + kRecordAhead < events.size()) events[i + kRecordAhead].PrefetchRecord();
+          const store::StoredEvent& e = events[i];
           const auto stream = e.event().getStreamId();
           chunk->shard_of.push_back(static_cast<uint8_t>(
               hash(absl::string_view(stream.cStr(), stream.size())) % shards_));
@@ -856,9 +883,26 @@ absl::Status BulkBuild(store::EventStore* store, const std::vector<Projection*>&
           break;
         }
         const std::vector<store::StoredEvent>& events = (*chunk)->events;
+        auto mine = [&](size_t i) { return n == 1 || (*chunk)->shard_of[i] == shard; };
+        // The reader decoded these events long ago, on another core: fetch the shard's own a
+        // few places ahead, the handle first and then the record (StoredEvent::Prefetch*).
+        // Then the projection's own (Projection::Prefetch), in two stages.
+        constexpr size_t kHandleAhead = 16, kRecordAhead = 8, kStateAhead = 4, kStateNext = 2;
         for (size_t i = 0; i < events.size(); ++i) {
+          if (i + kHandleAhead < events.size() && mine(i + kHandleAhead)) {
+            events[i + kHandleAhead].PrefetchHandle();
+          }
+          if (i + kRecordAhead < events.size() && mine(i + kRecordAhead)) {
+            events[i + kRecordAhead].PrefetchRecord();
+          }
+          if (i + kStateAhead < events.size() && mine(i + kStateAhead)) {
+            projection.Prefetch(events[i + kStateAhead], 0);
+          }
+          if (i + kStateNext < events.size() && mine(i + kStateNext)) {
+            projection.Prefetch(events[i + kStateNext], 1);
+          }
           const store::StoredEvent& e = events[i];
-          if (n > 1 && (*chunk)->shard_of[i] != shard) {
+          if (!mine(i)) {
             if ((*chunk)->observed[i]) projection.Observe(e);
             continue;
           }

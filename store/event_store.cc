@@ -45,6 +45,24 @@ uint64_t StoredEvent::position() const { return rep_->position; }
 schema::Event::Reader StoredEvent::event() const { return rep_->root; }
 absl::string_view StoredEvent::bytes() const { return rep_->event->prefixed(); }
 ContentState StoredEvent::content_state() const { return rep_->content_state; }
+namespace {
+constexpr size_t kCacheLine = 64;
+// Every cache line that [at, at + size) touches.
+void PrefetchBytes(const void* at, size_t size) {
+  const uintptr_t end = reinterpret_cast<uintptr_t>(at) + size;
+  for (uintptr_t p = reinterpret_cast<uintptr_t>(at) & ~(kCacheLine - 1); p < end; p += kCacheLine) {
+    __builtin_prefetch(reinterpret_cast<const void*>(p));
+  }
+}
+}  // namespace
+void StoredEvent::PrefetchHandle() const { PrefetchBytes(rep_.get(), sizeof(Rep)); }
+void StoredEvent::PrefetchRecord() const {
+  // The reader, whose arena a field read checks bounds against, and the record, up to the
+  // sealed content at its end, which no projection reads.
+  constexpr size_t kRecordBytes = 512;
+  PrefetchBytes(rep_->event.get(), sizeof(CanonicalMessage));
+  PrefetchBytes(rep_->record.data(), std::min(rep_->record.size(), kRecordBytes));
+}
 schema::Content::Reader StoredEvent::content() const {
   return rep_->content ? rep_->content->root<schema::Content>() : schema::Content::Reader();
 }

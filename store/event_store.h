@@ -126,6 +126,14 @@ class StoredEvent {
   // Valid when content_state() == kOpen.
   schema::Content::Reader content() const;
 
+  // Hints for a reader that walks many events in turn, given some events before it reads this
+  // one: each event lies in memory of its own, and reading one that is not in the cache waits
+  // for memory several times over. PrefetchHandle starts to fetch the event's handle;
+  // PrefetchRecord, given once the handle has arrived (a few events later), its record and the
+  // reader over it. Neither changes anything.
+  void PrefetchHandle() const;
+  void PrefetchRecord() const;
+
   struct Rep;
   explicit StoredEvent(std::unique_ptr<Rep> rep);
 

@@ -1,6 +1,7 @@
 #include "projections/timeline/timeline.h"
 
 #include "projections/timeline/entry.h"
+#include "projections/hint_table.h"
 
 #include <capnp/serialize-packed.h>
 #include <kj/io.h>
@@ -201,15 +202,18 @@ struct HeldEntry {
   absl::string_view value;
 };
 
+// The fields that every event reads come first, with the key and the dirty mark before them
+// in a cache's node (Cached): a prefetch of the node's first lines and of one channel's
+// counts brings in what Add reads of the record itself.
 struct PartyState {
   schema::PartyKind kind = schema::PartyKind::UNSPECIFIED;
+  uint32_t switches = 0;
   uint64_t entries = 0;
-  std::array<ChannelCounts, kChannels> channels;
   SortedVectorMap<uint64_t, OpenMsg> open;                           // by position
   SortedVectorMap<uint64_t, std::pair<int64_t, int64_t>> responses;  // position -> wall, service
   SortedVectorMap<int32_t, std::pair<double, uint32_t>> days;        // sentiment sum, count
-  uint32_t switches = 0;
   std::vector<HeldEntry> held;  // in position order; a bulk phase's, not stored
+  std::array<ChannelCounts, kChannels> channels;
 };
 
 struct Member {
@@ -418,7 +422,7 @@ class TimelineProjection final : public Projection {
       p->second.dirty = false;
     }
     dirty_parties_.clear();
-    if (parties_.size() > kMaxCachedParties) parties_.clear();
+    if (parties_.size() > kMaxCachedParties) ClearParties();
     FlushThreads(txn);
     // kinds_ stays: a sharded rebuild knows other shards' parties only from it (Observe).
     return absl::OkStatus();
@@ -496,7 +500,7 @@ class TimelineProjection final : public Projection {
   }
 
   void Discard() override {
-    parties_.clear();
+    ClearParties();
     threads_.clear();
     kinds_.clear();
     dirty_parties_.clear();
@@ -507,6 +511,13 @@ class TimelineProjection final : public Projection {
  private:
   // The party's record, to read and change: it is written back at Flush.
   absl::StatusOr<PartyState*> Party(const std::string& party, Txn& txn) {
+    // Only a bulk phase, whose Prefetch fetches the record ahead, uses the hints.
+    const size_t hash = txn.bulk() ? PartyHash(party) : 0;
+    if (txn.bulk()) {
+      party_hints_.Enable();
+      PartyNode* hinted = party_hints_.Find(hash);
+      if (hinted != nullptr && hinted->first == party) return Touch(*hinted, dirty_parties_);
+    }
     auto it = parties_.find(party);
     if (it == parties_.end()) {
       IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, txn.Get(PartyKey('S', party)));
@@ -514,9 +525,40 @@ class TimelineProjection final : public Projection {
       if (v) {
         IHS_ASSIGN_OR_RETURN(p, DecodeParty(*v));
       }
-      it = parties_.emplace(party, Cached<PartyState>{std::move(p)}).first;
+      it = parties_.emplace(party, Cached<PartyState>(std::move(p))).first;
     }
+    if (txn.bulk()) party_hints_.Put(hash, &*it);
     return Touch(*it, dirty_parties_);
+  }
+
+ public:
+  // The record of the event's party: stage 0 fetches its hint, stage 1 what Add reads of the
+  // record.
+  void Prefetch(const store::StoredEvent& stored, int stage) const override {
+    if (!party_hints_.enabled()) return;
+    const size_t hash = PartyHash(View(stored.event().getStreamId()));
+    if (stage == 0) {
+      party_hints_.PrefetchBucket(hash);
+      return;
+    }
+    const PartyNode* node = party_hints_.Find(hash);
+    if (node == nullptr) return;
+    constexpr size_t kLine = 64;
+    const char* head = reinterpret_cast<const char*>(node);
+    const char* counts = reinterpret_cast<const char*>(&node->second.value.channels);
+    for (const char* at = head; at < counts; at += kLine) __builtin_prefetch(at);
+    const schema::Event::Reader ev = stored.event();
+    if (ev.isTouchpoint() && KnownChannel(ev.getTouchpoint().getChannel())) {
+      __builtin_prefetch(
+          &node->second.value.channels[static_cast<size_t>(ev.getTouchpoint().getChannel())]);
+    }
+  }
+
+ private:
+  static size_t PartyHash(absl::string_view party) { return absl::Hash<absl::string_view>()(party); }
+  void ClearParties() {
+    parties_.clear();
+    party_hints_.Clear();
   }
 
   absl::StatusOr<Thread*> ThreadOf(const std::string& key, Txn& txn) {
@@ -527,7 +569,7 @@ class TimelineProjection final : public Projection {
       if (v) {
         IHS_ASSIGN_OR_RETURN(t, DecodeThread(*v));
       }
-      it = threads_.emplace(key, Cached<Thread>{std::move(t)}).first;
+      it = threads_.emplace(key, Cached<Thread>(std::move(t))).first;
     }
     return Touch(*it, dirty_threads_);
   }
@@ -535,8 +577,9 @@ class TimelineProjection final : public Projection {
   // A decoded record and whether the batch changed it (then it is in the dirty list).
   template <typename T>
   struct Cached {
-    T value;
+    explicit Cached(T v) : value(std::move(v)) {}
     bool dirty = false;
+    T value;
   };
   template <typename T>
   using DirtyList = std::vector<std::pair<const std::string, Cached<T>>*>;
@@ -944,6 +987,8 @@ class TimelineProjection final : public Projection {
   static constexpr size_t kMaxCachedParties = 200'000;
   const size_t max_cached_threads_;
   absl::node_hash_map<std::string, Cached<PartyState>> parties_;
+  using PartyNode = std::pair<const std::string, Cached<PartyState>>;
+  HintTable<PartyNode> party_hints_;  // in front of parties_, in a bulk phase
   absl::node_hash_map<std::string, Cached<Thread>> threads_;
   absl::flat_hash_map<std::string, schema::PartyKind> kinds_;
   DirtyList<PartyState> dirty_parties_;  // touched by this batch

@@ -145,6 +145,7 @@ absl::StatusOr<std::unique_ptr<StoredEvent::Rep>> DecodeRecord(uint64_t position
   }
   rep->content_state = ev.hasSealedContent() ? ContentState::kSealed : ContentState::kNone;
   rep->root = ev;
+  rep->record = rep->event->prefixed();
   return rep;
 }
 

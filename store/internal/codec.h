@@ -75,6 +75,7 @@ struct StoredEvent::Rep {
   // event's root, read once: a rebuild asks for it several times per event, and each getRoot()
   // checks the segment again.
   schema::Event::Reader root;
+  absl::string_view record;  // event->prefixed(), held here for PrefetchRecord
   ContentState content_state = ContentState::kNone;
   std::unique_ptr<CanonicalMessage> content;  // when kOpen
 };
