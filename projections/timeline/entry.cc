@@ -7,15 +7,19 @@
 namespace ihs::projections::timeline {
 namespace {
 
-//   entry := form: u8 (3) | flags: u8 | position: 8 | occurred_at: 8 | recorded_at: 8 |
-//            channel: 2 | direction: 2 | type: 2 | sentiment: 4 (IEEE 754 bits) | audience: 8 |
+//   entry := form: u8 (4) | flags: u8 | recorded_at - occurred_at: zigzag |
+//            channel: varint | direction: varint | type: varint |
+//            sentiment: 4 (IEEE 754 bits; flag 64) | audience: varint (flag 128) |
 //            event_id | thread | in_reply_to | counterpart | campaign_id | source_system |
 //            topics: varint count, bytes* | answer? | switch? | corrected_by? | retracted_by?
-//   answer := reply_position: 8 | reply_event_id | reply_channel: 2 | replied_at: 8 |
-//             wall_seconds: 8 | service_seconds: 8
-//   switch := party | event_id | channel: 2 | occurred_at: 8 | position: 8
-//   bytes  := length: varint | data;  integers are big-endian
-constexpr uint8_t kForm = 3;
+//   answer := reply_position - position: zigzag | reply_event_id | reply_channel: varint |
+//             replied_at - occurred_at: zigzag | wall_seconds: zigzag | service_seconds: zigzag
+//   switch := party | event_id | channel: varint | occurred_at: 8 | position: 8
+//   bytes  := length: varint | data;  fixed integers are big-endian
+// The key holds occurred_at and position (timeline.cc): the value does not repeat them, and
+// what is mostly small or mostly absent takes a byte or none. Form 3 gave each of them 8 bytes,
+// and an entry 115 bytes on average; a rebuild holds ten million of them in memory.
+constexpr uint8_t kForm = 4;
 enum Flag : uint8_t {
   kCompanyReply = 1,
   kOpen = 2,
@@ -23,6 +27,8 @@ enum Flag : uint8_t {
   kSwitch = 8,
   kCorrected = 16,
   kRetracted = 32,
+  kSentiment = 64,
+  kAudience = 128,
 };
 
 void PutVarint(std::string* out, uint64_t v) {
@@ -36,13 +42,21 @@ void PutBytes(std::string* out, absl::string_view b) {
   PutVarint(out, b.size());
   out->append(b.data(), b.size());
 }
-void Put16(std::string* out, uint16_t v) {
-  out->push_back(static_cast<char>(v >> 8));
-  out->push_back(static_cast<char>(v & 0xff));
+// A signed difference: zigzag, then varint, so that small ones of either sign are short.
+void PutSigned(std::string* out, int64_t v) {
+  PutVarint(out, (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
 }
 template <typename E>
 void PutEnum(std::string* out, E e) {
-  Put16(out, static_cast<uint16_t>(e));
+  PutVarint(out, static_cast<uint16_t>(e));
+}
+// a + b as the two's-complement sum: a difference stored by PutSigned comes back whatever the
+// operands (hostile bytes may give any).
+int64_t Plus(int64_t a, int64_t b) {
+  return static_cast<int64_t>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b));
+}
+int64_t Minus(int64_t a, int64_t b) {
+  return static_cast<int64_t>(static_cast<uint64_t>(a) - static_cast<uint64_t>(b));
 }
 
 // A bounds-checked cursor; the first failure sticks and every later read returns zero.
@@ -54,11 +68,17 @@ class Cursor {
 
   uint64_t U64() { return Fixed(8); }
   int64_t I64() { return static_cast<int64_t>(Fixed(8)); }
-  uint16_t U16() { return static_cast<uint16_t>(Fixed(2)); }
+  uint32_t U32() { return static_cast<uint32_t>(Fixed(4)); }
   uint8_t U8() { return static_cast<uint8_t>(Fixed(1)); }
   template <typename E>
   E Enum() {
-    return static_cast<E>(U16());
+    const uint64_t v = Varint();
+    if (v > UINT16_MAX) ok_ = false;
+    return static_cast<E>(static_cast<uint16_t>(v));
+  }
+  int64_t Signed() {
+    const uint64_t v = Varint();
+    return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
   }
   uint64_t Varint() {
     uint64_t v = 0;
@@ -107,7 +127,7 @@ capnp::Text::Reader AsText(const std::string& s) { return capnp::Text::Reader(s.
 
 std::string EncodeEntry(const Entry& e) {
   std::string s;
-  s.reserve(96 + e.event_id.size() + e.thread.size() + e.in_reply_to.size() +
+  s.reserve(48 + e.event_id.size() + e.thread.size() + e.in_reply_to.size() +
             e.counterpart.size() + e.campaign_id.size() + e.source_system.size());
   uint8_t flags = e.company_reply ? kCompanyReply : 0;
   if (e.response == Entry::Response::kOpen) flags |= kOpen;
@@ -115,18 +135,20 @@ std::string EncodeEntry(const Entry& e) {
   if (e.has_switch) flags |= kSwitch;
   if (!e.corrected_by.empty()) flags |= kCorrected;
   if (!e.retracted_by.empty()) flags |= kRetracted;
+  if (!std::isnan(e.sentiment)) flags |= kSentiment;
+  if (e.audience_size != 0) flags |= kAudience;
   s.push_back(static_cast<char>(kForm));
   s.push_back(static_cast<char>(flags));
-  PutBigEndian64(&s, e.position);
-  PutBigEndian64(&s, static_cast<uint64_t>(e.occurred_at));
-  PutBigEndian64(&s, static_cast<uint64_t>(e.recorded_at));
+  PutSigned(&s, Minus(e.recorded_at, e.occurred_at));
   PutEnum(&s, e.channel);
   PutEnum(&s, e.direction);
   PutEnum(&s, e.type);
-  uint32_t bits;
-  std::memcpy(&bits, &e.sentiment, sizeof(bits));
-  PutBigEndian32(&s, bits);
-  PutBigEndian64(&s, e.audience_size);
+  if ((flags & kSentiment) != 0) {
+    uint32_t bits;
+    std::memcpy(&bits, &e.sentiment, sizeof(bits));
+    PutBigEndian32(&s, bits);
+  }
+  if ((flags & kAudience) != 0) PutVarint(&s, e.audience_size);
   PutBytes(&s, e.event_id);
   PutBytes(&s, e.thread);
   PutBytes(&s, e.in_reply_to);
@@ -137,12 +159,12 @@ std::string EncodeEntry(const Entry& e) {
   for (const std::string& t : e.topics) PutBytes(&s, t);
   if (e.response == Entry::Response::kAnswered) {
     const Entry::Answer& a = e.answer;
-    PutBigEndian64(&s, a.reply_position);
+    PutSigned(&s, Minus(static_cast<int64_t>(a.reply_position), static_cast<int64_t>(e.position)));
     PutBytes(&s, a.reply_event_id);
     PutEnum(&s, a.reply_channel);
-    PutBigEndian64(&s, static_cast<uint64_t>(a.replied_at));
-    PutBigEndian64(&s, static_cast<uint64_t>(a.wall_seconds));
-    PutBigEndian64(&s, static_cast<uint64_t>(a.service_seconds));
+    PutSigned(&s, Minus(a.replied_at, e.occurred_at));
+    PutSigned(&s, a.wall_seconds);
+    PutSigned(&s, a.service_seconds);
   }
   if (e.has_switch) {
     const Entry::Switch& w = e.switch_from;
@@ -157,26 +179,29 @@ std::string EncodeEntry(const Entry& e) {
   return s;
 }
 
-absl::StatusOr<Entry> DecodeEntry(absl::string_view bytes) {
+absl::StatusOr<Entry> DecodeEntry(absl::string_view bytes, int64_t occurred_at,
+                                  uint64_t position) {
   Cursor c(bytes);
   Entry e;
   if (c.U8() != kForm) {
-    return absl::DataLossError("timeline state: an entry is not of form 3");
+    return absl::DataLossError("timeline state: an entry is not of form 4");
   }
   const uint8_t flags = c.U8();
   e.company_reply = (flags & kCompanyReply) != 0;
   e.response = (flags & kAnswered)  ? Entry::Response::kAnswered
                : (flags & kOpen)    ? Entry::Response::kOpen
                                     : Entry::Response::kNone;
-  e.position = c.U64();
-  e.occurred_at = c.I64();
-  e.recorded_at = c.I64();
+  e.position = position;
+  e.occurred_at = occurred_at;
+  e.recorded_at = Plus(occurred_at, c.Signed());
   e.channel = c.Enum<schema::Channel>();
   e.direction = c.Enum<schema::Direction>();
   e.type = c.Enum<schema::TouchpointType>();
-  const uint32_t bits = static_cast<uint32_t>(c.U16()) << 16 | c.U16();
-  std::memcpy(&e.sentiment, &bits, sizeof(bits));
-  e.audience_size = c.U64();
+  if ((flags & kSentiment) != 0) {
+    const uint32_t bits = c.U32();
+    std::memcpy(&e.sentiment, &bits, sizeof(bits));
+  }
+  if ((flags & kAudience) != 0) e.audience_size = c.Varint();
   e.event_id = c.Bytes();
   e.thread = c.Bytes();
   e.in_reply_to = c.Bytes();
@@ -187,12 +212,12 @@ absl::StatusOr<Entry> DecodeEntry(absl::string_view bytes) {
   for (uint64_t i = 0; i < topics && c.ok(); ++i) e.topics.push_back(c.Bytes());
   if (e.response == Entry::Response::kAnswered) {
     Entry::Answer& a = e.answer;
-    a.reply_position = c.U64();
+    a.reply_position = static_cast<uint64_t>(Plus(static_cast<int64_t>(position), c.Signed()));
     a.reply_event_id = c.Bytes();
     a.reply_channel = c.Enum<schema::Channel>();
-    a.replied_at = c.I64();
-    a.wall_seconds = c.I64();
-    a.service_seconds = c.I64();
+    a.replied_at = Plus(occurred_at, c.Signed());
+    a.wall_seconds = c.Signed();
+    a.service_seconds = c.Signed();
   }
   if ((flags & kSwitch) != 0) {
     e.has_switch = true;
@@ -205,8 +230,12 @@ absl::StatusOr<Entry> DecodeEntry(absl::string_view bytes) {
   }
   if ((flags & kCorrected) != 0) e.corrected_by = c.Bytes();
   if ((flags & kRetracted) != 0) e.retracted_by = c.Bytes();
+  // A NaN sentiment is stored as no sentiment, which reads back as the one NaN: its bits are
+  // not kept. A sentiment flag with NaN bits is not what EncodeEntry writes.
   if (!c.done() || ((flags & kCorrected) != 0 && e.corrected_by.empty()) ||
-      ((flags & kRetracted) != 0 && e.retracted_by.empty())) {
+      ((flags & kRetracted) != 0 && e.retracted_by.empty()) ||
+      ((flags & kSentiment) != 0 && std::isnan(e.sentiment)) ||
+      ((flags & kAudience) != 0 && e.audience_size == 0)) {
     return absl::DataLossError("timeline state: an entry is malformed");
   }
   return e;

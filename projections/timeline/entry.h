@@ -60,10 +60,12 @@ struct Entry {
   std::string retracted_by;  // empty: not retracted
 };
 
-// The stored bytes of `e`.
+// The stored bytes of `e`, but for its occurred_at and position, which the entry's key holds.
 std::string EncodeEntry(const Entry& e);
-// kDataLoss when `bytes` is not an entry.
-absl::StatusOr<Entry> DecodeEntry(absl::string_view bytes);
+// The entry from its stored bytes and its key's occurred_at and position; kDataLoss when
+// `bytes` is not an entry.
+absl::StatusOr<Entry> DecodeEntry(absl::string_view bytes, int64_t occurred_at,
+                                  uint64_t position);
 // The entry as reads return it (waitingSeconds, subject and text are left to the reader).
 void ToRecord(const Entry& e, schema::TimelineEntry::Builder out);
 

@@ -57,6 +57,19 @@ void PutEntrySuffix(std::string* k, int64_t occurred, uint64_t position) {
   PutBigEndian64(k, position);
 }
 
+// The entry's occurred_at and position, from the end of its key.
+std::pair<int64_t, uint64_t> EntrySuffix(absl::string_view key) {
+  if (key.size() < 16) return {0, 0};  // not an entry's key: its value does not decode either
+  const char* at = key.data() + key.size() - 16;
+  return {static_cast<int64_t>(GetBigEndian64(at) ^ (uint64_t{1} << 63)),
+          GetBigEndian64(at + 8)};
+}
+
+absl::StatusOr<Entry> DecodeEntryAt(absl::string_view key, absl::string_view value) {
+  const auto [occurred, position] = EntrySuffix(key);
+  return DecodeEntry(value, occurred, position);
+}
+
 std::string EntryKey(absl::string_view party, int64_t occurred, uint64_t position) {
   std::string k = PartyKey('E', party);
   PutEntrySuffix(&k, occurred, position);
@@ -376,8 +389,9 @@ class TimelineProjection final : public Projection {
   explicit TimelineProjection(size_t max_cached_threads)
       : max_cached_threads_(max_cached_threads) {}
   absl::string_view name() const override { return kName; }
-  // 2: records packed. 3: entries in their own form (entry.h), not Cap'n Proto.
-  uint32_t version() const override { return 3; }
+  // 2: records packed. 3: entries in their own form (entry.h), not Cap'n Proto. 4: entries
+  // leave occurred_at and position to their keys, and small numbers short (entry form 4).
+  uint32_t version() const override { return 4; }
 
   absl::Status Apply(const store::StoredEvent& stored, Txn& txn) override {
     // A rebuild's bulk phase flushes only before it writes out: threads, most of which see no
@@ -652,7 +666,7 @@ class TimelineProjection final : public Projection {
         p.held.begin(), p.held.end(), position,
         [](const HeldEntry& h, uint64_t at) { return h.position < at; });
     if (held != p.held.end() && held->position == position) {
-      IHS_ASSIGN_OR_RETURN(Entry e, DecodeEntry(held->value));
+      IHS_ASSIGN_OR_RETURN(Entry e, DecodeEntry(held->value, held->occurred, held->position));
       change(e);
       held->value = txn.Keep(EncodeEntry(e));
       return absl::OkStatus();
@@ -665,7 +679,7 @@ class TimelineProjection final : public Projection {
   absl::Status UpdateStoredEntry(const std::string& key, Txn& txn, F&& change) {
     IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, txn.Get(key));
     if (!v) return absl::DataLossError("timeline state: a thread names an entry that is missing");
-    IHS_ASSIGN_OR_RETURN(Entry e, DecodeEntry(*v));
+    IHS_ASSIGN_OR_RETURN(Entry e, DecodeEntryAt(key, *v));
     change(e);
     txn.Put(key, EncodeEntry(e));
     return absl::OkStatus();
@@ -1064,7 +1078,7 @@ absl::Status ReadPage(const StateView& view, const Query& q, capnp::MessageBuild
   std::string next;
   absl::Status bad;
   IHS_RETURN_IF_ERROR(view.Scan(from, to, [&](absl::string_view key, absl::string_view value) {
-    absl::StatusOr<Entry> e = DecodeEntry(value);
+    absl::StatusOr<Entry> e = DecodeEntryAt(key, value);
     if (!e.ok()) {
       bad = e.status();
       return false;

@@ -7,6 +7,8 @@
 #include <capnp/message.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include <map>
 #include <sstream>
 
@@ -356,7 +358,8 @@ TEST(TimelineEntryForm, EveryFieldRoundTripsAndDamageIsDataLoss) {
   e.corrected_by = std::string(16, '\x55');
   e.retracted_by = std::string(16, '\x66');
   const std::string bytes = EncodeEntry(e);
-  auto back = DecodeEntry(bytes);
+  // The key holds occurred_at and position: the value comes back with them.
+  auto back = DecodeEntry(bytes, e.occurred_at, e.position);
   IHS_ASSERT_OK(back);
   EXPECT_EQ(EncodeEntry(*back), bytes);
   capnp::MallocMessageBuilder m;
@@ -377,8 +380,12 @@ TEST(TimelineEntryForm, EveryFieldRoundTripsAndDamageIsDataLoss) {
   EXPECT_EQ(std::string(r.getSourceSystem().cStr()), "crm");
   EXPECT_TRUE(r.getCompanyReply());
   ASSERT_TRUE(r.getResponse().isAnswered());
-  EXPECT_EQ(r.getResponse().getAnswered().getReplyPosition(), 99u);
+  EXPECT_EQ(r.getRecordedAt(), 1700000000000001);
+  EXPECT_EQ(r.getResponse().getAnswered().getReplyPosition(), 99u);  // before the entry
+  EXPECT_EQ(r.getResponse().getAnswered().getRepliedAt(), 1700000000000002);
+  EXPECT_EQ(r.getResponse().getAnswered().getWallSeconds(), 3600);
   EXPECT_EQ(r.getResponse().getAnswered().getServiceSeconds(), 1800);
+  EXPECT_EQ(r.getResponse().getAnswered().getReplyChannel(), schema::Channel::EMAIL);
   EXPECT_EQ(std::string(r.getSwitchFrom().getParty().cStr()), "c-1");
   EXPECT_EQ(r.getSwitchFrom().getPosition(), 98u);
   EXPECT_EQ(r.getCorrectedBy().size(), 16u);
@@ -386,19 +393,54 @@ TEST(TimelineEntryForm, EveryFieldRoundTripsAndDamageIsDataLoss) {
   // An entry with nothing optional, and an unset (NaN) sentiment, round-trips too.
   StoredEntry plain;
   plain.response = StoredEntry::Response::kOpen;
-  auto plain_back = DecodeEntry(EncodeEntry(plain));
+  auto plain_back = DecodeEntry(EncodeEntry(plain), 0, 0);
   IHS_ASSERT_OK(plain_back);
   EXPECT_TRUE(std::isnan(plain_back->sentiment));
+  EXPECT_EQ(plain_back->audience_size, 0u);
   EXPECT_EQ(plain_back->response, StoredEntry::Response::kOpen);
   EXPECT_EQ(EncodeEntry(*plain_back), EncodeEntry(plain));
+  // What is absent takes no room: a plain entry is 13 bytes (form 3 took 51).
+  EXPECT_LE(EncodeEntry(plain).size(), 13u);
+  // Differences at the ends of the ranges round-trip.
+  StoredEntry far = plain;
+  far.occurred_at = INT64_MIN;
+  far.recorded_at = INT64_MAX;
+  far.position = UINT64_MAX;
+  far.response = StoredEntry::Response::kAnswered;
+  far.answer = {0, std::string(16, '\x01'), schema::Channel::SMS, INT64_MAX, INT64_MIN, -1};
+  auto far_back = DecodeEntry(EncodeEntry(far), far.occurred_at, far.position);
+  IHS_ASSERT_OK(far_back);
+  EXPECT_EQ(far_back->recorded_at, INT64_MAX);
+  EXPECT_EQ(far_back->answer.reply_position, 0u);
+  EXPECT_EQ(far_back->answer.replied_at, INT64_MAX);
+  EXPECT_EQ(far_back->answer.wall_seconds, INT64_MIN);
+  EXPECT_EQ(far_back->answer.service_seconds, -1);
+  EXPECT_EQ(EncodeEntry(*far_back), EncodeEntry(far));
   // Every cut, a byte too many, and another form.
   for (size_t n = 0; n < bytes.size(); ++n) {
-    EXPECT_EQ(DecodeEntry(bytes.substr(0, n)).status().code(), absl::StatusCode::kDataLoss) << n;
+    EXPECT_EQ(DecodeEntry(bytes.substr(0, n), 0, 0).status().code(), absl::StatusCode::kDataLoss)
+        << n;
   }
-  EXPECT_EQ(DecodeEntry(bytes + "x").status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(DecodeEntry(bytes + "x", 0, 0).status().code(), absl::StatusCode::kDataLoss);
   std::string other = bytes;
-  other[0] = 2;
-  EXPECT_EQ(DecodeEntry(other).status().code(), absl::StatusCode::kDataLoss);
+  other[0] = 3;  // the form before
+  EXPECT_EQ(DecodeEntry(other, 0, 0).status().code(), absl::StatusCode::kDataLoss);
+  // A flag for a sentiment whose bits are NaN, or for an audience of 0: not what EncodeEntry
+  // writes, so not an entry.
+  std::string nan_sentiment = EncodeEntry(plain);
+  nan_sentiment[1] = static_cast<char>(nan_sentiment[1] | 64);
+  const float nan = std::nanf("");
+  uint32_t nan_bits;
+  std::memcpy(&nan_bits, &nan, sizeof(nan_bits));
+  nan_sentiment.insert(6, std::string{static_cast<char>(nan_bits >> 24),
+                                      static_cast<char>(nan_bits >> 16),
+                                      static_cast<char>(nan_bits >> 8),
+                                      static_cast<char>(nan_bits)});
+  EXPECT_EQ(DecodeEntry(nan_sentiment, 0, 0).status().code(), absl::StatusCode::kDataLoss);
+  std::string zero_audience = EncodeEntry(plain);
+  zero_audience[1] = static_cast<char>(zero_audience[1] | 128);
+  zero_audience.insert(6, std::string(1, '\0'));
+  EXPECT_EQ(DecodeEntry(zero_audience, 0, 0).status().code(), absl::StatusCode::kDataLoss);
 }
 
 }  // namespace
