@@ -677,6 +677,21 @@ absl::Status WriteOut(store::EventStore* store, const std::string& family,
 }
 
 
+// For a walk over `events` that is at i: starts to fetch the events it reaches a few places
+// later (those that `wanted` names), the handle first and then the record. A chunk of events is
+// some 20 MB that ReadAll decoded long before, and each event three allocations: without this,
+// each read of one waits for memory several times over.
+template <typename Wanted>
+void FetchAhead(const std::vector<store::StoredEvent>& events, size_t i, Wanted&& wanted) {
+  constexpr size_t kHandleAhead = 16, kRecordAhead = 8;
+  if (i + kHandleAhead < events.size() && wanted(i + kHandleAhead)) {
+    events[i + kHandleAhead].PrefetchHandle();
+  }
+  if (i + kRecordAhead < events.size() && wanted(i + kRecordAhead)) {
+    events[i + kRecordAhead].PrefetchRecord();
+  }
+}
+
 // The log from a position to a horizon, read a chunk at a time on a thread of its own, for the
 // shards of a bulk phase: each shard takes the chunks in order, as fast as it goes, and a chunk
 // is freed when every shard is done with it. The reader stays at most kChunksAhead chunks ahead
@@ -762,12 +777,9 @@ class ChunkReader {
       if (shards_ > 1) {
         chunk->shard_of.reserve(chunk->events.size());
         chunk->observed.reserve(chunk->events.size());
-        // ReadAll decoded the first events long ago: fetch them again a few places ahead.
         const std::vector<store::StoredEvent>& events = chunk->events;
-        constexpr size_t kHandleAhead = 16, kRecordAhead = 8;
         for (size_t i = 0; i < events.size(); ++i) {
-          if (i + kHandleAhead < events.size()) events[i + kHandleAhead].PrefetchHandle();
-          if (i + kRecordAhead < events.size()) events[i + kRecordAhead].PrefetchRecord();
+          FetchAhead(events, i, [](size_t) { return true; });
           const store::StoredEvent& e = events[i];
           const auto stream = e.event().getStreamId();
           chunk->shard_of.push_back(static_cast<uint8_t>(
@@ -884,17 +896,11 @@ absl::Status BulkBuild(store::EventStore* store, const std::vector<Projection*>&
         }
         const std::vector<store::StoredEvent>& events = (*chunk)->events;
         auto mine = [&](size_t i) { return n == 1 || (*chunk)->shard_of[i] == shard; };
-        // The reader decoded these events long ago, on another core: fetch the shard's own a
-        // few places ahead, the handle first and then the record (StoredEvent::Prefetch*).
-        // Then the projection's own (Projection::Prefetch), in two stages.
-        constexpr size_t kHandleAhead = 16, kRecordAhead = 8, kStateAhead = 4, kStateNext = 2;
+        // The shard's own events are fetched ahead, and then what the projection will read
+        // for them (Projection::Prefetch), in two stages.
+        constexpr size_t kStateAhead = 4, kStateNext = 2;
         for (size_t i = 0; i < events.size(); ++i) {
-          if (i + kHandleAhead < events.size() && mine(i + kHandleAhead)) {
-            events[i + kHandleAhead].PrefetchHandle();
-          }
-          if (i + kRecordAhead < events.size() && mine(i + kRecordAhead)) {
-            events[i + kRecordAhead].PrefetchRecord();
-          }
+          FetchAhead(events, i, mine);
           if (i + kStateAhead < events.size() && mine(i + kStateAhead)) {
             projection.Prefetch(events[i + kStateAhead], 0);
           }

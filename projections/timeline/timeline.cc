@@ -1,7 +1,7 @@
 #include "projections/timeline/timeline.h"
 
-#include "projections/timeline/entry.h"
 #include "projections/hint_table.h"
+#include "projections/timeline/entry.h"
 
 #include <capnp/serialize-packed.h>
 #include <kj/io.h>
@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/big_endian.h"
 #include "common/field_error.h"
+#include "common/prefetch.h"
 #include "common/service_hours.h"
 #include "common/status_macros.h"
 #include "schema/json.h"
@@ -455,6 +456,26 @@ class TimelineProjection final : public Projection {
     if (ev.isPartyProfile()) kinds_[std::string(View(ev.getStreamId()))] = ev.getPartyProfile().getKind();
   }
 
+  // The record of the event's party: stage 0 fetches its hint, stage 1 what Add reads of the
+  // record.
+  void Prefetch(const store::StoredEvent& stored, int stage) const override {
+    if (!party_hints_.enabled()) return;
+    const size_t hash = PartyHash(View(stored.event().getStreamId()));
+    if (stage == 0) {
+      party_hints_.PrefetchBucket(hash);
+      return;
+    }
+    const PartyNode* node = party_hints_.Find(hash);
+    if (node == nullptr) return;
+    const char* head = reinterpret_cast<const char*>(node);
+    PrefetchBytes(head, reinterpret_cast<const char*>(&node->second.value.channels) - head);
+    const schema::Event::Reader ev = stored.event();
+    if (ev.isTouchpoint() && KnownChannel(ev.getTouchpoint().getChannel())) {
+      __builtin_prefetch(
+          &node->second.value.channels[static_cast<size_t>(ev.getTouchpoint().getChannel())]);
+    }
+  }
+
   // The entries a bulk phase holds, in key order: parties in the order of their keys (by
   // length, then bytes), and a party's entries by occurred_at, then position.
   void WriteHeldEntries(Txn& txn) {
@@ -545,30 +566,6 @@ class TimelineProjection final : public Projection {
     return Touch(*it, dirty_parties_);
   }
 
- public:
-  // The record of the event's party: stage 0 fetches its hint, stage 1 what Add reads of the
-  // record.
-  void Prefetch(const store::StoredEvent& stored, int stage) const override {
-    if (!party_hints_.enabled()) return;
-    const size_t hash = PartyHash(View(stored.event().getStreamId()));
-    if (stage == 0) {
-      party_hints_.PrefetchBucket(hash);
-      return;
-    }
-    const PartyNode* node = party_hints_.Find(hash);
-    if (node == nullptr) return;
-    constexpr size_t kLine = 64;
-    const char* head = reinterpret_cast<const char*>(node);
-    const char* counts = reinterpret_cast<const char*>(&node->second.value.channels);
-    for (const char* at = head; at < counts; at += kLine) __builtin_prefetch(at);
-    const schema::Event::Reader ev = stored.event();
-    if (ev.isTouchpoint() && KnownChannel(ev.getTouchpoint().getChannel())) {
-      __builtin_prefetch(
-          &node->second.value.channels[static_cast<size_t>(ev.getTouchpoint().getChannel())]);
-    }
-  }
-
- private:
   static size_t PartyHash(absl::string_view party) { return absl::Hash<absl::string_view>()(party); }
   void ClearParties() {
     parties_.clear();
