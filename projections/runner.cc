@@ -497,6 +497,21 @@ struct SortItem {
   }
 };
 
+// The first i in [0, n) for which `reached(i)` holds, or n; `reached` is false and then true.
+template <typename Reached>
+size_t FirstIndex(size_t n, Reached&& reached) {
+  size_t lo = 0, hi = n;
+  while (lo < hi) {
+    const size_t mid = lo + (hi - lo) / 2;
+    if (reached(mid)) {
+      hi = mid;
+    } else {
+      lo = mid + 1;
+    }
+  }
+  return lo;
+}
+
 // Writes a rebuild's state out of memory as sorted files, ingested into the family with the
 // checkpoint, and empties the MemStates (one per shard; `projection` merges a key that two
 // shards wrote). Each shard's indexed keys are one sorted run (one shard's are cut in two),
@@ -566,16 +581,7 @@ absl::Status WriteOut(store::EventStore* store, const std::string& family,
   }
   // The first item of run r not less than `pivot`.
   auto lower_bound = [&](size_t r, const SortItem& pivot) {
-    size_t lo = 0, hi = run_size(r);
-    while (lo < hi) {
-      const size_t mid = lo + (hi - lo) / 2;
-      if (item_at(r, mid) < pivot) {
-        lo = mid + 1;
-      } else {
-        hi = mid;
-      }
-    }
-    return lo;
+    return FirstIndex(run_size(r), [&](size_t i) { return !(item_at(r, i) < pivot); });
   };
   // How many items of all runs are less than item j of the largest run.
   auto below = [&](size_t j) {
@@ -588,15 +594,8 @@ absl::Status WriteOut(store::EventStore* store, const std::string& family,
   for (size_t r = 0; r < n_runs; ++r) cut[kFiles][r] = run_size(r);
   for (size_t f = 1; f < kFiles; ++f) {
     const size_t share = total * f / kFiles;
-    size_t lo = 0, hi = run_size(largest);  // the first item with at least `share` below it
-    while (lo < hi) {
-      const size_t mid = lo + (hi - lo) / 2;
-      if (below(mid) < share) {
-        lo = mid + 1;
-      } else {
-        hi = mid;
-      }
-    }
+    // The first item of the largest run with at least `share` below it.
+    const size_t lo = FirstIndex(run_size(largest), [&](size_t j) { return below(j) >= share; });
     for (size_t r = 0; r < n_runs; ++r) {
       cut[f][r] = lo == run_size(largest) ? run_size(r) : lower_bound(r, item_at(largest, lo));
     }

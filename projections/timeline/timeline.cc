@@ -48,9 +48,10 @@ std::string PartyKey(char tag, absl::string_view party) {
   return k;
 }
 
-void PutTime(std::string* k, int64_t t) {
-  PutBigEndian64(k, static_cast<uint64_t>(t) ^ (uint64_t{1} << 63));
-}
+// A time in a key: big-endian with the sign bit flipped, so that keys sort as times do.
+constexpr uint64_t kSignBit = uint64_t{1} << 63;
+void PutTime(std::string* k, int64_t t) { PutBigEndian64(k, static_cast<uint64_t>(t) ^ kSignBit); }
+int64_t GetTime(const char* at) { return static_cast<int64_t>(GetBigEndian64(at) ^ kSignBit); }
 
 // What follows the party in an entry's key.
 void PutEntrySuffix(std::string* k, int64_t occurred, uint64_t position) {
@@ -62,8 +63,7 @@ void PutEntrySuffix(std::string* k, int64_t occurred, uint64_t position) {
 std::pair<int64_t, uint64_t> EntrySuffix(absl::string_view key) {
   if (key.size() < 16) return {0, 0};  // not an entry's key: its value does not decode either
   const char* at = key.data() + key.size() - 16;
-  return {static_cast<int64_t>(GetBigEndian64(at) ^ (uint64_t{1} << 63)),
-          GetBigEndian64(at + 8)};
+  return {GetTime(at), GetBigEndian64(at + 8)};
 }
 
 absl::StatusOr<Entry> DecodeEntryAt(absl::string_view key, absl::string_view value) {
@@ -480,7 +480,7 @@ class TimelineProjection final : public Projection {
   // length, then bytes), and a party's entries by occurred_at, then position.
   void WriteHeldEntries(Txn& txn) {
     if (held_entries_ == 0) return;
-    std::vector<std::pair<const std::string, Cached<PartyState>>*> holding;
+    std::vector<PartyNode*> holding;
     for (auto& kv : parties_) {
       if (!kv.second.value.held.empty()) holding.push_back(&kv);
     }
