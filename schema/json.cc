@@ -1,20 +1,35 @@
 #include "schema/json.h"
 
 #include <capnp/compat/json.h>
+#include <capnp/dynamic.h>
+#include <capnp/message.h>
 #include <kj/exception.h>
 
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <set>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "common/utf8.h"
+#include "nlohmann/json.hpp"
 
 namespace ihs::schema {
 namespace {
 
+// Parsed JSON with the members of an object in the order they came (so that errors and
+// re-encoded output keep the writer's order).
+using Dom = nlohmann::ordered_json;
+
 constexpr char kRfc3339[] = "%Y-%m-%d%ET%H:%M:%E6SZ";
+
+// Deeper input is refused: the schema nests a handful of levels, and the walks below recurse.
+constexpr size_t kMaxDepth = 64;
 
 class TimestampHandler final : public capnp::JsonCodec::Handler<int64_t> {
  public:
@@ -109,6 +124,173 @@ capnp::StructSchema::Field FieldOf(capnp::StructSchema s, kj::StringPtr name) {
   return s.getFieldByName(name);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Reading JSON. Debian 12's Cap'n Proto 0.9.2 decodes `\u` escapes wrongly (hex letters a-f count
+// as 0-5, so "\u00e9" becomes "I"; surrogate pairs become invalid UTF-8) and stops at a NUL byte,
+// so its text parser is not used: nlohmann::json parses (RFC 8259 to the letter: UTF-8 checked,
+// escapes and surrogate pairs decoded, lone surrogates and trailing bytes refused), the result is
+// handed to the codec as a capnp::JsonValue, which the codec maps onto the schema with no text
+// parsing of its own.
+
+// A SAX handler that builds a Dom and refuses what nlohmann's own DOM builder lets through: a
+// member name twice in one object (the later one would silently win) and deep nesting.
+class StrictDomBuilder final : public nlohmann::json_sax<Dom> {
+ public:
+  bool null() override { return Put(nullptr); }
+  bool boolean(bool v) override { return Put(v); }
+  bool number_integer(number_integer_t v) override { return Put(v); }
+  bool number_unsigned(number_unsigned_t v) override { return Put(v); }
+  bool number_float(number_float_t v, const string_t&) override { return Put(v); }
+  bool string(string_t& v) override { return Put(std::move(v)); }
+  bool binary(binary_t&) override { return Fail("binary values are not JSON"); }
+  bool start_object(std::size_t) override { return Open(Dom::object()); }
+  bool start_array(std::size_t) override { return Open(Dom::array()); }
+  bool end_object() override { return Close(); }
+  bool end_array() override { return Close(); }
+  bool key(string_t& name) override {
+    if (open_.back()->contains(name)) {
+      return Fail(absl::StrCat("member \"", name, "\" appears twice in one object"));
+    }
+    key_ = std::move(name);
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
+    // nlohmann's text: "[json.exception.parse_error.101] parse error at line 1, column 9:
+    // syntax error while parsing value - invalid string: ill-formed UTF-8 byte; ..."
+    std::string what = e.what();
+    const size_t at = what.find("] ");
+    return Fail(at == std::string::npos ? what : what.substr(at + 2));
+  }
+
+  Dom& root() { return root_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  bool Fail(std::string why) {
+    if (error_.empty()) error_ = std::move(why);
+    return false;
+  }
+  // Places a value where the parser is: the root, the next element of an array or the member
+  // named by the last key. Returns where it went.
+  Dom* Place(Dom&& v) {
+    if (open_.empty()) {
+      root_ = std::move(v);
+      return &root_;
+    }
+    Dom& parent = *open_.back();
+    if (parent.is_array()) {
+      parent.push_back(std::move(v));
+      return &parent.back();
+    }
+    Dom& slot = parent[key_];
+    slot = std::move(v);
+    return &slot;
+  }
+  template <typename T>
+  bool Put(T&& v) {
+    Place(Dom(std::forward<T>(v)));
+    return true;
+  }
+  // A container stays where it was placed while it is open: its parent grows only after it
+  // closes, so the pointers in open_ stay valid.
+  bool Open(Dom&& container) {
+    if (open_.size() >= kMaxDepth) {
+      return Fail(absl::StrCat("nested more than ", kMaxDepth, " levels deep"));
+    }
+    open_.push_back(Place(std::move(container)));
+    return true;
+  }
+  bool Close() {
+    open_.pop_back();
+    return true;
+  }
+
+  Dom root_;
+  std::vector<Dom*> open_;
+  std::string key_;
+  std::string error_;
+};
+
+void ToJsonValue(const Dom& j, capnp::JsonValue::Builder out) {
+  switch (j.type()) {
+    case Dom::value_t::null:
+    case Dom::value_t::discarded:
+      out.setNull();
+      return;
+    case Dom::value_t::boolean:
+      out.setBoolean(j.get<bool>());
+      return;
+    case Dom::value_t::number_integer:
+    case Dom::value_t::number_unsigned:
+    case Dom::value_t::number_float:
+      out.setNumber(j.get<double>());
+      return;
+    case Dom::value_t::string: {
+      const std::string& s = j.get_ref<const std::string&>();
+      out.setString(capnp::Text::Reader(s.data(), s.size()));
+      return;
+    }
+    case Dom::value_t::array: {
+      auto list = out.initArray(j.size());
+      for (size_t i = 0; i < j.size(); ++i) ToJsonValue(j[i], list[i]);
+      return;
+    }
+    case Dom::value_t::object: {
+      auto fields = out.initObject(j.size());
+      size_t i = 0;
+      for (const auto& [name, value] : j.items()) {
+        fields[i].setName(capnp::Text::Reader(name.data(), name.size()));
+        ToJsonValue(value, fields[i].initValue());
+        ++i;
+      }
+      return;
+    }
+    case Dom::value_t::binary:
+      break;
+  }
+  out.setNull();  // not reached: the builder refuses binary values
+}
+
+// The integer range of a capnp integer type, for the checks below.
+bool IntegerRange(capnp::schema::Type::Which t, double* lo, double* hi) {
+  switch (t) {
+    case capnp::schema::Type::INT8:
+      *lo = INT8_MIN;
+      *hi = INT8_MAX;
+      return true;
+    case capnp::schema::Type::INT16:
+      *lo = INT16_MIN;
+      *hi = INT16_MAX;
+      return true;
+    case capnp::schema::Type::INT32:
+      *lo = INT32_MIN;
+      *hi = INT32_MAX;
+      return true;
+    case capnp::schema::Type::INT64:
+      *lo = -9223372036854775808.0;
+      *hi = 9223372036854775807.0;
+      return true;
+    case capnp::schema::Type::UINT8:
+      *lo = 0;
+      *hi = UINT8_MAX;
+      return true;
+    case capnp::schema::Type::UINT16:
+      *lo = 0;
+      *hi = UINT16_MAX;
+      return true;
+    case capnp::schema::Type::UINT32:
+      *lo = 0;
+      *hi = UINT32_MAX;
+      return true;
+    case capnp::schema::Type::UINT64:
+      *lo = 0;
+      *hi = 18446744073709551615.0;
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 struct EventJson::Impl {
@@ -117,24 +299,121 @@ struct EventJson::Impl {
   UInt64NumberHandler numbers;
   SentimentHandler sentiment;
   StrictHexHandler hex;
+  // Fields with a handler above, as (struct id, field index): the handler checks their values.
+  std::set<std::pair<uint64_t, uint32_t>> handled;
 
   explicit Impl(Fields fields) {
     codec.setRejectUnknownFields(true);
     if (fields == Fields::kNonDefault) codec.setHasMode(capnp::HasMode::NON_DEFAULT);
     codec.handleByAnnotation<ExportRecord>();  // and so Event's, which it holds
     auto event = capnp::Schema::from<Event>();
-    codec.addFieldHandler(FieldOf(event, "occurredAt"), timestamps);
-    codec.addFieldHandler(FieldOf(event, "recordedAt"), timestamps);
-    codec.addFieldHandler(FieldOf(event, "position"), numbers);
-    codec.addFieldHandler(FieldOf(event, "streamVersion"), numbers);
-    for (const char* f : {"id", "correlationId", "causationId"}) {
-      codec.addFieldHandler(FieldOf(event, f), hex);
-    }
+    Handle(FieldOf(event, "occurredAt"), timestamps);
+    Handle(FieldOf(event, "recordedAt"), timestamps);
+    Handle(FieldOf(event, "position"), numbers);
+    Handle(FieldOf(event, "streamVersion"), numbers);
+    for (const char* f : {"id", "correlationId", "causationId"}) Handle(FieldOf(event, f), hex);
     auto tp = capnp::Schema::from<Touchpoint>();
-    codec.addFieldHandler(FieldOf(tp, "audienceSize"), numbers);
-    codec.addFieldHandler(FieldOf(tp, "sentiment"), sentiment);
-    codec.addFieldHandler(FieldOf(tp, "inReplyTo"), hex);
-    codec.addFieldHandler(FieldOf(tp, "corrects"), hex);
+    Handle(FieldOf(tp, "audienceSize"), numbers);
+    Handle(FieldOf(tp, "sentiment"), sentiment);
+    Handle(FieldOf(tp, "inReplyTo"), hex);
+    Handle(FieldOf(tp, "corrects"), hex);
+  }
+
+  template <typename T>
+  void Handle(capnp::StructSchema::Field field, capnp::JsonCodec::Handler<T>& handler) {
+    codec.addFieldHandler(field, handler);
+    handled.emplace(field.getContainingStruct().getProto().getId(), field.getIndex());
+  }
+
+  // What the codec lets through and must not: two members of one union (the codec keeps the
+  // last and drops the other without a word), an enum given as a number that is not a whole
+  // number naming an enumerant (1.5 was taken as 1), an integer field given a fraction or a value
+  // out of its range. Returns the problem, naming the field by its path; "" when there is none.
+  std::string Check(const Dom& j, capnp::Type type, const std::string& path) const {
+    switch (type.which()) {
+      case capnp::schema::Type::STRUCT:
+        return j.is_object() ? CheckStruct(j, type.asStruct(), path) : "";
+      case capnp::schema::Type::LIST: {
+        if (!j.is_array()) return "";
+        const capnp::Type element = type.asList().getElementType();
+        for (size_t i = 0; i < j.size(); ++i) {
+          std::string p = Check(j[i], element, absl::StrCat(path, "[", i, "]"));
+          if (!p.empty()) return p;
+        }
+        return "";
+      }
+      case capnp::schema::Type::ENUM: {
+        if (!j.is_number()) return "";  // a name: the codec checks it
+        auto enumerants = type.asEnum().getEnumerants();
+        const double v = j.get<double>();
+        if (v == std::floor(v) && v >= 0 && v < enumerants.size()) return "";
+        std::vector<std::string> names;
+        for (auto e : enumerants) names.push_back(e.getProto().getName());
+        return absl::StrCat(path, ": ", j.dump(), " is not one of ", absl::StrJoin(names, ", "));
+      }
+      default: {
+        double lo = 0, hi = 0;
+        if (!j.is_number() || !IntegerRange(type.which(), &lo, &hi)) return "";
+        const double v = j.get<double>();
+        if (v == std::floor(v) && v >= lo && v <= hi) return "";
+        return absl::StrCat(path, ": ", j.dump(), " is not an integer in [", lo, ", ", hi, "]");
+      }
+    }
+  }
+
+  // Parses `json` strictly and decodes it into `out`; the error names what is wrong.
+  absl::Status Decode(absl::string_view json, capnp::DynamicStruct::Builder out,
+                      absl::string_view what) const {
+    if (json.empty()) return absl::InvalidArgumentError("empty JSON input");
+    auto malformed = [&](absl::string_view why) {
+      // The parser quotes what it read last, which may be the bytes that are not UTF-8.
+      const bool utf8 = FindInvalidUtf8(why) == absl::string_view::npos;
+      return absl::InvalidArgumentError(
+          absl::StrCat("malformed ", what, " JSON: ", utf8 ? why : absl::CHexEscape(why)));
+    };
+    // nlohmann's lexer takes a NUL byte for the end of the input, and would ignore what follows;
+    // JSON text has no place for one (inside a string it must be escaped).
+    if (const size_t nul = json.find('\0'); nul != absl::string_view::npos) {
+      return malformed(absl::StrCat("a NUL byte at offset ", nul));
+    }
+    StrictDomBuilder dom;
+    if (!Dom::sax_parse(json.begin(), json.end(), &dom, nlohmann::detail::input_format_t::json,
+                        /*strict=*/true)) {
+      return malformed(dom.error().empty() ? "not JSON" : dom.error());
+    }
+    if (!dom.root().is_object()) return malformed("expected an object");
+    std::string problem = Check(dom.root(), out.getSchema(), "");
+    if (!problem.empty()) return malformed(problem);
+    capnp::MallocMessageBuilder value_message;
+    auto value = value_message.initRoot<capnp::JsonValue>();
+    ToJsonValue(dom.root(), value);
+    KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() { codec.decode(value.asReader(), out); })) {
+      return malformed(e->getDescription().cStr());
+    }
+    return absl::OkStatus();
+  }
+
+  std::string CheckStruct(const Dom& j, capnp::StructSchema schema, const std::string& path) const {
+    const uint64_t id = schema.getProto().getId();
+    std::string union_member;
+    for (const auto& [name, value] : j.items()) {
+      KJ_IF_MAYBE (field, schema.findFieldByName(name)) {
+        const std::string member = path.empty() ? name : absl::StrCat(path, ".", name);
+        if (field->getProto().getDiscriminantValue() != capnp::schema::Field::NO_DISCRIMINANT) {
+          if (!union_member.empty()) {
+            return absl::StrCat(path.empty() ? "" : absl::StrCat(path, ": "), "\"", union_member,
+                                "\" and \"", name,
+                                "\" are both given; they are one union: give one");
+          }
+          union_member = name;
+        }
+        if (handled.count({id, field->getIndex()}) > 0) continue;
+        std::string p = Check(value, field->getType(), member);
+        if (!p.empty()) return p;
+      }
+      // An unknown name: the codec refuses it, by name.
+    }
+    return "";
   }
 };
 
@@ -142,36 +421,72 @@ EventJson::EventJson(Fields fields) : impl_(std::make_unique<Impl>(fields)) {}
 EventJson::~EventJson() = default;
 
 namespace {
-template <typename Builder>
-absl::Status DecodeWith(const capnp::JsonCodec& codec, absl::string_view json, Builder out,
-                        absl::string_view what) {
-  if (json.empty()) return absl::InvalidArgumentError("empty JSON input");
-  KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() {
-                 codec.decode(kj::ArrayPtr<const char>(json.data(), json.size()), out);
-               })) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("malformed ", what, " JSON: ", e->getDescription().cStr()));
+
+// A JsonValue as nlohmann's Dom, for printing. Numbers that are whole and within ±2^53 print as
+// integers ("1234", not "1234.0"); NaN and infinities, which JSON has no form for, print as null.
+Dom FromJsonValue(capnp::JsonValue::Reader v) {
+  switch (v.which()) {
+    case capnp::JsonValue::BOOLEAN:
+      return v.getBoolean();
+    case capnp::JsonValue::NUMBER: {
+      const double d = v.getNumber();
+      if (!std::isfinite(d)) return nullptr;
+      if (d == std::floor(d) && std::fabs(d) <= 9007199254740992.0) {
+        return static_cast<int64_t>(d);
+      }
+      return d;
+    }
+    case capnp::JsonValue::STRING: {
+      auto s = v.getString();
+      return std::string(s.cStr(), s.size());
+    }
+    case capnp::JsonValue::ARRAY: {
+      Dom out = Dom::array();
+      for (auto e : v.getArray()) out.push_back(FromJsonValue(e));
+      return out;
+    }
+    case capnp::JsonValue::OBJECT: {
+      Dom out = Dom::object();
+      for (auto f : v.getObject()) {
+        out[std::string(f.getName().cStr(), f.getName().size())] = FromJsonValue(f.getValue());
+      }
+      return out;
+    }
+    default:
+      return nullptr;  // null, and the codec's CALL, which no handler here makes
   }
-  return absl::OkStatus();
 }
+
+// Through the codec to a JsonValue, then printed by nlohmann: Cap'n Proto 0.9.2's own printer
+// copies text bytes as they are (invalid UTF-8 stays invalid) and prints NaN as `nan`. Bytes that
+// are not UTF-8 (only stores written before ihs checked text on input can hold them) print as
+// U+FFFD, so every line is valid JSON.
+template <typename Reader>
+std::string EncodeWith(const capnp::JsonCodec& codec, Reader reader) {
+  capnp::MallocMessageBuilder mb;
+  auto value = mb.initRoot<capnp::JsonValue>();
+  codec.encode(reader, value);
+  return FromJsonValue(value.asReader()).dump(-1, ' ', false, Dom::error_handler_t::replace);
+}
+
 }  // namespace
 
 absl::Status EventJson::Decode(absl::string_view json, Event::Builder out) const {
-  return DecodeWith(impl_->codec, json, out, "event");
+  return impl_->Decode(json, capnp::toDynamic(out), "event");
 }
 
-std::string EventJson::Encode(Event::Reader event) const {
-  kj::String s = impl_->codec.encode(event);
-  return std::string(s.cStr(), s.size());
-}
+std::string EventJson::Encode(Event::Reader event) const { return EncodeWith(impl_->codec, event); }
 
 absl::Status EventJson::Decode(absl::string_view json, ExportRecord::Builder out) const {
-  return DecodeWith(impl_->codec, json, out, "export record");
+  return impl_->Decode(json, capnp::toDynamic(out), "export record");
 }
 
 std::string EventJson::Encode(ExportRecord::Reader record) const {
-  kj::String s = impl_->codec.encode(record);
-  return std::string(s.cStr(), s.size());
+  return EncodeWith(impl_->codec, record);
+}
+
+std::string JsonQuote(absl::string_view text) {
+  return Dom(std::string(text)).dump(-1, ' ', false, Dom::error_handler_t::replace);
 }
 
 std::string FormatMicros(int64_t micros) {

@@ -1,11 +1,17 @@
 // JSON in and out for ihs events, through capnp::JsonCodec over schema/event.capnp, so there is
-// one definition of an event (DESIGN.md decision 3). On top of the codec's defaults:
+// one definition of an event (DESIGN.md decision 3). Text is parsed by nlohmann::json, strictly
+// (RFC 8259: UTF-8 checked, every escape and surrogate pair decoded, a lone surrogate, a member
+// named twice or a byte after the value refused), not by Cap'n Proto 0.9.2's parser, which
+// mangles `\u` escapes; the codec maps the parsed value onto the schema. Output is valid JSON for
+// any stored bytes. On top of the codec's defaults:
 // - ids (16 bytes) are lowercase hex strings ($Json.hex in the schema);
 // - occurredAt and recordedAt are RFC 3339 strings in UTC with microseconds
 //   ("2026-11-23T09:30:00.000000Z"); on input an integer (µs since epoch) is accepted too;
 // - position, streamVersion and audienceSize are JSON numbers (exact below 2^53);
 // - sentiment is a number, or null when unknown (NaN in the schema);
-// - unknown field names are an error, so that a typo is not silently dropped.
+// - unknown field names are an error, so that a typo is not silently dropped;
+// - two members of one union (`touchpoint` and `partyProfile`) are an error naming both;
+// - an enum is its name, or a whole number naming an enumerant; integers are whole and in range.
 // kj exceptions from the codec are caught here and become absl::Status (kInvalidArgument).
 //
 // An EventJson is immutable after construction and safe for concurrent use.
@@ -58,6 +64,10 @@ const char* EnumName(E e) {
   const auto i = static_cast<uint16_t>(e);
   return i < enumerants.size() ? enumerants[i].getProto().getName().cStr() : "?";
 }
+
+// `text` as a JSON string literal, quotes included. Bytes that are not UTF-8 become U+FFFD, so the
+// result is valid JSON whatever `text` holds.
+std::string JsonQuote(absl::string_view text);
 
 // Formats µs since the Unix epoch as RFC 3339 UTC with microseconds.
 std::string FormatMicros(int64_t micros);

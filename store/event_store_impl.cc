@@ -32,6 +32,7 @@
 #include "absl/strings/str_join.h"
 #include "common/big_endian.h"
 #include "common/status_macros.h"
+#include "common/utf8.h"
 #include "schema/json.h"
 #include "store/internal/codec.h"
 #include "store/retention.h"
@@ -74,6 +75,10 @@ absl::Status ValidateStreamId(absl::string_view stream) {
       return absl::InvalidArgumentError(absl::StrCat("stream id \"", absl::CHexEscape(stream),
                                                      "\" contains a control character"));
     }
+  }
+  if (const size_t bad = FindInvalidUtf8(stream); bad != absl::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("stream id \"", absl::CHexEscape(stream),
+                                                   "\" is not UTF-8 (byte ", bad, ")"));
   }
   return absl::OkStatus();
 }
@@ -537,13 +542,23 @@ absl::Status EventStoreImpl::PrepareEvent(const StreamAppend& append, size_t ind
     return absl::Status(s.code(), absl::StrCat("append to stream ", append.stream, ", event ",
                                                index, ": ", s.message()));
   };
-  uint64_t words = 0;
-  KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() { words = in.totalSize().wordCount; })) {
+  capnp::MessageSize size{0, 0};
+  KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() { size = in.totalSize(); })) {
     return fail(absl::InvalidArgumentError(
         absl::StrCat("malformed message: ", e->getDescription().cStr())));
   }
+  const uint64_t words = size.wordCount;
+  // An event holds no capability (the schema has none); one in an unknown pointer field, sent
+  // over RPC, would make the canonical encoding throw.
+  if (size.capCount != 0) {
+    return fail(absl::InvalidArgumentError(
+        absl::StrCat("the event carries ", size.capCount, " capabilities; an event holds none")));
+  }
   if (std::string problem = internal::EventShapeProblem(in); !problem.empty()) {
     return fail(absl::InvalidArgumentError(absl::StrCat("malformed message: ", problem)));
+  }
+  if (std::string problem = internal::EventTextProblem(in); !problem.empty()) {
+    return fail(absl::InvalidArgumentError(problem));
   }
   if (!in.hasId() || in.getId().size() != 16 || AllZero(ToView(in.getId()))) {
     return fail(absl::InvalidArgumentError("id must be 16 bytes, not all zero"));

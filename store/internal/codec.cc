@@ -1,11 +1,13 @@
 #include "store/internal/codec.h"
 
+#include <capnp/dynamic.h>
 #include <kj/exception.h>
 
 #include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/utf8.h"
 
 namespace ihs::store {
 
@@ -106,7 +108,65 @@ std::string ProblemOf(Fn&& fn) {
   return "";
 }
 
+std::string TextProblem(capnp::Text::Reader text, const std::string& path) {
+  const absl::string_view s(text.cStr(), text.size());
+  if (const size_t nul = s.find('\0'); nul != absl::string_view::npos) {
+    return absl::StrCat(path, ": a NUL byte at offset ", nul);
+  }
+  if (const size_t bad = FindInvalidUtf8(s); bad != absl::string_view::npos) {
+    return absl::StrCat(path, ": not UTF-8 (byte ", bad, " of ", s.size(), ")");
+  }
+  return "";
+}
+
+std::string StructTextProblem(capnp::DynamicStruct::Reader s, const std::string& path);
+
+std::string ValueTextProblem(capnp::DynamicValue::Reader v, capnp::Type type,
+                             const std::string& path) {
+  switch (type.which()) {
+    case capnp::schema::Type::TEXT:
+      return TextProblem(v.as<capnp::Text>(), path);
+    case capnp::schema::Type::STRUCT:
+      return StructTextProblem(v.as<capnp::DynamicStruct>(), path);
+    case capnp::schema::Type::LIST: {
+      const capnp::Type element = type.asList().getElementType();
+      if (!element.isText() && !element.isStruct() && !element.isList()) return "";
+      auto list = v.as<capnp::DynamicList>();
+      for (uint32_t i = 0; i < list.size(); ++i) {
+        std::string p = ValueTextProblem(list[i], element, absl::StrCat(path, "[", i, "]"));
+        if (!p.empty()) return p;
+      }
+      return "";
+    }
+    default:
+      return "";
+  }
+}
+
+std::string StructTextProblem(capnp::DynamicStruct::Reader s, const std::string& path) {
+  for (auto field : s.getSchema().getFields()) {
+    const capnp::Type type = field.getType();
+    if (!type.isText() && !type.isStruct() && !type.isList()) continue;
+    if (!s.has(field)) continue;  // unset, or a union member that is not the active one
+    const std::string name = field.getProto().getName();
+    std::string p =
+        ValueTextProblem(s.get(field), type, path.empty() ? name : absl::StrCat(path, ".", name));
+    if (!p.empty()) return p;
+  }
+  return "";
+}
+
 }  // namespace
+
+std::string EventTextProblem(schema::Event::Reader event) {
+  std::string problem;
+  KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() {
+                 problem = StructTextProblem(capnp::toDynamic(event), "");
+               })) {
+    return e->getDescription().cStr();
+  }
+  return problem;
+}
 
 std::string EventShapeProblem(schema::Event::Reader event) {
   return ProblemOf([&]() { TouchEvent(event); });

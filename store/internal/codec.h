@@ -102,6 +102,13 @@ std::string EncodeRecord(schema::Event::Reader event);
 std::string EventShapeProblem(schema::Event::Reader event);
 std::string ContentShapeProblem(schema::Content::Reader content);
 
+// Checks every Text field of an event, known to this build's schema, through the schema (so a new
+// field is covered without a change here): UTF-8 (Cap'n Proto Text is UTF-8 by contract, and
+// `ihs read --json` must print what was stored) and no NUL byte inside (readers of C strings would
+// cut it there). Returns the problem naming the field ("content.text: ..."); empty when none.
+// The event's shape must have been checked first (EventShapeProblem).
+std::string EventTextProblem(schema::Event::Reader event);
+
 // Decodes a record read at `position`; checks that the event says the same position.
 absl::StatusOr<std::unique_ptr<StoredEvent::Rep>> DecodeRecord(uint64_t position,
                                                                absl::string_view bytes);

@@ -5,7 +5,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <random>
+#include <string>
+#include <vector>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "nlohmann/json.hpp"
 #include "tests/testutil/testutil.h"
 
 namespace ihs::schema {
@@ -85,6 +92,236 @@ TEST(EventJson, BadInputIsAnErrorThatNamesTheProblem) {
     absl::Status s = json.Decode(c.json, mb.initRoot<Event>());
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.json;
     EXPECT_NE(s.message().find(c.message), std::string::npos) << c.json << " -> " << s;
+  }
+}
+
+// The text field of an event decoded from `escaped`, a JSON string literal's inside.
+absl::StatusOr<std::string> DecodeText(const EventJson& json, const std::string& escaped) {
+  capnp::MallocMessageBuilder mb;
+  auto ev = mb.initRoot<Event>();
+  absl::Status s = json.Decode(absl::StrCat(R"({"content":{"text":")", escaped, R"("}})"), ev);
+  if (!s.ok()) return s;
+  auto text = ev.getContent().getText();
+  return std::string(text.cStr(), text.size());
+}
+
+// Code point -> UTF-8, written out here by the definition (RFC 3629), as the reference.
+std::string Utf8(char32_t cp) {
+  std::string out;
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xc0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xe0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  } else {
+    out += static_cast<char>(0xf0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  }
+  return out;
+}
+
+// Cap'n Proto 0.9.2's decoder read the hex letters a-f as 0-5: "Zo\u00eb" came back as "ZoA".
+TEST(EventJson, UnicodeEscapesWithHexLettersAreDecodedAsWritten) {
+  EventJson json;
+  struct Case {
+    const char* escaped;
+    std::string text;
+  } cases[] = {
+      {R"(Zo\u00eb caf\u00e9)", "Zo\xc3\xab caf\xc3\xa9"},
+      {R"(\u00E9\u00e9)", "\xc3\xa9\xc3\xa9"},  // either case of hex letter
+      {R"(\uabcd)", Utf8(0xabcd)},              // a letter in every position
+      {R"(\ufedc)", Utf8(0xfedc)},
+      {R"(\u0a0b\u00c0\u000f)", Utf8(0x0a0b) + Utf8(0xc0) + Utf8(0x0f)},
+      {R"(\u001b[0m)", "\x1b[0m"},  // was stored as 0x11
+      {R"(\u0000)", std::string(1, '\0')},
+      {R"(\ud83d\ude00 \uD83D\uDE00)", Utf8(0x1f600) + " " + Utf8(0x1f600)},  // surrogate pairs
+      {R"(\udbff\udfff)", Utf8(0x10ffff)},
+      {R"(a\/b\\c\"d\b\f\n\r\t)", "a/b\\c\"d\b\f\n\r\t"},
+      {"Zo\xc3\xab \xf0\x9f\x98\x80", "Zo\xc3\xab \xf0\x9f\x98\x80"},  // UTF-8 as it is
+  };
+  for (const auto& c : cases) {
+    absl::StatusOr<std::string> text = DecodeText(json, c.escaped);
+    ASSERT_TRUE(text.ok()) << c.escaped << ": " << text.status();
+    EXPECT_EQ(*text, c.text) << c.escaped;
+  }
+}
+
+TEST(EventJson, InvalidEscapesLoneSurrogatesAndInvalidUtf8AreRefused) {
+  EventJson json;
+  const char* cases[] = {
+      R"(\ud83d)",        // a high surrogate alone
+      R"(\ud83dx)",       // ... followed by something else
+      R"(\ud83d\u0041)",  // ... followed by a non-surrogate escape
+      R"(\ude00)",        // a low surrogate alone
+      R"(\u00g0)",        // not hex
+      R"(\u00e)",         // too short
+      R"(\x41)",          // not a JSON escape
+      "\xc3",             // a truncated UTF-8 sequence
+      "\xff",             // never UTF-8
+      "\xc0\xaf",         // overlong
+      "\xed\xa0\x80",     // a surrogate encoded in UTF-8
+      "tab\there",        // a raw control character
+  };
+  for (const char* c : cases) {
+    absl::StatusOr<std::string> text = DecodeText(json, c);
+    EXPECT_EQ(text.status().code(), absl::StatusCode::kInvalidArgument) << absl::CHexEscape(c);
+    EXPECT_NE(text.status().message().find("malformed event JSON"), std::string::npos)
+        << text.status();
+  }
+}
+
+// A property test: random Unicode text, written as JSON with every escape form chosen at random
+// (raw UTF-8, \uXXXX in either case, surrogate pairs, short escapes), reads back as the code
+// points it was written from.
+TEST(EventJson, RandomUnicodeTextReadsBackAsWritten) {
+  EventJson json;
+  std::mt19937_64 rng(20261204);
+  auto pick = [&](uint64_t n) { return std::uniform_int_distribution<uint64_t>(0, n - 1)(rng); };
+  for (int round = 0; round < 2000; ++round) {
+    std::string expected, escaped;
+    const size_t n = pick(24);
+    for (size_t i = 0; i < n; ++i) {
+      char32_t cp;
+      switch (pick(5)) {
+        case 0:
+          cp = static_cast<char32_t>(pick(0x80));
+          break;  // ASCII, controls too
+        case 1:
+          cp = static_cast<char32_t>(0x80 + pick(0x800 - 0x80));
+          break;
+        case 2:
+          cp = static_cast<char32_t>(0x800 + pick(0xd800 - 0x800));
+          break;
+        case 3:
+          cp = static_cast<char32_t>(0xe000 + pick(0x10000 - 0xe000));
+          break;
+        default:
+          cp = static_cast<char32_t>(0x10000 + pick(0x110000 - 0x10000));
+          break;
+      }
+      expected += Utf8(cp);
+      const bool must_escape = cp < 0x20 || cp == '"' || cp == '\\';
+      const char* hex = pick(2) ? "\\u%04x" : "\\u%04X";
+      if (!must_escape && pick(2)) {
+        escaped += Utf8(cp);
+      } else if (cp == '"') {
+        escaped += "\\\"";
+      } else if (cp == '\\') {
+        escaped += "\\\\";
+      } else if (cp == '\n' && pick(2)) {
+        escaped += "\\n";
+      } else if (cp >= 0x10000) {
+        const char32_t v = cp - 0x10000;
+        escaped += absl::StrFormat(hex, 0xd800 + (v >> 10));
+        escaped += absl::StrFormat(hex, 0xdc00 + (v & 0x3ff));
+      } else {
+        escaped += absl::StrFormat(hex, static_cast<uint32_t>(cp));
+      }
+    }
+    absl::StatusOr<std::string> text = DecodeText(json, escaped);
+    ASSERT_TRUE(text.ok()) << escaped << ": " << text.status();
+    ASSERT_EQ(*text, expected) << escaped;
+  }
+}
+
+TEST(EventJson, TwoEventTypesAreRefusedNamingBoth) {
+  EventJson json;
+  struct Case {
+    const char* json;
+    const char* first;
+    const char* second;
+  } cases[] = {
+      {R"({"touchpoint":{"channel":"email"},"partyProfile":{"kind":"customer"}})", "touchpoint",
+       "partyProfile"},
+      {R"({"identityLink":{"parties":["a","b"]},"touchpoint":{}})", "identityLink", "touchpoint"},
+  };
+  for (const auto& c : cases) {
+    capnp::MallocMessageBuilder mb;
+    absl::Status s = json.Decode(c.json, mb.initRoot<Event>());
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.json;
+    EXPECT_NE(s.message().find(c.first), std::string::npos) << s;
+    EXPECT_NE(s.message().find(c.second), std::string::npos) << s;
+  }
+}
+
+TEST(EventJson, NumbersMustBeWholeAndNameAnEnumerant) {
+  EventJson json;
+  {
+    capnp::MallocMessageBuilder mb;
+    auto ev = mb.initRoot<Event>();
+    IHS_ASSERT_OK(json.Decode(R"({"touchpoint":{"direction":2}})", ev));
+    EXPECT_EQ(ev.getTouchpoint().getDirection(), Direction::OUTBOUND);
+  }
+  const char* bad[] = {
+      R"({"touchpoint":{"direction":1.5}})",  // was stored as inbound
+      R"({"touchpoint":{"direction":-1}})",
+      R"({"touchpoint":{"direction":99}})",
+      R"({"touchpoint":{"channel":1e300}})",
+      R"({"partyProfile":{"kind":"customer"},"sealedContent":{"keyVersion":1.25}})",
+      R"({"retentionRun":{"asOf":0.5}})",
+      R"({"sealedContent":{"keyVersion":4294967296}})",
+  };
+  for (const char* b : bad) {
+    capnp::MallocMessageBuilder mb;
+    absl::Status s = json.Decode(b, mb.initRoot<Event>());
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << b;
+  }
+  capnp::MallocMessageBuilder mb;
+  absl::Status s = json.Decode(R"({"touchpoint":{"direction":1.5}})", mb.initRoot<Event>());
+  EXPECT_NE(s.message().find("touchpoint.direction"), std::string::npos) << s;
+}
+
+TEST(EventJson, AnythingAfterTheObjectIsRefused) {
+  EventJson json;
+  const std::string cases[] = {
+      std::string(R"({"streamId":"a"})") + '\0',
+      R"({"streamId":"a"} x)",
+      R"({"streamId":"a"}{"streamId":"b"})",
+      R"({"streamId":"a","streamId":"b"})",  // a member twice: the first would be lost
+      R"(["streamId"])",
+      std::string(200, '[') + std::string(200, ']'),
+  };
+  for (const std::string& c : cases) {
+    capnp::MallocMessageBuilder mb;
+    absl::Status s = json.Decode(c, mb.initRoot<Event>());
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << absl::CHexEscape(c);
+  }
+}
+
+// Output is strict JSON for any bytes a stored event may hold (stores written before text was
+// checked on input can hold invalid UTF-8), and valid text reads back unchanged.
+TEST(EventJson, EncodedEventsAreStrictJsonForAnyBytes) {
+  EventJson json;
+  std::mt19937_64 rng(7);
+  for (int round = 0; round < 2000; ++round) {
+    std::string bytes(rng() % 40, '\0');
+    for (char& b : bytes) b = static_cast<char>(rng() % 256);
+    if (round % 2 == 0) {
+      for (char& b : bytes) b = static_cast<char>(0x20 + (static_cast<unsigned char>(b) % 0x5f));
+    }
+    capnp::MallocMessageBuilder mb;
+    auto ev = mb.initRoot<Event>();
+    ev.setStreamId(capnp::Text::Reader(bytes.data(), bytes.size()));
+    ev.initContent().setText(capnp::Text::Reader(bytes.data(), bytes.size()));
+    ev.initIdentityLink().setConfidence(round % 3 == 0 ? NAN : INFINITY);
+    const std::string line = json.Encode(ev.asReader());
+    nlohmann::json parsed;
+    ASSERT_NO_THROW(parsed = nlohmann::json::parse(line)) << absl::CHexEscape(line);
+    if (round % 2 == 0) {
+      EXPECT_EQ(parsed["streamId"], bytes);
+      EXPECT_EQ(parsed["content"]["text"], bytes);
+    }
+    const std::string quoted = JsonQuote(bytes);
+    ASSERT_NO_THROW(parsed = nlohmann::json::parse(quoted)) << absl::CHexEscape(quoted);
+    if (round % 2 == 0) {
+      EXPECT_EQ(parsed, bytes);
+    }
   }
 }
 

@@ -515,6 +515,25 @@ TEST_F(EventStoreTest, BadInputIsRefusedAndChangesNothing) {
        one([](auto e) { e.getTouchpoint().setType(TouchpointType::CORRECTION); }),
        "corrects is required"},
       {"control character in stream", one([](auto) {}, "ada\nbert"), "control character"},
+      {"stream id not UTF-8", one([](auto) {}, "ada\xc3"), "is not UTF-8"},
+      {"stream id with a surrogate", one([](auto) {}, "ada\xed\xa0\x80"), "is not UTF-8"},
+      {"text not UTF-8",
+       one([](auto e) { e.initContent().setText("caf\xe9 au lait"); }),
+       "content.text: not UTF-8 (byte 3"},
+      {"text with a NUL",
+       one([](auto e) {
+         const char bytes[] = "a\0b";
+         e.initContent().setText(capnp::Text::Reader(bytes, 3));
+       }),
+       "content.text: a NUL byte at offset 1"},
+      {"handle not UTF-8",
+       one([](auto e) { e.initContent().initTo(2)[1].setAddress("\xff@example.org"); }),
+       "content.to[1].address: not UTF-8"},
+      {"topic not UTF-8",
+       one([](auto e) { e.getTouchpoint().initTopics(1).set(0, "\xc0\xaf"); }),
+       "touchpoint.topics[0]: not UTF-8"},
+      {"source system not UTF-8", one([](auto e) { e.setSourceSystem("crm\x80"); }),
+       "sourceSystem: not UTF-8"},
   };
   for (const auto& c : cases) {
     auto r = store_->Append(c.make());

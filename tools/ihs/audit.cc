@@ -12,6 +12,7 @@
 #include "nlohmann/json.hpp"
 #include "store/audit.h"
 #include "store/tlog.h"
+#include "tools/ihs/json_out.h"
 #include "tools/ihs/progress.h"
 
 namespace ihs::tools {
@@ -76,12 +77,11 @@ absl::Status AuditPubkey(store::EventStore& store, bool json_out) {
   IHS_ASSIGN_OR_RETURN(tlog::VerifierKey key, store.VerifierKey());
   const std::string text = tlog::FormatVerifierKey(key);
   if (json_out) {
-    std::cout << json{{"name", key.name},
+    std::cout << JsonLine(json{{"name", key.name},
                       {"keyId", absl::StrFormat("%08x", key.key_id)},
                       {"ed25519", absl::BytesToHexString(absl::string_view(
                                       reinterpret_cast<const char*>(key.key.data()), 32))},
-                      {"verifierKey", text}}
-                     .dump()
+                      {"verifierKey", text}})
               << "\n";
   } else {
     std::cout << text << "\n";
@@ -97,10 +97,9 @@ absl::Status AuditHead(store::EventStore& store, const std::string& out, bool js
     tlog::TreeHead head;
     std::string why;
     if (!tlog::OpenHead(note, key, &head, &why)) return absl::InternalError(why);
-    std::cout << json{{"origin", head.origin},       {"size", head.size},
+    std::cout << JsonLine(json{{"origin", head.origin},       {"size", head.size},
                       {"root", Hex(head.root)},      {"time", Time(head.time_micros)},
-                      {"timeMicros", head.time_micros}, {"note", note}}
-                     .dump()
+                      {"timeMicros", head.time_micros}, {"note", note}})
               << "\n";
   } else {
     std::cout << note;
@@ -137,9 +136,8 @@ absl::Status AuditProveEvent(store::EventStore& store, uint64_t position,
   if (json_out) {
     json path = json::array();
     for (const tlog::Hash& h : proof.path) path.push_back(Hex(h));
-    std::cout << json{{"ok", true},          {"position", position}, {"treeSize", head.size},
-                      {"root", Hex(head.root)}, {"leafHash", Hex(leaf)}, {"path", path}}
-                     .dump()
+    std::cout << JsonLine(json{{"ok", true},          {"position", position}, {"treeSize", head.size},
+                      {"root", Hex(head.root)}, {"leafHash", Hex(leaf)}, {"path", path}})
               << "\n";
   } else {
     absl::PrintF("ok: position %d is in the tree of %d events (root %s), %d hashes\n", position,
@@ -178,7 +176,7 @@ absl::Status AuditVerifyHead(store::EventStore& store, const std::string& old_fi
   std::string why;
   if (!tlog::VerifyConsistency(older.size, newer.size, older.root, newer.root, proof.path,
                                &why)) {
-    if (json_out) std::cout << json{{"ok", false}, {"error", why}}.dump() << "\n";
+    if (json_out) std::cout << JsonLine(json{{"ok", false}, {"error", why}}) << "\n";
     return absl::DataLossError(absl::StrCat(
         "NEW does not extend OLD: ", why,
         older.size > 0 ? absl::StrCat(" (at a position below ", older.size, ")") : ""));
@@ -187,13 +185,12 @@ absl::Status AuditVerifyHead(store::EventStore& store, const std::string& old_fi
   if (json_out) {
     json path = json::array();
     for (const tlog::Hash& h : proof.path) path.push_back(Hex(h));
-    std::cout << json{{"ok", true},
+    std::cout << JsonLine(json{{"ok", true},
                       {"oldSize", older.size},
                       {"newSize", newer.size},
                       {"oldRoot", Hex(older.root)},
                       {"newRoot", Hex(newer.root)},
-                      {"proof", path}}
-                     .dump()
+                      {"proof", path}})
               << "\n";
   } else {
     absl::PrintF("ok: the log of %d events extends the log of %d events unchanged (%d hashes)\n",
@@ -214,13 +211,12 @@ absl::Status AuditVerifyParty(store::EventStore& store, const std::string& party
   const uint64_t verified = audit.verified, after = audit.after_head;
   progress.Finish();
   if (json_out) {
-    std::cout << json{{"ok", true},
+    std::cout << JsonLine(json{{"ok", true},
                       {"party", party},
                       {"verified", verified},
                       {"afterHead", after},
                       {"treeSize", head.size},
-                      {"root", Hex(head.root)}}
-                     .dump()
+                      {"root", Hex(head.root)}})
               << "\n";
   } else {
     absl::PrintF("ok: %d events of %s are in the tree of %d events (root %s)", verified, party,

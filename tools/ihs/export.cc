@@ -28,6 +28,7 @@
 #include "store/internal/merkle.h"
 #include "store/tlog.h"
 #include "tools/ihs/audit.h"
+#include "tools/ihs/json_out.h"
 #include "tools/ihs/progress.h"
 
 namespace ihs::tools {
@@ -237,13 +238,12 @@ absl::Status AuditExport(store::EventStore& store, const std::string& party,
   IHS_RETURN_IF_ERROR(w->Finish(written));
   progress.Finish();
   if (json_out) {
-    std::cout << json{{"ok", true},
+    std::cout << JsonLine(json{{"ok", true},
                       {"party", party},
                       {"events", written},
                       {"treeSize", head.size},
                       {"root", Hex(head.root)},
-                      {"files", json::array({out, out + ".jsonl"})}}
-                     .dump()
+                      {"files", json::array({out, out + ".jsonl"})}})
               << "\n";
   } else {
     absl::PrintF("exported %d events of %s, proved against a head of %d events, to %s and "
@@ -334,7 +334,7 @@ absl::Status AuditVerifyExport(const std::string& file, const std::string& key_f
                                bool json_out) {
   IHS_ASSIGN_OR_RETURN(std::unique_ptr<ArchiveReader> reader, ArchiveReader::Open(file));
   auto fail = [&](const std::string& why) {
-    if (json_out) std::cout << json{{"ok", false}, {"error", why}}.dump() << "\n";
+    if (json_out) std::cout << JsonLine(json{{"ok", false}, {"error", why}}) << "\n";
     return absl::DataLossError(why);
   };
   if (reader->at_end()) return fail("the export is empty");
@@ -450,7 +450,7 @@ absl::Status AuditVerifyExport(const std::string& file, const std::string& key_f
               {"root", Hex(head.root)},
               {"format", reader->json() ? "jsonl" : "packed"}};
     if (own_key) j["warning"] = warning;
-    std::cout << j.dump() << "\n";
+    std::cout << JsonLine(j) << "\n";
   } else {
     absl::PrintF("ok: %d events of %s verified against a signed head of %d events (root %s)\n",
                  events, party.empty() ? "the log" : party, head.size,

@@ -57,6 +57,7 @@
 #include "store/event_store.h"
 #include "tools/ihs/audit.h"
 #include "tools/ihs/export.h"
+#include "tools/ihs/json_out.h"
 #include "tools/ihs/progress.h"
 #include "tools/ihs/timeline_html.h"
 #include "projections/registry.h"
@@ -113,10 +114,6 @@ int Fail(const absl::Status& s) {
 int FailOpen(const absl::Status& s) {
   std::cerr << "ihs: " << s.message() << "\n";
   return s.code() == absl::StatusCode::kDataLoss ? kExitIntegrity : kExitUnavailable;
-}
-
-std::string JsonString(absl::string_view s) {
-  return absl::StrCat("\"", absl::CHexEscape(s), "\"");
 }
 
 struct Common {
@@ -454,7 +451,7 @@ int Append(const Common& c, const AppendArgs& a) {
     for (size_t i = 0; i < r.positions.size(); ++i) {
       if (c.json) {
         absl::PrintF("{\"stream\":%s,\"position\":%d,\"streamVersion\":%d,\"duplicate\":%s}\n",
-                     JsonString(stream), r.positions[i], r.versions[i],
+                     schema::JsonQuote(stream), r.positions[i], r.versions[i],
                      r.duplicate ? "true" : "false");
       }
     }
@@ -586,7 +583,7 @@ int Tail(const Common& c, const TailArgs& a) {
 int Verify(const Common& c) {
   absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, false);
   if (!st.ok()) {
-    if (c.json) absl::PrintF("{\"ok\":false,\"error\":%s}\n", JsonString(st.status().message()));
+    if (c.json) absl::PrintF("{\"ok\":false,\"error\":%s}\n", schema::JsonQuote(st.status().message()));
     return FailOpen(st.status());
   }
   Progress progress("verify");
@@ -595,7 +592,7 @@ int Verify(const Common& c) {
   progress.Finish();
   if (!report.ok()) {
     if (c.json) {
-      absl::PrintF("{\"ok\":false,\"error\":%s}\n", JsonString(report.status().message()));
+      absl::PrintF("{\"ok\":false,\"error\":%s}\n", schema::JsonQuote(report.status().message()));
     }
     return Fail(report.status());
   }
@@ -642,7 +639,7 @@ int Backup(const Common& c, const BackupArgs& a) {
   if (!a.with_master_key && copy.master_key.empty()) {
     if (c.json) {
       j["verified"] = false;
-      std::cout << j.dump() << "\n";
+      std::cout << JsonLine(j) << "\n";
     } else {
       absl::PrintF("copied %s (%d events when it began); not verified here: run ihs verify "
                    "--data %s --master-key FILE\n",
@@ -663,7 +660,7 @@ int Backup(const Common& c, const BackupArgs& a) {
     j["verified"] = true;
     j["events"] = report->events_checked;
     j["root"] = root;
-    std::cout << j.dump() << "\n";
+    std::cout << JsonLine(j) << "\n";
   } else {
     absl::PrintF("copied %s: %d events, verified; Merkle root %s\n", a.to,
                  report->events_checked, root);
@@ -710,7 +707,7 @@ int PartyControl(const Common& c, const PartyControlArgs& a, bool erase) {
   if (c.json) {
     nlohmann::json j = {{"party", a.party}, {"action", what},    {"position", *position},
                         {"reason", a.reason}, {"requestedBy", by}};
-    std::cout << j.dump() << "\n";
+    std::cout << JsonLine(j) << "\n";
   } else if (erase) {
     absl::PrintF("erased %s: erasure recorded at position %d; its data key is deleted and "
                  "compacted out of the store's files\n",
@@ -859,7 +856,7 @@ int Generate(const Common& c, const GenerateArgs& a) {
         "{\"events\":%d,\"written\":%d,\"alreadyPresent\":%d,\"seconds\":%.3f,"
         "\"eventsPerSecond\":%.0f,\"peakRssBytes\":%d,\"fingerprint\":\"%016x\",\"to\":%s}\n",
         generator->emitted(), report->appended, report->present, seconds, rate, PeakRssBytes(),
-        generator->fingerprint(), JsonString(where));
+        generator->fingerprint(), schema::JsonQuote(where));
   } else {
     if (report->present > 0) {
       absl::PrintF("%d events of this history were already in %s; resumed after them\n",
@@ -911,7 +908,7 @@ int TokenNew(const Common& c, const TokenArgs& a) {
                                ec);
   if (c.json) {
     absl::PrintF("{\"role\":\"%s\",\"name\":%s,\"token\":\"%s\"}\n", a.role,
-                 JsonString(a.name), token);
+                 schema::JsonQuote(a.name), token);
   } else {
     absl::PrintF("%s\n", token);
     std::cerr << "ihs: added a " << a.role << " token for " << a.name << " to " << a.file
@@ -1089,7 +1086,7 @@ int ProjectionsStatus(const Common& c) {
   if (!all.ok()) return Fail(all.status());
   for (const projections::ProjectionStatus& st : *all) {
     if (c.json) {
-      std::cout << ProjectionStatusJson(st).dump() << "\n";
+      std::cout << JsonLine(ProjectionStatusJson(st)) << "\n";
     } else {
       absl::PrintF("%-12s %-12s checkpoint %d of %d  lag %d events (%.1f s)  %s%s\n", st.name,
                    st.state, st.checkpoint, st.head, st.lag_events, st.lag_seconds, st.family,
@@ -1118,7 +1115,7 @@ int ProjectionsRebuild(const Common& c, const std::string& name) {
     if (c.json) {
       nlohmann::json j = ProjectionStatusJson(st);
       j["seconds"] = secs;
-      std::cout << j.dump() << "\n";
+      std::cout << JsonLine(j) << "\n";
     } else {
       absl::PrintF("rebuilt %s: %d events in %.1f s; now %s\n", name, st.checkpoint, secs,
                    st.family);
@@ -1320,7 +1317,7 @@ int Timeline(const Common& c, const TimelineArgs& a) {
     if (!hs.ok()) return Fail(hs);
   }
   if (c.json) {
-    std::cout << TimelineJson(summary, page).dump() << "\n";
+    std::cout << JsonLine(TimelineJson(summary, page)) << "\n";
     return kExitOk;
   }
   PrintTimeline(q.party, summary, page);
@@ -1410,7 +1407,7 @@ int AuditReplay(const Common& c, const ReplayArgs& a) {
     j["asOf"] = moment_text;
     j["logSize"] = size;
     j["events"] = std::move(events);
-    std::cout << j.dump() << "\n";
+    std::cout << JsonLine(j) << "\n";
     return kExitOk;
   }
   absl::PrintF("\nthe timeline as it was known then:\n");
@@ -1447,7 +1444,7 @@ int RetentionRun(const Common& c, const RetentionArgs& a) {
                         {"keys", report->classes}, {"held", report->held},
                         {"requestedBy", by}};
     if (report->run_position) j["position"] = *report->run_position;
-    std::cout << j.dump() << "\n";
+    std::cout << JsonLine(j) << "\n";
     return kExitOk;
   }
   absl::PrintF("%s%d data keys of %d parties %s; %d parties under legal hold left alone%s\n",
