@@ -217,6 +217,14 @@ struct ServerStatus {
   appends @9 :UInt64;          # store appends that wrote, since start
   syncs @10 :UInt64;           # write groups (one WAL sync each)
   uptimeSeconds @11 :Float64;
+  connectionsAwaitingLogin @12 :UInt32;  # open, not logged in yet
+  maxConnections @13 :UInt32;            # the limits in force (ihsd's flags, docs/rpc.md)
+  maxPendingLogins @14 :UInt32;
+  loginTimeoutSeconds @15 :Float64;
+  maxSubscriptions @16 :UInt32;
+  maxSubscriptionsPerConnection @17 :UInt32;
+  subscriberTimeoutSeconds @18 :Float64;
+  maxCallsInFlight @19 :UInt32;          # per connection
 }
 
 struct TimelineQuery {
@@ -337,10 +345,13 @@ struct Session {
   role @0 :Role;
   name @1 :Text;               # the token's name in the tokens file
   union {
-    writer @2 :Writer;
-    reader @3 :Reader;
-    auditor @4 :Auditor;
-    admin @5 :Admin;
+    # The role's capability. The members were named writer, reader, auditor and admin until
+    # 0.5.1; the wire is the same, but `reader` clashed with the `Reader` type that Rust's (and
+    # other) generators make for every struct (docs/rpc.md, "The schema in other languages").
+    writerCap @2 :Writer;
+    readerCap @3 :Reader;
+    auditorCap @4 :Auditor;
+    adminCap @5 :Admin;
   }
 }
 

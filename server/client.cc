@@ -35,9 +35,7 @@ std::shared_ptr<Io> ThreadIo() {
 
 }  // namespace
 
-store::ContentState RemoteEvent::content_state() const {
-  return FromWire(e_.getContentState());
-}
+store::ContentState RemoteEvent::content_state() const { return FromWire(e_.getContentState()); }
 
 struct Client::Impl {
   std::shared_ptr<Io> io;
@@ -64,19 +62,18 @@ struct Client::Impl {
     absl::StatusOr<T> out = absl::DeadlineExceededError("not run");
     auto timeout = io->context.provider->getTimer().afterDelay(
         absl::ToInt64Milliseconds(this->timeout) * kj::MILLISECONDS);
-    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
-                  auto result = promise.then([](T v) -> kj::Maybe<T> { return kj::mv(v); })
-                                    .exclusiveJoin(timeout.then([]() -> kj::Maybe<T> {
-                                      return nullptr;
-                                    }))
-                                    .wait(io->context.waitScope);
-                  KJ_IF_MAYBE(v, result) {
-                    out = kj::mv(*v);
-                  } else {
-                    out = absl::DeadlineExceededError(
-                        absl::StrCat("ihsd did not answer within ", absl::FormatDuration(this->timeout)));
-                  }
-                })) {
+    KJ_IF_MAYBE (e, kj::runCatchingExceptions([&] {
+                   auto result =
+                       promise.then([](T v) -> kj::Maybe<T> { return kj::mv(v); })
+                           .exclusiveJoin(timeout.then([]() -> kj::Maybe<T> { return nullptr; }))
+                           .wait(io->context.waitScope);
+                   KJ_IF_MAYBE (v, result) {
+                     out = kj::mv(*v);
+                   } else {
+                     out = absl::DeadlineExceededError(absl::StrCat(
+                         "ihsd did not answer within ", absl::FormatDuration(this->timeout)));
+                   }
+                 })) {
       return FromKj(*e);
     }
     return out;
@@ -106,9 +103,8 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ConnectOptions& op
   }
   auto stream = impl->Wait((*addr)->connect());
   if (!stream.ok()) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot connect to ihsd at ", options.address, ": ",
-                     stream.status().message()));
+    return absl::UnavailableError(absl::StrCat("cannot connect to ihsd at ", options.address, ": ",
+                                               stream.status().message()));
   }
   impl->stream = kj::mv(*stream);
   server::SetNoDelay(*impl->stream);
@@ -122,20 +118,19 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ConnectOptions& op
     }
     std::string name = options.tls_server_name;
     if (name.empty()) name = options.address.substr(0, options.address.rfind(':'));
-    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
-                  impl->tls_ca = kj::heap<kj::TlsCertificate>(kj::StringPtr(pem.str().c_str()));
-                  kj::TlsContext::Options o;
-                  o.trustedCertificates = kj::arrayPtr(impl->tls_ca.get(), 1);
-                  impl->tls = kj::heap<kj::TlsContext>(kj::mv(o));
-                })) {
+    KJ_IF_MAYBE (e, kj::runCatchingExceptions([&] {
+                   impl->tls_ca = kj::heap<kj::TlsCertificate>(kj::StringPtr(pem.str().c_str()));
+                   kj::TlsContext::Options o;
+                   o.trustedCertificates = kj::arrayPtr(impl->tls_ca.get(), 1);
+                   impl->tls = kj::heap<kj::TlsContext>(kj::mv(o));
+                 })) {
       return absl::InvalidArgumentError(absl::StrCat(
           "bad TLS certificate file ", options.tls_ca_file, ": ", e->getDescription().cStr()));
     }
     auto wrapped = impl->Wait(impl->tls->wrapClient(kj::mv(impl->stream), name));
     if (!wrapped.ok()) {
-      return absl::UnavailableError(absl::StrCat("TLS handshake with ", options.address,
-                                                 " (as ", name, ") failed: ",
-                                                 wrapped.status().message()));
+      return absl::UnavailableError(absl::StrCat("TLS handshake with ", options.address, " (as ",
+                                                 name, ") failed: ", wrapped.status().message()));
     }
     impl->stream = kj::mv(*wrapped);
   }
@@ -151,17 +146,17 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ConnectOptions& op
   impl->role = session.getRole();
   impl->name = session.getName();
   switch (session.which()) {
-    case rpc::Session::WRITER:
-      impl->session = session.getWriter();
+    case rpc::Session::WRITER_CAP:
+      impl->session = session.getWriterCap();
       break;
-    case rpc::Session::READER:
-      impl->session = session.getReader();
+    case rpc::Session::READER_CAP:
+      impl->session = session.getReaderCap();
       break;
-    case rpc::Session::AUDITOR:
-      impl->session = session.getAuditor();
+    case rpc::Session::AUDITOR_CAP:
+      impl->session = session.getAuditorCap();
       break;
-    case rpc::Session::ADMIN:
-      impl->session = session.getAdmin();
+    case rpc::Session::ADMIN_CAP:
+      impl->session = session.getAdminCap();
       break;
   }
   return std::unique_ptr<Client>(new Client(std::move(impl)));
@@ -227,8 +222,8 @@ absl::StatusOr<std::vector<RemoteEvent>> Client::ReadStream(const std::string& s
   return Events(kj::mv(*resp));
 }
 
-absl::StatusOr<std::vector<RemoteEvent>> Client::ReadAll(uint64_t from_position,
-                                                         uint32_t max_count, bool open_content) {
+absl::StatusOr<std::vector<RemoteEvent>> Client::ReadAll(uint64_t from_position, uint32_t max_count,
+                                                         bool open_content) {
   auto req = impl_->As<rpc::Reads>().readAllRequest();
   req.setFromPosition(from_position);
   req.setLimit(max_count);
@@ -368,6 +363,14 @@ absl::StatusOr<ServerStatus> Client::Status() {
   out.appends = s.getAppends();
   out.syncs = s.getSyncs();
   out.uptime_seconds = s.getUptimeSeconds();
+  out.connections_awaiting_login = s.getConnectionsAwaitingLogin();
+  out.max_connections = s.getMaxConnections();
+  out.max_pending_logins = s.getMaxPendingLogins();
+  out.max_subscriptions = s.getMaxSubscriptions();
+  out.max_subscriptions_per_connection = s.getMaxSubscriptionsPerConnection();
+  out.max_calls_in_flight = s.getMaxCallsInFlight();
+  out.login_timeout_seconds = s.getLoginTimeoutSeconds();
+  out.subscriber_timeout_seconds = s.getSubscriberTimeoutSeconds();
   return out;
 }
 
@@ -493,17 +496,16 @@ absl::Status Client::Subscribe(const SubscribeOptions& options, const EventsFn& 
   rpc::Subscription::Client handle = resp->getResult().getOk();
   // No timeout here: a subscription lasts until it ends. A broken connection ends it.
   absl::Status status;
-  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
-                status = paf.promise
-                             .exclusiveJoin(impl_->rpc->onDisconnect().then([] {
-                               return absl::UnavailableError("disconnected from ihsd");
-                             }))
-                             .wait(impl_->io->context.waitScope);
-              })) {
+  KJ_IF_MAYBE (e, kj::runCatchingExceptions([&] {
+                 status = paf.promise
+                              .exclusiveJoin(impl_->rpc->onDisconnect().then(
+                                  [] { return absl::UnavailableError("disconnected from ihsd"); }))
+                              .wait(impl_->io->context.waitScope);
+               })) {
     status = FromKj(*e);
   }
   end->Finish(absl::OkStatus());  // later deliveries are dropped
-  return status;  // `handle` goes out of scope: the server stops the subscription
+  return status;                  // `handle` goes out of scope: the server stops the subscription
 }
 
 }  // namespace ihs::client

@@ -67,19 +67,23 @@ class RemoteEvent {
 
 struct SubscribeOptions {
   uint64_t from_position = 0;
-  std::string stream_prefix;                    // empty: all streams
-  std::vector<schema::Channel> channels;        // empty: all
-  std::vector<schema::TouchpointType> types;    // empty: all
+  std::string stream_prefix;                  // empty: all streams
+  std::vector<schema::Channel> channels;      // empty: all
+  std::vector<schema::TouchpointType> types;  // empty: all
   bool open_content = true;
 };
 
 struct ServerStatus {
   std::string version;
-  uint64_t events = 0, streams = 0, disk_bytes = 0, connections_total = 0, appends = 0,
-           syncs = 0;
+  uint64_t events = 0, streams = 0, disk_bytes = 0, connections_total = 0, appends = 0, syncs = 0;
   uint32_t connections = 0, calls_in_flight = 0, subscriptions = 0;
   std::string root;  // 32 bytes
   double uptime_seconds = 0;
+  uint32_t connections_awaiting_login = 0;
+  // The limits in force (ihsd's flags).
+  uint32_t max_connections = 0, max_pending_logins = 0, max_subscriptions = 0,
+           max_subscriptions_per_connection = 0, max_calls_in_flight = 0;
+  double login_timeout_seconds = 0, subscriber_timeout_seconds = 0;
 };
 
 class Client {
@@ -118,7 +122,7 @@ class Client {
                                         const std::string& reason);
   // A copy of the store into `to` on ihsd's machine (admin): the log's size when it began.
   absl::StatusOr<uint64_t> Backup(const std::string& to, bool with_master_key);
-  absl::StatusOr<ServerStatus> Status();             // admin
+  absl::StatusOr<ServerStatus> Status();  // admin
 
   // The timeline (reader, auditor, admin). `min_position` > 0: the server answers once the
   // timeline has applied every position below it (read your own writes: an append's position

@@ -1,10 +1,9 @@
 #include "server/service.h"
 
+#include <arpa/inet.h>
 #include <capnp/message.h>
 #include <capnp/rpc-twoparty.h>
 #include <capnp/rpc.h>
-
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -31,6 +30,7 @@ struct ConnState {
   size_t in_flight = 0;
   bool overload_logged = false;
   bool logged_in = false;
+  size_t subscriptions = 0;
   // Set by WatchedStream: how the connection ended.
   uint64_t bytes_read = 0;
   bool peer_closed = false;  // the client closed its side (read returned end of stream)
@@ -128,10 +128,12 @@ absl::Status ShuttingDown() { return absl::UnavailableError("ihsd is shutting do
 }  // namespace
 
 struct Server::Shared {
-  Shared(store::EventStore& s, projections::Runner* r, const Tokens& t, ServerOptions o)
+  Shared(store::EventStore& s, projections::Runner* r, const Tokens& t, kj::Timer& tm,
+         ServerOptions o)
       : store(s),
         runner(r),
         tokens(t),
+        timer(tm),
         options(std::move(o)),
         watch(s),
         reads(4),
@@ -139,9 +141,9 @@ struct Server::Shared {
         waits(8) {}
 
   void Log(const std::string& line) {
-    std::cerr << "ihsd: " << absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
-                                              absl::UTCTimeZone())
-              << " " << line << std::endl;
+    std::cerr << "ihsd: "
+              << absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()) << " "
+              << line << std::endl;
   }
 
   // Admits a call: refused while draining or when the connection has too many in flight.
@@ -155,8 +157,8 @@ struct Server::Shared {
                          options.max_calls_in_flight,
                          " calls in flight; answering `overloaded` (logged once per connection)"));
       }
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "more than ", options.max_calls_in_flight, " calls in flight on this connection"));
+      return absl::ResourceExhaustedError(absl::StrCat("more than ", options.max_calls_in_flight,
+                                                       " calls in flight on this connection"));
     }
     ++conn->in_flight;
     ++calls_in_flight;
@@ -166,14 +168,21 @@ struct Server::Shared {
     }));
   }
 
+  size_t MaxPendingLogins() const {
+    return options.max_pending_logins != 0 ? options.max_pending_logins
+                                           : std::max<size_t>(1, options.max_connections / 2);
+  }
+
   store::EventStore& store;
   projections::Runner* runner;  // null: no projections (timeline calls answer `unavailable`)
   const Tokens& tokens;
+  kj::Timer& timer;
   ServerOptions options;
   absl::Time started = absl::Now();
   uint64_t next_connection = 1;
   size_t open_connections = 0;
   size_t calls_in_flight = 0;
+  size_t pending_logins = 0;  // open connections that have not logged in
   bool draining = false;
   kj::Own<kj::PromiseFulfiller<void>> idle;  // set while Shutdown waits for calls
   std::set<Server::Subscription*> subscriptions;
@@ -196,20 +205,27 @@ class Server::Subscription final : public rpc::Subscription::Server {
         filter_(std::move(filter)),
         subscriber_(kj::mv(subscriber)) {
     read_options_.open_content = open_content;
+    read_options_.max_bytes = kMaxChunkBytes;
     shared_.subscriptions.insert(this);
+    ++conn_->subscriptions;
+    counted_ = true;
     task_ = Step().eagerlyEvaluate([this](kj::Exception&& e) {
-      // The subscriber went away or failed: stop, and say so once.
+      // The subscriber went away, failed or stalled: stop, say so once, and let go of what the
+      // loop held (a chunk of events) once this handler has returned.
       shared_.Log(absl::StrCat("conn ", conn_->id, " ", conn_->peer, ": subscription at ",
                                position_, " ended: ", FromKj(e).message()));
+      Uncount();
+      release_ = kj::evalLater([this] { task_ = kj::READY_NOW; }).eagerlyEvaluate(nullptr);
     });
   }
-  ~Subscription() { shared_.subscriptions.erase(this); }
+  ~Subscription() { Uncount(); }
 
   // Tells the subscriber why it ends (best effort) and stops the loop. Not from inside the loop:
   // that would destroy the promise that is running (the loop calls TellEnd and returns).
   void End(const absl::Status& why) {
     TellEnd(why);
     task_ = kj::READY_NOW;
+    Uncount();
   }
 
  protected:
@@ -219,7 +235,10 @@ class Server::Subscription final : public rpc::Subscription::Server {
   }
 
  private:
-  static constexpr size_t kChunk = 1000;             // events per read
+  // What one subscription holds at a time: a chunk of at most kChunk events and about
+  // kMaxChunkBytes stored bytes (twice that with content opened), and one push in flight.
+  static constexpr size_t kChunk = 1000;              // events per read
+  static constexpr size_t kMaxChunkBytes = 1 << 20;   // stored bytes per read
   static constexpr size_t kMaxPushBytes = 256 << 10;  // per events() call
 
   // Reads the next chunk (on a worker), sends what matches, and repeats; at the head, waits for
@@ -232,9 +251,10 @@ class Server::Subscription final : public rpc::Subscription::Server {
     return shared_.reads.Run([store, from, ro] { return store->ReadAll(from, kChunk, ro); })
         .then([this](absl::StatusOr<std::vector<store::StoredEvent>> events) -> kj::Promise<void> {
           if (!events.ok()) {
-            shared_.Log(absl::StrCat("conn ", conn_->id, ": subscription read failed: ",
-                                     events.status().message()));
+            shared_.Log(absl::StrCat("conn ", conn_->id,
+                                     ": subscription read failed: ", events.status().message()));
             TellEnd(events.status());
+            Uncount();
             return kj::READY_NOW;
           }
           if (events->empty()) {
@@ -243,6 +263,15 @@ class Server::Subscription final : public rpc::Subscription::Server {
           auto chunk = std::make_shared<std::vector<store::StoredEvent>>(std::move(*events));
           return Send(chunk, 0).then([this] { return Step(); });
         });
+  }
+
+  // An ended subscription no longer counts against the limits, though the client may still
+  // hold its handle.
+  void Uncount() {
+    if (!counted_) return;
+    counted_ = false;
+    shared_.subscriptions.erase(this);
+    --conn_->subscriptions;
   }
 
   void TellEnd(const absl::Status& why) {
@@ -269,7 +298,16 @@ class Server::Subscription final : public rpc::Subscription::Server {
     auto list = req.initEvents(batch.size());
     for (size_t k = 0; k < batch.size(); ++k) SetReadEvent(list[k], *batch[k]);
     req.setScannedTo(position_);
-    return req.send().then([this, chunk, i]() -> kj::Promise<void> {
+    // A subscriber that never lets a push through would hold this chunk for ever.
+    const absl::Duration timeout = shared_.options.subscriber_timeout;
+    kj::Promise<void> stalled =
+        shared_.timer.afterDelay(absl::ToInt64Milliseconds(timeout) * kj::MILLISECONDS)
+            .then([timeout]() -> kj::Promise<void> {
+              return KJ_EXCEPTION(OVERLOADED,
+                                  absl::StrCat("the subscriber let no push through within ",
+                                               absl::FormatDuration(timeout)));
+            });
+    return req.send().exclusiveJoin(kj::mv(stalled)).then([this, chunk, i]() -> kj::Promise<void> {
       if (i == chunk->size()) return kj::READY_NOW;
       return Send(chunk, i);
     });
@@ -283,19 +321,24 @@ class Server::Subscription final : public rpc::Subscription::Server {
   rpc::Subscriber::Client subscriber_;
   kj::Promise<void> task_ = nullptr;
   kj::Promise<void> end_ = nullptr;
+  kj::Promise<void> release_ = nullptr;
+  bool counted_ = false;
 };
 
 namespace {
 
 // The call contexts of the role methods (the generated typedefs are protected).
-using ReadStreamCtx = capnp::CallContext<rpc::Reads::ReadStreamParams, rpc::Reads::ReadStreamResults>;
+using ReadStreamCtx =
+    capnp::CallContext<rpc::Reads::ReadStreamParams, rpc::Reads::ReadStreamResults>;
 using ReadAllCtx = capnp::CallContext<rpc::Reads::ReadAllParams, rpc::Reads::ReadAllResults>;
-using StreamInfoCtx = capnp::CallContext<rpc::Reads::StreamInfoParams, rpc::Reads::StreamInfoResults>;
+using StreamInfoCtx =
+    capnp::CallContext<rpc::Reads::StreamInfoParams, rpc::Reads::StreamInfoResults>;
 using HeadCtx = capnp::CallContext<rpc::Reads::HeadParams, rpc::Reads::HeadResults>;
 using AppendCtx = capnp::CallContext<rpc::Writer::AppendParams, rpc::Writer::AppendResults>;
 using AppendMultiCtx =
     capnp::CallContext<rpc::Writer::AppendMultiParams, rpc::Writer::AppendMultiResults>;
-using SubscribeCtx = capnp::CallContext<rpc::Reader::SubscribeParams, rpc::Reader::SubscribeResults>;
+using SubscribeCtx =
+    capnp::CallContext<rpc::Reader::SubscribeParams, rpc::Reader::SubscribeResults>;
 using RootCtx = capnp::CallContext<rpc::Auditor::RootParams, rpc::Auditor::RootResults>;
 using SignedHeadCtx =
     capnp::CallContext<rpc::Auditor::SignedHeadParams, rpc::Auditor::SignedHeadResults>;
@@ -303,8 +346,8 @@ using VerifierKeyCtx =
     capnp::CallContext<rpc::Auditor::VerifierKeyParams, rpc::Auditor::VerifierKeyResults>;
 using InclusionProofCtx =
     capnp::CallContext<rpc::Auditor::InclusionProofParams, rpc::Auditor::InclusionProofResults>;
-using ConsistencyProofCtx = capnp::CallContext<rpc::Auditor::ConsistencyProofParams,
-                                               rpc::Auditor::ConsistencyProofResults>;
+using ConsistencyProofCtx =
+    capnp::CallContext<rpc::Auditor::ConsistencyProofParams, rpc::Auditor::ConsistencyProofResults>;
 using EraseCtx = capnp::CallContext<rpc::Admin::EraseParams, rpc::Admin::EraseResults>;
 using LegalHoldCtx = capnp::CallContext<rpc::Admin::LegalHoldParams, rpc::Admin::LegalHoldResults>;
 using BackupCtx = capnp::CallContext<rpc::Admin::BackupParams, rpc::Admin::BackupResults>;
@@ -313,8 +356,8 @@ using TimelineCtx = capnp::CallContext<rpc::Reader::TimelineParams, rpc::Reader:
 using SummaryCtx = capnp::CallContext<rpc::Reader::SummaryParams, rpc::Reader::SummaryResults>;
 using ProjectionsCtx =
     capnp::CallContext<rpc::Reader::ProjectionsParams, rpc::Reader::ProjectionsResults>;
-using RebuildCtx = capnp::CallContext<rpc::Admin::RebuildProjectionParams,
-                                      rpc::Admin::RebuildProjectionResults>;
+using RebuildCtx =
+    capnp::CallContext<rpc::Admin::RebuildProjectionParams, rpc::Admin::RebuildProjectionResults>;
 // A projection read's answer: a message whose root is the page or summary.
 using ReadAnswer = absl::StatusOr<std::shared_ptr<capnp::MallocMessageBuilder>>;
 using ProjectionRead =
@@ -343,8 +386,7 @@ class Session {
     auto dir = p.getBackward() ? store::ReadDirection::kBackward : store::ReadDirection::kForward;
     store::ReadOptions ro;
     ro.open_content = p.getOpenContent();
-    return shared_.reads
-        .Run([=] { return store->ReadStream(stream, from, limit, dir, ro); })
+    return shared_.reads.Run([=] { return store->ReadStream(stream, from, limit, dir, ro); })
         .then([this, c](absl::StatusOr<std::vector<store::StoredEvent>> r) mutable {
           FillEvents(c.getResults().getResult(), r);
         })
@@ -370,9 +412,8 @@ class Session {
 
   kj::Promise<void> StreamInfo(StreamInfoCtx c) {
     auto result = c.getResults().initResult();
-    absl::Status bad = c.getParams().getStream().size() == 0
-                           ? BadField("stream", "stream is empty")
-                           : absl::OkStatus();
+    absl::Status bad = c.getParams().getStream().size() == 0 ? BadField("stream", "stream is empty")
+                                                             : absl::OkStatus();
     auto admitted = Admit(bad);
     if (!admitted.ok()) return Refuse(result, admitted.status());
     store::EventStore* store = &shared_.store;
@@ -408,8 +449,7 @@ class Session {
         ToStoreAppend(msg->getRoot<rpc::StreamAppend>().asReader(), "append");
     if (!append.ok()) return Refuse(result, append.status());
     store::EventStore* store = &shared_.store;
-    return shared_.appends
-        .Run([store, msg, a = std::move(*append)] { return store->Append(a); })
+    return shared_.appends.Run([store, msg, a = std::move(*append)] { return store->Append(a); })
         .then([c](absl::StatusOr<store::AppendResult> r) mutable {
           auto result = c.getResults().getResult();
           if (r.ok()) {
@@ -423,9 +463,9 @@ class Session {
 
   kj::Promise<void> AppendMulti(AppendMultiCtx c) {
     auto result = c.getResults().initResult();
-    auto admitted = Admit(c.getParams().getAppends().size() == 0
-                              ? BadField("appends", "appends is empty")
-                              : absl::OkStatus());
+    auto admitted =
+        Admit(c.getParams().getAppends().size() == 0 ? BadField("appends", "appends is empty")
+                                                     : absl::OkStatus());
     if (!admitted.ok()) return Refuse(result, admitted.status());
     auto params = c.getParams();
     auto msg = std::make_shared<capnp::MallocMessageBuilder>(params.totalSize().wordCount + 8);
@@ -465,6 +505,15 @@ class Session {
     } else if (!p.hasSubscriber()) {
       bad = BadField("subscriber", "subscriber is missing");
     }
+    if (bad.ok() && conn_->subscriptions >= shared_.options.max_subscriptions_per_connection) {
+      bad = absl::ResourceExhaustedError(
+          absl::StrCat(conn_->subscriptions,
+                       " subscriptions run on this connection (the limit): end one first"));
+    } else if (bad.ok() && shared_.subscriptions.size() >= shared_.options.max_subscriptions) {
+      bad = absl::ResourceExhaustedError(absl::StrCat(shared_.subscriptions.size(),
+                                                      " subscriptions run on this server (the "
+                                                      "limit): try again later"));
+    }
     if (shared_.draining) bad = ShuttingDown();
     if (!bad.ok()) return Refuse(result, bad);
     OwnedFilter filter;
@@ -487,8 +536,8 @@ class Session {
         .then([c](absl::StatusOr<std::string> root) mutable {
           auto result = c.getResults().getResult();
           if (root.ok()) {
-            result.setOk(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(root->data()),
-                                             root->size()));
+            result.setOk(
+                capnp::Data::Reader(reinterpret_cast<const kj::byte*>(root->data()), root->size()));
           } else {
             SetError(result.initError(), root.status());
           }
@@ -601,8 +650,8 @@ class Session {
   kj::Promise<void> Backup(BackupCtx c) {
     auto result = c.getResults().initResult();
     std::string to = c.getParams().getTo();
-    absl::Status bad = to.empty() ? BadField("to", "to is empty: name a new directory")
-                                  : absl::OkStatus();
+    absl::Status bad =
+        to.empty() ? BadField("to", "to is empty: name a new directory") : absl::OkStatus();
     if (bad.ok() && to[0] != '/') {
       bad = BadField("to", absl::StrCat("to must be an absolute path on ihsd's machine, not ", to));
     }
@@ -613,9 +662,8 @@ class Session {
     const bool with_master_key = c.getParams().getWithMasterKey();
     std::string log = absl::StrCat("conn ", conn_->id, " ", conn_->peer, ": ", name_,
                                    " backs the store up into ", to);
-    return shared_.appends.Run([store, to, with_master_key] {
-                                   return store->Backup(to, with_master_key);
-                                 })
+    return shared_.appends
+        .Run([store, to, with_master_key] { return store->Backup(to, with_master_key); })
         .then([this, c, log](absl::StatusOr<uint64_t> size) mutable {
           auto result = c.getResults().getResult();
           if (size.ok()) {
@@ -647,8 +695,7 @@ class Session {
     if (!admitted.ok()) return Refuse(result, admitted.status());
     store::EventStore* content = p.getOpenContent() ? &shared_.store : nullptr;
     return ReadTimeline(p.getMinPosition(),
-                        [q, content](const projections::StateView& view,
-                                     capnp::MessageBuilder& m) {
+                        [q, content](const projections::StateView& view, capnp::MessageBuilder& m) {
                           return tl::ReadPage(view, q, m, content);
                         })
         .then([c](ReadAnswer answer) mutable {
@@ -667,11 +714,11 @@ class Session {
     auto admitted = Admit(bad);
     if (!admitted.ok()) return Refuse(result, admitted.status());
     const absl::Time as_of = AsOf(p.getAsOf());
-    return ReadTimeline(p.getMinPosition(),
-                        [party, as_of](const projections::StateView& view,
-                                       capnp::MessageBuilder& m) {
-                          return projections::timeline::ReadSummary(view, party, as_of, m);
-                        })
+    return ReadTimeline(
+               p.getMinPosition(),
+               [party, as_of](const projections::StateView& view, capnp::MessageBuilder& m) {
+                 return projections::timeline::ReadSummary(view, party, as_of, m);
+               })
         .then([c](ReadAnswer answer) mutable {
           SetAnswer<schema::TimelineSummary>(c.getResults().getResult(), answer);
         })
@@ -694,12 +741,12 @@ class Session {
   kj::Promise<void> RebuildProjection(RebuildCtx c) {
     auto result = c.getResults().initResult();
     std::string name = c.getParams().getName();
-    absl::Status s = name.empty() ? BadField("name", "name the projection to rebuild")
-                                  : NeedRunner();
+    absl::Status s =
+        name.empty() ? BadField("name", "name the projection to rebuild") : NeedRunner();
     if (s.ok()) s = shared_.draining ? ShuttingDown() : shared_.runner->StartRebuild(name);
     if (!s.ok()) return Refuse(result, s);
-    shared_.Log(absl::StrCat("conn ", conn_->id, " ", conn_->peer, ": rebuilding projection ",
-                             name));
+    shared_.Log(
+        absl::StrCat("conn ", conn_->id, " ", conn_->peer, ": rebuilding projection ", name));
     result.setOk();
     return kj::READY_NOW;
   }
@@ -714,9 +761,9 @@ class Session {
             s.setEvents(stats->event_count);
             s.setStreams(stats->stream_count);
             s.setDiskBytes(stats->disk_bytes);
-            s.setRoot(capnp::Data::Reader(
-                reinterpret_cast<const kj::byte*>(stats->root_hash.data()),
-                stats->root_hash.size()));
+            s.setRoot(
+                capnp::Data::Reader(reinterpret_cast<const kj::byte*>(stats->root_hash.data()),
+                                    stats->root_hash.size()));
             s.setAppends(stats->appends);
             s.setSyncs(stats->syncs);
           }
@@ -725,6 +772,15 @@ class Session {
           s.setCallsInFlight(shared_.calls_in_flight);
           s.setSubscriptions(shared_.subscriptions.size());
           s.setUptimeSeconds(absl::ToDoubleSeconds(absl::Now() - shared_.started));
+          const ServerOptions& o = shared_.options;
+          s.setConnectionsAwaitingLogin(shared_.pending_logins);
+          s.setMaxConnections(o.max_connections);
+          s.setMaxPendingLogins(shared_.MaxPendingLogins());
+          s.setLoginTimeoutSeconds(absl::ToDoubleSeconds(o.login_timeout));
+          s.setMaxSubscriptions(o.max_subscriptions);
+          s.setMaxSubscriptionsPerConnection(o.max_subscriptions_per_connection);
+          s.setSubscriberTimeoutSeconds(absl::ToDoubleSeconds(o.subscriber_timeout));
+          s.setMaxCallsInFlight(o.max_calls_in_flight);
         });
   }
 
@@ -754,8 +810,8 @@ class Session {
     IHS_RETURN_IF_ERROR(NeedRunner());
     const uint64_t head = shared_.store.Head();
     if (min_position > head) {
-      return absl::OutOfRangeError(absl::StrCat("minPosition ", min_position,
-                                                " is past the log's end (", head, " events)"));
+      return absl::OutOfRangeError(
+          absl::StrCat("minPosition ", min_position, " is past the log's end (", head, " events)"));
     }
     return absl::OkStatus();
   }
@@ -774,13 +830,12 @@ class Session {
     WorkerPool* reads = &shared_.reads;
     return reached.then([runner, min_position, read, reads](bool ok) -> kj::Promise<ReadAnswer> {
       if (!ok) {
-        return ReadAnswer(absl::UnavailableError(absl::StrCat(
-            "the timeline has not reached position ", min_position, " within ",
-            absl::FormatDuration(kMaxProjectionWait), ": try again")));
+        return ReadAnswer(absl::UnavailableError(
+            absl::StrCat("the timeline has not reached position ", min_position, " within ",
+                         absl::FormatDuration(kMaxProjectionWait), ": try again")));
       }
       return reads->Run([runner, read]() -> ReadAnswer {
-        absl::StatusOr<projections::StateView> view =
-            runner->View(projections::timeline::kName);
+        absl::StatusOr<projections::StateView> view = runner->View(projections::timeline::kName);
         if (!view.ok()) return view.status();
         auto m = std::make_shared<capnp::MallocMessageBuilder>();
         IHS_RETURN_IF_ERROR(read(*view, *m));
@@ -852,6 +907,37 @@ class Session {
   const std::string name_;  // the token's holder
 };
 
+// Checks a request before its method reads it. A request may carry no capability where the
+// schema has none (`allowed_caps`: a subscribe's subscriber): one would otherwise be copied into
+// the store's canonical encoding, which throws on a worker thread, or have its reference count
+// touched from there. And Cap'n Proto checks a message lazily, as fields are read: text without
+// its NUL or a pointer out of bounds throws in the middle of a method, which would go back as an
+// untyped FAILED that clients take for a bug of ihsd's. Both are the caller's bad input, answered
+// `badInput` in the method's result; nothing is stored.
+template <typename Ctx, typename Body>
+kj::Promise<void> Checked(Ctx c, uint64_t allowed_caps, Body&& body) {
+  absl::Status bad;
+  kj::Maybe<kj::Promise<void>> answer;
+  KJ_IF_MAYBE (e, kj::runCatchingExceptions([&] {
+                 const capnp::MessageSize size = c.getParams().totalSize();
+                 if (size.capCount > allowed_caps) {
+                   bad = absl::InvalidArgumentError(absl::StrCat(
+                       "the request carries ", size.capCount, " capabilities where the schema ",
+                       allowed_caps == 0 ? "has none" : "has one"));
+                   return;
+                 }
+                 answer = body();
+               })) {
+    bad =
+        absl::InvalidArgumentError(absl::StrCat("malformed request: ", e->getDescription().cStr()));
+  }
+  KJ_IF_MAYBE (a, answer) {
+    return kj::mv(*a);
+  }
+  SetError(c.getResults().initResult().initError(), bad);
+  return kj::READY_NOW;
+}
+
 // Role capabilities: each is a chain of the mixins for the methods its role has, over the
 // generated Server class of its interface.
 template <typename Base>
@@ -861,13 +947,13 @@ class WithReads : public Base {
 
  protected:
   kj::Promise<void> readStream(ReadStreamCtx c) override {
-    return s_->ReadStream(c);
+    return Checked(c, 0, [&] { return s_->ReadStream(c); });
   }
   kj::Promise<void> readAll(ReadAllCtx c) override {
-    return s_->ReadAll(c);
+    return Checked(c, 0, [&] { return s_->ReadAll(c); });
   }
   kj::Promise<void> streamInfo(StreamInfoCtx c) override {
-    return s_->StreamInfo(c);
+    return Checked(c, 0, [&] { return s_->StreamInfo(c); });
   }
   kj::Promise<void> head(HeadCtx c) override { return s_->Head(c); }
   std::shared_ptr<Session> s_;
@@ -880,10 +966,10 @@ class WithWrites : public Parent {
 
  protected:
   kj::Promise<void> append(AppendCtx c) override {
-    return this->s_->Append(c);
+    return Checked(c, 0, [&] { return this->s_->Append(c); });
   }
   kj::Promise<void> appendMulti(AppendMultiCtx c) override {
-    return this->s_->AppendMulti(c);
+    return Checked(c, 0, [&] { return this->s_->AppendMulti(c); });
   }
 };
 
@@ -894,12 +980,16 @@ class WithReader : public Parent {
 
  protected:
   kj::Promise<void> subscribe(SubscribeCtx c) override {
-    return this->s_->Subscribe(c);
+    return Checked(c, 1, [&] { return this->s_->Subscribe(c); });
   }
-  kj::Promise<void> timeline(TimelineCtx c) override { return this->s_->Timeline(c); }
-  kj::Promise<void> summary(SummaryCtx c) override { return this->s_->Summary(c); }
+  kj::Promise<void> timeline(TimelineCtx c) override {
+    return Checked(c, 0, [&] { return this->s_->Timeline(c); });
+  }
+  kj::Promise<void> summary(SummaryCtx c) override {
+    return Checked(c, 0, [&] { return this->s_->Summary(c); });
+  }
   kj::Promise<void> projections(ProjectionsCtx c) override {
-    return this->s_->Projections(c);
+    return Checked(c, 0, [&] { return this->s_->Projections(c); });
   }
 };
 
@@ -910,15 +1000,19 @@ class WithAudit : public Parent {
 
  protected:
   kj::Promise<void> root(RootCtx c) override {
-    return this->s_->Root(c);
+    return Checked(c, 0, [&] { return this->s_->Root(c); });
   }
-  kj::Promise<void> signedHead(SignedHeadCtx c) override { return this->s_->SignedHead(c); }
-  kj::Promise<void> verifierKey(VerifierKeyCtx c) override { return this->s_->VerifierKey(c); }
+  kj::Promise<void> signedHead(SignedHeadCtx c) override {
+    return Checked(c, 0, [&] { return this->s_->SignedHead(c); });
+  }
+  kj::Promise<void> verifierKey(VerifierKeyCtx c) override {
+    return Checked(c, 0, [&] { return this->s_->VerifierKey(c); });
+  }
   kj::Promise<void> inclusionProof(InclusionProofCtx c) override {
-    return this->s_->InclusionProof(c);
+    return Checked(c, 0, [&] { return this->s_->InclusionProof(c); });
   }
   kj::Promise<void> consistencyProof(ConsistencyProofCtx c) override {
-    return this->s_->ConsistencyProof(c);
+    return Checked(c, 0, [&] { return this->s_->ConsistencyProof(c); });
   }
 };
 
@@ -928,15 +1022,19 @@ class WithAdmin : public Parent {
   using Parent::Parent;
 
  protected:
-  kj::Promise<void> status(StatusCtx c) override {
-    return this->s_->Status(c);
-  }
+  kj::Promise<void> status(StatusCtx c) override { return this->s_->Status(c); }
   kj::Promise<void> rebuildProjection(RebuildCtx c) override {
-    return this->s_->RebuildProjection(c);
+    return Checked(c, 0, [&] { return this->s_->RebuildProjection(c); });
   }
-  kj::Promise<void> erase(EraseCtx c) override { return this->s_->Erase(c); }
-  kj::Promise<void> legalHold(LegalHoldCtx c) override { return this->s_->LegalHold(c); }
-  kj::Promise<void> backup(BackupCtx c) override { return this->s_->Backup(c); }
+  kj::Promise<void> erase(EraseCtx c) override {
+    return Checked(c, 0, [&] { return this->s_->Erase(c); });
+  }
+  kj::Promise<void> legalHold(LegalHoldCtx c) override {
+    return Checked(c, 0, [&] { return this->s_->LegalHold(c); });
+  }
+  kj::Promise<void> backup(BackupCtx c) override {
+    return Checked(c, 0, [&] { return this->s_->Backup(c); });
+  }
 };
 
 using WriterCap = WithWrites<WithReads<rpc::Writer::Server>>;
@@ -951,35 +1049,43 @@ class Gateway final : public rpc::Gateway::Server {
 
  protected:
   kj::Promise<void> login(LoginContext c) override {
+    return Checked(c, 0, [&] { return Login(c); });
+  }
+
+ private:
+  kj::Promise<void> Login(LoginContext c) {
     auto result = c.getResults().initResult();
     std::optional<Identity> who = shared_.tokens.Authenticate(c.getParams().getToken().cStr());
     if (!who) {
-      shared_.Log(absl::StrCat("conn ", conn_->id, " ", conn_->peer, ": login refused: no such token"));
+      shared_.Log(
+          absl::StrCat("conn ", conn_->id, " ", conn_->peer, ": login refused: no such token"));
       SetError(result.initError(), absl::UnauthenticatedError("no such token"));
       return kj::READY_NOW;
     }
-    conn_->logged_in = true;
+    if (!conn_->logged_in) {
+      conn_->logged_in = true;
+      --shared_.pending_logins;
+    }
     auto session = result.initOk();
     session.setRole(who->role);
     session.setName(who->name);
     auto s = std::make_shared<Session>(shared_, conn_, who->name);
     switch (who->role) {
       case rpc::Role::WRITER:
-        session.setWriter(kj::heap<WriterCap>(s));
+        session.setWriterCap(kj::heap<WriterCap>(s));
         break;
       case rpc::Role::READER:
-        session.setReader(kj::heap<ReaderCap>(s));
+        session.setReaderCap(kj::heap<ReaderCap>(s));
         break;
       case rpc::Role::AUDITOR:
-        session.setAuditor(kj::heap<AuditorCap>(s));
+        session.setAuditorCap(kj::heap<AuditorCap>(s));
         break;
       default:
-        session.setAdmin(kj::heap<AdminCap>(s));
+        session.setAdminCap(kj::heap<AdminCap>(s));
     }
     return kj::READY_NOW;
   }
 
- private:
   SharedState& shared_;
   std::shared_ptr<ConnState> conn_;
 };
@@ -1008,8 +1114,8 @@ class Server::ErrorHandler final : public kj::TaskSet::ErrorHandler {
 };
 
 Server::Server(store::EventStore& store, projections::Runner* runner, const Tokens& tokens,
-               ServerOptions options)
-    : shared_(std::make_unique<Shared>(store, runner, tokens, std::move(options))),
+               kj::Timer& timer, ServerOptions options)
+    : shared_(std::make_unique<Shared>(store, runner, tokens, timer, std::move(options))),
       error_handler_(kj::heap<ErrorHandler>(*shared_)) {
   tasks_ = kj::heap<kj::TaskSet>(*error_handler_);
 }
@@ -1034,9 +1140,20 @@ void Server::Accept(kj::Own<kj::AsyncIoStream> stream, std::string peer) {
   Shared& sh = *shared_;
   const uint64_t id = sh.next_connection++;
   if (sh.draining) return;
+  if (connections_.size() >= sh.options.max_connections ||
+      sh.pending_logins >= sh.MaxPendingLogins()) {
+    // Make room by closing the connection that has waited longest without logging in, so that
+    // sockets that never log in cannot keep out a client that does.
+    for (auto& [other, c] : connections_) {
+      if (c->state->logged_in) continue;
+      Drop(other, absl::StrCat("closed for a newer connection: ", sh.pending_logins,
+                               " were waiting to log in, ", connections_.size(), " open"));
+      break;
+    }
+  }
   if (connections_.size() >= sh.options.max_connections) {
     sh.Log(absl::StrCat("conn ", id, ": refused: ", connections_.size(),
-                        " connections are open (the limit)"));
+                        " connections are open and logged in (the limit)"));
     return;
   }
   auto conn = kj::heap<Connection>();
@@ -1047,8 +1164,8 @@ void Server::Accept(kj::Own<kj::AsyncIoStream> stream, std::string peer) {
   conn->stream = kj::heap<WatchedStream>(kj::mv(stream), conn->state);
   capnp::ReaderOptions limits;
   limits.traversalLimitInWords = sh.options.max_message_bytes / 8;
-  conn->network = kj::heap<capnp::TwoPartyVatNetwork>(
-      *conn->stream, capnp::rpc::twoparty::Side::SERVER, limits);
+  conn->network = kj::heap<capnp::TwoPartyVatNetwork>(*conn->stream,
+                                                      capnp::rpc::twoparty::Side::SERVER, limits);
   conn->rpc = kj::heap<capnp::RpcSystem<capnp::rpc::twoparty::VatId>>(capnp::makeRpcServer(
       *conn->network, capnp::Capability::Client(kj::heap<Gateway>(sh, conn->state))));
   conn->rpc->setFlowLimit(sh.options.flow_limit_bytes / 8);
@@ -1061,6 +1178,16 @@ void Server::Accept(kj::Own<kj::AsyncIoStream> stream, std::string peer) {
         std::string why(FromKj(e).message());
         return kj::evalLater([this, id, why] { Drop(id, why); });
       }));
+  // A connection that has not logged in by the deadline is closed: silent sockets must not hold
+  // slots that clients which do log in need.
+  const absl::Duration login_timeout = sh.options.login_timeout;
+  tasks_->add(sh.timer.afterDelay(absl::ToInt64Milliseconds(login_timeout) * kj::MILLISECONDS)
+                  .then([this, id, login_timeout] {
+                    auto it = connections_.find(id);
+                    if (it == connections_.end() || it->second->state->logged_in) return;
+                    Drop(id, absl::StrCat("no login within ", absl::FormatDuration(login_timeout)));
+                  }));
+  ++sh.pending_logins;
   connections_.emplace(id, kj::mv(conn));
   sh.open_connections = connections_.size();
 }
@@ -1088,6 +1215,7 @@ void Server::Drop(uint64_t id, const std::string& why) {
   if (!problem.empty()) {
     shared_->Log(absl::StrCat("conn ", id, " ", st.peer, ": closed: ", problem));
   }
+  if (!st.logged_in) --shared_->pending_logins;
   connections_.erase(it);
   shared_->open_connections = connections_.size();
 }

@@ -9,7 +9,9 @@
 //
 // Limits, per connection (docs/rpc.md): message size (larger messages close the connection),
 // calls in flight (more are answered `overloaded`), the words of calls in flight (Cap'n Proto's
-// flow limit: the server stops reading the connection until replies go out).
+// flow limit: the server stops reading the connection until replies go out), subscriptions, the
+// time to log in. A request is hostile input: one that carries a capability where the schema has
+// none, or that does not decode (text without its NUL), is answered `badInput` and changes nothing.
 //
 // Threads: everything here runs on the event-loop thread that created the Server, except the
 // store calls, which run on a WorkerPool. Destroy the Server on that thread, before the store.
@@ -41,15 +43,26 @@ struct ServerOptions {
   size_t max_connections = 4096;         // more are closed at once, with a log line
   size_t max_read_events = 10000;        // per read call
   size_t max_reply_bytes = 8 << 20;      // a read stops early when its reply would pass this
+  // Subscriptions hold a capability of the client's and memory of ihsd's while they run, and do
+  // not count as calls in flight: they have limits of their own.
+  size_t max_subscriptions = 1024;                 // in all; more are answered `overloaded`
+  size_t max_subscriptions_per_connection = 8;     // on one connection
+  absl::Duration subscriber_timeout = absl::Seconds(60);  // a push not let through by then ends
+                                                          // the subscription
+  // A connection must log in within login_timeout, or it is closed; at most
+  // max_pending_logins connections may be waiting to, so that silent sockets cannot take every
+  // slot of max_connections (0: half of max_connections).
+  absl::Duration login_timeout = absl::Seconds(10);
+  size_t max_pending_logins = 0;
   std::string version = "0";
 };
 
 class Server {
  public:
   // `runner` serves the timeline and projection calls; null: they answer `unavailable`.
-  // Both must outlive the Server.
+  // All of them, and `timer` (the event loop's), must outlive the Server.
   Server(store::EventStore& store, projections::Runner* runner, const Tokens& tokens,
-         ServerOptions options);
+         kj::Timer& timer, ServerOptions options);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

@@ -9,6 +9,7 @@
 #define IHS_SERVER_WORKER_POOL_H_
 
 #include <kj/async.h>
+#include <kj/exception.h>
 
 #include <deque>
 #include <functional>
@@ -36,7 +37,10 @@ class WorkerPool {
   WorkerPool& operator=(const WorkerPool&) = delete;
 
   // `fn` must be copyable and must not touch the event loop. If the promise is dropped, `fn`
-  // still runs (its result is discarded).
+  // still runs (its result is discarded). An exception `fn` throws rejects the promise, on the
+  // caller's loop, instead of ending the process: a worker thread has no one else to catch it.
+  // Whatever `fn` holds is destroyed on the worker, so it must hold no capability (their
+  // reference counts belong to the event loop's thread).
   template <typename Fn>
   auto Run(Fn fn) -> kj::Promise<decltype(fn())> {
     using T = decltype(fn());
@@ -45,7 +49,11 @@ class WorkerPool {
         std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<T>>>(kj::mv(paf.fulfiller));
     {
       absl::MutexLock lock(&mu_);
-      queue_.push_back([fn = std::move(fn), fulfiller]() mutable { (*fulfiller)->fulfill(fn()); });
+      queue_.push_back([fn = std::move(fn), fulfiller]() mutable {
+        KJ_IF_MAYBE (e, kj::runCatchingExceptions([&] { (*fulfiller)->fulfill(fn()); })) {
+          (*fulfiller)->reject(kj::mv(*e));
+        }
+      });
     }
     return kj::mv(paf.promise);
   }

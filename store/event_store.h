@@ -143,6 +143,9 @@ class StoredEvent {
 
 struct ReadOptions {
   bool open_content = true;  // decrypt personal content with the stream's data key
+  // ReadAll stops after the event that brings the stored bytes read to this many (0: no bound),
+  // so that a reader can bound what one read holds in memory; at least one event is read.
+  size_t max_bytes = 0;
 };
 
 struct StreamInfo {

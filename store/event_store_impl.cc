@@ -1238,15 +1238,21 @@ absl::StatusOr<std::vector<StoredEvent>> EventStoreImpl::ReadAll(uint64_t from_p
   ro.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_events_));
   uint64_t expected = from_position;
+  size_t bytes = 0;
   for (it->Seek(internal::EventKey(from_position)); it->Valid(); it->Next(), ++expected) {
     if (it->key().size() != 8 || GetBigEndian64(it->key().data()) != expected) {
       return absl::DataLossError(absl::StrCat("the log has no event at position ", expected));
     }
     IHS_ASSIGN_OR_RETURN(StoredEvent e, MakeStoredEvent(expected, ToView(it->value()), options));
     out.push_back(std::move(e));
+    bytes += it->value().size();
+    if (options.max_bytes != 0 && bytes >= options.max_bytes) {
+      ++expected;
+      break;
+    }
   }
   IHS_RETURN_IF_ERROR(FromRocksStatus(it->status(), "read the log"));
-  if (expected != end) {
+  if (expected != end && (options.max_bytes == 0 || bytes < options.max_bytes)) {
     return absl::DataLossError(absl::StrCat("the log has no event at position ", expected));
   }
   return out;

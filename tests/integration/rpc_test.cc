@@ -602,7 +602,7 @@ TEST_F(RpcTest, CallsBeyondTheInFlightLimitAreOverloadedNotQueued) {
   auto login = rpc.bootstrap().castAs<rpc::Gateway>().loginRequest();
   login.setToken(tokens_["writer"]);
   auto session = login.send().wait(io.waitScope);
-  auto writer = session.getResult().getOk().getWriter();
+  auto writer = session.getResult().getOk().getWriterCap();
   std::vector<kj::Promise<capnp::Response<rpc::Writer::AppendResults>>> calls;
   for (int i = 0; i < 200; ++i) {
     auto req = writer.appendRequest();

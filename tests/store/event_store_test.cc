@@ -139,6 +139,27 @@ TEST_F(EventStoreTest, ReadAllReturnsTheLogInPositionOrderAndRefusesPastTheEnd) 
   EXPECT_TRUE(one_at_end->empty());
 }
 
+TEST_F(EventStoreTest, ReadAllStopsAtItsByteBoundAfterAtLeastOneEvent) {
+  for (uint64_t i = 1; i <= 10; ++i) IHS_ASSERT_OK(AppendOne("a", i, ExpectedVersion::Any(), "x"));
+  auto all = store_->ReadAll(0, 10);
+  IHS_ASSERT_OK(all);
+  const size_t each = (*all)[0].bytes().size();
+  ReadOptions ro;
+  ro.max_bytes = 1;  // less than one event: still one
+  auto one = store_->ReadAll(2, 10, ro);
+  IHS_ASSERT_OK(one);
+  ASSERT_EQ(one->size(), 1u);
+  EXPECT_EQ((*one)[0].position(), 2u);
+  ro.max_bytes = 3 * each;
+  auto three = store_->ReadAll(0, 10, ro);
+  IHS_ASSERT_OK(three);
+  EXPECT_EQ(three->size(), 3u);
+  ro.max_bytes = 100 * each;  // the count bounds it first
+  auto four = store_->ReadAll(6, 4, ro);
+  IHS_ASSERT_OK(four);
+  EXPECT_EQ(four->size(), 4u);
+}
+
 TEST_F(EventStoreTest, StreamInfoTracksCountPositionsAndOccurredRange) {
   IHS_ASSERT_OK(AppendOne("x", 1));
   IHS_ASSERT_OK(

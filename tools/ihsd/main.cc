@@ -2,17 +2,22 @@
 //
 //   ihsd --data DIR [--listen ADDR]... [--tokens FILE] [--master-key FILE] [--workers N]
 //        [--max-calls-in-flight N] [--max-message-bytes N] [--max-connections N]
+//        [--max-pending-logins N] [--login-timeout SECONDS] [--max-subscriptions N]
+//        [--max-subscriptions-per-connection N] [--subscriber-timeout SECONDS]
 //        [--tls-cert FILE --tls-key FILE]
 //
 // ADDR is HOST:PORT (default 127.0.0.1:7420; port 0 picks a free one) or unix:PATH. With
-// --tls-cert and --tls-key, TCP listeners speak TLS (kj-tls, OpenSSL) and are shown "ADDR tls". Without a
-// tokens file every login is admin, so ihsd then listens on loopback and unix sockets only, and
-// says so loudly. On stdout it prints one "listening on ADDR" line per listener, then "ready";
-// problems go to stderr, one line each. SIGINT or SIGTERM: stop accepting, end subscriptions, let
-// the appends in flight finish, close the store, exit 0.
+// --tls-cert and --tls-key, TCP listeners speak TLS (kj-tls, OpenSSL) and are shown "ADDR tls".
+// Without a tokens file every login is admin, so ihsd then listens on loopback and unix sockets
+// only, and says so loudly. On stdout it prints one "listening on ADDR" line per listener, then
+// "ready"; problems go to stderr, one line each. SIGINT or SIGTERM: stop accepting, end
+// subscriptions, let the appends in flight finish, close the store, exit 0.
 //
 // Exit codes: 0 stopped cleanly, 1 usage, 2 bad configuration (address, tokens file),
 // 5 store unavailable, 4 store integrity failure on open.
+#include <kj/async-io.h>
+#include <kj/async-unix.h>
+#include <kj/compat/tls.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -21,14 +26,12 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
-#include <kj/async-io.h>
-#include <kj/async-unix.h>
-#include <kj/compat/tls.h>
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "projections/registry.h"
 #include "projections/runner.h"
 #include "server/service.h"
@@ -52,8 +55,8 @@ bool IsLoopback(const std::string& resolved) {
 }
 
 struct Listener {
-  std::string shown;       // as printed: with the port actually bound
-  std::string unix_path;   // removed on exit
+  std::string shown;      // as printed: with the port actually bound
+  std::string unix_path;  // removed on exit
   kj::Own<kj::ConnectionReceiver> receiver;
 };
 
@@ -64,8 +67,7 @@ int Main(int argc, char** argv) {
   server::ServerOptions so;
   app.add_option("--data", data, "data directory of the store (created if empty)")->required();
   app.add_option("--master-key", master_key, "master key file (default: DATA/master.key)");
-  app.add_option("--listen", listen,
-                 "HOST:PORT or unix:PATH, repeatable (default 127.0.0.1:7420)");
+  app.add_option("--listen", listen, "HOST:PORT or unix:PATH, repeatable (default 127.0.0.1:7420)");
   app.add_option("--tokens", tokens_path,
                  "tokens file (docs/rpc.md); without it every login is admin, on loopback only");
   std::string tls_cert, tls_key;
@@ -82,6 +84,25 @@ int Main(int argc, char** argv) {
       ->check(CLI::Range(size_t{1} << 16, size_t{1} << 30));
   app.add_option("--max-connections", so.max_connections, "open at once (default 4096)")
       ->check(CLI::Range(size_t{1}, size_t{1000000}));
+  app.add_option("--max-pending-logins", so.max_pending_logins,
+                 "connections that may wait to log in at once (default: half of "
+                 "--max-connections)")
+      ->check(CLI::Range(size_t{1}, size_t{1000000}));
+  double login_timeout = absl::ToDoubleSeconds(so.login_timeout);
+  app.add_option("--login-timeout", login_timeout,
+                 "seconds a connection has to log in before it is closed (default 10)")
+      ->check(CLI::Range(0.1, 3600.0));
+  app.add_option("--max-subscriptions", so.max_subscriptions,
+                 "subscriptions at once, in all; more are answered `overloaded` (default 1024)")
+      ->check(CLI::Range(size_t{1}, size_t{1000000}));
+  app.add_option("--max-subscriptions-per-connection", so.max_subscriptions_per_connection,
+                 "subscriptions at once on one connection (default 8)")
+      ->check(CLI::Range(size_t{1}, size_t{100000}));
+  double subscriber_timeout = absl::ToDoubleSeconds(so.subscriber_timeout);
+  app.add_option("--subscriber-timeout", subscriber_timeout,
+                 "seconds a subscriber has to take a push before its subscription ends "
+                 "(default 60)")
+      ->check(CLI::Range(0.1, 86400.0));
   app.set_version_flag("--version", "ihsd " IHS_VERSION);
   app.footer(
       "Exit codes: 0 stopped cleanly, 1 usage, 2 bad configuration, 4 store integrity failure, "
@@ -91,6 +112,8 @@ int Main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? kExitOk : kExitUsage;
   }
+  so.login_timeout = absl::Seconds(login_timeout);
+  so.subscriber_timeout = absl::Seconds(subscriber_timeout);
   if (listen.empty()) listen.push_back("127.0.0.1:7420");
   if (tls_cert.empty() != tls_key.empty()) {
     return Die(kExitBadConfig, "give both --tls-cert and --tls-key, or neither");
@@ -103,8 +126,7 @@ int Main(int argc, char** argv) {
     return static_cast<bool>(in);
   };
   std::string cert_pem, key_pem;
-  if (!tls_cert.empty() &&
-      (!read_file(tls_cert, &cert_pem) || !read_file(tls_key, &key_pem))) {
+  if (!tls_cert.empty() && (!read_file(tls_cert, &cert_pem) || !read_file(tls_key, &key_pem))) {
     return Die(kExitBadConfig, "cannot read --tls-cert " + tls_cert + " or --tls-key " + tls_key);
   }
 
@@ -123,8 +145,7 @@ int Main(int argc, char** argv) {
 
   // Addresses are checked and bound before the store is opened, so that a bad configuration
   // leaves the data directory untouched.
-  absl::StatusOr<std::unique_ptr<store::EventStore>> store =
-      absl::UnavailableError("not opened");
+  absl::StatusOr<std::unique_ptr<store::EventStore>> store = absl::UnavailableError("not opened");
   {
     auto io = kj::setupAsyncIo();
     std::vector<Listener> listeners;
@@ -132,53 +153,52 @@ int Main(int argc, char** argv) {
     kj::Own<kj::TlsKeypair> keypair;
     kj::Own<kj::TlsContext> tls;
     if (!cert_pem.empty()) {
-      KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
-                    keypair = kj::heap<kj::TlsKeypair>(
-                        kj::TlsKeypair{kj::TlsPrivateKey(key_pem.c_str()),
-                                       kj::TlsCertificate(cert_pem.c_str())});
-                    kj::TlsContext::Options o;
-                    o.defaultKeypair = *keypair;
-                    o.timer = io.provider->getTimer();
-                    o.acceptTimeout = 10 * kj::SECONDS;
-                    tls = kj::heap<kj::TlsContext>(kj::mv(o));
-                  })) {
-        return Die(kExitBadConfig, absl::StrCat("bad --tls-cert or --tls-key: ",
-                                                e->getDescription().cStr()));
+      KJ_IF_MAYBE (e, kj::runCatchingExceptions([&] {
+                     keypair = kj::heap<kj::TlsKeypair>(kj::TlsKeypair{
+                         kj::TlsPrivateKey(key_pem.c_str()), kj::TlsCertificate(cert_pem.c_str())});
+                     kj::TlsContext::Options o;
+                     o.defaultKeypair = *keypair;
+                     o.timer = io.provider->getTimer();
+                     o.acceptTimeout = 10 * kj::SECONDS;
+                     tls = kj::heap<kj::TlsContext>(kj::mv(o));
+                   })) {
+        return Die(kExitBadConfig,
+                   absl::StrCat("bad --tls-cert or --tls-key: ", e->getDescription().cStr()));
       }
     }
-    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
-                  for (const std::string& a : listen) {
-                    auto addr = io.provider->getNetwork().parseAddress(a, 7420).wait(io.waitScope);
-                    std::string resolved = addr->toString().cStr();
-                    if (tokens.open() && !IsLoopback(resolved)) {
-                      config_error = absl::StrCat(
-                          "--listen ", a, " (", resolved,
-                          ") is not loopback: without --tokens ihsd is open to anyone, so it "
-                          "listens on 127.0.0.1, ::1 and unix sockets only");
-                      return;
-                    }
-                    Listener l;
-                    if (absl::StartsWith(resolved, "unix:")) {
-                      l.unix_path = resolved.substr(5);
-                      struct stat st;
-                      // A socket left by an ihsd that died: nobody listens on it any more.
-                      if (stat(l.unix_path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
-                        unlink(l.unix_path.c_str());
-                      }
-                      l.shown = resolved;
-                    }
-                    l.receiver = addr->listen();
-                    if (l.unix_path.empty()) {
-                      l.shown = absl::StrCat(resolved.substr(0, resolved.rfind(':')), ":",
-                                             l.receiver->getPort());
-                      if (tls) {
-                        l.receiver = tls->wrapPort(kj::mv(l.receiver));
-                        l.shown += " tls";
-                      }
-                    }
-                    listeners.push_back(kj::mv(l));
-                  }
-                })) {
+    KJ_IF_MAYBE (e, kj::runCatchingExceptions([&] {
+                   for (const std::string& a : listen) {
+                     auto addr = io.provider->getNetwork().parseAddress(a, 7420).wait(io.waitScope);
+                     std::string resolved = addr->toString().cStr();
+                     if (tokens.open() && !IsLoopback(resolved)) {
+                       config_error = absl::StrCat(
+                           "--listen ", a, " (", resolved,
+                           ") is not loopback: without --tokens ihsd is open to anyone, so it "
+                           "listens on 127.0.0.1, ::1 and unix sockets only");
+                       return;
+                     }
+                     Listener l;
+                     if (absl::StartsWith(resolved, "unix:")) {
+                       l.unix_path = resolved.substr(5);
+                       struct stat st;
+                       // A socket left by an ihsd that died: nobody listens on it any more.
+                       if (stat(l.unix_path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+                         unlink(l.unix_path.c_str());
+                       }
+                       l.shown = resolved;
+                     }
+                     l.receiver = addr->listen();
+                     if (l.unix_path.empty()) {
+                       l.shown = absl::StrCat(resolved.substr(0, resolved.rfind(':')), ":",
+                                              l.receiver->getPort());
+                       if (tls) {
+                         l.receiver = tls->wrapPort(kj::mv(l.receiver));
+                         l.shown += " tls";
+                       }
+                     }
+                     listeners.push_back(kj::mv(l));
+                   }
+                 })) {
       return Die(kExitBadConfig, absl::StrCat("cannot listen: ", e->getDescription().cStr()));
     }
     if (!config_error.empty()) return Die(kExitBadConfig, config_error);
@@ -188,9 +208,9 @@ int Main(int argc, char** argv) {
     options.master_key_path = master_key;
     store = store::EventStore::Open(options);
     if (!store.ok()) {
-      return Die(store.status().code() == absl::StatusCode::kDataLoss ? kExitIntegrity
-                                                                       : kExitUnavailable,
-                 std::string(store.status().message()));
+      return Die(
+          store.status().code() == absl::StatusCode::kDataLoss ? kExitIntegrity : kExitUnavailable,
+          std::string(store.status().message()));
     }
 
     // The projection workers follow the log while ihsd runs (docs/projections.md).
@@ -201,7 +221,7 @@ int Main(int argc, char** argv) {
     (*runner)->Start();
 
     so.version = IHS_VERSION;
-    server::Server server(**store, runner->get(), tokens, so);
+    server::Server server(**store, runner->get(), tokens, io.provider->getTimer(), so);
     std::vector<kj::Promise<void>> serving;
     for (Listener& l : listeners) {
       serving.push_back(server.Listen(*l.receiver).eagerlyEvaluate([&l](kj::Exception&& e) {
