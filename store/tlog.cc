@@ -88,6 +88,8 @@ bool ParseHashLines(const std::vector<std::string_view>& lines, size_t from, siz
 
 }  // namespace
 
+Hash EmptyRoot() { return Sha256({}); }
+
 Hash LeafHash(std::string_view bytes) { return Sha256({std::string_view("\0", 1), bytes}); }
 
 Hash NodeHash(const Hash& left, const Hash& right) {
@@ -104,14 +106,13 @@ bool HashFromBytes(std::string_view bytes, Hash* out) {
   return true;
 }
 
-bool VerifyInclusion(uint64_t index, uint64_t size, const Hash& leaf,
-                     const std::vector<Hash>& path, const Hash& root, std::string* why) {
+bool VerifyInclusion(uint64_t index, uint64_t size, const Hash& leaf, const std::vector<Hash>& path,
+                     const Hash& root, std::string* why) {
   return VerifyInclusion(index, size, leaf, path, root, why, &NodeHash);
 }
 
-bool VerifyInclusion(uint64_t index, uint64_t size, const Hash& leaf,
-                     const std::vector<Hash>& path, const Hash& root, std::string* why,
-                     NodeHasher node_hash) {
+bool VerifyInclusion(uint64_t index, uint64_t size, const Hash& leaf, const std::vector<Hash>& path,
+                     const Hash& root, std::string* why, NodeHasher node_hash) {
   if (index >= size) {
     return Fail(why, "position " + std::to_string(index) + " is not in a tree of " +
                          std::to_string(size) + " events");
@@ -141,8 +142,15 @@ bool VerifyConsistency(uint64_t old_size, uint64_t new_size, const Hash& old_roo
                        const Hash& new_root, const std::vector<Hash>& proof, std::string* why) {
   if (old_size > new_size) {
     return Fail(why, "the old head (" + std::to_string(old_size) +
-                         " events) is larger than the new one (" + std::to_string(new_size) +
-                         ")");
+                         " events) is larger than the new one (" + std::to_string(new_size) + ")");
+  }
+  // The empty tree has one root, the hash of nothing (RFC 9162 section 2.1.1), whatever a head
+  // or a caller says.
+  if (old_size == 0 && old_root != EmptyRoot()) {
+    return Fail(why, "the old root is not the empty tree's (SHA-256 of nothing)");
+  }
+  if (new_size == 0 && new_root != EmptyRoot()) {
+    return Fail(why, "the new root is not the empty tree's (SHA-256 of nothing)");
   }
   if (old_size == new_size) {
     if (!proof.empty()) return Fail(why, "heads of one size need an empty proof");
@@ -181,8 +189,11 @@ bool VerifyConsistency(uint64_t old_size, uint64_t new_size, const Hash& old_roo
   }
   if (sn != 0) return Fail(why, "the consistency proof is shorter than the tree is deep");
   if (fr != old_root) {
-    return Fail(why, "the log's first " + std::to_string(old_size) +
-                         " events no longer hash to the old head's root: history was rewritten");
+    // A rewritten log and a damaged proof look the same from here: say what is established.
+    return Fail(why, "the proof does not lead to the old head's root: either the log's first " +
+                         std::to_string(old_size) +
+                         " events were rewritten, or the proof is damaged (ask for it again, "
+                         "from another copy if you can)");
   }
   if (sr != new_root) return Fail(why, "the proof does not lead to the new head's root");
   return true;
@@ -248,49 +259,83 @@ std::string SignHead(const TreeHead& head, const std::array<uint8_t, kSecretKeyB
   return body + "\n" + std::string(kSignaturePrefix) + head.origin + " " + Base64(blob) + "\n";
 }
 
-bool OpenHead(std::string_view note, const VerifierKey& key, TreeHead* out, std::string* why) {
-  if (sodium_init() < 0) return Fail(why, "libsodium failed to start");
+bool ParseHead(std::string_view note, TreeHead* out, std::vector<HeadSignature>* signatures,
+               std::string* why) {
+  // C2SP signed-note: the text, a blank line, then one or more signature lines; the text of a
+  // tlog-checkpoint is origin, size, root, then optional extension lines (ihs writes one, "time").
+  if (note.empty() || note.back() != '\n') {
+    return Fail(why, "not a signed tree head: it does not end with a newline");
+  }
   const size_t split = note.rfind("\n\n");
   if (split == std::string_view::npos) {
-    return Fail(why, "not a signed tree head: no blank line before the signature");
+    return Fail(why, "not a signed tree head: no blank line before the signatures");
   }
   const std::string_view body = note.substr(0, split + 1);
   std::vector<std::string_view> lines, sigs;
-  if (!Lines(body, &lines) || lines.size() < 4 || !Lines(note.substr(split + 2), &sigs)) {
-    return Fail(why, "not a signed tree head: origin, size, root and time lines expected");
+  if (!Lines(body, &lines) || lines.size() < 3 || !Lines(note.substr(split + 2), &sigs) ||
+      sigs.empty()) {
+    return Fail(why,
+                "not a signed tree head: origin, size and root lines, a blank line and "
+                "signature lines expected");
   }
   TreeHead h;
   h.origin = std::string(lines[0]);
+  if (h.origin.empty()) return Fail(why, "the head's origin line is empty");
   std::string root;
-  uint64_t time = 0;
   if (!ParseU64(lines[1], &h.size)) return Fail(why, "the head's size line is not a number");
   if (!FromBase64(lines[2], &root) || !HashFromBytes(root, &h.root)) {
     return Fail(why, "the head's root line is not a base64 SHA-256 hash");
   }
-  if (!StartsWith(lines[3], "time ") || !ParseU64(lines[3].substr(5), &time) ||
-      time > static_cast<uint64_t>(INT64_MAX)) {
-    return Fail(why, "the head's time line is not \"time MICROSECONDS\"");
+  for (size_t i = 3; i < lines.size(); ++i) {
+    if (!StartsWith(lines[i], "time ")) continue;  // an extension line of someone else's
+    uint64_t time = 0;
+    if (!ParseU64(lines[i].substr(5), &time) || time > static_cast<uint64_t>(INT64_MAX)) {
+      return Fail(why, "the head's time line is not \"time MICROSECONDS\"");
+    }
+    h.time_micros = static_cast<int64_t>(time);
   }
-  h.time_micros = static_cast<int64_t>(time);
-  if (h.origin != key.name) {
-    return Fail(why, "the head is from another store: " + h.origin + ", not " + key.name);
+  if (h.size == 0 && h.root != EmptyRoot()) {
+    return Fail(why, "a head of size 0 must carry the empty tree's root (SHA-256 of nothing)");
   }
-  // The first signature line by this key decides (as Go's note.Open does).
+  std::vector<HeadSignature> parsed;
   for (std::string_view s : sigs) {
     if (!StartsWith(s, kSignaturePrefix)) return Fail(why, "a malformed signature line");
     s.remove_prefix(kSignaturePrefix.size());
     const size_t sp = s.find(' ');
-    if (sp == std::string_view::npos) return Fail(why, "a malformed signature line");
-    std::string blob;
-    if (!FromBase64(s.substr(sp + 1), &blob) || blob.size() != 4 + crypto_sign_BYTES) {
-      return Fail(why, "a signature line does not hold a key id and an Ed25519 signature");
+    if (sp == std::string_view::npos || sp == 0) return Fail(why, "a malformed signature line");
+    HeadSignature sig;
+    sig.name = std::string(s.substr(0, sp));
+    // Any length past the key id: a witness cosignature (4 + 72 bytes), a key type of
+    // tomorrow. Only the signatures of a key the verifier knows are checked.
+    if (!FromBase64(s.substr(sp + 1), &sig.blob) || sig.blob.size() < 5) {
+      return Fail(why, "a signature line does not hold a key id and a signature in base64");
     }
-    const uint32_t id = (uint32_t{static_cast<uint8_t>(blob[0])} << 24) |
-                        (uint32_t{static_cast<uint8_t>(blob[1])} << 16) |
-                        (uint32_t{static_cast<uint8_t>(blob[2])} << 8) |
-                        uint32_t{static_cast<uint8_t>(blob[3])};
-    if (s.substr(0, sp) != key.name || id != key.key_id) continue;
-    if (crypto_sign_verify_detached(reinterpret_cast<const unsigned char*>(blob.data() + 4),
+    sig.key_id = (uint32_t{static_cast<uint8_t>(sig.blob[0])} << 24) |
+                 (uint32_t{static_cast<uint8_t>(sig.blob[1])} << 16) |
+                 (uint32_t{static_cast<uint8_t>(sig.blob[2])} << 8) |
+                 uint32_t{static_cast<uint8_t>(sig.blob[3])};
+    parsed.push_back(std::move(sig));
+  }
+  *out = std::move(h);
+  if (signatures != nullptr) *signatures = std::move(parsed);
+  return true;
+}
+
+bool OpenHead(std::string_view note, const VerifierKey& key, TreeHead* out, std::string* why) {
+  if (sodium_init() < 0) return Fail(why, "libsodium failed to start");
+  TreeHead h;
+  std::vector<HeadSignature> sigs;
+  if (!ParseHead(note, &h, &sigs, why)) return false;
+  if (h.origin != key.name) {
+    return Fail(why, "the head is from another store: " + h.origin + ", not " + key.name);
+  }
+  const std::string_view body = note.substr(0, note.rfind("\n\n") + 1);
+  // Signatures by other keys are ignored, whatever their length or order (C2SP signed-note);
+  // the first by this key decides (as Go's note.Open does).
+  for (const HeadSignature& s : sigs) {
+    if (s.name != key.name || s.key_id != key.key_id) continue;
+    if (s.blob.size() != 4 + crypto_sign_BYTES ||
+        crypto_sign_verify_detached(reinterpret_cast<const unsigned char*>(s.blob.data() + 4),
                                     reinterpret_cast<const unsigned char*>(body.data()),
                                     body.size(), key.key.data()) != 0) {
       return Fail(why, "the head's signature is wrong: it was not signed by " + key.name +

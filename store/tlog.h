@@ -20,23 +20,24 @@ namespace ihs::tlog {
 using Hash = std::array<uint8_t, 32>;
 
 Hash LeafHash(std::string_view stored_event_bytes);  // SHA-256(0x00 || bytes)
-Hash NodeHash(const Hash& left, const Hash& right);   // SHA-256(0x01 || left || right)
+Hash NodeHash(const Hash& left, const Hash& right);  // SHA-256(0x01 || left || right)
 std::string_view AsBytes(const Hash& h);
 bool HashFromBytes(std::string_view bytes, Hash* out);
 
 // RFC 9162 section 2.1.3.2: the leaf at `index` is in the tree of `size` leaves with `root`.
 // On false, `why` says what failed.
-bool VerifyInclusion(uint64_t index, uint64_t size, const Hash& leaf,
-                     const std::vector<Hash>& path, const Hash& root, std::string* why);
+bool VerifyInclusion(uint64_t index, uint64_t size, const Hash& leaf, const std::vector<Hash>& path,
+                     const Hash& root, std::string* why);
 // The same with another implementation of the RFC's node hash, SHA-256(0x01 || left || right):
 // the store passes its hardware-accelerated one when it checks many paths (verify-party).
 using NodeHasher = Hash (*)(const Hash& left, const Hash& right);
-bool VerifyInclusion(uint64_t index, uint64_t size, const Hash& leaf,
-                     const std::vector<Hash>& path, const Hash& root, std::string* why,
-                     NodeHasher node_hash);
+bool VerifyInclusion(uint64_t index, uint64_t size, const Hash& leaf, const std::vector<Hash>& path,
+                     const Hash& root, std::string* why, NodeHasher node_hash);
 
 // RFC 9162 section 2.1.4.2: the tree of `new_size` leaves with `new_root` extends the tree of
-// `old_size` leaves with `old_root` unchanged.
+// `old_size` leaves with `old_root` unchanged. A root of size 0 must be the empty tree's. When the
+// proof does not lead to the old root, `why` says that the log was rewritten or the proof is
+// damaged: the two cannot be told apart from the proof alone.
 bool VerifyConsistency(uint64_t old_size, uint64_t new_size, const Hash& old_root,
                        const Hash& new_root, const std::vector<Hash>& proof, std::string* why);
 
@@ -71,9 +72,27 @@ struct TreeHead {
 //   ORIGIN \n SIZE \n BASE64(ROOT) \n "time " MICROS \n \n "— " ORIGIN " " BASE64(KEYID || SIG) \n
 std::string SignHead(const TreeHead& head, const std::array<uint8_t, kSecretKeyBytes>& secret);
 
-// Parses a signed head and checks its signature by `key`. Refuses, saying why: malformed
-// text, a head of another store (another origin or key), a bad signature.
+// One signature line of a signed note: "— NAME BASE64(KEYID || SIGNATURE)".
+struct HeadSignature {
+  std::string name;
+  uint32_t key_id = 0;
+  std::string blob;  // key id and signature, as decoded
+};
+
+// Parses a signed head without checking any signature: refuses, saying why, text that is not a
+// C2SP signed note holding a tlog-checkpoint (origin, size, base64 root, optional extension
+// lines, of which "time MICROS" is read), and a head of size 0 whose root is not the empty
+// tree's. `signatures` (may be null) gets every signature line, of any key.
+bool ParseHead(std::string_view note, TreeHead* out, std::vector<HeadSignature>* signatures,
+               std::string* why);
+
+// Parses a signed head and checks its signature by `key`, ignoring the signatures of other keys
+// (witness cosignatures among them) whatever their length or order. Refuses, saying why:
+// malformed text, a head of another store (another origin or key), a bad signature.
 bool OpenHead(std::string_view note, const VerifierKey& key, TreeHead* out, std::string* why);
+
+// The root of the empty tree: SHA-256 of nothing (RFC 9162 section 2.1.1).
+Hash EmptyRoot();
 
 // --- Proof files ----------------------------------------------------------------------------
 

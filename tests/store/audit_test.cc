@@ -1,12 +1,18 @@
 // Tests of the store's audit surface (store/event_store.h "Audit", store/tlog.h): RFC 9162
 // inclusion and consistency proofs for every pair of sizes of a small log, signed tree heads, and
 // what an attacker or a wrong input gets.
+#include "store/audit.h"
+
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
+#include <sodium.h>
+
+#include <array>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/big_endian.h"
-#include "store/audit.h"
 #include "store/event_store.h"
 #include "store/internal/keys.h"
 #include "store/internal/merkle.h"
@@ -83,8 +89,8 @@ TEST_F(AuditTest, EveryInclusionProofOfEverySizeVerifiesAndATamperedOneDoesNot) 
       std::string why;
       ASSERT_TRUE(tlog::VerifyInclusion(i, size, leaf, *path, root, &why))
           << "index " << i << " size " << size << ": " << why;
-      EXPECT_FALSE(tlog::VerifyInclusion(i, size, tlog::LeafHash(bytes[(i + 1) % kEvents]),
-                                         *path, root, &why));
+      EXPECT_FALSE(tlog::VerifyInclusion(i, size, tlog::LeafHash(bytes[(i + 1) % kEvents]), *path,
+                                         root, &why));
       if (!path->empty()) {
         std::vector<tlog::Hash> forged = *path;
         forged[i % forged.size()][7] ^= 0x10;
@@ -96,8 +102,7 @@ TEST_F(AuditTest, EveryInclusionProofOfEverySizeVerifiesAndATamperedOneDoesNot) 
     }
   }
   EXPECT_EQ(store_->InclusionProof(5, 5).status().code(), absl::StatusCode::kOutOfRange);
-  EXPECT_EQ(store_->InclusionProof(0, kEvents + 1).status().code(),
-            absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(store_->InclusionProof(0, kEvents + 1).status().code(), absl::StatusCode::kOutOfRange);
 }
 
 TEST_F(AuditTest, ABatchOfPathsEqualsThePathsOneByOneAcrossTheSplitBatch) {
@@ -221,6 +226,116 @@ TEST_F(AuditTest, SignedHeadsOpenWithTheStoresKeyOnlyAndUnchanged) {
   EXPECT_NE(why.find("another store"), std::string::npos) << why;
 }
 
+// A note signed here with a key of the test's own, as another party (a witness, another log's
+// operator) would: `body` verbatim, then one signature line per (name, blob).
+std::string SignedNote(const std::string& body,
+                       const std::vector<std::pair<std::string, std::string>>& lines) {
+  std::string note = body + "\n";
+  for (const auto& [name, blob] : lines)
+    note += "\xE2\x80\x94 " + name + " " + tlog::Base64(blob) + "\n";
+  return note;
+}
+
+struct TestKey {
+  tlog::VerifierKey verifier;
+  std::array<uint8_t, tlog::kSecretKeyBytes> secret{};
+  TestKey() {
+    if (sodium_init() < 0) std::abort();
+    tlog::PublicKey pub;
+    crypto_sign_keypair(pub.data(), secret.data());
+    verifier = tlog::VerifierKeyFor(pub);
+  }
+  tlog::TreeHead Head(uint64_t size, const tlog::Hash& root) const {
+    tlog::TreeHead h;
+    h.origin = verifier.name;
+    h.size = size;
+    h.root = root;
+    return h;
+  }
+  // KEYID || Ed25519(body)
+  std::string Sign(const std::string& body) const {
+    unsigned char sig[crypto_sign_BYTES];
+    crypto_sign_detached(sig, nullptr, reinterpret_cast<const unsigned char*>(body.data()),
+                         body.size(), secret.data());
+    const uint32_t id = verifier.key_id;
+    std::string blob{static_cast<char>(id >> 24), static_cast<char>(id >> 16),
+                     static_cast<char>(id >> 8), static_cast<char>(id)};
+    return blob + std::string(reinterpret_cast<const char*>(sig), sizeof(sig));
+  }
+};
+
+// C2SP signed-note: a verifier ignores signatures from keys it does not know, whatever their
+// length or order; a witness cosignature (4 + 72 bytes) before ihs's own line is the case that
+// tlog-checkpoint exists for.
+TEST(Tlog, SignaturesOfOtherKeysAreIgnoredWhateverTheirLengthOrOrder) {
+  TestKey key;
+  tlog::TreeHead head = key.Head(3, tlog::NodeHash(tlog::LeafHash("a"), tlog::LeafHash("b")));
+  head.time_micros = 1790000000000000;
+  const std::string signed_note = tlog::SignHead(head, key.secret);
+  const std::string body = signed_note.substr(0, signed_note.find("\n\n") + 1);
+  const std::string ours = key.Sign(body);
+  const std::string witness_blob = std::string(4, '\x7f') + std::string(72, 'w');
+  for (const auto& lines : std::vector<std::vector<std::pair<std::string, std::string>>>{
+           {{"witness.example/w1", witness_blob}, {key.verifier.name, ours}},
+           {{key.verifier.name, ours}, {"witness.example/w1", witness_blob}},
+           {{"w2", std::string(5, 'x')}, {"w3", std::string(300, 'y')}, {key.verifier.name, ours}},
+           // Another key under ihs's name (another key id): ignored too.
+           {{key.verifier.name, std::string(4, '\0') + std::string(64, 's')},
+            {key.verifier.name, ours}},
+       }) {
+    tlog::TreeHead opened;
+    std::string why;
+    EXPECT_TRUE(tlog::OpenHead(SignedNote(body, lines), key.verifier, &opened, &why)) << why;
+    EXPECT_EQ(opened.size, 3u);
+    EXPECT_EQ(opened.time_micros, head.time_micros);
+  }
+  // Without ours, the others do not make it valid.
+  tlog::TreeHead opened;
+  std::string why;
+  EXPECT_FALSE(tlog::OpenHead(SignedNote(body, {{"witness.example/w1", witness_blob}}),
+                              key.verifier, &opened, &why));
+}
+
+// tlog-checkpoint's extension lines are optional (and discouraged): a standard three-line
+// checkpoint opens, with no time; other extension lines are passed over.
+TEST(Tlog, CheckpointsWithoutATimeLineOrWithOtherExtensionsOpen) {
+  TestKey key;
+  const tlog::Hash root = tlog::LeafHash("only");
+  for (const std::string& extra :
+       {std::string(), std::string("rekor.example/ext 42\n"), std::string("other\ntime 77\n")}) {
+    const std::string body =
+        key.verifier.name + "\n1\n" + tlog::Base64(tlog::AsBytes(root)) + "\n" + extra;
+    tlog::TreeHead opened;
+    std::string why;
+    ASSERT_TRUE(tlog::OpenHead(SignedNote(body, {{key.verifier.name, key.Sign(body)}}),
+                               key.verifier, &opened, &why))
+        << why << "\n"
+        << body;
+    EXPECT_EQ(opened.size, 1u);
+    EXPECT_EQ(opened.root, root);
+    EXPECT_EQ(opened.time_micros, extra.find("time 77") != std::string::npos ? 77 : 0);
+  }
+}
+
+// The empty tree has one root, SHA-256 of nothing: a head of size 0 with another is refused, and
+// so is a consistency proof from size 0 that claims another old root.
+TEST(Tlog, TheEmptyTreeHasOnlyTheEmptyRoot) {
+  TestKey key;
+  tlog::TreeHead head = key.Head(0, tlog::EmptyRoot());
+  tlog::TreeHead opened;
+  std::string why;
+  EXPECT_TRUE(tlog::OpenHead(tlog::SignHead(head, key.secret), key.verifier, &opened, &why)) << why;
+  head.root = tlog::LeafHash("not empty");
+  EXPECT_FALSE(tlog::OpenHead(tlog::SignHead(head, key.secret), key.verifier, &opened, &why));
+  EXPECT_NE(why.find("empty tree"), std::string::npos) << why;
+
+  const tlog::Hash some_root = tlog::LeafHash("x");
+  EXPECT_TRUE(tlog::VerifyConsistency(0, 1, tlog::EmptyRoot(), some_root, {}, &why)) << why;
+  EXPECT_FALSE(tlog::VerifyConsistency(0, 1, some_root, some_root, {}, &why));
+  EXPECT_FALSE(tlog::VerifyConsistency(0, 0, some_root, some_root, {}, &why));
+  EXPECT_TRUE(tlog::VerifyConsistency(0, 0, tlog::EmptyRoot(), tlog::EmptyRoot(), {}, &why));
+}
+
 TEST_F(AuditTest, TheSigningKeyIsMadeOnceAndAReadOnlyOpenSignsWithIt) {
   const tlog::VerifierKey key = Key();
   Append(4);
@@ -259,8 +374,8 @@ TEST_F(AuditTest, ProofFilesRoundTripAndRefuseGarbage) {
   EXPECT_EQ(cback.old_size, 4u);
   EXPECT_EQ(cback.new_size, 9u);
   EXPECT_EQ(cback.path, c.path);
-  EXPECT_FALSE(tlog::ParseConsistencyProof("ihs consistency proof v1\nold 1\nnew 2\n!!\n",
-                                           &cback, &why));
+  EXPECT_FALSE(
+      tlog::ParseConsistencyProof("ihs consistency proof v1\nold 1\nnew 2\n!!\n", &cback, &why));
 }
 
 // An operator (or an intruder) rewrites one old event directly in RocksDB, and recomputes every
@@ -286,17 +401,18 @@ TEST_F(AuditTest, ARewrittenOldEventFailsTheConsistencyProofAgainstAnEarlierHead
     ihs::testing::RawDb raw(dir_.Sub("data"));
     constexpr uint64_t kVictim = 6;
     bytes[kVictim][bytes[kVictim].size() - 2] ^= 0x04;
-    ASSERT_TRUE(raw.db->Put(rocksdb::WriteOptions(), raw.cf["events"], BigEndian64(kVictim),
-                            bytes[kVictim])
-                    .ok());
+    ASSERT_TRUE(
+        raw.db->Put(rocksdb::WriteOptions(), raw.cf["events"], BigEndian64(kVictim), bytes[kVictim])
+            .ok());
     // Every complete subtree, recomputed from the changed bytes.
     std::vector<tlog::Hash> level;
     for (const std::string& b : bytes) level.push_back(tlog::LeafHash(b));
     for (uint8_t l = 0; !level.empty(); ++l) {
       std::vector<tlog::Hash> up;
       for (size_t i = 0; i < level.size(); ++i) {
-        ASSERT_TRUE(raw.db->Put(rocksdb::WriteOptions(), raw.cf["merkle"],
-                                internal::MerkleKey(l, i), std::string(tlog::AsBytes(level[i])))
+        ASSERT_TRUE(raw.db
+                        ->Put(rocksdb::WriteOptions(), raw.cf["merkle"], internal::MerkleKey(l, i),
+                              std::string(tlog::AsBytes(level[i])))
                         .ok());
         if (i % 2 == 1) up.push_back(tlog::NodeHash(level[i - 1], level[i]));
       }
@@ -309,13 +425,13 @@ TEST_F(AuditTest, ARewrittenOldEventFailsTheConsistencyProofAgainstAnEarlierHead
   ASSERT_TRUE(tlog::OpenHead(*store_->SignedHead(), key, &new_head, &why)) << why;
   auto proof = store_->ConsistencyProof(old_head.size, new_head.size);
   ASSERT_TRUE(proof.ok());
-  EXPECT_FALSE(tlog::VerifyConsistency(old_head.size, new_head.size, old_head.root,
-                                       new_head.root, *proof, &why));
-  EXPECT_NE(why.find("history was rewritten"), std::string::npos) << why;
+  EXPECT_FALSE(tlog::VerifyConsistency(old_head.size, new_head.size, old_head.root, new_head.root,
+                                       *proof, &why));
+  EXPECT_NE(why.find("were rewritten, or the proof is damaged"), std::string::npos) << why;
   auto path = store_->InclusionProof(6, old_head.size);
   ASSERT_TRUE(path.ok());
-  EXPECT_FALSE(
-      tlog::VerifyInclusion(6, old_head.size, tlog::LeafHash(bytes[6]), *path, old_head.root, &why));
+  EXPECT_FALSE(tlog::VerifyInclusion(6, old_head.size, tlog::LeafHash(bytes[6]), *path,
+                                     old_head.root, &why));
   auto intact = store_->InclusionProof(15, old_head.size);
   EXPECT_FALSE(tlog::VerifyInclusion(15, old_head.size, tlog::LeafHash(bytes[15]), *intact,
                                      old_head.root, &why))

@@ -80,7 +80,7 @@ cp "$tmp/out" "$tmp/other-key"
 check "foreign head (ihs)" 4 "$ihs" audit verify-head "$tmp/other-head" "$tmp/h2" --data "$data"
 expect_in "foreign head says another store" "$tmp/err" "another store"
 check "foreign head (ihs-verify)" 4 "$verify" head "$tmp/key" "$tmp/other-head"
-check "not a head" 4 "$verify" head "$tmp/key" "$tmp/key"
+check "not a head is bad input (2)" 2 "$verify" head "$tmp/key" "$tmp/key"
 
 # Export: an archive that verifies without the store, in both forms, and refuses any changed byte.
 check "export a party" 0 "$ihs" audit export customer-ada --data "$data" --out "$tmp/ada.ihx"

@@ -15,20 +15,15 @@ import random
 import re
 import subprocess
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import Checks  # noqa: E402
 import tempfile
 import time
 
 IHS, IHSD = sys.argv[1], sys.argv[2]
-failures = []
-checks = 0
-
-
-def check(name, ok, detail=""):
-    global checks
-    checks += 1
-    if not ok:
-        failures.append(name)
-        print(f"FAIL: {name} {detail}"[:2000])
+CHECKS = Checks()
+check = CHECKS.check
 
 
 def run(args, stdin="", want=0, name=None):
@@ -197,8 +192,7 @@ def main():
         ihsd.terminate()
         ihsd.wait(timeout=30)
 
-    print(f"{checks - len(failures)} passed, {len(failures)} failed")
-    return 1 if failures else 0
+    return CHECKS.finish()
 
 
 if __name__ == "__main__":
