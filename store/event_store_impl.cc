@@ -4,8 +4,8 @@
 #include <capnp/schema.h>
 #include <fcntl.h>
 #include <rocksdb/sst_file_writer.h>
-#include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/transaction_log.h>
+#include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 #include <sodium.h>
 #include <unistd.h>
@@ -35,9 +35,9 @@
 #include "common/utf8.h"
 #include "schema/json.h"
 #include "store/internal/codec.h"
-#include "store/retention.h"
 #include "store/internal/db_options.h"
 #include "store/internal/rocks_status.h"
+#include "store/retention.h"
 
 namespace ihs::store {
 
@@ -77,8 +77,8 @@ absl::Status ValidateStreamId(absl::string_view stream) {
     }
   }
   if (const size_t bad = FindInvalidUtf8(stream); bad != absl::string_view::npos) {
-    return absl::InvalidArgumentError(absl::StrCat("stream id \"", absl::CHexEscape(stream),
-                                                   "\" is not UTF-8 (byte ", bad, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("stream id \"", absl::CHexEscape(stream), "\" is not UTF-8 (byte ", bad, ")"));
   }
   return absl::OkStatus();
 }
@@ -148,9 +148,9 @@ absl::Status CheckPartyState(absl::string_view stream, bool control, schema::Eve
                              bool lift, bool any_content, const std::optional<StreamMeta>& meta) {
   if (!control) {
     if (any_content && meta && meta->erased_position) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "party ", stream, " was erased (position ", *meta->erased_position,
-          "): its new events cannot carry personal content"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("party ", stream, " was erased (position ", *meta->erased_position,
+                       "): its new events cannot carry personal content"));
     }
     return absl::OkStatus();
   }
@@ -172,9 +172,9 @@ absl::Status CheckPartyState(absl::string_view stream, bool control, schema::Eve
                      *meta->hold_position, "): lift the hold before erasing"));
   }
   if (kind == schema::Event::LEGAL_HOLD && !lift && meta->hold_position) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "party ", stream, " is already under legal hold (placed at position ",
-        *meta->hold_position, ")"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("party ", stream, " is already under legal hold (placed at position ",
+                     *meta->hold_position, ")"));
   }
   if (kind == schema::Event::LEGAL_HOLD && lift && !meta->hold_position) {
     return absl::FailedPreconditionError(
@@ -208,7 +208,7 @@ struct EventStoreImpl::PreparedEvent {
   DataKey sealed_with;
   int64_t occurred_at = 0;
   schema::Event::Which kind = schema::Event::UNSPECIFIED;
-  bool lift = false;  // a legalHold event that lifts the hold
+  bool lift = false;         // a legalHold event that lifts the hold
   uint32_t key_version = 0;  // of the data key that seals its content: its retention class
   std::vector<uint32_t> expired_versions;  // a contentExpiry event: the keys it deletes
 };
@@ -241,9 +241,9 @@ struct EventStoreImpl::Group {
   };
   absl::flat_hash_map<std::string, IdEntry> ids;
   absl::flat_hash_map<std::string, DataKey> new_keys;
-  std::vector<std::string> erased;  // streams whose data keys the group deletes
+  std::vector<std::string> erased;   // streams whose data keys the group deletes
   std::vector<std::string> expired;  // content_keys rows the group marks expired
-  size_t writes = 0;  // writers that staged events
+  size_t writes = 0;                 // writers that staged events
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -256,7 +256,17 @@ absl::StatusOr<std::unique_ptr<EventStore>> EventStoreImpl::Open(const Options& 
   IHS_RETURN_IF_ERROR(internal::SodiumInit());
   if (options.path.empty()) return absl::InvalidArgumentError("no data directory given");
   std::unique_ptr<EventStoreImpl> store(new EventStoreImpl(options));
-  IHS_RETURN_IF_ERROR(store->OpenDb());
+  std::error_code ec;
+  const bool dir_existed = fs::exists(options.path, ec);
+  if (absl::Status s = store->OpenDb(); !s.ok()) {
+    // A directory this call made holds only what it made (a master key, db.creating): a failed
+    // creation (an unusable --master-key, say) leaves nothing behind.
+    store.reset();
+    if (!dir_existed && options.create_if_missing && !options.read_only) {
+      fs::remove_all(options.path, ec);
+    }
+    return s;
+  }
   if (!options.sync && !options.read_only) {
     std::fprintf(stderr,
                  "ihs: WARNING: store %s opened with sync OFF: appends are acknowledged before "
@@ -464,8 +474,8 @@ absl::Status EventStoreImpl::InitOrCheckMeta(bool new_store) {
     PutBigEndian32(&now, kFormatVersion);
     rocksdb::WriteOptions wo;
     wo.sync = true;
-    IHS_RETURN_IF_ERROR(FromRocksStatus(
-        db_->Put(wo, cf_meta_, internal::kMetaFormatVersion, now), "upgrade the format version"));
+    IHS_RETURN_IF_ERROR(FromRocksStatus(db_->Put(wo, cf_meta_, internal::kMetaFormatVersion, now),
+                                        "upgrade the format version"));
   }
   return absl::OkStatus();
 }
@@ -535,8 +545,8 @@ EventStoreImpl::~EventStoreImpl() {
 // ---------------------------------------------------------------------------------------------
 // Append: caller-thread preparation.
 
-absl::Status EventStoreImpl::PrepareEvent(const StreamAppend& append, size_t index,
-                                          bool control, PreparedEvent* out) const {
+absl::Status EventStoreImpl::PrepareEvent(const StreamAppend& append, size_t index, bool control,
+                                          PreparedEvent* out) const {
   schema::Event::Reader in = append.events[index];
   auto fail = [&](const absl::Status& s) {
     return absl::Status(s.code(), absl::StrCat("append to stream ", append.stream, ", event ",
@@ -882,8 +892,8 @@ absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::StageWriter(Writer& w,
     bool any_content = false;
     for (const PreparedEvent& e : appends[a].events) any_content |= e.has_content;
     const PreparedEvent& first = appends[a].events[0];
-    IHS_RETURN_IF_ERROR(CheckPartyState(req.stream, appends[a].control, first.kind, first.lift,
-                                        any_content, meta));
+    IHS_RETURN_IF_ERROR(
+        CheckPartyState(req.stream, appends[a].control, first.kind, first.lift, any_content, meta));
     exists[a] = meta.has_value();
     if (meta) metas[a] = *meta;
   }
@@ -900,7 +910,8 @@ absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::StageWriter(Writer& w,
       const PreparedEvent& e = appends[a].events[i];
       if (!e.has_content) continue;
       std::string row = internal::ContentKeyRow(stream, e.key_version);
-      auto mine = std::find_if(made.begin(), made.end(), [&](const auto& m) { return m.first == row; });
+      auto mine =
+          std::find_if(made.begin(), made.end(), [&](const auto& m) { return m.first == row; });
       if (mine != made.end()) {
         keys[a][i] = mine->second;
         continue;
@@ -1080,8 +1091,8 @@ void EventStoreImpl::CommitGroup(std::vector<Writer*>& group) {
 // Reads.
 
 absl::StatusOr<std::optional<DataKey>> EventStoreImpl::DataKeyForRead(absl::string_view stream,
-                                                                     uint32_t version,
-                                                                     bool* expired) {
+                                                                      uint32_t version,
+                                                                      bool* expired) {
   const std::string row = internal::ContentKeyRow(stream, version);
   {
     absl::MutexLock l(&keys_mu_);
@@ -1222,8 +1233,8 @@ absl::StatusOr<std::vector<StoredEvent>> EventStoreImpl::ReadAll(uint64_t from_p
     // One event (a projection looking up the event an id names): a point lookup, which costs
     // a fraction of an iterator's creation and seek.
     rocksdb::PinnableSlice value;
-    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_events_,
-                                 internal::EventKey(from_position), &value);
+    rocksdb::Status s =
+        db_->Get(rocksdb::ReadOptions(), cf_events_, internal::EventKey(from_position), &value);
     if (s.IsNotFound()) {
       return absl::DataLossError(absl::StrCat("the log has no event at position ", from_position));
     }
@@ -1665,7 +1676,8 @@ absl::StatusOr<std::vector<tlog::Hash>> EventStoreImpl::RangeHashes(
   std::vector<std::string> keys;
   keys.reserve(distinct.size());
   for (uint64_t d : distinct) {
-    keys.push_back(internal::MerkleKey(static_cast<uint8_t>(d >> 58), d & ((uint64_t{1} << 58) - 1)));
+    keys.push_back(
+        internal::MerkleKey(static_cast<uint8_t>(d >> 58), d & ((uint64_t{1} << 58) - 1)));
   }
   std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
   std::vector<rocksdb::PinnableSlice> values(keys.size());
@@ -1708,8 +1720,7 @@ absl::StatusOr<std::vector<tlog::Hash>> EventStoreImpl::RangeHashes(
 namespace {
 // RFC 9162 2.1.3.1, top down: the ranges of the siblings on the audit path of leaf `index` in
 // the tree of `size` leaves, bottom up.
-void AuditPathRanges(uint64_t index, uint64_t size,
-                     std::vector<EventStoreImpl::Range>* out) {
+void AuditPathRanges(uint64_t index, uint64_t size, std::vector<EventStoreImpl::Range>* out) {
   const size_t begin = out->size();
   uint64_t start = 0, n = size, m = index;
   while (n > 1) {
@@ -1730,8 +1741,7 @@ void AuditPathRanges(uint64_t index, uint64_t size,
 
 absl::StatusOr<std::vector<tlog::Hash>> EventStoreImpl::InclusionProof(uint64_t index,
                                                                        uint64_t size) {
-  IHS_ASSIGN_OR_RETURN(std::vector<std::vector<tlog::Hash>> paths,
-                       InclusionProofs({index}, size));
+  IHS_ASSIGN_OR_RETURN(std::vector<std::vector<tlog::Hash>> paths, InclusionProofs({index}, size));
   return std::move(paths[0]);
 }
 
@@ -1788,7 +1798,6 @@ absl::StatusOr<std::vector<tlog::Hash>> EventStoreImpl::ConsistencyProof(uint64_
   std::reverse(nodes.begin(), nodes.end());
   return RangeHashes(nodes);
 }
-
 
 namespace {
 
@@ -1862,11 +1871,10 @@ absl::StatusOr<uint64_t> EventStoreImpl::Backup(const std::string& to, bool incl
   std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
   // A store open for writing flushes first, so the copy needs no WAL; a read-only one cannot
   // flush, and copies the WAL files the writer still uses (RocksDB recovers the copy from them).
-  const uint64_t log_size_for_flush =
-      options_.read_only ? std::numeric_limits<uint64_t>::max() : 0;
-  IHS_RETURN_IF_ERROR(FromRocksStatus(
-      checkpoint->CreateCheckpoint((target / "db").string(), log_size_for_flush),
-      absl::StrCat("checkpoint into ", to)));
+  const uint64_t log_size_for_flush = options_.read_only ? std::numeric_limits<uint64_t>::max() : 0;
+  IHS_RETURN_IF_ERROR(
+      FromRocksStatus(checkpoint->CreateCheckpoint((target / "db").string(), log_size_for_flush),
+                      absl::StrCat("checkpoint into ", to)));
   int dir_fd = ::open(target.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd >= 0) {
     ::fsync(dir_fd);
@@ -1950,7 +1958,8 @@ absl::StatusOr<RetentionReport> EventStoreImpl::RunRetention(const RetentionPoli
                          r.setParties(report.parties);
                          r.setClasses(report.classes);
                          auto held = r.initHeld(static_cast<unsigned>(report.held.size()));
-                         for (size_t i = 0; i < report.held.size(); ++i) held.set(i, report.held[i]);
+                         for (size_t i = 0; i < report.held.size(); ++i)
+                           held.set(i, report.held[i]);
                          r.setRequestedBy(std::string(requested_by));
                        }));
   if (report.classes > 0) {
@@ -2012,10 +2021,10 @@ absl::StatusOr<uint64_t> EventStoreImpl::Erase(absl::string_view party, absl::st
                        }));
   absl::Status purged = PurgeDeletedKeys();
   if (!purged.ok()) {
-    return absl::UnavailableError(absl::StrCat(
-        "party ", party, " was erased (position ", position,
-        "), but the compaction that removes its key's bytes from the files failed: ",
-        purged.message(), "; they go with RocksDB's next compaction of them"));
+    return absl::UnavailableError(
+        absl::StrCat("party ", party, " was erased (position ", position,
+                     "), but the compaction that removes its key's bytes from the files failed: ",
+                     purged.message(), "; they go with RocksDB's next compaction of them"));
   }
   return position;
 }
@@ -2179,8 +2188,7 @@ absl::StatusOr<std::unique_ptr<StateFile>> EventStoreImpl::NewStateFile(absl::st
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot create ", dir.string(), ": ", ec.message()));
+    return absl::UnavailableError(absl::StrCat("cannot create ", dir.string(), ": ", ec.message()));
   }
   rocksdb::Options o(internal::StoreDbOptions(), state_options_);
   // A bulk-loaded file usually lands on the last level, whose files are ZSTD; LZ4 writes several

@@ -184,5 +184,36 @@ cmp -s "$tmp/local-timeline.json" "$tmp/remote-timeline.json" && passed=$((passe
 check "nothing listens any more (5)" 5 "$ihs" read --connect "$addr" --token "$rtok" customer-ada
 check "bad address (2)" 2 "$ihs" read --connect "no such host:x" --token "$rtok" customer-ada
 
+# Only append and generate make a store; every other command needs one that exists.
+mkdir -p "$tmp/empty"
+for cmd in "projections status" "projections rebuild timeline" "timeline customer-ada" \
+           "erase customer-ada --reason test" "hold customer-ada --reason test" "stats" "verify" \
+           "retention run --policy $tmp/policy"; do
+  echo "channel=chat 2y" >"$tmp/policy"
+  # shellcheck disable=SC2086
+  check "$cmd on a missing store (5)" 5 "$ihs" $cmd --data "$tmp/missing"
+  [ ! -e "$tmp/missing" ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: $cmd made $tmp/missing"; rm -rf "$tmp/missing"; }
+  # shellcheck disable=SC2086
+  check "$cmd on an empty directory (5)" 5 "$ihs" $cmd --data "$tmp/empty"
+  [ -z "$(ls -A "$tmp/empty")" ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: $cmd wrote into an empty directory"; rm -rf "$tmp/empty"/*; }
+done
+ihsd_bin=$(dirname "$ihs")/ihsd
+check "ihsd with an unusable --master-key (5)" 5 "$ihsd_bin" --data "$tmp/never" --master-key /proc/nonexistent/key --listen 127.0.0.1:0
+[ ! -e "$tmp/never" ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: ihsd left $tmp/never behind"; }
+
+# Numbers are whole and in range, or refused as usage (1).
+check "--from -1 (1)" 1 "$ihs" read --data "$data" customer-ada --from -1
+expect_in "names the value" "$tmp/err" '"-1" is not a whole number'
+check "--from past 2^64 (1)" 1 "$ihs" tail --data "$data" --from 99999999999999999999
+check "--limit 1.5 (1)" 1 "$ihs" tail --data "$data" --limit 1.5
+check "a position of -3 (1)" 1 "$ihs" audit replay customer-ada --data "$data" --position -3
+
+# Output paths are checked before any work, and nothing is left behind.
+mkdir -p "$tmp/adir"
+check "--html names a directory (2)" 2 "$ihs" timeline customer-ada --data "$data" --html "$tmp/adir"
+expect_in "says it is a directory" "$tmp/err" "is a directory"
+check "--truth names a directory (2)" 2 "$ihs" generate --parties 10 --days 2 --out "$tmp/gen.jsonl" --truth "$tmp/adir"
+[ ! -e "$tmp/gen.jsonl" ] && [ ! -e "$tmp/adir.tmp" ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: output written or .tmp left behind"; }
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -37,6 +37,9 @@ absl::StatusOr<tlog::TreeHead> CheckedHead(store::EventStore& store, const std::
   IHS_ASSIGN_OR_RETURN(tlog::VerifierKey key, store.VerifierKey());
   tlog::TreeHead head;
   std::string why;
+  if (!tlog::ParseHead(note, &head, nullptr, &why)) {  // not a head at all: bad input, not a
+    return absl::InvalidArgumentError(absl::StrCat(file, " is not a signed tree head: ", why));
+  }
   if (!tlog::OpenHead(note, key, &head, &why)) {
     return absl::DataLossError(absl::StrCat("head ", file, " refused: ", why));
   }
@@ -56,13 +59,15 @@ absl::StatusOr<tlog::TreeHead> CheckedHead(store::EventStore& store, const std::
 }
 
 std::string Time(int64_t micros) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::FromUnixMicros(micros), absl::UTCTimeZone());
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::FromUnixMicros(micros),
+                          absl::UTCTimeZone());
 }
 
 }  // namespace
 
 std::string HashHex(const tlog::Hash& h) {
-  return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(h.data()), h.size()));
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(h.data()), h.size()));
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& path, absl::string_view what) {
@@ -78,10 +83,10 @@ absl::Status AuditPubkey(store::EventStore& store, bool json_out) {
   const std::string text = tlog::FormatVerifierKey(key);
   if (json_out) {
     std::cout << JsonLine(json{{"name", key.name},
-                      {"keyId", absl::StrFormat("%08x", key.key_id)},
-                      {"ed25519", absl::BytesToHexString(absl::string_view(
-                                      reinterpret_cast<const char*>(key.key.data()), 32))},
-                      {"verifierKey", text}})
+                               {"keyId", absl::StrFormat("%08x", key.key_id)},
+                               {"ed25519", absl::BytesToHexString(absl::string_view(
+                                               reinterpret_cast<const char*>(key.key.data()), 32))},
+                               {"verifierKey", text}})
               << "\n";
   } else {
     std::cout << text << "\n";
@@ -97,9 +102,12 @@ absl::Status AuditHead(store::EventStore& store, const std::string& out, bool js
     tlog::TreeHead head;
     std::string why;
     if (!tlog::OpenHead(note, key, &head, &why)) return absl::InternalError(why);
-    std::cout << JsonLine(json{{"origin", head.origin},       {"size", head.size},
-                      {"root", Hex(head.root)},      {"time", Time(head.time_micros)},
-                      {"timeMicros", head.time_micros}, {"note", note}})
+    std::cout << JsonLine(json{{"origin", head.origin},
+                               {"size", head.size},
+                               {"root", Hex(head.root)},
+                               {"time", Time(head.time_micros)},
+                               {"timeMicros", head.time_micros},
+                               {"note", note}})
               << "\n";
   } else {
     std::cout << note;
@@ -108,14 +116,12 @@ absl::Status AuditHead(store::EventStore& store, const std::string& out, bool js
 }
 
 absl::Status AuditProveEvent(store::EventStore& store, uint64_t position,
-                             const std::string& head_file, const std::string& out,
-                             bool json_out) {
+                             const std::string& head_file, const std::string& out, bool json_out) {
   IHS_ASSIGN_OR_RETURN(tlog::TreeHead head, CheckedHead(store, head_file));
   if (position >= head.size) {
-    return absl::InvalidArgumentError(absl::StrCat("position ", position,
-                                                   " is not covered by the head, which attests ",
-                                                   head.size, " events (0 to ", head.size - 1,
-                                                   "); take a newer head"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("position ", position, " is not covered by the head, which attests ",
+                     head.size, " events (0 to ", head.size - 1, "); take a newer head"));
   }
   store::ReadOptions ro;
   ro.open_content = false;
@@ -136,8 +142,12 @@ absl::Status AuditProveEvent(store::EventStore& store, uint64_t position,
   if (json_out) {
     json path = json::array();
     for (const tlog::Hash& h : proof.path) path.push_back(Hex(h));
-    std::cout << JsonLine(json{{"ok", true},          {"position", position}, {"treeSize", head.size},
-                      {"root", Hex(head.root)}, {"leafHash", Hex(leaf)}, {"path", path}})
+    std::cout << JsonLine(json{{"ok", true},
+                               {"position", position},
+                               {"treeSize", head.size},
+                               {"root", Hex(head.root)},
+                               {"leafHash", Hex(leaf)},
+                               {"path", path}})
               << "\n";
   } else {
     absl::PrintF("ok: position %d is in the tree of %d events (root %s), %d hashes\n", position,
@@ -147,8 +157,7 @@ absl::Status AuditProveEvent(store::EventStore& store, uint64_t position,
 }
 
 absl::Status AuditVerifyHead(store::EventStore& store, const std::string& old_file,
-                             const std::string& new_file, const std::string& out,
-                             bool json_out) {
+                             const std::string& new_file, const std::string& out, bool json_out) {
   IHS_ASSIGN_OR_RETURN(tlog::VerifierKey key, store.VerifierKey());
   tlog::TreeHead heads[2];
   const std::string* files[2] = {&old_file, &new_file};
@@ -174,8 +183,7 @@ absl::Status AuditVerifyHead(store::EventStore& store, const std::string& old_fi
   tlog::ConsistencyProof proof{older.size, newer.size, {}};
   IHS_ASSIGN_OR_RETURN(proof.path, store.ConsistencyProof(older.size, newer.size));
   std::string why;
-  if (!tlog::VerifyConsistency(older.size, newer.size, older.root, newer.root, proof.path,
-                               &why)) {
+  if (!tlog::VerifyConsistency(older.size, newer.size, older.root, newer.root, proof.path, &why)) {
     if (json_out) std::cout << JsonLine(json{{"ok", false}, {"error", why}}) << "\n";
     return absl::DataLossError(absl::StrCat(
         "NEW does not extend OLD: ", why,
@@ -186,11 +194,11 @@ absl::Status AuditVerifyHead(store::EventStore& store, const std::string& old_fi
     json path = json::array();
     for (const tlog::Hash& h : proof.path) path.push_back(Hex(h));
     std::cout << JsonLine(json{{"ok", true},
-                      {"oldSize", older.size},
-                      {"newSize", newer.size},
-                      {"oldRoot", Hex(older.root)},
-                      {"newRoot", Hex(newer.root)},
-                      {"proof", path}})
+                               {"oldSize", older.size},
+                               {"newSize", newer.size},
+                               {"oldRoot", Hex(older.root)},
+                               {"newRoot", Hex(newer.root)},
+                               {"proof", path}})
               << "\n";
   } else {
     absl::PrintF("ok: the log of %d events extends the log of %d events unchanged (%d hashes)\n",
@@ -212,11 +220,11 @@ absl::Status AuditVerifyParty(store::EventStore& store, const std::string& party
   progress.Finish();
   if (json_out) {
     std::cout << JsonLine(json{{"ok", true},
-                      {"party", party},
-                      {"verified", verified},
-                      {"afterHead", after},
-                      {"treeSize", head.size},
-                      {"root", Hex(head.root)}})
+                               {"party", party},
+                               {"verified", verified},
+                               {"afterHead", after},
+                               {"treeSize", head.size},
+                               {"root", Hex(head.root)}})
               << "\n";
   } else {
     absl::PrintF("ok: %d events of %s are in the tree of %d events (root %s)", verified, party,

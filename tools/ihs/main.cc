@@ -45,27 +45,27 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
-#include "nlohmann/json.hpp"
 #include "absl/time/clock.h"
 #include "bench/workload/generator.h"
 #include "bench/workload/load.h"
 #include "bench/workload/model.h"
 #include "common/status_macros.h"
+#include "nlohmann/json.hpp"
+#include "projections/registry.h"
+#include "projections/runner.h"
+#include "projections/timeline/replay.h"
+#include "projections/timeline/timeline.h"
 #include "schema/json.h"
 #include "server/client.h"
 #include "server/tokens.h"
+#include "store/audit.h"
 #include "store/event_store.h"
+#include "store/retention.h"
 #include "tools/ihs/audit.h"
 #include "tools/ihs/export.h"
 #include "tools/ihs/json_out.h"
 #include "tools/ihs/progress.h"
 #include "tools/ihs/timeline_html.h"
-#include "projections/registry.h"
-#include "projections/runner.h"
-#include "projections/timeline/replay.h"
-#include "projections/timeline/timeline.h"
-#include "store/audit.h"
-#include "store/retention.h"
 
 namespace ihs::tools {
 namespace {
@@ -125,13 +125,17 @@ struct Common {
   bool json = false;
 };
 
-absl::StatusOr<std::unique_ptr<store::EventStore>> OpenStore(const Common& c, bool write) {
+// Only `create` makes a store where there is none: append and generate, which are meant to.
+// Every other command needs one that exists, and says so when --data names a missing or empty
+// directory, instead of leaving a new store (with a new master key) behind.
+absl::StatusOr<std::unique_ptr<store::EventStore>> OpenStore(const Common& c, bool write,
+                                                             bool create = false) {
   store::Options o;
   o.path = c.data;
   o.master_key_path = c.master_key;
   // Reading commands open read-only: they take no lock, so they work beside a running writer
   // (seeing the log as of their start), and never create a store.
-  o.create_if_missing = write;
+  o.create_if_missing = write && create;
   o.read_only = !write;
   return store::EventStore::Open(o);
 }
@@ -148,7 +152,6 @@ absl::StatusOr<store::ExpectedVersion> ParseExpected(const std::string& s) {
 
 // ---------------------------------------------------------------------------------------------
 // Output of events.
-
 
 class EventPrinter {
  public:
@@ -203,10 +206,10 @@ class EventPrinter {
           classes.push_back(absl::StrCat(schema::EnumName(c.getChannel()), " ",
                                          schema::EnumName(c.getType()), " of ", c.getYear()));
         }
-        what = absl::StrCat("content expired (", absl::StrJoin(classes, ", "), ") by ",
-                            ev.getContentExpiry().getRequestedBy().cStr(), ": ",
-                            absl::StrReplaceAll(ev.getContentExpiry().getRules().cStr(),
-                                                {{"\n", "; "}}));
+        what = absl::StrCat(
+            "content expired (", absl::StrJoin(classes, ", "), ") by ",
+            ev.getContentExpiry().getRequestedBy().cStr(), ": ",
+            absl::StrReplaceAll(ev.getContentExpiry().getRules().cStr(), {{"\n", "; "}}));
         break;
       }
       case schema::Event::RETENTION_RUN: {
@@ -286,8 +289,8 @@ class Backend {
   virtual absl::StatusOr<uint64_t> Head() = 0;
   // Print up to `limit` events of a stream from version `from`, or of the log from position
   // `from`; they return how many were printed (0 at the end).
-  virtual absl::StatusOr<size_t> PrintStream(const std::string& stream, uint64_t from,
-                                             size_t limit, store::ReadDirection dir, bool open,
+  virtual absl::StatusOr<size_t> PrintStream(const std::string& stream, uint64_t from, size_t limit,
+                                             store::ReadDirection dir, bool open,
                                              EventPrinter& printer) = 0;
   virtual absl::StatusOr<size_t> PrintLog(uint64_t from, size_t limit, bool open,
                                           EventPrinter& printer) = 0;
@@ -295,7 +298,7 @@ class Backend {
 
 template <typename E>
 absl::StatusOr<size_t> PrintAll(const absl::StatusOr<std::vector<E>>& events,
-                                 EventPrinter& printer) {
+                                EventPrinter& printer) {
   if (!events.ok()) return events.status();
   for (const E& e : *events) printer.Print(e);
   return events->size();
@@ -393,7 +396,8 @@ absl::StatusOr<std::unique_ptr<Backend>> OpenBackend(const Common& c, bool write
     IHS_ASSIGN_OR_RETURN(auto client, Connect(c));
     return std::unique_ptr<Backend>(new RemoteBackend(std::move(client)));
   }
-  absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, write);
+  // A backend for writing is append's, which may create the store.
+  absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, write, /*create=*/write);
   if (!st.ok()) return OpenFailure(st.status());
   return std::unique_ptr<Backend>(new LocalBackend(std::move(*st)));
 }
@@ -583,7 +587,8 @@ int Tail(const Common& c, const TailArgs& a) {
 int Verify(const Common& c) {
   absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, false);
   if (!st.ok()) {
-    if (c.json) absl::PrintF("{\"ok\":false,\"error\":%s}\n", schema::JsonQuote(st.status().message()));
+    if (c.json)
+      absl::PrintF("{\"ok\":false,\"error\":%s}\n", schema::JsonQuote(st.status().message()));
     return FailOpen(st.status());
   }
   Progress progress("verify");
@@ -641,9 +646,10 @@ int Backup(const Common& c, const BackupArgs& a) {
       j["verified"] = false;
       std::cout << JsonLine(j) << "\n";
     } else {
-      absl::PrintF("copied %s (%d events when it began); not verified here: run ihs verify "
-                   "--data %s --master-key FILE\n",
-                   a.to, *size, a.to);
+      absl::PrintF(
+          "copied %s (%d events when it began); not verified here: run ihs verify "
+          "--data %s --master-key FILE\n",
+          a.to, *size, a.to);
     }
     return kExitOk;
   }
@@ -662,8 +668,8 @@ int Backup(const Common& c, const BackupArgs& a) {
     j["root"] = root;
     std::cout << JsonLine(j) << "\n";
   } else {
-    absl::PrintF("copied %s: %d events, verified; Merkle root %s\n", a.to,
-                 report->events_checked, root);
+    absl::PrintF("copied %s: %d events, verified; Merkle root %s\n", a.to, report->events_checked,
+                 root);
   }
   return kExitOk;
 }
@@ -705,16 +711,21 @@ int PartyControl(const Common& c, const PartyControlArgs& a, bool erase) {
   if (!position.ok()) return Fail(position.status());
   const char* what = erase ? "erased" : (a.lift ? "hold lifted" : "held");
   if (c.json) {
-    nlohmann::json j = {{"party", a.party}, {"action", what},    {"position", *position},
-                        {"reason", a.reason}, {"requestedBy", by}};
+    nlohmann::json j = {{"party", a.party},
+                        {"action", what},
+                        {"position", *position},
+                        {"reason", a.reason},
+                        {"requestedBy", by}};
     std::cout << JsonLine(j) << "\n";
   } else if (erase) {
-    absl::PrintF("erased %s: erasure recorded at position %d; its data key is deleted and "
-                 "compacted out of the store's files\n",
-                 a.party, *position);
+    absl::PrintF(
+        "erased %s: erasure recorded at position %d; its data key is deleted and "
+        "compacted out of the store's files\n",
+        a.party, *position);
   } else {
-    absl::PrintF("%s %s: recorded at position %d\n", a.lift ? "lifted the legal hold on" : "placed a legal hold on",
-                 a.party, *position);
+    absl::PrintF("%s %s: recorded at position %d\n",
+                 a.lift ? "lifted the legal hold on" : "placed a legal hold on", a.party,
+                 *position);
   }
   return kExitOk;
 }
@@ -752,6 +763,10 @@ struct GenerateArgs {
 // An output file that exists is kept unless --force; one that cannot be written is named.
 absl::Status CheckOutputPath(const std::string& flag, const std::string& path, bool force) {
   std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, " ", path, " is a directory; name a file"));
+  }
   if (std::filesystem::exists(path, ec) && !force) {
     return absl::AlreadyExistsError(
         absl::StrCat(flag, " ", path, " exists; give --force to overwrite it"));
@@ -779,10 +794,10 @@ int Generate(const Common& c, const GenerateArgs& a) {
     return Fail(absl::InvalidArgumentError(
         a.parties <= 0 ? absl::StrCat("--parties ", a.parties, " is out of range: give 10 to ",
                                       workload::kMaxParties)
-        : a.days <= 0  ? absl::StrCat("--days ", a.days, " is out of range: give 1 to ",
-                                      workload::kMaxDays)
-                       : absl::StrCat("--events ", a.events, " is out of range: give 1 to ",
-                                      workload::kMaxEvents)));
+        : a.days <= 0
+            ? absl::StrCat("--days ", a.days, " is out of range: give 1 to ", workload::kMaxDays)
+            : absl::StrCat("--events ", a.events, " is out of range: give 1 to ",
+                           workload::kMaxEvents)));
   }
   workload::Config config;
   config.parties = static_cast<uint64_t>(a.parties);
@@ -814,7 +829,7 @@ int Generate(const Common& c, const GenerateArgs& a) {
   if (!a.out.empty()) {
     report = workload::WriteJsonLines(*generator, a.out, on_progress);
   } else {
-    absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, true);
+    absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, true, /*create=*/true);
     if (!st.ok()) return FailOpen(st.status());
     report = workload::LoadIntoStore(*generator, **st, on_progress);
     if (!report.ok() && report.status().code() == absl::StatusCode::kAlreadyExists && a.force) {
@@ -823,14 +838,15 @@ int Generate(const Common& c, const GenerateArgs& a) {
       st->reset();
       std::error_code ec;
       std::filesystem::remove_all(std::filesystem::path(c.data) / "db", ec);
-      if (c.master_key.empty()) std::filesystem::remove(std::filesystem::path(c.data) / "master.key", ec);
+      if (c.master_key.empty())
+        std::filesystem::remove(std::filesystem::path(c.data) / "master.key", ec);
       if (!ec) std::filesystem::remove(std::filesystem::path(c.data) / "signing.key", ec);
       if (ec) {
         return Fail(absl::UnavailableError(
             absl::StrCat("cannot remove the old store in ", c.data, ": ", ec.message())));
       }
       std::cerr << "ihs: --force: replaced the store in " << c.data << "\n";
-      st = OpenStore(c, true);
+      st = OpenStore(c, true, /*create=*/true);
       if (!st.ok()) return FailOpen(st.status());
       generator = std::make_unique<workload::Generator>(config);
       report = workload::LoadIntoStore(*generator, **st, on_progress);
@@ -845,6 +861,7 @@ int Generate(const Common& c, const GenerateArgs& a) {
     generator->WriteTruth(f);
     f.close();
     if (!f || std::rename(tmp.c_str(), a.truth.c_str()) != 0) {
+      std::remove(tmp.c_str());
       return Fail(absl::UnavailableError(absl::StrCat("cannot write --truth ", a.truth)));
     }
   }
@@ -903,9 +920,8 @@ int TokenNew(const Common& c, const TokenArgs& a) {
       return Fail(absl::UnavailableError(absl::StrCat("cannot write tokens file ", a.file)));
     }
   }
-  std::filesystem::permissions(a.file, std::filesystem::perms::owner_read |
-                                           std::filesystem::perms::owner_write,
-                               ec);
+  std::filesystem::permissions(
+      a.file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write, ec);
   if (c.json) {
     absl::PrintF("{\"role\":\"%s\",\"name\":%s,\"token\":\"%s\"}\n", a.role,
                  schema::JsonQuote(a.name), token);
@@ -956,8 +972,8 @@ class LocalProjections final : public ProjectionSource {
       absl::Status s = view.status();
       if (s.ok()) s = projections::timeline::ReadSummary(*view, q.party, q.as_of, summary);
       if (s.ok()) s = projections::timeline::ReadPage(*view, q, page, store_.get());
-      const bool corrupt = s.code() == absl::StatusCode::kDataLoss ||
-                           s.code() == absl::StatusCode::kUnavailable;
+      const bool corrupt =
+          s.code() == absl::StatusCode::kDataLoss || s.code() == absl::StatusCode::kUnavailable;
       if (!corrupt || attempt > 0) return s;
       std::cerr << "ihs: " << s.message() << "; rebuilding the timeline" << std::endl;
     }
@@ -967,9 +983,8 @@ class LocalProjections final : public ProjectionSource {
   absl::Status CatchUp(const std::string& name) {
     Progress progress(absl::StrCat("projection ", name));
     if (c_.json) progress.Disable();
-    absl::Status s = runner_->CatchUp(name, [&](uint64_t done, uint64_t total) {
-      progress.Update(done, total);
-    });
+    absl::Status s = runner_->CatchUp(
+        name, [&](uint64_t done, uint64_t total) { progress.Update(done, total); });
     progress.Finish();
     return s;
   }
@@ -981,8 +996,7 @@ class LocalProjections final : public ProjectionSource {
 
 class RemoteProjections final : public ProjectionSource {
  public:
-  explicit RemoteProjections(std::unique_ptr<client::Client> client)
-      : client_(std::move(client)) {}
+  explicit RemoteProjections(std::unique_ptr<client::Client> client) : client_(std::move(client)) {}
 
   absl::StatusOr<std::vector<projections::ProjectionStatus>> Status() override {
     return client_->Projections();
@@ -1043,8 +1057,8 @@ class RemoteProjections final : public ProjectionSource {
       if (st.name == name) return st;
       names.push_back(st.name);
     }
-    return absl::NotFoundError(absl::StrCat("no projection named \"", name, "\" (there are: ",
-                                            absl::StrJoin(names, ", "), ")"));
+    return absl::NotFoundError(absl::StrCat("no projection named \"", name,
+                                            "\" (there are: ", absl::StrJoin(names, ", "), ")"));
   }
 
   std::unique_ptr<client::Client> client_;
@@ -1102,9 +1116,8 @@ int ProjectionsRebuild(const Common& c, const std::string& name) {
   Progress progress(absl::StrCat("rebuild ", name));
   if (c.json) progress.Disable();
   const absl::Time start = absl::Now();
-  absl::Status s = (*source)->Rebuild(name, [&](uint64_t done, uint64_t total) {
-    progress.Update(done, total);
-  });
+  absl::Status s = (*source)->Rebuild(
+      name, [&](uint64_t done, uint64_t total) { progress.Update(done, total); });
   progress.Finish();
   if (!s.ok()) return Fail(s);
   const double secs = absl::ToDoubleSeconds(absl::Now() - start);
@@ -1151,8 +1164,8 @@ absl::StatusOr<schema::Channel> ParseChannel(const std::string& name) {
     if (n == name) return static_cast<schema::Channel>(i);
     names.push_back(n);
   }
-  return absl::InvalidArgumentError(absl::StrCat("unknown channel \"", name, "\" (one of: ",
-                                                 absl::StrJoin(names, ", "), ")"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown channel \"", name, "\" (one of: ", absl::StrJoin(names, ", "), ")"));
 }
 
 std::string HexData(capnp::Data::Reader d) {
@@ -1253,12 +1266,12 @@ nlohmann::json TimelineJson(schema::TimelineSummary::Reader summary,
 
 void PrintTimeline(const std::string& party, schema::TimelineSummary::Reader summary,
                    schema::TimelinePage::Reader page) {
-  absl::PrintF("%s (%s): %d touchpoints, %d open, %d answered (median %s, %s in service hours), "
-               "%d channel switches\n",
-               party, schema::EnumName(summary.getKind()), summary.getEntries(),
-               summary.getOpen().size(), summary.getAnswered(),
-               Duration(summary.getMedianResponseSeconds()),
-               Duration(summary.getMedianResponseServiceSeconds()), summary.getChannelSwitches());
+  absl::PrintF(
+      "%s (%s): %d touchpoints, %d open, %d answered (median %s, %s in service hours), "
+      "%d channel switches\n",
+      party, schema::EnumName(summary.getKind()), summary.getEntries(), summary.getOpen().size(),
+      summary.getAnswered(), Duration(summary.getMedianResponseSeconds()),
+      Duration(summary.getMedianResponseServiceSeconds()), summary.getChannelSwitches());
   for (auto e : page.getEntries()) {
     std::string note;
     if (e.getResponse().isOpen()) {
@@ -1273,8 +1286,10 @@ void PrintTimeline(const std::string& party, schema::TimelineSummary::Reader sum
       absl::StrAppend(&note, note.empty() ? "" : "; ", "SWITCH from ",
                       schema::EnumName(e.getSwitchFrom().getChannel()));
     }
-    if (e.getRetractedBy().size() > 0) absl::StrAppend(&note, note.empty() ? "" : "; ", "RETRACTED");
-    if (e.getCorrectedBy().size() > 0) absl::StrAppend(&note, note.empty() ? "" : "; ", "corrected");
+    if (e.getRetractedBy().size() > 0)
+      absl::StrAppend(&note, note.empty() ? "" : "; ", "RETRACTED");
+    if (e.getCorrectedBy().size() > 0)
+      absl::StrAppend(&note, note.empty() ? "" : "; ", "corrected");
     absl::PrintF("%s  %-10s %-8s %-14s %-10s %s\n", schema::FormatMicros(e.getOccurredAt()),
                  schema::EnumName(e.getChannel()), schema::EnumName(e.getDirection()),
                  schema::EnumName(e.getType()), e.getThread().cStr(), note);
@@ -1306,6 +1321,9 @@ int Timeline(const Common& c, const TimelineArgs& a) {
     q.to = *t;
   }
   if (absl::Status s = projections::timeline::Validate(q); !s.ok()) return Fail(s);
+  if (!a.html.empty()) {  // before any work: an --html that cannot be written is bad input
+    if (absl::Status s = CheckOutputPath("--html", a.html, /*force=*/true); !s.ok()) return Fail(s);
+  }
   absl::StatusOr<std::unique_ptr<ProjectionSource>> source = OpenProjections(c);
   if (!source.ok()) return Fail(source.status());
   capnp::MallocMessageBuilder summary_msg, page_msg;
@@ -1327,8 +1345,8 @@ int Timeline(const Common& c, const TimelineArgs& a) {
 // ihs audit replay: the party's events and timeline as the log held them at a moment.
 struct ReplayArgs {
   std::string party;
-  std::string as_of;     // RFC 3339: the events recorded at or before it
-  int64_t position = -1; // or: the log up to and including this position
+  std::string as_of;      // RFC 3339: the events recorded at or before it
+  int64_t position = -1;  // or: the log up to and including this position
   uint32_t limit = 100;
   std::string cursor;
 };
@@ -1367,7 +1385,8 @@ int AuditReplay(const Common& c, const ReplayArgs& a) {
   q.cursor = a.cursor;
   q.as_of = moment;
   capnp::MallocMessageBuilder summary_msg, page_msg;
-  if (absl::Status s = projections::timeline::ReplayTimeline(&store, size, q, summary_msg, page_msg);
+  if (absl::Status s =
+          projections::timeline::ReplayTimeline(&store, size, q, summary_msg, page_msg);
       !s.ok()) {
     return Fail(s);
   }
@@ -1440,8 +1459,10 @@ int RetentionRun(const Common& c, const RetentionArgs& a) {
   absl::StatusOr<store::RetentionReport> report = (*st)->RunRetention(*policy, now, by, a.dry_run);
   if (!report.ok()) return Fail(report.status());
   if (c.json) {
-    nlohmann::json j = {{"dryRun", a.dry_run},   {"parties", report->parties},
-                        {"keys", report->classes}, {"held", report->held},
+    nlohmann::json j = {{"dryRun", a.dry_run},
+                        {"parties", report->parties},
+                        {"keys", report->classes},
+                        {"held", report->held},
                         {"requestedBy", by}};
     if (report->run_position) j["position"] = *report->run_position;
     std::cout << JsonLine(j) << "\n";
@@ -1450,12 +1471,24 @@ int RetentionRun(const Common& c, const RetentionArgs& a) {
   absl::PrintF("%s%d data keys of %d parties %s; %d parties under legal hold left alone%s\n",
                a.dry_run ? "dry run: " : "", report->classes, report->parties,
                a.dry_run ? "would expire" : "expired", report->held.size(),
-               report->run_position
-                   ? absl::StrCat("; recorded at position ", *report->run_position)
-                   : std::string());
+               report->run_position ? absl::StrCat("; recorded at position ", *report->run_position)
+                                    : std::string());
   for (const std::string& p : report->held) absl::PrintF("  held: %s\n", p);
   return kExitOk;
 }
+
+// Numbers on the command line are whole and in range, or refused: CLI11 would read "-1" into an
+// unsigned option as 2^64-1, and clamp what does not fit.
+const CLI::Validator kWholeNumber(
+    [](std::string& text) -> std::string {
+      uint64_t v = 0;
+      if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos ||
+          !absl::SimpleAtoi(text, &v)) {
+        return absl::StrCat("\"", text, "\" is not a whole number from 0 to 2^64-1");
+      }
+      return std::string();
+    },
+    "NUMBER");
 
 int Main(int argc, char** argv) {
   CLI::App app{"ihs: the interaction history store's command line"};
@@ -1476,8 +1509,7 @@ int Main(int argc, char** argv) {
     sub->add_option("--data", common.data, "data directory of the store");
     sub->add_option("--master-key", common.master_key,
                     "master key file (default: DATA/master.key)");
-    sub->add_option("--connect", common.connect,
-                    "a running ihsd instead: HOST:PORT or unix:PATH");
+    sub->add_option("--connect", common.connect, "a running ihsd instead: HOST:PORT or unix:PATH");
     sub->add_option("--token", common.token, "with --connect: the token (default: $IHS_TOKEN)");
     sub->add_option("--tls-ca", common.tls_ca,
                     "with --connect to a TLS listener: PEM certificate(s) to trust");
@@ -1499,19 +1531,23 @@ int Main(int argc, char** argv) {
   add_where(read);
   read->add_option("stream", read_args.stream, "stream id (party id)")->required();
   read->add_option("--from", read_args.from, "first version to read")
-      ->each([&](const std::string&) { read_args.from_set = true; });
+      ->each([&](const std::string&) { read_args.from_set = true; })
+      ->check(kWholeNumber);
   read->add_flag("--backward", read_args.backward, "newest first");
   read->add_option("--limit", read_args.limit, "at most this many events (default 1000)")
-      ->check(CLI::Range(size_t{1}, size_t{1000000}));
+      ->check(CLI::Range(size_t{1}, size_t{1000000}))
+      ->check(kWholeNumber);
   read->add_flag("--sealed", read_args.sealed, "do not open personal content");
 
   TailArgs tail_args;
   auto* tail = app.add_subcommand("tail", "print the global log");
   add_where(tail);
   tail->add_option("--from", tail_args.from, "first position (default: the last --limit)")
-      ->each([&](const std::string&) { tail_args.from_set = true; });
+      ->each([&](const std::string&) { tail_args.from_set = true; })
+      ->check(kWholeNumber);
   tail->add_option("--limit", tail_args.limit, "without --from: how many of the last events")
-      ->check(CLI::Range(size_t{1}, size_t{1000000}));
+      ->check(CLI::Range(size_t{1}, size_t{1000000}))
+      ->check(kWholeNumber);
   tail->add_flag("--sealed", tail_args.sealed, "do not open personal content");
   tail->add_flag("-f,--follow", tail_args.follow,
                  "keep printing events as they commit (needs --connect)");
@@ -1523,7 +1559,8 @@ int Main(int argc, char** argv) {
 
   GenerateArgs gen_args;
   auto* generate = app.add_subcommand(
-      "generate", "generate a realistic touchpoint history (docs/workload.md) into a store or file");
+      "generate",
+      "generate a realistic touchpoint history (docs/workload.md) into a store or file");
   generate->add_option("--data", common.data, "append to the store in this data directory");
   generate->add_option("--master-key", common.master_key,
                        "master key file (default: DATA/master.key)");
@@ -1531,7 +1568,8 @@ int Main(int argc, char** argv) {
   generate->add_option("--parties", gen_args.parties, "parties of all kinds (10 to 5,000,000)")
       ->required();
   generate->add_option("--days", gen_args.days, "length of the history (1 to 3650)")->required();
-  generate->add_option("--seed", gen_args.seed, "random seed (default 1): same seed, same history");
+  generate->add_option("--seed", gen_args.seed, "random seed (default 1): same seed, same history")
+      ->check(kWholeNumber);
   generate->add_option("--events", gen_args.events, "stop after this many events (default: none)");
   generate->add_option("--truth", gen_args.truth, "write the ground truth (JSON) to this file");
   generate->add_flag("--force", gen_args.force,
@@ -1557,7 +1595,8 @@ int Main(int argc, char** argv) {
   timeline->add_option("--from", tl_args.from, "first moment (RFC 3339), by occurred_at");
   timeline->add_option("--to", tl_args.to, "end (RFC 3339, exclusive)");
   timeline->add_option("--channel", tl_args.channels, "only these channels (repeat)");
-  timeline->add_option("--limit", tl_args.limit, "entries per page (1 to 1000, default 100)");
+  timeline->add_option("--limit", tl_args.limit, "entries per page (1 to 1000, default 100)")
+      ->check(kWholeNumber);
   timeline->add_option("--cursor", tl_args.cursor, "the next page: a previous page's cursor");
   timeline->add_option("--html", tl_args.html,
                        "also write the page as one self-contained HTML file (lanes per channel)");
@@ -1587,7 +1626,9 @@ int Main(int argc, char** argv) {
   auto* audit_prove = audit->add_subcommand(
       "prove-event", "prove that one event is in the tree of a head you kept");
   add_common(audit_prove, true);
-  audit_prove->add_option("position", audit_position, "the event's position")->required();
+  audit_prove->add_option("position", audit_position, "the event's position")
+      ->required()
+      ->check(kWholeNumber);
   audit_prove->add_option("--head", audit_head_file, "a head from `ihs audit head`")->required();
   audit_prove->add_option("--out", audit_out, "write the proof file for ihs-verify here");
   auto* audit_verify_head = audit->add_subcommand(
@@ -1619,12 +1660,16 @@ int Main(int argc, char** argv) {
   audit_replay->add_option("party", replay_args.party, "party id (stream id)")->required();
   audit_replay->add_option("--as-of", replay_args.as_of,
                            "the moment (RFC 3339): events recorded at or before it");
-  audit_replay->add_option("--position", replay_args.position,
-                           "or: the log up to and including this position");
-  audit_replay->add_option("--limit", replay_args.limit, "timeline entries (1 to 1000, default 100)");
+  audit_replay
+      ->add_option("--position", replay_args.position,
+                   "or: the log up to and including this position")
+      ->check(kWholeNumber);
+  audit_replay
+      ->add_option("--limit", replay_args.limit, "timeline entries (1 to 1000, default 100)")
+      ->check(kWholeNumber);
   audit_replay->add_option("--cursor", replay_args.cursor, "the next page of the timeline");
-  auto* audit_verify_party = audit->add_subcommand(
-      "verify-party", "prove every event of one party against a head");
+  auto* audit_verify_party =
+      audit->add_subcommand("verify-party", "prove every event of one party against a head");
   add_common(audit_verify_party, true);
   audit_verify_party->add_option("party", audit_party, "party id (stream id)")->required();
   audit_verify_party->add_option("--head", audit_head_file, "a head from `ihs audit head`")
@@ -1644,13 +1689,16 @@ int Main(int argc, char** argv) {
   auto* retention_run = retention->add_subcommand(
       "run", "erase the content whose retention has passed (parties under legal hold excepted)");
   add_common(retention_run, true);
-  retention_run->add_option("--policy", retention_args.policy_file,
-                            "the policy file: lines such as `channel=chat 2y` (docs/audit.md)")
+  retention_run
+      ->add_option("--policy", retention_args.policy_file,
+                   "the policy file: lines such as `channel=chat 2y` (docs/audit.md)")
       ->required();
   retention_run->add_option("--now", retention_args.now,
                             "judge expiry as of this moment (RFC 3339; default: now)");
-  retention_run->add_option("--by", retention_args.by, "who runs it, for the trail (default: $USER)");
-  retention_run->add_flag("--dry-run", retention_args.dry_run, "report what would expire; change nothing");
+  retention_run->add_option("--by", retention_args.by,
+                            "who runs it, for the trail (default: $USER)");
+  retention_run->add_flag("--dry-run", retention_args.dry_run,
+                          "report what would expire; change nothing");
 
   PartyControlArgs control_args;
   auto add_control = [&](CLI::App* sub) {
@@ -1690,7 +1738,7 @@ int Main(int argc, char** argv) {
   if (*erase) return PartyControl(common, control_args, /*erase=*/true);
   if (*hold) return PartyControl(common, control_args, /*erase=*/false);
   if (*audit_replay) return AuditReplay(common, replay_args);  // opens the store itself
-  if (*audit_verify_export) {  // needs no store
+  if (*audit_verify_export) {                                  // needs no store
     absl::Status r = AuditVerifyExport(audit_head_file, export_key, common.json);
     return r.ok() ? kExitOk : Fail(r);
   }
@@ -1704,7 +1752,8 @@ int Main(int argc, char** argv) {
     absl::Status r;
     if (*audit_pubkey) r = AuditPubkey(s, common.json);
     if (*audit_head) r = AuditHead(s, audit_out, common.json);
-    if (*audit_prove) r = AuditProveEvent(s, audit_position, audit_head_file, audit_out, common.json);
+    if (*audit_prove)
+      r = AuditProveEvent(s, audit_position, audit_head_file, audit_out, common.json);
     if (*audit_verify_head) r = AuditVerifyHead(s, audit_old, audit_new, audit_out, common.json);
     if (*audit_verify_party) r = AuditVerifyParty(s, audit_party, audit_head_file, common.json);
     if (*audit_export) r = AuditExport(s, export_party, audit_out, common.json);

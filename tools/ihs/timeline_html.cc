@@ -21,7 +21,8 @@ std::string Esc(absl::string_view s) {
 }
 
 std::string Hex(capnp::Data::Reader d) {
-  return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(d.begin()), d.size()));
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(d.begin()), d.size()));
 }
 
 constexpr int kLaneHeight = 56;
@@ -30,7 +31,8 @@ constexpr int kWidth = 1100;
 
 }  // namespace
 
-std::string TimelineHtml(schema::TimelineSummary::Reader summary, schema::TimelinePage::Reader page) {
+std::string TimelineHtml(schema::TimelineSummary::Reader summary,
+                         schema::TimelinePage::Reader page) {
   auto entries = page.getEntries();
   // Lanes: the channels of the page, in schema order.
   std::map<uint16_t, int> lane;
@@ -44,26 +46,32 @@ std::string TimelineHtml(schema::TimelineSummary::Reader summary, schema::Timeli
   }
   if (entries.size() == 0) lo = hi = 0;
   const double span = hi > lo ? static_cast<double>(hi - lo) : 1.0;
-  auto x = [&](int64_t t) { return kLeft + 20 + (kWidth - kLeft - 40) * (static_cast<double>(t - lo) / span); };
-  auto y = [&](schema::Channel c) { return 40 + lane[static_cast<uint16_t>(c)] * kLaneHeight + kLaneHeight / 2; };
+  auto x = [&](int64_t t) {
+    return kLeft + 20 + (kWidth - kLeft - 40) * (static_cast<double>(t - lo) / span);
+  };
+  auto y = [&](schema::Channel c) {
+    return 40 + lane[static_cast<uint16_t>(c)] * kLaneHeight + kLaneHeight / 2;
+  };
   const int height = 60 + n * kLaneHeight;
 
   std::string svg = absl::StrFormat(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" role=\"img\">\n", kWidth,
-      height);
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" role=\"img\">\n",
+      kWidth, height);
   for (const auto& [c, i] : lane) {
     const char* name = schema::EnumName(static_cast<schema::Channel>(c));
-    absl::StrAppendFormat(&svg,
-                          "<g class=\"lane\" data-channel=\"%s\"><rect x=\"0\" y=\"%d\" width=\"%d\" "
-                          "height=\"%d\" class=\"band%d\"/><text x=\"8\" y=\"%d\">%s</text></g>\n",
-                          name, 40 + i * kLaneHeight, kWidth, kLaneHeight, i % 2,
-                          40 + i * kLaneHeight + kLaneHeight / 2 + 5, name);
+    absl::StrAppendFormat(
+        &svg,
+        "<g class=\"lane\" data-channel=\"%s\"><rect x=\"0\" y=\"%d\" width=\"%d\" "
+        "height=\"%d\" class=\"band%d\"/><text x=\"8\" y=\"%d\">%s</text></g>\n",
+        name, 40 + i * kLaneHeight, kWidth, kLaneHeight, i % 2,
+        40 + i * kLaneHeight + kLaneHeight / 2 + 5, name);
   }
   // The time axis: the first and last moment of the page.
   if (entries.size() > 0) {
     absl::StrAppendFormat(&svg, "<text class=\"axis\" x=\"%d\" y=\"24\">%s</text>", kLeft,
                           schema::FormatMicros(lo).substr(0, 16));
-    absl::StrAppendFormat(&svg, "<text class=\"axis\" x=\"%d\" y=\"24\" text-anchor=\"end\">%s</text>\n",
+    absl::StrAppendFormat(&svg,
+                          "<text class=\"axis\" x=\"%d\" y=\"24\" text-anchor=\"end\">%s</text>\n",
                           kWidth - 10, schema::FormatMicros(hi).substr(0, 16));
   }
   // Threads: consecutive messages of a thread, connected.
@@ -73,10 +81,10 @@ std::string TimelineHtml(schema::TimelineSummary::Reader summary, schema::Timeli
   }
   for (const auto& [name, members] : threads) {
     for (size_t i = 1; i < members.size(); ++i) {
-      absl::StrAppendFormat(&svg,
-                            "<path class=\"thread\" data-thread=\"%s\" d=\"M%.1f %d L%.1f %d\"/>\n",
-                            Esc(name), x(members[i - 1].getOccurredAt()), y(members[i - 1].getChannel()),
-                            x(members[i].getOccurredAt()), y(members[i].getChannel()));
+      absl::StrAppendFormat(
+          &svg, "<path class=\"thread\" data-thread=\"%s\" d=\"M%.1f %d L%.1f %d\"/>\n", Esc(name),
+          x(members[i - 1].getOccurredAt()), y(members[i - 1].getChannel()),
+          x(members[i].getOccurredAt()), y(members[i].getChannel()));
     }
   }
   // Switches drawn from the message they follow up on, when it is on this page.
@@ -108,9 +116,9 @@ std::string TimelineHtml(schema::TimelineSummary::Reader summary, schema::Timeli
     }
     if (e.getCompanyReply()) cls += " reply";
     if (e.getRetractedBy().size() > 0) cls += " retracted";
-    std::string title = absl::StrCat(schema::FormatMicros(e.getOccurredAt()).substr(0, 19), " ",
-                                     schema::EnumName(e.getDirection()), " ",
-                                     schema::EnumName(e.getType()), note);
+    std::string title =
+        absl::StrCat(schema::FormatMicros(e.getOccurredAt()).substr(0, 19), " ",
+                     schema::EnumName(e.getDirection()), " ", schema::EnumName(e.getType()), note);
     if (e.getSubject().size() > 0) absl::StrAppend(&title, "\n", e.getSubject().cStr());
     absl::StrAppendFormat(&svg,
                           "<circle class=\"%s\" data-event=\"%s\" cx=\"%.1f\" cy=\"%d\" r=\"%d\">"
@@ -145,7 +153,8 @@ std::string TimelineHtml(schema::TimelineSummary::Reader summary, schema::Timeli
       summary.getMedianResponseSeconds() / 60, summary.getMedianResponseServiceSeconds() / 60,
       summary.getChannelSwitches(), entries.size());
   html +=
-      "<div class=\"legend\"><span><i class=\"dot\" style=\"background:#4a78c2\"></i>touchpoint</span>"
+      "<div class=\"legend\"><span><i class=\"dot\" "
+      "style=\"background:#4a78c2\"></i>touchpoint</span>"
       "<span><i class=\"dot\" style=\"background:#3a9a5b\"></i>company reply</span>"
       "<span><i class=\"dot\" style=\"background:#d33\"></i>open (unanswered)</span>"
       "<span><i class=\"dot\" style=\"background:#e07b00\"></i>channel switch</span></div>\n";
@@ -167,11 +176,19 @@ absl::Status WriteTimelineHtml(const std::string& path, schema::TimelineSummary:
     std::ofstream out(tmp, std::ios::trunc);
     out << TimelineHtml(summary, page);
     out.close();
-    if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", tmp));
+    if (!out) {
+      std::error_code ec;
+      std::filesystem::remove(tmp, ec);
+      return absl::UnavailableError(absl::StrCat("cannot write ", tmp));
+    }
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
-  if (ec) return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", ec.message()));
+  if (ec) {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);  // nothing of a failed write stays behind
+    return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", ec.message()));
+  }
   return absl::OkStatus();
 }
 
