@@ -30,6 +30,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "common/big_endian.h"
 #include "common/status_macros.h"
 #include "common/utf8.h"
@@ -252,13 +253,30 @@ struct EventStoreImpl::Group {
 EventStoreImpl::EventStoreImpl(const Options& options)
     : options_(options), clock_(options.clock ? options.clock : RealClock()) {}
 
+// Tries of a read-only open that races a writer's flushes and file deletions (see Open).
+constexpr int kReadOnlyOpenAttempts = 20;
+
 absl::StatusOr<std::unique_ptr<EventStore>> EventStoreImpl::Open(const Options& options) {
   IHS_RETURN_IF_ERROR(internal::SodiumInit());
   if (options.path.empty()) return absl::InvalidArgumentError("no data directory given");
   std::unique_ptr<EventStoreImpl> store(new EventStoreImpl(options));
   std::error_code ec;
   const bool dir_existed = fs::exists(options.path, ec);
-  if (absl::Status s = store->OpenDb(); !s.ok()) {
+  absl::Status s = store->OpenDb();
+  // A read-only open beside a running writer sees the files as they were at one moment, and the
+  // writer flushes and deletes WAL and table files meanwhile: the open can catch a table file
+  // gone, or column families from two moments (a Merkle subtree flushed away from the WAL that
+  // held it). That is a race, not damage: the open is tried again on the files as they are now.
+  // Damage stays damage on every try, and is reported as it is.
+  for (int attempt = 1; options.read_only && attempt < kReadOnlyOpenAttempts; ++attempt) {
+    if (s.code() != absl::StatusCode::kDataLoss && s.code() != absl::StatusCode::kUnavailable) {
+      break;
+    }
+    store.reset(new EventStoreImpl(options));
+    absl::SleepFor(absl::Milliseconds(10 * attempt));
+    s = store->OpenDb();
+  }
+  if (!s.ok()) {
     // A directory this call made holds only what it made (a master key, db.creating): a failed
     // creation (an unusable --master-key, say) leaves nothing behind.
     store.reset();
@@ -380,6 +398,11 @@ absl::Status EventStoreImpl::OpenDb() {
   rocksdb::Status s;
   rocksdb::Options open_options(db_options, rocksdb::ColumnFamilyOptions());
   if (options_.read_only) {
+    // Beside a running writer (ihsd): with max_open_files -1 every table file is opened during
+    // the open, so one the writer's compaction deletes afterwards stays readable through its
+    // descriptor for as long as this store is open. A file deleted during the open itself
+    // ("Corruption: Can't access ...sst") is a race that Open retries.
+    open_options.max_open_files = -1;
     s = rocksdb::DB::OpenForReadOnly(open_options, db_dir.string(), descriptors, &handles_, &db);
   } else {
     s = rocksdb::DB::Open(open_options, db_dir.string(), descriptors, &handles_, &db);

@@ -1,6 +1,5 @@
 // Tests of store/event_store.h: append and read, expected versions, idempotency, atomicity,
 // sealed content, the Merkle tree, Verify, group commit, and every bad input of the issue.
-#include "store/audit.h"
 #include "store/event_store.h"
 
 #include <gtest/gtest.h>
@@ -14,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/big_endian.h"
+#include "store/audit.h"
 #include "tests/testutil/raw_db.h"
 #include "tests/testutil/testutil.h"
 
@@ -305,8 +305,10 @@ TEST_F(EventStoreTest, ErasedKeyLeavesTheEventButNotItsContent) {
   {
     RawDb raw(dir_.Sub("data"));
     // Every key of the party (its rows are "ada" and "ada" | 0x00 | version).
-    ASSERT_TRUE(raw.db->DeleteRange(rocksdb::WriteOptions(), raw.cf["content_keys"], "ada",
-                                    std::string("ada\x01")).ok());
+    ASSERT_TRUE(raw.db
+                    ->DeleteRange(rocksdb::WriteOptions(), raw.cf["content_keys"], "ada",
+                                  std::string("ada\x01"))
+                    .ok());
   }
   Reopen();
   auto read = store_->ReadStream("ada", 0, 1, ReadDirection::kForward);
@@ -438,8 +440,9 @@ TEST_F(EventStoreTest, VerifyCatchesAMissingEventIdAndAnIndexEntryNoEventImplies
   store_.reset();
   {
     RawDb raw(dir_.Sub("data"));
-    ASSERT_TRUE(raw.db->Put(rocksdb::WriteOptions(), raw.cf["event_ids"],
-                            ihs::testing::EventId(3), kept).ok());
+    ASSERT_TRUE(
+        raw.db->Put(rocksdb::WriteOptions(), raw.cf["event_ids"], ihs::testing::EventId(3), kept)
+            .ok());
   }
   Reopen();
   IHS_ASSERT_OK(store_->Verify());  // repaired
@@ -472,7 +475,8 @@ TEST_F(EventStoreTest, RecordedAtNeverDecreasesAlongTheLogEvenWhenTheClockStepsB
   ASSERT_EQ(events->size(), 4u);
   EXPECT_EQ((*events)[1].event().getRecordedAt(), first);
   EXPECT_EQ((*events)[2].event().getRecordedAt(), first);
-  EXPECT_EQ((*events)[3].event().getRecordedAt(), first + absl::ToInt64Microseconds(absl::Hours(1)));
+  EXPECT_EQ((*events)[3].event().getRecordedAt(),
+            first + absl::ToInt64Microseconds(absl::Hours(1)));
   // So "as of a time" is a prefix of the log.
   EXPECT_EQ(*LogSizeAt(*store_, first - 1), 0u);
   EXPECT_EQ(*LogSizeAt(*store_, first), 3u);
@@ -538,11 +542,9 @@ TEST_F(EventStoreTest, BadInputIsRefusedAndChangesNothing) {
       {"control character in stream", one([](auto) {}, "ada\nbert"), "control character"},
       {"stream id not UTF-8", one([](auto) {}, "ada\xc3"), "is not UTF-8"},
       {"stream id with a surrogate", one([](auto) {}, "ada\xed\xa0\x80"), "is not UTF-8"},
-      {"text not UTF-8",
-       one([](auto e) { e.initContent().setText("caf\xe9 au lait"); }),
+      {"text not UTF-8", one([](auto e) { e.initContent().setText("caf\xe9 au lait"); }),
        "content.text: not UTF-8 (byte 3"},
-      {"text with a NUL",
-       one([](auto e) {
+      {"text with a NUL", one([](auto e) {
          const char bytes[] = "a\0b";
          e.initContent().setText(capnp::Text::Reader(bytes, 3));
        }),
@@ -550,8 +552,7 @@ TEST_F(EventStoreTest, BadInputIsRefusedAndChangesNothing) {
       {"handle not UTF-8",
        one([](auto e) { e.initContent().initTo(2)[1].setAddress("\xff@example.org"); }),
        "content.to[1].address: not UTF-8"},
-      {"topic not UTF-8",
-       one([](auto e) { e.getTouchpoint().initTopics(1).set(0, "\xc0\xaf"); }),
+      {"topic not UTF-8", one([](auto e) { e.getTouchpoint().initTopics(1).set(0, "\xc0\xaf"); }),
        "touchpoint.topics[0]: not UTF-8"},
       {"source system not UTF-8", one([](auto e) { e.setSourceSystem("crm\x80"); }),
        "sourceSystem: not UTF-8"},
@@ -635,6 +636,48 @@ TEST_F(EventStoreTest, ReadOnlyStoreReadsBesideTheWriterAndRefusesAppends) {
   auto refused = (*reader)->Append(
       {"ada", ExpectedVersion::Any(), {events_.Touchpoint(2, Channel::SMS, TouchpointType::LIKE)}});
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+// `ihs read` beside a running ihsd: a read-only open raced the writer's compactions and reported
+// "Corruption: Can't access ...sst" (exit 4, an integrity alarm) now and then. Each erasure here
+// flushes every family and compacts one, so files come and go while readers open and read.
+TEST_F(EventStoreTest, ReadOnlyOpensBesideACompactingWriterSeeNoFalseCorruption) {
+  std::atomic<bool> stop{false};
+  std::atomic<int> erasures{0};
+  std::thread writer([&] {
+    for (uint64_t i = 0; !stop && i < 400; ++i) {  // ASSERTs here end the thread, not the test
+      const std::string party = absl::StrCat("p", i);
+      StreamAppend a{party, ExpectedVersion::Any(), {}};
+      for (uint64_t k = 0; k < 20; ++k) {
+        a.events.push_back(events_.Touchpoint(i * 100 + k + 1, Channel::EMAIL,
+                                              TouchpointType::MESSAGE, "content to erase"));
+      }
+      ASSERT_TRUE(store_->Append(a).ok());
+      if (i % 4 == 3) {  // bursts of file churn, as ihsd's flushes and compactions come
+        ASSERT_TRUE(store_->Erase(party, "test", "test").ok());
+        ++erasures;
+        absl::SleepFor(absl::Milliseconds(30));
+      }
+    }
+  });
+  Options o;
+  o.path = dir_.Sub("data");
+  o.read_only = true;
+  int opens = 0;
+  const absl::Time end = absl::Now() + absl::Seconds(3);
+  while (absl::Now() < end && erasures < 100) {
+    auto reader = EventStore::Open(o);
+    ASSERT_TRUE(reader.ok()) << "open " << opens << ": " << reader.status();
+    ++opens;
+    IHS_ASSERT_OK((*reader)->Stats());
+    // TODO(soon): reads through such an open can still meet a gap in the log, when the writer
+    // deleted a WAL between the open's reading of the MANIFEST and of the WALs; reading beside
+    // a writer should go through ihsd or a secondary instance with catch-up (#21, closing note).
+  }
+  stop = true;
+  writer.join();
+  EXPECT_GT(erasures.load(), 5);
+  EXPECT_GT(opens, 5);
 }
 
 TEST_F(EventStoreTest, TwoStoresInOneProcessAreIndependent) {
@@ -802,10 +845,11 @@ TEST_F(EventStoreTest, StateFamilyWritesAreAtomicAndSurviveReopen) {
   Reopen();
   EXPECT_EQ(store_->StateFamilies(), std::vector<std::string>{"timeline@1"});
   std::vector<std::string> seen;
-  IHS_ASSERT_OK(store_->ScanState("timeline@1", "", "", [&](absl::string_view k, absl::string_view v) {
-    seen.push_back(absl::StrCat(k, "=", v));
-    return true;
-  }));
+  IHS_ASSERT_OK(
+      store_->ScanState("timeline@1", "", "", [&](absl::string_view k, absl::string_view v) {
+        seen.push_back(absl::StrCat(k, "=", v));
+        return true;
+      }));
   EXPECT_EQ(seen, (std::vector<std::string>{"a=1", "c=3"}));
   auto got = store_->GetState("timeline@1", "b");
   IHS_ASSERT_OK(got);
