@@ -14,6 +14,12 @@ rocksdb::DBOptions StoreDbOptions() {
   o.IncreaseParallelism(2);
   o.max_open_files = 512;
   o.keep_log_file_num = 4;
+  // Synced WALs are recorded in the MANIFEST, and an open that finds one of them missing fails
+  // instead of recovering without its writes. A read-only open beside the writer can read the
+  // MANIFEST just before a flush and then find a WAL that the flush made obsolete deleted: without
+  // this it would silently show a log with a gap; with it, the open fails and is tried again
+  // (EventStoreImpl::Open).
+  o.track_and_verify_wals_in_manifest = true;
   return o;
 }
 
