@@ -149,17 +149,20 @@ class StrictDomBuilder final : public nlohmann::json_sax<Dom> {
   bool end_array() override { return Close(); }
   bool key(string_t& name) override {
     if (open_.back()->contains(name)) {
-      return Fail(absl::StrCat("member \"", name, "\" appears twice in one object"));
+      return Fail(absl::StrCat(Path(name), ": the member appears twice in one object"));
     }
     key_ = std::move(name);
     return true;
   }
   bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
     // nlohmann's text: "[json.exception.parse_error.101] parse error at line 1, column 9:
-    // syntax error while parsing value - invalid string: ill-formed UTF-8 byte; ..."
+    // syntax error while parsing value - invalid string: ill-formed UTF-8 byte; ..."; the path
+    // names the field whose value it was reading ("content.text: ...").
     std::string what = e.what();
     const size_t at = what.find("] ");
-    return Fail(at == std::string::npos ? what : what.substr(at + 2));
+    if (at != std::string::npos) what = what.substr(at + 2);
+    const std::string path = open_.empty() ? std::string() : Path(key_);
+    return Fail(path.empty() ? what : absl::StrCat(path, ": ", what));
   }
 
   Dom& root() { return root_; }
@@ -197,16 +200,35 @@ class StrictDomBuilder final : public nlohmann::json_sax<Dom> {
     if (open_.size() >= kMaxDepth) {
       return Fail(absl::StrCat("nested more than ", kMaxDepth, " levels deep"));
     }
+    names_.push_back(open_.empty() || open_.back()->is_array() ? std::string() : key_);
     open_.push_back(Place(std::move(container)));
     return true;
   }
   bool Close() {
     open_.pop_back();
+    names_.pop_back();
     return true;
+  }
+  // Where the parser is, as a path of member names and indexes ("content.to[1].address"),
+  // ending with `last` inside an object.
+  std::string Path(const std::string& last) const {
+    std::string out;
+    for (size_t i = 0; i < open_.size(); ++i) {
+      const bool innermost = i + 1 == open_.size();
+      if (open_[i]->is_array()) {
+        // The element being read: the one after those already there.
+        absl::StrAppend(&out, "[", open_[i]->size() - (innermost ? 0 : 1), "]");
+      } else {
+        const std::string& name = innermost ? last : names_[i + 1];
+        absl::StrAppend(&out, out.empty() ? "" : ".", name);
+      }
+    }
+    return out;
   }
 
   Dom root_;
   std::vector<Dom*> open_;
+  std::vector<std::string> names_;  // per open container: the member name it has in its parent
   std::string key_;
   std::string error_;
 };

@@ -195,7 +195,7 @@ TEST_F(HostileTest, CapabilitiesWhereTheSchemaHasNoneAreBadInputAndIhsdStaysUp) 
   Raw raw = Open();
   auto writer = Login<rpc::Writer>(raw, "writer");
   // Each several times: a crash came in about half the attempts.
-  for (int round = 0; round < 6; ++round) {
+  for (int round = 0; round < testing::Rounds("IHS_HOSTILE_ROUNDS", 6); ++round) {
     SCOPED_TRACE(round);
     // In an unknown pointer field of an event: aborted ihsd every time.
     EXPECT_EQ((Send<rpc::Writer, rpc::Writer::AppendResults, hostile::AppendParams>(

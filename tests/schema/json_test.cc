@@ -176,6 +176,27 @@ TEST(EventJson, InvalidEscapesLoneSurrogatesAndInvalidUtf8AreRefused) {
   }
 }
 
+// A parse error names the field whose value was being read.
+TEST(EventJson, ParseErrorsNameTheField) {
+  EventJson json;
+  struct Case {
+    std::string json;
+    const char* field;
+  } cases[] = {
+      {R"({"content":{"text":"\ud83d"}})", "content.text: "},
+      {R"({"content":{"to":[{"address":"a"},{"address":"b\x"}]}})", "content.to[1].address: "},
+      {R"({"touchpoint":{"topics":["a","\u00g0"]}})", "touchpoint.topics[1]: "},
+      {"{\"sourceSystem\":\"crm\xff\"}", "sourceSystem: "},
+      {R"({"streamId":"a","streamId":"b"})", "streamId: "},
+  };
+  for (const auto& c : cases) {
+    capnp::MallocMessageBuilder mb;
+    absl::Status s = json.Decode(c.json, mb.initRoot<Event>());
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.json;
+    EXPECT_NE(s.message().find(c.field), std::string::npos) << c.json << " -> " << s;
+  }
+}
+
 // A property test: random Unicode text, written as JSON with every escape form chosen at random
 // (raw UTF-8, \uXXXX in either case, surrogate pairs, short escapes), reads back as the code
 // points it was written from.
@@ -183,7 +204,7 @@ TEST(EventJson, RandomUnicodeTextReadsBackAsWritten) {
   EventJson json;
   std::mt19937_64 rng(20261204);
   auto pick = [&](uint64_t n) { return std::uniform_int_distribution<uint64_t>(0, n - 1)(rng); };
-  for (int round = 0; round < 2000; ++round) {
+  for (int round = 0; round < testing::Rounds("IHS_FUZZ_ROUNDS", 2000); ++round) {
     std::string expected, escaped;
     const size_t n = pick(24);
     for (size_t i = 0; i < n; ++i) {
@@ -299,7 +320,7 @@ TEST(EventJson, AnythingAfterTheObjectIsRefused) {
 TEST(EventJson, EncodedEventsAreStrictJsonForAnyBytes) {
   EventJson json;
   std::mt19937_64 rng(7);
-  for (int round = 0; round < 2000; ++round) {
+  for (int round = 0; round < testing::Rounds("IHS_FUZZ_ROUNDS", 2000); ++round) {
     std::string bytes(rng() % 40, '\0');
     for (char& b : bytes) b = static_cast<char>(rng() % 256);
     if (round % 2 == 0) {

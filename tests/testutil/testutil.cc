@@ -6,9 +6,16 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "absl/strings/numbers.h"
 #include "common/big_endian.h"
 
 namespace ihs::testing {
+
+int Rounds(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  int n = 0;
+  return v != nullptr && absl::SimpleAtoi(v, &n) && n > 0 ? n : fallback;
+}
 
 TempDir::TempDir() {
   const char* base = std::getenv("TEST_TMPDIR");

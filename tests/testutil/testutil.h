@@ -33,6 +33,10 @@ absl::Status AsStatus(const absl::StatusOr<T>& s) {
   return s.status();
 }
 
+// How many rounds a randomised or repeated test runs: `fallback` in the default suite, the number
+// in the environment variable `name` for longer runs (the soak label sets it).
+int Rounds(const char* name, int fallback);
+
 // A fresh directory under TEST_TMPDIR or /tmp, removed when the object dies.
 class TempDir {
  public:
