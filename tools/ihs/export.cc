@@ -94,7 +94,8 @@ class ArchiveWriter {
     packed_digest_.Add(bytes.begin(), bytes.size());
     for (size_t done = 0; done < bytes.size();) {
       const ssize_t n = ::write(fd_, bytes.begin() + done, bytes.size() - done);
-      if (n < 0) return absl::UnavailableError(absl::StrCat("write ", out_, ": ", std::strerror(errno)));
+      if (n < 0)
+        return absl::UnavailableError(absl::StrCat("write ", out_, ": ", std::strerror(errno)));
       done += static_cast<size_t>(n);
     }
     std::string line = codec_.Encode(record.getRoot<schema::ExportRecord>().asReader());
@@ -129,7 +130,9 @@ class ArchiveWriter {
     std::error_code ec;
     std::filesystem::rename(packed_tmp_, out_, ec);
     if (!ec) std::filesystem::rename(jsonl_tmp_, out_ + ".jsonl", ec);
-    if (ec) return absl::UnavailableError(absl::StrCat("cannot move ", out_, " into place: ", ec.message()));
+    if (ec)
+      return absl::UnavailableError(
+          absl::StrCat("cannot move ", out_, " into place: ", ec.message()));
     committed_ = true;
     return absl::OkStatus();
   }
@@ -164,8 +167,8 @@ absl::Status WriteEvent(ArchiveWriter& w, const store::StoredEvent& e,
 
 }  // namespace
 
-absl::Status AuditExport(store::EventStore& store, const std::string& party,
-                         const std::string& out, bool json_out) {
+absl::Status AuditExport(store::EventStore& store, const std::string& party, const std::string& out,
+                         bool json_out) {
   IHS_ASSIGN_OR_RETURN(std::string note, store.SignedHead());
   IHS_ASSIGN_OR_RETURN(tlog::VerifierKey key, store.VerifierKey());
   tlog::TreeHead head;
@@ -183,9 +186,9 @@ absl::Status AuditExport(store::EventStore& store, const std::string& party,
     }
     IHS_RETURN_IF_ERROR(info.status());
     for (uint64_t version = 0; version < info->event_count;) {
-      IHS_ASSIGN_OR_RETURN(std::vector<store::StoredEvent> page,
-                           store.ReadStream(party, version, 1000, store::ReadDirection::kForward,
-                                            sealed));
+      IHS_ASSIGN_OR_RETURN(
+          std::vector<store::StoredEvent> page,
+          store.ReadStream(party, version, 1000, store::ReadDirection::kForward, sealed));
       if (page.empty()) break;
       version += page.size();
       for (store::StoredEvent& e : page) {
@@ -226,9 +229,9 @@ absl::Status AuditExport(store::EventStore& store, const std::string& party,
     }
   } else {
     while (written < head.size) {
-      IHS_ASSIGN_OR_RETURN(std::vector<store::StoredEvent> page,
-                           store.ReadAll(written, std::min<uint64_t>(16384, head.size - written),
-                                         sealed));
+      IHS_ASSIGN_OR_RETURN(
+          std::vector<store::StoredEvent> page,
+          store.ReadAll(written, std::min<uint64_t>(16384, head.size - written), sealed));
       if (page.empty()) return absl::DataLossError(absl::StrCat("no event at position ", written));
       for (const store::StoredEvent& e : page) IHS_RETURN_IF_ERROR(WriteEvent(*w, e, nullptr));
       written += page.size();
@@ -239,16 +242,17 @@ absl::Status AuditExport(store::EventStore& store, const std::string& party,
   progress.Finish();
   if (json_out) {
     std::cout << JsonLine(json{{"ok", true},
-                      {"party", party},
-                      {"events", written},
-                      {"treeSize", head.size},
-                      {"root", Hex(head.root)},
-                      {"files", json::array({out, out + ".jsonl"})}})
+                               {"party", party},
+                               {"events", written},
+                               {"treeSize", head.size},
+                               {"root", Hex(head.root)},
+                               {"files", json::array({out, out + ".jsonl"})}})
               << "\n";
   } else {
-    absl::PrintF("exported %d events of %s, proved against a head of %d events, to %s and "
-                 "%s.jsonl\n",
-                 written, party.empty() ? "the log" : party, head.size, out, out);
+    absl::PrintF(
+        "exported %d events of %s, proved against a head of %d events, to %s and "
+        "%s.jsonl\n",
+        written, party.empty() ? "the log" : party, head.size, out, out);
   }
   return absl::OkStatus();
 }
@@ -295,21 +299,27 @@ class ArchiveReader {
   absl::Status Next(capnp::MallocMessageBuilder& out) {
     const size_t start = offset_;
     if (json_) {
-      const char* end = static_cast<const char*>(std::memchr(data_ + offset_, '\n', size_ - offset_));
+      const char* end =
+          static_cast<const char*>(std::memchr(data_ + offset_, '\n', size_ - offset_));
       if (end == nullptr) return Damaged(start, "a line without its newline");
       const absl::string_view line(data_ + offset_, static_cast<size_t>(end - (data_ + offset_)));
       absl::Status s = codec_.Decode(line, out.initRoot<schema::ExportRecord>());
       if (!s.ok()) return Damaged(start, s.message());
       offset_ = static_cast<size_t>(end - data_) + 1;
     } else {
-      kj::ArrayInputStream in(kj::arrayPtr(reinterpret_cast<const kj::byte*>(data_) + offset_,
-                                           size_ - offset_));
+      kj::ArrayInputStream in(
+          kj::arrayPtr(reinterpret_cast<const kj::byte*>(data_) + offset_, size_ - offset_));
+      std::string shape;
       KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() {
                      capnp::PackedMessageReader reader(in);
                      out.setRoot(reader.getRoot<schema::ExportRecord>());
+                     shape = RecordShapeProblem(out.getRoot<schema::ExportRecord>().asReader());
                    })) {
         return Damaged(start, e->getDescription().cStr());
       }
+      // A copy keeps what the file held: text without its NUL, a struct where text belongs would
+      // otherwise throw later, outside any catch, wherever the field is first read.
+      if (!shape.empty()) return Damaged(start, shape);
       offset_ = size_ - in.tryGetReadBuffer().size();
     }
     digest_.Add(data_ + start, offset_ - start);
@@ -317,9 +327,41 @@ class ArchiveReader {
   }
 
  private:
+  // Reads every field of a record through its typed accessor, inside a catch: the problem, or
+  // "" when the record has the shape of its schema.
+  static std::string RecordShapeProblem(schema::ExportRecord::Reader r) {
+    std::string problem;
+    KJ_IF_MAYBE (
+        e, kj::runCatchingExceptions([&]() {
+          switch (r.which()) {
+            case schema::ExportRecord::HEADER: {
+              auto h = r.getHeader();
+              for (auto t : {h.getFormat(), h.getParty(), h.getHead(), h.getVerifierKey()}) {
+                (void)t.size();
+              }
+              break;
+            }
+            case schema::ExportRecord::EVENT: {
+              auto ev = r.getEvent();
+              (void)ev.getStored().size();
+              (void)ev.getPath().size();
+              problem = store::internal::EventShapeProblem(ev.getEvent());
+              break;
+            }
+            case schema::ExportRecord::TRAILER:
+              (void)r.getTrailer().getSha256().size();
+              break;
+            default:
+              break;
+          }
+        })) {
+      return e->getDescription().cStr();
+    }
+    return problem;
+  }
+
   static absl::Status Damaged(size_t at, absl::string_view why) {
-    return absl::DataLossError(
-        absl::StrCat("the export is damaged at byte ", at, ": ", why));
+    return absl::DataLossError(absl::StrCat("the export is damaged at byte ", at, ": ", why));
   }
   const char* data_ = nullptr;
   size_t size_ = 0, offset_ = 0;
@@ -343,8 +385,8 @@ absl::Status AuditVerifyExport(const std::string& file, const std::string& key_f
   if (absl::Status s = reader->Next(first); !s.ok()) return fail(std::string(s.message()));
   auto rec = first.getRoot<schema::ExportRecord>().asReader();
   if (!rec.isHeader() || rec.getHeader().getFormat() != kFormat) {
-    return fail(absl::StrCat("not an ihs export (its first record is not an \"", kFormat,
-                             "\" header)"));
+    return fail(
+        absl::StrCat("not an ihs export (its first record is not an \"", kFormat, "\" header)"));
   }
   const auto header = rec.getHeader();
   const std::string party = header.getParty();
@@ -395,15 +437,14 @@ absl::Status AuditVerifyExport(const std::string& file, const std::string& key_f
     const absl::string_view stored = View(e.getStored());
     // The readable event must be exactly the stored one.
     std::string encoded;
-    KJ_IF_MAYBE (ex, kj::runCatchingExceptions([&]() {
-                   encoded = store::internal::EncodeRecord(e.getEvent());
-                 })) {
-      return fail(absl::StrCat("the event at position ", position, " does not encode: ",
-                               ex->getDescription().cStr()));
+    KJ_IF_MAYBE (ex, kj::runCatchingExceptions(
+                         [&]() { encoded = store::internal::EncodeRecord(e.getEvent()); })) {
+      return fail(absl::StrCat("the event at position ", position,
+                               " does not encode: ", ex->getDescription().cStr()));
     }
     if (encoded != stored || e.getEvent().getPosition() != position) {
-      return fail(absl::StrCat("the event at position ", position,
-                               " differs from its stored bytes"));
+      return fail(
+          absl::StrCat("the event at position ", position, " differs from its stored bytes"));
     }
     if (static_cast<int64_t>(position) <= last_position || position >= head.size) {
       return fail(absl::StrCat("position ", position, " is out of order or past the head"));
@@ -412,7 +453,8 @@ absl::Status AuditVerifyExport(const std::string& file, const std::string& key_f
       if (position != static_cast<uint64_t>(last_position + 1)) {
         return fail(absl::StrCat("the export of the log skips position ", last_position + 1));
       }
-      tree.Push(store::internal::LeafHash(stored), [](store::internal::SubtreeId, const tlog::Hash&) {});
+      tree.Push(store::internal::LeafHash(stored),
+                [](store::internal::SubtreeId, const tlog::Hash&) {});
     } else {
       if (e.getEvent().getStreamId() != party) {
         return fail(absl::StrCat("the event at position ", position, " is not ", party, "'s"));
@@ -425,8 +467,8 @@ absl::Status AuditVerifyExport(const std::string& file, const std::string& key_f
       }
       if (!tlog::VerifyInclusion(position, head.size, store::internal::LeafHash(stored), path,
                                  head.root, &why, &store::internal::NodeHash)) {
-        return fail(absl::StrCat("the event at position ", position,
-                                 " is not in the head's tree: ", why));
+        return fail(
+            absl::StrCat("the event at position ", position, " is not in the head's tree: ", why));
       }
     }
     last_position = static_cast<int64_t>(position);
@@ -453,8 +495,7 @@ absl::Status AuditVerifyExport(const std::string& file, const std::string& key_f
     std::cout << JsonLine(j) << "\n";
   } else {
     absl::PrintF("ok: %d events of %s verified against a signed head of %d events (root %s)\n",
-                 events, party.empty() ? "the log" : party, head.size,
-                 Hex(head.root));
+                 events, party.empty() ? "the log" : party, head.size, Hex(head.root));
     if (own_key) std::cerr << "ihs: " << warning << "\n";
   }
   return absl::OkStatus();
