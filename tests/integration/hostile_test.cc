@@ -263,7 +263,8 @@ TEST_F(HostileTest, TextWithoutItsNulIsBadInput) {
     req.setStream("honest");
     req.setLimit(10);
     cut(req.getStream());
-    auto result = req.send().wait(io_.waitScope).getResult();
+    auto response = req.send().wait(io_.waitScope);
+    auto result = response.getResult();
     ASSERT_TRUE(result.isError());
     EXPECT_EQ(result.getError().getKind(), rpc::ErrorKind::BAD_INPUT);
   }
@@ -280,7 +281,8 @@ TEST_F(HostileTest, TextWithoutItsNulIsBadInput) {
     } else {
       cut(e.getContent().getText());  // inside the event, read on a worker
     }
-    auto result = req.send().wait(io_.waitScope).getResult();
+    auto response = req.send().wait(io_.waitScope);
+    auto result = response.getResult();
     ASSERT_TRUE(result.isError()) << where;
     EXPECT_EQ(result.getError().getKind(), rpc::ErrorKind::BAD_INPUT) << where;
   }
