@@ -1037,10 +1037,18 @@ class WithAdmin : public Parent {
   }
 };
 
-using WriterCap = WithWrites<WithReads<rpc::Writer::Server>>;
-using ReaderCap = WithReader<WithReads<rpc::Reader::Server>>;
-using AuditorCap = WithAudit<WithReader<WithReads<rpc::Auditor::Server>>>;
-using AdminCap = WithAdmin<WithAudit<WithReader<WithWrites<WithReads<rpc::Admin::Server>>>>>;
+// Final, so that kj::Own's delete of them is of the complete type (clang's
+// -Wdelete-non-abstract-non-virtual-dtor).
+template <typename Chain>
+class RoleCap final : public Chain {
+ public:
+  using Chain::Chain;
+};
+using WriterCap = RoleCap<WithWrites<WithReads<rpc::Writer::Server>>>;
+using ReaderCap = RoleCap<WithReader<WithReads<rpc::Reader::Server>>>;
+using AuditorCap = RoleCap<WithAudit<WithReader<WithReads<rpc::Auditor::Server>>>>;
+using AdminCap =
+    RoleCap<WithAdmin<WithAudit<WithReader<WithWrites<WithReads<rpc::Admin::Server>>>>>>;
 
 class Gateway final : public rpc::Gateway::Server {
  public:

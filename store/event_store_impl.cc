@@ -1947,7 +1947,11 @@ absl::StatusOr<RetentionReport> EventStoreImpl::RunRetention(const RetentionPoli
     IHS_RETURN_IF_ERROR(FromRocksStatus(it->status(), "read content_keys"));
   }
   RetentionReport report;
-  for (const auto& [party, expired] : by_party) {
+  for (const auto& entry : by_party) {
+    // Named, not a structured binding: a lambda below captures them, which C++17 allows for
+    // variables only (clang refuses the binding).
+    const std::string& party = entry.first;
+    const auto& expired = entry.second;
     if (dry_run) {
       ++report.parties;
       report.classes += expired.classes.size();

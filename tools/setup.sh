@@ -3,7 +3,8 @@
 #   bash tools/setup.sh demo   install what is missing, build, generate the demo history, show it,
 #                              and serve it with ihsd on 127.0.0.1:7420 (Ctrl-C stops it)
 #   bash tools/setup.sh test   install what is missing, build, run the whole test suite
-#                              (release build, then the tests again under ASan + UBSan)
+#                              (release build, a clang build that checks the lock annotations,
+#                              then the tests again under ASan + UBSan)
 #   bash tools/setup.sh build  install what is missing and build only
 # Environment: CI=true turns warnings into errors; IHS_JOBS sets build parallelism.
 set -euo pipefail
@@ -13,7 +14,7 @@ cd "$root"
 
 packages=(g++ cmake ninja-build pkg-config git librocksdb-dev capnproto libcapnp-dev libabsl-dev
           libsodium-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
-          nlohmann-json3-dev openssl chromium libgoogle-perftools-dev python3)
+          nlohmann-json3-dev openssl chromium libgoogle-perftools-dev python3 clang)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -82,6 +83,8 @@ case "$job" in
   test)
     build build
     ctest --test-dir build --output-on-failure -j "$jobs" -LE soak
+    echo "== a clang build of everything: lock rules checked by the compiler (-Werror=thread-safety)"
+    CC=clang CXX=clang++ build build-clang
     echo "== the tests again under AddressSanitizer + UndefinedBehaviorSanitizer"
     build build-asan -DIHS_SANITIZE=address,undefined -DIHS_BUILD_BENCHMARKS=OFF
     ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \

@@ -4,18 +4,17 @@
 #include <capnp/orphan.h>
 
 #include <cerrno>
-#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/big_endian.h"
 #include "common/status_macros.h"
@@ -24,49 +23,52 @@
 namespace ihs::workload {
 namespace {
 
-// A bounded queue between the generating thread and the appending one.
+// A bounded queue between the generating thread and the appending one. Safe for concurrent use.
 class BatchQueue {
  public:
   explicit BatchQueue(size_t capacity) : capacity_(capacity) {}
   void Push(std::unique_ptr<EventBatch> b) {
-    std::unique_lock<std::mutex> lock(mu_);
-    space_.wait(lock, [&] { return queue_.size() < capacity_ || closed_; });
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(this, &BatchQueue::HasSpaceOrClosed));
     if (closed_) return;
     queue_.push_back(std::move(b));
-    ready_.notify_one();
   }
   // nullptr at the end.
   std::unique_ptr<EventBatch> Pop() {
-    std::unique_lock<std::mutex> lock(mu_);
-    ready_.wait(lock, [&] { return !queue_.empty() || done_; });
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(this, &BatchQueue::HasBatchOrDone));
     if (queue_.empty()) return nullptr;
     auto b = std::move(queue_.front());
     queue_.pop_front();
-    space_.notify_one();
     return b;
   }
   void Finish() {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     done_ = true;
-    ready_.notify_all();
   }
   // The consumer gives up: the producer stops at its next push.
   void Close() {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     closed_ = true;
-    space_.notify_all();
   }
   bool closed() {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     return closed_;
   }
 
  private:
-  std::mutex mu_;
-  std::condition_variable ready_, space_;
-  std::deque<std::unique_ptr<EventBatch>> queue_;
-  size_t capacity_;
-  bool done_ = false, closed_ = false;
+  bool HasSpaceOrClosed() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return queue_.size() < capacity_ || closed_;
+  }
+  bool HasBatchOrDone() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !queue_.empty() || done_;
+  }
+
+  absl::Mutex mu_;
+  std::deque<std::unique_ptr<EventBatch>> queue_ ABSL_GUARDED_BY(mu_);
+  const size_t capacity_;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 uint64_t IdPrefix(schema::Event::Reader e) {
@@ -142,8 +144,8 @@ absl::StatusOr<LoadReport> LoadIntoStore(Generator& generator, store::EventStore
   LoadReport report;
   IHS_ASSIGN_OR_RETURN(report.present, PresentPrefix(generator, store));
   if (report.present > 0 && generator.Skip(report.present) != report.present) {
-    return absl::AlreadyExistsError(absl::StrCat("the store holds ", report.present,
-                                                 " events, more than this whole history"));
+    return absl::AlreadyExistsError(
+        absl::StrCat("the store holds ", report.present, " events, more than this whole history"));
   }
 
   BatchQueue queue(3);
@@ -162,9 +164,10 @@ absl::StatusOr<LoadReport> LoadIntoStore(Generator& generator, store::EventStore
     std::vector<schema::Event::Reader> events = batch->Readers();
     auto result = store.AppendMulti(GroupByStream(events));
     if (!result.ok()) {
-      status = absl::Status(result.status().code(),
-                            absl::StrCat("appending generated events ", report.present + report.appended,
-                                         "..: ", result.status().message()));
+      status =
+          absl::Status(result.status().code(),
+                       absl::StrCat("appending generated events ", report.present + report.appended,
+                                    "..: ", result.status().message()));
       queue.Close();
       while (queue.Pop()) {
       }

@@ -228,7 +228,10 @@ TEST(EventJson, RandomUnicodeTextReadsBackAsWritten) {
       }
       expected += Utf8(cp);
       const bool must_escape = cp < 0x20 || cp == '"' || cp == '\\';
-      const char* hex = pick(2) ? "\\u%04x" : "\\u%04X";
+      const bool upper = pick(2) == 1;  // hex letters in either case
+      auto hex = [upper](uint32_t v) {
+        return upper ? absl::StrFormat("\\u%04X", v) : absl::StrFormat("\\u%04x", v);
+      };
       if (!must_escape && pick(2)) {
         escaped += Utf8(cp);
       } else if (cp == '"') {
@@ -239,10 +242,10 @@ TEST(EventJson, RandomUnicodeTextReadsBackAsWritten) {
         escaped += "\\n";
       } else if (cp >= 0x10000) {
         const char32_t v = cp - 0x10000;
-        escaped += absl::StrFormat(hex, 0xd800 + (v >> 10));
-        escaped += absl::StrFormat(hex, 0xdc00 + (v & 0x3ff));
+        escaped += hex(0xd800 + (v >> 10));
+        escaped += hex(0xdc00 + (v & 0x3ff));
       } else {
-        escaped += absl::StrFormat(hex, static_cast<uint32_t>(cp));
+        escaped += hex(static_cast<uint32_t>(cp));
       }
     }
     absl::StatusOr<std::string> text = DecodeText(json, escaped);
