@@ -61,7 +61,7 @@ struct ProjectionStatus {
   uint64_t lag_events = 0;
   double lag_seconds = 0;   // since the oldest event not yet applied was recorded
   double events_per_second = 0;  // applied, over the last few seconds
-  std::string state;        // "live", "catching up", "rebuilding", "failed"
+  std::string state;        // "live", "catching up", "rebuilding", "corrupt", "failed"
   std::string error;        // why it failed or is rebuilding
   // While a rebuild runs: its progress.
   std::optional<uint64_t> rebuild_checkpoint;

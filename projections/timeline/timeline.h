@@ -1,6 +1,6 @@
 // The customer timeline: for each party, every touchpoint across all channels in order of
 // occurred_at, with threads, response times (wall clock and service hours), channel switches,
-// corrections and a per-party summary. docs/timeline.md gives the rules; the records are in
+// corrections and a per-party summary. docs/projections.md gives the rules; the records are in
 // schema/timeline.capnp.
 //
 // Keys of its state family (party := length: fixed16 BE | stream id bytes):

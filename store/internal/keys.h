@@ -55,7 +55,9 @@ inline std::string MerkleKey(uint8_t level, uint64_t index) {
 // Per-stream metadata.
 //   value := format: u8 (=1) | stream_no: fixed64 | event_count: fixed64 |
 //            first_position: fixed64 | last_position: fixed64 |
-//            first_occurred_at: fixed64 (two's complement) | last_occurred_at: fixed64
+//            first_occurred_at: fixed64 (two's complement) | last_occurred_at: fixed64 |
+//            [ flags: u8 (bit 0 held, bit 1 erased) | hold_position: fixed64 |
+//              erased_position: fixed64 ]   (only for a party that is or was held or erased)
 // A newer writer may append fields; a reader ignores bytes past the ones it knows.
 struct StreamMeta {
   uint64_t stream_no = 0;

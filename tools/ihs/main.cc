@@ -14,9 +14,12 @@
 //   ihs retention run --policy FILE --data DIR [--now TIME] [--by NAME] [--dry-run] [--json]
 //   ihs erase PARTY --reason TEXT [--by NAME] WHERE [--json]
 //   ihs hold  PARTY --reason TEXT [--lift] [--by NAME] WHERE [--json]
+//   ihs timeline PARTY WHERE [--from T] [--to T] [--channel C]... [--limit N] [--cursor C]
+//                [--html FILE] [--json]
+//   ihs projections status WHERE [--json] | ihs projections rebuild NAME WHERE
 //
 // WHERE is a data directory (--data DIR) or a running ihsd (--connect ADDR --token T, or the
-// token in $IHS_TOKEN); the output is the same.
+// token in $IHS_TOKEN); the output is the same. Only append and generate create a store.
 //
 // Events are JSON in and out through capnp::JsonCodec over schema/event.capnp (schema/json.h).
 // Exit codes (docs/cli.md): 0 ok, 1 usage, 2 bad input, 3 version conflict, 4 integrity failure,
