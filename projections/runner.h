@@ -30,6 +30,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "projections/projection.h"
+#include "projections/status.h"
 #include "store/event_store.h"
 
 namespace ihs::projections {
@@ -38,7 +39,7 @@ inline constexpr char kRegistryFamily[] = "projections";
 inline constexpr char kCheckpointKey[] = "\0checkpoint";  // sizeof - 1 = 11 bytes
 
 struct RunnerOptions {
-  size_t batch_events = 1000;           // most events one live batch applies
+  size_t batch_events = 1000;  // most events one live batch applies
   // Most events one batch applies when catching up or rebuilding (read in chunks of 16,384): the
   // batch's writes are held in memory until it commits.
   size_t rebuild_batch_events = 131072;
@@ -49,22 +50,7 @@ struct RunnerOptions {
   // Shards of a rebuild's bulk phase for a projection that is sharded_by_stream(), each applied
   // on its own thread. 0: one per core, at most 8. At most 255.
   size_t rebuild_shards = 0;
-  Clock* clock = nullptr;               // lag in seconds; default RealClock()
-};
-
-struct ProjectionStatus {
-  std::string name;
-  uint32_t version = 0;
-  std::string family;       // the active generation's state family
-  uint64_t checkpoint = 0;  // events applied: the next position to apply
-  uint64_t head = 0;        // the log's size
-  uint64_t lag_events = 0;
-  double lag_seconds = 0;   // since the oldest event not yet applied was recorded
-  double events_per_second = 0;  // applied, over the last few seconds
-  std::string state;        // "live", "catching up", "rebuilding", "corrupt", "failed"
-  std::string error;        // why it failed or is rebuilding
-  // While a rebuild runs: its progress.
-  std::optional<uint64_t> rebuild_checkpoint;
+  Clock* clock = nullptr;  // lag in seconds; default RealClock()
 };
 
 // Read access to the active generation of one projection, stable while the object lives: a swap

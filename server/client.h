@@ -26,12 +26,13 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "projections/runner.h"
-#include "projections/timeline/timeline.h"
+#include "projections/status.h"
+#include "projections/timeline/query.h"
 #include "schema/event.capnp.h"
 #include "schema/rpc.capnp.h"
 #include "server/wire.h"
-#include "store/event_store.h"
+#include "store/tlog.h"
+#include "store/types.h"
 
 namespace ihs::client {
 

@@ -17,6 +17,7 @@
 #include "common/status_macros.h"
 #include "projections/timeline/timeline.h"
 #include "schema/json.h"
+#include "server/read_wire.h"
 #include "server/wire.h"
 
 namespace ihs::server {

@@ -81,8 +81,7 @@ absl::Status FromKj(const kj::Exception& e) {
 
 void SetNoDelay(kj::AsyncIoStream& stream) {
   int one = 1;
-  kj::runCatchingExceptions(
-      [&] { stream.setsockopt(IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); });
+  kj::runCatchingExceptions([&] { stream.setsockopt(IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); });
 }
 
 void SetExpected(rpc::Expected::Builder out, const store::ExpectedVersion& expected) {
@@ -162,21 +161,6 @@ store::ContentState FromWire(rpc::ContentState state) {
     default:
       return store::ContentState::kNone;
   }
-}
-
-void SetReadEvent(rpc::ReadEvent::Builder out, const store::StoredEvent& event) {
-  out.setPosition(event.position());
-  out.setEvent(event.event());
-  out.setContentState(ToWire(event.content_state()));
-  if (event.content_state() == store::ContentState::kOpen) out.setContent(event.content());
-}
-
-size_t WireBytes(const store::StoredEvent& event) {
-  size_t n = event.bytes().size() + 32;
-  if (event.content_state() == store::ContentState::kOpen) {
-    n += event.content().totalSize().wordCount * 8;
-  }
-  return n;
 }
 
 void SetStreamInfo(rpc::StreamInfo::Builder out, const store::StreamInfo& info) {

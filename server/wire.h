@@ -16,9 +16,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "common/field_error.h"
-#include "projections/runner.h"
+#include "projections/status.h"
 #include "schema/rpc.capnp.h"
-#include "store/event_store.h"
+#include "store/types.h"
 
 namespace ihs::server {
 
@@ -46,11 +46,6 @@ store::AppendResult FromWire(rpc::Appended::Reader appended);
 
 rpc::ContentState ToWire(store::ContentState state);
 store::ContentState FromWire(rpc::ContentState state);
-
-// The event as stored, and its opened content when there is one.
-void SetReadEvent(rpc::ReadEvent::Builder out, const store::StoredEvent& event);
-// Bytes a ReadEvent of this event takes on the wire, roughly (for reply size limits).
-size_t WireBytes(const store::StoredEvent& event);
 
 void SetStreamInfo(rpc::StreamInfo::Builder out, const store::StreamInfo& info);
 store::StreamInfo FromWire(rpc::StreamInfo::Reader info);

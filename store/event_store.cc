@@ -1,41 +1,11 @@
-// The small value types of store/event_store.h, and EventStore::Open.
+// StoredEvent, and EventStore::Open.
 #include "store/event_store.h"
 
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_cat.h"
 #include "common/prefetch.h"
 #include "store/event_store_impl.h"
 #include "store/internal/codec.h"
 
 namespace ihs::store {
-
-std::string ExpectedVersion::ToString() const {
-  switch (kind_) {
-    case Kind::kAny:
-      return "any";
-    case Kind::kNoStream:
-      return "none (no stream yet)";
-    case Kind::kStreamExists:
-      return "exists";
-    case Kind::kExact:
-      return absl::StrCat(version_);
-  }
-  return "?";
-}
-
-std::optional<int64_t> ConflictCurrentVersion(const absl::Status& status) {
-  if (status.code() != absl::StatusCode::kAborted) return std::nullopt;
-  auto payload = status.GetPayload(kConflictPayloadUrl);
-  int64_t v = 0;
-  if (!payload || !absl::SimpleAtoi(std::string(*payload), &v)) return std::nullopt;
-  return v;
-}
-
-absl::Status VersionConflictError(absl::string_view message, int64_t current_version) {
-  absl::Status s = absl::AbortedError(message);
-  s.SetPayload(kConflictPayloadUrl, absl::Cord(absl::StrCat(current_version)));
-  return s;
-}
 
 StoredEvent::StoredEvent(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
 StoredEvent::StoredEvent(StoredEvent&&) noexcept = default;

@@ -44,70 +44,9 @@
 #include "common/clock.h"
 #include "schema/event.capnp.h"
 #include "store/tlog.h"
+#include "store/types.h"
 
 namespace ihs::store {
-
-// Limits on what one append may carry (documented in docs/format.md).
-inline constexpr size_t kMaxEventBytes = 64 * 1024;   // one event, canonical encoding
-inline constexpr size_t kMaxEventsPerAppend = 10000;  // one Append or AppendMulti call
-inline constexpr size_t kMaxStreamIdBytes = 256;
-inline constexpr uint32_t kFormatVersion = 2;  // of the data directory (docs/format.md)
-
-// The optimistic-concurrency check of an append.
-class ExpectedVersion {
- public:
-  enum class Kind { kAny, kNoStream, kStreamExists, kExact };
-
-  static ExpectedVersion Any() { return ExpectedVersion(Kind::kAny, 0); }
-  static ExpectedVersion NoStream() { return ExpectedVersion(Kind::kNoStream, 0); }
-  static ExpectedVersion StreamExists() { return ExpectedVersion(Kind::kStreamExists, 0); }
-  // The version of the stream's last event (so 0 after one event).
-  static ExpectedVersion Exact(uint64_t version) { return ExpectedVersion(Kind::kExact, version); }
-
-  Kind kind() const { return kind_; }
-  uint64_t version() const { return version_; }
-  std::string ToString() const;
-
- private:
-  ExpectedVersion(Kind kind, uint64_t version) : kind_(kind), version_(version) {}
-  Kind kind_;
-  uint64_t version_;
-};
-
-// The events of one stream for one append. Each event's streamId must be empty or equal to
-// `stream`. The readers must stay valid until the call returns.
-struct StreamAppend {
-  std::string stream;
-  ExpectedVersion expected = ExpectedVersion::Any();
-  std::vector<schema::Event::Reader> events;
-};
-
-struct AppendResult {
-  // Position and stream version of each event, in request order.
-  std::vector<uint64_t> positions;
-  std::vector<uint64_t> versions;
-  // True when every event id was already stored with the same content: nothing was written and
-  // the positions are those of the original append.
-  bool duplicate = false;
-};
-
-// A wrong expected version is kAborted; this reads the stream's current version from such a
-// status (-1: the stream does not exist). nullopt for any other status.
-std::optional<int64_t> ConflictCurrentVersion(const absl::Status& status);
-// The status payload that carries it (decimal text).
-inline constexpr char kConflictPayloadUrl[] = "type.ihs/current-version";
-// A kAborted status with that payload (the store's, and the RPC client's for a remote conflict).
-absl::Status VersionConflictError(absl::string_view message, int64_t current_version);
-
-enum class ReadDirection { kForward, kBackward };
-
-// What became of an event's personal content on read.
-enum class ContentState {
-  kNone,    // the event carries no content
-  kSealed,  // not opened (ReadOptions::open_content was false)
-  kOpen,    // opened: StoredEvent::content() holds it
-  kErased,  // the data key is gone (the party was erased, or retention expired the content)
-};
 
 // One event as stored. Owns its bytes and the reader over them together, so a reader can never
 // dangle. Movable, not copyable.
@@ -148,18 +87,6 @@ struct ReadOptions {
   size_t max_bytes = 0;
 };
 
-struct StreamInfo {
-  std::string stream;
-  uint64_t event_count = 0;
-  uint64_t current_version = 0;  // event_count - 1
-  uint64_t first_position = 0;
-  uint64_t last_position = 0;
-  int64_t first_occurred_at = 0;  // µs since epoch, smallest seen
-  int64_t last_occurred_at = 0;   // µs since epoch, largest seen
-  std::optional<uint64_t> hold_position;    // a legal hold is in force, placed at this position
-  std::optional<uint64_t> erased_position;  // the party was erased at this position
-};
-
 struct StoreStats {
   uint64_t event_count = 0;  // the log's size: the next position
   uint64_t stream_count = 0;
@@ -178,9 +105,9 @@ class RetentionPolicy;  // store/retention.h
 inline constexpr char kRetentionStream[] = "$retention";
 
 struct RetentionReport {
-  uint64_t parties = 0;            // whose content expired
-  uint64_t classes = 0;            // data keys deleted (or, in a dry run, to delete)
-  std::vector<std::string> held;   // parties with expired content, left alone: under hold
+  uint64_t parties = 0;                  // whose content expired
+  uint64_t classes = 0;                  // data keys deleted (or, in a dry run, to delete)
+  std::vector<std::string> held;         // parties with expired content, left alone: under hold
   std::optional<uint64_t> run_position;  // the retentionRun event (none in a dry run)
 };
 
@@ -208,7 +135,9 @@ class StateBatch {
     std::string key;
     std::optional<std::string> value;  // nullopt: delete the key
   };
-  void Put(std::string key, std::string value) { ops_.push_back({std::move(key), std::move(value)}); }
+  void Put(std::string key, std::string value) {
+    ops_.push_back({std::move(key), std::move(value)});
+  }
   void Delete(std::string key) { ops_.push_back({std::move(key), std::nullopt}); }
   bool empty() const { return ops_.empty(); }
   size_t size() const { return ops_.size(); }
@@ -315,8 +244,7 @@ class EventStore {
   virtual absl::StatusOr<std::string> SignedHead() = 0;
   // The RFC 9162 audit path of leaf `index` in the tree of the first `size` events, leaf to
   // root: O(log size) hashes, read in one batch. kOutOfRange unless index < size <= Head().
-  virtual absl::StatusOr<std::vector<tlog::Hash>> InclusionProof(uint64_t index,
-                                                                 uint64_t size) = 0;
+  virtual absl::StatusOr<std::vector<tlog::Hash>> InclusionProof(uint64_t index, uint64_t size) = 0;
   // The audit paths of several leaves in the same tree, in the order of `indices`: the nodes
   // they share are read once, all in one batch (what verify-party needs).
   virtual absl::StatusOr<std::vector<std::vector<tlog::Hash>>> InclusionProofs(

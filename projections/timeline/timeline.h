@@ -29,27 +29,17 @@
 #include "absl/time/time.h"
 #include "projections/projection.h"
 #include "projections/runner.h"
+#include "projections/timeline/query.h"
 #include "schema/timeline.capnp.h"
 #include "store/event_store.h"
 
 namespace ihs::projections::timeline {
 
 inline constexpr char kName[] = "timeline";
-inline constexpr uint32_t kMaxPageEntries = 1000;
 
 // `max_cached_threads`: how many conversation threads an instance keeps decoded between the
 // writes of its state (tests set few, to see the bound change no byte of the state).
 std::unique_ptr<Projection> NewTimelineProjection(size_t max_cached_threads = 500'000);
-
-struct Query {
-  std::string party;
-  int64_t from = std::numeric_limits<int64_t>::min();  // occurred_at, µs, inclusive
-  int64_t to = std::numeric_limits<int64_t>::max();    // exclusive
-  std::vector<schema::Channel> channels;               // empty: all
-  std::string cursor;                                  // from a previous page's nextCursor
-  uint32_t limit = 100;                                // 1..kMaxPageEntries
-  absl::Time as_of = absl::Now();                      // waiting times are counted to here
-};
 
 // Checks a query: kInvalidArgument naming the problem.
 absl::Status Validate(const Query& q);
