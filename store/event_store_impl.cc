@@ -846,13 +846,12 @@ absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::StageWriter(Writer& w,
   for (size_t j = 0; j < lookup.size(); ++j) {
     if (statuses[j].IsNotFound()) continue;
     IHS_RETURN_IF_ERROR(FromRocksStatus(statuses[j], "read event id index"));
-    absl::string_view v = ToView(values[j]);
-    if (v.size() != 16 + internal::kDigestBytes) {
+    std::optional<internal::EventIdValue> v = internal::DecodeEventIdValue(ToView(values[j]));
+    if (!v) {
       return absl::DataLossError(
           absl::StrCat("event id index entry ", Hex(flat[lookup_index[j]]->id), " is malformed"));
     }
-    stored[lookup_index[j]] = Group::IdEntry{GetBigEndian64(v.data()), GetBigEndian64(v.data() + 8),
-                                             std::string(v.substr(16))};
+    stored[lookup_index[j]] = Group::IdEntry{v->position, v->stream_version, std::move(v->digest)};
   }
   size_t known = 0;
   const size_t total = flat.size();
@@ -996,10 +995,7 @@ absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::StageWriter(Writer& w,
       g.batch.Put(cf_events_, internal::EventKey(position), record);
       g.batch.Put(cf_stream_index_, internal::StreamIndexKey(m.stream_no, version),
                   BigEndian64(position));
-      std::string id_value = BigEndian64(position);
-      PutBigEndian64(&id_value, version);
-      id_value += e.digest;
-      g.batch.Put(cf_event_ids_, e.id, id_value);
+      g.batch.Put(cf_event_ids_, e.id, internal::EncodeEventIdValue(position, version, e.digest));
       g.frontier.Push(internal::LeafHash(record), [&](internal::SubtreeId id, const Hash& h) {
         g.batch.Put(cf_merkle_, internal::MerkleKey(id.level, id.index), S(internal::HashBytes(h)));
       });
@@ -1445,13 +1441,10 @@ absl::StatusOr<VerifyReport> EventStoreImpl::Verify(const ProgressFn& progress) 
       IHS_RETURN_IF_ERROR(FromRocksStatus(it->status(), "verify: read the stream index"));
       it.reset(db_->NewIterator(scan, cf_event_ids_));
       for (it->SeekToFirst(); it->Valid(); it->Next()) {
-        if (it->value().size() < 16) {
-          return absl::DataLossError("verify: the event id index holds a malformed entry");
-        }
-        const uint64_t position = GetBigEndian64(it->value().data());
-        if (position >= head) continue;
-        ids_held.Add(
-            EventIdEntry(ToView(it->key()), position, GetBigEndian64(it->value().data() + 8)));
+        std::optional<internal::EventIdValue> v = internal::DecodeEventIdValue(ToView(it->value()));
+        if (!v) return absl::DataLossError("verify: the event id index holds a malformed entry");
+        if (v->position >= head) continue;
+        ids_held.Add(EventIdEntry(ToView(it->key()), v->position, v->stream_version));
       }
       return FromRocksStatus(it->status(), "verify: read the event id index");
     }();
@@ -1580,8 +1573,10 @@ absl::Status EventStoreImpl::LocateIndexMismatch(
     }
     std::string id_value;
     s = db_->Get(ro, cf_event_ids_, S(ToView(ev.getId())), &id_value);
-    if (!s.ok() || id_value.size() < 16 || GetBigEndian64(id_value.data()) != p ||
-        GetBigEndian64(id_value.data() + 8) != ev.getStreamVersion()) {
+    const std::optional<internal::EventIdValue> indexed_id =
+        s.ok() ? internal::DecodeEventIdValue(id_value) : std::nullopt;
+    if (!indexed_id || indexed_id->position != p ||
+        indexed_id->stream_version != ev.getStreamVersion()) {
       return absl::DataLossError(absl::StrCat("verify: position ", p, ": event id ",
                                               Hex(ToView(ev.getId())),
                                               " is not indexed at this position"));
@@ -1640,8 +1635,9 @@ absl::StatusOr<std::optional<uint64_t>> EventStoreImpl::FindEvent(absl::string_v
                                rocksdb::Slice(event_id.data(), event_id.size()), &value);
   if (s.IsNotFound()) return std::nullopt;
   IHS_RETURN_IF_ERROR(FromRocksStatus(s, "look up an event id"));
-  if (value.size() < 8) return absl::DataLossError("an event-id index entry is malformed");
-  const uint64_t position = GetBigEndian64(value.data());
+  const std::optional<internal::EventIdValue> v = internal::DecodeEventIdValue(value);
+  if (!v) return absl::DataLossError("an event-id index entry is malformed");
+  const uint64_t position = v->position;
   // An id is indexed in its group's batch, before the group is acknowledged.
   if (position >= Head()) return std::nullopt;
   return position;

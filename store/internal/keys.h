@@ -7,7 +7,7 @@
 //   events        position: fixed64       -> record (see codec.h)
 //   stream_index  stream_no: fixed64 | version: fixed64 -> position: fixed64
 //   stream_meta   stream id (UTF-8)       -> StreamMeta (see EncodeStreamMeta)
-//   event_ids     event id (16 bytes)     -> position: fixed64 | digest (32 bytes)
+//   event_ids     event id (16 bytes)     -> EventIdValue (see EncodeEventIdValue)
 //   content_keys  stream id (UTF-8)       -> wrapped data key (see content_keys.h)
 //   merkle        level: u8 | index: fixed64 -> SHA-256 of the complete subtree (32 bytes)
 //   state.NAME    the projection's own keys and values (projections/; docs/format.md)
@@ -113,11 +113,27 @@ inline std::optional<StreamMeta> DecodeStreamMeta(absl::string_view v) {
 
 inline constexpr size_t kDigestBytes = 32;
 
-// event_ids value := position: fixed64 | digest: 32 bytes
-inline std::string EncodeEventIdValue(uint64_t position, absl::string_view digest) {
+// The event-id index: where an acknowledged id lies, and the digest a retry is compared with.
+//   value := position: fixed64 | stream_version: fixed64 | digest: 32 bytes
+struct EventIdValue {
+  uint64_t position = 0;
+  uint64_t stream_version = 0;
+  std::string digest;  // kDigestBytes
+};
+
+inline std::string EncodeEventIdValue(uint64_t position, uint64_t stream_version,
+                                      absl::string_view digest) {
   std::string v = BigEndian64(position);
+  PutBigEndian64(&v, stream_version);
   v.append(digest.data(), digest.size());
   return v;
+}
+
+// nullopt for a value of another size: a damaged entry.
+inline std::optional<EventIdValue> DecodeEventIdValue(absl::string_view v) {
+  if (v.size() != 16 + kDigestBytes) return std::nullopt;
+  return EventIdValue{GetBigEndian64(v.data()), GetBigEndian64(v.data() + 8),
+                      std::string(v.substr(16))};
 }
 
 }  // namespace ihs::store::internal

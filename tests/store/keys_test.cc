@@ -76,13 +76,29 @@ TEST(StreamMeta, HoldAndErasureRoundTripAfterTheFieldsOlderReadersKnow) {
 }
 
 TEST(StreamMeta, NewerLongerValueStillDecodesAndGarbageDoesNot) {
-  std::string v = EncodeStreamMeta(StreamMeta{1, 2, 3, 4, 5, 6, std::nullopt, std::nullopt}) + "future fields";
+  std::string v =
+      EncodeStreamMeta(StreamMeta{1, 2, 3, 4, 5, 6, std::nullopt, std::nullopt}) + "future fields";
   ASSERT_TRUE(DecodeStreamMeta(v).has_value());
   EXPECT_EQ(DecodeStreamMeta(v)->event_count, 2u);
   EXPECT_FALSE(DecodeStreamMeta("short").has_value());
   std::string wrong_format = EncodeStreamMeta(StreamMeta{});
   wrong_format[0] = '\x02';
   EXPECT_FALSE(DecodeStreamMeta(wrong_format).has_value());
+}
+
+TEST(EventIdValue, RoundTripsAndRefusesAnyOtherSize) {
+  const std::string digest(kDigestBytes, '\x5a');
+  const std::string v = EncodeEventIdValue(0x0102030405060708, 42, digest);
+  EXPECT_EQ(v.size(), 16 + kDigestBytes);
+  EXPECT_EQ(v.substr(0, 8), std::string("\x01\x02\x03\x04\x05\x06\x07\x08", 8));  // big-endian
+  std::optional<EventIdValue> d = DecodeEventIdValue(v);
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->position, 0x0102030405060708u);
+  EXPECT_EQ(d->stream_version, 42u);
+  EXPECT_EQ(d->digest, digest);
+  EXPECT_FALSE(DecodeEventIdValue(v.substr(0, 16)).has_value());
+  EXPECT_FALSE(DecodeEventIdValue(v + "x").has_value());
+  EXPECT_FALSE(DecodeEventIdValue("").has_value());
 }
 
 }  // namespace
