@@ -7,7 +7,8 @@
 //                               log, as ihsd's inclusionProof serves it
 //   BM_VerifyParty              store::VerifyParty (`ihs audit verify-party`) of the party whose
 //                               event count is nearest above 1,000: every event read and proved
-//                               (IHS_BENCH_PARTY=ID names another, and saves the pass that finds it)
+//                               (IHS_BENCH_PARTY=ID names another, and saves the pass that finds
+//                               it)
 // The dataset is gen1-seed42-1M, or gen1-seed42-10M with IHS_BENCH_DATASET=10M (bench/dataset.h).
 // It is opened for writing once, so that a dataset made before signing keys gets one.
 #include <benchmark/benchmark.h>
@@ -36,7 +37,7 @@ void BM_Verify(benchmark::State& state) {
   Open& o = TheDataset();
   uint64_t checked = 0;
   for (auto _ : state) {
-    absl::StatusOr<store::VerifyReport> r = o.store->Verify();
+    absl::StatusOr<store::VerifyReport> r = Verify(*o.store);
     if (!r.ok()) state.SkipWithError(std::string(r.status().message()).c_str());
     checked += r.ok() ? r->events_checked : 0;
   }
@@ -51,7 +52,7 @@ void BM_InclusionProof(benchmark::State& state) {
   std::mt19937_64 rng(7);
   for (auto _ : state) {
     const uint64_t index = rng() % size;
-    auto path = o.store->InclusionProof(index, size);
+    auto path = InclusionProof(*o.store, index, size);
     if (!path.ok()) state.SkipWithError(std::string(path.status().message()).c_str());
     benchmark::DoNotOptimize(path->data());
   }
@@ -63,9 +64,8 @@ BENCHMARK(BM_InclusionProof)->Unit(benchmark::kMicrosecond);
 // many), found by one pass over the log.
 std::string PartyNear1000(store::EventStore& store, uint64_t* count) {
   absl::flat_hash_map<std::string, uint64_t> counts;
-  absl::StatusOr<uint64_t> n = ReadWholeLog(store, [&](const store::StoredEvent& e) {
-    ++counts[e.event().getStreamId().cStr()];
-  });
+  absl::StatusOr<uint64_t> n = ReadWholeLog(
+      store, [&](const store::StoredEvent& e) { ++counts[e.event().getStreamId().cStr()]; });
   if (!n.ok()) return "";
   std::string best;
   uint64_t best_count = 0;
@@ -92,8 +92,8 @@ void BM_VerifyParty(benchmark::State& state) {
     count = info.ok() ? info->event_count : 0;
     return std::string(named);
   }();
-  auto signed_head = o.store->SignedHead();
-  auto key = o.store->VerifierKey();
+  auto signed_head = SignedHead(*o.store);
+  auto key = VerifierKey(*o.store);
   tlog::TreeHead head;
   std::string why;
   if (!signed_head.ok() || !key.ok() || !tlog::OpenHead(*signed_head, *key, &head, &why)) {

@@ -26,9 +26,19 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "store/event_store.h"
+#include "store/log_reader.h"
+#include "store/state_store.h"
+#include "store/stored_event.h"
 
 namespace ihs::projections {
+
+// What projections need of the store: the log they follow and the state families they keep
+// their state in. Apart, so that a node of a cluster can follow a partition kept elsewhere
+// (issue 29) with its state in its own RocksDB; an embedded store is both (LogAndStateOf).
+struct LogAndState {
+  store::LogReader* log = nullptr;
+  store::StateStore* state = nullptr;
+};
 
 // The whole state a rebuild has built so far, held in memory until the runner writes it out as
 // sorted files (runner.cc).
@@ -41,8 +51,7 @@ class MemState;
 class Txn {
  public:
   // `horizon`: see horizon(); 0 for a live batch.
-  Txn(store::EventStore* store, std::string family, MemState* mem = nullptr,
-      uint64_t horizon = 0);
+  Txn(LogAndState store, std::string family, MemState* mem = nullptr, uint64_t horizon = 0);
 
   absl::StatusOr<std::optional<std::string>> Get(absl::string_view key);
   void Put(absl::string_view key, std::string value);
@@ -84,10 +93,10 @@ class Txn {
 
  private:
   // The event with this id if its position is in [from, to).
-  absl::StatusOr<std::optional<store::StoredEvent>> FindEventIn(absl::string_view id,
-                                                                uint64_t from, uint64_t to);
+  absl::StatusOr<std::optional<store::StoredEvent>> FindEventIn(absl::string_view id, uint64_t from,
+                                                                uint64_t to);
 
-  store::EventStore* const store_;
+  const LogAndState store_;
   const std::string family_;
   MemState* const mem_;
   const uint64_t horizon_;

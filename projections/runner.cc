@@ -1,7 +1,5 @@
 #include "projections/runner.h"
 
-#include "projections/mem_state.h"
-
 #include <sodium.h>
 
 #include <algorithm>
@@ -17,11 +15,12 @@
 #include "absl/hash/hash.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "common/big_endian.h"
 #include "common/status_macros.h"
+#include "projections/mem_state.h"
 
 namespace ihs::projections {
 
@@ -84,7 +83,7 @@ absl::StatusOr<absl::string_view> Unseal(absl::string_view family, absl::string_
   return value.substr(0, value.size() - kChecksumBytes);
 }
 
-Txn::Txn(store::EventStore* store, std::string family, MemState* mem, uint64_t horizon)
+Txn::Txn(LogAndState store, std::string family, MemState* mem, uint64_t horizon)
     : store_(store), family_(std::move(family)), mem_(mem), horizon_(horizon) {}
 
 absl::StatusOr<std::optional<std::string>> Txn::Get(absl::string_view key) {
@@ -97,7 +96,7 @@ absl::StatusOr<std::optional<std::string>> Txn::Get(absl::string_view key) {
   } else if (auto it = writes_.find(key); it != writes_.end()) {
     return it->second;
   }
-  IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, store_->GetState(family_, key));
+  IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, store_.state->GetState(family_, key));
   if (!v) return std::nullopt;
   IHS_ASSIGN_OR_RETURN(absl::string_view payload, Unseal(family_, key, *v));
   return std::string(payload);
@@ -134,13 +133,13 @@ absl::StatusOr<std::optional<store::StoredEvent>> Txn::FindLaterEvent(absl::stri
 }
 
 absl::StatusOr<std::optional<store::StoredEvent>> Txn::FindEventIn(absl::string_view id,
-                                                                  uint64_t from, uint64_t to) {
+                                                                   uint64_t from, uint64_t to) {
   if (id.size() != 16 || from >= to) return std::nullopt;
-  IHS_ASSIGN_OR_RETURN(std::optional<uint64_t> pos, store_->FindEvent(id));
+  IHS_ASSIGN_OR_RETURN(std::optional<uint64_t> pos, store_.log->FindEvent(id));
   if (!pos || *pos < from || *pos >= to) return std::nullopt;
   store::ReadOptions ro;
   ro.open_content = false;
-  IHS_ASSIGN_OR_RETURN(std::vector<store::StoredEvent> events, store_->ReadAll(*pos, 1, ro));
+  IHS_ASSIGN_OR_RETURN(std::vector<store::StoredEvent> events, store_.log->ReadAll(*pos, 1, ro));
   if (events.empty()) return std::nullopt;
   return std::move(events[0]);
 }
@@ -151,9 +150,8 @@ store::StateBatch Txn::Finish(uint64_t checkpoint, uint32_t version) {
   std::vector<std::pair<const std::string, std::optional<std::string>>*> sorted;
   sorted.reserve(writes_.size());
   for (auto& kv : writes_) sorted.push_back(&kv);
-  std::sort(sorted.begin(), sorted.end(), [](const auto* a, const auto* b) {
-    return a->first < b->first;
-  });
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto* a, const auto* b) { return a->first < b->first; });
   store::StateBatch batch;
   for (auto* kv : sorted) {
     auto& [key, value] = *kv;
@@ -177,15 +175,16 @@ store::StateBatch Txn::Finish(uint64_t checkpoint, uint32_t version) {
 
 class StateView::Generation {
  public:
-  Generation(store::EventStore* store, std::string family, uint64_t checkpoint)
+  Generation(LogAndState store, std::string family, uint64_t checkpoint)
       : store_(store), family_(std::move(family)), checkpoint_(checkpoint) {}
   // The last reference to a generation that a swap retired drops its family.
   ~Generation() {
     if (retired_.load()) {
-      store_->DropStateFamily(family_).IgnoreError();  // a leftover is dropped at the next Open
+      store_.state->DropStateFamily(family_)
+          .IgnoreError();  // a leftover is dropped at the next Open
     }
   }
-  store::EventStore* store() const { return store_; }
+  LogAndState store() const { return store_; }
   const std::string& family() const { return family_; }
   uint64_t checkpoint() const { return checkpoint_.load(); }
   void set_checkpoint(uint64_t c) { checkpoint_.store(c); }
@@ -193,7 +192,7 @@ class StateView::Generation {
   void set_retired(bool retired) { retired_.store(retired); }
 
  private:
-  store::EventStore* const store_;
+  const LogAndState store_;
   const std::string family_;
   std::atomic<uint64_t> checkpoint_;
   std::atomic<bool> retired_{false};
@@ -209,9 +208,7 @@ StateView::StateView(std::shared_ptr<const std::map<std::string, std::string>> m
                      uint64_t checkpoint)
     : memory_(std::move(memory)), memory_checkpoint_(checkpoint) {}
 
-uint64_t StateView::checkpoint() const {
-  return memory_ ? memory_checkpoint_ : gen_->checkpoint();
-}
+uint64_t StateView::checkpoint() const { return memory_ ? memory_checkpoint_ : gen_->checkpoint(); }
 
 absl::Status StateView::Corrupt(absl::Status s) const {
   if (s.code() == absl::StatusCode::kDataLoss && on_corrupt_) on_corrupt_(s);
@@ -224,7 +221,8 @@ absl::StatusOr<std::optional<std::string>> StateView::Get(absl::string_view key)
     if (it == memory_->end()) return std::nullopt;
     return it->second;
   }
-  IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, gen_->store()->GetState(gen_->family(), key));
+  IHS_ASSIGN_OR_RETURN(std::optional<std::string> v,
+                       gen_->store().state->GetState(gen_->family(), key));
   if (!v) return std::nullopt;
   absl::StatusOr<absl::string_view> payload = Unseal(gen_->family(), key, *v);
   if (!payload.ok()) return Corrupt(payload.status());
@@ -241,7 +239,7 @@ absl::Status StateView::Scan(absl::string_view from, absl::string_view to,
     return absl::OkStatus();
   }
   absl::Status bad;
-  IHS_RETURN_IF_ERROR(gen_->store()->ScanState(
+  IHS_RETURN_IF_ERROR(gen_->store().state->ScanState(
       gen_->family(), from, to, [&](absl::string_view key, absl::string_view value) {
         absl::StatusOr<absl::string_view> payload = Unseal(gen_->family(), key, value);
         if (!payload.ok()) {
@@ -306,9 +304,10 @@ struct StoredCheckpoint {
   uint32_t version = 0;
 };
 
-absl::StatusOr<std::optional<StoredCheckpoint>> ReadCheckpoint(store::EventStore* store,
-                                                              const std::string& family) {
-  IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, store->GetState(family, CheckpointKey()));
+absl::StatusOr<std::optional<StoredCheckpoint>> ReadCheckpoint(LogAndState store,
+                                                               const std::string& family) {
+  IHS_ASSIGN_OR_RETURN(std::optional<std::string> v,
+                       store.state->GetState(family, CheckpointKey()));
   if (!v) return std::nullopt;
   IHS_ASSIGN_OR_RETURN(absl::string_view p, Unseal(family, CheckpointKey(), *v));
   if (p.size() != 12) {
@@ -326,15 +325,24 @@ bool ValidName(absl::string_view name) {
 
 }  // namespace
 
-Runner::Runner(store::EventStore* store, RunnerOptions options)
+Runner::Runner(LogAndState store, RunnerOptions options)
     : store_(store), options_(options), clock_(options.clock ? options.clock : RealClock()) {}
 
 absl::StatusOr<std::unique_ptr<Runner>> Runner::Open(store::EventStore* store,
                                                      std::vector<ProjectionFactory> factories,
                                                      RunnerOptions options) {
+  return Open(LogAndState{store, store::StateStoreOf(*store)}, std::move(factories), options);
+}
+
+absl::StatusOr<std::unique_ptr<Runner>> Runner::Open(LogAndState store,
+                                                     std::vector<ProjectionFactory> factories,
+                                                     RunnerOptions options) {
+  if (store.log == nullptr || store.state == nullptr) {
+    return absl::InvalidArgumentError("a runner needs a log and a state store");
+  }
   std::unique_ptr<Runner> r(new Runner(store, options));
-  IHS_RETURN_IF_ERROR(store->CreateStateFamily(kRegistryFamily));
-  const std::vector<std::string> families = store->StateFamilies();
+  IHS_RETURN_IF_ERROR(store.state->CreateStateFamily(kRegistryFamily));
+  const std::vector<std::string> families = store.state->StateFamilies();
   for (ProjectionFactory& f : factories) {
     auto slot = std::make_unique<Slot>();
     slot->live = f();
@@ -346,11 +354,13 @@ absl::StatusOr<std::unique_ptr<Runner>> Runner::Open(store::EventStore* store,
           absl::StrCat("a projection's name has 1-40 bytes of [a-z0-9_]: \"", slot->name, "\""));
     }
     if (r->Find(slot->name).ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("projection ", slot->name, " registered twice"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("projection ", slot->name, " registered twice"));
     }
     // The active generation, or a first one.
     const std::string key = RegistryKey(slot->name);
-    IHS_ASSIGN_OR_RETURN(std::optional<std::string> active, store->GetState(kRegistryFamily, key));
+    IHS_ASSIGN_OR_RETURN(std::optional<std::string> active,
+                         store.state->GetState(kRegistryFamily, key));
     std::string family;
     if (active) {
       IHS_ASSIGN_OR_RETURN(absl::string_view p, Unseal(kRegistryFamily, key, *active));
@@ -358,17 +368,18 @@ absl::StatusOr<std::unique_ptr<Runner>> Runner::Open(store::EventStore* store,
     }
     if (family.empty() || GenerationOf(slot->name, family) == 0) {
       family = absl::StrCat(slot->name, "@1");
-      IHS_RETURN_IF_ERROR(store->CreateStateFamily(family));
+      IHS_RETURN_IF_ERROR(store.state->CreateStateFamily(family));
       store::StateBatch b;
       b.Put(key, Seal(key, family));
-      IHS_RETURN_IF_ERROR(store->WriteState(kRegistryFamily, b));
+      IHS_RETURN_IF_ERROR(store.state->WriteState(kRegistryFamily, b));
     } else {
-      IHS_RETURN_IF_ERROR(store->CreateStateFamily(family));  // a no-op unless it went missing
+      IHS_RETURN_IF_ERROR(
+          store.state->CreateStateFamily(family));  // a no-op unless it went missing
     }
     // What a crashed rebuild or an interrupted drop left behind.
     for (const std::string& other : families) {
       if (other != family && GenerationOf(slot->name, other) != 0) {
-        IHS_RETURN_IF_ERROR(store->DropStateFamily(other));
+        IHS_RETURN_IF_ERROR(store.state->DropStateFamily(other));
       }
     }
     absl::StatusOr<std::optional<StoredCheckpoint>> cp = ReadCheckpoint(store, family);
@@ -384,9 +395,10 @@ absl::StatusOr<std::unique_ptr<Runner>> Runner::Open(store::EventStore* store,
         slot->needs_rebuild = true;
         slot->error = absl::StrCat("state of version ", (*cp)->version, ", this build writes ",
                                    slot->version);
-      } else if (next > store->Head()) {
+      } else if (next > store.log->Head()) {
         slot->needs_rebuild = slot->corrupt = true;
-        slot->error = absl::StrCat("checkpoint ", next, " is past the log's end ", store->Head());
+        slot->error =
+            absl::StrCat("checkpoint ", next, " is past the log's end ", store.log->Head());
       }
     }
     slot->gen = std::make_shared<Generation>(store, family, next);
@@ -403,8 +415,8 @@ absl::StatusOr<Runner::Slot*> Runner::Find(absl::string_view name) const {
     if (s->name == name) return s.get();
   }
   std::vector<std::string> names = Names();
-  return absl::NotFoundError(absl::StrCat("no projection named \"", name, "\" (there are: ",
-                                          absl::StrJoin(names, ", "), ")"));
+  return absl::NotFoundError(absl::StrCat("no projection named \"", name,
+                                          "\" (there are: ", absl::StrJoin(names, ", "), ")"));
 }
 
 std::vector<std::string> Runner::Names() const {
@@ -427,8 +439,8 @@ constexpr uint64_t kFinalStretch = 16384;
 // batch: read in chunks, applied through one Txn (so a key written many times is written once),
 // written with the new checkpoint in one WriteBatch. `reached` (optional) hears the position
 // after each chunk.
-absl::StatusOr<uint64_t> CommitBatch(store::EventStore* store, Projection& projection,
-                                     Generation& gen, uint64_t head, size_t max_events,
+absl::StatusOr<uint64_t> CommitBatch(LogAndState store, Projection& projection, Generation& gen,
+                                     uint64_t head, size_t max_events,
                                      const std::function<void(uint64_t)>& reached) {
   const uint64_t from = gen.checkpoint();
   if (from >= head) return 0;
@@ -439,7 +451,7 @@ absl::StatusOr<uint64_t> CommitBatch(store::EventStore* store, Projection& proje
   uint64_t pos = from;
   while (pos < end) {
     IHS_ASSIGN_OR_RETURN(std::vector<store::StoredEvent> events,
-                         store->ReadAll(pos, std::min<uint64_t>(kReadChunk, end - pos), ro));
+                         store.log->ReadAll(pos, std::min<uint64_t>(kReadChunk, end - pos), ro));
     if (events.empty()) break;
     for (const store::StoredEvent& e : events) {
       txn.set_position(e.position());
@@ -450,14 +462,14 @@ absl::StatusOr<uint64_t> CommitBatch(store::EventStore* store, Projection& proje
   }
   txn.set_position(pos);
   IHS_RETURN_IF_ERROR(projection.Flush(txn));
-  IHS_RETURN_IF_ERROR(store->WriteState(gen.family(), txn.Finish(pos, projection.version())));
+  IHS_RETURN_IF_ERROR(store.state->WriteState(gen.family(), txn.Finish(pos, projection.version())));
   gen.set_checkpoint(pos);
   return pos - from;
 }
 
 // The same; a batch that fails is not committed, and the projection drops what it cached.
-absl::StatusOr<uint64_t> ApplyTo(store::EventStore* store, Projection& projection,
-                                 Generation& gen, uint64_t head, size_t max_events,
+absl::StatusOr<uint64_t> ApplyTo(LogAndState store, Projection& projection, Generation& gen,
+                                 uint64_t head, size_t max_events,
                                  const std::function<void(uint64_t)>& reached = nullptr) {
   absl::StatusOr<uint64_t> n = CommitBatch(store, projection, gen, head, max_events, reached);
   if (!n.ok()) projection.Discard();
@@ -518,7 +530,7 @@ size_t FirstIndex(size_t n, Reached&& reached) {
 // sorted on a thread each, and the keys it put in order (PutInOrder) are another; the key
 // space is then cut into one range per file, and each file is written on a thread of its own,
 // merging its range of every run as it goes and sealing each value.
-absl::Status WriteOut(store::EventStore* store, const std::string& family,
+absl::Status WriteOut(LogAndState store, const std::string& family,
                       const std::vector<MemState*>& mems, Projection& projection,
                       uint64_t checkpoint) {
   for (const MemState* mem : mems) {
@@ -602,7 +614,7 @@ absl::Status WriteOut(store::EventStore* store, const std::string& family,
   }
   std::vector<std::unique_ptr<store::StateFile>> files(kFiles);
   IHS_RETURN_IF_ERROR(OnThreads(kFiles, [&](size_t f) -> absl::Status {
-    IHS_ASSIGN_OR_RETURN(files[f], store->NewStateFile(family));
+    IHS_ASSIGN_OR_RETURN(files[f], store.state->NewStateFile(family));
     // The keys and values lie scattered over gigabytes in sorted order: fetch those a few
     // places ahead in each run while this one is sealed, or every key waits for memory twice.
     constexpr size_t kSlotsAhead = 16, kBytesAhead = 8;
@@ -644,9 +656,8 @@ absl::Status WriteOut(store::EventStore* store, const std::string& family,
       for (size_t r = least + 1; r < n_runs; ++r) {
         if (at[r] >= stop[r] || !(head[r] == item)) continue;
         if (plan[r].shard == plan[least].shard) {
-          return absl::InternalError(absl::StrCat("projection ", projection.name(),
-                                                  " put the key ", absl::CHexEscape(key),
-                                                  " both in order and not"));
+          return absl::InternalError(absl::StrCat("projection ", projection.name(), " put the key ",
+                                                  absl::CHexEscape(key), " both in order and not"));
         }
         const MemState::Value other = head[r].kv->second;
         advance(r);
@@ -655,8 +666,8 @@ absl::Status WriteOut(store::EventStore* store, const std::string& family,
                                                   " wrote and deleted the same key ",
                                                   absl::CHexEscape(key)));
         }
-        IHS_ASSIGN_OR_RETURN(merged, projection.MergeShards(key, std::string(payload),
-                                                            std::string(other.view())));
+        IHS_ASSIGN_OR_RETURN(
+            merged, projection.MergeShards(key, std::string(payload), std::string(other.view())));
         payload = merged;
         has_merged = true;
       }
@@ -669,12 +680,11 @@ absl::Status WriteOut(store::EventStore* store, const std::string& family,
     }
     return absl::OkStatus();
   }));
-  IHS_RETURN_IF_ERROR(store->IngestState(family, std::move(files)));
+  IHS_RETURN_IF_ERROR(store.state->IngestState(family, std::move(files)));
   runs.clear();
   for (MemState* mem : mems) mem->Spill();
   return absl::OkStatus();
 }
-
 
 // For a walk over `events` that is at i: starts to fetch the events it reaches a few places
 // later (those that `wanted` names), the handle first and then the record. A chunk of events is
@@ -684,10 +694,10 @@ template <typename Wanted>
 void FetchAhead(const std::vector<store::StoredEvent>& events, size_t i, Wanted&& wanted) {
   constexpr size_t kHandleAhead = 16, kRecordAhead = 8;
   if (i + kHandleAhead < events.size() && wanted(i + kHandleAhead)) {
-    events[i + kHandleAhead].PrefetchHandle();
+    store::PrefetchEventHandle(events[i + kHandleAhead]);
   }
   if (i + kRecordAhead < events.size() && wanted(i + kRecordAhead)) {
-    events[i + kRecordAhead].PrefetchRecord();
+    store::PrefetchEventRecord(events[i + kRecordAhead]);
   }
 }
 
@@ -705,7 +715,7 @@ class ChunkReader {
     std::vector<uint8_t> observed;
   };
 
-  ChunkReader(store::EventStore* store, uint64_t from, uint64_t horizon, size_t shards,
+  ChunkReader(LogAndState store, uint64_t from, uint64_t horizon, size_t shards,
               const Projection& projection)
       : store_(store),
         horizon_(horizon),
@@ -754,15 +764,14 @@ class ChunkReader {
       {
         absl::MutexLock l(&mu_);
         auto room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-          return stop_ ||
-                 read_ < *std::min_element(done_.begin(), done_.end()) + kChunksAhead;
+          return stop_ || read_ < *std::min_element(done_.begin(), done_.end()) + kChunksAhead;
         };
         mu_.Await(absl::Condition(&room));
         if (stop_) return;
       }
       auto chunk = std::make_shared<Chunk>();
       absl::StatusOr<std::vector<store::StoredEvent>> events =
-          store_->ReadAll(pos, std::min<uint64_t>(kReadChunk, horizon_ - pos), ro);
+          store_.log->ReadAll(pos, std::min<uint64_t>(kReadChunk, horizon_ - pos), ro);
       if (events.ok() && events->empty()) {
         events = absl::DataLossError(absl::StrCat("the log ends at position ", pos,
                                                   " before the rebuild's horizon ", horizon_));
@@ -794,7 +803,7 @@ class ChunkReader {
     finished_ = true;
   }
 
-  store::EventStore* const store_;
+  const LogAndState store_;
   const uint64_t horizon_;
   const size_t shards_;
   const Projection& projection_;
@@ -816,12 +825,12 @@ class ChunkReader {
 // sharded_by_stream()), each applies the events of the streams that hash to it, on a thread of
 // its own, and the shards meet only every kRoundChunks chunks, to see whether to write out.
 // `reached` hears the position and head after each chunk that every shard has applied.
-absl::Status BulkBuild(store::EventStore* store, const std::vector<Projection*>& shards,
-                       Generation& gen, size_t memory_bytes, const std::function<bool()>& stopping,
+absl::Status BulkBuild(LogAndState store, const std::vector<Projection*>& shards, Generation& gen,
+                       size_t memory_bytes, const std::function<bool()>& stopping,
                        const std::function<void(uint64_t, uint64_t)>& reached) {
   constexpr size_t kRoundChunks = 64;
   const size_t n = shards.size();
-  const uint64_t horizon = store->Head();
+  const uint64_t horizon = store.log->Head();
   std::vector<MemState> mems(n);
   std::vector<MemState*> mem_ptrs;
   std::vector<Txn> txns;
@@ -929,7 +938,7 @@ absl::Status BulkBuild(store::EventStore* store, const std::vector<Projection*>&
             absl::MutexLock l(&round_mu);
             end = std::min(end, begun);
           }
-          if (reached) reached(low, store->Head());
+          if (reached) reached(low, store.log->Head());
         }
         if (at[shard].load() >= horizon) {
           ended[shard] = 1;
@@ -954,7 +963,7 @@ absl::Status BulkBuild(store::EventStore* store, const std::vector<Projection*>&
     size_t bytes = 0;
     for (const MemState& mem : mems) bytes += mem.bytes();
     if (last || bytes >= memory_bytes) IHS_RETURN_IF_ERROR(write_out());
-    if (reached) reached(pos, store->Head());
+    if (reached) reached(pos, store.log->Head());
   }
   return absl::OkStatus();
 }
@@ -967,7 +976,7 @@ absl::Status Runner::ApplyBatch(Slot& slot, size_t max_events, bool* applied,
   absl::MutexLock apply(&slot.apply_mu);
   std::shared_ptr<Generation> gen = slot.Active();
   IHS_ASSIGN_OR_RETURN(uint64_t n,
-                       ApplyTo(store_, *slot.live, *gen, store_->Head(), max_events, reached));
+                       ApplyTo(store_, *slot.live, *gen, store_.log->Head(), max_events, reached));
   // At the head (a short batch), caches are dropped: they pay off while catching up, and a
   // worker that follows the log should not hold them for as long as ihsd runs.
   if (n < max_events) slot.live->Discard();
@@ -1021,10 +1030,10 @@ absl::Status Runner::RunClaimedRebuild(Slot& slot, const store::ProgressFn& prog
   auto check = [&](absl::Status s) { return s.ok() ? s : done(s); };
   const std::string family =
       absl::StrCat(slot.name, "@", GenerationOf(slot.name, old->family()) + 1);
-  if (store_->GetState(family, CheckpointKey()).ok()) {
-    IHS_RETURN_IF_ERROR(check(store_->DropStateFamily(family)));
+  if (store_.state->GetState(family, CheckpointKey()).ok()) {
+    IHS_RETURN_IF_ERROR(check(store_.state->DropStateFamily(family)));
   }
-  IHS_RETURN_IF_ERROR(check(store_->CreateStateFamily(family)));
+  IHS_RETURN_IF_ERROR(check(store_.state->CreateStateFamily(family)));
   auto gen = std::make_shared<Generation>(store_, family, 0);
   gen->set_retired(true);  // until it is swapped in: a failed rebuild drops it
   std::unique_ptr<Projection> projection = slot.factory();
@@ -1054,23 +1063,23 @@ absl::Status Runner::RunClaimedRebuild(Slot& slot, const store::ProgressFn& prog
   more.clear();
   projection->Discard();  // its caches hold only its shard's streams
   // What was appended meanwhile, still beside the live worker, to within kFinalStretch.
-  while (store_->Head() - gen->checkpoint() > kFinalStretch) {
+  while (store_.log->Head() - gen->checkpoint() > kFinalStretch) {
     {
       absl::MutexLock l(&slot.mu);
       if (slot.stop) return done(absl::CancelledError("the runner is stopping"));
     }
     absl::StatusOr<uint64_t> n =
-        ApplyTo(store_, *projection, *gen, store_->Head(), options_.rebuild_batch_events);
+        ApplyTo(store_, *projection, *gen, store_.log->Head(), options_.rebuild_batch_events);
     if (!n.ok()) return done(n.status());
     {
       absl::MutexLock l(&slot.mu);
       slot.rebuild_checkpoint = gen->checkpoint();
     }
-    if (progress) progress(gen->checkpoint(), store_->Head());
+    if (progress) progress(gen->checkpoint(), store_.log->Head());
   }
   // The rest, and the swap, with the live worker paused between its batches.
   absl::MutexLock apply(&slot.apply_mu);
-  const uint64_t head = store_->Head();
+  const uint64_t head = store_.log->Head();
   while (gen->checkpoint() < head) {
     absl::StatusOr<uint64_t> n =
         ApplyTo(store_, *projection, *gen, head, options_.rebuild_batch_events);
@@ -1080,7 +1089,7 @@ absl::Status Runner::RunClaimedRebuild(Slot& slot, const store::ProgressFn& prog
   const std::string key = RegistryKey(slot.name);
   store::StateBatch b;
   b.Put(key, Seal(key, family));
-  IHS_RETURN_IF_ERROR(check(store_->WriteState(kRegistryFamily, b)));
+  IHS_RETURN_IF_ERROR(check(store_.state->WriteState(kRegistryFamily, b)));
   gen->set_retired(false);
   old->set_retired(true);
   {
@@ -1137,7 +1146,7 @@ void Runner::Work(Slot& slot) {
     if (!applied && !rebuild) {
       // Not holding the generation while it waits: a swap drops the old one at once.
       const uint64_t checkpoint = slot.Active()->checkpoint();
-      store_->WaitForCommit(checkpoint, absl::Now() + absl::Milliseconds(200));
+      store_.log->WaitForCommit(checkpoint, absl::Now() + absl::Milliseconds(200));
     }
   }
 }
@@ -1190,7 +1199,7 @@ absl::Status Runner::CatchUp(absl::string_view name, const store::ProgressFn& pr
       }
     }
     if (rebuild) IHS_RETURN_IF_ERROR(RebuildSlot(*slot, progress));
-    const uint64_t head = store_->Head();
+    const uint64_t head = store_.log->Head();
     for (bool applied = true; applied;) {
       absl::Status s =
           ApplyBatch(*slot, options_.rebuild_batch_events, &applied, [&](uint64_t reached) {
@@ -1230,7 +1239,7 @@ absl::Status Runner::StartRebuild(absl::string_view name) {
 
 std::vector<ProjectionStatus> Runner::Status() {
   std::vector<ProjectionStatus> out;
-  const uint64_t head = store_->Head();
+  const uint64_t head = store_.log->Head();
   const absl::Time now = clock_->Now();
   for (auto& s : slots_) {
     ProjectionStatus st;
@@ -1254,11 +1263,10 @@ std::vector<ProjectionStatus> Runner::Status() {
     if (st.lag_events > 0) {
       store::ReadOptions ro;
       ro.open_content = false;
-      auto next = store_->ReadAll(st.checkpoint, 1, ro);
+      auto next = store_.log->ReadAll(st.checkpoint, 1, ro);
       if (next.ok() && !next->empty()) {
         const int64_t recorded = (*next)[0].event().getRecordedAt();
-        st.lag_seconds =
-            std::max(0.0, absl::ToDoubleSeconds(now - absl::FromUnixMicros(recorded)));
+        st.lag_seconds = std::max(0.0, absl::ToDoubleSeconds(now - absl::FromUnixMicros(recorded)));
       }
     }
     out.push_back(std::move(st));
@@ -1270,8 +1278,8 @@ absl::StatusOr<StateView> Runner::View(absl::string_view name) {
   IHS_ASSIGN_OR_RETURN(Slot * slot, Find(name));
   absl::MutexLock l(&slot->mu);
   if (slot->corrupt) {
-    return absl::UnavailableError(absl::StrCat("projection ", name, " is being rebuilt: ",
-                                               slot->error));
+    return absl::UnavailableError(
+        absl::StrCat("projection ", name, " is being rebuilt: ", slot->error));
   }
   return StateView(slot->gen, [this, slot](const absl::Status& s) { MarkCorrupt(*slot, s); });
 }

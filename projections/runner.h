@@ -82,6 +82,10 @@ class Runner {
   // Resolves each projection's active generation (creating the first one), and drops the
   // families a crashed rebuild left behind. A stored state of another version is rebuilt by the
   // worker (Start) or by CatchUp. The store must outlive the runner.
+  static absl::StatusOr<std::unique_ptr<Runner>> Open(LogAndState store,
+                                                      std::vector<ProjectionFactory> factories,
+                                                      RunnerOptions options = {});
+  // The same over an embedded store's log and state families.
   static absl::StatusOr<std::unique_ptr<Runner>> Open(store::EventStore* store,
                                                       std::vector<ProjectionFactory> factories,
                                                       RunnerOptions options = {});
@@ -118,7 +122,7 @@ class Runner {
   struct Slot;
 
  private:
-  Runner(store::EventStore* store, RunnerOptions options);
+  Runner(LogAndState store, RunnerOptions options);
   absl::StatusOr<Slot*> Find(absl::string_view name) const;
   absl::Status ApplyBatch(Slot& slot, size_t max_events, bool* applied,
                           const std::function<void(uint64_t)>& reached = nullptr);
@@ -129,7 +133,7 @@ class Runner {
   void Work(Slot& slot);
   void MarkCorrupt(Slot& slot, const absl::Status& status);
 
-  store::EventStore* const store_;
+  const LogAndState store_;
   const RunnerOptions options_;
   Clock* const clock_;
   std::vector<std::unique_ptr<Slot>> slots_;

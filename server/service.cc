@@ -19,6 +19,9 @@
 #include "schema/json.h"
 #include "server/read_wire.h"
 #include "server/wire.h"
+#include "store/audit.h"
+#include "store/backup.h"
+#include "store/governance.h"
 
 namespace ihs::server {
 namespace {
@@ -533,7 +536,7 @@ class Session {
     if (!admitted.ok()) return Refuse(result, admitted.status());
     store::EventStore* store = &shared_.store;
     uint64_t size = c.getParams().getSize();
-    return shared_.reads.Run([=] { return store->Root(size); })
+    return shared_.reads.Run([=] { return store::Root(*store, size); })
         .then([c](absl::StatusOr<std::string> root) mutable {
           auto result = c.getResults().getResult();
           if (root.ok()) {
@@ -551,7 +554,7 @@ class Session {
     auto admitted = Admit(absl::OkStatus());
     if (!admitted.ok()) return Refuse(result, admitted.status());
     store::EventStore* store = &shared_.store;
-    return shared_.reads.Run([=] { return store->SignedHead(); })
+    return shared_.reads.Run([=] { return store::SignedHead(*store); })
         .then([c](absl::StatusOr<std::string> head) mutable {
           auto result = c.getResults().getResult();
           if (head.ok()) {
@@ -565,7 +568,7 @@ class Session {
 
   kj::Promise<void> VerifierKey(VerifierKeyCtx c) {
     auto result = c.getResults().initResult();
-    absl::StatusOr<tlog::VerifierKey> key = shared_.store.VerifierKey();  // in memory: no I/O
+    absl::StatusOr<tlog::VerifierKey> key = store::VerifierKey(shared_.store);  // in memory: no I/O
     if (!key.ok()) return Refuse(result, key.status());
     result.setOk(tlog::FormatVerifierKey(*key));
     return kj::READY_NOW;
@@ -594,13 +597,13 @@ class Session {
   kj::Promise<void> InclusionProof(InclusionProofCtx c) {
     store::EventStore* store = &shared_.store;
     const uint64_t index = c.getParams().getIndex(), size = c.getParams().getSize();
-    return Proof(c, [=] { return store->InclusionProof(index, size); });
+    return Proof(c, [=] { return store::InclusionProof(*store, index, size); });
   }
 
   kj::Promise<void> ConsistencyProof(ConsistencyProofCtx c) {
     store::EventStore* store = &shared_.store;
     const uint64_t old_size = c.getParams().getOldSize(), new_size = c.getParams().getNewSize();
-    return Proof(c, [=] { return store->ConsistencyProof(old_size, new_size); });
+    return Proof(c, [=] { return store::ConsistencyProof(*store, old_size, new_size); });
   }
 
   // Erase and LegalHold: the store checks the party and the reason; the trail names the token's
@@ -634,7 +637,7 @@ class Session {
     store::EventStore* store = &shared_.store;
     std::string party = c.getParams().getParty(), reason = c.getParams().getReason();
     return PartyControl(c, "erases", [store, party, reason, by = name_] {
-      return store->Erase(party, reason, by);
+      return store::Erase(*store, party, reason, by);
     });
   }
 
@@ -644,7 +647,7 @@ class Session {
     const bool lift = c.getParams().getLift();
     return PartyControl(c, lift ? "lifts the hold on" : "places a legal hold on",
                         [store, party, lift, reason, by = name_] {
-                          return store->SetLegalHold(party, lift, reason, by);
+                          return store::SetLegalHold(*store, party, lift, reason, by);
                         });
   }
 
@@ -664,7 +667,7 @@ class Session {
     std::string log = absl::StrCat("conn ", conn_->id, " ", conn_->peer, ": ", name_,
                                    " backs the store up into ", to);
     return shared_.appends
-        .Run([store, to, with_master_key] { return store->Backup(to, with_master_key); })
+        .Run([store, to, with_master_key] { return store::Backup(*store, to, with_master_key); })
         .then([this, c, log](absl::StatusOr<uint64_t> size) mutable {
           auto result = c.getResults().getResult();
           if (size.ok()) {

@@ -31,7 +31,7 @@ absl::StatusOr<PartyAudit> VerifyParty(EventStore& store, absl::string_view part
     }
     audit.after_head += events.size() - covered.size();
     IHS_ASSIGN_OR_RETURN(std::vector<std::vector<tlog::Hash>> paths,
-                         store.InclusionProofs(covered, head.size));
+                         InclusionProofs(store, covered, head.size));
     for (size_t i = 0; i < covered.size(); ++i) {
       const StoredEvent& e = events[i];  // positions ascend: the covered ones come first
       // OpenSSL's SHA-256 (the store's), several times faster here than libsodium's portable

@@ -513,7 +513,7 @@ absl::Status EventStoreImpl::LoadWriterState() {
     if (it->Valid()) {
       if (it->key().size() != 8) return absl::DataLossError("events key is not 8 bytes");
       head = GetBigEndian64(it->key().data()) + 1;
-      IHS_ASSIGN_OR_RETURN(std::unique_ptr<StoredEvent::Rep> last,
+      IHS_ASSIGN_OR_RETURN(std::unique_ptr<internal::StoredEventRep> last,
                            internal::DecodeRecord(head - 1, ToView(it->value())));
       last_recorded_at = last->root.getRecordedAt();
     }
@@ -1144,7 +1144,7 @@ absl::StatusOr<std::optional<DataKey>> EventStoreImpl::DataKeyForRead(absl::stri
 absl::StatusOr<StoredEvent> EventStoreImpl::MakeStoredEvent(uint64_t position,
                                                             absl::string_view bytes,
                                                             const ReadOptions& options) {
-  IHS_ASSIGN_OR_RETURN(std::unique_ptr<StoredEvent::Rep> rep,
+  IHS_ASSIGN_OR_RETURN(std::unique_ptr<internal::StoredEventRep> rep,
                        internal::DecodeRecord(position, bytes));
   if (options.open_content && rep->content_state == ContentState::kSealed) {
     auto ev = rep->root;
@@ -1174,7 +1174,7 @@ absl::StatusOr<StoredEvent> EventStoreImpl::MakeStoredEvent(uint64_t position,
       rep->content_state = ContentState::kOpen;
     }
   }
-  return StoredEvent(std::move(rep));
+  return internal::StoredEventAccess::Make(std::move(rep));
 }
 
 absl::StatusOr<std::vector<StoredEvent>> EventStoreImpl::ReadStream(absl::string_view stream,
@@ -1473,7 +1473,8 @@ absl::StatusOr<VerifyReport> EventStoreImpl::Verify(const ProgressFn& progress) 
       return absl::DataLossError(absl::StrCat("verify: the log has no event at position ", p));
     }
     absl::string_view bytes = ToView(it->value());
-    absl::StatusOr<std::unique_ptr<StoredEvent::Rep>> rep = internal::DecodeRecord(p, bytes);
+    absl::StatusOr<std::unique_ptr<internal::StoredEventRep>> rep =
+        internal::DecodeRecord(p, bytes);
     if (!rep.ok()) {
       return absl::DataLossError(
           absl::StrCat("verify: first mismatch at position ", p, ": ", rep.status().message()));
@@ -1556,7 +1557,7 @@ absl::Status EventStoreImpl::LocateIndexMismatch(
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(log_ro, cf_events_));
   uint64_t p = 0;
   for (it->SeekToFirst(); it->Valid(); it->Next(), ++p) {
-    IHS_ASSIGN_OR_RETURN(std::unique_ptr<StoredEvent::Rep> rep,
+    IHS_ASSIGN_OR_RETURN(std::unique_ptr<internal::StoredEventRep> rep,
                          internal::DecodeRecord(p, ToView(it->value())));
     auto ev = rep->root;
     const absl::string_view stream = ToView(ev.getStreamId());

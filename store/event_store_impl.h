@@ -23,14 +23,21 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
+#include "store/audit.h"
 #include "store/event_store.h"
+#include "store/governance.h"
 #include "store/internal/content_keys.h"
 #include "store/internal/keys.h"
 #include "store/internal/merkle.h"
+#include "store/state_store.h"
 
 namespace ihs::store {
 
-class EventStoreImpl final : public EventStore {
+// The embedded store behind `store`, or kUnimplemented: `store` keeps no `what` of its own.
+class EventStoreImpl;
+absl::StatusOr<EventStoreImpl*> Embedded(EventStore& store, absl::string_view what);
+
+class EventStoreImpl final : public EventStore, public StateStore {
  public:
   static absl::StatusOr<std::unique_ptr<EventStore>> Open(const Options& options);
   // A range of positions whose RFC 9162 subtree hash a proof needs.
@@ -51,26 +58,26 @@ class EventStoreImpl final : public EventStore {
   absl::StatusOr<StreamInfo> GetStreamInfo(absl::string_view stream) override;
   uint64_t Head() override;
   uint64_t WaitForCommit(uint64_t known_head, absl::Time deadline) override;
-  absl::StatusOr<std::string> Root(uint64_t size) override;
-  absl::StatusOr<VerifyReport> Verify(const ProgressFn& progress) override;
   absl::StatusOr<StoreStats> Stats() override;
   absl::StatusOr<std::optional<uint64_t>> FindEvent(absl::string_view event_id) override;
-  absl::StatusOr<tlog::VerifierKey> VerifierKey() override;
-  absl::StatusOr<std::string> SignedHead() override;
-  absl::StatusOr<std::vector<tlog::Hash>> InclusionProof(uint64_t index, uint64_t size) override;
+
+  // The calls of store/audit.h, store/governance.h and store/backup.h, which reach the store
+  // through Embedded().
+  absl::StatusOr<std::string> Root(uint64_t size);
+  absl::StatusOr<VerifyReport> Verify(const ProgressFn& progress);
+  absl::StatusOr<tlog::VerifierKey> VerifierKey();
+  absl::StatusOr<std::string> SignedHead();
+  absl::StatusOr<std::vector<tlog::Hash>> InclusionProof(uint64_t index, uint64_t size);
   absl::StatusOr<std::vector<std::vector<tlog::Hash>>> InclusionProofs(
-      const std::vector<uint64_t>& indices, uint64_t size) override;
-  absl::StatusOr<std::vector<tlog::Hash>> ConsistencyProof(uint64_t old_size,
-                                                           uint64_t new_size) override;
-  absl::StatusOr<uint64_t> Backup(const std::string& to, bool include_master_key) override;
+      const std::vector<uint64_t>& indices, uint64_t size);
+  absl::StatusOr<std::vector<tlog::Hash>> ConsistencyProof(uint64_t old_size, uint64_t new_size);
+  absl::StatusOr<uint64_t> Backup(const std::string& to, bool include_master_key);
   absl::StatusOr<RetentionReport> RunRetention(const RetentionPolicy& policy, absl::Time now,
-                                               absl::string_view requested_by,
-                                               bool dry_run) override;
+                                               absl::string_view requested_by, bool dry_run);
   absl::StatusOr<uint64_t> Erase(absl::string_view party, absl::string_view reason,
-                                 absl::string_view requested_by) override;
+                                 absl::string_view requested_by);
   absl::StatusOr<uint64_t> SetLegalHold(absl::string_view party, bool lift,
-                                        absl::string_view reason,
-                                        absl::string_view requested_by) override;
+                                        absl::string_view reason, absl::string_view requested_by);
   absl::Status CreateStateFamily(absl::string_view name) override;
   absl::Status DropStateFamily(absl::string_view name) override;
   std::vector<std::string> StateFamilies() override;
@@ -131,8 +138,8 @@ class EventStoreImpl final : public EventStore {
   // Reads.
   // nullopt: no key, or (`expired` set) one that retention deleted.
   absl::StatusOr<std::optional<internal::DataKey>> DataKeyForRead(absl::string_view stream,
-                                                                   uint32_t version,
-                                                                   bool* expired = nullptr);
+                                                                  uint32_t version,
+                                                                  bool* expired = nullptr);
   absl::StatusOr<StoredEvent> MakeStoredEvent(uint64_t position, absl::string_view bytes,
                                               const ReadOptions& options);
 

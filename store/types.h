@@ -8,6 +8,7 @@
 #define IHS_STORE_TYPES_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -79,6 +80,9 @@ enum class ContentState {
   kOpen,    // opened: StoredEvent::content() holds it
   kErased,  // the data key is gone (the party was erased, or retention expired the content)
 };
+
+// Progress of a long operation: done out of total (total may grow).
+using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;
 
 struct StreamInfo {
   std::string stream;

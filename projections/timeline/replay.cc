@@ -44,8 +44,8 @@ absl::Status ReplayTimeline(store::EventStore* store, uint64_t size, const Query
                             capnp::MessageBuilder& summary, capnp::MessageBuilder& page) {
   IHS_RETURN_IF_ERROR(Validate(q));
   if (size > store->Head()) {
-    return absl::OutOfRangeError(absl::StrCat("position ", size, " is past the log's end (",
-                                              store->Head(), " events)"));
+    return absl::OutOfRangeError(
+        absl::StrCat("position ", size, " is past the log's end (", store->Head(), " events)"));
   }
   // The positions to apply: the party's events, and the events its entries depend on.
   std::set<uint64_t> positions;
@@ -65,8 +65,8 @@ absl::Status ReplayTimeline(store::EventStore* store, uint64_t size, const Query
     return absl::OkStatus();
   });
   if (own.code() == absl::StatusCode::kNotFound || (own.ok() && positions.empty())) {
-    return absl::NotFoundError(absl::StrCat("no such party: ", q.party, " (no event below position ",
-                                            size, ")"));
+    return absl::NotFoundError(
+        absl::StrCat("no such party: ", q.party, " (no event below position ", size, ")"));
   }
   IHS_RETURN_IF_ERROR(own);
   for (const std::string& c : counterparts) {
@@ -82,7 +82,7 @@ absl::Status ReplayTimeline(store::EventStore* store, uint64_t size, const Query
   // The projection, applied in memory: the state starts empty, and nothing reaches the store.
   std::unique_ptr<Projection> projection = NewTimelineProjection();
   MemState mem;
-  Txn txn(store, "replay", &mem);
+  Txn txn(LogAndState{store, nullptr}, "replay", &mem);
   store::ReadOptions ro;
   ro.open_content = false;
   for (uint64_t p : positions) {

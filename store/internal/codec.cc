@@ -222,13 +222,13 @@ std::string EncodeRecord(schema::Event::Reader event) {
   return out;
 }
 
-absl::StatusOr<std::unique_ptr<StoredEvent::Rep>> DecodeRecord(uint64_t position,
-                                                               absl::string_view bytes) {
+absl::StatusOr<std::unique_ptr<internal::StoredEventRep>> DecodeRecord(uint64_t position,
+                                                                       absl::string_view bytes) {
   std::string what = absl::StrCat("event at position ", position);
   if (bytes.empty() || bytes[0] != kRecordTagCapnpV1) {
     return absl::DataLossError(absl::StrCat(what, " has an unknown record tag"));
   }
-  auto rep = std::make_unique<StoredEvent::Rep>();
+  auto rep = std::make_unique<StoredEventRep>();
   rep->position = position;
   auto msg = CanonicalMessage::ParsePrefixed<schema::Event>(bytes, 1, what);
   if (!msg.ok()) return msg.status();

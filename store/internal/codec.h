@@ -69,7 +69,7 @@ absl::StatusOr<std::unique_ptr<CanonicalMessage>> CanonicalMessage::ParsePrefixe
                    [](capnp::MessageReader& r) { r.getRoot<T>().totalSize(); });
 }
 
-struct StoredEvent::Rep {
+struct StoredEvent::Rep {  // private to StoredEvent: the store reaches it through the below
   uint64_t position = 0;
   std::unique_ptr<CanonicalMessage> event;  // event->prefixed(): the record as stored
   // event's root, read once: a rebuild asks for it several times per event, and each getRoot()
@@ -81,6 +81,14 @@ struct StoredEvent::Rep {
 };
 
 namespace internal {
+
+// The store's way into a StoredEvent, which no other folder has.
+struct StoredEventAccess {
+  using Rep = StoredEvent::Rep;
+  static StoredEvent Make(std::unique_ptr<Rep> rep) { return StoredEvent(std::move(rep)); }
+  static const Rep& Of(const StoredEvent& e) { return *e.rep_; }
+};
+using StoredEventRep = StoredEventAccess::Rep;
 
 inline constexpr char kRecordTagCapnpV1 = '\x01';
 
@@ -110,8 +118,8 @@ std::string ContentShapeProblem(schema::Content::Reader content);
 std::string EventTextProblem(schema::Event::Reader event);
 
 // Decodes a record read at `position`; checks that the event says the same position.
-absl::StatusOr<std::unique_ptr<StoredEvent::Rep>> DecodeRecord(uint64_t position,
-                                                               absl::string_view bytes);
+absl::StatusOr<std::unique_ptr<StoredEventRep>> DecodeRecord(uint64_t position,
+                                                             absl::string_view bytes);
 
 }  // namespace internal
 }  // namespace ihs::store

@@ -18,6 +18,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "store/audit.h"
 #include "store/event_store.h"
 #include "tests/testutil/testutil.h"
 
@@ -138,7 +139,7 @@ TEST(CrashTest, KilledWriterLosesNoAcknowledgedAppendAndLeavesNoHalfBatch) {
                                   << absl::BytesToHexString(id) << " is lost";
       ASSERT_EQ(it->second, position) << "run " << run << ": acknowledged event moved";
     }
-    auto verified = store.Verify();
+    auto verified = Verify(store);
     ASSERT_TRUE(verified.ok()) << "run " << run << ": " << verified.status();
   }
   // The kills must have hit a writer at work, not only ones still starting up.

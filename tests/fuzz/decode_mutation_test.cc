@@ -11,6 +11,7 @@
 #include <string>
 
 #include "schema/json.h"
+#include "store/audit.h"
 #include "store/event_store.h"
 #include "store/internal/codec.h"
 #include "tests/testutil/testutil.h"
@@ -135,7 +136,7 @@ TEST(DecodeMutation, DamagedInputEventsAreRefusedOrStoredNeverACrash) {
     }
   }
   EXPECT_GT(refused, 500);
-  IHS_EXPECT_OK((*store)->Verify());
+  IHS_EXPECT_OK(Verify(**store));
   // What was stored reads back, content included.
   auto all = (*store)->ReadAll(0, 10000);
   IHS_ASSERT_OK(all);

@@ -1,6 +1,9 @@
 // A real ihsd, started as a child process on a free loopback port and a unix socket, driven through
 // the client library (server/client.h) and, for faults, through raw sockets.
 #include <arpa/inet.h>
+#include <capnp/any.h>
+#include <capnp/rpc-twoparty.h>
+#include <kj/async-io.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -16,13 +19,9 @@
 #include <sstream>
 #include <thread>
 
-#include <capnp/any.h>
-#include <capnp/rpc-twoparty.h>
-#include <kj/async-io.h>
-
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/escaping.h"
 #include "absl/synchronization/notification.h"
 #include "bench/workload/generator.h"
 #include "bench/workload/load.h"
@@ -31,6 +30,7 @@
 #include "projections/timeline/timeline.h"
 #include "server/client.h"
 #include "server/tokens.h"
+#include "store/audit.h"
 #include "store/event_store.h"
 #include "store/internal/codec.h"
 #include "store/tlog.h"
@@ -52,9 +52,8 @@ class RpcTest : public ::testing::Test {
   void SetUp() override {
     for (const char* role : {"writer", "reader", "auditor", "admin"}) {
       tokens_[role] = server::NewToken();
-      std::ofstream(dir_.Sub("tokens"), std::ios::app)
-          << server::TokenLine(*server::ParseRole(role), absl::StrCat("test-", role),
-                               tokens_[role]);
+      std::ofstream(dir_.Sub("tokens"), std::ios::app) << server::TokenLine(
+          *server::ParseRole(role), absl::StrCat("test-", role), tokens_[role]);
     }
   }
 
@@ -119,11 +118,11 @@ TEST_F(RpcTest, EachRoleHasItsCallsAndNoOthers) {
   EXPECT_EQ(admin->name(), "test-admin");
 
   // Allowed.
-  IHS_ASSERT_OK(writer->Append(One("customer-1", events_.Touchpoint(1, schema::Channel::EMAIL,
-                                                                     schema::TouchpointType::MESSAGE,
-                                                                     "hello"))));
-  IHS_ASSERT_OK(admin->Append(One("customer-1", events_.Touchpoint(2, schema::Channel::SMS,
-                                                                    schema::TouchpointType::REPLY))));
+  IHS_ASSERT_OK(writer->Append(One(
+      "customer-1",
+      events_.Touchpoint(1, schema::Channel::EMAIL, schema::TouchpointType::MESSAGE, "hello"))));
+  IHS_ASSERT_OK(admin->Append(One(
+      "customer-1", events_.Touchpoint(2, schema::Channel::SMS, schema::TouchpointType::REPLY))));
   for (Client* c : {writer.get(), reader.get(), auditor.get(), admin.get()}) {
     auto events = c->ReadStream("customer-1", 0, 10, store::ReadDirection::kForward);
     ASSERT_TRUE(events.ok()) << events.status();
@@ -166,10 +165,10 @@ TEST_F(RpcTest, AuditorsGetHeadsAndProofsThatVerifyAndOnlyAdminsEraseOrHold) {
   auto admin = MustConnect("admin");
   ASSERT_TRUE(writer && auditor && admin);
   for (uint64_t i = 1; i <= 5; ++i) {
-    IHS_ASSERT_OK(writer->Append(One(i % 2 ? "customer-1" : "customer-2",
-                                     events_.Touchpoint(i, schema::Channel::EMAIL,
-                                                        schema::TouchpointType::MESSAGE,
-                                                        absl::StrCat("note ", i)))));
+    IHS_ASSERT_OK(writer->Append(
+        One(i % 2 ? "customer-1" : "customer-2",
+            events_.Touchpoint(i, schema::Channel::EMAIL, schema::TouchpointType::MESSAGE,
+                               absl::StrCat("note ", i)))));
   }
 
   // A head, checked with the key alone; an audit path and a consistency proof against it.
@@ -195,8 +194,7 @@ TEST_F(RpcTest, AuditorsGetHeadsAndProofsThatVerifyAndOnlyAdminsEraseOrHold) {
 
   // Only an admin erases or holds; the others' capabilities have no such call.
   for (Client* c : {writer.get(), auditor.get()}) {
-    EXPECT_EQ(c->Erase("customer-1", "asked").status().code(),
-              absl::StatusCode::kPermissionDenied);
+    EXPECT_EQ(c->Erase("customer-1", "asked").status().code(), absl::StatusCode::kPermissionDenied);
     EXPECT_EQ(c->SetLegalHold("customer-1", false, "case").status().code(),
               absl::StatusCode::kPermissionDenied);
   }
@@ -293,10 +291,10 @@ TEST_F(RpcTest, ConflictsAndIdempotentRetriesCrossTheWireTyped) {
             absl::StatusCode::kInvalidArgument);
 
   // Atomic multi-stream appends: one conflict fails all.
-  auto multi = w->AppendMulti({One("m1", e2), One("s", events_.Touchpoint(
-                                                           5, schema::Channel::SMS,
-                                                           schema::TouchpointType::REPLY),
-                                                       ExpectedVersion::Exact(7))});
+  auto multi = w->AppendMulti(
+      {One("m1", e2),
+       One("s", events_.Touchpoint(5, schema::Channel::SMS, schema::TouchpointType::REPLY),
+           ExpectedVersion::Exact(7))});
   EXPECT_EQ(multi.status().code(), absl::StatusCode::kAborted);
   EXPECT_EQ(w->GetStreamInfo("m1").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(*w->Head(), 1u);
@@ -371,9 +369,9 @@ TEST_F(RpcTest, SubscriptionCatchesUpThenFollowsFourWritersWithoutGapOrDuplicate
       ASSERT_TRUE(c.ok()) << c.status();
       for (uint64_t i = 0; i < kPerWriter; ++i) {
         uint64_t id = (w + 1) * 10000000 + i;
-        IHS_ASSERT_OK((*c)->Append(One(absl::StrCat("live-", w),
-                                       events_.Touchpoint(id, schema::Channel::CHAT,
-                                                          schema::TouchpointType::MESSAGE))));
+        IHS_ASSERT_OK((*c)->Append(
+            One(absl::StrCat("live-", w),
+                events_.Touchpoint(id, schema::Channel::CHAT, schema::TouchpointType::MESSAGE))));
       }
     });
   }
@@ -504,7 +502,7 @@ TEST_F(RpcTest, SigtermDuringLoadKeepsEveryAcknowledgedEvent) {
     ASSERT_NE(it, stored.end()) << "acknowledged event lost at " << where.second;
     EXPECT_EQ(it->second, where.second);
   }
-  IHS_EXPECT_OK((*st)->Verify());
+  IHS_EXPECT_OK(Verify(**st));
 }
 
 // Raw bytes to the TCP port: returns once the server closed the socket or 5 s passed.
@@ -595,34 +593,34 @@ TEST_F(RpcTest, CallsBeyondTheInFlightLimitAreOverloadedNotQueued) {
   // Pipelined appends on one connection, through raw Cap'n Proto: more than two wait for syncs.
   int ok = 0, overloaded = 0;
   std::thread raw([&] {  // a thread of its own: it runs its own event loop
-  auto io = kj::setupAsyncIo();
-  auto addr = io.provider->getNetwork().parseAddress(tcp()).wait(io.waitScope);
-  auto stream = addr->connect().wait(io.waitScope);
-  capnp::TwoPartyClient rpc(*stream);
-  auto login = rpc.bootstrap().castAs<rpc::Gateway>().loginRequest();
-  login.setToken(tokens_["writer"]);
-  auto session = login.send().wait(io.waitScope);
-  auto writer = session.getResult().getOk().getWriterCap();
-  std::vector<kj::Promise<capnp::Response<rpc::Writer::AppendResults>>> calls;
-  for (int i = 0; i < 200; ++i) {
-    auto req = writer.appendRequest();
-    auto a = req.initAppend();
-    a.setStream(absl::StrCat("p", i));
-    a.initExpected().setKind(rpc::ExpectedKind::ANY);
-    a.initEvents(1).setWithCaveats(
-        0, events_.Touchpoint(i + 1, schema::Channel::SMS, schema::TouchpointType::MESSAGE));
-    calls.push_back(req.send());
-  }
-  for (auto& p : calls) {
-    auto response = p.wait(io.waitScope);  // owns the message the reader points into
-    auto r = response.getResult();
-    if (r.isOk()) {
-      ++ok;
-    } else {
-      EXPECT_EQ(r.getError().getKind(), rpc::ErrorKind::OVERLOADED);
-      ++overloaded;
+    auto io = kj::setupAsyncIo();
+    auto addr = io.provider->getNetwork().parseAddress(tcp()).wait(io.waitScope);
+    auto stream = addr->connect().wait(io.waitScope);
+    capnp::TwoPartyClient rpc(*stream);
+    auto login = rpc.bootstrap().castAs<rpc::Gateway>().loginRequest();
+    login.setToken(tokens_["writer"]);
+    auto session = login.send().wait(io.waitScope);
+    auto writer = session.getResult().getOk().getWriterCap();
+    std::vector<kj::Promise<capnp::Response<rpc::Writer::AppendResults>>> calls;
+    for (int i = 0; i < 200; ++i) {
+      auto req = writer.appendRequest();
+      auto a = req.initAppend();
+      a.setStream(absl::StrCat("p", i));
+      a.initExpected().setKind(rpc::ExpectedKind::ANY);
+      a.initEvents(1).setWithCaveats(
+          0, events_.Touchpoint(i + 1, schema::Channel::SMS, schema::TouchpointType::MESSAGE));
+      calls.push_back(req.send());
     }
-  }
+    for (auto& p : calls) {
+      auto response = p.wait(io.waitScope);  // owns the message the reader points into
+      auto r = response.getResult();
+      if (r.isOk()) {
+        ++ok;
+      } else {
+        EXPECT_EQ(r.getError().getKind(), rpc::ErrorKind::OVERLOADED);
+        ++overloaded;
+      }
+    }
   });
   raw.join();
   EXPECT_GT(ok, 0);
@@ -656,7 +654,8 @@ TEST_F(RpcTest, TlsListenerServesClientsThatTrustItsCertificateOnly) {
   const std::string cert = dir_.Sub("cert.pem"), key = dir_.Sub("key.pem");
   const std::string openssl = absl::StrCat(
       "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost "
-      "-addext subjectAltName=DNS:localhost -keyout ", key, " -out ", cert, " 2>/dev/null");
+      "-addext subjectAltName=DNS:localhost -keyout ",
+      key, " -out ", cert, " 2>/dev/null");
   ASSERT_EQ(std::system(openssl.c_str()), 0) << "openssl (installed by tools/setup.sh) failed";
   StartServer({"--tls-cert", cert, "--tls-key", key});
   client::ConnectOptions o{tcp(), tokens_["writer"]};
@@ -672,8 +671,10 @@ TEST_F(RpcTest, TlsListenerServesClientsThatTrustItsCertificateOnly) {
   // one that speaks plain Cap'n Proto to the TLS port. The server goes on serving.
   const std::string other_cert = dir_.Sub("other.pem");
   ASSERT_EQ(std::system(absl::StrCat("openssl req -x509 -newkey rsa:2048 -nodes -days 2 "
-                                     "-subj /CN=localhost -keyout ", dir_.Sub("other.key"),
-                                     " -out ", other_cert, " 2>/dev/null").c_str()), 0);
+                                     "-subj /CN=localhost -keyout ",
+                                     dir_.Sub("other.key"), " -out ", other_cert, " 2>/dev/null")
+                            .c_str()),
+            0);
   client::ConnectOptions untrusted = o;
   untrusted.tls_ca_file = other_cert;
   EXPECT_EQ(Client::Connect(untrusted).status().code(), absl::StatusCode::kUnavailable);
@@ -691,8 +692,8 @@ TEST_F(RpcTest, TlsListenerServesClientsThatTrustItsCertificateOnly) {
 }
 
 TEST_F(RpcTest, BadTokensFileIsRefusedNamingTheLine) {
-  std::ofstream(dir_.Sub("bad-tokens")) << "# ok\nreader alice " << std::string(64, 'a')
-                                        << "\nwriter bob nothex\n";
+  std::ofstream(dir_.Sub("bad-tokens"))
+      << "# ok\nreader alice " << std::string(64, 'a') << "\nwriter bob nothex\n";
   IhsdOptions o;
   o.binary = IHS_IHSD;
   o.data = dir_.Sub("data");
@@ -701,7 +702,6 @@ TEST_F(RpcTest, BadTokensFileIsRefusedNamingTheLine) {
   ASSERT_FALSE(p.ok());
   EXPECT_NE(std::string(p.status().message()).find("line 3"), std::string::npos) << p.status();
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // The timeline over RPC (docs/rpc.md, docs/projections.md).
@@ -844,8 +844,9 @@ TEST_F(RpcTest, TimelineReadsYourOwnWritesAndRefusesBadQueriesByField) {
   auto writer = MustConnect("writer");
   auto reader = MustConnect("reader");
   ASSERT_TRUE(writer && reader);
-  auto appended = writer->Append(One("customer-zoe", events_.Touchpoint(
-      1, schema::Channel::EMAIL, schema::TouchpointType::COMPLAINT, "where is my parcel")));
+  auto appended = writer->Append(One(
+      "customer-zoe", events_.Touchpoint(1, schema::Channel::EMAIL,
+                                         schema::TouchpointType::COMPLAINT, "where is my parcel")));
   ASSERT_TRUE(appended.ok()) << appended.status();
   Client::TimelineOptions o;
   o.open_content = true;
@@ -889,11 +890,13 @@ TEST_F(RpcTest, TimelineReadsYourOwnWritesAndRefusesBadQueriesByField) {
   refused(bad, "party");
 
   capnp::MallocMessageBuilder out;
-  absl::Status none = reader->Timeline([&] {
-    tl::Query n = q;
-    n.party = "nobody";
-    return n;
-  }(), o, out);
+  absl::Status none = reader->Timeline(
+      [&] {
+        tl::Query n = q;
+        n.party = "nobody";
+        return n;
+      }(),
+      o, out);
   EXPECT_EQ(none.code(), absl::StatusCode::kNotFound);
   EXPECT_NE(none.message().find("no such party: nobody"), std::string::npos) << none;
   EXPECT_EQ(reader->Summary("nobody", absl::Now(), 0, out).code(), absl::StatusCode::kNotFound);
@@ -932,8 +935,9 @@ TEST_F(RpcTest, AdminRebuildsTheTimelineWhileItServesAndTheResultIsTheSame) {
   EXPECT_EQ(admin->RebuildProjection("nope").code(), absl::StatusCode::kNotFound);
   IHS_ASSERT_OK(admin->RebuildProjection("timeline"));
   // Reads and appends go on while it rebuilds.
-  IHS_ASSERT_OK(writer->Append(One("customer-late", events_.Touchpoint(
-      999999, schema::Channel::CHAT, schema::TouchpointType::MESSAGE))));
+  IHS_ASSERT_OK(
+      writer->Append(One("customer-late", events_.Touchpoint(999999, schema::Channel::CHAT,
+                                                             schema::TouchpointType::MESSAGE))));
   capnp::MallocMessageBuilder during;
   IHS_EXPECT_OK(auditor->Timeline(q, {true, 0}, during));
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
@@ -942,7 +946,9 @@ TEST_F(RpcTest, AdminRebuildsTheTimelineWhileItServesAndTheResultIsTheSame) {
     auto s = admin->Projections();
     ASSERT_TRUE(s.ok()) << s.status();
     ASSERT_TRUE((*s)[0].rebuild_checkpoint || (*s)[0].family != family)
-        << "the rebuild ended without taking over: " << (*s)[0].error << " " << (*s)[0].family << " " << (*s)[0].state << "\n" << server_->Log();
+        << "the rebuild ended without taking over: " << (*s)[0].error << " " << (*s)[0].family
+        << " " << (*s)[0].state << "\n"
+        << server_->Log();
     now_family = (*s)[0].family;
     absl::SleepFor(absl::Milliseconds(50));
   }

@@ -26,12 +26,12 @@ pid_t Spawn(const std::string& dir) {
 std::vector<std::pair<std::string, std::string>> Dump(store::EventStore& store,
                                                       const std::string& family) {
   std::vector<std::pair<std::string, std::string>> out;
-  EXPECT_TRUE(store
-                  .ScanState(family, "", "",
-                             [&](absl::string_view k, absl::string_view v) {
-                               out.emplace_back(std::string(k), std::string(v));
-                               return true;
-                             })
+  EXPECT_TRUE(StateStoreOf(store)
+                  ->ScanState(family, "", "",
+                              [&](absl::string_view k, absl::string_view v) {
+                                out.emplace_back(std::string(k), std::string(v));
+                                return true;
+                              })
                   .ok());
   return out;
 }

@@ -15,12 +15,12 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-
 #include "bench/workload/generator.h"
-#include "common/big_endian.h"
 #include "bench/workload/load.h"
+#include "common/big_endian.h"
 #include "projections/registry.h"
 #include "projections/timeline/timeline.h"
+#include "store/state_store.h"
 #include "tests/testutil/testutil.h"
 
 namespace ihs::projections {
@@ -30,10 +30,11 @@ namespace {
 std::vector<std::pair<std::string, std::string>> Dump(store::EventStore& store,
                                                       const std::string& family) {
   std::vector<std::pair<std::string, std::string>> out;
-  absl::Status s = store.ScanState(family, "", "", [&](absl::string_view k, absl::string_view v) {
-    out.emplace_back(std::string(k), std::string(v));
-    return true;
-  });
+  absl::Status s =
+      StateStoreOf(store)->ScanState(family, "", "", [&](absl::string_view k, absl::string_view v) {
+        out.emplace_back(std::string(k), std::string(v));
+        return true;
+      });
   EXPECT_TRUE(s.ok()) << s;
   return out;
 }
@@ -89,7 +90,7 @@ TEST_F(RunnerTest, RebuildFromZeroEqualsLiveStateByteForByte) {
   EXPECT_NE(rebuilt_family, live_family);
   EXPECT_TRUE(Dump(*store_, rebuilt_family) == live) << "live and rebuilt state differ";
   // The old generation is gone once nothing reads it.
-  const auto families = store_->StateFamilies();
+  const auto families = StateStoreOf(*store_)->StateFamilies();
   EXPECT_EQ(std::count(families.begin(), families.end(), live_family), 0);
 }
 
@@ -253,8 +254,7 @@ TEST_F(RunnerTest, BackgroundRebuildIsReportedFromStartToSwap) {
   // Reported as soon as StartRebuild returns (ihs projections rebuild --connect relies on it),
   // and a second one is refused.
   EXPECT_EQ((*runner)->Status()[0].state, "rebuilding");
-  EXPECT_EQ((*runner)->StartRebuild(timeline::kName).code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ((*runner)->StartRebuild(timeline::kName).code(), absl::StatusCode::kFailedPrecondition);
   for (int i = 0; i < 1200; ++i) {
     const ProjectionStatus st = (*runner)->Status()[0];
     if (st.family != before) break;
@@ -309,7 +309,8 @@ class FlakyCounter final : public Projection {
 TEST_F(RunnerTest, AFailedBatchLeavesNoTraceInCachesCarriedAcrossBatches) {
   AppendHistory(14, 500, 4000);
   std::atomic<bool> failed{false};
-  auto runner = Runner::Open(store_.get(), {[&] { return std::make_unique<FlakyCounter>(&failed); }});
+  auto runner =
+      Runner::Open(store_.get(), {[&] { return std::make_unique<FlakyCounter>(&failed); }});
   IHS_ASSERT_OK(runner);
   (*runner)->Start();  // batches of 1,000: the failure is half-way through the second
   ASSERT_TRUE((*runner)->WaitFor("counter", store_->Head(), absl::Now() + absl::Seconds(60)));
@@ -365,8 +366,8 @@ TEST_F(RunnerTest, AShardThatFailsEndsTheRebuildWithItsErrorAndTheOldStateStays)
     for (int stream = 0; stream < 30; ++stream) {
       std::vector<schema::Event::Reader> evs;
       for (int i = 0; i < 100; ++i) {
-        evs.push_back(events.Touchpoint(id++, schema::Channel::EMAIL,
-                                        schema::TouchpointType::MESSAGE));
+        evs.push_back(
+            events.Touchpoint(id++, schema::Channel::EMAIL, schema::TouchpointType::MESSAGE));
       }
       IHS_ASSERT_OK(store_->Append(
           {absl::StrCat("s-", stream), store::ExpectedVersion::Any(), std::move(evs)}));
@@ -437,8 +438,8 @@ TEST_F(RunnerTest, KeysPutInOrderGiveTheStateThatPutsGiveAndMisuseIsRefused) {
     RunnerOptions o;
     o.rebuild_shards = 2;
     o.rebuild_memory_bytes = memory_bytes;
-    return Runner::Open(store_.get(),
-                        {[mode] { return std::make_unique<InOrderPositions>(mode); }}, o);
+    return Runner::Open(store_.get(), {[mode] { return std::make_unique<InOrderPositions>(mode); }},
+                        o);
   };
   auto runner = open(InOrderPositions::kSorted, RunnerOptions().rebuild_memory_bytes);
   IHS_ASSERT_OK(runner);
@@ -456,8 +457,9 @@ TEST_F(RunnerTest, KeysPutInOrderGiveTheStateThatPutsGiveAndMisuseIsRefused) {
   const std::string rebuilt = ActiveFamily(**parts);
   EXPECT_TRUE(Dump(*store_, rebuilt) == live) << "write-outs in parts differ";
   (*parts)->Stop();
-  for (auto [mode, problem] : {std::make_pair(InOrderPositions::kArrival, "not in order"),
-                               std::make_pair(InOrderPositions::kAlsoPut, "both in order and not")}) {
+  for (auto [mode, problem] :
+       {std::make_pair(InOrderPositions::kArrival, "not in order"),
+        std::make_pair(InOrderPositions::kAlsoPut, "both in order and not")}) {
     auto bad = open(mode, RunnerOptions().rebuild_memory_bytes);
     IHS_ASSERT_OK(bad);
     absl::Status s = (*bad)->Rebuild("positions");
@@ -488,7 +490,7 @@ TEST_F(RunnerTest, CorruptStateIsReportedAndRebuiltNotServed) {
   value[value.size() / 2] ^= 0x20;
   store::StateBatch damage;
   damage.Put(key, value);
-  IHS_ASSERT_OK(store_->WriteState(family, damage));
+  IHS_ASSERT_OK(StateStoreOf(*store_)->WriteState(family, damage));
 
   auto view = (*runner)->View(timeline::kName);
   IHS_ASSERT_OK(view);
@@ -535,9 +537,10 @@ TEST_F(RunnerTest, AnUnshardedRebuildOfAnEmptyOrOneEventLogWritesEachKeyOnce) {
   IHS_ASSERT_OK((*runner)->Rebuild("counter"));  // the checkpoint alone
   EXPECT_EQ(Dump(*store_, ActiveFamily(**runner)).size(), 1u);
   ihs::testing::EventFactory events;
-  IHS_ASSERT_OK(store_->Append({"s", store::ExpectedVersion::Any(),
-                                {events.Touchpoint(1, schema::Channel::EMAIL,
-                                                   schema::TouchpointType::MESSAGE)}}));
+  IHS_ASSERT_OK(store_->Append(
+      {"s",
+       store::ExpectedVersion::Any(),
+       {events.Touchpoint(1, schema::Channel::EMAIL, schema::TouchpointType::MESSAGE)}}));
   IHS_ASSERT_OK((*runner)->Rebuild("counter"));
   const auto state = Dump(*store_, ActiveFamily(**runner));
   ASSERT_EQ(state.size(), 2u);

@@ -3,6 +3,7 @@
 // what an attacker or a wrong input gets.
 #include "store/audit.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
 #include <sodium.h>
@@ -13,9 +14,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/big_endian.h"
+#include "store/backup.h"
 #include "store/event_store.h"
+#include "store/governance.h"
 #include "store/internal/keys.h"
 #include "store/internal/merkle.h"
+#include "store/record.h"
+#include "store/state_store.h"
 #include "store/tlog.h"
 #include "tests/testutil/raw_db.h"
 #include "tests/testutil/testutil.h"
@@ -26,6 +31,7 @@ namespace {
 using ihs::testing::EventFactory;
 using schema::Channel;
 using schema::TouchpointType;
+using ::testing::HasSubstr;
 
 constexpr uint64_t kEvents = 70;  // past 64, so that sizes cross a power of two
 
@@ -55,7 +61,7 @@ class AuditTest : public ::testing::Test {
   }
 
   tlog::Hash RootOf(uint64_t size) {
-    auto r = store_->Root(size);
+    auto r = Root(*store_, size);
     EXPECT_TRUE(r.ok()) << r.status();
     tlog::Hash h{};
     EXPECT_TRUE(tlog::HashFromBytes(*r, &h));
@@ -65,7 +71,7 @@ class AuditTest : public ::testing::Test {
   std::vector<std::string> AllBytes() { return ihs::testing::AllStoredBytes(*store_); }
 
   tlog::VerifierKey Key() {
-    auto k = store_->VerifierKey();
+    auto k = VerifierKey(*store_);
     EXPECT_TRUE(k.ok()) << k.status();
     return *k;
   }
@@ -83,7 +89,7 @@ TEST_F(AuditTest, EveryInclusionProofOfEverySizeVerifiesAndATamperedOneDoesNot) 
   for (uint64_t size = 1; size <= kEvents; ++size) {
     const tlog::Hash root = RootOf(size);
     for (uint64_t i = 0; i < size; ++i) {
-      auto path = store_->InclusionProof(i, size);
+      auto path = InclusionProof(*store_, i, size);
       ASSERT_TRUE(path.ok()) << path.status();
       const tlog::Hash leaf = tlog::LeafHash(bytes[i]);
       std::string why;
@@ -101,8 +107,8 @@ TEST_F(AuditTest, EveryInclusionProofOfEverySizeVerifiesAndATamperedOneDoesNot) 
       }
     }
   }
-  EXPECT_EQ(store_->InclusionProof(5, 5).status().code(), absl::StatusCode::kOutOfRange);
-  EXPECT_EQ(store_->InclusionProof(0, kEvents + 1).status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(InclusionProof(*store_, 5, 5).status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(InclusionProof(*store_, 0, kEvents + 1).status().code(), absl::StatusCode::kOutOfRange);
 }
 
 TEST_F(AuditTest, ABatchOfPathsEqualsThePathsOneByOneAcrossTheSplitBatch) {
@@ -120,12 +126,12 @@ TEST_F(AuditTest, ABatchOfPathsEqualsThePathsOneByOneAcrossTheSplitBatch) {
   for (uint64_t size : {kMany, kMany - 77}) {
     std::vector<uint64_t> indices;
     for (uint64_t i = 0; i < size; i += (i % 3) + 1) indices.push_back(i);
-    auto batch = store_->InclusionProofs(indices, size);
+    auto batch = InclusionProofs(*store_, indices, size);
     ASSERT_TRUE(batch.ok()) << batch.status();
     ASSERT_EQ(batch->size(), indices.size());
     const tlog::Hash root = RootOf(size);
     for (size_t j = 0; j < indices.size(); ++j) {
-      auto one = store_->InclusionProof(indices[j], size);
+      auto one = InclusionProof(*store_, indices[j], size);
       ASSERT_TRUE(one.ok()) << one.status();
       ASSERT_EQ((*batch)[j], *one) << "index " << indices[j];
       std::string why;
@@ -134,9 +140,9 @@ TEST_F(AuditTest, ABatchOfPathsEqualsThePathsOneByOneAcrossTheSplitBatch) {
           << why;
     }
   }
-  EXPECT_EQ(store_->InclusionProofs({1, kMany}, kMany).status().code(),
+  EXPECT_EQ(InclusionProofs(*store_, {1, kMany}, kMany).status().code(),
             absl::StatusCode::kOutOfRange);
-  auto none = store_->InclusionProofs({}, kMany);
+  auto none = InclusionProofs(*store_, {}, kMany);
   ASSERT_TRUE(none.ok()) << none.status();
   EXPECT_TRUE(none->empty());
 }
@@ -152,13 +158,70 @@ TEST_F(AuditTest, TheTwoSha256ImplementationsAgree) {
                                       store::internal::LeafHash(bytes[1])));
 }
 
+// What an auditor recomputes with store/record.h, given only the events: the same stored bytes,
+// leaf hashes and roots as the store's tree, at every size.
+TEST_F(AuditTest, RecordsRecomputedFromTheEventsGiveTheStoresBytesAndRoots) {
+  Append(13);
+  ReadOptions ro;
+  ro.open_content = false;
+  auto events = store_->ReadAll(0, 100, ro);
+  ASSERT_TRUE(events.ok()) << events.status();
+  ASSERT_EQ(events->size(), 13u);
+  LogRoot root;
+  EXPECT_EQ(root.Root(), RootOf(0));
+  for (const StoredEvent& e : *events) {
+    EXPECT_EQ(EncodeRecord(e.event()), std::string(e.bytes()));
+    EXPECT_EQ(EventShapeProblem(e.event()), "");
+    EXPECT_EQ(RecordLeafHash(e.bytes()), tlog::LeafHash(std::string(e.bytes())));
+    root.Add(e.bytes());
+    EXPECT_EQ(root.size(), e.position() + 1);
+    EXPECT_EQ(root.Root(), RootOf(e.position() + 1)) << "size " << e.position() + 1;
+  }
+}
+
+// The calls of store/audit.h, governance.h and backup.h on a log that is not an embedded store
+// say so, instead of reaching into memory that is not there.
+TEST(StoreFaces, ALogThatIsNotAnEmbeddedStoreIsRefusedByName) {
+  class OtherLog final : public EventStore {
+   public:
+    absl::StatusOr<AppendResult> Append(const StreamAppend&) override { return AppendResult{}; }
+    absl::StatusOr<std::vector<AppendResult>> AppendMulti(
+        const std::vector<StreamAppend>&) override {
+      return std::vector<AppendResult>{};
+    }
+    absl::StatusOr<std::vector<StoredEvent>> ReadStream(absl::string_view, uint64_t, size_t,
+                                                        ReadDirection,
+                                                        const ReadOptions&) override {
+      return std::vector<StoredEvent>{};
+    }
+    absl::StatusOr<std::vector<StoredEvent>> ReadAll(uint64_t, size_t,
+                                                     const ReadOptions&) override {
+      return std::vector<StoredEvent>{};
+    }
+    absl::StatusOr<StreamInfo> GetStreamInfo(absl::string_view) override { return StreamInfo{}; }
+    uint64_t Head() override { return 0; }
+    uint64_t WaitForCommit(uint64_t known, absl::Time) override { return known; }
+    absl::StatusOr<StoreStats> Stats() override { return StoreStats{}; }
+    absl::StatusOr<std::optional<uint64_t>> FindEvent(absl::string_view) override {
+      return std::nullopt;
+    }
+  } other;
+  EXPECT_EQ(Root(other, 0).status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(std::string(SignedHead(other).status().message()), HasSubstr("signing key"));
+  EXPECT_EQ(Verify(other).status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_EQ(Erase(other, "p", "r", "by").status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_EQ(Backup(other, "/nonexistent/x", false).status().code(),
+            absl::StatusCode::kUnimplemented);
+  EXPECT_EQ(StateStoreOf(other), nullptr);
+}
+
 TEST_F(AuditTest, EveryConsistencyProofVerifiesAndAForgedOneDoesNot) {
   Append(kEvents);
   for (uint64_t n = 0; n <= kEvents; ++n) {
     const tlog::Hash new_root = RootOf(n);
     for (uint64_t m = 0; m <= n; ++m) {
       const tlog::Hash old_root = RootOf(m);
-      auto proof = store_->ConsistencyProof(m, n);
+      auto proof = ConsistencyProof(*store_, m, n);
       ASSERT_TRUE(proof.ok()) << proof.status();
       std::string why;
       ASSERT_TRUE(tlog::VerifyConsistency(m, n, old_root, new_root, *proof, &why))
@@ -178,14 +241,14 @@ TEST_F(AuditTest, EveryConsistencyProofVerifiesAndAForgedOneDoesNot) {
       }
     }
   }
-  EXPECT_EQ(store_->ConsistencyProof(5, 4).status().code(), absl::StatusCode::kOutOfRange);
-  EXPECT_EQ(store_->ConsistencyProof(1, kEvents + 1).status().code(),
+  EXPECT_EQ(ConsistencyProof(*store_, 5, 4).status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(ConsistencyProof(*store_, 1, kEvents + 1).status().code(),
             absl::StatusCode::kOutOfRange);
 }
 
 TEST_F(AuditTest, SignedHeadsOpenWithTheStoresKeyOnlyAndUnchanged) {
   Append(10);
-  auto note = store_->SignedHead();
+  auto note = SignedHead(*store_);
   ASSERT_TRUE(note.ok()) << note.status();
   const tlog::VerifierKey key = Key();
   tlog::TreeHead head;
@@ -220,7 +283,7 @@ TEST_F(AuditTest, SignedHeadsOpenWithTheStoresKeyOnlyAndUnchanged) {
   // A head from another store, checked with this store's key: refused as another store's.
   Reopen("other");
   Append(10);
-  auto foreign = store_->SignedHead();
+  auto foreign = SignedHead(*store_);
   ASSERT_TRUE(foreign.ok());
   EXPECT_FALSE(tlog::OpenHead(*foreign, key, &head, &why));
   EXPECT_NE(why.find("another store"), std::string::npos) << why;
@@ -341,7 +404,7 @@ TEST_F(AuditTest, TheSigningKeyIsMadeOnceAndAReadOnlyOpenSignsWithIt) {
   Append(4);
   Reopen("data", /*read_only=*/true);
   EXPECT_EQ(Key().key, key.key);
-  auto note = store_->SignedHead();
+  auto note = SignedHead(*store_);
   ASSERT_TRUE(note.ok()) << note.status();
   tlog::TreeHead head;
   std::string why;
@@ -351,12 +414,12 @@ TEST_F(AuditTest, TheSigningKeyIsMadeOnceAndAReadOnlyOpenSignsWithIt) {
 
 TEST_F(AuditTest, ProofFilesRoundTripAndRefuseGarbage) {
   Append(9);
-  auto note = store_->SignedHead();
+  auto note = SignedHead(*store_);
   ASSERT_TRUE(note.ok());
   tlog::InclusionProof p;
   p.index = 3;
   p.leaf_bytes = AllBytes()[3];
-  p.path = *store_->InclusionProof(3, 9);
+  p.path = *InclusionProof(*store_, 3, 9);
   p.head = *note;
   tlog::InclusionProof back;
   std::string why;
@@ -368,7 +431,7 @@ TEST_F(AuditTest, ProofFilesRoundTripAndRefuseGarbage) {
   EXPECT_FALSE(tlog::ParseInclusionProof("ihs inclusion proof v1\nindex x\n\n", &back, &why));
   EXPECT_FALSE(tlog::ParseInclusionProof("hello\n", &back, &why));
 
-  tlog::ConsistencyProof c{4, 9, *store_->ConsistencyProof(4, 9)};
+  tlog::ConsistencyProof c{4, 9, *ConsistencyProof(*store_, 4, 9)};
   tlog::ConsistencyProof cback;
   ASSERT_TRUE(tlog::ParseConsistencyProof(tlog::FormatConsistencyProof(c), &cback, &why)) << why;
   EXPECT_EQ(cback.old_size, 4u);
@@ -387,7 +450,7 @@ TEST_F(AuditTest, ARewrittenOldEventFailsTheConsistencyProofAgainstAnEarlierHead
   const tlog::VerifierKey key = Key();
   tlog::TreeHead old_head;
   std::string why;
-  ASSERT_TRUE(tlog::OpenHead(*store_->SignedHead(), key, &old_head, &why)) << why;
+  ASSERT_TRUE(tlog::OpenHead(*SignedHead(*store_), key, &old_head, &why)) << why;
   Append(12);
   // party-2 holds ids 2, 7, ... 32: positions 1, 6, 11, 16 are below the head, 21, 26, 31 after.
   auto intact_party = VerifyParty(*store_, "party-2", old_head);
@@ -420,19 +483,19 @@ TEST_F(AuditTest, ARewrittenOldEventFailsTheConsistencyProofAgainstAnEarlierHead
     }
   }
   Reopen();
-  IHS_ASSERT_OK(store_->Verify());  // consistent with itself: only a head can tell
+  IHS_ASSERT_OK(Verify(*store_));  // consistent with itself: only a head can tell
   tlog::TreeHead new_head;
-  ASSERT_TRUE(tlog::OpenHead(*store_->SignedHead(), key, &new_head, &why)) << why;
-  auto proof = store_->ConsistencyProof(old_head.size, new_head.size);
+  ASSERT_TRUE(tlog::OpenHead(*SignedHead(*store_), key, &new_head, &why)) << why;
+  auto proof = ConsistencyProof(*store_, old_head.size, new_head.size);
   ASSERT_TRUE(proof.ok());
   EXPECT_FALSE(tlog::VerifyConsistency(old_head.size, new_head.size, old_head.root, new_head.root,
                                        *proof, &why));
   EXPECT_NE(why.find("were rewritten, or the proof is damaged"), std::string::npos) << why;
-  auto path = store_->InclusionProof(6, old_head.size);
+  auto path = InclusionProof(*store_, 6, old_head.size);
   ASSERT_TRUE(path.ok());
   EXPECT_FALSE(tlog::VerifyInclusion(6, old_head.size, tlog::LeafHash(bytes[6]), *path,
                                      old_head.root, &why));
-  auto intact = store_->InclusionProof(15, old_head.size);
+  auto intact = InclusionProof(*store_, 15, old_head.size);
   EXPECT_FALSE(tlog::VerifyInclusion(15, old_head.size, tlog::LeafHash(bytes[15]), *intact,
                                      old_head.root, &why))
       << "its path passes through the rewritten subtree";

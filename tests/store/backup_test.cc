@@ -1,5 +1,7 @@
 // EventStore::Backup: a consistent copy that opens, verifies and signs as the same store, taken
 // from a store open for writing, or from a read-only open while another instance appends.
+#include "store/backup.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -8,6 +10,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "store/audit.h"
 #include "store/event_store.h"
 #include "store/tlog.h"
 #include "tests/testutil/testutil.h"
@@ -22,7 +25,7 @@ using schema::TouchpointType;
 class BackupTest : public ::testing::Test {
  protected:
   absl::StatusOr<std::unique_ptr<EventStore>> OpenAt(const std::string& dir, bool read_only,
-                                                    const std::string& master_key = "") {
+                                                     const std::string& master_key = "") {
     Options o;
     o.path = dir_.Sub(dir);
     o.read_only = read_only;
@@ -40,7 +43,7 @@ class BackupTest : public ::testing::Test {
   }
 
   tlog::TreeHead Head(EventStore& store, const tlog::VerifierKey& key) {
-    auto note = store.SignedHead();
+    auto note = SignedHead(store);
     EXPECT_TRUE(note.ok()) << note.status();
     tlog::TreeHead head;
     std::string why;
@@ -56,11 +59,11 @@ TEST_F(BackupTest, TheCopyOpensVerifiesAndExtendsTheHeadsOfTheOriginal) {
   auto store = OpenAt("data", false);
   ASSERT_TRUE(store.ok()) << store.status();
   for (uint64_t i = 1; i <= 50; ++i) IHS_ASSERT_OK(Add(**store, i));
-  auto key = (*store)->VerifierKey();
+  auto key = VerifierKey(**store);
   IHS_ASSERT_OK(key);
   const tlog::TreeHead before = Head(**store, *key);
 
-  auto copied = (*store)->Backup(dir_.Sub("backup"), /*include_master_key=*/true);
+  auto copied = Backup(**store, dir_.Sub("backup"), /*include_master_key=*/true);
   ASSERT_TRUE(copied.ok()) << copied.status();
   EXPECT_EQ(*copied, 50u);
   IHS_ASSERT_OK(Add(**store, 51));  // the original goes on; the copy does not see it
@@ -68,10 +71,10 @@ TEST_F(BackupTest, TheCopyOpensVerifiesAndExtendsTheHeadsOfTheOriginal) {
   auto copy = OpenAt("backup", true);
   ASSERT_TRUE(copy.ok()) << copy.status();
   EXPECT_EQ((*copy)->Head(), 50u);
-  auto report = (*copy)->Verify();
+  auto report = Verify(**copy);
   ASSERT_TRUE(report.ok()) << report.status();
   // It signs as the same store, and its log is the one the earlier head attests.
-  auto copy_key = (*copy)->VerifierKey();
+  auto copy_key = VerifierKey(**copy);
   IHS_ASSERT_OK(copy_key);
   EXPECT_EQ(tlog::FormatVerifierKey(*copy_key), tlog::FormatVerifierKey(*key));
   const tlog::TreeHead restored = Head(**copy, *key);
@@ -85,7 +88,7 @@ TEST_F(BackupTest, TheCopyOpensVerifiesAndExtendsTheHeadsOfTheOriginal) {
   // Into a directory that holds something: refused, nothing written there.
   std::filesystem::create_directories(dir_.Sub("busy"));
   std::ofstream(dir_.Sub("busy/keep")) << "x";
-  auto busy = (*store)->Backup(dir_.Sub("busy"), false);
+  auto busy = Backup(**store, dir_.Sub("busy"), false);
   EXPECT_EQ(busy.status().code(), absl::StatusCode::kAlreadyExists);
   EXPECT_FALSE(std::filesystem::exists(dir_.Sub("busy/db")));
 }
@@ -105,7 +108,7 @@ TEST_F(BackupTest, AReadOnlyOpenCopiesWhileAnotherInstanceAppends) {
   auto reader = OpenAt("data", true);
   ASSERT_TRUE(reader.ok()) << reader.status();
   const uint64_t seen_at_open = acknowledged;
-  auto copied = (*reader)->Backup(dir_.Sub("backup"), /*include_master_key=*/false);
+  auto copied = Backup(**reader, dir_.Sub("backup"), /*include_master_key=*/false);
   stop = true;
   appender.join();
   ASSERT_TRUE(copied.ok()) << copied.status();
@@ -116,12 +119,12 @@ TEST_F(BackupTest, AReadOnlyOpenCopiesWhileAnotherInstanceAppends) {
   auto copy = OpenAt("backup", true, dir_.Sub("data/master.key"));
   ASSERT_TRUE(copy.ok()) << copy.status();
   EXPECT_GE((*copy)->Head(), seen_at_open);
-  auto report = (*copy)->Verify();
+  auto report = Verify(**copy);
   ASSERT_TRUE(report.ok()) << report.status();
-  auto key = (*writer)->VerifierKey();
+  auto key = VerifierKey(**writer);
   IHS_ASSERT_OK(key);
   const tlog::TreeHead restored = Head(**copy, *key);
-  auto original_root = (*writer)->Root(restored.size);
+  auto original_root = Root(**writer, restored.size);
   IHS_ASSERT_OK(original_root);
   EXPECT_EQ(*original_root, std::string(tlog::AsBytes(restored.root)))
       << "the copy is a prefix of the original's log";

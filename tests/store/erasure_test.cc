@@ -10,7 +10,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "store/audit.h"
 #include "store/event_store.h"
+#include "store/governance.h"
 #include "store/tlog.h"
 #include "tests/testutil/raw_db.h"
 #include "tests/testutil/testutil.h"
@@ -68,12 +70,12 @@ TEST_F(ErasureTest, ErasedContentIsGoneWhileTheEventsAndTheTreeStay) {
   for (int i = 0; i < 3; ++i) IHS_ASSERT_OK(Add("ada", absl::StrCat("ada's secret ", i)));
   IHS_ASSERT_OK(Add("bob", "bob's words"));
   ASSERT_EQ(Read("ada")[0].content_state(), ContentState::kOpen);  // the key is cached now
-  auto root_before = store_->Root(4);
+  auto root_before = Root(*store_, 4);
   IHS_ASSERT_OK(root_before);
   auto keys_before = store_->Stats();
   IHS_ASSERT_OK(keys_before);
 
-  auto erased = store_->Erase("ada", "GDPR art. 17 request #41", "alice");
+  auto erased = Erase(*store_, "ada", "GDPR art. 17 request #41", "alice");
   IHS_ASSERT_OK(erased);
   EXPECT_EQ(*erased, 4u);
 
@@ -90,19 +92,19 @@ TEST_F(ErasureTest, ErasedContentIsGoneWhileTheEventsAndTheTreeStay) {
 
   // History is not rewritten: the old root is the same, the new tree extends it, and the log
   // verifies.
-  auto root_after = store_->Root(4);
+  auto root_after = Root(*store_, 4);
   IHS_ASSERT_OK(root_after);
   EXPECT_EQ(*root_after, *root_before);
-  auto proof = store_->ConsistencyProof(4, 5);
+  auto proof = ConsistencyProof(*store_, 4, 5);
   IHS_ASSERT_OK(proof);
-  auto new_root = store_->Root(5);
+  auto new_root = Root(*store_, 5);
   IHS_ASSERT_OK(new_root);
   tlog::Hash old_hash{}, new_hash{};
   ASSERT_TRUE(tlog::HashFromBytes(*root_before, &old_hash));
   ASSERT_TRUE(tlog::HashFromBytes(*new_root, &new_hash));
   std::string why;
   EXPECT_TRUE(tlog::VerifyConsistency(4, 5, old_hash, new_hash, *proof, &why)) << why;
-  IHS_EXPECT_OK(store_->Verify());
+  IHS_EXPECT_OK(Verify(*store_));
 
   auto info = store_->GetStreamInfo("ada");
   IHS_ASSERT_OK(info);
@@ -139,7 +141,7 @@ TEST_F(ErasureTest, TheKeysBytesLeaveEveryFileOfTheDatabase) {
 
   Reopen();
   IHS_ASSERT_OK(Add("bob", "written after, so that a live WAL is not empty"));
-  IHS_ASSERT_OK(store_->Erase("ada", "asked to be forgotten", "alice"));
+  IHS_ASSERT_OK(Erase(*store_, "ada", "asked to be forgotten", "alice"));
   store_.reset();
   const std::string files = AllFileBytes();
   EXPECT_EQ(files.find(wrapped), std::string::npos) << "the wrapped data key is still on disk";
@@ -155,9 +157,10 @@ TEST_F(ErasureTest, EachClassAndYearOfAPartysContentHasItsOwnKeyAndErasureTakesT
   constexpr int64_t k2023 = 1690000000000000, k2024 = 1720000000000000;  // July of each
   auto add = [&](const std::string& party, Channel channel, int64_t when) {
     return store_
-        ->Append({party,
-                  ExpectedVersion::Any(),
-                  {events_.Touchpoint(++next_id_, channel, TouchpointType::MESSAGE, "words", when)}})
+        ->Append(
+            {party,
+             ExpectedVersion::Any(),
+             {events_.Touchpoint(++next_id_, channel, TouchpointType::MESSAGE, "words", when)}})
         .status();
   };
   IHS_ASSERT_OK(add("ada", Channel::EMAIL, k2023));
@@ -176,7 +179,7 @@ TEST_F(ErasureTest, EachClassAndYearOfAPartysContentHasItsOwnKeyAndErasureTakesT
   EXPECT_NE(ada[2].event().getSealedContent().getKeyVersion(),
             ada[3].event().getSealedContent().getKeyVersion());
 
-  IHS_ASSERT_OK(store_->Erase("ada", "asked to be forgotten", "alice"));
+  IHS_ASSERT_OK(Erase(*store_, "ada", "asked to be forgotten", "alice"));
   stats = store_->Stats();
   IHS_ASSERT_OK(stats);
   EXPECT_EQ(stats->key_count, 1u);  // ada2's
@@ -188,18 +191,18 @@ TEST_F(ErasureTest, RefusalsNameTheProblemAndChangeNothing) {
   IHS_ASSERT_OK(Add("ada", "personal"));
   const std::vector<std::string> before = ihs::testing::AllStoredBytes(*store_);
 
-  auto no_reason = store_->Erase("ada", "  ", "alice");
+  auto no_reason = Erase(*store_, "ada", "  ", "alice");
   EXPECT_EQ(no_reason.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(absl::StrContains(no_reason.status().message(), "needs a reason"))
       << no_reason.status();
-  auto no_one = store_->Erase("ada", "asked", "");
+  auto no_one = Erase(*store_, "ada", "asked", "");
   EXPECT_EQ(no_one.status().code(), absl::StatusCode::kInvalidArgument);
-  auto nobody = store_->Erase("nobody", "asked", "alice");
+  auto nobody = Erase(*store_, "nobody", "asked", "alice");
   EXPECT_EQ(nobody.status().code(), absl::StatusCode::kNotFound);
   EXPECT_TRUE(absl::StrContains(nobody.status().message(), "no such party: nobody"));
-  auto hold_nobody = store_->SetLegalHold("nobody", false, "case 7", "alice");
+  auto hold_nobody = SetLegalHold(*store_, "nobody", false, "case 7", "alice");
   EXPECT_EQ(hold_nobody.status().code(), absl::StatusCode::kNotFound);
-  auto lift_unheld = store_->SetLegalHold("ada", true, "case 7", "alice");
+  auto lift_unheld = SetLegalHold(*store_, "ada", true, "case 7", "alice");
   EXPECT_EQ(lift_unheld.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(absl::StrContains(lift_unheld.status().message(), "not under legal hold"));
   ExpectUnchanged(before);
@@ -214,38 +217,38 @@ TEST_F(ErasureTest, RefusalsNameTheProblemAndChangeNothing) {
   auto forged_hold = events_.New(++next_id_);
   forged_hold.setOccurredAt(1700000000000000);
   forged_hold.initLegalHold().setReason("sneaky");
-  EXPECT_EQ(store_->Append({"ada", ExpectedVersion::Any(), {forged_hold.asReader()}})
-                .status()
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      store_->Append({"ada", ExpectedVersion::Any(), {forged_hold.asReader()}}).status().code(),
+      absl::StatusCode::kInvalidArgument);
   ExpectUnchanged(before);
   EXPECT_EQ(Read("ada")[0].content_state(), ContentState::kOpen);
 }
 
 TEST_F(ErasureTest, AHoldSuspendsErasureUntilItIsLifted) {
   IHS_ASSERT_OK(Add("ada", "personal"));
-  auto held = store_->SetLegalHold("ada", false, "litigation 2026-17", "legal@corp");
+  auto held = SetLegalHold(*store_, "ada", false, "litigation 2026-17", "legal@corp");
   IHS_ASSERT_OK(held);
   EXPECT_EQ(*held, 1u);
   auto info = store_->GetStreamInfo("ada");
   IHS_ASSERT_OK(info);
   EXPECT_EQ(info->hold_position, std::optional<uint64_t>(1));
-  auto again = store_->SetLegalHold("ada", false, "another", "legal@corp");
+  auto again = SetLegalHold(*store_, "ada", false, "another", "legal@corp");
   EXPECT_EQ(again.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(absl::StrContains(again.status().message(), "already under legal hold"));
 
   const std::vector<std::string> before = ihs::testing::AllStoredBytes(*store_);
-  auto refused = store_->Erase("ada", "asked to be forgotten", "alice");
+  auto refused = Erase(*store_, "ada", "asked to be forgotten", "alice");
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_TRUE(absl::StrContains(refused.status().message(), "under legal hold (placed at position 1)"))
+  EXPECT_TRUE(
+      absl::StrContains(refused.status().message(), "under legal hold (placed at position 1)"))
       << refused.status();
   ExpectUnchanged(before);
   EXPECT_EQ(Read("ada")[0].content_state(), ContentState::kOpen);
 
   Reopen();  // the hold is stored, not remembered
-  EXPECT_EQ(store_->Erase("ada", "asked", "alice").status().code(),
+  EXPECT_EQ(Erase(*store_, "ada", "asked", "alice").status().code(),
             absl::StatusCode::kFailedPrecondition);
-  auto lifted = store_->SetLegalHold("ada", true, "case closed", "legal@corp");
+  auto lifted = SetLegalHold(*store_, "ada", true, "case closed", "legal@corp");
   IHS_ASSERT_OK(lifted);
   std::vector<StoredEvent> trail = Read("ada");
   ASSERT_EQ(trail.size(), 3u);
@@ -253,19 +256,19 @@ TEST_F(ErasureTest, AHoldSuspendsErasureUntilItIsLifted) {
   EXPECT_TRUE(trail[2].event().getLegalHold().getLift());
   EXPECT_EQ(std::string(trail[2].event().getLegalHold().getRequestedBy().cStr()), "legal@corp");
 
-  auto erased = store_->Erase("ada", "asked to be forgotten", "alice");
+  auto erased = Erase(*store_, "ada", "asked to be forgotten", "alice");
   IHS_ASSERT_OK(erased);
   EXPECT_EQ(Read("ada")[0].content_state(), ContentState::kErased);
-  auto twice = store_->Erase("ada", "again", "alice");
+  auto twice = Erase(*store_, "ada", "again", "alice");
   EXPECT_EQ(twice.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(absl::StrContains(twice.status().message(), "already erased (position 3)"));
-  auto hold_erased = store_->SetLegalHold("ada", false, "late", "legal@corp");
+  auto hold_erased = SetLegalHold(*store_, "ada", false, "late", "legal@corp");
   EXPECT_EQ(hold_erased.status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_F(ErasureTest, AnErasedPartysNewEventsCarryNoContent) {
   IHS_ASSERT_OK(Add("ada", "personal"));
-  IHS_ASSERT_OK(store_->Erase("ada", "asked to be forgotten", "alice"));
+  IHS_ASSERT_OK(Erase(*store_, "ada", "asked to be forgotten", "alice"));
   absl::Status with_content = Add("ada", "new secret");
   EXPECT_EQ(with_content.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(absl::StrContains(with_content.message(), "was erased (position 1)")) << with_content;
@@ -276,9 +279,9 @@ TEST_F(ErasureTest, AnErasedPartysNewEventsCarryNoContent) {
 TEST_F(ErasureTest, AReadOnlyStoreRefuses) {
   IHS_ASSERT_OK(Add("ada", "personal"));
   Reopen(/*read_only=*/true);
-  EXPECT_EQ(store_->Erase("ada", "asked", "alice").status().code(),
+  EXPECT_EQ(Erase(*store_, "ada", "asked", "alice").status().code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(store_->SetLegalHold("ada", false, "case", "alice").status().code(),
+  EXPECT_EQ(SetLegalHold(*store_, "ada", false, "case", "alice").status().code(),
             absl::StatusCode::kFailedPrecondition);
 }
 

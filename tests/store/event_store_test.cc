@@ -14,6 +14,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/big_endian.h"
 #include "store/audit.h"
+#include "store/governance.h"
+#include "store/state_store.h"
 #include "tests/testutil/raw_db.h"
 #include "tests/testutil/testutil.h"
 
@@ -224,14 +226,14 @@ TEST_F(EventStoreTest, RetryWithSameContentReturnsOriginalPositions) {
 
 TEST_F(EventStoreTest, SameIdWithOtherContentIsAnError) {
   IHS_ASSERT_OK(AppendOne("ada", 1, ExpectedVersion::Any(), "first text"));
-  std::string root = *store_->Root(1);
+  std::string root = *Root(*store_, 1);
   auto other = AppendOne("ada", 1, ExpectedVersion::Any(), "other text");
   EXPECT_EQ(other.status().code(), absl::StatusCode::kAlreadyExists);
   EXPECT_NE(other.status().message().find("other content"), std::string::npos);
   auto other_stream = AppendOne("bert", 1, ExpectedVersion::Any(), "first text");
   EXPECT_EQ(other_stream.status().code(), absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(store_->Head(), 1u);
-  EXPECT_EQ(*store_->Root(1), root);
+  EXPECT_EQ(*Root(*store_, 1), root);
 }
 
 TEST_F(EventStoreTest, PartlyStoredBatchIsRefused) {
@@ -314,7 +316,7 @@ TEST_F(EventStoreTest, ErasedKeyLeavesTheEventButNotItsContent) {
   auto read = store_->ReadStream("ada", 0, 1, ReadDirection::kForward);
   IHS_ASSERT_OK(read);
   EXPECT_EQ((*read)[0].content_state(), ContentState::kErased);
-  IHS_EXPECT_OK(store_->Verify());  // the tree covers ciphertext: it still verifies
+  IHS_EXPECT_OK(Verify(*store_));  // the tree covers ciphertext: it still verifies
 }
 
 TEST_F(EventStoreTest, WrongOrMissingMasterKeyIsRefused) {
@@ -345,17 +347,17 @@ TEST_F(EventStoreTest, RootOfEveryPrefixEqualsTheReferenceTree) {
   std::vector<std::string> leaves = AllBytes();
   ASSERT_EQ(leaves.size(), 70u);
   for (uint64_t n = 0; n <= 70; ++n) {
-    auto root = store_->Root(n);
+    auto root = Root(*store_, n);
     IHS_ASSERT_OK(root);
     EXPECT_EQ(*root, ihs::testing::ReferenceTreeHash(leaves, 0, n)) << "size " << n;
   }
-  EXPECT_EQ(store_->Root(71).status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(Root(*store_, 71).status().code(), absl::StatusCode::kOutOfRange);
   // And after a reopen the tree goes on from where it was.
   Reopen();
   IHS_ASSERT_OK(AppendOne("s9", 1000));
   leaves = AllBytes();
-  EXPECT_EQ(*store_->Root(71), ihs::testing::ReferenceTreeHash(leaves, 0, 71));
-  auto report = store_->Verify();
+  EXPECT_EQ(*Root(*store_, 71), ihs::testing::ReferenceTreeHash(leaves, 0, 71));
+  auto report = Verify(*store_);
   IHS_ASSERT_OK(report);
   EXPECT_EQ(report->events_checked, 71u);
   EXPECT_EQ(report->root_hash, ihs::testing::ReferenceTreeHash(leaves, 0, 71));
@@ -363,7 +365,7 @@ TEST_F(EventStoreTest, RootOfEveryPrefixEqualsTheReferenceTree) {
 
 TEST_F(EventStoreTest, VerifyNamesTheFirstTamperedPosition) {
   for (uint64_t i = 1; i <= 40; ++i) IHS_ASSERT_OK(AppendOne("s", i, ExpectedVersion::Any(), "t"));
-  IHS_ASSERT_OK(store_->Verify());
+  IHS_ASSERT_OK(Verify(*store_));
   std::vector<std::string> bytes = AllBytes();
   store_.reset();
   {
@@ -376,7 +378,7 @@ TEST_F(EventStoreTest, VerifyNamesTheFirstTamperedPosition) {
     }
   }
   Reopen();
-  auto report = store_->Verify();
+  auto report = Verify(*store_);
   ASSERT_EQ(report.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(report.status().message().find("position 17"), std::string::npos) << report.status();
 }
@@ -400,7 +402,7 @@ TEST_F(EventStoreTest, VerifyCatchesARewrittenLeafHashThroughItsParent) {
     ASSERT_TRUE(raw.db->Put(rocksdb::WriteOptions(), raw.cf["merkle"], leaf_key, leaf).ok());
   }
   Reopen();
-  auto report = store_->Verify();
+  auto report = Verify(*store_);
   ASSERT_EQ(report.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(report.status().message().find("[4, 6)"), std::string::npos) << report.status();
 }
@@ -416,7 +418,7 @@ TEST_F(EventStoreTest, VerifyCatchesAStreamIndexThatPointsElsewhere) {
         raw.db->Put(rocksdb::WriteOptions(), raw.cf["stream_index"], key, BigEndian64(0)).ok());
   }
   Reopen();
-  auto report = store_->Verify();
+  auto report = Verify(*store_);
   ASSERT_EQ(report.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(report.status().message().find("position 1"), std::string::npos) << report.status();
 }
@@ -432,7 +434,7 @@ TEST_F(EventStoreTest, VerifyCatchesAMissingEventIdAndAnIndexEntryNoEventImplies
     ASSERT_TRUE(raw.db->Delete(rocksdb::WriteOptions(), raw.cf["event_ids"], id).ok());
   }
   Reopen();
-  auto report = store_->Verify();
+  auto report = Verify(*store_);
   ASSERT_EQ(report.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(report.status().message().find("position 2: event id"), std::string::npos)
       << report.status();
@@ -445,7 +447,7 @@ TEST_F(EventStoreTest, VerifyCatchesAMissingEventIdAndAnIndexEntryNoEventImplies
             .ok());
   }
   Reopen();
-  IHS_ASSERT_OK(store_->Verify());  // repaired
+  IHS_ASSERT_OK(Verify(*store_));  // repaired
   store_.reset();
   {
     RawDb raw(dir_.Sub("data"));
@@ -454,7 +456,7 @@ TEST_F(EventStoreTest, VerifyCatchesAMissingEventIdAndAnIndexEntryNoEventImplies
         raw.db->Put(rocksdb::WriteOptions(), raw.cf["stream_index"], key, BigEndian64(1)).ok());
   }
   Reopen();
-  report = store_->Verify();
+  report = Verify(*store_);
   ASSERT_EQ(report.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(report.status().message().find("entries that no event of the log implies"),
             std::string::npos)
@@ -489,7 +491,7 @@ const kj::byte kZeroId[16] = {};
 // Each bad input gets a clear error that names the problem, and nothing stored changes.
 TEST_F(EventStoreTest, BadInputIsRefusedAndChangesNothing) {
   IHS_ASSERT_OK(AppendOne("ada", 1, ExpectedVersion::Any(), "kept"));
-  const std::string root = *store_->Root(1);
+  const std::string root = *Root(*store_, 1);
 
   struct Case {
     std::string name;
@@ -572,8 +574,8 @@ TEST_F(EventStoreTest, BadInputIsRefusedAndChangesNothing) {
   EXPECT_EQ(dup.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(store_->AppendMulti({}).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(store_->Head(), 1u);
-  EXPECT_EQ(*store_->Root(1), root);
-  IHS_EXPECT_OK(store_->Verify());
+  EXPECT_EQ(*Root(*store_, 1), root);
+  IHS_EXPECT_OK(Verify(*store_));
 }
 
 TEST_F(EventStoreTest, TooManyEventsInOneAppendIsRefused) {
@@ -654,7 +656,7 @@ TEST_F(EventStoreTest, ReadOnlyOpensBesideACompactingWriterSeeNoFalseCorruption)
       }
       ASSERT_TRUE(store_->Append(a).ok());
       if (i % 4 == 3) {  // bursts of file churn, as ihsd's flushes and compactions come
-        ASSERT_TRUE(store_->Erase(party, "test", "test").ok());
+        ASSERT_TRUE(Erase(*store_, party, "test", "test").ok());
         ++erasures;
         absl::SleepFor(absl::Milliseconds(30));
       }
@@ -713,7 +715,7 @@ TEST_F(EventStoreTest, ConcurrentAppendsShareOneSync) {
   EXPECT_EQ(stats->appends, static_cast<uint64_t>(kWriters));
   EXPECT_EQ(stats->syncs, 1u);  // the leader's one sync carried all eight appends
   EXPECT_EQ(stats->largest_group, static_cast<uint64_t>(kWriters));
-  IHS_EXPECT_OK(store_->Verify());
+  IHS_EXPECT_OK(Verify(*store_));
 }
 
 TEST_F(EventStoreTest, ConflictInAGroupFailsOnlyThatWriter) {
@@ -734,7 +736,7 @@ TEST_F(EventStoreTest, ConflictInAGroupFailsOnlyThatWriter) {
   EXPECT_EQ(conflicts.load(), kWriters - 1);
   EXPECT_EQ(store_->Head(), 1u);
   EXPECT_EQ(store_->Stats()->syncs, 1u);
-  IHS_EXPECT_OK(store_->Verify());
+  IHS_EXPECT_OK(Verify(*store_));
 }
 
 TEST_F(EventStoreTest, ManyThreadsAppendEveryEventOnceInStreamOrder) {
@@ -760,7 +762,7 @@ TEST_F(EventStoreTest, ManyThreadsAppendEveryEventOnceInStreamOrder) {
       EXPECT_EQ((*events)[i].event().getStreamVersion(), static_cast<uint64_t>(i));
     }
   }
-  IHS_EXPECT_OK(store_->Verify());
+  IHS_EXPECT_OK(Verify(*store_));
 }
 
 TEST_F(EventStoreTest, WaitForCommitWakesOnAppendAndTimesOutWhenIdle) {
@@ -795,7 +797,7 @@ TEST_F(EventStoreTest, VerifyReportsProgressUpToTheLogSize) {
     IHS_ASSERT_OK(store_->Append(req));
   }
   std::vector<std::pair<uint64_t, uint64_t>> calls;
-  IHS_ASSERT_OK(store_->Verify([&](uint64_t done, uint64_t total) {
+  IHS_ASSERT_OK(Verify(*store_, [&](uint64_t done, uint64_t total) {
     calls.push_back({done, total});
   }));
   ASSERT_GE(calls.size(), 2u);
@@ -806,10 +808,10 @@ TEST_F(EventStoreTest, VerifyReportsProgressUpToTheLogSize) {
 TEST_F(EventStoreTest, ReopenKeepsEverything) {
   IHS_ASSERT_OK(AppendOne("ada", 1, ExpectedVersion::Any(), "first"));
   IHS_ASSERT_OK(AppendOne("bert", 2));
-  std::string root = *store_->Root(2);
+  std::string root = *Root(*store_, 2);
   Reopen();
   EXPECT_EQ(store_->Head(), 2u);
-  EXPECT_EQ(*store_->Root(2), root);
+  EXPECT_EQ(*Root(*store_, 2), root);
   auto r = AppendOne("carl", 3, ExpectedVersion::NoStream(), "third");
   IHS_ASSERT_OK(r);
   EXPECT_EQ(r->positions, std::vector<uint64_t>{2});
@@ -837,80 +839,84 @@ TEST_F(EventStoreTest, FindEventGivesThePositionOfAnAcknowledgedId) {
 }
 
 TEST_F(EventStoreTest, StateFamilyWritesAreAtomicAndSurviveReopen) {
-  IHS_ASSERT_OK(store_->CreateStateFamily("timeline@1"));
-  IHS_ASSERT_OK(store_->CreateStateFamily("timeline@1"));  // exists: nothing happens
+  IHS_ASSERT_OK(StateStoreOf(*store_)->CreateStateFamily("timeline@1"));
+  IHS_ASSERT_OK(StateStoreOf(*store_)->CreateStateFamily("timeline@1"));  // exists: nothing happens
   StateBatch batch;
   batch.Put("a", "1");
   batch.Put("b", "2");
   batch.Put("c", "3");
   batch.Delete("b");
-  IHS_ASSERT_OK(store_->WriteState("timeline@1", batch));
+  IHS_ASSERT_OK(StateStoreOf(*store_)->WriteState("timeline@1", batch));
   Reopen();
-  EXPECT_EQ(store_->StateFamilies(), std::vector<std::string>{"timeline@1"});
+  EXPECT_EQ(StateStoreOf(*store_)->StateFamilies(), std::vector<std::string>{"timeline@1"});
   std::vector<std::string> seen;
-  IHS_ASSERT_OK(
-      store_->ScanState("timeline@1", "", "", [&](absl::string_view k, absl::string_view v) {
-        seen.push_back(absl::StrCat(k, "=", v));
-        return true;
-      }));
+  IHS_ASSERT_OK(StateStoreOf(*store_)->ScanState("timeline@1", "", "",
+                                                 [&](absl::string_view k, absl::string_view v) {
+                                                   seen.push_back(absl::StrCat(k, "=", v));
+                                                   return true;
+                                                 }));
   EXPECT_EQ(seen, (std::vector<std::string>{"a=1", "c=3"}));
-  auto got = store_->GetState("timeline@1", "b");
+  auto got = StateStoreOf(*store_)->GetState("timeline@1", "b");
   IHS_ASSERT_OK(got);
   EXPECT_FALSE(got->has_value());
 }
 
 TEST_F(EventStoreTest, ScanStateStopsAtTheUpperBoundAndWhenTheVisitorSaysSo) {
-  IHS_ASSERT_OK(store_->CreateStateFamily("s"));
+  IHS_ASSERT_OK(StateStoreOf(*store_)->CreateStateFamily("s"));
   StateBatch batch;
   for (char c = 'a'; c <= 'f'; ++c) batch.Put(std::string(1, c), "");
-  IHS_ASSERT_OK(store_->WriteState("s", batch));
+  IHS_ASSERT_OK(StateStoreOf(*store_)->WriteState("s", batch));
   std::string keys;
-  IHS_ASSERT_OK(store_->ScanState("s", "b", "e", [&](absl::string_view k, absl::string_view) {
-    absl::StrAppend(&keys, k);
-    return true;
-  }));
+  IHS_ASSERT_OK(
+      StateStoreOf(*store_)->ScanState("s", "b", "e", [&](absl::string_view k, absl::string_view) {
+        absl::StrAppend(&keys, k);
+        return true;
+      }));
   EXPECT_EQ(keys, "bcd");
   keys.clear();
-  IHS_ASSERT_OK(store_->ScanState("s", "", "", [&](absl::string_view k, absl::string_view) {
-    absl::StrAppend(&keys, k);
-    return keys.size() < 2;
-  }));
+  IHS_ASSERT_OK(
+      StateStoreOf(*store_)->ScanState("s", "", "", [&](absl::string_view k, absl::string_view) {
+        absl::StrAppend(&keys, k);
+        return keys.size() < 2;
+      }));
   EXPECT_EQ(keys, "ab");
 }
 
 TEST_F(EventStoreTest, DroppedStateFamilyIsGoneAfterReopenAndTheLogIsUntouched) {
   IHS_ASSERT_OK(AppendOne("a", 1));
-  IHS_ASSERT_OK(store_->CreateStateFamily("old"));
+  IHS_ASSERT_OK(StateStoreOf(*store_)->CreateStateFamily("old"));
   StateBatch batch;
   batch.Put("k", "v");
-  IHS_ASSERT_OK(store_->WriteState("old", batch));
-  IHS_ASSERT_OK(store_->DropStateFamily("old"));
-  EXPECT_EQ(store_->GetState("old", "k").status().code(), absl::StatusCode::kNotFound);
+  IHS_ASSERT_OK(StateStoreOf(*store_)->WriteState("old", batch));
+  IHS_ASSERT_OK(StateStoreOf(*store_)->DropStateFamily("old"));
+  EXPECT_EQ(StateStoreOf(*store_)->GetState("old", "k").status().code(),
+            absl::StatusCode::kNotFound);
   Reopen();
-  EXPECT_TRUE(store_->StateFamilies().empty());
+  EXPECT_TRUE(StateStoreOf(*store_)->StateFamilies().empty());
   EXPECT_EQ(store_->Head(), 1u);
-  IHS_EXPECT_OK(store_->Verify());
+  IHS_EXPECT_OK(Verify(*store_));
 }
 
 std::vector<std::string> ScanAll(EventStore& store, const std::string& family) {
   std::vector<std::string> seen;
-  absl::Status s = store.ScanState(family, "", "", [&](absl::string_view k, absl::string_view v) {
-    seen.push_back(absl::StrCat(k, "=", v));
-    return true;
-  });
+  absl::Status s =
+      StateStoreOf(store)->ScanState(family, "", "", [&](absl::string_view k, absl::string_view v) {
+        seen.push_back(absl::StrCat(k, "=", v));
+        return true;
+      });
   EXPECT_TRUE(s.ok()) << s;
   return seen;
 }
 
 TEST_F(EventStoreTest, IngestedStateFilesAppearTogetherWinOverOlderStateAndSurviveReopen) {
-  IHS_ASSERT_OK(store_->CreateStateFamily("s"));
+  IHS_ASSERT_OK(StateStoreOf(*store_)->CreateStateFamily("s"));
   StateBatch batch;
   batch.Put("a", "old");
   batch.Put("d", "old");
   batch.Put("z", "old");
-  IHS_ASSERT_OK(store_->WriteState("s", batch));
-  auto low = store_->NewStateFile("s");
-  auto high = store_->NewStateFile("s");
+  IHS_ASSERT_OK(StateStoreOf(*store_)->WriteState("s", batch));
+  auto low = StateStoreOf(*store_)->NewStateFile("s");
+  auto high = StateStoreOf(*store_)->NewStateFile("s");
   IHS_ASSERT_OK(low);
   IHS_ASSERT_OK(high);
   IHS_ASSERT_OK((*low)->Put("a", "1"));
@@ -923,7 +929,7 @@ TEST_F(EventStoreTest, IngestedStateFilesAppearTogetherWinOverOlderStateAndSurvi
   std::vector<std::unique_ptr<StateFile>> files;
   files.push_back(std::move(*low));
   files.push_back(std::move(*high));
-  IHS_ASSERT_OK(store_->IngestState("s", std::move(files)));
+  IHS_ASSERT_OK(StateStoreOf(*store_)->IngestState("s", std::move(files)));
   const std::vector<std::string> want{"a=1", "b=1", "m=2", "z=old"};
   EXPECT_EQ(ScanAll(*store_, "s"), want);
   // The files were moved into the database: nothing is left beside it.
@@ -934,25 +940,26 @@ TEST_F(EventStoreTest, IngestedStateFilesAppearTogetherWinOverOlderStateAndSurvi
 }
 
 TEST_F(EventStoreTest, StateFilesRefuseKeysOutOfOrderAndAbsentFamilies) {
-  IHS_ASSERT_OK(store_->CreateStateFamily("s"));
-  auto f = store_->NewStateFile("s");
+  IHS_ASSERT_OK(StateStoreOf(*store_)->CreateStateFamily("s"));
+  auto f = StateStoreOf(*store_)->NewStateFile("s");
   IHS_ASSERT_OK(f);
   IHS_ASSERT_OK((*f)->Put("b", "1"));
   EXPECT_EQ((*f)->Put("a", "1").code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ((*f)->Put("b", "2").code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(store_->NewStateFile("absent").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(StateStoreOf(*store_)->NewStateFile("absent").status().code(),
+            absl::StatusCode::kNotFound);
   // An empty file is allowed and adds nothing.
-  auto empty = store_->NewStateFile("s");
+  auto empty = StateStoreOf(*store_)->NewStateFile("s");
   IHS_ASSERT_OK(empty);
   std::vector<std::unique_ptr<StateFile>> files;
   files.push_back(std::move(*empty));
-  IHS_ASSERT_OK(store_->IngestState("s", std::move(files)));
+  IHS_ASSERT_OK(StateStoreOf(*store_)->IngestState("s", std::move(files)));
   EXPECT_TRUE(ScanAll(*store_, "s").empty());
 }
 
 TEST_F(EventStoreTest, StateFilesACrashLeftBehindAreRemovedAtOpen) {
-  IHS_ASSERT_OK(store_->CreateStateFamily("s"));
-  auto f = store_->NewStateFile("s");
+  IHS_ASSERT_OK(StateStoreOf(*store_)->CreateStateFamily("s"));
+  auto f = StateStoreOf(*store_)->NewStateFile("s");
   IHS_ASSERT_OK(f);
   IHS_ASSERT_OK((*f)->Put("k", "v"));
   const std::filesystem::path ingest = std::filesystem::path(dir_.Sub("data")) / "ingest";
@@ -972,14 +979,16 @@ TEST_F(EventStoreTest, StateFilesACrashLeftBehindAreRemovedAtOpen) {
 }
 
 TEST_F(EventStoreTest, StateFamilyBadNamesAndAbsentFamiliesAreClearErrors) {
-  EXPECT_EQ(store_->CreateStateFamily("").code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(store_->CreateStateFamily("Time Line").code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(store_->CreateStateFamily(std::string(65, 'a')).code(),
+  EXPECT_EQ(StateStoreOf(*store_)->CreateStateFamily("").code(),
             absl::StatusCode::kInvalidArgument);
-  absl::Status s = store_->WriteState("absent", StateBatch());
+  EXPECT_EQ(StateStoreOf(*store_)->CreateStateFamily("Time Line").code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(StateStoreOf(*store_)->CreateStateFamily(std::string(65, 'a')).code(),
+            absl::StatusCode::kInvalidArgument);
+  absl::Status s = StateStoreOf(*store_)->WriteState("absent", StateBatch());
   EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
   EXPECT_NE(s.message().find("absent"), std::string::npos) << s;
-  EXPECT_EQ(store_->DropStateFamily("absent").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(StateStoreOf(*store_)->DropStateFamily("absent").code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace

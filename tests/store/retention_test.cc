@@ -11,7 +11,9 @@
 #include <iterator>
 
 #include "absl/strings/match.h"
+#include "store/audit.h"
 #include "store/event_store.h"
+#include "store/governance.h"
 #include "store/internal/content_keys.h"
 #include "tests/testutil/raw_db.h"
 #include "tests/testutil/testutil.h"
@@ -80,8 +82,9 @@ TEST(RetentionPolicy, ParsesRulesAndNamesTheLineOfAMistake) {
   EXPECT_EQ(p->RuleFor(static_cast<uint16_t>(Channel::EMAIL), message), nullptr);  // kept
   EXPECT_EQ(RetentionPolicy::ExpiresAt(*p->RuleFor(chat, message), 2024),
             absl::FromCivil(absl::CivilYear(2027), absl::UTCTimeZone()));
-  EXPECT_EQ(RetentionPolicy::ExpiresAt(*p->RuleFor(static_cast<uint16_t>(Channel::SMS), message), 2024),
-            absl::FromCivil(absl::CivilDay(2025, 4, 1), absl::UTCTimeZone()));
+  EXPECT_EQ(
+      RetentionPolicy::ExpiresAt(*p->RuleFor(static_cast<uint16_t>(Channel::SMS), message), 2024),
+      absl::FromCivil(absl::CivilDay(2025, 4, 1), absl::UTCTimeZone()));
 
   for (const auto& [text, want] : std::vector<std::pair<std::string, std::string>>{
            {"channel=pigeon 2y", "line 1 (\"channel=pigeon 2y\"): unknown channel \"pigeon\""},
@@ -101,10 +104,10 @@ TEST_F(RetentionTest, ExpiredClassesLoseTheirKeysHeldPartiesAreSkippedAndTheTrai
   IHS_ASSERT_OK(Add("ada", Channel::CHAT, k2024, "newer chat"));
   IHS_ASSERT_OK(Add("ada", Channel::EMAIL, k2023, "old email"));
   IHS_ASSERT_OK(Add("bob", Channel::CHAT, k2023, "bob's old chat"));
-  IHS_ASSERT_OK(store_->SetLegalHold("bob", false, "litigation 9", "legal"));
+  IHS_ASSERT_OK(SetLegalHold(*store_, "bob", false, "litigation 9", "legal"));
   const RetentionPolicy policy = Policy("channel=chat 2y\n");
 
-  auto dry = store_->RunRetention(policy, kJune2026, "ops", /*dry_run=*/true);
+  auto dry = RunRetention(*store_, policy, kJune2026, "ops", /*dry_run=*/true);
   ASSERT_TRUE(dry.ok()) << dry.status();
   EXPECT_EQ(dry->parties, 2u);
   EXPECT_EQ(dry->classes, 2u);
@@ -122,16 +125,20 @@ TEST_F(RetentionTest, ExpiredClassesLoseTheirKeysHeldPartiesAreSkippedAndTheTrai
           "ada", internal::ClassKeyVersion(static_cast<uint16_t>(c),
                                            static_cast<uint16_t>(TouchpointType::MESSAGE), when));
     };
-    ASSERT_TRUE(raw.db->Get(rocksdb::ReadOptions(), raw.cf["content_keys"],
-                            row(Channel::CHAT, k2023), &chat2023).ok());
-    ASSERT_TRUE(raw.db->Get(rocksdb::ReadOptions(), raw.cf["content_keys"],
-                            row(Channel::EMAIL, k2023), &email2023).ok());
+    ASSERT_TRUE(raw.db
+                    ->Get(rocksdb::ReadOptions(), raw.cf["content_keys"], row(Channel::CHAT, k2023),
+                          &chat2023)
+                    .ok());
+    ASSERT_TRUE(raw.db
+                    ->Get(rocksdb::ReadOptions(), raw.cf["content_keys"],
+                          row(Channel::EMAIL, k2023), &email2023)
+                    .ok());
   }
   ASSERT_EQ(chat2023.size(), 77u);
   ASSERT_NE(AllFileBytes().find(chat2023), std::string::npos);  // the scan can see a key
   Reopen();
 
-  auto run = store_->RunRetention(policy, kJune2026, "ops", /*dry_run=*/false);
+  auto run = RunRetention(*store_, policy, kJune2026, "ops", /*dry_run=*/false);
   ASSERT_TRUE(run.ok()) << run.status();
   EXPECT_EQ(run->parties, 1u);
   EXPECT_EQ(run->classes, 1u);
@@ -157,7 +164,7 @@ TEST_F(RetentionTest, ExpiredClassesLoseTheirKeysHeldPartiesAreSkippedAndTheTrai
   ASSERT_EQ(r.getHeld().size(), 1u);
   EXPECT_EQ(std::string(r.getHeld()[0].cStr()), "bob");
   EXPECT_EQ(store_->Head(), head_before + 2);
-  IHS_EXPECT_OK(store_->Verify());
+  IHS_EXPECT_OK(Verify(*store_));
 
   // Content of an expired class and year cannot come back under a new key.
   absl::Status again = Add("ada", Channel::CHAT, k2023 + 5, "sneaking back");
@@ -174,7 +181,7 @@ TEST_F(RetentionTest, ExpiredClassesLoseTheirKeysHeldPartiesAreSkippedAndTheTrai
   EXPECT_EQ(Add("ada", Channel::CHAT, k2023 + 7, "again").code(),
             absl::StatusCode::kFailedPrecondition);
   // A second run finds nothing new to expire (bob is still held).
-  auto second = store_->RunRetention(policy, kJune2026, "ops", false);
+  auto second = RunRetention(*store_, policy, kJune2026, "ops", false);
   ASSERT_TRUE(second.ok()) << second.status();
   EXPECT_EQ(second->classes, 0u);
   EXPECT_EQ(second->held, std::vector<std::string>{"bob"});
@@ -188,7 +195,7 @@ TEST_F(RetentionTest, APlainAppendCannotForgeAnExpiryOrARun) {
   auto s = store_->Append({"ada", ExpectedVersion::Any(), {forged.asReader()}});
   EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(absl::StrContains(s.status().message(), "ihs retention run")) << s.status();
-  EXPECT_EQ(store_->RunRetention(Policy("channel=chat 1y"), kJune2026, " ", false).status().code(),
+  EXPECT_EQ(RunRetention(*store_, Policy("channel=chat 1y"), kJune2026, " ", false).status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Read("ada")[0].content_state(), ContentState::kOpen);
 }

@@ -11,6 +11,7 @@
 
 #include "absl/strings/match.h"
 #include "schema/json.h"
+#include "store/audit.h"
 #include "tests/testutil/testutil.h"
 
 namespace ihs::workload {
@@ -73,7 +74,7 @@ TEST(LoadIntoStore, StoresEveryGeneratedEventOnce) {
   EXPECT_EQ(last_progress, g.emitted());
   EXPECT_EQ(store->Head(), g.emitted());
   EXPECT_EQ(StoredIds(*store), GeneratedIds(Small()));
-  IHS_ASSERT_OK(store->Verify().status());
+  IHS_ASSERT_OK(Verify(*store).status());
 }
 
 TEST(LoadIntoStore, RerunOfTheSameHistoryWritesNothing) {
@@ -82,7 +83,7 @@ TEST(LoadIntoStore, RerunOfTheSameHistoryWritesNothing) {
   Generator first(Small());
   IHS_ASSERT_OK(LoadIntoStore(first, *store).status());
   const uint64_t head = store->Head();
-  auto root = store->Root(head);
+  auto root = Root(*store, head);
   IHS_ASSERT_OK(root.status());
 
   Generator again(Small());
@@ -91,7 +92,7 @@ TEST(LoadIntoStore, RerunOfTheSameHistoryWritesNothing) {
   EXPECT_EQ(report->present, head);
   EXPECT_EQ(report->appended, 0u);
   EXPECT_EQ(store->Head(), head);
-  EXPECT_EQ(*store->Root(head), *root);
+  EXPECT_EQ(*Root(*store, head), *root);
 }
 
 TEST(LoadIntoStore, AnotherHistoryIsRefusedAndNothingChanges) {
@@ -100,17 +101,16 @@ TEST(LoadIntoStore, AnotherHistoryIsRefusedAndNothingChanges) {
   Generator first(Small());
   IHS_ASSERT_OK(LoadIntoStore(first, *store).status());
   const uint64_t head = store->Head();
-  const std::string root = *store->Root(head);
+  const std::string root = *Root(*store, head);
 
   Config other = Small();
   other.seed = 12;
   Generator g(other);
   auto report = LoadIntoStore(g, *store);
   EXPECT_EQ(report.status().code(), absl::StatusCode::kAlreadyExists);
-  EXPECT_TRUE(absl::StrContains(report.status().message(), "different history"))
-      << report.status();
+  EXPECT_TRUE(absl::StrContains(report.status().message(), "different history")) << report.status();
   EXPECT_EQ(store->Head(), head);
-  EXPECT_EQ(*store->Root(head), root);
+  EXPECT_EQ(*Root(*store, head), root);
 }
 
 TEST(LoadIntoStore, AnInterruptedLoadResumesWhereItStopped) {

@@ -34,7 +34,7 @@ absl::Status WriteFile(const std::string& path, absl::string_view text) {
 // it at its size (else the history it attests was rewritten or lost).
 absl::StatusOr<tlog::TreeHead> CheckedHead(store::EventStore& store, const std::string& file) {
   IHS_ASSIGN_OR_RETURN(std::string note, ReadFile(file, "head"));
-  IHS_ASSIGN_OR_RETURN(tlog::VerifierKey key, store.VerifierKey());
+  IHS_ASSIGN_OR_RETURN(tlog::VerifierKey key, VerifierKey(store));
   tlog::TreeHead head;
   std::string why;
   if (!tlog::ParseHead(note, &head, nullptr, &why)) {  // not a head at all: bad input, not a
@@ -48,7 +48,7 @@ absl::StatusOr<tlog::TreeHead> CheckedHead(store::EventStore& store, const std::
                                             " events, but the log holds only ", store.Head(),
                                             ": events were lost"));
   }
-  IHS_ASSIGN_OR_RETURN(std::string root, store.Root(head.size));
+  IHS_ASSIGN_OR_RETURN(std::string root, Root(store, head.size));
   if (root != tlog::AsBytes(head.root)) {
     return absl::DataLossError(absl::StrCat(
         "history was rewritten: the log's first ", head.size,
@@ -79,7 +79,7 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, absl::string_view 
 }
 
 absl::Status AuditPubkey(store::EventStore& store, bool json_out) {
-  IHS_ASSIGN_OR_RETURN(tlog::VerifierKey key, store.VerifierKey());
+  IHS_ASSIGN_OR_RETURN(tlog::VerifierKey key, VerifierKey(store));
   const std::string text = tlog::FormatVerifierKey(key);
   if (json_out) {
     std::cout << JsonLine(json{{"name", key.name},
@@ -95,10 +95,10 @@ absl::Status AuditPubkey(store::EventStore& store, bool json_out) {
 }
 
 absl::Status AuditHead(store::EventStore& store, const std::string& out, bool json_out) {
-  IHS_ASSIGN_OR_RETURN(std::string note, store.SignedHead());
+  IHS_ASSIGN_OR_RETURN(std::string note, SignedHead(store));
   if (!out.empty()) IHS_RETURN_IF_ERROR(WriteFile(out, note));
   if (json_out) {
-    IHS_ASSIGN_OR_RETURN(tlog::VerifierKey key, store.VerifierKey());
+    IHS_ASSIGN_OR_RETURN(tlog::VerifierKey key, VerifierKey(store));
     tlog::TreeHead head;
     std::string why;
     if (!tlog::OpenHead(note, key, &head, &why)) return absl::InternalError(why);
@@ -130,7 +130,7 @@ absl::Status AuditProveEvent(store::EventStore& store, uint64_t position,
   tlog::InclusionProof proof;
   proof.index = position;
   proof.leaf_bytes = std::string(events[0].bytes());
-  IHS_ASSIGN_OR_RETURN(proof.path, store.InclusionProof(position, head.size));
+  IHS_ASSIGN_OR_RETURN(proof.path, InclusionProof(store, position, head.size));
   IHS_ASSIGN_OR_RETURN(proof.head, ReadFile(head_file, "head"));
   const tlog::Hash leaf = tlog::LeafHash(proof.leaf_bytes);
   std::string why;
@@ -158,7 +158,7 @@ absl::Status AuditProveEvent(store::EventStore& store, uint64_t position,
 
 absl::Status AuditVerifyHead(store::EventStore& store, const std::string& old_file,
                              const std::string& new_file, const std::string& out, bool json_out) {
-  IHS_ASSIGN_OR_RETURN(tlog::VerifierKey key, store.VerifierKey());
+  IHS_ASSIGN_OR_RETURN(tlog::VerifierKey key, VerifierKey(store));
   tlog::TreeHead heads[2];
   const std::string* files[2] = {&old_file, &new_file};
   for (int i = 0; i < 2; ++i) {
@@ -181,7 +181,7 @@ absl::Status AuditVerifyHead(store::EventStore& store, const std::string& old_fi
                                             ": events were lost"));
   }
   tlog::ConsistencyProof proof{older.size, newer.size, {}};
-  IHS_ASSIGN_OR_RETURN(proof.path, store.ConsistencyProof(older.size, newer.size));
+  IHS_ASSIGN_OR_RETURN(proof.path, ConsistencyProof(store, older.size, newer.size));
   std::string why;
   if (!tlog::VerifyConsistency(older.size, newer.size, older.root, newer.root, proof.path, &why)) {
     if (json_out) std::cout << JsonLine(json{{"ok", false}, {"error", why}}) << "\n";

@@ -24,8 +24,8 @@
 #include "nlohmann/json.hpp"
 #include "schema/export.capnp.h"
 #include "schema/json.h"
-#include "store/internal/codec.h"
-#include "store/internal/merkle.h"
+#include "store/audit.h"
+#include "store/record.h"
 #include "store/tlog.h"
 #include "tools/ihs/audit.h"
 #include "tools/ihs/json_out.h"
@@ -169,8 +169,8 @@ absl::Status WriteEvent(ArchiveWriter& w, const store::StoredEvent& e,
 
 absl::Status AuditExport(store::EventStore& store, const std::string& party, const std::string& out,
                          bool json_out) {
-  IHS_ASSIGN_OR_RETURN(std::string note, store.SignedHead());
-  IHS_ASSIGN_OR_RETURN(tlog::VerifierKey key, store.VerifierKey());
+  IHS_ASSIGN_OR_RETURN(std::string note, SignedHead(store));
+  IHS_ASSIGN_OR_RETURN(tlog::VerifierKey key, VerifierKey(store));
   tlog::TreeHead head;
   std::string why;
   if (!tlog::OpenHead(note, key, &head, &why)) return absl::InternalError(why);
@@ -220,7 +220,7 @@ absl::Status AuditExport(store::EventStore& store, const std::string& party, con
       std::vector<uint64_t> positions;
       for (size_t i = from; i < to; ++i) positions.push_back(events[i].position());
       IHS_ASSIGN_OR_RETURN(std::vector<std::vector<tlog::Hash>> paths,
-                           store.InclusionProofs(positions, head.size));
+                           InclusionProofs(store, positions, head.size));
       for (size_t i = from; i < to; ++i) {
         IHS_RETURN_IF_ERROR(WriteEvent(*w, events[i], &paths[i - from]));
       }
@@ -345,7 +345,7 @@ class ArchiveReader {
               auto ev = r.getEvent();
               (void)ev.getStored().size();
               (void)ev.getPath().size();
-              problem = store::internal::EventShapeProblem(ev.getEvent());
+              problem = store::EventShapeProblem(ev.getEvent());
               break;
             }
             case schema::ExportRecord::TRAILER:
@@ -410,7 +410,7 @@ absl::Status AuditVerifyExport(const std::string& file, const std::string& key_f
 
   Progress progress("verify-export");
   if (json_out) progress.Disable();
-  store::internal::Frontier tree;  // an export of the whole log: its events give the root
+  store::LogRoot tree;  // an export of the whole log: its events give the root
   uint64_t events = 0;
   int64_t last_position = -1;
   for (;;) {
@@ -438,7 +438,7 @@ absl::Status AuditVerifyExport(const std::string& file, const std::string& key_f
     // The readable event must be exactly the stored one.
     std::string encoded;
     KJ_IF_MAYBE (ex, kj::runCatchingExceptions(
-                         [&]() { encoded = store::internal::EncodeRecord(e.getEvent()); })) {
+                         [&]() { encoded = store::EncodeRecord(e.getEvent()); })) {
       return fail(absl::StrCat("the event at position ", position,
                                " does not encode: ", ex->getDescription().cStr()));
     }
@@ -453,8 +453,7 @@ absl::Status AuditVerifyExport(const std::string& file, const std::string& key_f
       if (position != static_cast<uint64_t>(last_position + 1)) {
         return fail(absl::StrCat("the export of the log skips position ", last_position + 1));
       }
-      tree.Push(store::internal::LeafHash(stored),
-                [](store::internal::SubtreeId, const tlog::Hash&) {});
+      tree.Add(stored);
     } else {
       if (e.getEvent().getStreamId() != party) {
         return fail(absl::StrCat("the event at position ", position, " is not ", party, "'s"));
@@ -465,8 +464,8 @@ absl::Status AuditVerifyExport(const std::string& file, const std::string& key_f
       for (size_t i = 0; i < path.size(); ++i) {
         std::memcpy(path[i].data(), joined.data() + 32 * i, 32);
       }
-      if (!tlog::VerifyInclusion(position, head.size, store::internal::LeafHash(stored), path,
-                                 head.root, &why, &store::internal::NodeHash)) {
+      if (!tlog::VerifyInclusion(position, head.size, store::RecordLeafHash(stored), path,
+                                 head.root, &why, &store::RecordNodeHash)) {
         return fail(
             absl::StrCat("the event at position ", position, " is not in the head's tree: ", why));
       }

@@ -62,7 +62,9 @@
 #include "server/client.h"
 #include "server/tokens.h"
 #include "store/audit.h"
+#include "store/backup.h"
 #include "store/event_store.h"
+#include "store/governance.h"
 #include "store/retention.h"
 #include "tools/ihs/audit.h"
 #include "tools/ihs/export.h"
@@ -596,7 +598,7 @@ int Verify(const Common& c) {
   }
   Progress progress("verify");
   if (c.json) progress.Disable();
-  auto report = (*st)->Verify([&](uint64_t done, uint64_t total) { progress.Update(done, total); });
+  auto report = Verify(**st, [&](uint64_t done, uint64_t total) { progress.Update(done, total); });
   progress.Finish();
   if (!report.ok()) {
     if (c.json) {
@@ -630,7 +632,7 @@ int Backup(const Common& c, const BackupArgs& a) {
     // Read-only: no lock, so this works beside a running ihsd.
     absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, false);
     if (!st.ok()) return FailOpen(st.status());
-    size = (*st)->Backup(a.to, a.with_master_key);
+    size = Backup(**st, a.to, a.with_master_key);
   }
   if (!size.ok()) return Fail(size.status());
   // The copy must open and verify on its own, with its own master key, the one given, or (from
@@ -661,7 +663,7 @@ int Backup(const Common& c, const BackupArgs& a) {
   Progress progress("verify the copy");
   if (c.json) progress.Disable();
   auto report =
-      (*opened)->Verify([&](uint64_t done, uint64_t total) { progress.Update(done, total); });
+      Verify(**opened, [&](uint64_t done, uint64_t total) { progress.Update(done, total); });
   progress.Finish();
   if (!report.ok()) return Fail(report.status());
   const std::string root = absl::BytesToHexString(report->root_hash);
@@ -708,8 +710,8 @@ int PartyControl(const Common& c, const PartyControlArgs& a, bool erase) {
   } else {
     absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, true);
     if (!st.ok()) return FailOpen(st.status());
-    position = erase ? (*st)->Erase(a.party, a.reason, by)
-                     : (*st)->SetLegalHold(a.party, a.lift, a.reason, by);
+    position = erase ? Erase(**st, a.party, a.reason, by)
+                     : SetLegalHold(**st, a.party, a.lift, a.reason, by);
   }
   if (!position.ok()) return Fail(position.status());
   const char* what = erase ? "erased" : (a.lift ? "hold lifted" : "held");
@@ -1459,7 +1461,7 @@ int RetentionRun(const Common& c, const RetentionArgs& a) {
   absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, !a.dry_run);
   if (!st.ok()) return FailOpen(st.status());
   const std::string by = a.by.empty() ? LoginName() : a.by;
-  absl::StatusOr<store::RetentionReport> report = (*st)->RunRetention(*policy, now, by, a.dry_run);
+  absl::StatusOr<store::RetentionReport> report = RunRetention(**st, *policy, now, by, a.dry_run);
   if (!report.ok()) return Fail(report.status());
   if (c.json) {
     nlohmann::json j = {{"dryRun", a.dry_run},

@@ -1,0 +1,44 @@
+// The log as a reader follows it: the seam between whoever keeps the log and whoever derives
+// from it. The projection runner follows a LogReader; today the embedded EventStore is one, and
+// a node of a cluster will follow a JetStream partition through another (issue 29), which is
+// why this is all the runner asks of the log.
+//
+// A log is a sequence of events at positions 0, 1, 2, ...; Head() is its size. Only
+// acknowledged events are visible, and a visible event never changes.
+#ifndef IHS_STORE_LOG_READER_H_
+#define IHS_STORE_LOG_READER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "store/stored_event.h"
+
+namespace ihs::store {
+
+class LogReader {
+ public:
+  virtual ~LogReader() = default;
+
+  // The log's size: the position the next event will get. Only acknowledged events count.
+  virtual uint64_t Head() = 0;
+
+  // Blocks until the log's size exceeds `known_head`, the deadline passes or the log closes;
+  // returns the size then. Costs nothing while idle.
+  virtual uint64_t WaitForCommit(uint64_t known_head, absl::Time deadline) = 0;
+
+  // Up to max_count events from from_position, in position order.
+  virtual absl::StatusOr<std::vector<StoredEvent>> ReadAll(uint64_t from_position, size_t max_count,
+                                                           const ReadOptions& options = {}) = 0;
+
+  // The position of the acknowledged event with this id (16 bytes), or nullopt.
+  virtual absl::StatusOr<std::optional<uint64_t>> FindEvent(absl::string_view event_id) = 0;
+};
+
+}  // namespace ihs::store
+
+#endif  // IHS_STORE_LOG_READER_H_
