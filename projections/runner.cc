@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <future>
 #include <map>
 #include <memory>
@@ -20,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/big_endian.h"
 #include "common/status_macros.h"
+#include "projections/bulk.h"
 #include "projections/mem_state.h"
 
 namespace ihs::projections {
@@ -84,7 +86,11 @@ absl::StatusOr<absl::string_view> Unseal(absl::string_view family, absl::string_
 }
 
 Txn::Txn(LogAndState store, std::string family, MemState* mem, uint64_t horizon)
-    : store_(store), family_(std::move(family)), mem_(mem), horizon_(horizon) {}
+    : store_(store), family_(std::move(family)), mem_(mem) {
+  if (mem != nullptr && horizon > 0) bulk_ = std::make_unique<BulkPhase>(this, mem, horizon);
+}
+
+Txn::~Txn() = default;
 
 absl::StatusOr<std::optional<std::string>> Txn::Get(absl::string_view key) {
   if (mem_ != nullptr) {
@@ -107,16 +113,22 @@ void Txn::Put(absl::string_view key, std::string value) {
   writes_[key] = std::move(value);
 }
 
-absl::string_view Txn::Keep(absl::string_view bytes) {
-  if (mem_ != nullptr) return mem_->Copy(bytes).view();
-  return kept_.emplace_back(bytes);
+absl::string_view BulkPhase::Keep(absl::string_view bytes) { return mem_->Copy(bytes).view(); }
+
+void BulkPhase::PutInOrder(absl::string_view key, absl::string_view kept) {
+  mem_->PutInOrder(key, MemState::Value{kept.empty() ? "" : kept.data(), kept.size()});
 }
 
-void Txn::PutInOrder(absl::string_view key, absl::string_view kept) {
-  if (bulk()) {
-    return mem_->PutInOrder(key, MemState::Value{kept.empty() ? "" : kept.data(), kept.size()});
-  }
-  Put(key, std::string(kept));
+absl::StatusOr<std::optional<store::StoredEvent>> BulkPhase::FindLaterEvent(absl::string_view id) {
+  return txn_->FindEventIn(id, txn_->position(), horizon_);
+}
+
+absl::StatusOr<std::string> ShardedRebuild::MergeShards(absl::string_view key, std::string a,
+                                                        std::string b) {
+  (void)a;
+  (void)b;
+  return absl::UnimplementedError(
+      absl::StrCat("two shards wrote the same key ", absl::CHexEscape(key)));
 }
 
 void Txn::Delete(absl::string_view key) {
@@ -126,10 +138,6 @@ void Txn::Delete(absl::string_view key) {
 
 absl::StatusOr<std::optional<store::StoredEvent>> Txn::FindEarlierEvent(absl::string_view id) {
   return FindEventIn(id, 0, position_);
-}
-
-absl::StatusOr<std::optional<store::StoredEvent>> Txn::FindLaterEvent(absl::string_view id) {
-  return FindEventIn(id, position_, horizon_);
 }
 
 absl::StatusOr<std::optional<store::StoredEvent>> Txn::FindEventIn(absl::string_view id,
@@ -162,7 +170,6 @@ store::StateBatch Txn::Finish(uint64_t checkpoint, uint32_t version) {
     }
   }
   writes_.clear();
-  kept_.clear();
   std::string cp;
   PutBigEndian64(&cp, checkpoint);
   PutBigEndian32(&cp, version);
@@ -666,8 +673,13 @@ absl::Status WriteOut(LogAndState store, const std::string& family,
                                                   " wrote and deleted the same key ",
                                                   absl::CHexEscape(key)));
         }
-        IHS_ASSIGN_OR_RETURN(
-            merged, projection.MergeShards(key, std::string(payload), std::string(other.view())));
+        absl::StatusOr<std::string> m = projection.sharded_rebuild()->MergeShards(
+            key, std::string(payload), std::string(other.view()));
+        if (!m.ok()) {
+          return absl::Status(m.status().code(), absl::StrCat("projection ", projection.name(),
+                                                              ": ", m.status().message()));
+        }
+        merged = *std::move(m);
         payload = merged;
         has_merged = true;
       }
@@ -715,13 +727,10 @@ class ChunkReader {
     std::vector<uint8_t> observed;
   };
 
+  // `sharded`: the projection's extension, asked which events to observe; nullptr for one shard.
   ChunkReader(LogAndState store, uint64_t from, uint64_t horizon, size_t shards,
-              const Projection& projection)
-      : store_(store),
-        horizon_(horizon),
-        shards_(shards),
-        projection_(projection),
-        done_(shards, 0) {
+              const ShardedRebuild* sharded)
+      : store_(store), horizon_(horizon), shards_(shards), sharded_(sharded), done_(shards, 0) {
     thread_ = std::thread([this, from] { Run(from); });
   }
   ~ChunkReader() {
@@ -792,7 +801,7 @@ class ChunkReader {
           const auto stream = e.event().getStreamId();
           chunk->shard_of.push_back(static_cast<uint8_t>(
               hash(absl::string_view(stream.cStr(), stream.size())) % shards_));
-          chunk->observed.push_back(projection_.Observes(e) ? 1 : 0);
+          chunk->observed.push_back(sharded_ == nullptr || sharded_->Observes(e) ? 1 : 0);
         }
       }
       pos += chunk->events.size();
@@ -806,7 +815,7 @@ class ChunkReader {
   const LogAndState store_;
   const uint64_t horizon_;
   const size_t shards_;
-  const Projection& projection_;
+  const ShardedRebuild* const sharded_;
   absl::Mutex mu_;
   std::map<size_t, std::shared_ptr<const Chunk>> chunks_ ABSL_GUARDED_BY(mu_);
   size_t read_ ABSL_GUARDED_BY(mu_) = 0;  // chunks read so far
@@ -822,7 +831,7 @@ class ChunkReader {
 // files when it passes `memory_bytes` and at the end. Nothing goes through the memtable or the
 // WAL, and no read of the state misses memory until a first write-out. The log is read on a
 // thread of its own (ChunkReader). With more than one instance in `shards` (a projection that is
-// sharded_by_stream()), each applies the events of the streams that hash to it, on a thread of
+// a ShardedRebuild), each applies the events of the streams that hash to it, on a thread of
 // its own, and the shards meet only every kRoundChunks chunks, to see whether to write out.
 // `reached` hears the position and head after each chunk that every shard has applied.
 absl::Status BulkBuild(LogAndState store, const std::vector<Projection*>& shards, Generation& gen,
@@ -833,13 +842,12 @@ absl::Status BulkBuild(LogAndState store, const std::vector<Projection*>& shards
   const uint64_t horizon = store.log->Head();
   std::vector<MemState> mems(n);
   std::vector<MemState*> mem_ptrs;
-  std::vector<Txn> txns;
-  txns.reserve(n);
+  std::deque<Txn> txns;  // a Txn does not move
   for (MemState& mem : mems) {
     mem_ptrs.push_back(&mem);
     txns.emplace_back(store, gen.family(), &mem, horizon);
   }
-  ChunkReader reader(store, gen.checkpoint(), horizon, n, *shards[0]);
+  ChunkReader reader(store, gen.checkpoint(), horizon, n, shards[0]->sharded_rebuild());
   std::atomic<bool> cancelled{false};
   absl::Mutex failure_mu;
   absl::Status failure;  // the error of the first shard that failed
@@ -871,6 +879,7 @@ absl::Status BulkBuild(LogAndState store, const std::vector<Projection*>& shards
     std::vector<char> ended(n, 0);  // the shard met the log's end (every shard meets it)
     absl::Status applied = OnThreads(n, [&](size_t shard) -> absl::Status {
       Projection& projection = *shards[shard];
+      ShardedRebuild* const sharded = projection.sharded_rebuild();
       Txn& txn = txns[shard];
       // A shard that fails holds up neither the reader nor the other shards, which stop too;
       // the first failure is the rebuild's error.
@@ -909,15 +918,17 @@ absl::Status BulkBuild(LogAndState store, const std::vector<Projection*>& shards
         constexpr size_t kStateAhead = 4, kStateNext = 2;
         for (size_t i = 0; i < events.size(); ++i) {
           FetchAhead(events, i, mine);
-          if (i + kStateAhead < events.size() && mine(i + kStateAhead)) {
-            projection.Prefetch(events[i + kStateAhead], 0);
-          }
-          if (i + kStateNext < events.size() && mine(i + kStateNext)) {
-            projection.Prefetch(events[i + kStateNext], 1);
+          if (sharded != nullptr) {
+            if (i + kStateAhead < events.size() && mine(i + kStateAhead)) {
+              sharded->Prefetch(events[i + kStateAhead], 0);
+            }
+            if (i + kStateNext < events.size() && mine(i + kStateNext)) {
+              sharded->Prefetch(events[i + kStateNext], 1);
+            }
           }
           const store::StoredEvent& e = events[i];
           if (!mine(i)) {
-            if ((*chunk)->observed[i]) projection.Observe(e);
+            if ((*chunk)->observed[i]) sharded->Observe(e);  // n > 1: sharded
             continue;
           }
           txn.set_position(e.position());
@@ -1040,7 +1051,7 @@ absl::Status Runner::RunClaimedRebuild(Slot& slot, const store::ProgressFn& prog
   // Most of the log without holding up the live worker.
   std::vector<std::unique_ptr<Projection>> more;  // shards 1..
   std::vector<Projection*> shards{projection.get()};
-  if (projection->sharded_by_stream() && options_.rebuild_memory_bytes > 0) {
+  if (projection->sharded_rebuild() != nullptr && options_.rebuild_memory_bytes > 0) {
     size_t n = options_.rebuild_shards;
     if (n == 0) n = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
     n = std::min<size_t>(n, 255);  // a shard's number is a byte

@@ -1,19 +1,16 @@
 #include "projections/timeline/timeline.h"
 
-#include "projections/hint_table.h"
-#include "projections/timeline/entry.h"
-
 #include <capnp/serialize-packed.h>
 #include <kj/io.h>
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
 #include <optional>
 #include <tuple>
 #include <utility>
 #include <vector>
-#include <cmath>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -26,6 +23,9 @@
 #include "common/prefetch.h"
 #include "common/service_hours.h"
 #include "common/status_macros.h"
+#include "projections/bulk.h"
+#include "projections/hint_table.h"
+#include "projections/timeline/entry.h"
 #include "schema/json.h"
 
 namespace ihs::projections::timeline {
@@ -121,8 +121,8 @@ class Record {
       });
     }
     KJ_IF_MAYBE (e, error_) {
-      return absl::DataLossError(absl::StrCat("timeline state does not decode: ",
-                                              e->getDescription().cStr()));
+      return absl::DataLossError(
+          absl::StrCat("timeline state does not decode: ", e->getDescription().cStr()));
     }
     return r;
   }
@@ -302,9 +302,8 @@ absl::StatusOr<PartyState> DecodeParty(absl::string_view bytes) {
     if (!KnownChannel(c.getChannel())) {
       return absl::DataLossError("timeline state: a party record names an unknown channel");
     }
-    p.channels[static_cast<size_t>(c.getChannel())] = {true,          c.getFirstAt(),
-                                                       c.getLastAt(), c.getInbound(),
-                                                       c.getOutbound(), c.getPublic()};
+    p.channels[static_cast<size_t>(c.getChannel())] = {
+        true, c.getFirstAt(), c.getLastAt(), c.getInbound(), c.getOutbound(), c.getPublic()};
   }
   for (auto o : r.getOpen()) {
     if (!EventId::Valid(View(o.getEventId()))) {
@@ -374,9 +373,8 @@ std::string EncodeParty(const PartyState& p) {
 }
 
 bool WaitsForAnswer(Direction d, TouchpointType t) {
-  return d == Direction::INBOUND &&
-         (t == TouchpointType::MESSAGE || t == TouchpointType::REQUEST ||
-          t == TouchpointType::COMPLAINT);
+  return d == Direction::INBOUND && (t == TouchpointType::MESSAGE || t == TouchpointType::REQUEST ||
+                                     t == TouchpointType::COMPLAINT);
 }
 
 int32_t DayOf(int64_t t) {
@@ -385,7 +383,7 @@ int32_t DayOf(int64_t t) {
 
 // --- the projection ---------------------------------------------------------------------------
 
-class TimelineProjection final : public Projection {
+class TimelineProjection final : public Projection, public ShardedRebuild {
  public:
   explicit TimelineProjection(size_t max_cached_threads)
       : max_cached_threads_(max_cached_threads) {}
@@ -445,7 +443,7 @@ class TimelineProjection final : public Projection {
 
   // The state belongs to the event's stream, except "P" keys (MergeShards) and what KindOf asks
   // of counterparts: Observe keeps every party's kind.
-  bool sharded_by_stream() const override { return true; }
+  ShardedRebuild* sharded_rebuild() override { return this; }
 
   bool Observes(const store::StoredEvent& stored) const override {
     return stored.event().isPartyProfile();
@@ -453,7 +451,8 @@ class TimelineProjection final : public Projection {
 
   void Observe(const store::StoredEvent& stored) override {
     const schema::Event::Reader ev = stored.event();
-    if (ev.isPartyProfile()) kinds_[std::string(View(ev.getStreamId()))] = ev.getPartyProfile().getKind();
+    if (ev.isPartyProfile())
+      kinds_[std::string(View(ev.getStreamId()))] = ev.getPartyProfile().getKind();
   }
 
   // The record of the event's party: stage 0 fetches its hint, stage 1 what Add reads of the
@@ -499,7 +498,7 @@ class TimelineProjection final : public Projection {
       for (const HeldEntry& h : held) {
         key.resize(prefix);
         PutEntrySuffix(&key, h.occurred, h.position);
-        txn.PutInOrder(key, h.value);
+        txn.bulk()->PutInOrder(key, h.value);
       }
       std::vector<HeldEntry>().swap(held);
     }
@@ -519,14 +518,13 @@ class TimelineProjection final : public Projection {
   // Two shards' follow-ups of the same message: one list, in position order.
   absl::StatusOr<std::string> MergeShards(absl::string_view key, std::string a,
                                           std::string b) override {
-    if (key.empty() || key[0] != 'P') return Projection::MergeShards(key, a, b);
+    if (key.empty() || key[0] != 'P') return ShardedRebuild::MergeShards(key, a, b);
     IHS_ASSIGN_OR_RETURN(std::vector<PendingSwitch> list, DecodePending(a));
     IHS_ASSIGN_OR_RETURN(std::vector<PendingSwitch> more, DecodePending(b));
     list.insert(list.end(), std::make_move_iterator(more.begin()),
                 std::make_move_iterator(more.end()));
-    std::stable_sort(list.begin(), list.end(), [](const auto& x, const auto& y) {
-      return x.position < y.position;
-    });
+    std::stable_sort(list.begin(), list.end(),
+                     [](const auto& x, const auto& y) { return x.position < y.position; });
     // Both shards hold what an earlier write-out merged and each read back: once each.
     list.erase(std::unique(list.begin(), list.end(),
                            [](const auto& x, const auto& y) { return x.position == y.position; }),
@@ -566,7 +564,9 @@ class TimelineProjection final : public Projection {
     return Touch(*it, dirty_parties_);
   }
 
-  static size_t PartyHash(absl::string_view party) { return absl::Hash<absl::string_view>()(party); }
+  static size_t PartyHash(absl::string_view party) {
+    return absl::Hash<absl::string_view>()(party);
+  }
   void ClearParties() {
     parties_.clear();
     party_hints_.Clear();
@@ -607,9 +607,9 @@ class TimelineProjection final : public Projection {
   absl::StatusOr<schema::PartyKind> KindOf(const std::string& party, Txn& txn) {
     if (auto it = kinds_.find(party); it != kinds_.end()) return it->second;
     IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, txn.Get(PartyKey('K', party)));
-    const auto kind = v && v->size() == 1 ? static_cast<schema::PartyKind>(
-                                                static_cast<uint8_t>((*v)[0]))
-                                          : schema::PartyKind::UNSPECIFIED;
+    const auto kind = v && v->size() == 1
+                          ? static_cast<schema::PartyKind>(static_cast<uint8_t>((*v)[0]))
+                          : schema::PartyKind::UNSPECIFIED;
     kinds_[party] = kind;
     return kind;
   }
@@ -647,8 +647,8 @@ class TimelineProjection final : public Projection {
   // A new entry of the party: in a bulk phase, held until Flush.
   void PutEntry(PartyState& p, absl::string_view party, int64_t occurred, uint64_t position,
                 const std::string& value, Txn& txn) {
-    if (txn.bulk()) {
-      p.held.push_back({position, occurred, txn.Keep(value)});
+    if (BulkPhase* bulk = txn.bulk()) {
+      p.held.push_back({position, occurred, bulk->Keep(value)});
       ++held_entries_;
       return;
     }
@@ -659,13 +659,12 @@ class TimelineProjection final : public Projection {
   template <typename F>
   absl::Status UpdateEntry(PartyState& p, absl::string_view party, int64_t occurred,
                            uint64_t position, Txn& txn, F&& change) {
-    auto held = std::lower_bound(
-        p.held.begin(), p.held.end(), position,
-        [](const HeldEntry& h, uint64_t at) { return h.position < at; });
+    auto held = std::lower_bound(p.held.begin(), p.held.end(), position,
+                                 [](const HeldEntry& h, uint64_t at) { return h.position < at; });
     if (held != p.held.end() && held->position == position) {
       IHS_ASSIGN_OR_RETURN(Entry e, DecodeEntry(held->value, held->occurred, held->position));
       change(e);
-      held->value = txn.Keep(EncodeEntry(e));
+      held->value = txn.bulk()->Keep(EncodeEntry(e));  // only a bulk phase holds entries
       return absl::OkStatus();
     }
     return UpdateStoredEntry(EntryKey(party, occurred, position), txn, change);
@@ -703,7 +702,9 @@ class TimelineProjection final : public Projection {
       if (c.inbound + c.outbound + c.pub == 0 || occurred < c.first) c.first = occurred;
       if (c.inbound + c.outbound + c.pub == 0 || occurred > c.last) c.last = occurred;
     }
-    uint32_t& n = d == Direction::INBOUND ? c.inbound : d == Direction::OUTBOUND ? c.outbound : c.pub;
+    uint32_t& n = d == Direction::INBOUND    ? c.inbound
+                  : d == Direction::OUTBOUND ? c.outbound
+                                             : c.pub;
     n = static_cast<uint32_t>(static_cast<int64_t>(n) + sign);
     p.entries = static_cast<uint64_t>(static_cast<int64_t>(p.entries) + sign);
     Sentiment(p, occurred, sentiment, sign);
@@ -759,8 +760,8 @@ class TimelineProjection final : public Projection {
         const Member* best = nullptr;
         for (const Member& r : *th) {
           if (r.reply && r.occurred >= occurred &&
-              (best == nullptr || std::tie(r.occurred, r.position) <
-                                      std::tie(best->occurred, best->position))) {
+              (best == nullptr ||
+               std::tie(r.occurred, r.position) < std::tie(best->occurred, best->position))) {
             best = &r;
           }
         }
@@ -788,13 +789,12 @@ class TimelineProjection final : public Projection {
           in.ans_position = position;
           bool retracted = false;
           int64_t wall = 0, service = 0;
-          IHS_RETURN_IF_ERROR(
-              UpdateEntry(*p, party, in.occurred, in.position, txn, [&](Entry& b) {
-                SetAnswer(b, self);
-                retracted = !b.retracted_by.empty();
-                wall = b.answer.wall_seconds;
-                service = b.answer.service_seconds;
-              }));
+          IHS_RETURN_IF_ERROR(UpdateEntry(*p, party, in.occurred, in.position, txn, [&](Entry& b) {
+            SetAnswer(b, self);
+            retracted = !b.retracted_by.empty();
+            wall = b.answer.wall_seconds;
+            service = b.answer.service_seconds;
+          }));
           p->open.erase(in.position);
           if (!retracted) p->responses[in.position] = {wall, service};
         }
@@ -807,11 +807,10 @@ class TimelineProjection final : public Projection {
 
     // A channel switch: a new message that follows up (causationId) on a message waiting for an
     // answer, on another channel.
-    const bool speaks = (t.getDirection() == Direction::INBOUND ||
-                         t.getDirection() == Direction::PUBLIC) &&
-                        (t.getType() == TouchpointType::MESSAGE ||
-                         t.getType() == TouchpointType::REQUEST ||
-                         t.getType() == TouchpointType::COMPLAINT);
+    const bool speaks =
+        (t.getDirection() == Direction::INBOUND || t.getDirection() == Direction::PUBLIC) &&
+        (t.getType() == TouchpointType::MESSAGE || t.getType() == TouchpointType::REQUEST ||
+         t.getType() == TouchpointType::COMPLAINT);
     const bool follows_up = speaks && ev.getCausationId().size() == 16;
     // Usually the message followed up on is one of the party's own that still waits for an
     // answer: the party's record has what a switch names, and the log need not be searched.
@@ -828,8 +827,7 @@ class TimelineProjection final : public Projection {
                            txn.FindEarlierEvent(View(ev.getCausationId())));
       if (cause && cause->event().isTouchpoint()) {
         const auto ct = cause->event().getTouchpoint();
-        if (WaitsForAnswer(ct.getDirection(), ct.getType()) &&
-            ct.getChannel() != t.getChannel()) {
+        if (WaitsForAnswer(ct.getDirection(), ct.getType()) && ct.getChannel() != t.getChannel()) {
           SetSwitch(e, cause->event(), cause->position());
           ++p->switches;
         }
@@ -838,28 +836,30 @@ class TimelineProjection final : public Projection {
         // streams as it likes, and a letter may be scanned after the complaint that followed
         // it): it marks this one when it comes (MarkLateSwitch). Below the horizon of a
         // rebuild, it is marked now, as MarkLateSwitch would mark it.
-        IHS_ASSIGN_OR_RETURN(std::optional<store::StoredEvent> later,
-                             txn.FindLaterEvent(View(ev.getCausationId())));
+        std::optional<store::StoredEvent> later;
+        if (BulkPhase* bulk = txn.bulk()) {
+          IHS_ASSIGN_OR_RETURN(later, bulk->FindLaterEvent(View(ev.getCausationId())));
+        }
         if (later && MarksLateSwitches(later->event())) {
           if (later->event().getTouchpoint().getChannel() != t.getChannel()) {
             SetSwitch(e, later->event(), later->position());
             ++p->switches;
           }
         } else {
-          IHS_RETURN_IF_ERROR(AddPendingSwitch(View(ev.getCausationId()), party, occurred,
-                                               position, t.getChannel(), txn));
+          IHS_RETURN_IF_ERROR(AddPendingSwitch(View(ev.getCausationId()), party, occurred, position,
+                                               t.getChannel(), txn));
         }
       }
     }
     PutEntry(*p, party, occurred, position, EncodeEntry(e), txn);
-    if (waits && position >= txn.horizon()) IHS_RETURN_IF_ERROR(MarkLateSwitch(stored, txn));
+    const uint64_t horizon = txn.bulk() ? txn.bulk()->horizon() : 0;
+    if (waits && position >= horizon) IHS_RETURN_IF_ERROR(MarkLateSwitch(stored, txn));
     return absl::OkStatus();
   }
 
   // The party's open message with this id, other than the one at `position`; nullptr if none.
-  static const std::pair<uint64_t, OpenMsg>* OpenMessage(const PartyState& p,
-                                                          absl::string_view id,
-                                                          uint64_t position) {
+  static const std::pair<uint64_t, OpenMsg>* OpenMessage(const PartyState& p, absl::string_view id,
+                                                         uint64_t position) {
     for (const auto& kv : p.open) {
       if (kv.first != position && kv.second.id == id) return &kv;
     }
@@ -922,10 +922,9 @@ class TimelineProjection final : public Projection {
     return absl::OkStatus();
   }
 
-
   static void SetSwitch(Entry& e, schema::Event::Reader cause, uint64_t position) {
-    SetSwitch(e, View(cause.getStreamId()), View(cause.getId()),
-              cause.getTouchpoint().getChannel(), cause.getOccurredAt(), position);
+    SetSwitch(e, View(cause.getStreamId()), View(cause.getId()), cause.getTouchpoint().getChannel(),
+              cause.getOccurredAt(), position);
   }
   static void SetSwitch(Entry& e, absl::string_view party, absl::string_view id, Channel channel,
                         int64_t occurred_at, uint64_t position) {
@@ -966,31 +965,29 @@ class TimelineProjection final : public Projection {
     const std::string id(View(stored.event().getId()));
     const uint64_t pos = target.position();
     IHS_ASSIGN_OR_RETURN(PartyState * p, Party(party, txn));
-    return UpdateEntry(
-        *p, party, target.event().getOccurredAt(), pos, txn,
-        [&](Entry& b) {
-          const bool was_retracted = !b.retracted_by.empty();
-          if (retraction) {
-            if (was_retracted) return;
-            b.retracted_by = id;
-            Count(*p, b.channel, b.direction, b.occurred_at, b.sentiment, -1);
-            p->open.erase(pos);
-            p->responses.erase(pos);
-            return;
-          }
-          b.corrected_by = id;
-          if (!std::isnan(t.getSentiment())) {
-            if (!was_retracted) {
-              Sentiment(*p, b.occurred_at, b.sentiment, -1);
-              Sentiment(*p, b.occurred_at, t.getSentiment(), +1);
-            }
-            b.sentiment = t.getSentiment();
-          }
-          if (t.getTopics().size() > 0) {
-            b.topics.clear();
-            for (auto topic : t.getTopics()) b.topics.emplace_back(View(topic));
-          }
-        });
+    return UpdateEntry(*p, party, target.event().getOccurredAt(), pos, txn, [&](Entry& b) {
+      const bool was_retracted = !b.retracted_by.empty();
+      if (retraction) {
+        if (was_retracted) return;
+        b.retracted_by = id;
+        Count(*p, b.channel, b.direction, b.occurred_at, b.sentiment, -1);
+        p->open.erase(pos);
+        p->responses.erase(pos);
+        return;
+      }
+      b.corrected_by = id;
+      if (!std::isnan(t.getSentiment())) {
+        if (!was_retracted) {
+          Sentiment(*p, b.occurred_at, b.sentiment, -1);
+          Sentiment(*p, b.occurred_at, t.getSentiment(), +1);
+        }
+        b.sentiment = t.getSentiment();
+      }
+      if (t.getTopics().size() > 0) {
+        b.topics.clear();
+        for (auto topic : t.getTopics()) b.topics.emplace_back(View(topic));
+      }
+    });
   }
 
   // Decoded records, kept across batches (pointers into them stay valid: node maps), cleared
@@ -1016,20 +1013,21 @@ std::unique_ptr<Projection> NewTimelineProjection(size_t max_cached_threads) {
 absl::Status Validate(const Query& q) {
   if (q.party.empty()) return BadField("party", "a timeline needs a party");
   if (q.party.size() > store::kMaxStreamIdBytes) {
-    return BadField("party", absl::StrCat("a party id has at most ", store::kMaxStreamIdBytes,
-                                          " bytes"));
+    return BadField("party",
+                    absl::StrCat("a party id has at most ", store::kMaxStreamIdBytes, " bytes"));
   }
   if (q.from > q.to) {
-    return BadField("to", absl::StrCat("the time range is backwards: from ",
-                                       schema::FormatMicros(q.from), " is after to ",
-                                       schema::FormatMicros(q.to)));
+    return BadField("to",
+                    absl::StrCat("the time range is backwards: from ", schema::FormatMicros(q.from),
+                                 " is after to ", schema::FormatMicros(q.to)));
   }
   if (q.limit == 0 || q.limit > kMaxPageEntries) {
     return BadField("limit", absl::StrCat("limit ", q.limit, " is out of range: 1 to ",
                                           kMaxPageEntries, " entries per page"));
   }
   for (Channel c : q.channels) {
-    if (c == Channel::UNSPECIFIED || static_cast<uint16_t>(c) > static_cast<uint16_t>(Channel::IN_PERSON)) {
+    if (c == Channel::UNSPECIFIED ||
+        static_cast<uint16_t>(c) > static_cast<uint16_t>(Channel::IN_PERSON)) {
       return BadField("channels", absl::StrCat("unknown channel ", static_cast<uint16_t>(c)));
     }
   }

@@ -18,6 +18,7 @@
 #include "bench/workload/generator.h"
 #include "bench/workload/load.h"
 #include "common/big_endian.h"
+#include "projections/bulk.h"
 #include "projections/registry.h"
 #include "projections/timeline/timeline.h"
 #include "store/state_store.h"
@@ -329,16 +330,16 @@ TEST_F(RunnerTest, AFailedBatchLeavesNoTraceInCachesCarriedAcrossBatches) {
 }
 
 // A count of events per stream that may be sharded, and that fails once at a position in a
-// rebuild's bulk phase (horizon() > 0), as a corrupt event or a full disk would.
-class ShardedCounter final : public Projection {
+// rebuild's bulk phase (Txn::bulk()), as a corrupt event or a full disk would.
+class ShardedCounter final : public Projection, public ShardedRebuild {
  public:
   ShardedCounter(std::atomic<int>* failures, uint64_t fail_at)
       : failures_(failures), fail_at_(fail_at) {}
   absl::string_view name() const override { return "counter"; }
   uint32_t version() const override { return 1; }
-  bool sharded_by_stream() const override { return true; }
+  ShardedRebuild* sharded_rebuild() override { return this; }
   absl::Status Apply(const store::StoredEvent& e, Txn& txn) override {
-    if (txn.horizon() > 0 && e.position() == fail_at_ && failures_->fetch_sub(1) > 0) {
+    if (txn.bulk() != nullptr && e.position() == fail_at_ && failures_->fetch_sub(1) > 0) {
       // Late, when the other shards have gone as far ahead as the reader lets them.
       absl::SleepFor(absl::Milliseconds(500));
       return absl::UnavailableError("the disk is full");
@@ -396,16 +397,16 @@ TEST_F(RunnerTest, AShardThatFailsEndsTheRebuildWithItsErrorAndTheOldStateStays)
   EXPECT_TRUE(Dump(*store_, ActiveFamily(**runner)) == live);
 }
 
-// One key per event, "stream/position". In a bulk phase it holds the values (Txn::Keep) and
+// One key per event, "stream/position". In a bulk phase it holds the values (BulkPhase::Keep) and
 // hands them to PutInOrder at Flush: sorted, or (kArrival) in the order they came, which across
 // streams is not key order, or (kAlsoPut) sorted but with one key also written by Put.
-class InOrderPositions final : public Projection {
+class InOrderPositions final : public Projection, public ShardedRebuild {
  public:
   enum Mode { kSorted, kArrival, kAlsoPut };
   explicit InOrderPositions(Mode mode) : mode_(mode) {}
   absl::string_view name() const override { return "positions"; }
   uint32_t version() const override { return 1; }
-  bool sharded_by_stream() const override { return true; }
+  ShardedRebuild* sharded_rebuild() override { return this; }
   absl::Status Apply(const store::StoredEvent& e, Txn& txn) override {
     std::string key = absl::StrCat(e.event().getStreamId().cStr(), "/");
     PutBigEndian64(&key, e.position());
@@ -415,12 +416,12 @@ class InOrderPositions final : public Projection {
       return absl::OkStatus();
     }
     if (mode_ == kAlsoPut && held_.empty()) txn.Put(key, value);
-    held_.emplace_back(key, txn.Keep(value));
+    held_.emplace_back(key, txn.bulk()->Keep(value));
     return absl::OkStatus();
   }
   absl::Status Flush(Txn& txn) override {
     if (mode_ != kArrival) std::sort(held_.begin(), held_.end());
-    for (const auto& [key, value] : held_) txn.PutInOrder(key, value);
+    for (const auto& [key, value] : held_) txn.bulk()->PutInOrder(key, value);  // held: bulk
     held_.clear();
     return absl::OkStatus();
   }
