@@ -7,8 +7,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "bench/workload/load.h"
-#include "bench/workload/model.h"
+#include "workload/load.h"
+#include "workload/model.h"
 #include "store/event_store.h"
 
 namespace ihs::bench {

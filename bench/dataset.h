@@ -12,7 +12,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "bench/workload/generator.h"
+#include "workload/generator.h"
 #include "store/event_store.h"
 
 namespace ihs::bench {

@@ -20,8 +20,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "bench/dataset.h"
-#include "bench/workload/generator.h"
-#include "bench/workload/load.h"
+#include "workload/generator.h"
+#include "workload/load.h"
 #include "store/event_store.h"
 
 namespace ihs::bench {

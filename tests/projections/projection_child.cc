@@ -4,8 +4,8 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "bench/workload/generator.h"
-#include "bench/workload/load.h"
+#include "workload/generator.h"
+#include "workload/load.h"
 #include "projections/registry.h"
 #include "projections/runner.h"
 

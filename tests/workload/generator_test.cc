@@ -1,6 +1,6 @@
 // The workload generator: determinism, the shapes docs/workload.md promises (within the stated
 // tolerances), and a ground truth that agrees with the events it describes.
-#include "bench/workload/generator.h"
+#include "workload/generator.h"
 
 #include <capnp/message.h>
 #include <gtest/gtest.h>
@@ -17,8 +17,8 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/time/time.h"
-#include "bench/workload/load.h"
-#include "bench/workload/model.h"
+#include "workload/load.h"
+#include "workload/model.h"
 #include "common/service_hours.h"
 #include "tests/testutil/testutil.h"
 

@@ -1,6 +1,6 @@
 // Loading a generated history: into a store (resumable, refusing another history) and to JSON
 // Lines that `ihs append` takes back.
-#include "bench/workload/load.h"
+#include "workload/load.h"
 
 #include <capnp/message.h>
 #include <gtest/gtest.h>

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "bench/workload/generator.h"
-#include "bench/workload/load.h"
+#include "workload/generator.h"
+#include "workload/load.h"
 #include "projections/registry.h"
 #include "projections/runner.h"
 #include "tests/testutil/testutil.h"

@@ -13,8 +13,8 @@
 #include <sstream>
 
 #include "absl/strings/escaping.h"
-#include "bench/workload/generator.h"
-#include "bench/workload/load.h"
+#include "workload/generator.h"
+#include "workload/load.h"
 #include "nlohmann/json.hpp"
 #include "projections/registry.h"
 #include "projections/timeline/entry.h"

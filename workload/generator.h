@@ -1,6 +1,6 @@
 // The touchpoint workload generator: the interaction history of a company and the people around
 // it, deterministic for a seed, streamed one event at a time, with the ground truth that later
-// features are scored against. The model and its parameters: bench/workload/model.h and
+// features are scored against. The model and its parameters: workload/model.h and
 // docs/workload.md.
 //
 // Usage:

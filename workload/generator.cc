@@ -4,7 +4,7 @@
 // Events are emitted in the order they reach the store (a late letter is emitted when it is
 // scanned, with its occurred_at days earlier), and the ground truth is updated as each is
 // emitted, so it always describes exactly the events emitted so far.
-#include "bench/workload/generator.h"
+#include "workload/generator.h"
 
 #include <sodium.h>
 
@@ -22,7 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
-#include "bench/workload/model.h"
+#include "workload/model.h"
 #include "common/big_endian.h"
 #include "common/service_hours.h"
 #include "schema/json.h"

@@ -1,4 +1,4 @@
-#include "bench/workload/load.h"
+#include "workload/load.h"
 
 #include <capnp/message.h>
 #include <capnp/orphan.h>

@@ -14,7 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "bench/workload/generator.h"
+#include "workload/generator.h"
 #include "store/event_store.h"
 
 namespace ihs::workload {
