@@ -15,14 +15,14 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "workload/generator.h"
-#include "workload/load.h"
 #include "common/big_endian.h"
 #include "projections/bulk.h"
 #include "projections/registry.h"
 #include "projections/timeline/timeline.h"
 #include "store/state_store.h"
 #include "tests/testutil/testutil.h"
+#include "workload/generator.h"
+#include "workload/load.h"
 
 namespace ihs::projections {
 namespace {
@@ -76,25 +76,6 @@ class RunnerTest : public ::testing::Test {
   std::unique_ptr<store::EventStore> store_;
 };
 
-TEST_F(RunnerTest, RebuildFromZeroEqualsLiveStateByteForByte) {
-  auto runner = OpenRunner();
-  IHS_ASSERT_OK(runner);
-  (*runner)->Start();
-  // Events arrive while the worker follows: small appends, so batches end at many positions.
-  AppendHistory(5, 37);
-  ASSERT_TRUE((*runner)->WaitFor(timeline::kName, store_->Head(), absl::Now() + absl::Seconds(60)));
-  const std::string live_family = ActiveFamily(**runner);
-  const auto live = Dump(*store_, live_family);
-  ASSERT_GT(live.size(), 1000u);
-  IHS_ASSERT_OK((*runner)->Rebuild(timeline::kName));
-  const std::string rebuilt_family = ActiveFamily(**runner);
-  EXPECT_NE(rebuilt_family, live_family);
-  EXPECT_TRUE(Dump(*store_, rebuilt_family) == live) << "live and rebuilt state differ";
-  // The old generation is gone once nothing reads it.
-  const auto families = StateStoreOf(*store_)->StateFamilies();
-  EXPECT_EQ(std::count(families.begin(), families.end(), live_family), 0);
-}
-
 // The timeline keeps at most so many threads decoded, and writes the rest to its Txn in the
 // middle of a batch or a bulk phase: with a bound of 20 threads (the history has thousands) the
 // live state and a sharded rebuild's are the bytes that the default bound gives.
@@ -116,32 +97,6 @@ TEST_F(RunnerTest, TheBoundOnDecodedThreadsChangesNoByteOfTheState) {
   IHS_ASSERT_OK(roomy);
   IHS_ASSERT_OK((*roomy)->Rebuild(timeline::kName));
   EXPECT_TRUE(Dump(*store_, ActiveFamily(**roomy)) == live) << "the default bound differs";
-}
-
-TEST_F(RunnerTest, ARebuildPastItsMemoryBoundWritesOutInPartsAndGetsTheSameState) {
-  // Over three of the rebuild's read chunks (16,384 events), so that the state is written out
-  // several times and later parts read and change what earlier parts wrote.
-  AppendHistory(21, 2000, 60000, 300);
-  ASSERT_GT(store_->Head(), 3u * 16384);
-  std::vector<std::pair<std::string, std::string>> caught_up;
-  {
-    auto runner = OpenRunner();  // a catch-up: batches through the memtable, no bulk phase
-    IHS_ASSERT_OK(runner);
-    IHS_ASSERT_OK((*runner)->CatchUp(""));
-    caught_up = Dump(*store_, ActiveFamily(**runner));
-  }
-  RunnerOptions tight;
-  tight.rebuild_memory_bytes = 1;  // a write-out after every chunk
-  auto runner = Runner::Open(store_.get(), AllProjections(), tight);
-  IHS_ASSERT_OK(runner);
-  IHS_ASSERT_OK((*runner)->Rebuild(timeline::kName));
-  EXPECT_TRUE(Dump(*store_, ActiveFamily(**runner)) == caught_up)
-      << "a rebuild written out in parts differs from the caught-up state";
-  RunnerOptions roomy;  // the whole state in memory, one write-out
-  auto again = Runner::Open(store_.get(), AllProjections(), roomy);
-  IHS_ASSERT_OK(again);
-  IHS_ASSERT_OK((*again)->Rebuild(timeline::kName));
-  EXPECT_TRUE(Dump(*store_, ActiveFamily(**again)) == caught_up);
 }
 
 // A follow-up whose message comes later in the log (a letter scanned after the complaint that
