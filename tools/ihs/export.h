@@ -15,8 +15,8 @@ namespace ihs::tools {
 // Writes `out` (a Cap'n Proto packed stream of ExportRecord) and `out`.jsonl (the same records
 // as JSON Lines), each through a temporary file renamed into place. `party` empty: the whole
 // log. Progress on a terminal unless `json`; then one JSON object with what was written.
-absl::Status AuditExport(store::EventStore& store, const std::string& party,
-                         const std::string& out, bool json);
+absl::Status AuditExport(store::EventStore& store, const std::string& party, const std::string& out,
+                         bool json);
 
 // Verifies an archive in either form, without the store. `key_file` holds the verifier key
 // (`ihs audit pubkey`); empty: the key the archive names, which proves the archive is intact

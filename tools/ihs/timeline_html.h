@@ -16,7 +16,8 @@ namespace ihs::tools {
 // (classes "open", "switch", "reply", "retracted"; data-event = event id in hex), one
 // <path class="thread"> per link between two messages of a thread. After the script has run,
 // <body> carries data-ready="1", data-lanes and data-items.
-std::string TimelineHtml(schema::TimelineSummary::Reader summary, schema::TimelinePage::Reader page);
+std::string TimelineHtml(schema::TimelineSummary::Reader summary,
+                         schema::TimelinePage::Reader page);
 
 // Writes it to `path` (through path.tmp, renamed into place).
 absl::Status WriteTimelineHtml(const std::string& path, schema::TimelineSummary::Reader summary,

@@ -1,0 +1,410 @@
+// ihs append, read, tail, verify and stats: the log itself, on a data directory or (append, read,
+// tail) a running ihsd.
+#include <capnp/message.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "common/status_macros.h"
+#include "nlohmann/json.hpp"
+#include "schema/json.h"
+#include "server/client.h"
+#include "store/audit.h"
+#include "store/event_store.h"
+#include "tools/ihs/cli.h"
+#include "tools/ihs/event_printer.h"
+#include "tools/ihs/json_out.h"
+#include "tools/ihs/progress.h"
+
+namespace ihs::tools {
+namespace {
+
+absl::StatusOr<store::ExpectedVersion> ParseExpected(const std::string& s) {
+  if (s == "any") return store::ExpectedVersion::Any();
+  if (s == "none") return store::ExpectedVersion::NoStream();
+  if (s == "exists") return store::ExpectedVersion::StreamExists();
+  uint64_t v = 0;
+  if (absl::SimpleAtoi(s, &v)) return store::ExpectedVersion::Exact(v);
+  return absl::InvalidArgumentError(
+      absl::StrCat("--expected-version must be a number, any, none or exists, not \"", s, "\""));
+}
+
+// Where append, read and tail work: a data directory or a running ihsd.
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual absl::StatusOr<store::AppendResult> Append(const store::StreamAppend& a) = 0;
+  virtual absl::StatusOr<std::vector<store::AppendResult>> AppendMulti(
+      const std::vector<store::StreamAppend>& a) = 0;
+  virtual absl::StatusOr<uint64_t> Head() = 0;
+  // Print up to `limit` events of a stream from version `from`, or of the log from position
+  // `from`; they return how many were printed (0 at the end).
+  virtual absl::StatusOr<size_t> PrintStream(const std::string& stream, uint64_t from, size_t limit,
+                                             store::ReadDirection dir, bool open,
+                                             EventPrinter& printer) = 0;
+  virtual absl::StatusOr<size_t> PrintLog(uint64_t from, size_t limit, bool open,
+                                          EventPrinter& printer) = 0;
+};
+
+template <typename E>
+absl::StatusOr<size_t> PrintAll(const absl::StatusOr<std::vector<E>>& events,
+                                EventPrinter& printer) {
+  if (!events.ok()) return events.status();
+  for (const E& e : *events) printer.Print(e);
+  return events->size();
+}
+
+class LocalBackend final : public Backend {
+ public:
+  explicit LocalBackend(std::unique_ptr<store::EventStore> store) : store_(std::move(store)) {}
+  absl::StatusOr<store::AppendResult> Append(const store::StreamAppend& a) override {
+    return store_->Append(a);
+  }
+  absl::StatusOr<std::vector<store::AppendResult>> AppendMulti(
+      const std::vector<store::StreamAppend>& a) override {
+    return store_->AppendMulti(a);
+  }
+  absl::StatusOr<uint64_t> Head() override { return store_->Head(); }
+  absl::StatusOr<size_t> PrintStream(const std::string& stream, uint64_t from, size_t limit,
+                                     store::ReadDirection dir, bool open,
+                                     EventPrinter& printer) override {
+    store::ReadOptions ro;
+    ro.open_content = open;
+    return PrintAll(store_->ReadStream(stream, from, limit, dir, ro), printer);
+  }
+  absl::StatusOr<size_t> PrintLog(uint64_t from, size_t limit, bool open,
+                                  EventPrinter& printer) override {
+    store::ReadOptions ro;
+    ro.open_content = open;
+    return PrintAll(store_->ReadAll(from, limit, ro), printer);
+  }
+
+ private:
+  std::unique_ptr<store::EventStore> store_;
+};
+
+class RemoteBackend final : public Backend {
+ public:
+  explicit RemoteBackend(std::unique_ptr<client::Client> client) : client_(std::move(client)) {}
+  absl::StatusOr<store::AppendResult> Append(const store::StreamAppend& a) override {
+    return client_->Append(a);
+  }
+  absl::StatusOr<std::vector<store::AppendResult>> AppendMulti(
+      const std::vector<store::StreamAppend>& a) override {
+    return client_->AppendMulti(a);
+  }
+  absl::StatusOr<uint64_t> Head() override { return client_->Head(); }
+  absl::StatusOr<size_t> PrintStream(const std::string& stream, uint64_t from, size_t limit,
+                                     store::ReadDirection dir, bool open,
+                                     EventPrinter& printer) override {
+    return PrintAll(client_->ReadStream(stream, from, limit, dir, open), printer);
+  }
+  absl::StatusOr<size_t> PrintLog(uint64_t from, size_t limit, bool open,
+                                  EventPrinter& printer) override {
+    return PrintAll(client_->ReadAll(from, limit, open), printer);
+  }
+  client::Client& client() { return *client_; }
+
+ private:
+  std::unique_ptr<client::Client> client_;
+};
+
+// Opens the backend the flags name.
+absl::StatusOr<std::unique_ptr<Backend>> OpenBackend(const Common& c, bool write) {
+  IHS_RETURN_IF_ERROR(CheckWhere(c));
+  if (!c.connect.empty()) {
+    IHS_ASSIGN_OR_RETURN(auto client, Connect(c));
+    return std::unique_ptr<Backend>(new RemoteBackend(std::move(client)));
+  }
+  // A backend for writing is append's, which may create the store.
+  absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, write, /*create=*/write);
+  if (!st.ok()) return OpenFailure(st.status());
+  return std::unique_ptr<Backend>(new LocalBackend(std::move(*st)));
+}
+
+struct AppendArgs {
+  std::string stream;
+  std::string expected = "any";
+};
+
+// Reads JSONL from stdin, all of it, before anything is appended: a malformed line changes
+// nothing. With --stream, all events are one atomic append to that stream. Without it, events
+// go to their own streamId, in atomic multi-stream appends of up to kMaxEventsPerAppend events.
+int Append(const Common& c, const AppendArgs& a) {
+  absl::StatusOr<store::ExpectedVersion> expected = ParseExpected(a.expected);
+  if (!expected.ok()) return Fail(expected.status());
+  if (a.stream.empty() && a.expected != "any") {
+    return Fail(absl::InvalidArgumentError("--expected-version needs --stream"));
+  }
+  schema::EventJson json;
+  std::vector<std::unique_ptr<capnp::MallocMessageBuilder>> messages;
+  std::vector<std::pair<std::string, schema::Event::Reader>> events;  // stream, event
+  std::string line;
+  size_t line_no = 0;
+  while (std::getline(std::cin, line)) {
+    ++line_no;
+    if (absl::StripAsciiWhitespace(line).empty()) continue;
+    auto mb = std::make_unique<capnp::MallocMessageBuilder>();
+    auto ev = mb->initRoot<schema::Event>();
+    absl::Status s = json.Decode(line, ev);
+    if (!s.ok()) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat("line ", line_no, ": ", s.message())));
+    }
+    std::string stream = a.stream.empty() ? std::string(ev.getStreamId().cStr()) : a.stream;
+    if (stream.empty()) {
+      return Fail(absl::InvalidArgumentError(
+          absl::StrCat("line ", line_no, ": streamId is missing (or pass --stream)")));
+    }
+    events.emplace_back(stream, ev.asReader());
+    messages.push_back(std::move(mb));
+  }
+  if (events.empty()) return Fail(absl::InvalidArgumentError("no events on standard input"));
+
+  absl::StatusOr<std::unique_ptr<Backend>> backend = OpenBackend(c, /*write=*/true);
+  if (!backend.ok()) return Fail(backend.status());
+  Backend& store = **backend;
+  // Over RPC a message must stay under ihsd's limit (32 MiB): smaller chunks.
+  const size_t chunk = c.connect.empty() ? store::kMaxEventsPerAppend : 2000;
+
+  uint64_t appended = 0, duplicates = 0;
+  auto report = [&](const std::string& stream, const store::AppendResult& r) {
+    (r.duplicate ? duplicates : appended) += r.positions.size();
+    for (size_t i = 0; i < r.positions.size(); ++i) {
+      if (c.json) {
+        absl::PrintF("{\"stream\":%s,\"position\":%d,\"streamVersion\":%d,\"duplicate\":%s}\n",
+                     schema::JsonQuote(stream), r.positions[i], r.versions[i],
+                     r.duplicate ? "true" : "false");
+      }
+    }
+  };
+  if (!a.stream.empty()) {
+    store::StreamAppend req{a.stream, *expected, {}};
+    for (auto& [s, ev] : events) req.events.push_back(ev);
+    absl::StatusOr<store::AppendResult> r = store.Append(req);
+    if (!r.ok()) return Fail(r.status());
+    report(a.stream, *r);
+  } else {
+    // A load of more than one chunk shows progress on stderr.
+    Progress progress("append");
+    if (c.json || events.size() <= chunk) progress.Disable();
+    for (size_t begin = 0; begin < events.size(); begin += chunk) {
+      progress.Update(begin, events.size());
+      size_t end = std::min(events.size(), begin + chunk);
+      std::vector<store::StreamAppend> reqs;
+      std::map<std::string, size_t> index;
+      for (size_t i = begin; i < end; ++i) {
+        auto [it, fresh] = index.try_emplace(events[i].first, reqs.size());
+        if (fresh) reqs.push_back({events[i].first, store::ExpectedVersion::Any(), {}});
+        reqs[it->second].events.push_back(events[i].second);
+      }
+      absl::StatusOr<std::vector<store::AppendResult>> r = store.AppendMulti(reqs);
+      if (!r.ok()) {
+        if (begin > 0) {
+          std::cerr << "ihs: input lines before event " << begin + 1
+                    << " are stored; appends are idempotent, so fix the input and run it "
+                       "again\n";
+        }
+        return Fail(r.status());
+      }
+      for (size_t i = 0; i < reqs.size(); ++i) report(reqs[i].stream, (*r)[i]);
+    }
+    progress.Update(events.size(), events.size());
+    progress.Finish();
+  }
+  if (!c.json) {
+    absl::StatusOr<uint64_t> head = store.Head();
+    absl::PrintF("appended %d events (%d already stored); the log holds %d events\n", appended,
+                 duplicates, head.ok() ? *head : 0);
+  }
+  return kExitOk;
+}
+
+struct ReadArgs {
+  std::string stream;
+  uint64_t from = 0;
+  bool from_set = false;
+  bool backward = false;
+  size_t limit = 1000;
+  bool sealed = false;
+};
+
+int Read(const Common& c, const ReadArgs& a) {
+  absl::StatusOr<std::unique_ptr<Backend>> backend = OpenBackend(c, false);
+  if (!backend.ok()) return Fail(backend.status());
+  const auto dir = a.backward ? store::ReadDirection::kBackward : store::ReadDirection::kForward;
+  uint64_t from = a.from_set ? a.from : (a.backward ? UINT64_MAX : 0);
+  EventPrinter printer(c.json);
+  // In pages, so that a long stream never makes one huge reply.
+  for (size_t printed = 0; printed < a.limit;) {
+    absl::StatusOr<size_t> n = (*backend)->PrintStream(
+        a.stream, from, std::min(kReadPage, a.limit - printed), dir, !a.sealed, printer);
+    if (!n.ok()) return Fail(n.status());
+    if (*n == 0) break;
+    printed += *n;
+    if (a.backward) {
+      if (printer.last_version() == 0) break;
+      from = printer.last_version() - 1;
+    } else {
+      from = printer.last_version() + 1;
+    }
+  }
+  printer.Header();
+  return kExitOk;
+}
+
+struct TailArgs {
+  uint64_t from = 0;
+  bool from_set = false;
+  size_t limit = 20;
+  bool sealed = false;
+  bool follow = false;
+};
+
+int Tail(const Common& c, const TailArgs& a) {
+  if (a.follow && c.connect.empty()) {
+    return Fail(absl::InvalidArgumentError(
+        "tail -f follows a running ihsd: give --connect ADDR (a data directory opened read-only "
+        "does not see new commits)"));
+  }
+  absl::StatusOr<std::unique_ptr<Backend>> backend = OpenBackend(c, false);
+  if (!backend.ok()) return Fail(backend.status());
+  absl::StatusOr<uint64_t> head = (*backend)->Head();
+  if (!head.ok()) return Fail(head.status());
+  uint64_t pos = a.from_set ? a.from : (*head > a.limit ? *head - a.limit : 0);
+  if (pos > *head) {
+    return Fail(absl::OutOfRangeError(
+        absl::StrCat("--from ", pos, " is past the log's end (", *head, " events)")));
+  }
+  EventPrinter printer(c.json);
+  if (a.follow) {
+    // Catch-up and live events come through one subscription: no gap between them.
+    client::SubscribeOptions so;
+    so.from_position = pos;
+    so.open_content = !a.sealed;
+    auto& remote = static_cast<RemoteBackend&>(**backend);
+    absl::Status s = remote.client().Subscribe(
+        so, [&](const std::vector<client::RemoteEvent>& events, uint64_t) {
+          for (const auto& e : events) printer.Print(e);
+          std::fflush(stdout);
+          return !std::ferror(stdout);  // stop when stdout is gone (e.g. `| head`)
+        });
+    return s.ok() ? kExitOk : Fail(s);
+  }
+  while (pos < *head) {
+    absl::StatusOr<size_t> n =
+        (*backend)->PrintLog(pos, std::min<uint64_t>(kReadPage, *head - pos), !a.sealed, printer);
+    if (!n.ok()) return Fail(n.status());
+    if (*n == 0) break;
+    pos += *n;
+  }
+  printer.Header();
+  return kExitOk;
+}
+
+int Verify(const Common& c) {
+  absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, false);
+  if (!st.ok()) {
+    if (c.json)
+      absl::PrintF("{\"ok\":false,\"error\":%s}\n", schema::JsonQuote(st.status().message()));
+    return FailOpen(st.status());
+  }
+  Progress progress("verify");
+  if (c.json) progress.Disable();
+  auto report = Verify(**st, [&](uint64_t done, uint64_t total) { progress.Update(done, total); });
+  progress.Finish();
+  if (!report.ok()) {
+    if (c.json) {
+      absl::PrintF("{\"ok\":false,\"error\":%s}\n", schema::JsonQuote(report.status().message()));
+    }
+    return Fail(report.status());
+  }
+  std::string root = absl::BytesToHexString(report->root_hash);
+  if (c.json) {
+    absl::PrintF("{\"ok\":true,\"events\":%d,\"root\":\"%s\"}\n", report->events_checked, root);
+  } else {
+    absl::PrintF("ok: %d events verified; Merkle root %s\n", report->events_checked, root);
+  }
+  return kExitOk;
+}
+
+int Stats(const Common& c) {
+  absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, false);
+  if (!st.ok()) return FailOpen(st.status());
+  auto s = (*st)->Stats();
+  if (!s.ok()) return Fail(s.status());
+  std::string root = absl::BytesToHexString(s->root_hash);
+  if (c.json) {
+    absl::PrintF(
+        "{\"events\":%d,\"streams\":%d,\"dataKeys\":%d,\"diskBytes\":%d,\"root\":\"%s\","
+        "\"formatVersion\":%d}\n",
+        s->event_count, s->stream_count, s->key_count, s->disk_bytes, root, s->format_version);
+  } else {
+    absl::PrintF(
+        "events          %d\nstreams         %d\ndata keys       %d\n"
+        "disk bytes      %d\nMerkle root     %s\nformat version  %d\n",
+        s->event_count, s->stream_count, s->key_count, s->disk_bytes, root, s->format_version);
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void RegisterLogCommands(Cli& cli) {
+  Common& common = cli.common();
+  auto append_args = std::make_shared<AppendArgs>();
+  auto* append = cli.app().add_subcommand("append", "append events (JSON lines on stdin)");
+  cli.AddWhere(append);
+  append->add_option("--stream", append_args->stream,
+                     "append every event to this stream, as one atomic append");
+  append->add_option("--expected-version", append_args->expected,
+                     "N (the stream's last version), any, none (no stream yet) or exists");
+  cli.OnRun(append, [&common, append_args] { return Append(common, *append_args); });
+
+  auto read_args = std::make_shared<ReadArgs>();
+  auto* read = cli.app().add_subcommand("read", "read one stream");
+  cli.AddWhere(read);
+  read->add_option("stream", read_args->stream, "stream id (party id)")->required();
+  read->add_option("--from", read_args->from, "first version to read")
+      ->each([read_args](const std::string&) { read_args->from_set = true; })
+      ->check(kWholeNumber);
+  read->add_flag("--backward", read_args->backward, "newest first");
+  read->add_option("--limit", read_args->limit, "at most this many events (default 1000)")
+      ->check(CLI::Range(size_t{1}, size_t{1000000}))
+      ->check(kWholeNumber);
+  read->add_flag("--sealed", read_args->sealed, "do not open personal content");
+  cli.OnRun(read, [&common, read_args] { return Read(common, *read_args); });
+
+  auto tail_args = std::make_shared<TailArgs>();
+  auto* tail = cli.app().add_subcommand("tail", "print the global log");
+  cli.AddWhere(tail);
+  tail->add_option("--from", tail_args->from, "first position (default: the last --limit)")
+      ->each([tail_args](const std::string&) { tail_args->from_set = true; })
+      ->check(kWholeNumber);
+  tail->add_option("--limit", tail_args->limit, "without --from: how many of the last events")
+      ->check(CLI::Range(size_t{1}, size_t{1000000}))
+      ->check(kWholeNumber);
+  tail->add_flag("--sealed", tail_args->sealed, "do not open personal content");
+  tail->add_flag("-f,--follow", tail_args->follow,
+                 "keep printing events as they commit (needs --connect)");
+  cli.OnRun(tail, [&common, tail_args] { return Tail(common, *tail_args); });
+
+  auto* verify = cli.app().add_subcommand("verify", "recompute every hash and the Merkle tree");
+  cli.AddData(verify, true);
+  cli.OnRun(verify, [&common] { return Verify(common); });
+  auto* stats = cli.app().add_subcommand("stats", "size, streams, root hash");
+  cli.AddData(stats, true);
+  cli.OnRun(stats, [&common] { return Stats(common); });
+}
+
+}  // namespace ihs::tools

@@ -1,0 +1,370 @@
+// The timeline's commands (docs/projections.md): ihs timeline, one party's touchpoints across
+// channels; ihs audit replay, a party's events and timeline as the log held them at a moment.
+#include <capnp/message.h>
+
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "common/status_macros.h"
+#include "nlohmann/json.hpp"
+#include "projections/timeline/replay.h"
+#include "projections/timeline/timeline.h"
+#include "schema/json.h"
+#include "store/audit.h"
+#include "tools/ihs/cli.h"
+#include "tools/ihs/event_printer.h"
+#include "tools/ihs/json_out.h"
+#include "tools/ihs/projection_source.h"
+#include "tools/ihs/timeline_html.h"
+
+namespace ihs::tools {
+namespace {
+
+struct TimelineArgs {
+  std::string party;
+  std::string from, to;
+  std::vector<std::string> channels;
+  uint32_t limit = 100;
+  std::string cursor;
+  std::string html;
+};
+
+absl::StatusOr<schema::Channel> ParseChannel(const std::string& name) {
+  const auto enumerants = capnp::Schema::from<schema::Channel>().getEnumerants();
+  std::vector<std::string> names;
+  for (unsigned i = 1; i < enumerants.size(); ++i) {
+    const std::string n = enumerants[i].getProto().getName().cStr();
+    if (n == name) return static_cast<schema::Channel>(i);
+    names.push_back(n);
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown channel \"", name, "\" (one of: ", absl::StrJoin(names, ", "), ")"));
+}
+
+std::string HexData(capnp::Data::Reader d) {
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(d.begin()), d.size()));
+}
+
+nlohmann::json EntryJson(schema::TimelineEntry::Reader e) {
+  nlohmann::json j = {{"position", e.getPosition()},
+                      {"eventId", HexData(e.getEventId())},
+                      {"occurredAt", schema::FormatMicros(e.getOccurredAt())},
+                      {"recordedAt", schema::FormatMicros(e.getRecordedAt())},
+                      {"channel", schema::EnumName(e.getChannel())},
+                      {"direction", schema::EnumName(e.getDirection())},
+                      {"type", schema::EnumName(e.getType())}};
+  if (!std::isnan(e.getSentiment())) j["sentiment"] = e.getSentiment();
+  if (e.getTopics().size() > 0) {
+    j["topics"] = nlohmann::json::array();
+    for (auto t : e.getTopics()) j["topics"].push_back(t.cStr());
+  }
+  if (e.getThread().size() > 0) j["thread"] = e.getThread().cStr();
+  if (e.getInReplyTo().size() > 0) j["inReplyTo"] = HexData(e.getInReplyTo());
+  if (e.getCounterpart().size() > 0) j["counterpart"] = e.getCounterpart().cStr();
+  if (e.getCampaignId().size() > 0) j["campaignId"] = e.getCampaignId().cStr();
+  if (e.getAudienceSize() > 0) j["audienceSize"] = e.getAudienceSize();
+  if (e.getCompanyReply()) j["companyReply"] = true;
+  auto r = e.getResponse();
+  if (r.isOpen()) j["response"] = {{"open", true}, {"waitingSeconds", e.getWaitingSeconds()}};
+  if (r.isAnswered()) {
+    auto a = r.getAnswered();
+    j["response"] = {{"replyEventId", HexData(a.getReplyEventId())},
+                     {"replyPosition", a.getReplyPosition()},
+                     {"replyChannel", schema::EnumName(a.getReplyChannel())},
+                     {"repliedAt", schema::FormatMicros(a.getRepliedAt())},
+                     {"wallSeconds", a.getWallSeconds()},
+                     {"serviceSeconds", a.getServiceSeconds()}};
+  }
+  if (e.hasSwitchFrom()) {
+    auto sw = e.getSwitchFrom();
+    j["switchFrom"] = {{"party", sw.getParty().cStr()},
+                       {"eventId", HexData(sw.getEventId())},
+                       {"channel", schema::EnumName(sw.getChannel())},
+                       {"occurredAt", schema::FormatMicros(sw.getOccurredAt())}};
+  }
+  if (e.getCorrectedBy().size() > 0) j["correctedBy"] = HexData(e.getCorrectedBy());
+  if (e.getRetractedBy().size() > 0) j["retractedBy"] = HexData(e.getRetractedBy());
+  if (e.getSubject().size() > 0) j["subject"] = e.getSubject().cStr();
+  if (e.getText().size() > 0) j["text"] = e.getText().cStr();
+  return j;
+}
+
+nlohmann::json SummaryJson(schema::TimelineSummary::Reader s) {
+  nlohmann::json j = {{"party", s.getParty().cStr()},
+                      {"kind", schema::EnumName(s.getKind())},
+                      {"entries", s.getEntries()},
+                      {"answered", s.getAnswered()},
+                      {"medianResponseSeconds", s.getMedianResponseSeconds()},
+                      {"medianResponseServiceSeconds", s.getMedianResponseServiceSeconds()},
+                      {"channelSwitches", s.getChannelSwitches()},
+                      {"sentimentCount90d", s.getSentimentCount90d()},
+                      {"asOf", schema::FormatMicros(s.getAsOf())}};
+  if (!std::isnan(s.getSentiment90d())) j["sentiment90d"] = s.getSentiment90d();
+  j["channels"] = nlohmann::json::array();
+  for (auto c : s.getChannels()) {
+    j["channels"].push_back({{"channel", schema::EnumName(c.getChannel())},
+                             {"firstAt", schema::FormatMicros(c.getFirstAt())},
+                             {"lastAt", schema::FormatMicros(c.getLastAt())},
+                             {"inbound", c.getInbound()},
+                             {"outbound", c.getOutbound()},
+                             {"public", c.getPublic()}});
+  }
+  j["open"] = nlohmann::json::array();
+  for (auto o : s.getOpen()) {
+    j["open"].push_back({{"eventId", HexData(o.getEventId())},
+                         {"position", o.getPosition()},
+                         {"channel", schema::EnumName(o.getChannel())},
+                         {"type", schema::EnumName(o.getType())},
+                         {"occurredAt", schema::FormatMicros(o.getOccurredAt())},
+                         {"waitingSeconds", o.getWaitingSeconds()}});
+  }
+  return j;
+}
+
+std::string Duration(int64_t seconds) {
+  if (seconds < 3600) return absl::StrCat(seconds / 60, "m");
+  if (seconds < 86400) return absl::StrCat(seconds / 3600, "h", (seconds % 3600) / 60, "m");
+  return absl::StrCat(seconds / 86400, "d", (seconds % 86400) / 3600, "h");
+}
+
+nlohmann::json TimelineJson(schema::TimelineSummary::Reader summary,
+                            schema::TimelinePage::Reader page) {
+  nlohmann::json j = {{"summary", SummaryJson(summary)}, {"entries", nlohmann::json::array()}};
+  for (auto e : page.getEntries()) j["entries"].push_back(EntryJson(e));
+  if (page.getNextCursor().size() > 0) j["nextCursor"] = page.getNextCursor().cStr();
+  j["checkpoint"] = page.getCheckpoint();
+  return j;
+}
+
+void PrintTimeline(const std::string& party, schema::TimelineSummary::Reader summary,
+                   schema::TimelinePage::Reader page) {
+  absl::PrintF(
+      "%s (%s): %d touchpoints, %d open, %d answered (median %s, %s in service hours), "
+      "%d channel switches\n",
+      party, schema::EnumName(summary.getKind()), summary.getEntries(), summary.getOpen().size(),
+      summary.getAnswered(), Duration(summary.getMedianResponseSeconds()),
+      Duration(summary.getMedianResponseServiceSeconds()), summary.getChannelSwitches());
+  for (auto e : page.getEntries()) {
+    std::string note;
+    if (e.getResponse().isOpen()) {
+      note = absl::StrCat("OPEN, waiting ", Duration(e.getWaitingSeconds()));
+    } else if (e.getResponse().isAnswered()) {
+      auto ans = e.getResponse().getAnswered();
+      note = absl::StrCat("answered on ", schema::EnumName(ans.getReplyChannel()), " after ",
+                          Duration(ans.getWallSeconds()), " (", Duration(ans.getServiceSeconds()),
+                          " service)");
+    }
+    if (e.hasSwitchFrom()) {
+      absl::StrAppend(&note, note.empty() ? "" : "; ", "SWITCH from ",
+                      schema::EnumName(e.getSwitchFrom().getChannel()));
+    }
+    if (e.getRetractedBy().size() > 0)
+      absl::StrAppend(&note, note.empty() ? "" : "; ", "RETRACTED");
+    if (e.getCorrectedBy().size() > 0)
+      absl::StrAppend(&note, note.empty() ? "" : "; ", "corrected");
+    absl::PrintF("%s  %-10s %-8s %-14s %-10s %s\n", schema::FormatMicros(e.getOccurredAt()),
+                 schema::EnumName(e.getChannel()), schema::EnumName(e.getDirection()),
+                 schema::EnumName(e.getType()), e.getThread().cStr(), note);
+  }
+  if (page.getNextCursor().size() > 0) {
+    absl::PrintF("more: --cursor %s\n", page.getNextCursor().cStr());
+  }
+}
+
+int Timeline(const Common& c, const TimelineArgs& a) {
+  projections::timeline::Query q;
+  q.party = a.party;
+  q.limit = a.limit;
+  q.cursor = a.cursor;
+  q.as_of = absl::Now();
+  for (const std::string& ch : a.channels) {
+    absl::StatusOr<schema::Channel> parsed = ParseChannel(ch);
+    if (!parsed.ok()) return Fail(parsed.status());
+    q.channels.push_back(*parsed);
+  }
+  if (!a.from.empty()) {
+    absl::StatusOr<int64_t> t = ParseTimeFlag("--from", a.from);
+    if (!t.ok()) return Fail(t.status());
+    q.from = *t;
+  }
+  if (!a.to.empty()) {
+    absl::StatusOr<int64_t> t = ParseTimeFlag("--to", a.to);
+    if (!t.ok()) return Fail(t.status());
+    q.to = *t;
+  }
+  if (absl::Status s = projections::timeline::Validate(q); !s.ok()) return Fail(s);
+  if (!a.html.empty()) {  // before any work: an --html that cannot be written is bad input
+    if (absl::Status s = CheckOutputPath("--html", a.html, /*force=*/true); !s.ok()) return Fail(s);
+  }
+  absl::StatusOr<std::unique_ptr<ProjectionSource>> source = OpenProjections(c);
+  if (!source.ok()) return Fail(source.status());
+  capnp::MallocMessageBuilder summary_msg, page_msg;
+  absl::Status read = (*source)->Read(
+      projections::timeline::kName,
+      [&](const projections::StateView& view, store::EventStore* store) {
+        IHS_RETURN_IF_ERROR(
+            projections::timeline::ReadSummary(view, q.party, q.as_of, summary_msg));
+        return projections::timeline::ReadPage(view, q, page_msg, store);
+      },
+      [&](client::Client& client, uint64_t min_position) {
+        client::Client::TimelineOptions o;
+        o.open_content = true;
+        o.min_position = min_position;
+        IHS_RETURN_IF_ERROR(client.Summary(q.party, q.as_of, min_position, summary_msg));
+        return client.Timeline(q, o, page_msg);
+      });
+  if (!read.ok()) return Fail(read);
+  auto summary = summary_msg.getRoot<schema::TimelineSummary>();
+  auto page = page_msg.getRoot<schema::TimelinePage>();
+  if (!a.html.empty()) {
+    absl::Status hs = WriteTimelineHtml(a.html, summary, page);
+    if (!hs.ok()) return Fail(hs);
+  }
+  if (c.json) {
+    std::cout << JsonLine(TimelineJson(summary, page)) << "\n";
+    return kExitOk;
+  }
+  PrintTimeline(q.party, summary, page);
+  return kExitOk;
+}
+
+// ihs audit replay: the party's events and timeline as the log held them at a moment.
+struct ReplayArgs {
+  std::string party;
+  std::string as_of;      // RFC 3339: the events recorded at or before it
+  int64_t position = -1;  // or: the log up to and including this position
+  uint32_t limit = 100;
+  std::string cursor;
+};
+
+int AuditReplay(const Common& c, const ReplayArgs& a) {
+  if (a.as_of.empty() == (a.position < 0)) {
+    return Fail(absl::InvalidArgumentError("give exactly one of --as-of TIME and --position P"));
+  }
+  absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, false);
+  if (!st.ok()) return FailOpen(st.status());
+  store::EventStore& store = **st;
+  uint64_t size = 0;
+  absl::Time moment;
+  if (a.position >= 0) {
+    if (static_cast<uint64_t>(a.position) >= store.Head()) {
+      return Fail(absl::OutOfRangeError(absl::StrCat(
+          "--position ", a.position, " is past the log's end (", store.Head(), " events)")));
+    }
+    size = static_cast<uint64_t>(a.position) + 1;
+    store::ReadOptions ro;
+    ro.open_content = false;
+    absl::StatusOr<std::vector<store::StoredEvent>> last = store.ReadAll(size - 1, 1, ro);
+    if (!last.ok()) return Fail(last.status());
+    moment = absl::FromUnixMicros((*last)[0].event().getRecordedAt());
+  } else {
+    absl::StatusOr<int64_t> t = ParseTimeFlag("--as-of", a.as_of);
+    if (!t.ok()) return Fail(t.status());
+    moment = absl::FromUnixMicros(*t);
+    absl::StatusOr<uint64_t> n = store::LogSizeAt(store, *t);
+    if (!n.ok()) return Fail(n.status());
+    size = *n;
+  }
+  projections::timeline::Query q;
+  q.party = a.party;
+  q.limit = a.limit;
+  q.cursor = a.cursor;
+  q.as_of = moment;
+  capnp::MallocMessageBuilder summary_msg, page_msg;
+  if (absl::Status s =
+          projections::timeline::ReplayTimeline(&store, size, q, summary_msg, page_msg);
+      !s.ok()) {
+    return Fail(s);
+  }
+  auto summary = summary_msg.getRoot<schema::TimelineSummary>();
+  auto page = page_msg.getRoot<schema::TimelinePage>();
+
+  // The party's events recorded by then, content opened where it still can be.
+  EventPrinter printer(c.json);
+  nlohmann::json events = nlohmann::json::array();
+  const std::string moment_text = absl::FormatTime(absl::RFC3339_full, moment, absl::UTCTimeZone());
+  if (!c.json) {
+    absl::PrintF("%s as of %s: the log held %d events; the party's, by recorded_at:\n", a.party,
+                 moment_text, size);
+  }
+  for (uint64_t version = 0;;) {
+    absl::StatusOr<std::vector<store::StoredEvent>> batch =
+        store.ReadStream(a.party, version, kReadPage, store::ReadDirection::kForward);
+    if (!batch.ok()) return Fail(batch.status());
+    bool done = batch->size() < kReadPage;
+    for (const store::StoredEvent& e : *batch) {
+      if (e.position() >= size) {
+        done = true;
+        break;
+      }
+      if (c.json) {
+        events.push_back(nlohmann::json::parse(printer.JsonOf(e)));
+      } else {
+        printer.Print(e);
+      }
+    }
+    if (done) break;
+    version += batch->size();
+  }
+  if (c.json) {
+    nlohmann::json j = TimelineJson(summary, page);
+    j["party"] = a.party;
+    j["asOf"] = moment_text;
+    j["logSize"] = size;
+    j["events"] = std::move(events);
+    std::cout << JsonLine(j) << "\n";
+    return kExitOk;
+  }
+  absl::PrintF("\nthe timeline as it was known then:\n");
+  PrintTimeline(a.party, summary, page);
+  return kExitOk;
+}
+
+}  // namespace
+
+void RegisterTimelineCommands(Cli& cli) {
+  Common& common = cli.common();
+  auto tl_args = std::make_shared<TimelineArgs>();
+  auto* timeline = cli.app().add_subcommand(
+      "timeline", "one party's touchpoints across channels, with responses and switches");
+  cli.AddWhere(timeline);
+  timeline->add_option("party", tl_args->party, "party id (stream id)")->required();
+  timeline->add_option("--from", tl_args->from, "first moment (RFC 3339), by occurred_at");
+  timeline->add_option("--to", tl_args->to, "end (RFC 3339, exclusive)");
+  timeline->add_option("--channel", tl_args->channels, "only these channels (repeat)");
+  timeline->add_option("--limit", tl_args->limit, "entries per page (1 to 1000, default 100)")
+      ->check(kWholeNumber);
+  timeline->add_option("--cursor", tl_args->cursor, "the next page: a previous page's cursor");
+  timeline->add_option("--html", tl_args->html,
+                       "also write the page as one self-contained HTML file (lanes per channel)");
+  cli.OnRun(timeline, [&common, tl_args] { return Timeline(common, *tl_args); });
+
+  auto replay_args = std::make_shared<ReplayArgs>();
+  auto* audit =
+      cli.Group("audit", "signed tree heads and proofs: hold the store to what it published");
+  auto* audit_replay = audit->add_subcommand(
+      "replay", "a party's events and timeline as they were known at a moment");
+  cli.AddData(audit_replay, true);
+  audit_replay->add_option("party", replay_args->party, "party id (stream id)")->required();
+  audit_replay->add_option("--as-of", replay_args->as_of,
+                           "the moment (RFC 3339): events recorded at or before it");
+  audit_replay
+      ->add_option("--position", replay_args->position,
+                   "or: the log up to and including this position")
+      ->check(kWholeNumber);
+  audit_replay
+      ->add_option("--limit", replay_args->limit, "timeline entries (1 to 1000, default 100)")
+      ->check(kWholeNumber);
+  audit_replay->add_option("--cursor", replay_args->cursor, "the next page of the timeline");
+  cli.OnRun(audit_replay, [&common, replay_args] { return AuditReplay(common, *replay_args); });
+}
+
+}  // namespace ihs::tools

@@ -1,0 +1,151 @@
+#include "tools/ihs/projection_source.h"
+
+#include <iostream>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "common/status_macros.h"
+#include "projections/registry.h"
+#include "tools/ihs/progress.h"
+
+namespace ihs::tools {
+namespace {
+
+// Projections write their state, so on a data directory these commands open the store for
+// writing (and so not while ihsd holds it).
+class LocalProjections final : public ProjectionSource {
+ public:
+  LocalProjections(const Common& c, std::unique_ptr<store::EventStore> store,
+                   std::unique_ptr<projections::Runner> runner)
+      : c_(c), store_(std::move(store)), runner_(std::move(runner)) {}
+
+  absl::StatusOr<std::vector<projections::ProjectionStatus>> Status() override {
+    return runner_->Status();
+  }
+  absl::Status Rebuild(const std::string& name, const store::ProgressFn& progress) override {
+    return runner_->Rebuild(name, progress);
+  }
+  absl::Status Read(const std::string& name, const LocalRead& local,
+                    const RemoteRead& remote) override {
+    (void)remote;
+    for (int attempt = 0;; ++attempt) {
+      IHS_RETURN_IF_ERROR(CatchUp(name));
+      absl::StatusOr<projections::StateView> view = runner_->View(name);
+      absl::Status s = view.status();
+      if (s.ok()) s = local(*view, store_.get());
+      const bool corrupt =
+          s.code() == absl::StatusCode::kDataLoss || s.code() == absl::StatusCode::kUnavailable;
+      if (!corrupt || attempt > 0) return s;
+      std::cerr << "ihs: " << s.message() << "; rebuilding projection " << name << std::endl;
+    }
+  }
+
+ private:
+  absl::Status CatchUp(const std::string& name) {
+    Progress progress(absl::StrCat("projection ", name));
+    if (c_.json) progress.Disable();
+    absl::Status s = runner_->CatchUp(
+        name, [&](uint64_t done, uint64_t total) { progress.Update(done, total); });
+    progress.Finish();
+    return s;
+  }
+
+  const Common& c_;
+  std::unique_ptr<store::EventStore> store_;
+  std::unique_ptr<projections::Runner> runner_;
+};
+
+class RemoteProjections final : public ProjectionSource {
+ public:
+  explicit RemoteProjections(std::unique_ptr<client::Client> client) : client_(std::move(client)) {}
+
+  absl::StatusOr<std::vector<projections::ProjectionStatus>> Status() override {
+    return client_->Projections();
+  }
+
+  // Starts the rebuild in ihsd (admin), then follows it through the status until the new
+  // generation serves.
+  absl::Status Rebuild(const std::string& name, const store::ProgressFn& progress) override {
+    IHS_ASSIGN_OR_RETURN(projections::ProjectionStatus before, Find(name));
+    IHS_RETURN_IF_ERROR(client_->RebuildProjection(name));
+    for (;;) {
+      IHS_ASSIGN_OR_RETURN(projections::ProjectionStatus now, Find(name));
+      if (now.rebuild_checkpoint) {
+        if (progress) progress(*now.rebuild_checkpoint, now.head);
+      } else if (now.family != before.family) {
+        if (progress) progress(now.checkpoint, now.checkpoint);
+        return absl::OkStatus();
+      } else {
+        // The rebuild ended without a swap (ihsd claims it before answering, so this is not a
+        // rebuild that has yet to start).
+        return absl::UnavailableError(
+            now.error.empty() ? std::string("the rebuild stopped (is ihsd shutting down?)")
+                              : now.error);
+      }
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+  }
+
+  absl::Status Read(const std::string& name, const LocalRead& local,
+                    const RemoteRead& remote) override {
+    (void)local;
+    IHS_ASSIGN_OR_RETURN(const uint64_t head, client_->Head());
+    absl::Status s = remote(*client_, head);
+    if (s.code() == absl::StatusCode::kUnavailable) {
+      // Behind after ihsd's wait (or not serving at all: then this fails the same way).
+      std::cerr << "ihs: projection " << name << " has not reached the log's head " << head
+                << "; reading it as it is" << std::endl;
+      s = remote(*client_, 0);
+    }
+    return s;
+  }
+
+ private:
+  absl::StatusOr<projections::ProjectionStatus> Find(const std::string& name) {
+    IHS_ASSIGN_OR_RETURN(auto all, client_->Projections());
+    std::vector<std::string> names;
+    for (const projections::ProjectionStatus& st : all) {
+      if (st.name == name) return st;
+      names.push_back(st.name);
+    }
+    return absl::NotFoundError(absl::StrCat("no projection named \"", name,
+                                            "\" (there are: ", absl::StrJoin(names, ", "), ")"));
+  }
+
+  std::unique_ptr<client::Client> client_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ProjectionSource>> OpenProjections(const Common& c) {
+  IHS_RETURN_IF_ERROR(CheckWhere(c));
+  if (!c.connect.empty()) {
+    IHS_ASSIGN_OR_RETURN(auto client, Connect(c));
+    return std::unique_ptr<ProjectionSource>(new RemoteProjections(std::move(client)));
+  }
+  absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, /*write=*/true);
+  if (!st.ok()) return OpenFailure(st.status());
+  IHS_ASSIGN_OR_RETURN(auto runner,
+                       projections::Runner::Open(st->get(), projections::AllProjections()));
+  return std::unique_ptr<ProjectionSource>(
+      new LocalProjections(c, std::move(*st), std::move(runner)));
+}
+
+nlohmann::json ProjectionStatusJson(const projections::ProjectionStatus& st) {
+  nlohmann::json j = {{"name", st.name},
+                      {"version", st.version},
+                      {"family", st.family},
+                      {"state", st.state},
+                      {"checkpoint", st.checkpoint},
+                      {"head", st.head},
+                      {"lagEvents", st.lag_events},
+                      {"lagSeconds", st.lag_seconds},
+                      {"eventsPerSecond", st.events_per_second}};
+  if (!st.error.empty()) j["error"] = st.error;
+  if (st.rebuild_checkpoint) j["rebuildCheckpoint"] = *st.rebuild_checkpoint;
+  return j;
+}
+
+}  // namespace ihs::tools
