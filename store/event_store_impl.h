@@ -120,6 +120,23 @@ class EventStoreImpl final : public EventStore, public StateStore {
   void CommitGroup(std::vector<Writer*>& group) ABSL_EXCLUSIVE_LOCKS_REQUIRED(leader_mu_);
   absl::StatusOr<std::vector<AppendResult>> StageWriter(Writer& w, Group& g)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(leader_mu_);
+  // StageWriter's steps (event_store_write.cc).
+  absl::StatusOr<std::optional<std::vector<AppendResult>>> FindStoredIds(
+      const std::vector<PreparedAppend>& appends, const Group& g)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(leader_mu_);
+  absl::Status CheckExpectedVersions(const std::vector<PreparedAppend>& appends, const Group& g,
+                                     std::vector<internal::StreamMeta>* metas,
+                                     std::vector<bool>* exists)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(leader_mu_);
+  absl::Status ResolveDataKeys(const std::vector<PreparedAppend>& appends, const Group& g,
+                               std::vector<std::vector<internal::DataKey>>* keys,
+                               std::vector<std::pair<std::string, internal::DataKey>>* made)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(leader_mu_);
+  void PutNewDataKeys(std::vector<std::pair<std::string, internal::DataKey>>& made, Group& g)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(leader_mu_);
+  void EmitAppend(PreparedAppend& append, internal::StreamMeta m, bool exists,
+                  const std::vector<internal::DataKey>& keys, Group& g, AppendResult& result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(leader_mu_);
   absl::StatusOr<std::optional<internal::StreamMeta>> LoadMeta(absl::string_view stream);
   // The stream's data key, and whether it is new (to be written with the group).
   absl::StatusOr<std::pair<internal::DataKey, bool>> DataKeyForWrite(const std::string& stream,
