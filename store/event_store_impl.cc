@@ -1,57 +1,33 @@
 // EventStoreImpl: open and recovery, the log's head, stats and event ids.
 #include "store/event_store_impl.h"
 
-#include <capnp/message.h>
-#include <capnp/schema.h>
 #include <fcntl.h>
-#include <rocksdb/sst_file_writer.h>
 #include <rocksdb/transaction_log.h>
-#include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 #include <sodium.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <limits>
-#include <map>
-#include <set>
-#include <thread>
-#include <tuple>
 #include <utility>
 
-#include "absl/algorithm/container.h"
-#include "absl/container/flat_hash_set.h"
-#include "absl/hash/hash.h"
-#include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/big_endian.h"
 #include "common/status_macros.h"
-#include "common/utf8.h"
-#include "schema/json.h"
 #include "store/internal/codec.h"
 #include "store/internal/db_options.h"
 #include "store/internal/impl_parts.h"
 #include "store/internal/rocks_status.h"
-#include "store/retention.h"
 
 namespace ihs::store {
 
-using internal::DataKey;
 using internal::FromRocksStatus;
 using internal::Hash;
-using internal::Hex;
-using internal::S;
-using internal::StreamMeta;
 using internal::ToView;
-using internal::ValidateStreamId;
 
 namespace fs = std::filesystem;
 
