@@ -8,7 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "projections/mem_state.h"
+#include "projections/internal/mem_state.h"
 #include "projections/runner.h"
 
 namespace ihs::projections::timeline {

@@ -24,7 +24,7 @@
 #include "common/service_hours.h"
 #include "common/status_macros.h"
 #include "projections/bulk.h"
-#include "projections/hint_table.h"
+#include "projections/internal/hint_table.h"
 #include "projections/timeline/entry.h"
 #include "schema/json.h"
 

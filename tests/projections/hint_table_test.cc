@@ -1,6 +1,6 @@
-// HintTable (projections/hint_table.h): the timeline's rebuild finds a party's record through it;
+// HintTable (projections/internal/hint_table.h): the timeline's rebuild finds a party's record through it;
 // a wrong hint would give an event to another party's record.
-#include "projections/hint_table.h"
+#include "projections/internal/hint_table.h"
 
 #include <gtest/gtest.h>
 

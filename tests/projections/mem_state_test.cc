@@ -1,6 +1,6 @@
-// Tests of projections/mem_state.h: the in-memory state of a rebuild answers like a map through
+// Tests of projections/internal/mem_state.h: the in-memory state of a rebuild answers like a map through
 // puts, deletes, growth of its index and arena, and a write-out.
-#include "projections/mem_state.h"
+#include "projections/internal/mem_state.h"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // Projection state held in memory: a rebuild's bulk phase (runner.cc), and a replay of one
 // party's timeline (projections/timeline/replay.h). Internal to projections/.
-#ifndef IHS_PROJECTIONS_MEM_STATE_H_
-#define IHS_PROJECTIONS_MEM_STATE_H_
+#ifndef IHS_PROJECTIONS_INTERNAL_MEM_STATE_H_
+#define IHS_PROJECTIONS_INTERNAL_MEM_STATE_H_
 
 #include <algorithm>
 #include <cstdint>
@@ -111,7 +111,7 @@ class MemState {
     if (size + pad > left_) {
       const size_t block = std::max(kBlock, size);
       blocks_.emplace_back(new char[block]);  // not zeroed: every byte is written before read
-      next_ = blocks_.back().get();  // operator new[] aligns to 16
+      next_ = blocks_.back().get();           // operator new[] aligns to 16
       left_ = block;
       arena_bytes_ += block;
       pad = 0;
@@ -134,4 +134,4 @@ class MemState {
 
 }  // namespace ihs::projections
 
-#endif  // IHS_PROJECTIONS_MEM_STATE_H_
+#endif  // IHS_PROJECTIONS_INTERNAL_MEM_STATE_H_

@@ -1,7 +1,7 @@
 // A cache of where a node map keeps its keys' nodes, for lookups that a prefetch can start
 // ahead. Internal to projections/.
-#ifndef IHS_PROJECTIONS_HINT_TABLE_H_
-#define IHS_PROJECTIONS_HINT_TABLE_H_
+#ifndef IHS_PROJECTIONS_INTERNAL_HINT_TABLE_H_
+#define IHS_PROJECTIONS_INTERNAL_HINT_TABLE_H_
 
 #include <algorithm>
 #include <cstddef>
@@ -56,4 +56,4 @@ class HintTable {
 
 }  // namespace ihs::projections
 
-#endif  // IHS_PROJECTIONS_HINT_TABLE_H_
+#endif  // IHS_PROJECTIONS_INTERNAL_HINT_TABLE_H_
