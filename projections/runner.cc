@@ -94,7 +94,10 @@ bool ValidName(absl::string_view name) {
 }  // namespace
 
 Runner::Runner(LogAndState store, RunnerOptions options)
-    : store_(store), options_(options), clock_(options.clock ? options.clock : RealClock()) {}
+    : store_(store),
+      options_(options),
+      clock_(options.clock ? options.clock : RealClock()),
+      log_(options.log ? options.log : DefaultLog()) {}
 
 absl::StatusOr<std::unique_ptr<Runner>> Runner::Open(store::EventStore* store,
                                                      std::vector<ProjectionFactory> factories,
@@ -381,8 +384,7 @@ absl::Status Runner::RunClaimedRebuild(Slot& slot, const store::ProgressFn& prog
 void Runner::MarkCorrupt(Slot& slot, const absl::Status& status) {
   absl::MutexLock l(&slot.mu);
   if (slot.corrupt) return;
-  std::fprintf(stderr, "ihs: projection %s: %s; rebuilding it\n", slot.name.c_str(),
-               std::string(status.message()).c_str());
+  log_->Log(absl::StrCat("projection ", slot.name, ": ", status.message(), "; rebuilding it"));
   slot.corrupt = slot.needs_rebuild = true;
   slot.error = std::string(status.message());
   slot.advanced.SignalAll();
@@ -409,8 +411,7 @@ void Runner::Work(Slot& slot) {
       } else if (s.code() != absl::StatusCode::kCancelled) {
         absl::MutexLock l(&slot.mu);
         slot.error = std::string(s.message());
-        std::fprintf(stderr, "ihs: projection %s: %s; retrying in 1 s\n", slot.name.c_str(),
-                     slot.error.c_str());
+        log_->Log(absl::StrCat("projection ", slot.name, ": ", slot.error, "; retrying in 1 s"));
         slot.mu.AwaitWithTimeout(absl::Condition(&slot.stop), absl::Seconds(1));
       }
       continue;
@@ -466,8 +467,7 @@ absl::Status Runner::CatchUp(absl::string_view name, const store::ProgressFn& pr
       absl::MutexLock l(&slot->mu);
       rebuild = slot->needs_rebuild;
       if (rebuild) {
-        std::fprintf(stderr, "ihs: projection %s: %s; rebuilding it\n", slot->name.c_str(),
-                     slot->error.c_str());
+        log_->Log(absl::StrCat("projection ", slot->name, ": ", slot->error, "; rebuilding it"));
       }
     }
     if (rebuild) IHS_RETURN_IF_ERROR(RebuildSlot(*slot, progress));
@@ -502,8 +502,7 @@ absl::Status Runner::StartRebuild(absl::string_view name) {
   slot->rebuilder = std::thread([this, slot] {
     absl::Status s = RunClaimedRebuild(*slot, nullptr);
     if (!s.ok() && s.code() != absl::StatusCode::kCancelled) {
-      std::fprintf(stderr, "ihs: projection %s: rebuild failed: %s\n", slot->name.c_str(),
-                   std::string(s.message()).c_str());
+      log_->Log(absl::StrCat("projection ", slot->name, ": rebuild failed: ", s.message()));
     }
   });
   return absl::OkStatus();

@@ -29,6 +29,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/log.h"
 #include "projections/projection.h"
 #include "projections/status.h"
 #include "store/event_store.h"
@@ -51,6 +52,7 @@ struct RunnerOptions {
   // on its own thread. 0: one per core, at most 8. At most 255.
   size_t rebuild_shards = 0;
   Clock* clock = nullptr;  // lag in seconds; default RealClock()
+  LogSink* log = nullptr;  // rebuilds, retries and failures; default DefaultLog() (stderr)
 };
 
 // Read access to the active generation of one projection, stable while the object lives: a swap
@@ -136,6 +138,7 @@ class Runner {
   const LogAndState store_;
   const RunnerOptions options_;
   Clock* const clock_;
+  LogSink* const log_;
   std::vector<std::unique_ptr<Slot>> slots_;
 };
 

@@ -27,6 +27,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "common/log.h"
 #include "projections/runner.h"
 #include "server/commit_watch.h"
 #include "server/tokens.h"
@@ -36,17 +37,17 @@
 namespace ihs::server {
 
 struct ServerOptions {
-  size_t workers = 32;                   // threads for store calls; appends block on their sync
-  size_t max_calls_in_flight = 128;      // per connection; more are answered `overloaded`
-  size_t max_message_bytes = 32 << 20;   // larger incoming messages close the connection
-  size_t flow_limit_bytes = 64 << 20;    // of calls in flight per connection
-  size_t max_connections = 4096;         // more are closed at once, with a log line
-  size_t max_read_events = 10000;        // per read call
-  size_t max_reply_bytes = 8 << 20;      // a read stops early when its reply would pass this
+  size_t workers = 32;                  // threads for store calls; appends block on their sync
+  size_t max_calls_in_flight = 128;     // per connection; more are answered `overloaded`
+  size_t max_message_bytes = 32 << 20;  // larger incoming messages close the connection
+  size_t flow_limit_bytes = 64 << 20;   // of calls in flight per connection
+  size_t max_connections = 4096;        // more are closed at once, with a log line
+  size_t max_read_events = 10000;       // per read call
+  size_t max_reply_bytes = 8 << 20;     // a read stops early when its reply would pass this
   // Subscriptions hold a capability of the client's and memory of ihsd's while they run, and do
   // not count as calls in flight: they have limits of their own.
-  size_t max_subscriptions = 1024;                 // in all; more are answered `overloaded`
-  size_t max_subscriptions_per_connection = 8;     // on one connection
+  size_t max_subscriptions = 1024;                        // in all; more are answered `overloaded`
+  size_t max_subscriptions_per_connection = 8;            // on one connection
   absl::Duration subscriber_timeout = absl::Seconds(60);  // a push not let through by then ends
                                                           // the subscription
   // A connection must log in within login_timeout, or it is closed; at most
@@ -55,6 +56,8 @@ struct ServerOptions {
   absl::Duration login_timeout = absl::Seconds(10);
   size_t max_pending_logins = 0;
   std::string version = "0";
+  // Problems, one line each; default: stderr as "ihsd: TIME LINE". Must outlive the Server.
+  LogSink* log = nullptr;
 };
 
 class Server {

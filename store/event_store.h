@@ -44,6 +44,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "common/clock.h"
+#include "common/log.h"
 #include "store/log_reader.h"
 #include "store/stored_event.h"
 #include "store/types.h"
@@ -82,6 +83,7 @@ struct Options {
   bool sync = true;
   bool read_only = false;  // open for reading only (another process may write)
   Clock* clock = nullptr;  // recordedAt comes from here; default RealClock()
+  LogSink* log = nullptr;  // what an operator should know; default DefaultLog() (stderr)
   TestHooks hooks;
 };
 

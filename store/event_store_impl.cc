@@ -70,10 +70,10 @@ absl::StatusOr<std::unique_ptr<EventStore>> EventStoreImpl::Open(const Options& 
     return s;
   }
   if (!options.sync && !options.read_only) {
-    std::fprintf(stderr,
-                 "ihs: WARNING: store %s opened with sync OFF: appends are acknowledged before "
-                 "they are durable; a crash loses them. Use only for bulk loads you can re-run.\n",
-                 options.path.c_str());
+    LogSink* log = options.log != nullptr ? options.log : DefaultLog();
+    log->Log(absl::StrCat("WARNING: store ", options.path,
+                          " opened with sync OFF: appends are acknowledged before they are "
+                          "durable; a crash loses them. Use only for bulk loads you can re-run."));
   }
   return std::unique_ptr<EventStore>(std::move(store));
 }

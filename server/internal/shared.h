@@ -69,16 +69,14 @@ struct Server::Shared {
         tokens(t),
         timer(tm),
         options(std::move(o)),
+        own_log(options.log ? nullptr : NewStderrLog("ihsd", /*timestamps=*/true)),
+        log(options.log ? options.log : own_log.get()),
         watch(s),
         reads(4),
         appends(options.workers),
         waits(8) {}
 
-  void Log(const std::string& line) {
-    std::cerr << "ihsd: "
-              << absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()) << " "
-              << line << std::endl;
-  }
+  void Log(const std::string& line) { log->Log(line); }
 
   // Admits a call: refused while draining or when the connection has too many in flight.
   // On success the returned guard counts the call until it is destroyed.
@@ -112,6 +110,8 @@ struct Server::Shared {
   const Tokens& tokens;
   kj::Timer& timer;
   ServerOptions options;
+  std::unique_ptr<LogSink> own_log;  // when options.log is null
+  LogSink* log;
   absl::Time started = absl::Now();
   uint64_t next_connection = 1;
   size_t open_connections = 0;

@@ -14,6 +14,8 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/big_endian.h"
 #include "projections/bulk.h"
@@ -427,9 +429,29 @@ TEST_F(RunnerTest, KeysPutInOrderGiveTheStateThatPutsGiveAndMisuseIsRefused) {
   }
 }
 
+// A LogSink that keeps the lines, for tests that check what an operator is told.
+class CapturedLog final : public LogSink {
+ public:
+  void Log(absl::string_view line) override {
+    absl::MutexLock l(&mu_);
+    lines_.emplace_back(line);
+  }
+  std::vector<std::string> lines() {
+    absl::MutexLock l(&mu_);
+    return lines_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string> lines_;
+};
+
 TEST_F(RunnerTest, CorruptStateIsReportedAndRebuiltNotServed) {
   AppendHistory(8, 1000, 5000);
-  auto runner = OpenRunner();
+  CapturedLog log;
+  RunnerOptions o;
+  o.log = &log;
+  auto runner = Runner::Open(store_.get(), AllProjections(), o);
   IHS_ASSERT_OK(runner);
   IHS_ASSERT_OK((*runner)->CatchUp(""));
   const std::string family = ActiveFamily(**runner);
@@ -458,6 +480,12 @@ TEST_F(RunnerTest, CorruptStateIsReportedAndRebuiltNotServed) {
   // Reported, and not served while it is rebuilt.
   EXPECT_EQ((*runner)->Status()[0].state, "corrupt");
   EXPECT_EQ((*runner)->View(timeline::kName).status().code(), absl::StatusCode::kUnavailable);
+  // The operator is told, once, through the runner's log.
+  const std::vector<std::string> told = log.lines();
+  ASSERT_EQ(told.size(), 1u) << absl::StrJoin(told, "\n");
+  EXPECT_NE(told[0].find("projection timeline: "), std::string::npos) << told[0];
+  EXPECT_NE(told[0].find("checksum"), std::string::npos) << told[0];
+  EXPECT_NE(told[0].find("rebuilding it"), std::string::npos) << told[0];
   (*runner)->Start();  // the worker rebuilds it
   absl::StatusOr<StateView> healed = absl::UnavailableError("");
   for (int i = 0; i < 600 && !healed.ok(); ++i) {

@@ -32,6 +32,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/log.h"
 #include "projections/registry.h"
 #include "projections/runner.h"
 #include "server/service.h"
@@ -44,8 +45,15 @@ namespace {
 constexpr int kExitOk = 0, kExitUsage = 1, kExitBadConfig = 2, kExitIntegrity = 4,
               kExitUnavailable = 5;
 
+// ihsd's one log: its own lines, the store's, the projection runner's and the server's, each as
+// "ihsd: TIME LINE" on stderr.
+LogSink& Log() {
+  static const std::unique_ptr<LogSink> log = NewStderrLog("ihsd", /*timestamps=*/true);
+  return *log;
+}
+
 int Die(int code, const std::string& message) {
-  std::cerr << "ihsd: " << message << std::endl;
+  Log().Log(message);
   return code;
 }
 
@@ -206,6 +214,7 @@ int Main(int argc, char** argv) {
     store::Options options;
     options.path = data;
     options.master_key_path = master_key;
+    options.log = &Log();
     store = store::EventStore::Open(options);
     if (!store.ok()) {
       return Die(
@@ -214,28 +223,31 @@ int Main(int argc, char** argv) {
     }
 
     // The projection workers follow the log while ihsd runs (docs/projections.md).
-    auto runner = projections::Runner::Open(store->get(), projections::AllProjections());
+    projections::RunnerOptions runner_options;
+    runner_options.log = &Log();
+    auto runner =
+        projections::Runner::Open(store->get(), projections::AllProjections(), runner_options);
     if (!runner.ok()) {
       return Die(kExitUnavailable, absl::StrCat("projections: ", runner.status().message()));
     }
     (*runner)->Start();
 
     so.version = IHS_VERSION;
+    so.log = &Log();
     server::Server server(**store, runner->get(), tokens, io.provider->getTimer(), so);
     std::vector<kj::Promise<void>> serving;
     for (Listener& l : listeners) {
       serving.push_back(server.Listen(*l.receiver).eagerlyEvaluate([&l](kj::Exception&& e) {
-        std::cerr << "ihsd: listener " << l.shown << " failed: " << e.getDescription().cStr()
-                  << std::endl;
+        Log().Log(absl::StrCat("listener ", l.shown, " failed: ", e.getDescription().cStr()));
       }));
       std::cout << "listening on " << l.shown << std::endl;
     }
     if (tokens.open()) {
-      std::cerr << "ihsd: WARNING: no --tokens file: ANY client that can reach these addresses "
-                   "logs in as admin. Listening on loopback only."
-                << std::endl;
+      Log().Log(
+          "WARNING: no --tokens file: ANY client that can reach these addresses logs in as "
+          "admin. Listening on loopback only.");
     } else {
-      std::cerr << "ihsd: " << tokens.size() << " tokens from " << tokens_path << std::endl;
+      Log().Log(absl::StrCat(tokens.size(), " tokens from ", tokens_path));
     }
     std::cout << "ready: " << (*store)->Head() << " events in " << data << std::endl;
 
@@ -243,8 +255,8 @@ int Main(int argc, char** argv) {
                     .exclusiveJoin(io.unixEventPort.onSignal(SIGINT))
                     .wait(io.waitScope)
                     .si_signo;
-    std::cerr << "ihsd: " << (signo == SIGTERM ? "SIGTERM" : "SIGINT")
-              << ": stopping; appends in flight finish first" << std::endl;
+    Log().Log(absl::StrCat(signo == SIGTERM ? "SIGTERM" : "SIGINT",
+                           ": stopping; appends in flight finish first"));
     serving.clear();  // stop accepting
     server.Shutdown(io.provider->getTimer(), absl::Seconds(30)).wait(io.waitScope);
     // ~Server closes the connections and joins the workers before the store closes.
@@ -256,7 +268,7 @@ int Main(int argc, char** argv) {
   }
   uint64_t head = (*store)->Head();
   store->reset();
-  std::cerr << "ihsd: stopped; the log holds " << head << " events" << std::endl;
+  Log().Log(absl::StrCat("stopped; the log holds ", head, " events"));
   return kExitOk;
 }
 
