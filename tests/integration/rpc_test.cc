@@ -23,8 +23,6 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
-#include "workload/generator.h"
-#include "workload/load.h"
 #include "nlohmann/json.hpp"
 #include "projections/registry.h"
 #include "projections/timeline/timeline.h"
@@ -35,7 +33,10 @@
 #include "store/internal/codec.h"
 #include "store/tlog.h"
 #include "tests/testutil/ihsd_process.h"
+#include "tests/testutil/store_fixture.h"
 #include "tests/testutil/testutil.h"
+#include "workload/generator.h"
+#include "workload/load.h"
 
 namespace ihs {
 namespace {
@@ -740,10 +741,7 @@ tl::Query WholeTimeline(const std::string& party, absl::Time as_of) {
   return q;
 }
 
-std::string Hex(capnp::Data::Reader d) {
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(d.begin()), d.size()));
-}
+using ihs::testing::Hex;
 
 // The canonical bytes of a message's root: equal bytes, equal content.
 template <typename T>

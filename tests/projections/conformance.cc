@@ -17,6 +17,7 @@
 #include "projections/runner.h"
 #include "store/event_store.h"
 #include "store/state_store.h"
+#include "tests/testutil/store_fixture.h"
 #include "tests/testutil/testutil.h"
 #include "workload/generator.h"
 #include "workload/load.h"
@@ -33,14 +34,7 @@ State Dump(store::EventStore& store, Runner& runner, const std::string& name) {
     if (st.name == name) family = st.family;
   }
   EXPECT_FALSE(family.empty()) << "no projection " << name;
-  State out;
-  absl::Status s = store::StateStoreOf(store)->ScanState(
-      family, "", "", [&](absl::string_view k, absl::string_view v) {
-        out.emplace_back(std::string(k), std::string(v));
-        return true;
-      });
-  EXPECT_TRUE(s.ok()) << s;
-  return out;
+  return ihs::testing::DumpState(store, family);
 }
 
 std::unique_ptr<store::EventStore> OpenStore(const std::string& path) {

@@ -1,5 +1,5 @@
-// HintTable (projections/internal/hint_table.h): the timeline's rebuild finds a party's record through it;
-// a wrong hint would give an event to another party's record.
+// HintTable (projections/internal/hint_table.h): the timeline's rebuild finds a party's record
+// through it; a wrong hint would give an event to another party's record.
 #include "projections/internal/hint_table.h"
 
 #include <gtest/gtest.h>

@@ -1,5 +1,5 @@
-// Tests of projections/internal/mem_state.h: the in-memory state of a rebuild answers like a map through
-// puts, deletes, growth of its index and arena, and a write-out.
+// Tests of projections/internal/mem_state.h: the in-memory state of a rebuild answers like a map
+// through puts, deletes, growth of its index and arena, and a write-out.
 #include "projections/internal/mem_state.h"
 
 #include <gtest/gtest.h>

@@ -22,6 +22,7 @@
 #include "projections/registry.h"
 #include "projections/timeline/timeline.h"
 #include "store/state_store.h"
+#include "tests/testutil/store_fixture.h"
 #include "tests/testutil/testutil.h"
 #include "workload/generator.h"
 #include "workload/load.h"
@@ -29,18 +30,7 @@
 namespace ihs::projections {
 namespace {
 
-// Every key and value of a state family, in order.
-std::vector<std::pair<std::string, std::string>> Dump(store::EventStore& store,
-                                                      const std::string& family) {
-  std::vector<std::pair<std::string, std::string>> out;
-  absl::Status s =
-      StateStoreOf(store)->ScanState(family, "", "", [&](absl::string_view k, absl::string_view v) {
-        out.emplace_back(std::string(k), std::string(v));
-        return true;
-      });
-  EXPECT_TRUE(s.ok()) << s;
-  return out;
-}
+using ihs::testing::DumpState;
 
 std::string ActiveFamily(Runner& r) { return r.Status()[0].family; }
 
@@ -88,17 +78,18 @@ TEST_F(RunnerTest, TheBoundOnDecodedThreadsChangesNoByteOfTheState) {
   (*runner)->Start();
   AppendHistory(8, 211);
   ASSERT_TRUE((*runner)->WaitFor(timeline::kName, store_->Head(), absl::Now() + absl::Seconds(60)));
-  const auto live = Dump(*store_, ActiveFamily(**runner));
+  const auto live = DumpState(*store_, ActiveFamily(**runner));
   size_t threads = 0;
   for (const auto& [key, value] : live) threads += key[0] == 'T' ? 1 : 0;
   ASSERT_GT(threads, 200u);
   IHS_ASSERT_OK((*runner)->Rebuild(timeline::kName));
-  EXPECT_TRUE(Dump(*store_, ActiveFamily(**runner)) == live) << "a rebuild with 20 threads differs";
+  EXPECT_TRUE(DumpState(*store_, ActiveFamily(**runner)) == live)
+      << "a rebuild with 20 threads differs";
   (*runner)->Stop();
   auto roomy = OpenRunner();
   IHS_ASSERT_OK(roomy);
   IHS_ASSERT_OK((*roomy)->Rebuild(timeline::kName));
-  EXPECT_TRUE(Dump(*store_, ActiveFamily(**roomy)) == live) << "the default bound differs";
+  EXPECT_TRUE(DumpState(*store_, ActiveFamily(**roomy)) == live) << "the default bound differs";
 }
 
 // A follow-up whose message comes later in the log (a letter scanned after the complaint that
@@ -170,9 +161,9 @@ TEST_F(RunnerTest, AShardedRebuildSettlesFollowUpsOfLaterMessagesAsTheWorkerDoes
       if (round == 1) want[EventId(300 + i)] = EventId(kMissing);
       EXPECT_EQ(switches(i), want) << "party c-" << i << ", round " << round;
     }
-    const auto live = Dump(*store_, ActiveFamily(**runner));
+    const auto live = DumpState(*store_, ActiveFamily(**runner));
     IHS_ASSERT_OK((*runner)->Rebuild(timeline::kName));
-    EXPECT_TRUE(Dump(*store_, ActiveFamily(**runner)) == live)
+    EXPECT_TRUE(DumpState(*store_, ActiveFamily(**runner)) == live)
         << "round " << round << ": live and rebuilt state differ";
     // The message the twelve parties' follow-ups wait for (three shards kept them pending).
     if (round == 0) append("late", {message(kMissing, schema::Channel::EMAIL, 0)});
@@ -197,9 +188,9 @@ TEST_F(RunnerTest, RebuildWhileAppendsContinueSwapsInAtTheHead) {
   writer.join();
   ASSERT_TRUE((*runner)->WaitFor(timeline::kName, store_->Head(), absl::Now() + absl::Seconds(60)));
   (*runner)->Stop();
-  const auto live = Dump(*store_, ActiveFamily(**runner));
+  const auto live = DumpState(*store_, ActiveFamily(**runner));
   IHS_ASSERT_OK((*runner)->Rebuild(timeline::kName));
-  EXPECT_TRUE(Dump(*store_, ActiveFamily(**runner)) == live);
+  EXPECT_TRUE(DumpState(*store_, ActiveFamily(**runner)) == live);
 }
 
 TEST_F(RunnerTest, BackgroundRebuildIsReportedFromStartToSwap) {
@@ -274,7 +265,7 @@ TEST_F(RunnerTest, AFailedBatchLeavesNoTraceInCachesCarriedAcrossBatches) {
   ASSERT_TRUE((*runner)->WaitFor("counter", store_->Head(), absl::Now() + absl::Seconds(60)));
   (*runner)->Stop();
   ASSERT_TRUE(failed.load());
-  const auto live = Dump(*store_, ActiveFamily(**runner));
+  const auto live = DumpState(*store_, ActiveFamily(**runner));
   // The counts add up to the log: nothing of the failed attempt was counted twice.
   uint64_t total = 0;
   for (const auto& [key, value] : live) {
@@ -283,7 +274,7 @@ TEST_F(RunnerTest, AFailedBatchLeavesNoTraceInCachesCarriedAcrossBatches) {
   }
   EXPECT_EQ(total, store_->Head());
   IHS_ASSERT_OK((*runner)->Rebuild("counter"));
-  EXPECT_TRUE(Dump(*store_, ActiveFamily(**runner)) == live);
+  EXPECT_TRUE(DumpState(*store_, ActiveFamily(**runner)) == live);
 }
 
 // A count of events per stream that may be sharded, and that fails once at a position in a
@@ -340,18 +331,18 @@ TEST_F(RunnerTest, AShardThatFailsEndsTheRebuildWithItsErrorAndTheOldStateStays)
   IHS_ASSERT_OK(runner);
   IHS_ASSERT_OK((*runner)->CatchUp("counter"));
   const std::string family = ActiveFamily(**runner);
-  const auto live = Dump(*store_, family);
+  const auto live = DumpState(*store_, family);
   ASSERT_EQ(live.size(), 31u);  // 30 counts and the checkpoint
   failures = 1;
   absl::Status failed = (*runner)->Rebuild("counter");
   EXPECT_EQ(failed.code(), absl::StatusCode::kUnavailable) << failed;
   EXPECT_NE(failed.message().find("the disk is full"), std::string::npos) << failed;
   EXPECT_EQ(ActiveFamily(**runner), family);
-  EXPECT_TRUE(Dump(*store_, family) == live);
+  EXPECT_TRUE(DumpState(*store_, family) == live);
   // Once the cause is gone, a rebuild gets the same counts.
   IHS_ASSERT_OK((*runner)->Rebuild("counter"));
   EXPECT_NE(ActiveFamily(**runner), family);
-  EXPECT_TRUE(Dump(*store_, ActiveFamily(**runner)) == live);
+  EXPECT_TRUE(DumpState(*store_, ActiveFamily(**runner)) == live);
 }
 
 // One key per event, "stream/position". In a bulk phase it holds the values (BulkPhase::Keep) and
@@ -403,17 +394,17 @@ TEST_F(RunnerTest, KeysPutInOrderGiveTheStateThatPutsGiveAndMisuseIsRefused) {
   IHS_ASSERT_OK(runner);
   IHS_ASSERT_OK((*runner)->CatchUp("positions"));  // batches of Puts, no bulk phase
   const std::string family = ActiveFamily(**runner);
-  const auto live = Dump(*store_, family);
+  const auto live = DumpState(*store_, family);
   ASSERT_EQ(live.size(), store_->Head() + 1);  // and the checkpoint
   IHS_ASSERT_OK((*runner)->Rebuild("positions"));
-  EXPECT_TRUE(Dump(*store_, ActiveFamily(**runner)) == live) << "one write-out differs";
+  EXPECT_TRUE(DumpState(*store_, ActiveFamily(**runner)) == live) << "one write-out differs";
   (*runner)->Stop();
   // Written out after every chunk: each write-out has a run of its own.
   auto parts = open(InOrderPositions::kSorted, 1);
   IHS_ASSERT_OK(parts);
   IHS_ASSERT_OK((*parts)->Rebuild("positions"));
   const std::string rebuilt = ActiveFamily(**parts);
-  EXPECT_TRUE(Dump(*store_, rebuilt) == live) << "write-outs in parts differ";
+  EXPECT_TRUE(DumpState(*store_, rebuilt) == live) << "write-outs in parts differ";
   (*parts)->Stop();
   for (auto [mode, problem] :
        {std::make_pair(InOrderPositions::kArrival, "not in order"),
@@ -424,7 +415,7 @@ TEST_F(RunnerTest, KeysPutInOrderGiveTheStateThatPutsGiveAndMisuseIsRefused) {
     EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << s;
     EXPECT_NE(s.message().find(problem), std::string::npos) << s;
     EXPECT_EQ(ActiveFamily(**bad), rebuilt) << "a refused rebuild took over";
-    EXPECT_TRUE(Dump(*store_, rebuilt) == live);
+    EXPECT_TRUE(DumpState(*store_, rebuilt) == live);
     (*bad)->Stop();
   }
 }
@@ -455,7 +446,7 @@ TEST_F(RunnerTest, CorruptStateIsReportedAndRebuiltNotServed) {
   IHS_ASSERT_OK(runner);
   IHS_ASSERT_OK((*runner)->CatchUp(""));
   const std::string family = ActiveFamily(**runner);
-  const auto good = Dump(*store_, family);
+  const auto good = DumpState(*store_, family);
   // Damage one byte of one summary record, as a bad disk would.
   std::string key, value;
   for (const auto& [k, v] : good) {
@@ -495,7 +486,7 @@ TEST_F(RunnerTest, CorruptStateIsReportedAndRebuiltNotServed) {
   IHS_ASSERT_OK(healed);
   capnp::MallocMessageBuilder again;
   IHS_EXPECT_OK(timeline::ReadSummary(*healed, party, absl::Now(), again));
-  EXPECT_TRUE(Dump(*store_, ActiveFamily(**runner)) == good);
+  EXPECT_TRUE(DumpState(*store_, ActiveFamily(**runner)) == good);
 }
 
 // A projection whose version can be chosen: stands for a new build of the timeline.
@@ -519,14 +510,14 @@ TEST_F(RunnerTest, AnUnshardedRebuildOfAnEmptyOrOneEventLogWritesEachKeyOnce) {
   auto runner = Runner::Open(store_.get(), {[] { return std::make_unique<Versioned>(3); }});
   IHS_ASSERT_OK(runner);
   IHS_ASSERT_OK((*runner)->Rebuild("counter"));  // the checkpoint alone
-  EXPECT_EQ(Dump(*store_, ActiveFamily(**runner)).size(), 1u);
+  EXPECT_EQ(DumpState(*store_, ActiveFamily(**runner)).size(), 1u);
   ihs::testing::EventFactory events;
   IHS_ASSERT_OK(store_->Append(
       {"s",
        store::ExpectedVersion::Any(),
        {events.Touchpoint(1, schema::Channel::EMAIL, schema::TouchpointType::MESSAGE)}}));
   IHS_ASSERT_OK((*runner)->Rebuild("counter"));
-  const auto state = Dump(*store_, ActiveFamily(**runner));
+  const auto state = DumpState(*store_, ActiveFamily(**runner));
   ASSERT_EQ(state.size(), 2u);
   EXPECT_EQ(state[1].first, "last");
 }

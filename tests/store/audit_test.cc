@@ -23,6 +23,7 @@
 #include "store/state_store.h"
 #include "store/tlog.h"
 #include "tests/testutil/raw_db.h"
+#include "tests/testutil/store_fixture.h"
 #include "tests/testutil/testutil.h"
 
 namespace ihs::store {
@@ -35,21 +36,8 @@ using ::testing::HasSubstr;
 
 constexpr uint64_t kEvents = 70;  // past 64, so that sizes cross a power of two
 
-class AuditTest : public ::testing::Test {
+class AuditTest : public ihs::testing::StoreTest {
  protected:
-  void SetUp() override { Reopen(); }
-
-  void Reopen(const std::string& dir = "data", bool read_only = false) {
-    store_.reset();
-    Options o;
-    o.path = dir_.Sub(dir);
-    o.clock = &clock_;
-    o.read_only = read_only;
-    auto s = EventStore::Open(o);
-    ASSERT_TRUE(s.ok()) << s.status();
-    store_ = std::move(*s);
-  }
-
   void Append(uint64_t n) {
     for (uint64_t i = 0; i < n; ++i) {
       ++next_id_;
@@ -75,12 +63,6 @@ class AuditTest : public ::testing::Test {
     EXPECT_TRUE(k.ok()) << k.status();
     return *k;
   }
-
-  ihs::testing::TempDir dir_;
-  FakeClock clock_{absl::FromUnixSeconds(1800000000)};
-  EventFactory events_;
-  uint64_t next_id_ = 0;
-  std::unique_ptr<EventStore> store_;
 };
 
 TEST_F(AuditTest, EveryInclusionProofOfEverySizeVerifiesAndATamperedOneDoesNot) {
@@ -281,7 +263,7 @@ TEST_F(AuditTest, SignedHeadsOpenWithTheStoresKeyOnlyAndUnchanged) {
   EXPECT_FALSE(tlog::OpenHead("not a head\n", key, &head, &why));
 
   // A head from another store, checked with this store's key: refused as another store's.
-  Reopen("other");
+  Reopen({}, "other");
   Append(10);
   auto foreign = SignedHead(*store_);
   ASSERT_TRUE(foreign.ok());
@@ -402,7 +384,9 @@ TEST(Tlog, TheEmptyTreeHasOnlyTheEmptyRoot) {
 TEST_F(AuditTest, TheSigningKeyIsMadeOnceAndAReadOnlyOpenSignsWithIt) {
   const tlog::VerifierKey key = Key();
   Append(4);
-  Reopen("data", /*read_only=*/true);
+  Options read_only;
+  read_only.read_only = true;
+  Reopen(read_only);
   EXPECT_EQ(Key().key, key.key);
   auto note = SignedHead(*store_);
   ASSERT_TRUE(note.ok()) << note.status();

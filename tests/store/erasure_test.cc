@@ -15,55 +15,26 @@
 #include "store/governance.h"
 #include "store/tlog.h"
 #include "tests/testutil/raw_db.h"
+#include "tests/testutil/store_fixture.h"
 #include "tests/testutil/testutil.h"
 
 namespace ihs::store {
 namespace {
 
-using ihs::testing::EventFactory;
 using schema::Channel;
 using schema::TouchpointType;
 
-class ErasureTest : public ::testing::Test {
+class ErasureTest : public ihs::testing::StoreTest {
  protected:
-  void SetUp() override { Reopen(); }
-
-  void Reopen(bool read_only = false) {
-    store_.reset();
-    Options o;
-    o.path = dir_.Sub("data");
-    o.read_only = read_only;
-    auto s = EventStore::Open(o);
-    ASSERT_TRUE(s.ok()) << s.status();
-    store_ = std::move(*s);
+  void SetUp() override {
+    real_clock_ = true;
+    StoreTest::SetUp();
   }
-
-  absl::Status Add(const std::string& party, const std::string& text) {
-    return store_
-        ->Append({party,
-                  ExpectedVersion::Any(),
-                  {events_.Touchpoint(++next_id_, Channel::EMAIL, TouchpointType::MESSAGE, text)}})
-        .status();
-  }
-
-  std::vector<StoredEvent> Read(const std::string& party) {
-    auto r = store_->ReadStream(party, 0, 1000, ReadDirection::kForward);
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? std::move(*r) : std::vector<StoredEvent>{};
-  }
-
-  // Every byte of every file under DIR/db (SST, WAL, MANIFEST, LOG, OPTIONS).
-  std::string AllFileBytes() { return ihs::testing::AllFileBytes(dir_.Sub("data/db")); }
 
   // Checks that nothing the store holds changed since `before` (the stored bytes of the log).
   void ExpectUnchanged(const std::vector<std::string>& before) {
     EXPECT_EQ(ihs::testing::AllStoredBytes(*store_), before);
   }
-
-  ihs::testing::TempDir dir_;
-  EventFactory events_;
-  uint64_t next_id_ = 0;
-  std::unique_ptr<EventStore> store_;
 };
 
 TEST_F(ErasureTest, ErasedContentIsGoneWhileTheEventsAndTheTreeStay) {
@@ -278,7 +249,9 @@ TEST_F(ErasureTest, AnErasedPartysNewEventsCarryNoContent) {
 
 TEST_F(ErasureTest, AReadOnlyStoreRefuses) {
   IHS_ASSERT_OK(Add("ada", "personal"));
-  Reopen(/*read_only=*/true);
+  Options read_only;
+  read_only.read_only = true;
+  Reopen(read_only);
   EXPECT_EQ(Erase(*store_, "ada", "asked", "alice").status().code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(SetLegalHold(*store_, "ada", false, "case", "alice").status().code(),

@@ -17,6 +17,7 @@
 #include "store/governance.h"
 #include "store/state_store.h"
 #include "tests/testutil/raw_db.h"
+#include "tests/testutil/store_fixture.h"
 #include "tests/testutil/testutil.h"
 
 namespace ihs::store {
@@ -28,19 +29,8 @@ using schema::TouchpointType;
 
 using ihs::testing::RawDb;
 
-class EventStoreTest : public ::testing::Test {
+class EventStoreTest : public ihs::testing::StoreTest {
  protected:
-  void SetUp() override { Reopen(); }
-
-  void Reopen(Options options = {}) {
-    store_.reset();
-    options.path = dir_.Sub("data");
-    if (!options.clock) options.clock = &clock_;
-    auto s = EventStore::Open(options);
-    ASSERT_TRUE(s.ok()) << s.status();
-    store_ = std::move(*s);
-  }
-
   absl::StatusOr<AppendResult> AppendOne(const std::string& stream, uint64_t id,
                                          ExpectedVersion expected = ExpectedVersion::Any(),
                                          const std::string& text = "") {
@@ -67,10 +57,6 @@ class EventStoreTest : public ::testing::Test {
 
   std::vector<std::string> AllBytes() { return ihs::testing::AllStoredBytes(*store_); }
 
-  ihs::testing::TempDir dir_;
-  FakeClock clock_{absl::FromUnixSeconds(1800000000)};
-  EventFactory events_;
-  std::unique_ptr<EventStore> store_;
   std::atomic<int> queued_{0};
   std::atomic<bool> first_leader_{true};
 };

@@ -16,53 +16,33 @@
 #include "store/governance.h"
 #include "store/internal/content_keys.h"
 #include "tests/testutil/raw_db.h"
+#include "tests/testutil/store_fixture.h"
 #include "tests/testutil/testutil.h"
 
 namespace ihs::store {
 namespace {
 
-using ihs::testing::EventFactory;
 using schema::Channel;
 using schema::TouchpointType;
 
 constexpr int64_t k2023 = 1690000000000000, k2024 = 1720000000000000;  // July of each
 const absl::Time kJune2026 = absl::FromUnixSeconds(1780000000);
 
-class RetentionTest : public ::testing::Test {
+class RetentionTest : public ihs::testing::StoreTest {
  protected:
-  void SetUp() override { Reopen(); }
-  void Reopen() {
-    store_.reset();
-    Options o;
-    o.path = dir_.Sub("data");
-    auto s = EventStore::Open(o);
-    ASSERT_TRUE(s.ok()) << s.status();
-    store_ = std::move(*s);
+  void SetUp() override {
+    real_clock_ = true;
+    StoreTest::SetUp();
   }
   absl::Status Add(const std::string& party, Channel channel, int64_t when,
                    const std::string& text = "words") {
-    return store_
-        ->Append({party,
-                  ExpectedVersion::Any(),
-                  {events_.Touchpoint(++next_id_, channel, TouchpointType::MESSAGE, text, when)}})
-        .status();
-  }
-  std::vector<StoredEvent> Read(const std::string& stream) {
-    auto r = store_->ReadStream(stream, 0, 1000, ReadDirection::kForward);
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? std::move(*r) : std::vector<StoredEvent>{};
+    return StoreTest::Add(party, text, channel, when);
   }
   RetentionPolicy Policy(absl::string_view text) {
     auto p = RetentionPolicy::Parse(text);
     EXPECT_TRUE(p.ok()) << p.status();
     return *p;
   }
-  std::string AllFileBytes() { return ihs::testing::AllFileBytes(dir_.Sub("data/db")); }
-
-  ihs::testing::TempDir dir_;
-  EventFactory events_;
-  uint64_t next_id_ = 0;
-  std::unique_ptr<EventStore> store_;
 };
 
 TEST(RetentionPolicy, ParsesRulesAndNamesTheLineOfAMistake) {

@@ -17,10 +17,11 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/time/time.h"
+#include "common/service_hours.h"
+#include "tests/testutil/store_fixture.h"
+#include "tests/testutil/testutil.h"
 #include "workload/load.h"
 #include "workload/model.h"
-#include "common/service_hours.h"
-#include "tests/testutil/testutil.h"
 
 namespace ihs::workload {
 namespace {
@@ -52,10 +53,7 @@ struct E {
   }
 };
 
-std::string Hex(capnp::Data::Reader d) {
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(d.begin()), d.size()));
-}
+using ihs::testing::Hex;
 
 struct History {
   std::vector<E> events;
@@ -500,7 +498,7 @@ TEST(GeneratorTruth, CorrectionsNameEarlierEvents) {
     EXPECT_LT(target.seq, e.seq);
     retractions += c["retraction"].get<bool>();
     EXPECT_EQ(e.type, c["retraction"].get<bool>() ? TouchpointType::RETRACTION
-                                                   : TouchpointType::CORRECTION);
+                                                  : TouchpointType::CORRECTION);
   }
   EXPECT_GT(retractions, 0);
 }
@@ -525,7 +523,8 @@ TEST(GeneratorTruth, TheStoryIsThere) {
   }
   int shares = 0;
   for (const E& e : h.events) {
-    shares += e.type == TouchpointType::SHARE && e.causation == tweet.id && e.stream != email.stream;
+    shares +=
+        e.type == TouchpointType::SHARE && e.causation == tweet.id && e.stream != email.stream;
   }
   EXPECT_GE(shares, 3);
 }

@@ -11,11 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "workload/generator.h"
-#include "workload/load.h"
 #include "projections/registry.h"
 #include "projections/runner.h"
 #include "tests/testutil/testutil.h"
+#include "workload/generator.h"
+#include "workload/load.h"
 
 namespace ihs::projections::timeline {
 namespace {
@@ -24,7 +24,8 @@ namespace {
 template <typename T>
 std::string Canonical(capnp::MessageBuilder& m) {
   auto words = capnp::canonicalize(m.getRoot<T>().asReader());
-  return std::string(reinterpret_cast<const char*>(words.begin()), words.size() * sizeof(capnp::word));
+  return std::string(reinterpret_cast<const char*>(words.begin()),
+                     words.size() * sizeof(capnp::word));
 }
 
 struct Snapshot {
@@ -141,19 +142,19 @@ TEST_F(ReplayTest, AtTheHeadItIsTheLiveTimelineAndBadInputIsRefused) {
     EXPECT_EQ(Canonical<schema::TimelinePage>(page), live.at(party).page) << party;
   }
   capnp::MallocMessageBuilder summary, page;
-  EXPECT_EQ(ReplayTimeline(store_.get(), store_->Head() + 1, QueryFor(*parties.begin()), summary,
-                           page)
-                .code(),
-            absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(
+      ReplayTimeline(store_.get(), store_->Head() + 1, QueryFor(*parties.begin()), summary, page)
+          .code(),
+      absl::StatusCode::kOutOfRange);
   EXPECT_EQ(ReplayTimeline(store_.get(), store_->Head(), QueryFor("nobody"), summary, page).code(),
             absl::StatusCode::kNotFound);
   // Before its first event, a party did not exist yet.
   auto info = store_->GetStreamInfo(*parties.begin());
   IHS_ASSERT_OK(info);
-  EXPECT_EQ(ReplayTimeline(store_.get(), info->first_position, QueryFor(*parties.begin()), summary,
-                           page)
-                .code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(
+      ReplayTimeline(store_.get(), info->first_position, QueryFor(*parties.begin()), summary, page)
+          .code(),
+      absl::StatusCode::kNotFound);
   Query zero = QueryFor(*parties.begin());
   zero.limit = 0;
   EXPECT_EQ(ReplayTimeline(store_.get(), store_->Head(), zero, summary, page).code(),

@@ -8,18 +8,18 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
-
 #include <map>
 #include <sstream>
 
 #include "absl/strings/escaping.h"
-#include "workload/generator.h"
-#include "workload/load.h"
 #include "nlohmann/json.hpp"
 #include "projections/registry.h"
 #include "projections/timeline/entry.h"
 #include "schema/json.h"
+#include "tests/testutil/store_fixture.h"
 #include "tests/testutil/testutil.h"
+#include "workload/generator.h"
+#include "workload/load.h"
 
 namespace ihs::projections::timeline {
 namespace {
@@ -57,8 +57,8 @@ class TimelineTest : public ::testing::Test {
     runner_ = r->release();
     IHS_ASSERT_OK(runner_->CatchUp(kName));
     std::string err;
-    ASSERT_TRUE(absl::ParseTime(absl::RFC3339_full, (*truth_)["as_of"].get<std::string>(), &as_of_,
-                                &err))
+    ASSERT_TRUE(
+        absl::ParseTime(absl::RFC3339_full, (*truth_)["as_of"].get<std::string>(), &as_of_, &err))
         << err;
   }
   static void TearDownTestSuite() {
@@ -117,10 +117,7 @@ class TimelineTest : public ::testing::Test {
     return out;
   }
 
-  static std::string Hex(capnp::Data::Reader d) {
-    return absl::BytesToHexString(
-        absl::string_view(reinterpret_cast<const char*>(d.begin()), d.size()));
-  }
+  static std::string Hex(capnp::Data::Reader d) { return ihs::testing::Hex(d); }
 
   // Which stream holds an event (the truth names parties only for some records).
   static std::string StreamOf(const std::string& hex_id) {
@@ -258,7 +255,8 @@ TEST_F(TimelineTest, PagesFollowedByCursorEqualOneLargePage) {
   capnp::MallocMessageBuilder big;
   IHS_ASSERT_OK(ReadPage(*view, all, big));
   std::vector<uint64_t> expected;
-  for (auto e : big.getRoot<schema::TimelinePage>().getEntries()) expected.push_back(e.getPosition());
+  for (auto e : big.getRoot<schema::TimelinePage>().getEntries())
+    expected.push_back(e.getPosition());
   ASSERT_GT(expected.size(), 3u);
   Query q = all;
   q.limit = 2;
@@ -432,10 +430,9 @@ TEST(TimelineEntryForm, EveryFieldRoundTripsAndDamageIsDataLoss) {
   const float nan = std::nanf("");
   uint32_t nan_bits;
   std::memcpy(&nan_bits, &nan, sizeof(nan_bits));
-  nan_sentiment.insert(6, std::string{static_cast<char>(nan_bits >> 24),
-                                      static_cast<char>(nan_bits >> 16),
-                                      static_cast<char>(nan_bits >> 8),
-                                      static_cast<char>(nan_bits)});
+  nan_sentiment.insert(
+      6, std::string{static_cast<char>(nan_bits >> 24), static_cast<char>(nan_bits >> 16),
+                     static_cast<char>(nan_bits >> 8), static_cast<char>(nan_bits)});
   EXPECT_EQ(DecodeEntry(nan_sentiment, 0, 0).status().code(), absl::StatusCode::kDataLoss);
   std::string zero_audience = EncodeEntry(plain);
   zero_audience[1] = static_cast<char>(zero_audience[1] | 128);
