@@ -34,8 +34,10 @@ absl::StatusOr<std::string> EventStoreImpl::Root(uint64_t size) {
   std::vector<Hash> hashes(ids.size());
   for (size_t i = 0; i < ids.size(); ++i) {
     if (!statuses[i].ok() || !internal::HashFromBytes(ToView(values[i]), &hashes[i])) {
-      return absl::DataLossError(absl::StrCat("Merkle subtree (level ", ids[i].level, ", index ",
-                                              ids[i].index, ") is missing or malformed"));
+      return absl::DataLossError(absl::StrCat(
+          "Merkle subtree (level ", ids[i].level, ", index ", ids[i].index,
+          ") is missing or malformed: ",
+          statuses[i].ok() ? absl::StrCat(values[i].size(), " bytes") : statuses[i].ToString()));
     }
   }
   Hash root = internal::FoldSubtrees(hashes);
