@@ -24,6 +24,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "bench/dataset_benchmark.h"
 #include "projections/registry.h"
 #include "projections/runner.h"
@@ -126,7 +127,7 @@ void BM_LiveLag(benchmark::State& state) {
           const absl::Time acked = absl::Now();
           (*r)->WaitFor(projections::timeline::kName, res->positions[0] + 1,
                         acked + absl::Seconds(10));
-          absl::MutexLock l(&mu);
+          MutexLock l(&mu);
           lags_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - acked));
         }
       });

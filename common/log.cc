@@ -7,6 +7,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/mutex.h"
 
 namespace ihs {
 namespace {
@@ -23,7 +24,7 @@ class StderrLog final : public LogSink {
           &text, absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()), " ");
     }
     absl::StrAppend(&text, line, "\n");
-    absl::MutexLock l(&mu_);  // whole lines, never interleaved
+    MutexLock l(&mu_);  // whole lines, never interleaved
     std::fwrite(text.data(), 1, text.size(), stderr);
     std::fflush(stderr);
   }

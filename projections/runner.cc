@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "common/big_endian.h"
 #include "common/status_macros.h"
 #include "projections/bulk.h"
@@ -48,7 +49,7 @@ struct Runner::Slot {
   std::thread rebuilder;
 
   std::shared_ptr<Generation> Active() {
-    absl::MutexLock l(&mu);
+    MutexLock l(&mu);
     return gen;
   }
 };
@@ -155,7 +156,7 @@ absl::StatusOr<std::unique_ptr<Runner>> Runner::Open(LogAndState store,
     }
     absl::StatusOr<std::optional<StoredCheckpoint>> cp = ReadCheckpoint(store, family);
     uint64_t next = 0;
-    absl::MutexLock l(&slot->mu);
+    MutexLock l(&slot->mu);
     if (!cp.ok()) {
       if (cp.status().code() != absl::StatusCode::kDataLoss) return cp.status();
       slot->needs_rebuild = slot->corrupt = true;
@@ -248,7 +249,7 @@ absl::StatusOr<uint64_t> ApplyTo(LogAndState store, Projection& projection, Gene
 absl::Status Runner::ApplyBatch(Slot& slot, size_t max_events, bool* applied,
                                 const std::function<void(uint64_t)>& reached) {
   *applied = false;
-  absl::MutexLock apply(&slot.apply_mu);
+  MutexLock apply(&slot.apply_mu);
   std::shared_ptr<Generation> gen = slot.Active();
   IHS_ASSIGN_OR_RETURN(uint64_t n,
                        ApplyTo(store_, *slot.live, *gen, store_.log->Head(), max_events, reached));
@@ -258,7 +259,7 @@ absl::Status Runner::ApplyBatch(Slot& slot, size_t max_events, bool* applied,
   if (n == 0) return absl::OkStatus();
   *applied = true;
   const absl::Time now = clock_->Now();
-  absl::MutexLock l(&slot.mu);
+  MutexLock l(&slot.mu);
   if (now - slot.rate_time >= absl::Seconds(1)) {
     if (slot.rate_time != absl::InfinitePast()) {
       slot.rate = static_cast<double>(gen->checkpoint() - slot.rate_checkpoint) /
@@ -272,7 +273,7 @@ absl::Status Runner::ApplyBatch(Slot& slot, size_t max_events, bool* applied,
 }
 
 absl::Status Runner::ClaimRebuild(Slot& slot) {
-  absl::MutexLock l(&slot.mu);
+  MutexLock l(&slot.mu);
   if (slot.rebuilding) {
     return absl::FailedPreconditionError(
         absl::StrCat("projection ", slot.name, " is being rebuilt already"));
@@ -290,12 +291,12 @@ absl::Status Runner::RebuildSlot(Slot& slot, const store::ProgressFn& progress) 
 absl::Status Runner::RunClaimedRebuild(Slot& slot, const store::ProgressFn& progress) {
   std::shared_ptr<Generation> old;
   {
-    absl::MutexLock l(&slot.mu);
+    MutexLock l(&slot.mu);
     old = slot.gen;
   }
   // Ends the rebuild: the slot is no longer "rebuilding".
   auto done = [&](absl::Status s) {
-    absl::MutexLock l(&slot.mu);
+    MutexLock l(&slot.mu);
     slot.rebuilding = false;
     slot.rebuild_checkpoint.reset();
     if (!s.ok()) slot.error = absl::StrCat("rebuild failed: ", s.message());
@@ -324,12 +325,12 @@ absl::Status Runner::RunClaimedRebuild(Slot& slot, const store::ProgressFn& prog
   absl::Status bulk = BulkBuild(
       store_, shards, *gen, options_.rebuild_memory_bytes,
       [&] {
-        absl::MutexLock l(&slot.mu);
+        MutexLock l(&slot.mu);
         return slot.stop;
       },
       [&](uint64_t reached, uint64_t head) {
         {
-          absl::MutexLock l(&slot.mu);
+          MutexLock l(&slot.mu);
           slot.rebuild_checkpoint = reached;
         }
         if (progress) progress(reached, head);
@@ -340,20 +341,20 @@ absl::Status Runner::RunClaimedRebuild(Slot& slot, const store::ProgressFn& prog
   // What was appended meanwhile, still beside the live worker, to within kFinalStretch.
   while (store_.log->Head() - gen->checkpoint() > kFinalStretch) {
     {
-      absl::MutexLock l(&slot.mu);
+      MutexLock l(&slot.mu);
       if (slot.stop) return done(absl::CancelledError("the runner is stopping"));
     }
     absl::StatusOr<uint64_t> n =
         ApplyTo(store_, *projection, *gen, store_.log->Head(), options_.rebuild_batch_events);
     if (!n.ok()) return done(n.status());
     {
-      absl::MutexLock l(&slot.mu);
+      MutexLock l(&slot.mu);
       slot.rebuild_checkpoint = gen->checkpoint();
     }
     if (progress) progress(gen->checkpoint(), store_.log->Head());
   }
   // The rest, and the swap, with the live worker paused between its batches.
-  absl::MutexLock apply(&slot.apply_mu);
+  MutexLock apply(&slot.apply_mu);
   const uint64_t head = store_.log->Head();
   while (gen->checkpoint() < head) {
     absl::StatusOr<uint64_t> n =
@@ -368,7 +369,7 @@ absl::Status Runner::RunClaimedRebuild(Slot& slot, const store::ProgressFn& prog
   gen->set_retired(false);
   old->set_retired(true);
   {
-    absl::MutexLock l(&slot.mu);
+    MutexLock l(&slot.mu);
     slot.gen = gen;
     slot.needs_rebuild = slot.corrupt = false;
     slot.error.clear();
@@ -382,7 +383,7 @@ absl::Status Runner::RunClaimedRebuild(Slot& slot, const store::ProgressFn& prog
 }
 
 void Runner::MarkCorrupt(Slot& slot, const absl::Status& status) {
-  absl::MutexLock l(&slot.mu);
+  MutexLock l(&slot.mu);
   if (slot.corrupt) return;
   log_->Log(absl::StrCat("projection ", slot.name, ": ", status.message(), "; rebuilding it"));
   slot.corrupt = slot.needs_rebuild = true;
@@ -394,7 +395,7 @@ void Runner::Work(Slot& slot) {
   for (;;) {
     bool rebuild = false;
     {
-      absl::MutexLock l(&slot.mu);
+      MutexLock l(&slot.mu);
       if (slot.stop) return;
       rebuild = slot.needs_rebuild && !slot.rebuilding;
     }
@@ -409,10 +410,10 @@ void Runner::Work(Slot& slot) {
       if (s.code() == absl::StatusCode::kDataLoss) {
         MarkCorrupt(slot, s);
       } else if (s.code() != absl::StatusCode::kCancelled) {
-        absl::MutexLock l(&slot.mu);
+        MutexLock l(&slot.mu);
         slot.error = std::string(s.message());
         log_->Log(absl::StrCat("projection ", slot.name, ": ", slot.error, "; retrying in 1 s"));
-        slot.mu.AwaitWithTimeout(absl::Condition(&slot.stop), absl::Seconds(1));
+        AwaitWithTimeout(slot.mu, absl::Condition(&slot.stop), absl::Seconds(1));
       }
       continue;
     }
@@ -428,7 +429,7 @@ void Runner::Start() {
   for (auto& s : slots_) {
     if (s->worker.joinable()) continue;
     {
-      absl::MutexLock l(&s->mu);
+      MutexLock l(&s->mu);
       s->stop = false;
     }
     Slot* slot = s.get();
@@ -438,14 +439,14 @@ void Runner::Start() {
 
 void Runner::Stop() {
   for (auto& s : slots_) {
-    absl::MutexLock l(&s->mu);
+    MutexLock l(&s->mu);
     s->stop = true;
     s->advanced.SignalAll();
   }
   for (auto& s : slots_) {
     if (s->worker.joinable()) s->worker.join();
     if (s->rebuilder.joinable()) s->rebuilder.join();
-    absl::MutexLock l(&s->mu);
+    MutexLock l(&s->mu);
     s->stop = false;  // CatchUp and Rebuild work on a stopped runner
   }
 }
@@ -464,7 +465,7 @@ absl::Status Runner::CatchUp(absl::string_view name, const store::ProgressFn& pr
     }
     bool rebuild = false;
     {
-      absl::MutexLock l(&slot->mu);
+      MutexLock l(&slot->mu);
       rebuild = slot->needs_rebuild;
       if (rebuild) {
         log_->Log(absl::StrCat("projection ", slot->name, ": ", slot->error, "; rebuilding it"));
@@ -518,7 +519,7 @@ std::vector<ProjectionStatus> Runner::Status() {
     st.version = s->version;
     st.head = head;
     {
-      absl::MutexLock l(&s->mu);
+      MutexLock l(&s->mu);
       st.family = s->gen->family();
       st.checkpoint = s->gen->checkpoint();
       st.error = s->error;
@@ -547,7 +548,7 @@ std::vector<ProjectionStatus> Runner::Status() {
 
 absl::StatusOr<StateView> Runner::View(absl::string_view name) {
   IHS_ASSIGN_OR_RETURN(Slot * slot, Find(name));
-  absl::MutexLock l(&slot->mu);
+  MutexLock l(&slot->mu);
   if (slot->corrupt) {
     return absl::UnavailableError(
         absl::StrCat("projection ", name, " is being rebuilt: ", slot->error));
@@ -559,9 +560,9 @@ bool Runner::WaitFor(absl::string_view name, uint64_t position, absl::Time deadl
   absl::StatusOr<Slot*> slot = Find(name);
   if (!slot.ok()) return false;
   Slot& s = **slot;
-  absl::MutexLock l(&s.mu);
+  MutexLock l(&s.mu);
   while (s.gen->checkpoint() < position && !s.stop) {
-    if (s.advanced.WaitWithDeadline(&s.mu, deadline)) break;
+    if (WaitWithDeadline(s.advanced, &s.mu, deadline)) break;
   }
   return s.gen->checkpoint() >= position;
 }

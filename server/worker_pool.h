@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 
 namespace ihs::server {
 
@@ -28,7 +29,7 @@ class WorkerPool {
   }
   ~WorkerPool() {
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       stopping_ = true;
     }
     for (std::thread& t : threads_) t.join();
@@ -48,7 +49,7 @@ class WorkerPool {
     auto fulfiller =
         std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<T>>>(kj::mv(paf.fulfiller));
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       queue_.push_back([fn = std::move(fn), fulfiller]() mutable {
         KJ_IF_MAYBE (e, kj::runCatchingExceptions([&] { (*fulfiller)->fulfill(fn()); })) {
           (*fulfiller)->reject(kj::mv(*e));
@@ -63,8 +64,8 @@ class WorkerPool {
     for (;;) {
       std::function<void()> job;
       {
-        absl::MutexLock lock(&mu_);
-        mu_.Await(absl::Condition(
+        MutexLock lock(&mu_);
+        Await(mu_, absl::Condition(
             +[](WorkerPool* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
               return p->stopping_ || !p->queue_.empty();
             },

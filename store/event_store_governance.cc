@@ -12,6 +12,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/mutex.h"
 #include "common/status_macros.h"
 #include "store/event_store_impl.h"
 #include "store/internal/impl_parts.h"
@@ -239,7 +240,7 @@ absl::Status EventStoreImpl::PurgeDeletedKeys() {
   std::vector<StateHandle> states;  // kept alive while they are flushed
   std::vector<rocksdb::ColumnFamilyHandle*> all(handles_.begin(), handles_.end());
   {
-    absl::MutexLock l(&state_mu_);
+    MutexLock l(&state_mu_);
     for (auto& [name, h] : states_) {
       states.push_back(h);
       all.push_back(h.get());

@@ -16,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/mutex.h"
 #include "common/big_endian.h"
 #include "common/status_macros.h"
 #include "store/internal/codec.h"
@@ -225,7 +226,7 @@ absl::Status EventStoreImpl::OpenDb() {
   cf_content_keys_ = handles_[5];
   cf_merkle_ = handles_[6];
   {
-    absl::MutexLock l(&state_mu_);
+    MutexLock l(&state_mu_);
     for (size_t i = store_families; i < handles_.size(); ++i) {
       states_[handles_[i]->GetName().substr(strlen(internal::kCfStatePrefix))] =
           AdoptStateHandle(handles_[i]);
@@ -321,24 +322,24 @@ absl::Status EventStoreImpl::LoadWriterState() {
   };
   IHS_ASSIGN_OR_RETURN(internal::Frontier frontier, internal::Frontier::Load(head, lookup));
   {
-    absl::MutexLock l(&leader_mu_);
+    MutexLock l(&leader_mu_);
     frontier_ = std::move(frontier);
     next_stream_no_ = GetBigEndian64(next.data());
     last_recorded_at_ = last_recorded_at;
   }
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   head_ = head;
   return absl::OkStatus();
 }
 
 EventStoreImpl::~EventStoreImpl() {
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     closing_ = true;
     commit_cv_.SignalAll();
   }
   {
-    absl::MutexLock l(&state_mu_);
+    MutexLock l(&state_mu_);
     states_.clear();  // destroys the handles: no call is running in a destructor
   }
   if (db_) {
@@ -350,14 +351,14 @@ EventStoreImpl::~EventStoreImpl() {
 }
 
 uint64_t EventStoreImpl::Head() {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   return head_;
 }
 
 uint64_t EventStoreImpl::WaitForCommit(uint64_t known_head, absl::Time deadline) {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   while (head_ <= known_head && !closing_) {
-    if (commit_cv_.WaitWithDeadline(&mu_, deadline)) break;  // deadline passed
+    if (WaitWithDeadline(commit_cv_, &mu_, deadline)) break;  // deadline passed
   }
   return head_;
 }
@@ -367,7 +368,7 @@ absl::StatusOr<StoreStats> EventStoreImpl::Stats() {
   st.event_count = Head();
   st.format_version = kFormatVersion;
   {
-    absl::MutexLock l(&leader_mu_);
+    MutexLock l(&leader_mu_);
     st.stream_count = next_stream_no_;
   }
   {
@@ -389,7 +390,7 @@ absl::StatusOr<StoreStats> EventStoreImpl::Stats() {
   }
   st.disk_bytes = sst;
   IHS_ASSIGN_OR_RETURN(st.root_hash, Root(st.event_count));
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   st.appends = stat_appends_;
   st.syncs = stat_syncs_;
   st.largest_group = stat_largest_group_;

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/mutex.h"
 #include "common/big_endian.h"
 #include "common/status_macros.h"
 #include "store/event_store_impl.h"
@@ -28,7 +29,7 @@ absl::StatusOr<std::optional<DataKey>> EventStoreImpl::DataKeyForRead(absl::stri
                                                                       bool* expired) {
   const std::string row = internal::ContentKeyRow(stream, version);
   {
-    absl::MutexLock l(&keys_mu_);
+    MutexLock l(&keys_mu_);
     if (auto it = keys_.find(row); it != keys_.end()) return std::optional<DataKey>(it->second);
     if (expired_.contains(row)) {
       if (expired != nullptr) *expired = true;
@@ -48,7 +49,7 @@ absl::StatusOr<std::optional<DataKey>> EventStoreImpl::DataKeyForRead(absl::stri
     return absl::DataLossError(absl::StrCat("data key of stream ", stream, " under version ",
                                             version, " says it is version ", key.version));
   }
-  absl::MutexLock l(&keys_mu_);
+  MutexLock l(&keys_mu_);
   // Erased (or expired) while we read: not put back.
   if (erased_.contains(stream) || expired_.contains(row)) return std::optional<DataKey>();
   keys_[row] = key;

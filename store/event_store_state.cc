@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/mutex.h"
 #include "common/status_macros.h"
 #include "store/event_store_impl.h"
 #include "store/internal/db_options.h"
@@ -48,7 +49,7 @@ EventStoreImpl::StateHandle EventStoreImpl::AdoptStateHandle(rocksdb::ColumnFami
 
 absl::StatusOr<EventStoreImpl::StateHandle> EventStoreImpl::FindState(absl::string_view name) {
   IHS_RETURN_IF_ERROR(ValidateStateName(name));
-  absl::MutexLock l(&state_mu_);
+  MutexLock l(&state_mu_);
   auto it = states_.find(name);
   if (it == states_.end()) {
     return absl::NotFoundError(absl::StrCat("no state family \"", name, "\""));
@@ -61,7 +62,7 @@ absl::Status EventStoreImpl::CreateStateFamily(absl::string_view name) {
   if (options_.read_only) {
     return absl::FailedPreconditionError("the store is open read-only: cannot create state");
   }
-  absl::MutexLock l(&state_mu_);
+  MutexLock l(&state_mu_);
   if (states_.contains(name)) return absl::OkStatus();
   rocksdb::ColumnFamilyHandle* h = nullptr;
   IHS_RETURN_IF_ERROR(FromRocksStatus(
@@ -78,7 +79,7 @@ absl::Status EventStoreImpl::DropStateFamily(absl::string_view name) {
   IHS_ASSIGN_OR_RETURN(StateHandle h, FindState(name));
   IHS_RETURN_IF_ERROR(
       FromRocksStatus(db_->DropColumnFamily(h.get()), absl::StrCat("drop state family ", name)));
-  absl::MutexLock l(&state_mu_);
+  MutexLock l(&state_mu_);
   states_.erase(name);
   return absl::OkStatus();
 }
@@ -86,7 +87,7 @@ absl::Status EventStoreImpl::DropStateFamily(absl::string_view name) {
 std::vector<std::string> EventStoreImpl::StateFamilies() {
   std::vector<std::string> out;
   {
-    absl::MutexLock l(&state_mu_);
+    MutexLock l(&state_mu_);
     for (const auto& [name, h] : states_) out.push_back(name);
   }
   std::sort(out.begin(), out.end());

@@ -14,6 +14,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/mutex.h"
 #include "common/big_endian.h"
 #include "common/status_macros.h"
 #include "common/utf8.h"
@@ -365,17 +366,17 @@ absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::Commit(
 
   std::vector<Writer*> group;
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     if (!failed_.ok()) return failed_;
     writers_.push_back(&w);
     if (&w != writers_.front() && options_.hooks.on_queued) options_.hooks.on_queued();
-    while (!w.done && &w != writers_.front()) w.cv.Wait(&mu_);
+    while (!w.done && &w != writers_.front()) Wait(w.cv, &mu_);
     if (w.done) return std::move(w.result);
   }
   // This writer leads a group: itself and whoever queued behind it.
   if (options_.hooks.on_group_leader) options_.hooks.on_group_leader();
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     size_t events = 0;
     for (Writer* x : writers_) {
       if (!group.empty() && events + x->event_count > kMaxGroupEvents) break;
@@ -384,11 +385,11 @@ absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::Commit(
     }
   }
   {
-    absl::MutexLock l(&leader_mu_);
+    MutexLock l(&leader_mu_);
     CommitGroup(group);
   }
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     for (Writer* x : group) {
       writers_.pop_front();
       x->done = true;
@@ -730,7 +731,7 @@ void EventStoreImpl::CommitGroup(std::vector<Writer*>& group) {
     for (size_t i = 0; i < group.size(); ++i) {
       if (staged[i]) group[i]->result = failed;
     }
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     failed_ = failed;
     return;
   }
@@ -738,7 +739,7 @@ void EventStoreImpl::CommitGroup(std::vector<Writer*>& group) {
   last_recorded_at_ = g.recorded_at;
   next_stream_no_ = g.next_stream_no;
   if (!g.new_keys.empty() || !g.erased.empty() || !g.expired.empty()) {
-    absl::MutexLock l(&keys_mu_);
+    MutexLock l(&keys_mu_);
     for (auto& [row, key] : g.new_keys) keys_[row] = key;
     for (const std::string& stream : g.erased) {
       absl::erase_if(keys_, [&](const auto& kv) { return RowOfStream(kv.first, stream); });
@@ -749,7 +750,7 @@ void EventStoreImpl::CommitGroup(std::vector<Writer*>& group) {
       expired_.insert(row);
     }
   }
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   head_ = frontier_.size();
   stat_appends_ += g.writes;
   ++stat_syncs_;

@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/mutex.h"
 #include "common/big_endian.h"
 #include "common/status_macros.h"
 #include "schema/json.h"
@@ -28,31 +29,31 @@ class BatchQueue {
  public:
   explicit BatchQueue(size_t capacity) : capacity_(capacity) {}
   void Push(std::unique_ptr<EventBatch> b) {
-    absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(this, &BatchQueue::HasSpaceOrClosed));
+    MutexLock lock(&mu_);
+    Await(mu_, absl::Condition(this, &BatchQueue::HasSpaceOrClosed));
     if (closed_) return;
     queue_.push_back(std::move(b));
   }
   // nullptr at the end.
   std::unique_ptr<EventBatch> Pop() {
-    absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(this, &BatchQueue::HasBatchOrDone));
+    MutexLock lock(&mu_);
+    Await(mu_, absl::Condition(this, &BatchQueue::HasBatchOrDone));
     if (queue_.empty()) return nullptr;
     auto b = std::move(queue_.front());
     queue_.pop_front();
     return b;
   }
   void Finish() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     done_ = true;
   }
   // The consumer gives up: the producer stops at its next push.
   void Close() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     closed_ = true;
   }
   bool closed() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return closed_;
   }
 

@@ -13,6 +13,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "common/big_endian.h"
 #include "common/status_macros.h"
 #include "projections/bulk.h"
@@ -274,7 +275,7 @@ class ChunkReader {
   }
   ~ChunkReader() {
     {
-      absl::MutexLock l(&mu_);
+      MutexLock l(&mu_);
       stop_ = true;
     }
     thread_.join();
@@ -282,11 +283,11 @@ class ChunkReader {
 
   // Chunk k (from 0), once it is read; nullptr past the last one.
   absl::StatusOr<std::shared_ptr<const Chunk>> Get(size_t k) {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     auto ready = [this, k]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return read_ > k || finished_ || !error_.ok();
     };
-    mu_.Await(absl::Condition(&ready));
+    Await(mu_, absl::Condition(&ready));
     if (auto it = chunks_.find(k); it != chunks_.end()) return it->second;
     if (!error_.ok()) return error_;
     if (k >= read_) return nullptr;  // finished
@@ -295,7 +296,7 @@ class ChunkReader {
 
   // The shard is done with the chunks below k (SIZE_MAX: it stops, and holds nothing up).
   void Done(size_t shard, size_t k) {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     done_[shard] = k;
     const size_t low = *std::min_element(done_.begin(), done_.end());
     while (!chunks_.empty() && chunks_.begin()->first < low) chunks_.erase(chunks_.begin());
@@ -310,11 +311,11 @@ class ChunkReader {
     const absl::Hash<absl::string_view> hash;
     for (uint64_t pos = from; pos < horizon_;) {
       {
-        absl::MutexLock l(&mu_);
+        MutexLock l(&mu_);
         auto room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
           return stop_ || read_ < *std::min_element(done_.begin(), done_.end()) + kChunksAhead;
         };
-        mu_.Await(absl::Condition(&room));
+        Await(mu_, absl::Condition(&room));
         if (stop_) return;
       }
       auto chunk = std::make_shared<Chunk>();
@@ -325,7 +326,7 @@ class ChunkReader {
                                                   " before the rebuild's horizon ", horizon_));
       }
       if (!events.ok()) {
-        absl::MutexLock l(&mu_);
+        MutexLock l(&mu_);
         error_ = events.status();
         return;
       }
@@ -344,10 +345,10 @@ class ChunkReader {
         }
       }
       pos += chunk->events.size();
-      absl::MutexLock l(&mu_);
+      MutexLock l(&mu_);
       chunks_.emplace(read_++, std::move(chunk));
     }
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     finished_ = true;
   }
 
@@ -418,7 +419,7 @@ absl::Status BulkBuild(LogAndState store, const std::vector<Projection*>& shards
       // the first failure is the rebuild's error.
       auto fail = [&](absl::Status s) {
         {
-          absl::MutexLock l(&failure_mu);
+          MutexLock l(&failure_mu);
           if (failure.ok()) failure = s;
         }
         cancelled.store(true);
@@ -427,7 +428,7 @@ absl::Status BulkBuild(LogAndState store, const std::vector<Projection*>& shards
       };
       for (size_t k = next;; ++k) {
         {
-          absl::MutexLock l(&round_mu);
+          MutexLock l(&round_mu);
           if (k >= end) break;
           begun = std::max(begun, k + 1);
         }
@@ -479,7 +480,7 @@ absl::Status BulkBuild(LogAndState store, const std::vector<Projection*>& shards
             low = std::min(low, at[i].load());
           }
           if (bytes >= memory_bytes) {
-            absl::MutexLock l(&round_mu);
+            MutexLock l(&round_mu);
             end = std::min(end, begun);
           }
           if (reached) reached(low, store.log->Head());
@@ -492,7 +493,7 @@ absl::Status BulkBuild(LogAndState store, const std::vector<Projection*>& shards
       return absl::OkStatus();
     });
     {
-      absl::MutexLock l(&failure_mu);
+      MutexLock l(&failure_mu);
       IHS_RETURN_IF_ERROR(failure);
     }
     IHS_RETURN_IF_ERROR(applied);

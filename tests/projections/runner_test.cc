@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/mutex.h"
 #include "common/big_endian.h"
 #include "projections/bulk.h"
 #include "projections/registry.h"
@@ -424,11 +425,11 @@ TEST_F(RunnerTest, KeysPutInOrderGiveTheStateThatPutsGiveAndMisuseIsRefused) {
 class CapturedLog final : public LogSink {
  public:
   void Log(absl::string_view line) override {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     lines_.emplace_back(line);
   }
   std::vector<std::string> lines() {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     return lines_;
   }
 

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "absl/strings/numbers.h"
+#include "common/mutex.h"
 #include "common/big_endian.h"
 
 namespace ihs::testing {
@@ -57,7 +58,7 @@ schema::Event::Builder EventFactory::New(uint64_t id) {
   auto message = std::make_unique<capnp::MallocMessageBuilder>();
   auto ev = message->initRoot<schema::Event>();
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     messages_.push_back(std::move(message));  // the builder's memory does not move
   }
   std::string bytes = EventId(id);

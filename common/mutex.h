@@ -1,0 +1,112 @@
+// absl::Mutex as ThreadSanitizer must see it. Debian's Abseil is not built with TSan, so the
+// happens-before that its lock and unlock make is invisible to TSan, which would then report
+// every access to guarded memory as a race. Under TSan these wrappers tell it themselves: a
+// release of the mutex's address before every unlock (or wait), an acquire after every lock (or
+// wait). Elsewhere they compile to the absl calls alone. Use them instead of absl::MutexLock and
+// the waits: the lock annotations (ABSL_GUARDED_BY ...) work the same.
+#ifndef IHS_COMMON_MUTEX_H_
+#define IHS_COMMON_MUTEX_H_
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define IHS_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define IHS_TSAN 1
+#endif
+#endif
+
+#ifdef IHS_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
+namespace ihs {
+
+inline void TsanAcquired(absl::Mutex* mu) {
+#ifdef IHS_TSAN
+  __tsan_acquire(mu);
+#else
+  (void)mu;
+#endif
+}
+
+inline void TsanReleasing(absl::Mutex* mu) {
+#ifdef IHS_TSAN
+  __tsan_release(mu);
+#else
+  (void)mu;
+#endif
+}
+
+class ABSL_SCOPED_LOCKABLE MutexLock {
+ public:
+  explicit MutexLock(absl::Mutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu) : mu_(mu) {
+    mu_->Lock();
+    TsanAcquired(mu_);
+  }
+  ~MutexLock() ABSL_UNLOCK_FUNCTION() {
+    TsanReleasing(mu_);
+    mu_->Unlock();
+  }
+  MutexLock(const MutexLock&) = delete;
+  MutexLock& operator=(const MutexLock&) = delete;
+
+ private:
+  absl::Mutex* const mu_;
+};
+
+class ABSL_SCOPED_LOCKABLE ReaderMutexLock {
+ public:
+  explicit ReaderMutexLock(absl::Mutex* mu) ABSL_SHARED_LOCK_FUNCTION(mu) : mu_(mu) {
+    mu_->ReaderLock();
+    TsanAcquired(mu_);
+  }
+  ~ReaderMutexLock() ABSL_UNLOCK_FUNCTION() {
+    TsanReleasing(mu_);
+    mu_->ReaderUnlock();
+  }
+  ReaderMutexLock(const ReaderMutexLock&) = delete;
+  ReaderMutexLock& operator=(const ReaderMutexLock&) = delete;
+
+ private:
+  absl::Mutex* const mu_;
+};
+
+// The waits, for code that holds `mu`: each releases it while it sleeps and holds it again after.
+inline void Wait(absl::CondVar& cv, absl::Mutex* mu) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+  TsanReleasing(mu);
+  cv.Wait(mu);
+  TsanAcquired(mu);
+}
+
+// True if the deadline passed.
+inline bool WaitWithDeadline(absl::CondVar& cv, absl::Mutex* mu, absl::Time deadline)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+  TsanReleasing(mu);
+  const bool timed_out = cv.WaitWithDeadline(mu, deadline);
+  TsanAcquired(mu);
+  return timed_out;
+}
+
+inline void Await(absl::Mutex& mu, const absl::Condition& condition)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+  TsanReleasing(&mu);
+  mu.Await(condition);
+  TsanAcquired(&mu);
+}
+
+// True if the condition holds.
+inline bool AwaitWithTimeout(absl::Mutex& mu, const absl::Condition& condition,
+                             absl::Duration timeout) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+  TsanReleasing(&mu);
+  const bool held = mu.AwaitWithTimeout(condition, timeout);
+  TsanAcquired(&mu);
+  return held;
+}
+
+}  // namespace ihs
+
+#endif  // IHS_COMMON_MUTEX_H_
