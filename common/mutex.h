@@ -25,21 +25,27 @@
 
 namespace ihs {
 
-inline void TsanAcquired(absl::Mutex* mu) {
+// A happens-before edge that TSan cannot see by itself (one made inside an uninstrumented
+// library: absl::Mutex, kj's cross-thread fulfillers): everything a thread did before
+// TsanRelease(x) happens before what another thread does after a later TsanAcquire(x).
+inline void TsanRelease(const void* sync) {
 #ifdef IHS_TSAN
-  __tsan_acquire(mu);
+  __tsan_release(const_cast<void*>(sync));
 #else
-  (void)mu;
+  (void)sync;
 #endif
 }
 
-inline void TsanReleasing(absl::Mutex* mu) {
+inline void TsanAcquire(const void* sync) {
 #ifdef IHS_TSAN
-  __tsan_release(mu);
+  __tsan_acquire(const_cast<void*>(sync));
 #else
-  (void)mu;
+  (void)sync;
 #endif
 }
+
+inline void TsanAcquired(absl::Mutex* mu) { TsanAcquire(mu); }
+inline void TsanReleasing(absl::Mutex* mu) { TsanRelease(mu); }
 
 class ABSL_SCOPED_LOCKABLE MutexLock {
  public:
@@ -91,10 +97,22 @@ inline bool WaitWithDeadline(absl::CondVar& cv, absl::Mutex* mu, absl::Time dead
   return timed_out;
 }
 
+// Abseil evaluates the condition with the mutex held, inside the library, on whichever thread
+// holds it then: the evaluation acquires first.
 inline void Await(absl::Mutex& mu, const absl::Condition& condition)
     ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
   TsanReleasing(&mu);
+#ifdef IHS_TSAN
+  auto checked = [&mu, &condition] {
+    TsanAcquired(&mu);
+    const bool holds = condition.Eval();
+    TsanReleasing(&mu);  // the lock may be given up after this, inside the library
+    return holds;
+  };
+  mu.Await(absl::Condition(&checked));
+#else
   mu.Await(condition);
+#endif
   TsanAcquired(&mu);
 }
 
@@ -102,7 +120,17 @@ inline void Await(absl::Mutex& mu, const absl::Condition& condition)
 inline bool AwaitWithTimeout(absl::Mutex& mu, const absl::Condition& condition,
                              absl::Duration timeout) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
   TsanReleasing(&mu);
+#ifdef IHS_TSAN
+  auto checked = [&mu, &condition] {
+    TsanAcquired(&mu);
+    const bool holds = condition.Eval();
+    TsanReleasing(&mu);  // the lock may be given up after this, inside the library
+    return holds;
+  };
+  const bool held = mu.AwaitWithTimeout(absl::Condition(&checked), timeout);
+#else
   const bool held = mu.AwaitWithTimeout(condition, timeout);
+#endif
   TsanAcquired(&mu);
   return held;
 }

@@ -6,6 +6,8 @@
 #                              (release build, a clang build that checks the lock annotations,
 #                              then the tests again under ASan + UBSan)
 #   bash tools/setup.sh build  install what is missing and build only
+#   bash tools/setup.sh tsan   install what is missing, build with clang and ThreadSanitizer, and
+#                              run the tests labelled tsan (the store's and the projections')
 # Environment: CI=true turns warnings into errors; IHS_JOBS sets build parallelism.
 set -euo pipefail
 job=${1:-demo}
@@ -90,8 +92,14 @@ case "$job" in
     ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
       ctest --test-dir build-asan --output-on-failure -j "$jobs" -LE soak
     ;;
+  tsan)
+    # clang: GCC 12's ThreadSanitizer crashes in this build (docs/decisions.md).
+    CC=clang CXX=clang++ build build-tsan -DIHS_SANITIZE=thread -DIHS_BUILD_BENCHMARKS=OFF
+    TSAN_OPTIONS="suppressions=$root/tools/tsan.supp halt_on_error=1" \
+      ctest --test-dir build-tsan --output-on-failure -j "$jobs" -L tsan
+    ;;
   *)
-    echo "usage: bash tools/setup.sh demo|test|build" >&2
+    echo "usage: bash tools/setup.sh demo|test|build|tsan" >&2
     exit 1
     ;;
 esac
