@@ -679,20 +679,23 @@ void EventStoreImpl::EmitAppend(PreparedAppend& append, StreamMeta m, bool exist
 // and 5 only add to the group, and cannot fail.
 absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::StageWriter(Writer& w, Group& g) {
   std::vector<PreparedAppend>& appends = *w.appends;
+  // 1. Idempotency.
   IHS_ASSIGN_OR_RETURN(std::optional<std::vector<AppendResult>> repeated,
                        FindStoredIds(appends, g));
   if (repeated) return *std::move(repeated);
+  // 2. Expected versions and the parties' states.
   std::vector<StreamMeta> metas(appends.size());
   std::vector<bool> exists(appends.size());
   IHS_RETURN_IF_ERROR(CheckExpectedVersions(appends, g, &metas, &exists));
+  // 3. Data keys.
   std::vector<std::vector<DataKey>> keys;
   std::vector<std::pair<std::string, DataKey>> made;  // row -> key, new in this writer
   IHS_RETURN_IF_ERROR(ResolveDataKeys(appends, g, &keys, &made));
 
   // From here on nothing can fail.
-  PutNewDataKeys(made, g);
+  PutNewDataKeys(made, g);  // 4. New data keys into the group.
   std::vector<AppendResult> results(appends.size());
-  for (size_t a = 0; a < appends.size(); ++a) {
+  for (size_t a = 0; a < appends.size(); ++a) {  // 5. The events, their indexes and nodes.
     EmitAppend(appends[a], metas[a], exists[a], keys[a], g, results[a]);
   }
   ++g.writes;
