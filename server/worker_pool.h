@@ -88,10 +88,10 @@ class WorkerPool {
       {
         MutexLock lock(&mu_);
         Await(mu_, absl::Condition(
-            +[](WorkerPool* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
-              return p->stopping_ || !p->queue_.empty();
-            },
-            this));
+                       +[](WorkerPool* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
+                         return p->stopping_ || !p->queue_.empty();
+                       },
+                       this));
         if (queue_.empty()) return;  // stopping, and nothing left to run
         job = std::move(queue_.front());
         queue_.pop_front();

@@ -5,8 +5,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "common/mutex.h"
 #include "common/big_endian.h"
+#include "common/mutex.h"
 #include "common/status_macros.h"
 #include "store/event_store_impl.h"
 #include "store/internal/codec.h"

@@ -16,8 +16,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "common/mutex.h"
 #include "common/big_endian.h"
+#include "common/mutex.h"
 #include "common/status_macros.h"
 #include "schema/json.h"
 

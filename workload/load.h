@@ -14,8 +14,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "workload/generator.h"
 #include "store/event_store.h"
+#include "workload/generator.h"
 
 namespace ihs::workload {
 

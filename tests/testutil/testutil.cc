@@ -7,8 +7,8 @@
 #include <filesystem>
 
 #include "absl/strings/numbers.h"
-#include "common/mutex.h"
 #include "common/big_endian.h"
+#include "common/mutex.h"
 
 namespace ihs::testing {
 
