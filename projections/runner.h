@@ -2,7 +2,7 @@
 // from position 0 beside the live one and swaps it in atomically, and serves consistent views of
 // their state.
 //
-// Generations: a projection's state lives in a state family "NAME@G" (store/event_store.h). The
+// Generations: a projection's state lives in a state family "NAME@G" (store/state_store.h). The
 // registry family "projections" names each projection's active generation ("active/NAME").
 // A rebuild writes generation G+1 while generation G keeps following the log and serving reads;
 // when G+1 has caught up, one write to the registry makes it active, and G is dropped once the
@@ -48,8 +48,8 @@ struct RunnerOptions {
   // out as sorted files (docs/projections.md "Rebuilds"); past the bound it writes what it has
   // and goes on. 0: it writes out after every few chunks of the log it reads, with one instance.
   size_t rebuild_memory_bytes = size_t{4} << 30;
-  // Shards of a rebuild's bulk phase for a projection that is sharded_by_stream(), each applied
-  // on its own thread. 0: one per core, at most 8. At most 255.
+  // Shards of a rebuild's bulk phase for a projection that takes the ShardedRebuild extension, each
+  // applied on its own thread. 0: one per core, at most 8. At most 255.
   size_t rebuild_shards = 0;
   Clock* clock = nullptr;  // lag in seconds; default RealClock()
   LogSink* log = nullptr;  // rebuilds, retries and failures; default DefaultLog() (stderr)

@@ -208,9 +208,9 @@ class SortedVectorMap {
   std::vector<value_type> items_;
 };
 
-// An entry that a rebuild's bulk phase holds (Txn::Keep) until Flush writes the party's entries
-// in key order (Txn::PutInOrder): ten million entries then need neither the index of the state
-// in memory nor its sort.
+// An entry that a rebuild's bulk phase holds (BulkPhase::Keep) until Flush writes the party's
+// entries in key order (Txn::PutInOrder): ten million entries then need neither the index of the
+// state in memory nor its sort.
 struct HeldEntry {
   uint64_t position;
   int64_t occurred;
