@@ -97,10 +97,11 @@ inline bool WaitWithDeadline(absl::CondVar& cv, absl::Mutex* mu, absl::Time dead
   return timed_out;
 }
 
-// Abseil evaluates the condition with the mutex held, inside the library, on whichever thread
-// holds it then: the evaluation acquires first.
-inline void Await(absl::Mutex& mu, const absl::Condition& condition)
-    ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+// Abseil evaluates a wait's condition with the mutex held, inside the library, on whichever
+// thread holds it then: under TSan the condition acquires before it reads and releases after.
+// `await` is the absl call, given the condition to wait on.
+template <typename AbslAwait>
+bool AwaitAnnotated(absl::Mutex& mu, const absl::Condition& condition, AbslAwait&& await) {
   TsanReleasing(&mu);
 #ifdef IHS_TSAN
   auto checked = [&mu, &condition] {
@@ -109,30 +110,29 @@ inline void Await(absl::Mutex& mu, const absl::Condition& condition)
     TsanReleasing(&mu);  // the lock may be given up after this, inside the library
     return holds;
   };
-  mu.Await(absl::Condition(&checked));
+  const bool held = await(absl::Condition(&checked));
 #else
-  mu.Await(condition);
+  const bool held = await(condition);
 #endif
   TsanAcquired(&mu);
+  return held;
+}
+
+inline void Await(absl::Mutex& mu, const absl::Condition& condition)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+  AwaitAnnotated(mu, condition, [&mu](const absl::Condition& c) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    mu.Await(c);
+    return true;
+  });
 }
 
 // True if the condition holds.
 inline bool AwaitWithTimeout(absl::Mutex& mu, const absl::Condition& condition,
                              absl::Duration timeout) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-  TsanReleasing(&mu);
-#ifdef IHS_TSAN
-  auto checked = [&mu, &condition] {
-    TsanAcquired(&mu);
-    const bool holds = condition.Eval();
-    TsanReleasing(&mu);  // the lock may be given up after this, inside the library
-    return holds;
-  };
-  const bool held = mu.AwaitWithTimeout(absl::Condition(&checked), timeout);
-#else
-  const bool held = mu.AwaitWithTimeout(condition, timeout);
-#endif
-  TsanAcquired(&mu);
-  return held;
+  return AwaitAnnotated(mu, condition,
+                        [&mu, timeout](const absl::Condition& c) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                          return mu.AwaitWithTimeout(c, timeout);
+                        });
 }
 
 }  // namespace ihs
