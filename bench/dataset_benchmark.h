@@ -17,7 +17,7 @@ namespace ihs::bench {
 
 struct OpenDataset {
   std::unique_ptr<store::EventStore> store;  // open for writing (a signing key if it had none)
-  std::string name;                          // for RESULTS.md, e.g. "gen1-seed42-10M"
+  std::string name;                          // for RESULTS.md, e.g. "gen2-seed42-10M"
 };
 
 // The dataset of IHS_BENCH_DATASET, built if the cache lacks it, opened on first use; exits

@@ -8,7 +8,7 @@
 //   BM_LiveLag                     8 writers append durably to a fresh store while the worker
 //                                  follows; counters p50_ms/p99_ms: from an append's
 //                                  acknowledgement to the timeline having applied it
-// The dataset is gen1-seed42-1M, or gen1-seed42-10M with IHS_BENCH_DATASET=10M; it is built on
+// The dataset is gen2-seed42-1M, or gen2-seed42-10M with IHS_BENCH_DATASET=10M; it is built on
 // first use and cached (bench/dataset.h). The rebuild adds state families to the cached store,
 // which later runs drop and rebuild.
 #include <benchmark/benchmark.h>

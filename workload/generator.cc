@@ -12,20 +12,19 @@
 #include <cmath>
 #include <deque>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <queue>
 #include <random>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
-#include "workload/model.h"
 #include "common/big_endian.h"
 #include "common/service_hours.h"
 #include "schema/json.h"
+#include "workload/model.h"
 
 namespace ihs::workload {
 
@@ -54,8 +53,8 @@ double MedianReplyServiceHours(Channel channel) {
 
 absl::Status Validate(const Config& c) {
   if (c.parties < 10 || c.parties > kMaxParties) {
-    return absl::InvalidArgumentError(absl::StrCat("--parties ", c.parties,
-                                                   " is out of range: give 10 to ", kMaxParties));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--parties ", c.parties, " is out of range: give 10 to ", kMaxParties));
   }
   if (c.days < 1 || c.days > kMaxDays) {
     return absl::InvalidArgumentError(
@@ -95,7 +94,8 @@ class Random {
   double Pareto(double alpha, double min) { return min / std::pow(1.0 - Uniform(), 1.0 / alpha); }
   uint64_t Poisson(double mean) {
     if (mean <= 0) return 0;
-    if (mean > 30) return static_cast<uint64_t>(std::max(0.0, std::round(Normal(mean, std::sqrt(mean)))));
+    if (mean > 30)
+      return static_cast<uint64_t>(std::max(0.0, std::round(Normal(mean, std::sqrt(mean)))));
     const double limit = std::exp(-mean);
     uint64_t k = 0;
     for (double p = Uniform(); p > limit; p *= Uniform()) ++k;
@@ -126,21 +126,23 @@ float Clamp1(double x) { return static_cast<float>(std::max(-1.0, std::min(1.0, 
 
 enum PartyFlags : uint16_t {
   kRegistered = 1 << 0,
-  kNewsletter = 1 << 1,  // consents to the newsletter
-  kAppUser = 1 << 2,     // has the app and consents to pushes
-  kFollows = 1 << 3,     // follows the company's social account
+  kNewsletter = 1 << 1,       // consents to the newsletter
+  kAppUser = 1 << 2,          // has the app and consents to pushes
+  kFollows = 1 << 3,          // follows the company's social account
   kUnlinkedAccount = 1 << 4,  // an unknown social account of the person `owner`
   kStory = 1 << 5,
-  kLinkedInLog = 1 << 6,  // an identityLink event names this unlinked account
-  kWasProspect = 1 << 7,  // became a customer: keeps its stream id "p-..."
+  kLinkedInLog = 1 << 6,   // an identityLink event names this unlinked account
+  kWasProspect = 1 << 7,   // became a customer: keeps its stream id "p-..."
+  kQuotedOrder = 1 << 8,   // a text of this party's stream named the person's order reference
+  kQuotedFriend = 1 << 9,  // a text of this party's stream named a friend's order reference
 };
 
 struct Party {
   PartyKind kind;
   uint8_t cohort = 0;  // index into kCohorts (customers, prospects)
   uint16_t flags = 0;
-  uint32_t number = 0;     // within its kind, from 1: the stream id's digits
-  uint32_t owner = kNone;  // for an unlinked account: the person's main party
+  uint32_t number = 0;      // within its kind, from 1: the stream id's digits
+  uint32_t owner = kNone;   // for an unlinked account: the person's main party
   uint32_t social = kNone;  // the party whose stream carries this person's public posts
   float rate = 0;           // episodes per day
   uint32_t followers = 0;
@@ -190,7 +192,7 @@ enum class Act : uint8_t {
   kReaction,  // party reacts (type) to ref, a public post of `other` (the root author)
   kOpen,      // party opens campaign `campaign`
   kUnsubscribe,
-  kCorrect,  // ref: the event corrected (type correction) or retracted
+  kCorrect,      // ref: the event corrected (type correction) or retracted
   kPublicReply,  // ref: the public post the company answers
   kLink,         // party: an unlinked account; the company links it to its owner
   kReview,       // party reviews a purchase
@@ -207,9 +209,7 @@ struct Action {
   uint64_t ref = kNoEvent;
   uint32_t campaign = 0;
   Ev ev;  // kArrive: the event; kReaction/kCorrect: the type and channel in ev
-  bool operator>(const Action& o) const {
-    return time != o.time ? time > o.time : order > o.order;
-  }
+  bool operator>(const Action& o) const { return time != o.time ? time > o.time : order > o.order; }
 };
 
 Action At(int64_t time, Act act) {
@@ -253,20 +253,23 @@ struct Correction {
   bool retraction;
 };
 
-constexpr std::array<const char*, 8> kTopics = {"billing",  "delivery",    "product-defect",
-                                                 "contract", "app-login",   "store-visit",
-                                                 "price",    "service-quality"};
-constexpr std::array<const char*, 8> kTopicPhrases = {
-    "my last invoice charges me twice",   "my parcel has still not arrived",
-    "the product arrived broken",         "I want to change my contract",
-    "I cannot log in to the app",         "how I was treated in your store",
-    "your new prices",                    "the service I received last week"};
+constexpr std::array<const char*, 8> kTopics = {"billing",  "delivery",       "product-defect",
+                                                "contract", "app-login",      "store-visit",
+                                                "price",    "service-quality"};
+constexpr std::array<const char*, 8> kTopicPhrases = {"my last invoice charges me twice",
+                                                      "my parcel has still not arrived",
+                                                      "the product arrived broken",
+                                                      "I want to change my contract",
+                                                      "I cannot log in to the app",
+                                                      "how I was treated in your store",
+                                                      "your new prices",
+                                                      "the service I received last week"};
 constexpr std::array<const char*, 16> kFirstNames = {
-    "anna", "ben",  "clara", "david", "emma",  "felix", "greta", "hugo",
-    "ida",  "jonas", "karla", "leon", "mila",  "noah",  "olga",  "paul"};
+    "anna", "ben",   "clara", "david", "emma", "felix", "greta", "hugo",
+    "ida",  "jonas", "karla", "leon",  "mila", "noah",  "olga",  "paul"};
 constexpr std::array<const char*, 16> kLastNames = {
-    "meyer", "schulz", "fischer", "weber", "wagner", "becker", "hoffmann", "koch",
-    "bauer", "richter", "klein",  "wolf",  "neumann", "braun", "zimmer",  "kraus"};
+    "meyer", "schulz",  "fischer", "weber", "wagner",  "becker", "hoffmann", "koch",
+    "bauer", "richter", "klein",   "wolf",  "neumann", "braun",  "zimmer",   "kraus"};
 
 }  // namespace
 
@@ -296,7 +299,18 @@ struct Generator::Impl {
     first_customer = parties.size();
     add(PartyKind::CUSTOMER, customers);
     const size_t people = parties.size();
+    customer_end = people;
     for (size_t i = employees; i < people; ++i) InitParty(static_cast<uint32_t>(i));
+    // Landlines that move: a customer takes over the number another one gave up.
+    for (size_t r = first_customer; r < customer_end; ++r) {
+      const uint32_t to = static_cast<uint32_t>(r);
+      if (!Trait(to, kTraitMovedPhone, kMovedPhoneShare)) continue;
+      const uint32_t from = static_cast<uint32_t>(
+          first_customer + Mix(to ^ (config.seed << 20)) % (customer_end - first_customer));
+      if (from == to || phone_taken_by.contains(from) || phone_taken_by.contains(to)) continue;
+      phone_taken_by[from] = to;
+      phone_taken_from[to] = from;
+    }
     if (c.story && c.days >= 4) PlantStory();
     // Weekly campaigns: the first Tuesday 09:00 and Thursday 18:00 at or after the start.
     Schedule(At(NextWeekday(c.start, 1, 9), Act::kNewsletter));
@@ -334,8 +348,8 @@ struct Generator::Impl {
     }
     p.cohort = static_cast<uint8_t>(&rng.Pick(kCohorts) - kCohorts.data());
     const GroupModel& g = kGroups[static_cast<int>(p.group())];
-    p.rate = static_cast<float>(
-        kBaseRate * std::min(kActivityCap, rng.Pareto(kActivityAlpha, 1.0)));
+    p.rate =
+        static_cast<float>(kBaseRate * std::min(kActivityCap, rng.Pareto(kActivityAlpha, 1.0)));
     if (rng.Chance(g.newsletter_consent)) p.flags |= kNewsletter;
     if (rng.Chance(g.app_user_share)) p.flags |= kAppUser;
     if (rng.Chance(g.social_share)) {
@@ -353,8 +367,8 @@ struct Generator::Impl {
       Party& self = parties[i];  // push_back may have moved it
       self.social = social;
       parties[social].social = social;
-      parties[social].followers = static_cast<uint32_t>(
-          std::min(kFollowerCap, rng.Pareto(kFollowerAlpha, kFollowerMin)));
+      parties[social].followers =
+          static_cast<uint32_t>(std::min(kFollowerCap, rng.Pareto(kFollowerAlpha, kFollowerMin)));
       social_accounts.push_back(social);
     }
     ScheduleActivity(i, config.start);
@@ -480,7 +494,9 @@ struct Generator::Impl {
         break;
     }
     if (late_chance > 0 && rng.Chance(late_chance)) {
-      Action a = At(ev.occurred + late_min + static_cast<int64_t>(rng.Uniform() * (late_max - late_min)), Act::kArrive);
+      Action a =
+          At(ev.occurred + late_min + static_cast<int64_t>(rng.Uniform() * (late_max - late_min)),
+             Act::kArrive);
       a.ev = ev;
       a.depth = may_switch;
       Schedule(a);
@@ -502,10 +518,12 @@ struct Generator::Impl {
       if (!(p.flags & kStory) && rng.Chance(answer)) {
         const double median = MedianReplyServiceHours(ev.channel);
         const int64_t service =
-            median == 0 ? static_cast<int64_t>(rng.Uniform() * 2 * kMinute)
-                        : static_cast<int64_t>(median * std::exp(rng.Normal(0, kReplySigma)) * kHour);
+            median == 0
+                ? static_cast<int64_t>(rng.Uniform() * 2 * kMinute)
+                : static_cast<int64_t>(median * std::exp(rng.Normal(0, kReplySigma)) * kHour);
         // The company learns of a late record when it arrives: it cannot answer before.
-        Action a = At(ServiceHours::Default().Add(std::max(now, ev.occurred), service), Act::kReply);
+        Action a =
+            At(ServiceHours::Default().Add(std::max(now, ev.occurred), service), Act::kReply);
         a.ref = seq;
         a.party = ev.party;
         Schedule(a);
@@ -552,7 +570,8 @@ struct Generator::Impl {
       for (uint64_t k = 0; k < count && budget > 0 && social_accounts.size() > 1; ++k, --budget) {
         uint32_t r = social_accounts[rng.Below(social_accounts.size())];
         if (r == ev.party) continue;
-        Action act = At(now + static_cast<int64_t>(rng.Exponential(kReactionMeanHours) * kHour), Act::kReaction);
+        Action act = At(now + static_cast<int64_t>(rng.Exponential(kReactionMeanHours) * kHour),
+                        Act::kReaction);
         act.party = r;
         act.other = root_author;
         act.ref = seq;
@@ -595,7 +614,8 @@ struct Generator::Impl {
     ev.topic = static_cast<uint8_t>(rng.Below(kTopics.size()));
     if (rng.Chance(0.2)) {
       ev.second_topic = true;
-      ev.topic2 = static_cast<uint8_t>((ev.topic + 1 + rng.Below(kTopics.size() - 1)) % kTopics.size());
+      ev.topic2 =
+          static_cast<uint8_t>((ev.topic + 1 + rng.Below(kTopics.size() - 1)) % kTopics.size());
     }
   }
 
@@ -630,7 +650,9 @@ struct Generator::Impl {
     ev.content = true;
     const uint64_t seq = Emit(ev);
     if (seq != kNoEvent && rng.Chance(0.7)) {
-      Action a = At(ServiceHours::Default().Add(now, static_cast<int64_t>(rng.Exponential(6) * kHour)), Act::kArrive);
+      Action a =
+          At(ServiceHours::Default().Add(now, static_cast<int64_t>(rng.Exponential(6) * kHour)),
+             Act::kArrive);
       a.ev = Touch(i, channel, Direction::INBOUND, TouchpointType::REPLY);
       a.ev.thread = ev.thread;
       a.ev.topic = ev.topic;
@@ -772,9 +794,11 @@ struct Generator::Impl {
       if (Emit(ev) == kNoEvent) return;
       const GroupModel& g = kGroups[static_cast<int>(p.group())];
       if (rng.Chance(newsletter ? g.newsletter_open : g.push_open)) {
-        Action a = At(now + static_cast<int64_t>(rng.Exponential(newsletter ? kNewsletterOpenMeanHours
-                                                                       : kPushOpenMeanHours) *
-                                            kHour), Act::kOpen);
+        Action a =
+            At(now + static_cast<int64_t>(rng.Exponential(newsletter ? kNewsletterOpenMeanHours
+                                                                     : kPushOpenMeanHours) *
+                                          kHour),
+               Act::kOpen);
         a.party = static_cast<uint32_t>(i);
         a.campaign = campaign;
         a.ev.channel = ev.channel;
@@ -838,7 +862,8 @@ struct Generator::Impl {
         ev.campaign = a.campaign;
         if (Emit(ev) == kNoEvent) break;
         if (a.ev.channel == Channel::NEWSLETTER && rng.Chance(kUnsubscribeChance)) {
-          Action u = At(now + static_cast<int64_t>(rng.Exponential(0.2) * kHour), Act::kUnsubscribe);
+          Action u =
+              At(now + static_cast<int64_t>(rng.Exponential(0.2) * kHour), Act::kUnsubscribe);
           u.party = a.party;
           u.campaign = a.campaign;
           Schedule(u);
@@ -849,7 +874,8 @@ struct Generator::Impl {
         Party& p = parties[a.party];
         if (!(p.flags & kNewsletter)) break;
         p.flags &= ~kNewsletter;
-        Ev ev = Touch(a.party, Channel::NEWSLETTER, Direction::INBOUND, TouchpointType::UNSUBSCRIBE);
+        Ev ev =
+            Touch(a.party, Channel::NEWSLETTER, Direction::INBOUND, TouchpointType::UNSUBSCRIBE);
         ev.campaign = a.campaign;
         Emit(ev);
         break;
@@ -928,8 +954,10 @@ struct Generator::Impl {
       if (seq == kNoEvent) return;
       switches.push_back({a.party, s, from.seq, seq, from.channel, ev.channel, true});
       if (rng.Chance(kPublicReplyChance)) {
-        Action r = At(ServiceHours::Default().Add(
-                     now, static_cast<int64_t>(rng.Exponential(kPublicReplyMedianHours) * kHour)), Act::kPublicReply);
+        Action r =
+            At(ServiceHours::Default().Add(
+                   now, static_cast<int64_t>(rng.Exponential(kPublicReplyMedianHours) * kHour)),
+               Act::kPublicReply);
         r.party = s;
         r.ref = seq;
         r.ev.channel = ev.channel;
@@ -1032,6 +1060,8 @@ struct Generator::Impl {
   void Observe(uint64_t seq, const Ev& ev) {
     if (ev.kind != Ev::kTouchpoint) return;
     Party& p = parties[ev.party];
+    if (ev.content && QuotesOwnOrder(ev)) p.flags |= kQuotedOrder;
+    if (ev.content && QuotesFriend(ev)) p.flags |= kQuotedFriend;
     const bool from_party = ev.direction == Direction::INBOUND || ev.direction == Direction::PUBLIC;
     const bool company = ev.company && ev.type == TouchpointType::REPLY;
     if (ev.direction == Direction::INBOUND) p.last_inbound = std::max(p.last_inbound, ev.occurred);
@@ -1120,11 +1150,20 @@ struct Generator::Impl {
     if (p.flags & kStory) return Generator::kStoryParty;
     const char* prefix = "c";
     switch (p.kind) {
-      case PartyKind::EMPLOYEE: prefix = "e"; break;
-      case PartyKind::PARTNER: prefix = "pa"; break;
-      case PartyKind::SERVICE_PROVIDER: prefix = "sp"; break;
-      case PartyKind::PROSPECT: prefix = p.flags & kUnlinkedAccount ? "s" : "p"; break;
-      default: break;
+      case PartyKind::EMPLOYEE:
+        prefix = "e";
+        break;
+      case PartyKind::PARTNER:
+        prefix = "pa";
+        break;
+      case PartyKind::SERVICE_PROVIDER:
+        prefix = "sp";
+        break;
+      case PartyKind::PROSPECT:
+        prefix = p.flags & kUnlinkedAccount ? "s" : "p";
+        break;
+      default:
+        break;
     }
     if (p.flags & kWasProspect) prefix = "p";  // a converted prospect keeps its stream id
     return absl::StrFormat("%s-%0*u", prefix, digits, p.number);
@@ -1146,17 +1185,89 @@ struct Generator::Impl {
     return x ^ (x >> 31);
   }
   uint32_t Person(uint32_t i) const { return parties[i].owner == kNone ? i : parties[i].owner; }
+
+  // The traps of identity resolution (model.h): each a function of a party's index.
+  enum Trait : uint64_t {
+    kTraitHousehold = 1,
+    kTraitMovedPhone,
+    kTraitFriend,
+    kTraitTypo,
+    kTraitReview
+  };
+  bool Trait(uint64_t i, Trait trait, double share) const {
+    return static_cast<double>(Mix(i * 8 + trait + (config.seed << 32)) % 1000000) < share * 1e6;
+  }
+  bool IsCustomer(uint32_t i) const { return i >= first_customer && i < customer_end; }
+  // The customer whose landline and postal address `person` shares (itself if none).
+  uint32_t Household(uint32_t person) const {
+    while (IsCustomer(person) && person > first_customer &&
+           Trait(person, kTraitHousehold, kHouseholdShare)) {
+      --person;
+    }
+    return person;
+  }
+  // The customer whose order reference a social account's public messages quote, or kNone.
+  uint32_t Friend(uint32_t account) const {
+    if (!Trait(account, kTraitFriend, kFriendQuoteShare) || customer_end == first_customer) {
+      return kNone;
+    }
+    const uint32_t f = static_cast<uint32_t>(first_customer + Mix(account ^ (config.seed << 24)) %
+                                                                  (customer_end - first_customer));
+    return f == Person(account) ? kNone : f;
+  }
+  bool ReviewQuotesOrder(const Ev& ev) const {
+    return ev.type == TouchpointType::REVIEW && !ev.company &&
+           Trait(static_cast<uint64_t>(ev.occurred) ^ ev.party, kTraitReview, kReviewQuotesOrder);
+  }
+  bool QuotesFriend(const Ev& ev) const {
+    return ev.type == TouchpointType::MESSAGE && ev.direction == Direction::PUBLIC && !ev.company &&
+           Friend(ev.party) != kNone;
+  }
+  bool QuotesOwnOrder(const Ev& ev) const {
+    return !ev.company && ((ev.type == TouchpointType::COMPLAINT) ||
+                           ev.type == TouchpointType::REQUEST || ReviewQuotesOrder(ev));
+  }
+  bool HasNameTypo(uint32_t i) const {
+    return (parties[i].flags & kUnlinkedAccount) && Trait(i, kTraitTypo, kNameTypoShare);
+  }
   std::string Name(uint32_t i) const {
     if (parties[i].flags & kStory) return "ada.lovelace";
-    const uint64_t h = Mix(Person(i) ^ config.seed);
-    return absl::StrCat(kFirstNames[h % 16], ".", kLastNames[(h >> 8) % 16]);
+    const uint64_t first = Mix(Person(i) ^ config.seed);
+    const uint64_t last = Mix(Household(Person(i)) ^ config.seed);  // a household shares it
+    std::string name = absl::StrCat(kFirstNames[first % 16], ".", kLastNames[(last >> 8) % 16]);
+    if (HasNameTypo(i)) {
+      // Two neighbouring letters of the last name swapped, or one dropped.
+      const size_t dot = name.find('.');
+      const uint64_t h = Mix(i + config.seed);
+      const size_t at = dot + 1 + h % (name.size() - dot - 2);
+      if (h & 1 << 20) {
+        std::swap(name[at], name[at + 1]);
+      } else {
+        name.erase(at, 1);
+      }
+    }
+    return name;
   }
   std::string OrderRef(uint32_t i) const {
-    return absl::StrFormat("A-%06u", static_cast<unsigned>(Mix(Person(i) * 31 + config.seed) % 1000000));
+    return absl::StrFormat("A-%06u",
+                           static_cast<unsigned>(Mix(Person(i) * 31 + config.seed) % 1000000));
   }
-  void SetHandle(uint32_t i, Channel channel, schema::Handle::Builder h) const {
+  // The landline of `person` at time t: its household's, or after the middle of the history a
+  // moved number (a new one for who gave it up, the old one of another for who took it over).
+  uint64_t Landline(uint32_t person, int64_t t) const {
+    uint32_t who = Household(person);
+    if (t >= config.start + config.days * kDay / 2) {
+      if (auto it = phone_taken_from.find(who); it != phone_taken_from.end()) {
+        who = it->second;
+      } else if (phone_taken_by.contains(who)) {
+        return Mix(who + config.seed * 13) % 10000000;
+      }
+    }
+    return Mix(who + config.seed * 7) % 10000000;
+  }
+  void SetHandle(uint32_t i, Channel channel, int64_t t, schema::Handle::Builder h) const {
     const uint32_t person = Person(i);
-    const uint64_t n = Mix(person + config.seed * 7);
+    const uint64_t n = Mix(Household(person) + config.seed * 7);
     switch (channel) {
       case Channel::EMAIL:
       case Channel::WEB_FORM:
@@ -1166,9 +1277,13 @@ struct Generator::Impl {
         break;
       case Channel::PHONE:
       case Channel::CALL_CENTRE:
+        h.setKind(schema::HandleKind::PHONE);
+        h.setAddress(absl::StrFormat("+49 30 %07u", static_cast<unsigned>(Landline(person, t))));
+        break;
       case Channel::SMS:
         h.setKind(schema::HandleKind::PHONE);
-        h.setAddress(absl::StrFormat("+49 30 %07u", static_cast<unsigned>(n % 10000000)));
+        h.setAddress(absl::StrFormat(
+            "+49 170 %07u", static_cast<unsigned>(Mix(person + config.seed * 11) % 10000000)));
         break;
       case Channel::FAX:
         h.setKind(schema::HandleKind::FAX);
@@ -1176,7 +1291,8 @@ struct Generator::Impl {
         break;
       case Channel::LETTER:
         h.setKind(schema::HandleKind::POSTAL);
-        h.setAddress(absl::StrFormat("Lindenstr. %u, %05u Berlin", static_cast<unsigned>(n % 200 + 1),
+        h.setAddress(absl::StrFormat("Lindenstr. %u, %05u Berlin",
+                                     static_cast<unsigned>(n % 200 + 1),
                                      static_cast<unsigned>(10115 + n % 2000)));
         break;
       case Channel::TWITTER:
@@ -1219,7 +1335,8 @@ struct Generator::Impl {
         break;
       case TouchpointType::REQUEST:
         c.setSubject(absl::StrCat("Question about ", kTopics[ev.topic % kTopics.size()]));
-        c.setText(absl::StrCat("Could you help me? It is about ", topic, ". Reference ", order, "."));
+        c.setText(
+            absl::StrCat("Could you help me? It is about ", topic, ". Reference ", order, "."));
         break;
       case TouchpointType::REPLY:
         if (company) {
@@ -1240,8 +1357,9 @@ struct Generator::Impl {
         c.setText("Great service from @company, I can only recommend them.");
         break;
       case TouchpointType::REVIEW:
-        c.setText(ev.sentiment > 0 ? "Solid product, fast delivery. 4 stars."
-                                   : "Disappointing. 2 stars, would not buy again.");
+        c.setText(absl::StrCat(ReviewQuotesOrder(ev) ? absl::StrCat("Order ", order, ": ") : "",
+                               ev.sentiment > 0 ? "Solid product, fast delivery. 4 stars."
+                                                : "Disappointing. 2 stars, would not buy again."));
         break;
       case TouchpointType::SHARE:
         c.setText("RT: look at this");
@@ -1250,6 +1368,11 @@ struct Generator::Impl {
         c.setText("Same here with @company. Anyone else?");
         break;
       default:
+        if (QuotesFriend(ev)) {
+          c.setText(absl::StrCat("@company my friend's order ", OrderRef(Friend(ev.party)),
+                                 " has been waiting for weeks. Please sort it out."));
+          break;
+        }
         c.setSubject(absl::StrCat("About ", kTopics[ev.topic % kTopics.size()]));
         c.setText(absl::StrCat("A note about ", topic, "."));
         break;
@@ -1259,27 +1382,38 @@ struct Generator::Impl {
       from.setKind(ev.direction == Direction::PUBLIC ? schema::HandleKind::TWITTER
                                                      : schema::HandleKind::EMAIL);
       from.setAddress(ev.direction == Direction::PUBLIC ? "@company" : "service@company.example");
-      if (ev.channel != Channel::IN_PERSON) SetHandle(ev.party, ev.channel, c.initTo(1)[0]);
+      if (ev.channel != Channel::IN_PERSON) {
+        SetHandle(ev.party, ev.channel, ev.occurred, c.initTo(1)[0]);
+      }
     } else if (ev.channel != Channel::IN_PERSON) {
-      SetHandle(ev.party, ev.channel, c.initFrom());
+      SetHandle(ev.party, ev.channel, ev.occurred, c.initFrom());
     }
   }
 
   static const char* SourceSystem(Channel channel) {
     switch (channel) {
-      case Channel::EMAIL: return "mail-gateway";
+      case Channel::EMAIL:
+        return "mail-gateway";
       case Channel::PHONE:
-      case Channel::CALL_CENTRE: return "call-centre";
+      case Channel::CALL_CENTRE:
+        return "call-centre";
       case Channel::LETTER:
-      case Channel::FAX: return "scan-centre";
-      case Channel::SMS: return "sms-gateway";
+      case Channel::FAX:
+        return "scan-centre";
+      case Channel::SMS:
+        return "sms-gateway";
       case Channel::CHAT:
       case Channel::APP:
-      case Channel::PUSH: return "app-backend";
-      case Channel::WEB_FORM: return "web";
-      case Channel::NEWSLETTER: return "campaigns";
-      case Channel::IN_PERSON: return "store-pos";
-      default: return "social-listening";
+      case Channel::PUSH:
+        return "app-backend";
+      case Channel::WEB_FORM:
+        return "web";
+      case Channel::NEWSLETTER:
+        return "campaigns";
+      case Channel::IN_PERSON:
+        return "store-pos";
+      default:
+        return "social-listening";
     }
   }
 
@@ -1292,8 +1426,8 @@ struct Generator::Impl {
       auto p = e.initPartyProfile();
       const Party& party = parties[ev.party];
       p.setKind(ev.profile_kind);
-      const bool person = ev.profile_kind == PartyKind::CUSTOMER ||
-                          ev.profile_kind == PartyKind::PROSPECT;
+      const bool person =
+          ev.profile_kind == PartyKind::CUSTOMER || ev.profile_kind == PartyKind::PROSPECT;
       if (person && !(party.flags & kUnlinkedAccount)) p.setCohort(kCohorts[party.cohort].name);
       return;
     }
@@ -1355,6 +1489,8 @@ struct Generator::Impl {
   uint32_t unlinked_count = 0;
   uint64_t employee_count = 0;
   size_t first_customer = 0;
+  size_t customer_end = 0;  // customers are [first_customer, customer_end)
+  absl::flat_hash_map<uint32_t, uint32_t> phone_taken_by, phone_taken_from;  // moved landlines
   std::vector<uint32_t> social_accounts;
   std::priority_queue<Action, std::vector<Action>, std::greater<Action>> heap;
   uint64_t next_order = 0;
@@ -1458,7 +1594,8 @@ void Generator::WriteTruth(std::ostream& os) const {
     ++kinds[p.flags & kUnlinkedAccount ? "unlinkedAccount" : schema::EnumName(p.kind)];
     if (p.kind == PartyKind::CUSTOMER) ++cohorts[kCohorts[p.cohort].name];
   }
-  os << ",\"registered\":" << json(kinds).dump() << ",\"customer_cohorts\":" << json(cohorts).dump();
+  os << ",\"registered\":" << json(kinds).dump()
+     << ",\"customer_cohorts\":" << json(cohorts).dump();
 
   // Identity: every person known under more than one stream.
   std::vector<uint32_t> accounts;
@@ -1474,7 +1611,33 @@ void Generator::WriteTruth(std::ostream& os) const {
     return json{{"person", g.StreamId(a.owner)},
                 {"streams", {g.StreamId(a.owner), g.StreamId(i)}},
                 {"linked_in_log", (a.flags & kLinkedInLog) != 0},
-                {"order_ref", g.OrderRef(i)}};
+                {"order_ref", g.OrderRef(i)},
+                {"quotes_order_ref", (a.flags & kQuotedOrder) != 0},
+                {"name_typo", g.HasNameTypo(i)}};
+  });
+
+  // Pairs of streams that look alike but are different people: the traps of identity resolution.
+  struct NotSame {
+    uint32_t a, b;
+    const char* why;
+  };
+  std::vector<NotSame> not_same;
+  auto registered = [&g](uint32_t i) { return (g.parties[i].flags & kRegistered) != 0; };
+  for (uint32_t i = static_cast<uint32_t>(g.first_customer); i < g.customer_end; ++i) {
+    const uint32_t head = g.Household(i);
+    if (head != i && registered(i) && registered(head)) not_same.push_back({head, i, "household"});
+    if (auto it = g.phone_taken_by.find(i);
+        it != g.phone_taken_by.end() && registered(i) && registered(it->second)) {
+      not_same.push_back({i, it->second, "moved_phone"});
+    }
+  }
+  for (uint32_t i = 0; i < g.parties.size(); ++i) {
+    if ((g.parties[i].flags & kQuotedFriend) && registered(g.Friend(i))) {
+      not_same.push_back({g.Friend(i), i, "friend_quotes_order"});
+    }
+  }
+  WriteArray(os, "not_same", not_same, [&g](const NotSame& n) {
+    return json{{"streams", {g.StreamId(n.a), g.StreamId(n.b)}}, {"why", n.why}};
   });
 
   // The most influential: by the audience their own posts reached, shares included.
@@ -1552,7 +1715,8 @@ void Generator::WriteTruth(std::ostream& os) const {
                 {"public", s.is_public}};
   });
   WriteArray(os, "corrections", g.corrections, [&](const Correction& c) {
-    return json{{"event", hex(c.event)}, {"corrects", hex(c.corrects)}, {"retraction", c.retraction}};
+    return json{
+        {"event", hex(c.event)}, {"corrects", hex(c.corrects)}, {"retraction", c.retraction}};
   });
 
   json story = json::object();

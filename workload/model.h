@@ -12,7 +12,7 @@
 
 namespace ihs::workload {
 
-inline constexpr uint32_t kGeneratorVersion = 1;
+inline constexpr uint32_t kGeneratorVersion = 2;
 
 // Limits on the command line's values (beyond them a run is a mistake, not a workload).
 inline constexpr uint64_t kMaxParties = 5'000'000;
@@ -75,11 +75,22 @@ inline constexpr std::array<GroupModel, 3> kGroups = {{
        {Channel::FAX, 0.04},
        {Channel::CALL_CENTRE, 0.04},
        {Channel::SMS, 0.0}}},
-     0.15, 0.10,
-     0.60, 0.30, 0.00, 0.05, 0.05,
-     96.0, 0.05, 0.20,
-     0.70, 0.30, 0.10, 0.20,
-     8, 20},
+     0.15,
+     0.10,
+     0.60,
+     0.30,
+     0.00,
+     0.05,
+     0.05,
+     96.0,
+     0.05,
+     0.20,
+     0.70,
+     0.30,
+     0.10,
+     0.20,
+     8,
+     20},
     // Middle: email first, phone, web forms, some chat and app.
     {{{{Channel::EMAIL, 0.40},
        {Channel::PHONE, 0.18},
@@ -88,11 +99,22 @@ inline constexpr std::array<GroupModel, 3> kGroups = {{
        {Channel::CHAT, 0.10},
        {Channel::APP, 0.06},
        {Channel::SMS, 0.04}}},
-     0.55, 0.25,
-     0.45, 0.30, 0.15, 0.08, 0.02,
-     30.0, 0.35, 0.60,
-     0.55, 0.22, 0.50, 0.25,
-     7, 23},
+     0.55,
+     0.25,
+     0.45,
+     0.30,
+     0.15,
+     0.08,
+     0.02,
+     30.0,
+     0.35,
+     0.60,
+     0.55,
+     0.22,
+     0.50,
+     0.25,
+     7,
+     23},
     // Younger: app, chat and social networks; post publicly; expect answers within minutes.
     {{{{Channel::APP, 0.32},
        {Channel::CHAT, 0.35},
@@ -101,11 +123,22 @@ inline constexpr std::array<GroupModel, 3> kGroups = {{
        {Channel::WEB_FORM, 0.10},
        {Channel::PHONE, 0.05},
        {Channel::IN_PERSON, 0.0}}},
-     0.85, 0.35,
-     0.30, 0.25, 0.30, 0.13, 0.02,
-     2.0, 0.65, 0.75,
-     0.35, 0.15, 0.90, 0.30,
-     9, 25},  // 25: one o'clock at night
+     0.85,
+     0.35,
+     0.30,
+     0.25,
+     0.30,
+     0.13,
+     0.02,
+     2.0,
+     0.65,
+     0.75,
+     0.35,
+     0.15,
+     0.90,
+     0.30,
+     9,
+     25},  // 25: one o'clock at night
 }};
 
 // Party kinds, as shares of --parties (customers take what is left). At least kMinEmployees.
@@ -124,9 +157,9 @@ inline constexpr double kActivityCap = 200.0;
 inline constexpr double kBusinessRate = 0.15;
 
 // Dialogues.
-inline constexpr double kComplaintShare = 0.30;   // of dialogues; the rest are requests
-inline constexpr double kAnswerRequest = 0.88;    // chance an inbound request gets a reply
-inline constexpr double kAnswerComplaint = 0.78;  // ... a complaint
+inline constexpr double kComplaintShare = 0.30;    // of dialogues; the rest are requests
+inline constexpr double kAnswerRequest = 0.88;     // chance an inbound request gets a reply
+inline constexpr double kAnswerComplaint = 0.78;   // ... a complaint
 inline constexpr double kReplySameChannel = 0.85;  // else the company calls back or emails
 // Median reply delay in service hours per channel (log-normal, sigma kReplySigma); synchronous
 // channels (phone, call centre, in person) are answered at once when open, else at opening.
@@ -160,13 +193,13 @@ inline constexpr double kReactionMeanHours = 3.0;  // delay of a reaction after 
 inline constexpr double kCampaignReach = 0.4;
 inline constexpr double kNewsletterOpenMeanHours = 8.0;
 inline constexpr double kPushOpenMeanHours = 0.5;
-inline constexpr double kUnsubscribeChance = 0.02;  // of newsletter opens
+inline constexpr double kUnsubscribeChance = 0.02;   // of newsletter opens
 inline constexpr double kConsentRegainChance = 0.3;  // a consent episode of an unsubscribed one
 
 // Records entered late: occurred_at days before recorded_at, out of order.
-inline constexpr double kLateLetterChance = 0.6;  // scanned 1-10 days later
+inline constexpr double kLateLetterChance = 0.6;    // scanned 1-10 days later
 inline constexpr double kLateInPersonChance = 0.3;  // entered 0-3 days later
-inline constexpr double kLatePhoneChance = 0.1;   // call logs imported 2-48 hours later
+inline constexpr double kLatePhoneChance = 0.1;     // call logs imported 2-48 hours later
 
 // Corrections and retractions by the company's agents, 1-72 hours later.
 inline constexpr double kCorrectionChance = 0.02;  // of logged phone, call centre, in-person
@@ -175,6 +208,18 @@ inline constexpr double kRetractionChance = 0.03;  // of public posts (the autho
 // The company links an unlinked social account to its customer (an identityLink event) with this
 // chance, some time after both are known.
 inline constexpr double kLinkDiscoveredChance = 0.4;
+
+// What makes identity resolution hard (docs/workload.md "Identity"). Each is decided by a hash of
+// the party's index, so it costs no randomness.
+inline constexpr double kHouseholdShare = 0.06;    // of customers: shares a landline and a
+                                                   // postal address (and a last name) with the
+                                                   // customer before it
+inline constexpr double kMovedPhoneShare = 0.02;   // of customers: from the middle of the history
+                                                   // on, uses the landline another customer gave up
+inline constexpr double kFriendQuoteShare = 0.05;  // of social accounts: its public messages quote
+                                                   // a friend's order reference
+inline constexpr double kNameTypoShare = 0.1;      // of unknown accounts: the name is misspelt
+inline constexpr double kReviewQuotesOrder = 0.6;  // of public reviews: they name the order
 
 // Ground truth: how many most influential parties are listed, and the segment definitions'
 // windows (see docs/workload.md "Ground truth").

@@ -42,6 +42,8 @@ struct E {
   uint64_t audience = 0;
   std::string cohort;
   std::vector<std::string> linked;
+  std::string text;    // content
+  std::string handle;  // the party's own handle (from, or to of an outbound message)
   bool company_reply() const {
     return touchpoint && type == TouchpointType::REPLY && absl::StartsWith(counterpart, "e-") &&
            direction != Direction::INBOUND;
@@ -87,6 +89,7 @@ History Generate(const Config& config) {
     e.stream = r.getStreamId();
     e.causation = Hex(r.getCausationId());
     e.occurred = r.getOccurredAt();
+    e.text = r.getContent().getText();
     if (r.isTouchpoint()) {
       auto t = r.getTouchpoint();
       e.touchpoint = true;
@@ -98,6 +101,12 @@ History Generate(const Config& config) {
       e.thread = t.getThreadId();
       e.counterpart = t.getCounterpart();
       e.audience = t.getAudienceSize();
+      auto c = r.getContent();
+      if (e.direction == Direction::OUTBOUND) {
+        if (c.getTo().size() == 1) e.handle = c.getTo()[0].getAddress();
+      } else if (c.hasFrom()) {
+        e.handle = c.getFrom().getAddress();
+      }
     } else if (r.isPartyProfile()) {
       e.profile = true;
       e.cohort = r.getPartyProfile().getCohort();
@@ -455,6 +464,65 @@ TEST(GeneratorTruth, IdentitiesNameStreamsOfTheLog) {
   EXPECT_GT(linked, 5);
   EXPECT_GT(unlinked, 5);
   EXPECT_EQ(static_cast<size_t>(linked), links.size());
+}
+
+// The traps of identity resolution are in the log as the truth says: a household shares a
+// landline or a postal address, a moved landline reaches another customer, a friend quotes an
+// order reference; and the accounts that quote their owner's order reference do.
+TEST(GeneratorTruth, IdentityTrapsAreInTheLog) {
+  const History& h = MediumHistory();
+  std::map<std::string, std::set<std::string>> handles, texts;
+  for (const E& e : h.events) {
+    if (!e.handle.empty() && !absl::StrContains(e.handle, "company")) {
+      handles[e.stream].insert(e.handle);
+    }
+    if (!e.text.empty()) texts[e.stream].insert(e.text);
+  }
+  auto shares_a_handle = [&](const std::string& a, const std::string& b) {
+    for (const std::string& x : handles[a]) {
+      if (handles[b].count(x)) return true;
+    }
+    return false;
+  };
+  auto quotes = [&](const std::string& stream, const std::string& what) {
+    for (const std::string& t : texts[stream]) {
+      if (absl::StrContains(t, what)) return true;
+    }
+    return false;
+  };
+  std::map<std::string, std::string> order_of;
+  for (const auto& id : h.truth["identities"]) order_of[id["person"]] = id["order_ref"];
+  std::map<std::string, int> seen, shown;
+  for (const auto& n : h.truth["not_same"]) {
+    const std::string a = n["streams"][0], b = n["streams"][1], why = n["why"];
+    EXPECT_NE(a, b);
+    ++seen[why];
+    if (why == "friend_quotes_order") {
+      // b quotes a's order: a is a customer whose order reference shows in its own texts.
+      bool found = false;
+      for (const std::string& t : texts[b]) {
+        if (absl::StrContains(t, "my friend's order")) found = true;
+      }
+      EXPECT_TRUE(found) << b;
+    } else if (shares_a_handle(a, b)) {
+      ++shown[why];
+    }
+  }
+  EXPECT_GT(seen["household"], 10);
+  EXPECT_GT(seen["moved_phone"], 5);
+  EXPECT_GT(seen["friend_quotes_order"], 5);
+  // Not every pair has used the shared line or address yet, but many have.
+  EXPECT_GT(shown["household"], seen["household"] / 4);
+  EXPECT_GT(shown["moved_phone"], 0);
+  int quoting = 0, typos = 0;
+  for (const auto& id : h.truth["identities"]) {
+    const std::string account = id["streams"][1];
+    EXPECT_EQ(id["quotes_order_ref"].get<bool>(), quotes(account, id["order_ref"])) << account;
+    quoting += id["quotes_order_ref"].get<bool>();
+    typos += id["name_typo"].get<bool>();
+  }
+  EXPECT_GT(quoting, static_cast<int>(h.truth["identities"].size() * 7 / 10));
+  EXPECT_GT(typos, 3);
 }
 
 TEST(GeneratorTruth, InfluentialPartiesReachWhatTheirPostsCarried) {
