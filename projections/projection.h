@@ -64,6 +64,9 @@ class Txn {
   // otherwise, so that the answer depends only on the log's prefix (content stays sealed).
   absl::StatusOr<std::optional<store::StoredEvent>> FindEarlierEvent(absl::string_view id);
 
+  // The log's key for blind indexes (store::LogReader::BlindIndexKey).
+  absl::StatusOr<std::string> BlindIndexKey() { return store_.log->BlindIndexKey(); }
+
   // In a rebuild's bulk phase, what it offers (projections/bulk.h); nullptr otherwise.
   BulkPhase* bulk() { return bulk_.get(); }
 
@@ -104,6 +107,11 @@ class Projection {
     (void)txn;
     return absl::OkStatus();
   }
+  // Whether Apply reads personal content: the runner then opens it (StoredEvent::content();
+  // content_state() says when it cannot be: erased or expired). What a projection derives from
+  // content must go when the content goes (an erasureRequest or contentExpiry event), so that a
+  // rebuild, which can no longer open it, gives the same state.
+  virtual bool reads_content() const { return false; }
   // The opt-in extension for a rebuild's sharded bulk phase (projections/bulk.h), or nullptr:
   // a rebuild then applies the log with one instance.
   virtual ShardedRebuild* sharded_rebuild() { return nullptr; }

@@ -1,5 +1,6 @@
 #include "projections/registry.h"
 
+#include "projections/identity/identity.h"
 #include "projections/timeline/timeline.h"
 
 namespace ihs::projections {
@@ -7,6 +8,7 @@ namespace ihs::projections {
 std::vector<ProjectionFactory> AllProjections() {
   return {
       [] { return timeline::NewTimelineProjection(); },
+      [] { return identity::NewIdentityProjection(); },
   };
 }
 

@@ -214,7 +214,7 @@ absl::StatusOr<uint64_t> CommitBatch(LogAndState store, Projection& projection, 
   if (from >= head) return 0;
   const uint64_t end = from + std::min<uint64_t>(max_events, head - from);
   store::ReadOptions ro;
-  ro.open_content = false;  // projections derive nothing from personal content
+  ro.open_content = projection.reads_content();
   Txn txn(store, gen.family());
   uint64_t pos = from;
   while (pos < end) {

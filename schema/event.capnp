@@ -132,11 +132,35 @@ struct PartyProfile {
   cohort @1 :Text;         # e.g. an age cohort "1950s"; free text, not personal by itself
 }
 
+enum ClueKind {
+  # What made identity resolution think two streams are one person (docs/identity.md).
+  unspecified @0;
+  email @1;           # the same email address in both streams' handles
+  address @2;         # the same phone or fax number or postal address (a household shares them)
+  socialHandle @3;    # the same social account (Twitter, Facebook, YouTube, forum)
+  appUser @4;         # the same app user id
+  orderReference @5;  # an order or contract reference quoted in both streams' texts
+  followUp @6;        # a message of one stream follows up (causationId) a message of the other
+  name @7;            # the same name in both streams' handles
+  similarName @8;     # names one typo apart
+}
+
+struct IdentityClue {
+  kind @0 :ClueKind;
+  weight @1 :Float32;
+  events @2 :List(Data);   # (JSON: hex) the event of each stream that showed it
+}
+
 struct IdentityLink {
-  # The parties named are the same person (or, with `unlink`, are no longer taken to be).
+  # The parties named are the same person (or, with `unlink`, are not: the link between them is
+  # removed, and identity resolution never links them again). On the stream "$identity".
   parties @0 :List(Text);
   unlink @1 :Bool;
-  confidence @2 :Float32;
+  confidence @2 :Float32;  # resolver links: the score, the sum of the clues' weights
+  reason @3 :Text;         # why, for the trail (required from operators)
+  clues @4 :List(IdentityClue);  # what identity resolution saw (resolver links, accepted
+                                 # suggestions)
+  requestedBy @5 :Text;    # who: the token's name over RPC, the operator on the command line
 }
 
 struct ErasureRequest {

@@ -400,6 +400,11 @@ absl::StatusOr<StoreStats> EventStoreImpl::Stats() {
 // ---------------------------------------------------------------------------------------------
 // Event ids and state families.
 
+absl::StatusOr<std::string> EventStoreImpl::BlindIndexKey() {
+  const internal::SecretKey k = internal::BlindIndexKey(master_);
+  return std::string(reinterpret_cast<const char*>(k.data()), k.size());
+}
+
 absl::StatusOr<std::optional<uint64_t>> EventStoreImpl::FindEvent(absl::string_view event_id) {
   if (event_id.size() != 16) {
     return absl::InvalidArgumentError(

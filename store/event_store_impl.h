@@ -60,6 +60,7 @@ class EventStoreImpl final : public EventStore, public StateStore {
   uint64_t WaitForCommit(uint64_t known_head, absl::Time deadline) override;
   absl::StatusOr<StoreStats> Stats() override;
   absl::StatusOr<std::optional<uint64_t>> FindEvent(absl::string_view event_id) override;
+  absl::StatusOr<std::string> BlindIndexKey() override;
 
   // The calls of store/audit.h, store/governance.h and store/backup.h, which reach the store
   // through Embedded().

@@ -232,10 +232,25 @@ absl::Status EventStoreImpl::PrepareEvent(const StreamAppend& append, size_t ind
       }
       break;
     case schema::Event::IDENTITY_LINK:
-      if (in.getIdentityLink().getParties().size() < 2) {
+    {
+      auto parties = in.getIdentityLink().getParties();
+      if (parties.size() < 2) {
         return fail(absl::InvalidArgumentError("identityLink needs at least two parties"));
       }
+      for (uint32_t i = 0; i < parties.size(); ++i) {
+        if (parties[i].size() == 0) {
+          return fail(absl::InvalidArgumentError(
+              absl::StrCat("identityLink.parties[", i, "] is empty")));
+        }
+        for (uint32_t j = 0; j < i; ++j) {
+          if (parties[i] == parties[j]) {
+            return fail(absl::InvalidArgumentError(absl::StrCat(
+                "identityLink names the stream \"", parties[i].cStr(), "\" twice")));
+          }
+        }
+      }
       break;
+    }
     case schema::Event::ERASURE_REQUEST:
     case schema::Event::LEGAL_HOLD:
     case schema::Event::CONTENT_EXPIRY:

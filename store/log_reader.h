@@ -11,8 +11,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -37,6 +39,14 @@ class LogReader {
 
   // The position of the acknowledged event with this id (16 bytes), or nullopt.
   virtual absl::StatusOr<std::optional<uint64_t>> FindEvent(absl::string_view event_id) = 0;
+
+  // 32 secret bytes for blind indexes: keyed hashes of personal handles that projections match
+  // on without keeping them in the clear (DESIGN.md decision 9). Derived from the key that
+  // opens the log's content, so every reader of one log gets the same key and a rebuild the same
+  // bytes. kUnimplemented where the reader holds no such key.
+  virtual absl::StatusOr<std::string> BlindIndexKey() {
+    return absl::UnimplementedError("this log reader keeps no key for blind indexes");
+  }
 };
 
 }  // namespace ihs::store

@@ -268,9 +268,15 @@ class ChunkReader {
   };
 
   // `sharded`: the projection's extension, asked which events to observe; nullptr for one shard.
+  // `open_content`: Projection::reads_content.
   ChunkReader(LogAndState store, uint64_t from, uint64_t horizon, size_t shards,
-              const ShardedRebuild* sharded)
-      : store_(store), horizon_(horizon), shards_(shards), sharded_(sharded), done_(shards, 0) {
+              const ShardedRebuild* sharded, bool open_content)
+      : store_(store),
+        horizon_(horizon),
+        shards_(shards),
+        sharded_(sharded),
+        open_content_(open_content),
+        done_(shards, 0) {
     thread_ = std::thread([this, from] { Run(from); });
   }
   ~ChunkReader() {
@@ -307,7 +313,7 @@ class ChunkReader {
 
   void Run(uint64_t from) {
     store::ReadOptions ro;
-    ro.open_content = false;
+    ro.open_content = open_content_;
     const absl::Hash<absl::string_view> hash;
     for (uint64_t pos = from; pos < horizon_;) {
       {
@@ -356,6 +362,7 @@ class ChunkReader {
   const uint64_t horizon_;
   const size_t shards_;
   const ShardedRebuild* const sharded_;
+  const bool open_content_;
   absl::Mutex mu_;
   std::map<size_t, std::shared_ptr<const Chunk>> chunks_ ABSL_GUARDED_BY(mu_);
   size_t read_ ABSL_GUARDED_BY(mu_) = 0;  // chunks read so far
@@ -381,7 +388,8 @@ absl::Status BulkBuild(LogAndState store, const std::vector<Projection*>& shards
     mem_ptrs.push_back(&mem);
     txns.emplace_back(store, gen.family(), &mem, horizon);
   }
-  ChunkReader reader(store, gen.checkpoint(), horizon, n, shards[0]->sharded_rebuild());
+  ChunkReader reader(store, gen.checkpoint(), horizon, n, shards[0]->sharded_rebuild(),
+                     shards[0]->reads_content());
   std::atomic<bool> cancelled{false};
   absl::Mutex failure_mu;
   absl::Status failure;  // the error of the first shard that failed

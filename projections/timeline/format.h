@@ -21,10 +21,16 @@
 #include "absl/strings/string_view.h"
 #include "common/big_endian.h"
 #include "common/status_macros.h"
+#include "projections/packed_record.h"
 #include "projections/timeline/entry.h"
 #include "schema/timeline.capnp.h"
 
 namespace ihs::projections::timeline {
+
+using projections::AsData;
+using projections::Encode;
+using projections::PackedRecord;
+using projections::View;
 
 using schema::Channel;
 using schema::Direction;
@@ -81,59 +87,6 @@ inline std::string ThreadKey(absl::string_view party, absl::string_view thread) 
   k.append(thread.data(), thread.size());
   return k;
 }
-
-inline absl::string_view View(capnp::Text::Reader t) {
-  return absl::string_view(t.cStr(), t.size());
-}
-inline absl::string_view View(capnp::Data::Reader d) {
-  return absl::string_view(reinterpret_cast<const char*>(d.begin()), d.size());
-}
-inline capnp::Data::Reader AsData(absl::string_view s) {
-  return capnp::Data::Reader(reinterpret_cast<const kj::byte*>(s.data()), s.size());
-}
-
-// --- capnp records as strings -----------------------------------------------------------------
-
-// Records are stored packed (capnp's packing drops the zero bytes that unset fields leave): a
-// timeline entry shrinks to about half, and a rebuild writes out gigabytes fewer.
-inline std::string Encode(capnp::MessageBuilder& m) {
-  kj::VectorOutputStream out(512);
-  capnp::writePackedMessage(out, m);
-  const kj::ArrayPtr<kj::byte> bytes = out.getArray();
-  return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
-}
-
-// Owns a stored record's bytes and a reader over them (which may read segments lazily).
-class Record {
- public:
-  explicit Record(absl::string_view bytes) : bytes_(bytes) {
-    error_ = kj::runCatchingExceptions([&] {
-      in_.emplace(kj::arrayPtr(reinterpret_cast<const kj::byte*>(bytes_.data()), bytes_.size()));
-      reader_.emplace(*in_);
-    });
-  }
-  template <typename T>
-  absl::StatusOr<typename T::Reader> Root() {
-    typename T::Reader r;
-    if (error_ == nullptr) {
-      error_ = kj::runCatchingExceptions([&] {
-        r = reader_->getRoot<T>();
-        (void)r.totalSize();
-      });
-    }
-    KJ_IF_MAYBE (e, error_) {
-      return absl::DataLossError(
-          absl::StrCat("timeline state does not decode: ", e->getDescription().cStr()));
-    }
-    return r;
-  }
-
- private:
-  const std::string bytes_;
-  std::optional<kj::ArrayInputStream> in_;
-  std::optional<capnp::PackedMessageReader> reader_;
-  kj::Maybe<kj::Exception> error_;
-};
 
 // --- the in-memory forms of a batch -----------------------------------------------------------
 
@@ -294,7 +247,7 @@ inline absl::StatusOr<Thread> DecodeThread(absl::string_view s) {
 }
 
 inline absl::StatusOr<PartyState> DecodeParty(absl::string_view bytes) {
-  Record rec(bytes);
+  PackedRecord rec(bytes, "timeline");
   IHS_ASSIGN_OR_RETURN(auto r, rec.Root<schema::TimelinePartyState>());
   PartyState p;
   p.kind = r.getKind();

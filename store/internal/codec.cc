@@ -75,6 +75,11 @@ void TouchEvent(schema::Event::Reader e) {
       break;
     case schema::Event::IDENTITY_LINK:
       for (auto p : e.getIdentityLink().getParties()) (void)p.size();
+      (void)e.getIdentityLink().getReason().size();
+      (void)e.getIdentityLink().getRequestedBy().size();
+      for (auto c : e.getIdentityLink().getClues()) {
+        for (auto id : c.getEvents()) (void)id.size();
+      }
       break;
     case schema::Event::ERASURE_REQUEST:
       (void)e.getErasureRequest().getReason().size();
@@ -171,6 +176,8 @@ std::string EventTextProblem(schema::Event::Reader e) {
                      for (uint32_t i = 0; i < parties.size(); ++i) {
                        check("identityLink.parties", i, "", parties[i]);
                      }
+                     check("identityLink.reason", e.getIdentityLink().getReason());
+                     check("identityLink.requestedBy", e.getIdentityLink().getRequestedBy());
                      break;
                    }
                    case schema::Event::ERASURE_REQUEST:

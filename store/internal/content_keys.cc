@@ -126,6 +126,12 @@ SecretKey DigestKey(const SecretKey& master) {
   return k;
 }
 
+SecretKey BlindIndexKey(const SecretKey& master) {
+  SecretKey k;
+  crypto_kdf_derive_from_key(k.data(), k.size(), 2, "ihsblind", master.data());
+  return k;
+}
+
 std::string KeyedDigest(const SecretKey& key, absl::string_view data) {
   std::string out(32, '\0');
   crypto_generichash(reinterpret_cast<uint8_t*>(out.data()), out.size(), U8(data), data.size(),

@@ -43,6 +43,8 @@ std::string MasterKeyCheck(const SecretKey& master);
 
 // The key of the idempotency digest, derived from the master key.
 SecretKey DigestKey(const SecretKey& master);
+// The key of blind indexes (LogReader::BlindIndexKey), derived from the master key.
+SecretKey BlindIndexKey(const SecretKey& master);
 std::string KeyedDigest(const SecretKey& key, absl::string_view data);  // 32 bytes
 
 struct DataKey {

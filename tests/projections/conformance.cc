@@ -80,6 +80,7 @@ class FailOnce final : public Projection {
   }
   absl::Status Flush(Txn& txn) override { return inner_->Flush(txn); }
   void Discard() override { inner_->Discard(); }
+  bool reads_content() const override { return inner_->reads_content(); }
   ShardedRebuild* sharded_rebuild() override { return inner_->sharded_rebuild(); }
 
  private:
