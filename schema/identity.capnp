@@ -36,6 +36,7 @@ struct PairScore {
   clues @3 :List(E.IdentityClue);
   state @4 :PairState;
   suggestionId @5 :Text;        # 12 hex digits, a function of the pair
+  evidenceAt @6 :Int64;         # recordedAt of the event that last changed the score
 }
 
 enum PairState {

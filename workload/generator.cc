@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
@@ -1248,6 +1249,21 @@ struct Generator::Impl {
     }
     return name;
   }
+  // "greta.richter" as a letter is signed: "Greta Richter".
+  std::string LetterName(uint32_t i) const {
+    std::string n = Name(i);
+    bool word = false;
+    for (char& c : n) {
+      if (c == '.') {
+        c = ' ';
+        word = false;
+      } else if (!word) {
+        c = absl::ascii_toupper(static_cast<unsigned char>(c));
+        word = true;
+      }
+    }
+    return n;
+  }
   std::string OrderRef(uint32_t i) const {
     return absl::StrFormat("A-%06u",
                            static_cast<unsigned>(Mix(Person(i) * 31 + config.seed) % 1000000));
@@ -1291,13 +1307,14 @@ struct Generator::Impl {
         break;
       case Channel::LETTER:
         h.setKind(schema::HandleKind::POSTAL);
-        h.setAddress(absl::StrFormat("Lindenstr. %u, %05u Berlin",
+        // The name as a letter shows it ("Greta Richter"), then the household's address.
+        h.setAddress(absl::StrFormat("%s, Lindenstr. %u, %05u Berlin", LetterName(i),
                                      static_cast<unsigned>(n % 200 + 1),
                                      static_cast<unsigned>(10115 + n % 2000)));
         break;
       case Channel::TWITTER:
         h.setKind(schema::HandleKind::TWITTER);
-        h.setAddress(absl::StrCat("@", absl::StrReplaceAll(Name(i), {{".", "_"}}), i % 1000));
+        h.setAddress(absl::StrCat("@", absl::StrReplaceAll(Name(i), {{".", "_"}}), i));
         break;
       case Channel::FACEBOOK:
         h.setKind(schema::HandleKind::FACEBOOK);
@@ -1309,7 +1326,7 @@ struct Generator::Impl {
         break;
       case Channel::FORUM:
         h.setKind(schema::HandleKind::FORUM);
-        h.setAddress(absl::StrCat("forum:", Name(i), i % 100));
+        h.setAddress(absl::StrCat("forum:", Name(i), i));
         break;
       default:
         h.setKind(schema::HandleKind::APP_USER);

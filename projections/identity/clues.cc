@@ -59,6 +59,17 @@ bool IsSpaceOrPunct(char c) {
   return absl::ascii_isspace(static_cast<unsigned char>(c)) || c == ',' || c == '.' || c == ';';
 }
 
+// The name line of a postal address: its first part, up to a comma, if it holds no digit.
+std::optional<absl::string_view> PostalNameLine(absl::string_view address) {
+  const size_t comma = address.find(',');
+  if (comma == absl::string_view::npos) return std::nullopt;
+  const absl::string_view line = address.substr(0, comma);
+  for (char c : line) {
+    if (absl::ascii_isdigit(static_cast<unsigned char>(c))) return std::nullopt;
+  }
+  return line;
+}
+
 absl::StatusOr<std::string> NormalizePhone(absl::string_view address) {
   std::string out;
   absl::string_view a = absl::StripAsciiWhitespace(address);
@@ -102,9 +113,13 @@ absl::StatusOr<std::string> NormalizeHandle(HandleKind kind, absl::string_view a
     case HandleKind::FAX:
       return NormalizePhone(a);
     case HandleKind::POSTAL: {
+      // Without the name line a letter may start with ("Greta Richter, Lindenstr. 5, ..."):
+      // one household, one address.
+      absl::string_view rest = a;
+      if (PostalNameLine(a)) rest = absl::StripAsciiWhitespace(a.substr(a.find(',') + 1));
       std::string out;
       bool gap = false;
-      for (char c : a) {
+      for (char c : rest) {
         if (IsSpaceOrPunct(c)) {
           gap = true;
           continue;
@@ -113,6 +128,7 @@ absl::StatusOr<std::string> NormalizeHandle(HandleKind kind, absl::string_view a
         gap = false;
         out += absl::ascii_tolower(static_cast<unsigned char>(c));
       }
+      if (out.empty()) return absl::InvalidArgumentError("the postal address is empty");
       return out;
     }
     case HandleKind::TWITTER: {
@@ -130,8 +146,9 @@ absl::StatusOr<std::string> NormalizeHandle(HandleKind kind, absl::string_view a
   }
 }
 
-std::optional<std::string> NameOf(HandleKind kind, absl::string_view normalized) {
-  absl::string_view s = normalized;
+std::optional<std::string> NameOf(HandleKind kind, absl::string_view address) {
+  const std::string lower = absl::AsciiStrToLower(absl::StripAsciiWhitespace(address));
+  absl::string_view s = lower;
   switch (kind) {
     case HandleKind::EMAIL:
       s = s.substr(0, s.find('@'));
@@ -143,6 +160,12 @@ std::optional<std::string> NameOf(HandleKind kind, absl::string_view normalized)
       if (size_t colon = s.find(':'); colon != absl::string_view::npos) s.remove_prefix(colon + 1);
       absl::ConsumePrefix(&s, "@");
       break;
+    case HandleKind::POSTAL: {
+      std::optional<absl::string_view> line = PostalNameLine(s);
+      if (!line) return std::nullopt;
+      s = *line;
+      break;
+    }
     default:
       return std::nullopt;
   }

@@ -23,8 +23,9 @@ inline constexpr float kLinkThreshold = 1.0f;     // the resolver appends the li
 inline constexpr float kSuggestThreshold = 0.3f;  // an operator decides
 
 // A handle in its normal form: email lower-case; phone and fax in E.164 ("+" and digits, "00"
-// becoming "+"); postal lower-case with runs of whitespace and punctuation as one space; social
-// handles and app ids lower-case and trimmed. kInvalidArgument naming the problem for a handle
+// becoming "+"); postal without a leading name line (a first part up to a comma with no digit),
+// lower-case, with runs of whitespace and punctuation as one space; social handles and app ids
+// lower-case and trimmed. kInvalidArgument naming the problem for a handle
 // that does not parse (an email without "@", a phone number with letters or under 6 digits).
 absl::StatusOr<std::string> NormalizeHandle(schema::HandleKind kind, absl::string_view address);
 
@@ -32,9 +33,10 @@ absl::StatusOr<std::string> NormalizeHandle(schema::HandleKind kind, absl::strin
 ClueKind ClueKindOf(schema::HandleKind kind);
 
 // The name a handle shows, as "first last" in lower case, if it shows one: the first two words
-// of letters of an email's local part or a social handle ("ada.lovelace.42@x" and
-// "@ada_lovelace42" show "ada lovelace"). Phone numbers, postal addresses and app ids show none.
-std::optional<std::string> NameOf(schema::HandleKind kind, absl::string_view normalized);
+// of letters of an email's local part, a social handle or a postal address's name line
+// ("ada.lovelace.42@x", "@ada_lovelace42" and "Ada Lovelace, Main St 5, London" show "ada
+// lovelace"). Phone numbers and app ids show none.
+std::optional<std::string> NameOf(schema::HandleKind kind, absl::string_view address);
 
 // The order and contract references a text quotes: 1-4 capital letters, "-", 4-12 digits, as a
 // word of its own ("A-123456", "CT-20231105").

@@ -218,7 +218,7 @@ class IdentityProjection : public Projection {
       const ClueKind kind = ClueKindOf(h.getKind());
       if (!normal.ok() || kind == ClueKind::UNSPECIFIED) return absl::OkStatus();
       IHS_RETURN_IF_ERROR(AddClue(stream, index_->ClueKey(kind, *normal), event_id, cls, {}));
-      if (std::optional<std::string> name = NameOf(h.getKind(), *normal)) {
+      if (std::optional<std::string> name = NameOf(h.getKind(), View(h.getAddress()))) {
         std::vector<uint64_t> variants = {index_->NameHash(*name)};
         for (const std::string& v : OneLetterOut(*name)) variants.push_back(index_->NameHash(v));
         IHS_RETURN_IF_ERROR(AddClue(stream, index_->ClueKey(ClueKind::NAME, *name), event_id, cls,

@@ -18,6 +18,7 @@
 #include <capnp/message.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -56,6 +57,10 @@ absl::Status ReadPair(const StateView& view, const std::string& a, const std::st
 // The pair a suggestion id names, among the suggestions. kNotFound: none.
 absl::StatusOr<std::pair<std::string, std::string>> FindSuggestion(const StateView& view,
                                                                    const std::string& id);
+
+// Visits every person of two streams or more, in id order, until `visit` returns false.
+absl::Status ForEachPerson(const StateView& view,
+                           const std::function<bool(schema::Person::Reader)>& visit);
 
 // Counts over the whole state into `out` (root IdentityStats).
 absl::Status ReadStats(const StateView& view, capnp::MessageBuilder& out);

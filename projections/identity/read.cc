@@ -45,6 +45,7 @@ absl::Status FillPair(const StateView& view, const std::string& a, const std::st
   out.setScore(p.score);
   out.setState(p.state);
   out.setSuggestionId(SuggestionId(a, b));
+  out.setEvidenceAt(p.at);
   if (!na || !nb) return absl::OkStatus();
   absl::Status error;
   const Score s = ScorePair(*na, *nb, p, [&](absl::string_view key) {
@@ -146,13 +147,8 @@ absl::StatusOr<std::pair<std::string, std::string>> FindSuggestion(const StateVi
   return *found;
 }
 
-absl::Status ReadStats(const StateView& view, capnp::MessageBuilder& out) {
-  Counters c;
-  IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, view.Get(kCountersKey));
-  if (v) {
-    IHS_ASSIGN_OR_RETURN(c, DecodeCounters(*v));
-  }
-  uint64_t multi = 0, in_multi = 0, largest = 1, pending = 0, suggested = 0;
+absl::Status ForEachPerson(const StateView& view,
+                           const std::function<bool(schema::Person::Reader)>& visit) {
   absl::Status error;
   IHS_RETURN_IF_ERROR(view.Scan("P", "Q", [&](absl::string_view, absl::string_view value) {
     absl::StatusOr<PersonRec> p = DecodePerson(value);
@@ -160,12 +156,26 @@ absl::Status ReadStats(const StateView& view, capnp::MessageBuilder& out) {
       error = p.status();
       return false;
     }
+    capnp::MallocMessageBuilder m;
+    ToPerson(*p, m.initRoot<schema::Person>());
+    return visit(m.getRoot<schema::Person>().asReader());
+  }));
+  return error;
+}
+
+absl::Status ReadStats(const StateView& view, capnp::MessageBuilder& out) {
+  Counters c;
+  IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, view.Get(kCountersKey));
+  if (v) {
+    IHS_ASSIGN_OR_RETURN(c, DecodeCounters(*v));
+  }
+  uint64_t multi = 0, in_multi = 0, largest = 1, pending = 0, suggested = 0;
+  IHS_RETURN_IF_ERROR(ForEachPerson(view, [&](schema::Person::Reader p) {
     ++multi;
-    in_multi += p->streams.size();
-    largest = std::max<uint64_t>(largest, p->streams.size());
+    in_multi += p.getStreams().size();
+    largest = std::max<uint64_t>(largest, p.getStreams().size());
     return true;
   }));
-  IHS_RETURN_IF_ERROR(error);
   IHS_RETURN_IF_ERROR(view.Scan("R", "S", [&](absl::string_view, absl::string_view) {
     ++pending;
     return true;
