@@ -86,7 +86,12 @@ class IdentityProjection : public Projection {
       if (c.dirty) txn.Put(key, EncodeNode(*c.value));
     }
     for (auto& [key, c] : pairs_) {
-      if (c.dirty) txn.Put(key, EncodePair(*c.value));
+      if (!c.dirty) continue;
+      if (c.value) {
+        txn.Put(key, EncodePair(*c.value));
+      } else {
+        txn.Delete(key);
+      }
     }
     for (auto& [key, c] : members_) {
       if (!c.dirty) continue;
@@ -355,6 +360,14 @@ class IdentityProjection : public Projection {
     return absl::OkStatus();
   }
 
+  absl::Status RemovePartners(const std::string& a, const std::string& b) {
+    for (const auto& [x, y] : {std::pair(&a, &b), std::pair(&b, &a)}) {
+      IHS_ASSIGN_OR_RETURN(Node * n, MutableNode(*x));
+      n->partners.erase(std::remove(n->partners.begin(), n->partners.end(), *y), n->partners.end());
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status EvaluatePartners(const std::string& stream) {
     IHS_ASSIGN_OR_RETURN(Node * n, NodeOf(stream));
     const std::vector<std::string> partners = n->partners;
@@ -397,6 +410,14 @@ class IdentityProjection : public Projection {
                                                                  : PairState::BELOW;
     if (s.score != p->score) p->at = recorded_at_;
     p->score = s.score;
+    if (s.score == 0 && p->decision == PairState::UNSPECIFIED && p->follow_ups.empty()) {
+      // Nothing joins them any more (erasure, expiry, a clue turned common): forget the pair,
+      // as a rebuild that never saw the evidence would.
+      if (p->state == PairState::PENDING) txn_->Delete(PairKey('R', a, b));
+      if (p->state == PairState::SUGGESTED) txn_->Delete(PairKey('G', a, b));
+      pairs_[PairKey('Q', a, b)].value.reset();
+      return RemovePartners(a, b);
+    }
     if (state != p->state) {
       if (p->state == PairState::PENDING) txn_->Delete(PairKey('R', a, b));
       if (p->state == PairState::SUGGESTED) txn_->Delete(PairKey('G', a, b));
