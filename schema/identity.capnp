@@ -49,6 +49,11 @@ enum PairState {
   samePerson @6;     # already one person through other links
 }
 
+struct PairList {
+  # Suggestions (or pending pairs), as `ihs identity suggestions --json` prints them.
+  pairs @0 :List(PairScore);
+}
+
 struct Resolution {
   # What `resolve` answers for a stream.
   stream @0 :Text;

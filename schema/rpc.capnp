@@ -21,6 +21,7 @@
 using Cxx = import "/capnp/c++.capnp";
 using Ev = import "event.capnp";
 using Tl = import "timeline.capnp";
+using Id = import "identity.capnp";
 $Cxx.namespace("ihs::rpc");
 
 enum Role {
@@ -286,6 +287,41 @@ struct RebuildResult {
   }
 }
 
+struct ResolveResult {
+  union {
+    ok @0 :Id.Resolution;      # the stream's person, and its scored pairs
+    error @1 :Error;           # notFound: the identity projection knows no such stream
+  }
+}
+
+struct PersonResult {
+  union {
+    ok @0 :Id.Person;
+    error @1 :Error;
+  }
+}
+
+struct StreamsResult {
+  union {
+    ok @0 :List(Text);
+    error @1 :Error;           # badInput: the handle does not parse
+  }
+}
+
+struct SuggestionsResult {
+  union {
+    ok @0 :List(Id.PairScore);
+    error @1 :Error;
+  }
+}
+
+struct IdentityStatsResult {
+  union {
+    ok @0 :Id.IdentityStats;
+    error @1 :Error;
+  }
+}
+
 interface Reads {
   readStream @0 (stream :Text, fromVersion :UInt64, limit :UInt32, backward :Bool,
                  openContent :Bool) -> (result :ReadResult);
@@ -300,6 +336,13 @@ interface Writer extends(Reads) {
   append @0 (append :StreamAppend) -> (result :AppendResult);
   appendMulti @1 (appends :List(StreamAppend)) -> (result :AppendMultiResult);
   # One atomic append across streams; a stream may appear once.
+  link @2 (a :Text, b :Text, unlink :Bool, reason :Text) -> (result :PositionResult);
+  # An identityLink on "$identity" (docs/identity.md), recorded with this session's token name:
+  # badInput names what is wrong (no such stream, the same stream twice, no reason, an unlink of
+  # streams no link joins directly); failedPrecondition: a link to an erased party.
+  decideSuggestion @3 (id :Text, accept :Bool, reason :Text) -> (result :PositionResult);
+  # Accepts (a link with the suggestion's clues) or rejects (the pair is two people) a suggestion
+  # of identitySuggestions. badInput: no current suggestion has that id.
 }
 
 interface Reader extends(Reads) {
@@ -310,6 +353,17 @@ interface Reader extends(Reads) {
   summary @2 (party :Text, asOf :Int64, minPosition :UInt64) -> (result :SummaryResult);
   # asOf and minPosition as in TimelineQuery.
   projections @3 () -> (result :ProjectionsResult);
+  resolve @4 (stream :Text, minPosition :UInt64) -> (result :ResolveResult);
+  # The person a stream belongs to (docs/identity.md). minPosition as in TimelineQuery.
+  person @5 (id :Text, minPosition :UInt64) -> (result :PersonResult);
+  # The person with this id (any of its streams names it too).
+  findHandle @6 (handle :Ev.Handle, minPosition :UInt64) -> (result :StreamsResult);
+  # The streams whose content showed this handle, through the blind index.
+  identitySuggestions @7 (after :Text, limit :UInt32, minPosition :UInt64)
+      -> (result :SuggestionsResult);
+  # Pairs below the threshold for an operator to decide, in order, `limit` (1..1000) after the
+  # pair "a b" given in `after` ("" from the start).
+  identityStats @8 (minPosition :UInt64) -> (result :IdentityStatsResult);
 }
 
 interface Auditor extends(Reader) {

@@ -414,6 +414,81 @@ absl::Status Client::Summary(const std::string& party, absl::Time as_of, uint64_
   return CopyResult(impl_->Wait(req.send()), out);
 }
 
+absl::Status Client::Resolve(const std::string& stream, uint64_t min_position,
+                             capnp::MessageBuilder& out) {
+  auto req = impl_->As<rpc::Reader>().resolveRequest();
+  req.setStream(stream);
+  req.setMinPosition(min_position);
+  return CopyResult(impl_->Wait(req.send()), out);
+}
+
+absl::Status Client::Person(const std::string& id, uint64_t min_position,
+                            capnp::MessageBuilder& out) {
+  auto req = impl_->As<rpc::Reader>().personRequest();
+  req.setId(id);
+  req.setMinPosition(min_position);
+  return CopyResult(impl_->Wait(req.send()), out);
+}
+
+absl::StatusOr<std::vector<std::string>> Client::FindHandle(schema::HandleKind kind,
+                                                            const std::string& address,
+                                                            uint64_t min_position) {
+  auto req = impl_->As<rpc::Reader>().findHandleRequest();
+  req.initHandle().setKind(kind);
+  req.getHandle().setAddress(address);
+  req.setMinPosition(min_position);
+  auto resp = impl_->Wait(req.send());
+  if (!resp.ok()) return resp.status();
+  auto r = resp->getResult();
+  if (r.isError()) return FromError(r.getError());
+  std::vector<std::string> out;
+  for (auto s : r.getOk()) out.emplace_back(s.cStr(), s.size());
+  return out;
+}
+
+absl::Status Client::IdentitySuggestions(const std::string& after, uint32_t limit,
+                                         uint64_t min_position, capnp::MessageBuilder& out) {
+  auto req = impl_->As<rpc::Reader>().identitySuggestionsRequest();
+  req.setAfter(after);
+  req.setLimit(limit);
+  req.setMinPosition(min_position);
+  auto resp = impl_->Wait(req.send());
+  if (!resp.ok()) return resp.status();
+  auto r = resp->getResult();
+  if (r.isError()) return FromError(r.getError());
+  out.initRoot<schema::PairList>().setPairs(r.getOk());
+  return absl::OkStatus();
+}
+
+absl::Status Client::IdentityStats(uint64_t min_position, capnp::MessageBuilder& out) {
+  auto req = impl_->As<rpc::Reader>().identityStatsRequest();
+  req.setMinPosition(min_position);
+  return CopyResult(impl_->Wait(req.send()), out);
+}
+
+absl::StatusOr<uint64_t> Client::Link(const std::string& a, const std::string& b, bool unlink,
+                                      const std::string& reason) {
+  auto req = impl_->As<rpc::Writer>().linkRequest();
+  req.setA(a);
+  req.setB(b);
+  req.setUnlink(unlink);
+  req.setReason(reason);
+  auto resp = impl_->Wait(req.send());
+  if (!resp.ok()) return resp.status();
+  return PositionFrom(resp->getResult());
+}
+
+absl::StatusOr<uint64_t> Client::DecideSuggestion(const std::string& id, bool accept,
+                                                  const std::string& reason) {
+  auto req = impl_->As<rpc::Writer>().decideSuggestionRequest();
+  req.setId(id);
+  req.setAccept(accept);
+  req.setReason(reason);
+  auto resp = impl_->Wait(req.send());
+  if (!resp.ok()) return resp.status();
+  return PositionFrom(resp->getResult());
+}
+
 absl::StatusOr<std::vector<projections::ProjectionStatus>> Client::Projections() {
   auto resp = impl_->Wait(impl_->As<rpc::Reader>().projectionsRequest().send());
   if (!resp.ok()) return resp.status();

@@ -138,6 +138,26 @@ class Client {
                         capnp::MessageBuilder& out);
   absl::Status Summary(const std::string& party, absl::Time as_of, uint64_t min_position,
                        capnp::MessageBuilder& out);
+  // Identity (docs/identity.md). Reads (reader, auditor, admin) fill `out` with the root the
+  // in-process reads of projections/identity/identity.h give: schema::Resolution, schema::Person,
+  // schema::PairList (suggestions), schema::IdentityStats; the same errors. `min_position` as in
+  // TimelineOptions.
+  absl::Status Resolve(const std::string& stream, uint64_t min_position,
+                       capnp::MessageBuilder& out);
+  absl::Status Person(const std::string& id, uint64_t min_position, capnp::MessageBuilder& out);
+  absl::StatusOr<std::vector<std::string>> FindHandle(schema::HandleKind kind,
+                                                      const std::string& address,
+                                                      uint64_t min_position);
+  absl::Status IdentitySuggestions(const std::string& after, uint32_t limit, uint64_t min_position,
+                                   capnp::MessageBuilder& out);
+  absl::Status IdentityStats(uint64_t min_position, capnp::MessageBuilder& out);
+  // Identity decisions (writer, admin), recorded with this token's holder as requestedBy: the
+  // position of the identityLink appended (projections/identity/links.h gives the errors).
+  absl::StatusOr<uint64_t> Link(const std::string& a, const std::string& b, bool unlink,
+                                const std::string& reason);
+  absl::StatusOr<uint64_t> DecideSuggestion(const std::string& id, bool accept,
+                                            const std::string& reason);
+
   // The projection workers' status (reader, auditor, admin).
   absl::StatusOr<std::vector<projections::ProjectionStatus>> Projections();
   // Starts a rebuild (admin); follow it with Projections(). kNotFound: no such projection;

@@ -12,6 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
+#include "projections/identity/identity.h"
+#include "projections/identity/links.h"
 #include "projections/timeline/timeline.h"
 #include "schema/json.h"
 #include "server/internal/shared.h"
@@ -53,6 +55,17 @@ using TimelineCtx = capnp::CallContext<rpc::Reader::TimelineParams, rpc::Reader:
 using SummaryCtx = capnp::CallContext<rpc::Reader::SummaryParams, rpc::Reader::SummaryResults>;
 using ProjectionsCtx =
     capnp::CallContext<rpc::Reader::ProjectionsParams, rpc::Reader::ProjectionsResults>;
+using LinkCtx = capnp::CallContext<rpc::Writer::LinkParams, rpc::Writer::LinkResults>;
+using DecideCtx =
+    capnp::CallContext<rpc::Writer::DecideSuggestionParams, rpc::Writer::DecideSuggestionResults>;
+using ResolveCtx = capnp::CallContext<rpc::Reader::ResolveParams, rpc::Reader::ResolveResults>;
+using PersonCtx = capnp::CallContext<rpc::Reader::PersonParams, rpc::Reader::PersonResults>;
+using FindHandleCtx =
+    capnp::CallContext<rpc::Reader::FindHandleParams, rpc::Reader::FindHandleResults>;
+using SuggestionsCtx = capnp::CallContext<rpc::Reader::IdentitySuggestionsParams,
+                                          rpc::Reader::IdentitySuggestionsResults>;
+using IdentityStatsCtx =
+    capnp::CallContext<rpc::Reader::IdentityStatsParams, rpc::Reader::IdentityStatsResults>;
 using RebuildCtx =
     capnp::CallContext<rpc::Admin::RebuildProjectionParams, rpc::Admin::RebuildProjectionResults>;
 // A projection read's answer: a message whose root is the page or summary.
@@ -304,14 +317,22 @@ class Session {
   template <typename Ctx>
   kj::Promise<void> PartyControl(Ctx c, absl::string_view what,
                                  std::function<absl::StatusOr<uint64_t>()> run) {
-    auto result = c.getResults().initResult();
     absl::Status bad = c.getParams().getParty().size() == 0 ? BadField("party", "party is empty")
                                                             : absl::OkStatus();
+    return Control(c, bad, absl::StrCat(what, " party ", c.getParams().getParty().cStr()),
+                   std::move(run));
+  }
+
+  // A call that appends a control event (erasure, hold, identity link) on the appends pool, and
+  // logs who did what.
+  template <typename Ctx>
+  kj::Promise<void> Control(Ctx c, absl::Status bad, absl::string_view what,
+                            std::function<absl::StatusOr<uint64_t>()> run) {
+    auto result = c.getResults().initResult();
     if (bad.ok() && shared_.draining) bad = ShuttingDown();
     auto admitted = Admit(bad);
     if (!admitted.ok()) return Refuse(result, admitted.status());
-    std::string log = absl::StrCat("conn ", conn_->id, " ", conn_->peer, ": ", name_, " ", what,
-                                   " party ", c.getParams().getParty().cStr());
+    std::string log = absl::StrCat("conn ", conn_->id, " ", conn_->peer, ": ", name_, " ", what);
     return shared_.appends.Run(std::move(run))
         .then([this, c, log](absl::StatusOr<uint64_t> position) mutable {
           auto result = c.getResults().getResult();
@@ -324,6 +345,134 @@ class Session {
           }
         })
         .attach(kj::mv(*admitted));
+  }
+
+  // Runs `decide` on the identity projection caught up with the log (docs/identity.md).
+  std::function<absl::StatusOr<uint64_t>()> WithIdentity(
+      std::function<absl::StatusOr<uint64_t>(const projections::StateView&)> decide) {
+    store::EventStore* store = &shared_.store;
+    projections::Runner* runner = shared_.runner;
+    return [store, runner, decide]() -> absl::StatusOr<uint64_t> {
+      if (runner == nullptr) return absl::UnavailableError("this server runs no projections");
+      if (!runner->WaitFor(projections::identity::kName, store->Head(),
+                           absl::Now() + kMaxProjectionWait)) {
+        return absl::UnavailableError("the identity projection is behind the log: try again");
+      }
+      IHS_ASSIGN_OR_RETURN(projections::StateView view, runner->View(projections::identity::kName));
+      return decide(view);
+    };
+  }
+
+  kj::Promise<void> Link(LinkCtx c) {
+    projections::identity::LinkRequest r;
+    r.a = c.getParams().getA();
+    r.b = c.getParams().getB();
+    r.unlink = c.getParams().getUnlink();
+    r.reason = c.getParams().getReason();
+    r.requested_by = name_;
+    store::EventStore* store = &shared_.store;
+    return Control(c, absl::OkStatus(),
+                   absl::StrCat(r.unlink ? "unlinks " : "links ", r.a, " and ", r.b),
+                   WithIdentity([store, r](const projections::StateView& view) {
+                     return projections::identity::AppendLink(*store, view, r);
+                   }));
+  }
+
+  kj::Promise<void> DecideSuggestion(DecideCtx c) {
+    std::string id = c.getParams().getId(), reason = c.getParams().getReason();
+    const bool accept = c.getParams().getAccept();
+    store::EventStore* store = &shared_.store;
+    return Control(
+        c, absl::OkStatus(), absl::StrCat(accept ? "accepts" : "rejects", " suggestion ", id),
+        WithIdentity([store, id, accept, reason, by = name_](const projections::StateView& view) {
+          return projections::identity::DecideSuggestion(*store, view, id, accept, reason, by);
+        }));
+  }
+
+  // A read of the identity projection whose answer is the root `Root` of the read's message.
+  template <typename Root, typename Ctx>
+  kj::Promise<void> IdentityRead(Ctx c, absl::Status bad, uint64_t min_position,
+                                 ProjectionRead read) {
+    auto result = c.getResults().initResult();
+    if (bad.ok()) bad = CheckMinPosition(min_position);
+    auto admitted = Admit(bad);
+    if (!admitted.ok()) return Refuse(result, admitted.status());
+    return ReadProjection(projections::identity::kName, min_position, std::move(read))
+        .then(
+            [c](ReadAnswer answer) mutable { SetAnswer<Root>(c.getResults().getResult(), answer); })
+        .attach(kj::mv(*admitted));
+  }
+
+  kj::Promise<void> Resolve(ResolveCtx c) {
+    std::string stream = c.getParams().getStream();
+    return IdentityRead<schema::Resolution>(
+        c, stream.empty() ? BadField("stream", "stream is empty") : absl::OkStatus(),
+        c.getParams().getMinPosition(),
+        [stream](const projections::StateView& view, capnp::MessageBuilder& m) {
+          return projections::identity::Resolve(view, stream, m);
+        });
+  }
+
+  kj::Promise<void> Person(PersonCtx c) {
+    std::string id = c.getParams().getId();
+    return IdentityRead<schema::Person>(
+        c, id.empty() ? BadField("id", "id is empty") : absl::OkStatus(),
+        c.getParams().getMinPosition(),
+        [id](const projections::StateView& view, capnp::MessageBuilder& m) {
+          return projections::identity::ReadPerson(view, id, m);
+        });
+  }
+
+  kj::Promise<void> FindHandle(FindHandleCtx c) {
+    const schema::HandleKind kind = c.getParams().getHandle().getKind();
+    std::string address = c.getParams().getHandle().getAddress();
+    absl::StatusOr<std::string> key = shared_.store.BlindIndexKey();
+    return IdentityRead<rpc::StreamsResult>(
+        c, key.status(), c.getParams().getMinPosition(),
+        [kind, address, key](const projections::StateView& view, capnp::MessageBuilder& m) {
+          absl::StatusOr<std::vector<std::string>> streams =
+              projections::identity::FindHandle(view, *key, kind, address);
+          if (absl::IsInvalidArgument(streams.status())) {
+            return BadField("handle", streams.status().message());
+          }
+          IHS_RETURN_IF_ERROR(streams.status());
+          auto list =
+              m.initRoot<rpc::StreamsResult>().initOk(static_cast<unsigned>(streams->size()));
+          for (unsigned i = 0; i < streams->size(); ++i) list.set(i, (*streams)[i]);
+          return absl::OkStatus();
+        });
+  }
+
+  kj::Promise<void> IdentitySuggestions(SuggestionsCtx c) {
+    std::string after = c.getParams().getAfter();
+    const uint32_t limit = c.getParams().getLimit();
+    absl::Status bad = limit == 0 || limit > 1000 ? BadField("limit", "limit must be 1 to 1000")
+                                                  : absl::OkStatus();
+    return IdentityRead<rpc::SuggestionsResult>(
+        c, bad, c.getParams().getMinPosition(),
+        [after, limit](const projections::StateView& view, capnp::MessageBuilder& m) {
+          std::string from = after;
+          std::replace(from.begin(), from.end(), ' ', '\0');
+          IHS_ASSIGN_OR_RETURN(auto pairs, projections::identity::ListPairs(
+                                               view, schema::PairState::SUGGESTED, limit, from));
+          auto list =
+              m.initRoot<rpc::SuggestionsResult>().initOk(static_cast<unsigned>(pairs.size()));
+          for (unsigned i = 0; i < pairs.size(); ++i) {
+            capnp::MallocMessageBuilder one;
+            IHS_RETURN_IF_ERROR(
+                projections::identity::ReadPair(view, pairs[i].first, pairs[i].second, one));
+            list.setWithCaveats(i, one.getRoot<schema::PairScore>().asReader());
+          }
+          return absl::OkStatus();
+        });
+  }
+
+  kj::Promise<void> IdentityStats(IdentityStatsCtx c) {
+    return IdentityRead<schema::IdentityStats>(
+        c, absl::OkStatus(), c.getParams().getMinPosition(),
+        [](const projections::StateView& view, capnp::MessageBuilder& m) {
+          return projections::identity::ReadStats(view, m);
+        });
   }
 
   kj::Promise<void> Erase(EraseCtx c) {
@@ -547,13 +696,16 @@ class Session {
         });
   }
 
-  // A projection read's answer into a result union: its root as `ok`, or the error.
+  // A projection read's answer into a result union: its root as `ok`, or the error. A root of
+  // the result's own type (a list answer) is copied whole.
   template <typename Root, typename ResultBuilder>
   static void SetAnswer(ResultBuilder result, const ReadAnswer& answer) {
-    if (answer.ok()) {
-      result.setOk((*answer)->template getRoot<Root>().asReader());
-    } else {
+    if (!answer.ok()) {
       SetError(result.initError(), answer.status());
+    } else if constexpr (std::is_same_v<typename Root::Builder, ResultBuilder>) {
+      result.setOk((*answer)->template getRoot<Root>().asReader().getOk());
+    } else {
+      result.setOk((*answer)->template getRoot<Root>().asReader());
     }
   }
 
@@ -674,6 +826,12 @@ class WithWrites : public Parent {
   kj::Promise<void> appendMulti(AppendMultiCtx c) override {
     return Checked(c, 0, [&] { return this->s_->AppendMulti(c); });
   }
+  kj::Promise<void> link(LinkCtx c) override {
+    return Checked(c, 0, [&] { return this->s_->Link(c); });
+  }
+  kj::Promise<void> decideSuggestion(DecideCtx c) override {
+    return Checked(c, 0, [&] { return this->s_->DecideSuggestion(c); });
+  }
 };
 
 template <typename Parent>
@@ -693,6 +851,21 @@ class WithReader : public Parent {
   }
   kj::Promise<void> projections(ProjectionsCtx c) override {
     return Checked(c, 0, [&] { return this->s_->Projections(c); });
+  }
+  kj::Promise<void> resolve(ResolveCtx c) override {
+    return Checked(c, 0, [&] { return this->s_->Resolve(c); });
+  }
+  kj::Promise<void> person(PersonCtx c) override {
+    return Checked(c, 0, [&] { return this->s_->Person(c); });
+  }
+  kj::Promise<void> findHandle(FindHandleCtx c) override {
+    return Checked(c, 0, [&] { return this->s_->FindHandle(c); });
+  }
+  kj::Promise<void> identitySuggestions(SuggestionsCtx c) override {
+    return Checked(c, 0, [&] { return this->s_->IdentitySuggestions(c); });
+  }
+  kj::Promise<void> identityStats(IdentityStatsCtx c) override {
+    return Checked(c, 0, [&] { return this->s_->IdentityStats(c); });
   }
 };
 

@@ -58,6 +58,14 @@ absl::Status ReadPair(const StateView& view, const std::string& a, const std::st
 absl::StatusOr<std::pair<std::string, std::string>> FindSuggestion(const StateView& view,
                                                                    const std::string& id);
 
+// The streams whose content showed this handle, through the blind index (`blind_key`:
+// store::LogReader::BlindIndexKey), in log order; empty if none. kInvalidArgument: the handle
+// does not parse (the message says why).
+absl::StatusOr<std::vector<std::string>> FindHandle(const StateView& view,
+                                                    const std::string& blind_key,
+                                                    schema::HandleKind kind,
+                                                    const std::string& address);
+
 // Visits every person of two streams or more, in id order, until `visit` returns false.
 absl::Status ForEachPerson(const StateView& view,
                            const std::function<bool(schema::Person::Reader)>& visit);

@@ -3,6 +3,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "projections/identity/clues.h"
 #include "projections/identity/format.h"
 #include "projections/identity/identity.h"
 #include "projections/packed_record.h"
@@ -145,6 +146,23 @@ absl::StatusOr<std::pair<std::string, std::string>> FindSuggestion(const StateVi
                                             "\" (`ihs identity suggestions` lists them)"));
   }
   return *found;
+}
+
+absl::StatusOr<std::vector<std::string>> FindHandle(const StateView& view,
+                                                    const std::string& blind_key,
+                                                    schema::HandleKind kind,
+                                                    const std::string& address) {
+  IHS_ASSIGN_OR_RETURN(std::string normal, NormalizeHandle(kind, address));
+  const ClueKind clue = ClueKindOf(kind);
+  if (clue == ClueKind::UNSPECIFIED) {
+    return absl::InvalidArgumentError("handles of this kind are not indexed");
+  }
+  const BlindIndex index(blind_key);
+  IHS_ASSIGN_OR_RETURN(std::optional<std::string> v,
+                       view.Get(MembersKey(index.ClueKey(clue, normal))));
+  if (!v) return std::vector<std::string>{};
+  IHS_ASSIGN_OR_RETURN(Members m, DecodeMembers(*v));
+  return m.streams;
 }
 
 absl::Status ForEachPerson(const StateView& view,

@@ -32,6 +32,7 @@
 #include "store/event_store.h"
 #include "store/internal/codec.h"
 #include "store/tlog.h"
+#include "tests/integration/rpc_fixture.h"
 #include "tests/testutil/ihsd_process.h"
 #include "tests/testutil/store_fixture.h"
 #include "tests/testutil/testutil.h"
@@ -40,61 +41,6 @@
 
 namespace ihs {
 namespace {
-
-using client::Client;
-using client::RemoteEvent;
-using store::ExpectedVersion;
-using testing::EventFactory;
-using testing::IhsdOptions;
-using testing::IhsdProcess;
-
-class RpcTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    for (const char* role : {"writer", "reader", "auditor", "admin"}) {
-      tokens_[role] = server::NewToken();
-      std::ofstream(dir_.Sub("tokens"), std::ios::app) << server::TokenLine(
-          *server::ParseRole(role), absl::StrCat("test-", role), tokens_[role]);
-    }
-  }
-
-  void StartServer(std::vector<std::string> extra = {}) {
-    IhsdOptions o;
-    o.binary = IHS_IHSD;
-    o.data = dir_.Sub("data");
-    o.tokens = dir_.Sub("tokens");
-    o.listen = {"127.0.0.1:0", "unix:" + dir_.Sub("ihsd.sock")};
-    o.extra_args = std::move(extra);
-    auto p = IhsdProcess::Start(o);
-    ASSERT_TRUE(p.ok()) << p.status();
-    server_ = std::move(*p);
-    ASSERT_EQ(server_->addresses().size(), 2u);
-  }
-
-  std::string tcp() const { return server_->addresses()[0]; }
-  std::string unix_socket() const { return server_->addresses()[1]; }
-
-  absl::StatusOr<std::unique_ptr<Client>> Connect(const std::string& role,
-                                                  const std::string& address = "") {
-    return Client::Connect({address.empty() ? tcp() : address, tokens_[role]});
-  }
-
-  std::unique_ptr<Client> MustConnect(const std::string& role) {
-    auto c = Connect(role);
-    EXPECT_TRUE(c.ok()) << c.status();
-    return c.ok() ? std::move(*c) : nullptr;
-  }
-
-  testing::TempDir dir_;
-  std::map<std::string, std::string> tokens_;
-  std::unique_ptr<IhsdProcess> server_;
-  EventFactory events_;
-};
-
-store::StreamAppend One(const std::string& stream, schema::Event::Reader e,
-                        ExpectedVersion expected = ExpectedVersion::Any()) {
-  return {stream, expected, {e}};
-}
 
 TEST_F(RpcTest, WrongTokenIsUnauthenticatedAndLogged) {
   StartServer();
@@ -710,20 +656,6 @@ TEST_F(RpcTest, BadTokensFileIsRefusedNamingTheLine) {
 namespace tl = projections::timeline;
 
 // A generated history, appended over RPC in AppendMulti batches; returns its ground truth.
-nlohmann::json AppendHistory(Client& writer, const workload::Config& config) {
-  workload::Generator g(config);
-  for (;;) {
-    auto batch = workload::NextBatch(g, 500);
-    if (batch->events.empty()) break;
-    auto r = writer.AppendMulti(workload::GroupByStream(batch->Readers()));
-    EXPECT_TRUE(r.ok()) << r.status();
-    if (!r.ok()) break;
-  }
-  std::stringstream truth;
-  g.WriteTruth(truth);
-  return nlohmann::json::parse(truth.str());
-}
-
 absl::Time TruthTime(const nlohmann::json& truth) {
   absl::Time t;
   std::string err;
@@ -780,7 +712,8 @@ TEST_F(RpcTest, TimelineOverRpcIsTheProjectionsStateAndMarksTheTruth) {
     capnp::MallocMessageBuilder m;
     IHS_ASSERT_OK(reader->Timeline(q, fresh, m));
     auto page = m.getRoot<schema::TimelinePage>();
-    EXPECT_EQ(page.getCheckpoint(), head);
+    // At least the head read above: ihsd's identity resolver may have appended links since.
+    EXPECT_GE(page.getCheckpoint(), head);
     bool found = false;
     for (auto e : page.getEntries()) {
       if (Hex(e.getEventId()) != sw["to_event"].get<std::string>()) continue;

@@ -109,8 +109,10 @@ void RegisterLogCommands(Cli& cli);         // append, read, tail, verify, stats
 void RegisterGenerateCommand(Cli& cli);     // generate (cmd_generate.cc)
 void RegisterProjectionCommands(Cli& cli);  // projections status|rebuild (cmd_projections.cc)
 void RegisterTimelineCommands(Cli& cli);    // timeline, audit replay (cmd_timeline.cc)
-void RegisterTokenCommands(Cli& cli);       // token new (cmd_token.cc)
-void RegisterAuditCommands(Cli& cli);       // audit pubkey|head|prove-event|... (cmd_audit.cc)
+void RegisterIdentityCommands(
+    Cli& cli);                         // identity show|suggestions|stats|link|... (cmd_identity.cc)
+void RegisterTokenCommands(Cli& cli);  // token new (cmd_token.cc)
+void RegisterAuditCommands(Cli& cli);  // audit pubkey|head|prove-event|... (cmd_audit.cc)
 void RegisterGovernanceCommands(
     Cli& cli);  // backup, retention run, erase, hold (cmd_governance.cc)
 

@@ -48,6 +48,7 @@ int Main(int argc, char** argv) {
   RegisterGenerateCommand(cli);
   RegisterProjectionCommands(cli);
   RegisterTimelineCommands(cli);
+  RegisterIdentityCommands(cli);
   RegisterTokenCommands(cli);
   RegisterAuditCommands(cli);
   RegisterGovernanceCommands(cli);

@@ -33,6 +33,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/log.h"
+#include "projections/identity/resolver.h"
 #include "projections/registry.h"
 #include "projections/runner.h"
 #include "server/service.h"
@@ -231,6 +232,9 @@ int Main(int argc, char** argv) {
       return Die(kExitUnavailable, absl::StrCat("projections: ", runner.status().message()));
     }
     (*runner)->Start();
+    // Identity resolution appends the links it decides (docs/identity.md).
+    projections::identity::Resolver resolver(**store, **runner, &Log());
+    resolver.Start();
 
     so.version = IHS_VERSION;
     so.log = &Log();
@@ -264,6 +268,7 @@ int Main(int argc, char** argv) {
       l.receiver = nullptr;
       if (!l.unix_path.empty()) unlink(l.unix_path.c_str());
     }
+    resolver.Stop();
     (*runner)->Stop();  // before the store closes; what it applied is checkpointed
   }
   uint64_t head = (*store)->Head();
