@@ -241,6 +241,10 @@ struct TimelineQuery {
   # Read your own writes: answer only once the timeline has applied every position below this
   # (e.g. an append's position + 1). ihsd waits up to 5 s, then answers `unavailable`.
   asOf @8 :Int64;                        # waiting times are counted to here; 0: now
+  person @9 :Bool;
+  # The whole person of the party (docs/identity.md): the entries of every stream linked to it
+  # merged in, each with its `party`; the page lists the streams. minPosition holds for both the
+  # identity and the timeline projection.
 }
 
 struct TimelineResult {

@@ -59,6 +59,7 @@ struct TimelineEntry {
   waitingSeconds @22 :Int64;    # set on read for open messages: how long it has waited
   subject @23 :Text;            # set on read when content is asked for and not erased
   text @24 :Text;
+  party @25 :Text;              # set on read when the page covers a person's streams: whose entry
 }
 
 struct ChannelSummary {
@@ -99,6 +100,7 @@ struct TimelinePage {
   entries @1 :List(TimelineEntry);
   nextCursor @2 :Text;          # empty: no more entries in the range
   checkpoint @3 :UInt64;        # the log position the projection had applied
+  streams @4 :List(Text);       # a person's page: every stream it covers (party first)
 }
 
 # --- stored only -------------------------------------------------------------------------------

@@ -402,6 +402,7 @@ absl::Status Client::Timeline(const projections::timeline::Query& query,
   q.setOpenContent(options.open_content);
   q.setMinPosition(options.min_position);
   q.setAsOf(absl::ToUnixMicros(query.as_of));
+  q.setPerson(options.person);
   return CopyResult(impl_->Wait(req.send()), out);
 }
 

@@ -133,6 +133,7 @@ class Client {
   struct TimelineOptions {
     bool open_content = false;  // fill subject and text from the log
     uint64_t min_position = 0;
+    bool person = false;  // the party's whole person: every linked stream merged in
   };
   absl::Status Timeline(const projections::timeline::Query& query, const TimelineOptions& options,
                         capnp::MessageBuilder& out);

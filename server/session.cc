@@ -540,11 +540,32 @@ class Session {
     auto admitted = Admit(bad);
     if (!admitted.ok()) return Refuse(result, admitted.status());
     store::EventStore* content = p.getOpenContent() ? &shared_.store : nullptr;
-    return ReadProjection(
-               tl::kName, p.getMinPosition(),
-               [q, content](const projections::StateView& view, capnp::MessageBuilder& m) {
-                 return tl::ReadPage(view, q, m, content);
-               })
+    const uint64_t min_position = p.getMinPosition();
+    kj::Promise<ReadAnswer> person = ReadAnswer(nullptr);
+    if (p.getPerson()) {
+      const std::string party = q.party;
+      person = ReadProjection(
+          projections::identity::kName, min_position,
+          [party](const projections::StateView& view, capnp::MessageBuilder& m) {
+            absl::Status s = projections::identity::ReadPerson(view, party, m);
+            return absl::IsNotFound(s) ? absl::OkStatus() : s;  // no identity yet: the party alone
+          });
+    }
+    return person
+        .then(
+            [this, q, content, min_position](ReadAnswer person) mutable -> kj::Promise<ReadAnswer> {
+              if (!person.ok()) return ReadAnswer(person.status());
+              if (*person != nullptr && (*person)->getRoot<schema::Person>().hasStreams()) {
+                for (auto s : (*person)->getRoot<schema::Person>().asReader().getStreams()) {
+                  q.also.emplace_back(s.cStr(), s.size());
+                }
+              }
+              return ReadProjection(
+                  tl::kName, min_position,
+                  [q, content](const projections::StateView& view, capnp::MessageBuilder& m) {
+                    return tl::ReadPage(view, q, m, content);
+                  });
+            })
         .then([c](ReadAnswer answer) mutable {
           SetAnswer<schema::TimelinePage>(c.getResults().getResult(), answer);
         })

@@ -25,6 +25,9 @@ struct Query {
   std::string cursor;                                  // from a previous page's nextCursor
   uint32_t limit = 100;                                // 1..kMaxPageEntries
   absl::Time as_of = absl::Now();                      // waiting times are counted to here
+  // The other streams of the party's person (the identity projection's answer): their entries
+  // are merged in, in the same order, each marked with its stream. Empty: the party alone.
+  std::vector<std::string> also;
 };
 
 }  // namespace ihs::projections::timeline

@@ -68,43 +68,67 @@ absl::Status ReadPage(const StateView& view, const Query& q, capnp::MessageBuild
   IHS_RETURN_IF_ERROR(Validate(q));
   std::optional<std::string> state;
   IHS_RETURN_IF_ERROR(RequireParty(view, q.party, &state));
-  std::string from = PartyKey('E', q.party);
-  std::string to = from;
-  if (!q.cursor.empty()) {
-    from.append(absl::HexStringToBytes(q.cursor));
-  } else {
-    PutTime(&from, q.from);
+  // Each stream's entries from the cursor (or `from`), up to limit + 1 of them; merged by their
+  // key's time and position, which the cursor names, so that a page of a person goes on where
+  // the last one ended in every stream.
+  struct Found {
+    std::string order;  // occurred_at | position, as in the key
+    size_t stream;
+    Entry entry;
+  };
+  std::vector<std::string> streams = {q.party};
+  for (const std::string& s : q.also) {
+    if (s != q.party && std::find(streams.begin(), streams.end(), s) == streams.end()) {
+      streams.push_back(s);
+    }
   }
-  PutTime(&to, q.to);
-  std::vector<Entry> entries;
-  std::string next;
+  std::vector<Found> found;
   absl::Status bad;
-  IHS_RETURN_IF_ERROR(view.Scan(from, to, [&](absl::string_view key, absl::string_view value) {
-    absl::StatusOr<Entry> e = DecodeEntryAt(key, value);
-    if (!e.ok()) {
-      bad = e.status();
-      return false;
+  for (size_t i = 0; i < streams.size(); ++i) {
+    std::string from = PartyKey('E', streams[i]);
+    std::string to = from;
+    if (!q.cursor.empty()) {
+      from.append(absl::HexStringToBytes(q.cursor));
+    } else {
+      PutTime(&from, q.from);
     }
-    if (!q.channels.empty() &&
-        std::find(q.channels.begin(), q.channels.end(), e->channel) == q.channels.end()) {
-      return true;
-    }
-    if (entries.size() == q.limit) {
-      next = absl::BytesToHexString(key.substr(key.size() - 16));
-      return false;
-    }
-    entries.push_back(*std::move(e));
-    return true;
-  }));
-  IHS_RETURN_IF_ERROR(bad);
+    PutTime(&to, q.to);
+    size_t taken = 0;
+    IHS_RETURN_IF_ERROR(view.Scan(from, to, [&](absl::string_view key, absl::string_view value) {
+      absl::StatusOr<Entry> e = DecodeEntryAt(key, value);
+      if (!e.ok()) {
+        bad = e.status();
+        return false;
+      }
+      if (!q.channels.empty() &&
+          std::find(q.channels.begin(), q.channels.end(), e->channel) == q.channels.end()) {
+        return true;
+      }
+      found.push_back({std::string(key.substr(key.size() - 16)), i, *std::move(e)});
+      return ++taken <= q.limit;
+    }));
+    IHS_RETURN_IF_ERROR(bad);
+  }
+  std::stable_sort(found.begin(), found.end(),
+                   [](const Found& a, const Found& b) { return a.order < b.order; });
+  std::string next;
+  if (found.size() > q.limit) {
+    next = absl::BytesToHexString(found[q.limit].order);
+    found.resize(q.limit);
+  }
   auto page = out.initRoot<schema::TimelinePage>();
   page.setParty(q.party);
   page.setNextCursor(next);
   page.setCheckpoint(view.checkpoint());
-  auto list = page.initEntries(static_cast<unsigned>(entries.size()));
-  for (unsigned i = 0; i < entries.size(); ++i) {
+  if (streams.size() > 1) {
+    auto list = page.initStreams(static_cast<unsigned>(streams.size()));
+    for (unsigned i = 0; i < streams.size(); ++i) list.set(i, streams[i]);
+  }
+  auto list = page.initEntries(static_cast<unsigned>(found.size()));
+  for (unsigned i = 0; i < found.size(); ++i) {
     auto e = list[i];
-    ToRecord(entries[i], e);
+    ToRecord(found[i].entry, e);
+    if (streams.size() > 1) e.setParty(streams[found[i].stream]);
     if (e.getResponse().isOpen()) e.setWaitingSeconds(WaitedSeconds(q.as_of, e.getOccurredAt()));
     if (store != nullptr) {
       IHS_ASSIGN_OR_RETURN(std::vector<store::StoredEvent> ev, store->ReadAll(e.getPosition(), 1));

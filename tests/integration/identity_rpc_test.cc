@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "projections/timeline/query.h"
 #include "tests/integration/rpc_fixture.h"
 
 namespace ihs {
@@ -89,6 +90,49 @@ TEST_F(RpcTest, IdentityOverRpc) {
     if (l.getReason() == "same person, says the CRM") recorded = !l.getInferred();
   }
   EXPECT_TRUE(recorded);
+  // The timeline of the person merges both streams, and pages through them without a gap or a
+  // repeat.
+  {
+    namespace tl = projections::timeline;
+    Client::TimelineOptions o;
+    o.person = true;
+    o.min_position = *linked + 1;
+    tl::Query q;
+    q.party = "c-000001";
+    q.limit = 1000;
+    q.as_of = absl::Now();
+    capnp::MallocMessageBuilder whole;
+    IHS_ASSERT_OK(reader->Timeline(q, o, whole));
+    auto page = whole.getRoot<schema::TimelinePage>();
+    ASSERT_EQ(page.getStreams().size(), 2u);
+    EXPECT_EQ(std::string(page.getStreams()[1].cStr()), "c-000002");
+    std::vector<std::string> all;
+    std::map<std::string, int> by_party;
+    for (auto e : page.getEntries()) {
+      all.push_back(absl::StrCat(e.getPosition()));
+      ++by_party[e.getParty().cStr()];
+    }
+    capnp::MallocMessageBuilder alone;
+    q.party = "c-000002";
+    o.person = false;
+    IHS_ASSERT_OK(reader->Timeline(q, o, alone));
+    EXPECT_EQ(by_party["c-000002"],
+              static_cast<int>(alone.getRoot<schema::TimelinePage>().getEntries().size()));
+    EXPECT_GT(by_party["c-000001"], 0);
+    std::vector<std::string> paged;
+    q.party = "c-000001";
+    q.limit = 7;
+    o.person = true;
+    for (int pages = 0; pages < 1000; ++pages) {
+      capnp::MallocMessageBuilder m;
+      IHS_ASSERT_OK(reader->Timeline(q, o, m));
+      auto p = m.getRoot<schema::TimelinePage>();
+      for (auto e : p.getEntries()) paged.push_back(absl::StrCat(e.getPosition()));
+      if (p.getNextCursor().size() == 0) break;
+      q.cursor = p.getNextCursor().cStr();
+    }
+    EXPECT_EQ(paged, all);
+  }
   auto unlinked = writer->Link("c-000001", "c-000002", true, "they are not");
   IHS_ASSERT_OK(unlinked);
   EXPECT_NE(PersonId(*reader, "c-000002", *unlinked + 1),

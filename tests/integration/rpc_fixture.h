@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
 #include "server/client.h"
 #include "server/tokens.h"
@@ -92,6 +93,21 @@ inline nlohmann::json AppendHistory(Client& writer, const workload::Config& conf
   std::stringstream truth;
   g.WriteTruth(truth);
   return nlohmann::json::parse(truth.str());
+}
+
+// Waits until ihsd's identity resolver has appended what the history made inferable (nothing
+// pending, the projection at the head), so that the log stops growing under a test that compares
+// heads and checkpoints. `reader`: any role with the reads.
+inline void SettleIdentity(Client& reader) {
+  for (absl::Time end = absl::Now() + absl::Seconds(30); absl::Now() < end;
+       absl::SleepFor(absl::Milliseconds(50))) {
+    absl::StatusOr<uint64_t> head = reader.Head();
+    capnp::MallocMessageBuilder m;
+    if (!head.ok() || !reader.IdentityStats(*head, m).ok()) continue;
+    auto st = m.getRoot<schema::IdentityStats>();
+    if (st.getPending() == 0 && st.getCheckpoint() == *head) return;
+  }
+  ADD_FAILURE() << "the identity resolver did not settle within 30 s";
 }
 
 }  // namespace ihs

@@ -692,6 +692,7 @@ TEST_F(RpcTest, TimelineOverRpcIsTheProjectionsStateAndMarksTheTruth) {
   config.days = 30;
   config.seed = 23;
   const nlohmann::json truth = AppendHistory(*writer, config);
+  SettleIdentity(*reader);
   const uint64_t head = *reader->Head();
   ASSERT_GT(head, 1000u);
   const absl::Time as_of = TruthTime(truth);
@@ -850,6 +851,7 @@ TEST_F(RpcTest, AdminRebuildsTheTimelineWhileItServesAndTheResultIsTheSame) {
   config.days = 20;
   config.seed = 4;
   const nlohmann::json truth = AppendHistory(*writer, config);
+  SettleIdentity(*admin);
   const uint64_t head = *admin->Head();
   tl::Query q = WholeTimeline(workload::Generator::kStoryParty, TruthTime(truth));
   capnp::MallocMessageBuilder before;

@@ -14,6 +14,7 @@
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
+#include "projections/identity/identity.h"
 #include "projections/timeline/replay.h"
 #include "projections/timeline/timeline.h"
 #include "schema/json.h"
@@ -34,6 +35,7 @@ struct TimelineArgs {
   uint32_t limit = 100;
   std::string cursor;
   std::string html;
+  bool person = false;
 };
 
 absl::StatusOr<schema::Channel> ParseChannel(const std::string& name) {
@@ -61,6 +63,7 @@ nlohmann::json EntryJson(schema::TimelineEntry::Reader e) {
                       {"channel", schema::EnumName(e.getChannel())},
                       {"direction", schema::EnumName(e.getDirection())},
                       {"type", schema::EnumName(e.getType())}};
+  if (e.getParty().size() > 0) j["party"] = e.getParty().cStr();
   if (!std::isnan(e.getSentiment())) j["sentiment"] = e.getSentiment();
   if (e.getTopics().size() > 0) {
     j["topics"] = nlohmann::json::array();
@@ -141,6 +144,10 @@ nlohmann::json TimelineJson(schema::TimelineSummary::Reader summary,
   for (auto e : page.getEntries()) j["entries"].push_back(EntryJson(e));
   if (page.getNextCursor().size() > 0) j["nextCursor"] = page.getNextCursor().cStr();
   j["checkpoint"] = page.getCheckpoint();
+  if (page.hasStreams()) {
+    j["streams"] = nlohmann::json::array();
+    for (auto s : page.getStreams()) j["streams"].push_back(s.cStr());
+  }
   return j;
 }
 
@@ -152,15 +159,25 @@ void PrintTimeline(const std::string& party, schema::TimelineSummary::Reader sum
       party, schema::EnumName(summary.getKind()), summary.getEntries(), summary.getOpen().size(),
       summary.getAnswered(), Duration(summary.getMedianResponseSeconds()),
       Duration(summary.getMedianResponseServiceSeconds()), summary.getChannelSwitches());
+  if (page.hasStreams()) {
+    std::vector<std::string> streams;
+    for (auto s : page.getStreams()) streams.emplace_back(s.cStr());
+    absl::PrintF("the whole person: %s\n", absl::StrJoin(streams, ", "));
+  }
   for (auto e : page.getEntries()) {
     std::string note;
+    if (e.getParty().size() > 0 && e.getParty() != page.getParty()) {
+      note = absl::StrCat("[", e.getParty().cStr(), "]");
+    }
     if (e.getResponse().isOpen()) {
-      note = absl::StrCat("OPEN, waiting ", Duration(e.getWaitingSeconds()));
+      absl::StrAppend(&note, note.empty() ? "" : " ", "OPEN, waiting ",
+                      Duration(e.getWaitingSeconds()));
     } else if (e.getResponse().isAnswered()) {
       auto ans = e.getResponse().getAnswered();
-      note = absl::StrCat("answered on ", schema::EnumName(ans.getReplyChannel()), " after ",
-                          Duration(ans.getWallSeconds()), " (", Duration(ans.getServiceSeconds()),
-                          " service)");
+      absl::StrAppend(&note, note.empty() ? "" : " ", "answered on ",
+                      schema::EnumName(ans.getReplyChannel()), " after ",
+                      Duration(ans.getWallSeconds()), " (", Duration(ans.getServiceSeconds()),
+                      " service)");
     }
     if (e.hasSwitchFrom()) {
       absl::StrAppend(&note, note.empty() ? "" : "; ", "SWITCH from ",
@@ -207,6 +224,22 @@ int Timeline(const Common& c, const TimelineArgs& a) {
   absl::StatusOr<std::unique_ptr<ProjectionSource>> source = OpenProjections(c);
   if (!source.ok()) return Fail(source.status());
   capnp::MallocMessageBuilder summary_msg, page_msg;
+  if (a.person) {  // the person's streams first, as ihsd does for `person` (docs/identity.md)
+    absl::Status s = (*source)->Read(
+        projections::identity::kName,
+        [&](const projections::StateView& view, store::EventStore*) -> absl::Status {
+          capnp::MallocMessageBuilder m;
+          absl::Status st = projections::identity::ReadPerson(view, q.party, m);
+          if (absl::IsNotFound(st)) return absl::OkStatus();
+          IHS_RETURN_IF_ERROR(st);
+          for (auto x : m.getRoot<schema::Person>().asReader().getStreams()) {
+            q.also.emplace_back(x.cStr());
+          }
+          return absl::OkStatus();
+        },
+        [](client::Client&, uint64_t) { return absl::OkStatus(); });  // ihsd merges them itself
+    if (!s.ok()) return Fail(s);
+  }
   absl::Status read = (*source)->Read(
       projections::timeline::kName,
       [&](const projections::StateView& view, store::EventStore* store) {
@@ -218,6 +251,7 @@ int Timeline(const Common& c, const TimelineArgs& a) {
         client::Client::TimelineOptions o;
         o.open_content = true;
         o.min_position = min_position;
+        o.person = a.person;
         IHS_RETURN_IF_ERROR(client.Summary(q.party, q.as_of, min_position, summary_msg));
         return client.Timeline(q, o, page_msg);
       });
@@ -345,6 +379,8 @@ void RegisterTimelineCommands(Cli& cli) {
   timeline->add_option("--cursor", tl_args->cursor, "the next page: a previous page's cursor");
   timeline->add_option("--html", tl_args->html,
                        "also write the page as one self-contained HTML file (lanes per channel)");
+  timeline->add_flag("--person", tl_args->person,
+                     "the party's whole person: the touchpoints of every linked stream too");
   cli.OnRun(timeline, [&common, tl_args] { return Timeline(common, *tl_args); });
 
   auto replay_args = std::make_shared<ReplayArgs>();
