@@ -388,9 +388,11 @@ interface Admin extends(Writer, Auditor) {
   rebuildProjection @1 (name :Text) -> (result :RebuildResult);
   # Starts rebuilding a projection from position 0 beside the live state, which keeps serving
   # until the new one has caught up and takes over.
-  erase @2 (party :Text, reason :Text) -> (result :PositionResult);
+  erase @2 (party :Text, reason :Text, person :Bool) -> (result :PositionResult);
   # Erases the party's personal content (EventStore::Erase): an erasureRequest event, recorded
   # with this session's token name as requestedBy, and the deletion of the party's data key.
+  # With `person`: every stream of the party's person (docs/identity.md), one erasure each, in
+  # one atomic append (all or none); ok is the position of the first.
   legalHold @3 (party :Text, lift :Bool, reason :Text) -> (result :PositionResult);
   # Places (or with `lift`, lifts) a legal hold on the party: a legalHold event.
   backup @4 (to :Text, withMasterKey :Bool) -> (result :PositionResult);

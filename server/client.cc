@@ -317,10 +317,12 @@ absl::StatusOr<std::vector<tlog::Hash>> Client::ConsistencyProof(uint64_t old_si
   return ProofFrom(resp->getResult());
 }
 
-absl::StatusOr<uint64_t> Client::Erase(const std::string& party, const std::string& reason) {
+absl::StatusOr<uint64_t> Client::Erase(const std::string& party, const std::string& reason,
+                                       bool person) {
   auto req = impl_->As<rpc::Admin>().eraseRequest();
   req.setParty(party);
   req.setReason(reason);
+  req.setPerson(person);
   auto resp = impl_->Wait(req.send());
   if (!resp.ok()) return resp.status();
   return PositionFrom(resp->getResult());

@@ -118,7 +118,9 @@ class Client {
   absl::StatusOr<std::vector<tlog::Hash>> ConsistencyProof(uint64_t old_size, uint64_t new_size);
   // Erasure and legal holds (admin), as store::EventStore's: the server records this token's
   // holder as requestedBy. Return the position of the event recorded.
-  absl::StatusOr<uint64_t> Erase(const std::string& party, const std::string& reason);
+  // `person`: every stream of the party's person, in one atomic append; the first position.
+  absl::StatusOr<uint64_t> Erase(const std::string& party, const std::string& reason,
+                                 bool person = false);
   absl::StatusOr<uint64_t> SetLegalHold(const std::string& party, bool lift,
                                         const std::string& reason);
   // A copy of the store into `to` on ihsd's machine (admin): the log's size when it began.

@@ -478,6 +478,16 @@ class Session {
   kj::Promise<void> Erase(EraseCtx c) {
     store::EventStore* store = &shared_.store;
     std::string party = c.getParams().getParty(), reason = c.getParams().getReason();
+    if (c.getParams().getPerson()) {
+      return PartyControl(
+          c, "erases the whole person of",
+          WithIdentity([store, party, reason, by = name_](
+                           const projections::StateView& view) -> absl::StatusOr<uint64_t> {
+            IHS_ASSIGN_OR_RETURN(
+                auto erased, projections::identity::ErasePerson(*store, view, party, reason, by));
+            return erased.first.at(0);
+          }));
+    }
     return PartyControl(c, "erases", [store, party, reason, by = name_] {
       return store::Erase(*store, party, reason, by);
     });

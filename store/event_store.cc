@@ -98,6 +98,14 @@ absl::StatusOr<uint64_t> Erase(EventStore& store, absl::string_view party, absl:
   return impl->Erase(party, reason, requested_by);
 }
 
+absl::StatusOr<std::vector<uint64_t>> EraseAll(EventStore& store,
+                                               const std::vector<std::string>& parties,
+                                               absl::string_view reason,
+                                               absl::string_view requested_by) {
+  IHS_ASSIGN_OR_RETURN(EventStoreImpl * impl, Embedded(store, "data keys"));
+  return impl->EraseAll(parties, reason, requested_by);
+}
+
 absl::StatusOr<uint64_t> SetLegalHold(EventStore& store, absl::string_view party, bool lift,
                                       absl::string_view reason, absl::string_view requested_by) {
   IHS_ASSIGN_OR_RETURN(EventStoreImpl * impl, Embedded(store, "legal holds"));

@@ -173,23 +173,35 @@ absl::StatusOr<RetentionReport> EventStoreImpl::RunRetention(const RetentionPoli
 
 absl::StatusOr<uint64_t> EventStoreImpl::AppendControl(
     absl::string_view party, const std::function<void(schema::Event::Builder)>& fill) {
+  IHS_ASSIGN_OR_RETURN(std::vector<uint64_t> positions, AppendControls({std::string(party)}, fill));
+  return positions[0];
+}
+
+absl::StatusOr<std::vector<uint64_t>> EventStoreImpl::AppendControls(
+    const std::vector<std::string>& parties,
+    const std::function<void(schema::Event::Builder)>& fill) {
   if (options_.read_only) {
     return absl::FailedPreconditionError("store is open for reading only");
   }
-  capnp::MallocMessageBuilder message;
-  auto ev = message.initRoot<schema::Event>();
-  const std::string id = internal::RandomBytes(16);
-  ev.setId(kj::arrayPtr(reinterpret_cast<const kj::byte*>(id.data()), id.size()));
-  ev.setStreamId(std::string(party));
-  ev.setOccurredAt(absl::ToUnixMicros(clock_->Now()));
-  ev.setSourceSystem("ihs");
-  fill(ev);
+  std::vector<std::unique_ptr<capnp::MallocMessageBuilder>> messages;
   // Prepared appends point into `appends`: it must outlive the commit.
-  const std::vector<StreamAppend> appends = {
-      StreamAppend{std::string(party), ExpectedVersion::Any(), {ev.asReader()}}};
+  std::vector<StreamAppend> appends;
+  for (const std::string& party : parties) {
+    auto& message = messages.emplace_back(std::make_unique<capnp::MallocMessageBuilder>());
+    auto ev = message->initRoot<schema::Event>();
+    const std::string id = internal::RandomBytes(16);
+    ev.setId(kj::arrayPtr(reinterpret_cast<const kj::byte*>(id.data()), id.size()));
+    ev.setStreamId(party);
+    ev.setOccurredAt(absl::ToUnixMicros(clock_->Now()));
+    ev.setSourceSystem("ihs");
+    fill(ev);
+    appends.push_back(StreamAppend{party, ExpectedVersion::Any(), {ev.asReader()}});
+  }
   IHS_ASSIGN_OR_RETURN(std::vector<PreparedAppend> prepared, Prepare(appends, /*control=*/true));
   IHS_ASSIGN_OR_RETURN(std::vector<AppendResult> result, Commit(prepared));
-  return result[0].positions[0];
+  std::vector<uint64_t> positions;
+  for (const AppendResult& r : result) positions.push_back(r.positions[0]);
+  return positions;
 }
 
 namespace {
@@ -208,20 +220,30 @@ absl::Status CheckTrail(absl::string_view what, absl::string_view reason,
 
 absl::StatusOr<uint64_t> EventStoreImpl::Erase(absl::string_view party, absl::string_view reason,
                                                absl::string_view requested_by) {
+  IHS_ASSIGN_OR_RETURN(std::vector<uint64_t> positions,
+                       EraseAll({std::string(party)}, reason, requested_by));
+  return positions[0];
+}
+
+absl::StatusOr<std::vector<uint64_t>> EventStoreImpl::EraseAll(
+    const std::vector<std::string>& parties, absl::string_view reason,
+    absl::string_view requested_by) {
   IHS_RETURN_IF_ERROR(CheckTrail("an erasure", reason, requested_by));
-  IHS_ASSIGN_OR_RETURN(uint64_t position, AppendControl(party, [&](schema::Event::Builder ev) {
+  if (parties.empty()) return absl::InvalidArgumentError("an erasure needs a party");
+  IHS_ASSIGN_OR_RETURN(std::vector<uint64_t> positions,
+                       AppendControls(parties, [&](schema::Event::Builder ev) {
                          auto r = ev.initErasureRequest();
                          r.setReason(std::string(reason));
                          r.setRequestedBy(std::string(requested_by));
                        }));
   absl::Status purged = PurgeDeletedKeys();
   if (!purged.ok()) {
-    return absl::UnavailableError(
-        absl::StrCat("party ", party, " was erased (position ", position,
-                     "), but the compaction that removes its key's bytes from the files failed: ",
-                     purged.message(), "; they go with RocksDB's next compaction of them"));
+    return absl::UnavailableError(absl::StrCat(
+        absl::StrJoin(parties, ", "), parties.size() == 1 ? " was" : " were", " erased (position ",
+        positions[0], "), but the compaction that removes the keys' bytes from the files failed: ",
+        purged.message(), "; they go with RocksDB's next compaction of them"));
   }
-  return position;
+  return positions;
 }
 
 absl::StatusOr<uint64_t> EventStoreImpl::SetLegalHold(absl::string_view party, bool lift,

@@ -77,6 +77,9 @@ class EventStoreImpl final : public EventStore, public StateStore {
                                                absl::string_view requested_by, bool dry_run);
   absl::StatusOr<uint64_t> Erase(absl::string_view party, absl::string_view reason,
                                  absl::string_view requested_by);
+  absl::StatusOr<std::vector<uint64_t>> EraseAll(const std::vector<std::string>& parties,
+                                                 absl::string_view reason,
+                                                 absl::string_view requested_by);
   absl::StatusOr<uint64_t> SetLegalHold(absl::string_view party, bool lift,
                                         absl::string_view reason, absl::string_view requested_by);
   absl::Status CreateStateFamily(absl::string_view name) override;
@@ -113,6 +116,10 @@ class EventStoreImpl final : public EventStore, public StateStore {
   // Appends one erasureRequest or legalHold event (made by `fill`) to the party's stream.
   absl::StatusOr<uint64_t> AppendControl(absl::string_view party,
                                          const std::function<void(schema::Event::Builder)>& fill);
+  // The same for several parties in one atomic append (all or none).
+  absl::StatusOr<std::vector<uint64_t>> AppendControls(
+      const std::vector<std::string>& parties,
+      const std::function<void(schema::Event::Builder)>& fill);
   // Flushes every column family and compacts content_keys, so that deleted data keys leave the
   // files (and the WAL files that held them become obsolete and are deleted).
   absl::Status PurgeDeletedKeys();

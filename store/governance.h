@@ -32,6 +32,16 @@ class RetentionPolicy;  // store/retention.h
 absl::StatusOr<uint64_t> Erase(EventStore& store, absl::string_view party, absl::string_view reason,
                                absl::string_view requested_by);
 
+// Erases several parties at once, the streams of one person (docs/identity.md): one erasureRequest
+// per party, all in one atomic append, and their data keys deleted in the same write. Either all
+// are erased or none: one party unknown, held or erased already refuses them all, with the errors
+// of Erase (the message names the party). The parties must differ. Returns the positions, in the
+// order given.
+absl::StatusOr<std::vector<uint64_t>> EraseAll(EventStore& store,
+                                               const std::vector<std::string>& parties,
+                                               absl::string_view reason,
+                                               absl::string_view requested_by);
+
 // Places a legal hold on the party (or with `lift`, lifts the one in force): a legalHold event.
 // While held, Erase (and retention) refuse the party. Returns the event's position.
 //   kInvalidArgument an empty reason or requested_by; kNotFound no such party;

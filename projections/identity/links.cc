@@ -10,6 +10,7 @@
 #include "common/status_macros.h"
 #include "projections/identity/identity.h"
 #include "projections/packed_record.h"
+#include "store/governance.h"
 
 namespace ihs::projections::identity {
 
@@ -138,6 +139,26 @@ absl::StatusOr<uint64_t> DecideSuggestion(store::EventStore& store, const StateV
   if (r.requested_by.empty()) return absl::InvalidArgumentError("requestedBy is empty");
   r.unlink = true;
   return Append(store, r, &score);
+}
+
+absl::StatusOr<std::vector<std::string>> PersonStreams(const StateView& view,
+                                                       const std::string& stream) {
+  capnp::MallocMessageBuilder m;
+  absl::Status s = ReadPerson(view, stream, m);
+  if (absl::IsNotFound(s)) return std::vector<std::string>{stream};
+  IHS_RETURN_IF_ERROR(s);
+  std::vector<std::string> out;
+  for (auto x : m.getRoot<schema::Person>().asReader().getStreams()) out.emplace_back(x.cStr());
+  return out;
+}
+
+absl::StatusOr<std::pair<std::vector<uint64_t>, std::vector<std::string>>> ErasePerson(
+    store::EventStore& store, const StateView& view, const std::string& party,
+    const std::string& reason, const std::string& requested_by) {
+  IHS_ASSIGN_OR_RETURN(std::vector<std::string> streams, PersonStreams(view, party));
+  IHS_ASSIGN_OR_RETURN(std::vector<uint64_t> positions,
+                       store::EraseAll(store, streams, reason, requested_by));
+  return std::make_pair(std::move(positions), std::move(streams));
 }
 
 }  // namespace ihs::projections::identity

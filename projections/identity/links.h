@@ -7,6 +7,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "projections/runner.h"
@@ -39,6 +41,17 @@ absl::StatusOr<uint64_t> DecideSuggestion(store::EventStore& store, const StateV
                                           const std::string& id, bool accept,
                                           const std::string& reason,
                                           const std::string& requested_by);
+
+// The streams of the person `stream` belongs to (the stream alone if no link names it), sorted.
+absl::StatusOr<std::vector<std::string>> PersonStreams(const StateView& view,
+                                                       const std::string& stream);
+
+// Erases every stream of the person `party` belongs to, in one atomic append
+// (store::EraseAll): the erasure of a person reaches all of them or none. Returns the positions
+// and the streams, in the same order.
+absl::StatusOr<std::pair<std::vector<uint64_t>, std::vector<std::string>>> ErasePerson(
+    store::EventStore& store, const StateView& view, const std::string& party,
+    const std::string& reason, const std::string& requested_by);
 
 }  // namespace ihs::projections::identity
 

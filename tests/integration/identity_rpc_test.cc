@@ -167,6 +167,26 @@ TEST_F(RpcTest, IdentityOverRpc) {
       EXPECT_NE(std::string(p.getSuggestionId().cStr()), id);
     }
   }
+  // An admin erases a whole person in one append.
+  auto admin = MustConnect("admin");
+  ASSERT_TRUE(admin);
+  std::vector<std::string> pair;
+  for (int i = 10; i < 200 && pair.size() < 2; ++i) {
+    const std::string s = absl::StrFormat("c-%06d", i);
+    if (reader->GetStreamInfo(s).ok() && PersonId(*reader, s) == s) pair.push_back(s);
+  }
+  ASSERT_EQ(pair.size(), 2u);
+  auto joined_again = writer->Link(pair[0], pair[1], false, "one household account");
+  IHS_ASSERT_OK(joined_again);
+  capnp::MallocMessageBuilder settled;
+  IHS_ASSERT_OK(reader->Resolve(pair[0], *joined_again + 1, settled));
+  auto erased = admin->Erase(pair[1], "asked to be forgotten", /*person=*/true);
+  IHS_ASSERT_OK(erased);
+  for (const std::string& s : pair) {
+    auto info = reader->GetStreamInfo(s);
+    IHS_ASSERT_OK(info);
+    EXPECT_TRUE(info->erased_position.has_value()) << s;
+  }
   // A reader decides nothing.
   EXPECT_EQ(reader->Link("c-000001", "c-000003", false, "x").status().code(),
             absl::StatusCode::kPermissionDenied);

@@ -9,7 +9,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "common/status_macros.h"
 #include "nlohmann/json.hpp"
+#include "projections/identity/identity.h"
+#include "projections/identity/links.h"
+#include "projections/registry.h"
+#include "projections/runner.h"
 #include "store/audit.h"
 #include "store/backup.h"
 #include "store/governance.h"
@@ -92,7 +97,22 @@ struct PartyControlArgs {
   std::string reason;
   std::string by;  // --data only: who asks (default: the login name)
   bool lift = false;
+  bool person = false;  // erase: every stream of the party's person
 };
+
+// The streams of the party's person erased in one append, on a data directory.
+absl::StatusOr<uint64_t> ErasePersonLocally(store::EventStore& store, const PartyControlArgs& a,
+                                            const std::string& by) {
+  IHS_ASSIGN_OR_RETURN(auto runner,
+                       projections::Runner::Open(&store, projections::AllProjections()));
+  IHS_RETURN_IF_ERROR(runner->CatchUp(projections::identity::kName));
+  IHS_ASSIGN_OR_RETURN(projections::StateView view, runner->View(projections::identity::kName));
+  IHS_ASSIGN_OR_RETURN(auto erased,
+                       projections::identity::ErasePerson(store, view, a.party, a.reason, by));
+  std::cerr << "ihs: erased the person's streams " << absl::StrJoin(erased.second, ", ")
+            << " at positions " << absl::StrJoin(erased.first, ", ") << "\n";
+  return erased.first.at(0);
+}
 
 int PartyControl(const Common& c, const PartyControlArgs& a, bool erase) {
   if (absl::Status s = CheckWhere(c); !s.ok()) return Fail(s);
@@ -106,13 +126,14 @@ int PartyControl(const Common& c, const PartyControlArgs& a, bool erase) {
     absl::StatusOr<std::unique_ptr<client::Client>> client = Connect(c);
     if (!client.ok()) return Fail(client.status());
     by = (*client)->name();
-    position = erase ? (*client)->Erase(a.party, a.reason)
+    position = erase ? (*client)->Erase(a.party, a.reason, a.person)
                      : (*client)->SetLegalHold(a.party, a.lift, a.reason);
   } else {
     absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, true);
     if (!st.ok()) return FailOpen(st.status());
-    position = erase ? Erase(**st, a.party, a.reason, by)
-                     : SetLegalHold(**st, a.party, a.lift, a.reason, by);
+    position = !erase     ? SetLegalHold(**st, a.party, a.lift, a.reason, by)
+               : a.person ? ErasePersonLocally(**st, a, by)
+                          : Erase(**st, a.party, a.reason, by);
   }
   if (!position.ok()) return Fail(position.status());
   const char* what = erase ? "erased" : (a.lift ? "hold lifted" : "held");
@@ -222,6 +243,8 @@ void RegisterGovernanceCommands(Cli& cli) {
   auto* erase = cli.app().add_subcommand(
       "erase", "erase a party's personal content: an erasure event, and its data key deleted");
   add_control(erase);
+  erase->add_flag("--person", control_args->person,
+                  "every stream of the party's person (docs/identity.md), in one atomic append");
   cli.OnRun(erase, [&common, control_args] {
     return PartyControl(common, *control_args, /*erase=*/true);
   });

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "projections/identity/clues.h"
+#include "projections/identity/links.h"
 #include "projections/identity/resolver.h"
 #include "projections/runner.h"
 #include "store/governance.h"
@@ -295,6 +296,35 @@ TEST_F(IdentityTest, ErasureTakesTheEvidenceItsContentGaveAndKeepsTheLinks) {
   const auto live = Dump();
   IHS_ASSERT_OK(runner_->Rebuild(kName));
   EXPECT_EQ(Dump(), live) << "a rebuild after the erasure gives other bytes";
+}
+
+TEST_F(IdentityTest, AnErasureOfAPersonReachesEveryStreamOrNone) {
+  Say("c-1", HandleKind::EMAIL, "ada@example.org");
+  Say("s-1", HandleKind::TWITTER, "@ada");
+  Say("c-9", HandleKind::EMAIL, "other@example.org");
+  IHS_ASSERT_OK(Link("c-1", "s-1"));
+  IHS_ASSERT_OK(store::SetLegalHold(*store_, "s-1", false, "a court case", "test").status());
+  const uint64_t head = store_->Head();
+  auto refused = ErasePerson(*store_, View(), "c-1", "asked to", "test");
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
+  EXPECT_NE(refused.status().message().find("s-1"), std::string::npos) << refused.status();
+  EXPECT_EQ(store_->Head(), head);  // the other stream was not erased either
+  EXPECT_FALSE(store_->GetStreamInfo("c-1")->erased_position.has_value());
+
+  IHS_ASSERT_OK(store::SetLegalHold(*store_, "s-1", true, "case closed", "test").status());
+  auto erased = ErasePerson(*store_, View(), "s-1", "asked to", "test");
+  IHS_ASSERT_OK(erased);
+  EXPECT_EQ(erased->second, (std::vector<std::string>{"c-1", "s-1"}));
+  ASSERT_EQ(erased->first.size(), 2u);
+  EXPECT_EQ(erased->first[1], erased->first[0] + 1);  // one append
+  for (const char* s : {"c-1", "s-1"}) {
+    EXPECT_TRUE(store_->GetStreamInfo(s)->erased_position.has_value()) << s;
+  }
+  EXPECT_FALSE(store_->GetStreamInfo("c-9")->erased_position.has_value());
+  // A link to an erased party is refused; the person stays as it was.
+  auto again = AppendLink(*store_, View(), {"c-9", "c-1", false, "why not", "test"});
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(PersonOf("s-1"), "c-1: c-1 s-1");
 }
 
 TEST_F(IdentityTest, NoHandleNameOrReferenceIsKeptInTheClear) {
