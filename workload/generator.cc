@@ -1310,7 +1310,7 @@ struct Generator::Impl {
         // The name as a letter shows it ("Greta Richter"), then the household's address.
         h.setAddress(absl::StrFormat("%s, Lindenstr. %u, %05u Berlin", LetterName(i),
                                      static_cast<unsigned>(n % 200 + 1),
-                                     static_cast<unsigned>(10115 + n % 2000)));
+                                     static_cast<unsigned>(10115 + (n / 200) % 2000)));
         break;
       case Channel::TWITTER:
         h.setKind(schema::HandleKind::TWITTER);

@@ -184,6 +184,28 @@ cmp -s "$tmp/local-timeline.json" "$tmp/remote-timeline.json" && passed=$((passe
 check "nothing listens any more (5)" 5 "$ihs" read --connect "$addr" --token "$rtok" customer-ada
 check "bad address (2)" 2 "$ihs" read --connect "no such host:x" --token "$rtok" customer-ada
 
+# Identity: who is who, and an operator's decisions (docs/identity.md).
+check "identity stats json" 0 "$ihs" identity stats --data "$data" --json
+expect_in "counts streams" "$tmp/out" '"streams":'
+check "link two streams" 0 "$ihs" identity link customer-bert customer-dan --reason "one person" --data "$data" --json
+expect_in "on \$identity" "$tmp/out" '"stream":"$identity"'
+check "the person shows both" 0 "$ihs" identity show customer-dan --data "$data" --json
+expect_in "names bert" "$tmp/out" '"customer-bert"'
+check "timeline of the person" 0 "$ihs" timeline customer-dan --person --data "$data" --json
+expect_in "covers both streams" "$tmp/out" '"streams":["customer-dan","customer-bert"]'
+check "link with itself (2)" 2 "$ihs" identity link customer-bert customer-bert --reason x --data "$data"
+check "link to a missing stream (2)" 2 "$ihs" identity link customer-bert nobody --reason x --data "$data"
+expect_in "names it" "$tmp/err" 'no such stream: "nobody"'
+check "link without a reason (1)" 1 "$ihs" identity link customer-bert customer-dan --data "$data"
+check "unlink of streams not linked (2)" 2 "$ihs" identity unlink customer-bert customer-chloe --reason x --data "$data"
+check "unlink" 0 "$ihs" identity unlink customer-bert customer-dan --reason "two people" --data "$data"
+check "a suggestion that does not exist (2)" 2 "$ihs" identity accept 000000000000 --data "$data"
+check "a handle that does not parse (2)" 2 "$ihs" identity show "+49 30 12x4567" --data "$data"
+check "identity resolve json" 0 "$ihs" identity resolve --data "$data" --json
+expect_in "says what it appended" "$tmp/out" '"appended":'
+check "erase dan" 0 "$ihs" erase customer-dan --reason "asked to" --data "$data"
+check "link to an erased party (7)" 7 "$ihs" identity link customer-bert customer-dan --reason x --data "$data"
+
 # Only append and generate make a store; every other command needs one that exists.
 mkdir -p "$tmp/empty"
 for cmd in "projections status" "projections rebuild timeline" "timeline customer-ada" \

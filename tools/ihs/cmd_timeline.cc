@@ -224,22 +224,27 @@ int Timeline(const Common& c, const TimelineArgs& a) {
   absl::StatusOr<std::unique_ptr<ProjectionSource>> source = OpenProjections(c);
   if (!source.ok()) return Fail(source.status());
   capnp::MallocMessageBuilder summary_msg, page_msg;
-  if (a.person) {  // the person's streams first, as ihsd does for `person` (docs/identity.md)
+  // The party's person (docs/identity.md): named on every timeline, and with --person its
+  // streams merged in (ihsd merges them itself for TimelineQuery.person).
+  std::vector<std::string> person_streams;
+  std::string person_id;
+  {
+    capnp::MallocMessageBuilder m;
     absl::Status s = (*source)->Read(
         projections::identity::kName,
-        [&](const projections::StateView& view, store::EventStore*) -> absl::Status {
-          capnp::MallocMessageBuilder m;
-          absl::Status st = projections::identity::ReadPerson(view, q.party, m);
-          if (absl::IsNotFound(st)) return absl::OkStatus();
-          IHS_RETURN_IF_ERROR(st);
-          for (auto x : m.getRoot<schema::Person>().asReader().getStreams()) {
-            q.also.emplace_back(x.cStr());
-          }
-          return absl::OkStatus();
+        [&](const projections::StateView& view, store::EventStore*) {
+          return projections::identity::ReadPerson(view, q.party, m);
         },
-        [](client::Client&, uint64_t) { return absl::OkStatus(); });  // ihsd merges them itself
-    if (!s.ok()) return Fail(s);
+        [&](client::Client& client, uint64_t min) { return client.Person(q.party, min, m); });
+    if (s.ok()) {
+      auto p = m.getRoot<schema::Person>().asReader();
+      person_id = p.getId().cStr();
+      for (auto x : p.getStreams()) person_streams.emplace_back(x.cStr());
+    } else if (!absl::IsNotFound(s)) {
+      return Fail(s);
+    }
   }
+  if (a.person && c.connect.empty()) q.also = person_streams;
   absl::Status read = (*source)->Read(
       projections::timeline::kName,
       [&](const projections::StateView& view, store::EventStore* store) {
@@ -263,10 +268,16 @@ int Timeline(const Common& c, const TimelineArgs& a) {
     if (!hs.ok()) return Fail(hs);
   }
   if (c.json) {
-    std::cout << JsonLine(TimelineJson(summary, page)) << "\n";
+    nlohmann::json j = TimelineJson(summary, page);
+    if (!person_id.empty()) j["person"] = {{"id", person_id}, {"streams", person_streams}};
+    std::cout << JsonLine(j) << "\n";
     return kExitOk;
   }
   PrintTimeline(q.party, summary, page);
+  if (person_streams.size() > 1 && !a.person) {
+    absl::PrintF("%s is one of the streams of person %s (%s): --person shows them all\n", q.party,
+                 person_id, absl::StrJoin(person_streams, ", "));
+  }
   return kExitOk;
 }
 
