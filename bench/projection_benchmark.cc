@@ -8,6 +8,15 @@
 //   BM_LiveLag                     8 writers append durably to a fresh store while the worker
 //                                  follows; counters p50_ms/p99_ms: from an append's
 //                                  acknowledgement to the timeline having applied it
+//   BM_ReadAllOpened/<dataset>     identity's ceiling: the log read with content opened
+//   BM_IdentityRebuild/<dataset>   Runner::Rebuild of identity from position 0
+//   BM_IdentityResolve             identity::Resolve of random streams of the rebuilt state;
+//                                  counters p50_us/p99_us
+//   BM_IdentityResolveLag          8 durable writers; the probe appends a second stream with the
+//                                  email and name of a first one, which makes the pair
+//                                  inferable; p50_ms/p99_ms: from that append's acknowledgement
+//                                  to the two being one person (projection, resolver's link,
+//                                  projection again), with ihsd's resolver running
 // The dataset is gen2-seed42-1M, or gen2-seed42-10M with IHS_BENCH_DATASET=10M; it is built on
 // first use and cached (bench/dataset.h). The rebuild adds state families to the cached store,
 // which later runs drop and rebuild.
@@ -24,8 +33,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "common/mutex.h"
 #include "bench/dataset_benchmark.h"
+#include "common/mutex.h"
+#include "projections/identity/identity.h"
+#include "projections/identity/resolver.h"
 #include "projections/registry.h"
 #include "projections/runner.h"
 #include "projections/timeline/timeline.h"
@@ -118,10 +129,10 @@ void BM_LiveLag(benchmark::State& state) {
       writers.emplace_back([&, w] {
         while (!stop.load()) {
           const uint64_t id = next_id.fetch_add(1);
-          auto res = (*st)->Append({absl::StrCat("c-", id % 2000),
-                                    store::ExpectedVersion::Any(),
-                                    {events.Touchpoint(id, schema::Channel::EMAIL,
-                                                       schema::TouchpointType::MESSAGE)}});
+          auto res = (*st)->Append(
+              {absl::StrCat("c-", id % 2000),
+               store::ExpectedVersion::Any(),
+               {events.Touchpoint(id, schema::Channel::EMAIL, schema::TouchpointType::MESSAGE)}});
           if (!res.ok()) break;
           if (w != 0) continue;  // one writer probes; the others are load
           const absl::Time acked = absl::Now();
@@ -145,6 +156,135 @@ void BM_LiveLag(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_LiveLag)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+
+void BM_ReadAllOpened(benchmark::State& state) {
+  Open& o = TheDataset();
+  uint64_t read = 0;
+  store::ReadOptions ro;  // content opened, as the identity projection reads it
+  for (auto _ : state) {
+    for (uint64_t p = 0, head = o.store->Head(); p < head;) {
+      auto batch = o.store->ReadAll(p, 16384, ro);
+      if (!batch.ok() || batch->empty()) return state.SkipWithError("read");
+      p += batch->size();
+      read += batch->size();
+    }
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(read));
+  state.SetLabel(o.name);
+}
+BENCHMARK(BM_ReadAllOpened)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+
+void BM_IdentityRebuild(benchmark::State& state) {
+  Open& o = TheDataset();
+  for (auto _ : state) {
+    absl::Status s = o.runner->Rebuild(projections::identity::kName);
+    if (!s.ok()) state.SkipWithError(std::string(s.message()).c_str());
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * o.store->Head()));
+  state.SetLabel(o.name);
+}
+BENCHMARK(BM_IdentityRebuild)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+
+void BM_IdentityResolve(benchmark::State& state) {
+  Open& o = TheDataset();
+  if (!o.runner->CatchUp(projections::identity::kName).ok()) return state.SkipWithError("catch up");
+  auto view = o.runner->View(projections::identity::kName);
+  if (!view.ok()) return state.SkipWithError("view");
+  std::vector<std::string> streams;
+  absl::Status s = view->Scan("S", "T", [&](absl::string_view key, absl::string_view) {
+    streams.emplace_back(key.substr(1));
+    return true;
+  });
+  if (!s.ok() || streams.empty()) return state.SkipWithError("no streams");
+  std::vector<double> us;
+  size_t i = 0;
+  for (auto _ : state) {
+    const std::string& stream = streams[(i++ * 7919) % streams.size()];
+    const absl::Time t0 = absl::Now();
+    capnp::MallocMessageBuilder m;
+    absl::Status r = projections::identity::Resolve(*view, stream, m);
+    us.push_back(absl::ToDoubleMicroseconds(absl::Now() - t0));
+    if (!r.ok()) state.SkipWithError(std::string(r.message()).c_str());
+  }
+  std::sort(us.begin(), us.end());
+  state.counters["p50_us"] = us[us.size() / 2];
+  state.counters["p99_us"] = us[us.size() * 99 / 100];
+  state.SetLabel(absl::StrCat(o.name, ", ", streams.size(), " streams"));
+}
+BENCHMARK(BM_IdentityResolve)->Unit(benchmark::kMicrosecond);
+
+void BM_IdentityResolveLag(benchmark::State& state) {
+  for (auto _ : state) {
+    ihs::testing::TempDir dir;
+    store::Options so;
+    so.path = dir.Sub("data");
+    auto st = store::EventStore::Open(so);
+    if (!st.ok()) return state.SkipWithError("open");
+    auto r = projections::Runner::Open(st->get(), projections::AllProjections());
+    if (!r.ok()) return state.SkipWithError("runner");
+    (*r)->Start();
+    projections::identity::Resolver resolver(**st, **r);
+    resolver.Start();
+    ihs::testing::EventFactory events;
+    std::atomic<bool> stop{false};
+    std::atomic<uint64_t> next_id{1};
+    std::vector<double> lags_ms;
+    auto say = [&](const std::string& stream, const std::string& email) {
+      auto e = events.New(next_id.fetch_add(1));
+      e.setStreamId(stream);
+      e.setOccurredAt(1700000000000000);
+      auto tp = e.initTouchpoint();
+      tp.setChannel(schema::Channel::EMAIL);
+      tp.setDirection(schema::Direction::INBOUND);
+      tp.setType(schema::TouchpointType::MESSAGE);
+      auto from = e.initContent().initFrom();
+      from.setKind(schema::HandleKind::EMAIL);
+      from.setAddress(email);
+      return (*st)->Append({stream, store::ExpectedVersion::Any(), {e.asReader()}});
+    };
+    std::vector<std::thread> writers;
+    for (int w = 0; w < 8; ++w) {
+      writers.emplace_back([&, w] {
+        for (uint64_t n = 0; !stop.load(); ++n) {
+          if (w != 0) {  // load: touchpoints of 2,000 parties, each with its own address
+            const uint64_t p = next_id.load() % 2000;
+            if (!say(absl::StrCat("c-", p), absl::StrCat("load.", p, "@example.net")).ok()) break;
+            continue;
+          }
+          const std::string email = absl::StrCat("greta.richter.", n, "@example.net");
+          const std::string a = absl::StrCat("a-", n), b = absl::StrCat("b-", n);
+          if (!say(a, email).ok()) break;
+          auto res = say(b, email);  // now the pair is inferable (email 0.8 + name 0.5)
+          if (!res.ok()) break;
+          const absl::Time acked = absl::Now();
+          for (;;) {
+            auto view = (*r)->View(projections::identity::kName);
+            capnp::MallocMessageBuilder m;
+            if (view.ok() && projections::identity::ReadPerson(*view, b, m).ok() &&
+                m.getRoot<schema::Person>().getStreams().size() == 2) {
+              break;
+            }
+            if (absl::Now() - acked > absl::Seconds(10) || stop.load()) break;
+            absl::SleepFor(absl::Microseconds(100));
+          }
+          lags_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - acked));
+        }
+      });
+    }
+    absl::SleepFor(absl::Seconds(5));
+    stop = true;
+    for (auto& t : writers) t.join();
+    resolver.Stop();
+    (*r)->Stop();
+    std::sort(lags_ms.begin(), lags_ms.end());
+    if (lags_ms.empty()) return state.SkipWithError("no samples");
+    state.counters["p50_ms"] = lags_ms[lags_ms.size() / 2];
+    state.counters["p99_ms"] = lags_ms[lags_ms.size() * 99 / 100];
+    state.counters["samples"] = static_cast<double>(lags_ms.size());
+    state.counters["events"] = static_cast<double>((*st)->Head());
+  }
+}
+BENCHMARK(BM_IdentityResolveLag)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 
 }  // namespace
 }  // namespace ihs::bench
