@@ -64,15 +64,18 @@ Open& TheDataset() {
 void BM_ReadAllSealed(benchmark::State& state) { ReadAllSealedCeiling(state); }
 BENCHMARK(BM_ReadAllSealed)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
 
-void BM_TimelineRebuild(benchmark::State& state) {
+// Rebuilds projection `name` of the dataset from position 0, once per iteration.
+void Rebuild(benchmark::State& state, const char* name) {
   Open& o = TheDataset();
   for (auto _ : state) {
-    absl::Status s = o.runner->Rebuild(projections::timeline::kName);
+    absl::Status s = o.runner->Rebuild(name);
     if (!s.ok()) state.SkipWithError(std::string(s.message()).c_str());
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * o.store->Head()));
   state.SetLabel(o.name);
 }
+
+void BM_TimelineRebuild(benchmark::State& state) { Rebuild(state, projections::timeline::kName); }
 BENCHMARK(BM_TimelineRebuild)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 
 // The party with the most timeline entries (at least 500).
@@ -174,15 +177,7 @@ void BM_ReadAllOpened(benchmark::State& state) {
 }
 BENCHMARK(BM_ReadAllOpened)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
 
-void BM_IdentityRebuild(benchmark::State& state) {
-  Open& o = TheDataset();
-  for (auto _ : state) {
-    absl::Status s = o.runner->Rebuild(projections::identity::kName);
-    if (!s.ok()) state.SkipWithError(std::string(s.message()).c_str());
-  }
-  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * o.store->Head()));
-  state.SetLabel(o.name);
-}
+void BM_IdentityRebuild(benchmark::State& state) { Rebuild(state, projections::identity::kName); }
 BENCHMARK(BM_IdentityRebuild)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 
 void BM_IdentityResolve(benchmark::State& state) {
