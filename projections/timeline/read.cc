@@ -1,6 +1,8 @@
 // The timeline's reads: one page of a party's entries and the party's summary, from a view of
 // the active generation (projections/runner.h), as of a moment.
 #include <algorithm>
+#include <array>
+#include <cstring>
 #include <optional>
 #include <string>
 
@@ -72,7 +74,7 @@ absl::Status ReadPage(const StateView& view, const Query& q, capnp::MessageBuild
   // key's time and position, which the cursor names, so that a page of a person goes on where
   // the last one ended in every stream.
   struct Found {
-    std::string order;  // occurred_at | position, as in the key
+    std::array<char, 16> order;  // occurred_at | position, as in the key
     size_t stream;
     Entry entry;
   };
@@ -83,6 +85,7 @@ absl::Status ReadPage(const StateView& view, const Query& q, capnp::MessageBuild
     }
   }
   std::vector<Found> found;
+  found.reserve(std::min<size_t>(q.limit + 1, 1024));
   absl::Status bad;
   for (size_t i = 0; i < streams.size(); ++i) {
     std::string from = PartyKey('E', streams[i]);
@@ -104,16 +107,19 @@ absl::Status ReadPage(const StateView& view, const Query& q, capnp::MessageBuild
           std::find(q.channels.begin(), q.channels.end(), e->channel) == q.channels.end()) {
         return true;
       }
-      found.push_back({std::string(key.substr(key.size() - 16)), i, *std::move(e)});
+      Found& f = found.emplace_back(Found{{}, i, *std::move(e)});
+      std::memcpy(f.order.data(), key.data() + key.size() - 16, 16);
       return ++taken <= q.limit;
     }));
     IHS_RETURN_IF_ERROR(bad);
   }
-  std::stable_sort(found.begin(), found.end(),
-                   [](const Found& a, const Found& b) { return a.order < b.order; });
+  if (streams.size() > 1) {  // one stream's entries are in order already
+    std::stable_sort(found.begin(), found.end(),
+                     [](const Found& a, const Found& b) { return a.order < b.order; });
+  }
   std::string next;
   if (found.size() > q.limit) {
-    next = absl::BytesToHexString(found[q.limit].order);
+    next = absl::BytesToHexString(absl::string_view(found[q.limit].order.data(), 16));
     found.resize(q.limit);
   }
   auto page = out.initRoot<schema::TimelinePage>();
