@@ -74,7 +74,7 @@ absl::Status ReadPage(const StateView& view, const Query& q, capnp::MessageBuild
   // key's time and position, which the cursor names, so that a page of a person goes on where
   // the last one ended in every stream.
   struct Found {
-    std::array<char, 16> order;  // occurred_at | position, as in the key
+    std::array<unsigned char, 16> order;  // occurred_at | position, as in the key (bytewise)
     size_t stream;
     Entry entry;
   };
@@ -119,7 +119,8 @@ absl::Status ReadPage(const StateView& view, const Query& q, capnp::MessageBuild
   }
   std::string next;
   if (found.size() > q.limit) {
-    next = absl::BytesToHexString(absl::string_view(found[q.limit].order.data(), 16));
+    next = absl::BytesToHexString(
+        absl::string_view(reinterpret_cast<const char*>(found[q.limit].order.data()), 16));
     found.resize(q.limit);
   }
   auto page = out.initRoot<schema::TimelinePage>();
