@@ -273,6 +273,48 @@ TEST_F(TimelineTest, PagesFollowedByCursorEqualOneLargePage) {
   EXPECT_EQ(got, expected);
 }
 
+// A person's page (Query::also, docs/identity.md): every stream's entries once, in the order of
+// occurred_at and position, each marked with its stream, and paged without a gap or a repeat.
+TEST_F(TimelineTest, APersonsPagesMergeItsStreamsInOrder) {
+  auto view = runner_->View(kName);
+  IHS_ASSERT_OK(view);
+  Query q;
+  q.party = "c-000001";
+  q.also = {"c-000002", "c-000003", "c-000001"};  // the party again is ignored
+  q.limit = kMaxPageEntries;
+  capnp::MallocMessageBuilder big;
+  IHS_ASSERT_OK(ReadPage(*view, q, big));
+  auto page = big.getRoot<schema::TimelinePage>();
+  ASSERT_EQ(page.getStreams().size(), 3u);
+  std::map<std::string, size_t> per_stream;
+  std::vector<std::pair<int64_t, uint64_t>> order;
+  for (auto e : page.getEntries()) {
+    ++per_stream[e.getParty().cStr()];
+    order.emplace_back(e.getOccurredAt(), e.getPosition());
+  }
+  EXPECT_TRUE(std::is_sorted(order.begin(), order.end()));
+  for (const char* s : {"c-000001", "c-000002", "c-000003"}) {
+    Query one;
+    one.party = s;
+    one.limit = kMaxPageEntries;
+    capnp::MallocMessageBuilder m;
+    IHS_ASSERT_OK(ReadPage(*view, one, m));
+    EXPECT_EQ(per_stream[s], m.getRoot<schema::TimelinePage>().getEntries().size()) << s;
+  }
+  q.limit = 3;
+  std::vector<std::pair<int64_t, uint64_t>> paged;
+  for (int pages = 0; pages < 1000; ++pages) {
+    capnp::MallocMessageBuilder m;
+    IHS_ASSERT_OK(ReadPage(*view, q, m));
+    for (auto e : m.getRoot<schema::TimelinePage>().getEntries()) {
+      paged.emplace_back(e.getOccurredAt(), e.getPosition());
+    }
+    if (m.getRoot<schema::TimelinePage>().getNextCursor().size() == 0) break;
+    q.cursor = m.getRoot<schema::TimelinePage>().getNextCursor().cStr();
+  }
+  EXPECT_EQ(paged, order);
+}
+
 TEST_F(TimelineTest, TimeRangeAndChannelFilterSelectEntries) {
   const std::string party = (*truth_)["story"]["party"];
   auto view = runner_->View(kName);
