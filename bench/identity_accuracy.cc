@@ -26,7 +26,7 @@ namespace ihs::bench {
 namespace {
 
 struct Run {
-  uint64_t seed, parties;
+  uint64_t seed = 0, parties = 0;
   uint64_t events = 0;
   double read_s = 0, build_s = 0, resolve_s = 0;
   projections::identity::ResolverReport resolver;
@@ -37,7 +37,9 @@ struct Run {
 absl::StatusOr<Run> Measure(uint64_t seed, uint64_t parties, int days, const std::string& dir,
                             bool explain) {
   std::filesystem::remove_all(dir);
-  Run run{seed, parties};
+  Run run;
+  run.seed = seed;
+  run.parties = parties;
   workload::Config c;
   c.seed = seed;
   c.parties = parties;

@@ -86,7 +86,7 @@ TEST_F(RpcTest, IdentityOverRpc) {
   capnp::MallocMessageBuilder person;
   IHS_ASSERT_OK(reader->Person("c-000002", *linked + 1, person));
   bool recorded = false;
-  for (auto l : person.getRoot<schema::Person>().getLinks()) {
+  for (auto l : person.getRoot<schema::Person>().asReader().getLinks()) {
     if (l.getReason() == "same person, says the CRM") recorded = !l.getInferred();
   }
   EXPECT_TRUE(recorded);
