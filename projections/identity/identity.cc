@@ -499,7 +499,8 @@ class IdentityProjection : public Projection {
   }
 
   absl::Status Unlink(const std::string& x, const std::string& y) {
-    const auto [a, b] = std::minmax(x, y);
+    const std::string& a = std::min(x, y);  // a lambda below names them: no bindings
+    const std::string& b = std::max(x, y);
     IHS_ASSIGN_OR_RETURN(Node * na, NodeOf(a));
     IHS_ASSIGN_OR_RETURN(Node * nb, NodeOf(b));
     IHS_ASSIGN_OR_RETURN(PairRec * p, PairOf(a, b));
