@@ -187,6 +187,22 @@ TEST_F(RpcTest, IdentityOverRpc) {
     IHS_ASSERT_OK(info);
     EXPECT_TRUE(info->erased_position.has_value()) << s;
   }
+  // Hostile or careless input to the reads: refused with the field named, or an empty answer.
+  capnp::MallocMessageBuilder none;
+  EXPECT_EQ(reader->IdentitySuggestions("", 0, 0, none).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(reader->IdentitySuggestions("", 1001, 0, none).code(),
+            absl::StatusCode::kInvalidArgument);
+  IHS_ASSERT_OK(reader->IdentitySuggestions(std::string(100000, 'z'), 10, 0, none));
+  EXPECT_EQ(none.getRoot<schema::PairList>().getPairs().size(), 0u);
+  EXPECT_EQ(reader->FindHandle(static_cast<schema::HandleKind>(999), "x", 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(reader->FindHandle(schema::HandleKind::EMAIL, "", 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(reader->Resolve("", 0, none).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(reader->Resolve("no-such-stream", 0, none).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(reader->Person(std::string(300, 'p'), 0, none).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(reader->IdentityStats(*reader->Head() + 10, none).code(),
+            absl::StatusCode::kOutOfRange);
   // A reader decides nothing.
   EXPECT_EQ(reader->Link("c-000001", "c-000003", false, "x").status().code(),
             absl::StatusCode::kPermissionDenied);
