@@ -140,11 +140,12 @@ int Main(int argc, char** argv) {
   app.add_option("--days", days, "days of history")->check(CLI::Range(1, 3650));
   app.add_option("--dir", dir, "scratch directory (deleted)");
   app.add_flag("--json", json, "one JSON object per run");
-  app.add_flag("--explain", explain, "print the wrongly joined pairs and their clues (stderr)");
+  app.add_flag("--explain", explain,
+               "print the wrongly joined and the missed pairs with their clues (stderr)");
   CLI11_PARSE(app, argc, argv);
   if (!json) {
-    std::printf("%-5s %-7s %-9s %-9s %-7s %-7s %-6s %-6s %-6s %-9s %-8s %-8s %s\n", "seed",
-                "parties", "events", "precision", "recall", "rec.ref", "TP", "FP", "FN",
+    std::printf("%-5s %-7s %-9s %-9s %-7s %-7s %-8s %-6s %-6s %-6s %-9s %-8s %-8s %s\n", "seed",
+                "parties", "events", "precision", "recall", "ceiling", "rec.evid", "TP", "FP", "FN",
                 "traps hit", "build/s", "vs read", "resolve s");
   }
   for (absl::string_view p : absl::StrSplit(sizes, ',')) {
@@ -179,11 +180,12 @@ int Main(int argc, char** argv) {
         std::printf("%s\n", j.dump().c_str());
       } else {
         std::printf(
-            "%-5lu %-7lu %-9lu %-9.4f %-7.4f %-7.4f %-6lu %-6lu %-6lu %4lu/%-4lu %-8.2f %-8.2f "
-            "%.2f\n",
+            "%-5lu %-7lu %-9lu %-9.4f %-7.4f %-7.4f %-8.4f %-6lu %-6lu %-6lu %4lu/%-4lu %-8.2f "
+            "%-8.2f %.2f\n",
             seed, parties, r->events, r->score.precision(), r->score.recall(),
-            r->score.recall_with_reference(), r->score.true_positives, r->score.false_positives,
-            r->score.false_negatives, trapped, traps, r->build_s, ratio, r->resolve_s);
+            r->score.recall_ceiling(), r->score.recall_with_evidence(), r->score.true_positives,
+            r->score.false_positives, r->score.false_negatives, trapped, traps, r->build_s, ratio,
+            r->resolve_s);
       }
       std::fflush(stdout);
     }

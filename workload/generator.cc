@@ -136,6 +136,7 @@ enum PartyFlags : uint16_t {
   kWasProspect = 1 << 7,   // became a customer: keeps its stream id "p-..."
   kQuotedOrder = 1 << 8,   // a text of this party's stream named the person's order reference
   kQuotedFriend = 1 << 9,  // a text of this party's stream named a friend's order reference
+  kFollowedUp = 1 << 10,   // an unlinked account took its person's unanswered message public
 };
 
 struct Party {
@@ -953,6 +954,7 @@ struct Generator::Impl {
       ev.content = true;
       const uint64_t seq = PublicPost(ev, s, 0);
       if (seq == kNoEvent) return;
+      if (s != a.party) parties[s].flags |= kFollowedUp;
       switches.push_back({a.party, s, from.seq, seq, from.channel, ev.channel, true});
       if (rng.Chance(kPublicReplyChance)) {
         Action r =
@@ -1264,9 +1266,12 @@ struct Generator::Impl {
     }
     return n;
   }
+  // One per person: a bijection of the index (under 10^7) onto 7 digits, shifted by the seed.
   std::string OrderRef(uint32_t i) const {
-    return absl::StrFormat("A-%06u",
-                           static_cast<unsigned>(Mix(Person(i) * 31 + config.seed) % 1000000));
+    constexpr uint64_t kSpace = 10000000, kStride = 7919;  // 7919 is prime to 10^7
+    static_assert(kMaxParties <= kSpace);
+    return absl::StrFormat(
+        "A-%07u", static_cast<unsigned>((Person(i) * kStride + Mix(config.seed)) % kSpace));
   }
   // The landline of `person` at time t: its household's, or after the middle of the history a
   // moved number (a new one for who gave it up, the old one of another for who took it over).
@@ -1630,6 +1635,7 @@ void Generator::WriteTruth(std::ostream& os) const {
                 {"linked_in_log", (a.flags & kLinkedInLog) != 0},
                 {"order_ref", g.OrderRef(i)},
                 {"quotes_order_ref", (a.flags & kQuotedOrder) != 0},
+                {"follows_up", (a.flags & kFollowedUp) != 0},
                 {"name_typo", g.HasNameTypo(i)}};
   });
 

@@ -8,12 +8,13 @@ namespace ihs::workload {
 nlohmann::json IdentityScore::ToJson() const {
   return {{"precision", precision()},
           {"recall", recall()},
-          {"recallWithReference", recall_with_reference()},
+          {"recallWithEvidence", recall_with_evidence()},
+          {"recallCeiling", recall_ceiling()},
           {"truePositives", true_positives},
           {"falsePositives", false_positives},
           {"falseNegatives", false_negatives},
           {"truthPairs", truth_pairs},
-          {"truthPairsWithReference", truth_pairs_with_reference},
+          {"truthPairsWithEvidence", truth_pairs_with_evidence},
           {"traps", traps},
           {"trapsJoined", traps_joined}};
 }
@@ -26,14 +27,15 @@ IdentityScore ScoreIdentity(const nlohmann::json& truth,
   };
   std::map<std::string, std::string> true_person;  // stream -> the truth's person
   std::set<Pair> in_log, truth_pairs;
-  std::set<Pair> with_reference;
+  std::set<Pair> with_evidence;
   for (const auto& id : truth["identities"]) {
     const std::string a = id["streams"][0], b = id["streams"][1];
     true_person[a] = id["person"];
     true_person[b] = id["person"];
     (id["linked_in_log"].get<bool>() ? in_log : truth_pairs).insert(ordered(a, b));
-    if (!id["linked_in_log"].get<bool>() && id.value("quotes_order_ref", false)) {
-      with_reference.insert(ordered(a, b));
+    if (!id["linked_in_log"].get<bool>() &&
+        (id.value("quotes_order_ref", false) || id.value("follows_up", false))) {
+      with_evidence.insert(ordered(a, b));
     }
   }
   std::map<std::string, size_t> joined_in;  // stream -> index of its person
@@ -59,12 +61,13 @@ IdentityScore ScoreIdentity(const nlohmann::json& truth,
   };
   s.truth_pairs = truth_pairs.size();
   for (const Pair& pair : truth_pairs) {
-    if (!joined(pair)) ++s.false_negatives;
+    if (joined(pair)) continue;
+    ++s.false_negatives;
+    if (s.missed.size() < 20) s.missed.push_back(pair);
   }
-  s.truth_pairs_with_reference = with_reference.size();
-  for (const Pair& pair : with_reference) {
-    s.found_with_reference += joined(pair);
-    if (!joined(pair) && s.missed.size() < 20) s.missed.push_back(pair);
+  s.truth_pairs_with_evidence = with_evidence.size();
+  for (const Pair& pair : with_evidence) {
+    s.found_with_evidence += joined(pair);
   }
   for (const auto& n : truth["not_same"]) {
     const std::string why = n["why"];

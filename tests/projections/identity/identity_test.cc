@@ -367,7 +367,7 @@ TEST_F(IdentityTest, OnAGeneratedHistoryItJoinsTheRightStreamsAndFallsForNoTrap)
   workload::IdentityScore s = workload::ScoreIdentity(nlohmann::json::parse(truth.str()), persons);
   EXPECT_GT(s.true_positives, 50u);
   EXPECT_GE(s.precision(), 0.99) << s.ToJson().dump();
-  EXPECT_GE(s.recall_with_reference(), 0.9) << s.ToJson().dump();
+  EXPECT_GE(s.recall_with_evidence(), 0.95) << s.ToJson().dump();
   EXPECT_GT(s.traps["household"] + s.traps["moved_phone"] + s.traps["friend_quotes_order"], 50u);
   // A shared landline or address never reaches the threshold, with a name or without.
   EXPECT_EQ(s.traps_joined["household"], 0u) << s.ToJson().dump();
