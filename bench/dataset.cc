@@ -7,9 +7,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "store/event_store.h"
 #include "workload/load.h"
 #include "workload/model.h"
-#include "store/event_store.h"
 
 namespace ihs::bench {
 
@@ -17,14 +17,28 @@ Dataset DescribeDataset(DatasetSize size) {
   Dataset d;
   d.config.seed = 42;
   d.config.days = 365;
-  // About 108 events per party-year: enough parties that the cap is reached near the end.
-  d.config.parties = size == DatasetSize::k1M ? 10'000 : 100'000;
-  d.config.max_events = size == DatasetSize::k1M ? 1'000'000 : 10'000'000;
-  d.name = absl::StrCat("gen", workload::kGeneratorVersion, "-seed", d.config.seed, "-",
-                        size == DatasetSize::k1M ? "1M" : "10M");
+  const char* suffix = "1M";
+  switch (size) {
+    // About 108 events per party-year: enough parties that the cap is reached near the end.
+    case DatasetSize::k1M:
+      d.config.parties = 10'000;
+      d.config.max_events = 1'000'000;
+      break;
+    case DatasetSize::k10M:
+      d.config.parties = 100'000;
+      d.config.max_events = 10'000'000;
+      suffix = "10M";
+      break;
+    case DatasetSize::kParties1M:
+      d.config.parties = 1'000'000;
+      d.config.days = 7;
+      suffix = "1Mparties";
+      break;
+  }
+  d.name = absl::StrCat("gen", workload::kGeneratorVersion, "-seed", d.config.seed, "-", suffix);
   const char* cache = std::getenv("IHS_BENCH_CACHE");
   const char* home = std::getenv("HOME");
-  const std::string root = cache != nullptr ? cache
+  const std::string root = cache != nullptr  ? cache
                            : home != nullptr ? absl::StrCat(home, "/.cache/ihs-bench")
                                              : "/tmp/ihs-bench";
   d.path = absl::StrCat(root, "/", d.name);
@@ -63,11 +77,11 @@ absl::StatusOr<Dataset> EnsureDataset(DatasetSize size) {
 absl::StatusOr<Dataset> EnsureDatasetFromEnv() {
   const char* choice = std::getenv("IHS_BENCH_DATASET");
   const std::string name = choice == nullptr ? "1M" : choice;
-  if (name != "1M" && name != "10M") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("IHS_BENCH_DATASET must be 1M or 10M, not ", name));
-  }
-  return EnsureDataset(name == "10M" ? DatasetSize::k10M : DatasetSize::k1M);
+  if (name == "1M") return EnsureDataset(DatasetSize::k1M);
+  if (name == "10M") return EnsureDataset(DatasetSize::k10M);
+  if (name == "1Mparties") return EnsureDataset(DatasetSize::kParties1M);
+  return absl::InvalidArgumentError(
+      absl::StrCat("IHS_BENCH_DATASET must be 1M, 10M or 1Mparties, not ", name));
 }
 
 absl::StatusOr<uint64_t> ReadWholeLog(store::EventStore& store,

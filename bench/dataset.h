@@ -12,18 +12,20 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "workload/generator.h"
 #include "store/event_store.h"
+#include "workload/generator.h"
 
 namespace ihs::bench {
 
 struct Dataset {
-  std::string name;  // "gen2-seed42-1M": what RESULTS.md names
+  std::string name;  // "gen3-seed42-1M": what RESULTS.md names
   std::string path;  // the data directory
   workload::Config config;
 };
 
-enum class DatasetSize { k1M, k10M };
+// k1M and k10M: a year of 10k and 100k parties, capped at 1M and 10M events. kParties1M: a
+// week of 1M parties (most of them seen, about 2M events), for what grows with the parties.
+enum class DatasetSize { k1M, k10M, kParties1M };
 
 // The dataset's config (parties, days, seed, event cap) and name.
 Dataset DescribeDataset(DatasetSize size);
@@ -31,16 +33,15 @@ Dataset DescribeDataset(DatasetSize size);
 // Returns the dataset, building it first if the cache does not hold it (progress on stderr).
 absl::StatusOr<Dataset> EnsureDataset(DatasetSize size);
 
-// EnsureDataset of the size IHS_BENCH_DATASET names: 1M (the default) or 10M; kInvalidArgument
-// for anything else.
+// EnsureDataset of the size IHS_BENCH_DATASET names: 1M (the default), 10M or 1Mparties;
+// kInvalidArgument for anything else.
 absl::StatusOr<Dataset> EnsureDatasetFromEnv();
 
 // The ceiling of the benchmarks that walk the log: every event read through the store from
 // position 0, content sealed, in batches of 16,384, as the projection runner and the
 // verification read it. `each` (optional) sees every event. Returns how many were read.
-absl::StatusOr<uint64_t> ReadWholeLog(store::EventStore& store,
-                                      const std::function<void(const store::StoredEvent&)>& each =
-                                          nullptr);
+absl::StatusOr<uint64_t> ReadWholeLog(
+    store::EventStore& store, const std::function<void(const store::StoredEvent&)>& each = nullptr);
 
 }  // namespace ihs::bench
 

@@ -17,7 +17,8 @@
 //                                  inferable; p50_ms/p99_ms: from that append's acknowledgement
 //                                  to the two being one person (projection, resolver's link,
 //                                  projection again), with ihsd's resolver running
-// The dataset is gen2-seed42-1M, or gen2-seed42-10M with IHS_BENCH_DATASET=10M; it is built on
+// The dataset is gen3-seed42-1M, or gen3-seed42-10M with IHS_BENCH_DATASET=10M (1Mparties: a
+// week of 1M parties, for BM_IdentityResolve); it is built on
 // first use and cached (bench/dataset.h). The rebuild adds state families to the cached store,
 // which later runs drop and rebuild.
 #include <benchmark/benchmark.h>

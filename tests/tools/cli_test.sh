@@ -193,6 +193,14 @@ check "the person shows both" 0 "$ihs" identity show customer-dan --data "$data"
 expect_in "names bert" "$tmp/out" '"customer-bert"'
 check "timeline of the person" 0 "$ihs" timeline customer-dan --person --data "$data" --json
 expect_in "covers both streams" "$tmp/out" '"streams":["customer-dan","customer-bert"]'
+check "read names the person" 0 "$ihs" read customer-dan --data "$data"
+expect_in "one of bert's streams" "$tmp/out" "customer-dan is one of the streams of person customer-bert (customer-bert, customer-dan)"
+check "read json: events only" 0 "$ihs" read customer-dan --data "$data" --json
+if grep -qv '"streamId":"customer-dan"' "$tmp/out"; then
+  failed=$((failed + 1)) && echo "FAIL: read --json printed a line that is not an event of the stream"
+else
+  passed=$((passed + 1))
+fi
 check "link with itself (2)" 2 "$ihs" identity link customer-bert customer-bert --reason x --data "$data"
 check "link to a missing stream (2)" 2 "$ihs" identity link customer-bert nobody --reason x --data "$data"
 expect_in "names it" "$tmp/err" 'no such stream: "nobody"'

@@ -14,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
@@ -25,6 +26,7 @@
 #include "tools/ihs/event_printer.h"
 #include "tools/ihs/json_out.h"
 #include "tools/ihs/progress.h"
+#include "tools/ihs/projection_source.h"
 
 namespace ihs::tools {
 namespace {
@@ -260,6 +262,23 @@ int Read(const Common& c, const ReadArgs& a) {
     }
   }
   printer.Header();
+  if (c.json || printer.printed() == 0) return kExitOk;  // --json: events only, as append takes
+  // The stream's person (docs/identity.md). On a data directory the identity projection opens
+  // the store for writing, so the read-only handle goes first; if ihsd holds the store, say so.
+  backend->reset();
+  std::fflush(stdout);
+  absl::StatusOr<std::unique_ptr<ProjectionSource>> source = OpenProjections(c);
+  absl::StatusOr<std::optional<PersonOfStream>> person =
+      source.ok() ? PersonOf(**source, a.stream) : source.status();
+  if (!person.ok()) {
+    absl::FPrintF(stderr, "ihs: the person of %s is not shown: %s\n", a.stream,
+                  person.status().message());
+  } else if (*person && (*person)->streams.size() > 1) {
+    absl::PrintF(
+        "%s is one of the streams of person %s (%s): ihs timeline %s --person shows "
+        "them all\n",
+        a.stream, (*person)->id, absl::StrJoin((*person)->streams, ", "), a.stream);
+  }
   return kExitOk;
 }
 

@@ -14,7 +14,6 @@
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
-#include "projections/identity/identity.h"
 #include "projections/timeline/replay.h"
 #include "projections/timeline/timeline.h"
 #include "schema/json.h"
@@ -229,19 +228,11 @@ int Timeline(const Common& c, const TimelineArgs& a) {
   std::vector<std::string> person_streams;
   std::string person_id;
   {
-    capnp::MallocMessageBuilder m;
-    absl::Status s = (*source)->Read(
-        projections::identity::kName,
-        [&](const projections::StateView& view, store::EventStore*) {
-          return projections::identity::ReadPerson(view, q.party, m);
-        },
-        [&](client::Client& client, uint64_t min) { return client.Person(q.party, min, m); });
-    if (s.ok()) {
-      auto p = m.getRoot<schema::Person>().asReader();
-      person_id = p.getId().cStr();
-      for (auto x : p.getStreams()) person_streams.emplace_back(x.cStr());
-    } else if (!absl::IsNotFound(s)) {
-      return Fail(s);
+    absl::StatusOr<std::optional<PersonOfStream>> p = PersonOf(**source, q.party);
+    if (!p.ok()) return Fail(p.status());
+    if (*p) {
+      person_id = (*p)->id;
+      person_streams = (*p)->streams;
     }
   }
   if (a.person && c.connect.empty()) q.also = person_streams;

@@ -34,6 +34,7 @@ class EventPrinter {
     Header();
     auto ev = e.event();
     last_version_ = ev.getStreamVersion();
+    ++printed_;
     if (json_) {
       std::cout << JsonOf(e) << "\n";
       return;
@@ -122,6 +123,9 @@ class EventPrinter {
     return json_codec_.Encode(out.asReader());
   }
 
+  // How many events were printed.
+  size_t printed() const { return printed_; }
+
   // The stream version of the event printed last.
   uint64_t last_version() const { return last_version_; }
 
@@ -136,6 +140,7 @@ class EventPrinter {
   bool json_;
   bool header_done_ = false;
   uint64_t last_version_ = 0;
+  size_t printed_ = 0;
   schema::EventJson json_codec_;
 };
 

@@ -26,7 +26,7 @@ std::string Progress::Line(uint64_t done, uint64_t total) const {
 }
 
 void Progress::Update(uint64_t done, uint64_t total) {
-  if (!enabled_) return;
+  if (!enabled_ || total == 0) return;  // nothing to do: nothing to show
   done_ = done;
   total_ = total;
   absl::Time now = absl::Now();
@@ -49,7 +49,7 @@ void Progress::Finish() {
   if (!enabled_) return;
   if (tty_ && drawn_) {
     absl::FPrintF(out_, "\r\033[K%s\n", Line(done_, total_));
-  } else if (!tty_ && last_decile_ != 10) {
+  } else if (!tty_ && last_decile_ >= 0 && last_decile_ != 10) {
     absl::FPrintF(out_, "%s\n", Line(done_, total_));
   }
   std::fflush(out_);

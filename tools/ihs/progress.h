@@ -15,7 +15,8 @@ namespace ihs::tools {
 class Progress {
  public:
   Progress(std::string label, FILE* out = stderr);
-  // Disabled: Update and Finish do nothing (for --json and --quiet).
+  // Disabled: Update and Finish do nothing (for --json and --quiet). Nothing is shown either
+  // while every Update has total 0 (nothing to do).
   void Disable() { enabled_ = false; }
   void Update(uint64_t done, uint64_t total);
   void Finish();

@@ -7,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
+#include "projections/identity/identity.h"
 #include "projections/registry.h"
 #include "tools/ihs/progress.h"
 
@@ -146,6 +147,24 @@ nlohmann::json ProjectionStatusJson(const projections::ProjectionStatus& st) {
   if (!st.error.empty()) j["error"] = st.error;
   if (st.rebuild_checkpoint) j["rebuildCheckpoint"] = *st.rebuild_checkpoint;
   return j;
+}
+
+absl::StatusOr<std::optional<PersonOfStream>> PersonOf(ProjectionSource& source,
+                                                       const std::string& stream) {
+  capnp::MallocMessageBuilder m;
+  absl::Status s = source.Read(
+      projections::identity::kName,
+      [&](const projections::StateView& view, store::EventStore*) {
+        return projections::identity::ReadPerson(view, stream, m);
+      },
+      [&](client::Client& client, uint64_t min) { return client.Person(stream, min, m); });
+  if (absl::IsNotFound(s)) return std::nullopt;
+  IHS_RETURN_IF_ERROR(s);
+  PersonOfStream p;
+  auto person = m.getRoot<schema::Person>().asReader();
+  p.id = person.getId().cStr();
+  for (auto x : person.getStreams()) p.streams.emplace_back(x.cStr());
+  return p;
 }
 
 }  // namespace ihs::tools

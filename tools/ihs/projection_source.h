@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,15 @@ class ProjectionSource {
 absl::StatusOr<std::unique_ptr<ProjectionSource>> OpenProjections(const Common& c);
 
 nlohmann::json ProjectionStatusJson(const projections::ProjectionStatus& st);
+
+// The person a stream belongs to (docs/identity.md): its id and streams (the stream alone when
+// no link names it); nullopt for a stream the log does not hold.
+struct PersonOfStream {
+  std::string id;
+  std::vector<std::string> streams;
+};
+absl::StatusOr<std::optional<PersonOfStream>> PersonOf(ProjectionSource& source,
+                                                       const std::string& stream);
 
 }  // namespace ihs::tools
 
