@@ -23,9 +23,10 @@ struct Dataset {
   workload::Config config;
 };
 
-// k1M and k10M: a year of 10k and 100k parties, capped at 1M and 10M events. kParties1M: a
-// week of 1M parties (most of them seen, about 2M events), for what grows with the parties.
-enum class DatasetSize { k1M, k10M, kParties1M };
+// k1M and k10M: a year of 10k and 100k parties, capped at 1M and 10M events. kStreams1M: a
+// week of 1.7M parties, about 1M of them seen (1M streams, about 4.6M events), for what grows
+// with the people.
+enum class DatasetSize { k1M, k10M, kStreams1M };
 
 // The dataset's config (parties, days, seed, event cap) and name.
 Dataset DescribeDataset(DatasetSize size);
@@ -33,7 +34,7 @@ Dataset DescribeDataset(DatasetSize size);
 // Returns the dataset, building it first if the cache does not hold it (progress on stderr).
 absl::StatusOr<Dataset> EnsureDataset(DatasetSize size);
 
-// EnsureDataset of the size IHS_BENCH_DATASET names: 1M (the default), 10M or 1Mparties;
+// EnsureDataset of the size IHS_BENCH_DATASET names: 1M (the default), 10M or 1Mstreams;
 // kInvalidArgument for anything else.
 absl::StatusOr<Dataset> EnsureDatasetFromEnv();
 

@@ -17,8 +17,8 @@
 //                                  inferable; p50_ms/p99_ms: from that append's acknowledgement
 //                                  to the two being one person (projection, resolver's link,
 //                                  projection again), with ihsd's resolver running
-// The dataset is gen3-seed42-1M, or gen3-seed42-10M with IHS_BENCH_DATASET=10M (1Mparties: a
-// week of 1M parties, for BM_IdentityResolve); it is built on
+// The dataset is gen3-seed42-1M, or gen3-seed42-10M with IHS_BENCH_DATASET=10M (1Mstreams: a
+// week of 1.7M parties, 1M of them seen, for BM_IdentityResolve); it is built on
 // first use and cached (bench/dataset.h). The rebuild adds state families to the cached store,
 // which later runs drop and rebuild.
 #include <benchmark/benchmark.h>
@@ -30,12 +30,15 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "bench/dataset_benchmark.h"
 #include "common/mutex.h"
+#include "common/status_macros.h"
 #include "projections/identity/identity.h"
 #include "projections/identity/resolver.h"
 #include "projections/registry.h"
@@ -113,7 +116,17 @@ void BM_TimelinePage500(benchmark::State& state) {
 }
 BENCHMARK(BM_TimelinePage500)->Unit(benchmark::kMicrosecond);
 
-void BM_LiveLag(benchmark::State& state) {
+// One run under load, on a fresh durable store with every projection live (and identity's
+// resolver, if asked) for 5 s: 8 writers call `step(w, n)` for their n-th write; a step returns
+// its lag in ms when it is a probe, nullopt when it is load, an error to stop that writer.
+struct LagRun {
+  store::EventStore& store;
+  projections::Runner& runner;
+  const std::atomic<bool>& stop;
+};
+using LagStep = std::function<absl::StatusOr<std::optional<double>>(LagRun&, int, uint64_t)>;
+
+void LagUnderWriters(benchmark::State& state, bool resolver, const LagStep& step) {
   for (auto _ : state) {
     ihs::testing::TempDir dir;
     store::Options so;
@@ -123,33 +136,28 @@ void BM_LiveLag(benchmark::State& state) {
     auto r = projections::Runner::Open(st->get(), projections::AllProjections());
     if (!r.ok()) return state.SkipWithError("runner");
     (*r)->Start();
-    ihs::testing::EventFactory events;
+    std::optional<projections::identity::Resolver> links;
+    if (resolver) links.emplace(**st, **r).Start();
     std::atomic<bool> stop{false};
-    std::atomic<uint64_t> next_id{1};
+    LagRun run{**st, **r, stop};
     absl::Mutex mu;
     std::vector<double> lags_ms;
     std::vector<std::thread> writers;
     for (int w = 0; w < 8; ++w) {
       writers.emplace_back([&, w] {
-        while (!stop.load()) {
-          const uint64_t id = next_id.fetch_add(1);
-          auto res = (*st)->Append(
-              {absl::StrCat("c-", id % 2000),
-               store::ExpectedVersion::Any(),
-               {events.Touchpoint(id, schema::Channel::EMAIL, schema::TouchpointType::MESSAGE)}});
-          if (!res.ok()) break;
-          if (w != 0) continue;  // one writer probes; the others are load
-          const absl::Time acked = absl::Now();
-          (*r)->WaitFor(projections::timeline::kName, res->positions[0] + 1,
-                        acked + absl::Seconds(10));
+        for (uint64_t n = 0; !stop.load(); ++n) {
+          absl::StatusOr<std::optional<double>> lag = step(run, w, n);
+          if (!lag.ok()) break;
+          if (!*lag) continue;
           MutexLock l(&mu);
-          lags_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - acked));
+          lags_ms.push_back(**lag);
         }
       });
     }
     absl::SleepFor(absl::Seconds(5));
     stop = true;
     for (auto& t : writers) t.join();
+    if (links) links->Stop();
     (*r)->Stop();
     std::sort(lags_ms.begin(), lags_ms.end());
     if (lags_ms.empty()) return state.SkipWithError("no samples");
@@ -158,6 +166,26 @@ void BM_LiveLag(benchmark::State& state) {
     state.counters["samples"] = static_cast<double>(lags_ms.size());
     state.counters["events"] = static_cast<double>((*st)->Head());
   }
+}
+
+void BM_LiveLag(benchmark::State& state) {
+  ihs::testing::EventFactory events;
+  std::atomic<uint64_t> next_id{1};
+  LagUnderWriters(state, false,
+                  [&](LagRun& run, int w, uint64_t) -> absl::StatusOr<std::optional<double>> {
+                    const uint64_t id = next_id.fetch_add(1);
+                    IHS_ASSIGN_OR_RETURN(
+                        store::AppendResult res,
+                        run.store.Append({absl::StrCat("c-", id % 2000),
+                                          store::ExpectedVersion::Any(),
+                                          {events.Touchpoint(id, schema::Channel::EMAIL,
+                                                             schema::TouchpointType::MESSAGE)}}));
+                    if (w != 0) return std::nullopt;  // one writer probes; the others are load
+                    const absl::Time acked = absl::Now();
+                    run.runner.WaitFor(projections::timeline::kName, res.positions[0] + 1,
+                                       acked + absl::Seconds(10));
+                    return absl::ToDoubleMilliseconds(absl::Now() - acked);
+                  });
 }
 BENCHMARK(BM_LiveLag)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 
@@ -210,75 +238,48 @@ void BM_IdentityResolve(benchmark::State& state) {
 BENCHMARK(BM_IdentityResolve)->Unit(benchmark::kMicrosecond);
 
 void BM_IdentityResolveLag(benchmark::State& state) {
-  for (auto _ : state) {
-    ihs::testing::TempDir dir;
-    store::Options so;
-    so.path = dir.Sub("data");
-    auto st = store::EventStore::Open(so);
-    if (!st.ok()) return state.SkipWithError("open");
-    auto r = projections::Runner::Open(st->get(), projections::AllProjections());
-    if (!r.ok()) return state.SkipWithError("runner");
-    (*r)->Start();
-    projections::identity::Resolver resolver(**st, **r);
-    resolver.Start();
-    ihs::testing::EventFactory events;
-    std::atomic<bool> stop{false};
-    std::atomic<uint64_t> next_id{1};
-    std::vector<double> lags_ms;
-    auto say = [&](const std::string& stream, const std::string& email) {
-      auto e = events.New(next_id.fetch_add(1));
-      e.setStreamId(stream);
-      e.setOccurredAt(1700000000000000);
-      auto tp = e.initTouchpoint();
-      tp.setChannel(schema::Channel::EMAIL);
-      tp.setDirection(schema::Direction::INBOUND);
-      tp.setType(schema::TouchpointType::MESSAGE);
-      auto from = e.initContent().initFrom();
-      from.setKind(schema::HandleKind::EMAIL);
-      from.setAddress(email);
-      return (*st)->Append({stream, store::ExpectedVersion::Any(), {e.asReader()}});
-    };
-    std::vector<std::thread> writers;
-    for (int w = 0; w < 8; ++w) {
-      writers.emplace_back([&, w] {
-        for (uint64_t n = 0; !stop.load(); ++n) {
-          if (w != 0) {  // load: touchpoints of 2,000 parties, each with its own address
-            const uint64_t p = next_id.load() % 2000;
-            if (!say(absl::StrCat("c-", p), absl::StrCat("load.", p, "@example.net")).ok()) break;
-            continue;
-          }
-          const std::string email = absl::StrCat("greta.richter.", n, "@example.net");
-          const std::string a = absl::StrCat("a-", n), b = absl::StrCat("b-", n);
-          if (!say(a, email).ok()) break;
-          auto res = say(b, email);  // now the pair is inferable (email 0.8 + name 0.5)
-          if (!res.ok()) break;
-          const absl::Time acked = absl::Now();
-          for (;;) {
-            auto view = (*r)->View(projections::identity::kName);
-            capnp::MallocMessageBuilder m;
-            if (view.ok() && projections::identity::ReadPerson(*view, b, m).ok() &&
-                m.getRoot<schema::Person>().getStreams().size() == 2) {
-              break;
-            }
-            if (absl::Now() - acked > absl::Seconds(10) || stop.load()) break;
-            absl::SleepFor(absl::Microseconds(100));
-          }
-          lags_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - acked));
+  ihs::testing::EventFactory events;
+  std::atomic<uint64_t> next_id{1};
+  auto say = [&](store::EventStore& store, const std::string& stream, const std::string& email) {
+    auto e = events.New(next_id.fetch_add(1));
+    e.setStreamId(stream);
+    e.setOccurredAt(1700000000000000);
+    auto tp = e.initTouchpoint();
+    tp.setChannel(schema::Channel::EMAIL);
+    tp.setDirection(schema::Direction::INBOUND);
+    tp.setType(schema::TouchpointType::MESSAGE);
+    auto from = e.initContent().initFrom();
+    from.setKind(schema::HandleKind::EMAIL);
+    from.setAddress(email);
+    return store.Append({stream, store::ExpectedVersion::Any(), {e.asReader()}});
+  };
+  LagUnderWriters(
+      state, true, [&](LagRun& run, int w, uint64_t n) -> absl::StatusOr<std::optional<double>> {
+        if (w != 0) {  // load: touchpoints of 2,000 parties, each with its own address
+          const uint64_t p = next_id.load() % 2000;
+          IHS_RETURN_IF_ERROR(
+              say(run.store, absl::StrCat("c-", p), absl::StrCat("load.", p, "@example.net"))
+                  .status());
+          return std::nullopt;
         }
+        const std::string email = absl::StrCat("greta.richter.", n, "@example.net");
+        const std::string a = absl::StrCat("a-", n), b = absl::StrCat("b-", n);
+        IHS_RETURN_IF_ERROR(say(run.store, a, email).status());
+        // Now the pair is inferable (email 0.8 + name 0.5).
+        IHS_RETURN_IF_ERROR(say(run.store, b, email).status());
+        const absl::Time acked = absl::Now();
+        for (;;) {
+          auto view = run.runner.View(projections::identity::kName);
+          capnp::MallocMessageBuilder m;
+          if (view.ok() && projections::identity::ReadPerson(*view, b, m).ok() &&
+              m.getRoot<schema::Person>().getStreams().size() == 2) {
+            break;
+          }
+          if (absl::Now() - acked > absl::Seconds(10) || run.stop.load()) break;
+          absl::SleepFor(absl::Microseconds(100));
+        }
+        return absl::ToDoubleMilliseconds(absl::Now() - acked);
       });
-    }
-    absl::SleepFor(absl::Seconds(5));
-    stop = true;
-    for (auto& t : writers) t.join();
-    resolver.Stop();
-    (*r)->Stop();
-    std::sort(lags_ms.begin(), lags_ms.end());
-    if (lags_ms.empty()) return state.SkipWithError("no samples");
-    state.counters["p50_ms"] = lags_ms[lags_ms.size() / 2];
-    state.counters["p99_ms"] = lags_ms[lags_ms.size() * 99 / 100];
-    state.counters["samples"] = static_cast<double>(lags_ms.size());
-    state.counters["events"] = static_cast<double>((*st)->Head());
-  }
 }
 BENCHMARK(BM_IdentityResolveLag)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 

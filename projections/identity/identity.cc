@@ -82,33 +82,10 @@ class IdentityProjection : public Projection {
   }
 
   absl::Status Flush(Txn& txn) override {
-    for (auto& [key, c] : nodes_) {
-      if (c.dirty) txn.Put(key, EncodeNode(*c.value));
-    }
-    for (auto& [key, c] : pairs_) {
-      if (!c.dirty) continue;
-      if (c.value) {
-        txn.Put(key, EncodePair(*c.value));
-      } else {
-        txn.Delete(key);
-      }
-    }
-    for (auto& [key, c] : members_) {
-      if (!c.dirty) continue;
-      if (c.value) {
-        txn.Put(key, EncodeMembers(*c.value));
-      } else {
-        txn.Delete(key);
-      }
-    }
-    for (auto& [key, c] : persons_) {
-      if (!c.dirty) continue;
-      if (c.value) {
-        txn.Put(key, EncodePerson(*c.value));
-      } else {
-        txn.Delete(key);
-      }
-    }
+    FlushCache(txn, nodes_, EncodeNode);
+    FlushCache(txn, pairs_, EncodePair);
+    FlushCache(txn, members_, EncodeMembers);
+    FlushCache(txn, persons_, EncodePerson);
     if (counters_ && counters_dirty_) txn.Put(kCountersKey, EncodeCounters(*counters_));
     Discard();
     return absl::OkStatus();
@@ -138,6 +115,20 @@ class IdentityProjection : public Projection {
       c.value = std::move(t);
     }
     return &cache.emplace(key, std::move(c)).first->second;
+  }
+
+  // Writes back what changed: a record, or its deletion when it went away.
+  template <typename T, typename Encode>
+  static void FlushCache(Txn& txn, absl::node_hash_map<std::string, Cached<T>>& cache,
+                         Encode encode) {
+    for (auto& [key, c] : cache) {
+      if (!c.dirty) continue;
+      if (c.value) {
+        txn.Put(key, encode(*c.value));
+      } else {
+        txn.Delete(key);
+      }
+    }
   }
 
   // The stream's node, made at the current position if the log names it for the first time.
