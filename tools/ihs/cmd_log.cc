@@ -271,8 +271,9 @@ int Read(const Common& c, const ReadArgs& a) {
   absl::StatusOr<std::optional<PersonOfStream>> person =
       source.ok() ? PersonOf(**source, a.stream) : source.status();
   if (!person.ok()) {
-    absl::FPrintF(stderr, "ihs: the person of %s is not shown: %s\n", a.stream,
-                  person.status().message());
+    absl::FPrintF(
+        stderr, "ihs: the person of %s is not shown: %s%s\n", a.stream, person.status().message(),
+        c.connect.empty() ? " (while ihsd serves the store, read through it: --connect)" : "");
   } else if (*person && (*person)->streams.size() > 1) {
     absl::PrintF(
         "%s is one of the streams of person %s (%s): ihs timeline %s --person shows "
