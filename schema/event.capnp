@@ -163,6 +163,18 @@ struct IdentityLink {
   requestedBy @5 :Text;    # who: the token's name over RPC, the operator on the command line
 }
 
+struct SegmentDefinition {
+  # A segment defined, changed (a new version of the same name) or retired, on the stream
+  # "$segments" (docs/segments.md). `ihs segments define|change|retire` check the rule (it parses,
+  # names only live segments, makes no cycle) before they append; the segments projection
+  # ignores, with the reason, a definition that a plain append let through and that fails them.
+  name @0 :Text;           # [a-z0-9_]{1,64}
+  rule @1 :Text;           # the rule's canonical text; empty when retired
+  description @2 :Text;
+  retired @3 :Bool;
+  requestedBy @4 :Text;    # who: the token's name over RPC, the operator on the command line
+}
+
 struct ErasureRequest {
   # The party's personal content is erased: the store deletes its data key in the same write
   # (docs/audit.md, "Erasure"). Appended only by EventStore::Erase (`ihs erase`, Admin.erase),
@@ -229,5 +241,6 @@ struct Event {
     legalHold @16 :LegalHold;
     contentExpiry @17 :ContentExpiry;
     retentionRun @18 :RetentionRun;
+    segmentDefinition @19 :SegmentDefinition;
   }
 }

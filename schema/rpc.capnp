@@ -22,6 +22,7 @@ using Cxx = import "/capnp/c++.capnp";
 using Ev = import "event.capnp";
 using Tl = import "timeline.capnp";
 using Id = import "identity.capnp";
+using Sg = import "segments.capnp";
 $Cxx.namespace("ihs::rpc");
 
 enum Role {
@@ -319,6 +320,13 @@ struct SuggestionsResult {
   }
 }
 
+struct SegmentListResult {
+  union {
+    ok @0 :Sg.SegmentList;
+    error @1 :Error;
+  }
+}
+
 struct IdentityStatsResult {
   union {
     ok @0 :Id.IdentityStats;
@@ -347,6 +355,12 @@ interface Writer extends(Reads) {
   decideSuggestion @3 (id :Text, accept :Bool, reason :Text) -> (result :PositionResult);
   # Accepts (a link with the suggestion's clues) or rejects (the pair is two people) a suggestion
   # of identitySuggestions. badInput: no current suggestion has that id.
+  defineSegment @4 (op :Sg.SegmentOp, name :Text, rule :Text, description :Text)
+      -> (result :PositionResult);
+  # A segmentDefinition on "$segments" (docs/segments.md), recorded with this session's token
+  # name: badInput names what is wrong (a rule that does not parse, with its column; an unknown,
+  # retired or cyclic segment named; a name taken, unknown or not [a-z0-9_]{1,64}; a retirement
+  # of a segment other segments name).
 }
 
 interface Reader extends(Reads) {
@@ -368,6 +382,9 @@ interface Reader extends(Reads) {
   # Pairs below the threshold for an operator to decide, in order, `limit` (1..1000) after the
   # pair "a b" given in `after` ("" from the start).
   identityStats @8 (minPosition :UInt64) -> (result :IdentityStatsResult);
+  segmentDefinitions @9 (after :Text, limit :UInt32) -> (result :SegmentListResult);
+  # The segments and their versions, by name: `limit` (1..1000) after the name `after` ("" from
+  # the start). As of the log's head when asked.
 }
 
 interface Auditor extends(Reader) {

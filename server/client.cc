@@ -492,6 +492,27 @@ absl::StatusOr<uint64_t> Client::DecideSuggestion(const std::string& id, bool ac
   return PositionFrom(resp->getResult());
 }
 
+absl::StatusOr<uint64_t> Client::DefineSegment(schema::SegmentOp op, const std::string& name,
+                                               const std::string& rule,
+                                               const std::string& description) {
+  auto req = impl_->As<rpc::Writer>().defineSegmentRequest();
+  req.setOp(op);
+  req.setName(name);
+  req.setRule(rule);
+  req.setDescription(description);
+  auto resp = impl_->Wait(req.send());
+  if (!resp.ok()) return resp.status();
+  return PositionFrom(resp->getResult());
+}
+
+absl::Status Client::SegmentDefinitions(const std::string& after, uint32_t limit,
+                                        capnp::MessageBuilder& out) {
+  auto req = impl_->As<rpc::Reader>().segmentDefinitionsRequest();
+  req.setAfter(after);
+  req.setLimit(limit);
+  return CopyResult(impl_->Wait(req.send()), out);
+}
+
 absl::StatusOr<std::vector<projections::ProjectionStatus>> Client::Projections() {
   auto resp = impl_->Wait(impl_->As<rpc::Reader>().projectionsRequest().send());
   if (!resp.ok()) return resp.status();

@@ -161,6 +161,15 @@ class Client {
   absl::StatusOr<uint64_t> DecideSuggestion(const std::string& id, bool accept,
                                             const std::string& reason);
 
+  // Segment definitions (docs/segments.md): a define, change or retire (writer, admin), recorded
+  // with this token's holder as requestedBy: the position of the segmentDefinition appended
+  // (projections/segments/definitions.h gives the errors); and a page of the definitions
+  // (reader, auditor, admin) into a schema::SegmentList.
+  absl::StatusOr<uint64_t> DefineSegment(schema::SegmentOp op, const std::string& name,
+                                         const std::string& rule, const std::string& description);
+  absl::Status SegmentDefinitions(const std::string& after, uint32_t limit,
+                                  capnp::MessageBuilder& out);
+
   // The projection workers' status (reader, auditor, admin).
   absl::StatusOr<std::vector<projections::ProjectionStatus>> Projections();
   // Starts a rebuild (admin); follow it with Projections(). kNotFound: no such projection;

@@ -14,6 +14,7 @@
 #include "common/status_macros.h"
 #include "projections/identity/identity.h"
 #include "projections/identity/links.h"
+#include "projections/segments/definitions.h"
 #include "projections/timeline/timeline.h"
 #include "schema/json.h"
 #include "server/internal/shared.h"
@@ -66,6 +67,10 @@ using SuggestionsCtx = capnp::CallContext<rpc::Reader::IdentitySuggestionsParams
                                           rpc::Reader::IdentitySuggestionsResults>;
 using IdentityStatsCtx =
     capnp::CallContext<rpc::Reader::IdentityStatsParams, rpc::Reader::IdentityStatsResults>;
+using DefineSegmentCtx =
+    capnp::CallContext<rpc::Writer::DefineSegmentParams, rpc::Writer::DefineSegmentResults>;
+using SegmentDefinitionsCtx = capnp::CallContext<rpc::Reader::SegmentDefinitionsParams,
+                                                 rpc::Reader::SegmentDefinitionsResults>;
 using RebuildCtx =
     capnp::CallContext<rpc::Admin::RebuildProjectionParams, rpc::Admin::RebuildProjectionResults>;
 // A projection read's answer: a message whose root is the page or summary.
@@ -387,6 +392,48 @@ class Session {
         WithIdentity([store, id, accept, reason, by = name_](const projections::StateView& view) {
           return projections::identity::DecideSuggestion(*store, view, id, accept, reason, by);
         }));
+  }
+
+  kj::Promise<void> DefineSegment(DefineSegmentCtx c) {
+    auto p = c.getParams();
+    namespace sg = projections::segments;
+    sg::DefineRequest r;
+    absl::StatusOr<sg::Definitions::Op> op = sg::OpOf(p.getOp());
+    if (op.ok()) r.op = *op;
+    r.name = p.getName();
+    r.rule = p.getRule();
+    r.description = p.getDescription();
+    r.requested_by = name_;
+    r.source_system = "ihsd";
+    store::EventStore* store = &shared_.store;
+    return Control(c, op.ok() ? absl::OkStatus() : BadField("op", op.status().message()),
+                   absl::StrCat(schema::EnumName(p.getOp()), "s segment ", r.name),
+                   [store, r]() -> absl::StatusOr<uint64_t> {
+                     IHS_ASSIGN_OR_RETURN(sg::DefineResult d, sg::AppendDefinition(*store, r));
+                     return d.position;
+                   });
+  }
+
+  kj::Promise<void> SegmentDefinitions(SegmentDefinitionsCtx c) {
+    auto result = c.getResults().initResult();
+    std::string after = c.getParams().getAfter();
+    const uint32_t limit = c.getParams().getLimit();
+    auto admitted = Admit(limit == 0 || limit > 1000 ? BadField("limit", "limit must be 1 to 1000")
+                                                     : absl::OkStatus());
+    if (!admitted.ok()) return Refuse(result, admitted.status());
+    store::EventStore* store = &shared_.store;
+    return shared_.reads
+        .Run([store, after, limit]() -> ReadAnswer {
+          IHS_ASSIGN_OR_RETURN(projections::segments::Definitions d,
+                               projections::segments::ReadDefinitions(*store));
+          auto m = std::make_shared<capnp::MallocMessageBuilder>();
+          projections::segments::ToList(d, after, limit, m->initRoot<schema::SegmentList>());
+          return m;
+        })
+        .then([c](ReadAnswer answer) mutable {
+          SetAnswer<schema::SegmentList>(c.getResults().getResult(), answer);
+        })
+        .attach(kj::mv(*admitted));
   }
 
   // A read of the identity projection whose answer is the root `Root` of the read's message.
@@ -863,6 +910,9 @@ class WithWrites : public Parent {
   kj::Promise<void> decideSuggestion(DecideCtx c) override {
     return Checked(c, 0, [&] { return this->s_->DecideSuggestion(c); });
   }
+  kj::Promise<void> defineSegment(DefineSegmentCtx c) override {
+    return Checked(c, 0, [&] { return this->s_->DefineSegment(c); });
+  }
 };
 
 template <typename Parent>
@@ -897,6 +947,9 @@ class WithReader : public Parent {
   }
   kj::Promise<void> identityStats(IdentityStatsCtx c) override {
     return Checked(c, 0, [&] { return this->s_->IdentityStats(c); });
+  }
+  kj::Promise<void> segmentDefinitions(SegmentDefinitionsCtx c) override {
+    return Checked(c, 0, [&] { return this->s_->SegmentDefinitions(c); });
   }
 };
 

@@ -49,6 +49,34 @@ bool KnownEnumerant(E value) {
   return static_cast<uint16_t>(value) > 0 && static_cast<uint16_t>(value) < enumerants.size();
 }
 
+// What the store can check of a definition; the rule's meaning is the segments projection's
+// (projections/segments/definitions.h).
+absl::Status ValidateSegmentDefinition(absl::string_view stream,
+                                       schema::SegmentDefinition::Reader d) {
+  if (stream != kSegmentsStream) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a segmentDefinition goes on the stream \"", kSegmentsStream, "\", not \"", stream, "\""));
+  }
+  const absl::string_view name = ToView(d.getName());
+  const bool name_ok =
+      !name.empty() && name.size() <= 64 &&
+      name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") == absl::string_view::npos;
+  if (!name_ok) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "segmentDefinition.name \"", absl::CHexEscape(name), "\" is not [a-z0-9_]{1,64}"));
+  }
+  if (d.getRetired() != (d.getRule().size() == 0)) {
+    return absl::InvalidArgumentError(
+        "segmentDefinition: a definition has a rule, a retirement has none");
+  }
+  if (d.getRule().size() > kMaxSegmentRuleBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("segmentDefinition.rule has ",
+                                                   d.getRule().size(), " bytes; at most ",
+                                                   kMaxSegmentRuleBytes));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateTouchpoint(schema::Touchpoint::Reader tp) {
   if (!KnownEnumerant(tp.getChannel())) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -251,6 +279,11 @@ absl::Status EventStoreImpl::PrepareEvent(const StreamAppend& append, size_t ind
       }
       break;
     }
+    case schema::Event::SEGMENT_DEFINITION: {
+      absl::Status s = ValidateSegmentDefinition(append.stream, in.getSegmentDefinition());
+      if (!s.ok()) return fail(s);
+      break;
+    }
     case schema::Event::ERASURE_REQUEST:
     case schema::Event::LEGAL_HOLD:
     case schema::Event::CONTENT_EXPIRY:
@@ -274,7 +307,8 @@ absl::Status EventStoreImpl::PrepareEvent(const StreamAppend& append, size_t ind
     case schema::Event::UNSPECIFIED:
     default:
       return fail(absl::InvalidArgumentError(
-          "event type is missing or unknown (one of touchpoint, partyProfile, identityLink)"));
+          "event type is missing or unknown (one of touchpoint, partyProfile, identityLink, "
+          "segmentDefinition)"));
   }
   if (control && in.hasContent()) {
     return fail(absl::InvalidArgumentError("an erasure or hold carries no content"));

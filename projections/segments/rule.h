@@ -36,10 +36,11 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "store/types.h"
 
 namespace ihs::projections::segments {
 
-inline constexpr size_t kMaxRuleBytes = 4096;
+inline constexpr size_t kMaxRuleBytes = store::kMaxSegmentRuleBytes;
 inline constexpr int kMaxRuleDepth = 32;                          // nested parentheses and nots
 inline constexpr int64_t kMaxWindowSeconds = 10LL * 366 * 86400;  // 10 years
 

@@ -81,6 +81,12 @@ void TouchEvent(schema::Event::Reader e) {
         for (auto id : c.getEvents()) (void)id.size();
       }
       break;
+    case schema::Event::SEGMENT_DEFINITION:
+      (void)e.getSegmentDefinition().getName().size();
+      (void)e.getSegmentDefinition().getRule().size();
+      (void)e.getSegmentDefinition().getDescription().size();
+      (void)e.getSegmentDefinition().getRequestedBy().size();
+      break;
     case schema::Event::ERASURE_REQUEST:
       (void)e.getErasureRequest().getReason().size();
       (void)e.getErasureRequest().getRequestedBy().size();
@@ -178,6 +184,14 @@ std::string EventTextProblem(schema::Event::Reader e) {
                      }
                      check("identityLink.reason", e.getIdentityLink().getReason());
                      check("identityLink.requestedBy", e.getIdentityLink().getRequestedBy());
+                     break;
+                   }
+                   case schema::Event::SEGMENT_DEFINITION: {
+                     auto d = e.getSegmentDefinition();
+                     check("segmentDefinition.name", d.getName());
+                     check("segmentDefinition.rule", d.getRule());
+                     check("segmentDefinition.description", d.getDescription());
+                     check("segmentDefinition.requestedBy", d.getRequestedBy());
                      break;
                    }
                    case schema::Event::ERASURE_REQUEST:

@@ -214,6 +214,27 @@ expect_in "says what it appended" "$tmp/out" '"appended":'
 check "erase dan" 0 "$ihs" erase customer-dan --reason "asked to" --data "$data"
 check "link to an erased party (7)" 7 "$ihs" identity link customer-bert customer-dan --reason x --data "$data"
 
+# Segment definitions (docs/segments.md): events on $segments, checked before they are appended.
+check "no segments yet" 0 "$ihs" segments list --data "$data"
+expect_in "says so" "$tmp/out" "no live segments"
+check "define a segment" 0 "$ihs" segments define churn_risk 'count(type=complaint, last 30d) >= 2' --description "two complaints" --data "$data" --json
+expect_in "on \$segments" "$tmp/out" '"stream":"$segments"'
+check "change it" 0 "$ihs" segments change churn_risk 'count(type = complaint, last 60d) >= 2' --data "$data"
+check "list json" 0 "$ihs" segments list --data "$data" --json
+expect_in "canonical rule, version 2" "$tmp/out" '"rule":"count(type = complaint, last 60d) >= 2","version":2'
+expect_in "the description stays" "$tmp/out" '"description":"two complaints","name":"churn_risk"'
+check "a rule that does not parse (2)" 2 "$ihs" segments define x 'count(type = complant) >= 1' --data "$data"
+expect_in "says where" "$tmp/err" 'rule: at 14: unknown type "complant"'
+check "a name taken (2)" 2 "$ihs" segments define churn_risk 'any()' --data "$data"
+check "a bad name (2)" 2 "$ihs" segments define Churn 'any()' --data "$data"
+check "an unknown segment named (2)" 2 "$ihs" segments define x 'segment(nobody)' --data "$data"
+check "a window of 0 (2)" 2 "$ihs" segments define x 'count(last 0d) >= 1' --data "$data"
+check "retire an unknown segment (2)" 2 "$ihs" segments retire nobody --data "$data"
+check "a rule is required (1)" 1 "$ihs" segments define x --data "$data"
+check "retire" 0 "$ihs" segments retire churn_risk --data "$data"
+check "list all" 0 "$ihs" segments list --all --data "$data"
+expect_in "retired shows" "$tmp/out" "retired"
+
 # Only append and generate make a store; every other command needs one that exists.
 mkdir -p "$tmp/empty"
 for cmd in "projections status" "projections rebuild timeline" "timeline customer-ada" \

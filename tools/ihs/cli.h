@@ -110,9 +110,10 @@ void RegisterGenerateCommand(Cli& cli);     // generate (cmd_generate.cc)
 void RegisterProjectionCommands(Cli& cli);  // projections status|rebuild (cmd_projections.cc)
 void RegisterTimelineCommands(Cli& cli);    // timeline, audit replay (cmd_timeline.cc)
 void RegisterIdentityCommands(
-    Cli& cli);                         // identity show|suggestions|stats|link|... (cmd_identity.cc)
-void RegisterTokenCommands(Cli& cli);  // token new (cmd_token.cc)
-void RegisterAuditCommands(Cli& cli);  // audit pubkey|head|prove-event|... (cmd_audit.cc)
+    Cli& cli);  // identity show|suggestions|stats|link|... (cmd_identity.cc)
+void RegisterSegmentCommands(Cli& cli);  // segments define|change|retire|list (cmd_segments.cc)
+void RegisterTokenCommands(Cli& cli);    // token new (cmd_token.cc)
+void RegisterAuditCommands(Cli& cli);    // audit pubkey|head|prove-event|... (cmd_audit.cc)
 void RegisterGovernanceCommands(
     Cli& cli);  // backup, retention run, erase, hold (cmd_governance.cc)
 

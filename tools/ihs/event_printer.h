@@ -54,6 +54,14 @@ class EventPrinter {
       case schema::Event::IDENTITY_LINK:
         what = "identityLink";
         break;
+      case schema::Event::SEGMENT_DEFINITION: {
+        auto d = ev.getSegmentDefinition();
+        what = d.getRetired()
+                   ? absl::StrCat("segment ", d.getName().cStr(), " retired by ",
+                                  d.getRequestedBy().cStr())
+                   : absl::StrCat("segment ", d.getName().cStr(), " := ", d.getRule().cStr());
+        break;
+      }
       case schema::Event::ERASURE_REQUEST:
         what = absl::StrCat("erasure by ", ev.getErasureRequest().getRequestedBy().cStr(), ": ",
                             ev.getErasureRequest().getReason().cStr());

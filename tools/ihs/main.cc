@@ -49,6 +49,7 @@ int Main(int argc, char** argv) {
   RegisterProjectionCommands(cli);
   RegisterTimelineCommands(cli);
   RegisterIdentityCommands(cli);
+  RegisterSegmentCommands(cli);
   RegisterTokenCommands(cli);
   RegisterAuditCommands(cli);
   RegisterGovernanceCommands(cli);
