@@ -9,7 +9,7 @@
 //                               event count is nearest above 1,000: every event read and proved
 //                               (IHS_BENCH_PARTY=ID names another, and saves the pass that finds
 //                               it)
-// The dataset is gen3-seed42-1M, or gen3-seed42-10M with IHS_BENCH_DATASET=10M (bench/dataset.h).
+// The dataset is gen4-seed42-1M, or gen4-seed42-10M with IHS_BENCH_DATASET=10M (bench/dataset.h).
 // It is opened for writing once, so that a dataset made before signing keys gets one.
 #include <benchmark/benchmark.h>
 

@@ -18,7 +18,7 @@
 namespace ihs::bench {
 
 struct Dataset {
-  std::string name;  // "gen3-seed42-1M": what RESULTS.md names
+  std::string name;  // "gen4-seed42-1M": what RESULTS.md names
   std::string path;  // the data directory
   workload::Config config;
 };

@@ -17,7 +17,7 @@
 //                                  inferable; p50_ms/p99_ms: from that append's acknowledgement
 //                                  to the two being one person (projection, resolver's link,
 //                                  projection again), with ihsd's resolver running
-// The dataset is gen3-seed42-1M, or gen3-seed42-10M with IHS_BENCH_DATASET=10M (1Mstreams: a
+// The dataset is gen4-seed42-1M, or gen4-seed42-10M with IHS_BENCH_DATASET=10M (1Mstreams: a
 // week of 1.7M parties, 1M of them seen, for BM_IdentityResolve); it is built on
 // first use and cached (bench/dataset.h). The rebuild adds state families to the cached store,
 // which later runs drop and rebuild.

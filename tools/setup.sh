@@ -65,6 +65,7 @@ case "$job" in
     echo "  build/bin/ihs read --data ./demo customer-ada --json | head -3   the events as JSON"
     echo "  build/bin/ihs tail --data ./demo --limit 20                      the global log"
     echo "  build/bin/ihs verify --data ./demo                               the Merkle tree"
+    echo "  build/bin/ihs segments list --data ./demo                        the segments defined"
     echo "  demo-truth.json                      the ground truth: unanswered messages, channel"
     echo "                                       switches, identities, influential parties, segments"
     echo

@@ -161,7 +161,7 @@ struct Party {
 
 // A touchpoint, profile or identity link about to be emitted, in plain values.
 struct Ev {
-  enum Kind : uint8_t { kTouchpoint, kProfile, kLink } kind = kTouchpoint;
+  enum Kind : uint8_t { kTouchpoint, kProfile, kLink, kSegment } kind = kTouchpoint;
   uint32_t party = kNone;  // whose stream
   int64_t occurred = 0;
   Channel channel = Channel::UNSPECIFIED;
@@ -314,6 +314,15 @@ struct Generator::Impl {
       phone_taken_from[to] = from;
     }
     if (c.story && c.days >= 4) PlantStory();
+    // The truth's segments are defined before anything happens.
+    now = c.start;
+    for (uint32_t s = 0; s < std::size(kTruthSegments); ++s) {
+      Ev def;
+      def.kind = Ev::kSegment;
+      def.party = s;  // the index into kTruthSegments
+      def.occurred = c.start;
+      Emit(def);
+    }
     // Weekly campaigns: the first Tuesday 09:00 and Thursday 18:00 at or after the start.
     Schedule(At(NextWeekday(c.start, 1, 9), Act::kNewsletter));
     Schedule(At(NextWeekday(c.start, 3, 18), Act::kPush));
@@ -1451,6 +1460,17 @@ struct Generator::Impl {
       const bool person =
           ev.profile_kind == PartyKind::CUSTOMER || ev.profile_kind == PartyKind::PROSPECT;
       if (person && !(party.flags & kUnlinkedAccount)) p.setCohort(kCohorts[party.cohort].name);
+      return;
+    }
+    if (ev.kind == Ev::kSegment) {
+      const TruthSegment& s = kTruthSegments[ev.party];
+      e.setStreamId("$segments");
+      e.setSourceSystem("ihs-generate");
+      auto d = e.initSegmentDefinition();
+      d.setName(s.name);
+      d.setRule(s.rule);
+      d.setDescription(s.description);
+      d.setRequestedBy("ihs generate");
       return;
     }
     if (ev.kind == Ev::kLink) {

@@ -12,7 +12,7 @@
 
 namespace ihs::workload {
 
-inline constexpr uint32_t kGeneratorVersion = 3;
+inline constexpr uint32_t kGeneratorVersion = 4;
 
 // Limits on the command line's values (beyond them a run is a mistake, not a workload).
 inline constexpr uint64_t kMaxParties = 5'000'000;
@@ -230,6 +230,28 @@ inline constexpr int kChurnComplaints = 2;
 inline constexpr int kChurnWindowDays = 30;
 inline constexpr int kAdvocatePosts = 2;
 inline constexpr int kDormantDays = 60;
+
+// The truth's segments as the rules of docs/segments.md, in canonical text. Every generated
+// history defines them first, on "$segments" (a test checks them against the numbers above).
+struct TruthSegment {
+  const char* name;
+  const char* rule;
+  const char* description;
+};
+inline constexpr TruthSegment kTruthSegments[] = {
+    {"campaign_engaged", "count(type = campaignOpened, last 30d) >= 3",
+     "opened 3 or more campaigns in the last 30 days"},
+    {"churn_risk", "count(type = complaint and direction in [inbound, public], last 30d) >= 2",
+     "2 or more complaints, private or public, in the last 30 days"},
+    {"social_advocates",
+     "count(direction = public and original and (type = recommendation or type = review and "
+     "sentiment > 0.5)) >= 2",
+     "2 or more own public recommendations or good reviews"},
+    {"dormant_buyers",
+     "any(type = purchase) and none(type = purchase or direction = inbound, last 60d)",
+     "bought once, but nothing bought or said in the last 60 days"},
+    {"open_complaint", "unanswered(type = complaint)", "a complaint waits for an answer"},
+};
 
 }  // namespace ihs::workload
 

@@ -11,6 +11,9 @@
 
 #include "projections/packed_record.h"
 #include "tests/testutil/store_fixture.h"
+#include "workload/generator.h"
+#include "workload/load.h"
+#include "workload/model.h"
 
 namespace ihs::projections::segments {
 namespace {
@@ -180,6 +183,33 @@ TEST_F(DefinitionsTest, ConcurrentDefinitionsOfOneNameMakeOneSegment) {
   ASSERT_NE(d.Find("same"), nullptr);
   EXPECT_EQ(d.Find("same")->versions.size(), 1u);
   EXPECT_TRUE(d.rejected().empty());
+}
+
+// Every generated history defines the truth's five segments first, as docs/segments.md writes
+// them, with the numbers the generator's truth uses.
+TEST_F(DefinitionsTest, AGeneratedStoreHasTheTruthsSegmentsDefined) {
+  workload::Config c;
+  c.parties = 200;
+  c.days = 20;
+  workload::Generator g(c);
+  ASSERT_TRUE(workload::LoadIntoStore(g, *store_).ok());
+  Definitions d = Read();
+  EXPECT_TRUE(d.rejected().empty());
+  ASSERT_EQ(d.all().size(), std::size(workload::kTruthSegments));
+  for (const workload::TruthSegment& t : workload::kTruthSegments) {
+    const Segment* s = d.Find(t.name);
+    ASSERT_NE(s, nullptr) << t.name;
+    EXPECT_EQ(s->current().rule, t.rule) << "not in canonical text";
+    EXPECT_LT(s->current().position, std::size(workload::kTruthSegments));
+  }
+  auto count = [&](const char* name) { return ParseRule(d.Find(name)->current().rule)->condition; };
+  EXPECT_EQ(count("campaign_engaged").number, workload::kEngagedOpens);
+  EXPECT_EQ(count("campaign_engaged").window.seconds, workload::kEngagedWindowDays * 86400LL);
+  EXPECT_EQ(count("churn_risk").number, workload::kChurnComplaints);
+  EXPECT_EQ(count("churn_risk").window.seconds, workload::kChurnWindowDays * 86400LL);
+  EXPECT_EQ(count("social_advocates").number, workload::kAdvocatePosts);
+  Rule dormant = *ParseRule(d.Find("dormant_buyers")->current().rule);
+  EXPECT_EQ(dormant.children[1].condition.window.seconds, workload::kDormantDays * 86400LL);
 }
 
 }  // namespace
