@@ -55,13 +55,16 @@ absl::StatusOr<std::string> Definitions::Check(Op op, const std::string& name,
     return absl::NotFoundError(absl::StrCat(
         "no segment ", name, s != nullptr ? " (it was retired)" : "", " to ", OpName(op)));
   }
+  if (s == nullptr && segments_.size() >= kMaxSegments) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "there are ", segments_.size(),
+        " segments already (retired ones count), the most there can be: change one instead"));
+  }
   if (op == Op::kRetire) {
     std::vector<std::string> users;
     for (const auto& [other, seg] : segments_) {
       if (!seg.live() || other == name) continue;
-      absl::StatusOr<Rule> r = ParseRule(seg.current().rule);
-      if (!r.ok()) continue;  // cannot happen: only checked rules are kept
-      for (const std::string& n : SegmentsNamed(*r)) {
+      for (const std::string& n : seg.current().named) {
         if (n == name) users.push_back(other);
       }
     }
@@ -93,10 +96,8 @@ absl::StatusOr<std::string> Definitions::Check(Op op, const std::string& name,
     if (!seen.insert(from).second) return false;
     const Segment* seg = Find(from);
     if (seg == nullptr || !seg->live()) return false;
-    absl::StatusOr<Rule> r = ParseRule(seg->current().rule);
-    if (!r.ok()) return false;
     path.push_back(from);
-    for (const std::string& n : SegmentsNamed(*r)) {
+    for (const std::string& n : seg->current().named) {
       if (reaches(n)) return true;
     }
     path.pop_back();
@@ -131,6 +132,7 @@ void Definitions::Apply(const schema::Event::Reader& event) {
   Version v;
   v.version = static_cast<uint32_t>(seg.versions.size() + 1);
   v.rule = *rule;
+  if (!v.rule.empty()) v.named = SegmentsNamed(*ParseRule(v.rule));  // Check parsed it
   v.description = d.getDescription();
   v.retired = d.getRetired();
   v.requested_by = d.getRequestedBy();

@@ -31,10 +31,15 @@ struct Version {
   std::string description;
   bool retired = false;
   std::string requested_by;
-  uint64_t position = 0;    // of the event in the log
-  int64_t recorded_at = 0;  // µs since the epoch
-  std::string event_id;     // 16 bytes
+  uint64_t position = 0;           // of the event in the log
+  int64_t recorded_at = 0;         // µs since the epoch
+  std::string event_id;            // 16 bytes
+  std::vector<std::string> named;  // the segments the rule names (SegmentsNamed)
 };
+
+// At most this many names ever defined: a writer's definitions cannot make the checks, which
+// look at every segment, grow without bound.
+inline constexpr size_t kMaxSegments = 10000;
 
 struct Segment {
   std::string name;
@@ -66,7 +71,7 @@ class Definitions {
   // unknown or retired segment or itself through others (the message names the cycle), or a
   // retirement of a segment that other live segments name; kNotFound for a change or retirement
   // of a segment that is not live; kAlreadyExists for a define of a live name. Returns the
-  // rule's canonical text.
+  // rule's canonical text. kInvalidArgument for a new name beyond kMaxSegments.
   enum class Op { kDefine, kChange, kRetire };
   absl::StatusOr<std::string> Check(Op op, const std::string& name, const std::string& rule) const;
 

@@ -7,6 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <thread>
 
 #include "projections/packed_record.h"
@@ -161,6 +162,37 @@ TEST_F(DefinitionsTest, TheFoldRefusesWhatAPlainAppendLetThrough) {
   EXPECT_THAT(d.rejected()[1].reason, HasSubstr("zzz"));
   EXPECT_THAT(d.rejected()[2].reason, HasSubstr("no segment d"));
   EXPECT_THAT(d.rejected()[3].reason, HasSubstr("itself"));
+}
+
+// A writer cannot make the definitions grow without bound: names beyond kMaxSegments are refused,
+// by the checks and by the fold.
+TEST_F(DefinitionsTest, NamesBeyondTheLimitAreRefused) {
+  capnp::MallocMessageBuilder m;
+  auto list = m.initRoot<capnp::List<schema::Event>>(kMaxSegments + 1);
+  std::vector<schema::Event::Reader> events;
+  for (size_t i = 0; i <= kMaxSegments; ++i) {
+    auto e = list[static_cast<unsigned>(i)];
+    std::string id(16, 'd');
+    std::memcpy(id.data(), &i, sizeof i);
+    e.setId(AsData(id));
+    e.setOccurredAt(1700000000000000);
+    e.initSegmentDefinition().setName(absl::StrCat("s", i));
+    e.getSegmentDefinition().setRule("any()");
+    events.push_back(e.asReader());
+  }
+  std::vector<schema::Event::Reader> first(events.begin(), events.begin() + 10000);
+  ASSERT_TRUE(store_->Append({store::kSegmentsStream, store::ExpectedVersion::Any(), first}).ok());
+  for (size_t i = 10000; i < events.size(); ++i) {
+    ASSERT_TRUE(
+        store_->Append({store::kSegmentsStream, store::ExpectedVersion::Any(), {events[i]}}).ok());
+  }
+  Definitions d = Read();
+  EXPECT_EQ(d.all().size(), kMaxSegments);
+  ASSERT_EQ(d.rejected().size(), 1u);
+  EXPECT_THAT(d.rejected()[0].reason, HasSubstr("the most there can be"));
+  absl::StatusOr<DefineResult> more = Do(Op::kDefine, "one_more", "any()");
+  EXPECT_EQ(more.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Do(Op::kChange, "s1", "none()").ok());  // a change is not a new name
 }
 
 // Two operators define at once: each checks against what the other appended (the append
