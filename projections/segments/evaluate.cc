@@ -1,0 +1,179 @@
+#include "projections/segments/evaluate.h"
+
+#include <algorithm>
+
+#include "common/service_hours.h"
+
+namespace ihs::projections::segments {
+namespace {
+
+bool Compare(Cmp cmp, double a, double b) {
+  switch (cmp) {
+    case Cmp::kGe:
+      return a >= b;
+    case Cmp::kGt:
+      return a > b;
+    case Cmp::kLe:
+      return a <= b;
+    case Cmp::kLt:
+      return a < b;
+    case Cmp::kEq:
+      return a == b;
+    case Cmp::kNe:
+      return a != b;
+  }
+  return false;
+}
+
+bool In(const std::vector<std::string>& values, const std::string& v) {
+  return std::find(values.begin(), values.end(), v) != values.end();
+}
+
+bool Waits(const Touch& t) {
+  return t.direction == "inbound" &&
+         (t.type == "message" || t.type == "request" || t.type == "complaint");
+}
+
+// count, sum, any, none: the touchpoints in the window, and when the window's content changes.
+Verdict Windowed(const Condition& c, const Facts& facts, int64_t now) {
+  const int64_t window = c.window.seconds * 1'000'000;
+  Verdict v;
+  double n = 0, sum = 0;
+  for (const Touch& t : facts.touches) {
+    if (!Matches(c.filter, t)) continue;
+    if (t.occurred > now) {  // recorded ahead of its time: it enters when it occurs
+      v.next_change = std::min(v.next_change, t.occurred);
+      continue;
+    }
+    if (window > 0) {
+      if (t.occurred <= now - window) continue;  // slid out already
+      v.next_change = std::min(v.next_change, t.occurred + window);
+    }
+    ++n;
+    if (c.kind == Condition::Kind::kSum) {
+      sum += c.sum == Condition::Sum::kAudience ? t.audience
+                                                : (std::isnan(t.sentiment) ? 0 : t.sentiment);
+    }
+  }
+  switch (c.kind) {
+    case Condition::Kind::kCount:
+      v.member = Compare(c.cmp, n, c.number);
+      break;
+    case Condition::Kind::kSum:
+      v.member = Compare(c.cmp, sum, c.number);
+      break;
+    case Condition::Kind::kAny:
+      v.member = n > 0;
+      break;
+    default:  // kNone
+      v.member = n == 0;
+      break;
+  }
+  return v;
+}
+
+// unanswered: an inbound message that matches, unanswered at `now`, waiting since its `due`.
+Verdict Unanswered(const Condition& c, const Facts& facts, int64_t now) {
+  const int64_t over = c.over_seconds * 1'000'000;
+  Verdict v;
+  for (const Touch& t : facts.touches) {
+    if (!Waits(t) || !Matches(c.filter, t)) continue;
+    const int64_t due = over == 0         ? t.occurred
+                        : c.service_hours ? ServiceHours::Default().Add(t.occurred, over)
+                                          : t.occurred + over;
+    // Answered by now, or before it was due: it never makes the person a member (again).
+    if (t.answered <= now || t.answered <= due) continue;
+    if (due <= now) {
+      v.member = true;
+    } else {
+      v.next_change = std::min(v.next_change, due);
+    }
+    if (t.answered != kNever) v.next_change = std::min(v.next_change, t.answered);
+  }
+  return v;
+}
+
+Verdict Evaluate(const Condition& c, const Facts& facts, int64_t now,
+                 const std::function<bool(const std::string&)>& member_of) {
+  Verdict v;
+  switch (c.kind) {
+    case Condition::Kind::kCount:
+    case Condition::Kind::kSum:
+    case Condition::Kind::kAny:
+    case Condition::Kind::kNone:
+      return Windowed(c, facts, now);
+    case Condition::Kind::kUnanswered:
+      return Unanswered(c, facts, now);
+    case Condition::Kind::kKind:
+      v.member = In(c.values, facts.kind) != c.negate;
+      return v;
+    case Condition::Kind::kCohort:
+      v.member = In(c.values, facts.cohort) != c.negate;
+      return v;
+    case Condition::Kind::kConsent: {
+      auto it = facts.consent.find(c.values[0]);
+      v.member = it != facts.consent.end() && it->second;
+      return v;
+    }
+    case Condition::Kind::kSegment:
+      v.member = member_of(c.values[0]);
+      return v;
+  }
+  return v;
+}
+
+}  // namespace
+
+bool Matches(const Filter& f, const Touch& t) {
+  switch (f.op) {
+    case Filter::Op::kAll:
+      return true;
+    case Filter::Op::kAnd:
+      return std::all_of(f.children.begin(), f.children.end(),
+                         [&t](const Filter& c) { return Matches(c, t); });
+    case Filter::Op::kOr:
+      return std::any_of(f.children.begin(), f.children.end(),
+                         [&t](const Filter& c) { return Matches(c, t); });
+    case Filter::Op::kNot:
+      return !Matches(f.children[0], t);
+    case Filter::Op::kIn:
+      switch (f.field) {
+        case Field::kChannel:
+          return In(f.values, t.channel);
+        case Field::kDirection:
+          return In(f.values, t.direction);
+        case Field::kType:
+          return In(f.values, t.type);
+        case Field::kTopic:
+          return std::any_of(t.topics.begin(), t.topics.end(),
+                             [&f](const std::string& topic) { return In(f.values, topic); });
+        case Field::kCampaign:
+          return In(f.values, t.campaign);
+        case Field::kSource:
+          return In(f.values, t.source);
+      }
+      return false;
+    case Filter::Op::kSentiment:
+      return !std::isnan(t.sentiment) && Compare(f.cmp, t.sentiment, f.number);
+    case Filter::Op::kOriginal:
+      return t.original;
+  }
+  return false;
+}
+
+Verdict Evaluate(const Rule& rule, const Facts& facts, int64_t now,
+                 const std::function<bool(const std::string&)>& member_of) {
+  if (rule.op == Rule::Op::kCondition) return Evaluate(rule.condition, facts, now, member_of);
+  Verdict v;
+  v.member = rule.op == Rule::Op::kAnd;
+  for (const Rule& child : rule.children) {
+    const Verdict c = Evaluate(child, facts, now, member_of);
+    v.next_change = std::min(v.next_change, c.next_change);
+    if (rule.op == Rule::Op::kAnd) v.member = v.member && c.member;
+    if (rule.op == Rule::Op::kOr) v.member = v.member || c.member;
+    if (rule.op == Rule::Op::kNot) v.member = !c.member;
+  }
+  return v;
+}
+
+}  // namespace ihs::projections::segments
