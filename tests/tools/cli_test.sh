@@ -156,6 +156,13 @@ check "append while following" 0 "$ihs" append --connect "$addr" --token "$wtok"
 for _ in $(seq 50); do grep -q live-one "$tmp/follow.txt" && break; sleep 0.1; done
 expect_in "tail -f shows the new event" "$tmp/follow.txt" "live-one"
 kill "$follow_pid" 2>/dev/null; wait "$follow_pid" 2>/dev/null
+# Segment definitions over RPC (before the timelines compared below, which must see one log).
+check "define a segment over RPC" 0 "$ihs" segments define loyal 'count(type=purchase) >= 5' --connect "$addr" --token "$wtok"
+check "a reader may not define (6)" 6 "$ihs" segments define x 'any()' --connect "$addr" --token "$rtok"
+check "a rule that does not parse over RPC (2)" 2 "$ihs" segments define x 'any(' --connect "$addr" --token "$wtok"
+expect_in "says where over RPC" "$tmp/err" "rule: at 5: expected a touchpoint field"
+check "segments over RPC" 0 "$ihs" segments list --connect "$addr" --token "$rtok" --json
+expect_in "by the writer's token" "$tmp/out" '"requestedBy":"cli-writer"'
 # The timeline and the projection workers over RPC.
 check "timeline over RPC" 0 "$ihs" timeline customer-ada --connect "$addr" --token "$rtok"
 expect_in "remote timeline: the email answered on twitter" "$tmp/out" "answered on twitter after 2d23h"
