@@ -1,0 +1,215 @@
+// Session: reads of projections (timeline, identity) and the decisions that append to them
+// (identity links, segment definitions) (server/internal/session.h).
+#include "server/internal/session.h"
+
+namespace ihs::server::internal {
+
+kj::Promise<void> Session::Link(LinkCtx c) {
+  projections::identity::LinkRequest r;
+  r.a = c.getParams().getA();
+  r.b = c.getParams().getB();
+  r.unlink = c.getParams().getUnlink();
+  r.reason = c.getParams().getReason();
+  r.requested_by = name_;
+  store::EventStore* store = &shared_.store;
+  return Control(c, absl::OkStatus(),
+                 absl::StrCat(r.unlink ? "unlinks " : "links ", r.a, " and ", r.b),
+                 WithIdentity([store, r](const projections::StateView& view) {
+                   return projections::identity::AppendLink(*store, view, r);
+                 }));
+}
+
+kj::Promise<void> Session::DecideSuggestion(DecideCtx c) {
+  std::string id = c.getParams().getId(), reason = c.getParams().getReason();
+  const bool accept = c.getParams().getAccept();
+  store::EventStore* store = &shared_.store;
+  return Control(
+      c, absl::OkStatus(), absl::StrCat(accept ? "accepts" : "rejects", " suggestion ", id),
+      WithIdentity([store, id, accept, reason, by = name_](const projections::StateView& view) {
+        return projections::identity::DecideSuggestion(*store, view, id, accept, reason, by);
+      }));
+}
+
+kj::Promise<void> Session::DefineSegment(DefineSegmentCtx c) {
+  auto p = c.getParams();
+  namespace sg = projections::segments;
+  sg::DefineRequest r;
+  absl::StatusOr<sg::Definitions::Op> op = sg::OpOf(p.getOp());
+  if (op.ok()) r.op = *op;
+  r.name = p.getName();
+  r.rule = p.getRule();
+  r.description = p.getDescription();
+  r.requested_by = name_;
+  r.source_system = "ihsd";
+  store::EventStore* store = &shared_.store;
+  return Control(c, op.ok() ? absl::OkStatus() : BadField("op", op.status().message()),
+                 absl::StrCat(schema::EnumName(p.getOp()), "s segment ", r.name),
+                 [store, r]() -> absl::StatusOr<uint64_t> {
+                   IHS_ASSIGN_OR_RETURN(sg::DefineResult d, sg::AppendDefinition(*store, r));
+                   return d.position;
+                 });
+}
+
+kj::Promise<void> Session::SegmentDefinitions(SegmentDefinitionsCtx c) {
+  auto result = c.getResults().initResult();
+  std::string after = c.getParams().getAfter();
+  const uint32_t limit = c.getParams().getLimit();
+  auto admitted = Admit(limit == 0 || limit > 1000 ? BadField("limit", "limit must be 1 to 1000")
+                                                   : absl::OkStatus());
+  if (!admitted.ok()) return Refuse(result, admitted.status());
+  store::EventStore* store = &shared_.store;
+  return shared_.reads
+      .Run([store, after, limit]() -> ReadAnswer {
+        IHS_ASSIGN_OR_RETURN(projections::segments::Definitions d,
+                             projections::segments::ReadDefinitions(*store));
+        auto m = std::make_shared<capnp::MallocMessageBuilder>();
+        projections::segments::ToList(d, after, limit, m->initRoot<schema::SegmentList>());
+        return m;
+      })
+      .then([c](ReadAnswer answer) mutable {
+        SetAnswer<schema::SegmentList>(c.getResults().getResult(), answer);
+      })
+      .attach(kj::mv(*admitted));
+}
+
+kj::Promise<void> Session::Resolve(ResolveCtx c) {
+  std::string stream = c.getParams().getStream();
+  return IdentityRead<schema::Resolution>(
+      c, stream.empty() ? BadField("stream", "stream is empty") : absl::OkStatus(),
+      c.getParams().getMinPosition(),
+      [stream](const projections::StateView& view, capnp::MessageBuilder& m) {
+        return projections::identity::Resolve(view, stream, m);
+      });
+}
+
+kj::Promise<void> Session::Person(PersonCtx c) {
+  std::string id = c.getParams().getId();
+  return IdentityRead<schema::Person>(
+      c, id.empty() ? BadField("id", "id is empty") : absl::OkStatus(),
+      c.getParams().getMinPosition(),
+      [id](const projections::StateView& view, capnp::MessageBuilder& m) {
+        return projections::identity::ReadPerson(view, id, m);
+      });
+}
+
+kj::Promise<void> Session::FindHandle(FindHandleCtx c) {
+  const schema::HandleKind kind = c.getParams().getHandle().getKind();
+  std::string address = c.getParams().getHandle().getAddress();
+  absl::StatusOr<std::string> key = shared_.store.BlindIndexKey();
+  return IdentityRead<rpc::StreamsResult>(
+      c, key.status(), c.getParams().getMinPosition(),
+      [kind, address, key](const projections::StateView& view, capnp::MessageBuilder& m) {
+        absl::StatusOr<std::vector<std::string>> streams =
+            projections::identity::FindHandle(view, *key, kind, address);
+        if (absl::IsInvalidArgument(streams.status())) {
+          return BadField("handle", streams.status().message());
+        }
+        IHS_RETURN_IF_ERROR(streams.status());
+        auto list = m.initRoot<rpc::StreamsResult>().initOk(static_cast<unsigned>(streams->size()));
+        for (unsigned i = 0; i < streams->size(); ++i) list.set(i, (*streams)[i]);
+        return absl::OkStatus();
+      });
+}
+
+kj::Promise<void> Session::IdentitySuggestions(SuggestionsCtx c) {
+  std::string after = c.getParams().getAfter();
+  const uint32_t limit = c.getParams().getLimit();
+  absl::Status bad =
+      limit == 0 || limit > 1000 ? BadField("limit", "limit must be 1 to 1000") : absl::OkStatus();
+  return IdentityRead<rpc::SuggestionsResult>(
+      c, bad, c.getParams().getMinPosition(),
+      [after, limit](const projections::StateView& view, capnp::MessageBuilder& m) {
+        std::string from = after;
+        std::replace(from.begin(), from.end(), ' ', '\0');
+        IHS_ASSIGN_OR_RETURN(auto pairs, projections::identity::ListPairs(
+                                             view, schema::PairState::SUGGESTED, limit, from));
+        auto list =
+            m.initRoot<rpc::SuggestionsResult>().initOk(static_cast<unsigned>(pairs.size()));
+        for (unsigned i = 0; i < pairs.size(); ++i) {
+          capnp::MallocMessageBuilder one;
+          IHS_RETURN_IF_ERROR(
+              projections::identity::ReadPair(view, pairs[i].first, pairs[i].second, one));
+          list.setWithCaveats(i, one.getRoot<schema::PairScore>().asReader());
+        }
+        return absl::OkStatus();
+      });
+}
+
+kj::Promise<void> Session::IdentityStats(IdentityStatsCtx c) {
+  return IdentityRead<schema::IdentityStats>(
+      c, absl::OkStatus(), c.getParams().getMinPosition(),
+      [](const projections::StateView& view, capnp::MessageBuilder& m) {
+        return projections::identity::ReadStats(view, m);
+      });
+}
+
+kj::Promise<void> Session::Timeline(TimelineCtx c) {
+  auto p = c.getParams().getQuery();
+  auto result = c.getResults().initResult();
+  namespace tl = projections::timeline;
+  tl::Query q;
+  q.party = p.getParty();
+  q.from = p.getFrom();
+  q.to = p.getTo();
+  for (auto ch : p.getChannels()) q.channels.push_back(ch);
+  q.cursor = p.getCursor();
+  q.limit = p.getLimit();
+  q.as_of = AsOf(p.getAsOf());
+  absl::Status bad = tl::Validate(q);
+  if (bad.ok()) bad = CheckMinPosition(p.getMinPosition());
+  auto admitted = Admit(bad);
+  if (!admitted.ok()) return Refuse(result, admitted.status());
+  store::EventStore* content = p.getOpenContent() ? &shared_.store : nullptr;
+  const uint64_t min_position = p.getMinPosition();
+  kj::Promise<ReadAnswer> person = ReadAnswer(nullptr);
+  if (p.getPerson()) {
+    const std::string party = q.party;
+    person = ReadProjection(projections::identity::kName, min_position,
+                            [party](const projections::StateView& view, capnp::MessageBuilder& m) {
+                              absl::Status s = projections::identity::ReadPerson(view, party, m);
+                              return absl::IsNotFound(s) ? absl::OkStatus()
+                                                         : s;  // no identity yet: the party alone
+                            });
+  }
+  return person
+      .then([this, q, content, min_position](ReadAnswer person) mutable -> kj::Promise<ReadAnswer> {
+        if (!person.ok()) return ReadAnswer(person.status());
+        if (*person != nullptr && (*person)->getRoot<schema::Person>().hasStreams()) {
+          for (auto s : (*person)->getRoot<schema::Person>().asReader().getStreams()) {
+            q.also.emplace_back(s.cStr(), s.size());
+          }
+        }
+        return ReadProjection(
+            tl::kName, min_position,
+            [q, content](const projections::StateView& view, capnp::MessageBuilder& m) {
+              return tl::ReadPage(view, q, m, content);
+            });
+      })
+      .then([c](ReadAnswer answer) mutable {
+        SetAnswer<schema::TimelinePage>(c.getResults().getResult(), answer);
+      })
+      .attach(kj::mv(*admitted));
+}
+
+kj::Promise<void> Session::Summary(SummaryCtx c) {
+  auto p = c.getParams();
+  auto result = c.getResults().initResult();
+  std::string party = p.getParty();
+  absl::Status bad =
+      party.empty() ? BadField("party", "a summary needs a party") : absl::OkStatus();
+  if (bad.ok()) bad = CheckMinPosition(p.getMinPosition());
+  auto admitted = Admit(bad);
+  if (!admitted.ok()) return Refuse(result, admitted.status());
+  const absl::Time as_of = AsOf(p.getAsOf());
+  return ReadProjection(
+             projections::timeline::kName, p.getMinPosition(),
+             [party, as_of](const projections::StateView& view, capnp::MessageBuilder& m) {
+               return projections::timeline::ReadSummary(view, party, as_of, m);
+             })
+      .then([c](ReadAnswer answer) mutable {
+        SetAnswer<schema::TimelineSummary>(c.getResults().getResult(), answer);
+      })
+      .attach(kj::mv(*admitted));
+}
+
+}  // namespace ihs::server::internal
