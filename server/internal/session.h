@@ -91,23 +91,14 @@ class Session {
       : shared_(shared), conn_(std::move(conn)), name_(std::move(name)) {}
 
   kj::Promise<void> ReadStream(ReadStreamCtx c);
-
   kj::Promise<void> ReadAll(ReadAllCtx c);
-
   kj::Promise<void> StreamInfo(StreamInfoCtx c);
-
   kj::Promise<void> Head(HeadCtx c);
-
   kj::Promise<void> Append(AppendCtx c);
-
   kj::Promise<void> AppendMulti(AppendMultiCtx c);
-
   kj::Promise<void> Subscribe(SubscribeCtx c);
-
   kj::Promise<void> Root(RootCtx c);
-
   kj::Promise<void> SignedHead(SignedHeadCtx c);
-
   kj::Promise<void> VerifierKey(VerifierKeyCtx c);
 
   template <typename Ctx>
@@ -131,7 +122,6 @@ class Session {
   }
 
   kj::Promise<void> InclusionProof(InclusionProofCtx c);
-
   kj::Promise<void> ConsistencyProof(ConsistencyProofCtx c);
 
   // Erase and LegalHold: the store checks the party and the reason; the trail names the token's
@@ -186,11 +176,8 @@ class Session {
   }
 
   kj::Promise<void> Link(LinkCtx c);
-
   kj::Promise<void> DecideSuggestion(DecideCtx c);
-
   kj::Promise<void> DefineSegment(DefineSegmentCtx c);
-
   kj::Promise<void> SegmentDefinitions(SegmentDefinitionsCtx c);
 
   // A read of the identity projection whose answer is the root `Root` of the read's message.
@@ -208,29 +195,17 @@ class Session {
   }
 
   kj::Promise<void> Resolve(ResolveCtx c);
-
   kj::Promise<void> Person(PersonCtx c);
-
   kj::Promise<void> FindHandle(FindHandleCtx c);
-
   kj::Promise<void> IdentitySuggestions(SuggestionsCtx c);
-
   kj::Promise<void> IdentityStats(IdentityStatsCtx c);
-
   kj::Promise<void> Erase(EraseCtx c);
-
   kj::Promise<void> LegalHold(LegalHoldCtx c);
-
   kj::Promise<void> Backup(BackupCtx c);
-
   kj::Promise<void> Timeline(TimelineCtx c);
-
   kj::Promise<void> Summary(SummaryCtx c);
-
   kj::Promise<void> Projections(ProjectionsCtx c);
-
   kj::Promise<void> RebuildProjection(RebuildCtx c);
-
   kj::Promise<void> Status(StatusCtx c);
 
  private:
