@@ -385,6 +385,9 @@ class Parser {
         return Expected("\"service hours\" after a bare number");
       }
       *service = true;
+      if (n > kMaxWindowSeconds / 3600) {
+        return Bad(t.column, absl::StrCat(n, " service hours is out of range: at most 10 years"));
+      }
       seconds = n * 3600;
     } else {
       const char unit = digits.empty() ? '?' : digits.back();

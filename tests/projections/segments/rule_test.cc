@@ -147,6 +147,9 @@ TEST(RuleTest, AWindowIsMoreThanZeroAndAtMostTenYears) {
   EXPECT_THAT(Error("count(last 30y) >= 1"), HasSubstr("a duration such as"));
   EXPECT_EQ(Parse("count(last 3660d) >= 1").condition.window.seconds, 3660LL * 86400);
   EXPECT_THAT(Error("unanswered(over 0 service hours)"), HasSubstr("a duration"));
+  EXPECT_THAT(Error("unanswered(over 9999999999999999 service hours)"), HasSubstr("out of range"));
+  EXPECT_THAT(Error("unanswered(over 87841 service hours)"), HasSubstr("out of range"));
+  EXPECT_EQ(Parse("unanswered(over 87840 service hours)").condition.over_seconds, 87840LL * 3600);
 }
 
 // Hostile text: deep nesting, long rules, every byte. It is refused or parsed, never a crash.
