@@ -207,6 +207,18 @@ absl::StatusOr<Definitions::Op> OpOf(schema::SegmentOp op) {
   }
 }
 
+schema::SegmentOp SchemaOp(Definitions::Op op) {
+  switch (op) {
+    case Definitions::Op::kDefine:
+      return schema::SegmentOp::DEFINE;
+    case Definitions::Op::kChange:
+      return schema::SegmentOp::CHANGE;
+    case Definitions::Op::kRetire:
+      return schema::SegmentOp::RETIRE;
+  }
+  return schema::SegmentOp::UNSPECIFIED;
+}
+
 absl::StatusOr<DefineResult> AppendDefinition(store::EventStore& store,
                                               const DefineRequest& request) {
   if (request.requested_by.empty()) {

@@ -89,8 +89,10 @@ absl::StatusOr<Definitions> ReadDefinitions(store::EventStore& store);
 void ToList(const Definitions& d, const std::string& after, size_t limit,
             schema::SegmentList::Builder out);
 
-// The op of an RPC request; kInvalidArgument for unspecified or unknown.
+// The op of an RPC request; kInvalidArgument for unspecified or unknown. SchemaOp is the other
+// way, for the client.
 absl::StatusOr<Definitions::Op> OpOf(schema::SegmentOp op);
+schema::SegmentOp SchemaOp(Definitions::Op op);
 
 struct DefineRequest {
   Definitions::Op op = Definitions::Op::kDefine;

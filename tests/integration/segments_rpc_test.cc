@@ -69,6 +69,12 @@ TEST_F(RpcTest, SegmentDefinitionsOverRpc) {
           absl::StatusCode::kInvalidArgument, "itself");
   refused(writer->DefineSegment(SegmentOp::RETIRE, "nobody", "", ""), absl::StatusCode::kNotFound,
           "no segment nobody");
+  refused(writer->DefineSegment(SegmentOp::DEFINE, "x", "any()", "bad \xff\xfe bytes"),
+          absl::StatusCode::kInvalidArgument, "UTF-8");
+  refused(writer->DefineSegment(SegmentOp::DEFINE, "x", "any(topic = \"\xc3\")", ""),
+          absl::StatusCode::kInvalidArgument, "");
+  refused(writer->DefineSegment(SegmentOp::DEFINE, "x\xff", "any()", ""),
+          absl::StatusCode::kInvalidArgument, "[a-z0-9_]{1,64}");
   refused(reader->DefineSegment(SegmentOp::DEFINE, "x", "any()", ""),
           absl::StatusCode::kPermissionDenied, "");
   for (uint32_t limit : {0u, 1001u, 4000000000u}) {

@@ -26,18 +26,6 @@ struct DefineArgs {
   std::string name, rule, description;
 };
 
-schema::SegmentOp ToSchema(sg::Definitions::Op op) {
-  switch (op) {
-    case sg::Definitions::Op::kDefine:
-      return schema::SegmentOp::DEFINE;
-    case sg::Definitions::Op::kChange:
-      return schema::SegmentOp::CHANGE;
-    case sg::Definitions::Op::kRetire:
-      return schema::SegmentOp::RETIRE;
-  }
-  return schema::SegmentOp::UNSPECIFIED;
-}
-
 int Define(const Common& c, const DefineArgs& a, sg::Definitions::Op op) {
   if (absl::Status s = CheckWhere(c); !s.ok()) return Fail(s);
   uint64_t position = 0;
@@ -45,7 +33,7 @@ int Define(const Common& c, const DefineArgs& a, sg::Definitions::Op op) {
     absl::StatusOr<std::unique_ptr<client::Client>> client = Connect(c);
     if (!client.ok()) return Fail(client.status());
     absl::StatusOr<uint64_t> p =
-        (*client)->DefineSegment(ToSchema(op), a.name, a.rule, a.description);
+        (*client)->DefineSegment(sg::SchemaOp(op), a.name, a.rule, a.description);
     if (!p.ok()) return Fail(p.status());
     position = *p;
   } else {
