@@ -31,6 +31,10 @@ class FakeClock : public Clock {
     MutexLock lock(&mu_);
     now_ += d;
   }
+  void Set(absl::Time t) {
+    MutexLock lock(&mu_);
+    now_ = t;
+  }
 
  private:
   absl::Mutex mu_;

@@ -13,6 +13,7 @@
 #ifndef IHS_PROJECTIONS_PROJECTION_H_
 #define IHS_PROJECTIONS_PROJECTION_H_
 
+#include <climits>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -59,6 +60,10 @@ class Txn {
   absl::StatusOr<std::optional<std::string>> Get(absl::string_view key);
   void Put(absl::string_view key, std::string value);
   void Delete(absl::string_view key);
+  // The keys in [from, to) in order, as Get would see them (the batch's own writes included),
+  // until `visit` returns false. The batch's writes in the range are sorted first: meant for
+  // the rare walk (a new segment visits every person), not for each event.
+  absl::Status Scan(absl::string_view from, absl::string_view to, const store::StateVisitor& visit);
 
   // The event with this id if the log holds it before the event being applied; nullopt
   // otherwise, so that the answer depends only on the log's prefix (content stays sealed).
@@ -115,6 +120,24 @@ class Projection {
   // The opt-in extension for a rebuild's sharded bulk phase (projections/bulk.h), or nullptr:
   // a rebuild then applies the log with one instance.
   virtual ShardedRebuild* sharded_rebuild() { return nullptr; }
+
+  // The clock, for a projection whose state changes as time passes (segments: a window slides
+  // past a touchpoint). NextTimer says the earliest moment (µs since the epoch) a timer of its
+  // state is due, kNoTimer if none. AdvanceClock fires every timer due before `until`; the
+  // runner calls it once the log holds every event recorded before `until`
+  // (store::LogReader::Watermark), in a batch of its own that keeps the checkpoint. Apply must
+  // fire the timers due before an event's recordedAt before it applies the event, so that a
+  // rebuild, which never calls AdvanceClock, gives the same state.
+  static constexpr int64_t kNoTimer = INT64_MAX;
+  virtual absl::StatusOr<int64_t> NextTimer(Txn& txn) {
+    (void)txn;
+    return kNoTimer;
+  }
+  virtual absl::Status AdvanceClock(int64_t until, Txn& txn) {
+    (void)until;
+    (void)txn;
+    return absl::OkStatus();
+  }
 
   // Drop every cache: the next batch starts again from the stored state. The runner calls it
   // when a batch failed and was not committed, and when a worker has reached the head (so that

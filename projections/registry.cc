@@ -1,6 +1,7 @@
 #include "projections/registry.h"
 
 #include "projections/identity/identity.h"
+#include "projections/segments/segments.h"
 #include "projections/timeline/timeline.h"
 
 namespace ihs::projections {
@@ -9,6 +10,7 @@ std::vector<ProjectionFactory> AllProjections() {
   return {
       [] { return timeline::NewTimelineProjection(); },
       [] { return identity::NewIdentityProjection(); },
+      [] { return segments::NewSegmentsProjection(); },
   };
 }
 

@@ -418,9 +418,24 @@ void Runner::Work(Slot& slot) {
       continue;
     }
     if (!applied && !rebuild) {
+      // At the head: the clock's turn, then a wait for the next commit or the next timer.
+      absl::Time wake;
+      s = ApplyClock(slot, &wake);
+      if (s.code() == absl::StatusCode::kDataLoss) {
+        MarkCorrupt(slot, s);
+        continue;
+      }
+      if (!s.ok()) {
+        MutexLock l(&slot.mu);
+        slot.error = std::string(s.message());
+        log_->Log(absl::StrCat("projection ", slot.name, ": the clock: ", slot.error,
+                               "; retrying in 1 s"));
+        AwaitWithTimeout(slot.mu, absl::Condition(&slot.stop), absl::Seconds(1));
+        continue;
+      }
       // Not holding the generation while it waits: a swap drops the old one at once.
       const uint64_t checkpoint = slot.Active()->checkpoint();
-      store_.log->WaitForCommit(checkpoint, absl::Now() + absl::Milliseconds(200));
+      store_.log->WaitForCommit(checkpoint, std::min(absl::Now() + absl::Milliseconds(200), wake));
     }
   }
 }
@@ -486,13 +501,47 @@ absl::Status Runner::CatchUp(absl::string_view name, const store::ProgressFn& pr
       IHS_RETURN_IF_ERROR(s);
       if (slot->Active()->checkpoint() >= head) break;
     }
+    absl::Time wake;
+    IHS_RETURN_IF_ERROR(ApplyClock(*slot, &wake));
   }
+  return absl::OkStatus();
+}
+
+absl::Status Runner::ApplyClock(Slot& slot, absl::Time* wake) {
+  *wake = absl::InfiniteFuture();
+  MutexLock apply(&slot.apply_mu);
+  std::shared_ptr<Generation> gen = slot.Active();
+  Projection& p = *slot.live;
+  Txn txn(store_, gen->family());
+  txn.set_position(gen->checkpoint());
+  absl::StatusOr<int64_t> next = p.NextTimer(txn);
+  if (!next.ok() || *next == Projection::kNoTimer) return next.status();
+  IHS_ASSIGN_OR_RETURN(const int64_t until, store_.log->Watermark());
+  if (*next >= until) {
+    *wake = absl::FromUnixMicros(*next) + absl::Microseconds(1);
+    return absl::OkStatus();
+  }
+  // Events recorded before `until` come first: the worker applies them, then comes back.
+  if (store_.log->Head() > gen->checkpoint()) return absl::OkStatus();
+  absl::Status s = p.AdvanceClock(until, txn);
+  if (s.ok()) s = p.Flush(txn);
+  if (s.ok())
+    s = store_.state->WriteState(gen->family(), txn.Finish(gen->checkpoint(), p.version()));
+  if (!s.ok()) {
+    p.Discard();
+    return s;
+  }
+  MutexLock l(&slot.mu);
+  slot.advanced.SignalAll();
   return absl::OkStatus();
 }
 
 absl::Status Runner::Rebuild(absl::string_view name, const store::ProgressFn& progress) {
   IHS_ASSIGN_OR_RETURN(Slot * slot, Find(name));
-  return RebuildSlot(*slot, progress);
+  IHS_RETURN_IF_ERROR(RebuildSlot(*slot, progress));
+  // As CatchUp: the clock up to the log's watermark (a worker, if any, does it anyway).
+  absl::Time wake;
+  return ApplyClock(*slot, &wake);
 }
 
 absl::Status Runner::StartRebuild(absl::string_view name) {

@@ -100,12 +100,14 @@ class Runner {
   void Stop();
 
   // Applies the log up to its current head to one projection (all when name is empty), in the
-  // caller's thread, rebuilding first if the state is of another version or corrupt. Not while
-  // Start's workers run (kFailedPrecondition).
+  // caller's thread, rebuilding first if the state is of another version or corrupt, then the
+  // clock up to the log's watermark (Projection::AdvanceClock). Not while Start's workers run
+  // (kFailedPrecondition).
   absl::Status CatchUp(absl::string_view name, const store::ProgressFn& progress = nullptr);
 
   // Builds a new generation from position 0 to the head in the caller's thread while the live
-  // one keeps serving, then swaps it in. kNotFound for an unknown name.
+  // one keeps serving, then swaps it in, and applies the clock (Projection::AdvanceClock) as
+  // CatchUp does. kNotFound for an unknown name.
   absl::Status Rebuild(absl::string_view name, const store::ProgressFn& progress = nullptr);
   // The same in a background thread (RPC); kFailedPrecondition if one is already running.
   absl::Status StartRebuild(absl::string_view name);
@@ -132,6 +134,9 @@ class Runner {
   absl::Status ClaimRebuild(Slot& slot);
   absl::Status RebuildSlot(Slot& slot, const store::ProgressFn& progress);  // claims and runs
   absl::Status RunClaimedRebuild(Slot& slot, const store::ProgressFn& progress);
+  // Fires the projection's timers due before the log's watermark, once it has applied every
+  // event before it; `wake`: when the next timer is due (InfiniteFuture: none).
+  absl::Status ApplyClock(Slot& slot, absl::Time* wake);
   void Work(Slot& slot);
   void MarkCorrupt(Slot& slot, const absl::Status& status);
 

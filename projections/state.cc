@@ -98,6 +98,56 @@ void Txn::Put(absl::string_view key, std::string value) {
   writes_[key] = std::move(value);
 }
 
+absl::Status Txn::Scan(absl::string_view from, absl::string_view to,
+                       const store::StateVisitor& visit) {
+  auto in_range = [&](absl::string_view k) { return k >= from && (to.empty() || k < to); };
+  // The batch's (or the bulk phase's) own writes in the range; nullopt: deleted.
+  std::vector<std::pair<absl::string_view, std::optional<absl::string_view>>> own;
+  if (mem_ != nullptr) {
+    for (const auto& [k, v] : mem_->index()) {
+      if (!in_range(k)) continue;
+      own.emplace_back(k, v.deleted() ? std::nullopt : std::optional<absl::string_view>(v.view()));
+    }
+  } else {
+    for (const auto& [k, v] : writes_) {
+      if (!in_range(k)) continue;
+      own.emplace_back(k, v ? std::optional<absl::string_view>(*v) : std::nullopt);
+    }
+  }
+  std::sort(own.begin(), own.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  size_t next = 0;  // the first of `own` not visited yet
+  bool go_on = true;
+  // Visits `own` up to (not including) `key`; an empty key: to the end.
+  auto own_before = [&](absl::string_view key, bool to_end) {
+    while (go_on && next < own.size() && (to_end || own[next].first < key)) {
+      const auto& [k, v] = own[next++];
+      if (v) go_on = visit(k, *v);
+    }
+  };
+  if (mem_ == nullptr || mem_->spilled()) {
+    absl::Status error;
+    IHS_RETURN_IF_ERROR(store_.state->ScanState(
+        family_, from, to, [&](absl::string_view key, absl::string_view value) {
+          own_before(key, false);
+          if (!go_on) return false;
+          if (next < own.size() && own[next].first == key) {
+            const auto& [k, v] = own[next++];
+            if (v) go_on = visit(k, *v);
+            return go_on;
+          }
+          absl::StatusOr<absl::string_view> payload = Unseal(family_, key, value);
+          if (!payload.ok()) {
+            error = payload.status();
+            return go_on = false;
+          }
+          return go_on = visit(key, *payload);
+        }));
+    IHS_RETURN_IF_ERROR(error);
+  }
+  own_before(absl::string_view(), true);
+  return absl::OkStatus();
+}
+
 absl::string_view BulkPhase::Keep(absl::string_view bytes) { return mem_->Copy(bytes).view(); }
 
 void BulkPhase::PutInOrder(absl::string_view key, absl::string_view kept) {

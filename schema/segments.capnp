@@ -6,6 +6,7 @@
 
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("ihs::schema");
+using Ev = import "event.capnp";
 
 enum SegmentOp {
   unspecified @0;
@@ -41,4 +42,115 @@ struct SegmentList {
   segments @0 :List(SegmentInfo);       # by name, after `after`, at most `limit`
   rejected @1 :List(RejectedDefinition);  # on the first page only
   streamVersion @2 :Int64;              # of "$segments" as read (-1: nothing defined)
+}
+
+# --- membership, as reads return it (docs/segments.md "Membership") ---------------------------
+
+enum TransitionCause {
+  unspecified @0;
+  event @1;       # a touchpoint, profile or consent of the person
+  clock @2;       # time passed: a window slid, a message waited long enough
+  definition @3;  # the segment was defined, changed or retired
+  identity @4;    # the person's streams were linked or unlinked
+  erasure @5;     # content-derived facts went with an erasure
+}
+
+struct Clause {
+  # One condition of the rule as it stood at the transition.
+  text @0 :Text;              # the condition's canonical text
+  holds @1 :Bool;
+  value @2 :Float64;          # count and sum: the aggregate; unanswered: messages waiting
+  events @3 :List(Data);      # (JSON: hex) the touchpoints behind it, latest first, at most 8
+}
+
+struct Transition {
+  seq @0 :UInt64;             # from 0, over all segments: the order subscribers see
+  segment @1 :Text;
+  person @2 :Text;            # the person's id: the stream of theirs the log saw first
+  at @3 :Int64;               # µs since the epoch: the moment membership changed
+  entered @4 :Bool;           # false: left
+  version @5 :UInt32;         # of the definition that decided it (retirement: the retiring one)
+  cause @6 :TransitionCause;
+  position @7 :UInt64;        # the event that caused it (clock: the log's size then)
+  clauses @8 :List(Clause);   # empty for a retirement or a person merged into another
+}
+
+struct Membership {
+  segment @0 :Text;
+  person @1 :Text;
+  since @2 :Int64;            # µs since the epoch
+  version @3 :UInt32;
+}
+
+struct MemberPage {
+  segment @0 :Text;
+  asOf @1 :Int64;             # 0: now
+  count @2 :UInt64;           # members at that moment
+  members @3 :List(Membership);  # by person id after `after`, at most `limit`
+  more @4 :Bool;
+}
+
+struct PartySegments {
+  party @0 :Text;
+  person @1 :Text;
+  streams @2 :List(Text);     # the person's streams
+  asOf @3 :Int64;             # 0: now
+  segments @4 :List(Membership);  # by segment name
+}
+
+struct SegmentWhy {
+  party @0 :Text;
+  person @1 :Text;
+  segment @2 :Text;
+  asOf @3 :Int64;             # 0: now
+  member @4 :Bool;
+  transitions @5 :List(Transition);  # the person's in this segment, oldest first, up to asOf
+}
+
+# --- the segments projection's own state (docs/format.md "Segments") --------------------------
+
+struct SegTouch {
+  occurred @0 :Int64;
+  position @1 :UInt64;
+  eventId @2 :Data;
+  channel @3 :Ev.Channel;
+  direction @4 :Ev.Direction;
+  type @5 :Ev.TouchpointType;
+  topics @6 :List(Text);
+  campaign @7 :Text;
+  source @8 :Text;
+  sentiment @9 :Float32 = nan;
+  audience @10 :UInt64;
+  original @11 :Bool;
+  thread @12 :Text;           # for answers: the thread, as the timeline names it
+  companyReply @13 :Bool;
+  answered @14 :Int64;        # inbound messages: when the answer occurred; 0 while unanswered
+}
+
+struct SegConsent {
+  channel @0 :Ev.Channel;
+  given @1 :Bool;
+  position @2 :UInt64;
+}
+
+struct SegStream {
+  firstPosition @0 :UInt64;
+  person @1 :Text;
+  kind @2 :Ev.PartyKind;
+  cohort @3 :Text;
+  profilePosition @4 :UInt64;  # of the profile event that set them (0: none)
+  consents @5 :List(SegConsent);
+  touches @6 :List(SegTouch);   # in position order
+}
+
+struct SegLink {
+  a @0 :Text;
+  b @1 :Text;
+}
+
+struct SegPerson {
+  streams @0 :List(Text);     # sorted
+  links @1 :List(SegLink);    # the links that join them, in log order
+  members @2 :List(Membership);  # the segments the person is in now, by name
+  due @3 :Int64;              # the person's next timer (0: none)
 }

@@ -363,6 +363,16 @@ uint64_t EventStoreImpl::WaitForCommit(uint64_t known_head, absl::Time deadline)
   return head_;
 }
 
+absl::StatusOr<int64_t> EventStoreImpl::Watermark() {
+  // Under the leader's lock no group is between taking its time and becoming visible; moving
+  // the last time up makes every later group's time at least W (CommitGroup).
+  MutexLock l(&leader_mu_);
+  if (!options_.read_only) {
+    last_recorded_at_ = std::max(absl::ToUnixMicros(clock_->Now()), last_recorded_at_);
+  }
+  return last_recorded_at_;
+}
+
 absl::StatusOr<StoreStats> EventStoreImpl::Stats() {
   StoreStats st;
   st.event_count = Head();

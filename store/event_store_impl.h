@@ -58,6 +58,7 @@ class EventStoreImpl final : public EventStore, public StateStore {
   absl::StatusOr<StreamInfo> GetStreamInfo(absl::string_view stream) override;
   uint64_t Head() override;
   uint64_t WaitForCommit(uint64_t known_head, absl::Time deadline) override;
+  absl::StatusOr<int64_t> Watermark() override;
   absl::StatusOr<StoreStats> Stats() override;
   absl::StatusOr<std::optional<uint64_t>> FindEvent(absl::string_view event_id) override;
   absl::StatusOr<std::string> BlindIndexKey() override;

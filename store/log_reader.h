@@ -37,6 +37,12 @@ class LogReader {
   virtual absl::StatusOr<std::vector<StoredEvent>> ReadAll(uint64_t from_position, size_t max_count,
                                                            const ReadOptions& options = {}) = 0;
 
+  // A moment W (µs since the epoch) before which the log is complete: every event recorded
+  // before W is at a position below Head() as read after this returns, and every event the
+  // log will hold later is recorded at W or after. Projections with timers fire those due
+  // before W (projections/projection.h). A log only read returns the last event's time.
+  virtual absl::StatusOr<int64_t> Watermark() = 0;
+
   // The position of the acknowledged event with this id (16 bytes), or nullopt.
   virtual absl::StatusOr<std::optional<uint64_t>> FindEvent(absl::string_view event_id) = 0;
 

@@ -23,6 +23,9 @@ namespace ihs::store {
 inline constexpr size_t kMaxEventBytes = 64 * 1024;   // one event, canonical encoding
 inline constexpr size_t kMaxEventsPerAppend = 10000;  // one Append or AppendMulti call
 inline constexpr size_t kMaxStreamIdBytes = 256;
+// Streams whose ids start with '$' are the system's ("$identity", "$segments", "$retention"),
+// not a party's.
+inline bool IsSystemStream(absl::string_view stream) { return !stream.empty() && stream[0] == '$'; }
 // The system stream of segment definitions: the store takes segmentDefinition events on it only.
 inline constexpr char kSegmentsStream[] = "$segments";
 inline constexpr size_t kMaxSegmentRuleBytes = 4096;

@@ -149,11 +149,13 @@ struct Party {
   float rate = 0;           // episodes per day
   uint32_t followers = 0;
   // For the ground truth.
-  int64_t opens[kEngagedOpens] = {};  // latest campaign opens, a ring
-  int64_t complaints[kChurnComplaints] = {};
-  uint8_t open_ring = 0, complaint_ring = 0;
-  uint16_t advocate_posts = 0;
+  // The segments' facts. Corrections and retractions are not the party's behaviour and count
+  // for nothing; a retraction takes the post it withdraws out.
+  int64_t opens[kEngagedOpens] = {};  // the latest campaign opens by occurred time (0: none)
+  std::vector<std::pair<uint64_t, int64_t>> complaints;  // inbound or public: (seq, occurred)
+  std::vector<uint64_t> advocate_posts;                  // seqs
   int64_t last_inbound = 0, last_purchase = 0;
+  uint64_t first_seq = ~uint64_t{0};  // the first event that names the party's stream
   uint64_t reach = 0;  // how far this party's own posts travelled (audience incl. shares)
   uint32_t posts = 0;
   Group group() const { return kCohorts[cohort].group; }
@@ -182,6 +184,7 @@ struct Ev {
   uint32_t other = kNone;  // kLink: the second party
   bool company = false;    // said by the company (an employee): replies, outbound messages
   PartyKind profile_kind = PartyKind::UNSPECIFIED;  // kProfile: the kind registered
+  int64_t arrived = 0;  // the simulated moment it reaches the store (set by Emit)
 };
 
 enum class Act : uint8_t {
@@ -446,6 +449,7 @@ struct Generator::Impl {
     }
     const uint64_t seq = next_seq++;
     last_time = std::max(last_time, now);
+    ev.arrived = now;
     Observe(seq, ev);
     out.push_back(ev);
     return seq;
@@ -722,7 +726,6 @@ struct Generator::Impl {
     ev.content = true;
     ev.topic = kNoTopic;  // no topic: an order
     if (Emit(ev) == kNoEvent) return;
-    p.last_purchase = now;
     if (p.kind == PartyKind::PROSPECT && rng.Chance(kProspectConversion)) {
       p.kind = PartyKind::CUSTOMER;
       p.flags |= kWasProspect;
@@ -1008,7 +1011,6 @@ struct Generator::Impl {
         ev.content = true;
         ev.topic = kNoTopic;
         Emit(ev);
-        parties[ada].last_purchase = now;
         break;
       }
       case 1: {  // an email complaint that nobody answers
@@ -1069,27 +1071,52 @@ struct Generator::Impl {
 
   // --- the ground truth, kept as events are emitted ----------------------------------------
 
-  void Observe(uint64_t seq, const Ev& ev) {
-    if (ev.kind != Ev::kTouchpoint) return;
-    Party& p = parties[ev.party];
-    if (ev.content && QuotesOwnOrder(ev)) p.flags |= kQuotedOrder;
-    if (ev.content && QuotesFriend(ev)) p.flags |= kQuotedFriend;
+  // What the truth's five segments count (docs/workload.md "Ground truth").
+  static void ObserveSegmentFacts(uint64_t seq, const Ev& ev, Party& p) {
+    if (ev.type == TouchpointType::CORRECTION) return;
+    if (ev.type == TouchpointType::RETRACTION) {
+      auto& c = p.complaints;
+      c.erase(
+          std::remove_if(c.begin(), c.end(), [&](const auto& x) { return x.first == ev.corrects; }),
+          c.end());
+      auto& a = p.advocate_posts;
+      a.erase(std::remove(a.begin(), a.end(), ev.corrects), a.end());
+      return;
+    }
     const bool from_party = ev.direction == Direction::INBOUND || ev.direction == Direction::PUBLIC;
     const bool company = ev.company && ev.type == TouchpointType::REPLY;
     if (ev.direction == Direction::INBOUND) p.last_inbound = std::max(p.last_inbound, ev.occurred);
+    if (ev.type == TouchpointType::PURCHASE) {
+      p.last_purchase = std::max(p.last_purchase, ev.occurred);
+    }
     if (from_party && !company && ev.type == TouchpointType::COMPLAINT) {
-      p.complaints[p.complaint_ring] = ev.occurred;
-      p.complaint_ring = static_cast<uint8_t>((p.complaint_ring + 1) % kChurnComplaints);
+      p.complaints.emplace_back(seq, ev.occurred);
     }
     if (ev.type == TouchpointType::CAMPAIGN_OPENED) {
-      p.opens[p.open_ring] = ev.occurred;
-      p.open_ring = static_cast<uint8_t>((p.open_ring + 1) % kEngagedOpens);
+      // Keeps the latest kEngagedOpens by occurred time: a late record may be older.
+      int64_t* oldest = std::min_element(std::begin(p.opens), std::end(p.opens));
+      if (ev.occurred > *oldest) *oldest = ev.occurred;
     }
     if (ev.direction == Direction::PUBLIC && ev.causation == kNoEvent &&
         (ev.type == TouchpointType::RECOMMENDATION ||
          (ev.type == TouchpointType::REVIEW && ev.sentiment > 0.5f))) {
-      ++p.advocate_posts;
+      p.advocate_posts.push_back(seq);
     }
+  }
+
+  void Observe(uint64_t seq, const Ev& ev) {
+    if (ev.kind == Ev::kSegment) return;
+    auto seen = [&](uint32_t i) {
+      if (i != kNone) parties[i].first_seq = std::min(parties[i].first_seq, seq);
+    };
+    seen(ev.party);
+    if (ev.kind == Ev::kLink) seen(ev.other);
+    if (ev.kind != Ev::kTouchpoint) return;
+    Party& p = parties[ev.party];
+    if (ev.content && QuotesOwnOrder(ev)) p.flags |= kQuotedOrder;
+    if (ev.content && QuotesFriend(ev)) p.flags |= kQuotedFriend;
+    ObserveSegmentFacts(seq, ev, p);
+    const bool company = ev.company && ev.type == TouchpointType::REPLY;
     if (ev.direction == Direction::INBOUND &&
         (ev.type == TouchpointType::MESSAGE || ev.type == TouchpointType::REQUEST ||
          ev.type == TouchpointType::COMPLAINT)) {
@@ -1537,6 +1564,7 @@ struct Generator::Impl {
   std::priority_queue<Action, std::vector<Action>, std::greater<Action>> heap;
   uint64_t next_order = 0;
   int64_t now = 0, last_time = 0;
+  int64_t arrived = 0;  // of the last event Next returned
   std::deque<Ev> out;
   uint64_t next_seq = 0;  // sequence number of the next event emitted
   uint64_t handed_out = 0;
@@ -1560,6 +1588,7 @@ Generator::~Generator() = default;
 bool Generator::Next(schema::Event::Builder out) {
   if (!impl_->Fill()) return false;
   impl_->Materialise(impl_->handed_out++, impl_->out.front(), out);
+  impl_->arrived = impl_->out.front().arrived;
   impl_->out.pop_front();
   return true;
 }
@@ -1575,6 +1604,7 @@ uint64_t Generator::Skip(uint64_t count) {
 }
 
 uint64_t Generator::emitted() const { return impl_->handed_out; }
+int64_t Generator::arrived() const { return impl_->arrived; }
 uint64_t Generator::fingerprint() const { return impl_->fingerprint; }
 std::string Generator::EventId(uint64_t seq) const { return impl_->Id(seq); }
 
@@ -1706,26 +1736,63 @@ void Generator::WriteTruth(std::ostream& os) const {
                    {"social_advocates", json::array()},
                    {"dormant_buyers", json::array()},
                    {"open_complaint", json::array()}};
+  // Per person: the streams the log's links join (an owner and the accounts linked to it),
+  // named by the stream the log named first, as the segments projection names them.
   absl::flat_hash_map<uint32_t, bool> open_complaint;
   for (const auto& [seq, in] : g.open_inbound) {
     if (in.type == TouchpointType::COMPLAINT) open_complaint[in.party] = true;
   }
+  std::map<uint32_t, std::vector<uint32_t>> persons;  // by the main party
   for (uint32_t i = 0; i < g.parties.size(); ++i) {
     const Party& p = g.parties[i];
-    if (!(p.flags & kRegistered)) continue;
-    const std::string id = g.StreamId(i);
-    bool engaged = true;
-    for (int64_t t : p.opens) engaged &= t != 0 && t >= as_of - kEngagedWindowDays * kDay;
-    if (engaged) segments["campaign_engaged"].push_back(id);
-    bool churn = true;
-    for (int64_t t : p.complaints) churn &= t != 0 && t >= as_of - kChurnWindowDays * kDay;
-    if (churn) segments["churn_risk"].push_back(id);
-    if (p.advocate_posts >= kAdvocatePosts) segments["social_advocates"].push_back(id);
-    if (p.last_purchase != 0 && p.last_purchase < as_of - kDormantDays * kDay &&
-        p.last_inbound < as_of - kDormantDays * kDay) {
-      segments["dormant_buyers"].push_back(id);
+    if (p.first_seq == ~uint64_t{0}) continue;  // never in the log
+    const bool linked = (p.flags & kLinkedInLog) && p.owner != kNone;
+    persons[linked ? p.owner : i].push_back(i);
+  }
+  for (const auto& [main, streams] : persons) {
+    uint32_t id = streams[0];
+    std::vector<int64_t> opens, complaints;
+    size_t advocate_posts = 0;
+    int64_t last_purchase = 0, last_inbound = 0;
+    bool open = false;
+    for (uint32_t i : streams) {
+      const Party& p = g.parties[i];
+      if (p.first_seq < g.parties[id].first_seq) id = i;
+      for (int64_t t : p.opens) {
+        if (t != 0) opens.push_back(t);
+      }
+      for (const auto& c : p.complaints) complaints.push_back(c.second);
+      advocate_posts += p.advocate_posts.size();
+      last_purchase = std::max(last_purchase, p.last_purchase);
+      last_inbound = std::max(last_inbound, p.last_inbound);
+      open |= open_complaint.contains(i);
     }
-    if (open_complaint.contains(i)) segments["open_complaint"].push_back(id);
+    // A window `last D` at as_of covers (as_of - D, as_of], as the rules count it.
+    auto in_window = [as_of](const std::vector<int64_t>& times, int days) {
+      return static_cast<int64_t>(std::count_if(times.begin(), times.end(), [&](int64_t t) {
+        return t > as_of - days * kDay && t <= as_of;
+      }));
+    };
+    const std::string person = g.StreamId(id);
+    if (in_window(opens, kEngagedWindowDays) >= kEngagedOpens) {
+      segments["campaign_engaged"].push_back(person);
+    }
+    if (in_window(complaints, kChurnWindowDays) >= kChurnComplaints) {
+      segments["churn_risk"].push_back(person);
+    }
+    if (advocate_posts >= static_cast<size_t>(kAdvocatePosts)) {
+      segments["social_advocates"].push_back(person);
+    }
+    if (last_purchase != 0 && last_purchase <= as_of - kDormantDays * kDay &&
+        last_inbound <= as_of - kDormantDays * kDay) {
+      segments["dormant_buyers"].push_back(person);
+    }
+    if (open) segments["open_complaint"].push_back(person);
+  }
+  for (auto& [name, members] : segments.items()) {
+    std::vector<std::string> sorted = members.get<std::vector<std::string>>();
+    std::sort(sorted.begin(), sorted.end());
+    members = sorted;
   }
   os << ",\"segments\":" << segments.dump();
 

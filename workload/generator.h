@@ -56,6 +56,9 @@ class Generator {
   uint64_t Skip(uint64_t count);
 
   uint64_t emitted() const;  // events returned by Next or skipped so far
+  // The simulated moment (µs since the epoch) the last event Next returned reached the store: a
+  // late letter arrives days after it occurred. Never decreases.
+  int64_t arrived() const;
   uint64_t fingerprint() const;
   // The 16-byte id the event with sequence number `seq` has.
   std::string EventId(uint64_t seq) const;

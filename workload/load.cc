@@ -121,6 +121,7 @@ std::unique_ptr<EventBatch> NextBatch(Generator& generator, size_t count) {
     batch->events.push_back(std::move(orphan));
   }
   batch->fraction = generator.fraction_done();
+  batch->arrived = generator.arrived();
   return batch;
 }
 
@@ -140,7 +141,7 @@ std::vector<store::StreamAppend> GroupByStream(const std::vector<schema::Event::
 }
 
 absl::StatusOr<LoadReport> LoadIntoStore(Generator& generator, store::EventStore& store,
-                                         const LoadProgress& progress) {
+                                         const LoadProgress& progress, FakeClock* arrival) {
   const absl::Time start = absl::Now();
   LoadReport report;
   IHS_ASSIGN_OR_RETURN(report.present, PresentPrefix(generator, store));
@@ -163,6 +164,7 @@ absl::StatusOr<LoadReport> LoadIntoStore(Generator& generator, store::EventStore
   absl::Status status;
   while (auto batch = queue.Pop()) {
     std::vector<schema::Event::Reader> events = batch->Readers();
+    if (arrival != nullptr) arrival->Set(absl::FromUnixMicros(batch->arrived));
     auto result = store.AppendMulti(GroupByStream(events));
     if (!result.ok()) {
       status =

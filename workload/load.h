@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "store/event_store.h"
 #include "workload/generator.h"
 
@@ -27,6 +28,7 @@ struct EventBatch {
   capnp::MallocMessageBuilder arena{8192};
   std::vector<capnp::Orphan<schema::Event>> events;
   double fraction = 0;  // the generator's fraction_done() after the last of them
+  int64_t arrived = 0;  // the generator's arrived() after the last of them
 
   std::vector<schema::Event::Reader> Readers() const;
 };
@@ -53,8 +55,13 @@ struct LoadReport {
 // time, generating the next batch on a second thread while one is written. The store must be
 // empty or hold a prefix of this very history (same fingerprint), in which case the load resumes
 // after it; anything else is kAlreadyExists and the store is not touched.
+//
+// `arrival`, if given, is the store's clock (store::Options::clock): each batch is then recorded
+// at the simulated moment its last event arrived (Generator::arrived), so that the store's
+// recordedAt follows the history, and a reader as of a moment of it sees what was known then.
 absl::StatusOr<LoadReport> LoadIntoStore(Generator& generator, store::EventStore& store,
-                                         const LoadProgress& progress = nullptr);
+                                         const LoadProgress& progress = nullptr,
+                                         FakeClock* arrival = nullptr);
 
 // Writes the events as JSON Lines (schema/json.h) to `path` through `path.tmp`, renamed into
 // place at the end, so an interrupted run leaves no file that looks complete.

@@ -12,7 +12,7 @@
 
 namespace ihs::workload {
 
-inline constexpr uint32_t kGeneratorVersion = 4;
+inline constexpr uint32_t kGeneratorVersion = 5;
 
 // Limits on the command line's values (beyond them a run is a mistake, not a workload).
 inline constexpr uint64_t kMaxParties = 5'000'000;

@@ -23,7 +23,7 @@ namespace {
 using schema::Direction;
 using schema::TouchpointType;
 
-bool IsSystemStream(absl::string_view s) { return absl::StartsWith(s, "$"); }
+using store::IsSystemStream;
 
 std::string Hash(absl::string_view label, absl::string_view a, absl::string_view b, size_t n) {
   std::string in = absl::StrCat(label, std::string(1, '\0'), a, std::string(1, '\0'), b);
@@ -423,11 +423,7 @@ class IdentityProjection : public Projection {
 
   absl::Status ApplyLink(schema::Event::Reader ev) {
     const auto l = ev.getIdentityLink();
-    std::vector<std::string> parties;
-    for (auto p : l.getParties()) {
-      if (p.size() == 0 || IsSystemStream(View(p))) continue;
-      parties.emplace_back(p.cStr(), p.size());
-    }
+    const std::vector<std::string> parties = LinkedParties(l);
     if (parties.size() < 2) return absl::OkStatus();
     Link link;
     link.event_id = std::string(View(ev.getId()));
@@ -557,6 +553,15 @@ class IdentityProjection : public Projection {
 };
 
 }  // namespace
+
+std::vector<std::string> LinkedParties(schema::IdentityLink::Reader link) {
+  std::vector<std::string> parties;
+  for (auto p : link.getParties()) {
+    if (p.size() == 0 || IsSystemStream(View(p))) continue;
+    parties.emplace_back(p.cStr(), p.size());
+  }
+  return parties;
+}
 
 std::unique_ptr<Projection> NewIdentityProjection() {
   return std::make_unique<IdentityProjection>();

@@ -27,6 +27,7 @@
 #include "absl/status/statusor.h"
 #include "projections/projection.h"
 #include "projections/runner.h"
+#include "schema/event.capnp.h"
 #include "schema/identity.capnp.h"
 
 namespace ihs::projections::identity {
@@ -72,6 +73,10 @@ absl::Status ForEachPerson(const StateView& view,
 
 // Counts over the whole state into `out` (root IdentityStats).
 absl::Status ReadStats(const StateView& view, capnp::MessageBuilder& out);
+
+// The streams an identityLink names, in its order, without empty names and system streams: what
+// every projection that folds links (identity, segments) takes from one.
+std::vector<std::string> LinkedParties(schema::IdentityLink::Reader link);
 
 // 12 hex digits naming a pair (a < b): what `ihs identity accept|reject` take.
 std::string SuggestionId(const std::string& a, const std::string& b);

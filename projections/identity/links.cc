@@ -19,7 +19,7 @@ namespace {
 absl::Status CheckStream(store::EventStore& store, const std::string& stream, const char* which,
                          bool linking) {
   if (stream.empty()) return absl::InvalidArgumentError(absl::StrCat(which, " stream is empty"));
-  if (absl::StartsWith(stream, "$")) {
+  if (store::IsSystemStream(stream)) {
     return absl::InvalidArgumentError(
         absl::StrCat("\"", stream, "\" is a system stream, not a party's"));
   }

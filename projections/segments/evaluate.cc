@@ -1,6 +1,7 @@
 #include "projections/segments/evaluate.h"
 
 #include <algorithm>
+#include <tuple>
 
 #include "common/service_hours.h"
 
@@ -34,8 +35,15 @@ bool Waits(const Touch& t) {
          (t.type == "message" || t.type == "request" || t.type == "complaint");
 }
 
+// Collects what an account names: the touchpoints that count, latest first.
+struct Evidence {
+  double value = 0;
+  std::vector<const Touch*> touches;
+  void Add(const Touch& t) { touches.push_back(&t); }
+};
+
 // count, sum, any, none: the touchpoints in the window, and when the window's content changes.
-Verdict Windowed(const Condition& c, const Facts& facts, int64_t now) {
+Verdict Windowed(const Condition& c, const Facts& facts, int64_t now, Evidence* evidence) {
   const int64_t window = c.window.seconds * 1'000'000;
   Verdict v;
   double n = 0, sum = 0;
@@ -50,11 +58,13 @@ Verdict Windowed(const Condition& c, const Facts& facts, int64_t now) {
       v.next_change = std::min(v.next_change, t.occurred + window);
     }
     ++n;
+    if (evidence != nullptr) evidence->Add(t);
     if (c.kind == Condition::Kind::kSum) {
       sum += c.sum == Condition::Sum::kAudience ? t.audience
                                                 : (std::isnan(t.sentiment) ? 0 : t.sentiment);
     }
   }
+  if (evidence != nullptr) evidence->value = c.kind == Condition::Kind::kSum ? sum : n;
   switch (c.kind) {
     case Condition::Kind::kCount:
       v.member = Compare(c.cmp, n, c.number);
@@ -73,7 +83,7 @@ Verdict Windowed(const Condition& c, const Facts& facts, int64_t now) {
 }
 
 // unanswered: an inbound message that matches, unanswered at `now`, waiting since its `due`.
-Verdict Unanswered(const Condition& c, const Facts& facts, int64_t now) {
+Verdict Unanswered(const Condition& c, const Facts& facts, int64_t now, Evidence* evidence) {
   const int64_t over = c.over_seconds * 1'000'000;
   Verdict v;
   for (const Touch& t : facts.touches) {
@@ -85,6 +95,10 @@ Verdict Unanswered(const Condition& c, const Facts& facts, int64_t now) {
     if (t.answered <= now || t.answered <= due) continue;
     if (due <= now) {
       v.member = true;
+      if (evidence != nullptr) {
+        ++evidence->value;
+        evidence->Add(t);
+      }
     } else {
       v.next_change = std::min(v.next_change, due);
     }
@@ -94,16 +108,17 @@ Verdict Unanswered(const Condition& c, const Facts& facts, int64_t now) {
 }
 
 Verdict Evaluate(const Condition& c, const Facts& facts, int64_t now,
-                 const std::function<bool(const std::string&)>& member_of) {
+                 const std::function<bool(const std::string&)>& member_of,
+                 Evidence* evidence = nullptr) {
   Verdict v;
   switch (c.kind) {
     case Condition::Kind::kCount:
     case Condition::Kind::kSum:
     case Condition::Kind::kAny:
     case Condition::Kind::kNone:
-      return Windowed(c, facts, now);
+      return Windowed(c, facts, now, evidence);
     case Condition::Kind::kUnanswered:
-      return Unanswered(c, facts, now);
+      return Unanswered(c, facts, now, evidence);
     case Condition::Kind::kKind:
       v.member = In(c.values, facts.kind) != c.negate;
       return v;
@@ -120,6 +135,14 @@ Verdict Evaluate(const Condition& c, const Facts& facts, int64_t now,
       return v;
   }
   return v;
+}
+
+void Conditions(const Rule& rule, std::vector<const Condition*>* out) {
+  if (rule.op == Rule::Op::kCondition) {
+    out->push_back(&rule.condition);
+    return;
+  }
+  for (const Rule& child : rule.children) Conditions(child, out);
 }
 
 }  // namespace
@@ -174,6 +197,33 @@ Verdict Evaluate(const Rule& rule, const Facts& facts, int64_t now,
     if (rule.op == Rule::Op::kNot) v.member = !c.member;
   }
   return v;
+}
+
+std::vector<Account> Explain(const Rule& rule, const Facts& facts, int64_t now,
+                             const std::function<bool(const std::string&)>& member_of) {
+  std::vector<const Condition*> conditions;
+  Conditions(rule, &conditions);
+  std::vector<Account> out;
+  for (const Condition* c : conditions) {
+    std::string clause = Format(*c);
+    if (std::any_of(out.begin(), out.end(), [&](const Account& a) { return a.clause == clause; })) {
+      continue;
+    }
+    Evidence evidence;
+    Account a;
+    a.clause = std::move(clause);
+    a.holds = Evaluate(*c, facts, now, member_of, &evidence).member;
+    a.value = evidence.value;
+    std::sort(evidence.touches.begin(), evidence.touches.end(), [](const Touch* x, const Touch* y) {
+      return std::tie(x->occurred, x->event_id) > std::tie(y->occurred, y->event_id);
+    });
+    for (const Touch* t : evidence.touches) {
+      if (a.events.size() == kMaxAccountEvents) break;
+      a.events.push_back(t->event_id);
+    }
+    out.push_back(std::move(a));
+  }
+  return out;
 }
 
 }  // namespace ihs::projections::segments

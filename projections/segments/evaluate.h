@@ -62,6 +62,20 @@ bool Matches(const Filter& filter, const Touch& touch);
 Verdict Evaluate(const Rule& rule, const Facts& facts, int64_t now,
                  const std::function<bool(const std::string&)>& member_of);
 
+// One condition of a rule as it stood at a moment: what `why` prints.
+struct Account {
+  std::string clause;               // the condition's canonical text
+  bool holds = false;               // the condition alone
+  double value = 0;                 // count, sum: the aggregate; unanswered: messages waiting
+  std::vector<std::string> events;  // the touchpoints that made it what it is, at most
+                                    // kMaxAccountEvents, latest first
+};
+inline constexpr size_t kMaxAccountEvents = 8;
+
+// Every condition of `rule` at `now`, in the rule's order (a condition written twice, once).
+std::vector<Account> Explain(const Rule& rule, const Facts& facts, int64_t now,
+                             const std::function<bool(const std::string&)>& member_of);
+
 }  // namespace ihs::projections::segments
 
 #endif  // IHS_PROJECTIONS_SEGMENTS_EVALUATE_H_

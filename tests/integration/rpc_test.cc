@@ -859,7 +859,7 @@ TEST_F(RpcTest, AdminRebuildsTheTimelineWhileItServesAndTheResultIsTheSame) {
 
   auto status = admin->Projections();
   ASSERT_TRUE(status.ok()) << status.status();
-  ASSERT_EQ(status->size(), 2u);  // timeline, identity
+  ASSERT_EQ(status->size(), 3u);  // timeline, identity, segments
   const std::string family = (*status)[0].family;
   EXPECT_EQ((*status)[0].name, "timeline");
   EXPECT_EQ((*status)[0].checkpoint, head);

@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "projections/bulk.h"
 #include "projections/runner.h"
@@ -26,6 +28,20 @@ namespace ihs::projections {
 namespace {
 
 using State = std::vector<std::pair<std::string, std::string>>;
+
+// Where two states first differ, for a failure's message.
+std::string FirstDifference(const State& a, const State& b) {
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+    if (a[i].first != b[i].first) {
+      return absl::StrCat("keys differ at ", i, ": ", absl::CHexEscape(a[i].first), " and ",
+                          absl::CHexEscape(b[i].first));
+    }
+    if (a[i].second != b[i].second) {
+      return absl::StrCat("values differ at key ", absl::CHexEscape(a[i].first));
+    }
+  }
+  return absl::StrCat("sizes differ: ", a.size(), " and ", b.size());
+}
 
 // Every key and value of a projection's active generation, in order.
 State Dump(store::EventStore& store, Runner& runner, const std::string& name) {
@@ -79,6 +95,10 @@ class FailOnce final : public Projection {
     return inner_->Apply(e, txn);
   }
   absl::Status Flush(Txn& txn) override { return inner_->Flush(txn); }
+  absl::StatusOr<int64_t> NextTimer(Txn& txn) override { return inner_->NextTimer(txn); }
+  absl::Status AdvanceClock(int64_t until, Txn& txn) override {
+    return inner_->AdvanceClock(until, txn);
+  }
   void Discard() override { inner_->Discard(); }
   bool reads_content() const override { return inner_->reads_content(); }
   ShardedRebuild* sharded_rebuild() override { return inner_->sharded_rebuild(); }
@@ -171,7 +191,9 @@ TEST_P(ProjectionConformance, AFailedBatchLeavesNoTrace) {
   ASSERT_TRUE(failed.load());
   const State live = Dump(*store, **runner, name);
   IHS_ASSERT_OK((*runner)->Rebuild(name));
-  EXPECT_TRUE(Dump(*store, **runner, name) == live) << "the failed batch left a trace";
+  const State rebuilt = Dump(*store, **runner, name);
+  EXPECT_TRUE(rebuilt == live) << "the failed batch left a trace: "
+                               << FirstDifference(live, rebuilt);
 }
 
 // The child of the next test, which runs it as this same test with IHS_CONFORMANCE_CHILD set:

@@ -48,8 +48,9 @@ int FailOpen(const absl::Status& s) {
 }
 
 absl::StatusOr<std::unique_ptr<store::EventStore>> OpenStore(const Common& c, bool write,
-                                                             bool create) {
+                                                             bool create, Clock* clock) {
   store::Options o;
+  o.clock = clock;
   o.path = c.data;
   o.master_key_path = c.master_key;
   // Reading commands open read-only: they take no lock, so they work beside a running writer

@@ -57,8 +57,10 @@ struct Common {
 // Only `create` makes a store where there is none: append and generate, which are meant to.
 // Every other command needs one that exists, and says so when --data names a missing or empty
 // directory, instead of leaving a new store (with a new master key) behind.
+// `clock`: where recordedAt comes from (generate records at simulated times); nullptr: now.
 absl::StatusOr<std::unique_ptr<store::EventStore>> OpenStore(const Common& c, bool write,
-                                                             bool create = false);
+                                                             bool create = false,
+                                                             Clock* clock = nullptr);
 // --data or --connect, exactly one.
 absl::Status CheckWhere(const Common& c);
 // Connects to the ihsd of --connect with --token (default $IHS_TOKEN) and the TLS flags.

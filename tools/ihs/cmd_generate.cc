@@ -76,9 +76,13 @@ int Generate(const Common& c, const GenerateArgs& a) {
   if (!a.out.empty()) {
     report = workload::WriteJsonLines(*generator, a.out, on_progress);
   } else {
-    absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, true, /*create=*/true);
+    // Recorded at the simulated moments the events arrive: `ihs audit replay --as-of` and the
+    // segments' history see the history as it unfolded (docs/workload.md).
+    FakeClock arrival(absl::FromUnixMicros(config.start));
+    absl::StatusOr<std::unique_ptr<store::EventStore>> st =
+        OpenStore(c, true, /*create=*/true, &arrival);
     if (!st.ok()) return FailOpen(st.status());
-    report = workload::LoadIntoStore(*generator, **st, on_progress);
+    report = workload::LoadIntoStore(*generator, **st, on_progress, &arrival);
     if (!report.ok() && report.status().code() == absl::StatusCode::kAlreadyExists && a.force) {
       // --force: the directory held another history; replace the store, its default master key
       // and its signing key (heads of the old history must not verify as the new store's).
@@ -93,10 +97,10 @@ int Generate(const Common& c, const GenerateArgs& a) {
             absl::StrCat("cannot remove the old store in ", c.data, ": ", ec.message())));
       }
       std::cerr << "ihs: --force: replaced the store in " << c.data << "\n";
-      st = OpenStore(c, true, /*create=*/true);
+      st = OpenStore(c, true, /*create=*/true, &arrival);
       if (!st.ok()) return FailOpen(st.status());
       generator = std::make_unique<workload::Generator>(config);
-      report = workload::LoadIntoStore(*generator, **st, on_progress);
+      report = workload::LoadIntoStore(*generator, **st, on_progress, &arrival);
     }
   }
   if (!report.ok()) return Fail(report.status());

@@ -1,0 +1,195 @@
+#include "projections/segments/state.h"
+
+#include <capnp/message.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/big_endian.h"
+#include "common/status_macros.h"
+#include "projections/packed_record.h"
+#include "schema/json.h"
+
+namespace ihs::projections::segments {
+namespace {
+
+constexpr char kWhat[] = "segments";
+
+std::string Str(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
+std::string Str(capnp::Data::Reader d) { return std::string(View(d)); }
+
+// Time keys: an int64 with its sign bit flipped, so that byte order is numeric order.
+void PutTime(std::string* out, int64_t t) {
+  PutBigEndian64(out, static_cast<uint64_t>(t) ^ (uint64_t{1} << 63));
+}
+
+}  // namespace
+
+std::string StreamKey(absl::string_view stream) { return absl::StrCat("S", stream); }
+std::string PersonKey(absl::string_view person) { return absl::StrCat("P", person); }
+std::string MemberKey(absl::string_view segment, absl::string_view person) {
+  return absl::StrCat("M", segment, absl::string_view("\0", 1), person);
+}
+std::string CountKey(absl::string_view segment) { return absl::StrCat("C", segment); }
+std::string HistoryPrefix(absl::string_view segment, absl::string_view person) {
+  const absl::string_view zero("\0", 1);
+  return absl::StrCat("H", segment, zero, person, zero);
+}
+std::string HistoryKey(absl::string_view segment, absl::string_view person, uint64_t seq) {
+  std::string k = HistoryPrefix(segment, person);
+  PutBigEndian64(&k, seq);
+  return k;
+}
+std::string FeedKey(uint64_t seq) {
+  std::string k = "F";
+  PutBigEndian64(&k, seq);
+  return k;
+}
+std::string TimerKey(int64_t due, absl::string_view person) {
+  std::string k = "W";
+  PutTime(&k, due);
+  absl::StrAppend(&k, person);
+  return k;
+}
+std::string DefinitionKey(uint64_t index) {
+  std::string k = "D";
+  PutBigEndian64(&k, index);
+  return k;
+}
+
+std::string EncodeStream(const StreamRec& s) {
+  capnp::MallocMessageBuilder m;
+  auto b = m.initRoot<schema::SegStream>();
+  b.setFirstPosition(s.first_position);
+  b.setPerson(s.person);
+  b.setKind(s.kind);
+  b.setCohort(s.cohort);
+  b.setProfilePosition(s.profile_position);
+  auto consents = b.initConsents(static_cast<unsigned>(s.consents.size()));
+  for (unsigned i = 0; i < s.consents.size(); ++i) {
+    consents[i].setChannel(s.consents[i].channel);
+    consents[i].setGiven(s.consents[i].given);
+    consents[i].setPosition(s.consents[i].position);
+  }
+  auto touches = b.initTouches(static_cast<unsigned>(s.touches.size()));
+  for (unsigned i = 0; i < s.touches.size(); ++i) {
+    const StoredTouch& t = s.touches[i];
+    auto tb = touches[i];
+    tb.setOccurred(t.occurred);
+    tb.setPosition(t.position);
+    tb.setEventId(AsData(t.event_id));
+    tb.setChannel(t.channel);
+    tb.setDirection(t.direction);
+    tb.setType(t.type);
+    auto topics = tb.initTopics(static_cast<unsigned>(t.topics.size()));
+    for (unsigned j = 0; j < t.topics.size(); ++j) topics.set(j, t.topics[j]);
+    tb.setCampaign(t.campaign);
+    tb.setSource(t.source);
+    tb.setSentiment(t.sentiment);
+    tb.setAudience(t.audience);
+    tb.setOriginal(t.original);
+    tb.setThread(t.thread);
+    tb.setCompanyReply(t.company_reply);
+    tb.setAnswered(t.answered);
+  }
+  return Encode(m);
+}
+
+absl::StatusOr<StreamRec> DecodeStream(absl::string_view bytes) {
+  PackedRecord rec(bytes, kWhat);
+  IHS_ASSIGN_OR_RETURN(auto r, rec.Root<schema::SegStream>());
+  StreamRec s;
+  s.first_position = r.getFirstPosition();
+  s.person = Str(r.getPerson());
+  s.kind = r.getKind();
+  s.cohort = Str(r.getCohort());
+  s.profile_position = r.getProfilePosition();
+  for (auto c : r.getConsents())
+    s.consents.push_back({c.getChannel(), c.getGiven(), c.getPosition()});
+  s.touches.reserve(r.getTouches().size());
+  for (auto tr : r.getTouches()) {
+    StoredTouch t;
+    t.occurred = tr.getOccurred();
+    t.position = tr.getPosition();
+    t.event_id = Str(tr.getEventId());
+    t.channel = tr.getChannel();
+    t.direction = tr.getDirection();
+    t.type = tr.getType();
+    for (auto topic : tr.getTopics()) t.topics.push_back(Str(topic));
+    t.campaign = Str(tr.getCampaign());
+    t.source = Str(tr.getSource());
+    t.sentiment = tr.getSentiment();
+    t.audience = tr.getAudience();
+    t.original = tr.getOriginal();
+    t.thread = Str(tr.getThread());
+    t.company_reply = tr.getCompanyReply();
+    t.answered = tr.getAnswered();
+    s.touches.push_back(std::move(t));
+  }
+  return s;
+}
+
+std::string EncodePerson(const PersonRec& p) {
+  capnp::MallocMessageBuilder m;
+  auto b = m.initRoot<schema::SegPerson>();
+  auto streams = b.initStreams(static_cast<unsigned>(p.streams.size()));
+  for (unsigned i = 0; i < p.streams.size(); ++i) streams.set(i, p.streams[i]);
+  auto links = b.initLinks(static_cast<unsigned>(p.links.size()));
+  for (unsigned i = 0; i < p.links.size(); ++i) {
+    links[i].setA(p.links[i].first);
+    links[i].setB(p.links[i].second);
+  }
+  auto members = b.initMembers(static_cast<unsigned>(p.members.size()));
+  for (unsigned i = 0; i < p.members.size(); ++i) {
+    members[i].setSegment(p.members[i].segment);
+    members[i].setSince(p.members[i].since);
+    members[i].setVersion(p.members[i].version);
+  }
+  b.setDue(p.due);
+  return Encode(m);
+}
+
+absl::StatusOr<PersonRec> DecodePerson(absl::string_view bytes) {
+  PackedRecord rec(bytes, kWhat);
+  IHS_ASSIGN_OR_RETURN(auto r, rec.Root<schema::SegPerson>());
+  PersonRec p;
+  for (auto s : r.getStreams()) p.streams.push_back(Str(s));
+  for (auto l : r.getLinks()) p.links.emplace_back(Str(l.getA()), Str(l.getB()));
+  for (auto m : r.getMembers()) {
+    p.members.push_back({Str(m.getSegment()), m.getSince(), m.getVersion()});
+  }
+  p.due = r.getDue();
+  return p;
+}
+
+std::string EncodeMember(int64_t since, uint32_t version) {
+  std::string v;
+  PutBigEndian64(&v, static_cast<uint64_t>(since));
+  PutBigEndian32(&v, version);
+  return v;
+}
+
+absl::StatusOr<MemberRec> DecodeMember(absl::string_view bytes) {
+  if (bytes.size() != 12) return absl::DataLossError("segments state: a member is not 12 bytes");
+  MemberRec m;
+  m.since = static_cast<int64_t>(GetBigEndian64(bytes.data()));
+  m.version = GetBigEndian32(bytes.data() + 8);
+  return m;
+}
+
+Touch ToTouch(const StoredTouch& s) {
+  Touch t;
+  t.occurred = s.occurred;
+  t.channel = schema::EnumName(s.channel);
+  t.direction = schema::EnumName(s.direction);
+  t.type = schema::EnumName(s.type);
+  t.topics = s.topics;
+  t.campaign = s.campaign;
+  t.source = s.source;
+  t.sentiment = s.sentiment;
+  t.audience = static_cast<double>(s.audience);
+  t.original = s.original;
+  t.answered = s.answered == 0 ? kNever : s.answered;
+  t.event_id = s.event_id;
+  return t;
+}
+
+}  // namespace ihs::projections::segments

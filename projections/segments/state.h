@@ -1,0 +1,92 @@
+// The segments projection's state as held in memory and stored (segments.h lists the keys).
+// Shared by the projection (segments.cc) and its reads (read.cc). Not API.
+#ifndef IHS_PROJECTIONS_SEGMENTS_STATE_H_
+#define IHS_PROJECTIONS_SEGMENTS_STATE_H_
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "projections/segments/evaluate.h"
+#include "schema/event.capnp.h"
+#include "schema/segments.capnp.h"
+
+namespace ihs::projections::segments {
+
+struct StoredTouch {
+  int64_t occurred = 0;
+  uint64_t position = 0;
+  std::string event_id;
+  schema::Channel channel = schema::Channel::UNSPECIFIED;
+  schema::Direction direction = schema::Direction::UNSPECIFIED;
+  schema::TouchpointType type = schema::TouchpointType::UNSPECIFIED;
+  std::vector<std::string> topics;
+  std::string campaign, source;
+  float sentiment = std::nanf("");
+  uint64_t audience = 0;
+  bool original = true;
+  std::string thread;
+  bool company_reply = false;
+  int64_t answered = 0;  // 0: unanswered
+};
+
+struct ConsentState {
+  schema::Channel channel = schema::Channel::UNSPECIFIED;
+  bool given = false;
+  uint64_t position = 0;
+};
+
+struct StreamRec {
+  uint64_t first_position = 0;
+  std::string person;
+  schema::PartyKind kind = schema::PartyKind::UNSPECIFIED;
+  std::string cohort;
+  uint64_t profile_position = 0;  // 0: no profile
+  std::vector<ConsentState> consents;
+  std::vector<StoredTouch> touches;  // position order
+};
+
+struct MemberRec {
+  std::string segment;
+  int64_t since = 0;
+  uint32_t version = 0;
+};
+
+struct PersonRec {
+  std::vector<std::string> streams;                        // sorted
+  std::vector<std::pair<std::string, std::string>> links;  // log order
+  std::vector<MemberRec> members;                          // by segment name
+  int64_t due = 0;                                         // next timer; 0: none
+};
+
+// Keys (segments.h).
+std::string StreamKey(absl::string_view stream);
+std::string PersonKey(absl::string_view person);
+std::string MemberKey(absl::string_view segment, absl::string_view person);
+std::string CountKey(absl::string_view segment);
+std::string HistoryKey(absl::string_view segment, absl::string_view person, uint64_t seq);
+std::string HistoryPrefix(absl::string_view segment, absl::string_view person);
+std::string FeedKey(uint64_t seq);
+std::string TimerKey(int64_t due, absl::string_view person);
+std::string DefinitionKey(uint64_t index);
+inline constexpr char kDefinitionCountKey[] = "d";
+inline constexpr char kTagKey[] = "g";
+inline constexpr char kNextSeqKey[] = "n";
+
+std::string EncodeStream(const StreamRec& s);
+absl::StatusOr<StreamRec> DecodeStream(absl::string_view bytes);
+std::string EncodePerson(const PersonRec& p);
+absl::StatusOr<PersonRec> DecodePerson(absl::string_view bytes);
+// A member key's value: since (8 bytes) | version (4 bytes).
+std::string EncodeMember(int64_t since, uint32_t version);
+absl::StatusOr<MemberRec> DecodeMember(absl::string_view bytes);
+
+// The touchpoint as the evaluator takes it.
+Touch ToTouch(const StoredTouch& t);
+
+}  // namespace ihs::projections::segments
+
+#endif  // IHS_PROJECTIONS_SEGMENTS_STATE_H_
