@@ -125,6 +125,8 @@ struct SegTouch {
   thread @12 :Text;           # for answers: the thread, as the timeline names it
   companyReply @13 :Bool;
   answered @14 :Int64;        # inbound messages: when the answer occurred; 0 while unanswered
+  retracted @15 :Bool;        # withdrawn: counts for nothing, but still names its thread and
+                              # answers what it answered (as in the timeline)
 }
 
 struct SegConsent {

@@ -315,9 +315,9 @@ class SegmentsProjection : public Projection {
       const absl::string_view target = View(t.getCorrects());
       auto it = std::find_if(s.touches.begin(), s.touches.end(),
                              [&](const StoredTouch& x) { return x.event_id == target; });
-      if (it == s.touches.end()) return false;
+      if (it == s.touches.end() || it->retracted) return false;
       if (t.getType() == TouchpointType::RETRACTION) {
-        s.touches.erase(it);
+        it->retracted = true;
       } else {
         it->sentiment = t.getSentiment();
         it->topics.clear();
@@ -414,7 +414,9 @@ class SegmentsProjection : public Projection {
     for (const std::string& stream : p.streams) {
       IHS_ASSIGN_OR_RETURN(const StreamRec* s, FindStream(stream));
       if (s == nullptr) continue;
-      for (const StoredTouch& t : s->touches) f.touches.push_back(ToTouch(t));
+      for (const StoredTouch& t : s->touches) {
+        if (!t.retracted) f.touches.push_back(ToTouch(t));
+      }
       // The latest profile of any of the person's streams speaks for the person.
       if (s->profile_position != 0 && s->profile_position >= profile_at) {
         profile_at = s->profile_position;

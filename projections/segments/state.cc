@@ -89,6 +89,7 @@ std::string EncodeStream(const StreamRec& s) {
     tb.setThread(t.thread);
     tb.setCompanyReply(t.company_reply);
     tb.setAnswered(t.answered);
+    tb.setRetracted(t.retracted);
   }
   return Encode(m);
 }
@@ -122,6 +123,7 @@ absl::StatusOr<StreamRec> DecodeStream(absl::string_view bytes) {
     t.thread = Str(tr.getThread());
     t.company_reply = tr.getCompanyReply();
     t.answered = tr.getAnswered();
+    t.retracted = tr.getRetracted();
     s.touches.push_back(std::move(t));
   }
   return s;

@@ -31,6 +31,7 @@ struct StoredTouch {
   std::string thread;
   bool company_reply = false;
   int64_t answered = 0;  // 0: unanswered
+  bool retracted = false;
 };
 
 struct ConsentState {
