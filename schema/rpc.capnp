@@ -327,6 +327,27 @@ struct SegmentListResult {
   }
 }
 
+struct MemberPageResult {
+  union {
+    ok @0 :Sg.MemberPage;
+    error @1 :Error;
+  }
+}
+
+struct PartySegmentsResult {
+  union {
+    ok @0 :Sg.PartySegments;
+    error @1 :Error;
+  }
+}
+
+struct SegmentWhyResult {
+  union {
+    ok @0 :Sg.SegmentWhy;
+    error @1 :Error;
+  }
+}
+
 struct IdentityStatsResult {
   union {
     ok @0 :Id.IdentityStats;
@@ -385,6 +406,17 @@ interface Reader extends(Reads) {
   segmentDefinitions @9 (after :Text, limit :UInt32) -> (result :SegmentListResult);
   # The segments and their versions, by name: `limit` (1..1000) after the name `after` ("" from
   # the start). As of the log's head when asked.
+  segmentMembers @10 (segment :Text, asOf :Int64, after :Text, limit :UInt32,
+                      minPosition :UInt64) -> (result :MemberPageResult);
+  # The members of a segment at `asOf` (µs since the epoch; 0: now), by person id after `after`,
+  # `limit` (1..10000), with their count (docs/segments.md "Membership"). notFound: no such
+  # segment; invalidArgument: asOf before it was first defined. minPosition as in TimelineQuery.
+  partySegments @11 (party :Text, asOf :Int64, minPosition :UInt64)
+      -> (result :PartySegmentsResult);
+  # The segments the person of `party` is in at `asOf`.
+  segmentWhy @12 (party :Text, segment :Text, asOf :Int64, minPosition :UInt64)
+      -> (result :SegmentWhyResult);
+  # Whether the person of `party` is in `segment` at `asOf`, with the transitions that made it so.
 }
 
 interface Auditor extends(Reader) {

@@ -513,6 +513,37 @@ absl::Status Client::SegmentDefinitions(const std::string& after, uint32_t limit
   return CopyResult(impl_->Wait(req.send()), out);
 }
 
+absl::Status Client::SegmentMembers(const std::string& segment, int64_t as_of,
+                                    const std::string& after, uint32_t limit, uint64_t min_position,
+                                    capnp::MessageBuilder& out) {
+  auto req = impl_->As<rpc::Reader>().segmentMembersRequest();
+  req.setSegment(segment);
+  req.setAsOf(as_of);
+  req.setAfter(after);
+  req.setLimit(limit);
+  req.setMinPosition(min_position);
+  return CopyResult(impl_->Wait(req.send()), out);
+}
+
+absl::Status Client::PartySegments(const std::string& party, int64_t as_of, uint64_t min_position,
+                                   capnp::MessageBuilder& out) {
+  auto req = impl_->As<rpc::Reader>().partySegmentsRequest();
+  req.setParty(party);
+  req.setAsOf(as_of);
+  req.setMinPosition(min_position);
+  return CopyResult(impl_->Wait(req.send()), out);
+}
+
+absl::Status Client::SegmentWhy(const std::string& party, const std::string& segment, int64_t as_of,
+                                uint64_t min_position, capnp::MessageBuilder& out) {
+  auto req = impl_->As<rpc::Reader>().segmentWhyRequest();
+  req.setParty(party);
+  req.setSegment(segment);
+  req.setAsOf(as_of);
+  req.setMinPosition(min_position);
+  return CopyResult(impl_->Wait(req.send()), out);
+}
+
 absl::StatusOr<std::vector<projections::ProjectionStatus>> Client::Projections() {
   auto resp = impl_->Wait(impl_->As<rpc::Reader>().projectionsRequest().send());
   if (!resp.ok()) return resp.status();

@@ -169,6 +169,15 @@ class Client {
                                          const std::string& rule, const std::string& description);
   absl::Status SegmentDefinitions(const std::string& after, uint32_t limit,
                                   capnp::MessageBuilder& out);
+  // Membership (docs/segments.md "Membership"): `out` gets the root the in-process reads of
+  // projections/segments/segments.h give (schema::MemberPage, schema::PartySegments,
+  // schema::SegmentWhy), with the same errors. `as_of` µs since the epoch, 0: now.
+  absl::Status SegmentMembers(const std::string& segment, int64_t as_of, const std::string& after,
+                              uint32_t limit, uint64_t min_position, capnp::MessageBuilder& out);
+  absl::Status PartySegments(const std::string& party, int64_t as_of, uint64_t min_position,
+                             capnp::MessageBuilder& out);
+  absl::Status SegmentWhy(const std::string& party, const std::string& segment, int64_t as_of,
+                          uint64_t min_position, capnp::MessageBuilder& out);
 
   // The projection workers' status (reader, auditor, admin).
   absl::StatusOr<std::vector<projections::ProjectionStatus>> Projections();

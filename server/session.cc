@@ -124,6 +124,15 @@ class WithReader : public Parent {
   kj::Promise<void> segmentDefinitions(SegmentDefinitionsCtx c) override {
     return Checked(c, 0, [&] { return this->s_->SegmentDefinitions(c); });
   }
+  kj::Promise<void> segmentMembers(SegmentMembersCtx c) override {
+    return Checked(c, 0, [&] { return this->s_->SegmentMembers(c); });
+  }
+  kj::Promise<void> partySegments(PartySegmentsCtx c) override {
+    return Checked(c, 0, [&] { return this->s_->PartySegments(c); });
+  }
+  kj::Promise<void> segmentWhy(SegmentWhyCtx c) override {
+    return Checked(c, 0, [&] { return this->s_->SegmentWhy(c); });
+  }
 };
 
 template <typename Parent>

@@ -72,6 +72,55 @@ kj::Promise<void> Session::SegmentDefinitions(SegmentDefinitionsCtx c) {
       .attach(kj::mv(*admitted));
 }
 
+namespace {
+
+absl::Status CheckAsOf(int64_t as_of) {
+  return as_of < 0 ? BadField("asOf", "asOf is before 1970") : absl::OkStatus();
+}
+
+}  // namespace
+
+kj::Promise<void> Session::SegmentMembers(SegmentMembersCtx c) {
+  auto p = c.getParams();
+  std::string segment = p.getSegment(), after = p.getAfter();
+  const int64_t as_of = p.getAsOf();
+  const uint32_t limit = p.getLimit();
+  absl::Status bad = CheckAsOf(as_of);
+  if (limit == 0 || limit > projections::segments::kMaxMembersPage) {
+    bad = BadField("limit",
+                   absl::StrCat("limit must be 1 to ", projections::segments::kMaxMembersPage));
+  }
+  return StateRead<schema::MemberPage>(
+      projections::segments::kName, c, bad, p.getMinPosition(),
+      [segment, after, as_of, limit](const projections::StateView& view, capnp::MessageBuilder& m) {
+        return projections::segments::ReadMembers(view, segment, as_of, after, limit, m);
+      });
+}
+
+kj::Promise<void> Session::PartySegments(PartySegmentsCtx c) {
+  auto p = c.getParams();
+  std::string party = p.getParty();
+  const int64_t as_of = p.getAsOf();
+  absl::Status bad = party.empty() ? BadField("party", "party is empty") : CheckAsOf(as_of);
+  return StateRead<schema::PartySegments>(
+      projections::segments::kName, c, bad, p.getMinPosition(),
+      [party, as_of](const projections::StateView& view, capnp::MessageBuilder& m) {
+        return projections::segments::ReadPartySegments(view, party, as_of, m);
+      });
+}
+
+kj::Promise<void> Session::SegmentWhy(SegmentWhyCtx c) {
+  auto p = c.getParams();
+  std::string party = p.getParty(), segment = p.getSegment();
+  const int64_t as_of = p.getAsOf();
+  absl::Status bad = party.empty() ? BadField("party", "party is empty") : CheckAsOf(as_of);
+  return StateRead<schema::SegmentWhy>(
+      projections::segments::kName, c, bad, p.getMinPosition(),
+      [party, segment, as_of](const projections::StateView& view, capnp::MessageBuilder& m) {
+        return projections::segments::ReadWhy(view, party, segment, as_of, m);
+      });
+}
+
 kj::Promise<void> Session::Resolve(ResolveCtx c) {
   std::string stream = c.getParams().getStream();
   return IdentityRead<schema::Resolution>(

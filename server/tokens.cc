@@ -48,8 +48,8 @@ const char* RoleName(rpc::Role role) {
 bool ValidTokenName(absl::string_view name) {
   if (name.empty() || name.size() > 128) return false;
   for (char c : name) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' &&
-        c != '@' && c != '-') {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '@' &&
+        c != '-') {
       return false;
     }
   }
@@ -70,7 +70,8 @@ absl::StatusOr<Tokens> Tokens::Parse(absl::string_view text) {
     if (f.size() != 3) return bad("want three fields: role name sha256-hex");
     std::optional<rpc::Role> role = ParseRole(f[0]);
     if (!role) {
-      return bad(absl::StrCat("unknown role \"", f[0], "\": give writer, reader, auditor or admin"));
+      return bad(
+          absl::StrCat("unknown role \"", f[0], "\": give writer, reader, auditor or admin"));
     }
     if (!ValidTokenName(f[1])) {
       return bad(absl::StrCat("bad name \"", f[1], "\": use letters, digits and . _ @ -"));
@@ -118,9 +119,7 @@ std::string NewToken() {
       absl::string_view(reinterpret_cast<const char*>(bytes), sizeof bytes));
 }
 
-std::string HashTokenHex(absl::string_view token) {
-  return absl::BytesToHexString(Sha256(token));
-}
+std::string HashTokenHex(absl::string_view token) { return absl::BytesToHexString(Sha256(token)); }
 
 std::string TokenLine(rpc::Role role, absl::string_view name, absl::string_view token) {
   return absl::StrCat(RoleName(role), " ", name, " ", HashTokenHex(token), "\n");

@@ -112,13 +112,16 @@ std::vector<schema::Event::Reader> EventBatch::Readers() const {
   return out;
 }
 
-std::unique_ptr<EventBatch> NextBatch(Generator& generator, size_t count) {
+std::unique_ptr<EventBatch> NextBatch(Generator& generator, size_t count, absl::Duration span) {
   auto batch = std::make_unique<EventBatch>();
   auto orphanage = batch->arena.getOrphanage();
+  int64_t first = 0;
   while (batch->events.size() < count) {
     auto orphan = orphanage.newOrphan<schema::Event>();
     if (!generator.Next(orphan.get())) break;
     batch->events.push_back(std::move(orphan));
+    if (batch->events.size() == 1) first = generator.arrived();
+    if (absl::Microseconds(generator.arrived() - first) > span) break;
   }
   batch->fraction = generator.fraction_done();
   batch->arrived = generator.arrived();
@@ -153,8 +156,9 @@ absl::StatusOr<LoadReport> LoadIntoStore(Generator& generator, store::EventStore
   BatchQueue queue(3);
   std::thread producer([&] {
     for (;;) {
-      auto batch = NextBatch(generator, kLoadBatch);
-      const bool last = batch->events.size() < kLoadBatch;
+      auto batch = NextBatch(generator, kLoadBatch,
+                             arrival != nullptr ? kArrivalSpan : absl::InfiniteDuration());
+      const bool last = batch->events.empty();
       if (!batch->events.empty()) queue.Push(std::move(batch));
       if (last || queue.closed()) break;
     }

@@ -33,8 +33,10 @@ struct EventBatch {
   std::vector<schema::Event::Reader> Readers() const;
 };
 
-// Up to `count` events (fewer, or none, at the end of the history).
-std::unique_ptr<EventBatch> NextBatch(Generator& generator, size_t count);
+// Up to `count` events (fewer, or none, at the end of the history); with a `span`, the batch also
+// ends with the first event that arrived more than `span` after the batch's first.
+std::unique_ptr<EventBatch> NextBatch(Generator& generator, size_t count,
+                                      absl::Duration span = absl::InfiniteDuration());
 
 // One StreamAppend (expected version: any) per stream, in the order streams first appear, each
 // with its events in their order: one batch of generated events as one AppendMulti. The
@@ -56,9 +58,11 @@ struct LoadReport {
 // empty or hold a prefix of this very history (same fingerprint), in which case the load resumes
 // after it; anything else is kAlreadyExists and the store is not touched.
 //
-// `arrival`, if given, is the store's clock (store::Options::clock): each batch is then recorded
-// at the simulated moment its last event arrived (Generator::arrived), so that the store's
-// recordedAt follows the history, and a reader as of a moment of it sees what was known then.
+// `arrival`, if given, is the store's clock (store::Options::clock): each batch then spans at
+// most kArrivalSpan of simulated time and is recorded at the moment its last event arrived
+// (Generator::arrived), so that the store's recordedAt follows the history, within the span, and
+// a reader as of a moment of it sees what was known then.
+inline constexpr absl::Duration kArrivalSpan = absl::Hours(1);
 absl::StatusOr<LoadReport> LoadIntoStore(Generator& generator, store::EventStore& store,
                                          const LoadProgress& progress = nullptr,
                                          FakeClock* arrival = nullptr);

@@ -20,6 +20,7 @@
 #include "projections/identity/identity.h"
 #include "projections/identity/links.h"
 #include "projections/segments/definitions.h"
+#include "projections/segments/segments.h"
 #include "projections/timeline/timeline.h"
 #include "schema/json.h"
 #include "server/internal/shared.h"
@@ -75,6 +76,12 @@ using DefineSegmentCtx =
     capnp::CallContext<rpc::Writer::DefineSegmentParams, rpc::Writer::DefineSegmentResults>;
 using SegmentDefinitionsCtx = capnp::CallContext<rpc::Reader::SegmentDefinitionsParams,
                                                  rpc::Reader::SegmentDefinitionsResults>;
+using SegmentMembersCtx =
+    capnp::CallContext<rpc::Reader::SegmentMembersParams, rpc::Reader::SegmentMembersResults>;
+using PartySegmentsCtx =
+    capnp::CallContext<rpc::Reader::PartySegmentsParams, rpc::Reader::PartySegmentsResults>;
+using SegmentWhyCtx =
+    capnp::CallContext<rpc::Reader::SegmentWhyParams, rpc::Reader::SegmentWhyResults>;
 using RebuildCtx =
     capnp::CallContext<rpc::Admin::RebuildProjectionParams, rpc::Admin::RebuildProjectionResults>;
 // A projection read's answer: a message whose root is the page or summary.
@@ -179,16 +186,27 @@ class Session {
   kj::Promise<void> DecideSuggestion(DecideCtx c);
   kj::Promise<void> DefineSegment(DefineSegmentCtx c);
   kj::Promise<void> SegmentDefinitions(SegmentDefinitionsCtx c);
+  kj::Promise<void> SegmentMembers(SegmentMembersCtx c);
+  kj::Promise<void> PartySegments(PartySegmentsCtx c);
+  kj::Promise<void> SegmentWhy(SegmentWhyCtx c);
 
   // A read of the identity projection whose answer is the root `Root` of the read's message.
   template <typename Root, typename Ctx>
   kj::Promise<void> IdentityRead(Ctx c, absl::Status bad, uint64_t min_position,
                                  ProjectionRead read) {
+    return StateRead<Root>(projections::identity::kName, c, std::move(bad), min_position,
+                           std::move(read));
+  }
+
+  // A read of projection `name`'s state into the result's `ok` (root Root).
+  template <typename Root, typename Ctx>
+  kj::Promise<void> StateRead(const char* name, Ctx c, absl::Status bad, uint64_t min_position,
+                              ProjectionRead read) {
     auto result = c.getResults().initResult();
     if (bad.ok()) bad = CheckMinPosition(min_position);
     auto admitted = Admit(bad);
     if (!admitted.ok()) return Refuse(result, admitted.status());
-    return ReadProjection(projections::identity::kName, min_position, std::move(read))
+    return ReadProjection(name, min_position, std::move(read))
         .then(
             [c](ReadAnswer answer) mutable { SetAnswer<Root>(c.getResults().getResult(), answer); })
         .attach(kj::mv(*admitted));

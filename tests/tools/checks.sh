@@ -28,6 +28,15 @@ expect_in() {  # expect_in NAME FILE TEXT
     head -5 "$2" | sed 's/^/  /'
   fi
 }
+expect_not_in() {  # expect_not_in NAME FILE TEXT
+  if grep -qF -- "$3" "$2"; then
+    failed=$((failed + 1))
+    echo "FAIL: $1: '$3' in $2"
+  else
+    passed=$((passed + 1))
+  fi
+}
+
 start_ihsd() {  # start_ihsd IHSD DATA TOKENS: an ihsd on a free loopback port; sets $ihsd_pid, $addr
   "$1" --data "$2" --listen 127.0.0.1:0 --tokens "$3" >"$tmp/ihsd.out" 2>"$tmp/ihsd.err" &
   ihsd_pid=$!

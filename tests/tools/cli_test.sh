@@ -30,7 +30,10 @@ check "stats json" 0 "$ihs" stats --data "$data" --json
 expect_in "stats events" "$tmp/out" '"events":23'
 check "verify" 0 "$ihs" verify --data "$data"
 expect_in "verify ok" "$tmp/out" "ok: 23 events verified"
-expect_in "verify progress on stderr" "$tmp/err" "verify 23/23 100.0%"
+expect_not_in "no progress when stderr is not a terminal" "$tmp/err" "verify 23/23"
+# On a terminal (a pseudo-terminal that script(1) makes), it shows.
+script -qec "'$ihs' verify --data '$data'" /dev/null >"$tmp/tty" 2>&1
+expect_in "verify progress on a terminal" "$tmp/tty" "verify 23/23 100.0%"
 check "verify json" 0 "$ihs" verify --data "$data" --json
 expect_in "verify json ok" "$tmp/out" '"ok":true'
 
@@ -64,7 +67,7 @@ expect_in "still 24 events" "$tmp/out" '"events":24'
 awk 'BEGIN { for (i = 0; i < 12000; i++)
   printf "{\"id\":\"%032x\",\"streamId\":\"load-%d\",\"occurredAt\":%d,\"touchpoint\":{\"channel\":\"app\",\"direction\":\"inbound\",\"type\":\"like\"}}\n", 1000000 + i, i % 50, 1700000000000000 + i }' >"$tmp/load.jsonl"
 check "bulk append" 0 "$ihs" append --data "$tmp/load" <"$tmp/load.jsonl"
-expect_in "bulk progress" "$tmp/err" "append 12000/12000 100.0%"
+expect_not_in "bulk: no progress off a terminal" "$tmp/err" "append 12000/12000"
 expect_in "bulk summary" "$tmp/out" "appended 12000 events"
 
 # Usage: exit 1.
@@ -163,6 +166,17 @@ check "a rule that does not parse over RPC (2)" 2 "$ihs" segments define x 'any(
 expect_in "says where over RPC" "$tmp/err" "rule: at 5: expected a touchpoint field"
 check "segments over RPC" 0 "$ihs" segments list --connect "$addr" --token "$rtok" --json
 expect_in "by the writer's token" "$tmp/out" '"requestedBy":"cli-writer"'
+# Membership over RPC: ada complained, by email and on Twitter.
+check "define complained over RPC" 0 "$ihs" segments define complained 'count(type = complaint) >= 2' --connect "$addr" --token "$wtok"
+check "members over RPC" 0 "$ihs" segments members complained --connect "$addr" --token "$rtok" --json
+expect_in "ada is a member over RPC" "$tmp/out" '"person":"customer-ada"'
+check "of over RPC" 0 "$ihs" segments of customer-ada --connect "$addr" --token "$rtok"
+expect_in "ada's segments over RPC" "$tmp/out" "complained"
+check "why over RPC" 0 "$ihs" segments why customer-ada complained --connect "$addr" --token "$rtok"
+expect_in "why names the clause" "$tmp/out" "yes count(type = complaint) >= 2: 2"
+check "members of an unknown segment over RPC (2)" 2 "$ihs" segments members nobody --connect "$addr" --token "$rtok"
+check "as of before the segment over RPC (2)" 2 "$ihs" segments members complained --as-of 2020-01-01T00:00:00Z --connect "$addr" --token "$rtok"
+expect_in "says when it was defined" "$tmp/err" "was first defined at"
 # The timeline and the projection workers over RPC.
 check "timeline over RPC" 0 "$ihs" timeline customer-ada --connect "$addr" --token "$rtok"
 expect_in "remote timeline: the email answered on twitter" "$tmp/out" "answered on twitter after 2d23h"
@@ -238,6 +252,17 @@ check "an unknown segment named (2)" 2 "$ihs" segments define x 'segment(nobody)
 check "a window of 0 (2)" 2 "$ihs" segments define x 'count(last 0d) >= 1' --data "$data"
 check "retire an unknown segment (2)" 2 "$ihs" segments retire nobody --data "$data"
 check "a rule is required (1)" 1 "$ihs" segments define x --data "$data"
+check "members" 0 "$ihs" segments members churn_risk --data "$data"
+expect_in "members says how many" "$tmp/out" "segment churn_risk: "
+check "define complained" 0 "$ihs" segments define complained 'count(type = complaint) >= 2' --data "$data"
+check "why" 0 "$ihs" segments why customer-ada complained --data "$data" --json
+expect_in "why: entered" "$tmp/out" '"entered":true'
+expect_in "why: the events behind it" "$tmp/out" '"events":["'
+check "of" 0 "$ihs" segments of customer-ada --data "$data" --json
+expect_in "of: ada's person" "$tmp/out" '"person":"customer-ada"'
+check "of an unknown party (2)" 2 "$ihs" segments of nobody --data "$data"
+check "a bad --as-of (2)" 2 "$ihs" segments members churn_risk --as-of yesterday --data "$data"
+check "a page of 0 is a usage error (1)" 1 "$ihs" segments members churn_risk --limit 0 --data "$data"
 check "retire" 0 "$ihs" segments retire churn_risk --data "$data"
 check "list all" 0 "$ihs" segments list --all --data "$data"
 expect_in "retired shows" "$tmp/out" "retired"

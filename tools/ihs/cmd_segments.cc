@@ -1,21 +1,27 @@
 // The segment commands (docs/segments.md): definitions as events on "$segments" (define,
-// change, retire) and their list, on a data directory (--data) or a running ihsd (--connect).
-// Membership, why and watch come with the segments projection.
+// change, retire) and their list; membership from the segments projection (members, of, why),
+// as of now or any earlier moment; on a data directory (--data) or a running ihsd (--connect).
 #include <capnp/message.h>
 
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
+#include "projections/packed_record.h"
 #include "projections/segments/definitions.h"
+#include "projections/segments/segments.h"
 #include "schema/json.h"
 #include "tools/ihs/cli.h"
 #include "tools/ihs/json_out.h"
+#include "tools/ihs/projection_source.h"
 
 namespace ihs::tools {
 namespace {
@@ -131,6 +137,213 @@ int List(const Common& c, bool all) {
   return kExitOk;
 }
 
+// --- membership ------------------------------------------------------------------------------
+
+struct MembershipArgs {
+  std::string segment, party, as_of, after;
+  uint32_t limit = 1000;
+};
+
+// The moment a membership command answers for: --as-of, or now (0).
+absl::StatusOr<int64_t> AsOf(const MembershipArgs& a) {
+  if (a.as_of.empty()) return 0;
+  return ParseTimeFlag("--as-of", a.as_of);
+}
+
+std::string When(int64_t as_of) {
+  return as_of == 0 ? "now" : absl::StrCat("as of ", schema::FormatMicros(as_of));
+}
+
+// Reads the segments projection where the flags say, as of --as-of (set into `as_of`): kExitOk,
+// or the exit code of what failed.
+int ReadSegments(const Common& c, const MembershipArgs& a, int64_t* as_of,
+                 const std::function<absl::Status(const projections::StateView&)>& local,
+                 const std::function<absl::Status(client::Client&, uint64_t)>& remote) {
+  absl::StatusOr<int64_t> t = AsOf(a);
+  if (!t.ok()) return Fail(t.status());
+  *as_of = *t;
+  absl::StatusOr<std::unique_ptr<ProjectionSource>> source = OpenProjections(c);
+  if (!source.ok()) return Fail(source.status());
+  absl::Status s = (*source)->Read(
+      sg::kName,
+      [&](const projections::StateView& view, store::EventStore*) { return local(view); }, remote);
+  return s.ok() ? kExitOk : Fail(s);
+}
+
+nlohmann::json MembershipJson(schema::Membership::Reader m) {
+  return {{"segment", m.getSegment().cStr()},
+          {"person", m.getPerson().cStr()},
+          {"since", schema::FormatMicros(m.getSince())},
+          {"version", m.getVersion()}};
+}
+
+int Members(const Common& c, const MembershipArgs& a) {
+  int64_t as_of = 0;
+  capnp::MallocMessageBuilder m;
+  const int rc = ReadSegments(
+      c, a, &as_of,
+      [&](const projections::StateView& view) {
+        return sg::ReadMembers(view, a.segment, as_of, a.after, a.limit, m);
+      },
+      [&](client::Client& client, uint64_t min) {
+        return client.SegmentMembers(a.segment, as_of, a.after, a.limit, min, m);
+      });
+  if (rc != kExitOk) return rc;
+  auto page = m.getRoot<schema::MemberPage>().asReader();
+  const auto members = page.getMembers();
+  const std::string next =
+      page.getMore() && members.size() > 0 ? members[members.size() - 1].getPerson().cStr() : "";
+  if (c.json) {
+    nlohmann::json list = nlohmann::json::array();
+    for (auto member : members) list.push_back(MembershipJson(member));
+    nlohmann::json j = {{"segment", a.segment},
+                        {"count", page.getCount()},
+                        {"members", list},
+                        {"next", next.empty() ? nlohmann::json() : nlohmann::json(next)}};
+    if (as_of != 0) j["asOf"] = schema::FormatMicros(as_of);
+    std::cout << JsonLine(j) << "\n";
+    return kExitOk;
+  }
+  std::cout << "segment " << a.segment << ": " << page.getCount()
+            << (page.getCount() == 1 ? " member " : " members ") << When(as_of) << "\n";
+  for (auto member : members) {
+    absl::PrintF("  %-32s since %s (version %d)\n", member.getPerson().cStr(),
+                 schema::FormatMicros(member.getSince()), member.getVersion());
+  }
+  if (!next.empty()) std::cout << "more: --after " << next << "\n";
+  return kExitOk;
+}
+
+int Of(const Common& c, const MembershipArgs& a) {
+  int64_t as_of = 0;
+  capnp::MallocMessageBuilder m;
+  const int rc = ReadSegments(
+      c, a, &as_of,
+      [&](const projections::StateView& view) {
+        return sg::ReadPartySegments(view, a.party, as_of, m);
+      },
+      [&](client::Client& client, uint64_t min) {
+        return client.PartySegments(a.party, as_of, min, m);
+      });
+  if (rc != kExitOk) return rc;
+  auto r = m.getRoot<schema::PartySegments>().asReader();
+  if (c.json) {
+    nlohmann::json streams = nlohmann::json::array(), list = nlohmann::json::array();
+    for (auto s : r.getStreams()) streams.push_back(s.cStr());
+    for (auto member : r.getSegments()) list.push_back(MembershipJson(member));
+    nlohmann::json j = {{"party", a.party},
+                        {"person", r.getPerson().cStr()},
+                        {"streams", streams},
+                        {"segments", list}};
+    if (as_of != 0) j["asOf"] = schema::FormatMicros(as_of);
+    std::cout << JsonLine(j) << "\n";
+    return kExitOk;
+  }
+  std::cout << a.party;
+  if (r.getStreams().size() > 1) {
+    std::vector<std::string> streams;
+    for (auto s : r.getStreams()) streams.emplace_back(s.cStr());
+    std::cout << " (person " << r.getPerson().cStr() << ": " << absl::StrJoin(streams, ", ") << ")";
+  }
+  if (r.getSegments().size() == 0) {
+    std::cout << " is in no segment " << When(as_of) << "\n";
+    return kExitOk;
+  }
+  std::cout << " is in " << r.getSegments().size() << " segment"
+            << (r.getSegments().size() == 1 ? " " : "s ") << When(as_of) << ":\n";
+  for (auto member : r.getSegments()) {
+    absl::PrintF("  %-32s since %s (version %d)\n", member.getSegment().cStr(),
+                 schema::FormatMicros(member.getSince()), member.getVersion());
+  }
+  return kExitOk;
+}
+
+const char* CauseText(schema::TransitionCause cause) {
+  switch (cause) {
+    case schema::TransitionCause::EVENT:
+      return "a touchpoint, profile or consent";
+    case schema::TransitionCause::CLOCK:
+      return "time passed";
+    case schema::TransitionCause::DEFINITION:
+      return "the segment's definition";
+    case schema::TransitionCause::IDENTITY:
+      return "streams linked or unlinked";
+    case schema::TransitionCause::ERASURE:
+      return "an erasure";
+    default:
+      return "?";
+  }
+}
+
+nlohmann::json TransitionJson(schema::Transition::Reader t) {
+  nlohmann::json clauses = nlohmann::json::array();
+  for (auto cl : t.getClauses()) {
+    nlohmann::json events = nlohmann::json::array();
+    for (auto e : cl.getEvents()) events.push_back(absl::BytesToHexString(projections::View(e)));
+    clauses.push_back({{"clause", cl.getText().cStr()},
+                       {"holds", cl.getHolds()},
+                       {"value", cl.getValue()},
+                       {"events", events}});
+  }
+  return {{"seq", t.getSeq()},
+          {"segment", t.getSegment().cStr()},
+          {"person", t.getPerson().cStr()},
+          {"at", schema::FormatMicros(t.getAt())},
+          {"entered", t.getEntered()},
+          {"version", t.getVersion()},
+          {"cause", schema::EnumName(t.getCause())},
+          {"position", t.getPosition()},
+          {"clauses", clauses}};
+}
+
+int Why(const Common& c, const MembershipArgs& a) {
+  int64_t as_of = 0;
+  capnp::MallocMessageBuilder m;
+  const int rc = ReadSegments(
+      c, a, &as_of,
+      [&](const projections::StateView& view) {
+        return sg::ReadWhy(view, a.party, a.segment, as_of, m);
+      },
+      [&](client::Client& client, uint64_t min) {
+        return client.SegmentWhy(a.party, a.segment, as_of, min, m);
+      });
+  if (rc != kExitOk) return rc;
+  auto r = m.getRoot<schema::SegmentWhy>().asReader();
+  if (c.json) {
+    nlohmann::json list = nlohmann::json::array();
+    for (auto t : r.getTransitions()) list.push_back(TransitionJson(t));
+    nlohmann::json j = {{"party", a.party},
+                        {"person", r.getPerson().cStr()},
+                        {"segment", a.segment},
+                        {"member", r.getMember()},
+                        {"transitions", list}};
+    if (as_of != 0) j["asOf"] = schema::FormatMicros(as_of);
+    std::cout << JsonLine(j) << "\n";
+    return kExitOk;
+  }
+  std::cout << a.party << (r.getMember() ? " is in " : " is not in ") << a.segment << " "
+            << When(as_of);
+  if (r.getPerson() != a.party) std::cout << " (person " << r.getPerson().cStr() << ")";
+  std::cout << (r.getTransitions().size() == 0 ? "; it never was\n" : "\n");
+  for (auto t : r.getTransitions()) {
+    absl::PrintF("%s  %s (version %d): %s\n", schema::FormatMicros(t.getAt()),
+                 t.getEntered() ? "entered" : "left", t.getVersion(), CauseText(t.getCause()));
+    for (auto cl : t.getClauses()) {
+      std::vector<std::string> events;
+      for (auto e : cl.getEvents()) events.push_back(absl::BytesToHexString(projections::View(e)));
+      absl::PrintF("    %s %s", cl.getHolds() ? "yes" : "no ", cl.getText().cStr());
+      const std::string text = cl.getText().cStr();
+      if (text.rfind("count(", 0) == 0 || text.rfind("sum(", 0) == 0 ||
+          text.rfind("unanswered(", 0) == 0) {
+        absl::PrintF(": %g", cl.getValue());
+      }
+      if (!events.empty()) absl::PrintF("  [%s]", absl::StrJoin(events, " "));
+      std::cout << "\n";
+    }
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 void RegisterSegmentCommands(Cli& cli) {
@@ -167,6 +380,34 @@ void RegisterSegmentCommands(Cli& cli) {
   l->add_flag("--all", all, "retired segments too");
   cli.AddWhere(l);
   cli.OnRun(l, [&common] { return List(common, all); });
+
+  static MembershipArgs members, of, why;
+  auto as_of = [](CLI::App* sub, MembershipArgs& a) {
+    sub->add_option("--as-of", a.as_of, "the moment to answer for, RFC 3339 (default: now)");
+  };
+  CLI::App* mem = group->add_subcommand("members", "a segment's members, paged, with the count");
+  mem->add_option("segment", members.segment, "the segment's name")->required();
+  as_of(mem, members);
+  mem->add_option("--after", members.after, "the page after this person");
+  mem->add_option("--limit", members.limit, "members per page (1 to 10000)")
+      ->check(kWholeNumber)
+      ->check(CLI::Range(1, 10000));
+  cli.AddWhere(mem);
+  cli.OnRun(mem, [&common] { return Members(common, members); });
+
+  CLI::App* o = group->add_subcommand("of", "the segments a party's person is in");
+  o->add_option("party", of.party, "a stream id (any of the person's)")->required();
+  as_of(o, of);
+  cli.AddWhere(o);
+  cli.OnRun(o, [&common] { return Of(common, of); });
+
+  CLI::App* w = group->add_subcommand(
+      "why", "whether a party's person is in a segment, and every entry and exit with its reason");
+  w->add_option("party", why.party, "a stream id (any of the person's)")->required();
+  w->add_option("segment", why.segment, "the segment's name")->required();
+  as_of(w, why);
+  cli.AddWhere(w);
+  cli.OnRun(w, [&common] { return Why(common, why); });
 }
 
 }  // namespace ihs::tools

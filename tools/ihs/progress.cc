@@ -26,32 +26,20 @@ std::string Progress::Line(uint64_t done, uint64_t total) const {
 }
 
 void Progress::Update(uint64_t done, uint64_t total) {
-  if (!enabled_ || total == 0) return;  // nothing to do: nothing to show
+  if (!enabled_ || !tty_ || total == 0) return;  // nothing to do: nothing to show
   done_ = done;
   total_ = total;
   absl::Time now = absl::Now();
-  if (tty_) {
-    if (now - last_draw_ < absl::Milliseconds(100)) return;
-    last_draw_ = now;
-    absl::FPrintF(out_, "\r\033[K%s", Line(done, total));
-    drawn_ = true;
-  } else {
-    int decile = total ? static_cast<int>(10 * done / total) : 10;
-    if (decile == last_decile_ && now - last_draw_ < absl::Seconds(10)) return;
-    last_decile_ = decile;
-    last_draw_ = now;
-    absl::FPrintF(out_, "%s\n", Line(done, total));
-  }
+  if (now - last_draw_ < absl::Milliseconds(100)) return;
+  last_draw_ = now;
+  absl::FPrintF(out_, "\r\033[K%s", Line(done, total));
+  drawn_ = true;
   std::fflush(out_);
 }
 
 void Progress::Finish() {
-  if (!enabled_) return;
-  if (tty_ && drawn_) {
-    absl::FPrintF(out_, "\r\033[K%s\n", Line(done_, total_));
-  } else if (!tty_ && last_decile_ >= 0 && last_decile_ != 10) {
-    absl::FPrintF(out_, "%s\n", Line(done_, total_));
-  }
+  if (!enabled_ || !drawn_) return;
+  absl::FPrintF(out_, "\r\033[K%s\n", Line(done_, total_));
   std::fflush(out_);
 }
 

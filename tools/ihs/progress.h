@@ -1,6 +1,6 @@
 // Progress of a long operation on stderr. On a terminal: one line redrawn in place, with count,
-// percentage, rate and ETA, at most 10 times a second. Otherwise: a plain line every 10% (or
-// every 10 s), so logs stay readable. Not thread-safe: one caller.
+// percentage, rate and ETA, at most 10 times a second. Otherwise nothing: a pipe or a log gets
+// only what the command says. Not thread-safe: one caller.
 #ifndef IHS_TOOLS_IHS_PROGRESS_H_
 #define IHS_TOOLS_IHS_PROGRESS_H_
 
@@ -30,7 +30,6 @@ class Progress {
   bool enabled_ = true;
   absl::Time start_;
   absl::Time last_draw_ = absl::InfinitePast();
-  int last_decile_ = -1;
   uint64_t done_ = 0, total_ = 0;
   bool drawn_ = false;
 };
