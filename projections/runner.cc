@@ -34,6 +34,7 @@ struct Runner::Slot {
   absl::Mutex apply_mu;
   absl::Mutex mu ABSL_ACQUIRED_AFTER(apply_mu);
   absl::CondVar advanced;  // the active generation's checkpoint moved, or it was swapped
+  uint64_t changes ABSL_GUARDED_BY(mu) = 0;  // batches and clock batches written, and swaps
   std::shared_ptr<Generation> gen ABSL_GUARDED_BY(mu);
   bool needs_rebuild ABSL_GUARDED_BY(mu) = false;  // another version, or corrupt
   bool corrupt ABSL_GUARDED_BY(mu) = false;        // do not serve reads
@@ -268,6 +269,7 @@ absl::Status Runner::ApplyBatch(Slot& slot, size_t max_events, bool* applied,
     slot.rate_time = now;
     slot.rate_checkpoint = gen->checkpoint();
   }
+  ++slot.changes;
   slot.advanced.SignalAll();
   return absl::OkStatus();
 }
@@ -375,6 +377,7 @@ absl::Status Runner::RunClaimedRebuild(Slot& slot, const store::ProgressFn& prog
     slot.error.clear();
     slot.rate_time = absl::InfinitePast();
     slot.rate_checkpoint = gen->checkpoint();
+    ++slot.changes;
     slot.advanced.SignalAll();
   }
   // Only now may a new instance replace the live one: the worker applies to the new generation.
@@ -532,6 +535,7 @@ absl::Status Runner::ApplyClock(Slot& slot, absl::Time* wake) {
     return s;
   }
   MutexLock l(&slot.mu);
+  ++slot.changes;
   slot.advanced.SignalAll();
   return absl::OkStatus();
 }
@@ -614,6 +618,17 @@ bool Runner::WaitFor(absl::string_view name, uint64_t position, absl::Time deadl
     if (WaitWithDeadline(s.advanced, &s.mu, deadline)) break;
   }
   return s.gen->checkpoint() >= position;
+}
+
+uint64_t Runner::WaitForChange(absl::string_view name, uint64_t known, absl::Time deadline) {
+  absl::StatusOr<Slot*> slot = Find(name);
+  if (!slot.ok()) return 0;
+  Slot& s = **slot;
+  MutexLock l(&s.mu);
+  while (s.changes <= known && !s.stop) {
+    if (WaitWithDeadline(s.advanced, &s.mu, deadline)) break;
+  }
+  return s.changes;
 }
 
 }  // namespace ihs::projections

@@ -119,6 +119,11 @@ class Runner {
   // and a rebuild is under way.
   absl::StatusOr<StateView> View(absl::string_view name);
 
+  // How often the projection's active state has changed (a batch, a clock batch, a swap):
+  // returns the count once it exceeds `known`, or when the deadline passes or the runner stops.
+  // WaitForChange(name, UINT64_MAX, InfinitePast()) reads it. 0 for an unknown name.
+  uint64_t WaitForChange(absl::string_view name, uint64_t known, absl::Time deadline);
+
   // Waits until the projection has applied the log up to `position` (exclusive); false on
   // timeout or when the runner stops.
   bool WaitFor(absl::string_view name, uint64_t position, absl::Time deadline);

@@ -199,6 +199,28 @@ interface Subscription {
   scannedTo @0 () -> (position :UInt64);
 }
 
+interface SegmentSubscriber {
+  # Implemented by the client. ihsd sends the transitions of the segments subscribed to in seq
+  # order, each once (docs/segments.md "Subscriptions").
+  transitions @0 (transitions :List(Sg.Transition), scannedTo :UInt64) -> stream;
+  # `scannedTo`: every transition below this seq has been delivered or filtered out; resume
+  # with fromSeq = scannedTo.
+  end @1 (error :Error);
+  # The server ended the subscription (it is shutting down, or the projection failed).
+}
+
+interface SegmentSubscription {
+  # The handle of a running subscription to transitions: dropping it stops the subscription.
+  scannedTo @0 () -> (seq :UInt64);
+}
+
+struct SegmentSubscribeResult {
+  union {
+    ok @0 :SegmentSubscription;
+    error @1 :Error;
+  }
+}
+
 struct SubscribeResult {
   union {
     ok @0 :Subscription;
@@ -417,6 +439,12 @@ interface Reader extends(Reads) {
   segmentWhy @12 (party :Text, segment :Text, asOf :Int64, minPosition :UInt64)
       -> (result :SegmentWhyResult);
   # Whether the person of `party` is in `segment` at `asOf`, with the transitions that made it so.
+  subscribeSegments @13 (fromSeq :UInt64, fromNow :Bool, segments :List(Text),
+                         subscriber :SegmentSubscriber) -> (result :SegmentSubscribeResult);
+  # Entries and exits of the named segments (1..100 names, each defined at some time) from the
+  # transition `fromSeq` on (or from the next one, with fromNow), then as they happen. The same
+  # guarantees as subscribe: no gap, no duplicate, one push in flight, and a subscriber that lets
+  # no push through within the server's timeout is ended.
 }
 
 interface Auditor extends(Reader) {

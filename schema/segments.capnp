@@ -107,6 +107,11 @@ struct SegmentWhy {
   transitions @5 :List(Transition);  # the person's in this segment, oldest first, up to asOf
 }
 
+struct TransitionPage {
+  transitions @0 :List(Transition);
+  scannedTo @1 :UInt64;       # every transition below this seq was delivered or filtered out
+}
+
 # --- the segments projection's own state (docs/format.md "Segments") --------------------------
 
 struct SegTouch {

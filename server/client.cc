@@ -604,7 +604,52 @@ class SubscriberImpl final : public rpc::Subscriber::Server {
   const Client::EventsFn& on_events_;
 };
 
+class SegmentSubscriberImpl final : public rpc::SegmentSubscriber::Server {
+ public:
+  SegmentSubscriberImpl(std::shared_ptr<SubscriptionEnd> end, const Client::TransitionsFn& fn)
+      : end_(std::move(end)), fn_(fn) {}
+
+ protected:
+  kj::Promise<void> transitions(TransitionsContext c) override {
+    if (!end_->fulfiller->isWaiting()) return kj::READY_NOW;
+    auto params = c.getParams();
+    if (!fn_(params.getTransitions(), params.getScannedTo())) end_->Finish(absl::OkStatus());
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> end(EndContext c) override {
+    end_->Finish(FromError(c.getParams().getError()));
+    return kj::READY_NOW;
+  }
+
+ private:
+  std::shared_ptr<SubscriptionEnd> end_;
+  const Client::TransitionsFn& fn_;
+};
+
+// Waits, on this thread, until the subscription ends (`promise`) or the connection breaks.
+absl::Status AwaitEnd(Client::Impl& impl, kj::Promise<absl::Status> promise);
+
 }  // namespace
+
+absl::Status Client::SubscribeSegments(const std::vector<std::string>& segments, uint64_t from_seq,
+                                       bool from_now, const TransitionsFn& on_transitions) {
+  auto paf = kj::newPromiseAndFulfiller<absl::Status>();
+  auto end = std::make_shared<SubscriptionEnd>();
+  end->fulfiller = kj::mv(paf.fulfiller);
+  auto req = impl_->As<rpc::Reader>().subscribeSegmentsRequest();
+  req.setFromSeq(from_seq);
+  req.setFromNow(from_now);
+  auto names = req.initSegments(static_cast<unsigned>(segments.size()));
+  for (unsigned i = 0; i < segments.size(); ++i) names.set(i, segments[i]);
+  req.setSubscriber(kj::heap<SegmentSubscriberImpl>(end, on_transitions));
+  auto resp = impl_->Wait(req.send());
+  if (!resp.ok()) return resp.status();
+  if (resp->getResult().isError()) return FromError(resp->getResult().getError());
+  rpc::SegmentSubscription::Client handle = resp->getResult().getOk();
+  absl::Status status = AwaitEnd(*impl_, kj::mv(paf.promise));
+  end->Finish(absl::OkStatus());  // later deliveries are dropped
+  return status;                  // `handle` goes out of scope: the server stops the subscription
+}
 
 absl::Status Client::Subscribe(const SubscribeOptions& options, const EventsFn& on_events) {
   auto paf = kj::newPromiseAndFulfiller<absl::Status>();
@@ -624,18 +669,27 @@ absl::Status Client::Subscribe(const SubscribeOptions& options, const EventsFn& 
   if (!resp.ok()) return resp.status();
   if (resp->getResult().isError()) return FromError(resp->getResult().getError());
   rpc::Subscription::Client handle = resp->getResult().getOk();
-  // No timeout here: a subscription lasts until it ends. A broken connection ends it.
-  absl::Status status;
-  KJ_IF_MAYBE (e, kj::runCatchingExceptions([&] {
-                 status = paf.promise
-                              .exclusiveJoin(impl_->rpc->onDisconnect().then(
-                                  [] { return absl::UnavailableError("disconnected from ihsd"); }))
-                              .wait(impl_->io->context.waitScope);
-               })) {
-    status = FromKj(*e);
-  }
+  absl::Status status = AwaitEnd(*impl_, kj::mv(paf.promise));
   end->Finish(absl::OkStatus());  // later deliveries are dropped
   return status;                  // `handle` goes out of scope: the server stops the subscription
 }
+
+namespace {
+
+absl::Status AwaitEnd(Client::Impl& impl, kj::Promise<absl::Status> promise) {
+  // No timeout here: a subscription lasts until it ends. A broken connection ends it.
+  absl::Status status;
+  KJ_IF_MAYBE (e, kj::runCatchingExceptions([&] {
+                 status = promise
+                              .exclusiveJoin(impl.rpc->onDisconnect().then(
+                                  [] { return absl::UnavailableError("disconnected from ihsd"); }))
+                              .wait(impl.io->context.waitScope);
+               })) {
+    status = FromKj(*e);
+  }
+  return status;
+}
+
+}  // namespace
 
 }  // namespace ihs::client

@@ -192,6 +192,16 @@ class Client {
   using EventsFn = std::function<bool(const std::vector<RemoteEvent>& events, uint64_t scanned_to)>;
   absl::Status Subscribe(const SubscribeOptions& options, const EventsFn& on_events);
 
+  // Runs a subscription to segment transitions on this thread (docs/segments.md
+  // "Subscriptions"): `on_transitions` gets each batch in seq order (the message owns them while
+  // it runs), with `scanned_to` (resume from it), until it returns false (then OkStatus), the
+  // server ends the subscription (its error), or the connection breaks (kUnavailable). No gap,
+  // no duplicate. `from_now`: from the next transition, whatever `from_seq` says.
+  using TransitionsFn =
+      std::function<bool(capnp::List<schema::Transition>::Reader transitions, uint64_t scanned_to)>;
+  absl::Status SubscribeSegments(const std::vector<std::string>& segments, uint64_t from_seq,
+                                 bool from_now, const TransitionsFn& on_transitions);
+
   struct Impl;
 
  private:

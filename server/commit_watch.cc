@@ -5,8 +5,18 @@
 
 namespace ihs::server {
 
-CommitWatch::CommitWatch(store::EventStore& store) : store_(store), head_(store.Head()) {
+CommitWatch::CommitWatch(store::EventStore& store)
+    : CommitWatch(store.Head(), [&store](uint64_t known, absl::Time deadline) {
+        return store.WaitForCommit(known, deadline);
+      }) {}
+
+CommitWatch::CommitWatch(uint64_t initial, WaitFn wait) : wait_(std::move(wait)), head_(initial) {
   thread_ = std::thread([this] { Watch(); });
+}
+
+uint64_t CommitWatch::Current() {
+  MutexLock lock(&mu_);
+  return head_;
 }
 
 CommitWatch::~CommitWatch() {
@@ -34,7 +44,7 @@ void CommitWatch::Watch() {
     last = head_;
   }
   for (;;) {
-    uint64_t head = store_.WaitForCommit(last, absl::Now() + absl::Milliseconds(100));
+    uint64_t head = wait_(last, absl::Now() + absl::Milliseconds(100));
     std::vector<kj::Own<kj::CrossThreadPromiseFulfiller<uint64_t>>> wake;
     {
       MutexLock lock(&mu_);

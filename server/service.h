@@ -82,6 +82,7 @@ class Server {
   // Shared with the per-connection objects (service.cc).
   struct Connection;
   class Subscription;
+  class TransitionSubscription;
   struct Shared;
 
  private:

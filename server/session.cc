@@ -133,6 +133,9 @@ class WithReader : public Parent {
   kj::Promise<void> segmentWhy(SegmentWhyCtx c) override {
     return Checked(c, 0, [&] { return this->s_->SegmentWhy(c); });
   }
+  kj::Promise<void> subscribeSegments(SubscribeSegmentsCtx c) override {
+    return Checked(c, 1, [&] { return this->s_->SubscribeSegments(c); });
+  }
 };
 
 template <typename Parent>

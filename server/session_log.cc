@@ -124,6 +124,20 @@ kj::Promise<void> Session::AppendMulti(AppendMultiCtx c) {
       .attach(kj::mv(*admitted));
 }
 
+absl::Status Session::CheckSubscriptionLimits() const {
+  if (shared_.draining) return ShuttingDown();
+  if (conn_->subscriptions >= shared_.options.max_subscriptions_per_connection) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        conn_->subscriptions, " subscriptions run on this connection (the limit): end one first"));
+  }
+  if (shared_.AllSubscriptions() >= shared_.options.max_subscriptions) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(shared_.AllSubscriptions(),
+                     " subscriptions run on this server (the limit): try again later"));
+  }
+  return absl::OkStatus();
+}
+
 kj::Promise<void> Session::Subscribe(SubscribeCtx c) {
   auto p = c.getParams();
   auto result = c.getResults().initResult();
@@ -135,15 +149,7 @@ kj::Promise<void> Session::Subscribe(SubscribeCtx c) {
   } else if (!p.hasSubscriber()) {
     bad = BadField("subscriber", "subscriber is missing");
   }
-  if (bad.ok() && conn_->subscriptions >= shared_.options.max_subscriptions_per_connection) {
-    bad = absl::ResourceExhaustedError(absl::StrCat(
-        conn_->subscriptions, " subscriptions run on this connection (the limit): end one first"));
-  } else if (bad.ok() && shared_.subscriptions.size() >= shared_.options.max_subscriptions) {
-    bad = absl::ResourceExhaustedError(absl::StrCat(shared_.subscriptions.size(),
-                                                    " subscriptions run on this server (the "
-                                                    "limit): try again later"));
-  }
-  if (shared_.draining) bad = ShuttingDown();
+  if (bad.ok()) bad = CheckSubscriptionLimits();
   if (!bad.ok()) return Refuse(result, bad);
   OwnedFilter filter;
   filter.prefix = p.getFilter().getStreamPrefix();

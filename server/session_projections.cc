@@ -1,5 +1,7 @@
 // Session: reads of projections (timeline, identity) and the decisions that append to them
 // (identity links, segment definitions) (server/internal/session.h).
+#include <set>
+
 #include "server/internal/session.h"
 
 namespace ihs::server::internal {
@@ -119,6 +121,67 @@ kj::Promise<void> Session::SegmentWhy(SegmentWhyCtx c) {
       [party, segment, as_of](const projections::StateView& view, capnp::MessageBuilder& m) {
         return projections::segments::ReadWhy(view, party, segment, as_of, m);
       });
+}
+
+kj::Promise<void> Session::SubscribeSegments(SubscribeSegmentsCtx c) {
+  namespace sg = projections::segments;
+  auto p = c.getParams();
+  auto result = c.getResults().initResult();
+  constexpr size_t kMaxNames = 100;
+  absl::Status bad;
+  std::set<std::string> names;
+  if (!p.hasSubscriber()) {
+    bad = BadField("subscriber", "subscriber is missing");
+  } else if (p.getSegments().size() == 0 || p.getSegments().size() > kMaxNames) {
+    bad = BadField("segments", absl::StrCat("name 1 to ", kMaxNames, " segments, not ",
+                                            p.getSegments().size()));
+  } else if (shared_.runner == nullptr) {
+    bad = absl::UnavailableError("this ihsd runs no projections");
+  }
+  if (bad.ok()) {
+    for (auto name : p.getSegments()) {
+      if (!sg::ValidSegmentName(name.cStr())) {
+        bad = BadField("segments", absl::StrCat("\"", name.cStr(), "\" is not a segment's name"));
+        break;
+      }
+      names.emplace(name.cStr());
+    }
+  }
+  if (bad.ok()) bad = CheckSubscriptionLimits();
+  auto admitted = Admit(bad);
+  if (!admitted.ok()) return Refuse(result, admitted.status());
+  projections::Runner* runner = shared_.runner;
+  const uint64_t from = p.getFromSeq();
+  const bool from_now = p.getFromNow();
+  // The names and the starting seq are checked against the projection, on a worker.
+  return shared_.reads
+      .Run([runner, names, from, from_now]() -> absl::StatusOr<uint64_t> {
+        IHS_ASSIGN_OR_RETURN(projections::StateView view, runner->View(sg::kName));
+        IHS_ASSIGN_OR_RETURN(sg::Definitions defs, sg::ReadAppliedDefinitions(view));
+        for (const std::string& n : names) {
+          if (defs.Find(n) == nullptr) {
+            return absl::NotFoundError(absl::StrCat("no segment named \"", n, "\""));
+          }
+        }
+        IHS_ASSIGN_OR_RETURN(const uint64_t next, sg::NextSeq(view));
+        if (from_now) return next;
+        if (from > next) {
+          return absl::OutOfRangeError(
+              absl::StrCat("fromSeq ", from, " is past the feed's end (", next, " transitions)"));
+        }
+        return from;
+      })
+      .then([this, c, names](absl::StatusOr<uint64_t> start) mutable {
+        auto result = c.getResults().getResult();
+        absl::Status limits = start.ok() ? CheckSubscriptionLimits() : start.status();
+        if (!limits.ok()) {
+          SetError(result.initError(), limits);
+          return;
+        }
+        result.setOk(kj::heap<Server::TransitionSubscription>(
+            shared_, conn_, *start, std::move(names), c.getParams().getSubscriber()));
+      })
+      .attach(kj::mv(*admitted));
 }
 
 kj::Promise<void> Session::Resolve(ResolveCtx c) {

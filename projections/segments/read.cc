@@ -250,6 +250,46 @@ absl::Status ReadWhy(const StateView& view, const std::string& party, const std:
   return absl::OkStatus();
 }
 
+absl::StatusOr<uint64_t> NextSeq(const StateView& view) {
+  IHS_ASSIGN_OR_RETURN(std::optional<std::string> n, view.Get(kNextSeqKey));
+  return n && n->size() == 8 ? GetBigEndian64(n->data()) : 0;
+}
+
+absl::Status ReadTransitions(const StateView& view, uint64_t from_seq,
+                             const std::set<std::string>& segments, size_t max, size_t max_bytes,
+                             capnp::MessageBuilder& out) {
+  std::vector<std::string> kept;  // the packed records
+  size_t bytes = 0;
+  uint64_t scanned = from_seq;
+  absl::Status error;
+  IHS_RETURN_IF_ERROR(
+      view.Scan(FeedKey(from_seq), "G", [&](absl::string_view key, absl::string_view value) {
+        if (kept.size() == max || bytes >= max_bytes) return false;
+        PackedRecord rec(value, kWhat);
+        absl::StatusOr<schema::Transition::Reader> t = rec.Root<schema::Transition>();
+        if (!t.ok()) {
+          error = t.status();
+          return false;
+        }
+        if (segments.empty() || segments.count(t->getSegment().cStr())) {
+          kept.emplace_back(value);
+          bytes += value.size();
+        }
+        scanned = GetBigEndian64(key.data() + 1) + 1;
+        return true;
+      }));
+  IHS_RETURN_IF_ERROR(error);
+  auto page = out.initRoot<schema::TransitionPage>();
+  page.setScannedTo(scanned);
+  auto list = page.initTransitions(static_cast<unsigned>(kept.size()));
+  for (unsigned i = 0; i < kept.size(); ++i) {
+    PackedRecord rec(kept[i], kWhat);
+    IHS_ASSIGN_OR_RETURN(schema::Transition::Reader t, rec.Root<schema::Transition>());
+    list.setWithCaveats(i, t);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ForEachTransition(const StateView& view, uint64_t from_seq,
                                const std::function<bool(schema::Transition::Reader)>& visit) {
   absl::Status error;

@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "absl/status/status.h"
@@ -65,6 +66,15 @@ absl::Status ReadPartySegments(const StateView& view, const std::string& party, 
 // an unknown party.
 absl::Status ReadWhy(const StateView& view, const std::string& party, const std::string& segment,
                      int64_t as_of, capnp::MessageBuilder& out);
+
+// The transitions of `segments` (all when empty) from `from_seq` on, in seq order, into `out`
+// (root TransitionPage): at most `max` of them and about `max_bytes`, and how far it looked.
+absl::Status ReadTransitions(const StateView& view, uint64_t from_seq,
+                             const std::set<std::string>& segments, size_t max, size_t max_bytes,
+                             capnp::MessageBuilder& out);
+
+// The seq the next transition will have.
+absl::StatusOr<uint64_t> NextSeq(const StateView& view);
 
 // Transitions from `from_seq` on, in seq order, until `visit` returns false.
 absl::Status ForEachTransition(const StateView& view, uint64_t from_seq,

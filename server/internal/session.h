@@ -82,6 +82,8 @@ using PartySegmentsCtx =
     capnp::CallContext<rpc::Reader::PartySegmentsParams, rpc::Reader::PartySegmentsResults>;
 using SegmentWhyCtx =
     capnp::CallContext<rpc::Reader::SegmentWhyParams, rpc::Reader::SegmentWhyResults>;
+using SubscribeSegmentsCtx =
+    capnp::CallContext<rpc::Reader::SubscribeSegmentsParams, rpc::Reader::SubscribeSegmentsResults>;
 using RebuildCtx =
     capnp::CallContext<rpc::Admin::RebuildProjectionParams, rpc::Admin::RebuildProjectionResults>;
 // A projection read's answer: a message whose root is the page or summary.
@@ -189,6 +191,7 @@ class Session {
   kj::Promise<void> SegmentMembers(SegmentMembersCtx c);
   kj::Promise<void> PartySegments(PartySegmentsCtx c);
   kj::Promise<void> SegmentWhy(SegmentWhyCtx c);
+  kj::Promise<void> SubscribeSegments(SubscribeSegmentsCtx c);
 
   // A read of the identity projection whose answer is the root `Root` of the read's message.
   template <typename Root, typename Ctx>
@@ -227,6 +230,9 @@ class Session {
   kj::Promise<void> Status(StatusCtx c);
 
  private:
+  // Refuses a new subscription while draining or past the limits (both kinds count).
+  absl::Status CheckSubscriptionLimits() const;
+
   absl::Status CheckLimit(uint32_t limit) const {
     if (limit == 0 || limit > shared_.options.max_read_events) {
       return BadField("limit", absl::StrCat("limit ", limit, " is out of range: give 1 to ",

@@ -72,11 +72,25 @@ struct Server::Shared {
         own_log(options.log ? nullptr : NewStderrLog("ihsd", /*timestamps=*/true)),
         log(options.log ? options.log : own_log.get()),
         watch(s),
+        segments_watch(r == nullptr ? nullptr : NewChangeWatch(r, "segments")),
         reads(4),
         appends(options.workers),
         waits(8) {}
 
   void Log(const std::string& line) { log->Log(line); }
+
+  // Wakes what waits for a projection's state to change (transition subscriptions).
+  static std::unique_ptr<CommitWatch> NewChangeWatch(projections::Runner* runner,
+                                                     std::string name) {
+    return std::make_unique<CommitWatch>(
+        runner->WaitForChange(name, UINT64_MAX, absl::InfinitePast()),
+        [runner, name](uint64_t known, absl::Time deadline) {
+          return runner->WaitForChange(name, known, deadline);
+        });
+  }
+
+  // Subscriptions of both kinds, for the limits.
+  size_t AllSubscriptions() const { return subscriptions.size() + transition_subscriptions.size(); }
 
   // Admits a call: refused while draining or when the connection has too many in flight.
   // On success the returned guard counts the call until it is destroyed.
@@ -120,10 +134,12 @@ struct Server::Shared {
   bool draining = false;
   kj::Own<kj::PromiseFulfiller<void>> idle;  // set while Shutdown waits for calls
   std::set<Server::Subscription*> subscriptions;
+  std::set<Server::TransitionSubscription*> transition_subscriptions;
   CommitWatch watch;
-  WorkerPool reads;    // reads and status: short, never wait for a sync
-  WorkerPool appends;  // appends: each waits for its group's sync
-  WorkerPool waits;    // reads that wait for a projection to reach a position (minPosition)
+  std::unique_ptr<CommitWatch> segments_watch;  // null without projections
+  WorkerPool reads;                             // reads and status: short, never wait for a sync
+  WorkerPool appends;                           // appends: each waits for its group's sync
+  WorkerPool waits;  // reads that wait for a projection to reach a position (minPosition)
 };
 
 // One subscription: catches up from a position, then follows commits (server/subscription.cc).
@@ -164,6 +180,40 @@ class Server::Subscription final : public rpc::Subscription::Server {
   OwnedFilter filter_;
   store::ReadOptions read_options_;
   rpc::Subscriber::Client subscriber_;
+  kj::Promise<void> task_ = nullptr;
+  kj::Promise<void> end_ = nullptr;
+  kj::Promise<void> release_ = nullptr;
+  bool counted_ = false;
+};
+
+// One subscription to segment transitions: catches up from a seq of the segments projection's
+// feed, then follows it as the projection changes (server/transition_subscription.cc). The same
+// shape and limits as Subscription.
+class Server::TransitionSubscription final : public rpc::SegmentSubscription::Server {
+ public:
+  TransitionSubscription(Shared& shared, std::shared_ptr<ConnState> conn, uint64_t from_seq,
+                         std::set<std::string> segments, rpc::SegmentSubscriber::Client subscriber);
+  ~TransitionSubscription();
+  void End(const absl::Status& why);  // as Subscription::End
+
+ protected:
+  kj::Promise<void> scannedTo(ScannedToContext context) override;
+
+ private:
+  static constexpr size_t kChunk = 500;               // transitions per read and push
+  static constexpr size_t kMaxPushBytes = 256 << 10;  // per transitions() call
+
+  // Reads the next transitions (on a worker), pushes them, and repeats; when there are none,
+  // waits for the projection to change.
+  kj::Promise<void> Step();
+  void Uncount();
+  void TellEnd(const absl::Status& why);
+
+  Shared& shared_;
+  std::shared_ptr<ConnState> conn_;
+  uint64_t seq_;
+  const std::set<std::string> segments_;
+  rpc::SegmentSubscriber::Client subscriber_;
   kj::Promise<void> task_ = nullptr;
   kj::Promise<void> end_ = nullptr;
   kj::Promise<void> release_ = nullptr;

@@ -38,6 +38,12 @@ class StuckSubscriber final : public rpc::Subscriber::Server {
   kj::Promise<void> events(EventsContext) override { return kj::NEVER_DONE; }
 };
 
+// The same for segment transitions.
+class StuckSegmentSubscriber final : public rpc::SegmentSubscriber::Server {
+ protected:
+  kj::Promise<void> transitions(TransitionsContext) override { return kj::NEVER_DONE; }
+};
+
 class HostileTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -341,6 +347,55 @@ TEST_F(HostileTest, SubscriptionFloodsAreLimitedAndStalledSubscribersEnd) {
   EXPECT_EQ(status.max_subscriptions_per_connection, 3u);
   EXPECT_NE(server_->Log().find("let no push through within"), std::string::npos);
   EXPECT_EQ(subscribe(r2), rpc::ErrorKind::UNSPECIFIED);
+  ExpectServingAndNothingStored("victim");
+}
+
+// A subscriber to segment transitions that takes no push is ended like one to events, and both
+// kinds count against the same limits.
+TEST_F(HostileTest, StalledTransitionSubscribersEndAndCountAgainstTheLimits) {
+  std::thread([&] {
+    auto w = client::Client::Connect({address_, tokens_["writer"]});
+    ASSERT_TRUE(w.ok()) << w.status();
+    // Enough to push that Cap'n Proto's stream window fills: 3,000 members, each entry with 17
+    // clauses of 200 bytes (the rule's conditions, which a transition quotes).
+    std::string rule = "any()";
+    for (char c = 'a'; c < 'a' + 16; ++c) {
+      absl::StrAppend(&rule, " or any(topic = \"", std::string(180, c), "\")");
+    }
+    ASSERT_TRUE((*w)->DefineSegment(schema::SegmentOp::DEFINE, "anyone", rule, "").ok());
+    testing::EventFactory f;
+    std::vector<store::StreamAppend> appends;
+    for (int i = 0; i < 3000; ++i) {
+      appends.push_back(
+          {absl::StrCat("member-", i),
+           store::ExpectedVersion::Any(),
+           {f.Touchpoint(9000 + i, schema::Channel::EMAIL, schema::TouchpointType::MESSAGE)}});
+    }
+    ASSERT_TRUE((*w)->AppendMulti(appends).ok());
+  }).join();
+  honest_appends_ += 3001;
+  std::vector<Raw> conns;
+  std::vector<rpc::SegmentSubscription::Client> held;
+  auto subscribe = [&](rpc::Reader::Client reader) {
+    auto req = reader.subscribeSegmentsRequest();
+    req.initSegments(1).set(0, "anyone");
+    req.setSubscriber(kj::heap<StuckSegmentSubscriber>());
+    auto resp = req.send().wait(io_.waitScope);
+    if (resp.getResult().isOk()) {
+      held.push_back(resp.getResult().getOk());
+      return rpc::ErrorKind::UNSPECIFIED;
+    }
+    return resp.getResult().getError().getKind();
+  };
+  conns.push_back(Open());
+  auto r1 = Login<rpc::Reader>(conns.back(), "reader");
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(subscribe(r1), rpc::ErrorKind::UNSPECIFIED) << i;
+  EXPECT_EQ(subscribe(r1), rpc::ErrorKind::OVERLOADED);  // 3 per connection
+  client::ServerStatus status =
+      StatusWhen([](const client::ServerStatus& s) { return s.subscriptions == 0; });
+  EXPECT_EQ(status.subscriptions, 0u) << server_->Log();
+  EXPECT_NE(server_->Log().find("let no push through within"), std::string::npos) << server_->Log();
+  EXPECT_EQ(subscribe(r1), rpc::ErrorKind::UNSPECIFIED);
   ExpectServingAndNothingStored("victim");
 }
 

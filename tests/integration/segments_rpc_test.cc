@@ -1,7 +1,12 @@
-// Segment definitions over RPC, on a real ihsd: writers define, change and retire with the same
-// checks as on a data directory, recorded with their token's name; readers list them and cannot
-// define; careless and hostile requests get clear errors and append nothing.
+// Segments over RPC, on a real ihsd: writers define, change and retire with the same checks as
+// on a data directory, recorded with their token's name; readers list them and cannot define;
+// readers ask who is in a segment, what a party's person is in and why, and follow transitions
+// as they happen, with no gap and no duplicate; careless and hostile requests get clear errors
+// and append nothing.
 #include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
 
 #include "tests/integration/rpc_fixture.h"
 
@@ -91,6 +96,108 @@ TEST_F(RpcTest, SegmentDefinitionsOverRpc) {
   ASSERT_TRUE(reader->SegmentDefinitions("", 1000, after).ok());
   auto loyal = after.getRoot<schema::SegmentList>().getSegments()[1];
   EXPECT_TRUE(loyal.getVersions()[loyal.getVersions().size() - 1].getRetired());
+}
+
+// Entries and exits reach a subscriber as they happen; one resumed from where it stopped gets the
+// rest, none twice.
+TEST_F(RpcTest, SegmentMembershipAndTransitionsOverRpc) {
+  StartServer();
+  auto writer = MustConnect("writer");
+  auto reader = MustConnect("reader");
+  ASSERT_TRUE(writer && reader);
+  ASSERT_TRUE(writer
+                  ->DefineSegment(schema::SegmentOp::DEFINE, "complained",
+                                  "count(type = complaint) >= 2", "")
+                  .ok());
+  ASSERT_TRUE(
+      writer->DefineSegment(schema::SegmentOp::DEFINE, "bought", "any(type = purchase)", "").ok());
+  uint64_t id = 7000;
+  auto add = [&](const std::string& party, schema::TouchpointType type) {
+    auto r = writer->Append(One(party, events_.Touchpoint(++id, schema::Channel::EMAIL, type)));
+    ASSERT_TRUE(r.ok()) << r.status();
+  };
+
+  // A subscriber from the start of the feed, on its own connection and thread.
+  std::vector<std::pair<std::string, bool>> seen;  // person, entered
+  uint64_t scanned = 0;
+  std::atomic<bool> got_two{false};
+  std::thread follower([&] {
+    auto sub = MustConnect("reader");
+    ASSERT_TRUE(sub);
+    absl::Status s = sub->SubscribeSegments(
+        {"complained"}, 0, false,
+        [&](capnp::List<schema::Transition>::Reader ts, uint64_t scanned_to) {
+          for (auto t : ts) {
+            EXPECT_EQ(std::string(t.getSegment().cStr()), "complained");
+            seen.emplace_back(t.getPerson().cStr(), t.getEntered());
+          }
+          scanned = scanned_to;
+          got_two = seen.size() >= 2;
+          return !got_two;
+        });
+    EXPECT_TRUE(s.ok()) << s;
+  });
+  add("p-1", schema::TouchpointType::PURCHASE);  // "bought": filtered out
+  add("p-1", schema::TouchpointType::COMPLAINT);
+  add("p-1", schema::TouchpointType::COMPLAINT);
+  add("p-2", schema::TouchpointType::COMPLAINT);
+  add("p-2", schema::TouchpointType::COMPLAINT);
+  follower.join();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0], std::make_pair(std::string("p-1"), true));
+  EXPECT_EQ(seen[1], std::make_pair(std::string("p-2"), true));
+
+  // Resumed where it stopped: the next one, once.
+  std::vector<std::string> resumed;
+  std::thread again([&] {
+    auto sub = MustConnect("reader");
+    ASSERT_TRUE(sub);
+    absl::Status s = sub->SubscribeSegments(
+        {"complained", "bought"}, scanned, false,
+        [&](capnp::List<schema::Transition>::Reader ts, uint64_t) {
+          for (auto t : ts) resumed.emplace_back(t.getPerson().cStr());
+          return std::find(resumed.begin(), resumed.end(), "p-3") == resumed.end();
+        });
+    EXPECT_TRUE(s.ok()) << s;
+  });
+  add("p-3", schema::TouchpointType::COMPLAINT);
+  add("p-3", schema::TouchpointType::COMPLAINT);
+  again.join();
+  EXPECT_EQ(std::count(resumed.begin(), resumed.end(), "p-1"), 0) << "a transition came twice";
+  EXPECT_EQ(std::count(resumed.begin(), resumed.end(), "p-3"), 1);
+
+  // Who is in it, a party's segments, and why.
+  capnp::MallocMessageBuilder members;
+  ASSERT_TRUE(reader->SegmentMembers("complained", 0, "", 10, 0, members).ok());
+  EXPECT_EQ(members.getRoot<schema::MemberPage>().getCount(), 3u);
+  capnp::MallocMessageBuilder of;
+  ASSERT_TRUE(reader->PartySegments("p-1", 0, 0, of).ok());
+  EXPECT_EQ(of.getRoot<schema::PartySegments>().getSegments().size(), 2u);
+  capnp::MallocMessageBuilder why;
+  ASSERT_TRUE(reader->SegmentWhy("p-1", "complained", 0, 0, why).ok());
+  EXPECT_TRUE(why.getRoot<schema::SegmentWhy>().getMember());
+
+  // Careless and hostile requests.
+  auto never = [](capnp::List<schema::Transition>::Reader, uint64_t) { return false; };
+  EXPECT_EQ(reader->SubscribeSegments({"nobody"}, 0, false, never).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(reader->SubscribeSegments({}, 0, false, never).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(reader->SubscribeSegments(std::vector<std::string>(101, "complained"), 0, false, never)
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(reader->SubscribeSegments({"Bad Name"}, 0, false, never).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(reader->SubscribeSegments({"complained"}, 1u << 30, false, never).code(),
+            absl::StatusCode::kOutOfRange);
+  capnp::MallocMessageBuilder bad;
+  EXPECT_EQ(reader->SegmentMembers("complained", 0, "", 0, 0, bad).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(reader->SegmentMembers("complained", -5, "", 10, 0, bad).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(reader->SegmentMembers("nobody", 0, "", 10, 0, bad).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(reader->PartySegments("nobody", 0, 0, bad).code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace

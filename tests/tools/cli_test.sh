@@ -174,6 +174,12 @@ check "of over RPC" 0 "$ihs" segments of customer-ada --connect "$addr" --token 
 expect_in "ada's segments over RPC" "$tmp/out" "complained"
 check "why over RPC" 0 "$ihs" segments why customer-ada complained --connect "$addr" --token "$rtok"
 expect_in "why names the clause" "$tmp/out" "yes count(type = complaint) >= 2: 2"
+check "watch from the feed's start" 0 timeout 10 "$ihs" segments watch complained --from-seq 0 --limit 1 --connect "$addr" --token "$rtok"
+expect_in "watch shows ada's entry" "$tmp/out" "entered complained"
+check "watch json" 0 timeout 10 "$ihs" segments watch complained --from-seq 0 --limit 1 --json --connect "$addr" --token "$rtok"
+expect_in "watch json names the person" "$tmp/out" '"person":"customer-ada"'
+check "watch needs --connect (2)" 2 "$ihs" segments watch complained --data "$data"
+check "watch an unknown segment (2)" 2 timeout 10 "$ihs" segments watch nobody --connect "$addr" --token "$rtok"
 check "members of an unknown segment over RPC (2)" 2 "$ihs" segments members nobody --connect "$addr" --token "$rtok"
 check "as of before the segment over RPC (2)" 2 "$ihs" segments members complained --as-of 2020-01-01T00:00:00Z --connect "$addr" --token "$rtok"
 expect_in "says when it was defined" "$tmp/err" "was first defined at"

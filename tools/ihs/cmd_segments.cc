@@ -344,6 +344,40 @@ int Why(const Common& c, const MembershipArgs& a) {
   return kExitOk;
 }
 
+struct WatchArgs {
+  std::vector<std::string> segments;
+  int64_t from_seq = -1;  // -1: from now
+  uint64_t limit = 0;     // 0: until interrupted
+};
+
+int Watch(const Common& c, const WatchArgs& a) {
+  if (c.connect.empty()) {
+    return Fail(absl::InvalidArgumentError(
+        "segments watch follows a running ihsd: give --connect (and --token)"));
+  }
+  absl::StatusOr<std::unique_ptr<client::Client>> client = Connect(c);
+  if (!client.ok()) return Fail(client.status());
+  uint64_t seen = 0;
+  absl::Status s = (*client)->SubscribeSegments(
+      a.segments, a.from_seq < 0 ? 0 : static_cast<uint64_t>(a.from_seq), a.from_seq < 0,
+      [&](capnp::List<schema::Transition>::Reader transitions, uint64_t) {
+        for (auto t : transitions) {
+          if (c.json) {
+            std::cout << JsonLine(TransitionJson(t)) << "\n";
+          } else {
+            absl::PrintF("%s  %-7s %-24s %-24s version %d: %s (seq %d)\n",
+                         schema::FormatMicros(t.getAt()), t.getEntered() ? "entered" : "left",
+                         t.getSegment().cStr(), t.getPerson().cStr(), t.getVersion(),
+                         CauseText(t.getCause()), t.getSeq());
+          }
+          if (a.limit != 0 && ++seen >= a.limit) break;
+        }
+        std::cout.flush();
+        return a.limit == 0 || seen < a.limit;
+      });
+  return s.ok() ? kExitOk : Fail(s);
+}
+
 }  // namespace
 
 void RegisterSegmentCommands(Cli& cli) {
@@ -408,6 +442,18 @@ void RegisterSegmentCommands(Cli& cli) {
   as_of(w, why);
   cli.AddWhere(w);
   cli.OnRun(w, [&common] { return Why(common, why); });
+
+  static WatchArgs watch;
+  CLI::App* wa = group->add_subcommand(
+      "watch", "follow entries and exits of segments as they happen (over --connect)");
+  wa->add_option("segments", watch.segments, "the segments' names")->required();
+  wa->add_option("--from-seq", watch.from_seq,
+                 "start at this transition (0: the whole history; default: from now)")
+      ->check(kWholeNumber);
+  wa->add_option("--limit", watch.limit, "stop after this many transitions (default: never)")
+      ->check(kWholeNumber);
+  cli.AddWhere(wa);
+  cli.OnRun(wa, [&common] { return Watch(common, watch); });
 }
 
 }  // namespace ihs::tools
