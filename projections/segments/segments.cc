@@ -75,16 +75,27 @@ class SegmentsProjection : public Projection {
     TransitionCause cause = TransitionCause::EVENT;
     switch (ev.which()) {
       case schema::Event::TOUCHPOINT: {
-        IHS_ASSIGN_OR_RETURN(changed, ApplyTouch(*s, ev));
+        bool appended = false;
+        IHS_ASSIGN_OR_RETURN(changed, ApplyTouch(*s, ev, &appended));
+        auto it = facts_.find(s->person);
+        if (it != facts_.end()) {
+          if (appended) {
+            it->second.touches.push_back(ToTouch(s->touches.back()));
+          } else if (changed) {
+            facts_.erase(it);
+          }
+        }
         break;
       }
       case schema::Event::PARTY_PROFILE:
+        facts_.erase(s->person);
         s->kind = ev.getPartyProfile().getKind();
         s->cohort = std::string(View(ev.getPartyProfile().getCohort()));
         s->profile_position = position_;
         changed = true;
         break;
       case schema::Event::ERASURE_REQUEST:
+        facts_.erase(s->person);
         // Topics and sentiment may come from the content: they go with it.
         for (StoredTouch& t : s->touches) {
           changed |= !t.topics.empty() || !std::isnan(t.sentiment);
@@ -103,6 +114,7 @@ class SegmentsProjection : public Projection {
   absl::Status Flush(Txn& txn) override {
     txn_ = &txn;
     WriteRecords();
+    facts_.clear();  // bounded by a batch
     txn.Put(kNextSeqKey, BigEndian64(next_seq_));
     // The tag: where the batch ends and the projection's clock. Every batch writes it, so the
     // next one knows from it whether this one was committed; and a rebuild that reached the same
@@ -116,6 +128,7 @@ class SegmentsProjection : public Projection {
   }
 
   void Discard() override {
+    facts_.clear();
     streams_.clear();
     persons_.clear();
     counts_.clear();
@@ -309,7 +322,11 @@ class SegmentsProjection : public Projection {
 
   // Adds the touchpoint to the stream's record (or applies a correction or retraction); false if
   // nothing changed.
-  absl::StatusOr<bool> ApplyTouch(StreamRec& s, schema::Event::Reader ev) {
+  // `appended`: the touchpoint was added at the end and nothing else changed (a person's facts
+  // held in memory can take it as it is).
+  absl::StatusOr<bool> ApplyTouch(StreamRec& s, schema::Event::Reader ev, bool* appended) {
+    *appended = false;
+    bool others = false;  // an earlier touchpoint or the consent changed too
     const schema::Touchpoint::Reader t = ev.getTouchpoint();
     if (t.getType() == TouchpointType::CORRECTION || t.getType() == TouchpointType::RETRACTION) {
       const absl::string_view target = View(t.getCorrects());
@@ -355,6 +372,7 @@ class SegmentsProjection : public Projection {
           if (Waits(m) && m.thread == n.thread && m.occurred <= n.occurred &&
               (m.answered == 0 || m.answered > n.occurred)) {
             m.answered = n.occurred;
+            others = true;
           }
         }
       }
@@ -362,6 +380,7 @@ class SegmentsProjection : public Projection {
     if (n.type == TouchpointType::CONSENT_GIVEN || n.type == TouchpointType::CONSENT_REVOKED ||
         n.type == TouchpointType::UNSUBSCRIBE) {
       const bool given = n.type == TouchpointType::CONSENT_GIVEN;
+      others = true;
       auto c = std::find_if(s.consents.begin(), s.consents.end(),
                             [&](const ConsentState& x) { return x.channel == n.channel; });
       if (c == s.consents.end()) {
@@ -371,6 +390,7 @@ class SegmentsProjection : public Projection {
       }
     }
     s.touches.push_back(std::move(n));
+    *appended = !others;
     return true;
   }
 
@@ -409,6 +429,12 @@ class SegmentsProjection : public Projection {
 
   absl::StatusOr<Facts> FactsOf(const PersonRec& p) {
     Facts f;
+    size_t touches = 0;
+    for (const std::string& stream : p.streams) {
+      IHS_ASSIGN_OR_RETURN(const StreamRec* s, FindStream(stream));
+      if (s != nullptr) touches += s->touches.size();
+    }
+    f.touches.reserve(touches);
     uint64_t profile_at = 0;
     std::map<schema::Channel, std::pair<uint64_t, bool>> consent;
     for (const std::string& stream : p.streams) {
@@ -439,7 +465,12 @@ class SegmentsProjection : public Projection {
   // person's next timer.
   absl::Status Reevaluate(const std::string& person, TransitionCause cause) {
     IHS_ASSIGN_OR_RETURN(PersonRec * p, MutablePerson(person));
-    IHS_ASSIGN_OR_RETURN(Facts facts, FactsOf(*p));
+    auto cached = facts_.find(person);
+    if (cached == facts_.end()) {
+      IHS_ASSIGN_OR_RETURN(Facts f, FactsOf(*p));
+      cached = facts_.emplace(person, std::move(f)).first;
+    }
+    const Facts& facts = cached->second;
     std::map<std::string, bool> member;
     auto member_of = [&member](const std::string& name) {
       auto it = member.find(name);
@@ -670,6 +701,8 @@ class SegmentsProjection : public Projection {
       }
       named[id] = std::move(g);
     }
+    for (const std::string& o : old) facts_.erase(o);
+    for (const auto& [id, g] : named) facts_.erase(id);
     // The old persons: those that no group continues leave every segment.
     std::map<std::string, PersonRec> previous;
     for (const std::string& o : old) {
@@ -723,6 +756,8 @@ class SegmentsProjection : public Projection {
   absl::node_hash_map<std::string, Cached<StreamRec>> streams_;
   absl::node_hash_map<std::string, Cached<PersonRec>> persons_;
   absl::node_hash_map<std::string, Cached<int64_t>> counts_;
+  // The facts of persons evaluated in this batch, kept as their streams change.
+  absl::node_hash_map<std::string, Facts> facts_;
 };
 
 }  // namespace
