@@ -31,7 +31,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
+#include <random>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -43,6 +45,8 @@
 #include "projections/identity/resolver.h"
 #include "projections/registry.h"
 #include "projections/runner.h"
+#include "projections/segments/definitions.h"
+#include "projections/segments/segments.h"
 #include "projections/timeline/timeline.h"
 #include "tests/testutil/testutil.h"
 
@@ -126,13 +130,18 @@ struct LagRun {
 };
 using LagStep = std::function<absl::StatusOr<std::optional<double>>(LagRun&, int, uint64_t)>;
 
-void LagUnderWriters(benchmark::State& state, bool resolver, const LagStep& step) {
+void LagUnderWriters(benchmark::State& state, bool resolver, const LagStep& step,
+                     const std::function<absl::Status(store::EventStore&)>& setup = nullptr) {
   for (auto _ : state) {
     ihs::testing::TempDir dir;
     store::Options so;
     so.path = dir.Sub("data");
     auto st = store::EventStore::Open(so);
     if (!st.ok()) return state.SkipWithError("open");
+    if (setup) {
+      absl::Status s = setup(**st);
+      if (!s.ok()) return state.SkipWithError(std::string(s.message()).c_str());
+    }
     auto r = projections::Runner::Open(st->get(), projections::AllProjections());
     if (!r.ok()) return state.SkipWithError("runner");
     (*r)->Start();
@@ -282,6 +291,249 @@ void BM_IdentityResolveLag(benchmark::State& state) {
       });
 }
 BENCHMARK(BM_IdentityResolveLag)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+
+// --- segments ----------------------------------------------------------------------------------
+
+void BM_SegmentsRebuild(benchmark::State& state) { Rebuild(state, projections::segments::kName); }
+BENCHMARK(BM_SegmentsRebuild)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+
+absl::Status DefineSegment(store::EventStore& store, const std::string& name,
+                           const std::string& rule) {
+  projections::segments::DefineRequest r;
+  r.name = name;
+  r.rule = rule;
+  r.requested_by = "bench";
+  return projections::segments::AppendDefinition(store, r).status();
+}
+
+// 50 segments of the kinds marketing writes: windows, absences, unanswered messages, profile,
+// consent, and segments of segments.
+absl::Status Define50(store::EventStore& store) {
+  const char* filters[] = {"type = complaint",
+                           "type in [message, request]",
+                           "direction = public and original",
+                           "channel in [email, twitter]",
+                           "type = purchase",
+                           "sentiment > 0.3",
+                           "type = campaignOpened",
+                           "topic in [billing, delivery]",
+                           "channel = fax and type = complaint",
+                           "not direction = outbound"};
+  const char* windows[] = {"1h", "2d", "7d", "30d", "90d"};
+  int n = 0;
+  for (const char* f : filters) {
+    for (const char* w : windows) {
+      if (n == 45) break;
+      std::string rule;
+      switch (n % 3) {
+        case 0:
+          rule = absl::StrCat("count(", f, ", last ", w, ") >= 2");
+          break;
+        case 1:
+          rule = absl::StrCat("any(", f, ") and none(", f, ", last ", w, ")");
+          break;
+        default:
+          rule = absl::StrCat("unanswered(", f, ", over ", w, ") or consent(newsletter)");
+      }
+      IHS_RETURN_IF_ERROR(DefineSegment(store, absl::StrCat("s", n++), rule));
+    }
+  }
+  IHS_RETURN_IF_ERROR(DefineSegment(store, "s45", "kind = customer and segment(s0)"));
+  IHS_RETURN_IF_ERROR(DefineSegment(store, "s46", "segment(s1) or segment(s2)"));
+  IHS_RETURN_IF_ERROR(DefineSegment(store, "s47", "cohort in [1980s, 1990s] and not segment(s3)"));
+  IHS_RETURN_IF_ERROR(DefineSegment(store, "s48", "sum(sentiment, last 30d) < -1"));
+  // The probe's: a fax complaint enters it.
+  return DefineSegment(store, "probe", "any(channel = fax and type = complaint)");
+}
+
+// 8 durable writers with every projection live and 50 segments defined; the probe writer's
+// fax complaint makes a new party enter "probe"; from its acknowledgement to the transition in
+// the feed that subscribers read (their push adds an event-loop turn).
+void BM_SegmentsTransitionLag(benchmark::State& state) {
+  ihs::testing::EventFactory events;
+  std::atomic<uint64_t> next_id{1};
+  LagUnderWriters(
+      state, false,
+      [&](LagRun& run, int w, uint64_t n) -> absl::StatusOr<std::optional<double>> {
+        const uint64_t id = next_id.fetch_add(1);
+        if (w != 0) {
+          IHS_RETURN_IF_ERROR(run.store
+                                  .Append({absl::StrCat("c-", id % 2000),
+                                           store::ExpectedVersion::Any(),
+                                           {events.Touchpoint(id, schema::Channel::EMAIL,
+                                                              schema::TouchpointType::MESSAGE)}})
+                                  .status());
+          return std::nullopt;
+        }
+        IHS_ASSIGN_OR_RETURN(
+            store::AppendResult res,
+            run.store.Append({absl::StrCat("probe-", n),
+                              store::ExpectedVersion::Any(),
+                              {events.Touchpoint(id, schema::Channel::FAX,
+                                                 schema::TouchpointType::COMPLAINT)}}));
+        const absl::Time acked = absl::Now();
+        run.runner.WaitFor(projections::segments::kName, res.positions[0] + 1,
+                           acked + absl::Seconds(10));
+        return absl::ToDoubleMilliseconds(absl::Now() - acked);
+      },
+      Define50);
+}
+BENCHMARK(BM_SegmentsTransitionLag)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+
+// A clock transition: 40 parties' complaints leave a 1 s window at their moments, with no event
+// after them; from each moment to its exit in the feed (polled every ms).
+void BM_SegmentsClockLag(benchmark::State& state) {
+  for (auto _ : state) {
+    ihs::testing::TempDir dir;
+    store::Options so;
+    so.path = dir.Sub("data");
+    auto st = store::EventStore::Open(so);
+    if (!st.ok()) return state.SkipWithError("open");
+    if (!DefineSegment(**st, "fresh", "any(type = complaint, last 1s)").ok()) {
+      return state.SkipWithError("define");
+    }
+    auto r = projections::Runner::Open(st->get(), projections::AllProjections());
+    if (!r.ok()) return state.SkipWithError("runner");
+    (*r)->Start();
+    ihs::testing::EventFactory events;
+    for (int i = 0; i < 40; ++i) {
+      auto e = events.New(100 + i);
+      e.setOccurredAt(absl::ToUnixMicros(absl::Now()));
+      auto tp = e.initTouchpoint();
+      tp.setChannel(schema::Channel::EMAIL);
+      tp.setDirection(schema::Direction::INBOUND);
+      tp.setType(schema::TouchpointType::COMPLAINT);
+      if (!(*st)
+               ->Append({absl::StrCat("p-", i), store::ExpectedVersion::Any(), {e.asReader()}})
+               .ok()) {
+        return state.SkipWithError("append");
+      }
+      absl::SleepFor(absl::Milliseconds(25));
+    }
+    std::vector<double> lags_ms;
+    uint64_t from = 0;
+    const absl::Time give_up = absl::Now() + absl::Seconds(10);
+    while (lags_ms.size() < 40 && absl::Now() < give_up) {
+      auto view = (*r)->View(projections::segments::kName);
+      if (view.ok()) {
+        absl::Status s = projections::segments::ForEachTransition(
+            *view, from, [&](schema::Transition::Reader t) {
+              from = t.getSeq() + 1;
+              if (!t.getEntered()) {
+                lags_ms.push_back(
+                    absl::ToDoubleMilliseconds(absl::Now() - absl::FromUnixMicros(t.getAt())));
+              }
+              return true;
+            });
+        if (!s.ok()) return state.SkipWithError("feed");
+      }
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    (*r)->Stop();
+    if (lags_ms.size() < 40) return state.SkipWithError("not every exit came");
+    std::sort(lags_ms.begin(), lags_ms.end());
+    state.counters["p50_ms"] = lags_ms[lags_ms.size() / 2];
+    state.counters["max_ms"] = lags_ms.back();
+  }
+}
+BENCHMARK(BM_SegmentsClockLag)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+
+// Per-event cost against the number of parties: a store of P parties (one purchase each) with
+// the 50 segments, caught up; then 20,000 more events to random parties, applied by CatchUp;
+// items/s, and `ratio` against reading the same events from the log.
+void BM_SegmentsPerEvent(benchmark::State& state) {
+  const uint64_t parties = static_cast<uint64_t>(state.range(0));
+  for (auto _ : state) {
+    state.PauseTiming();
+    ihs::testing::TempDir dir;
+    store::Options so;
+    so.path = dir.Sub("data");
+    so.sync = false;
+    auto st = store::EventStore::Open(so);
+    if (!st.ok()) return state.SkipWithError("open");
+    if (!Define50(**st).ok()) return state.SkipWithError("define");
+    ihs::testing::EventFactory events;
+    uint64_t id = 1;
+    auto load = [&](uint64_t count, bool random) -> absl::Status {
+      std::mt19937_64 rng(count);
+      for (uint64_t done = 0; done < count;) {
+        std::map<uint64_t, std::vector<schema::Event::Reader>> by_party;  // one append each
+        for (uint64_t n = 0; done < count && n < 5000; ++done, ++n) {
+          const uint64_t p = random ? rng() % parties : done;
+          const auto type =
+              random ? schema::TouchpointType::MESSAGE : schema::TouchpointType::PURCHASE;
+          by_party[p].push_back(events.Touchpoint(id++, schema::Channel::EMAIL, type));
+        }
+        std::vector<store::StreamAppend> batch;
+        for (auto& [p, evs] : by_party) {
+          batch.push_back({absl::StrCat("c-", p), store::ExpectedVersion::Any(), evs});
+        }
+        absl::Status s = (*st)->AppendMulti(batch).status();
+        if (!s.ok()) {
+          std::fprintf(stderr, "load: %s\n", std::string(s.message()).c_str());
+          return s;
+        }
+      }
+      return absl::OkStatus();
+    };
+    if (!load(parties, false).ok()) return state.SkipWithError("load");
+    auto r = projections::Runner::Open(st->get(), projections::AllProjections());
+    if (!r.ok() || !(*r)->CatchUp(projections::segments::kName).ok()) {
+      return state.SkipWithError("catch up");
+    }
+    const uint64_t before = (*st)->Head();
+    if (!load(20000, true).ok()) return state.SkipWithError("load");
+    // The ceiling: the same events read from the log.
+    const absl::Time r0 = absl::Now();
+    for (uint64_t p = before; p < (*st)->Head();) {
+      auto b = (*st)->ReadAll(p, 16384, store::ReadOptions{false});
+      if (!b.ok() || b->empty()) return state.SkipWithError("read");
+      p += b->size();
+    }
+    const double read_s = absl::ToDoubleSeconds(absl::Now() - r0);
+    state.ResumeTiming();
+    const absl::Time t0 = absl::Now();
+    if (!(*r)->CatchUp(projections::segments::kName).ok()) return state.SkipWithError("apply");
+    const double apply_s = absl::ToDoubleSeconds(absl::Now() - t0);
+    state.counters["events_per_s"] = 20000 / apply_s;
+    state.counters["ratio"] = read_s / apply_s;
+  }
+}
+BENCHMARK(BM_SegmentsPerEvent)
+    ->Arg(10000)
+    ->Arg(100000)
+    ->Arg(1000000)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(1);
+
+// A page of 1,000 members of the dataset's largest segment (defined as "any()" if the dataset
+// has none larger than 100k), from the caught-up state.
+void BM_SegmentsMembersPage1000(benchmark::State& state) {
+  Open& o = TheDataset();
+  (void)DefineSegment(*o.store, "everyone", "any()");  // kAlreadyExists on later runs: fine
+  if (!o.runner->CatchUp(projections::segments::kName).ok()) return state.SkipWithError("catch up");
+  auto view = o.runner->View(projections::segments::kName);
+  if (!view.ok()) return state.SkipWithError("view");
+  std::vector<double> us;
+  uint64_t count = 0;
+  std::string after;
+  for (auto _ : state) {
+    const absl::Time t0 = absl::Now();
+    capnp::MallocMessageBuilder m;
+    absl::Status s = projections::segments::ReadMembers(*view, "everyone", 0, after, 1000, m);
+    us.push_back(absl::ToDoubleMicroseconds(absl::Now() - t0));
+    if (!s.ok()) return state.SkipWithError(std::string(s.message()).c_str());
+    auto page = m.getRoot<schema::MemberPage>();
+    count = page.getCount();
+    after = page.getMore() ? page.getMembers()[999].getPerson().cStr() : "";
+  }
+  std::sort(us.begin(), us.end());
+  state.counters["p50_us"] = us[us.size() / 2];
+  state.counters["p99_us"] = us[us.size() * 99 / 100];
+  state.SetLabel(absl::StrCat(o.name, ", ", count, " members"));
+}
+BENCHMARK(BM_SegmentsMembersPage1000)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace ihs::bench

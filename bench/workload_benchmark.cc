@@ -9,7 +9,6 @@
 #include <benchmark/benchmark.h>
 #include <capnp/message.h>
 #include <capnp/orphan.h>
-
 #include <unistd.h>
 
 #include <cstdio>
@@ -20,9 +19,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "bench/dataset.h"
+#include "store/event_store.h"
 #include "workload/generator.h"
 #include "workload/load.h"
-#include "store/event_store.h"
 
 namespace ihs::bench {
 namespace {
@@ -76,7 +75,10 @@ void BM_GenerateAndAppend(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * events);
 }
-BENCHMARK(BM_GenerateAndAppend)->Arg(300'000)->Unit(benchmark::kMillisecond)->UseRealTime()
+BENCHMARK(BM_GenerateAndAppend)
+    ->Arg(300'000)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
     ->Iterations(3);
 
 // The same batches, generated before the clock starts: what the store alone takes.
@@ -125,7 +127,10 @@ void BM_AppendPrebuilt(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * events);
 }
-BENCHMARK(BM_AppendPrebuilt)->Arg(300'000)->Unit(benchmark::kMillisecond)->UseRealTime()
+BENCHMARK(BM_AppendPrebuilt)
+    ->Arg(300'000)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
     ->Iterations(3);
 
 void BM_ReadAll(benchmark::State& state) {
@@ -156,8 +161,13 @@ void BM_ReadAll(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(n));
   state.SetLabel(dataset->name);
 }
-BENCHMARK(BM_ReadAll)->ArgName("open_content")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)
-    ->UseRealTime()->Iterations(2);
+BENCHMARK(BM_ReadAll)
+    ->ArgName("open_content")
+    ->Arg(0)
+    ->Arg(1)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(2);
 
 }  // namespace
 }  // namespace ihs::bench

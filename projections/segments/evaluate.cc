@@ -199,6 +199,23 @@ Verdict Evaluate(const Rule& rule, const Facts& facts, int64_t now,
   return v;
 }
 
+bool Concerns(const Rule& rule, const Touch& touch) {
+  if (rule.op != Rule::Op::kCondition) {
+    return std::any_of(rule.children.begin(), rule.children.end(),
+                       [&](const Rule& child) { return Concerns(child, touch); });
+  }
+  switch (rule.condition.kind) {
+    case Condition::Kind::kCount:
+    case Condition::Kind::kSum:
+    case Condition::Kind::kAny:
+    case Condition::Kind::kNone:
+    case Condition::Kind::kUnanswered:
+      return Matches(rule.condition.filter, touch);
+    default:
+      return false;
+  }
+}
+
 std::vector<Account> Explain(const Rule& rule, const Facts& facts, int64_t now,
                              const std::function<bool(const std::string&)>& member_of) {
   std::vector<const Condition*> conditions;

@@ -62,6 +62,11 @@ bool Matches(const Filter& filter, const Touch& touch);
 Verdict Evaluate(const Rule& rule, const Facts& facts, int64_t now,
                  const std::function<bool(const std::string&)>& member_of);
 
+// Whether a touchpoint can change what `rule` answers, now or later: it matches the filter of one
+// of its count, sum, any, none or unanswered conditions. (Profile, consent and other segments
+// change only with their own events.)
+bool Concerns(const Rule& rule, const Touch& touch);
+
 // One condition of a rule as it stood at a moment: what `why` prints.
 struct Account {
   std::string clause;               // the condition's canonical text

@@ -85,6 +85,12 @@ class SegmentsProjection : public Projection {
             facts_.erase(it);
           }
         }
+        if (appended) {
+          // A touchpoint no live rule's condition picks changes no answer and no timer.
+          const Touch t = ToTouch(s->touches.back());
+          changed = std::any_of(order_.begin(), order_.end(),
+                                [&t](const Live& l) { return Concerns(l.rule, t); });
+        }
         break;
       }
       case schema::Event::PARTY_PROFILE:
@@ -282,6 +288,8 @@ class SegmentsProjection : public Projection {
       s.first_position = position_;
       s.person = stream;
       c->value = std::move(s);
+      // Every stream is a person from the start, so that a segment defined later finds it.
+      IHS_RETURN_IF_ERROR(MutablePerson(stream).status());
     }
     c->dirty = true;
     return &*c->value;
