@@ -35,6 +35,25 @@ bool Waits(const Touch& t) {
          (t.type == "message" || t.type == "request" || t.type == "complaint");
 }
 
+// Calls `visit` with every touchpoint the condition's filter picks (`and_waits`: that also waits
+// for an answer), through the facts' index when it holds the condition.
+template <typename Visit>
+void ForEachMatch(const Condition& c, const Facts& facts, bool and_waits, Visit visit) {
+  if (facts.index != nullptr) {
+    auto it = facts.index->find(&c);
+    if (it != facts.index->end()) {
+      for (uint32_t i : it->second) {
+        const Touch& t = facts.touches[i];
+        if (!and_waits || Waits(t)) visit(t);
+      }
+      return;
+    }
+  }
+  for (const Touch& t : facts.touches) {
+    if ((!and_waits || Waits(t)) && Matches(c.filter, t)) visit(t);
+  }
+}
+
 // Collects what an account names: the touchpoints that count, latest first.
 struct Evidence {
   double value = 0;
@@ -47,14 +66,13 @@ Verdict Windowed(const Condition& c, const Facts& facts, int64_t now, Evidence* 
   const int64_t window = c.window.seconds * 1'000'000;
   Verdict v;
   double n = 0, sum = 0;
-  for (const Touch& t : facts.touches) {
-    if (!Matches(c.filter, t)) continue;
+  ForEachMatch(c, facts, false, [&](const Touch& t) {
     if (t.occurred > now) {  // recorded ahead of its time: it enters when it occurs
       v.next_change = std::min(v.next_change, t.occurred);
-      continue;
+      return;
     }
     if (window > 0) {
-      if (t.occurred <= now - window) continue;  // slid out already
+      if (t.occurred <= now - window) return;  // slid out already
       v.next_change = std::min(v.next_change, t.occurred + window);
     }
     ++n;
@@ -63,7 +81,7 @@ Verdict Windowed(const Condition& c, const Facts& facts, int64_t now, Evidence* 
       sum += c.sum == Condition::Sum::kAudience ? t.audience
                                                 : (std::isnan(t.sentiment) ? 0 : t.sentiment);
     }
-  }
+  });
   if (evidence != nullptr) evidence->value = c.kind == Condition::Kind::kSum ? sum : n;
   switch (c.kind) {
     case Condition::Kind::kCount:
@@ -86,13 +104,12 @@ Verdict Windowed(const Condition& c, const Facts& facts, int64_t now, Evidence* 
 Verdict Unanswered(const Condition& c, const Facts& facts, int64_t now, Evidence* evidence) {
   const int64_t over = c.over_seconds * 1'000'000;
   Verdict v;
-  for (const Touch& t : facts.touches) {
-    if (!Waits(t) || !Matches(c.filter, t)) continue;
+  ForEachMatch(c, facts, true, [&](const Touch& t) {
     const int64_t due = over == 0         ? t.occurred
                         : c.service_hours ? ServiceHours::Default().Add(t.occurred, over)
                                           : t.occurred + over;
     // Answered by now, or before it was due: it never makes the person a member (again).
-    if (t.answered <= now || t.answered <= due) continue;
+    if (t.answered <= now || t.answered <= due) return;
     if (due <= now) {
       v.member = true;
       if (evidence != nullptr) {
@@ -103,7 +120,7 @@ Verdict Unanswered(const Condition& c, const Facts& facts, int64_t now, Evidence
       v.next_change = std::min(v.next_change, due);
     }
     if (t.answered != kNever) v.next_change = std::min(v.next_change, t.answered);
-  }
+  });
   return v;
 }
 
@@ -137,6 +154,8 @@ Verdict Evaluate(const Condition& c, const Facts& facts, int64_t now,
   return v;
 }
 
+}  // namespace
+
 void Conditions(const Rule& rule, std::vector<const Condition*>* out) {
   if (rule.op == Rule::Op::kCondition) {
     out->push_back(&rule.condition);
@@ -145,7 +164,18 @@ void Conditions(const Rule& rule, std::vector<const Condition*>* out) {
   for (const Rule& child : rule.children) Conditions(child, out);
 }
 
-}  // namespace
+bool HasFilter(const Condition& c) {
+  switch (c.kind) {
+    case Condition::Kind::kCount:
+    case Condition::Kind::kSum:
+    case Condition::Kind::kAny:
+    case Condition::Kind::kNone:
+    case Condition::Kind::kUnanswered:
+      return true;
+    default:
+      return false;
+  }
+}
 
 bool Matches(const Filter& f, const Touch& t) {
   switch (f.op) {
@@ -204,16 +234,7 @@ bool Concerns(const Rule& rule, const Touch& touch) {
     return std::any_of(rule.children.begin(), rule.children.end(),
                        [&](const Rule& child) { return Concerns(child, touch); });
   }
-  switch (rule.condition.kind) {
-    case Condition::Kind::kCount:
-    case Condition::Kind::kSum:
-    case Condition::Kind::kAny:
-    case Condition::Kind::kNone:
-    case Condition::Kind::kUnanswered:
-      return Matches(rule.condition.filter, touch);
-    default:
-      return false;
-  }
+  return HasFilter(rule.condition) && Matches(rule.condition.filter, touch);
 }
 
 std::vector<Account> Explain(const Rule& rule, const Facts& facts, int64_t now,

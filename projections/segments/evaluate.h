@@ -39,10 +39,18 @@ struct Touch {
 };
 
 // What the log held about the person at the moment evaluated.
+// For conditions (by address), the indices into Facts::touches of the touchpoints their filter
+// picks, in any order: a caller that evaluates the same person often keeps it as touchpoints are
+// added, so that each is matched against each filter once, not at every evaluation.
+using MatchIndex = std::map<const Condition*, std::vector<uint32_t>>;
+
 struct Facts {
   std::vector<Touch> touches;           // any order
   std::string kind, cohort;             // the profile ("customer", "1980s"); empty: none
   std::map<std::string, bool> consent;  // channel -> given and not revoked since
+  // Optional; a condition it holds is evaluated over those touchpoints only (their filter is
+  // not checked again), any other over all of them.
+  const MatchIndex* index = nullptr;
 };
 
 struct Verdict {
@@ -61,6 +69,11 @@ bool Matches(const Filter& filter, const Touch& touch);
 // first; definitions have no cycles).
 Verdict Evaluate(const Rule& rule, const Facts& facts, int64_t now,
                  const std::function<bool(const std::string&)>& member_of);
+
+// The conditions of `rule`, in its order, appended to `out`.
+void Conditions(const Rule& rule, std::vector<const Condition*>* out);
+// Whether the condition has a filter over touchpoints (count, sum, any, none, unanswered).
+bool HasFilter(const Condition& c);
 
 // Whether a touchpoint can change what `rule` answers, now or later: it matches the filter of one
 // of its count, sum, any, none or unanswered conditions. (Profile, consent and other segments

@@ -77,20 +77,22 @@ class SegmentsProjection : public Projection {
       case schema::Event::TOUCHPOINT: {
         bool appended = false;
         IHS_ASSIGN_OR_RETURN(changed, ApplyTouch(*s, ev, &appended));
+        if (!appended) {
+          if (changed) facts_.erase(s->person);
+          break;
+        }
+        // A touchpoint that no filter of a live rule picks changes no answer and no timer.
+        Touch t = ToTouch(s->touches.back());
+        changed = false;
         auto it = facts_.find(s->person);
-        if (it != facts_.end()) {
-          if (appended) {
-            it->second.touches.push_back(ToTouch(s->touches.back()));
-          } else if (changed) {
-            facts_.erase(it);
-          }
+        const uint32_t index =
+            it == facts_.end() ? 0 : static_cast<uint32_t>(it->second.facts.touches.size());
+        for (const Condition* c : filters_) {
+          if (!Matches(c->filter, t)) continue;
+          changed = true;
+          if (it != facts_.end()) it->second.index[c].push_back(index);
         }
-        if (appended) {
-          // A touchpoint no live rule's condition picks changes no answer and no timer.
-          const Touch t = ToTouch(s->touches.back());
-          changed = std::any_of(order_.begin(), order_.end(),
-                                [&t](const Live& l) { return Concerns(l.rule, t); });
-        }
+        if (it != facts_.end()) it->second.facts.touches.push_back(std::move(t));
         break;
       }
       case schema::Event::PARTY_PROFILE:
@@ -232,6 +234,8 @@ class SegmentsProjection : public Projection {
   // The live segments in an order where a segment comes after those it names.
   absl::Status Order() {
     order_.clear();
+    filters_.clear();
+    facts_.clear();                    // their indexes name the old rules' conditions
     std::map<std::string, int> state;  // 1: visiting, 2: done
     std::function<absl::Status(const Segment&)> visit = [&](const Segment& s) -> absl::Status {
       int& st = state[s.name];
@@ -255,6 +259,11 @@ class SegmentsProjection : public Projection {
     };
     for (const auto& [name, s] : defs_.all()) {
       if (s.live()) IHS_RETURN_IF_ERROR(visit(s));
+    }
+    std::vector<const Condition*> all;
+    for (const Live& l : order_) Conditions(l.rule, &all);
+    for (const Condition* c : all) {
+      if (HasFilter(*c)) filters_.push_back(c);
     }
     return absl::OkStatus();
   }
@@ -476,9 +485,18 @@ class SegmentsProjection : public Projection {
     auto cached = facts_.find(person);
     if (cached == facts_.end()) {
       IHS_ASSIGN_OR_RETURN(Facts f, FactsOf(*p));
-      cached = facts_.emplace(person, std::move(f)).first;
+      cached = facts_.try_emplace(person).first;
+      PersonFacts& pf = cached->second;
+      pf.facts = std::move(f);
+      for (const Condition* c : filters_) {
+        std::vector<uint32_t>& picks = pf.index[c];
+        for (uint32_t i = 0; i < pf.facts.touches.size(); ++i) {
+          if (Matches(c->filter, pf.facts.touches[i])) picks.push_back(i);
+        }
+      }
+      pf.facts.index = &pf.index;
     }
-    const Facts& facts = cached->second;
+    const Facts& facts = cached->second.facts;
     std::map<std::string, bool> member;
     auto member_of = [&member](const std::string& name) {
       auto it = member.find(name);
@@ -757,6 +775,7 @@ class SegmentsProjection : public Projection {
   Definitions defs_;
   uint64_t def_count_ = 0;
   std::vector<Live> order_;
+  std::vector<const Condition*> filters_;  // of order_'s rules: those with a touchpoint filter
   std::set<std::pair<int64_t, std::string>> timers_;
   uint64_t next_seq_ = 0;
 
@@ -764,8 +783,13 @@ class SegmentsProjection : public Projection {
   absl::node_hash_map<std::string, Cached<StreamRec>> streams_;
   absl::node_hash_map<std::string, Cached<PersonRec>> persons_;
   absl::node_hash_map<std::string, Cached<int64_t>> counts_;
-  // The facts of persons evaluated in this batch, kept as their streams change.
-  absl::node_hash_map<std::string, Facts> facts_;
+  // The facts of persons evaluated in this batch, kept as their streams change, with the
+  // touchpoints each filter picks.
+  struct PersonFacts {
+    Facts facts;
+    MatchIndex index;
+  };
+  absl::node_hash_map<std::string, PersonFacts> facts_;
 };
 
 }  // namespace
