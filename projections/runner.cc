@@ -534,9 +534,16 @@ absl::Status Runner::ApplyClock(Slot& slot, absl::Time* wake) {
     p.Discard();
     return s;
   }
-  MutexLock l(&slot.mu);
-  ++slot.changes;
-  slot.advanced.SignalAll();
+  {
+    MutexLock l(&slot.mu);
+    ++slot.changes;
+    slot.advanced.SignalAll();
+  }
+  // The timer after those fired: the worker wakes for it.
+  Txn after(store_, gen->family());
+  after.set_position(gen->checkpoint());
+  IHS_ASSIGN_OR_RETURN(const int64_t again, p.NextTimer(after));
+  if (again != Projection::kNoTimer) *wake = absl::FromUnixMicros(again) + absl::Microseconds(1);
   return absl::OkStatus();
 }
 
