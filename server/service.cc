@@ -220,11 +220,8 @@ void Server::Drop(uint64_t id, const std::string& why) {
 kj::Promise<void> Server::Shutdown(kj::Timer& timer, absl::Duration grace) {
   Shared& sh = *shared_;
   sh.draining = true;
-  std::vector<Subscription*> subs(sh.subscriptions.begin(), sh.subscriptions.end());
-  for (Subscription* s : subs) s->End(ShuttingDown());
-  std::vector<TransitionSubscription*> tsubs(sh.transition_subscriptions.begin(),
-                                             sh.transition_subscriptions.end());
-  for (TransitionSubscription* s : tsubs) s->End(ShuttingDown());
+  std::vector<SubscriptionBase*> subs(sh.subscriptions.begin(), sh.subscriptions.end());
+  for (SubscriptionBase* s : subs) s->End(ShuttingDown());
   if (sh.calls_in_flight == 0) return kj::READY_NOW;
   auto paf = kj::newPromiseAndFulfiller<void>();
   sh.idle = kj::mv(paf.fulfiller);

@@ -104,7 +104,7 @@ kj::Promise<void> Session::Status(StatusCtx c) {
         s.setConnections(shared_.open_connections);
         s.setConnectionsTotal(shared_.next_connection - 1);
         s.setCallsInFlight(shared_.calls_in_flight);
-        s.setSubscriptions(shared_.AllSubscriptions());
+        s.setSubscriptions(shared_.subscriptions.size());
         s.setUptimeSeconds(absl::ToDoubleSeconds(absl::Now() - shared_.started));
         const ServerOptions& o = shared_.options;
         s.setConnectionsAwaitingLogin(shared_.pending_logins);

@@ -130,9 +130,9 @@ absl::Status Session::CheckSubscriptionLimits() const {
     return absl::ResourceExhaustedError(absl::StrCat(
         conn_->subscriptions, " subscriptions run on this connection (the limit): end one first"));
   }
-  if (shared_.AllSubscriptions() >= shared_.options.max_subscriptions) {
+  if (shared_.subscriptions.size() >= shared_.options.max_subscriptions) {
     return absl::ResourceExhaustedError(
-        absl::StrCat(shared_.AllSubscriptions(),
+        absl::StrCat(shared_.subscriptions.size(),
                      " subscriptions run on this server (the limit): try again later"));
   }
   return absl::OkStatus();

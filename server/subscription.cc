@@ -11,32 +11,12 @@ namespace ihs::server {
 Server::Subscription::Subscription(Shared& shared, std::shared_ptr<ConnState> conn, uint64_t from,
                                    OwnedFilter filter, bool open_content,
                                    rpc::Subscriber::Client subscriber)
-    : shared_(shared),
-      conn_(std::move(conn)),
+    : PushLoop(shared, std::move(conn), kj::mv(subscriber)),
       position_(from),
-      filter_(std::move(filter)),
-      subscriber_(kj::mv(subscriber)) {
+      filter_(std::move(filter)) {
   read_options_.open_content = open_content;
   read_options_.max_bytes = kMaxChunkBytes;
-  shared_.subscriptions.insert(this);
-  ++conn_->subscriptions;
-  counted_ = true;
-  task_ = Step().eagerlyEvaluate([this](kj::Exception&& e) {
-    // The subscriber went away, failed or stalled: stop, say so once, and let go of what the
-    // loop held (a chunk of events) once this handler has returned.
-    shared_.Log(absl::StrCat("conn ", conn_->id, " ", conn_->peer, ": subscription at ", position_,
-                             " ended: ", FromKj(e).message()));
-    Uncount();
-    release_ = kj::evalLater([this] { task_ = kj::READY_NOW; }).eagerlyEvaluate(nullptr);
-  });
-}
-
-Server::Subscription::~Subscription() { Uncount(); }
-
-void Server::Subscription::End(const absl::Status& why) {
-  TellEnd(why);
-  task_ = kj::READY_NOW;
-  Uncount();
+  Run(Step(), [this] { return absl::StrCat("subscription at ", position_); });
 }
 
 kj::Promise<void> Server::Subscription::scannedTo(ScannedToContext context) {
@@ -65,19 +45,6 @@ kj::Promise<void> Server::Subscription::Step() {
       });
 }
 
-void Server::Subscription::Uncount() {
-  if (!counted_) return;
-  counted_ = false;
-  shared_.subscriptions.erase(this);
-  --conn_->subscriptions;
-}
-
-void Server::Subscription::TellEnd(const absl::Status& why) {
-  auto req = subscriber_.endRequest();
-  SetError(req.initError(), why);
-  end_ = req.send().ignoreResult().eagerlyEvaluate([](kj::Exception&&) {});
-}
-
 kj::Promise<void> Server::Subscription::Send(std::shared_ptr<std::vector<store::StoredEvent>> chunk,
                                              size_t i) {
   std::vector<const store::StoredEvent*> batch;
@@ -96,15 +63,7 @@ kj::Promise<void> Server::Subscription::Send(std::shared_ptr<std::vector<store::
   for (size_t k = 0; k < batch.size(); ++k) SetReadEvent(list[k], *batch[k]);
   req.setScannedTo(position_);
   // A subscriber that never lets a push through would hold this chunk for ever.
-  const absl::Duration timeout = shared_.options.subscriber_timeout;
-  kj::Promise<void> stalled =
-      shared_.timer.afterDelay(absl::ToInt64Milliseconds(timeout) * kj::MILLISECONDS)
-          .then([timeout]() -> kj::Promise<void> {
-            return KJ_EXCEPTION(OVERLOADED,
-                                absl::StrCat("the subscriber let no push through within ",
-                                             absl::FormatDuration(timeout)));
-          });
-  return req.send().exclusiveJoin(kj::mv(stalled)).then([this, chunk, i]() -> kj::Promise<void> {
+  return Bounded(req.send()).then([this, chunk, i]() -> kj::Promise<void> {
     if (i == chunk->size()) return kj::READY_NOW;
     return Send(chunk, i);
   });

@@ -18,28 +18,10 @@ Server::TransitionSubscription::TransitionSubscription(Shared& shared,
                                                        uint64_t from_seq,
                                                        std::set<std::string> segments,
                                                        rpc::SegmentSubscriber::Client subscriber)
-    : shared_(shared),
-      conn_(std::move(conn)),
+    : PushLoop(shared, std::move(conn), kj::mv(subscriber)),
       seq_(from_seq),
-      segments_(std::move(segments)),
-      subscriber_(kj::mv(subscriber)) {
-  shared_.transition_subscriptions.insert(this);
-  ++conn_->subscriptions;
-  counted_ = true;
-  task_ = Step().eagerlyEvaluate([this](kj::Exception&& e) {
-    shared_.Log(absl::StrCat("conn ", conn_->id, " ", conn_->peer, ": transition subscription at ",
-                             seq_, " ended: ", FromKj(e).message()));
-    Uncount();
-    release_ = kj::evalLater([this] { task_ = kj::READY_NOW; }).eagerlyEvaluate(nullptr);
-  });
-}
-
-Server::TransitionSubscription::~TransitionSubscription() { Uncount(); }
-
-void Server::TransitionSubscription::End(const absl::Status& why) {
-  TellEnd(why);
-  task_ = kj::READY_NOW;
-  Uncount();
+      segments_(std::make_shared<const std::set<std::string>>(std::move(segments))) {
+  Run(Step(), [this] { return absl::StrCat("transition subscription at ", seq_); });
 }
 
 kj::Promise<void> Server::TransitionSubscription::scannedTo(ScannedToContext context) {
@@ -47,25 +29,12 @@ kj::Promise<void> Server::TransitionSubscription::scannedTo(ScannedToContext con
   return kj::READY_NOW;
 }
 
-void Server::TransitionSubscription::Uncount() {
-  if (!counted_) return;
-  counted_ = false;
-  shared_.transition_subscriptions.erase(this);
-  --conn_->subscriptions;
-}
-
-void Server::TransitionSubscription::TellEnd(const absl::Status& why) {
-  auto req = subscriber_.endRequest();
-  SetError(req.initError(), why);
-  end_ = req.send().ignoreResult().eagerlyEvaluate([](kj::Exception&&) {});
-}
-
 kj::Promise<void> Server::TransitionSubscription::Step() {
   projections::Runner* runner = shared_.runner;
   // Taken before the read: a change after it wakes the wait below, so none is missed.
   const uint64_t changes = shared_.segments_watch->Current();
   const uint64_t from = seq_;
-  const std::set<std::string>* segments = &segments_;
+  std::shared_ptr<const std::set<std::string>> segments = segments_;
   using Page = absl::StatusOr<std::shared_ptr<capnp::MallocMessageBuilder>>;
   return shared_.reads
       .Run([runner, from, segments]() -> Page {
@@ -98,17 +67,7 @@ kj::Promise<void> Server::TransitionSubscription::Step() {
         req.setTransitions(p.getTransitions());
         req.setScannedTo(scanned);
         // A subscriber that never lets a push through would hold this subscription for ever.
-        const absl::Duration timeout = shared_.options.subscriber_timeout;
-        kj::Promise<void> stalled =
-            shared_.timer.afterDelay(absl::ToInt64Milliseconds(timeout) * kj::MILLISECONDS)
-                .then([timeout]() -> kj::Promise<void> {
-                  return KJ_EXCEPTION(OVERLOADED,
-                                      absl::StrCat("the subscriber let no push through within ",
-                                                   absl::FormatDuration(timeout)));
-                });
-        return req.send().exclusiveJoin(kj::mv(stalled)).then([this, page = *page] {
-          return Step();
-        });
+        return Bounded(req.send()).then([this, page = *page] { return Step(); });
       });
 }
 

@@ -10,6 +10,7 @@
 #include <capnp/message.h>
 
 #include <algorithm>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <set>
@@ -23,6 +24,7 @@
 #include "absl/time/clock.h"
 #include "schema/rpc.capnp.h"
 #include "server/service.h"
+#include "server/wire.h"
 #include "store/stored_event.h"
 
 namespace ihs::server {
@@ -61,6 +63,15 @@ struct OwnedFilter {
 
 inline absl::Status ShuttingDown() { return absl::UnavailableError("ihsd is shutting down"); }
 
+// What Shared tracks of a running subscription of either kind (PushLoop below).
+class SubscriptionBase {
+ public:
+  virtual ~SubscriptionBase() noexcept(false) = default;  // as kj::Promise's
+  // Tells the subscriber why it ends (best effort) and stops the loop. Not from inside the loop:
+  // that would destroy the promise that is running.
+  virtual void End(const absl::Status& why) = 0;
+};
+
 struct Server::Shared {
   Shared(store::EventStore& s, projections::Runner* r, const Tokens& t, kj::Timer& tm,
          ServerOptions o)
@@ -88,9 +99,6 @@ struct Server::Shared {
           return runner->WaitForChange(name, known, deadline);
         });
   }
-
-  // Subscriptions of both kinds, for the limits.
-  size_t AllSubscriptions() const { return subscriptions.size() + transition_subscriptions.size(); }
 
   // Admits a call: refused while draining or when the connection has too many in flight.
   // On success the returned guard counts the call until it is destroyed.
@@ -132,9 +140,8 @@ struct Server::Shared {
   size_t calls_in_flight = 0;
   size_t pending_logins = 0;  // open connections that have not logged in
   bool draining = false;
-  kj::Own<kj::PromiseFulfiller<void>> idle;  // set while Shutdown waits for calls
-  std::set<Server::Subscription*> subscriptions;
-  std::set<Server::TransitionSubscription*> transition_subscriptions;
+  kj::Own<kj::PromiseFulfiller<void>> idle;   // set while Shutdown waits for calls
+  std::set<SubscriptionBase*> subscriptions;  // of both kinds: events and transitions
   CommitWatch watch;
   std::unique_ptr<CommitWatch> segments_watch;  // null without projections
   WorkerPool reads;                             // reads and status: short, never wait for a sync
@@ -142,15 +149,94 @@ struct Server::Shared {
   WorkerPool waits;  // reads that wait for a projection to reach a position (minPosition)
 };
 
+// What both kinds of subscription share: the count against the limits, the loop and its end, the
+// end told to the subscriber, and pushes that a stalled subscriber cannot hold for ever.
+// `Subscriber` is rpc::Subscriber or rpc::SegmentSubscriber.
+template <typename Subscriber>
+class PushLoop : public SubscriptionBase {
+ public:
+  void End(const absl::Status& why) override {
+    TellEnd(why);
+    task_ = kj::READY_NOW;
+    Uncount();
+  }
+
+ protected:
+  PushLoop(Server::Shared& shared, std::shared_ptr<ConnState> conn,
+           typename Subscriber::Client subscriber)
+      : shared_(shared), conn_(std::move(conn)), subscriber_(kj::mv(subscriber)) {
+    shared_.subscriptions.insert(this);
+    ++conn_->subscriptions;
+    counted_ = true;
+  }
+  ~PushLoop() noexcept(false) override { Stop(); }
+
+  // Stops the loop and the count; a derived class calls it first thing in its destructor, so
+  // that the loop never outlives what it reads.
+  void Stop() {
+    task_ = kj::READY_NOW;
+    Uncount();
+  }
+
+  // Runs `loop`. When it fails (the subscriber went away, failed or stalled): stops, says so once
+  // (`where` names the subscription in the line), and lets go of what the loop held once the
+  // handler has returned.
+  void Run(kj::Promise<void> loop, std::function<std::string()> where) {
+    task_ = loop.eagerlyEvaluate([this, where = std::move(where)](kj::Exception&& e) {
+      shared_.Log(absl::StrCat("conn ", conn_->id, " ", conn_->peer, ": ", where(),
+                               " ended: ", FromKj(e).message()));
+      Uncount();
+      release_ = kj::evalLater([this] { task_ = kj::READY_NOW; }).eagerlyEvaluate(nullptr);
+    });
+  }
+
+  // An ended subscription no longer counts against the limits, though the client may still
+  // hold its handle.
+  void Uncount() {
+    if (!counted_) return;
+    counted_ = false;
+    shared_.subscriptions.erase(this);
+    --conn_->subscriptions;
+  }
+
+  void TellEnd(const absl::Status& why) {
+    auto req = subscriber_.endRequest();
+    SetError(req.initError(), why);
+    end_ = req.send().ignoreResult().eagerlyEvaluate([](kj::Exception&&) {});
+  }
+
+  // `push`, or an `overloaded` failure if the subscriber lets it through not within the
+  // subscriber timeout.
+  kj::Promise<void> Bounded(kj::Promise<void> push) {
+    const absl::Duration timeout = shared_.options.subscriber_timeout;
+    kj::Promise<void> stalled =
+        shared_.timer.afterDelay(absl::ToInt64Milliseconds(timeout) * kj::MILLISECONDS)
+            .then([timeout]() -> kj::Promise<void> {
+              return KJ_EXCEPTION(OVERLOADED,
+                                  absl::StrCat("the subscriber let no push through within ",
+                                               absl::FormatDuration(timeout)));
+            });
+    return push.exclusiveJoin(kj::mv(stalled));
+  }
+
+  Server::Shared& shared_;
+  std::shared_ptr<ConnState> conn_;
+  typename Subscriber::Client subscriber_;
+
+ private:
+  kj::Promise<void> task_ = nullptr;
+  kj::Promise<void> end_ = nullptr;
+  kj::Promise<void> release_ = nullptr;
+  bool counted_ = false;
+};
+
 // One subscription: catches up from a position, then follows commits (server/subscription.cc).
-class Server::Subscription final : public rpc::Subscription::Server {
+class Server::Subscription final : public rpc::Subscription::Server,
+                                   public PushLoop<rpc::Subscriber> {
  public:
   Subscription(Shared& shared, std::shared_ptr<ConnState> conn, uint64_t from, OwnedFilter filter,
                bool open_content, rpc::Subscriber::Client subscriber);
-  ~Subscription();
-  // Tells the subscriber why it ends (best effort) and stops the loop. Not from inside the loop:
-  // that would destroy the promise that is running (the loop calls TellEnd and returns).
-  void End(const absl::Status& why);
+  ~Subscription() noexcept(false) override { Stop(); }
 
  protected:
   kj::Promise<void> scannedTo(ScannedToContext context) override;
@@ -166,35 +252,23 @@ class Server::Subscription final : public rpc::Subscription::Server {
   // the next commit. One send in flight at a time, so a slow subscriber holds back only itself,
   // and Cap'n Proto's stream flow control bounds what is buffered for it.
   kj::Promise<void> Step();
-  // An ended subscription no longer counts against the limits, though the client may still
-  // hold its handle.
-  void Uncount();
-  void TellEnd(const absl::Status& why);
   // Sends the matching events of `chunk` from index `i` on, in pushes of at most kMaxPushBytes,
   // each after the previous one was let through by flow control.
   kj::Promise<void> Send(std::shared_ptr<std::vector<store::StoredEvent>> chunk, size_t i);
 
-  Shared& shared_;
-  std::shared_ptr<ConnState> conn_;
   uint64_t position_;
   OwnedFilter filter_;
   store::ReadOptions read_options_;
-  rpc::Subscriber::Client subscriber_;
-  kj::Promise<void> task_ = nullptr;
-  kj::Promise<void> end_ = nullptr;
-  kj::Promise<void> release_ = nullptr;
-  bool counted_ = false;
 };
 
 // One subscription to segment transitions: catches up from a seq of the segments projection's
-// feed, then follows it as the projection changes (server/transition_subscription.cc). The same
-// shape and limits as Subscription.
-class Server::TransitionSubscription final : public rpc::SegmentSubscription::Server {
+// feed, then follows it as the projection changes (server/transition_subscription.cc).
+class Server::TransitionSubscription final : public rpc::SegmentSubscription::Server,
+                                             public PushLoop<rpc::SegmentSubscriber> {
  public:
   TransitionSubscription(Shared& shared, std::shared_ptr<ConnState> conn, uint64_t from_seq,
                          std::set<std::string> segments, rpc::SegmentSubscriber::Client subscriber);
-  ~TransitionSubscription();
-  void End(const absl::Status& why);  // as Subscription::End
+  ~TransitionSubscription() noexcept(false) override { Stop(); }
 
  protected:
   kj::Promise<void> scannedTo(ScannedToContext context) override;
@@ -206,18 +280,10 @@ class Server::TransitionSubscription final : public rpc::SegmentSubscription::Se
   // Reads the next transitions (on a worker), pushes them, and repeats; when there are none,
   // waits for the projection to change.
   kj::Promise<void> Step();
-  void Uncount();
-  void TellEnd(const absl::Status& why);
 
-  Shared& shared_;
-  std::shared_ptr<ConnState> conn_;
   uint64_t seq_;
-  const std::set<std::string> segments_;
-  rpc::SegmentSubscriber::Client subscriber_;
-  kj::Promise<void> task_ = nullptr;
-  kj::Promise<void> end_ = nullptr;
-  kj::Promise<void> release_ = nullptr;
-  bool counted_ = false;
+  // Shared with the reads on workers, which may finish after this is gone.
+  const std::shared_ptr<const std::set<std::string>> segments_;
 };
 
 // The bootstrap object of a new connection: its login yields a role capability
