@@ -290,7 +290,7 @@ absl::Status EventStoreImpl::InitOrCheckMeta(bool new_store) {
 
 absl::Status EventStoreImpl::LoadWriterState() {
   uint64_t head = 0;
-  int64_t last_recorded_at = 0;
+  int64_t last_recorded_at = 0, recorded_floor = 0;
   {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_events_));
     it->SeekToLast();
@@ -302,6 +302,11 @@ absl::Status EventStoreImpl::LoadWriterState() {
                            internal::DecodeRecord(head - 1, ToView(it->value())));
       last_recorded_at = last->root.getRecordedAt();
     }
+  }
+  std::string floor;
+  if (db_->Get(rocksdb::ReadOptions(), cf_meta_, internal::kMetaRecordedFloor, &floor).ok() &&
+      floor.size() == 8) {
+    recorded_floor = static_cast<int64_t>(GetBigEndian64(floor.data()));
   }
   std::string next;
   rocksdb::Status s =
@@ -325,7 +330,12 @@ absl::Status EventStoreImpl::LoadWriterState() {
     MutexLock l(&leader_mu_);
     frontier_ = std::move(frontier);
     next_stream_no_ = GetBigEndian64(next.data());
-    last_recorded_at_ = last_recorded_at;
+    // A watermark handed out before a restart still holds: nothing is recorded before it. (A
+    // store opened for reading only answers Watermark with the last event's time: a writer
+    // elsewhere may still record up to its floor.)
+    last_recorded_at_ =
+        options_.read_only ? last_recorded_at : std::max(last_recorded_at, recorded_floor);
+    recorded_floor_ = recorded_floor;
   }
   MutexLock l(&mu_);
   head_ = head;
@@ -367,10 +377,21 @@ absl::StatusOr<int64_t> EventStoreImpl::Watermark() {
   // Under the leader's lock no group is between taking its time and becoming visible; moving
   // the last time up makes every later group's time at least W (CommitGroup).
   MutexLock l(&leader_mu_);
-  if (!options_.read_only) {
-    last_recorded_at_ = std::max(absl::ToUnixMicros(clock_->Now()), last_recorded_at_);
+  if (options_.read_only) return last_recorded_at_;
+  const int64_t w = std::max(absl::ToUnixMicros(clock_->Now()), last_recorded_at_);
+  if (w > recorded_floor_) {
+    // Stored before it is handed out, so that it holds after a restart too; a second ahead, so
+    // that this writes at most once a second.
+    const int64_t floor = w + 1'000'000;
+    rocksdb::WriteOptions wo;
+    wo.sync = options_.sync;
+    IHS_RETURN_IF_ERROR(
+        FromRocksStatus(db_->Put(wo, cf_meta_, internal::kMetaRecordedFloor, BigEndian64(floor)),
+                        "store the watermark"));
+    recorded_floor_ = floor;
   }
-  return last_recorded_at_;
+  last_recorded_at_ = w;
+  return w;
 }
 
 absl::StatusOr<StoreStats> EventStoreImpl::Stats() {

@@ -208,6 +208,7 @@ class EventStoreImpl final : public EventStore, public StateStore {
   internal::Frontier frontier_ ABSL_GUARDED_BY(leader_mu_);
   uint64_t next_stream_no_ ABSL_GUARDED_BY(leader_mu_) = 0;
   int64_t last_recorded_at_ ABSL_GUARDED_BY(leader_mu_) = 0;  // of the last event written
+  int64_t recorded_floor_ ABSL_GUARDED_BY(leader_mu_) = 0;    // as stored (Watermark)
 
   // State families by name. A reader copies the shared_ptr, so a concurrent drop cannot destroy
   // the handle under it; the last copy destroys it (always before db_ closes).

@@ -35,6 +35,8 @@ inline constexpr char kCfStatePrefix[] = "state.";
 inline constexpr char kMetaFormatVersion[] = "format_version";
 inline constexpr char kMetaMasterKeyCheck[] = "master_key_check";
 inline constexpr char kMetaNextStreamNo[] = "next_stream_no";
+// No event is recorded before it (LogReader::Watermark), across restarts.
+inline constexpr char kMetaRecordedFloor[] = "recorded_floor";
 
 inline std::string EventKey(uint64_t position) { return BigEndian64(position); }
 

@@ -449,6 +449,32 @@ TEST_F(EventStoreTest, VerifyCatchesAMissingEventIdAndAnIndexEntryNoEventImplies
       << report.status();
 }
 
+// The watermark: every event recorded before it is in the log, and no event will be recorded
+// before it, in this process or after a restart (projections fire their timers by it).
+TEST_F(EventStoreTest, NothingIsRecordedBeforeAWatermarkEvenAfterARestart) {
+  IHS_ASSERT_OK(AppendOne("a", 1));
+  clock_.Advance(absl::Seconds(10));
+  absl::StatusOr<int64_t> w = store_->Watermark();
+  IHS_ASSERT_OK(w);
+  EXPECT_EQ(*w, absl::ToUnixMicros(clock_.Now()));
+  clock_.Advance(absl::Hours(-1));  // the clock steps back
+  IHS_ASSERT_OK(AppendOne("a", 2));
+  Reopen();
+  IHS_ASSERT_OK(AppendOne("a", 3));
+  auto events = store_->ReadAll(0, 10);
+  IHS_ASSERT_OK(events);
+  ASSERT_EQ(events->size(), 3u);
+  EXPECT_GE((*events)[1].event().getRecordedAt(), *w);
+  EXPECT_GE((*events)[2].event().getRecordedAt(), *w);
+  // A store opened for reading answers the last event's time and moves nothing.
+  store::Options ro;
+  ro.read_only = true;
+  Reopen(ro);
+  absl::StatusOr<int64_t> r = store_->Watermark();
+  IHS_ASSERT_OK(r);
+  EXPECT_EQ(*r, (*events)[2].event().getRecordedAt());
+}
+
 TEST_F(EventStoreTest, RecordedAtNeverDecreasesAlongTheLogEvenWhenTheClockStepsBack) {
   IHS_ASSERT_OK(AppendOne("a", 1));
   const int64_t first = absl::ToUnixMicros(clock_.Now());
