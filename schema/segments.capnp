@@ -160,4 +160,35 @@ struct SegPerson {
   links @1 :List(SegLink);    # the links that join them, in log order
   members @2 :List(Membership);  # the segments the person is in now, by name
   due @3 :Int64;              # the person's next timer (0: none)
+  # What the person's next evaluation starts from (projections/segments/kept.h), made for the
+  # live rules as of definition `epoch` (a count of definition events; another: made again
+  # from the streams).
+  epoch @4 :UInt64;
+  kind @5 :Text;              # the profile that speaks for the person
+  cohort @6 :Text;
+  consent @7 :List(SegFlag);  # by channel name
+  kept @8 :List(SegKept);     # by condition, for the conditions that hold anything
+  dues @9 :List(Int64);       # per live segment in evaluation order: its next change (0: none)
+}
+
+struct SegFlag {
+  name @0 :Text;
+  on @1 :Bool;
+}
+
+struct SegKeptTouch {
+  occurred @0 :Int64;
+  due @1 :Int64;
+  answered @2 :Int64;
+  value @3 :Float64;
+  id @4 :Data;
+}
+
+struct SegKept {
+  index @0 :UInt32;           # the condition: its place among the live rules' conditions over
+                              # touchpoints, in evaluation order
+  count @1 :UInt64;
+  sum @2 :Float64;
+  touches @3 :List(SegKeptTouch);
+  latest @4 :List(SegKeptTouch);
 }

@@ -1,7 +1,7 @@
 #include "projections/segments/evaluate.h"
 
 #include <algorithm>
-#include <tuple>
+#include <cmath>
 
 #include "common/service_hours.h"
 
@@ -30,36 +30,14 @@ bool In(const std::vector<std::string>& values, const std::string& v) {
   return std::find(values.begin(), values.end(), v) != values.end();
 }
 
-bool Waits(const Touch& t) {
-  return t.direction == "inbound" &&
-         (t.type == "message" || t.type == "request" || t.type == "complaint");
-}
-
 // Calls `visit` with every touchpoint the condition's filter picks (`and_waits`: that also waits
-// for an answer), through the facts' index when it holds the condition.
+// for an answer).
 template <typename Visit>
 void ForEachMatch(const Condition& c, const Facts& facts, bool and_waits, Visit visit) {
-  if (facts.index != nullptr) {
-    auto it = facts.index->find(&c);
-    if (it != facts.index->end()) {
-      for (uint32_t i : it->second) {
-        const Touch& t = facts.touches[i];
-        if (!and_waits || Waits(t)) visit(t);
-      }
-      return;
-    }
-  }
   for (const Touch& t : facts.touches) {
     if ((!and_waits || Waits(t)) && Matches(c.filter, t)) visit(t);
   }
 }
-
-// Collects what an account names: the touchpoints that count, latest first.
-struct Evidence {
-  double value = 0;
-  std::vector<const Touch*> touches;
-  void Add(const Touch& t) { touches.push_back(&t); }
-};
 
 // count, sum, any, none: the touchpoints in the window, and when the window's content changes.
 Verdict Windowed(const Condition& c, const Facts& facts, int64_t now, Evidence* evidence) {
@@ -76,81 +54,32 @@ Verdict Windowed(const Condition& c, const Facts& facts, int64_t now, Evidence* 
       v.next_change = std::min(v.next_change, t.occurred + window);
     }
     ++n;
-    if (evidence != nullptr) evidence->Add(t);
-    if (c.kind == Condition::Kind::kSum) {
-      sum += c.sum == Condition::Sum::kAudience ? t.audience
-                                                : (std::isnan(t.sentiment) ? 0 : t.sentiment);
-    }
+    if (evidence != nullptr) evidence->touches.emplace_back(t.occurred, t.event_id);
+    if (c.kind == Condition::Kind::kSum) sum += SumValue(c, t);
   });
   if (evidence != nullptr) evidence->value = c.kind == Condition::Kind::kSum ? sum : n;
-  switch (c.kind) {
-    case Condition::Kind::kCount:
-      v.member = Compare(c.cmp, n, c.number);
-      break;
-    case Condition::Kind::kSum:
-      v.member = Compare(c.cmp, sum, c.number);
-      break;
-    case Condition::Kind::kAny:
-      v.member = n > 0;
-      break;
-    default:  // kNone
-      v.member = n == 0;
-      break;
-  }
+  v.member = Holds(c, n, sum);
   return v;
 }
 
 // unanswered: an inbound message that matches, unanswered at `now`, waiting since its `due`.
 Verdict Unanswered(const Condition& c, const Facts& facts, int64_t now, Evidence* evidence) {
-  const int64_t over = c.over_seconds * 1'000'000;
   Verdict v;
   ForEachMatch(c, facts, true, [&](const Touch& t) {
-    const int64_t due = over == 0         ? t.occurred
-                        : c.service_hours ? ServiceHours::Default().Add(t.occurred, over)
-                                          : t.occurred + over;
+    const int64_t due = AnswerDue(c, t.occurred);
     // Answered by now, or before it was due: it never makes the person a member (again).
     if (t.answered <= now || t.answered <= due) return;
     if (due <= now) {
       v.member = true;
       if (evidence != nullptr) {
         ++evidence->value;
-        evidence->Add(t);
+        evidence->touches.emplace_back(t.occurred, t.event_id);
       }
     } else {
       v.next_change = std::min(v.next_change, due);
     }
     if (t.answered != kNever) v.next_change = std::min(v.next_change, t.answered);
   });
-  return v;
-}
-
-Verdict Evaluate(const Condition& c, const Facts& facts, int64_t now,
-                 const std::function<bool(const std::string&)>& member_of,
-                 Evidence* evidence = nullptr) {
-  Verdict v;
-  switch (c.kind) {
-    case Condition::Kind::kCount:
-    case Condition::Kind::kSum:
-    case Condition::Kind::kAny:
-    case Condition::Kind::kNone:
-      return Windowed(c, facts, now, evidence);
-    case Condition::Kind::kUnanswered:
-      return Unanswered(c, facts, now, evidence);
-    case Condition::Kind::kKind:
-      v.member = In(c.values, facts.kind) != c.negate;
-      return v;
-    case Condition::Kind::kCohort:
-      v.member = In(c.values, facts.cohort) != c.negate;
-      return v;
-    case Condition::Kind::kConsent: {
-      auto it = facts.consent.find(c.values[0]);
-      v.member = it != facts.consent.end() && it->second;
-      return v;
-    }
-    case Condition::Kind::kSegment:
-      v.member = member_of(c.values[0]);
-      return v;
-  }
   return v;
 }
 
@@ -214,13 +143,67 @@ bool Matches(const Filter& f, const Touch& t) {
   return false;
 }
 
-Verdict Evaluate(const Rule& rule, const Facts& facts, int64_t now,
-                 const std::function<bool(const std::string&)>& member_of) {
-  if (rule.op == Rule::Op::kCondition) return Evaluate(rule.condition, facts, now, member_of);
+bool Waits(const Touch& t) {
+  return t.direction == "inbound" &&
+         (t.type == "message" || t.type == "request" || t.type == "complaint");
+}
+
+double SumValue(const Condition& c, const Touch& t) {
+  if (c.sum == Condition::Sum::kAudience) return t.audience;
+  return std::isnan(t.sentiment) ? 0 : t.sentiment;
+}
+
+int64_t AnswerDue(const Condition& c, int64_t occurred) {
+  const int64_t over = c.over_seconds * 1'000'000;
+  if (over == 0) return occurred;
+  return c.service_hours ? ServiceHours::Default().Add(occurred, over) : occurred + over;
+}
+
+bool Holds(const Condition& c, double n, double sum) {
+  switch (c.kind) {
+    case Condition::Kind::kCount:
+      return Compare(c.cmp, n, c.number);
+    case Condition::Kind::kSum:
+      return Compare(c.cmp, sum, c.number);
+    case Condition::Kind::kAny:
+      return n > 0;
+    case Condition::Kind::kNone:
+      return n == 0;
+    default:
+      return false;
+  }
+}
+
+Verdict ProfileVerdict(const Condition& c, const Profile& profile,
+                       const std::function<bool(const std::string&)>& member_of) {
+  Verdict v;
+  switch (c.kind) {
+    case Condition::Kind::kKind:
+      v.member = In(c.values, profile.kind) != c.negate;
+      break;
+    case Condition::Kind::kCohort:
+      v.member = In(c.values, profile.cohort) != c.negate;
+      break;
+    case Condition::Kind::kConsent: {
+      auto it = profile.consent.find(c.values[0]);
+      v.member = it != profile.consent.end() && it->second;
+      break;
+    }
+    case Condition::Kind::kSegment:
+      v.member = member_of(c.values[0]);
+      break;
+    default:
+      break;
+  }
+  return v;
+}
+
+Verdict Combine(const Rule& rule, const ConditionFn& condition) {
+  if (rule.op == Rule::Op::kCondition) return condition(rule.condition, nullptr);
   Verdict v;
   v.member = rule.op == Rule::Op::kAnd;
   for (const Rule& child : rule.children) {
-    const Verdict c = Evaluate(child, facts, now, member_of);
+    const Verdict c = Combine(child, condition);
     v.next_change = std::min(v.next_change, c.next_change);
     if (rule.op == Rule::Op::kAnd) v.member = v.member && c.member;
     if (rule.op == Rule::Op::kOr) v.member = v.member || c.member;
@@ -229,16 +212,7 @@ Verdict Evaluate(const Rule& rule, const Facts& facts, int64_t now,
   return v;
 }
 
-bool Concerns(const Rule& rule, const Touch& touch) {
-  if (rule.op != Rule::Op::kCondition) {
-    return std::any_of(rule.children.begin(), rule.children.end(),
-                       [&](const Rule& child) { return Concerns(child, touch); });
-  }
-  return HasFilter(rule.condition) && Matches(rule.condition.filter, touch);
-}
-
-std::vector<Account> Explain(const Rule& rule, const Facts& facts, int64_t now,
-                             const std::function<bool(const std::string&)>& member_of) {
+std::vector<Account> ExplainWith(const Rule& rule, const ConditionFn& condition) {
   std::vector<const Condition*> conditions;
   Conditions(rule, &conditions);
   std::vector<Account> out;
@@ -250,18 +224,48 @@ std::vector<Account> Explain(const Rule& rule, const Facts& facts, int64_t now,
     Evidence evidence;
     Account a;
     a.clause = std::move(clause);
-    a.holds = Evaluate(*c, facts, now, member_of, &evidence).member;
+    a.holds = condition(*c, &evidence).member;
     a.value = evidence.value;
-    std::sort(evidence.touches.begin(), evidence.touches.end(), [](const Touch* x, const Touch* y) {
-      return std::tie(x->occurred, x->event_id) > std::tie(y->occurred, y->event_id);
-    });
-    for (const Touch* t : evidence.touches) {
+    std::sort(evidence.touches.begin(), evidence.touches.end(),
+              [](const auto& x, const auto& y) { return x > y; });
+    for (const auto& [occurred, id] : evidence.touches) {
       if (a.events.size() == kMaxAccountEvents) break;
-      a.events.push_back(t->event_id);
+      a.events.emplace_back(id);
     }
     out.push_back(std::move(a));
   }
   return out;
+}
+
+namespace {
+
+ConditionFn OverFacts(const Facts& facts, int64_t now,
+                      const std::function<bool(const std::string&)>& member_of) {
+  return [&facts, now, &member_of](const Condition& c, Evidence* evidence) {
+    switch (c.kind) {
+      case Condition::Kind::kCount:
+      case Condition::Kind::kSum:
+      case Condition::Kind::kAny:
+      case Condition::Kind::kNone:
+        return Windowed(c, facts, now, evidence);
+      case Condition::Kind::kUnanswered:
+        return Unanswered(c, facts, now, evidence);
+      default:
+        return ProfileVerdict(c, facts, member_of);
+    }
+  };
+}
+
+}  // namespace
+
+Verdict Evaluate(const Rule& rule, const Facts& facts, int64_t now,
+                 const std::function<bool(const std::string&)>& member_of) {
+  return Combine(rule, OverFacts(facts, now, member_of));
+}
+
+std::vector<Account> Explain(const Rule& rule, const Facts& facts, int64_t now,
+                             const std::function<bool(const std::string&)>& member_of) {
+  return ExplainWith(rule, OverFacts(facts, now, member_of));
 }
 
 }  // namespace ihs::projections::segments

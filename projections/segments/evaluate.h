@@ -15,8 +15,10 @@
 #include <limits>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "projections/segments/rule.h"
 
 namespace ihs::projections::segments {
@@ -38,19 +40,15 @@ struct Touch {
   std::string event_id;  // for `why`
 };
 
-// What the log held about the person at the moment evaluated.
-// For conditions (by address), the indices into Facts::touches of the touchpoints their filter
-// picks, in any order: a caller that evaluates the same person often keeps it as touchpoints are
-// added, so that each is matched against each filter once, not at every evaluation.
-using MatchIndex = std::map<const Condition*, std::vector<uint32_t>>;
-
-struct Facts {
-  std::vector<Touch> touches;           // any order
+// The person's profile as the log held it at the moment evaluated.
+struct Profile {
   std::string kind, cohort;             // the profile ("customer", "1980s"); empty: none
   std::map<std::string, bool> consent;  // channel -> given and not revoked since
-  // Optional; a condition it holds is evaluated over those touchpoints only (their filter is
-  // not checked again), any other over all of them.
-  const MatchIndex* index = nullptr;
+};
+
+// What the log held about the person at the moment evaluated.
+struct Facts : Profile {
+  std::vector<Touch> touches;  // any order
 };
 
 struct Verdict {
@@ -60,6 +58,16 @@ struct Verdict {
   // stay the same.
   int64_t next_change = kNever;
 };
+
+// One condition of a rule as it stood at a moment: what `why` prints.
+struct Account {
+  std::string clause;               // the condition's canonical text
+  bool holds = false;               // the condition alone
+  double value = 0;                 // count, sum: the aggregate; unanswered: messages waiting
+  std::vector<std::string> events;  // the touchpoints that made it what it is, at most
+                                    // kMaxAccountEvents, latest first
+};
+inline constexpr size_t kMaxAccountEvents = 8;
 
 // Whether the filter picks the touchpoint.
 bool Matches(const Filter& filter, const Touch& touch);
@@ -75,20 +83,35 @@ void Conditions(const Rule& rule, std::vector<const Condition*>* out);
 // Whether the condition has a filter over touchpoints (count, sum, any, none, unanswered).
 bool HasFilter(const Condition& c);
 
-// Whether a touchpoint can change what `rule` answers, now or later: it matches the filter of one
-// of its count, sum, any, none or unanswered conditions. (Profile, consent and other segments
-// change only with their own events.)
-bool Concerns(const Rule& rule, const Touch& touch);
+// Whether the touchpoint waits for an answer: an inbound message, request or complaint.
+bool Waits(const Touch& t);
 
-// One condition of a rule as it stood at a moment: what `why` prints.
-struct Account {
-  std::string clause;               // the condition's canonical text
-  bool holds = false;               // the condition alone
-  double value = 0;                 // count, sum: the aggregate; unanswered: messages waiting
-  std::vector<std::string> events;  // the touchpoints that made it what it is, at most
-                                    // kMaxAccountEvents, latest first
+// What a touchpoint adds to a sum condition (an unknown sentiment: 0).
+double SumValue(const Condition& c, const Touch& t);
+
+// unanswered: when a message that occurred then has waited long enough to count.
+int64_t AnswerDue(const Condition& c, int64_t occurred);
+
+// Whether a count, sum, any or none condition holds with `n` touchpoints in its window, summing
+// to `sum`.
+bool Holds(const Condition& c, double n, double sum);
+
+// kind, cohort, consent and segment conditions.
+Verdict ProfileVerdict(const Condition& c, const Profile& profile,
+                       const std::function<bool(const std::string&)>& member_of);
+
+// What a condition's answer rests on: its aggregate, and the touchpoints that made it.
+struct Evidence {
+  double value = 0;
+  std::vector<std::pair<int64_t, absl::string_view>> touches;  // occurred, event id; any order
 };
-inline constexpr size_t kMaxAccountEvents = 8;
+
+// Evaluates one condition at the moment meant; `evidence` (nullptr: not wanted) collects what
+// the answer rests on. Evaluate and Explain for another form of the facts (the projection
+// keeps aggregates per condition, projections/segments/kept.h).
+using ConditionFn = std::function<Verdict(const Condition&, Evidence*)>;
+Verdict Combine(const Rule& rule, const ConditionFn& condition);
+std::vector<Account> ExplainWith(const Rule& rule, const ConditionFn& condition);
 
 // Every condition of `rule` at `now`, in the rule's order (a condition written twice, once).
 std::vector<Account> Explain(const Rule& rule, const Facts& facts, int64_t now,

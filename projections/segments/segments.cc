@@ -54,7 +54,7 @@ struct Live {
 class SegmentsProjection : public Projection {
  public:
   absl::string_view name() const override { return kName; }
-  uint32_t version() const override { return 1; }
+  uint32_t version() const override { return 2; }
 
   absl::Status Apply(const store::StoredEvent& stored, Txn& txn) override {
     IHS_RETURN_IF_ERROR(Begin(txn));
@@ -75,35 +75,19 @@ class SegmentsProjection : public Projection {
     TransitionCause cause = TransitionCause::EVENT;
     switch (ev.which()) {
       case schema::Event::TOUCHPOINT: {
-        bool appended = false;
-        IHS_ASSIGN_OR_RETURN(changed, ApplyTouch(*s, ev, &appended));
-        if (!appended) {
-          if (changed) facts_.erase(s->person);
-          break;
-        }
-        // A touchpoint that no filter of a live rule picks changes no answer and no timer.
-        Touch t = ToTouch(s->touches.back());
-        changed = false;
-        auto it = facts_.find(s->person);
-        const uint32_t index =
-            it == facts_.end() ? 0 : static_cast<uint32_t>(it->second.facts.touches.size());
-        for (const Condition* c : filters_) {
-          if (!Matches(c->filter, t)) continue;
-          changed = true;
-          if (it != facts_.end()) it->second.index[c].push_back(index);
-        }
-        if (it != facts_.end()) it->second.facts.touches.push_back(std::move(t));
+        TouchChange change;
+        IHS_RETURN_IF_ERROR(ApplyTouch(*s, ev, &change));
+        if (change.appended) return Take(s->person, s->touches.back(), change.answers);
+        changed = change.changed;
         break;
       }
       case schema::Event::PARTY_PROFILE:
-        facts_.erase(s->person);
         s->kind = ev.getPartyProfile().getKind();
         s->cohort = std::string(View(ev.getPartyProfile().getCohort()));
         s->profile_position = position_;
         changed = true;
         break;
       case schema::Event::ERASURE_REQUEST:
-        facts_.erase(s->person);
         // Topics and sentiment may come from the content: they go with it.
         for (StoredTouch& t : s->touches) {
           changed |= !t.topics.empty() || !std::isnan(t.sentiment);
@@ -116,13 +100,12 @@ class SegmentsProjection : public Projection {
         break;
     }
     if (!changed) return absl::OkStatus();
-    return Reevaluate(s->person, cause);
+    return Reevaluate(s->person, cause, nullptr, /*remake=*/true);
   }
 
   absl::Status Flush(Txn& txn) override {
     txn_ = &txn;
     WriteRecords();
-    facts_.clear();  // bounded by a batch
     txn.Put(kNextSeqKey, BigEndian64(next_seq_));
     // The tag: where the batch ends and the projection's clock. Every batch writes it, so the
     // next one knows from it whether this one was committed; and a rebuild that reached the same
@@ -136,7 +119,6 @@ class SegmentsProjection : public Projection {
   }
 
   void Discard() override {
-    facts_.clear();
     streams_.clear();
     persons_.clear();
     counts_.clear();
@@ -202,12 +184,13 @@ class SegmentsProjection : public Projection {
     defs_ = Definitions();
     IHS_ASSIGN_OR_RETURN(std::optional<std::string> n, txn_->Get(kDefinitionCountKey));
     def_count_ = n && n->size() == 8 ? GetBigEndian64(n->data()) : 0;
+    epoch_ = 0;
     for (uint64_t i = 0; i < def_count_; ++i) {
       IHS_ASSIGN_OR_RETURN(std::optional<std::string> bytes, txn_->Get(DefinitionKey(i)));
       if (!bytes) return absl::DataLossError("segments state: a definition is missing");
       PackedRecord rec(*bytes, "segments");
       IHS_ASSIGN_OR_RETURN(schema::Event::Reader ev, rec.Root<schema::Event>());
-      defs_.Apply(ev);
+      if (ApplyToDefinitions(ev)) epoch_ = i + 1;
     }
     IHS_RETURN_IF_ERROR(Order());
     IHS_ASSIGN_OR_RETURN(std::optional<std::string> seq, txn_->Get(kNextSeqKey));
@@ -235,7 +218,9 @@ class SegmentsProjection : public Projection {
   absl::Status Order() {
     order_.clear();
     filters_.clear();
-    facts_.clear();                    // their indexes name the old rules' conditions
+    filter_segment_.clear();
+    filter_index_.clear();
+    named_.clear();
     std::map<std::string, int> state;  // 1: visiting, 2: done
     std::function<absl::Status(const Segment&)> visit = [&](const Segment& s) -> absl::Status {
       int& st = state[s.name];
@@ -260,10 +245,19 @@ class SegmentsProjection : public Projection {
     for (const auto& [name, s] : defs_.all()) {
       if (s.live()) IHS_RETURN_IF_ERROR(visit(s));
     }
-    std::vector<const Condition*> all;
-    for (const Live& l : order_) Conditions(l.rule, &all);
-    for (const Condition* c : all) {
-      if (HasFilter(*c)) filters_.push_back(c);
+    std::map<std::string, uint32_t> place;
+    for (uint32_t j = 0; j < order_.size(); ++j) {
+      std::vector<const Condition*> all;
+      Conditions(order_[j].rule, &all);
+      for (const Condition* c : all) {
+        if (!HasFilter(*c)) continue;
+        filter_index_[c] = static_cast<uint32_t>(filters_.size());
+        filters_.push_back(c);
+        filter_segment_.push_back(j);
+      }
+      named_.emplace_back();
+      for (const std::string& n : SegmentsNamed(order_[j].rule)) named_.back().push_back(place[n]);
+      place[order_[j].name] = j;
     }
     return absl::OkStatus();
   }
@@ -337,19 +331,21 @@ class SegmentsProjection : public Projection {
 
   // --- touchpoints -----------------------------------------------------------------------------
 
-  // Adds the touchpoint to the stream's record (or applies a correction or retraction); false if
-  // nothing changed.
-  // `appended`: the touchpoint was added at the end and nothing else changed (a person's facts
-  // held in memory can take it as it is).
-  absl::StatusOr<bool> ApplyTouch(StreamRec& s, schema::Event::Reader ev, bool* appended) {
-    *appended = false;
-    bool others = false;  // an earlier touchpoint or the consent changed too
+  // What a touchpoint event did to its stream's record.
+  struct TouchChange {
+    bool changed = false;   // a correction or retraction changed an earlier touchpoint
+    bool appended = false;  // it was added at the end of the stream's touchpoints
+    std::vector<std::pair<std::string, int64_t>> answers;  // it answered these messages then
+  };
+
+  // Adds the touchpoint to the stream's record, or applies a correction or retraction.
+  absl::Status ApplyTouch(StreamRec& s, schema::Event::Reader ev, TouchChange* change) {
     const schema::Touchpoint::Reader t = ev.getTouchpoint();
     if (t.getType() == TouchpointType::CORRECTION || t.getType() == TouchpointType::RETRACTION) {
       const absl::string_view target = View(t.getCorrects());
       auto it = std::find_if(s.touches.begin(), s.touches.end(),
                              [&](const StoredTouch& x) { return x.event_id == target; });
-      if (it == s.touches.end() || it->retracted) return false;
+      if (it == s.touches.end() || it->retracted) return absl::OkStatus();
       if (t.getType() == TouchpointType::RETRACTION) {
         it->retracted = true;
       } else {
@@ -357,7 +353,8 @@ class SegmentsProjection : public Projection {
         it->topics.clear();
         for (auto topic : t.getTopics()) it->topics.emplace_back(View(topic));
       }
-      return true;
+      change->changed = true;
+      return absl::OkStatus();
     }
     StoredTouch n;
     n.occurred = ev.getOccurredAt();
@@ -389,7 +386,7 @@ class SegmentsProjection : public Projection {
           if (Waits(m) && m.thread == n.thread && m.occurred <= n.occurred &&
               (m.answered == 0 || m.answered > n.occurred)) {
             m.answered = n.occurred;
-            others = true;
+            change->answers.emplace_back(m.event_id, n.occurred);
           }
         }
       }
@@ -397,7 +394,6 @@ class SegmentsProjection : public Projection {
     if (n.type == TouchpointType::CONSENT_GIVEN || n.type == TouchpointType::CONSENT_REVOKED ||
         n.type == TouchpointType::UNSUBSCRIBE) {
       const bool given = n.type == TouchpointType::CONSENT_GIVEN;
-      others = true;
       auto c = std::find_if(s.consents.begin(), s.consents.end(),
                             [&](const ConsentState& x) { return x.channel == n.channel; });
       if (c == s.consents.end()) {
@@ -407,8 +403,8 @@ class SegmentsProjection : public Projection {
       }
     }
     s.touches.push_back(std::move(n));
-    *appended = !others;
-    return true;
+    change->appended = true;
+    return absl::OkStatus();
   }
 
   // The timeline's rule (projections/timeline/timeline.cc): the company's reply is an outbound
@@ -478,49 +474,120 @@ class SegmentsProjection : public Projection {
     return f;
   }
 
-  // Evaluates every live segment for the person at now_, records what changed, and sets the
-  // person's next timer.
-  absl::Status Reevaluate(const std::string& person, TransitionCause cause) {
+  // The person's kept state for filter `index`, made empty if it holds none.
+  static Kept& KeptOf(PersonRec& p, uint32_t index) {
+    auto it = std::lower_bound(p.kept.begin(), p.kept.end(), index,
+                               [](const Kept& k, uint32_t i) { return k.index < i; });
+    if (it == p.kept.end() || it->index != index) {
+      it = p.kept.insert(it, Kept());
+      it->index = index;
+    }
+    return *it;
+  }
+
+  static bool Empty(const Kept& k) { return k.count == 0 && k.touches.empty() && k.latest.empty(); }
+
+  // Makes the person's kept state again from their streams, for the live rules at now_.
+  absl::Status Remake(PersonRec& p) {
+    IHS_ASSIGN_OR_RETURN(Facts f, FactsOf(p));
+    p.profile = f;
+    p.kept.clear();
+    for (uint32_t i = 0; i < filters_.size(); ++i) {
+      Kept k;
+      k.index = i;
+      for (const Touch& t : f.touches) {
+        if (Matches(filters_[i]->filter, t)) Keep(*filters_[i], t, now_, k);
+      }
+      if (!Empty(k)) p.kept.push_back(std::move(k));
+    }
+    p.dues.assign(order_.size(), 0);
+    p.epoch = epoch_;
+    return absl::OkStatus();
+  }
+
+  // A touchpoint appended to one of the person's streams: the conditions whose filter picks it
+  // keep it, the messages it answered are answered, and the segments that concern evaluated.
+  absl::Status Take(const std::string& person, const StoredTouch& stored,
+                    const std::vector<std::pair<std::string, int64_t>>& answers) {
     IHS_ASSIGN_OR_RETURN(PersonRec * p, MutablePerson(person));
-    auto cached = facts_.find(person);
-    if (cached == facts_.end()) {
-      IHS_ASSIGN_OR_RETURN(Facts f, FactsOf(*p));
-      cached = facts_.try_emplace(person).first;
-      PersonFacts& pf = cached->second;
-      pf.facts = std::move(f);
-      for (const Condition* c : filters_) {
-        std::vector<uint32_t>& picks = pf.index[c];
-        for (uint32_t i = 0; i < pf.facts.touches.size(); ++i) {
-          if (Matches(c->filter, pf.facts.touches[i])) picks.push_back(i);
+    if (p->epoch != epoch_) return Reevaluate(person, TransitionCause::EVENT, nullptr, true);
+    const Touch t = ToTouch(stored);
+    std::vector<bool> affected(order_.size(), false);
+    for (uint32_t i = 0; i < filters_.size(); ++i) {
+      if (!Matches(filters_[i]->filter, t)) continue;
+      Keep(*filters_[i], t, now_, KeptOf(*p, i));
+      affected[filter_segment_[i]] = true;
+    }
+    for (const auto& [id, at] : answers) {
+      for (Kept& k : p->kept) {
+        if (Answer(id, at, k)) affected[filter_segment_[k.index]] = true;
+      }
+    }
+    const bool consent = stored.type == TouchpointType::CONSENT_GIVEN ||
+                         stored.type == TouchpointType::CONSENT_REVOKED ||
+                         stored.type == TouchpointType::UNSUBSCRIBE;
+    if (consent) {  // the latest consent event of any of the person's streams speaks
+      p->profile.consent[schema::EnumName(stored.channel)] =
+          stored.type == TouchpointType::CONSENT_GIVEN;
+    }
+    return Reevaluate(person, TransitionCause::EVENT, consent ? nullptr : &affected, false);
+  }
+
+  // Evaluates the person's live segments at now_ (those `affected` marks, those due by now_ and
+  // those that name one whose answer changed; all when nullptr), records what changed, and sets
+  // the person's next timer. `remake`: the kept state is made again from the streams first.
+  absl::Status Reevaluate(const std::string& person, TransitionCause cause,
+                          const std::vector<bool>* affected, bool remake) {
+    IHS_ASSIGN_OR_RETURN(PersonRec * p, MutablePerson(person));
+    if (remake || p->epoch != epoch_) {
+      IHS_RETURN_IF_ERROR(Remake(*p));
+      affected = nullptr;
+    }
+    auto member_of = [p](const std::string& name) {
+      auto it =
+          std::lower_bound(p->members.begin(), p->members.end(), name,
+                           [](const MemberRec& m, const std::string& n) { return m.segment < n; });
+      return it != p->members.end() && it->segment == name;
+    };
+    const ConditionFn condition = [&](const Condition& c, Evidence* evidence) {
+      if (!HasFilter(c)) return ProfileVerdict(c, p->profile, member_of);
+      const uint32_t index = filter_index_.at(&c);
+      auto it = std::lower_bound(p->kept.begin(), p->kept.end(), index,
+                                 [](const Kept& k, uint32_t i) { return k.index < i; });
+      if (it != p->kept.end() && it->index == index) return EvaluateKept(c, now_, *it, evidence);
+      Kept none;
+      return EvaluateKept(c, now_, none, evidence);
+    };
+    std::vector<bool> changed(order_.size(), false);
+    int64_t next = kNever;
+    for (uint32_t j = 0; j < order_.size(); ++j) {
+      const Live& seg = order_[j];
+      bool evaluate =
+          affected == nullptr || (*affected)[j] || (p->dues[j] != 0 && p->dues[j] <= now_);
+      for (uint32_t n : named_[j]) evaluate = evaluate || changed[n];
+      if (evaluate) {
+        const Verdict v = Combine(seg.rule, condition);
+        // Time moves on whatever the rule says.
+        const int64_t due = v.next_change == kNever ? 0 : std::max(v.next_change, now_ + 1);
+        p->dues[j] = due;
+        auto it = std::lower_bound(
+            p->members.begin(), p->members.end(), seg.name,
+            [](const MemberRec& m, const std::string& n) { return m.segment < n; });
+        const bool was = it != p->members.end() && it->segment == seg.name;
+        if (v.member != was) {
+          changed[j] = true;
+          const std::vector<Account> why = ExplainWith(seg.rule, condition);
+          IHS_RETURN_IF_ERROR(Record(seg.name, person, v.member, seg.version, cause, &why));
+          if (v.member) {
+            p->members.insert(it, MemberRec{seg.name, now_, seg.version});
+          } else {
+            p->members.erase(it);
+          }
         }
       }
-      pf.facts.index = &pf.index;
+      if (p->dues[j] != 0) next = std::min(next, p->dues[j]);
     }
-    const Facts& facts = cached->second.facts;
-    std::map<std::string, bool> member;
-    auto member_of = [&member](const std::string& name) {
-      auto it = member.find(name);
-      return it != member.end() && it->second;
-    };
-    int64_t next = kNever;
-    for (const Live& seg : order_) {
-      const Verdict v = Evaluate(seg.rule, facts, now_, member_of);
-      member[seg.name] = v.member;
-      next = std::min(next, v.next_change);
-      auto it =
-          std::lower_bound(p->members.begin(), p->members.end(), seg.name,
-                           [](const MemberRec& m, const std::string& n) { return m.segment < n; });
-      const bool was = it != p->members.end() && it->segment == seg.name;
-      if (v.member == was) continue;
-      const std::vector<Account> why = Explain(seg.rule, facts, now_, member_of);
-      IHS_RETURN_IF_ERROR(Record(seg.name, person, v.member, seg.version, cause, &why));
-      if (v.member) {
-        p->members.insert(it, MemberRec{seg.name, now_, seg.version});
-      } else {
-        p->members.erase(it);
-      }
-    }
-    if (next != kNever && next <= now_) next = now_ + 1;  // time moves on whatever the rule says
+    p->kept.erase(std::remove_if(p->kept.begin(), p->kept.end(), Empty), p->kept.end());
     SetDue(person, *p, next == kNever ? 0 : next);
     return absl::OkStatus();
   }
@@ -583,7 +650,8 @@ class SegmentsProjection : public Projection {
     while (!timers_.empty() && timers_.begin()->first < until) {
       const auto [due, person] = *timers_.begin();
       now_ = std::max(now_, due);
-      IHS_RETURN_IF_ERROR(Reevaluate(person, TransitionCause::CLOCK));
+      const std::vector<bool> none(order_.size(), false);  // those due, and what names them
+      IHS_RETURN_IF_ERROR(Reevaluate(person, TransitionCause::CLOCK, &none, false));
     }
     return absl::OkStatus();
   }
@@ -599,11 +667,9 @@ class SegmentsProjection : public Projection {
       txn_->Put(kDefinitionCountKey, BigEndian64(def_count_));
     }
     const std::string name(View(ev.getSegmentDefinition().getName()));
-    const Segment* before = defs_.Find(name);
-    const size_t versions = before == nullptr ? 0 : before->versions.size();
-    defs_.Apply(ev);
+    if (!ApplyToDefinitions(ev)) return absl::OkStatus();  // refused
+    epoch_ = def_count_;
     const Segment* after = defs_.Find(name);
-    if (after == nullptr || after->versions.size() == versions) return absl::OkStatus();  // refused
     IHS_RETURN_IF_ERROR(Order());
     // Every person is evaluated again at this moment: a retired segment's members leave, a new
     // or changed one takes the members its rule gives.
@@ -618,7 +684,7 @@ class SegmentsProjection : public Projection {
     }));
     if (after->live()) {
       for (const std::string& p : persons) {
-        IHS_RETURN_IF_ERROR(Reevaluate(p, TransitionCause::DEFINITION));
+        IHS_RETURN_IF_ERROR(Reevaluate(p, TransitionCause::DEFINITION, nullptr, true));
       }
       return absl::OkStatus();
     }
@@ -633,6 +699,16 @@ class SegmentsProjection : public Projection {
           Record(name, person, false, version, TransitionCause::DEFINITION, nullptr));
     }
     return absl::OkStatus();
+  }
+
+  // Applies a definition event to defs_; whether it was taken (not refused).
+  bool ApplyToDefinitions(schema::Event::Reader ev) {
+    const std::string name(View(ev.getSegmentDefinition().getName()));
+    const Segment* before = defs_.Find(name);
+    const size_t versions = before == nullptr ? 0 : before->versions.size();
+    defs_.Apply(ev);
+    const Segment* after = defs_.Find(name);
+    return after != nullptr && after->versions.size() != versions;
   }
 
   // --- identity --------------------------------------------------------------------------------
@@ -727,8 +803,6 @@ class SegmentsProjection : public Projection {
       }
       named[id] = std::move(g);
     }
-    for (const std::string& o : old) facts_.erase(o);
-    for (const auto& [id, g] : named) facts_.erase(id);
     // The old persons: those that no group continues leave every segment.
     std::map<std::string, PersonRec> previous;
     for (const std::string& o : old) {
@@ -759,7 +833,7 @@ class SegmentsProjection : public Projection {
         g.due = p->due;
       }
       *p = std::move(g);
-      IHS_RETURN_IF_ERROR(Reevaluate(id, TransitionCause::IDENTITY));
+      IHS_RETURN_IF_ERROR(Reevaluate(id, TransitionCause::IDENTITY, nullptr, true));
     }
     return absl::OkStatus();
   }
@@ -775,7 +849,13 @@ class SegmentsProjection : public Projection {
   Definitions defs_;
   uint64_t def_count_ = 0;
   std::vector<Live> order_;
-  std::vector<const Condition*> filters_;  // of order_'s rules: those with a touchpoint filter
+  uint64_t epoch_ = 0;  // definition events up to the last one taken
+  // The conditions over touchpoints of order_'s rules, in order; which segment each is of; and
+  // their numbers.
+  std::vector<const Condition*> filters_;
+  std::vector<uint32_t> filter_segment_;
+  absl::flat_hash_map<const Condition*, uint32_t> filter_index_;
+  std::vector<std::vector<uint32_t>> named_;  // per segment: those its rule names
   std::set<std::pair<int64_t, std::string>> timers_;
   uint64_t next_seq_ = 0;
 
@@ -783,13 +863,6 @@ class SegmentsProjection : public Projection {
   absl::node_hash_map<std::string, Cached<StreamRec>> streams_;
   absl::node_hash_map<std::string, Cached<PersonRec>> persons_;
   absl::node_hash_map<std::string, Cached<int64_t>> counts_;
-  // The facts of persons evaluated in this batch, kept as their streams change, with the
-  // touchpoints each filter picks.
-  struct PersonFacts {
-    Facts facts;
-    MatchIndex index;
-  };
-  absl::node_hash_map<std::string, PersonFacts> facts_;
 };
 
 }  // namespace

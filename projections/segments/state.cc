@@ -2,6 +2,8 @@
 
 #include <capnp/message.h>
 
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "common/big_endian.h"
 #include "common/status_macros.h"
@@ -146,6 +148,35 @@ std::string EncodePerson(const PersonRec& p) {
     members[i].setVersion(p.members[i].version);
   }
   b.setDue(p.due);
+  b.setEpoch(p.epoch);
+  b.setKind(p.profile.kind);
+  b.setCohort(p.profile.cohort);
+  auto consent = b.initConsent(static_cast<unsigned>(p.profile.consent.size()));
+  unsigned i = 0;
+  for (const auto& [name, on] : p.profile.consent) {
+    consent[i].setName(name);
+    consent[i++].setOn(on);
+  }
+  auto put = [](const std::vector<KeptTouch>& from, auto to) {
+    for (unsigned j = 0; j < from.size(); ++j) {
+      to[j].setOccurred(from[j].occurred);
+      to[j].setDue(from[j].due);
+      to[j].setAnswered(from[j].answered);
+      to[j].setValue(from[j].value);
+      to[j].setId(AsData(from[j].event_id()));
+    }
+  };
+  auto kept = b.initKept(static_cast<unsigned>(p.kept.size()));
+  for (unsigned j = 0; j < p.kept.size(); ++j) {
+    const Kept& k = p.kept[j];
+    kept[j].setIndex(k.index);
+    kept[j].setCount(k.count);
+    kept[j].setSum(k.sum);
+    put(k.touches, kept[j].initTouches(static_cast<unsigned>(k.touches.size())));
+    put(k.latest, kept[j].initLatest(static_cast<unsigned>(k.latest.size())));
+  }
+  auto dues = b.initDues(static_cast<unsigned>(p.dues.size()));
+  for (unsigned j = 0; j < p.dues.size(); ++j) dues.set(j, p.dues[j]);
   return Encode(m);
 }
 
@@ -159,6 +190,37 @@ absl::StatusOr<PersonRec> DecodePerson(absl::string_view bytes) {
     p.members.push_back({Str(m.getSegment()), m.getSince(), m.getVersion()});
   }
   p.due = r.getDue();
+  p.epoch = r.getEpoch();
+  p.profile.kind = Str(r.getKind());
+  p.profile.cohort = Str(r.getCohort());
+  for (auto f : r.getConsent()) p.profile.consent[Str(f.getName())] = f.getOn();
+  auto get = [](auto from, std::vector<KeptTouch>& to) -> absl::Status {
+    to.reserve(from.size());
+    for (auto t : from) {
+      KeptTouch kt;
+      kt.occurred = t.getOccurred();
+      kt.due = t.getDue();
+      kt.answered = t.getAnswered();
+      kt.value = t.getValue();
+      if (t.getId().size() != kt.id.size()) {
+        return absl::DataLossError("segments state: a kept event id is not 16 bytes");
+      }
+      std::memcpy(kt.id.data(), t.getId().begin(), kt.id.size());
+      to.push_back(kt);
+    }
+    return absl::OkStatus();
+  };
+  p.kept.reserve(r.getKept().size());
+  for (auto k : r.getKept()) {
+    Kept kept;
+    kept.index = k.getIndex();
+    kept.count = k.getCount();
+    kept.sum = k.getSum();
+    IHS_RETURN_IF_ERROR(get(k.getTouches(), kept.touches));
+    IHS_RETURN_IF_ERROR(get(k.getLatest(), kept.latest));
+    p.kept.push_back(std::move(kept));
+  }
+  for (int64_t d : r.getDues()) p.dues.push_back(d);
   return p;
 }
 

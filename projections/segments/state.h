@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "projections/segments/evaluate.h"
+#include "projections/segments/kept.h"
 #include "schema/event.capnp.h"
 #include "schema/segments.capnp.h"
 
@@ -61,6 +62,11 @@ struct PersonRec {
   std::vector<std::pair<std::string, std::string>> links;  // log order
   std::vector<MemberRec> members;                          // by segment name
   int64_t due = 0;                                         // next timer; 0: none
+  // What the next evaluation starts from (SegPerson).
+  uint64_t epoch = 0;
+  Profile profile;
+  std::vector<Kept> kept;     // by index
+  std::vector<int64_t> dues;  // per live segment; 0: none
 };
 
 // Keys (segments.h).
