@@ -127,11 +127,13 @@ struct SegTouch {
   sentiment @9 :Float32 = nan;
   audience @10 :UInt64;
   original @11 :Bool;
-  thread @12 :Text;           # for answers: the thread, as the timeline names it
+  thread @12 :Text;           # unused since version 2 (threadIndex)
   companyReply @13 :Bool;
   answered @14 :Int64;        # inbound messages: when the answer occurred; 0 while unanswered
   retracted @15 :Bool;        # withdrawn: counts for nothing, but still names its thread and
                               # answers what it answered (as in the timeline)
+  threadIndex @16 :UInt32;    # for answers: its thread, SegStream.threads[threadIndex - 1] (0:
+                              # none)
 }
 
 struct SegConsent {
@@ -148,6 +150,8 @@ struct SegStream {
   profilePosition @4 :UInt64;  # of the profile event that set them (0: none)
   consents @5 :List(SegConsent);
   touches @6 :List(SegTouch);   # in position order
+  threads @7 :List(Text);       # the threads its touchpoints name, as the timeline names them, in
+                                # the order first named
 }
 
 struct SegLink {

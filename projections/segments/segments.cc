@@ -3,6 +3,7 @@
 #include <capnp/message.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <optional>
 #include <set>
@@ -344,7 +345,7 @@ class SegmentsProjection : public Projection {
     if (t.getType() == TouchpointType::CORRECTION || t.getType() == TouchpointType::RETRACTION) {
       const absl::string_view target = View(t.getCorrects());
       auto it = std::find_if(s.touches.begin(), s.touches.end(),
-                             [&](const StoredTouch& x) { return x.event_id == target; });
+                             [&](const StoredTouch& x) { return x.event_id() == target; });
       if (it == s.touches.end() || it->retracted) return absl::OkStatus();
       if (t.getType() == TouchpointType::RETRACTION) {
         it->retracted = true;
@@ -359,7 +360,8 @@ class SegmentsProjection : public Projection {
     StoredTouch n;
     n.occurred = ev.getOccurredAt();
     n.position = position_;
-    n.event_id = std::string(View(ev.getId()));
+    if (ev.getId().size() != n.id.size()) return absl::DataLossError("an event id is not 16 bytes");
+    std::memcpy(n.id.data(), ev.getId().begin(), n.id.size());
     n.channel = t.getChannel();
     n.direction = t.getDirection();
     n.type = t.getType();
@@ -370,8 +372,8 @@ class SegmentsProjection : public Projection {
     n.audience = t.getAudienceSize();
     n.original = ev.getCausationId().size() == 0;
     IHS_ASSIGN_OR_RETURN(n.company_reply, IsCompanyReply(t));
-    n.thread = ThreadName(s, ev);
-    if (!n.thread.empty()) {
+    n.thread = ThreadOf(s, ev);
+    if (n.thread != 0) {
       if (Waits(n)) {
         // The company's first reply in the thread at or after it, on any channel.
         for (const StoredTouch& r : s.touches) {
@@ -386,7 +388,7 @@ class SegmentsProjection : public Projection {
           if (Waits(m) && m.thread == n.thread && m.occurred <= n.occurred &&
               (m.answered == 0 || m.answered > n.occurred)) {
             m.answered = n.occurred;
-            change->answers.emplace_back(m.event_id, n.occurred);
+            change->answers.emplace_back(m.event_id(), n.occurred);
           }
         }
       }
@@ -417,25 +419,34 @@ class SegmentsProjection : public Projection {
     return c != nullptr && c->kind == schema::PartyKind::EMPLOYEE;
   }
 
-  // The thread as the timeline names it (schema/timeline.capnp TimelineEntry.thread).
-  static std::string ThreadName(const StreamRec& s, schema::Event::Reader ev) {
+  // The thread as the timeline names it (schema/timeline.capnp TimelineEntry.thread), as its
+  // number in the stream's record (0: none).
+  static uint32_t ThreadOf(StreamRec& s, schema::Event::Reader ev) {
     const auto t = ev.getTouchpoint();
-    if (t.getThreadId().size() > 0) return std::string(View(t.getThreadId()));
-    if (t.getInReplyTo().size() == 16) {
+    std::string name;
+    if (t.getThreadId().size() > 0) {
+      name = std::string(View(t.getThreadId()));
+    } else if (t.getInReplyTo().size() == 16) {
       const absl::string_view target = View(t.getInReplyTo());
       for (const StoredTouch& x : s.touches) {
-        if (x.event_id == target && !absl::StartsWith(x.thread, "event:") && !x.thread.empty()) {
+        if (x.event_id() == target && x.thread != 0 &&
+            !absl::StartsWith(s.threads[x.thread - 1], "event:")) {
           return x.thread;
         }
       }
-      return absl::StrCat("event:", absl::BytesToHexString(target));
+      name = absl::StrCat("event:", absl::BytesToHexString(target));
+    } else if (t.getDirection() == Direction::INBOUND &&
+               (t.getType() == TouchpointType::MESSAGE || t.getType() == TouchpointType::REQUEST ||
+                t.getType() == TouchpointType::COMPLAINT)) {
+      name = absl::StrCat("event:", absl::BytesToHexString(View(ev.getId())));
+    } else {
+      return 0;
     }
-    if (t.getDirection() == Direction::INBOUND &&
-        (t.getType() == TouchpointType::MESSAGE || t.getType() == TouchpointType::REQUEST ||
-         t.getType() == TouchpointType::COMPLAINT)) {
-      return absl::StrCat("event:", absl::BytesToHexString(View(ev.getId())));
+    for (uint32_t i = 0; i < s.threads.size(); ++i) {
+      if (s.threads[i] == name) return i + 1;
     }
-    return std::string();
+    s.threads.push_back(std::move(name));
+    return static_cast<uint32_t>(s.threads.size());
   }
 
   // --- evaluation ------------------------------------------------------------------------------

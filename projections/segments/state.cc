@@ -16,7 +16,6 @@ namespace {
 constexpr char kWhat[] = "segments";
 
 std::string Str(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
-std::string Str(capnp::Data::Reader d) { return std::string(View(d)); }
 
 // Time keys: an int64 with its sign bit flipped, so that byte order is numeric order.
 void PutTime(std::string* out, int64_t t) {
@@ -71,13 +70,15 @@ std::string EncodeStream(const StreamRec& s) {
     consents[i].setGiven(s.consents[i].given);
     consents[i].setPosition(s.consents[i].position);
   }
+  auto threads = b.initThreads(static_cast<unsigned>(s.threads.size()));
+  for (unsigned i = 0; i < s.threads.size(); ++i) threads.set(i, s.threads[i]);
   auto touches = b.initTouches(static_cast<unsigned>(s.touches.size()));
   for (unsigned i = 0; i < s.touches.size(); ++i) {
     const StoredTouch& t = s.touches[i];
     auto tb = touches[i];
     tb.setOccurred(t.occurred);
     tb.setPosition(t.position);
-    tb.setEventId(AsData(t.event_id));
+    tb.setEventId(AsData(t.event_id()));
     tb.setChannel(t.channel);
     tb.setDirection(t.direction);
     tb.setType(t.type);
@@ -88,7 +89,7 @@ std::string EncodeStream(const StreamRec& s) {
     tb.setSentiment(t.sentiment);
     tb.setAudience(t.audience);
     tb.setOriginal(t.original);
-    tb.setThread(t.thread);
+    tb.setThreadIndex(t.thread);
     tb.setCompanyReply(t.company_reply);
     tb.setAnswered(t.answered);
     tb.setRetracted(t.retracted);
@@ -107,12 +108,16 @@ absl::StatusOr<StreamRec> DecodeStream(absl::string_view bytes) {
   s.profile_position = r.getProfilePosition();
   for (auto c : r.getConsents())
     s.consents.push_back({c.getChannel(), c.getGiven(), c.getPosition()});
+  for (auto t : r.getThreads()) s.threads.push_back(Str(t));
   s.touches.reserve(r.getTouches().size());
   for (auto tr : r.getTouches()) {
     StoredTouch t;
     t.occurred = tr.getOccurred();
     t.position = tr.getPosition();
-    t.event_id = Str(tr.getEventId());
+    if (tr.getEventId().size() != t.id.size()) {
+      return absl::DataLossError("segments state: a touchpoint's event id is not 16 bytes");
+    }
+    std::memcpy(t.id.data(), tr.getEventId().begin(), t.id.size());
     t.channel = tr.getChannel();
     t.direction = tr.getDirection();
     t.type = tr.getType();
@@ -122,7 +127,10 @@ absl::StatusOr<StreamRec> DecodeStream(absl::string_view bytes) {
     t.sentiment = tr.getSentiment();
     t.audience = tr.getAudience();
     t.original = tr.getOriginal();
-    t.thread = Str(tr.getThread());
+    t.thread = tr.getThreadIndex();
+    if (t.thread > r.getThreads().size()) {
+      return absl::DataLossError("segments state: a touchpoint names a thread the stream lacks");
+    }
     t.company_reply = tr.getCompanyReply();
     t.answered = tr.getAnswered();
     t.retracted = tr.getRetracted();
@@ -252,7 +260,7 @@ Touch ToTouch(const StoredTouch& s) {
   t.audience = static_cast<double>(s.audience);
   t.original = s.original;
   t.answered = s.answered == 0 ? kNever : s.answered;
-  t.event_id = s.event_id;
+  t.event_id = std::string(s.event_id());
   return t;
 }
 

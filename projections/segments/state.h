@@ -3,6 +3,7 @@
 #ifndef IHS_PROJECTIONS_SEGMENTS_STATE_H_
 #define IHS_PROJECTIONS_SEGMENTS_STATE_H_
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -20,7 +21,7 @@ namespace ihs::projections::segments {
 struct StoredTouch {
   int64_t occurred = 0;
   uint64_t position = 0;
-  std::string event_id;
+  std::array<char, 16> id{};  // the event id
   schema::Channel channel = schema::Channel::UNSPECIFIED;
   schema::Direction direction = schema::Direction::UNSPECIFIED;
   schema::TouchpointType type = schema::TouchpointType::UNSPECIFIED;
@@ -29,10 +30,12 @@ struct StoredTouch {
   float sentiment = std::nanf("");
   uint64_t audience = 0;
   bool original = true;
-  std::string thread;
+  uint32_t thread = 0;  // its thread: StreamRec::threads[thread - 1]; 0: none
   bool company_reply = false;
   int64_t answered = 0;  // 0: unanswered
   bool retracted = false;
+
+  absl::string_view event_id() const { return absl::string_view(id.data(), id.size()); }
 };
 
 struct ConsentState {
@@ -49,6 +52,7 @@ struct StreamRec {
   uint64_t profile_position = 0;  // 0: no profile
   std::vector<ConsentState> consents;
   std::vector<StoredTouch> touches;  // position order
+  std::vector<std::string> threads;  // the threads its touchpoints name, in the order first named
 };
 
 struct MemberRec {
