@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "store/event_store.h"
@@ -23,12 +25,19 @@ struct Dataset {
   workload::Config config;
 };
 
+// The 50 segments the benchmarks define (name, rule), of the kinds marketing writes: windows,
+// absences, unanswered messages, profile, consent, and segments of segments. The last, "probe",
+// takes a party at its first fax complaint.
+std::vector<std::pair<std::string, std::string>> BenchSegments();
+
 // k1M and k10M: a year of 10k and 100k parties, capped at 1M and 10M events. kStreams1M: a
 // week of 1.7M parties, about 1M of them seen (1M streams, about 4.6M events), for what grows
 // with the people.
 enum class DatasetSize { k1M, k10M, kStreams1M };
 
-// The dataset's config (parties, days, seed, event cap) and name.
+// The dataset's config (parties, days, seed, event cap, BenchSegments defined at the start) and
+// name. Events are recorded at the simulated moments they arrive (workload::LoadIntoStore), so
+// that windows slide through the history as they would have.
 Dataset DescribeDataset(DatasetSize size);
 
 // Returns the dataset, building it first if the cache does not hold it (progress on stderr).

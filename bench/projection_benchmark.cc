@@ -306,44 +306,12 @@ absl::Status DefineSegment(store::EventStore& store, const std::string& name,
   return projections::segments::AppendDefinition(store, r).status();
 }
 
-// 50 segments of the kinds marketing writes: windows, absences, unanswered messages, profile,
-// consent, and segments of segments.
+// The 50 segments (BenchSegments).
 absl::Status Define50(store::EventStore& store) {
-  const char* filters[] = {"type = complaint",
-                           "type in [message, request]",
-                           "direction = public and original",
-                           "channel in [email, twitter]",
-                           "type = purchase",
-                           "sentiment > 0.3",
-                           "type = campaignOpened",
-                           "topic in [billing, delivery]",
-                           "channel = fax and type = complaint",
-                           "not direction = outbound"};
-  const char* windows[] = {"1h", "2d", "7d", "30d", "90d"};
-  int n = 0;
-  for (const char* f : filters) {
-    for (const char* w : windows) {
-      if (n == 45) break;
-      std::string rule;
-      switch (n % 3) {
-        case 0:
-          rule = absl::StrCat("count(", f, ", last ", w, ") >= 2");
-          break;
-        case 1:
-          rule = absl::StrCat("any(", f, ") and none(", f, ", last ", w, ")");
-          break;
-        default:
-          rule = absl::StrCat("unanswered(", f, ", over ", w, ") or consent(newsletter)");
-      }
-      IHS_RETURN_IF_ERROR(DefineSegment(store, absl::StrCat("s", n++), rule));
-    }
+  for (const auto& [name, rule] : BenchSegments()) {
+    IHS_RETURN_IF_ERROR(DefineSegment(store, name, rule));
   }
-  IHS_RETURN_IF_ERROR(DefineSegment(store, "s45", "kind = customer and segment(s0)"));
-  IHS_RETURN_IF_ERROR(DefineSegment(store, "s46", "segment(s1) or segment(s2)"));
-  IHS_RETURN_IF_ERROR(DefineSegment(store, "s47", "cohort in [1980s, 1990s] and not segment(s3)"));
-  IHS_RETURN_IF_ERROR(DefineSegment(store, "s48", "sum(sentiment, last 30d) < -1"));
-  // The probe's: a fax complaint enters it.
-  return DefineSegment(store, "probe", "any(channel = fax and type = complaint)");
+  return absl::OkStatus();
 }
 
 // 8 durable writers with every projection live and 50 segments defined; the probe writer's

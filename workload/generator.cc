@@ -326,6 +326,13 @@ struct Generator::Impl {
       def.occurred = c.start;
       Emit(def);
     }
+    for (uint32_t s = 0; s < c.extra_segments.size(); ++s) {
+      Ev def;
+      def.kind = Ev::kSegment;
+      def.party = static_cast<uint32_t>(std::size(kTruthSegments)) + s;  // then extra_segments
+      def.occurred = c.start;
+      Emit(def);
+    }
     // Weekly campaigns: the first Tuesday 09:00 and Thursday 18:00 at or after the start.
     Schedule(At(NextWeekday(c.start, 1, 9), Act::kNewsletter));
     Schedule(At(NextWeekday(c.start, 3, 18), Act::kPush));
@@ -334,8 +341,9 @@ struct Generator::Impl {
   }
 
   static uint64_t Fingerprint(const Config& c) {
-    const std::string text = absl::StrCat("ihs-workload/", kGeneratorVersion, "/", c.seed, "/",
-                                          c.parties, "/", c.days, "/", c.start, "/", c.story);
+    std::string text = absl::StrCat("ihs-workload/", kGeneratorVersion, "/", c.seed, "/", c.parties,
+                                    "/", c.days, "/", c.start, "/", c.story);
+    for (const auto& [name, rule] : c.extra_segments) absl::StrAppend(&text, "/", name, "=", rule);
     unsigned char out[8];
     crypto_generichash(out, sizeof out, reinterpret_cast<const unsigned char*>(text.data()),
                        text.size(), nullptr, 0);
@@ -1490,14 +1498,20 @@ struct Generator::Impl {
       return;
     }
     if (ev.kind == Ev::kSegment) {
-      const TruthSegment& s = kTruthSegments[ev.party];
       e.setStreamId("$segments");
       e.setSourceSystem("ihs-generate");
       auto d = e.initSegmentDefinition();
+      d.setRequestedBy("ihs generate");
+      if (ev.party >= std::size(kTruthSegments)) {
+        const auto& [name, rule] = config.extra_segments[ev.party - std::size(kTruthSegments)];
+        d.setName(name);
+        d.setRule(rule);
+        return;
+      }
+      const TruthSegment& s = kTruthSegments[ev.party];
       d.setName(s.name);
       d.setRule(s.rule);
       d.setDescription(s.description);
-      d.setRequestedBy("ihs generate");
       return;
     }
     if (ev.kind == Ev::kLink) {

@@ -23,6 +23,8 @@
 #include <memory>
 #include <ostream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "schema/event.capnp.h"
@@ -36,6 +38,9 @@ struct Config {
   int64_t start = 1767571200LL * 1000000;  // 2026-01-05T00:00:00Z, a Monday (µs since epoch)
   uint64_t max_events = 0;  // stop after this many events (0: when the days are over)
   bool story = true;        // plant the demo story (customer-ada), if the history is >= 4 days
+  // More segments defined at the start, after the truth's (name, rule): what a benchmark
+  // evaluates through the history. Not part of the truth.
+  std::vector<std::pair<std::string, std::string>> extra_segments;
 };
 
 // Checks the values a user gave; the error names the flag and the allowed range.
