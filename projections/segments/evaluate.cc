@@ -42,44 +42,48 @@ void ForEachMatch(const Condition& c, const Facts& facts, bool and_waits, Visit 
 // count, sum, any, none: the touchpoints in the window, and when the window's content changes.
 Verdict Windowed(const Condition& c, const Facts& facts, int64_t now, Evidence* evidence) {
   const int64_t window = c.window.seconds * 1'000'000;
-  Verdict v;
+  Moments m;
   double n = 0, sum = 0;
   ForEachMatch(c, facts, false, [&](const Touch& t) {
     if (t.occurred > now) {  // recorded ahead of its time: it enters when it occurs
-      v.next_change = std::min(v.next_change, t.occurred);
+      m.entries.push_back(t.occurred);
       return;
     }
     if (window > 0) {
       if (t.occurred <= now - window) return;  // slid out already
-      v.next_change = std::min(v.next_change, t.occurred + window);
+      m.exits.push_back(t.occurred + window);
     }
     ++n;
     if (evidence != nullptr) evidence->touches.emplace_back(t.occurred, t.event_id);
     if (c.kind == Condition::Kind::kSum) sum += SumValue(c, t);
   });
   if (evidence != nullptr) evidence->value = c.kind == Condition::Kind::kSum ? sum : n;
+  Verdict v;
   v.member = Holds(c, n, sum);
+  v.next_change = WindowedNext(c, v.member, n, m);
   return v;
 }
 
 // unanswered: an inbound message that matches, unanswered at `now`, waiting since its `due`.
 Verdict Unanswered(const Condition& c, const Facts& facts, int64_t now, Evidence* evidence) {
   Verdict v;
+  Moments m;
   ForEachMatch(c, facts, true, [&](const Touch& t) {
     const int64_t due = AnswerDue(c, t.occurred);
     // Answered by now, or before it was due: it never makes the person a member (again).
     if (t.answered <= now || t.answered <= due) return;
     if (due <= now) {
       v.member = true;
+      m.last_answer = std::max(m.last_answer, t.answered);
       if (evidence != nullptr) {
         ++evidence->value;
         evidence->touches.emplace_back(t.occurred, t.event_id);
       }
     } else {
-      v.next_change = std::min(v.next_change, due);
+      m.first_due = std::min(m.first_due, due);
     }
-    if (t.answered != kNever) v.next_change = std::min(v.next_change, t.answered);
   });
+  v.next_change = UnansweredNext(v.member, m);
   return v;
 }
 
@@ -174,6 +178,46 @@ bool Holds(const Condition& c, double n, double sum) {
   }
 }
 
+namespace {
+
+// The k-th earliest of `moments` (k from 1), kNever if there are fewer.
+int64_t Kth(std::vector<int64_t>& moments, double k) {
+  if (k < 1) k = 1;
+  if (k > static_cast<double>(moments.size())) return kNever;
+  const auto at = moments.begin() + static_cast<std::ptrdiff_t>(k) - 1;
+  std::nth_element(moments.begin(), at, moments.end());
+  return *at;
+}
+
+int64_t First(const std::vector<int64_t>& moments) {
+  return moments.empty() ? kNever : *std::min_element(moments.begin(), moments.end());
+}
+
+}  // namespace
+
+int64_t WindowedNext(const Condition& c, bool member, double n, Moments& m) {
+  // As a count: member while lo <= n (at least), or while n <= hi (at most).
+  Cmp cmp = c.cmp;
+  double number = c.number;
+  if (c.kind == Condition::Kind::kAny) cmp = Cmp::kGe, number = 1;
+  if (c.kind == Condition::Kind::kNone) cmp = Cmp::kLe, number = 0;
+  if (c.kind == Condition::Kind::kSum || cmp == Cmp::kEq || cmp == Cmp::kNe) {
+    return std::min(First(m.exits), First(m.entries));  // either way may turn it
+  }
+  if (cmp == Cmp::kGe || cmp == Cmp::kGt) {
+    const double lo = cmp == Cmp::kGe ? std::ceil(number) : std::floor(number) + 1;
+    // A member leaves once enough have left; another enters once enough have entered.
+    return member ? Kth(m.exits, n - lo + 1) : Kth(m.entries, lo - n);
+  }
+  const double hi = cmp == Cmp::kLe ? std::floor(number) : std::ceil(number) - 1;
+  return member ? Kth(m.entries, hi - n + 1) : Kth(m.exits, n - hi);
+}
+
+int64_t UnansweredNext(bool member, const Moments& m) {
+  // A member leaves once every message due is answered; another enters when one falls due.
+  return member ? m.last_answer : m.first_due;
+}
+
 Verdict ProfileVerdict(const Condition& c, const Profile& profile,
                        const std::function<bool(const std::string&)>& member_of) {
   Verdict v;
@@ -200,31 +244,55 @@ Verdict ProfileVerdict(const Condition& c, const Profile& profile,
 
 Verdict Combine(const Rule& rule, const ConditionFn& condition) {
   if (rule.op == Rule::Op::kCondition) return condition(rule.condition, nullptr);
-  Verdict v;
-  v.member = rule.op == Rule::Op::kAnd;
+  if (rule.op == Rule::Op::kNot) {
+    Verdict v = Combine(rule.children[0], condition);
+    v.member = !v.member;
+    return v;
+  }
+  // and: a true one turns false when any part turns; a false one turns true only once every
+  // false part has turned. or: the same with true and false exchanged.
+  const bool decisive = rule.op == Rule::Op::kOr;  // the value that decides alone
+  int64_t any_part = kNever, decisive_last = 0;
+  bool decided = false;
   for (const Rule& child : rule.children) {
     const Verdict c = Combine(child, condition);
-    v.next_change = std::min(v.next_change, c.next_change);
-    if (rule.op == Rule::Op::kAnd) v.member = v.member && c.member;
-    if (rule.op == Rule::Op::kOr) v.member = v.member || c.member;
-    if (rule.op == Rule::Op::kNot) v.member = !c.member;
+    any_part = std::min(any_part, c.next_change);
+    if (c.member == decisive) {
+      decided = true;
+      decisive_last = std::max(decisive_last, c.next_change);
+    }
   }
+  Verdict v;
+  v.member = decided == decisive;
+  v.next_change = decided ? decisive_last : any_part;
   return v;
 }
 
-std::vector<Account> ExplainWith(const Rule& rule, const ConditionFn& condition) {
+Clauses ClausesOf(const Rule& rule) {
   std::vector<const Condition*> conditions;
   Conditions(rule, &conditions);
-  std::vector<Account> out;
+  Clauses out;
   for (const Condition* c : conditions) {
     std::string clause = Format(*c);
-    if (std::any_of(out.begin(), out.end(), [&](const Account& a) { return a.clause == clause; })) {
-      continue;
-    }
+    if (std::find(out.texts.begin(), out.texts.end(), clause) != out.texts.end()) continue;
+    out.conditions.push_back(c);
+    out.texts.push_back(std::move(clause));
+  }
+  return out;
+}
+
+std::vector<Account> ExplainWith(const Rule& rule, const ConditionFn& condition) {
+  return ExplainWith(ClausesOf(rule), condition);
+}
+
+std::vector<Account> ExplainWith(const Clauses& clauses, const ConditionFn& condition) {
+  std::vector<Account> out;
+  out.reserve(clauses.conditions.size());
+  for (size_t i = 0; i < clauses.conditions.size(); ++i) {
     Evidence evidence;
     Account a;
-    a.clause = std::move(clause);
-    a.holds = condition(*c, &evidence).member;
+    a.clause = clauses.texts[i];
+    a.holds = condition(*clauses.conditions[i], &evidence).member;
     a.value = evidence.value;
     std::sort(evidence.touches.begin(), evidence.touches.end(),
               [](const auto& x, const auto& y) { return x > y; });

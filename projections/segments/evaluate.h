@@ -55,7 +55,9 @@ struct Verdict {
   bool member = false;
   // The earliest moment after `now` at which the answer may change if no event arrives
   // (kNever: only an event can change it). Conservative: at that moment the answer may also
-  // stay the same.
+  // stay the same. A combination says only what can turn it: an `and` that is false waits for
+  // the last of its false parts to turn (not the first part to move), an `or` that is true for
+  // the last of its true parts.
   int64_t next_change = kNever;
 };
 
@@ -96,6 +98,26 @@ int64_t AnswerDue(const Condition& c, int64_t occurred);
 // to `sum`.
 bool Holds(const Condition& c, double n, double sum);
 
+// When a condition over touchpoints may next change its answer with no new event, from the
+// moments its touchpoints move (collected while they are visited, at the moment evaluated).
+struct Moments {
+  std::vector<int64_t> exits;    // count, sum, any, none: when a counted one leaves the window
+  std::vector<int64_t> entries;  // ... when one recorded ahead of its time occurs
+  int64_t first_due = kNever;    // unanswered: the earliest moment one not yet due becomes due
+  int64_t last_answer = 0;       // ... the latest answer of those due (kNever: one is not
+                                 // answered yet)
+  void Clear() {
+    exits.clear();
+    entries.clear();
+    first_due = kNever;
+    last_answer = 0;
+  }
+};
+// Only moments that can turn the answer count: a count that must reach 2 and holds 1 waits for
+// entries, not for exits. `n`: touchpoints counted now.
+int64_t WindowedNext(const Condition& c, bool member, double n, Moments& m);
+int64_t UnansweredNext(bool member, const Moments& m);
+
 // kind, cohort, consent and segment conditions.
 Verdict ProfileVerdict(const Condition& c, const Profile& profile,
                        const std::function<bool(const std::string&)>& member_of);
@@ -112,6 +134,15 @@ struct Evidence {
 using ConditionFn = std::function<Verdict(const Condition&, Evidence*)>;
 Verdict Combine(const Rule& rule, const ConditionFn& condition);
 std::vector<Account> ExplainWith(const Rule& rule, const ConditionFn& condition);
+
+// A rule's conditions as Explain lists them (in the rule's order, a clause written twice once),
+// with their canonical text: made once per rule by a caller that explains it often.
+struct Clauses {
+  std::vector<const Condition*> conditions;
+  std::vector<std::string> texts;
+};
+Clauses ClausesOf(const Rule& rule);
+std::vector<Account> ExplainWith(const Clauses& clauses, const ConditionFn& condition);
 
 // Every condition of `rule` at `now`, in the rule's order (a condition written twice, once).
 std::vector<Account> Explain(const Rule& rule, const Facts& facts, int64_t now,

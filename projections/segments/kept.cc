@@ -80,6 +80,8 @@ bool Answer(absl::string_view event_id, int64_t answered, Kept& k) {
 }
 
 Verdict EvaluateKept(const Condition& c, int64_t now, Kept& k, Evidence* evidence) {
+  thread_local Moments m;  // reused: an evaluation allocates nothing once warm
+  m.Clear();
   Verdict v;
   if (c.kind == Condition::Kind::kUnanswered) {
     // Answered by now, or before it was due: it never counts again (an answer only moves earlier).
@@ -91,15 +93,16 @@ Verdict EvaluateKept(const Condition& c, int64_t now, Kept& k, Evidence* evidenc
     for (const KeptTouch& t : k.touches) {
       if (t.due <= now) {
         v.member = true;
+        m.last_answer = std::max(m.last_answer, t.answered);
         if (evidence != nullptr) {
           ++evidence->value;
           evidence->touches.emplace_back(t.occurred, t.event_id());
         }
       } else {
-        v.next_change = std::min(v.next_change, t.due);
+        m.first_due = std::min(m.first_due, t.due);
       }
-      if (t.answered != kNever) v.next_change = std::min(v.next_change, t.answered);
     }
+    v.next_change = UnansweredNext(v.member, m);
     return v;
   }
   const int64_t window = c.window.seconds * 1'000'000;
@@ -108,7 +111,7 @@ Verdict EvaluateKept(const Condition& c, int64_t now, Kept& k, Evidence* evidenc
     Settle(c, now, k);
     n = static_cast<double>(k.count);
     sum = k.sum;
-    for (const KeptTouch& t : k.touches) v.next_change = std::min(v.next_change, t.occurred);
+    for (const KeptTouch& t : k.touches) m.entries.push_back(t.occurred);
     if (evidence != nullptr) {
       for (const KeptTouch& t : k.latest) evidence->touches.emplace_back(t.occurred, t.event_id());
     }
@@ -118,10 +121,10 @@ Verdict EvaluateKept(const Condition& c, int64_t now, Kept& k, Evidence* evidenc
                     k.touches.end());
     for (const KeptTouch& t : k.touches) {
       if (t.occurred > now) {  // recorded ahead of its time: it enters when it occurs
-        v.next_change = std::min(v.next_change, t.occurred);
+        m.entries.push_back(t.occurred);
         continue;
       }
-      v.next_change = std::min(v.next_change, t.occurred + window);
+      m.exits.push_back(t.occurred + window);
       ++n;
       sum += t.value;
       if (evidence != nullptr) evidence->touches.emplace_back(t.occurred, t.event_id());
@@ -129,6 +132,7 @@ Verdict EvaluateKept(const Condition& c, int64_t now, Kept& k, Evidence* evidenc
   }
   if (evidence != nullptr) evidence->value = c.kind == Condition::Kind::kSum ? sum : n;
   v.member = Holds(c, n, sum);
+  v.next_change = WindowedNext(c, v.member, n, m);
   return v;
 }
 

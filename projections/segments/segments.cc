@@ -50,6 +50,7 @@ struct Live {
   std::string name;
   uint32_t version = 0;
   Rule rule;
+  Clauses clauses;  // of `rule`, for `why`
 };
 
 class SegmentsProjection : public Projection {
@@ -122,6 +123,7 @@ class SegmentsProjection : public Projection {
   void Discard() override {
     streams_.clear();
     persons_.clear();
+    dropped_timers_.clear();
     counts_.clear();
     verified_ = false;
     // A batch that failed before its Flush changed what is held across batches: load it again.
@@ -148,10 +150,24 @@ class SegmentsProjection : public Projection {
       c.dirty = false;
       c.value ? txn.Put(key, EncodeStream(*c.value)) : txn.Delete(key);
     }
+    // Timers: those of persons deleted, then those that moved.
+    for (const auto& [due, person] : dropped_timers_) txn.Delete(TimerKey(due, person));
+    dropped_timers_.clear();
     for (auto& [key, c] : persons_) {
       if (!c.dirty) continue;
       c.dirty = false;
-      c.value ? txn.Put(key, EncodePerson(*c.value)) : txn.Delete(key);
+      if (!c.value) {
+        txn.Delete(key);
+        continue;
+      }
+      PersonRec& p = *c.value;
+      if (p.due != p.stored_due) {
+        const absl::string_view person = absl::string_view(key).substr(1);
+        if (p.stored_due != 0) txn.Delete(TimerKey(p.stored_due, person));
+        if (p.due != 0) txn.Put(TimerKey(p.due, person), "");
+        p.stored_due = p.due;
+      }
+      txn.Put(key, EncodePerson(p));
     }
     for (auto& [key, c] : counts_) {
       if (!c.dirty) continue;
@@ -173,6 +189,7 @@ class SegmentsProjection : public Projection {
       IHS_RETURN_IF_ERROR(Load(stored));
       streams_.clear();
       persons_.clear();
+      dropped_timers_.clear();
       counts_.clear();
     }
     verified_ = true;
@@ -248,6 +265,7 @@ class SegmentsProjection : public Projection {
     }
     std::map<std::string, uint32_t> place;
     for (uint32_t j = 0; j < order_.size(); ++j) {
+      order_[j].clauses = ClausesOf(order_[j].rule);  // order_ no longer moves
       std::vector<const Condition*> all;
       Conditions(order_[j].rule, &all);
       for (const Condition* c : all) {
@@ -314,6 +332,8 @@ class SegmentsProjection : public Projection {
 
   void DeletePerson(const std::string& person) {
     Cached<PersonRec>& c = persons_[PersonKey(person)];
+    if (c.value && c.value->stored_due != 0)
+      dropped_timers_.emplace_back(c.value->stored_due, person);
     c.value.reset();
     c.dirty = true;
   }
@@ -587,7 +607,7 @@ class SegmentsProjection : public Projection {
         const bool was = it != p->members.end() && it->segment == seg.name;
         if (v.member != was) {
           changed[j] = true;
-          const std::vector<Account> why = ExplainWith(seg.rule, condition);
+          const std::vector<Account> why = ExplainWith(seg.clauses, condition);
           IHS_RETURN_IF_ERROR(Record(seg.name, person, v.member, seg.version, cause, &why));
           if (v.member) {
             p->members.insert(it, MemberRec{seg.name, now_, seg.version});
@@ -608,7 +628,7 @@ class SegmentsProjection : public Projection {
                       uint32_t version, TransitionCause cause, const std::vector<Account>* why) {
     const uint64_t seq = next_seq_++;
     mutated_ = true;
-    capnp::MallocMessageBuilder m;
+    capnp::MallocMessageBuilder m(256);  // words; a transition with its clauses fits
     auto t = m.initRoot<schema::Transition>();
     t.setSeq(seq);
     t.setSegment(segment);
@@ -645,14 +665,9 @@ class SegmentsProjection : public Projection {
   void SetDue(const std::string& person, PersonRec& p, int64_t due) {
     if (p.due == due) return;
     mutated_ = true;
-    if (p.due != 0) {
-      timers_.erase({p.due, person});
-      txn_->Delete(TimerKey(p.due, person));
-    }
-    if (due != 0) {
-      timers_.emplace(due, person);
-      txn_->Put(TimerKey(due, person), "");
-    }
+    // The timer key moves when the person is written (WriteRecords).
+    if (p.due != 0) timers_.erase({p.due, person});
+    if (due != 0) timers_.emplace(due, person);
     p.due = due;
   }
 
@@ -843,6 +858,7 @@ class SegmentsProjection : public Projection {
         g.members = p->members;
         g.due = p->due;
       }
+      g.stored_due = p->stored_due;  // the timer key the store holds for it
       *p = std::move(g);
       IHS_RETURN_IF_ERROR(Reevaluate(id, TransitionCause::IDENTITY, nullptr, true));
     }
@@ -873,6 +889,7 @@ class SegmentsProjection : public Projection {
   // Dropped at the head.
   absl::node_hash_map<std::string, Cached<StreamRec>> streams_;
   absl::node_hash_map<std::string, Cached<PersonRec>> persons_;
+  std::vector<std::pair<int64_t, std::string>> dropped_timers_;  // of persons deleted
   absl::node_hash_map<std::string, Cached<int64_t>> counts_;
 };
 

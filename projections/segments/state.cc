@@ -140,7 +140,7 @@ absl::StatusOr<StreamRec> DecodeStream(absl::string_view bytes) {
 }
 
 std::string EncodePerson(const PersonRec& p) {
-  capnp::MallocMessageBuilder m;
+  capnp::MallocMessageBuilder m(512);  // words; most persons take less
   auto b = m.initRoot<schema::SegPerson>();
   auto streams = b.initStreams(static_cast<unsigned>(p.streams.size()));
   for (unsigned i = 0; i < p.streams.size(); ++i) streams.set(i, p.streams[i]);
@@ -198,6 +198,7 @@ absl::StatusOr<PersonRec> DecodePerson(absl::string_view bytes) {
     p.members.push_back({Str(m.getSegment()), m.getSince(), m.getVersion()});
   }
   p.due = r.getDue();
+  p.stored_due = p.due;
   p.epoch = r.getEpoch();
   p.profile.kind = Str(r.getKind());
   p.profile.cohort = Str(r.getCohort());

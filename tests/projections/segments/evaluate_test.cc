@@ -51,8 +51,15 @@ TEST(EvaluateTest, AWindowCountsWhatOccurredInItAndSaysWhenTheOldestLeaves) {
   EXPECT_EQ(two.next_change, kMonday10 + 30 * kDay);  // the first complaint leaves then
   EXPECT_TRUE(At(rule, f, kMonday10 + 30 * kDay - 1).member);
   EXPECT_FALSE(At(rule, f, kMonday10 + 30 * kDay).member);  // (now - 30d, now]: it is out
-  EXPECT_EQ(At(rule, f, kMonday10 + 30 * kDay + kHour).next_change, kMonday10 + 31 * kDay);
+  // One left in the window: the next leaving cannot make it two again, so no timer.
+  EXPECT_EQ(At(rule, f, kMonday10 + 30 * kDay + kHour).next_change, kNever);
   EXPECT_EQ(At(rule, f, kMonday10 + 40 * kDay).next_change, kNever);
+  // At most one: a member until the second enters (recorded ahead of its time).
+  Facts ahead;
+  ahead.touches = {T(kMonday10, "complaint"), T(kMonday10 + 5 * kDay, "complaint")};
+  const Verdict most = At("count(type = complaint, last 30d) <= 1", ahead, kMonday10 + kDay);
+  EXPECT_TRUE(most.member);
+  EXPECT_EQ(most.next_change, kMonday10 + 5 * kDay);
 }
 
 TEST(EvaluateTest, AbsenceTurnsTrueByTheClock) {
@@ -153,6 +160,8 @@ TEST(EvaluateTest, NothingChangesBeforeTheNextChange) {
       "unanswered(over 8 service hours) or count(channel = twitter, last 2d) > 1",
       "not unanswered(type = complaint, over 36h) and sum(sentiment, last 5d) < -0.5",
       "count(last 1d) = 0 or count(direction = public, last 3d) >= 3",
+      "count(type = complaint, last 3d) <= 1 and (any(channel = twitter, last 2d) or "
+      "not none(type = purchase, last 4d))",
   };
   std::mt19937_64 rng(99);
   const char* types[] = {"complaint", "purchase", "message", "request", "like"};

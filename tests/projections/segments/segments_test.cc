@@ -295,9 +295,11 @@ TEST_F(SegmentsTest, ARebuildWritesTheSameHistoryAsTheLiveWorker) {
   const auto live = Dump();
   ASSERT_TRUE(runner_->Rebuild(kName).ok());
   const auto rebuilt = Dump();
-  ASSERT_EQ(live.size(), rebuilt.size());
-  for (size_t i = 0; i < live.size(); ++i) {
-    ASSERT_EQ(live[i], rebuilt[i]) << "key " << absl::CHexEscape(live[i].first);
+  for (size_t i = 0; i < std::max(live.size(), rebuilt.size()); ++i) {
+    ASSERT_LT(i, live.size()) << "only the rebuild has " << absl::CHexEscape(rebuilt[i].first);
+    ASSERT_LT(i, rebuilt.size()) << "only the live state has " << absl::CHexEscape(live[i].first);
+    ASSERT_EQ(live[i].first, rebuilt[i].first) << "a key of one and not the other";
+    ASSERT_EQ(live[i].second, rebuilt[i].second) << "key " << absl::CHexEscape(live[i].first);
   }
   size_t transitions = 0;
   ASSERT_TRUE(ForEachTransition(View(), 0, [&](schema::Transition::Reader) {
