@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/big_endian.h"
 #include "common/status_macros.h"
+#include "projections/bulk.h"
 #include "projections/identity/identity.h"
 #include "projections/packed_record.h"
 #include "projections/segments/evaluate.h"
@@ -649,7 +650,12 @@ class SegmentsProjection : public Projection {
         for (unsigned j = 0; j < a.events.size(); ++j) events.set(j, AsData(a.events[j]));
       }
     }
-    txn_->Put(FeedKey(seq), Encode(m));
+    if (BulkPhase* bulk = txn_->bulk()) {
+      // A rebuild: the feed's keys come in order and nothing reads them back while it runs.
+      bulk->PutInOrder(FeedKey(seq), bulk->Keep(Encode(m)));
+    } else {
+      txn_->Put(FeedKey(seq), Encode(m));
+    }
     txn_->Put(HistoryKey(segment, person, seq), "");
     IHS_ASSIGN_OR_RETURN(int64_t * count, CountOf(segment));
     if (entered) {
