@@ -121,6 +121,13 @@ std::string NewToken() {
 
 std::string HashTokenHex(absl::string_view token) { return absl::BytesToHexString(Sha256(token)); }
 
+std::vector<Identity> Tokens::holders() const {
+  std::vector<Identity> out;
+  out.reserve(entries_.size());
+  for (const Entry& e : entries_) out.push_back(e.identity);
+  return out;
+}
+
 std::string TokenLine(rpc::Role role, absl::string_view name, absl::string_view token) {
   return absl::StrCat(RoleName(role), " ", name, " ", HashTokenHex(token), "\n");
 }

@@ -38,6 +38,8 @@ class Tokens {
 
   bool open() const { return open_; }
   size_t size() const { return entries_.size(); }
+  // Who holds a token, in the file's order (never the hashes).
+  std::vector<Identity> holders() const;
   // The identity of a token, or nullopt. Compares hashes in constant time, against every entry.
   std::optional<Identity> Authenticate(absl::string_view token) const;
 

@@ -72,6 +72,12 @@ expect_in "bulk summary" "$tmp/out" "appended 12000 events"
 
 # Usage: exit 1.
 check "no subcommand (1)" 1 "$ihs"
+check "--version" 0 "$ihs" --version
+expect_in "says the version" "$tmp/out" "ihs 0."
+check "an unknown command (1)" 1 "$ihs" frobnicate
+expect_in "names the unknown command and the commands" "$tmp/err" 'ihs has no command "frobnicate"; its commands: append'
+check "an unknown command of a group (1)" 1 "$ihs" segments frob
+expect_in "names the group's commands" "$tmp/err" 'ihs segments has no command "frob"; its commands: define, change'
 check "unknown flag (1)" 1 "$ihs" read --data "$data" customer-ada --frobnicate
 check "bad expected version (2)" 2 "$ihs" append --data "$data" --stream s --expected-version soon <<<"$ev2"
 check "help (0)" 0 "$ihs" --help
@@ -200,6 +206,23 @@ check "rebuild of an unknown projection (2)" 2 "$ihs" projections rebuild nope -
 expect_in "names the projections there are" "$tmp/err" "there are: timeline"
 check "rebuild over RPC" 0 "$ihs" projections rebuild timeline --connect "$addr" --token "$atok"
 expect_in "rebuilt into a new generation" "$tmp/out" "now timeline@2"
+# Tokens: the holders are listed, never the hashes; a revoked token is refused once ihsd has
+# read the file again (SIGHUP), and the other tokens still work.
+check "token list" 0 "$ihs" token list --tokens "$tmp/tokens"
+expect_in "lists the reader" "$tmp/out" "reader   cli-reader"
+expect_not_in "lists no hash" "$tmp/out" "$(printf %s "$rtok" | sha256sum | cut -d' ' -f1)"
+check "token list json" 0 "$ihs" token list --tokens "$tmp/tokens" --json
+expect_in "json names role and holder" "$tmp/out" '{"role":"writer","name":"cli-writer"}'
+check "revoke a holder with no token (2)" 2 "$ihs" token revoke nobody --tokens "$tmp/tokens"
+expect_in "says whose" "$tmp/err" 'no token of "nobody"'
+check "revoke the reader" 0 "$ihs" token revoke cli-reader --tokens "$tmp/tokens"
+expect_in "says what a running ihsd needs" "$tmp/err" "SIGHUP"
+check "the reader's token still works before SIGHUP" 0 "$ihs" read --connect "$addr" --token "$rtok" customer-ada
+kill -HUP "$ihsd_pid"
+for _ in $(seq 50); do grep -q "SIGHUP: 2 tokens" "$tmp/ihsd.err" && break; sleep 0.1; done
+expect_in "ihsd read the tokens again" "$tmp/ihsd.err" "SIGHUP: 2 tokens from"
+check "a revoked token is refused (6)" 6 "$ihs" read --connect "$addr" --token "$rtok" customer-ada
+check "the admin's token still works" 0 "$ihs" read --connect "$addr" --token "$atok" customer-ada
 kill -TERM "$ihsd_pid"
 wait "$ihsd_pid"
 ihsd_rc=$?

@@ -1,4 +1,6 @@
 // ihs token new: a token for ihsd, its hash added to the tokens file.
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -6,6 +8,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "nlohmann/json.hpp"
 #include "schema/json.h"
 #include "server/tokens.h"
@@ -57,6 +61,67 @@ int TokenNew(const Common& c, const TokenArgs& a) {
   return kExitOk;
 }
 
+// The holders of the tokens in the file: role and name, never the hashes.
+int TokenList(const Common& c, const TokenArgs& a) {
+  absl::StatusOr<server::Tokens> tokens = server::Tokens::Load(a.file);
+  if (!tokens.ok()) return Fail(tokens.status());
+  for (const server::Identity& who : tokens->holders()) {
+    if (c.json) {
+      absl::PrintF("{\"role\":\"%s\",\"name\":%s}\n", server::RoleName(who.role),
+                   schema::JsonQuote(who.name));
+    } else {
+      absl::PrintF("%-8s %s\n", server::RoleName(who.role), who.name);
+    }
+  }
+  return kExitOk;
+}
+
+// Removes every token of `name` from the file (written anew beside it, then renamed over it).
+int TokenRevoke(const Common& c, const TokenArgs& a) {
+  absl::StatusOr<server::Tokens> tokens = server::Tokens::Load(a.file);
+  if (!tokens.ok()) return Fail(tokens.status());
+  std::ifstream in(a.file);
+  std::string kept, line;
+  size_t removed = 0;
+  while (std::getline(in, line)) {
+    std::vector<absl::string_view> f =
+        absl::StrSplit(absl::StripAsciiWhitespace(line), ' ', absl::SkipEmpty());
+    if (f.size() == 3 && f[0][0] != '#' && f[1] == a.name) {
+      ++removed;
+      continue;
+    }
+    absl::StrAppend(&kept, line, "\n");
+  }
+  if (removed == 0) {
+    return Fail(absl::NotFoundError(absl::StrCat("no token of \"", a.name, "\" in ", a.file,
+                                                 " (ihs token list --tokens ", a.file,
+                                                 " names the holders)")));
+  }
+  const std::string tmp = a.file + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << kept;
+    out.close();
+    std::error_code ec;
+    std::filesystem::permissions(
+        tmp, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write, ec);
+    if (!out || ec) return Fail(absl::UnavailableError(absl::StrCat("cannot write ", tmp)));
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, a.file, ec);
+  if (ec) {
+    return Fail(
+        absl::UnavailableError(absl::StrCat("cannot replace ", a.file, ": ", ec.message())));
+  }
+  if (c.json) {
+    absl::PrintF("{\"name\":%s,\"revoked\":%d}\n", schema::JsonQuote(a.name), removed);
+  } else {
+    std::cerr << "ihs: revoked " << removed << (removed == 1 ? " token" : " tokens") << " of "
+              << a.name << " in " << a.file << " (a running ihsd reads the file again on SIGHUP)\n";
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 void RegisterTokenCommands(Cli& cli) {
@@ -72,6 +137,18 @@ void RegisterTokenCommands(Cli& cli) {
       ->required();
   token_new->add_flag("--json", common.json, "print {role, name, token} as JSON");
   cli.OnRun(token_new, [&common, token_args] { return TokenNew(common, *token_args); });
+
+  auto* token_list = token->add_subcommand("list", "the holders of the tokens: role and name");
+  token_list->add_option("--tokens", token_args->file, "the tokens file")->required();
+  token_list->add_flag("--json", common.json, "one {role, name} per line");
+  cli.OnRun(token_list, [&common, token_args] { return TokenList(common, *token_args); });
+
+  auto* token_revoke =
+      token->add_subcommand("revoke", "remove every token of a holder from the tokens file");
+  token_revoke->add_option("name", token_args->name, "the holder's name")->required();
+  token_revoke->add_option("--tokens", token_args->file, "the tokens file")->required();
+  token_revoke->add_flag("--json", common.json, "print {name, revoked}");
+  cli.OnRun(token_revoke, [&common, token_args] { return TokenRevoke(common, *token_args); });
 }
 
 }  // namespace ihs::tools

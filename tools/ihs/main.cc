@@ -30,11 +30,42 @@
 // Each command group is a file of its own (tools/ihs/cmd_*.cc) that registers its subcommands
 // (tools/ihs/cli.h); this file puts them together.
 #include <CLI/CLI.hpp>
+#include <iostream>
+#include <string>
+#include <vector>
 
 #include "tools/ihs/cli.h"
 
 namespace ihs::tools {
 namespace {
+
+// A command word that names no command: "ihs frobnicate", "ihs segments frob". CLI11 alone would
+// say only that a subcommand is required, or that an argument was not expected. Names the word,
+// where it was looked for and the commands there; false if every command word is known.
+bool UnknownCommand(CLI::App& app, int argc, char** argv) {
+  CLI::App* at = &app;
+  std::string path = "ihs";
+  for (int i = 1; i < argc; ++i) {
+    const std::string word = argv[i];
+    if (word.empty() || word[0] == '-') return false;  // options: CLI11 checks them
+    const std::vector<CLI::App*> subs = at->get_subcommands([](CLI::App*) { return true; });
+    if (subs.empty()) return false;  // a command's own arguments
+    CLI::App* next = nullptr;
+    std::string names;
+    for (CLI::App* sub : subs) {
+      if (sub->check_name(word)) next = sub;
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+    }
+    if (next == nullptr) {
+      std::cerr << "ihs: " << path << " has no command \"" << word << "\"; its commands: " << names
+                << " (" << path << " --help says what each does)\n";
+      return true;
+    }
+    at = next;
+    path += " " + word;
+  }
+  return false;
+}
 
 int Main(int argc, char** argv) {
   CLI::App app{"ihs: the interaction history store's command line"};
@@ -53,6 +84,8 @@ int Main(int argc, char** argv) {
   RegisterTokenCommands(cli);
   RegisterAuditCommands(cli);
   RegisterGovernanceCommands(cli);
+  app.set_version_flag("--version", std::string("ihs ") + IHS_VERSION);
+  if (UnknownCommand(app, argc, argv)) return kExitUsage;
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

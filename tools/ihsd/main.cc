@@ -11,7 +11,8 @@
 // Without a tokens file every login is admin, so ihsd then listens on loopback and unix sockets
 // only, and says so loudly. On stdout it prints one "listening on ADDR" line per listener, then
 // "ready"; problems go to stderr, one line each. SIGINT or SIGTERM: stop accepting, end
-// subscriptions, let the appends in flight finish, close the store, exit 0.
+// subscriptions, let the appends in flight finish, close the store, exit 0. SIGHUP (with a tokens
+// file): read the tokens file again.
 //
 // Exit codes: 0 stopped cleanly, 1 usage, 2 bad configuration (address, tokens file),
 // 5 store unavailable, 4 store integrity failure on open.
@@ -24,6 +25,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -150,6 +152,7 @@ int Main(int argc, char** argv) {
   // Signals are taken by the event loop; they must be blocked before any thread starts.
   kj::UnixEventPort::captureSignal(SIGTERM);
   kj::UnixEventPort::captureSignal(SIGINT);
+  if (!tokens_path.empty()) kj::UnixEventPort::captureSignal(SIGHUP);
   signal(SIGPIPE, SIG_IGN);
 
   // Addresses are checked and bound before the store is opened, so that a bad configuration
@@ -252,6 +255,30 @@ int Main(int argc, char** argv) {
           "admin. Listening on loopback only.");
     } else {
       Log().Log(absl::StrCat(tokens.size(), " tokens from ", tokens_path));
+    }
+    // SIGHUP: the tokens file is read again, and logins from then on answer to it (`ihs token
+    // revoke`); a session already open keeps the role it logged in with until it closes. A file
+    // that does not parse, or holds no tokens, is logged and the tokens stay as they were.
+    std::function<kj::Promise<void>()> reload_tokens = [&]() -> kj::Promise<void> {
+      return io.unixEventPort.onSignal(SIGHUP).then([&](siginfo_t) {
+        absl::StatusOr<server::Tokens> t = server::Tokens::Load(tokens_path);
+        if (!t.ok()) {
+          Log().Log(absl::StrCat("SIGHUP: the tokens stay as they were: ", t.status().message()));
+        } else if (t->size() == 0) {
+          Log().Log(absl::StrCat("SIGHUP: the tokens stay as they were: ", tokens_path,
+                                 " holds no tokens"));
+        } else {
+          tokens = std::move(*t);  // on the event loop, the only thread that reads them
+          Log().Log(absl::StrCat("SIGHUP: ", tokens.size(), " tokens from ", tokens_path));
+        }
+        return reload_tokens();
+      });
+    };
+    kj::Promise<void> reloading = kj::READY_NOW;
+    if (!tokens_path.empty()) {
+      reloading = reload_tokens().eagerlyEvaluate([](kj::Exception&& e) {
+        Log().Log(absl::StrCat("SIGHUP handling failed: ", e.getDescription().cStr()));
+      });
     }
     std::cout << "ready: " << (*store)->Head() << " events in " << data << std::endl;
 
