@@ -153,6 +153,8 @@ check "tail json locally" 0 "$ihs" tail --data "$tmp/served" --from 0 --json
 cmp -s "$tmp/out" "$tmp/remote.json" && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: remote and local tail differ"; }
 check "a reader may not append (6)" 6 "$ihs" append --connect "$addr" --token "$rtok" <"$sample"
 check "wrong token (6)" 6 "$ihs" read --connect "$addr" --token nope customer-ada
+check "no token (6)" 6 env IHS_TOKEN= "$ihs" read --connect "$addr" customer-ada
+expect_in "says no token was given" "$tmp/err" "no token was given"
 check "conflict over RPC (3)" 3 "$ihs" append --connect "$addr" --token "$wtok" --stream customer-ada --expected-version none <<<"$ev2"
 check "malformed over RPC (2)" 2 "$ihs" append --connect "$addr" --token "$wtok" <<<'{"id": '
 check "unknown stream over RPC (2)" 2 "$ihs" read --connect "$addr" --token "$rtok" nobody

@@ -77,7 +77,15 @@ absl::StatusOr<std::unique_ptr<client::Client>> Connect(const Common& c) {
     const char* env = std::getenv("IHS_TOKEN");
     if (env != nullptr) o.token = env;
   }
-  return client::Client::Connect(o);
+  absl::StatusOr<std::unique_ptr<client::Client>> client = client::Client::Connect(o);
+  if (!client.ok() && o.token.empty() &&
+      client.status().code() == absl::StatusCode::kUnauthenticated) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "no token was given (--token T, or the environment's IHS_TOKEN, is empty or unset); ihsd "
+        "at ",
+        c.connect, " lets in only the holders of its tokens (ihs token new makes one)"));
+  }
+  return client;
 }
 
 absl::Status OpenFailure(const absl::Status& s) {
