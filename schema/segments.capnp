@@ -183,7 +183,7 @@ struct SegFlag {
 struct SegKeptTouch {
   occurred @0 :Int64;
   due @1 :Int64;
-  answered @2 :Int64;
+  answered @2 :Int64;         # 0: not answered
   value @3 :Float64;
   id @4 :Data;
 }

@@ -169,7 +169,7 @@ std::string EncodePerson(const PersonRec& p) {
     for (unsigned j = 0; j < from.size(); ++j) {
       to[j].setOccurred(from[j].occurred);
       to[j].setDue(from[j].due);
-      to[j].setAnswered(from[j].answered);
+      to[j].setAnswered(from[j].answered == kNever ? 0 : from[j].answered);  // 0 packs away
       to[j].setValue(from[j].value);
       to[j].setId(AsData(from[j].event_id()));
     }
@@ -209,7 +209,7 @@ absl::StatusOr<PersonRec> DecodePerson(absl::string_view bytes) {
       KeptTouch kt;
       kt.occurred = t.getOccurred();
       kt.due = t.getDue();
-      kt.answered = t.getAnswered();
+      kt.answered = t.getAnswered() == 0 ? kNever : t.getAnswered();
       kt.value = t.getValue();
       if (t.getId().size() != kt.id.size()) {
         return absl::DataLossError("segments state: a kept event id is not 16 bytes");
