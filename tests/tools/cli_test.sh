@@ -326,6 +326,8 @@ check "a position of -3 (1)" 1 "$ihs" audit replay customer-ada --data "$data" -
 mkdir -p "$tmp/adir"
 check "--html names a directory (2)" 2 "$ihs" timeline customer-ada --data "$data" --html "$tmp/adir"
 expect_in "says it is a directory" "$tmp/err" "is a directory"
+check "a timeline with nothing answered" 0 "$ihs" timeline customer-dan --data "$data"
+expect_in "one touchpoint in the singular, no median of nothing" "$tmp/out" "customer-dan (customer): 1 touchpoint, 0 open, 0 answered (median —), 0 channel switches"
 check "--truth names a directory (2)" 2 "$ihs" generate --parties 10 --days 2 --out "$tmp/gen.jsonl" --truth "$tmp/adir"
 [ ! -e "$tmp/gen.jsonl" ] && [ ! -e "$tmp/adir.tmp" ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: output written or .tmp left behind"; }
 

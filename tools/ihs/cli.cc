@@ -92,6 +92,16 @@ absl::Status OpenFailure(const absl::Status& s) {
   return s.code() == absl::StatusCode::kDataLoss ? s : absl::UnavailableError(s.message());
 }
 
+std::string Counted(int64_t n, absl::string_view one, absl::string_view many) {
+  return absl::StrCat(n, " ", n == 1 ? one : many);
+}
+
+std::string WithArticle(absl::string_view word) {
+  const bool vowel =
+      !word.empty() && absl::string_view("aeiouAEIOU").find(word[0]) != absl::string_view::npos;
+  return absl::StrCat(vowel ? "an " : "a ", word);
+}
+
 std::string LoginName() {
   const char* user = std::getenv("USER");
   if (user != nullptr && *user != '\0') return user;

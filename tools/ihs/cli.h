@@ -17,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "server/client.h"
 #include "store/event_store.h"
 
@@ -70,6 +71,11 @@ absl::Status OpenFailure(const absl::Status& s);
 
 // $USER, or "uid N": who runs a command, for the audit trail.
 std::string LoginName();
+
+// "1 touchpoint", "7 touchpoints": `n` and the noun in the number it takes.
+std::string Counted(int64_t n, absl::string_view one, absl::string_view many);
+// "a writer", "an admin".
+std::string WithArticle(absl::string_view word);
 // An output file that exists is kept unless --force; one that cannot be written is named.
 absl::Status CheckOutputPath(const std::string& flag, const std::string& path, bool force);
 // An RFC 3339 time given to `flag`, in µs since the epoch; kInvalidArgument naming the flag.

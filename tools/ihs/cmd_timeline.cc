@@ -152,12 +152,17 @@ nlohmann::json TimelineJson(schema::TimelineSummary::Reader summary,
 
 void PrintTimeline(const std::string& party, schema::TimelineSummary::Reader summary,
                    schema::TimelinePage::Reader page) {
-  absl::PrintF(
-      "%s (%s): %d touchpoints, %d open, %d answered (median %s, %s in service hours), "
-      "%d channel switches\n",
-      party, schema::EnumName(summary.getKind()), summary.getEntries(), summary.getOpen().size(),
-      summary.getAnswered(), Duration(summary.getMedianResponseSeconds()),
-      Duration(summary.getMedianResponseServiceSeconds()), summary.getChannelSwitches());
+  // No median of nothing: "median —" when no message was answered.
+  const std::string median =
+      summary.getAnswered() == 0
+          ? "median —"
+          : absl::StrCat("median ", Duration(summary.getMedianResponseSeconds()), ", ",
+                         Duration(summary.getMedianResponseServiceSeconds()), " in service hours");
+  absl::PrintF("%s (%s): %s, %d open, %d answered (%s), %s\n", party,
+               schema::EnumName(summary.getKind()),
+               Counted(summary.getEntries(), "touchpoint", "touchpoints"), summary.getOpen().size(),
+               summary.getAnswered(), median,
+               Counted(summary.getChannelSwitches(), "channel switch", "channel switches"));
   if (page.hasStreams()) {
     std::vector<std::string> streams;
     for (auto s : page.getStreams()) streams.emplace_back(s.cStr());

@@ -55,7 +55,7 @@ int TokenNew(const Common& c, const TokenArgs& a) {
                  schema::JsonQuote(a.name), token);
   } else {
     absl::PrintF("%s\n", token);
-    std::cerr << "ihs: added a " << a.role << " token for " << a.name << " to " << a.file
+    std::cerr << "ihs: added " << WithArticle(a.role) << " token for " << a.name << " to " << a.file
               << " (only its hash is stored: keep the token now, it is not shown again)\n";
   }
   return kExitOk;

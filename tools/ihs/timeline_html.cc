@@ -145,13 +145,21 @@ std::string TimelineHtml(schema::TimelineSummary::Reader summary,
       ".dot{display:inline-block;width:10px;height:10px;border-radius:5px;margin-right:4px}\n"
       "</style></head>\n<body>\n<h1>Timeline of ",
       party, "</h1>\n");
+  auto counted = [](int64_t n, const char* one, const char* many) {
+    return absl::StrCat(n, " ", n == 1 ? one : many);
+  };
+  const std::string median = summary.getAnswered() == 0
+                                 ? "median —"
+                                 : absl::StrFormat("median %d min, %d min in service hours",
+                                                   summary.getMedianResponseSeconds() / 60,
+                                                   summary.getMedianResponseServiceSeconds() / 60);
   absl::StrAppendFormat(
       &html,
-      "<div class=\"facts\">%d touchpoints, <b>%d open</b>, %d answered (median %d min, %d min in "
-      "service hours), <b>%d channel switches</b>; page of %d entries</div>\n",
-      summary.getEntries(), summary.getOpen().size(), summary.getAnswered(),
-      summary.getMedianResponseSeconds() / 60, summary.getMedianResponseServiceSeconds() / 60,
-      summary.getChannelSwitches(), entries.size());
+      "<div class=\"facts\">%s, <b>%d open</b>, %d answered (%s), <b>%s</b>; page of %s</div>\n",
+      counted(summary.getEntries(), "touchpoint", "touchpoints"), summary.getOpen().size(),
+      summary.getAnswered(), median,
+      counted(summary.getChannelSwitches(), "channel switch", "channel switches"),
+      counted(static_cast<int64_t>(entries.size()), "entry", "entries"));
   html +=
       "<div class=\"legend\"><span><i class=\"dot\" "
       "style=\"background:#4a78c2\"></i>touchpoint</span>"
