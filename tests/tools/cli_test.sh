@@ -196,6 +196,8 @@ check "timeline over RPC" 0 "$ihs" timeline customer-ada --connect "$addr" --tok
 expect_in "remote timeline: the email answered on twitter" "$tmp/out" "answered on twitter after 2d23h"
 check "timeline json over RPC" 0 "$ihs" timeline customer-ada --connect "$addr" --token "$rtok" --json
 expect_in "remote timeline has the tweet's text" "$tmp/out" '"text":"@company two days and not a word'
+expect_in "sentiment as stored" "$tmp/out" '"sentiment":-0.6,'
+expect_not_in "no float widened to double" "$tmp/out" '"sentiment":-0.6000'
 # Waiting times and the summary's moment are counted to "now": drop them to compare.
 sed -E 's/"(waitingSeconds|asOf)":("[^"]*"|[0-9]+)//g' "$tmp/out" >"$tmp/remote-timeline.json"
 check "timeline of nobody over RPC (2)" 2 "$ihs" timeline nobody --connect "$addr" --token "$rtok"

@@ -39,7 +39,9 @@ std::string HexOf(capnp::Data::Reader d) {
 nlohmann::json ClueJson(schema::IdentityClue::Reader c) {
   nlohmann::json events = nlohmann::json::array();
   for (auto e : c.getEvents()) events.push_back(HexOf(e));
-  return {{"kind", schema::EnumName(c.getKind())}, {"weight", c.getWeight()}, {"events", events}};
+  return {{"kind", schema::EnumName(c.getKind())},
+          {"weight", JsonFloat(c.getWeight())},
+          {"events", events}};
 }
 
 template <typename List>
@@ -58,7 +60,7 @@ nlohmann::json PersonJson(schema::Person::Reader p) {
                         {"eventId", HexOf(l.getEventId())},
                         {"position", l.getPosition()},
                         {"inferred", l.getInferred()},
-                        {"confidence", l.getConfidence()},
+                        {"confidence", JsonFloat(l.getConfidence())},
                         {"clues", CluesJson(l.getClues())}};
     if (l.getReason().size() > 0) j["reason"] = l.getReason().cStr();
     links.push_back(std::move(j));
@@ -69,7 +71,7 @@ nlohmann::json PersonJson(schema::Person::Reader p) {
 nlohmann::json PairJson(schema::PairScore::Reader p) {
   return {{"a", p.getA().cStr()},
           {"b", p.getB().cStr()},
-          {"score", p.getScore()},
+          {"score", JsonFloat(p.getScore())},
           {"state", schema::EnumName(p.getState())},
           {"suggestionId", p.getSuggestionId().cStr()},
           {"clues", CluesJson(p.getClues())}};

@@ -63,7 +63,7 @@ nlohmann::json EntryJson(schema::TimelineEntry::Reader e) {
                       {"direction", schema::EnumName(e.getDirection())},
                       {"type", schema::EnumName(e.getType())}};
   if (e.getParty().size() > 0) j["party"] = e.getParty().cStr();
-  if (!std::isnan(e.getSentiment())) j["sentiment"] = e.getSentiment();
+  if (!std::isnan(e.getSentiment())) j["sentiment"] = JsonFloat(e.getSentiment());
   if (e.getTopics().size() > 0) {
     j["topics"] = nlohmann::json::array();
     for (auto t : e.getTopics()) j["topics"].push_back(t.cStr());
@@ -109,7 +109,7 @@ nlohmann::json SummaryJson(schema::TimelineSummary::Reader s) {
                       {"channelSwitches", s.getChannelSwitches()},
                       {"sentimentCount90d", s.getSentimentCount90d()},
                       {"asOf", schema::FormatMicros(s.getAsOf())}};
-  if (!std::isnan(s.getSentiment90d())) j["sentiment90d"] = s.getSentiment90d();
+  if (!std::isnan(s.getSentiment90d())) j["sentiment90d"] = JsonFloat(s.getSentiment90d());
   j["channels"] = nlohmann::json::array();
   for (auto c : s.getChannels()) {
     j["channels"].push_back({{"channel", schema::EnumName(c.getChannel())},
