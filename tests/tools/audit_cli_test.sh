@@ -39,6 +39,14 @@ check "verify-party json" 0 "$ihs" audit verify-party customer-ada --head "$tmp/
 expect_in "verify-party json" "$tmp/out" '"afterHead":8'
 check "verify-party unknown" 2 "$ihs" audit verify-party nobody --head "$tmp/h1" --data "$data"
 expect_in "unknown party" "$tmp/err" "no such party: nobody"
+# A head kept as `ihs audit head --json` printed it is a head too.
+"$ihs" audit head --data "$data" --json >"$tmp/h2.json"
+check "verify-party with a head in JSON" 0 "$ihs" audit verify-party customer-ada --head "$tmp/h2.json" --data "$data"
+expect_in "verify-party from JSON" "$tmp/out" "ok: 16 events of customer-ada"
+check "verify-head with a head in JSON" 0 "$ihs" audit verify-head "$tmp/h1" "$tmp/h2.json" --data "$data"
+echo '{"origin":"x"}' >"$tmp/nonote.json"
+check "a JSON head without a note (2)" 2 "$ihs" audit verify-head "$tmp/h1" "$tmp/nonote.json" --data "$data"
+expect_in "says it holds no note" "$tmp/err" 'holds no "note"'
 
 # Replay: what was known at a moment. The email complaint (position 3) is answered on twitter at
 # position 5: as of position 4 it was still open.

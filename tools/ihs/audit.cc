@@ -33,7 +33,7 @@ absl::Status WriteFile(const std::string& path, absl::string_view text) {
 // A head the auditor kept, checked: signed by this store, and the store's log still hashes to
 // it at its size (else the history it attests was rewritten or lost).
 absl::StatusOr<tlog::TreeHead> CheckedHead(store::EventStore& store, const std::string& file) {
-  IHS_ASSIGN_OR_RETURN(std::string note, ReadFile(file, "head"));
+  IHS_ASSIGN_OR_RETURN(std::string note, ReadHead(file));
   IHS_ASSIGN_OR_RETURN(tlog::VerifierKey key, VerifierKey(store));
   tlog::TreeHead head;
   std::string why;
@@ -76,6 +76,20 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, absl::string_view 
   std::stringstream buf;
   buf << in.rdbuf();
   return buf.str();
+}
+
+absl::StatusOr<std::string> ReadHead(const std::string& path) {
+  IHS_ASSIGN_OR_RETURN(std::string text, ReadFile(path, "head"));
+  const size_t first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos || text[first] != '{') return text;  // the note itself
+  const json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_object() && j.contains("note") && j["note"].is_string()) {
+    return j["note"].get<std::string>();
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(path,
+                   " is JSON but holds no \"note\": give a head as `ihs audit head` "
+                   "writes it (plain, or the line of --json)"));
 }
 
 absl::Status AuditPubkey(store::EventStore& store, bool json_out) {
@@ -131,7 +145,7 @@ absl::Status AuditProveEvent(store::EventStore& store, uint64_t position,
   proof.index = position;
   proof.leaf_bytes = std::string(events[0].bytes());
   IHS_ASSIGN_OR_RETURN(proof.path, InclusionProof(store, position, head.size));
-  IHS_ASSIGN_OR_RETURN(proof.head, ReadFile(head_file, "head"));
+  IHS_ASSIGN_OR_RETURN(proof.head, ReadHead(head_file));
   const tlog::Hash leaf = tlog::LeafHash(proof.leaf_bytes);
   std::string why;
   if (!tlog::VerifyInclusion(position, head.size, leaf, proof.path, head.root, &why)) {
@@ -162,7 +176,7 @@ absl::Status AuditVerifyHead(store::EventStore& store, const std::string& old_fi
   tlog::TreeHead heads[2];
   const std::string* files[2] = {&old_file, &new_file};
   for (int i = 0; i < 2; ++i) {
-    IHS_ASSIGN_OR_RETURN(std::string note, ReadFile(*files[i], "head"));
+    IHS_ASSIGN_OR_RETURN(std::string note, ReadHead(*files[i]));
     std::string why;
     if (!tlog::OpenHead(note, key, &heads[i], &why)) {
       return absl::DataLossError(absl::StrCat("head ", *files[i], " refused: ", why));

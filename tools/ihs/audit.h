@@ -18,6 +18,9 @@ namespace ihs::tools {
 
 // A file the user named, whole; kInvalidArgument (naming `what` and the path) if unreadable.
 absl::StatusOr<std::string> ReadFile(const std::string& path, absl::string_view what);
+// A head file in either form `ihs audit head` writes: the signed note itself, or the JSON line
+// whose "note" holds it. kInvalidArgument for a JSON line without a note.
+absl::StatusOr<std::string> ReadHead(const std::string& path);
 // A hash as 64 lowercase hex digits.
 std::string HashHex(const tlog::Hash& h);
 
