@@ -52,7 +52,7 @@ expect_in "says it holds no note" "$tmp/err" 'holds no "note"'
 # position 5: as of position 4 it was still open.
 check "replay at position 4" 0 "$ihs" audit replay customer-ada --position 4 --data "$data"
 expect_in "replay names the moment" "$tmp/out" "the log held 5 events"
-expect_in "the complaint was open then" "$tmp/out" "complaint      ada-router OPEN"
+expect_in "the complaint was open then, with its subject" "$tmp/out" 'complaint      ada-router "Router drops the connection every hour"  OPEN'
 if grep -q "position 5\|^5 " "$tmp/out"; then failed=$((failed + 1)); echo "FAIL: replay shows a later event"; else passed=$((passed + 1)); fi
 check "replay at position 5" 0 "$ihs" audit replay customer-ada --position 5 --data "$data" --json
 expect_in "answered by then" "$tmp/out" '"replyPosition":5'

@@ -194,6 +194,7 @@ expect_in "says when it was defined" "$tmp/err" "was first defined at"
 # The timeline and the projection workers over RPC.
 check "timeline over RPC" 0 "$ihs" timeline customer-ada --connect "$addr" --token "$rtok"
 expect_in "remote timeline: the email answered on twitter" "$tmp/out" "answered on twitter after 2d23h"
+expect_in "the timeline shows what each entry says" "$tmp/out" '"@company two days and not a word about my broken…"'
 check "timeline json over RPC" 0 "$ihs" timeline customer-ada --connect "$addr" --token "$rtok" --json
 expect_in "remote timeline has the tweet's text" "$tmp/out" '"text":"@company two days and not a word'
 expect_in "sentiment as stored" "$tmp/out" '"sentiment":-0.6,'
@@ -329,6 +330,8 @@ mkdir -p "$tmp/adir"
 check "--html names a directory (2)" 2 "$ihs" timeline customer-ada --data "$data" --html "$tmp/adir"
 expect_in "says it is a directory" "$tmp/err" "is a directory"
 check "a timeline with nothing answered" 0 "$ihs" timeline customer-dan --data "$data"
+expect_in "a thread a message opened is shown short" "$tmp/out" "share          #000011"
+expect_not_in "no raw event ids as thread names" "$tmp/out" "event:"
 expect_in "one touchpoint in the singular, no median of nothing" "$tmp/out" "customer-dan (customer): 1 touchpoint, 0 open, 0 answered (median —), 0 channel switches"
 check "--truth names a directory (2)" 2 "$ihs" generate --parties 10 --days 2 --out "$tmp/gen.jsonl" --truth "$tmp/adir"
 [ ! -e "$tmp/gen.jsonl" ] && [ ! -e "$tmp/adir.tmp" ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: output written or .tmp left behind"; }

@@ -9,6 +9,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -150,6 +151,30 @@ nlohmann::json TimelineJson(schema::TimelineSummary::Reader summary,
   return j;
 }
 
+// A thread as a person reads it: its name, or for a thread that a message opened (the timeline
+// names it "event:" and the message's id) "#" and the id's last six hex digits.
+std::string ThreadLabel(absl::string_view thread) {
+  if (!absl::StartsWith(thread, "event:")) return std::string(thread);
+  return absl::StrCat("#", thread.substr(thread.size() >= 6 ? thread.size() - 6 : 0));
+}
+
+// What an entry says: its subject, else the first words of its text, quoted and cut to 48
+// characters at a character boundary; empty when the content is not opened or erased.
+std::string Gist(schema::TimelineEntry::Reader e) {
+  std::string text(e.getSubject().size() > 0 ? e.getSubject().cStr() : e.getText().cStr());
+  for (char& ch : text) {
+    if (ch == '\n' || ch == '\r' || ch == '\t') ch = ' ';
+  }
+  if (text.empty()) return "";
+  constexpr size_t kMax = 48;
+  if (text.size() > kMax) {
+    size_t cut = kMax;
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+    text = absl::StrCat(text.substr(0, cut), "…");
+  }
+  return absl::StrCat("\"", text, "\"");
+}
+
 void PrintTimeline(const std::string& party, schema::TimelineSummary::Reader summary,
                    schema::TimelinePage::Reader page) {
   // No median of nothing: "median —" when no message was answered.
@@ -191,9 +216,10 @@ void PrintTimeline(const std::string& party, schema::TimelineSummary::Reader sum
       absl::StrAppend(&note, note.empty() ? "" : "; ", "RETRACTED");
     if (e.getCorrectedBy().size() > 0)
       absl::StrAppend(&note, note.empty() ? "" : "; ", "corrected");
-    absl::PrintF("%s  %-10s %-8s %-14s %-10s %s\n", schema::FormatMicros(e.getOccurredAt()),
+    absl::PrintF("%s  %-10s %-8s %-14s %-10s %s%s\n", schema::FormatMicros(e.getOccurredAt()),
                  schema::EnumName(e.getChannel()), schema::EnumName(e.getDirection()),
-                 schema::EnumName(e.getType()), e.getThread().cStr(), note);
+                 schema::EnumName(e.getType()), ThreadLabel(e.getThread().cStr()), Gist(e),
+                 note.empty() ? "" : absl::StrCat("  ", note));
   }
   if (page.getNextCursor().size() > 0) {
     absl::PrintF("more: --cursor %s\n", page.getNextCursor().cStr());
