@@ -60,6 +60,10 @@ check "same id, other content (2)" 2 "$ihs" append --data "$data" --stream custo
 check "read unknown stream (2)" 2 "$ihs" read --data "$data" nobody
 expect_in "no such stream" "$tmp/err" "no such stream"
 check "tail past the end (2)" 2 "$ihs" tail --data "$data" --from 999
+check "read past the stream's end (2), as tail" 2 "$ihs" read customer-ada --data "$data" --from 999
+expect_in "says where the stream ends" "$tmp/err" "is past the end of customer-ada"
+check "read at the stream's end: nothing, ok" 0 "$ihs" read customer-ada --data "$data" --from 8 --json
+[ ! -s "$tmp/out" ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: read at the stream's end printed events"; }
 check "stats after bad input" 0 "$ihs" stats --data "$data" --json
 expect_in "still 24 events" "$tmp/out" '"events":24'
 

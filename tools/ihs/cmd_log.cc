@@ -261,6 +261,19 @@ int Read(const Common& c, const ReadArgs& a) {
       from = printer.last_version() + 1;
     }
   }
+  if (a.from_set && !a.backward && printer.printed() == 0 && a.from > 0) {
+    // Nothing from there: at the stream's end that is an empty answer, past it an error, as
+    // `tail --from` past the log's end is.
+    EventPrinter probe(false, /*silent=*/true);
+    absl::StatusOr<size_t> n = (*backend)->PrintStream(
+        a.stream, UINT64_MAX, 1, store::ReadDirection::kBackward, false, probe);
+    if (!n.ok()) return Fail(n.status());
+    const uint64_t events = *n == 0 ? 0 : probe.last_version() + 1;
+    if (a.from > events) {
+      return Fail(absl::OutOfRangeError(absl::StrCat("--from ", a.from, " is past the end of ",
+                                                     a.stream, " (", events, " events)")));
+    }
+  }
   printer.Header();
   if (c.json || printer.printed() == 0) return kExitOk;  // --json: events only, as append takes
   // The stream's person (docs/identity.md). On a data directory the identity projection opens

@@ -17,12 +17,13 @@ namespace ihs::tools {
 
 class EventPrinter {
  public:
-  explicit EventPrinter(bool json) : json_(json) {}
+  // `silent`: prints nothing, only counts and remembers the last version (a probe).
+  explicit EventPrinter(bool json, bool silent = false) : json_(json), silent_(silent) {}
 
   // The table's header, once: before the first event, or at the end when there was none (so an
   // error prints no header).
   void Header() {
-    if (json_ || header_done_) return;
+    if (json_ || silent_ || header_done_) return;
     header_done_ = true;
     absl::PrintF("%-8s %-8s %-27s %-18s %-10s %-10s %s\n", "POSITION", "VERSION", "OCCURRED",
                  "STREAM", "CHANNEL", "DIRECTION", "TYPE            SUBJECT / TEXT");
@@ -35,6 +36,7 @@ class EventPrinter {
     auto ev = e.event();
     last_version_ = ev.getStreamVersion();
     ++printed_;
+    if (silent_) return;
     if (json_) {
       std::cout << JsonOf(e) << "\n";
       return;
@@ -146,6 +148,7 @@ class EventPrinter {
     return s;
   }
   bool json_;
+  bool silent_ = false;
   bool header_done_ = false;
   uint64_t last_version_ = 0;
   size_t printed_ = 0;
