@@ -82,6 +82,14 @@ check "an unknown command (1)" 1 "$ihs" frobnicate
 expect_in "names the unknown command and the commands" "$tmp/err" 'ihs has no command "frobnicate"; its commands: append'
 check "an unknown command of a group (1)" 1 "$ihs" segments frob
 expect_in "names the group's commands" "$tmp/err" 'ihs segments has no command "frob"; its commands: define, change'
+# Bash completion, made from the command definitions: commands, a group's commands, flags.
+check "completion for bash" 0 "$ihs" completion bash
+cp "$tmp/out" "$tmp/completion.bash"
+complete_ihs() { bash -c 'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _ihs; echo "${COMPREPLY[*]}"' _ "$tmp/completion.bash" "$@"; }
+[ "$(complete_ihs ihs seg)" = "segments" ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: completion of 'ihs seg': $(complete_ihs ihs seg)"; }
+[ "$(complete_ihs ihs segments m)" = "members" ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: completion of 'ihs segments m'"; }
+[ "$(complete_ihs ihs segments members churn --li)" = "--limit" ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: completion of a flag after an argument"; }
+check "completion for another shell (2)" 2 "$ihs" completion fish
 check "unknown flag (1)" 1 "$ihs" read --data "$data" customer-ada --frobnicate
 check "bad expected version (2)" 2 "$ihs" append --data "$data" --stream s --expected-version soon <<<"$ev2"
 check "help (0)" 0 "$ihs" --help

@@ -123,7 +123,8 @@ void RegisterSegmentCommands(Cli& cli);  // segments define|change|retire|list (
 void RegisterTokenCommands(Cli& cli);    // token new (cmd_token.cc)
 void RegisterAuditCommands(Cli& cli);    // audit pubkey|head|prove-event|... (cmd_audit.cc)
 void RegisterGovernanceCommands(
-    Cli& cli);  // backup, retention run, erase, hold (cmd_governance.cc)
+    Cli& cli);                             // backup, retention run, erase, hold (cmd_governance.cc)
+void RegisterCompletionCommand(Cli& cli);  // completion bash (cmd_completion.cc)
 
 }  // namespace ihs::tools
 

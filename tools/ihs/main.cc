@@ -84,6 +84,7 @@ int Main(int argc, char** argv) {
   RegisterTokenCommands(cli);
   RegisterAuditCommands(cli);
   RegisterGovernanceCommands(cli);
+  RegisterCompletionCommand(cli);
   app.set_version_flag("--version", std::string("ihs ") + IHS_VERSION);
   if (UnknownCommand(app, argc, argv)) return kExitUsage;
   try {
