@@ -365,10 +365,16 @@ struct EventJson::Impl {
         return "";
       }
       case capnp::schema::Type::ENUM: {
-        if (!j.is_number()) return "";  // a name: the codec checks it
         auto enumerants = type.asEnum().getEnumerants();
-        const double v = j.get<double>();
-        if (v == std::floor(v) && v >= 0 && v < enumerants.size()) return "";
+        if (j.is_string()) {  // a name: one of the schema's, named with the field and the list
+          const std::string name = j.get<std::string>();
+          if (type.asEnum().findEnumerantByName(name) != nullptr) return "";
+        } else if (j.is_number()) {
+          const double v = j.get<double>();
+          if (v == std::floor(v) && v >= 0 && v < enumerants.size()) return "";
+        } else {
+          return "";  // the codec says what it expected
+        }
         std::vector<std::string> names;
         for (auto e : enumerants) names.push_back(e.getProto().getName());
         return absl::StrCat(path, ": ", j.dump(), " is not one of ", absl::StrJoin(names, ", "));

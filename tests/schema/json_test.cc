@@ -299,6 +299,13 @@ TEST(EventJson, NumbersMustBeWholeAndNameAnEnumerant) {
   capnp::MallocMessageBuilder mb;
   absl::Status s = json.Decode(R"({"touchpoint":{"direction":1.5}})", mb.initRoot<Event>());
   EXPECT_NE(s.message().find("touchpoint.direction"), std::string::npos) << s;
+  // A name that is not one: the field and the names there are, in the schema's words.
+  capnp::MallocMessageBuilder named;
+  s = json.Decode(R"({"touchpoint":{"channel":"whatsapp"}})", named.initRoot<Event>());
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find(R"(touchpoint.channel: "whatsapp" is not one of unspecified, letter)"),
+            std::string::npos)
+      << s;
 }
 
 TEST(EventJson, AnythingAfterTheObjectIsRefused) {

@@ -49,8 +49,13 @@ check "exists on a new stream (3)" 3 "$ihs" append --data "$data" --stream nobod
 # Bad input: exit 2, nothing stored.
 check "malformed json (2)" 2 "$ihs" append --data "$data" <<<'{"id": '
 expect_in "names the line" "$tmp/err" "line 1"
+check "an event without an id (2)" 2 "$ihs" append --data "$data" --stream x <<<'{"occurredAt":"2026-10-01T08:00:00Z","sourceSystem":"crm","touchpoint":{"channel":"email","direction":"inbound","type":"message"}}'
+expect_in "says the id is required, why, and the way out" "$tmp/err" 'line 1: "id" is required: 16 bytes as 32 hex digits, the same each time the event is sent, so that a retried append is stored once; or pass --new-ids'
+check "--new-ids makes one" 0 "$ihs" append --data "$tmp/newids" --new-ids --stream x <<<'{"occurredAt":"2026-10-01T08:00:00Z","sourceSystem":"crm","touchpoint":{"channel":"email","direction":"inbound","type":"message"}}'
+expect_in "one event, in the singular" "$tmp/out" "appended 1 event (0 already stored); the log holds 1 event"
 check "unknown channel (2)" 2 "$ihs" append --data "$data" --stream x <<<"${ev/sms/pigeon}"
 expect_in "names the channel" "$tmp/err" "pigeon"
+expect_in "names the field and the channels there are" "$tmp/err" 'touchpoint.channel: "pigeon" is not one of unspecified, letter, fax, email'
 check "sentiment out of range (2)" 2 "$ihs" append --data "$data" --stream x <<<"${ev/\"message\"/\"message\",\"sentiment\":3}"
 expect_in "names the range" "$tmp/err" "outside [-1, 1]"
 check "missing stream id (2)" 2 "$ihs" append --data "$data" <<<"$ev2"

@@ -1,6 +1,7 @@
 // ihs append, read, tail, verify and stats: the log itself, on a data directory or (append, read,
 // tail) a running ihsd.
 #include <capnp/message.h>
+#include <sodium.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -138,6 +139,7 @@ absl::StatusOr<std::unique_ptr<Backend>> OpenBackend(const Common& c, bool write
 struct AppendArgs {
   std::string stream;
   std::string expected = "any";
+  bool new_ids = false;
 };
 
 // Reads JSONL from stdin, all of it, before anything is appended: a malformed line changes
@@ -162,6 +164,18 @@ int Append(const Common& c, const AppendArgs& a) {
     absl::Status s = json.Decode(line, ev);
     if (!s.ok()) {
       return Fail(absl::InvalidArgumentError(absl::StrCat("line ", line_no, ": ", s.message())));
+    }
+    if (ev.getId().size() == 0) {
+      if (!a.new_ids) {
+        return Fail(absl::InvalidArgumentError(absl::StrCat(
+            "line ", line_no,
+            ": \"id\" is required: 16 bytes as 32 hex digits, the same each time the event is "
+            "sent, so that a retried append is stored once; or pass --new-ids to have ihs make a "
+            "fresh id for each event without one (then a retry stores it again)")));
+      }
+      unsigned char id[16];
+      randombytes_buf(id, sizeof id);
+      ev.setId(capnp::Data::Reader(id, sizeof id));
     }
     std::string stream = a.stream.empty() ? std::string(ev.getStreamId().cStr()) : a.stream;
     if (stream.empty()) {
@@ -226,8 +240,9 @@ int Append(const Common& c, const AppendArgs& a) {
   }
   if (!c.json) {
     absl::StatusOr<uint64_t> head = store.Head();
-    absl::PrintF("appended %d events (%d already stored); the log holds %d events\n", appended,
-                 duplicates, head.ok() ? *head : 0);
+    absl::PrintF("appended %s (%d already stored); the log holds %s\n",
+                 Counted(static_cast<int64_t>(appended), "event", "events"), duplicates,
+                 Counted(static_cast<int64_t>(head.ok() ? *head : 0), "event", "events"));
   }
   return kExitOk;
 }
@@ -402,6 +417,8 @@ void RegisterLogCommands(Cli& cli) {
                      "append every event to this stream, as one atomic append");
   append->add_option("--expected-version", append_args->expected,
                      "N (the stream's last version), any, none (no stream yet) or exists");
+  append->add_flag("--new-ids", append_args->new_ids,
+                   "make a fresh id for each event that has none (a retry then stores it again)");
   cli.OnRun(append, [&common, append_args] { return Append(common, *append_args); });
 
   auto read_args = std::make_shared<ReadArgs>();
