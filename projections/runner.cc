@@ -519,10 +519,6 @@ absl::Status Runner::ApplyClock(Slot& slot, absl::Time* wake) {
   txn.set_position(gen->checkpoint());
   absl::StatusOr<int64_t> next = p.NextTimer(txn);
   if (!next.ok() || *next == Projection::kNoTimer) return next.status();
-  if (*next >= store_.log->ClockNow()) {  // not due yet: no need to wait for the leader's lock
-    *wake = absl::FromUnixMicros(*next) + absl::Microseconds(1);
-    return absl::OkStatus();
-  }
   IHS_ASSIGN_OR_RETURN(const int64_t until, store_.log->Watermark());
   if (*next >= until) {
     *wake = absl::FromUnixMicros(*next) + absl::Microseconds(1);

@@ -59,7 +59,6 @@ class EventStoreImpl final : public EventStore, public StateStore {
   uint64_t Head() override;
   uint64_t WaitForCommit(uint64_t known_head, absl::Time deadline) override;
   absl::StatusOr<int64_t> Watermark() override;
-  int64_t ClockNow() override { return absl::ToUnixMicros(clock_->Now()); }
   absl::StatusOr<StoreStats> Stats() override;
   absl::StatusOr<std::optional<uint64_t>> FindEvent(absl::string_view event_id) override;
   absl::StatusOr<std::string> BlindIndexKey() override;

@@ -42,10 +42,6 @@ class LogReader {
   // log will hold later is recorded at W or after. Projections with timers fire those due
   // before W (projections/projection.h). A log only read returns the last event's time.
   virtual absl::StatusOr<int64_t> Watermark() = 0;
-  // What the log's clock reads now (µs since the epoch), without a lock: Watermark() is this or
-  // later, so a caller waiting for a moment at or after it has no need to ask Watermark() yet
-  // (which may wait for a commit in flight).
-  virtual int64_t ClockNow() = 0;
 
   // The position of the acknowledged event with this id (16 bytes), or nullopt.
   virtual absl::StatusOr<std::optional<uint64_t>> FindEvent(absl::string_view event_id) = 0;
