@@ -46,6 +46,12 @@ struct Cached {
   bool dirty = false;
 };
 
+// A person's cached record, with the due its stored timer key ("W") holds: the projection
+// writes timer keys when it writes the person (Flush), not at every change.
+struct CachedPerson : Cached<PersonRec> {
+  int64_t stored_due = 0;  // 0: no timer key
+};
+
 // A live segment as the projection evaluates it.
 struct Live {
   std::string name;
@@ -162,11 +168,11 @@ class SegmentsProjection : public Projection {
         continue;
       }
       PersonRec& p = *c.value;
-      if (p.due != p.stored_due) {
+      if (p.due != c.stored_due) {
         const absl::string_view person = absl::string_view(key).substr(1);
-        if (p.stored_due != 0) txn.Delete(TimerKey(p.stored_due, person));
+        if (c.stored_due != 0) txn.Delete(TimerKey(c.stored_due, person));
         if (p.due != 0) txn.Put(TimerKey(p.due, person), "");
-        p.stored_due = p.due;
+        c.stored_due = p.due;
       }
       txn.Put(key, EncodePerson(p));
     }
@@ -282,14 +288,17 @@ class SegmentsProjection : public Projection {
     return absl::OkStatus();
   }
 
-  template <typename T, typename Decode>
-  absl::StatusOr<Cached<T>*> LoadCached(absl::node_hash_map<std::string, Cached<T>>& cache,
-                                        const std::string& key, Decode decode) {
+  template <typename Entry, typename Decode>
+  absl::StatusOr<Entry*> LoadCached(absl::node_hash_map<std::string, Entry>& cache,
+                                    const std::string& key, Decode decode) {
     auto [it, inserted] = cache.try_emplace(key);
     if (inserted) {
       IHS_ASSIGN_OR_RETURN(std::optional<std::string> bytes, txn_->Get(key));
       if (bytes) {
         IHS_ASSIGN_OR_RETURN(it->second.value, decode(*bytes));
+        if constexpr (std::is_same_v<Entry, CachedPerson>) {
+          it->second.stored_due = it->second.value->due;
+        }
       }
     }
     return &it->second;
@@ -320,8 +329,7 @@ class SegmentsProjection : public Projection {
 
   // The person's record; a person of one stream has one as soon as it is evaluated.
   absl::StatusOr<PersonRec*> MutablePerson(const std::string& person) {
-    IHS_ASSIGN_OR_RETURN(Cached<PersonRec> * c,
-                         LoadCached(persons_, PersonKey(person), DecodePerson));
+    IHS_ASSIGN_OR_RETURN(CachedPerson * c, LoadCached(persons_, PersonKey(person), DecodePerson));
     if (!c->value) {
       PersonRec p;
       p.streams = {person};
@@ -332,9 +340,9 @@ class SegmentsProjection : public Projection {
   }
 
   void DeletePerson(const std::string& person) {
-    Cached<PersonRec>& c = persons_[PersonKey(person)];
-    if (c.value && c.value->stored_due != 0)
-      dropped_timers_.emplace_back(c.value->stored_due, person);
+    CachedPerson& c = persons_[PersonKey(person)];
+    if (c.stored_due != 0) dropped_timers_.emplace_back(c.stored_due, person);
+    c.stored_due = 0;
     c.value.reset();
     c.dirty = true;
   }
@@ -864,7 +872,6 @@ class SegmentsProjection : public Projection {
         g.members = p->members;
         g.due = p->due;
       }
-      g.stored_due = p->stored_due;  // the timer key the store holds for it
       *p = std::move(g);
       IHS_RETURN_IF_ERROR(Reevaluate(id, TransitionCause::IDENTITY, nullptr, true));
     }
@@ -894,7 +901,7 @@ class SegmentsProjection : public Projection {
 
   // Dropped at the head.
   absl::node_hash_map<std::string, Cached<StreamRec>> streams_;
-  absl::node_hash_map<std::string, Cached<PersonRec>> persons_;
+  absl::node_hash_map<std::string, CachedPerson> persons_;
   std::vector<std::pair<int64_t, std::string>> dropped_timers_;  // of persons deleted
   absl::node_hash_map<std::string, Cached<int64_t>> counts_;
 };

@@ -198,7 +198,6 @@ absl::StatusOr<PersonRec> DecodePerson(absl::string_view bytes) {
     p.members.push_back({Str(m.getSegment()), m.getSince(), m.getVersion()});
   }
   p.due = r.getDue();
-  p.stored_due = p.due;
   p.epoch = r.getEpoch();
   p.profile.kind = Str(r.getKind());
   p.profile.cohort = Str(r.getCohort());

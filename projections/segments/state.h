@@ -71,9 +71,6 @@ struct PersonRec {
   Profile profile;
   std::vector<Kept> kept;     // by index
   std::vector<int64_t> dues;  // per live segment; 0: none
-  // Not encoded: the due the store's timer key ("W") holds for the person (the projection
-  // writes timer keys when it writes the person, not at every change).
-  int64_t stored_due = 0;
 };
 
 // Keys (segments.h).
