@@ -514,10 +514,21 @@ class SegmentsProjection : public Projection {
     return f;
   }
 
+  // Where the person's kept state for filter `index` is, or would go (kept is by index).
+  static std::vector<Kept>::iterator FindKept(PersonRec& p, uint32_t index) {
+    return std::lower_bound(p.kept.begin(), p.kept.end(), index,
+                            [](const Kept& k, uint32_t i) { return k.index < i; });
+  }
+
+  // Where the person's membership of `segment` is, or would go (members is by segment name).
+  static std::vector<MemberRec>::iterator FindMember(PersonRec& p, const std::string& segment) {
+    return std::lower_bound(p.members.begin(), p.members.end(), segment,
+                            [](const MemberRec& m, const std::string& n) { return m.segment < n; });
+  }
+
   // The person's kept state for filter `index`, made empty if it holds none.
   static Kept& KeptOf(PersonRec& p, uint32_t index) {
-    auto it = std::lower_bound(p.kept.begin(), p.kept.end(), index,
-                               [](const Kept& k, uint32_t i) { return k.index < i; });
+    auto it = FindKept(p, index);
     if (it == p.kept.end() || it->index != index) {
       it = p.kept.insert(it, Kept());
       it->index = index;
@@ -584,16 +595,13 @@ class SegmentsProjection : public Projection {
       affected = nullptr;
     }
     auto member_of = [p](const std::string& name) {
-      auto it =
-          std::lower_bound(p->members.begin(), p->members.end(), name,
-                           [](const MemberRec& m, const std::string& n) { return m.segment < n; });
+      auto it = FindMember(*p, name);
       return it != p->members.end() && it->segment == name;
     };
     const ConditionFn condition = [&](const Condition& c, Evidence* evidence) {
       if (!HasFilter(c)) return ProfileVerdict(c, p->profile, member_of);
       const uint32_t index = filter_index_.at(&c);
-      auto it = std::lower_bound(p->kept.begin(), p->kept.end(), index,
-                                 [](const Kept& k, uint32_t i) { return k.index < i; });
+      auto it = FindKept(*p, index);
       if (it != p->kept.end() && it->index == index) return EvaluateKept(c, now_, *it, evidence);
       Kept none;
       return EvaluateKept(c, now_, none, evidence);
@@ -610,9 +618,7 @@ class SegmentsProjection : public Projection {
         // Time moves on whatever the rule says.
         const int64_t due = v.next_change == kNever ? 0 : std::max(v.next_change, now_ + 1);
         p->dues[j] = due;
-        auto it = std::lower_bound(
-            p->members.begin(), p->members.end(), seg.name,
-            [](const MemberRec& m, const std::string& n) { return m.segment < n; });
+        auto it = FindMember(*p, seg.name);
         const bool was = it != p->members.end() && it->segment == seg.name;
         if (v.member != was) {
           changed[j] = true;
