@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "schema/json.h"
+#include "tools/ihs/cli.h"
 
 namespace ihs::tools {
 namespace {
@@ -145,9 +146,6 @@ std::string TimelineHtml(schema::TimelineSummary::Reader summary,
       ".dot{display:inline-block;width:10px;height:10px;border-radius:5px;margin-right:4px}\n"
       "</style></head>\n<body>\n<h1>Timeline of ",
       party, "</h1>\n");
-  auto counted = [](int64_t n, const char* one, const char* many) {
-    return absl::StrCat(n, " ", n == 1 ? one : many);
-  };
   const std::string median = summary.getAnswered() == 0
                                  ? "median —"
                                  : absl::StrFormat("median %d min, %d min in service hours",
@@ -156,10 +154,10 @@ std::string TimelineHtml(schema::TimelineSummary::Reader summary,
   absl::StrAppendFormat(
       &html,
       "<div class=\"facts\">%s, <b>%d open</b>, %d answered (%s), <b>%s</b>; page of %s</div>\n",
-      counted(summary.getEntries(), "touchpoint", "touchpoints"), summary.getOpen().size(),
+      Counted(summary.getEntries(), "touchpoint", "touchpoints"), summary.getOpen().size(),
       summary.getAnswered(), median,
-      counted(summary.getChannelSwitches(), "channel switch", "channel switches"),
-      counted(static_cast<int64_t>(entries.size()), "entry", "entries"));
+      Counted(summary.getChannelSwitches(), "channel switch", "channel switches"),
+      Counted(static_cast<int64_t>(entries.size()), "entry", "entries"));
   html +=
       "<div class=\"legend\"><span><i class=\"dot\" "
       "style=\"background:#4a78c2\"></i>touchpoint</span>"
