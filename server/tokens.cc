@@ -9,6 +9,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/status_macros.h"
 
 namespace ihs::server {
 namespace {
@@ -56,33 +57,54 @@ bool ValidTokenName(absl::string_view name) {
   return true;
 }
 
+absl::StatusOr<std::optional<Tokens::Entry>> Tokens::ParseLine(absl::string_view line,
+                                                               size_t line_no) {
+  line = absl::StripAsciiWhitespace(line);
+  if (line.empty() || line[0] == '#') return std::nullopt;
+  std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+  auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat("tokens file line ", line_no, ": ", why));
+  };
+  if (f.size() != 3) return bad("want three fields: role name sha256-hex");
+  std::optional<rpc::Role> role = ParseRole(f[0]);
+  if (!role) {
+    return bad(absl::StrCat("unknown role \"", f[0], "\": give writer, reader, auditor or admin"));
+  }
+  if (!ValidTokenName(f[1])) {
+    return bad(absl::StrCat("bad name \"", f[1], "\": use letters, digits and . _ @ -"));
+  }
+  if (f[2].size() != 64 || f[2].find_first_not_of("0123456789abcdef") != absl::string_view::npos) {
+    return bad("the hash must be 64 lowercase hex digits (the SHA-256 of the token)");
+  }
+  return Entry{Identity{*role, std::string(f[1])}, absl::HexStringToBytes(f[2])};
+}
+
 absl::StatusOr<Tokens> Tokens::Parse(absl::string_view text) {
   Tokens tokens;
   size_t line_no = 0;
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    ++line_no;
-    line = absl::StripAsciiWhitespace(line);
-    if (line.empty() || line[0] == '#') continue;
-    std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
-    auto bad = [&](absl::string_view why) {
-      return absl::InvalidArgumentError(absl::StrCat("tokens file line ", line_no, ": ", why));
-    };
-    if (f.size() != 3) return bad("want three fields: role name sha256-hex");
-    std::optional<rpc::Role> role = ParseRole(f[0]);
-    if (!role) {
-      return bad(
-          absl::StrCat("unknown role \"", f[0], "\": give writer, reader, auditor or admin"));
-    }
-    if (!ValidTokenName(f[1])) {
-      return bad(absl::StrCat("bad name \"", f[1], "\": use letters, digits and . _ @ -"));
-    }
-    if (f[2].size() != 64 ||
-        f[2].find_first_not_of("0123456789abcdef") != absl::string_view::npos) {
-      return bad("the hash must be 64 lowercase hex digits (the SHA-256 of the token)");
-    }
-    tokens.entries_.push_back({Identity{*role, std::string(f[1])}, absl::HexStringToBytes(f[2])});
+    IHS_ASSIGN_OR_RETURN(std::optional<Entry> entry, ParseLine(line, ++line_no));
+    if (entry) tokens.entries_.push_back(*std::move(entry));
   }
   return tokens;
+}
+
+absl::StatusOr<std::string> Tokens::WithoutHolder(absl::string_view text, absl::string_view name,
+                                                  size_t* removed) {
+  std::string kept;
+  size_t line_no = 0;
+  *removed = 0;
+  std::vector<absl::string_view> lines = absl::StrSplit(text, '\n');
+  if (!lines.empty() && lines.back().empty()) lines.pop_back();  // the last line's newline
+  for (absl::string_view line : lines) {
+    IHS_ASSIGN_OR_RETURN(std::optional<Entry> entry, ParseLine(line, ++line_no));
+    if (entry && entry->identity.name == name) {
+      ++*removed;
+      continue;
+    }
+    absl::StrAppend(&kept, line, "\n");
+  }
+  return kept;
 }
 
 absl::StatusOr<Tokens> Tokens::Load(const std::string& path) {

@@ -33,6 +33,10 @@ class Tokens {
   // Parses a tokens file. kInvalidArgument names the line at fault; kNotFound if it is missing.
   static absl::StatusOr<Tokens> Load(const std::string& path);
   static absl::StatusOr<Tokens> Parse(absl::string_view text);
+  // The text of a tokens file without the lines of `name`'s tokens (comments and other lines
+  // kept as they are), and how many it removed. Errors as Parse.
+  static absl::StatusOr<std::string> WithoutHolder(absl::string_view text, absl::string_view name,
+                                                   size_t* removed);
   // No tokens file: every login is admin ("open"). ihsd allows this on loopback only.
   static Tokens Open();
 
@@ -48,6 +52,9 @@ class Tokens {
     Identity identity;
     std::string hash;  // 32 bytes
   };
+  // An entry, nullopt for a comment or an empty line; kInvalidArgument names the line.
+  static absl::StatusOr<std::optional<Entry>> ParseLine(absl::string_view line, size_t line_no);
+
   bool open_ = false;
   std::vector<Entry> entries_;
 };

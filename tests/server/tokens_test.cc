@@ -52,6 +52,36 @@ TEST(Tokens, ParseErrorsNameTheLine) {
   EXPECT_EQ(Tokens::Load("/nonexistent/tokens").status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST(Tokens, WithoutHolderRemovesOnlyThatHoldersLines) {
+  const std::string a = NewToken(), b = NewToken(), c = NewToken();
+  const std::string text = absl::StrCat("# ops tokens\n", TokenLine(rpc::Role::READER, "svc", a),
+                                        "\n", TokenLine(rpc::Role::ADMIN, "ops", b),
+                                        "# svc again\n", TokenLine(rpc::Role::WRITER, "svc", c));
+  size_t removed = 0;
+  auto kept = Tokens::WithoutHolder(text, "svc", &removed);
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_EQ(removed, 2u);
+  EXPECT_EQ(*kept, absl::StrCat("# ops tokens\n\n", TokenLine(rpc::Role::ADMIN, "ops", b),
+                                "# svc again\n"));
+  auto t = Tokens::Parse(*kept);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_FALSE(t->Authenticate(a));
+  EXPECT_FALSE(t->Authenticate(c));
+  EXPECT_EQ(t->Authenticate(b)->name, "ops");
+
+  // A name that is only a prefix, or no such holder: nothing goes.
+  kept = Tokens::WithoutHolder(text, "sv", &removed);
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(removed, 0u);
+  EXPECT_EQ(*kept, text);
+
+  // A file that does not parse is refused as Parse refuses it, not rewritten.
+  kept = Tokens::WithoutHolder(text + "boss x " + std::string(64, 'a') + "\n", "svc", &removed);
+  ASSERT_FALSE(kept.ok());
+  EXPECT_NE(kept.status().message().find("line 7: unknown role"), absl::string_view::npos)
+      << kept.status();
+}
+
 TEST(Tokens, OpenModeLogsEveryoneInAsAdmin) {
   Tokens t = Tokens::Open();
   EXPECT_TRUE(t.open());

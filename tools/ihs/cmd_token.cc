@@ -4,12 +4,11 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "nlohmann/json.hpp"
 #include "schema/json.h"
 #include "server/tokens.h"
@@ -78,19 +77,16 @@ int TokenList(const Common& c, const TokenArgs& a) {
 
 // Removes every token of `name` from the file (written anew beside it, then renamed over it).
 int TokenRevoke(const Common& c, const TokenArgs& a) {
-  absl::StatusOr<server::Tokens> tokens = server::Tokens::Load(a.file);
-  if (!tokens.ok()) return Fail(tokens.status());
-  std::ifstream in(a.file);
-  std::string kept, line;
+  std::stringstream text;
+  if (std::ifstream in(a.file); in) {
+    text << in.rdbuf();
+  } else {
+    return Fail(absl::NotFoundError(absl::StrCat("cannot read tokens file ", a.file)));
+  }
   size_t removed = 0;
-  while (std::getline(in, line)) {
-    std::vector<absl::string_view> f =
-        absl::StrSplit(absl::StripAsciiWhitespace(line), ' ', absl::SkipEmpty());
-    if (f.size() == 3 && f[0][0] != '#' && f[1] == a.name) {
-      ++removed;
-      continue;
-    }
-    absl::StrAppend(&kept, line, "\n");
+  absl::StatusOr<std::string> kept = server::Tokens::WithoutHolder(text.str(), a.name, &removed);
+  if (!kept.ok()) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(a.file, ": ", kept.status().message())));
   }
   if (removed == 0) {
     return Fail(absl::NotFoundError(absl::StrCat("no token of \"", a.name, "\" in ", a.file,
@@ -100,7 +96,7 @@ int TokenRevoke(const Common& c, const TokenArgs& a) {
   const std::string tmp = a.file + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << kept;
+    out << *kept;
     out.close();
     std::error_code ec;
     std::filesystem::permissions(
