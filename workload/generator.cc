@@ -25,6 +25,7 @@
 #include "common/big_endian.h"
 #include "common/service_hours.h"
 #include "schema/json.h"
+#include "schema/touchpoint.h"
 #include "workload/model.h"
 
 namespace ihs::workload {
@@ -1125,9 +1126,7 @@ struct Generator::Impl {
     if (ev.content && QuotesFriend(ev)) p.flags |= kQuotedFriend;
     ObserveSegmentFacts(seq, ev, p);
     const bool company = ev.company && ev.type == TouchpointType::REPLY;
-    if (ev.direction == Direction::INBOUND &&
-        (ev.type == TouchpointType::MESSAGE || ev.type == TouchpointType::REQUEST ||
-         ev.type == TouchpointType::COMPLAINT)) {
+    if (schema::WaitsForAnswer(ev.direction, ev.type) && !company) {
       // A record that arrives late may find the thread answered already, after it happened.
       if (const Reply* reply = FirstReplyAtOrAfter(ev.thread, ev.party, ev.occurred)) {
         responses.push_back({seq, reply->seq, reply->occurred - ev.occurred,
@@ -1137,8 +1136,8 @@ struct Generator::Impl {
                              ev.type, ev.thread, ev.topic,    false};
         open_by_thread[ev.thread].push_back(seq);
       }
-      // A switch waiting for its late record.
-      for (size_t k = 0; k < pending_switch.size(); ++k) {
+      // A switch waiting for its late record (records that arrive late are inbound).
+      for (size_t k = 0; ev.direction == Direction::INBOUND && k < pending_switch.size(); ++k) {
         Switch& s = pending_switch[k];
         if (s.party == ev.party && s.to_channel == ev.channel && ev.causation == s.from_event) {
           s.to_event = seq;
@@ -1174,6 +1173,14 @@ struct Generator::Impl {
     }
     if (ev.type == TouchpointType::CORRECTION || ev.type == TouchpointType::RETRACTION) {
       corrections.push_back({seq, ev.corrects, ev.type == TouchpointType::RETRACTION});
+    }
+    if (ev.type == TouchpointType::RETRACTION) {
+      // A withdrawn complaint waits for nothing, and its answer is no response time
+      // (docs/projections.md "Corrections").
+      open_inbound.erase(ev.corrects);
+      responses.erase(std::remove_if(responses.begin(), responses.end(),
+                                     [&](const Response& r) { return r.inbound == ev.corrects; }),
+                      responses.end());
     }
   }
 

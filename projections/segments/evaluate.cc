@@ -4,6 +4,8 @@
 #include <cmath>
 
 #include "common/service_hours.h"
+#include "schema/json.h"
+#include "schema/touchpoint.h"
 
 namespace ihs::projections::segments {
 namespace {
@@ -148,8 +150,17 @@ bool Matches(const Filter& f, const Touch& t) {
 }
 
 bool Waits(const Touch& t) {
-  return t.direction == "inbound" &&
-         (t.type == "message" || t.type == "request" || t.type == "complaint");
+  // The shared rule (schema/touchpoint.h), over the schema's names this form holds.
+  using schema::Direction;
+  using schema::TouchpointType;
+  for (Direction d : {Direction::INBOUND, Direction::PUBLIC}) {
+    if (t.direction != schema::EnumName(d)) continue;
+    for (TouchpointType y :
+         {TouchpointType::MESSAGE, TouchpointType::REQUEST, TouchpointType::COMPLAINT}) {
+      if (t.type == schema::EnumName(y)) return schema::WaitsForAnswer(d, y);
+    }
+  }
+  return false;
 }
 
 double SumValue(const Condition& c, const Touch& t) {

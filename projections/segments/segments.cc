@@ -23,6 +23,7 @@
 #include "projections/segments/evaluate.h"
 #include "projections/segments/state.h"
 #include "schema/json.h"
+#include "schema/touchpoint.h"
 #include "store/types.h"
 
 namespace ihs::projections::segments {
@@ -34,11 +35,7 @@ using schema::TransitionCause;
 
 using store::IsSystemStream;
 
-bool Waits(const StoredTouch& t) {
-  return t.direction == Direction::INBOUND &&
-         (t.type == TouchpointType::MESSAGE || t.type == TouchpointType::REQUEST ||
-          t.type == TouchpointType::COMPLAINT);
-}
+bool Waits(const StoredTouch& t) { return schema::WaitsForAnswer(t.direction, t.type); }
 
 template <typename T>
 struct Cached {
@@ -63,7 +60,9 @@ struct Live {
 class SegmentsProjection : public Projection {
  public:
   absl::string_view name() const override { return kName; }
-  uint32_t version() const override { return 2; }
+  // 2: kept state per condition (kept.h). 3: a public request or complaint waits for an answer
+  // too (schema/touchpoint.h).
+  uint32_t version() const override { return 3; }
 
   absl::Status Apply(const store::StoredEvent& stored, Txn& txn) override {
     IHS_RETURN_IF_ERROR(Begin(txn));
@@ -464,9 +463,7 @@ class SegmentsProjection : public Projection {
         }
       }
       name = absl::StrCat("event:", absl::BytesToHexString(target));
-    } else if (t.getDirection() == Direction::INBOUND &&
-               (t.getType() == TouchpointType::MESSAGE || t.getType() == TouchpointType::REQUEST ||
-                t.getType() == TouchpointType::COMPLAINT)) {
+    } else if (schema::WaitsForAnswer(t.getDirection(), t.getType())) {
       name = absl::StrCat("event:", absl::BytesToHexString(View(ev.getId())));
     } else {
       return 0;

@@ -24,6 +24,7 @@
 #include "projections/packed_record.h"
 #include "projections/timeline/entry.h"
 #include "schema/timeline.capnp.h"
+#include "schema/touchpoint.h"
 
 namespace ihs::projections::timeline {
 
@@ -326,10 +327,7 @@ inline std::string EncodeParty(const PartyState& p) {
   return Encode(m);
 }
 
-inline bool WaitsForAnswer(Direction d, TouchpointType t) {
-  return d == Direction::INBOUND && (t == TouchpointType::MESSAGE || t == TouchpointType::REQUEST ||
-                                     t == TouchpointType::COMPLAINT);
-}
+using schema::WaitsForAnswer;  // schema/touchpoint.h
 
 inline int32_t DayOf(int64_t t) {
   return static_cast<int32_t>(t >= 0 ? t / kMicrosPerDay : (t - kMicrosPerDay + 1) / kMicrosPerDay);

@@ -98,9 +98,14 @@ TEST(EvaluateTest, AMessageUnansweredForServiceHoursCountsOnlyOpenHours) {
   EXPECT_TRUE(At(rule, f, due).member);
   EXPECT_EQ(At(rule, f, due).next_change, due + kDay);
   EXPECT_FALSE(At(rule, f, due + kDay).member);
-  // Only inbound messages, requests and complaints wait.
+  // Inbound messages, requests and complaints wait, and public requests and complaints (a tweet
+  // at the company); a public message is a post to the world and waits for nothing.
   Facts post;
   post.touches = {T(kMonday10, "complaint", "public", "twitter")};
+  EXPECT_TRUE(At("unanswered()", post, kMonday10 + 9 * kDay).member);
+  post.touches = {T(kMonday10, "message", "public", "twitter")};
+  EXPECT_FALSE(At("unanswered()", post, kMonday10 + 9 * kDay).member);
+  post.touches = {T(kMonday10, "review", "inbound", "webForm")};
   EXPECT_FALSE(At("unanswered()", post, kMonday10 + 9 * kDay).member);
 }
 

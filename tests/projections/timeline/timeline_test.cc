@@ -218,6 +218,14 @@ TEST_F(TimelineTest, SummaryCountsOpenMessagesAndTheMedianResponse) {
   EXPECT_GE(s.getChannelSwitches(), 1u);
   const auto& tweet = TimelineOf(party).at((*truth_)["story"]["tweet"]);
   EXPECT_EQ(tweet.switch_from, (*truth_)["story"]["email"].get<std::string>());
+  // The public complaint waits for an answer too, and the company's public reply answers it and
+  // the email of the same thread: the summary's open and answered partition what waited.
+  EXPECT_EQ(tweet.response, "answered");
+  EXPECT_EQ(TimelineOf(party).at((*truth_)["story"]["email"]).response, "answered");
+  size_t waited = 0;
+  for (const auto& [id, e] : TimelineOf(party))
+    waited += !e.response.empty() && e.retracted.empty();
+  EXPECT_EQ(s.getOpen().size() + s.getAnswered(), waited);
   // Across the parties with open messages, the summary lists exactly the truth's.
   std::map<std::string, size_t> open_by_party;
   for (const auto& u : (*truth_)["unanswered"]) ++open_by_party[u["party"]];
