@@ -59,11 +59,12 @@ absl::StatusOr<EventStoreImpl::StateHandle> EventStoreImpl::FindState(absl::stri
 
 absl::Status EventStoreImpl::CreateStateFamily(absl::string_view name) {
   IHS_RETURN_IF_ERROR(ValidateStateName(name));
-  if (options_.read_only) {
-    return absl::FailedPreconditionError("the store is open read-only: cannot create state");
-  }
   MutexLock l(&state_mu_);
   if (states_.contains(name)) return absl::OkStatus();
+  if (options_.read_only) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the store is open read-only: cannot create state family ", name));
+  }
   rocksdb::ColumnFamilyHandle* h = nullptr;
   IHS_RETURN_IF_ERROR(FromRocksStatus(
       db_->CreateColumnFamily(state_options_, absl::StrCat(internal::kCfStatePrefix, name), &h),

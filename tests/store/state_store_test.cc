@@ -51,6 +51,18 @@ TEST_F(StateStoreTest, StateFamilyWritesAreAtomicAndSurviveReopen) {
   auto got = StateStoreOf(*store_)->GetState("timeline@1", "b");
   IHS_ASSERT_OK(got);
   EXPECT_FALSE(got->has_value());
+  // Read-only (beside the process that holds the store): a family that exists is there to read;
+  // one that does not cannot be made, and the refusal names it.
+  Options ro;
+  ro.read_only = true;
+  Reopen(ro);
+  IHS_ASSERT_OK(StateStoreOf(*store_)->CreateStateFamily("timeline@1"));
+  absl::Status made = StateStoreOf(*store_)->CreateStateFamily("timeline@2");
+  EXPECT_EQ(made.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(made.message().find("read-only: cannot create state family timeline@2"),
+            absl::string_view::npos)
+      << made;
+  EXPECT_EQ(StateStoreOf(*store_)->StateFamilies(), std::vector<std::string>{"timeline@1"});
 }
 
 TEST_F(StateStoreTest, ScanStateStopsAtTheUpperBoundAndWhenTheVisitorSaysSo) {

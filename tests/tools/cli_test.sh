@@ -228,6 +228,16 @@ check "rebuild of an unknown projection (2)" 2 "$ihs" projections rebuild nope -
 expect_in "names the projections there are" "$tmp/err" "there are: timeline"
 check "rebuild over RPC" 0 "$ihs" projections rebuild timeline --connect "$addr" --token "$atok"
 expect_in "rebuilt into a new generation" "$tmp/out" "now timeline@2"
+# Beside the ihsd that holds the data directory: the projections as it keeps them, read-only.
+check "timeline beside ihsd" 0 "$ihs" timeline customer-ada --data "$tmp/served"
+expect_in "the local timeline beside ihsd" "$tmp/out" "answered on twitter after 2d23h"
+check "segments of beside ihsd" 0 "$ihs" segments of customer-ada --data "$tmp/served"
+expect_in "ada's segments beside ihsd" "$tmp/out" "complained"
+check "a rebuild beside ihsd is refused (5)" 5 "$ihs" projections rebuild timeline --data "$tmp/served"
+expect_in "says to rebuild through ihsd" "$tmp/err" "rebuild through it: ihs projections rebuild timeline --connect"
+check "an append beside ihsd is refused (5)" 5 "$ihs" append --data "$tmp/served" --stream beside <<<"$ev2"
+expect_in "says another process holds it" "$tmp/err" "already open by another process"
+expect_in "and how to write through ihsd" "$tmp/err" "go through ihsd: --connect HOST:PORT"
 # Tokens: the holders are listed, never the hashes; a revoked token is refused once ihsd has
 # read the file again (SIGHUP), and the other tokens still work.
 check "token list" 0 "$ihs" token list --tokens "$tmp/tokens"

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -89,7 +90,13 @@ absl::StatusOr<std::unique_ptr<client::Client>> Connect(const Common& c) {
 }
 
 absl::Status OpenFailure(const absl::Status& s) {
-  return s.code() == absl::StatusCode::kDataLoss ? s : absl::UnavailableError(s.message());
+  if (s.code() == absl::StatusCode::kDataLoss) return s;
+  if (s.code() == absl::StatusCode::kFailedPrecondition &&
+      absl::StrContains(s.message(), "already open by another process")) {
+    return absl::UnavailableError(absl::StrCat(
+        s.message(), "; to write while ihsd serves it, go through ihsd: --connect HOST:PORT"));
+  }
+  return absl::UnavailableError(s.message());
 }
 
 std::string Counted(int64_t n, absl::string_view one, absl::string_view many) {

@@ -3,6 +3,7 @@
 #include <iostream>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
@@ -56,6 +57,48 @@ class LocalProjections final : public ProjectionSource {
   const Common& c_;
   std::unique_ptr<store::EventStore> store_;
   std::unique_ptr<projections::Runner> runner_;
+};
+
+// A data directory that another process holds (ihsd, as a rule): the store opened read-only,
+// and the projections read as that process has written them, without catching up or
+// rebuilding, which would write.
+class HeldProjections final : public ProjectionSource {
+ public:
+  HeldProjections(const Common& c, std::unique_ptr<store::EventStore> store,
+                  std::unique_ptr<projections::Runner> runner)
+      : c_(c), store_(std::move(store)), runner_(std::move(runner)) {}
+
+  absl::StatusOr<std::vector<projections::ProjectionStatus>> Status() override {
+    return runner_->Status();
+  }
+  absl::Status Rebuild(const std::string& name, const store::ProgressFn& progress) override {
+    (void)progress;
+    return absl::UnavailableError(absl::StrCat(
+        Held(), ": rebuild through it: ihs projections rebuild ", name, " --connect HOST:PORT"));
+  }
+  absl::Status Read(const std::string& name, const LocalRead& local,
+                    const RemoteRead& remote) override {
+    (void)remote;
+    for (const projections::ProjectionStatus& st : runner_->Status()) {
+      if (st.name != name || st.checkpoint >= st.head || warned_) continue;
+      warned_ = true;
+      std::cerr << "ihs: " << Held() << "; projection " << name << " as it has written it, at "
+                << st.checkpoint << " of the log's " << st.head
+                << " events (--connect reads it caught up)" << std::endl;
+    }
+    IHS_ASSIGN_OR_RETURN(projections::StateView view, runner_->View(name));
+    return local(view, store_.get());
+  }
+
+ private:
+  std::string Held() const {
+    return absl::StrCat("another process (ihsd?) holds ", c_.data, " and keeps its projections");
+  }
+
+  const Common& c_;
+  std::unique_ptr<store::EventStore> store_;
+  std::unique_ptr<projections::Runner> runner_;
+  bool warned_ = false;
 };
 
 class RemoteProjections final : public ProjectionSource {
@@ -127,6 +170,21 @@ absl::StatusOr<std::unique_ptr<ProjectionSource>> OpenProjections(const Common& 
     return std::unique_ptr<ProjectionSource>(new RemoteProjections(std::move(client)));
   }
   absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, /*write=*/true);
+  if (absl::IsFailedPrecondition(st.status()) &&
+      absl::StrContains(st.status().message(), "already open by another process")) {
+    // The store's lock is held: read beside its holder, read-only.
+    absl::StatusOr<std::unique_ptr<store::EventStore>> ro = OpenStore(c, /*write=*/false);
+    if (!ro.ok()) return OpenFailure(st.status());
+    absl::StatusOr<std::unique_ptr<projections::Runner>> runner =
+        projections::Runner::Open(ro->get(), projections::AllProjections());
+    if (!runner.ok()) {
+      return absl::UnavailableError(absl::StrCat(
+          st.status().message(), "; its projections cannot be read beside it (",
+          runner.status().message(), "): give --connect HOST:PORT of the ihsd that holds it"));
+    }
+    return std::unique_ptr<ProjectionSource>(
+        new HeldProjections(c, std::move(*ro), std::move(*runner)));
+  }
   if (!st.ok()) return OpenFailure(st.status());
   IHS_ASSIGN_OR_RETURN(auto runner,
                        projections::Runner::Open(st->get(), projections::AllProjections()));
