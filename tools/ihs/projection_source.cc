@@ -15,17 +15,29 @@
 namespace ihs::tools {
 namespace {
 
-// Projections write their state, so on a data directory these commands open the store for
-// writing (and so not while ihsd holds it).
-class LocalProjections final : public ProjectionSource {
+// A data directory's projections, run in this process.
+class InProcess : public ProjectionSource {
  public:
-  LocalProjections(const Common& c, std::unique_ptr<store::EventStore> store,
-                   std::unique_ptr<projections::Runner> runner)
+  InProcess(const Common& c, std::unique_ptr<store::EventStore> store,
+            std::unique_ptr<projections::Runner> runner)
       : c_(c), store_(std::move(store)), runner_(std::move(runner)) {}
 
   absl::StatusOr<std::vector<projections::ProjectionStatus>> Status() override {
     return runner_->Status();
   }
+
+ protected:
+  const Common& c_;
+  std::unique_ptr<store::EventStore> store_;
+  std::unique_ptr<projections::Runner> runner_;
+};
+
+// Projections write their state, so on a data directory these commands open the store for
+// writing when they can.
+class LocalProjections final : public InProcess {
+ public:
+  using InProcess::InProcess;
+
   absl::Status Rebuild(const std::string& name, const store::ProgressFn& progress) override {
     return runner_->Rebuild(name, progress);
   }
@@ -53,24 +65,15 @@ class LocalProjections final : public ProjectionSource {
     progress.Finish();
     return s;
   }
-
-  const Common& c_;
-  std::unique_ptr<store::EventStore> store_;
-  std::unique_ptr<projections::Runner> runner_;
 };
 
 // A data directory that another process holds (ihsd, as a rule): the store opened read-only,
 // and the projections read as that process has written them, without catching up or
 // rebuilding, which would write.
-class HeldProjections final : public ProjectionSource {
+class HeldProjections final : public InProcess {
  public:
-  HeldProjections(const Common& c, std::unique_ptr<store::EventStore> store,
-                  std::unique_ptr<projections::Runner> runner)
-      : c_(c), store_(std::move(store)), runner_(std::move(runner)) {}
+  using InProcess::InProcess;
 
-  absl::StatusOr<std::vector<projections::ProjectionStatus>> Status() override {
-    return runner_->Status();
-  }
   absl::Status Rebuild(const std::string& name, const store::ProgressFn& progress) override {
     (void)progress;
     return absl::UnavailableError(absl::StrCat(
@@ -95,9 +98,6 @@ class HeldProjections final : public ProjectionSource {
     return absl::StrCat("another process (ihsd?) holds ", c_.data, " and keeps its projections");
   }
 
-  const Common& c_;
-  std::unique_ptr<store::EventStore> store_;
-  std::unique_ptr<projections::Runner> runner_;
   bool warned_ = false;
 };
 
