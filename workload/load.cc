@@ -82,25 +82,41 @@ uint64_t IdSeq(schema::Event::Reader e) {
 }
 
 // How much of this history the store holds already; kAlreadyExists if it holds another one.
+// The history's events are appended in order, one atomic append per batch, so the store holds
+// its first N events, N - 1 being the greatest sequence number in the last batch it holds. Other
+// appends may follow (a demo's, or ihsd's own identity links) or sit between its batches.
 absl::StatusOr<uint64_t> PresentPrefix(Generator& generator, store::EventStore& store) {
   const uint64_t head = store.Head();
   if (head == 0) return 0;
+  const uint64_t ours = generator.fingerprint();
   store::ReadOptions ro;
   ro.open_content = false;
   IHS_ASSIGN_OR_RETURN(auto first, store.ReadAll(0, 1, ro));
-  IHS_ASSIGN_OR_RETURN(auto last, store.ReadAll(head - 1, 1, ro));
-  if (first.empty() || last.empty()) return absl::InternalError("the log has a hole");
-  const bool same = IdPrefix(first[0].event()) == generator.fingerprint() &&
-                    IdPrefix(last[0].event()) == generator.fingerprint() &&
-                    IdSeq(last[0].event()) < head &&
-                    (head % kLoadBatch == 0 || IdSeq(last[0].event()) + kLoadBatch >= head);
-  if (!same) {
+  if (first.empty()) return absl::InternalError("the log has a hole");
+  if (IdPrefix(first[0].event()) != ours) {
     return absl::AlreadyExistsError(absl::StrCat(
         "the store already holds ", head,
-        " events of a different history (other seed, parties or days, or events not made by "
-        "ihs generate); give an empty directory, or --force to replace it"));
+        " events of a different history (other seed, parties, days or --ends, or events not made "
+        "by ihs generate); give an empty directory, or --force to replace it"));
   }
-  return head;
+  for (uint64_t end = head; end > 0;) {
+    const uint64_t from = end > kLoadBatch ? end - kLoadBatch : 0;
+    IHS_ASSIGN_OR_RETURN(auto window, store.ReadAll(from, end - from, ro));
+    for (size_t i = window.size(); i-- > 0;) {
+      if (IdPrefix(window[i].event()) != ours) continue;
+      // The last append of this history ends here: its events lie at most kLoadBatch back.
+      const uint64_t last = window[i].position();
+      const uint64_t batch_from = last + 1 > kLoadBatch ? last + 1 - kLoadBatch : 0;
+      IHS_ASSIGN_OR_RETURN(auto batch, store.ReadAll(batch_from, last + 1 - batch_from, ro));
+      uint64_t present = 0;
+      for (const store::StoredEvent& e : batch) {
+        if (IdPrefix(e.event()) == ours) present = std::max(present, IdSeq(e.event()) + 1);
+      }
+      return present;
+    }
+    end = from;
+  }
+  return absl::InternalError("the log's first event is of this history, and then none is");
 }
 
 }  // namespace

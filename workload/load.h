@@ -56,7 +56,8 @@ struct LoadReport {
 // Appends the generator's events to `store`, one durable AppendMulti of kLoadBatch events at a
 // time, generating the next batch on a second thread while one is written. The store must be
 // empty or hold a prefix of this very history (same fingerprint), in which case the load resumes
-// after it; anything else is kAlreadyExists and the store is not touched.
+// after it; events appended by others after it or between its batches (a demo's, ihsd's own) are
+// left alone. A store whose first event is not of this history is kAlreadyExists, untouched.
 //
 // `arrival`, if given, is the store's clock (store::Options::clock): each batch then spans at
 // most kArrivalSpan of simulated time and is recorded at the moment its last event arrived

@@ -140,6 +140,18 @@ expect_in "json summary" "$tmp/out" '"alreadyPresent":0'
 "$ihs" stats --data "$tmp/gstore" --json | grep -o '"events":[0-9]*\|"root":"[0-9a-f]*"' >"$tmp/stats.before"
 check "same history again: nothing to do" 0 "$ihs" "${gen[@]}" --data "$tmp/gstore" --json
 expect_in "all present" "$tmp/out" '"written":0'
+# What a user appends after it (the demo suggests an append) does not make it another history.
+check "append after the generated history" 0 "$ihs" append --data "$tmp/gstore" --stream customer-new <<<'{"id":"de300000000000000000000000000001","occurredAt":"2026-02-02T10:00:00Z","touchpoint":{"channel":"chat","direction":"inbound","type":"message"}}'
+check "same history after an append: nothing to do" 0 "$ihs" "${gen[@]}" --data "$tmp/gstore" --json
+expect_in "all present after the append" "$tmp/out" '"written":0'
+"$ihs" stats --data "$tmp/gstore" --json | grep -o '"events":[0-9]*\|"root":"[0-9a-f]*"' >"$tmp/stats.before"
+check "another --ends is another history (2)" 2 "$ihs" "${gen[@]}" --ends 2027-03-01 --data "$tmp/gstore"
+expect_in "says --ends" "$tmp/err" "different history (other seed, parties, days or --ends"
+check "--ends not a date (2)" 2 "$ihs" "${gen[@]}" --ends 2027-02-30 --out "$tmp/e.jsonl"
+expect_in "names --ends" "$tmp/err" '--ends "2027-02-30" is not a date'
+check "--ends moves the history" 0 "$ihs" "${gen[@]}" --ends 2027-03-01 --out "$tmp/e.jsonl" --truth "$tmp/e.truth.json"
+expect_in "starts 14 days before" "$tmp/e.truth.json" '"start":"2027-02-15T00:00:00.000000Z"'
+expect_in "is as of the date" "$tmp/e.truth.json" '"as_of":"2027-03-01T00:00:00.000000Z"'
 check "another history into it (2)" 2 "$ihs" generate --parties 200 --days 14 --seed 6 --data "$tmp/gstore"
 expect_in "says different history" "$tmp/err" "different history"
 "$ihs" stats --data "$tmp/gstore" --json | grep -o '"events":[0-9]*\|"root":"[0-9a-f]*"' >"$tmp/stats.after"

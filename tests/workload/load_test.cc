@@ -130,6 +130,46 @@ TEST(LoadIntoStore, AnInterruptedLoadResumesWhereItStopped) {
   EXPECT_EQ(StoredIds(*store), GeneratedIds(Small()));
 }
 
+// A demo's store: the history, then what a user appended and ihsd's own events; and a load
+// stopped after two batches, with an append between them and the rest. Run again, the load
+// writes nothing twice and what others appended stays.
+TEST(LoadIntoStore, OthersAppendsAfterOrBetweenItsBatchesAreLeftAlone) {
+  testing::TempDir dir;
+  auto store = OpenStore(dir.Sub("data"));
+  testing::EventFactory events;
+  std::set<std::string> others;
+  auto append_other = [&](uint64_t id) {
+    schema::Event::Reader e =
+        events.Touchpoint(id, schema::Channel::CHAT, schema::TouchpointType::MESSAGE);
+    others.emplace(reinterpret_cast<const char*>(e.getId().begin()), e.getId().size());
+    return store->Append({"someone-else", store::ExpectedVersion::Any(), {e}}).status();
+  };
+  Config partial = Small();
+  partial.max_events = 2 * kLoadBatch;
+  Generator first(partial);
+  IHS_ASSERT_OK(LoadIntoStore(first, *store).status());
+  IHS_ASSERT_OK(append_other(1));
+  Generator rest(Small());
+  auto report = LoadIntoStore(rest, *store);
+  IHS_ASSERT_OK(report.status());
+  EXPECT_EQ(report->present, 2 * kLoadBatch);
+  EXPECT_EQ(report->present + report->appended, rest.emitted());
+  IHS_ASSERT_OK(append_other(2));
+  IHS_ASSERT_OK(append_other(3));
+  const uint64_t head = store->Head();
+  EXPECT_EQ(head, rest.emitted() + 3);
+
+  Generator again(Small());
+  report = LoadIntoStore(again, *store);
+  IHS_ASSERT_OK(report.status());
+  EXPECT_EQ(report->present, again.emitted());
+  EXPECT_EQ(report->appended, 0u);
+  EXPECT_EQ(store->Head(), head);
+  std::set<std::string> want = GeneratedIds(Small());
+  want.insert(others.begin(), others.end());
+  EXPECT_EQ(StoredIds(*store), want);
+}
+
 TEST(WriteJsonLines, WritesEventsThatAppendTakesBack) {
   testing::TempDir dir;
   const std::string path = dir.Sub("history.jsonl");

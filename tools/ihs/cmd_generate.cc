@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
@@ -25,9 +26,26 @@ namespace {
 struct GenerateArgs {
   int64_t parties = 0, days = 0, events = 0;
   uint64_t seed = 1;
-  std::string out, truth;
+  std::string out, truth, ends;
   bool force = false;
 };
+
+// --ends: a date (YYYY-MM-DD) or "today" (UTC); the history covers the days before its midnight.
+absl::StatusOr<int64_t> HistoryStart(const std::string& ends, int64_t days) {
+  absl::CivilDay day;
+  if (ends == "today") {
+    day = absl::ToCivilDay(absl::Now(), absl::UTCTimeZone());
+  } else if (!absl::ParseCivilTime(ends, &day)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--ends \"", ends, "\" is not a date: give YYYY-MM-DD or today"));
+  }
+  const absl::Time end = absl::FromCivil(day, absl::UTCTimeZone());
+  if (end - absl::Hours(24 * days) < absl::UnixEpoch()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--ends ", ends, " with --days ", days, " starts before 1970"));
+  }
+  return absl::ToUnixMicros(end - absl::Hours(24 * days));
+}
 
 uint64_t PeakRssBytes() {
   struct rusage ru;
@@ -51,6 +69,11 @@ int Generate(const Common& c, const GenerateArgs& a) {
   config.days = static_cast<uint32_t>(std::min<int64_t>(a.days, UINT32_MAX));
   config.seed = a.seed;
   config.max_events = static_cast<uint64_t>(a.events);
+  if (!a.ends.empty()) {
+    absl::StatusOr<int64_t> start = HistoryStart(a.ends, a.days);
+    if (!start.ok()) return Fail(start.status());
+    config.start = *start;
+  }
   if (absl::Status s = workload::Validate(config); !s.ok()) return Fail(s);
   if (c.data.empty() == a.out.empty()) {
     return Fail(absl::InvalidArgumentError("give exactly one of --data DIR and --out FILE"));
@@ -157,6 +180,9 @@ void RegisterGenerateCommand(Cli& cli) {
   generate->add_option("--seed", gen_args->seed, "random seed (default 1): same seed, same history")
       ->check(kWholeNumber);
   generate->add_option("--events", gen_args->events, "stop after this many events (default: none)");
+  generate->add_option("--ends", gen_args->ends,
+                       "the history ends at this date's midnight (UTC): YYYY-MM-DD or today "
+                       "(default: it starts 2026-01-05)");
   generate->add_option("--truth", gen_args->truth, "write the ground truth (JSON) to this file");
   generate->add_flag("--force", gen_args->force,
                      "overwrite existing output files, or replace a store holding another history");
