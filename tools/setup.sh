@@ -45,43 +45,87 @@ case "$job" in
     build build
     ;;
   demo)
-    build build
+    # IHS_BIN (built binaries to use instead of building), IHS_DEMO_DIR, IHS_DEMO_TRUTH and
+    # IHS_DEMO_LISTEN move the demo elsewhere: tests/tools/demo_test.sh runs it so.
+    bin=${IHS_BIN:-}
+    if [ -z "$bin" ]; then
+      build build
+      bin=build/bin
+    fi
+    ihs=$bin/ihs
+    demo=${IHS_DEMO_DIR:-./demo}
+    truth_file=${IHS_DEMO_TRUTH:-demo-truth.json}
+    listen=${IHS_DEMO_LISTEN:-$listen}
     echo
-    echo "== generating the demo history into ./demo: 300 parties over 4 weeks (docs/workload.md)"
-    echo "   (idempotent: run it again and nothing doubles)"
+    # The history ends on the day the demo is first made (kept in $demo/ends), so that waiting
+    # times mean something; run again, it is the same history and nothing doubles.
     truth=()
-    [ -e demo-truth.json ] || truth=(--truth demo-truth.json)
-    build/bin/ihs generate --parties 300 --days 28 --seed 1 --data ./demo "${truth[@]}"
+    if [ -e "$demo/ends" ]; then
+      ends=$(cat "$demo/ends")
+    else
+      ends=$(date -u +%F)
+      truth=(--truth "$truth_file" --force)
+    fi
+    echo "== generating the demo history into $demo: 300 parties over the 4 weeks before $ends"
+    echo "   (docs/workload.md; run it again and nothing doubles)"
+    if ! "$ihs" generate --parties 300 --days 28 --seed 1 --ends "$ends" --data "$demo" "${truth[@]}"; then
+      echo "$demo holds another history (made by another version of ihs?): move it away and run again" >&2
+      exit 2
+    fi
+    echo "$ends" >"$demo/ends"
+    start=$(date -u -d "$ends -28 days" +%F)
     echo
-    echo "== the story: customer-ada's email complaint gets no answer; two days later she complains"
-    echo "   on Twitter, others share it, and only then does the company answer:"
-    echo "   build/bin/ihs read --data ./demo customer-ada"
-    build/bin/ihs read --data ./demo customer-ada
+    echo "== the story, as customer-ada's timeline shows it:  $ihs timeline --data "$demo" customer-ada"
+    echo "   She buys online, then complains by email that the product arrived broken, and nobody"
+    echo "   answers. Two days later she complains in public, on Twitter, naming the email: a channel"
+    echo "   switch (SWITCH from email). Others share and mention her tweet within the hour (in their"
+    echo "   own streams). The company answers on Twitter 1h25m after the tweet, and that one reply"
+    echo "   answers the email too, two days late: 0 open, 2 answered, in wall-clock and service hours."
+    "$ihs" timeline --data "$demo" customer-ada
+    rm -f "$demo/customer-ada.html"
+    "$ihs" timeline --data "$demo" customer-ada --html "$demo/customer-ada.html" >/dev/null
+    echo "   The same as a page, lanes per channel: $demo/customer-ada.html (chromium $demo/customer-ada.html)"
     echo
-    echo "== the store: build/bin/ihs stats --data ./demo"
-    build/bin/ihs stats --data ./demo
+    asof="$(date -u -d "$start +4 days" +%F)T12:00:00Z"
+    echo "== what was known the day after the email (the history was recorded as it arrived):"
+    echo "   $ihs audit replay customer-ada --as-of $asof --data "$demo""
+    "$ihs" audit replay customer-ada --as-of "$asof" --data "$demo" |
+      sed -n '/the timeline as it was known then/,$p'
+    echo
+    echo "== her segments, kept true by each event and by the clock, and why she left open_complaint:"
+    "$ihs" segments of customer-ada --data "$demo"
+    "$ihs" segments why customer-ada open_complaint --data "$demo"
+    echo
+    echo "== who is who: streams joined into persons by identity resolution ($ihs identity stats)"
+    "$ihs" identity stats --data "$demo" | grep -E "^(persons|streams|multiStreamPersons|suggestions) "
     echo
     echo "Where to look next:"
-    echo "  build/bin/ihs read --data ./demo customer-ada --json | head -3   the events as JSON"
-    echo "  build/bin/ihs tail --data ./demo --limit 20                      the global log"
-    echo "  build/bin/ihs verify --data ./demo                               the Merkle tree"
-    echo "  build/bin/ihs segments list --data ./demo                        the segments defined"
-    echo "  demo-truth.json                      the ground truth: unanswered messages, channel"
-    echo "                                       switches, identities, influential parties, segments"
+    echo "  $ihs read --data "$demo" customer-ada            the events themselves (--json for JSON)"
+    echo "  $ihs tail --data "$demo" --limit 20              the global log"
+    echo "  $ihs verify --data "$demo"                       the Merkle tree over every event"
+    echo "  $ihs segments list --data "$demo"                the segments defined, with their rules"
+    echo "  $ihs segments members churn_risk --data "$demo"  who is in one"
+    echo "  $ihs identity suggestions --data "$demo"         pairs that may be one person"
+    echo "  $truth_file                                 the ground truth: unanswered messages,"
+    echo "                                                  switches, identities, segments"
+    echo "  (these read beside the server started below, too)"
     echo
-    # Fresh tokens on every run: only their hashes are kept in demo/tokens (docs/rpc.md).
-    rm -f demo/tokens
-    reader=$(build/bin/ihs token new --tokens demo/tokens --role reader --name demo-reader 2>/dev/null)
-    writer=$(build/bin/ihs token new --tokens demo/tokens --role writer --name demo-writer 2>/dev/null)
-    echo "== serving the demo with ihsd on 127.0.0.1:7420 (Cap'n Proto RPC, docs/rpc.md);"
+    # Fresh tokens on every run: only their hashes are kept in $demo/tokens (docs/rpc.md).
+    rm -f "$demo/tokens"
+    reader=$("$ihs" token new --tokens "$demo/tokens" --role reader --name demo-reader 2>/dev/null)
+    writer=$("$ihs" token new --tokens "$demo/tokens" --role writer --name demo-writer 2>/dev/null)
+    now=$(date -u +%FT%TZ)
+    echo "== serving the demo with ihsd on $listen (Cap'n Proto RPC, docs/rpc.md);"
     echo "   Ctrl-C stops it. In another terminal, try:"
     echo "   export IHS_TOKEN=$reader   # a reader token"
-    echo "   build/bin/ihs read --connect 127.0.0.1:7420 customer-ada"
-    echo "   build/bin/ihs tail -f --connect 127.0.0.1:7420          # follows new events live"
-    echo "   echo '{\"id\":\"de300000000000000000000000000001\",\"occurredAt\":\"2026-02-02T10:00:00Z\",\"touchpoint\":{\"channel\":\"chat\",\"direction\":\"inbound\",\"type\":\"message\"},\"content\":{\"text\":\"Hello from the demo\"}}' |"
-    echo "     IHS_TOKEN=$writer build/bin/ihs append --connect 127.0.0.1:7420 --stream customer-new"
+    echo "   $ihs timeline --connect $listen customer-ada"
+    echo "   $ihs tail -f --connect $listen                        # new events, live"
+    echo "   $ihs segments watch open_complaint --connect $listen  # who enters and leaves, live"
+    echo "   and in a third, a new customer's complaint (the writer token):"
+    echo "   echo '{\"id\":\"$(od -An -tx1 -N16 /dev/urandom | tr -d " \n")\",\"occurredAt\":\"$now\",\"touchpoint\":{\"channel\":\"chat\",\"direction\":\"inbound\",\"type\":\"complaint\"},\"content\":{\"text\":\"Hello from the demo\"}}' |"
+    echo "     IHS_TOKEN=$writer $ihs append --connect $listen --stream customer-new"
     echo
-    exec build/bin/ihsd --data ./demo --tokens demo/tokens
+    exec "$bin/ihsd" --data "$demo" --tokens "$demo/tokens" --listen "$listen"
     ;;
   test)
     build build
