@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "server/tokens.h"
 #include "server/wire.h"
 
 namespace ihs::client {
@@ -31,6 +32,33 @@ std::shared_ptr<Io> ThreadIo() {
     current = io;
   }
   return io;
+}
+
+// A call the session's capability lacks: ihsd answers "not implemented" and names the interface
+// the client asked for; say which role's calls those are, and which tokens may make them.
+absl::Status Refused(rpc::Role role, const kj::Exception& e) {
+  struct Need {
+    uint64_t id;
+    const char* calls;
+    const char* tokens;
+  };
+  const Need needs[] = {
+      {capnp::typeId<rpc::Writer>(), "appends, links or segment definitions",
+       "a writer or admin token"},
+      {capnp::typeId<rpc::Reader>(), "timelines, identity, segments or subscriptions",
+       "a reader, auditor or admin token"},
+      {capnp::typeId<rpc::Auditor>(), "signed heads, roots or proofs", "an auditor or admin token"},
+      {capnp::typeId<rpc::Admin>(), "server status, rebuilds or erasure", "an admin token"},
+  };
+  const std::string what = e.getDescription().cStr();
+  for (const Need& n : needs) {
+    if (what.find(absl::StrCat("requestedTypeId = ", n.id)) == std::string::npos) continue;
+    const bool an = role == rpc::Role::AUDITOR || role == rpc::Role::ADMIN;
+    return absl::PermissionDeniedError(absl::StrCat(an ? "an " : "a ", server::RoleName(role),
+                                                    " token cannot ask for ", n.calls, "; ",
+                                                    n.tokens, " can"));
+  }
+  return FromKj(e);
 }
 
 }  // namespace
@@ -74,6 +102,7 @@ struct Client::Impl {
                          "ihsd did not answer within ", absl::FormatDuration(this->timeout)));
                    }
                  })) {
+      if (e->getType() == kj::Exception::Type::UNIMPLEMENTED) return Refused(role, *e);
       return FromKj(*e);
     }
     return out;

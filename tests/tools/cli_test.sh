@@ -181,6 +181,10 @@ cp "$tmp/out" "$tmp/remote.json"
 check "tail json locally" 0 "$ihs" tail --data "$tmp/served" --from 0 --json
 cmp -s "$tmp/out" "$tmp/remote.json" && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: remote and local tail differ"; }
 check "a reader may not append (6)" 6 "$ihs" append --connect "$addr" --token "$rtok" <"$sample"
+expect_in "says what the role lacks and who has it" "$tmp/err" "a reader token cannot ask for appends, links or segment definitions; a writer or admin token can"
+expect_not_in "no Cap'n Proto internals" "$tmp/err" "requestedTypeId"
+check "a writer may not read timelines (6)" 6 "$ihs" timeline customer-ada --connect "$addr" --token "$wtok"
+expect_in "the writer is told who reads" "$tmp/err" "a writer token cannot ask for timelines, identity, segments or subscriptions; a reader, auditor or admin token can"
 check "wrong token (6)" 6 "$ihs" read --connect "$addr" --token nope customer-ada
 check "no token (6)" 6 env IHS_TOKEN= "$ihs" read --connect "$addr" customer-ada
 expect_in "says no token was given" "$tmp/err" "no token was given"
@@ -236,6 +240,7 @@ check "projections status over RPC" 0 "$ihs" projections status --connect "$addr
 expect_in "status names the timeline" "$tmp/out" '"name":"timeline"'
 expect_in "the timeline is live" "$tmp/out" '"state":"live"'
 check "a reader may not rebuild (6)" 6 "$ihs" projections rebuild timeline --connect "$addr" --token "$rtok"
+expect_in "an admin token can" "$tmp/err" "a reader token cannot ask for server status, rebuilds or erasure; an admin token can"
 check "rebuild of an unknown projection (2)" 2 "$ihs" projections rebuild nope --connect "$addr" --token "$atok"
 expect_in "names the projections there are" "$tmp/err" "there are: timeline"
 check "rebuild over RPC" 0 "$ihs" projections rebuild timeline --connect "$addr" --token "$atok"
