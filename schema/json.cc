@@ -438,10 +438,35 @@ struct EventJson::Impl {
         if (handled.count({id, field->getIndex()}) > 0) continue;
         std::string p = Check(value, field->getType(), member);
         if (!p.empty()) return p;
+      } else {
+        return UnknownField(schema, path, name);
       }
-      // An unknown name: the codec refuses it, by name.
     }
     return "";
+  }
+
+  // A name the struct has no field for: the fields it has, and where that name is a field one
+  // level down ("sentiment" is touchpoint.sentiment).
+  static std::string UnknownField(capnp::StructSchema schema, const std::string& path,
+                                  const std::string& name) {
+    std::vector<std::string> names, below;
+    for (auto f : schema.getFields()) {
+      const std::string field = f.getProto().getName();
+      names.push_back(field);
+      if (f.getType().isStruct()) {
+        KJ_IF_MAYBE (inner, f.getType().asStruct().findFieldByName(name)) {
+          (void)inner;
+          below.push_back(
+              absl::StrCat(path.empty() ? "" : absl::StrCat(path, "."), field, ".", name));
+        }
+      }
+    }
+    std::string out =
+        absl::StrCat(path.empty() ? "" : absl::StrCat(path, ": "), "unknown field \"", name, "\"");
+    if (!below.empty())
+      absl::StrAppend(&out, " here (did you mean ", absl::StrJoin(below, " or "), "?)");
+    absl::StrAppend(&out, "; the fields here are ", absl::StrJoin(names, ", "));
+    return out;
   }
 };
 

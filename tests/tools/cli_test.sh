@@ -61,6 +61,16 @@ expect_in "names the range" "$tmp/err" "outside [-1, 1]"
 check "missing stream id (2)" 2 "$ihs" append --data "$data" <<<"$ev2"
 expect_in "names the stream id" "$tmp/err" "streamId is missing"
 check "empty input (2)" 2 "$ihs" append --data "$data" </dev/null
+check "a field where it does not belong (2)" 2 "$ihs" append --data "$data" --stream x <<<"${ev/\"touchpoint\"/\"sentiment\":0.5,\"touchpoint\"}"
+expect_in "names the field and where it belongs" "$tmp/err" 'line 1: malformed event JSON: unknown field "sentiment" here (did you mean touchpoint.sentiment?)'
+expect_not_in "no codec internals" "$tmp/err" "rejectUnknownFields"
+# What the store refuses is numbered by input line too, as what the parser refuses.
+printf '%s\n\n%s\n' "${ev/abc/e01}" '{"id":"00000000000000000000000000000e02","streamId":"x","touchpoint":{"channel":"sms","direction":"inbound","type":"message"}}' >"$tmp/noocc.jsonl"
+check "an event without occurredAt (2)" 2 "$ihs" append --data "$data" --stream x <"$tmp/noocc.jsonl"
+expect_in "numbered by line, not by event" "$tmp/err" "line 3 (stream x): occurredAt is missing"
+sed -i 's/^{"id":"00000000000000000000000000000e01",/{"id":"00000000000000000000000000000e01","streamId":"y",/' "$tmp/noocc.jsonl"
+check "an event without occurredAt, by streamId (2)" 2 "$ihs" append --data "$data" <"$tmp/noocc.jsonl"
+expect_in "numbered by line in a multi-stream append" "$tmp/err" "line 3 (stream x): occurredAt is missing"
 check "same id, other content (2)" 2 "$ihs" append --data "$data" --stream customer-chloe <<<"${ev/inbound/outbound}"
 check "read unknown stream (2)" 2 "$ihs" read --data "$data" nobody
 expect_in "no such stream" "$tmp/err" "no such stream"

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
@@ -142,6 +144,31 @@ struct AppendArgs {
   bool new_ids = false;
 };
 
+// The store names an event by its stream and its place in that stream's append ("append to stream
+// S, event K: why"); the input numbers it by line. Says it by line, so that one input is never
+// numbered two ways. `lines` holds, per stream of the append, the input line of each event.
+absl::Status ByLine(const absl::Status& s,
+                    const std::map<std::string, std::vector<size_t>>& lines) {
+  constexpr absl::string_view kPrefix = "append to stream ";
+  absl::string_view m = s.message();
+  if (!absl::ConsumePrefix(&m, kPrefix)) return s;
+  const size_t at = m.rfind(", event ");
+  if (at == absl::string_view::npos) return s;
+  const std::string stream(m.substr(0, at));
+  absl::string_view rest = m.substr(at + 8);
+  const size_t colon = rest.find(": ");
+  size_t index = 0;
+  if (colon == absl::string_view::npos || !absl::SimpleAtoi(rest.substr(0, colon), &index)) {
+    return s;
+  }
+  auto it = lines.find(stream);
+  if (it == lines.end() || index >= it->second.size()) return s;
+  absl::Status out(s.code(), absl::StrCat("line ", it->second[index], " (stream ", stream,
+                                          "): ", rest.substr(colon + 2)));
+  s.ForEachPayload([&](absl::string_view url, const absl::Cord& p) { out.SetPayload(url, p); });
+  return out;
+}
+
 // Reads JSONL from stdin, all of it, before anything is appended: a malformed line changes
 // nothing. With --stream, all events are one atomic append to that stream. Without it, events
 // go to their own streamId, in atomic multi-stream appends of up to kMaxEventsPerAppend events.
@@ -153,7 +180,12 @@ int Append(const Common& c, const AppendArgs& a) {
   }
   schema::EventJson json;
   std::vector<std::unique_ptr<capnp::MallocMessageBuilder>> messages;
-  std::vector<std::pair<std::string, schema::Event::Reader>> events;  // stream, event
+  struct Input {
+    std::string stream;
+    schema::Event::Reader event;
+    size_t line;
+  };
+  std::vector<Input> events;
   std::string line;
   size_t line_no = 0;
   while (std::getline(std::cin, line)) {
@@ -182,7 +214,7 @@ int Append(const Common& c, const AppendArgs& a) {
       return Fail(absl::InvalidArgumentError(
           absl::StrCat("line ", line_no, ": streamId is missing (or pass --stream)")));
     }
-    events.emplace_back(stream, ev.asReader());
+    events.push_back({stream, ev.asReader(), line_no});
     messages.push_back(std::move(mb));
   }
   if (events.empty()) return Fail(absl::InvalidArgumentError("no events on standard input"));
@@ -206,9 +238,13 @@ int Append(const Common& c, const AppendArgs& a) {
   };
   if (!a.stream.empty()) {
     store::StreamAppend req{a.stream, *expected, {}};
-    for (auto& [s, ev] : events) req.events.push_back(ev);
+    std::map<std::string, std::vector<size_t>> lines;
+    for (const Input& in : events) {
+      req.events.push_back(in.event);
+      lines[a.stream].push_back(in.line);
+    }
     absl::StatusOr<store::AppendResult> r = store.Append(req);
-    if (!r.ok()) return Fail(r.status());
+    if (!r.ok()) return Fail(ByLine(r.status(), lines));
     report(a.stream, *r);
   } else {
     // A load of more than one chunk shows progress on stderr.
@@ -219,19 +255,21 @@ int Append(const Common& c, const AppendArgs& a) {
       size_t end = std::min(events.size(), begin + chunk);
       std::vector<store::StreamAppend> reqs;
       std::map<std::string, size_t> index;
+      std::map<std::string, std::vector<size_t>> lines;
       for (size_t i = begin; i < end; ++i) {
-        auto [it, fresh] = index.try_emplace(events[i].first, reqs.size());
-        if (fresh) reqs.push_back({events[i].first, store::ExpectedVersion::Any(), {}});
-        reqs[it->second].events.push_back(events[i].second);
+        auto [it, fresh] = index.try_emplace(events[i].stream, reqs.size());
+        if (fresh) reqs.push_back({events[i].stream, store::ExpectedVersion::Any(), {}});
+        reqs[it->second].events.push_back(events[i].event);
+        lines[events[i].stream].push_back(events[i].line);
       }
       absl::StatusOr<std::vector<store::AppendResult>> r = store.AppendMulti(reqs);
       if (!r.ok()) {
         if (begin > 0) {
-          std::cerr << "ihs: input lines before event " << begin + 1
+          std::cerr << "ihs: input lines before line " << events[begin].line
                     << " are stored; appends are idempotent, so fix the input and run it "
                        "again\n";
         }
-        return Fail(r.status());
+        return Fail(ByLine(r.status(), lines));
       }
       for (size_t i = 0; i < reqs.size(); ++i) report(reqs[i].stream, (*r)[i]);
     }
