@@ -292,6 +292,26 @@ sed -E 's/"(waitingSeconds|asOf)":("[^"]*"|[0-9]+)//g' "$tmp/out" >"$tmp/local-t
 cmp -s "$tmp/local-timeline.json" "$tmp/remote-timeline.json" && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: remote and local timeline differ"; diff "$tmp/local-timeline.json" "$tmp/remote-timeline.json" | head -5; }
 check "nothing listens any more (5)" 5 "$ihs" read --connect "$addr" --token "$rtok" customer-ada
 check "bad address (2)" 2 "$ihs" read --connect "no such host:x" --token "$rtok" customer-ada
+# tail -f outlives a restart of ihsd: it connects again, backing off, and resumes after the last
+# event it printed (nothing twice, nothing missed).
+start_ihsd "$ihsd" "$tmp/served" "$tmp/tokens"
+timeout 60 "$ihs" tail -f --connect "$addr" --token "$atok" --limit 1 >"$tmp/follow2.txt" 2>"$tmp/follow2.err" &
+follow_pid=$!
+check "append before the restart" 0 "$ihs" append --connect "$addr" --token "$wtok" --stream before-restart <<<"${ev2/abd/b01}"
+for _ in $(seq 50); do grep -q before-restart "$tmp/follow2.txt" && break; sleep 0.1; done
+kill -TERM "$ihsd_pid"
+wait "$ihsd_pid"
+"$ihsd" --data "$tmp/served" --listen "$addr" --tokens "$tmp/tokens" >"$tmp/ihsd.out" 2>"$tmp/ihsd.err" &
+ihsd_pid=$!
+for _ in $(seq 100); do grep -q ready "$tmp/ihsd.out" && break; sleep 0.1; done
+check "append after the restart" 0 "$ihs" append --connect "$addr" --token "$wtok" --stream after-restart <<<"${ev2/abd/b02}"
+for _ in $(seq 100); do grep -q after-restart "$tmp/follow2.txt" && break; sleep 0.1; done
+expect_in "tail -f shows the event after the restart" "$tmp/follow2.txt" "after-restart"
+expect_in "tail -f says it connects again" "$tmp/follow2.err" "connecting again in"
+[ "$(grep -c before-restart "$tmp/follow2.txt")" -eq 1 ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: tail -f printed an event twice across the restart"; }
+kill "$follow_pid" 2>/dev/null; wait "$follow_pid" 2>/dev/null
+kill -TERM "$ihsd_pid"
+wait "$ihsd_pid"
 
 # Identity: who is who, and an operator's decisions (docs/identity.md).
 check "identity stats json" 0 "$ihs" identity stats --data "$data" --json

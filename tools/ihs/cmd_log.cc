@@ -374,18 +374,41 @@ int Tail(const Common& c, const TailArgs& a) {
   }
   EventPrinter printer(c.json);
   if (a.follow) {
-    // Catch-up and live events come through one subscription: no gap between them.
+    // Catch-up and live events come through one subscription: no gap between them. When the
+    // connection breaks (ihsd restarts), it connects again, backing off, and resumes after the
+    // last event it printed.
     client::SubscribeOptions so;
     so.from_position = pos;
     so.open_content = !a.sealed;
-    auto& remote = static_cast<RemoteBackend&>(**backend);
-    absl::Status s = remote.client().Subscribe(
-        so, [&](const std::vector<client::RemoteEvent>& events, uint64_t) {
-          for (const auto& e : events) printer.Print(e);
-          std::fflush(stdout);
-          return !std::ferror(stdout);  // stop when stdout is gone (e.g. `| head`)
-        });
-    return s.ok() ? kExitOk : Fail(s);
+    client::Client* client = &static_cast<RemoteBackend&>(**backend).client();
+    std::unique_ptr<client::Client> again;
+    absl::Duration backoff = absl::Milliseconds(200);
+    for (;;) {
+      absl::Status s = client->Subscribe(
+          so, [&](const std::vector<client::RemoteEvent>& events, uint64_t scanned_to) {
+            for (const auto& e : events) printer.Print(e);
+            so.from_position = std::max(so.from_position, scanned_to);
+            backoff = absl::Milliseconds(200);  // it serves again
+            std::fflush(stdout);
+            return !std::ferror(stdout);  // stop when stdout is gone (e.g. `| head`)
+          });
+      if (!absl::IsUnavailable(s)) return s.ok() ? kExitOk : Fail(s);
+      for (;;) {
+        std::cerr << "ihs: " << s.message() << "; connecting again in "
+                  << absl::FormatDuration(backoff) << " (from position " << so.from_position << ")"
+                  << std::endl;
+        absl::SleepFor(backoff);
+        backoff = std::min(backoff * 2, absl::Seconds(5));
+        absl::StatusOr<std::unique_ptr<client::Client>> next = Connect(c);
+        if (next.ok()) {
+          again = std::move(*next);
+          client = again.get();
+          break;
+        }
+        if (!absl::IsUnavailable(next.status())) return Fail(next.status());
+        s = next.status();
+      }
+    }
   }
   while (pos < *head) {
     absl::StatusOr<size_t> n =
