@@ -189,6 +189,21 @@ void Server::Accept(kj::Own<kj::AsyncIoStream> stream, std::string peer) {
   sh.open_connections = connections_.size();
 }
 
+size_t Server::EndRevokedSessions() {
+  std::vector<std::pair<uint64_t, std::string>> revoked;
+  for (const auto& [id, c] : connections_) {
+    for (const Identity& who : c->state->logins) {
+      if (shared_->tokens.StillHolds(who)) continue;
+      revoked.emplace_back(id, who.name);
+      break;
+    }
+  }
+  for (const auto& [id, name] : revoked) {
+    Drop(id, absl::StrCat("the token of ", name, " was revoked (SIGHUP)"));
+  }
+  return revoked.size();
+}
+
 void Server::Drop(uint64_t id, const std::string& why) {
   auto it = connections_.find(id);
   if (it == connections_.end()) return;

@@ -75,6 +75,11 @@ class Server {
   // Serves one connection; `peer` names it in log lines.
   void Accept(kj::Own<kj::AsyncIoStream> stream, std::string peer);
 
+  // Closes every connection that logged in with a token the tokens file no longer holds (or
+  // holds with another role), after ihsd read it again; returns how many. Their calls and
+  // subscriptions end as if the client had hung up.
+  size_t EndRevokedSessions();
+
   // Refuses new calls (`unavailable`), ends every subscription, and resolves once no store call
   // is in flight, or after `grace`.
   kj::Promise<void> Shutdown(kj::Timer& timer, absl::Duration grace);

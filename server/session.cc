@@ -219,6 +219,7 @@ class Gateway final : public rpc::Gateway::Server {
       conn_->logged_in = true;
       --shared_.pending_logins;
     }
+    conn_->logins.push_back(*who);
     auto session = result.initOk();
     session.setRole(who->role);
     session.setName(who->name);

@@ -76,7 +76,8 @@ absl::StatusOr<std::optional<Tokens::Entry>> Tokens::ParseLine(absl::string_view
   if (f[2].size() != 64 || f[2].find_first_not_of("0123456789abcdef") != absl::string_view::npos) {
     return bad("the hash must be 64 lowercase hex digits (the SHA-256 of the token)");
   }
-  return Entry{Identity{*role, std::string(f[1])}, absl::HexStringToBytes(f[2])};
+  const std::string hash = absl::HexStringToBytes(f[2]);
+  return Entry{Identity{*role, std::string(f[1]), hash}, hash};
 }
 
 absl::StatusOr<Tokens> Tokens::Parse(absl::string_view text) {
@@ -124,13 +125,22 @@ Tokens Tokens::Open() {
 }
 
 std::optional<Identity> Tokens::Authenticate(absl::string_view token) const {
-  if (open_) return Identity{rpc::Role::ADMIN, "open"};
+  if (open_) return Identity{rpc::Role::ADMIN, "open", ""};
   const std::string hash = Sha256(token);
   std::optional<Identity> found;
   for (const Entry& e : entries_) {  // every entry, so timing does not tell which matched
     if (sodium_memcmp(e.hash.data(), hash.data(), hash.size()) == 0 && !found) found = e.identity;
   }
+  if (found) found->token_hash = hash;
   return found;
+}
+
+bool Tokens::StillHolds(const Identity& who) const {
+  if (open_) return true;
+  for (const Entry& e : entries_) {
+    if (e.hash == who.token_hash && e.identity.role == who.role) return true;
+  }
+  return false;
 }
 
 std::string NewToken() {
@@ -146,7 +156,10 @@ std::string HashTokenHex(absl::string_view token) { return absl::BytesToHexStrin
 std::vector<Identity> Tokens::holders() const {
   std::vector<Identity> out;
   out.reserve(entries_.size());
-  for (const Entry& e : entries_) out.push_back(e.identity);
+  for (const Entry& e : entries_) {
+    out.push_back(e.identity);
+    out.back().token_hash.clear();  // never the hashes
+  }
   return out;
 }
 

@@ -26,6 +26,7 @@ namespace ihs::server {
 struct Identity {
   rpc::Role role = rpc::Role::UNSPECIFIED;
   std::string name;
+  std::string token_hash;  // SHA-256 of the token it logged in with (32 bytes; empty when open)
 };
 
 class Tokens {
@@ -46,6 +47,9 @@ class Tokens {
   std::vector<Identity> holders() const;
   // The identity of a token, or nullopt. Compares hashes in constant time, against every entry.
   std::optional<Identity> Authenticate(absl::string_view token) const;
+  // Whether a session that logged in as `who` may go on: its token is still in the file, with
+  // the same role (after a reload, `ihs token revoke`).
+  bool StillHolds(const Identity& who) const;
 
  private:
   struct Entry {

@@ -82,6 +82,23 @@ TEST(Tokens, WithoutHolderRemovesOnlyThatHoldersLines) {
       << kept.status();
 }
 
+TEST(Tokens, StillHoldsOnlyTheSameTokenWithTheSameRole) {
+  const std::string a = NewToken(), b = NewToken();
+  auto before = Tokens::Parse(
+      absl::StrCat(TokenLine(rpc::Role::READER, "svc", a), TokenLine(rpc::Role::WRITER, "w", b)));
+  ASSERT_TRUE(before.ok());
+  const Identity reader = *before->Authenticate(a), writer = *before->Authenticate(b);
+  EXPECT_TRUE(before->StillHolds(reader));
+  // After a reload: a's line gone, b's role changed; the holders never show a hash.
+  auto after = Tokens::Parse(absl::StrCat(TokenLine(rpc::Role::ADMIN, "w", b)));
+  ASSERT_TRUE(after.ok());
+  EXPECT_FALSE(after->StillHolds(reader));
+  EXPECT_FALSE(after->StillHolds(writer));
+  EXPECT_TRUE(after->StillHolds(*after->Authenticate(b)));
+  for (const Identity& who : after->holders()) EXPECT_TRUE(who.token_hash.empty());
+  EXPECT_TRUE(Tokens::Open().StillHolds(reader));
+}
+
 TEST(Tokens, OpenModeLogsEveryoneInAsAdmin) {
   Tokens t = Tokens::Open();
   EXPECT_TRUE(t.open());

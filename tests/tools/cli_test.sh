@@ -277,9 +277,18 @@ expect_in "says whose" "$tmp/err" 'no token of "nobody"'
 check "revoke the reader" 0 "$ihs" token revoke cli-reader --tokens "$tmp/tokens"
 expect_in "says what a running ihsd needs" "$tmp/err" "SIGHUP"
 check "the reader's token still works before SIGHUP" 0 "$ihs" read --connect "$addr" --token "$rtok" customer-ada
+# A session open with the revoked token: SIGHUP ends it, and logging in again is refused.
+timeout 30 "$ihs" tail -f --connect "$addr" --token "$rtok" --limit 1 >"$tmp/revoked.txt" 2>"$tmp/revoked.err" &
+revoked_pid=$!
+for _ in $(seq 50); do [ -s "$tmp/revoked.txt" ] && break; sleep 0.1; done
 kill -HUP "$ihsd_pid"
 for _ in $(seq 50); do grep -q "SIGHUP: 2 tokens" "$tmp/ihsd.err" && break; sleep 0.1; done
 expect_in "ihsd read the tokens again" "$tmp/ihsd.err" "SIGHUP: 2 tokens from"
+expect_in "and ended the revoked token's session" "$tmp/ihsd.err" "ended 1 connection(s) of revoked tokens"
+wait "$revoked_pid"
+revoked_rc=$?
+[ "$revoked_rc" -eq 6 ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: tail -f with a revoked token: exit $revoked_rc, want 6"; cat "$tmp/revoked.err"; }
+expect_in "the follower is told its token is gone" "$tmp/revoked.err" "no such token"
 check "a revoked token is refused (6)" 6 "$ihs" read --connect "$addr" --token "$rtok" customer-ada
 check "the admin's token still works" 0 "$ihs" read --connect "$addr" --token "$atok" customer-ada
 kill -TERM "$ihsd_pid"

@@ -12,7 +12,7 @@
 // only, and says so loudly. On stdout it prints one "listening on ADDR" line per listener, then
 // "ready"; problems go to stderr, one line each. SIGINT or SIGTERM: stop accepting, end
 // subscriptions, let the appends in flight finish, close the store, exit 0. SIGHUP (with a tokens
-// file): read the tokens file again.
+// file): read the tokens file again, and close the connections of tokens it no longer holds.
 //
 // Exit codes: 0 stopped cleanly, 1 usage, 2 bad configuration (address, tokens file),
 // 5 store unavailable, 4 store integrity failure on open.
@@ -257,8 +257,9 @@ int Main(int argc, char** argv) {
       Log().Log(absl::StrCat(tokens.size(), " tokens from ", tokens_path));
     }
     // SIGHUP: the tokens file is read again, and logins from then on answer to it (`ihs token
-    // revoke`); a session already open keeps the role it logged in with until it closes. A file
-    // that does not parse, or holds no tokens, is logged and the tokens stay as they were.
+    // revoke`); a connection that logged in with a token the file no longer holds (or holds with
+    // another role) is closed. A file that does not parse, or holds no tokens, is logged and the
+    // tokens stay as they were.
     std::function<kj::Promise<void>()> reload_tokens = [&]() -> kj::Promise<void> {
       return io.unixEventPort.onSignal(SIGHUP).then([&](siginfo_t) {
         absl::StatusOr<server::Tokens> t = server::Tokens::Load(tokens_path);
@@ -269,7 +270,11 @@ int Main(int argc, char** argv) {
                                  " holds no tokens"));
         } else {
           tokens = std::move(*t);  // on the event loop, the only thread that reads them
-          Log().Log(absl::StrCat("SIGHUP: ", tokens.size(), " tokens from ", tokens_path));
+          const size_t ended = server.EndRevokedSessions();
+          Log().Log(absl::StrCat(
+              "SIGHUP: ", tokens.size(), " tokens from ", tokens_path,
+              ended > 0 ? absl::StrCat("; ended ", ended, " connection(s) of revoked tokens")
+                        : ""));
         }
         return reload_tokens();
       });
