@@ -105,6 +105,18 @@ complete_ihs() { bash -c 'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($
 [ "$(complete_ihs ihs segments m)" = "members" ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: completion of 'ihs segments m'"; }
 [ "$(complete_ihs ihs segments members churn --li)" = "--limit" ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: completion of a flag after an argument"; }
 check "completion for another shell (2)" 2 "$ihs" completion fish
+# The manual page, made from the same definitions: every command and its flags, and no roff
+# warnings.
+check "man" 0 "$ihs" man
+cp "$tmp/out" "$tmp/ihs.1"
+expect_in "a section per command" "$tmp/ihs.1" '.SS "ihs segments members"'
+expect_in "a flag as typed" "$tmp/ihs.1" '\-\-as\-of'
+expect_in "the exit codes" "$tmp/ihs.1" "4 integrity failure"
+for cmd in $("$ihs" --help | sed -n '/^Subcommands:/,/^$/p' | awk 'NR>1 && NF {print $1}'); do
+  grep -qF ".SS \"ihs $cmd\"" "$tmp/ihs.1" && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: the man page lacks ihs $cmd"; }
+done
+groff -man -ww -z "$tmp/ihs.1" >"$tmp/groff.err" 2>&1
+[ ! -s "$tmp/groff.err" ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: groff warns:"; head -3 "$tmp/groff.err"; }
 check "unknown flag (1)" 1 "$ihs" read --data "$data" customer-ada --frobnicate
 check "bad expected version (2)" 2 "$ihs" append --data "$data" --stream s --expected-version soon <<<"$ev2"
 check "help (0)" 0 "$ihs" --help

@@ -125,6 +125,7 @@ void RegisterAuditCommands(Cli& cli);    // audit pubkey|head|prove-event|... (c
 void RegisterGovernanceCommands(
     Cli& cli);                             // backup, retention run, erase, hold (cmd_governance.cc)
 void RegisterCompletionCommand(Cli& cli);  // completion bash (cmd_completion.cc)
+void RegisterManCommand(Cli& cli);         // man (cmd_completion.cc)
 
 }  // namespace ihs::tools
 

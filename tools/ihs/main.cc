@@ -85,6 +85,7 @@ int Main(int argc, char** argv) {
   RegisterAuditCommands(cli);
   RegisterGovernanceCommands(cli);
   RegisterCompletionCommand(cli);
+  RegisterManCommand(cli);
   app.set_version_flag("--version", std::string("ihs ") + IHS_VERSION);
   if (UnknownCommand(app, argc, argv)) return kExitUsage;
   try {
