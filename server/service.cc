@@ -190,17 +190,20 @@ void Server::Accept(kj::Own<kj::AsyncIoStream> stream, std::string peer) {
 }
 
 size_t Server::EndRevokedSessions() {
+  const absl::Time now = absl::Now();
   std::vector<std::pair<uint64_t, std::string>> revoked;
   for (const auto& [id, c] : connections_) {
     for (const Identity& who : c->state->logins) {
-      if (shared_->tokens.StillHolds(who)) continue;
-      revoked.emplace_back(id, who.name);
+      if (shared_->tokens.StillHolds(who, now)) continue;
+      revoked.emplace_back(id,
+                           now >= who.expires
+                               ? absl::StrCat("the token of ", who.name, " expired at ",
+                                              absl::FormatTime(who.expires))
+                               : absl::StrCat("the token of ", who.name, " was revoked (SIGHUP)"));
       break;
     }
   }
-  for (const auto& [id, name] : revoked) {
-    Drop(id, absl::StrCat("the token of ", name, " was revoked (SIGHUP)"));
-  }
+  for (const auto& [id, why] : revoked) Drop(id, why);
   return revoked.size();
 }
 

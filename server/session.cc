@@ -208,11 +208,15 @@ class Gateway final : public rpc::Gateway::Server {
  private:
   kj::Promise<void> Login(LoginContext c) {
     auto result = c.getResults().initResult();
-    std::optional<Identity> who = shared_.tokens.Authenticate(c.getParams().getToken().cStr());
+    std::optional<absl::Time> expired;
+    std::optional<Identity> who =
+        shared_.tokens.Authenticate(c.getParams().getToken().cStr(), absl::Now(), &expired);
     if (!who) {
-      shared_.Log(
-          absl::StrCat("conn ", conn_->id, " ", conn_->peer, ": login refused: no such token"));
-      SetError(result.initError(), absl::UnauthenticatedError("no such token"));
+      const std::string why =
+          expired ? absl::StrCat("the token expired at ", absl::FormatTime(*expired))
+                  : "no such token";
+      shared_.Log(absl::StrCat("conn ", conn_->id, " ", conn_->peer, ": login refused: ", why));
+      SetError(result.initError(), absl::UnauthenticatedError(why));
       return kj::READY_NOW;
     }
     if (!conn_->logged_in) {

@@ -9,6 +9,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/status_macros.h"
 
 namespace ihs::server {
@@ -65,7 +66,9 @@ absl::StatusOr<std::optional<Tokens::Entry>> Tokens::ParseLine(absl::string_view
   auto bad = [&](absl::string_view why) {
     return absl::InvalidArgumentError(absl::StrCat("tokens file line ", line_no, ": ", why));
   };
-  if (f.size() != 3) return bad("want three fields: role name sha256-hex");
+  if (f.size() != 3 && f.size() != 4) {
+    return bad("want three fields and an optional fourth: role name sha256-hex [expires=TIME]");
+  }
   std::optional<rpc::Role> role = ParseRole(f[0]);
   if (!role) {
     return bad(absl::StrCat("unknown role \"", f[0], "\": give writer, reader, auditor or admin"));
@@ -77,7 +80,17 @@ absl::StatusOr<std::optional<Tokens::Entry>> Tokens::ParseLine(absl::string_view
     return bad("the hash must be 64 lowercase hex digits (the SHA-256 of the token)");
   }
   const std::string hash = absl::HexStringToBytes(f[2]);
-  return Entry{Identity{*role, std::string(f[1]), hash}, hash};
+  absl::Time expires = absl::InfiniteFuture();
+  if (f.size() == 4) {
+    absl::string_view when = f[3];
+    std::string error;
+    if (!absl::ConsumePrefix(&when, "expires=") ||
+        !absl::ParseTime(absl::RFC3339_full, when, &expires, &error)) {
+      return bad(absl::StrCat("the fourth field \"", f[3],
+                              "\" is not expires=TIME (RFC 3339, as 2027-01-31T00:00:00Z)"));
+    }
+  }
+  return Entry{Identity{*role, std::string(f[1]), hash, expires}, hash};
 }
 
 absl::StatusOr<Tokens> Tokens::Parse(absl::string_view text) {
@@ -124,21 +137,27 @@ Tokens Tokens::Open() {
   return t;
 }
 
-std::optional<Identity> Tokens::Authenticate(absl::string_view token) const {
-  if (open_) return Identity{rpc::Role::ADMIN, "open", ""};
+std::optional<Identity> Tokens::Authenticate(absl::string_view token, absl::Time now,
+                                             std::optional<absl::Time>* expired) const {
+  if (open_) return Identity{rpc::Role::ADMIN, "open", "", absl::InfiniteFuture()};
   const std::string hash = Sha256(token);
   std::optional<Identity> found;
   for (const Entry& e : entries_) {  // every entry, so timing does not tell which matched
     if (sodium_memcmp(e.hash.data(), hash.data(), hash.size()) == 0 && !found) found = e.identity;
   }
-  if (found) found->token_hash = hash;
+  if (found && now >= found->expires) {
+    if (expired != nullptr) *expired = found->expires;
+    return std::nullopt;
+  }
   return found;
 }
 
-bool Tokens::StillHolds(const Identity& who) const {
+bool Tokens::StillHolds(const Identity& who, absl::Time now) const {
   if (open_) return true;
   for (const Entry& e : entries_) {
-    if (e.hash == who.token_hash && e.identity.role == who.role) return true;
+    if (e.hash == who.token_hash && e.identity.role == who.role && now < e.identity.expires) {
+      return true;
+    }
   }
   return false;
 }
@@ -163,8 +182,14 @@ std::vector<Identity> Tokens::holders() const {
   return out;
 }
 
-std::string TokenLine(rpc::Role role, absl::string_view name, absl::string_view token) {
-  return absl::StrCat(RoleName(role), " ", name, " ", HashTokenHex(token), "\n");
+std::string TokenLine(rpc::Role role, absl::string_view name, absl::string_view token,
+                      absl::Time expires) {
+  std::string line = absl::StrCat(RoleName(role), " ", name, " ", HashTokenHex(token));
+  if (expires != absl::InfiniteFuture()) {
+    absl::StrAppend(
+        &line, " expires=", absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", expires, absl::UTCTimeZone()));
+  }
+  return line + "\n";
 }
 
 }  // namespace ihs::server

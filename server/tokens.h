@@ -1,11 +1,12 @@
 // Who may log in to ihsd, and as what: the tokens file.
 //
 // A tokens file holds one line per token (docs/rpc.md):
-//   line    := role SP name SP sha256-hex | "#" comment | empty
+//   line    := role SP name SP sha256-hex [SP "expires=" rfc3339] | "#" comment | empty
 //   role    := "writer" | "reader" | "auditor" | "admin"
 //   name    := [A-Za-z0-9._@-]+           (who holds the token; shown in logs and status)
 //   sha256  := 64 lowercase hex digits: SHA-256 of the token's bytes, so `printf %s "$TOKEN" |
 //              sha256sum` gives it
+// A token with an expiry logs in until that moment, and ihsd closes its sessions then.
 // Only hashes are stored: a copy of the file lets nobody log in. Tokens are 32 random bytes in
 // hex (NewToken), so an unsalted hash is enough.
 //
@@ -19,6 +20,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "schema/rpc.capnp.h"
 
 namespace ihs::server {
@@ -27,6 +30,7 @@ struct Identity {
   rpc::Role role = rpc::Role::UNSPECIFIED;
   std::string name;
   std::string token_hash;  // SHA-256 of the token it logged in with (32 bytes; empty when open)
+  absl::Time expires = absl::InfiniteFuture();
 };
 
 class Tokens {
@@ -46,10 +50,12 @@ class Tokens {
   // Who holds a token, in the file's order (never the hashes).
   std::vector<Identity> holders() const;
   // The identity of a token, or nullopt. Compares hashes in constant time, against every entry.
-  std::optional<Identity> Authenticate(absl::string_view token) const;
+  // A token past its expiry at `now` is refused as well: nullopt, and `expired` says when.
+  std::optional<Identity> Authenticate(absl::string_view token, absl::Time now = absl::Now(),
+                                       std::optional<absl::Time>* expired = nullptr) const;
   // Whether a session that logged in as `who` may go on: its token is still in the file, with
   // the same role (after a reload, `ihs token revoke`).
-  bool StillHolds(const Identity& who) const;
+  bool StillHolds(const Identity& who, absl::Time now = absl::Now()) const;
 
  private:
   struct Entry {
@@ -71,7 +77,8 @@ std::string HashTokenHex(absl::string_view token);
 std::optional<rpc::Role> ParseRole(absl::string_view name);
 const char* RoleName(rpc::Role role);
 // A tokens-file line for a new token.
-std::string TokenLine(rpc::Role role, absl::string_view name, absl::string_view token);
+std::string TokenLine(rpc::Role role, absl::string_view name, absl::string_view token,
+                      absl::Time expires = absl::InfiniteFuture());
 // Whether `name` is a valid holder name.
 bool ValidTokenName(absl::string_view name);
 

@@ -99,6 +99,29 @@ TEST(Tokens, StillHoldsOnlyTheSameTokenWithTheSameRole) {
   EXPECT_TRUE(Tokens::Open().StillHolds(reader));
 }
 
+TEST(Tokens, ATokenWithAnExpiryLogsInUntilThenOnly) {
+  const std::string a = NewToken();
+  const absl::Time until = absl::FromUnixSeconds(1800000000);
+  const std::string line = TokenLine(rpc::Role::READER, "brief", a, until);
+  EXPECT_NE(line.find(" expires=2027-01-15T08:00:00Z"), std::string::npos) << line;
+  auto t = Tokens::Parse(line);
+  ASSERT_TRUE(t.ok()) << t.status();
+  auto who = t->Authenticate(a, until - absl::Seconds(1));
+  ASSERT_TRUE(who);
+  EXPECT_EQ(who->expires, until);
+  EXPECT_TRUE(t->StillHolds(*who, until - absl::Seconds(1)));
+  EXPECT_FALSE(t->StillHolds(*who, until));
+  std::optional<absl::Time> expired;
+  EXPECT_FALSE(t->Authenticate(a, until, &expired));
+  ASSERT_TRUE(expired);
+  EXPECT_EQ(*expired, until);
+  auto bad = Tokens::Parse(absl::StrCat("reader x ", std::string(64, 'a'), " expires=soon"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("line 1: the fourth field \"expires=soon\""),
+            absl::string_view::npos)
+      << bad.status();
+}
+
 TEST(Tokens, OpenModeLogsEveryoneInAsAdmin) {
   Tokens t = Tokens::Open();
   EXPECT_TRUE(t.open());

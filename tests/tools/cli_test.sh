@@ -301,6 +301,27 @@ wait "$revoked_pid"
 revoked_rc=$?
 [ "$revoked_rc" -eq 6 ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: tail -f with a revoked token: exit $revoked_rc, want 6"; cat "$tmp/revoked.err"; }
 expect_in "the follower is told its token is gone" "$tmp/revoked.err" "no such token"
+# A token with an expiry logs in until then, and its session ends when it passes.
+check "an expiry in the past (2)" 2 "$ihs" token new --tokens "$tmp/tokens" --role reader --name late --expires 2020-01-01T00:00:00Z
+expect_in "says it could never log in" "$tmp/err" "is in the past"
+check "a bad expiry (2)" 2 "$ihs" token new --tokens "$tmp/tokens" --role reader --name late --expires soon
+expect_in "says what an expiry is" "$tmp/err" "give a moment (2027-01-31T00:00:00Z) or a span (90d, 12h, 30m)"
+check "a token that expires in 4 s" 0 "$ihs" token new --tokens "$tmp/tokens" --role reader --name brief --expires 4s --json
+etok=$(grep -o '"token":"[0-9a-f]*"' "$tmp/out" | cut -d'"' -f4)
+expect_in "the expiry is printed" "$tmp/out" '"expires":"'
+check "token list shows the expiry" 0 "$ihs" token list --tokens "$tmp/tokens"
+expect_in "listed with its expiry" "$tmp/out" "brief  expires "
+kill -HUP "$ihsd_pid"
+for _ in $(seq 50); do grep -q "SIGHUP: 3 tokens" "$tmp/ihsd.err" && break; sleep 0.1; done
+timeout 30 "$ihs" tail -f --connect "$addr" --token "$etok" --limit 1 >"$tmp/expiring.txt" 2>"$tmp/expiring.err" &
+expiring_pid=$!
+wait "$expiring_pid"
+expiring_rc=$?
+[ "$expiring_rc" -eq 6 ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: tail -f past its token's expiry: exit $expiring_rc, want 6"; cat "$tmp/expiring.err"; }
+[ -s "$tmp/expiring.txt" ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: the token did not work before it expired"; cat "$tmp/expiring.err"; }
+expect_in "the follower is told its token expired" "$tmp/expiring.err" "the token expired at"
+expect_in "ihsd logs the expiry" "$tmp/ihsd.err" "the token of brief expired at"
+check "an expired token is refused (6)" 6 "$ihs" read --connect "$addr" --token "$etok" customer-ada
 check "a revoked token is refused (6)" 6 "$ihs" read --connect "$addr" --token "$rtok" customer-ada
 check "the admin's token still works" 0 "$ihs" read --connect "$addr" --token "$atok" customer-ada
 kill -TERM "$ihsd_pid"

@@ -7,8 +7,12 @@
 #include <sstream>
 #include <string>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "nlohmann/json.hpp"
 #include "schema/json.h"
 #include "server/tokens.h"
@@ -19,8 +23,29 @@ namespace ihs::tools {
 namespace {
 
 struct TokenArgs {
-  std::string file, role, name;
+  std::string file, role, name, expires;
 };
+
+// --expires: an RFC 3339 moment, or a span from now ("90d", "12h", "30m").
+absl::StatusOr<absl::Time> ParseExpiry(const std::string& text, absl::Time now) {
+  absl::Time t;
+  std::string error;
+  if (absl::ParseTime(absl::RFC3339_full, text, &t, &error)) return t;
+  absl::Duration d;
+  int64_t days = 0;
+  absl::string_view days_text = text;
+  if (absl::ConsumeSuffix(&days_text, "d") && absl::SimpleAtoi(days_text, &days) && days > 0 &&
+      days <= 36500) {
+    return now + absl::Hours(24 * days);
+  }
+  if (absl::ParseDuration(text, &d) && d > absl::ZeroDuration()) return now + d;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--expires \"", text, "\": give a moment (2027-01-31T00:00:00Z) or a span (90d, 12h, 30m)"));
+}
+
+std::string ExpiryText(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
+}
 
 int TokenNew(const Common& c, const TokenArgs& a) {
   std::optional<rpc::Role> role = server::ParseRole(a.role);
@@ -32,6 +57,16 @@ int TokenNew(const Common& c, const TokenArgs& a) {
     return Fail(absl::InvalidArgumentError(
         absl::StrCat("--name \"", a.name, "\": use 1 to 128 letters, digits and . _ @ -")));
   }
+  absl::Time expires = absl::InfiniteFuture();
+  if (!a.expires.empty()) {
+    absl::StatusOr<absl::Time> t = ParseExpiry(a.expires, absl::Now());
+    if (!t.ok()) return Fail(t.status());
+    if (*t <= absl::Now()) {
+      return Fail(absl::InvalidArgumentError(
+          absl::StrCat("--expires ", a.expires, " is in the past: the token could never log in")));
+    }
+    expires = *t;
+  }
   // The file must stay a valid tokens file: check what is there before adding to it.
   std::error_code ec;
   if (std::filesystem::exists(a.file, ec)) {
@@ -41,7 +76,7 @@ int TokenNew(const Common& c, const TokenArgs& a) {
   const std::string token = server::NewToken();
   {
     std::ofstream out(a.file, std::ios::app);
-    out << server::TokenLine(*role, a.name, token);
+    out << server::TokenLine(*role, a.name, token, expires);
     out.close();
     if (!out) {
       return Fail(absl::UnavailableError(absl::StrCat("cannot write tokens file ", a.file)));
@@ -50,8 +85,11 @@ int TokenNew(const Common& c, const TokenArgs& a) {
   std::filesystem::permissions(
       a.file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write, ec);
   if (c.json) {
-    absl::PrintF("{\"role\":\"%s\",\"name\":%s,\"token\":\"%s\"}\n", a.role,
-                 schema::JsonQuote(a.name), token);
+    absl::PrintF("{\"role\":\"%s\",\"name\":%s,\"token\":\"%s\"%s}\n", a.role,
+                 schema::JsonQuote(a.name), token,
+                 expires == absl::InfiniteFuture()
+                     ? ""
+                     : absl::StrCat(",\"expires\":\"", ExpiryText(expires), "\""));
   } else {
     absl::PrintF("%s\n", token);
     std::cerr << "ihs: added " << WithArticle(a.role) << " token for " << a.name << " to " << a.file
@@ -64,12 +102,20 @@ int TokenNew(const Common& c, const TokenArgs& a) {
 int TokenList(const Common& c, const TokenArgs& a) {
   absl::StatusOr<server::Tokens> tokens = server::Tokens::Load(a.file);
   if (!tokens.ok()) return Fail(tokens.status());
+  const absl::Time now = absl::Now();
   for (const server::Identity& who : tokens->holders()) {
+    const bool expiring = who.expires != absl::InfiniteFuture();
     if (c.json) {
-      absl::PrintF("{\"role\":\"%s\",\"name\":%s}\n", server::RoleName(who.role),
-                   schema::JsonQuote(who.name));
+      absl::PrintF("{\"role\":\"%s\",\"name\":%s%s}\n", server::RoleName(who.role),
+                   schema::JsonQuote(who.name),
+                   expiring ? absl::StrCat(",\"expires\":\"", ExpiryText(who.expires), "\"",
+                                           ",\"expired\":", now >= who.expires ? "true" : "false")
+                            : "");
     } else {
-      absl::PrintF("%-8s %s\n", server::RoleName(who.role), who.name);
+      absl::PrintF("%-8s %s%s\n", server::RoleName(who.role), who.name,
+                   !expiring            ? ""
+                   : now >= who.expires ? absl::StrCat("  expired ", ExpiryText(who.expires))
+                                        : absl::StrCat("  expires ", ExpiryText(who.expires)));
     }
   }
   return kExitOk;
@@ -131,7 +177,10 @@ void RegisterTokenCommands(Cli& cli) {
   token_new->add_option("--role", token_args->role, "writer, reader, auditor or admin")->required();
   token_new->add_option("--name", token_args->name, "who holds it (letters, digits, . _ @ -)")
       ->required();
-  token_new->add_flag("--json", common.json, "print {role, name, token} as JSON");
+  token_new->add_option("--expires", token_args->expires,
+                        "the token logs in until then, and ihsd ends its sessions then: a moment "
+                        "(RFC 3339) or a span from now (90d, 12h)");
+  token_new->add_flag("--json", common.json, "print {role, name, token[, expires]} as JSON");
   cli.OnRun(token_new, [&common, token_args] { return TokenNew(common, *token_args); });
 
   auto* token_list = token->add_subcommand("list", "the holders of the tokens: role and name");

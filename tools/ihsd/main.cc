@@ -285,6 +285,19 @@ int Main(int argc, char** argv) {
         Log().Log(absl::StrCat("SIGHUP handling failed: ", e.getDescription().cStr()));
       });
     }
+    // Tokens with an expiry: their sessions end once it passes (checked every few seconds).
+    std::function<kj::Promise<void>()> expire_sessions = [&]() -> kj::Promise<void> {
+      return io.provider->getTimer().afterDelay(5 * kj::SECONDS).then([&] {
+        server.EndRevokedSessions();
+        return expire_sessions();
+      });
+    };
+    kj::Promise<void> expiring = kj::READY_NOW;
+    if (!tokens_path.empty()) {
+      expiring = expire_sessions().eagerlyEvaluate([](kj::Exception&& e) {
+        Log().Log(absl::StrCat("token expiry failed: ", e.getDescription().cStr()));
+      });
+    }
     std::cout << "ready: " << (*store)->Head() << " events in " << data << std::endl;
 
     int signo = io.unixEventPort.onSignal(SIGTERM)
