@@ -61,8 +61,8 @@ check "replay as of a time before the log (2)" 2 "$ihs" audit replay customer-ad
 expect_in "no such party then" "$tmp/err" "no such party: customer-ada"
 check "replay as of now" 0 "$ihs" audit replay customer-ada --as-of 2100-01-01T00:00:00Z --data "$data" --json
 expect_in "as of now: the whole log" "$tmp/out" '"logSize":46'
-check "replay needs one moment (2)" 2 "$ihs" audit replay customer-ada --data "$data"
-check "replay with both (2)" 2 "$ihs" audit replay customer-ada --position 3 --as-of 2100-01-01T00:00:00Z --data "$data"
+check "replay needs one moment: usage (1)" 1 "$ihs" audit replay customer-ada --data "$data"
+check "replay with both: usage (1)" 1 "$ihs" audit replay customer-ada --position 3 --as-of 2100-01-01T00:00:00Z --data "$data"
 check "replay past the end (2)" 2 "$ihs" audit replay customer-ada --position 46 --data "$data"
 check "replay with a bad time (2)" 2 "$ihs" audit replay customer-ada --as-of yesterday --data "$data"
 
@@ -95,7 +95,7 @@ check "export a party" 0 "$ihs" audit export customer-ada --data "$data" --out "
 expect_in "export says what it wrote" "$tmp/out" "exported 16 events of customer-ada"
 check "export the log" 0 "$ihs" audit export --all --data "$data" --out "$tmp/all.ihx" --json
 expect_in "export json" "$tmp/out" '"events":46'
-check "export needs a party or --all (2)" 2 "$ihs" audit export --data "$data" --out "$tmp/x.ihx"
+check "export needs a party or --all: usage (1)" 1 "$ihs" audit export --data "$data" --out "$tmp/x.ihx"
 check "export of nobody (2)" 2 "$ihs" audit export nobody --data "$data" --out "$tmp/x.ihx"
 if grep -q "two days and not a word" "$tmp/ada.ihx.jsonl" "$tmp/all.ihx.jsonl"; then
   failed=$((failed + 1)); echo "FAIL: an export carries content in the clear"

@@ -151,7 +151,7 @@ expect_in "names --parties" "$tmp/err" "--parties 0 is out of range"
 check "negative --days (2)" 2 "$ihs" generate --parties 100 --days -3 --out "$tmp/x.jsonl"
 expect_in "names --days" "$tmp/err" "--days -3 is out of range"
 check "absurd --parties (2)" 2 "$ihs" generate --parties 999999999999 --days 3 --out "$tmp/x.jsonl"
-check "neither --data nor --out (2)" 2 "$ihs" generate --parties 100 --days 3
+check "neither --data nor --out: usage (1)" 1 "$ihs" generate --parties 100 --days 3
 check "existing --out without --force (2)" 2 "$ihs" generate --parties 100 --days 3 --seed 9 --out "$tmp/g.jsonl"
 expect_in "says --force" "$tmp/err" "--force"
 cmp -s "$tmp/g.jsonl" "$tmp/g.before" && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: --out was overwritten"; }
@@ -213,8 +213,12 @@ expect_in "says no token was given" "$tmp/err" "no token was given"
 check "conflict over RPC (3)" 3 "$ihs" append --connect "$addr" --token "$wtok" --stream customer-ada --expected-version none <<<"$ev2"
 check "malformed over RPC (2)" 2 "$ihs" append --connect "$addr" --token "$wtok" <<<'{"id": '
 check "unknown stream over RPC (2)" 2 "$ihs" read --connect "$addr" --token "$rtok" nobody
-check "both --data and --connect (2)" 2 "$ihs" read --connect "$addr" --data "$data" --token "$rtok" nobody
-check "tail -f needs --connect (2)" 2 "$ihs" tail -f --data "$data"
+check "both --data and --connect: usage (1)" 1 "$ihs" read --connect "$addr" --data "$data" --token "$rtok" nobody
+check "tail -f needs --connect: usage (1)" 1 "$ihs" tail -f --data "$data"
+check "--expected-version needs --stream: usage (1)" 1 "$ihs" append --data "$data" --expected-version 3 <<<"$ev2"
+expect_in "says what it needs" "$tmp/err" "--expected-version needs --stream"
+check "--as-of and --position: usage (1)" 1 "$ihs" audit replay customer-ada --data "$data" --as-of 2026-01-01T00:00:00Z --position 3
+check "an unknown flag: usage (1)" 1 "$ihs" read customer-ada --data "$data" --frobnicate
 timeout 5 "$ihs" tail -f --connect "$addr" --token "$rtok" --limit 1 >"$tmp/follow.txt" 2>&1 &
 follow_pid=$!
 sleep 1
@@ -241,7 +245,7 @@ check "watch from the feed's start" 0 timeout 10 "$ihs" segments watch complaine
 expect_in "watch shows ada's entry" "$tmp/out" "entered complained"
 check "watch json" 0 timeout 10 "$ihs" segments watch complained --from-seq 0 --limit 1 --json --connect "$addr" --token "$rtok"
 expect_in "watch json names the person" "$tmp/out" '"person":"customer-ada"'
-check "watch needs --connect (2)" 2 "$ihs" segments watch complained --data "$data"
+check "watch needs --connect: usage (1)" 1 "$ihs" segments watch complained --data "$data"
 check "watch an unknown segment (2)" 2 timeout 10 "$ihs" segments watch nobody --connect "$addr" --token "$rtok"
 check "members of an unknown segment over RPC (2)" 2 "$ihs" segments members nobody --connect "$addr" --token "$rtok"
 check "as of before the segment over RPC (2)" 2 "$ihs" segments members complained --as-of 2020-01-01T00:00:00Z --connect "$addr" --token "$rtok"

@@ -13,7 +13,18 @@
 
 namespace ihs::tools {
 
+namespace {
+constexpr absl::string_view kUsagePayload = "ihs/usage";
+}  // namespace
+
+absl::Status UsageError(absl::string_view message) {
+  absl::Status s = absl::InvalidArgumentError(message);
+  s.SetPayload(kUsagePayload, absl::Cord("1"));
+  return s;
+}
+
 int ExitCodeFor(const absl::Status& s) {
+  if (s.GetPayload(kUsagePayload).has_value()) return kExitUsage;
   switch (s.code()) {
     case absl::StatusCode::kOk:
       return kExitOk;
@@ -63,7 +74,7 @@ absl::StatusOr<std::unique_ptr<store::EventStore>> OpenStore(const Common& c, bo
 
 absl::Status CheckWhere(const Common& c) {
   if (c.connect.empty() == c.data.empty()) {
-    return absl::InvalidArgumentError("give exactly one of --data DIR and --connect ADDR");
+    return UsageError("give exactly one of --data DIR and --connect ADDR");
   }
   return absl::OkStatus();
 }

@@ -38,7 +38,11 @@ enum ExitCode {
   kExitPartyState = 7,
 };
 
-// The exit code of a status: its code, as docs/cli.md maps them.
+// A command line that asks for something the command cannot do as given (two flags that exclude
+// each other, a flag that needs another): exit 1, as CLI11's own usage errors.
+absl::Status UsageError(absl::string_view message);
+
+// The exit code of a status: its code, as docs/cli.md maps them (a UsageError: 1).
 int ExitCodeFor(const absl::Status& s);
 // Prints "ihs: MESSAGE" on stderr and returns ExitCodeFor(s).
 int Fail(const absl::Status& s);

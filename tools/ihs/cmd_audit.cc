@@ -81,7 +81,7 @@ void RegisterAuditCommands(Cli& cli) {
   exp->add_option("--out", a->out, "the archive; FILE.jsonl is written beside it")->required();
   cli.OnRun(exp, [&c, a] {
     if (a->all == !a->party.empty()) {
-      return Fail(absl::InvalidArgumentError("give a PARTY or --all, not both and not neither"));
+      return Fail(UsageError("give a PARTY or --all, not both and not neither"));
     }
     return OnStore(
         c, [&c, a](store::EventStore& s) { return AuditExport(s, a->party, a->out, c.json); });

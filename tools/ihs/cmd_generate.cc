@@ -76,7 +76,7 @@ int Generate(const Common& c, const GenerateArgs& a) {
   }
   if (absl::Status s = workload::Validate(config); !s.ok()) return Fail(s);
   if (c.data.empty() == a.out.empty()) {
-    return Fail(absl::InvalidArgumentError("give exactly one of --data DIR and --out FILE"));
+    return Fail(UsageError("give exactly one of --data DIR and --out FILE"));
   }
   if (!a.out.empty()) {
     if (absl::Status s = CheckOutputPath("--out", a.out, a.force); !s.ok()) return Fail(s);

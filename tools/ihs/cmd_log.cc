@@ -176,7 +176,7 @@ int Append(const Common& c, const AppendArgs& a) {
   absl::StatusOr<store::ExpectedVersion> expected = ParseExpected(a.expected);
   if (!expected.ok()) return Fail(expected.status());
   if (a.stream.empty() && a.expected != "any") {
-    return Fail(absl::InvalidArgumentError("--expected-version needs --stream"));
+    return Fail(UsageError("--expected-version needs --stream"));
   }
   schema::EventJson json;
   std::vector<std::unique_ptr<capnp::MallocMessageBuilder>> messages;
@@ -359,7 +359,7 @@ struct TailArgs {
 
 int Tail(const Common& c, const TailArgs& a) {
   if (a.follow && c.connect.empty()) {
-    return Fail(absl::InvalidArgumentError(
+    return Fail(UsageError(
         "tail -f follows a running ihsd: give --connect ADDR (a data directory opened read-only "
         "does not see new commits)"));
   }

@@ -352,8 +352,7 @@ struct WatchArgs {
 
 int Watch(const Common& c, const WatchArgs& a) {
   if (c.connect.empty()) {
-    return Fail(absl::InvalidArgumentError(
-        "segments watch follows a running ihsd: give --connect (and --token)"));
+    return Fail(UsageError("segments watch follows a running ihsd: give --connect (and --token)"));
   }
   absl::StatusOr<std::unique_ptr<client::Client>> client = Connect(c);
   if (!client.ok()) return Fail(client.status());

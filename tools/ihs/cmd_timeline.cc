@@ -314,7 +314,7 @@ struct ReplayArgs {
 
 int AuditReplay(const Common& c, const ReplayArgs& a) {
   if (a.as_of.empty() == (a.position < 0)) {
-    return Fail(absl::InvalidArgumentError("give exactly one of --as-of TIME and --position P"));
+    return Fail(UsageError("give exactly one of --as-of TIME and --position P"));
   }
   absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, false);
   if (!st.ok()) return FailOpen(st.status());
