@@ -30,7 +30,7 @@ run_demo() {  # output-file
   IHS_BIN="$bin" IHS_DEMO_DIR="$tmp/demo" IHS_DEMO_TRUTH="$tmp/demo-truth.json" \
     IHS_DEMO_LISTEN=127.0.0.1:0 bash "$src/tools/setup.sh" demo >"$1" 2>&1 &
   pid=$!
-  for _ in $(seq 300); do
+  for _ in $(seq 900); do  # 90 s: a sanitizer build is slow
     grep -q "^ready: " "$1" && break
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
