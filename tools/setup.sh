@@ -55,7 +55,7 @@ case "$job" in
     ihs=$bin/ihs
     demo=${IHS_DEMO_DIR:-./demo}
     truth_file=${IHS_DEMO_TRUTH:-demo-truth.json}
-    listen=${IHS_DEMO_LISTEN:-$listen}
+    listen=${IHS_DEMO_LISTEN:-127.0.0.1:7420}
     echo
     # The history ends on the day the demo is first made (kept in $demo/ends), so that waiting
     # times mean something; run again, it is the same history and nothing doubles.
