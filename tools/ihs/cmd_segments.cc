@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "projections/packed_record.h"
@@ -144,10 +145,18 @@ struct MembershipArgs {
   uint32_t limit = 1000;
 };
 
-// The moment a membership command answers for: --as-of, or now (0).
+// The moment a membership command answers for: --as-of, or now (0). Not a moment to come:
+// membership then depends on events not yet recorded, and a read would answer with today's.
 absl::StatusOr<int64_t> AsOf(const MembershipArgs& a) {
   if (a.as_of.empty()) return 0;
-  return ParseTimeFlag("--as-of", a.as_of);
+  IHS_ASSIGN_OR_RETURN(const int64_t t, ParseTimeFlag("--as-of", a.as_of));
+  if (absl::FromUnixMicros(t) > absl::Now()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--as-of ", a.as_of,
+                     " is in the future: membership then is not known yet (leave --as-of out "
+                     "for now)"));
+  }
+  return t;
 }
 
 std::string When(int64_t as_of) {
