@@ -249,9 +249,9 @@ check "watch needs --connect: usage (1)" 1 "$ihs" segments watch complained --da
 check "watch an unknown segment (2)" 2 timeout 10 "$ihs" segments watch nobody --connect "$addr" --token "$rtok"
 check "members of an unknown segment over RPC (2)" 2 "$ihs" segments members nobody --connect "$addr" --token "$rtok"
 check "as of before the segment over RPC (2)" 2 "$ihs" segments members complained --as-of 2020-01-01T00:00:00Z --connect "$addr" --token "$rtok"
+expect_in "says when it was defined" "$tmp/err" "was first defined at"
 check "as of a moment to come (2)" 2 "$ihs" segments members complained --as-of 2999-01-01T00:00:00Z --connect "$addr" --token "$rtok"
 expect_in "says it is not known yet" "$tmp/err" "is in the future: membership then is not known yet"
-expect_in "says when it was defined" "$tmp/err" "was first defined at"
 # The timeline and the projection workers over RPC.
 check "timeline over RPC" 0 "$ihs" timeline customer-ada --connect "$addr" --token "$rtok"
 expect_in "remote timeline: the email answered on twitter" "$tmp/out" "answered on twitter after 2d23h"
