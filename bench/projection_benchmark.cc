@@ -493,20 +493,17 @@ void SegmentsPerEvent(benchmark::State& state, uint64_t count, bool distinct) {
 }
 void BM_SegmentsPerEvent(benchmark::State& state) { SegmentsPerEvent(state, 20000, false); }
 void BM_SegmentsPerEventDistinct(benchmark::State& state) { SegmentsPerEvent(state, 5000, true); }
-BENCHMARK(BM_SegmentsPerEvent)
-    ->Arg(10000)
-    ->Arg(100000)
-    ->Arg(1000000)
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime()
-    ->Iterations(1);
-BENCHMARK(BM_SegmentsPerEventDistinct)
-    ->Arg(10000)
-    ->Arg(100000)
-    ->Arg(1000000)
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime()
-    ->Iterations(1);
+// 10k, 100k and 1M parties, once each.
+void PartySizes(benchmark::internal::Benchmark* b) {
+  b->Arg(10000)
+      ->Arg(100000)
+      ->Arg(1000000)
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime()
+      ->Iterations(1);
+}
+BENCHMARK(BM_SegmentsPerEvent)->Apply(PartySizes);
+BENCHMARK(BM_SegmentsPerEventDistinct)->Apply(PartySizes);
 
 // A page of 1,000 members of the dataset's largest segment (defined as "any()" if the dataset
 // has none larger than 100k), from the caught-up state.
