@@ -81,7 +81,7 @@ events=$("$bin/ihs" stats --data "$tmp/demo" --json | grep -o '"events":[0-9]*')
 
 # Again: the same history, nothing doubles, the appended complaint stays, and it serves.
 run_demo "$tmp/second.txt"
-expect_in "run again: nothing doubles" "$tmp/second.txt" "events of this history were already in"
+expect_in "run again: nothing doubles" "$tmp/second.txt" "events of this history were already in ${tmp}/demo: all of it, nothing to write"
 expect_in "run again: the same story" "$tmp/second.txt" "customer-ada (customer): 6 touchpoints, 0 open, 2 answered"
 stop_demo
 [ "$("$bin/ihs" stats --data "$tmp/demo" --json | grep -o '"events":[0-9]*')" = "$events" ] && ok ||

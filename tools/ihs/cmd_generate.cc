@@ -149,7 +149,10 @@ int Generate(const Common& c, const GenerateArgs& a) {
         generator->emitted(), report->appended, report->present, seconds, rate, PeakRssBytes(),
         generator->fingerprint(), schema::JsonQuote(where));
   } else {
-    if (report->present > 0) {
+    if (report->present > 0 && report->appended == 0) {
+      absl::PrintF("%d events of this history were already in %s: all of it, nothing to write\n",
+                   report->present, where);
+    } else if (report->present > 0) {
       absl::PrintF("%d events of this history were already in %s; resumed after them\n",
                    report->present, where);
     }
