@@ -58,8 +58,7 @@ bool ValidTokenName(absl::string_view name) {
   return true;
 }
 
-absl::StatusOr<std::optional<Tokens::Entry>> Tokens::ParseLine(absl::string_view line,
-                                                               size_t line_no) {
+absl::StatusOr<std::optional<Identity>> Tokens::ParseLine(absl::string_view line, size_t line_no) {
   line = absl::StripAsciiWhitespace(line);
   if (line.empty() || line[0] == '#') return std::nullopt;
   std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
@@ -90,14 +89,14 @@ absl::StatusOr<std::optional<Tokens::Entry>> Tokens::ParseLine(absl::string_view
                               "\" is not expires=TIME (RFC 3339, as 2027-01-31T00:00:00Z)"));
     }
   }
-  return Entry{Identity{*role, std::string(f[1]), hash, expires}, hash};
+  return Identity{*role, std::string(f[1]), hash, expires};
 }
 
 absl::StatusOr<Tokens> Tokens::Parse(absl::string_view text) {
   Tokens tokens;
   size_t line_no = 0;
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    IHS_ASSIGN_OR_RETURN(std::optional<Entry> entry, ParseLine(line, ++line_no));
+    IHS_ASSIGN_OR_RETURN(std::optional<Identity> entry, ParseLine(line, ++line_no));
     if (entry) tokens.entries_.push_back(*std::move(entry));
   }
   return tokens;
@@ -111,8 +110,8 @@ absl::StatusOr<std::string> Tokens::WithoutHolder(absl::string_view text, absl::
   std::vector<absl::string_view> lines = absl::StrSplit(text, '\n');
   if (!lines.empty() && lines.back().empty()) lines.pop_back();  // the last line's newline
   for (absl::string_view line : lines) {
-    IHS_ASSIGN_OR_RETURN(std::optional<Entry> entry, ParseLine(line, ++line_no));
-    if (entry && entry->identity.name == name) {
+    IHS_ASSIGN_OR_RETURN(std::optional<Identity> entry, ParseLine(line, ++line_no));
+    if (entry && entry->name == name) {
       ++*removed;
       continue;
     }
@@ -142,8 +141,8 @@ std::optional<Identity> Tokens::Authenticate(absl::string_view token, absl::Time
   if (open_) return Identity{rpc::Role::ADMIN, "open", "", absl::InfiniteFuture()};
   const std::string hash = Sha256(token);
   std::optional<Identity> found;
-  for (const Entry& e : entries_) {  // every entry, so timing does not tell which matched
-    if (sodium_memcmp(e.hash.data(), hash.data(), hash.size()) == 0 && !found) found = e.identity;
+  for (const Identity& e : entries_) {  // every entry, so timing does not tell which matched
+    if (sodium_memcmp(e.token_hash.data(), hash.data(), hash.size()) == 0 && !found) found = e;
   }
   if (found && now >= found->expires) {
     if (expired != nullptr) *expired = found->expires;
@@ -154,8 +153,8 @@ std::optional<Identity> Tokens::Authenticate(absl::string_view token, absl::Time
 
 bool Tokens::StillHolds(const Identity& who, absl::Time now) const {
   if (open_) return true;
-  for (const Entry& e : entries_) {
-    if (e.hash == who.token_hash && e.identity.role == who.role && now < e.identity.expires) {
+  for (const Identity& e : entries_) {
+    if (e.token_hash == who.token_hash && e.role == who.role && now < e.expires) {
       return true;
     }
   }
@@ -175,8 +174,8 @@ std::string HashTokenHex(absl::string_view token) { return absl::BytesToHexStrin
 std::vector<Identity> Tokens::holders() const {
   std::vector<Identity> out;
   out.reserve(entries_.size());
-  for (const Entry& e : entries_) {
-    out.push_back(e.identity);
+  for (const Identity& e : entries_) {
+    out.push_back(e);
     out.back().token_hash.clear();  // never the hashes
   }
   return out;

@@ -58,15 +58,12 @@ class Tokens {
   bool StillHolds(const Identity& who, absl::Time now = absl::Now()) const;
 
  private:
-  struct Entry {
-    Identity identity;
-    std::string hash;  // 32 bytes
-  };
-  // An entry, nullopt for a comment or an empty line; kInvalidArgument names the line.
-  static absl::StatusOr<std::optional<Entry>> ParseLine(absl::string_view line, size_t line_no);
+  // A line's token (its hash in token_hash), nullopt for a comment or an empty line;
+  // kInvalidArgument names the line.
+  static absl::StatusOr<std::optional<Identity>> ParseLine(absl::string_view line, size_t line_no);
 
   bool open_ = false;
-  std::vector<Entry> entries_;
+  std::vector<Identity> entries_;
 };
 
 // A new token: 32 random bytes as 64 hex digits.
