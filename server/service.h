@@ -76,9 +76,8 @@ class Server {
   void Accept(kj::Own<kj::AsyncIoStream> stream, std::string peer);
 
   // Closes every connection that logged in with a token the tokens file no longer holds (or
-  // holds with another role), after ihsd read it again, or whose token has expired; returns how
-  // many. Their calls and
-  // subscriptions end as if the client had hung up.
+  // holds with another role, after ihsd read it again), or whose token has expired; returns how
+  // many. Their calls and subscriptions end as if the client had hung up.
   size_t EndRevokedSessions();
 
   // Refuses new calls (`unavailable`), ends every subscription, and resolves once no store call

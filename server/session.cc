@@ -2,6 +2,7 @@
 // gateway a connection logs in through.
 #include "server/internal/session.h"
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <utility>
@@ -223,7 +224,12 @@ class Gateway final : public rpc::Gateway::Server {
       conn_->logged_in = true;
       --shared_.pending_logins;
     }
-    conn_->logins.push_back(*who);
+    // Once per token and role: a client that logs in again and again on one connection does not
+    // grow the list (it is bounded by the tokens file).
+    const bool known = std::any_of(
+        conn_->logins.begin(), conn_->logins.end(),
+        [&](const Identity& i) { return i.token_hash == who->token_hash && i.role == who->role; });
+    if (!known) conn_->logins.push_back(*who);
     auto session = result.initOk();
     session.setRole(who->role);
     session.setName(who->name);

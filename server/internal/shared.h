@@ -37,7 +37,8 @@ struct ConnState {
   size_t in_flight = 0;
   bool overload_logged = false;
   bool logged_in = false;
-  std::vector<Identity> logins;  // who logged in on it (a connection may log in more than once)
+  // Who logged in on it, once per token (a connection may log in more than once).
+  std::vector<Identity> logins;
   size_t subscriptions = 0;
   // Set by WatchedStream: how the connection ended.
   uint64_t bytes_read = 0;
