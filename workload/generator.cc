@@ -213,6 +213,7 @@ struct Action {
   uint32_t party = kNone;
   uint32_t other = kNone;
   uint64_t ref = kNoEvent;
+  uint64_t root = kNoEvent;  // kReaction: the original post at the root of the cascade
   uint32_t campaign = 0;
   Ev ev;  // kArrive: the event; kReaction/kCorrect: the type and channel in ev
   bool operator>(const Action& o) const { return time != o.time ? time > o.time : order > o.order; }
@@ -235,6 +236,12 @@ struct Inbound {
   uint64_t thread;
   uint8_t topic;
   bool switched;  // the customer already acted on it
+};
+
+// What the truth remembers of an original public post: what its cascade reached so far.
+struct Cascade {
+  uint64_t reach = 0;
+  bool retracted = false;
 };
 
 // A reply by the company, as the truth remembers it per thread.
@@ -574,14 +581,22 @@ struct Generator::Impl {
     }
   }
 
-  // A public post by `author` (or a share of one): emitted now, then reactions and replies.
-  uint64_t PublicPost(Ev ev, uint32_t root_author, int depth) {
+  // A public post by `author` (or a share of one, in the cascade of the original post `root`):
+  // emitted now, then reactions and replies.
+  uint64_t PublicPost(Ev ev, uint32_t root_author, int depth, uint64_t root = kNoEvent) {
     const Party& a = parties[ev.party];
     ev.direction = Direction::PUBLIC;
     ev.audience = ev.channel == Channel::FORUM ? a.followers / 2 : a.followers;
     const uint64_t seq = Emit(ev);
     if (seq == kNoEvent) return seq;
-    parties[root_author].reach += ev.audience;
+    if (depth == 0) root = seq;
+    // Reach: what a retracted post's cascade reached stops counting at the retraction, and what
+    // it reaches after it counts for nothing.
+    Cascade& cascade = cascades[root];
+    if (!cascade.retracted) {
+      cascade.reach += ev.audience;
+      parties[root_author].reach += ev.audience;
+    }
     if (depth == 0) ++parties[root_author].posts;
     const double outrage = ev.type == TouchpointType::COMPLAINT ? kComplaintOutrage : 1.0;
     const double damp = std::pow(kCascadeDamping, depth);
@@ -599,6 +614,7 @@ struct Generator::Impl {
         act.party = r;
         act.other = root_author;
         act.ref = seq;
+        act.root = root;
         act.depth = static_cast<uint8_t>(depth + 1);
         act.ev.type = type;
         act.ev.channel = ev.channel;
@@ -876,7 +892,7 @@ struct Generator::Impl {
         } else {
           ev.sentiment = a.ev.sentiment;
           ev.content = true;
-          PublicPost(ev, a.other, a.depth);
+          PublicPost(ev, a.other, a.depth, a.root);
         }
         break;
       }
@@ -914,7 +930,11 @@ struct Generator::Impl {
           PickTopics(ev);
           ev.sentiment = Clamp1(rng.Normal(std::isnan(ev.sentiment) ? 0 : ev.sentiment, 0.2));
         }
-        Emit(ev);
+        if (Emit(ev) == kNoEvent || ev.type != TouchpointType::RETRACTION) break;
+        if (auto it = cascades.find(a.ref); it != cascades.end() && !it->second.retracted) {
+          it->second.retracted = true;
+          parties[a.party].reach -= it->second.reach;
+        }
         break;
       }
       case Act::kPublicReply: {
@@ -1596,6 +1616,7 @@ struct Generator::Impl {
   uint64_t story_email = kNoEvent, story_tweet = kNoEvent, story_thread = 0;
   // Truth.
   absl::flat_hash_map<uint64_t, Inbound> open_inbound;
+  absl::flat_hash_map<uint64_t, Cascade> cascades;  // by the original post's seq
   absl::flat_hash_map<uint64_t, std::vector<uint64_t>> open_by_thread;
   std::vector<Response> responses;
   absl::flat_hash_map<uint64_t, std::vector<Reply>> thread_replies;
@@ -1734,21 +1755,49 @@ void Generator::WriteTruth(std::ostream& os) const {
     return json{{"streams", {g.StreamId(n.a), g.StreamId(n.b)}}, {"why", n.why}};
   });
 
-  // The most influential: by the audience their own posts reached, shares included.
-  std::vector<uint32_t> ranked;
+  // Persons: the streams the log's links join (an owner and the accounts linked to it), named by
+  // the stream the log named first, as the projections name them.
+  std::map<uint32_t, std::vector<uint32_t>> persons;  // by the main party
   for (uint32_t i = 0; i < g.parties.size(); ++i) {
-    if (g.parties[i].reach > 0 && g.parties[i].posts > 0) ranked.push_back(i);
+    const Party& p = g.parties[i];
+    if (p.first_seq == ~uint64_t{0}) continue;  // never in the log
+    const bool linked = (p.flags & kLinkedInLog) && p.owner != kNone;
+    persons[linked ? p.owner : i].push_back(i);
   }
-  std::sort(ranked.begin(), ranked.end(), [&g](uint32_t a, uint32_t b) {
-    return g.parties[a].reach != g.parties[b].reach ? g.parties[a].reach > g.parties[b].reach
-                                                    : a < b;
+  auto person_id = [&g](const std::vector<uint32_t>& streams) {
+    uint32_t id = streams[0];
+    for (uint32_t i : streams) {
+      if (g.parties[i].first_seq < g.parties[id].first_seq) id = i;
+    }
+    return id;
+  };
+
+  // The most influential persons: by the audience their own posts reached, shares included,
+  // over all their streams.
+  struct Influence {
+    uint32_t id;
+    uint64_t reach = 0, followers = 0;
+    uint32_t posts = 0;
+  };
+  std::vector<Influence> ranked;
+  for (const auto& [main, streams] : persons) {
+    Influence in{person_id(streams)};
+    for (uint32_t i : streams) {
+      in.reach += g.parties[i].reach;
+      in.posts += g.parties[i].posts;
+      in.followers += g.parties[i].followers;
+    }
+    if (in.reach > 0 && in.posts > 0) ranked.push_back(in);
+  }
+  std::sort(ranked.begin(), ranked.end(), [&g](const Influence& a, const Influence& b) {
+    return a.reach != b.reach ? a.reach > b.reach : g.StreamId(a.id) < g.StreamId(b.id);
   });
   if (ranked.size() > static_cast<size_t>(kTruthInfluential)) ranked.resize(kTruthInfluential);
-  WriteArray(os, "influential", ranked, [&g](uint32_t i) {
-    return json{{"party", g.StreamId(i)},
-                {"reach", g.parties[i].reach},
-                {"posts", g.parties[i].posts},
-                {"followers", g.parties[i].followers}};
+  WriteArray(os, "influential", ranked, [&g](const Influence& in) {
+    return json{{"person", g.StreamId(in.id)},
+                {"reach", in.reach},
+                {"posts", in.posts},
+                {"followers", in.followers}};
   });
 
   // Segments as of the end (definitions in docs/workload.md).
@@ -1763,22 +1812,14 @@ void Generator::WriteTruth(std::ostream& os) const {
   for (const auto& [seq, in] : g.open_inbound) {
     if (in.type == TouchpointType::COMPLAINT) open_complaint[in.party] = true;
   }
-  std::map<uint32_t, std::vector<uint32_t>> persons;  // by the main party
-  for (uint32_t i = 0; i < g.parties.size(); ++i) {
-    const Party& p = g.parties[i];
-    if (p.first_seq == ~uint64_t{0}) continue;  // never in the log
-    const bool linked = (p.flags & kLinkedInLog) && p.owner != kNone;
-    persons[linked ? p.owner : i].push_back(i);
-  }
   for (const auto& [main, streams] : persons) {
-    uint32_t id = streams[0];
+    const uint32_t id = person_id(streams);
     std::vector<int64_t> opens, complaints;
     size_t advocate_posts = 0;
     int64_t last_purchase = 0, last_inbound = 0;
     bool open = false;
     for (uint32_t i : streams) {
       const Party& p = g.parties[i];
-      if (p.first_seq < g.parties[id].first_seq) id = i;
       for (int64_t t : p.opens) {
         if (t != 0) opens.push_back(t);
       }

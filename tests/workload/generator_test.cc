@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -542,31 +543,56 @@ TEST(GeneratorTruth, IdentityTrapsAreInTheLog) {
   EXPECT_GT(typos, 3);
 }
 
-TEST(GeneratorTruth, InfluentialPartiesReachWhatTheirPostsCarried) {
+TEST(GeneratorTruth, InfluentialPersonsReachWhatTheirPostsCarried) {
   // Recompute reach from the events: every public post, share and mention adds its audience to
-  // the author of the original post at the root of its causation chain.
+  // the author of the original post at the root of its causation chain, unless that post was
+  // retracted before; a retraction takes back what the post's cascade reached until then.
   const History& h = MediumHistory();
-  std::map<std::string, uint64_t> reach;
+  std::map<std::string, uint64_t> reach, cascade;  // by stream; by original post
+  std::set<std::string> retracted;
+  std::map<std::string, std::string> parent;  // union-find over the log's links
+  std::function<std::string(const std::string&)> find = [&](const std::string& s) {
+    auto it = parent.find(s);
+    return it == parent.end() || it->second == s ? s : find(it->second);
+  };
+  int retractions = 0;
   for (const E& e : h.events) {
-    if (!e.touchpoint || e.direction != Direction::PUBLIC || e.company_reply() ||
-        e.type == TouchpointType::RETRACTION) {
+    if (e.link) {
+      for (size_t i = 1; i < e.linked.size(); ++i) parent[find(e.linked[i])] = find(e.linked[0]);
+    }
+    if (!e.touchpoint) continue;
+    if (e.type == TouchpointType::RETRACTION) {
+      if (cascade.count(e.corrects) && retracted.insert(e.corrects).second) {
+        reach[e.stream] -= cascade[e.corrects];
+        ++retractions;
+      }
+      continue;
+    }
+    if (e.direction != Direction::PUBLIC || e.company_reply() ||
+        e.type == TouchpointType::CORRECTION) {
       continue;
     }
     const E* root = &e;
     while (!root->causation.empty()) {
-      const E& parent = h.at(root->causation);
-      if (parent.direction != Direction::PUBLIC) break;
-      root = &parent;
+      const E& p = h.at(root->causation);
+      if (p.direction != Direction::PUBLIC) break;
+      root = &p;
     }
+    if (retracted.count(root->id)) continue;
+    cascade[root->id] += e.audience;
     reach[root->stream] += e.audience;
   }
+  EXPECT_GT(retractions, 0);
+  std::map<std::string, uint64_t> person_reach;  // by the group's root
+  for (const auto& [s, r] : reach) person_reach[find(s)] += r;
   std::vector<uint64_t> top;
-  for (auto& [s, r] : reach) top.push_back(r);
+  for (const auto& [p, r] : person_reach) top.push_back(r);
   std::sort(top.rbegin(), top.rend());
   const auto& listed = h.truth["influential"];
   ASSERT_EQ(listed.size(), static_cast<size_t>(kTruthInfluential));
   for (size_t i = 0; i < listed.size(); ++i) {
-    EXPECT_EQ(listed[i]["reach"].get<uint64_t>(), reach[listed[i]["party"]]) << listed[i];
+    EXPECT_EQ(listed[i]["reach"].get<uint64_t>(), person_reach[find(listed[i]["person"])])
+        << listed[i];
     EXPECT_EQ(listed[i]["reach"].get<uint64_t>(), top[i]) << "rank " << i;
   }
 }
