@@ -18,6 +18,7 @@
 #include "common/big_endian.h"
 #include "common/status_macros.h"
 #include "projections/bulk.h"
+#include "projections/identity/grouping.h"
 #include "projections/identity/identity.h"
 #include "projections/packed_record.h"
 #include "projections/segments/evaluate.h"
@@ -817,34 +818,17 @@ class SegmentsProjection : public Projection {
   absl::Status Regroup(std::vector<std::string> streams,
                        std::vector<std::pair<std::string, std::string>> links,
                        const std::vector<std::string>& old) {
-    std::map<std::string, std::string> parent;
-    for (const std::string& s : streams) parent[s] = s;
-    std::function<std::string(const std::string&)> find = [&](const std::string& s) {
-      std::string r = s;
-      while (parent[r] != r) r = parent[r];
-      return r;
-    };
-    for (const auto& [a, b] : links) {
-      if (!parent.count(a) || !parent.count(b)) continue;
-      parent[find(a)] = find(b);
-    }
-    std::map<std::string, PersonRec> groups;  // by root
-    for (const std::string& s : streams) groups[find(s)].streams.push_back(s);
-    for (const auto& l : links) groups[find(l.first)].links.push_back(l);
+    IHS_ASSIGN_OR_RETURN(
+        auto groups, identity::GroupStreams(
+                         streams, links, [this](const std::string& s) -> absl::StatusOr<uint64_t> {
+                           IHS_ASSIGN_OR_RETURN(const StreamRec* r, FindStream(s));
+                           return r == nullptr ? position_ : r->first_position;
+                         }));
     std::map<std::string, PersonRec> named;  // by person id
-    for (auto& [root, g] : groups) {
-      std::sort(g.streams.begin(), g.streams.end());
-      std::string id;
-      uint64_t first = 0;
-      for (const std::string& s : g.streams) {
-        IHS_ASSIGN_OR_RETURN(const StreamRec* r, FindStream(s));
-        const uint64_t at = r == nullptr ? position_ : r->first_position;
-        if (id.empty() || at < first) {
-          id = s;
-          first = at;
-        }
-      }
-      named[id] = std::move(g);
+    for (auto& [id, g] : groups) {
+      PersonRec& p = named[id];
+      p.streams = std::move(g.streams);
+      p.links = std::move(g.links);
     }
     // The old persons: those that no group continues leave every segment.
     std::map<std::string, PersonRec> previous;

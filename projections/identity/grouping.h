@@ -1,0 +1,33 @@
+// Persons from links, for the projections that fold identityLink events themselves (segments,
+// community): the streams a set of links joins, split into connected groups, each named by its
+// stream the log saw first (docs/identity.md "Persons").
+#ifndef IHS_PROJECTIONS_IDENTITY_GROUPING_H_
+#define IHS_PROJECTIONS_IDENTITY_GROUPING_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace ihs::projections::identity {
+
+using StreamPair = std::pair<std::string, std::string>;
+
+struct StreamGroup {
+  std::vector<std::string> streams;  // sorted
+  std::vector<StreamPair> links;     // those of `links` inside the group, in their order
+};
+
+// The connected groups of `streams` under `links` (a link naming a stream outside `streams` is
+// ignored), by person id: the stream of the group with the least `first_position`.
+absl::StatusOr<std::map<std::string, StreamGroup>> GroupStreams(
+    const std::vector<std::string>& streams, const std::vector<StreamPair>& links,
+    const std::function<absl::StatusOr<uint64_t>(const std::string&)>& first_position);
+
+}  // namespace ihs::projections::identity
+
+#endif  // IHS_PROJECTIONS_IDENTITY_GROUPING_H_
