@@ -1,5 +1,6 @@
 #include "projections/registry.h"
 
+#include "projections/community/community.h"
 #include "projections/identity/identity.h"
 #include "projections/segments/segments.h"
 #include "projections/timeline/timeline.h"
@@ -11,6 +12,7 @@ std::vector<ProjectionFactory> AllProjections() {
       [] { return timeline::NewTimelineProjection(); },
       [] { return identity::NewIdentityProjection(); },
       [] { return segments::NewSegmentsProjection(); },
+      [] { return community::NewCommunityProjection(); },
   };
 }
 

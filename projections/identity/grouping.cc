@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/status_macros.h"
+#include "projections/identity/identity.h"
 
 namespace ihs::projections::identity {
 
@@ -39,6 +40,35 @@ absl::StatusOr<std::map<std::string, StreamGroup>> GroupStreams(
     named[id] = std::move(g);
   }
   return named;
+}
+
+absl::Status ForEachLinkChange(schema::IdentityLink::Reader link, const LinkChange& join,
+                               const LinkChange& unlink) {
+  const std::vector<std::string> parties = LinkedParties(link);
+  if (parties.size() < 2) return absl::OkStatus();
+  if (link.getUnlink()) {
+    for (size_t i = 0; i < parties.size(); ++i) {
+      for (size_t j = i + 1; j < parties.size(); ++j) {
+        IHS_RETURN_IF_ERROR(unlink(parties[i], parties[j]));
+      }
+    }
+    return absl::OkStatus();
+  }
+  for (size_t i = 1; i < parties.size(); ++i) {
+    if (parties[i] != parties[0]) IHS_RETURN_IF_ERROR(join(parties[0], parties[i]));
+  }
+  return absl::OkStatus();
+}
+
+bool RemoveLink(std::vector<StreamPair>& links, const std::string& a, const std::string& b) {
+  const size_t before = links.size();
+  links.erase(std::remove_if(links.begin(), links.end(),
+                             [&](const StreamPair& l) {
+                               return (l.first == a && l.second == b) ||
+                                      (l.first == b && l.second == a);
+                             }),
+              links.end());
+  return links.size() != before;
 }
 
 }  // namespace ihs::projections::identity

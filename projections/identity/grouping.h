@@ -11,7 +11,9 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "schema/event.capnp.h"
 
 namespace ihs::projections::identity {
 
@@ -27,6 +29,15 @@ struct StreamGroup {
 absl::StatusOr<std::map<std::string, StreamGroup>> GroupStreams(
     const std::vector<std::string>& streams, const std::vector<StreamPair>& links,
     const std::function<absl::StatusOr<uint64_t>(const std::string&)>& first_position);
+
+// What an identityLink event changes, pair by pair, in the order every projection that folds
+// links applies them: an unlink every pair of its parties, a link each party with the first.
+using LinkChange = std::function<absl::Status(const std::string& a, const std::string& b)>;
+absl::Status ForEachLinkChange(schema::IdentityLink::Reader link, const LinkChange& join,
+                               const LinkChange& unlink);
+
+// Removes the links between `a` and `b` from `links`; whether there was one.
+bool RemoveLink(std::vector<StreamPair>& links, const std::string& a, const std::string& b);
 
 }  // namespace ihs::projections::identity
 

@@ -759,20 +759,9 @@ class SegmentsProjection : public Projection {
 
   absl::Status ApplyLink(schema::Event::Reader ev) {
     const auto l = ev.getIdentityLink();
-    const std::vector<std::string> parties = identity::LinkedParties(l);
-    if (parties.size() < 2) return absl::OkStatus();
-    if (l.getUnlink()) {
-      for (size_t i = 0; i < parties.size(); ++i) {
-        for (size_t j = i + 1; j < parties.size(); ++j) {
-          IHS_RETURN_IF_ERROR(Unlink(parties[i], parties[j]));
-        }
-      }
-      return absl::OkStatus();
-    }
-    for (size_t i = 1; i < parties.size(); ++i) {
-      if (parties[i] != parties[0]) IHS_RETURN_IF_ERROR(Join(parties[0], parties[i]));
-    }
-    return absl::OkStatus();
+    return identity::ForEachLinkChange(
+        l, [this](const std::string& a, const std::string& b) { return Join(a, b); },
+        [this](const std::string& a, const std::string& b) { return Unlink(a, b); });
   }
 
   absl::Status Join(const std::string& a, const std::string& b) {
@@ -801,14 +790,7 @@ class SegmentsProjection : public Projection {
     if (sb->person != pa) return absl::OkStatus();
     IHS_ASSIGN_OR_RETURN(PersonRec * p, MutablePerson(pa));
     PersonRec person = *p;
-    const size_t before = person.links.size();
-    person.links.erase(std::remove_if(person.links.begin(), person.links.end(),
-                                      [&](const auto& l) {
-                                        return (l.first == a && l.second == b) ||
-                                               (l.first == b && l.second == a);
-                                      }),
-                       person.links.end());
-    if (person.links.size() == before) return absl::OkStatus();
+    if (!identity::RemoveLink(person.links, a, b)) return absl::OkStatus();
     return Regroup(std::move(person.streams), std::move(person.links), {pa});
   }
 

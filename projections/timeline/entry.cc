@@ -127,8 +127,8 @@ capnp::Text::Reader AsText(const std::string& s) { return capnp::Text::Reader(s.
 
 std::string EncodeEntry(const Entry& e) {
   std::string s;
-  s.reserve(48 + e.event_id.size() + e.thread.size() + e.in_reply_to.size() +
-            e.counterpart.size() + e.campaign_id.size() + e.source_system.size());
+  s.reserve(48 + e.event_id.size() + e.thread.size() + e.in_reply_to.size() + e.counterpart.size() +
+            e.campaign_id.size() + e.source_system.size());
   uint8_t flags = e.company_reply ? kCompanyReply : 0;
   if (e.response == Entry::Response::kOpen) flags |= kOpen;
   if (e.response == Entry::Response::kAnswered) flags |= kAnswered;
@@ -179,8 +179,7 @@ std::string EncodeEntry(const Entry& e) {
   return s;
 }
 
-absl::StatusOr<Entry> DecodeEntry(absl::string_view bytes, int64_t occurred_at,
-                                  uint64_t position) {
+absl::StatusOr<Entry> DecodeEntry(absl::string_view bytes, int64_t occurred_at, uint64_t position) {
   Cursor c(bytes);
   Entry e;
   if (c.U8() != kForm) {
@@ -188,9 +187,9 @@ absl::StatusOr<Entry> DecodeEntry(absl::string_view bytes, int64_t occurred_at,
   }
   const uint8_t flags = c.U8();
   e.company_reply = (flags & kCompanyReply) != 0;
-  e.response = (flags & kAnswered)  ? Entry::Response::kAnswered
-               : (flags & kOpen)    ? Entry::Response::kOpen
-                                    : Entry::Response::kNone;
+  e.response = (flags & kAnswered) ? Entry::Response::kAnswered
+               : (flags & kOpen)   ? Entry::Response::kOpen
+                                   : Entry::Response::kNone;
   e.position = position;
   e.occurred_at = occurred_at;
   e.recorded_at = Plus(occurred_at, c.Signed());

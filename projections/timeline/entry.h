@@ -53,9 +53,9 @@ struct Entry {
   std::string source_system;
   bool company_reply = false;
   Response response = Response::kNone;
-  Answer answer;         // when response == kAnswered
+  Answer answer;  // when response == kAnswered
   bool has_switch = false;
-  Switch switch_from;    // when has_switch
+  Switch switch_from;        // when has_switch
   std::string corrected_by;  // empty: never corrected
   std::string retracted_by;  // empty: not retracted
 };
@@ -64,8 +64,7 @@ struct Entry {
 std::string EncodeEntry(const Entry& e);
 // The entry from its stored bytes and its key's occurred_at and position; kDataLoss when
 // `bytes` is not an entry.
-absl::StatusOr<Entry> DecodeEntry(absl::string_view bytes, int64_t occurred_at,
-                                  uint64_t position);
+absl::StatusOr<Entry> DecodeEntry(absl::string_view bytes, int64_t occurred_at, uint64_t position);
 // The entry as reads return it (waitingSeconds, subject and text are left to the reader).
 void ToRecord(const Entry& e, schema::TimelineEntry::Builder out);
 

@@ -859,7 +859,7 @@ TEST_F(RpcTest, AdminRebuildsTheTimelineWhileItServesAndTheResultIsTheSame) {
 
   auto status = admin->Projections();
   ASSERT_TRUE(status.ok()) << status.status();
-  ASSERT_EQ(status->size(), 3u);  // timeline, identity, segments
+  ASSERT_EQ(status->size(), 4u);  // timeline, identity, segments, community
   const std::string family = (*status)[0].family;
   EXPECT_EQ((*status)[0].name, "timeline");
   EXPECT_EQ((*status)[0].checkpoint, head);

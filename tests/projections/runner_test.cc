@@ -548,10 +548,11 @@ TEST_F(RunnerTest, StatusReportsCheckpointAndLag) {
   auto runner = OpenRunner();
   IHS_ASSERT_OK(runner);
   auto st = (*runner)->Status();
-  ASSERT_EQ(st.size(), 3u);  // in the registry's order
+  ASSERT_EQ(st.size(), 4u);  // in the registry's order
   EXPECT_EQ(st[0].name, "timeline");
   EXPECT_EQ(st[1].name, "identity");
   EXPECT_EQ(st[2].name, "segments");
+  EXPECT_EQ(st[3].name, "community");
   EXPECT_EQ(st[0].checkpoint, 0u);
   EXPECT_EQ(st[0].lag_events, store_->Head());
   EXPECT_GT(st[0].lag_seconds, 0.0);

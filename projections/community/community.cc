@@ -1,0 +1,572 @@
+#include "projections/community/community.h"
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <vector>
+
+#include "absl/container/node_hash_map.h"
+#include "common/status_macros.h"
+#include "projections/community/state.h"
+#include "projections/identity/grouping.h"
+#include "projections/identity/identity.h"
+#include "projections/packed_record.h"
+
+namespace ihs::projections::community {
+
+namespace {
+
+using schema::Direction;
+using schema::TouchpointType;
+
+// The types of public touchpoint that are posts: others can carry them, and their audience
+// counts. Likes, replies and the rest react to a post and reach nobody themselves.
+bool IsPost(TouchpointType t) {
+  switch (t) {
+    case TouchpointType::MESSAGE:
+    case TouchpointType::COMPLAINT:
+    case TouchpointType::REQUEST:
+    case TouchpointType::REVIEW:
+    case TouchpointType::RECOMMENDATION:
+    case TouchpointType::SHARE:
+    case TouchpointType::MENTION:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool IsCarry(TouchpointType t) {
+  return t == TouchpointType::SHARE || t == TouchpointType::MENTION;
+}
+
+// The records a batch reads, decoded once and written back by Flush if they changed; nullopt:
+// absent, or deleted.
+template <typename T>
+class Records {
+ public:
+  using Decoder = absl::StatusOr<T> (*)(absl::string_view);
+  using Encoder = std::string (*)(const T&);
+  Records(Decoder decode, Encoder encode) : decode_(decode), encode_(encode) {}
+
+  absl::StatusOr<T*> Find(Txn& txn, const std::string& key) {
+    IHS_ASSIGN_OR_RETURN(Slot * s, Load(txn, key));
+    return s->value ? &*s->value : nullptr;
+  }
+  // The record, changed by the caller: written back.
+  absl::StatusOr<T*> Mutable(Txn& txn, const std::string& key) {
+    IHS_ASSIGN_OR_RETURN(Slot * s, Load(txn, key));
+    if (!s->value) return nullptr;
+    s->dirty = true;
+    return &*s->value;
+  }
+  T* Set(const std::string& key, T value) {
+    Slot& s = slots_[key];
+    s.value = std::move(value);
+    s.dirty = true;
+    return &*s.value;
+  }
+  void Erase(const std::string& key) {
+    Slot& s = slots_[key];
+    s.value.reset();
+    s.dirty = true;
+  }
+  void Flush(Txn& txn) {
+    for (auto& [key, s] : slots_) {
+      if (!s.dirty) continue;
+      if (s.value) {
+        txn.Put(key, encode_(*s.value));
+      } else {
+        txn.Delete(key);
+      }
+    }
+    slots_.clear();
+  }
+  void Clear() { slots_.clear(); }
+
+ private:
+  struct Slot {
+    std::optional<T> value;
+    bool dirty = false;
+  };
+  absl::StatusOr<Slot*> Load(Txn& txn, const std::string& key) {
+    auto it = slots_.find(key);
+    if (it != slots_.end()) return &it->second;
+    Slot s;
+    IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, txn.Get(key));
+    if (v) {
+      IHS_ASSIGN_OR_RETURN(T t, decode_(*v));
+      s.value = std::move(t);
+    }
+    return &slots_.emplace(key, std::move(s)).first->second;
+  }
+
+  const Decoder decode_;
+  const Encoder encode_;
+  absl::node_hash_map<std::string, Slot> slots_;
+};
+
+class CommunityProjection : public Projection {
+ public:
+  absl::string_view name() const override { return kName; }
+  uint32_t version() const override { return 1; }
+
+  absl::Status Apply(const store::StoredEvent& stored, Txn& txn) override {
+    txn_ = &txn;
+    const schema::Event::Reader ev = stored.event();
+    position_ = stored.position();
+    recorded_at_ = ev.getRecordedAt();
+    const std::string stream(View(ev.getStreamId()));
+    if (store::IsSystemStream(stream)) {
+      if (ev.isIdentityLink()) return ApplyLink(ev.getIdentityLink());
+      return absl::OkStatus();
+    }
+    IHS_ASSIGN_OR_RETURN(StreamRec * s, StreamOf(stream));
+    switch (ev.which()) {
+      case schema::Event::TOUCHPOINT:
+        return ApplyTouch(stream, *s, ev);
+      case schema::Event::ERASURE_REQUEST:
+        return Erase(stream);
+      default:
+        return absl::OkStatus();
+    }
+  }
+
+  absl::Status Flush(Txn& txn) override {
+    streams_.Flush(txn);
+    posts_.Flush(txn);
+    persons_.Flush(txn);
+    edges_.Flush(txn);
+    if (counters_ && counters_dirty_) txn.Put(kCountersKey, EncodeCounters(*counters_));
+    counters_.reset();
+    counters_dirty_ = false;
+    return absl::OkStatus();
+  }
+
+  void Discard() override {
+    streams_.Clear();
+    posts_.Clear();
+    persons_.Clear();
+    edges_.Clear();
+    counters_.reset();
+    counters_dirty_ = false;
+  }
+
+ private:
+  // --- records ---------------------------------------------------------------------------------
+
+  // The stream's record, made at the current position if the log names it for the first time.
+  absl::StatusOr<StreamRec*> StreamOf(const std::string& stream) {
+    const std::string key = StreamKey(stream);
+    IHS_ASSIGN_OR_RETURN(StreamRec * s, streams_.Find(*txn_, key));
+    if (s != nullptr) return s;
+    StreamRec fresh;
+    fresh.first_position = position_;
+    return streams_.Set(key, std::move(fresh));
+  }
+  absl::StatusOr<StreamRec*> MutableStream(const std::string& stream) {
+    IHS_RETURN_IF_ERROR(StreamOf(stream).status());
+    return streams_.Mutable(*txn_, StreamKey(stream));
+  }
+
+  absl::StatusOr<Counters*> MutableCounters() {
+    if (!counters_) {
+      IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, txn_->Get(kCountersKey));
+      if (v) {
+        IHS_ASSIGN_OR_RETURN(Counters c, DecodeCounters(*v));
+        counters_ = c;
+      } else {
+        counters_.emplace();
+      }
+    }
+    counters_dirty_ = true;
+    return &*counters_;
+  }
+
+  static std::string PersonIdOf(const std::string& stream, const StreamRec& s) {
+    return s.person.empty() ? stream : s.person;
+  }
+
+  // --- touchpoints -----------------------------------------------------------------------------
+
+  absl::Status ApplyTouch(const std::string& stream, StreamRec& s, schema::Event::Reader ev) {
+    const auto tp = ev.getTouchpoint();
+    if (tp.getDirection() != Direction::PUBLIC) return absl::OkStatus();
+    const TouchpointType type = tp.getType();
+    if (type == TouchpointType::RETRACTION)
+      return Retract(stream, std::string(View(tp.getCorrects())));
+    if (type == TouchpointType::CORRECTION || s.erased) return absl::OkStatus();
+    const std::string cause(View(ev.getCausationId()));
+    PostRec* parent = nullptr;
+    if (!cause.empty()) {
+      IHS_ASSIGN_OR_RETURN(parent, posts_.Find(*txn_, PostKey(cause)));
+    }
+    if (parent != nullptr) {
+      if (IsPost(type)) return Carry(stream, ev, cause);
+      return React(stream, type, *parent);
+    }
+    if (!IsPost(type)) return absl::OkStatus();
+    if (IsCarry(type)) {
+      // A share or mention of something the log does not hold: what its audience saw is the
+      // sharer's own post.
+      IHS_ASSIGN_OR_RETURN(Counters * c, MutableCounters());
+      ++c->unknown_targets;
+    }
+    return Original(stream, ev);
+  }
+
+  PostRec NewPost(const std::string& stream, schema::Event::Reader ev) {
+    const auto tp = ev.getTouchpoint();
+    PostRec p;
+    p.author = stream;
+    p.audience = tp.getAudienceSize();
+    p.occurred_at = ev.getOccurredAt();
+    p.type = tp.getType();
+    p.channel = tp.getChannel();
+    return p;
+  }
+
+  absl::Status Original(const std::string& stream, schema::Event::Reader ev) {
+    const std::string id(View(ev.getId()));
+    PostRec p = NewPost(stream, ev);
+    p.root = id;
+    p.cascade = p.audience;
+    const uint64_t audience = p.audience;
+    const int32_t day = DayOf(p.occurred_at);
+    posts_.Set(PostKey(id), std::move(p));
+    txn_->Put(AuthoredKey(stream, id), "");
+    IHS_ASSIGN_OR_RETURN(StreamRec * s, MutableStream(stream));
+    ++s->posts;
+    return AddReach(stream, day, static_cast<int64_t>(audience));
+  }
+
+  // The ancestors of the post `id` (itself first) up to its original, or an error if the chain
+  // is broken (state that lost a post).
+  absl::StatusOr<std::vector<std::pair<std::string, PostRec*>>> Chain(const std::string& id) {
+    std::vector<std::pair<std::string, PostRec*>> chain;
+    std::string at = id;
+    while (true) {
+      IHS_ASSIGN_OR_RETURN(PostRec * p, posts_.Find(*txn_, PostKey(at)));
+      if (p == nullptr || chain.size() > kMaxDepth) {
+        return absl::DataLossError("community: a cascade's chain of posts is broken");
+      }
+      chain.emplace_back(at, p);
+      if (p->parent.empty()) return chain;
+      at = p->parent;
+    }
+  }
+
+  absl::Status Carry(const std::string& stream, schema::Event::Reader ev,
+                     const std::string& cause) {
+    IHS_ASSIGN_OR_RETURN(auto chain, Chain(cause));
+    const PostRec& parent = *chain.front().second;
+    const PostRec& root = *chain.back().second;
+    const TouchpointType type = ev.getTouchpoint().getType();
+    IHS_RETURN_IF_ERROR(AddEdge(parent.author, stream, type));
+    if (parent.depth + 1 > kMaxDepth) {
+      IHS_ASSIGN_OR_RETURN(Counters * c, MutableCounters());
+      ++c->too_deep;
+      return absl::OkStatus();
+    }
+    const std::string id(View(ev.getId()));
+    PostRec p = NewPost(stream, ev);
+    p.root = parent.root;
+    p.parent = cause;
+    p.depth = parent.depth + 1;
+    bool dead = root.author.empty();
+    for (const auto& link : chain) dead |= link.second->retracted;
+    const uint64_t audience = dead ? 0 : p.audience;
+    p.cascade = audience;
+    const uint32_t depth = p.depth;
+    const std::string root_author = root.author;
+    const int32_t day = DayOf(root.occurred_at);
+    posts_.Set(PostKey(id), std::move(p));
+    txn_->Put(AuthoredKey(stream, id), "");
+    for (const auto& link : chain) {
+      IHS_ASSIGN_OR_RETURN(PostRec * a, posts_.Mutable(*txn_, PostKey(link.first)));
+      a->cascade += audience;
+      if (&link == &chain.front() && IsCarry(type)) ++a->carries;
+    }
+    if (dead) {
+      IHS_ASSIGN_OR_RETURN(Counters * c, MutableCounters());
+      ++c->dead_carries;
+      return absl::OkStatus();
+    }
+    IHS_ASSIGN_OR_RETURN(StreamRec * r, MutableStream(root_author));
+    if (IsCarry(type) && root_author != stream) ++r->carried;
+    r->max_depth = std::max(r->max_depth, depth);
+    return AddReach(root_author, day, static_cast<int64_t>(audience));
+  }
+
+  absl::Status React(const std::string& stream, TouchpointType type, const PostRec& post) {
+    const std::string author = post.author;
+    IHS_RETURN_IF_ERROR(AddEdge(author, stream, type));
+    if (author.empty() || author == stream) return absl::OkStatus();
+    IHS_ASSIGN_OR_RETURN(StreamRec * a, MutableStream(author));
+    ++a->reactions;
+    return absl::OkStatus();
+  }
+
+  // `source` carried or reacted to a post of `target`.
+  absl::Status AddEdge(const std::string& target, const std::string& source, TouchpointType type) {
+    if (target.empty() || target == source) return absl::OkStatus();
+    const std::string key = EdgeKey(target, source);
+    IHS_ASSIGN_OR_RETURN(EdgeRec * e, edges_.Mutable(*txn_, key));
+    if (e == nullptr) {
+      e = edges_.Set(key, EdgeRec{});
+      txn_->Put(OutKey(source, target), "");
+    }
+    switch (type) {
+      case TouchpointType::SHARE:
+        ++e->shares;
+        break;
+      case TouchpointType::MENTION:
+        ++e->mentions;
+        break;
+      case TouchpointType::LIKE:
+        ++e->likes;
+        break;
+      default:
+        ++e->other;
+    }
+    e->last_at = recorded_at_;
+    return absl::OkStatus();
+  }
+
+  // A retraction by `stream` of the post `id`: what its cascade reached stops counting.
+  absl::Status Retract(const std::string& stream, const std::string& id) {
+    IHS_ASSIGN_OR_RETURN(PostRec * p, posts_.Find(*txn_, PostKey(id)));
+    if (p == nullptr || p->retracted) return absl::OkStatus();
+    if (p->author != stream) {
+      IHS_ASSIGN_OR_RETURN(Counters * c, MutableCounters());
+      ++c->foreign_retractions;
+      return absl::OkStatus();
+    }
+    IHS_ASSIGN_OR_RETURN(auto chain, Chain(id));
+    bool counted = !chain.back().second->author.empty();
+    for (const auto& link : chain) counted &= !link.second->retracted;
+    IHS_ASSIGN_OR_RETURN(PostRec * self, posts_.Mutable(*txn_, PostKey(id)));
+    self->retracted = true;
+    if (!counted) return absl::OkStatus();
+    const uint64_t amount = self->cascade;
+    for (size_t i = 1; i < chain.size(); ++i) {
+      IHS_ASSIGN_OR_RETURN(PostRec * a, posts_.Mutable(*txn_, PostKey(chain[i].first)));
+      a->cascade -= amount;
+    }
+    const PostRec& root = *chain.back().second;
+    return AddReach(root.author, DayOf(root.occurred_at), -static_cast<int64_t>(amount));
+  }
+
+  // Adds `delta` to the reach of `stream` (of an original post of `day`) and of its person.
+  absl::Status AddReach(const std::string& stream, int32_t day, int64_t delta) {
+    if (delta == 0) return absl::OkStatus();
+    IHS_ASSIGN_OR_RETURN(StreamRec * s, MutableStream(stream));
+    if (delta < 0 && s->reach < static_cast<uint64_t>(-delta)) {
+      return absl::DataLossError("community: a stream's reach would go below zero");
+    }
+    const uint64_t before = s->reach;
+    s->reach += static_cast<uint64_t>(delta);
+    auto& days = s->days;
+    auto it = std::lower_bound(days.begin(), days.end(), std::make_pair(day, uint64_t{0}));
+    if (it != days.end() && it->first == day) {
+      it->second += static_cast<uint64_t>(delta);
+      if (it->second == 0) days.erase(it);
+    } else if (delta > 0) {
+      days.insert(it, {day, static_cast<uint64_t>(delta)});
+    }
+    if (!days.empty()) {
+      const int32_t oldest = days.back().first - kKeptDays;
+      days.erase(days.begin(),
+                 std::lower_bound(days.begin(), days.end(), std::make_pair(oldest, uint64_t{0})));
+    }
+    if (s->person.empty()) return Reindex(stream, before, s->reach);
+    const std::string person = s->person;
+    IHS_ASSIGN_OR_RETURN(PersonRec * p, persons_.Mutable(*txn_, PersonKey(person)));
+    if (p == nullptr) return absl::DataLossError("community: a stream names a missing person");
+    const uint64_t was = p->reach;
+    p->reach += static_cast<uint64_t>(delta);
+    return Reindex(person, was, p->reach);
+  }
+
+  absl::Status Reindex(const std::string& person, uint64_t before, uint64_t after) {
+    if (before == after) return absl::OkStatus();
+    IHS_ASSIGN_OR_RETURN(Counters * c, MutableCounters());
+    if (before > 0) {
+      txn_->Delete(RankKey(before, person));
+      --c->persons;
+    }
+    if (after > 0) {
+      txn_->Put(RankKey(after, person), "");
+      ++c->persons;
+    }
+    return absl::OkStatus();
+  }
+
+  // --- erasure ---------------------------------------------------------------------------------
+
+  // The stream's values go; its posts stay in their cascades without its id, and its edges
+  // become anonymous counts.
+  absl::Status Erase(const std::string& stream) {
+    // The scans below read the batch through the Txn: what the caches hold goes there first.
+    posts_.Flush(*txn_);
+    edges_.Flush(*txn_);
+    IHS_ASSIGN_OR_RETURN(StreamRec * s, MutableStream(stream));
+    if (s->erased) return absl::OkStatus();
+    const uint64_t reach = s->reach;
+    if (reach > 0) {
+      // Through AddReach so that the person's reach and rank follow.
+      s->days.clear();
+      IHS_RETURN_IF_ERROR(AddReach(stream, 0, -static_cast<int64_t>(reach)));
+      IHS_ASSIGN_OR_RETURN(s, MutableStream(stream));
+    }
+    StreamRec erased;
+    erased.person = s->person;
+    erased.first_position = s->first_position;
+    erased.erased = true;
+    *s = std::move(erased);
+
+    std::vector<std::string> keys;
+    auto collect = [&keys](absl::string_view key, absl::string_view) {
+      keys.emplace_back(key);
+      return true;
+    };
+    const std::string authored = AuthoredPrefix(stream);
+    IHS_RETURN_IF_ERROR(txn_->Scan(authored, PrefixEnd(authored), collect));
+    for (const std::string& k : keys) {
+      IHS_ASSIGN_OR_RETURN(
+          PostRec * p,
+          posts_.Mutable(*txn_, PostKey(absl::string_view(k).substr(authored.size()))));
+      if (p != nullptr) p->author.clear();
+      txn_->Delete(k);
+    }
+    IHS_ASSIGN_OR_RETURN(Counters * c, MutableCounters());
+    keys.clear();
+    const std::string in = EdgePrefix(stream);
+    IHS_RETURN_IF_ERROR(txn_->Scan(in, PrefixEnd(in), collect));
+    for (const std::string& k : keys) {
+      const std::string source = k.substr(in.size());
+      IHS_ASSIGN_OR_RETURN(EdgeRec * e, edges_.Find(*txn_, k));
+      if (e != nullptr) c->anonymous_edges += e->total();
+      edges_.Erase(k);
+      txn_->Delete(OutKey(source, stream));
+    }
+    keys.clear();
+    const std::string out = OutPrefix(stream);
+    IHS_RETURN_IF_ERROR(txn_->Scan(out, PrefixEnd(out), collect));
+    for (const std::string& k : keys) {
+      const std::string target = k.substr(out.size());
+      const std::string edge = EdgeKey(target, stream);
+      IHS_ASSIGN_OR_RETURN(EdgeRec * e, edges_.Find(*txn_, edge));
+      if (e != nullptr) {
+        const uint64_t total = e->total();
+        IHS_ASSIGN_OR_RETURN(StreamRec * t, MutableStream(target));
+        t->anonymous_in += total;
+      }
+      edges_.Erase(edge);
+      txn_->Delete(k);
+    }
+    return absl::OkStatus();
+  }
+
+  // --- identity --------------------------------------------------------------------------------
+
+  absl::Status ApplyLink(schema::IdentityLink::Reader l) {
+    for (const std::string& p : identity::LinkedParties(l)) {
+      IHS_RETURN_IF_ERROR(StreamOf(p).status());
+    }
+    return identity::ForEachLinkChange(
+        l, [this](const std::string& a, const std::string& b) { return Join(a, b); },
+        [this](const std::string& a, const std::string& b) { return Unlink(a, b); });
+  }
+
+  // The person `id`'s streams and links.
+  absl::StatusOr<PersonRec> PersonNamed(const std::string& id) {
+    IHS_ASSIGN_OR_RETURN(PersonRec * p, persons_.Find(*txn_, PersonKey(id)));
+    if (p != nullptr) return *p;
+    IHS_ASSIGN_OR_RETURN(StreamRec * s, StreamOf(id));
+    PersonRec alone;
+    alone.streams = {id};
+    alone.reach = s->reach;
+    return alone;
+  }
+
+  absl::Status Join(const std::string& a, const std::string& b) {
+    IHS_ASSIGN_OR_RETURN(StreamRec * sa, StreamOf(a));
+    const std::string pa = PersonIdOf(a, *sa);
+    IHS_ASSIGN_OR_RETURN(StreamRec * sb, StreamOf(b));
+    const std::string pb = PersonIdOf(b, *sb);
+    IHS_ASSIGN_OR_RETURN(PersonRec merged, PersonNamed(pa));
+    merged.links.emplace_back(std::min(a, b), std::max(a, b));
+    std::vector<std::string> old{pa};
+    if (pb != pa) {
+      IHS_ASSIGN_OR_RETURN(PersonRec second, PersonNamed(pb));
+      merged.streams.insert(merged.streams.end(), second.streams.begin(), second.streams.end());
+      std::sort(merged.streams.begin(), merged.streams.end());
+      merged.links.insert(merged.links.end(), second.links.begin(), second.links.end());
+      old.push_back(pb);
+    }
+    return Regroup(merged.streams, merged.links, old);
+  }
+
+  absl::Status Unlink(const std::string& a, const std::string& b) {
+    IHS_ASSIGN_OR_RETURN(StreamRec * sa, StreamOf(a));
+    const std::string pa = PersonIdOf(a, *sa);
+    IHS_ASSIGN_OR_RETURN(StreamRec * sb, StreamOf(b));
+    if (PersonIdOf(b, *sb) != pa) return absl::OkStatus();
+    IHS_ASSIGN_OR_RETURN(PersonRec person, PersonNamed(pa));
+    if (!identity::RemoveLink(person.links, a, b)) return absl::OkStatus();
+    return Regroup(person.streams, person.links, {pa});
+  }
+
+  // Makes persons of `streams` joined by `links` (identity::GroupStreams), with the reach of
+  // their streams, in place of the `old` persons.
+  absl::Status Regroup(const std::vector<std::string>& streams,
+                       const std::vector<std::pair<std::string, std::string>>& links,
+                       const std::vector<std::string>& old) {
+    for (const std::string& o : old) {
+      IHS_ASSIGN_OR_RETURN(PersonRec p, PersonNamed(o));
+      IHS_RETURN_IF_ERROR(Reindex(o, p.reach, 0));
+      persons_.Erase(PersonKey(o));
+    }
+    IHS_ASSIGN_OR_RETURN(
+        auto groups, identity::GroupStreams(
+                         streams, links, [this](const std::string& s) -> absl::StatusOr<uint64_t> {
+                           IHS_ASSIGN_OR_RETURN(StreamRec * r, StreamOf(s));
+                           return r->first_position;
+                         }));
+    for (auto& [id, g] : groups) {
+      PersonRec p;
+      for (const std::string& s : g.streams) {
+        IHS_ASSIGN_OR_RETURN(StreamRec * r, MutableStream(s));
+        r->person = g.streams.size() > 1 ? id : "";
+        p.reach += r->reach;
+      }
+      const uint64_t reach = p.reach;
+      if (g.streams.size() > 1) {
+        p.streams = std::move(g.streams);
+        p.links = std::move(g.links);
+        persons_.Set(PersonKey(id), std::move(p));
+      }
+      IHS_RETURN_IF_ERROR(Reindex(id, 0, reach));
+    }
+    return absl::OkStatus();
+  }
+
+  Txn* txn_ = nullptr;
+  uint64_t position_ = 0;
+  int64_t recorded_at_ = 0;
+  Records<StreamRec> streams_{DecodeStream, EncodeStream};
+  Records<PostRec> posts_{DecodePost, EncodePost};
+  Records<PersonRec> persons_{DecodePerson, EncodePerson};
+  Records<EdgeRec> edges_{DecodeEdge, EncodeEdge};
+  std::optional<Counters> counters_;
+  bool counters_dirty_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Projection> NewCommunityProjection() {
+  return std::make_unique<CommunityProjection>();
+}
+
+}  // namespace ihs::projections::community

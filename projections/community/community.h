@@ -1,0 +1,54 @@
+// The community projection: how far each person's voice carries (docs/community.md). From the
+// public touchpoints of the log it keeps the cascades of posts (a share or mention names the post
+// it carries by causationId), each person's reach (the audiences of their original posts and of
+// every carry down the cascade, a retracted post's taken back), how often and how deep others
+// carry them, and the interaction graph: who carried or reacted to whose posts. A person is all
+// the streams identity links join; it folds the identityLink events itself, as segments does.
+//
+// Keys of its state family (stream ids never hold a 0 byte):
+//   "S" stream                 -> CommunityStream
+//   "P" person                 -> CommunityPerson, for a person of more than one stream
+//   "T" event id (16)          -> CommunityPost: a public post, original or carried
+//   "A" stream 0 event id (16) -> "": the stream's posts (the evidence, and erasure)
+//   "E" target 0 source        -> CommunityEdge: source carried or reacted to target's posts
+//   "O" source 0 target        -> "": the same edge from the source's side (erasure)
+//   "R" ~reach (8) person      -> "": persons with reach > 0, most first
+//   "X"                        -> CommunityCounters
+#ifndef IHS_PROJECTIONS_COMMUNITY_COMMUNITY_H_
+#define IHS_PROJECTIONS_COMMUNITY_COMMUNITY_H_
+
+#include <capnp/message.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "projections/projection.h"
+#include "projections/runner.h"
+
+namespace ihs::projections::community {
+
+inline constexpr char kName[] = "community";
+// A cascade deeper than this counts for nobody (docs/community.md "Bad input"): the work of a
+// carry is bounded by it.
+inline constexpr uint32_t kMaxDepth = 64;
+// The reach by day is kept for this many days back from a stream's latest original post.
+inline constexpr int32_t kKeptDays = 120;
+inline constexpr int32_t kRecentDays = 90;
+inline constexpr size_t kMaxTop = 10000;
+inline constexpr size_t kEvidence = 10;
+
+std::unique_ptr<Projection> NewCommunityProjection();
+
+// The person of `party` as of `as_of` (µs; the 90-day reach is counted to it) into `out` (root
+// CommunityCard): figures, rank and evidence. kNotFound: the log has no such stream.
+absl::Status ReadCard(const StateView& view, const std::string& party, int64_t as_of,
+                      capnp::MessageBuilder& out);
+
+// The `n` (1..kMaxTop) persons of most reach into `out` (root CommunityTop).
+absl::Status ReadTop(const StateView& view, size_t n, capnp::MessageBuilder& out);
+
+}  // namespace ihs::projections::community
+
+#endif  // IHS_PROJECTIONS_COMMUNITY_COMMUNITY_H_

@@ -1,0 +1,232 @@
+// Reads of the community projection's state (community.h).
+#include <algorithm>
+#include <map>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/big_endian.h"
+#include "common/status_macros.h"
+#include "projections/community/community.h"
+#include "projections/community/state.h"
+#include "projections/packed_record.h"
+#include "schema/community.capnp.h"
+
+namespace ihs::projections::community {
+
+namespace {
+
+template <typename T, typename Decode>
+absl::StatusOr<std::optional<T>> Load(const StateView& view, const std::string& key,
+                                      Decode decode) {
+  IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, view.Get(key));
+  if (!v) return std::nullopt;
+  IHS_ASSIGN_OR_RETURN(T t, decode(*v));
+  return t;
+}
+
+absl::StatusOr<Counters> LoadCounters(const StateView& view) {
+  IHS_ASSIGN_OR_RETURN(auto c, Load<Counters>(view, kCountersKey, DecodeCounters));
+  return c ? *c : Counters{};
+}
+
+// The keys under `prefix`, without it.
+absl::StatusOr<std::vector<std::string>> KeysUnder(const StateView& view,
+                                                   const std::string& prefix) {
+  std::vector<std::string> out;
+  IHS_RETURN_IF_ERROR(
+      view.Scan(prefix, PrefixEnd(prefix), [&](absl::string_view key, absl::string_view) {
+        out.emplace_back(key.substr(prefix.size()));
+        return true;
+      }));
+  return out;
+}
+
+struct PersonFigures {
+  std::string id;
+  std::vector<std::string> streams;
+  std::vector<StreamRec> records;  // per stream
+  uint64_t reach = 0;
+};
+
+// The person of `party` and their streams' records; nullopt: the log has no such stream.
+absl::StatusOr<std::optional<PersonFigures>> FiguresOf(const StateView& view,
+                                                       const std::string& party) {
+  IHS_ASSIGN_OR_RETURN(auto s, Load<StreamRec>(view, StreamKey(party), DecodeStream));
+  if (!s) return std::nullopt;
+  PersonFigures f;
+  f.id = s->person.empty() ? party : s->person;
+  if (s->person.empty()) {
+    f.streams = {party};
+    f.records = {*s};
+    f.reach = s->reach;
+    return f;
+  }
+  IHS_ASSIGN_OR_RETURN(auto p, Load<PersonRec>(view, PersonKey(f.id), DecodePerson));
+  if (!p) return absl::DataLossError("community: a stream names a missing person");
+  f.streams = p->streams;
+  f.reach = p->reach;
+  for (const std::string& st : f.streams) {
+    IHS_ASSIGN_OR_RETURN(auto r, Load<StreamRec>(view, StreamKey(st), DecodeStream));
+    f.records.push_back(r ? *r : StreamRec{});
+  }
+  return f;
+}
+
+}  // namespace
+
+absl::Status ReadCard(const StateView& view, const std::string& party, int64_t as_of,
+                      capnp::MessageBuilder& out) {
+  IHS_ASSIGN_OR_RETURN(auto figures, FiguresOf(view, party));
+  if (!figures) return absl::NotFoundError(absl::StrCat("no stream '", party, "' in the log"));
+  const PersonFigures& f = *figures;
+  auto card = out.initRoot<schema::CommunityCard>();
+  card.setPerson(f.id);
+  auto streams = card.initStreams(static_cast<unsigned>(f.streams.size()));
+  for (size_t i = 0; i < f.streams.size(); ++i) streams.set(i, f.streams[i]);
+  card.setAsOf(as_of);
+  card.setReach(f.reach);
+  const int32_t today = DayOf(as_of);
+  uint64_t recent = 0, carried = 0, reactions = 0, anonymous = 0;
+  uint32_t posts = 0, depth = 0, erased = 0;
+  for (const StreamRec& r : f.records) {
+    for (const auto& [day, reach] : r.days) {
+      if (day > today - kRecentDays && day <= today) recent += reach;
+    }
+    posts += r.posts;
+    carried += r.carried;
+    reactions += r.reactions;
+    depth = std::max(depth, r.max_depth);
+    erased += r.erased;
+    anonymous += r.anonymous_in;
+  }
+  card.setReach90d(recent);
+  card.setPosts(posts);
+  card.setCarried(carried);
+  card.setReactions(reactions);
+  card.setMaxDepth(depth);
+  card.setErasedStreams(erased);
+  card.setAnonymousIn(anonymous);
+
+  // Rank: the persons ahead in the index (cost: the rank).
+  IHS_ASSIGN_OR_RETURN(Counters counters, LoadCounters(view));
+  card.setPersons(counters.persons);
+  if (f.reach > 0) {
+    uint64_t ahead = 0;
+    IHS_RETURN_IF_ERROR(
+        view.Scan("R", RankKey(f.reach, f.id), [&](absl::string_view, absl::string_view) {
+          ++ahead;
+          return true;
+        }));
+    card.setRank(ahead + 1);
+    const uint64_t below = counters.persons - ahead - 1;
+    card.setPercentile(counters.persons == 0 ? 0 : 100.0 * below / counters.persons);
+  }
+
+  // Evidence: the original posts that reached most, and who carried them most.
+  std::vector<std::pair<std::string, PostRec>> originals;
+  std::map<std::string, EdgeRec> carriers;
+  for (const std::string& st : f.streams) {
+    IHS_ASSIGN_OR_RETURN(auto ids, KeysUnder(view, AuthoredPrefix(st)));
+    for (const std::string& id : ids) {
+      IHS_ASSIGN_OR_RETURN(auto p, Load<PostRec>(view, PostKey(id), DecodePost));
+      if (p && p->depth == 0) originals.emplace_back(id, *p);
+    }
+    const std::string in = EdgePrefix(st);
+    IHS_RETURN_IF_ERROR(
+        view.Scan(in, PrefixEnd(in), [&](absl::string_view key, absl::string_view value) {
+          auto e = DecodeEdge(value);
+          if (!e.ok()) return false;
+          EdgeRec& sum = carriers[std::string(key.substr(in.size()))];
+          sum.shares += e->shares;
+          sum.mentions += e->mentions;
+          sum.likes += e->likes;
+          sum.other += e->other;
+          return true;
+        }));
+  }
+  // Those that count first; retracted ones after, with what they had reached.
+  std::sort(originals.begin(), originals.end(), [](const auto& a, const auto& b) {
+    if (a.second.retracted != b.second.retracted) return b.second.retracted;
+    return a.second.cascade != b.second.cascade ? a.second.cascade > b.second.cascade
+                                                : a.first < b.first;
+  });
+  if (originals.size() > kEvidence) originals.resize(kEvidence);
+  auto top = card.initTopPosts(static_cast<unsigned>(originals.size()));
+  for (size_t i = 0; i < originals.size(); ++i) {
+    const PostRec& p = originals[i].second;
+    auto e = top[i];
+    e.setId(AsData(originals[i].first));
+    e.setStream(p.author);
+    e.setOccurredAt(p.occurred_at);
+    e.setType(p.type);
+    e.setChannel(p.channel);
+    e.setAudience(p.audience);
+    e.setCascade(p.cascade);
+    e.setCarries(p.carries);
+    e.setRetracted(p.retracted);
+  }
+  std::vector<std::pair<std::string, EdgeRec>> ranked(carriers.begin(), carriers.end());
+  for (const std::string& st : f.streams) {  // a person's own streams carrying each other
+    ranked.erase(
+        std::remove_if(ranked.begin(), ranked.end(), [&](const auto& c) { return c.first == st; }),
+        ranked.end());
+  }
+  auto weight = [](const EdgeRec& e) { return e.shares + e.mentions; };
+  std::sort(ranked.begin(), ranked.end(), [&](const auto& a, const auto& b) {
+    if (weight(a.second) != weight(b.second)) return weight(a.second) > weight(b.second);
+    if (a.second.total() != b.second.total()) return a.second.total() > b.second.total();
+    return a.first < b.first;
+  });
+  if (ranked.size() > kEvidence) ranked.resize(kEvidence);
+  auto list = card.initCarriers(static_cast<unsigned>(ranked.size()));
+  for (size_t i = 0; i < ranked.size(); ++i) {
+    list[i].setStream(ranked[i].first);
+    list[i].setShares(ranked[i].second.shares);
+    list[i].setMentions(ranked[i].second.mentions);
+    list[i].setLikes(ranked[i].second.likes);
+    list[i].setOther(ranked[i].second.other);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadTop(const StateView& view, size_t n, capnp::MessageBuilder& out) {
+  if (n == 0 || n > kMaxTop) {
+    return absl::InvalidArgumentError(absl::StrCat("--n must be 1 to ", kMaxTop, ", not ", n));
+  }
+  std::vector<std::string> persons;
+  IHS_RETURN_IF_ERROR(view.Scan("R", "S", [&](absl::string_view key, absl::string_view) {
+    persons.emplace_back(key.substr(9));
+    return persons.size() < n;
+  }));
+  IHS_ASSIGN_OR_RETURN(Counters counters, LoadCounters(view));
+  auto top = out.initRoot<schema::CommunityTop>();
+  top.setPersons(counters.persons);
+  auto c = top.initCounters();
+  c.setPersons(counters.persons);
+  c.setUnknownTargets(counters.unknown_targets);
+  c.setTooDeep(counters.too_deep);
+  c.setDeadCarries(counters.dead_carries);
+  c.setAnonymousEdges(counters.anonymous_edges);
+  c.setForeignRetractions(counters.foreign_retractions);
+  auto entries = top.initEntries(static_cast<unsigned>(persons.size()));
+  for (size_t i = 0; i < persons.size(); ++i) {
+    IHS_ASSIGN_OR_RETURN(auto f, FiguresOf(view, persons[i]));
+    if (!f) return absl::DataLossError("community: the rank names a missing stream");
+    auto e = entries[i];
+    e.setPerson(f->id);
+    e.setReach(f->reach);
+    uint32_t posts = 0, depth = 0;
+    uint64_t carried = 0;
+    for (const StreamRec& r : f->records) {
+      posts += r.posts;
+      carried += r.carried;
+      depth = std::max(depth, r.max_depth);
+    }
+    e.setPosts(posts);
+    e.setCarried(carried);
+    e.setMaxDepth(depth);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace ihs::projections::community

@@ -1,0 +1,87 @@
+// The community projection's records in plain values, their keys and codecs (community.h).
+#ifndef IHS_PROJECTIONS_COMMUNITY_STATE_H_
+#define IHS_PROJECTIONS_COMMUNITY_STATE_H_
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "schema/event.capnp.h"
+
+namespace ihs::projections::community {
+
+struct StreamRec {
+  std::string person;  // empty: a person of its own
+  uint64_t first_position = 0;
+  uint64_t reach = 0;
+  uint32_t posts = 0;
+  uint64_t carried = 0, reactions = 0;
+  uint32_t max_depth = 0;
+  std::vector<std::pair<int32_t, uint64_t>> days;  // by day, ascending
+  bool erased = false;
+  uint64_t anonymous_in = 0;
+};
+
+struct PostRec {
+  std::string author;
+  std::string root, parent;  // event ids (16 bytes); parent empty for an original
+  uint32_t depth = 0;
+  uint64_t audience = 0, cascade = 0;
+  bool retracted = false;
+  int64_t occurred_at = 0;
+  uint32_t carries = 0;
+  schema::TouchpointType type = schema::TouchpointType::UNSPECIFIED;
+  schema::Channel channel = schema::Channel::UNSPECIFIED;
+};
+
+struct PersonRec {
+  std::vector<std::string> streams;
+  std::vector<std::pair<std::string, std::string>> links;
+  uint64_t reach = 0;
+};
+
+struct EdgeRec {
+  uint64_t shares = 0, mentions = 0, likes = 0, other = 0;
+  int64_t last_at = 0;
+  uint64_t total() const { return shares + mentions + likes + other; }
+};
+
+struct Counters {
+  uint64_t persons = 0, unknown_targets = 0, too_deep = 0, dead_carries = 0, anonymous_edges = 0,
+           foreign_retractions = 0;
+};
+
+inline constexpr char kCountersKey[] = "X";
+std::string StreamKey(absl::string_view stream);
+std::string PersonKey(absl::string_view person);
+std::string PostKey(absl::string_view id);
+std::string AuthoredKey(absl::string_view stream, absl::string_view id);
+std::string AuthoredPrefix(absl::string_view stream);
+std::string EdgeKey(absl::string_view target, absl::string_view source);
+std::string EdgePrefix(absl::string_view target);
+std::string OutKey(absl::string_view source, absl::string_view target);
+std::string OutPrefix(absl::string_view source);
+std::string RankKey(uint64_t reach, absl::string_view person);
+// The end of the keys that start with `prefix`.
+std::string PrefixEnd(absl::string_view prefix);
+
+std::string EncodeStream(const StreamRec& s);
+absl::StatusOr<StreamRec> DecodeStream(absl::string_view bytes);
+std::string EncodePost(const PostRec& p);
+absl::StatusOr<PostRec> DecodePost(absl::string_view bytes);
+std::string EncodePerson(const PersonRec& p);
+absl::StatusOr<PersonRec> DecodePerson(absl::string_view bytes);
+std::string EncodeEdge(const EdgeRec& e);
+absl::StatusOr<EdgeRec> DecodeEdge(absl::string_view bytes);
+std::string EncodeCounters(const Counters& c);
+absl::StatusOr<Counters> DecodeCounters(absl::string_view bytes);
+
+// The UTC day of a moment (µs since the epoch).
+int32_t DayOf(int64_t micros);
+
+}  // namespace ihs::projections::community
+
+#endif  // IHS_PROJECTIONS_COMMUNITY_STATE_H_

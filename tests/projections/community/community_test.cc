@@ -1,0 +1,287 @@
+// The community projection: reach down a cascade to the original's author, retractions taken
+// back, persons across linked streams, erasure, the bounds on hostile cascades, and the reach
+// of a generated history equal to the generator's truth (docs/community.md).
+#include "projections/community/community.h"
+
+#include <capnp/message.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "nlohmann/json.hpp"
+#include "projections/packed_record.h"
+#include "projections/runner.h"
+#include "schema/community.capnp.h"
+#include "store/governance.h"
+#include "tests/testutil/store_fixture.h"
+#include "workload/generator.h"
+#include "workload/load.h"
+#include "workload/model.h"
+
+namespace ihs::projections::community {
+namespace {
+
+using schema::Channel;
+using schema::Direction;
+using schema::TouchpointType;
+
+class CommunityTest : public ihs::testing::StoreTest {
+ protected:
+  void SetUp() override {
+    StoreTest::SetUp();
+    auto r = Runner::Open(store_.get(), {[] { return NewCommunityProjection(); }});
+    ASSERT_TRUE(r.ok()) << r.status();
+    runner_ = std::move(*r);
+  }
+  StateView View() {
+    absl::Status s = runner_->CatchUp(kName);
+    EXPECT_TRUE(s.ok()) << s;
+    absl::StatusOr<StateView> v = runner_->View(kName);
+    EXPECT_TRUE(v.ok()) << v.status();
+    return *v;
+  }
+  int64_t Now() { return absl::ToUnixMicros(clock_.Now()); }
+
+  // Appends a public touchpoint on Twitter; returns its id.
+  std::string Post(const std::string& party, TouchpointType type, uint64_t audience,
+                   const std::string& cause = "") {
+    schema::Event::Builder e = events_.New(++next_id_);
+    e.setOccurredAt(Now());
+    if (!cause.empty()) e.setCausationId(AsData(cause));
+    auto t = e.initTouchpoint();
+    t.setChannel(Channel::TWITTER);
+    t.setDirection(Direction::PUBLIC);
+    t.setType(type);
+    t.setAudienceSize(audience);
+    auto r = store_->Append({party, store::ExpectedVersion::Any(), {e.asReader()}});
+    EXPECT_TRUE(r.ok()) << r.status();
+    clock_.Advance(absl::Seconds(1));
+    return std::string(projections::View(e.getId()));
+  }
+  void Retract(const std::string& party, const std::string& post) {
+    schema::Event::Builder e = events_.New(++next_id_);
+    e.setOccurredAt(Now());
+    auto t = e.initTouchpoint();
+    t.setChannel(Channel::TWITTER);
+    t.setDirection(Direction::PUBLIC);
+    t.setType(TouchpointType::RETRACTION);
+    t.setCorrects(AsData(post));
+    ASSERT_TRUE(store_->Append({party, store::ExpectedVersion::Any(), {e.asReader()}}).ok());
+  }
+  void Link(const std::string& a, const std::string& b, bool unlink = false) {
+    schema::Event::Builder e = events_.New(++next_id_);
+    auto l = e.initIdentityLink();
+    auto parties = l.initParties(2);
+    parties.set(0, a);
+    parties.set(1, b);
+    l.setUnlink(unlink);
+    l.setReason("test");
+    ASSERT_TRUE(store_->Append({"$identity", store::ExpectedVersion::Any(), {e.asReader()}}).ok());
+  }
+
+  struct Card {
+    capnp::MallocMessageBuilder m;
+    schema::CommunityCard::Reader r;
+  };
+  std::unique_ptr<Card> CardOf(const std::string& party) {
+    auto c = std::make_unique<Card>();
+    absl::Status s = ReadCard(View(), party, Now(), c->m);
+    EXPECT_TRUE(s.ok()) << s;
+    c->r = c->m.getRoot<schema::CommunityCard>().asReader();
+    return c;
+  }
+  std::vector<std::pair<std::string, uint64_t>> Top(size_t n = 10) {
+    capnp::MallocMessageBuilder m;
+    absl::Status s = ReadTop(View(), n, m);
+    EXPECT_TRUE(s.ok()) << s;
+    std::vector<std::pair<std::string, uint64_t>> out;
+    for (auto e : m.getRoot<schema::CommunityTop>().getEntries()) {
+      out.emplace_back(e.getPerson().cStr(), e.getReach());
+    }
+    return out;
+  }
+  schema::CommunityCounters::Reader Counters(capnp::MallocMessageBuilder& m) {
+    EXPECT_TRUE(ReadTop(View(), 1, m).ok());
+    return m.getRoot<schema::CommunityTop>().getCounters();
+  }
+
+  std::unique_ptr<Runner> runner_;
+};
+
+using ::testing::ElementsAre;
+using ::testing::Pair;
+
+TEST_F(CommunityTest, ACascadeReachCountsForTheOriginalsAuthor) {
+  const std::string post = Post("twitter-ann", TouchpointType::COMPLAINT, 1000);
+  const std::string share = Post("twitter-bob", TouchpointType::SHARE, 200, post);
+  Post("twitter-cat", TouchpointType::MENTION, 50, share);
+  Post("twitter-dan", TouchpointType::LIKE, 0, post);
+  auto ann = CardOf("twitter-ann");
+  EXPECT_EQ(ann->r.getReach(), 1250u);
+  EXPECT_EQ(ann->r.getReach90d(), 1250u);
+  EXPECT_EQ(ann->r.getPosts(), 1u);
+  EXPECT_EQ(ann->r.getCarried(), 2u);  // bob's share and cat's mention of it
+  EXPECT_EQ(ann->r.getReactions(), 1u);
+  EXPECT_EQ(ann->r.getMaxDepth(), 2u);
+  EXPECT_EQ(ann->r.getRank(), 1u);
+  ASSERT_EQ(ann->r.getTopPosts().size(), 1u);
+  EXPECT_EQ(projections::View(ann->r.getTopPosts()[0].getId()), post);
+  EXPECT_EQ(ann->r.getTopPosts()[0].getCascade(), 1250u);
+  EXPECT_EQ(ann->r.getTopPosts()[0].getCarries(), 1u);
+  ASSERT_EQ(ann->r.getCarriers().size(), 2u);  // bob shared, dan liked; cat carried bob's
+  EXPECT_EQ(std::string(ann->r.getCarriers()[0].getStream().cStr()), "twitter-bob");
+  EXPECT_EQ(ann->r.getCarriers()[0].getShares(), 1u);
+  EXPECT_EQ(std::string(ann->r.getCarriers()[1].getStream().cStr()), "twitter-dan");
+  EXPECT_EQ(ann->r.getCarriers()[1].getLikes(), 1u);
+  // Carrying a post is not reach of one's own.
+  auto bob = CardOf("twitter-bob");
+  EXPECT_EQ(bob->r.getReach(), 0u);
+  EXPECT_EQ(bob->r.getRank(), 0u);
+  EXPECT_THAT(Top(), ElementsAre(Pair("twitter-ann", 1250u)));
+}
+
+TEST_F(CommunityTest, TheNinetyDayReachCountsOriginalsOfTheLastNinetyDays) {
+  Post("twitter-ann", TouchpointType::REVIEW, 300);
+  clock_.Advance(absl::Hours(24 * 100));
+  Post("twitter-ann", TouchpointType::REVIEW, 40);
+  auto ann = CardOf("twitter-ann");
+  EXPECT_EQ(ann->r.getReach(), 340u);
+  EXPECT_EQ(ann->r.getReach90d(), 40u);
+  EXPECT_EQ(ann->r.getPosts(), 2u);
+}
+
+TEST_F(CommunityTest, ARetractionTakesBackItsCascadeAndLaterCarriesCountForNobody) {
+  const std::string kept = Post("twitter-ann", TouchpointType::REVIEW, 10);
+  const std::string post = Post("twitter-ann", TouchpointType::COMPLAINT, 1000);
+  const std::string share = Post("twitter-bob", TouchpointType::SHARE, 200, post);
+  Retract("twitter-bob", post);  // not bob's to retract: ignored
+  EXPECT_EQ(CardOf("twitter-ann")->r.getReach(), 1210u);
+  Retract("twitter-ann", post);
+  EXPECT_EQ(CardOf("twitter-ann")->r.getReach(), 10u);
+  Post("twitter-cat", TouchpointType::SHARE, 500, share);  // a share of the withdrawn cascade
+  Post("twitter-dan", TouchpointType::SHARE, 500, post);
+  auto ann = CardOf("twitter-ann");
+  EXPECT_EQ(ann->r.getReach(), 10u);
+  EXPECT_EQ(ann->r.getReach90d(), 10u);
+  ASSERT_EQ(ann->r.getTopPosts().size(), 2u);
+  EXPECT_EQ(projections::View(ann->r.getTopPosts()[0].getId()), kept);
+  EXPECT_TRUE(ann->r.getTopPosts()[1].getRetracted());
+  capnp::MallocMessageBuilder m;
+  auto c = Counters(m);
+  EXPECT_EQ(c.getDeadCarries(), 2u);
+  EXPECT_EQ(c.getForeignRetractions(), 1u);
+
+  // A retracted share takes back only its own part of the cascade.
+  const std::string second = Post("twitter-ann", TouchpointType::MESSAGE, 100);
+  const std::string s1 = Post("twitter-bob", TouchpointType::SHARE, 30, second);
+  Post("twitter-cat", TouchpointType::SHARE, 7, s1);
+  Post("twitter-dan", TouchpointType::SHARE, 5, second);
+  EXPECT_EQ(CardOf("twitter-ann")->r.getReach(), 10u + 142u);
+  Retract("twitter-bob", s1);
+  EXPECT_EQ(CardOf("twitter-ann")->r.getReach(), 10u + 105u);
+}
+
+TEST_F(CommunityTest, LinkedStreamsAreOnePersonAndAnUnlinkSplitsThem) {
+  Post("customer-ann", TouchpointType::REVIEW, 5);  // seen first: names the person
+  Post("twitter-ann", TouchpointType::RECOMMENDATION, 500);
+  Post("twitter-bob", TouchpointType::RECOMMENDATION, 300);
+  EXPECT_THAT(Top(), ElementsAre(Pair("twitter-ann", 500u), Pair("twitter-bob", 300u),
+                                 Pair("customer-ann", 5u)));
+  Link("twitter-ann", "customer-ann");
+  EXPECT_THAT(Top(), ElementsAre(Pair("customer-ann", 505u), Pair("twitter-bob", 300u)));
+  auto card = CardOf("twitter-ann");
+  EXPECT_EQ(std::string(card->r.getPerson().cStr()), "customer-ann");
+  EXPECT_EQ(card->r.getStreams().size(), 2u);
+  EXPECT_EQ(card->r.getPosts(), 2u);
+  EXPECT_EQ(card->r.getPersons(), 2u);
+  EXPECT_EQ(card->r.getPercentile(), 50.0);
+  // Reach that arrives after the link goes to the person too.
+  Post("twitter-cat", TouchpointType::SHARE, 20,
+       std::string(projections::View(card->r.getTopPosts()[0].getId())));
+  EXPECT_THAT(Top(1), ElementsAre(Pair("customer-ann", 525u)));
+  Link("twitter-ann", "customer-ann", /*unlink=*/true);
+  EXPECT_THAT(Top(), ElementsAre(Pair("twitter-ann", 520u), Pair("twitter-bob", 300u),
+                                 Pair("customer-ann", 5u)));
+}
+
+TEST_F(CommunityTest, AnErasureRemovesTheValuesAndKeepsTheEdgesOnlyAsCounts) {
+  const std::string post = Post("twitter-ann", TouchpointType::COMPLAINT, 1000);
+  const std::string share = Post("twitter-bob", TouchpointType::SHARE, 200, post);
+  Post("twitter-ann", TouchpointType::LIKE, 0, share);
+  const std::string bobs = Post("twitter-bob", TouchpointType::REVIEW, 70);
+  ASSERT_TRUE(store::Erase(*store_, "twitter-bob", "asked", "dpo").ok());
+  auto ann = CardOf("twitter-ann");
+  EXPECT_EQ(ann->r.getReach(), 1200u);  // what ann's post reached stays ann's
+  EXPECT_EQ(ann->r.getCarriers().size(), 0u);
+  EXPECT_EQ(ann->r.getAnonymousIn(), 1u);
+  auto bob = CardOf("twitter-bob");
+  EXPECT_EQ(bob->r.getReach(), 0u);
+  EXPECT_EQ(bob->r.getPosts(), 0u);
+  EXPECT_EQ(bob->r.getErasedStreams(), 1u);
+  EXPECT_EQ(bob->r.getTopPosts().size(), 0u);
+  // Bob's post is kept in its cascade without his id: shares of it count for nobody.
+  Post("twitter-cat", TouchpointType::SHARE, 40, bobs);
+  EXPECT_THAT(Top(), ElementsAre(Pair("twitter-ann", 1200u)));
+  capnp::MallocMessageBuilder m;
+  auto c = Counters(m);
+  EXPECT_EQ(c.getAnonymousEdges(), 1u);  // ann's like of bob's share
+  EXPECT_EQ(c.getDeadCarries(), 1u);
+  // No key of the state names bob but his own stream record.
+  absl::Status s = View().Scan("", "", [](absl::string_view k, absl::string_view v) {
+    if (k != "Stwitter-bob") {
+      EXPECT_EQ(k.find("twitter-bob"), absl::string_view::npos) << k;
+      EXPECT_EQ(v.find("twitter-bob"), absl::string_view::npos) << k;
+    }
+    return true;
+  });
+  EXPECT_TRUE(s.ok()) << s;
+}
+
+TEST_F(CommunityTest, HostileCascadesAreBoundedAndNamedPostsNeedNotExist) {
+  // A share of a post the log does not hold is the sharer's own post.
+  Post("twitter-eve", TouchpointType::SHARE, 9, std::string(16, '\x7f'));
+  EXPECT_EQ(CardOf("twitter-eve")->r.getReach(), 9u);
+  // A chain deeper than kMaxDepth: the carries beyond it count for nobody.
+  std::string at = Post("twitter-ann", TouchpointType::MESSAGE, 1);
+  for (uint32_t d = 1; d <= kMaxDepth + 1; ++d) {
+    at = Post(d % 2 ? "twitter-bob" : "twitter-ann", TouchpointType::SHARE, 1, at);
+  }
+  auto ann = CardOf("twitter-ann");
+  EXPECT_EQ(ann->r.getReach(), 1u + kMaxDepth);
+  EXPECT_EQ(ann->r.getMaxDepth(), kMaxDepth);
+  capnp::MallocMessageBuilder m;
+  auto c = Counters(m);
+  EXPECT_EQ(c.getTooDeep(), 1u);
+  EXPECT_EQ(c.getUnknownTargets(), 1u);
+  capnp::MallocMessageBuilder out;
+  EXPECT_EQ(ReadTop(View(), 0, out).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReadTop(View(), kMaxTop + 1, out).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReadCard(View(), "nobody", Now(), out).code(), absl::StatusCode::kNotFound);
+}
+
+// On a generated history, every person's reach is the truth's, and the top 100 is the truth's.
+TEST_F(CommunityTest, OnAGeneratedHistoryTheReachIsTheTruths) {
+  workload::Config c;
+  c.parties = 2000;
+  c.days = 60;
+  c.seed = 11;
+  workload::Generator g(c);
+  clock_.Set(absl::FromUnixMicros(c.start));
+  ASSERT_TRUE(workload::LoadIntoStore(g, *store_, nullptr, &clock_).ok());
+  std::stringstream text;
+  g.WriteTruth(text);
+  const nlohmann::json truth = nlohmann::json::parse(text.str());
+  const auto& influential = truth["influential"];
+  ASSERT_EQ(influential.size(), static_cast<size_t>(workload::kTruthInfluential));
+  const auto top = Top(influential.size());
+  ASSERT_EQ(top.size(), influential.size());
+  for (size_t i = 0; i < top.size(); ++i) {
+    EXPECT_EQ(top[i].second, influential[i]["reach"].get<uint64_t>()) << "rank " << i;
+    const std::string person = influential[i]["person"];
+    EXPECT_EQ(CardOf(person)->r.getReach(), influential[i]["reach"].get<uint64_t>()) << person;
+  }
+}
+
+}  // namespace
+}  // namespace ihs::projections::community
