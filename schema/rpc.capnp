@@ -23,6 +23,7 @@ using Ev = import "event.capnp";
 using Tl = import "timeline.capnp";
 using Id = import "identity.capnp";
 using Sg = import "segments.capnp";
+using Cm = import "community.capnp";
 $Cxx.namespace("ihs::rpc");
 
 enum Role {
@@ -370,6 +371,20 @@ struct SegmentWhyResult {
   }
 }
 
+struct CommunityCardResult {
+  union {
+    ok @0 :Cm.CommunityCard;
+    error @1 :Error;
+  }
+}
+
+struct CommunityTopResult {
+  union {
+    ok @0 :Cm.CommunityTop;
+    error @1 :Error;
+  }
+}
+
 struct IdentityStatsResult {
   union {
     ok @0 :Id.IdentityStats;
@@ -445,6 +460,12 @@ interface Reader extends(Reads) {
   # transition `fromSeq` on (or from the next one, with fromNow), then as they happen. The same
   # guarantees as subscribe: no gap, no duplicate, one push in flight, and a subscriber that lets
   # no push through within the server's timeout is ended.
+  community @14 (party :Text, asOf :Int64, minPosition :UInt64) -> (result :CommunityCardResult);
+  # The community figures of the person of `party` (docs/community.md), the 90-day reach counted
+  # to `asOf` (µs since the epoch; 0: now), with the evidence. notFound: no such stream.
+  communityTop @15 (n :UInt32, minPosition :UInt64) -> (result :CommunityTopResult);
+  # The `n` (1..10000) persons of most reach, and what the projection met. invalidArgument: n out
+  # of range.
 }
 
 interface Auditor extends(Reader) {

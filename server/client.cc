@@ -45,7 +45,7 @@ absl::Status Refused(rpc::Role role, const kj::Exception& e) {
   const Need needs[] = {
       {capnp::typeId<rpc::Writer>(), "appends, links or segment definitions",
        "a writer or admin token"},
-      {capnp::typeId<rpc::Reader>(), "timelines, identity, segments or subscriptions",
+      {capnp::typeId<rpc::Reader>(), "timelines, identity, segments, community or subscriptions",
        "a reader, auditor or admin token"},
       {capnp::typeId<rpc::Auditor>(), "signed heads, roots or proofs", "an auditor or admin token"},
       {capnp::typeId<rpc::Admin>(), "server status, rebuilds or erasure", "an admin token"},
@@ -569,6 +569,22 @@ absl::Status Client::SegmentWhy(const std::string& party, const std::string& seg
   req.setParty(party);
   req.setSegment(segment);
   req.setAsOf(as_of);
+  req.setMinPosition(min_position);
+  return CopyResult(impl_->Wait(req.send()), out);
+}
+
+absl::Status Client::Community(const std::string& party, int64_t as_of, uint64_t min_position,
+                               capnp::MessageBuilder& out) {
+  auto req = impl_->As<rpc::Reader>().communityRequest();
+  req.setParty(party);
+  req.setAsOf(as_of);
+  req.setMinPosition(min_position);
+  return CopyResult(impl_->Wait(req.send()), out);
+}
+
+absl::Status Client::CommunityTop(uint32_t n, uint64_t min_position, capnp::MessageBuilder& out) {
+  auto req = impl_->As<rpc::Reader>().communityTopRequest();
+  req.setN(n);
   req.setMinPosition(min_position);
   return CopyResult(impl_->Wait(req.send()), out);
 }

@@ -178,6 +178,11 @@ class Client {
                              capnp::MessageBuilder& out);
   absl::Status SegmentWhy(const std::string& party, const std::string& segment, int64_t as_of,
                           uint64_t min_position, capnp::MessageBuilder& out);
+  // Reads of the community projection, answered as projections/community/community.h give
+  // (schema::CommunityCard, schema::CommunityTop), with the same errors.
+  absl::Status Community(const std::string& party, int64_t as_of, uint64_t min_position,
+                         capnp::MessageBuilder& out);
+  absl::Status CommunityTop(uint32_t n, uint64_t min_position, capnp::MessageBuilder& out);
 
   // The projection workers' status (reader, auditor, admin).
   absl::StatusOr<std::vector<projections::ProjectionStatus>> Projections();

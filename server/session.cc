@@ -137,6 +137,12 @@ class WithReader : public Parent {
   kj::Promise<void> subscribeSegments(SubscribeSegmentsCtx c) override {
     return Checked(c, 1, [&] { return this->s_->SubscribeSegments(c); });
   }
+  kj::Promise<void> community(CommunityCtx c) override {
+    return Checked(c, 0, [&] { return this->s_->Community(c); });
+  }
+  kj::Promise<void> communityTop(CommunityTopCtx c) override {
+    return Checked(c, 0, [&] { return this->s_->CommunityTop(c); });
+  }
 };
 
 template <typename Parent>

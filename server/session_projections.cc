@@ -2,6 +2,7 @@
 // (identity links, segment definitions) (server/internal/session.h).
 #include <set>
 
+#include "schema/community.capnp.h"
 #include "server/internal/session.h"
 
 namespace ihs::server::internal {
@@ -120,6 +121,33 @@ kj::Promise<void> Session::SegmentWhy(SegmentWhyCtx c) {
       projections::segments::kName, c, bad, p.getMinPosition(),
       [party, segment, as_of](const projections::StateView& view, capnp::MessageBuilder& m) {
         return projections::segments::ReadWhy(view, party, segment, as_of, m);
+      });
+}
+
+kj::Promise<void> Session::Community(CommunityCtx c) {
+  auto p = c.getParams();
+  std::string party = p.getParty();
+  const int64_t as_of = p.getAsOf();
+  absl::Status bad = party.empty() ? BadField("party", "party is empty") : CheckAsOf(as_of);
+  return StateRead<schema::CommunityCard>(
+      projections::community::kName, c, bad, p.getMinPosition(),
+      [party, as_of](const projections::StateView& view, capnp::MessageBuilder& m) {
+        return projections::community::ReadCard(
+            view, party, as_of != 0 ? as_of : absl::ToUnixMicros(absl::Now()), m);
+      });
+}
+
+kj::Promise<void> Session::CommunityTop(CommunityTopCtx c) {
+  auto p = c.getParams();
+  const uint32_t n = p.getN();
+  absl::Status bad;
+  if (n == 0 || n > projections::community::kMaxTop) {
+    bad = BadField("n", absl::StrCat("n must be 1 to ", projections::community::kMaxTop));
+  }
+  return StateRead<schema::CommunityTop>(
+      projections::community::kName, c, bad, p.getMinPosition(),
+      [n](const projections::StateView& view, capnp::MessageBuilder& m) {
+        return projections::community::ReadTop(view, n, m);
       });
 }
 

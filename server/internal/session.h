@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
+#include "projections/community/community.h"
 #include "projections/identity/identity.h"
 #include "projections/identity/links.h"
 #include "projections/segments/definitions.h"
@@ -84,6 +85,10 @@ using SegmentWhyCtx =
     capnp::CallContext<rpc::Reader::SegmentWhyParams, rpc::Reader::SegmentWhyResults>;
 using SubscribeSegmentsCtx =
     capnp::CallContext<rpc::Reader::SubscribeSegmentsParams, rpc::Reader::SubscribeSegmentsResults>;
+using CommunityCtx =
+    capnp::CallContext<rpc::Reader::CommunityParams, rpc::Reader::CommunityResults>;
+using CommunityTopCtx =
+    capnp::CallContext<rpc::Reader::CommunityTopParams, rpc::Reader::CommunityTopResults>;
 using RebuildCtx =
     capnp::CallContext<rpc::Admin::RebuildProjectionParams, rpc::Admin::RebuildProjectionResults>;
 // A projection read's answer: a message whose root is the page or summary.
@@ -192,6 +197,8 @@ class Session {
   kj::Promise<void> PartySegments(PartySegmentsCtx c);
   kj::Promise<void> SegmentWhy(SegmentWhyCtx c);
   kj::Promise<void> SubscribeSegments(SubscribeSegmentsCtx c);
+  kj::Promise<void> Community(CommunityCtx c);
+  kj::Promise<void> CommunityTop(CommunityTopCtx c);
 
   // A read of the identity projection whose answer is the root `Root` of the read's message.
   template <typename Root, typename Ctx>

@@ -206,7 +206,7 @@ check "a reader may not append (6)" 6 "$ihs" append --connect "$addr" --token "$
 expect_in "says what the role lacks and who has it" "$tmp/err" "a reader token cannot ask for appends, links or segment definitions; a writer or admin token can"
 expect_not_in "no Cap'n Proto internals" "$tmp/err" "requestedTypeId"
 check "a writer may not read timelines (6)" 6 "$ihs" timeline customer-ada --connect "$addr" --token "$wtok"
-expect_in "the writer is told who reads" "$tmp/err" "a writer token cannot ask for timelines, identity, segments or subscriptions; a reader, auditor or admin token can"
+expect_in "the writer is told who reads" "$tmp/err" "a writer token cannot ask for timelines, identity, segments, community or subscriptions; a reader, auditor or admin token can"
 check "wrong token (6)" 6 "$ihs" read --connect "$addr" --token nope customer-ada
 check "no token (6)" 6 env IHS_TOKEN= "$ihs" read --connect "$addr" customer-ada
 expect_in "says no token was given" "$tmp/err" "no token was given"
@@ -244,7 +244,21 @@ expect_in "why names the clause" "$tmp/out" "yes count(type = complaint) >= 2: 2
 check "watch from the feed's start" 0 timeout 10 "$ihs" segments watch complained --from-seq 0 --limit 1 --connect "$addr" --token "$rtok"
 expect_in "watch shows ada's entry" "$tmp/out" "entered complained"
 check "watch json" 0 timeout 10 "$ihs" segments watch complained --from-seq 0 --limit 1 --json --connect "$addr" --token "$rtok"
+
 expect_in "watch json names the person" "$tmp/out" '"person":"customer-ada"'
+
+# Community over RPC (docs/community.md): ada's tweet (4,200), dan's share of it (980), her
+# review (310).
+check "community of a party over RPC" 0 "$ihs" community customer-ada --connect "$addr" --token "$rtok"
+expect_in "her reach counts the share" "$tmp/out" "reach        5490"
+expect_in "dan carried it" "$tmp/out" "customer-dan"
+check "community top over RPC" 0 "$ihs" community top --n 3 --json --connect "$addr" --token "$rtok"
+expect_in "ada leads" "$tmp/out" '"entries":[{"carried":1,"maxDepth":1,"person":"customer-ada","posts":2,"rank":1,"reach":5490}'
+check "community of nobody over RPC (2)" 2 "$ihs" community nobody --connect "$addr" --token "$rtok"
+check "a writer may not read community (6)" 6 "$ihs" community top --connect "$addr" --token "$wtok"
+check "top by an unknown figure: usage (1)" 1 "$ihs" community top --by fame --connect "$addr" --token "$rtok"
+expect_in "names what it ranks by" "$tmp/err" "--by fame is not one the community projection ranks by: reach"
+check "community without a party: usage (1)" 1 "$ihs" community --connect "$addr" --token "$rtok"
 check "watch needs --connect: usage (1)" 1 "$ihs" segments watch complained --data "$data"
 check "watch an unknown segment (2)" 2 timeout 10 "$ihs" segments watch nobody --connect "$addr" --token "$rtok"
 check "members of an unknown segment over RPC (2)" 2 "$ihs" segments members nobody --connect "$addr" --token "$rtok"
@@ -390,6 +404,14 @@ check "identity resolve json" 0 "$ihs" identity resolve --data "$data" --json
 expect_in "says what it appended" "$tmp/out" '"appended":'
 check "erase dan" 0 "$ihs" erase customer-dan --reason "asked to" --data "$data"
 check "link to an erased party (7)" 7 "$ihs" identity link customer-bert customer-dan --reason x --data "$data"
+
+# Community on the data directory: dan, who shared ada's tweet, is erased by now; his share
+# stays in her reach, and he is only an anonymous count.
+check "community of a party" 0 "$ihs" community customer-ada --data "$data" --json
+expect_in "her reach" "$tmp/out" '"reach":5490'
+expect_in "dan is an anonymous count" "$tmp/out" '"anonymousIn":1'
+expect_not_in "dan is not named" "$tmp/out" 'customer-dan'
+check "community top --n 0 (1)" 1 "$ihs" community top --n 0 --data "$data"
 
 # Segment definitions (docs/segments.md): events on $segments, checked before they are appended.
 check "no segments yet" 0 "$ihs" segments list --data "$data"

@@ -49,7 +49,12 @@ bool UnknownCommand(CLI::App& app, int argc, char** argv) {
     const std::string word = argv[i];
     if (word.empty() || word[0] == '-') return false;  // options: CLI11 checks them
     const std::vector<CLI::App*> subs = at->get_subcommands([](CLI::App*) { return true; });
-    if (subs.empty()) return false;  // a command's own arguments
+    // A command's own arguments; a command with positionals of its own besides its subcommands
+    // (`ihs community PARTY`, `ihs community top`) takes any word.
+    if (subs.empty() ||
+        !at->get_options([](const CLI::Option* o) { return o->get_positional(); }).empty()) {
+      return false;
+    }
     CLI::App* next = nullptr;
     std::string names;
     for (CLI::App* sub : subs) {
@@ -81,6 +86,7 @@ int Main(int argc, char** argv) {
   RegisterTimelineCommands(cli);
   RegisterIdentityCommands(cli);
   RegisterSegmentCommands(cli);
+  RegisterCommunityCommands(cli);
   RegisterTokenCommands(cli);
   RegisterAuditCommands(cli);
   RegisterGovernanceCommands(cli);

@@ -1,0 +1,223 @@
+// The community commands (docs/community.md): a person's reach, amplification and rank with the
+// evidence behind them, and the persons of most reach; on a data directory (--data) or a running
+// ihsd (--connect).
+#include <capnp/message.h>
+
+#include <iostream>
+#include <string>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "nlohmann/json.hpp"
+#include "projections/community/community.h"
+#include "projections/packed_record.h"
+#include "schema/community.capnp.h"
+#include "schema/json.h"
+#include "tools/ihs/cli.h"
+#include "tools/ihs/json_out.h"
+#include "tools/ihs/projection_source.h"
+
+namespace ihs::tools {
+namespace {
+
+namespace cm = projections::community;
+
+// Reads the community projection into `m` with `local` or `remote`.
+int ReadCommunity(const Common& c, const ProjectionSource::LocalRead& local,
+                  const ProjectionSource::RemoteRead& remote) {
+  absl::StatusOr<std::unique_ptr<ProjectionSource>> source = OpenProjections(c);
+  if (!source.ok()) return Fail(source.status());
+  absl::Status s = (*source)->Read(cm::kName, local, remote);
+  return s.ok() ? kExitOk : Fail(s);
+}
+
+std::string Hex(capnp::Data::Reader d) { return absl::BytesToHexString(projections::View(d)); }
+
+nlohmann::json CardJson(schema::CommunityCard::Reader r) {
+  nlohmann::json streams = nlohmann::json::array(), posts = nlohmann::json::array(),
+                 carriers = nlohmann::json::array();
+  for (auto s : r.getStreams()) streams.push_back(s.cStr());
+  for (auto p : r.getTopPosts()) {
+    posts.push_back({{"event", Hex(p.getId())},
+                     {"stream", p.getStream().cStr()},
+                     {"occurredAt", schema::FormatMicros(p.getOccurredAt())},
+                     {"type", schema::EnumName(p.getType())},
+                     {"channel", schema::EnumName(p.getChannel())},
+                     {"audience", p.getAudience()},
+                     {"cascade", p.getCascade()},
+                     {"carries", p.getCarries()},
+                     {"retracted", p.getRetracted()}});
+  }
+  for (auto k : r.getCarriers()) {
+    carriers.push_back({{"stream", k.getStream().cStr()},
+                        {"shares", k.getShares()},
+                        {"mentions", k.getMentions()},
+                        {"likes", k.getLikes()},
+                        {"other", k.getOther()}});
+  }
+  nlohmann::json j = {{"person", r.getPerson().cStr()},
+                      {"streams", streams},
+                      {"asOf", schema::FormatMicros(r.getAsOf())},
+                      {"reach", r.getReach()},
+                      {"reach90d", r.getReach90d()},
+                      {"posts", r.getPosts()},
+                      {"carried", r.getCarried()},
+                      {"reactions", r.getReactions()},
+                      {"maxDepth", r.getMaxDepth()},
+                      {"persons", r.getPersons()},
+                      {"topPosts", posts},
+                      {"carriers", carriers},
+                      {"erasedStreams", r.getErasedStreams()},
+                      {"anonymousIn", r.getAnonymousIn()}};
+  if (r.getRank() != 0) {
+    j["rank"] = r.getRank();
+    j["percentile"] = r.getPercentile();
+  }
+  return j;
+}
+
+int Card(const Common& c, const std::string& party) {
+  const int64_t as_of = absl::ToUnixMicros(absl::Now());
+  capnp::MallocMessageBuilder m;
+  const int rc = ReadCommunity(
+      c,
+      [&](const projections::StateView& view, store::EventStore*) {
+        return cm::ReadCard(view, party, as_of, m);
+      },
+      [&](client::Client& client, uint64_t min) { return client.Community(party, as_of, min, m); });
+  if (rc != kExitOk) return rc;
+  auto r = m.getRoot<schema::CommunityCard>().asReader();
+  if (c.json) {
+    std::cout << JsonLine(CardJson(r)) << "\n";
+    return kExitOk;
+  }
+  std::cout << party;
+  if (r.getStreams().size() > 1) {
+    std::vector<std::string> streams;
+    for (auto s : r.getStreams()) streams.emplace_back(s.cStr());
+    std::cout << " (person " << r.getPerson().cStr() << ": " << absl::StrJoin(streams, ", ") << ")";
+  }
+  std::cout << "\n";
+  absl::PrintF("  reach        %d (last 90 days: %d)\n", r.getReach(), r.getReach90d());
+  if (r.getRank() != 0) {
+    absl::PrintF("  rank         %d of %d persons with reach (above %.1f%% of them)\n", r.getRank(),
+                 r.getPersons(), r.getPercentile());
+  } else {
+    absl::PrintF("  rank         none: no reach (%d persons have some)\n", r.getPersons());
+  }
+  absl::PrintF("  posts        %d original public posts\n", r.getPosts());
+  absl::PrintF("  carried      %d shares and mentions by others (%.2f per post), %d reactions\n",
+               r.getCarried(),
+               r.getPosts() == 0 ? 0.0 : static_cast<double>(r.getCarried()) / r.getPosts(),
+               r.getReactions());
+  absl::PrintF("  deepest      %d hops\n", r.getMaxDepth());
+  if (r.getErasedStreams() != 0 || r.getAnonymousIn() != 0) {
+    absl::PrintF("  erased       %d of its streams; %d carries and reactions by erased streams\n",
+                 r.getErasedStreams(), r.getAnonymousIn());
+  }
+  if (r.getTopPosts().size() > 0) {
+    std::cout << "  posts that reached most:\n";
+    for (auto p : r.getTopPosts()) {
+      absl::PrintF("    %s %s %-14s %-8s audience %d, with carries %d (%d carried it)%s\n",
+                   Hex(p.getId()), schema::FormatMicros(p.getOccurredAt()),
+                   schema::EnumName(p.getType()), schema::EnumName(p.getChannel()), p.getAudience(),
+                   p.getCascade(), p.getCarries(),
+                   p.getRetracted() ? " RETRACTED: counts no more" : "");
+    }
+  }
+  if (r.getCarriers().size() > 0) {
+    std::cout << "  carried most by:\n";
+    for (auto k : r.getCarriers()) {
+      absl::PrintF("    %-32s %d shares, %d mentions, %d likes, %d other\n", k.getStream().cStr(),
+                   k.getShares(), k.getMentions(), k.getLikes(), k.getOther());
+    }
+  }
+  return kExitOk;
+}
+
+struct TopArgs {
+  uint32_t n = 100;
+  std::string by = "reach";
+};
+
+int Top(const Common& c, const TopArgs& a) {
+  if (a.by != "reach") {
+    return Fail(UsageError(
+        absl::StrCat("--by ", a.by, " is not one the community projection ranks by: reach")));
+  }
+  capnp::MallocMessageBuilder m;
+  const int rc = ReadCommunity(
+      c,
+      [&](const projections::StateView& view, store::EventStore*) {
+        return cm::ReadTop(view, a.n, m);
+      },
+      [&](client::Client& client, uint64_t min) { return client.CommunityTop(a.n, min, m); });
+  if (rc != kExitOk) return rc;
+  auto r = m.getRoot<schema::CommunityTop>().asReader();
+  const auto k = r.getCounters();
+  if (c.json) {
+    nlohmann::json list = nlohmann::json::array();
+    uint64_t rank = 0;
+    for (auto e : r.getEntries()) {
+      list.push_back({{"rank", ++rank},
+                      {"person", e.getPerson().cStr()},
+                      {"reach", e.getReach()},
+                      {"posts", e.getPosts()},
+                      {"carried", e.getCarried()},
+                      {"maxDepth", e.getMaxDepth()}});
+    }
+    std::cout << JsonLine({{"by", a.by},
+                           {"persons", r.getPersons()},
+                           {"entries", list},
+                           {"met",
+                            {{"unknownTargets", k.getUnknownTargets()},
+                             {"tooDeep", k.getTooDeep()},
+                             {"deadCarries", k.getDeadCarries()},
+                             {"anonymousEdges", k.getAnonymousEdges()},
+                             {"foreignRetractions", k.getForeignRetractions()}}}})
+              << "\n";
+    return kExitOk;
+  }
+  absl::PrintF("the %d persons of most reach, of %d with any\n", r.getEntries().size(),
+               r.getPersons());
+  absl::PrintF("  %5s  %-32s %12s %6s %8s %5s\n", "rank", "person", "reach", "posts", "carried",
+               "depth");
+  uint64_t rank = 0;
+  for (auto e : r.getEntries()) {
+    absl::PrintF("  %5d  %-32s %12d %6d %8d %5d\n", ++rank, e.getPerson().cStr(), e.getReach(),
+                 e.getPosts(), e.getCarried(), e.getMaxDepth());
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void RegisterCommunityCommands(Cli& cli) {
+  Common& common = cli.common();
+  CLI::App* community = cli.app().add_subcommand(
+      "community",
+      "whose voice carries: a party's person, their reach down share cascades, amplification and "
+      "rank, with the posts and carriers behind them; or `top` (docs/community.md)");
+
+  // `top` first: `ihs community top` is the subcommand, not a party named "top".
+  static TopArgs top;
+  CLI::App* t = community->add_subcommand("top", "the persons of most reach");
+  t->add_option("--n", top.n, "how many (1 to 10000)")
+      ->check(kWholeNumber)
+      ->check(CLI::Range(1, 10000));
+  t->add_option("--by", top.by, "what to rank by: reach");
+  cli.AddWhere(t);
+  cli.OnRun(t, [&common] { return Top(common, top); });
+
+  static std::string party;
+  community->add_option("party", party, "a stream id (any of the person's)");
+  cli.AddWhere(community);
+  cli.OnRun(community, [&common] {
+    if (party.empty()) return Fail(UsageError("give a PARTY, or `top`"));
+    return Card(common, party);
+  });
+}
+
+}  // namespace ihs::tools
