@@ -159,6 +159,46 @@ std::vector<store::StreamAppend> GroupByStream(const std::vector<schema::Event::
   return appends;
 }
 
+std::vector<std::vector<store::StreamAppend>> CausalAppends(
+    const std::vector<schema::Event::Reader>& events) {
+  std::vector<std::vector<store::StreamAppend>> out(1);
+  absl::flat_hash_map<std::string, size_t> group;   // stream -> its place in the current append
+  absl::flat_hash_map<std::string, size_t> placed;  // event id -> its stream's place
+  for (schema::Event::Reader e : events) {
+    const std::string stream(e.getStreamId().cStr());
+    auto it = group.find(stream);
+    size_t at = it != group.end() ? it->second : group.size();
+    auto names_later = [&](capnp::Data::Reader ref) {
+      if (ref.size() == 0) return false;
+      auto p = placed.find(std::string(reinterpret_cast<const char*>(ref.begin()), ref.size()));
+      return p != placed.end() && p->second > at;
+    };
+    bool cut = names_later(e.getCausationId());
+    if (e.isTouchpoint()) {
+      cut = cut || names_later(e.getTouchpoint().getInReplyTo()) ||
+            names_later(e.getTouchpoint().getCorrects());
+    }
+    if (cut) {
+      out.emplace_back();
+      group.clear();
+      placed.clear();
+      it = group.end();
+      at = 0;
+    }
+    std::vector<store::StreamAppend>& appends = out.back();
+    if (it == group.end()) {
+      group.emplace(stream, appends.size());
+      appends.emplace_back();
+      appends.back().stream = stream;
+    }
+    appends[at].events.push_back(e);
+    placed.emplace(std::string(reinterpret_cast<const char*>(e.getId().begin()), e.getId().size()),
+                   at);
+  }
+  if (out.back().empty()) out.pop_back();
+  return out;
+}
+
 absl::StatusOr<LoadReport> LoadIntoStore(Generator& generator, store::EventStore& store,
                                          const LoadProgress& progress, FakeClock* arrival) {
   const absl::Time start = absl::Now();
@@ -185,12 +225,15 @@ absl::StatusOr<LoadReport> LoadIntoStore(Generator& generator, store::EventStore
   while (auto batch = queue.Pop()) {
     std::vector<schema::Event::Reader> events = batch->Readers();
     if (arrival != nullptr) arrival->Set(absl::FromUnixMicros(batch->arrived));
-    auto result = store.AppendMulti(GroupByStream(events));
+    absl::Status result;
+    for (const std::vector<store::StreamAppend>& appends : CausalAppends(events)) {
+      result = store.AppendMulti(appends).status();
+      if (!result.ok()) break;
+    }
     if (!result.ok()) {
-      status =
-          absl::Status(result.status().code(),
-                       absl::StrCat("appending generated events ", report.present + report.appended,
-                                    "..: ", result.status().message()));
+      status = absl::Status(
+          result.code(), absl::StrCat("appending generated events ",
+                                      report.present + report.appended, "..: ", result.message()));
       queue.Close();
       while (queue.Pop()) {
       }

@@ -43,6 +43,15 @@ std::unique_ptr<EventBatch> NextBatch(Generator& generator, size_t count,
 // readers must outlive the result.
 std::vector<store::StreamAppend> GroupByStream(const std::vector<schema::Event::Reader>& events);
 
+// The same batch as AppendMulti calls that keep every reference pointing backwards: grouping by
+// stream moves a stream's events up to its first event of the batch, which can put an event
+// before one of another stream that it names (a share before the post it shares, by
+// causationId, inReplyTo or corrects). A new append starts at such an event, so the log holds
+// what an event names before it, as the generator emitted them (the community projection counts
+// a share only if the log holds its post first). Each append is a contiguous run of the batch.
+std::vector<std::vector<store::StreamAppend>> CausalAppends(
+    const std::vector<schema::Event::Reader>& events);
+
 // Called now and then with the events written so far and how far through the days the
 // generator is (0..1).
 using LoadProgress = std::function<void(uint64_t events, double fraction)>;

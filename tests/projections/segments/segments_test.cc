@@ -123,8 +123,10 @@ class SegmentsTest : public ihs::testing::StoreTest {
         std::unique_ptr<workload::EventBatch> batch = workload::NextBatch(g, 500);
         if (batch->events.empty()) break;
         clock_.Set(absl::FromUnixMicros(batch->arrived));
-        absl::Status s = store_->AppendMulti(workload::GroupByStream(batch->Readers())).status();
-        EXPECT_TRUE(s.ok()) << s;
+        for (const auto& appends : workload::CausalAppends(batch->Readers())) {
+          absl::Status s = store_->AppendMulti(appends).status();
+          EXPECT_TRUE(s.ok()) << s;
+        }
       }
     }
     std::stringstream truth;

@@ -1,0 +1,97 @@
+// The community projection's accuracy against the generator's ground truth, and what it costs:
+// for each seed and size, a history is generated into a fresh store at its simulated arrival
+// times, the community projection is built from zero next to a raw ReadAll of the same log (the
+// ceiling, in the same run), and its top 100 persons by reach are compared with the truth's
+// `influential[]` (precision; the definition of reach is exact, so every one of the truth's
+// persons must have the truth's reach). Prints a table (and JSON lines with --json); exit 3 if
+// precision is below 0.95 or any reach differs. Bounded by the sizes given.
+//
+//   build/bin/community_accuracy [--seeds 1,2,3] [--parties 2000,20000] [--days 120] [--json]
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <set>
+
+#include "absl/time/clock.h"
+#include "bench/accuracy_run.h"
+#include "nlohmann/json.hpp"
+#include "projections/community/community.h"
+#include "schema/community.capnp.h"
+
+namespace ihs::bench {
+namespace {
+
+namespace cm = projections::community;
+
+struct Score {
+  size_t truth = 0, both = 0, reach_equal = 0;
+  double precision() const { return truth == 0 ? 1 : static_cast<double>(both) / truth; }
+};
+
+absl::StatusOr<Score> Compare(const GeneratedRun& run, const projections::StateView& view) {
+  Score score;
+  const auto& influential = run.truth["influential"];
+  score.truth = influential.size();
+  if (score.truth == 0) return score;
+  capnp::MallocMessageBuilder m;
+  if (absl::Status s = cm::ReadTop(view, score.truth, m); !s.ok()) return s;
+  std::set<std::string> got;
+  for (auto e : m.getRoot<schema::CommunityTop>().getEntries()) got.insert(e.getPerson().cStr());
+  for (const auto& t : influential) {
+    const std::string person = t["person"];
+    score.both += got.count(person);
+    capnp::MallocMessageBuilder card;
+    if (absl::Status s = cm::ReadCard(view, person, absl::ToUnixMicros(run.end), card); !s.ok()) {
+      return s;
+    }
+    score.reach_equal +=
+        card.getRoot<schema::CommunityCard>().getReach() == t["reach"].get<uint64_t>();
+  }
+  return score;
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app("the community projection against the generator's ground truth");
+  AccuracyFlags flags;
+  AddAccuracyFlags(app, flags);
+  CLI11_PARSE(app, argc, argv);
+  const bool json = flags.json;
+  const int days = flags.days;
+  if (!json) {
+    std::printf("%-5s %-8s %-9s %6s %9s %12s %8s %8s\n", "seed", "parties", "events", "truth",
+                "precision", "reach equal", "build/s", "read %");
+  }
+  return ForEachRun(
+      "community_accuracy", flags.sizes, flags.seeds,
+      [&](uint64_t parties, uint64_t seed, const std::string& dir) -> absl::StatusOr<int> {
+        std::unique_ptr<projections::Runner> runner;
+        absl::StatusOr<GeneratedRun> r = GenerateAndRebuild(
+            seed, parties, days, dir, cm::kName, [] { return cm::NewCommunityProjection(); },
+            &runner);
+        if (!r.ok()) return r.status();
+        auto view = runner->View(cm::kName);
+        if (!view.ok()) return view.status();
+        absl::StatusOr<Score> s = Compare(*r, *view);
+        if (!s.ok()) return s.status();
+        if (json) {
+          nlohmann::json j = {{"seed", seed},
+                              {"parties", parties},
+                              {"events", r->events},
+                              {"truth", s->truth},
+                              {"precision", s->precision()},
+                              {"reach_equal", s->reach_equal},
+                              {"build_s", r->build_s},
+                              {"read_s", r->read_s}};
+          std::printf("%s\n", j.dump().c_str());
+        } else {
+          std::printf("%-5lu %-8lu %-9lu %6zu %9.4f %8zu/%-3zu %8.1f %7.0f%%\n", seed, parties,
+                      r->events, s->truth, s->precision(), s->reach_equal, s->truth, r->build_s,
+                      100 * r->read_s / r->build_s);
+        }
+        return s->precision() < 0.95 || s->reach_equal != s->truth ? 3 : 0;
+      });
+}
+
+}  // namespace
+}  // namespace ihs::bench
+
+int main(int argc, char** argv) { return ihs::bench::Main(argc, argv); }
