@@ -9,13 +9,18 @@
 //   build/bin/community_accuracy [--seeds 1,2,3] [--parties 2000,20000] [--days 120] [--json]
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <map>
 #include <set>
+#include <tuple>
+#include <vector>
 
 #include "absl/time/clock.h"
 #include "bench/accuracy_run.h"
+#include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "projections/community/community.h"
 #include "schema/community.capnp.h"
+#include "workload/rank_score.h"
 
 namespace ihs::bench {
 namespace {
@@ -24,8 +29,31 @@ namespace cm = projections::community;
 
 struct Score {
   size_t truth = 0, both = 0, reach_equal = 0;
+  size_t graph_persons = 0;
+  double spearman = 0, top_overlap = 0, standing_s = 0;
   double precision() const { return truth == 0 ? 1 : static_cast<double>(both) / truth; }
 };
+
+// The network standing against an exact power iteration over the projection's own graph, per
+// person: Spearman over persons in the graph, and the overlap of the top 100.
+absl::Status CompareStanding(const projections::StateView& view, Score& score) {
+  std::vector<std::tuple<std::string, std::string, uint64_t>> edges;
+  std::map<std::string, std::string> person;
+  std::map<std::string, double> estimate, exact;
+  IHS_RETURN_IF_ERROR(cm::ForEachGraphStream(view, [&](const cm::GraphStream& g) {
+    person[g.stream] = g.person;
+    estimate[g.person] += g.standing;
+    for (const auto& [target, weight] : g.out) edges.emplace_back(g.stream, target, weight);
+    return true;
+  }));
+  for (const auto& [stream, x] : workload::ExactStanding(edges, cm::kReset)) {
+    exact[person.count(stream) ? person[stream] : stream] += x;
+  }
+  score.graph_persons = exact.size();
+  score.spearman = workload::Spearman(exact, estimate);
+  score.top_overlap = workload::TopOverlap(exact, estimate, 100);
+  return absl::OkStatus();
+}
 
 absl::StatusOr<Score> Compare(const GeneratedRun& run, const projections::StateView& view) {
   Score score;
@@ -33,7 +61,7 @@ absl::StatusOr<Score> Compare(const GeneratedRun& run, const projections::StateV
   score.truth = influential.size();
   if (score.truth == 0) return score;
   capnp::MallocMessageBuilder m;
-  if (absl::Status s = cm::ReadTop(view, score.truth, m); !s.ok()) return s;
+  if (absl::Status s = cm::ReadTop(view, score.truth, cm::TopBy::kReach, m); !s.ok()) return s;
   std::set<std::string> got;
   for (auto e : m.getRoot<schema::CommunityTop>().getEntries()) got.insert(e.getPerson().cStr());
   for (const auto& t : influential) {
@@ -46,6 +74,9 @@ absl::StatusOr<Score> Compare(const GeneratedRun& run, const projections::StateV
     score.reach_equal +=
         card.getRoot<schema::CommunityCard>().getReach() == t["reach"].get<uint64_t>();
   }
+  const absl::Time t0 = absl::Now();
+  if (absl::Status s = CompareStanding(view, score); !s.ok()) return s;
+  score.standing_s = absl::ToDoubleSeconds(absl::Now() - t0);
   return score;
 }
 
@@ -57,8 +88,9 @@ int Main(int argc, char** argv) {
   const bool json = flags.json;
   const int days = flags.days;
   if (!json) {
-    std::printf("%-5s %-8s %-9s %6s %9s %12s %8s %8s\n", "seed", "parties", "events", "truth",
-                "precision", "reach equal", "build/s", "read %");
+    std::printf("%-5s %-8s %-9s %6s %9s %12s %8s %9s %8s %8s %8s\n", "seed", "parties", "events",
+                "truth", "precision", "reach equal", "graph", "spearman", "top100", "build/s",
+                "read %");
   }
   return ForEachRun(
       "community_accuracy", flags.sizes, flags.seeds,
@@ -79,15 +111,22 @@ int Main(int argc, char** argv) {
                               {"truth", s->truth},
                               {"precision", s->precision()},
                               {"reach_equal", s->reach_equal},
+                              {"graph_persons", s->graph_persons},
+                              {"standing_spearman", s->spearman},
+                              {"standing_top100_overlap", s->top_overlap},
                               {"build_s", r->build_s},
                               {"read_s", r->read_s}};
           std::printf("%s\n", j.dump().c_str());
         } else {
-          std::printf("%-5lu %-8lu %-9lu %6zu %9.4f %8zu/%-3zu %8.1f %7.0f%%\n", seed, parties,
-                      r->events, s->truth, s->precision(), s->reach_equal, s->truth, r->build_s,
+          std::printf("%-5lu %-8lu %-9lu %6zu %9.4f %8zu/%-3zu %8zu %9.4f %8.2f %8.1f %7.0f%%\n",
+                      seed, parties, r->events, s->truth, s->precision(), s->reach_equal, s->truth,
+                      s->graph_persons, s->spearman, s->top_overlap, r->build_s,
                       100 * r->read_s / r->build_s);
         }
-        return s->precision() < 0.95 || s->reach_equal != s->truth ? 3 : 0;
+        return s->precision() < 0.95 || s->reach_equal != s->truth || s->spearman < 0.95 ||
+                       s->top_overlap < 0.9
+                   ? 3
+                   : 0;
       });
 }
 

@@ -26,6 +26,16 @@ struct CommunityStream {
   days @7 :List(DayReach); # reach by the day of the original post, the latest kKeptDays days
   erased @8 :Bool;         # its values are gone and it gains none
   anonymousIn @9 :UInt64;  # carries and reactions by streams since erased
+  standing @10 :Float64;   # the estimate of its network standing (docs/community.md)
+  residual @11 :Float64;   # what the estimate has not pushed on yet
+  inGraph @12 :Bool;       # an end of some carry edge: a node of the amplification graph
+  out @13 :List(OutEdge);  # its carry edges, by target: whose posts it carried, how often
+  outTotal @14 :UInt64;
+}
+
+struct OutEdge {
+  target @0 :Text;
+  weight @1 :UInt64;
 }
 
 struct CommunityPost {
@@ -53,6 +63,7 @@ struct CommunityPerson {
   streams @0 :List(Text);  # sorted
   links @1 :List(StreamPair);
   reach @2 :UInt64;        # the sum of its streams'
+  standing @3 :Float64;    # the sum of its streams'
 }
 
 struct CommunityEdge {
@@ -73,6 +84,10 @@ struct CommunityCounters {
   deadCarries @3 :UInt64;      # carries of a retracted post or of an erased stream's post
   anonymousEdges @4 :UInt64;   # edges into erased streams, kept only as this count
   foreignRetractions @5 :UInt64;  # retractions of a post by another stream: ignored
+  nodes @6 :UInt64;            # streams in the amplification graph
+  pushes @7 :UInt64;           # standing pushes done, in all
+  cappedEvents @8 :UInt64;     # events that stopped pushing at kMaxPushes
+  standingPersons @9 :UInt64;  # persons with standing (the "Q" index)
 }
 
 # --- reads ----------------------------------------------------------------------------------
@@ -115,6 +130,10 @@ struct CommunityCard {
   carriers @13 :List(Carrier);        # the streams that carried them most
   erasedStreams @14 :UInt32;
   anonymousIn @15 :UInt64;
+  standing @16 :Float64;       # network standing: expected visits of a carrier's random walk
+  standingRank @17 :UInt64;    # by standing among persons in the graph (1 = most); 0: none
+  standingPercentile @18 :Float64;
+  graphPersons @19 :UInt64;    # persons in the amplification graph
 }
 
 struct CommunityTopEntry {
@@ -123,10 +142,19 @@ struct CommunityTopEntry {
   posts @2 :UInt32;
   carried @3 :UInt64;
   maxDepth @4 :UInt32;
+  standing @5 :Float64;
+}
+
+enum CommunityRank {
+  unspecified @0;
+  reach @1;
+  standing @2;
 }
 
 struct CommunityTop {
   entries @0 :List(CommunityTopEntry);
   persons @1 :UInt64;      # persons with reach > 0
   counters @2 :CommunityCounters;  # what the projection met (docs/community.md "Bad input")
+  by @3 :CommunityRank;
+  standingPersons @4 :UInt64;  # persons with standing
 }

@@ -463,9 +463,10 @@ interface Reader extends(Reads) {
   community @14 (party :Text, asOf :Int64, minPosition :UInt64) -> (result :CommunityCardResult);
   # The community figures of the person of `party` (docs/community.md), the 90-day reach counted
   # to `asOf` (µs since the epoch; 0: now), with the evidence. notFound: no such stream.
-  communityTop @15 (n :UInt32, minPosition :UInt64) -> (result :CommunityTopResult);
-  # The `n` (1..10000) persons of most reach, and what the projection met. invalidArgument: n out
-  # of range.
+  communityTop @15 (n :UInt32, minPosition :UInt64, by :Cm.CommunityRank)
+      -> (result :CommunityTopResult);
+  # The `n` (1..10000) persons of most reach (or, with `by` standing, of most network standing),
+  # and what the projection met. invalidArgument: n out of range. `by` unspecified: reach.
 }
 
 interface Auditor extends(Reader) {

@@ -140,14 +140,17 @@ kj::Promise<void> Session::Community(CommunityCtx c) {
 kj::Promise<void> Session::CommunityTop(CommunityTopCtx c) {
   auto p = c.getParams();
   const uint32_t n = p.getN();
+  const projections::community::TopBy by = p.getBy() == schema::CommunityRank::STANDING
+                                               ? projections::community::TopBy::kStanding
+                                               : projections::community::TopBy::kReach;
   absl::Status bad;
   if (n == 0 || n > projections::community::kMaxTop) {
     bad = BadField("n", absl::StrCat("n must be 1 to ", projections::community::kMaxTop));
   }
   return StateRead<schema::CommunityTop>(
       projections::community::kName, c, bad, p.getMinPosition(),
-      [n](const projections::StateView& view, capnp::MessageBuilder& m) {
-        return projections::community::ReadTop(view, n, m);
+      [n, by](const projections::StateView& view, capnp::MessageBuilder& m) {
+        return projections::community::ReadTop(view, n, by, m);
       });
 }
 

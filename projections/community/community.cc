@@ -1,10 +1,13 @@
 #include "projections/community/community.h"
 
 #include <algorithm>
+#include <cmath>
+#include <deque>
 #include <map>
 #include <optional>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/container/node_hash_map.h"
 #include "common/status_macros.h"
 #include "projections/community/state.h"
@@ -109,7 +112,8 @@ class Records {
 class CommunityProjection : public Projection {
  public:
   absl::string_view name() const override { return kName; }
-  uint32_t version() const override { return 1; }
+  // 2: the network standing.
+  uint32_t version() const override { return 2; }
 
   absl::Status Apply(const store::StoredEvent& stored, Txn& txn) override {
     txn_ = &txn;
@@ -144,6 +148,8 @@ class CommunityProjection : public Projection {
   }
 
   void Discard() override {
+    queue_.clear();
+    queued_.clear();
     streams_.Clear();
     posts_.Clear();
     persons_.Clear();
@@ -307,9 +313,11 @@ class CommunityProjection : public Projection {
     return absl::OkStatus();
   }
 
-  // `source` carried or reacted to a post of `target`.
+  // `source` carried or reacted to a post of `target`. Carries are edges of the amplification
+  // graph too.
   absl::Status AddEdge(const std::string& target, const std::string& source, TouchpointType type) {
     if (target.empty() || target == source) return absl::OkStatus();
+    if (IsCarry(type)) IHS_RETURN_IF_ERROR(AddCarryEdge(source, target));
     const std::string key = EdgeKey(target, source);
     IHS_ASSIGN_OR_RETURN(EdgeRec * e, edges_.Mutable(*txn_, key));
     if (e == nullptr) {
@@ -402,6 +410,191 @@ class CommunityProjection : public Projection {
     return absl::OkStatus();
   }
 
+  // --- standing --------------------------------------------------------------------------------
+  //
+  // The network standing of a stream is x[v], the expected visits to v of random walks that
+  // start once at every stream of the amplification graph, follow a carry edge u -> w (u carried
+  // w's posts; chosen by weight A[u,w] / W_u) and stop with chance kReset at each step, or at a
+  // stream that carried nobody: x = 1 + (1 - kReset) P^T x, PageRank's equation before
+  // normalisation. It is kept by forward push (Andersen, Chung and Lang 2006; on a changing
+  // graph, Zhang, Lofgren and Goel 2016): each stream keeps an estimate p[v] (`standing`) and a
+  // residual r[v] such that, for every v,
+  //   r[v] = 1 - p[v] + (1 - kReset) * sum over u of p[u] A[u,v] / W_u,
+  // which makes x = p + M r exactly (M = (I - (1 - kReset) P^T)^-1, the visits a walk from each
+  // stream makes). A new edge of u changes row u of P: the residuals of u's targets change by
+  // (1 - kReset) p[u] (new share - old share), and the invariant holds again. A push moves a
+  // residual into the estimate and passes (1 - kReset) of it on along the edges; every residual
+  // above kPushThreshold is pushed before the event ends. So |x - p| sums to at most
+  // sum |r| / kReset, each |r| below the threshold.
+
+  // The stream, a node of the graph from now on: its walk's start is a residual of 1.
+  absl::Status JoinGraph(const std::string& stream) {
+    IHS_ASSIGN_OR_RETURN(StreamRec * r, MutableStream(stream));
+    if (r->in_graph) return absl::OkStatus();
+    r->in_graph = true;
+    IHS_ASSIGN_OR_RETURN(Counters * c, MutableCounters());
+    ++c->nodes;
+    return AddResidual(stream, 1);
+  }
+
+  absl::Status AddCarryEdge(const std::string& source, const std::string& target) {
+    IHS_RETURN_IF_ERROR(JoinGraph(target));
+    IHS_RETURN_IF_ERROR(JoinGraph(source));
+    IHS_ASSIGN_OR_RETURN(StreamRec * u, MutableStream(source));
+    const std::vector<std::pair<std::string, uint64_t>> old = u->out;
+    const uint64_t old_total = u->out_total;
+    auto it = std::lower_bound(u->out.begin(), u->out.end(), std::make_pair(target, uint64_t{0}));
+    if (it != u->out.end() && it->first == target) {
+      ++it->second;
+    } else {
+      u->out.insert(it, {target, 1});
+    }
+    ++u->out_total;
+    IHS_RETURN_IF_ERROR(RowChanged(source, old, old_total));
+    return PushAll();
+  }
+
+  // Row `source` of P changed from `old` (of total weight `old_total`) to what its record holds:
+  // the residuals of its targets, old and new, follow.
+  absl::Status RowChanged(const std::string& source,
+                          const std::vector<std::pair<std::string, uint64_t>>& old,
+                          uint64_t old_total) {
+    IHS_ASSIGN_OR_RETURN(StreamRec * u, MutableStream(source));
+    const double p = u->standing;
+    if (p == 0) return absl::OkStatus();
+    const std::vector<std::pair<std::string, uint64_t>> now = u->out;
+    const uint64_t total = u->out_total;
+    auto share = [](uint64_t w, uint64_t of) {
+      return of == 0 ? 0.0 : static_cast<double>(w) / static_cast<double>(of);
+    };
+    size_t i = 0, j = 0;
+    while (i < old.size() || j < now.size()) {
+      std::string target;
+      double before = 0, after = 0;
+      if (j == now.size() || (i < old.size() && old[i].first < now[j].first)) {
+        target = old[i].first;
+        before = share(old[i++].second, old_total);
+      } else if (i == old.size() || now[j].first < old[i].first) {
+        target = now[j].first;
+        after = share(now[j++].second, total);
+      } else {
+        target = now[j].first;
+        before = share(old[i++].second, old_total);
+        after = share(now[j++].second, total);
+      }
+      if (after != before) {
+        IHS_RETURN_IF_ERROR(AddResidual(target, (1 - kReset) * p * (after - before)));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status AddResidual(const std::string& stream, double delta) {
+    IHS_ASSIGN_OR_RETURN(StreamRec * r, MutableStream(stream));
+    r->residual += delta;
+    if (std::abs(r->residual) > kPushThreshold && queued_.insert(stream).second) {
+      queue_.push_back(stream);
+    }
+    return absl::OkStatus();
+  }
+
+  // Pushes the residuals above the threshold, in the order they rose above it, at most
+  // kMaxPushes (what is left waits for the next change at those streams).
+  absl::Status PushAll() {
+    size_t pushes = 0;
+    while (!queue_.empty()) {
+      if (pushes == kMaxPushes) {
+        IHS_ASSIGN_OR_RETURN(Counters * c, MutableCounters());
+        ++c->capped_events;
+        queue_.clear();
+        queued_.clear();
+        break;
+      }
+      const std::string v = std::move(queue_.front());
+      queue_.pop_front();
+      queued_.erase(v);
+      IHS_ASSIGN_OR_RETURN(StreamRec * r, MutableStream(v));
+      const double amount = r->residual;
+      if (std::abs(amount) <= kPushThreshold) continue;
+      r->residual = 0;
+      r->standing += amount;
+      ++pushes;
+      const std::vector<std::pair<std::string, uint64_t>> out = r->out;
+      const double total = static_cast<double>(r->out_total);
+      IHS_RETURN_IF_ERROR(AddStanding(v, amount));
+      for (const auto& [target, weight] : out) {
+        IHS_RETURN_IF_ERROR(
+            AddResidual(target, (1 - kReset) * amount * static_cast<double>(weight) / total));
+      }
+    }
+    if (pushes > 0) {
+      IHS_ASSIGN_OR_RETURN(Counters * c, MutableCounters());
+      c->pushes += pushes;
+    }
+    return absl::OkStatus();
+  }
+
+  // The stream's standing grew by `delta` (its record holds the new one): its person's too.
+  absl::Status AddStanding(const std::string& stream, double delta) {
+    IHS_ASSIGN_OR_RETURN(StreamRec * s, MutableStream(stream));
+    if (s->person.empty()) return ReindexStanding(stream, s->standing - delta, s->standing);
+    const std::string person = s->person;
+    IHS_ASSIGN_OR_RETURN(PersonRec * p, persons_.Mutable(*txn_, PersonKey(person)));
+    if (p == nullptr) return absl::DataLossError("community: a stream names a missing person");
+    const double was = p->standing;
+    p->standing += delta;
+    return ReindexStanding(person, was, p->standing);
+  }
+
+  absl::Status ReindexStanding(const std::string& person, double before, double after) {
+    const std::string from = StandingKey(before, person), to = StandingKey(after, person);
+    const std::string zero = StandingKey(0, person);
+    if (from == to) return absl::OkStatus();
+    IHS_ASSIGN_OR_RETURN(Counters * c, MutableCounters());
+    if (from != zero) {
+      txn_->Delete(from);
+      --c->standing_persons;
+    }
+    if (to != zero) {
+      txn_->Put(to, "");
+      ++c->standing_persons;
+    }
+    return absl::OkStatus();
+  }
+
+  // The stream leaves the graph (an erasure): its edges and the edges to it go, the residuals
+  // follow, and its standing is taken from its person.
+  absl::Status LeaveGraph(const std::string& stream, const std::vector<std::string>& sources) {
+    IHS_ASSIGN_OR_RETURN(StreamRec * s, MutableStream(stream));
+    if (!s->in_graph) return absl::OkStatus();
+    std::vector<std::pair<std::string, uint64_t>> old = std::move(s->out);
+    uint64_t old_total = s->out_total;
+    s->out.clear();
+    s->out_total = 0;
+    IHS_RETURN_IF_ERROR(RowChanged(stream, old, old_total));
+    for (const std::string& source : sources) {
+      IHS_ASSIGN_OR_RETURN(StreamRec * u, MutableStream(source));
+      auto it = std::lower_bound(u->out.begin(), u->out.end(), std::make_pair(stream, uint64_t{0}));
+      if (it == u->out.end() || it->first != stream) continue;
+      old = u->out;
+      old_total = u->out_total;
+      u->out_total -= it->second;
+      u->out.erase(it);
+      IHS_RETURN_IF_ERROR(RowChanged(source, old, old_total));
+    }
+    IHS_ASSIGN_OR_RETURN(s, MutableStream(stream));
+    const double standing = s->standing;
+    s->standing = 0;
+    s->residual = 0;
+    s->in_graph = false;
+    queued_.erase(stream);
+    queue_.erase(std::remove(queue_.begin(), queue_.end(), stream), queue_.end());
+    IHS_RETURN_IF_ERROR(AddStanding(stream, -standing));
+    IHS_ASSIGN_OR_RETURN(Counters * c, MutableCounters());
+    --c->nodes;
+    return PushAll();
+  }
+
   // --- erasure ---------------------------------------------------------------------------------
 
   // The stream's values go; its posts stay in their cascades without its id, and its edges
@@ -412,6 +605,15 @@ class CommunityProjection : public Projection {
     edges_.Flush(*txn_);
     IHS_ASSIGN_OR_RETURN(StreamRec * s, MutableStream(stream));
     if (s->erased) return absl::OkStatus();
+    std::vector<std::string> sources;
+    const std::string into = EdgePrefix(stream);
+    IHS_RETURN_IF_ERROR(
+        txn_->Scan(into, PrefixEnd(into), [&](absl::string_view key, absl::string_view) {
+          sources.emplace_back(key.substr(into.size()));
+          return true;
+        }));
+    IHS_RETURN_IF_ERROR(LeaveGraph(stream, sources));
+    IHS_ASSIGN_OR_RETURN(s, MutableStream(stream));
     const uint64_t reach = s->reach;
     if (reach > 0) {
       // Through AddReach so that the person's reach and rank follow.
@@ -487,6 +689,7 @@ class CommunityProjection : public Projection {
     PersonRec alone;
     alone.streams = {id};
     alone.reach = s->reach;
+    alone.standing = s->standing;
     return alone;
   }
 
@@ -526,6 +729,7 @@ class CommunityProjection : public Projection {
     for (const std::string& o : old) {
       IHS_ASSIGN_OR_RETURN(PersonRec p, PersonNamed(o));
       IHS_RETURN_IF_ERROR(Reindex(o, p.reach, 0));
+      IHS_RETURN_IF_ERROR(ReindexStanding(o, p.standing, 0));
       persons_.Erase(PersonKey(o));
     }
     IHS_ASSIGN_OR_RETURN(
@@ -540,14 +744,17 @@ class CommunityProjection : public Projection {
         IHS_ASSIGN_OR_RETURN(StreamRec * r, MutableStream(s));
         r->person = g.streams.size() > 1 ? id : "";
         p.reach += r->reach;
+        p.standing += r->standing;
       }
       const uint64_t reach = p.reach;
+      const double standing = p.standing;
       if (g.streams.size() > 1) {
         p.streams = std::move(g.streams);
         p.links = std::move(g.links);
         persons_.Set(PersonKey(id), std::move(p));
       }
       IHS_RETURN_IF_ERROR(Reindex(id, 0, reach));
+      IHS_RETURN_IF_ERROR(ReindexStanding(id, 0, standing));
     }
     return absl::OkStatus();
   }
@@ -561,6 +768,10 @@ class CommunityProjection : public Projection {
   Records<EdgeRec> edges_{DecodeEdge, EncodeEdge};
   std::optional<Counters> counters_;
   bool counters_dirty_ = false;
+  // Streams whose residual is above the threshold, in the order they rose above it; empty
+  // between events.
+  std::deque<std::string> queue_;
+  absl::flat_hash_set<std::string> queued_;
 };
 
 }  // namespace

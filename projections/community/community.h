@@ -20,8 +20,11 @@
 #include <capnp/message.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "projections/projection.h"
@@ -38,6 +41,15 @@ inline constexpr int32_t kKeptDays = 120;
 inline constexpr int32_t kRecentDays = 90;
 inline constexpr size_t kMaxTop = 10000;
 inline constexpr size_t kEvidence = 10;
+// The network standing (docs/community.md "Standing"): a walk stops with this chance at each
+// step (PageRank's damping is 1 - kReset); residuals above kPushThreshold are pushed, at most
+// kMaxPushes per event.
+inline constexpr double kReset = 0.15;
+inline constexpr double kPushThreshold = 0.01;
+inline constexpr size_t kMaxPushes = 20000;
+
+// What `top` ranks by.
+enum class TopBy { kReach, kStanding };
 
 std::unique_ptr<Projection> NewCommunityProjection();
 
@@ -47,7 +59,18 @@ absl::Status ReadCard(const StateView& view, const std::string& party, int64_t a
                       capnp::MessageBuilder& out);
 
 // The `n` (1..kMaxTop) persons of most reach into `out` (root CommunityTop).
-absl::Status ReadTop(const StateView& view, size_t n, capnp::MessageBuilder& out);
+absl::Status ReadTop(const StateView& view, size_t n, TopBy by, capnp::MessageBuilder& out);
+
+// Every stream of the amplification graph, with its person, its standing's estimate and its carry
+// edges (targets by name, with how often it carried them), in stream order until `visit` returns
+// false; for tests and benchmarks that compute the standing exactly.
+struct GraphStream {
+  std::string stream, person;
+  double standing = 0;
+  std::vector<std::pair<std::string, uint64_t>> out;
+};
+absl::Status ForEachGraphStream(const StateView& view,
+                                const std::function<bool(const GraphStream&)>& visit);
 
 }  // namespace ihs::projections::community
 

@@ -46,6 +46,7 @@ struct PersonFigures {
   std::vector<std::string> streams;
   std::vector<StreamRec> records;  // per stream
   uint64_t reach = 0;
+  double standing = 0;
 };
 
 // The person of `party` and their streams' records; nullopt: the log has no such stream.
@@ -59,17 +60,39 @@ absl::StatusOr<std::optional<PersonFigures>> FiguresOf(const StateView& view,
     f.streams = {party};
     f.records = {*s};
     f.reach = s->reach;
+    f.standing = s->standing;
     return f;
   }
   IHS_ASSIGN_OR_RETURN(auto p, Load<PersonRec>(view, PersonKey(f.id), DecodePerson));
   if (!p) return absl::DataLossError("community: a stream names a missing person");
   f.streams = p->streams;
   f.reach = p->reach;
+  f.standing = p->standing;
   for (const std::string& st : f.streams) {
     IHS_ASSIGN_OR_RETURN(auto r, Load<StreamRec>(view, StreamKey(st), DecodeStream));
     f.records.push_back(r ? *r : StreamRec{});
   }
   return f;
+}
+
+struct Place {
+  uint64_t rank = 0;
+  double percentile = 0;
+};
+
+// The place of `key` in the index under `prefix` of `of` keys: the keys ahead of it (cost: the
+// rank), and the share of the index below it, in percent.
+absl::StatusOr<Place> PlaceIn(const StateView& view, const std::string& prefix,
+                              const std::string& key, uint64_t of) {
+  uint64_t ahead = 0;
+  IHS_RETURN_IF_ERROR(view.Scan(prefix, key, [&](absl::string_view, absl::string_view) {
+    ++ahead;
+    return true;
+  }));
+  Place p;
+  p.rank = ahead + 1;
+  p.percentile = of <= ahead ? 0 : 100.0 * static_cast<double>(of - ahead - 1) / of;
+  return p;
 }
 
 }  // namespace
@@ -111,15 +134,18 @@ absl::Status ReadCard(const StateView& view, const std::string& party, int64_t a
   IHS_ASSIGN_OR_RETURN(Counters counters, LoadCounters(view));
   card.setPersons(counters.persons);
   if (f.reach > 0) {
-    uint64_t ahead = 0;
-    IHS_RETURN_IF_ERROR(
-        view.Scan("R", RankKey(f.reach, f.id), [&](absl::string_view, absl::string_view) {
-          ++ahead;
-          return true;
-        }));
-    card.setRank(ahead + 1);
-    const uint64_t below = counters.persons - ahead - 1;
-    card.setPercentile(counters.persons == 0 ? 0 : 100.0 * below / counters.persons);
+    IHS_ASSIGN_OR_RETURN(const Place place,
+                         PlaceIn(view, "R", RankKey(f.reach, f.id), counters.persons));
+    card.setRank(place.rank);
+    card.setPercentile(place.percentile);
+  }
+  card.setStanding(f.standing);
+  card.setGraphPersons(counters.standing_persons);
+  if (StandingKey(f.standing, f.id) != StandingKey(0, f.id)) {
+    IHS_ASSIGN_OR_RETURN(const Place place, PlaceIn(view, "Q", StandingKey(f.standing, f.id),
+                                                    counters.standing_persons));
+    card.setStandingRank(place.rank);
+    card.setStandingPercentile(place.percentile);
   }
 
   // Evidence: the original posts that reached most, and who carried them most.
@@ -189,18 +215,23 @@ absl::Status ReadCard(const StateView& view, const std::string& party, int64_t a
   return absl::OkStatus();
 }
 
-absl::Status ReadTop(const StateView& view, size_t n, capnp::MessageBuilder& out) {
+absl::Status ReadTop(const StateView& view, size_t n, TopBy by, capnp::MessageBuilder& out) {
   if (n == 0 || n > kMaxTop) {
     return absl::InvalidArgumentError(absl::StrCat("--n must be 1 to ", kMaxTop, ", not ", n));
   }
   std::vector<std::string> persons;
-  IHS_RETURN_IF_ERROR(view.Scan("R", "S", [&](absl::string_view key, absl::string_view) {
-    persons.emplace_back(key.substr(9));
-    return persons.size() < n;
-  }));
+  const std::string index = by == TopBy::kStanding ? "Q" : "R";
+  IHS_RETURN_IF_ERROR(
+      view.Scan(index, PrefixEnd(index), [&](absl::string_view key, absl::string_view) {
+        persons.emplace_back(key.substr(9));
+        return persons.size() < n;
+      }));
   IHS_ASSIGN_OR_RETURN(Counters counters, LoadCounters(view));
   auto top = out.initRoot<schema::CommunityTop>();
+  top.setBy(by == TopBy::kStanding ? schema::CommunityRank::STANDING
+                                   : schema::CommunityRank::REACH);
   top.setPersons(counters.persons);
+  top.setStandingPersons(counters.standing_persons);
   auto c = top.initCounters();
   c.setPersons(counters.persons);
   c.setUnknownTargets(counters.unknown_targets);
@@ -208,6 +239,10 @@ absl::Status ReadTop(const StateView& view, size_t n, capnp::MessageBuilder& out
   c.setDeadCarries(counters.dead_carries);
   c.setAnonymousEdges(counters.anonymous_edges);
   c.setForeignRetractions(counters.foreign_retractions);
+  c.setNodes(counters.nodes);
+  c.setPushes(counters.pushes);
+  c.setCappedEvents(counters.capped_events);
+  c.setStandingPersons(counters.standing_persons);
   auto entries = top.initEntries(static_cast<unsigned>(persons.size()));
   for (size_t i = 0; i < persons.size(); ++i) {
     IHS_ASSIGN_OR_RETURN(auto f, FiguresOf(view, persons[i]));
@@ -215,6 +250,7 @@ absl::Status ReadTop(const StateView& view, size_t n, capnp::MessageBuilder& out
     auto e = entries[i];
     e.setPerson(f->id);
     e.setReach(f->reach);
+    e.setStanding(f->standing);
     uint32_t posts = 0, depth = 0;
     uint64_t carried = 0;
     for (const StreamRec& r : f->records) {
@@ -227,6 +263,26 @@ absl::Status ReadTop(const StateView& view, size_t n, capnp::MessageBuilder& out
     e.setMaxDepth(depth);
   }
   return absl::OkStatus();
+}
+
+absl::Status ForEachGraphStream(const StateView& view,
+                                const std::function<bool(const GraphStream&)>& visit) {
+  absl::Status inner;
+  IHS_RETURN_IF_ERROR(view.Scan("S", "T", [&](absl::string_view key, absl::string_view value) {
+    auto s = DecodeStream(value);
+    if (!s.ok()) {
+      inner = s.status();
+      return false;
+    }
+    if (!s->in_graph) return true;
+    GraphStream g;
+    g.stream = std::string(key.substr(1));
+    g.person = s->person.empty() ? g.stream : s->person;
+    g.standing = s->standing;
+    g.out = std::move(s->out);
+    return visit(g);
+  }));
+  return inner;
 }
 
 }  // namespace ihs::projections::community

@@ -1,5 +1,8 @@
 #include "projections/community/state.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 #include "common/big_endian.h"
 #include "common/status_macros.h"
@@ -39,6 +42,13 @@ std::string RankKey(uint64_t reach, absl::string_view person) {
   k.append(person.data(), person.size());
   return k;
 }
+std::string StandingKey(double standing, absl::string_view person) {
+  std::string k = "Q";
+  const double milli = std::max(0.0, std::round(standing * 1000));
+  PutBigEndian64(&k, ~static_cast<uint64_t>(std::min(milli, 1.8e19)));
+  k.append(person.data(), person.size());
+  return k;
+}
 std::string PrefixEnd(absl::string_view prefix) {
   std::string end(prefix);
   while (!end.empty() && static_cast<unsigned char>(end.back()) == 0xff) end.pop_back();
@@ -68,6 +78,15 @@ std::string EncodeStream(const StreamRec& s) {
   }
   r.setErased(s.erased);
   r.setAnonymousIn(s.anonymous_in);
+  r.setStanding(s.standing);
+  r.setResidual(s.residual);
+  r.setInGraph(s.in_graph);
+  auto out = r.initOut(static_cast<unsigned>(s.out.size()));
+  for (size_t i = 0; i < s.out.size(); ++i) {
+    out[i].setTarget(s.out[i].first);
+    out[i].setWeight(s.out[i].second);
+  }
+  r.setOutTotal(s.out_total);
   return Encode(m);
 }
 
@@ -85,6 +104,11 @@ absl::StatusOr<StreamRec> DecodeStream(absl::string_view bytes) {
   for (auto d : r.getDays()) s.days.emplace_back(d.getDay(), d.getReach());
   s.erased = r.getErased();
   s.anonymous_in = r.getAnonymousIn();
+  s.standing = r.getStanding();
+  s.residual = r.getResidual();
+  s.in_graph = r.getInGraph();
+  for (auto o : r.getOut()) s.out.emplace_back(View(o.getTarget()), o.getWeight());
+  s.out_total = r.getOutTotal();
   return s;
 }
 
@@ -134,6 +158,7 @@ std::string EncodePerson(const PersonRec& p) {
     links[i].setB(p.links[i].second);
   }
   r.setReach(p.reach);
+  r.setStanding(p.standing);
   return Encode(m);
 }
 
@@ -144,6 +169,7 @@ absl::StatusOr<PersonRec> DecodePerson(absl::string_view bytes) {
   for (auto s : r.getStreams()) p.streams.emplace_back(View(s));
   for (auto l : r.getLinks()) p.links.emplace_back(View(l.getA()), View(l.getB()));
   p.reach = r.getReach();
+  p.standing = r.getStanding();
   return p;
 }
 
@@ -179,6 +205,10 @@ std::string EncodeCounters(const Counters& c) {
   r.setDeadCarries(c.dead_carries);
   r.setAnonymousEdges(c.anonymous_edges);
   r.setForeignRetractions(c.foreign_retractions);
+  r.setNodes(c.nodes);
+  r.setPushes(c.pushes);
+  r.setCappedEvents(c.capped_events);
+  r.setStandingPersons(c.standing_persons);
   return Encode(m);
 }
 
@@ -192,6 +222,10 @@ absl::StatusOr<Counters> DecodeCounters(absl::string_view bytes) {
   c.dead_carries = r.getDeadCarries();
   c.anonymous_edges = r.getAnonymousEdges();
   c.foreign_retractions = r.getForeignRetractions();
+  c.nodes = r.getNodes();
+  c.pushes = r.getPushes();
+  c.capped_events = r.getCappedEvents();
+  c.standing_persons = r.getStandingPersons();
   return c;
 }
 

@@ -23,6 +23,11 @@ struct StreamRec {
   std::vector<std::pair<int32_t, uint64_t>> days;  // by day, ascending
   bool erased = false;
   uint64_t anonymous_in = 0;
+  // The amplification graph (community.cc "Standing").
+  double standing = 0, residual = 0;
+  bool in_graph = false;
+  std::vector<std::pair<std::string, uint64_t>> out;  // by target
+  uint64_t out_total = 0;
 };
 
 struct PostRec {
@@ -41,6 +46,7 @@ struct PersonRec {
   std::vector<std::string> streams;
   std::vector<std::pair<std::string, std::string>> links;
   uint64_t reach = 0;
+  double standing = 0;
 };
 
 struct EdgeRec {
@@ -51,7 +57,7 @@ struct EdgeRec {
 
 struct Counters {
   uint64_t persons = 0, unknown_targets = 0, too_deep = 0, dead_carries = 0, anonymous_edges = 0,
-           foreign_retractions = 0;
+           foreign_retractions = 0, nodes = 0, pushes = 0, capped_events = 0, standing_persons = 0;
 };
 
 inline constexpr char kCountersKey[] = "X";
@@ -65,6 +71,8 @@ std::string EdgePrefix(absl::string_view target);
 std::string OutKey(absl::string_view source, absl::string_view target);
 std::string OutPrefix(absl::string_view source);
 std::string RankKey(uint64_t reach, absl::string_view person);
+// "Q" ~standing (in thousandths) person: persons in the graph, most standing first.
+std::string StandingKey(double standing, absl::string_view person);
 // The end of the keys that start with `prefix`.
 std::string PrefixEnd(absl::string_view prefix);
 

@@ -75,6 +75,12 @@ nlohmann::json CardJson(schema::CommunityCard::Reader r) {
     j["rank"] = r.getRank();
     j["percentile"] = r.getPercentile();
   }
+  j["standing"] = r.getStanding();
+  j["graphPersons"] = r.getGraphPersons();
+  if (r.getStandingRank() != 0) {
+    j["standingRank"] = r.getStandingRank();
+    j["standingPercentile"] = r.getStandingPercentile();
+  }
   return j;
 }
 
@@ -106,6 +112,13 @@ int Card(const Common& c, const std::string& party) {
                  r.getPersons(), r.getPercentile());
   } else {
     absl::PrintF("  rank         none: no reach (%d persons have some)\n", r.getPersons());
+  }
+  if (r.getStandingRank() != 0) {
+    absl::PrintF("  standing     %.2f: rank %d of %d persons in the graph (above %.1f%% of them)\n",
+                 r.getStanding(), r.getStandingRank(), r.getGraphPersons(),
+                 r.getStandingPercentile());
+  } else {
+    absl::PrintF("  standing     none: nobody carried their posts, nor they anyone's\n");
   }
   absl::PrintF("  posts        %d original public posts\n", r.getPosts());
   absl::PrintF("  carried      %d shares and mentions by others (%.2f per post), %d reactions\n",
@@ -143,17 +156,20 @@ struct TopArgs {
 };
 
 int Top(const Common& c, const TopArgs& a) {
-  if (a.by != "reach") {
-    return Fail(UsageError(
-        absl::StrCat("--by ", a.by, " is not one the community projection ranks by: reach")));
+  if (a.by != "reach" && a.by != "standing") {
+    return Fail(UsageError(absl::StrCat(
+        "--by ", a.by, " is not one the community projection ranks by: reach, standing")));
   }
+  const bool standing = a.by == "standing";
   capnp::MallocMessageBuilder m;
   const int rc = ReadCommunity(
       c,
       [&](const projections::StateView& view, store::EventStore*) {
-        return cm::ReadTop(view, a.n, m);
+        return cm::ReadTop(view, a.n, standing ? cm::TopBy::kStanding : cm::TopBy::kReach, m);
       },
-      [&](client::Client& client, uint64_t min) { return client.CommunityTop(a.n, min, m); });
+      [&](client::Client& client, uint64_t min) {
+        return client.CommunityTop(a.n, standing, min, m);
+      });
   if (rc != kExitOk) return rc;
   auto r = m.getRoot<schema::CommunityTop>().asReader();
   const auto k = r.getCounters();
@@ -166,28 +182,38 @@ int Top(const Common& c, const TopArgs& a) {
                       {"reach", e.getReach()},
                       {"posts", e.getPosts()},
                       {"carried", e.getCarried()},
-                      {"maxDepth", e.getMaxDepth()}});
+                      {"maxDepth", e.getMaxDepth()},
+                      {"standing", e.getStanding()}});
     }
     std::cout << JsonLine({{"by", a.by},
                            {"persons", r.getPersons()},
+                           {"standingPersons", r.getStandingPersons()},
                            {"entries", list},
                            {"met",
                             {{"unknownTargets", k.getUnknownTargets()},
                              {"tooDeep", k.getTooDeep()},
                              {"deadCarries", k.getDeadCarries()},
                              {"anonymousEdges", k.getAnonymousEdges()},
-                             {"foreignRetractions", k.getForeignRetractions()}}}})
+                             {"foreignRetractions", k.getForeignRetractions()},
+                             {"graphStreams", k.getNodes()},
+                             {"pushes", k.getPushes()},
+                             {"cappedEvents", k.getCappedEvents()}}}})
               << "\n";
     return kExitOk;
   }
-  absl::PrintF("the %d persons of most reach, of %d with any\n", r.getEntries().size(),
-               r.getPersons());
-  absl::PrintF("  %5s  %-32s %12s %6s %8s %5s\n", "rank", "person", "reach", "posts", "carried",
-               "depth");
+  if (standing) {
+    absl::PrintF("the %d persons of most network standing, of %d in the graph\n",
+                 r.getEntries().size(), r.getStandingPersons());
+  } else {
+    absl::PrintF("the %d persons of most reach, of %d with any\n", r.getEntries().size(),
+                 r.getPersons());
+  }
+  absl::PrintF("  %5s  %-32s %12s %9s %6s %8s %5s\n", "rank", "person", "reach", "standing",
+               "posts", "carried", "depth");
   uint64_t rank = 0;
   for (auto e : r.getEntries()) {
-    absl::PrintF("  %5d  %-32s %12d %6d %8d %5d\n", ++rank, e.getPerson().cStr(), e.getReach(),
-                 e.getPosts(), e.getCarried(), e.getMaxDepth());
+    absl::PrintF("  %5d  %-32s %12d %9.2f %6d %8d %5d\n", ++rank, e.getPerson().cStr(),
+                 e.getReach(), e.getStanding(), e.getPosts(), e.getCarried(), e.getMaxDepth());
   }
   return kExitOk;
 }
@@ -207,7 +233,7 @@ void RegisterCommunityCommands(Cli& cli) {
   t->add_option("--n", top.n, "how many (1 to 10000)")
       ->check(kWholeNumber)
       ->check(CLI::Range(1, 10000));
-  t->add_option("--by", top.by, "what to rank by: reach");
+  t->add_option("--by", top.by, "what to rank by: reach (default) or standing");
   cli.AddWhere(t);
   cli.OnRun(t, [&common] { return Top(common, top); });
 

@@ -18,6 +18,7 @@
 #include "workload/generator.h"
 #include "workload/load.h"
 #include "workload/model.h"
+#include "workload/rank_score.h"
 
 namespace ihs::projections::community {
 namespace {
@@ -93,7 +94,7 @@ class CommunityTest : public ihs::testing::StoreTest {
   }
   std::vector<std::pair<std::string, uint64_t>> Top(size_t n = 10) {
     capnp::MallocMessageBuilder m;
-    absl::Status s = ReadTop(View(), n, m);
+    absl::Status s = ReadTop(View(), n, TopBy::kReach, m);
     EXPECT_TRUE(s.ok()) << s;
     std::vector<std::pair<std::string, uint64_t>> out;
     for (auto e : m.getRoot<schema::CommunityTop>().getEntries()) {
@@ -102,7 +103,7 @@ class CommunityTest : public ihs::testing::StoreTest {
     return out;
   }
   schema::CommunityCounters::Reader Counters(capnp::MallocMessageBuilder& m) {
-    EXPECT_TRUE(ReadTop(View(), 1, m).ok());
+    EXPECT_TRUE(ReadTop(View(), 1, TopBy::kReach, m).ok());
     return m.getRoot<schema::CommunityTop>().getCounters();
   }
 
@@ -255,9 +256,55 @@ TEST_F(CommunityTest, HostileCascadesAreBoundedAndNamedPostsNeedNotExist) {
   EXPECT_EQ(c.getTooDeep(), 1u);
   EXPECT_EQ(c.getUnknownTargets(), 1u);
   capnp::MallocMessageBuilder out;
-  EXPECT_EQ(ReadTop(View(), 0, out).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(ReadTop(View(), kMaxTop + 1, out).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReadTop(View(), 0, TopBy::kReach, out).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReadTop(View(), kMaxTop + 1, TopBy::kReach, out).code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ReadCard(View(), "nobody", Now(), out).code(), absl::StatusCode::kNotFound);
+}
+
+// The standing against the exact values of the same graph: within the bound the residuals give.
+TEST_F(CommunityTest, TheStandingIsThePageRankOfTheCarryGraphWithinItsBound) {
+  // ann is carried by bob and cat; bob is carried by cat; dan likes ann (a reaction, no edge).
+  const std::string a1 = Post("twitter-ann", TouchpointType::COMPLAINT, 100);
+  const std::string a2 = Post("twitter-ann", TouchpointType::REVIEW, 100);
+  const std::string b1 = Post("twitter-bob", TouchpointType::SHARE, 10, a1);
+  Post("twitter-cat", TouchpointType::SHARE, 10, a2);
+  Post("twitter-cat", TouchpointType::MENTION, 10, b1);
+  Post("twitter-dan", TouchpointType::LIKE, 0, a1);
+  const auto exact = workload::ExactStanding({{"twitter-bob", "twitter-ann", 1},
+                                              {"twitter-cat", "twitter-ann", 1},
+                                              {"twitter-cat", "twitter-bob", 1}},
+                                             kReset);
+  // bob: 1 + 0.85 * 1/2 (cat's walk); ann: 1 + 0.85 * (bob + 1/2 cat).
+  EXPECT_NEAR(exact.at("twitter-bob"), 1.425, 1e-9);
+  EXPECT_NEAR(exact.at("twitter-ann"), 1 + 0.85 * (1.425 + 0.5), 1e-9);
+  for (const auto& [stream, x] : exact) {
+    auto card = CardOf(stream);
+    // |x - p| sums to at most (sum of |residuals|) / kReset, each below the threshold.
+    EXPECT_NEAR(card->r.getStanding(), x, 4 * kPushThreshold / kReset) << stream;
+  }
+  EXPECT_EQ(CardOf("twitter-ann")->r.getStandingRank(), 1u);
+  EXPECT_EQ(CardOf("twitter-cat")->r.getStandingRank(), 3u);
+  EXPECT_EQ(CardOf("twitter-dan")->r.getStandingRank(), 0u);  // a like is no carry
+  EXPECT_EQ(CardOf("twitter-ann")->r.getGraphPersons(), 3u);
+
+  // Erased, cat leaves the graph: ann and bob stand as if cat had never carried them.
+  ASSERT_TRUE(store::Erase(*store_, "twitter-cat", "asked", "dpo").ok());
+  const auto without = workload::ExactStanding({{"twitter-bob", "twitter-ann", 1}}, kReset);
+  for (const auto& [stream, x] : without) {
+    EXPECT_NEAR(CardOf(stream)->r.getStanding(), x, 3 * kPushThreshold / kReset) << stream;
+  }
+  EXPECT_EQ(CardOf("twitter-cat")->r.getStanding(), 0.0);
+  EXPECT_EQ(CardOf("twitter-cat")->r.getStandingRank(), 0u);
+  EXPECT_EQ(CardOf("twitter-ann")->r.getGraphPersons(), 2u);
+}
+
+TEST(RankScoreTest, SpearmanAndOverlapOfSmallLists) {
+  const std::map<std::string, double> a = {{"a", 1}, {"b", 2}, {"c", 3}, {"d", 4}};
+  EXPECT_DOUBLE_EQ(workload::Spearman(a, a), 1);
+  EXPECT_DOUBLE_EQ(workload::Spearman(a, {{"a", 4}, {"b", 3}, {"c", 2}, {"d", 1}}), -1);
+  EXPECT_DOUBLE_EQ(workload::TopOverlap(a, {{"a", 4}, {"b", 3}, {"c", 2}, {"d", 1}}, 2), 0);
+  EXPECT_DOUBLE_EQ(workload::TopOverlap(a, {{"a", 1}, {"b", 3}, {"c", 2}, {"d", 4}}, 2), 0.5);
 }
 
 // On a generated history, every person's reach is the truth's, and the top 100 is the truth's.
@@ -281,6 +328,21 @@ TEST_F(CommunityTest, OnAGeneratedHistoryTheReachIsTheTruths) {
     const std::string person = influential[i]["person"];
     EXPECT_EQ(CardOf(person)->r.getReach(), influential[i]["reach"].get<uint64_t>()) << person;
   }
+  // The standing against an exact power iteration of the same graph, per person.
+  std::vector<std::tuple<std::string, std::string, uint64_t>> edges;
+  std::map<std::string, std::string> person;
+  std::map<std::string, double> estimate, exact;
+  ASSERT_TRUE(ForEachGraphStream(View(), [&](const GraphStream& g) {
+                person[g.stream] = g.person;
+                estimate[g.person] += g.standing;
+                for (const auto& [target, weight] : g.out)
+                  edges.emplace_back(g.stream, target, weight);
+                return true;
+              }).ok());
+  for (const auto& [stream, x] : workload::ExactStanding(edges, kReset)) exact[person[stream]] += x;
+  ASSERT_GT(exact.size(), 100u);
+  EXPECT_GE(workload::Spearman(exact, estimate), 0.95);
+  EXPECT_GE(workload::TopOverlap(exact, estimate, 100), 0.9);
 }
 
 }  // namespace
