@@ -31,6 +31,7 @@ struct CommunityStream {
   inGraph @12 :Bool;       # an end of some carry edge: a node of the amplification graph
   out @13 :List(OutEdge);  # its carry edges, by target: whose posts it carried, how often
   outTotal @14 :UInt64;
+  value @15 :Float64;      # its person's community value, when it is a person of its own
 }
 
 struct OutEdge {
@@ -64,6 +65,8 @@ struct CommunityPerson {
   links @1 :List(StreamPair);
   reach @2 :UInt64;        # the sum of its streams'
   standing @3 :Float64;    # the sum of its streams'
+  posts @4 :UInt32;        # the sum of its streams'
+  value @5 :Float64;       # its community value (docs/community.md "Value")
 }
 
 struct CommunityEdge {
@@ -88,6 +91,7 @@ struct CommunityCounters {
   pushes @7 :UInt64;           # standing pushes done, in all
   cappedEvents @8 :UInt64;     # events that stopped pushing at kMaxPushes
   standingPersons @9 :UInt64;  # persons with standing (the "Q" index)
+  valuePersons @10 :UInt64;    # persons with a community value (the "V" index)
 }
 
 # --- reads ----------------------------------------------------------------------------------
@@ -134,6 +138,10 @@ struct CommunityCard {
   standingRank @17 :UInt64;    # by standing among persons in the graph (1 = most); 0: none
   standingPercentile @18 :Float64;
   graphPersons @19 :UInt64;    # persons in the amplification graph
+  value @20 :Float64;          # community value: audience per post x standing
+  valueRank @21 :UInt64;       # among persons with a value (1 = most); 0: none
+  valuePercentile @22 :Float64;
+  valuePersons @23 :UInt64;
 }
 
 struct CommunityTopEntry {
@@ -143,12 +151,14 @@ struct CommunityTopEntry {
   carried @3 :UInt64;
   maxDepth @4 :UInt32;
   standing @5 :Float64;
+  value @6 :Float64;
 }
 
 enum CommunityRank {
   unspecified @0;
   reach @1;
   standing @2;
+  value @3;
 }
 
 struct CommunityTop {
@@ -157,4 +167,5 @@ struct CommunityTop {
   counters @2 :CommunityCounters;  # what the projection met (docs/community.md "Bad input")
   by @3 :CommunityRank;
   standingPersons @4 :UInt64;  # persons with standing
+  valuePersons @5 :UInt64;     # persons with a value
 }

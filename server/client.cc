@@ -582,11 +582,11 @@ absl::Status Client::Community(const std::string& party, int64_t as_of, uint64_t
   return CopyResult(impl_->Wait(req.send()), out);
 }
 
-absl::Status Client::CommunityTop(uint32_t n, bool by_standing, uint64_t min_position,
+absl::Status Client::CommunityTop(uint32_t n, schema::CommunityRank by, uint64_t min_position,
                                   capnp::MessageBuilder& out) {
   auto req = impl_->As<rpc::Reader>().communityTopRequest();
   req.setN(n);
-  req.setBy(by_standing ? schema::CommunityRank::STANDING : schema::CommunityRank::REACH);
+  req.setBy(by);
   req.setMinPosition(min_position);
   return CopyResult(impl_->Wait(req.send()), out);
 }

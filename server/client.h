@@ -182,7 +182,7 @@ class Client {
   // (schema::CommunityCard, schema::CommunityTop), with the same errors.
   absl::Status Community(const std::string& party, int64_t as_of, uint64_t min_position,
                          capnp::MessageBuilder& out);
-  absl::Status CommunityTop(uint32_t n, bool by_standing, uint64_t min_position,
+  absl::Status CommunityTop(uint32_t n, schema::CommunityRank by, uint64_t min_position,
                             capnp::MessageBuilder& out);
 
   // The projection workers' status (reader, auditor, admin).

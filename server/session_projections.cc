@@ -140,9 +140,10 @@ kj::Promise<void> Session::Community(CommunityCtx c) {
 kj::Promise<void> Session::CommunityTop(CommunityTopCtx c) {
   auto p = c.getParams();
   const uint32_t n = p.getN();
-  const projections::community::TopBy by = p.getBy() == schema::CommunityRank::STANDING
-                                               ? projections::community::TopBy::kStanding
-                                               : projections::community::TopBy::kReach;
+  namespace cm = projections::community;
+  const cm::TopBy by = p.getBy() == schema::CommunityRank::STANDING ? cm::TopBy::kStanding
+                       : p.getBy() == schema::CommunityRank::VALUE  ? cm::TopBy::kValue
+                                                                    : cm::TopBy::kReach;
   absl::Status bad;
   if (n == 0 || n > projections::community::kMaxTop) {
     bad = BadField("n", absl::StrCat("n must be 1 to ", projections::community::kMaxTop));

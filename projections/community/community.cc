@@ -5,6 +5,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
@@ -112,8 +113,8 @@ class Records {
 class CommunityProjection : public Projection {
  public:
   absl::string_view name() const override { return kName; }
-  // 2: the network standing.
-  uint32_t version() const override { return 2; }
+  // 2: the network standing. 3: the community value.
+  uint32_t version() const override { return 3; }
 
   absl::Status Apply(const store::StoredEvent& stored, Txn& txn) override {
     txn_ = &txn;
@@ -137,6 +138,8 @@ class CommunityProjection : public Projection {
   }
 
   absl::Status Flush(Txn& txn) override {
+    txn_ = &txn;
+    IHS_RETURN_IF_ERROR(Revalue());
     streams_.Flush(txn);
     posts_.Flush(txn);
     persons_.Flush(txn);
@@ -148,6 +151,7 @@ class CommunityProjection : public Projection {
   }
 
   void Discard() override {
+    dirty_.clear();
     queue_.clear();
     queued_.clear();
     streams_.Clear();
@@ -243,6 +247,13 @@ class CommunityProjection : public Projection {
     txn_->Put(AuthoredKey(stream, id), "");
     IHS_ASSIGN_OR_RETURN(StreamRec * s, MutableStream(stream));
     ++s->posts;
+    if (!s->person.empty()) {
+      IHS_ASSIGN_OR_RETURN(PersonRec * person, persons_.Mutable(*txn_, PersonKey(s->person)));
+      if (person == nullptr)
+        return absl::DataLossError("community: a stream names a missing person");
+      ++person->posts;
+    }
+    dirty_.insert(PersonIdOf(stream, *s));
     return AddReach(stream, day, static_cast<int64_t>(audience));
   }
 
@@ -369,6 +380,7 @@ class CommunityProjection : public Projection {
   absl::Status AddReach(const std::string& stream, int32_t day, int64_t delta) {
     if (delta == 0) return absl::OkStatus();
     IHS_ASSIGN_OR_RETURN(StreamRec * s, MutableStream(stream));
+    dirty_.insert(PersonIdOf(stream, *s));
     if (delta < 0 && s->reach < static_cast<uint64_t>(-delta)) {
       return absl::DataLossError("community: a stream's reach would go below zero");
     }
@@ -537,6 +549,7 @@ class CommunityProjection : public Projection {
   // The stream's standing grew by `delta` (its record holds the new one): its person's too.
   absl::Status AddStanding(const std::string& stream, double delta) {
     IHS_ASSIGN_OR_RETURN(StreamRec * s, MutableStream(stream));
+    dirty_.insert(PersonIdOf(stream, *s));
     if (s->person.empty()) return ReindexStanding(stream, s->standing - delta, s->standing);
     const std::string person = s->person;
     IHS_ASSIGN_OR_RETURN(PersonRec * p, persons_.Mutable(*txn_, PersonKey(person)));
@@ -547,19 +560,57 @@ class CommunityProjection : public Projection {
   }
 
   absl::Status ReindexStanding(const std::string& person, double before, double after) {
-    const std::string from = StandingKey(before, person), to = StandingKey(after, person);
-    const std::string zero = StandingKey(0, person);
+    return ReindexScore(StandingKey, &Counters::standing_persons, person, before, after);
+  }
+
+  // Moves `person` in an index of scores in thousandths (`key`), counted in `count`.
+  absl::Status ReindexScore(std::string (*key)(double, absl::string_view),
+                            uint64_t Counters::*count, const std::string& person, double before,
+                            double after) {
+    const std::string from = key(before, person), to = key(after, person);
+    const std::string zero = key(0, person);
     if (from == to) return absl::OkStatus();
     IHS_ASSIGN_OR_RETURN(Counters * c, MutableCounters());
     if (from != zero) {
       txn_->Delete(from);
-      --c->standing_persons;
+      --(c->*count);
     }
     if (to != zero) {
       txn_->Put(to, "");
-      ++c->standing_persons;
+      ++(c->*count);
     }
     return absl::OkStatus();
+  }
+
+  // --- value ------------------------------------------------------------------------------------
+
+  // The community value of every person whose figures the batch changed, and its index: at the
+  // batch's end, from the figures then (a function of the log's prefix, however it is batched).
+  absl::Status Revalue() {
+    for (const std::string& person : dirty_) {
+      IHS_ASSIGN_OR_RETURN(PersonRec * p, persons_.Mutable(*txn_, PersonKey(person)));
+      double* stored = nullptr;
+      double value = 0;
+      if (p != nullptr) {
+        stored = &p->value;
+        value = CommunityValue(p->reach, p->posts, p->standing);
+      } else {
+        IHS_ASSIGN_OR_RETURN(StreamRec * s, streams_.Find(*txn_, StreamKey(person)));
+        if (s == nullptr || !s->person.empty()) continue;  // no longer a person of its own
+        IHS_ASSIGN_OR_RETURN(s, MutableStream(person));
+        stored = &s->value;
+        value = CommunityValue(s->reach, s->posts, s->standing);
+      }
+      const double before = *stored;
+      *stored = value;
+      IHS_RETURN_IF_ERROR(ReindexValue(person, before, value));
+    }
+    dirty_.clear();
+    return absl::OkStatus();
+  }
+
+  absl::Status ReindexValue(const std::string& person, double before, double after) {
+    return ReindexScore(ValueKey, &Counters::value_persons, person, before, after);
   }
 
   // The stream leaves the graph (an erasure): its edges and the edges to it go, the residuals
@@ -621,10 +672,16 @@ class CommunityProjection : public Projection {
       IHS_RETURN_IF_ERROR(AddReach(stream, 0, -static_cast<int64_t>(reach)));
       IHS_ASSIGN_OR_RETURN(s, MutableStream(stream));
     }
+    if (!s->person.empty() && s->posts > 0) {
+      IHS_ASSIGN_OR_RETURN(PersonRec * person, persons_.Mutable(*txn_, PersonKey(s->person)));
+      if (person != nullptr) person->posts -= std::min(person->posts, s->posts);
+    }
+    dirty_.insert(PersonIdOf(stream, *s));
     StreamRec erased;
     erased.person = s->person;
     erased.first_position = s->first_position;
     erased.erased = true;
+    erased.value = s->value;  // what the value index holds, until Revalue takes it out
     *s = std::move(erased);
 
     std::vector<std::string> keys;
@@ -690,6 +747,8 @@ class CommunityProjection : public Projection {
     alone.streams = {id};
     alone.reach = s->reach;
     alone.standing = s->standing;
+    alone.posts = s->posts;
+    alone.value = s->value;
     return alone;
   }
 
@@ -730,6 +789,7 @@ class CommunityProjection : public Projection {
       IHS_ASSIGN_OR_RETURN(PersonRec p, PersonNamed(o));
       IHS_RETURN_IF_ERROR(Reindex(o, p.reach, 0));
       IHS_RETURN_IF_ERROR(ReindexStanding(o, p.standing, 0));
+      IHS_RETURN_IF_ERROR(ReindexValue(o, p.value, 0));
       persons_.Erase(PersonKey(o));
     }
     IHS_ASSIGN_OR_RETURN(
@@ -745,7 +805,10 @@ class CommunityProjection : public Projection {
         r->person = g.streams.size() > 1 ? id : "";
         p.reach += r->reach;
         p.standing += r->standing;
+        p.posts += r->posts;
+        r->value = 0;  // the old persons' values are out of the index
       }
+      dirty_.insert(id);
       const uint64_t reach = p.reach;
       const double standing = p.standing;
       if (g.streams.size() > 1) {
@@ -772,6 +835,8 @@ class CommunityProjection : public Projection {
   // between events.
   std::deque<std::string> queue_;
   absl::flat_hash_set<std::string> queued_;
+  // Persons whose figures changed since the last Flush, in order (Revalue).
+  std::set<std::string> dirty_;
 };
 
 }  // namespace

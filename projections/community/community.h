@@ -49,7 +49,7 @@ inline constexpr double kPushThreshold = 0.01;
 inline constexpr size_t kMaxPushes = 20000;
 
 // What `top` ranks by.
-enum class TopBy { kReach, kStanding };
+enum class TopBy { kReach, kStanding, kValue };
 
 std::unique_ptr<Projection> NewCommunityProjection();
 

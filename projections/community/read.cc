@@ -46,7 +46,7 @@ struct PersonFigures {
   std::vector<std::string> streams;
   std::vector<StreamRec> records;  // per stream
   uint64_t reach = 0;
-  double standing = 0;
+  double standing = 0, value = 0;
 };
 
 // The person of `party` and their streams' records; nullopt: the log has no such stream.
@@ -61,6 +61,7 @@ absl::StatusOr<std::optional<PersonFigures>> FiguresOf(const StateView& view,
     f.records = {*s};
     f.reach = s->reach;
     f.standing = s->standing;
+    f.value = s->value;
     return f;
   }
   IHS_ASSIGN_OR_RETURN(auto p, Load<PersonRec>(view, PersonKey(f.id), DecodePerson));
@@ -68,6 +69,7 @@ absl::StatusOr<std::optional<PersonFigures>> FiguresOf(const StateView& view,
   f.streams = p->streams;
   f.reach = p->reach;
   f.standing = p->standing;
+  f.value = p->value;
   for (const std::string& st : f.streams) {
     IHS_ASSIGN_OR_RETURN(auto r, Load<StreamRec>(view, StreamKey(st), DecodeStream));
     f.records.push_back(r ? *r : StreamRec{});
@@ -148,6 +150,15 @@ absl::Status ReadCard(const StateView& view, const std::string& party, int64_t a
     card.setStandingPercentile(place.percentile);
   }
 
+  card.setValue(f.value);
+  card.setValuePersons(counters.value_persons);
+  if (ValueKey(f.value, f.id) != ValueKey(0, f.id)) {
+    IHS_ASSIGN_OR_RETURN(const Place place,
+                         PlaceIn(view, "V", ValueKey(f.value, f.id), counters.value_persons));
+    card.setValueRank(place.rank);
+    card.setValuePercentile(place.percentile);
+  }
+
   // Evidence: the original posts that reached most, and who carried them most.
   std::vector<std::pair<std::string, PostRec>> originals;
   std::map<std::string, EdgeRec> carriers;
@@ -220,7 +231,7 @@ absl::Status ReadTop(const StateView& view, size_t n, TopBy by, capnp::MessageBu
     return absl::InvalidArgumentError(absl::StrCat("--n must be 1 to ", kMaxTop, ", not ", n));
   }
   std::vector<std::string> persons;
-  const std::string index = by == TopBy::kStanding ? "Q" : "R";
+  const std::string index = by == TopBy::kStanding ? "Q" : by == TopBy::kValue ? "V" : "R";
   IHS_RETURN_IF_ERROR(
       view.Scan(index, PrefixEnd(index), [&](absl::string_view key, absl::string_view) {
         persons.emplace_back(key.substr(9));
@@ -229,9 +240,11 @@ absl::Status ReadTop(const StateView& view, size_t n, TopBy by, capnp::MessageBu
   IHS_ASSIGN_OR_RETURN(Counters counters, LoadCounters(view));
   auto top = out.initRoot<schema::CommunityTop>();
   top.setBy(by == TopBy::kStanding ? schema::CommunityRank::STANDING
+            : by == TopBy::kValue  ? schema::CommunityRank::VALUE
                                    : schema::CommunityRank::REACH);
   top.setPersons(counters.persons);
   top.setStandingPersons(counters.standing_persons);
+  top.setValuePersons(counters.value_persons);
   auto c = top.initCounters();
   c.setPersons(counters.persons);
   c.setUnknownTargets(counters.unknown_targets);
@@ -243,6 +256,7 @@ absl::Status ReadTop(const StateView& view, size_t n, TopBy by, capnp::MessageBu
   c.setPushes(counters.pushes);
   c.setCappedEvents(counters.capped_events);
   c.setStandingPersons(counters.standing_persons);
+  c.setValuePersons(counters.value_persons);
   auto entries = top.initEntries(static_cast<unsigned>(persons.size()));
   for (size_t i = 0; i < persons.size(); ++i) {
     IHS_ASSIGN_OR_RETURN(auto f, FiguresOf(view, persons[i]));
@@ -251,6 +265,7 @@ absl::Status ReadTop(const StateView& view, size_t n, TopBy by, capnp::MessageBu
     e.setPerson(f->id);
     e.setReach(f->reach);
     e.setStanding(f->standing);
+    e.setValue(f->value);
     uint32_t posts = 0, depth = 0;
     uint64_t carried = 0;
     for (const StreamRec& r : f->records) {

@@ -42,12 +42,28 @@ std::string RankKey(uint64_t reach, absl::string_view person) {
   k.append(person.data(), person.size());
   return k;
 }
-std::string StandingKey(double standing, absl::string_view person) {
-  std::string k = "Q";
-  const double milli = std::max(0.0, std::round(standing * 1000));
+namespace {
+
+std::string MilliKey(char tag, double x, absl::string_view person) {
+  std::string k(1, tag);
+  const double milli = std::max(0.0, std::round(x * 1000));
   PutBigEndian64(&k, ~static_cast<uint64_t>(std::min(milli, 1.8e19)));
   k.append(person.data(), person.size());
   return k;
+}
+
+}  // namespace
+
+std::string StandingKey(double standing, absl::string_view person) {
+  return MilliKey('Q', standing, person);
+}
+std::string ValueKey(double value, absl::string_view person) {
+  return MilliKey('V', value, person);
+}
+double CommunityValue(uint64_t reach, uint32_t posts, double standing) {
+  if (posts == 0) return 0;
+  // A person nobody carried, in the graph or not, stands at 1 (their own walk).
+  return static_cast<double>(reach) / posts * std::max(1.0, standing);
 }
 std::string PrefixEnd(absl::string_view prefix) {
   std::string end(prefix);
@@ -87,6 +103,7 @@ std::string EncodeStream(const StreamRec& s) {
     out[i].setWeight(s.out[i].second);
   }
   r.setOutTotal(s.out_total);
+  r.setValue(s.value);
   return Encode(m);
 }
 
@@ -109,6 +126,7 @@ absl::StatusOr<StreamRec> DecodeStream(absl::string_view bytes) {
   s.in_graph = r.getInGraph();
   for (auto o : r.getOut()) s.out.emplace_back(View(o.getTarget()), o.getWeight());
   s.out_total = r.getOutTotal();
+  s.value = r.getValue();
   return s;
 }
 
@@ -159,6 +177,8 @@ std::string EncodePerson(const PersonRec& p) {
   }
   r.setReach(p.reach);
   r.setStanding(p.standing);
+  r.setPosts(p.posts);
+  r.setValue(p.value);
   return Encode(m);
 }
 
@@ -170,6 +190,8 @@ absl::StatusOr<PersonRec> DecodePerson(absl::string_view bytes) {
   for (auto l : r.getLinks()) p.links.emplace_back(View(l.getA()), View(l.getB()));
   p.reach = r.getReach();
   p.standing = r.getStanding();
+  p.posts = r.getPosts();
+  p.value = r.getValue();
   return p;
 }
 
@@ -209,6 +231,7 @@ std::string EncodeCounters(const Counters& c) {
   r.setPushes(c.pushes);
   r.setCappedEvents(c.capped_events);
   r.setStandingPersons(c.standing_persons);
+  r.setValuePersons(c.value_persons);
   return Encode(m);
 }
 
@@ -226,6 +249,7 @@ absl::StatusOr<Counters> DecodeCounters(absl::string_view bytes) {
   c.pushes = r.getPushes();
   c.capped_events = r.getCappedEvents();
   c.standing_persons = r.getStandingPersons();
+  c.value_persons = r.getValuePersons();
   return c;
 }
 

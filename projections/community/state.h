@@ -28,6 +28,7 @@ struct StreamRec {
   bool in_graph = false;
   std::vector<std::pair<std::string, uint64_t>> out;  // by target
   uint64_t out_total = 0;
+  double value = 0;  // its person's, when it is a person of its own
 };
 
 struct PostRec {
@@ -47,6 +48,8 @@ struct PersonRec {
   std::vector<std::pair<std::string, std::string>> links;
   uint64_t reach = 0;
   double standing = 0;
+  uint32_t posts = 0;
+  double value = 0;
 };
 
 struct EdgeRec {
@@ -57,7 +60,8 @@ struct EdgeRec {
 
 struct Counters {
   uint64_t persons = 0, unknown_targets = 0, too_deep = 0, dead_carries = 0, anonymous_edges = 0,
-           foreign_retractions = 0, nodes = 0, pushes = 0, capped_events = 0, standing_persons = 0;
+           foreign_retractions = 0, nodes = 0, pushes = 0, capped_events = 0, standing_persons = 0,
+           value_persons = 0;
 };
 
 inline constexpr char kCountersKey[] = "X";
@@ -73,6 +77,11 @@ std::string OutPrefix(absl::string_view source);
 std::string RankKey(uint64_t reach, absl::string_view person);
 // "Q" ~standing (in thousandths) person: persons in the graph, most standing first.
 std::string StandingKey(double standing, absl::string_view person);
+// "V" ~value (in thousandths) person: persons with a community value, most first.
+std::string ValueKey(double value, absl::string_view person);
+// Community value (docs/community.md "Value"): what one post reaches on average, cascade
+// included, times the standing (at least 1); 0 without posts.
+double CommunityValue(uint64_t reach, uint32_t posts, double standing);
 // The end of the keys that start with `prefix`.
 std::string PrefixEnd(absl::string_view prefix);
 

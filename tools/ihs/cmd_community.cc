@@ -76,6 +76,12 @@ nlohmann::json CardJson(schema::CommunityCard::Reader r) {
     j["percentile"] = r.getPercentile();
   }
   j["standing"] = r.getStanding();
+  j["value"] = r.getValue();
+  j["valuePersons"] = r.getValuePersons();
+  if (r.getValueRank() != 0) {
+    j["valueRank"] = r.getValueRank();
+    j["valuePercentile"] = r.getValuePercentile();
+  }
   j["graphPersons"] = r.getGraphPersons();
   if (r.getStandingRank() != 0) {
     j["standingRank"] = r.getStandingRank();
@@ -120,6 +126,14 @@ int Card(const Common& c, const std::string& party) {
   } else {
     absl::PrintF("  standing     none: nobody carried their posts, nor they anyone's\n");
   }
+  if (r.getValueRank() != 0) {
+    absl::PrintF(
+        "  value        %.0f (audience per post x standing): rank %d of %d (above %.1f%% of "
+        "them)\n",
+        r.getValue(), r.getValueRank(), r.getValuePersons(), r.getValuePercentile());
+  } else {
+    absl::PrintF("  value        none: no public posts\n");
+  }
   absl::PrintF("  posts        %d original public posts\n", r.getPosts());
   absl::PrintF("  carried      %d shares and mentions by others (%.2f per post), %d reactions\n",
                r.getCarried(),
@@ -156,19 +170,25 @@ struct TopArgs {
 };
 
 int Top(const Common& c, const TopArgs& a) {
-  if (a.by != "reach" && a.by != "standing") {
+  if (a.by != "reach" && a.by != "standing" && a.by != "value") {
     return Fail(UsageError(absl::StrCat(
-        "--by ", a.by, " is not one the community projection ranks by: reach, standing")));
+        "--by ", a.by, " is not one the community projection ranks by: reach, standing, value")));
   }
   const bool standing = a.by == "standing";
+  const cm::TopBy by = standing          ? cm::TopBy::kStanding
+                       : a.by == "value" ? cm::TopBy::kValue
+                                         : cm::TopBy::kReach;
+  const schema::CommunityRank rank_by = standing          ? schema::CommunityRank::STANDING
+                                        : a.by == "value" ? schema::CommunityRank::VALUE
+                                                          : schema::CommunityRank::REACH;
   capnp::MallocMessageBuilder m;
   const int rc = ReadCommunity(
       c,
       [&](const projections::StateView& view, store::EventStore*) {
-        return cm::ReadTop(view, a.n, standing ? cm::TopBy::kStanding : cm::TopBy::kReach, m);
+        return cm::ReadTop(view, a.n, by, m);
       },
       [&](client::Client& client, uint64_t min) {
-        return client.CommunityTop(a.n, standing, min, m);
+        return client.CommunityTop(a.n, rank_by, min, m);
       });
   if (rc != kExitOk) return rc;
   auto r = m.getRoot<schema::CommunityTop>().asReader();
@@ -183,11 +203,13 @@ int Top(const Common& c, const TopArgs& a) {
                       {"posts", e.getPosts()},
                       {"carried", e.getCarried()},
                       {"maxDepth", e.getMaxDepth()},
-                      {"standing", e.getStanding()}});
+                      {"standing", e.getStanding()},
+                      {"value", e.getValue()}});
     }
     std::cout << JsonLine({{"by", a.by},
                            {"persons", r.getPersons()},
                            {"standingPersons", r.getStandingPersons()},
+                           {"valuePersons", r.getValuePersons()},
                            {"entries", list},
                            {"met",
                             {{"unknownTargets", k.getUnknownTargets()},
@@ -204,16 +226,20 @@ int Top(const Common& c, const TopArgs& a) {
   if (standing) {
     absl::PrintF("the %d persons of most network standing, of %d in the graph\n",
                  r.getEntries().size(), r.getStandingPersons());
+  } else if (by == cm::TopBy::kValue) {
+    absl::PrintF("the %d persons of most community value, of %d with any\n", r.getEntries().size(),
+                 r.getValuePersons());
   } else {
     absl::PrintF("the %d persons of most reach, of %d with any\n", r.getEntries().size(),
                  r.getPersons());
   }
-  absl::PrintF("  %5s  %-32s %12s %9s %6s %8s %5s\n", "rank", "person", "reach", "standing",
-               "posts", "carried", "depth");
+  absl::PrintF("  %5s  %-32s %12s %9s %12s %6s %8s %5s\n", "rank", "person", "reach", "standing",
+               "value", "posts", "carried", "depth");
   uint64_t rank = 0;
   for (auto e : r.getEntries()) {
-    absl::PrintF("  %5d  %-32s %12d %9.2f %6d %8d %5d\n", ++rank, e.getPerson().cStr(),
-                 e.getReach(), e.getStanding(), e.getPosts(), e.getCarried(), e.getMaxDepth());
+    absl::PrintF("  %5d  %-32s %12d %9.2f %12.0f %6d %8d %5d\n", ++rank, e.getPerson().cStr(),
+                 e.getReach(), e.getStanding(), e.getValue(), e.getPosts(), e.getCarried(),
+                 e.getMaxDepth());
   }
   return kExitOk;
 }
@@ -233,7 +259,7 @@ void RegisterCommunityCommands(Cli& cli) {
   t->add_option("--n", top.n, "how many (1 to 10000)")
       ->check(kWholeNumber)
       ->check(CLI::Range(1, 10000));
-  t->add_option("--by", top.by, "what to rank by: reach (default) or standing");
+  t->add_option("--by", top.by, "what to rank by: reach (default), standing or value");
   cli.AddWhere(t);
   cli.OnRun(t, [&common] { return Top(common, top); });
 

@@ -135,10 +135,17 @@ TEST_F(CommunityTest, ACascadeReachCountsForTheOriginalsAuthor) {
   EXPECT_EQ(ann->r.getCarriers()[0].getShares(), 1u);
   EXPECT_EQ(std::string(ann->r.getCarriers()[1].getStream().cStr()), "twitter-dan");
   EXPECT_EQ(ann->r.getCarriers()[1].getLikes(), 1u);
+  // Value: what her one post reached, times her standing.
+  EXPECT_GT(ann->r.getStanding(), 1.5);
+  EXPECT_NEAR(ann->r.getValue(), 1250 * ann->r.getStanding(), 1e-9);
+  EXPECT_EQ(ann->r.getValueRank(), 1u);
+  EXPECT_EQ(ann->r.getValuePersons(), 1u);
   // Carrying a post is not reach of one's own.
   auto bob = CardOf("twitter-bob");
   EXPECT_EQ(bob->r.getReach(), 0u);
   EXPECT_EQ(bob->r.getRank(), 0u);
+  EXPECT_EQ(bob->r.getValue(), 0.0);
+  EXPECT_EQ(bob->r.getValueRank(), 0u);
   EXPECT_THAT(Top(), ElementsAre(Pair("twitter-ann", 1250u)));
 }
 
@@ -197,6 +204,8 @@ TEST_F(CommunityTest, LinkedStreamsAreOnePersonAndAnUnlinkSplitsThem) {
   EXPECT_EQ(card->r.getPosts(), 2u);
   EXPECT_EQ(card->r.getPersons(), 2u);
   EXPECT_EQ(card->r.getPercentile(), 50.0);
+  EXPECT_EQ(card->r.getValue(), 505.0 / 2);  // nobody carries her yet: standing 1
+  EXPECT_EQ(card->r.getValuePersons(), 2u);
   // Reach that arrives after the link goes to the person too.
   Post("twitter-cat", TouchpointType::SHARE, 20,
        std::string(projections::View(card->r.getTopPosts()[0].getId())));
@@ -204,6 +213,8 @@ TEST_F(CommunityTest, LinkedStreamsAreOnePersonAndAnUnlinkSplitsThem) {
   Link("twitter-ann", "customer-ann", /*unlink=*/true);
   EXPECT_THAT(Top(), ElementsAre(Pair("twitter-ann", 520u), Pair("twitter-bob", 300u),
                                  Pair("customer-ann", 5u)));
+  EXPECT_EQ(CardOf("customer-ann")->r.getValue(), 5.0);
+  EXPECT_EQ(CardOf("customer-ann")->r.getValuePersons(), 3u);
 }
 
 TEST_F(CommunityTest, AnErasureRemovesTheValuesAndKeepsTheEdgesOnlyAsCounts) {
@@ -220,6 +231,9 @@ TEST_F(CommunityTest, AnErasureRemovesTheValuesAndKeepsTheEdgesOnlyAsCounts) {
   EXPECT_EQ(bob->r.getReach(), 0u);
   EXPECT_EQ(bob->r.getPosts(), 0u);
   EXPECT_EQ(bob->r.getErasedStreams(), 1u);
+  EXPECT_EQ(bob->r.getValue(), 0.0);
+  EXPECT_EQ(bob->r.getValueRank(), 0u);
+  EXPECT_EQ(ann->r.getValuePersons(), 1u);
   EXPECT_EQ(bob->r.getTopPosts().size(), 0u);
   // Bob's post is kept in its cascade without his id: shares of it count for nobody.
   Post("twitter-cat", TouchpointType::SHARE, 40, bobs);
