@@ -32,6 +32,9 @@ struct CommunityStream {
   out @13 :List(OutEdge);  # its carry edges, by target: whose posts it carried, how often
   outTotal @14 :UInt64;
   value @15 :Float64;      # its person's community value, when it is a person of its own
+  waited @16 :UInt32;      # its inbound messages, requests and complaints (they wait for an answer)
+  wentPublic @17 :UInt32;  # of those, taken public: a public original names one by causationId
+  risk @18 :Float64;       # its person's audience at risk, when it is a person of its own
 }
 
 struct OutEdge {
@@ -67,6 +70,9 @@ struct CommunityPerson {
   standing @3 :Float64;    # the sum of its streams'
   posts @4 :UInt32;        # the sum of its streams'
   value @5 :Float64;       # its community value (docs/community.md "Value")
+  waited @6 :UInt32;       # the sums of its streams'
+  wentPublic @7 :UInt32;
+  risk @8 :Float64;        # its audience at risk (docs/community.md "Audience at risk")
 }
 
 struct CommunityEdge {
@@ -92,6 +98,7 @@ struct CommunityCounters {
   cappedEvents @8 :UInt64;     # events that stopped pushing at kMaxPushes
   standingPersons @9 :UInt64;  # persons with standing (the "Q" index)
   valuePersons @10 :UInt64;    # persons with a community value (the "V" index)
+  riskPersons @11 :UInt64;     # persons with an audience at risk (the "K" index)
 }
 
 # --- reads ----------------------------------------------------------------------------------
@@ -142,6 +149,13 @@ struct CommunityCard {
   valueRank @21 :UInt64;       # among persons with a value (1 = most); 0: none
   valuePercentile @22 :Float64;
   valuePersons @23 :UInt64;
+  risk @24 :Float64;           # audience at risk: publicChance x reach per post
+  riskRank @25 :UInt64;
+  riskPercentile @26 :Float64;
+  riskPersons @27 :UInt64;
+  waited @28 :UInt32;          # inbound messages, requests and complaints
+  wentPublic @29 :UInt32;      # of those, taken public
+  publicChance @30 :Float64;   # (wentPublic + 1) / (waited + 5)
 }
 
 struct CommunityTopEntry {
@@ -152,6 +166,7 @@ struct CommunityTopEntry {
   maxDepth @4 :UInt32;
   standing @5 :Float64;
   value @6 :Float64;
+  risk @7 :Float64;
 }
 
 enum CommunityRank {
@@ -159,6 +174,7 @@ enum CommunityRank {
   reach @1;
   standing @2;
   value @3;
+  risk @4;
 }
 
 struct CommunityTop {
@@ -168,4 +184,5 @@ struct CommunityTop {
   by @3 :CommunityRank;
   standingPersons @4 :UInt64;  # persons with standing
   valuePersons @5 :UInt64;     # persons with a value
+  riskPersons @6 :UInt64;      # persons with an audience at risk
 }

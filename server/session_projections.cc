@@ -140,10 +140,7 @@ kj::Promise<void> Session::Community(CommunityCtx c) {
 kj::Promise<void> Session::CommunityTop(CommunityTopCtx c) {
   auto p = c.getParams();
   const uint32_t n = p.getN();
-  namespace cm = projections::community;
-  const cm::TopBy by = p.getBy() == schema::CommunityRank::STANDING ? cm::TopBy::kStanding
-                       : p.getBy() == schema::CommunityRank::VALUE  ? cm::TopBy::kValue
-                                                                    : cm::TopBy::kReach;
+  const projections::community::TopBy by = projections::community::TopByOf(p.getBy());
   absl::Status bad;
   if (n == 0 || n > projections::community::kMaxTop) {
     bad = BadField("n", absl::StrCat("n must be 1 to ", projections::community::kMaxTop));

@@ -15,6 +15,7 @@
 #include "projections/identity/grouping.h"
 #include "projections/identity/identity.h"
 #include "projections/packed_record.h"
+#include "schema/touchpoint.h"
 
 namespace ihs::projections::community {
 
@@ -113,8 +114,8 @@ class Records {
 class CommunityProjection : public Projection {
  public:
   absl::string_view name() const override { return kName; }
-  // 2: the network standing. 3: the community value.
-  uint32_t version() const override { return 3; }
+  // 2: the network standing. 3: the community value. 4: the audience at risk.
+  uint32_t version() const override { return 4; }
 
   absl::Status Apply(const store::StoredEvent& stored, Txn& txn) override {
     txn_ = &txn;
@@ -201,6 +202,10 @@ class CommunityProjection : public Projection {
 
   absl::Status ApplyTouch(const std::string& stream, StreamRec& s, schema::Event::Reader ev) {
     const auto tp = ev.getTouchpoint();
+    if (tp.getDirection() == Direction::INBOUND && !s.erased &&
+        schema::WaitsForAnswer(Direction::INBOUND, tp.getType())) {
+      return CountWaiting(stream, /*went_public=*/false);
+    }
     if (tp.getDirection() != Direction::PUBLIC) return absl::OkStatus();
     const TouchpointType type = tp.getType();
     if (type == TouchpointType::RETRACTION)
@@ -221,8 +226,35 @@ class CommunityProjection : public Projection {
       // sharer's own post.
       IHS_ASSIGN_OR_RETURN(Counters * c, MutableCounters());
       ++c->unknown_targets;
+    } else if (!cause.empty()) {
+      // A message that waited, taken public: the person who waited went public.
+      IHS_ASSIGN_OR_RETURN(std::optional<store::StoredEvent> earlier,
+                           txn_->FindEarlierEvent(cause));
+      if (earlier && earlier->event().isTouchpoint()) {
+        const auto was = earlier->event().getTouchpoint();
+        const std::string by(View(earlier->event().getStreamId()));
+        if (was.getDirection() == Direction::INBOUND &&
+            schema::WaitsForAnswer(Direction::INBOUND, was.getType()) &&
+            !store::IsSystemStream(by)) {
+          IHS_RETURN_IF_ERROR(CountWaiting(by, /*went_public=*/true));
+        }
+      }
     }
     return Original(stream, ev);
+  }
+
+  // A message of `stream` that waits for an answer, or (`went_public`) one taken public.
+  absl::Status CountWaiting(const std::string& stream, bool went_public) {
+    IHS_ASSIGN_OR_RETURN(StreamRec * s, MutableStream(stream));
+    if (s->erased) return absl::OkStatus();
+    (went_public ? s->went_public : s->waited) += 1;
+    if (!s->person.empty()) {
+      IHS_ASSIGN_OR_RETURN(PersonRec * p, persons_.Mutable(*txn_, PersonKey(s->person)));
+      if (p == nullptr) return absl::DataLossError("community: a stream names a missing person");
+      (went_public ? p->went_public : p->waited) += 1;
+    }
+    dirty_.insert(PersonIdOf(stream, *s));
+    return absl::OkStatus();
   }
 
   PostRec NewPost(const std::string& stream, schema::Event::Reader ev) {
@@ -589,21 +621,26 @@ class CommunityProjection : public Projection {
   absl::Status Revalue() {
     for (const std::string& person : dirty_) {
       IHS_ASSIGN_OR_RETURN(PersonRec * p, persons_.Mutable(*txn_, PersonKey(person)));
-      double* stored = nullptr;
-      double value = 0;
+      double *value = nullptr, *risk = nullptr;
+      double new_value = 0, new_risk = 0;
       if (p != nullptr) {
-        stored = &p->value;
-        value = CommunityValue(p->reach, p->posts, p->standing);
+        value = &p->value;
+        risk = &p->risk;
+        new_value = CommunityValue(p->reach, p->posts, p->standing);
+        new_risk = AudienceAtRisk(p->reach, p->posts, p->waited, p->went_public);
       } else {
         IHS_ASSIGN_OR_RETURN(StreamRec * s, streams_.Find(*txn_, StreamKey(person)));
         if (s == nullptr || !s->person.empty()) continue;  // no longer a person of its own
         IHS_ASSIGN_OR_RETURN(s, MutableStream(person));
-        stored = &s->value;
-        value = CommunityValue(s->reach, s->posts, s->standing);
+        value = &s->value;
+        risk = &s->risk;
+        new_value = CommunityValue(s->reach, s->posts, s->standing);
+        new_risk = AudienceAtRisk(s->reach, s->posts, s->waited, s->went_public);
       }
-      const double before = *stored;
-      *stored = value;
-      IHS_RETURN_IF_ERROR(ReindexValue(person, before, value));
+      IHS_RETURN_IF_ERROR(ReindexValue(person, *value, new_value));
+      IHS_RETURN_IF_ERROR(ReindexScore(RiskKey, &Counters::risk_persons, person, *risk, new_risk));
+      *value = new_value;
+      *risk = new_risk;
     }
     dirty_.clear();
     return absl::OkStatus();
@@ -672,16 +709,21 @@ class CommunityProjection : public Projection {
       IHS_RETURN_IF_ERROR(AddReach(stream, 0, -static_cast<int64_t>(reach)));
       IHS_ASSIGN_OR_RETURN(s, MutableStream(stream));
     }
-    if (!s->person.empty() && s->posts > 0) {
+    if (!s->person.empty()) {
       IHS_ASSIGN_OR_RETURN(PersonRec * person, persons_.Mutable(*txn_, PersonKey(s->person)));
-      if (person != nullptr) person->posts -= std::min(person->posts, s->posts);
+      if (person != nullptr) {
+        person->posts -= std::min(person->posts, s->posts);
+        person->waited -= std::min(person->waited, s->waited);
+        person->went_public -= std::min(person->went_public, s->went_public);
+      }
     }
     dirty_.insert(PersonIdOf(stream, *s));
     StreamRec erased;
     erased.person = s->person;
     erased.first_position = s->first_position;
     erased.erased = true;
-    erased.value = s->value;  // what the value index holds, until Revalue takes it out
+    erased.value = s->value;  // what the indexes hold, until Revalue takes it out
+    erased.risk = s->risk;
     *s = std::move(erased);
 
     std::vector<std::string> keys;
@@ -749,6 +791,9 @@ class CommunityProjection : public Projection {
     alone.standing = s->standing;
     alone.posts = s->posts;
     alone.value = s->value;
+    alone.waited = s->waited;
+    alone.went_public = s->went_public;
+    alone.risk = s->risk;
     return alone;
   }
 
@@ -790,6 +835,7 @@ class CommunityProjection : public Projection {
       IHS_RETURN_IF_ERROR(Reindex(o, p.reach, 0));
       IHS_RETURN_IF_ERROR(ReindexStanding(o, p.standing, 0));
       IHS_RETURN_IF_ERROR(ReindexValue(o, p.value, 0));
+      IHS_RETURN_IF_ERROR(ReindexScore(RiskKey, &Counters::risk_persons, o, p.risk, 0));
       persons_.Erase(PersonKey(o));
     }
     IHS_ASSIGN_OR_RETURN(
@@ -806,7 +852,10 @@ class CommunityProjection : public Projection {
         p.reach += r->reach;
         p.standing += r->standing;
         p.posts += r->posts;
-        r->value = 0;  // the old persons' values are out of the index
+        p.waited += r->waited;
+        p.went_public += r->went_public;
+        r->value = 0;  // the old persons' are out of the indexes
+        r->risk = 0;
       }
       dirty_.insert(id);
       const uint64_t reach = p.reach;

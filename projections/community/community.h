@@ -29,6 +29,7 @@
 #include "absl/status/status.h"
 #include "projections/projection.h"
 #include "projections/runner.h"
+#include "schema/community.capnp.h"
 
 namespace ihs::projections::community {
 
@@ -49,7 +50,9 @@ inline constexpr double kPushThreshold = 0.01;
 inline constexpr size_t kMaxPushes = 20000;
 
 // What `top` ranks by.
-enum class TopBy { kReach, kStanding, kValue };
+enum class TopBy { kReach, kStanding, kValue, kRisk };
+// From its wire form (schema::CommunityRank; unspecified: reach).
+TopBy TopByOf(schema::CommunityRank rank);
 
 std::unique_ptr<Projection> NewCommunityProjection();
 

@@ -46,7 +46,8 @@ struct PersonFigures {
   std::vector<std::string> streams;
   std::vector<StreamRec> records;  // per stream
   uint64_t reach = 0;
-  double standing = 0, value = 0;
+  double standing = 0, value = 0, risk = 0;
+  uint32_t waited = 0, went_public = 0;
 };
 
 // The person of `party` and their streams' records; nullopt: the log has no such stream.
@@ -62,6 +63,9 @@ absl::StatusOr<std::optional<PersonFigures>> FiguresOf(const StateView& view,
     f.reach = s->reach;
     f.standing = s->standing;
     f.value = s->value;
+    f.risk = s->risk;
+    f.waited = s->waited;
+    f.went_public = s->went_public;
     return f;
   }
   IHS_ASSIGN_OR_RETURN(auto p, Load<PersonRec>(view, PersonKey(f.id), DecodePerson));
@@ -70,6 +74,9 @@ absl::StatusOr<std::optional<PersonFigures>> FiguresOf(const StateView& view,
   f.reach = p->reach;
   f.standing = p->standing;
   f.value = p->value;
+  f.risk = p->risk;
+  f.waited = p->waited;
+  f.went_public = p->went_public;
   for (const std::string& st : f.streams) {
     IHS_ASSIGN_OR_RETURN(auto r, Load<StreamRec>(view, StreamKey(st), DecodeStream));
     f.records.push_back(r ? *r : StreamRec{});
@@ -159,6 +166,18 @@ absl::Status ReadCard(const StateView& view, const std::string& party, int64_t a
     card.setValuePercentile(place.percentile);
   }
 
+  card.setRisk(f.risk);
+  card.setRiskPersons(counters.risk_persons);
+  card.setWaited(f.waited);
+  card.setWentPublic(f.went_public);
+  card.setPublicChance(PublicChance(f.waited, f.went_public));
+  if (RiskKey(f.risk, f.id) != RiskKey(0, f.id)) {
+    IHS_ASSIGN_OR_RETURN(const Place place,
+                         PlaceIn(view, "K", RiskKey(f.risk, f.id), counters.risk_persons));
+    card.setRiskRank(place.rank);
+    card.setRiskPercentile(place.percentile);
+  }
+
   // Evidence: the original posts that reached most, and who carried them most.
   std::vector<std::pair<std::string, PostRec>> originals;
   std::map<std::string, EdgeRec> carriers;
@@ -226,12 +245,28 @@ absl::Status ReadCard(const StateView& view, const std::string& party, int64_t a
   return absl::OkStatus();
 }
 
+TopBy TopByOf(schema::CommunityRank rank) {
+  switch (rank) {
+    case schema::CommunityRank::STANDING:
+      return TopBy::kStanding;
+    case schema::CommunityRank::VALUE:
+      return TopBy::kValue;
+    case schema::CommunityRank::RISK:
+      return TopBy::kRisk;
+    default:
+      return TopBy::kReach;
+  }
+}
+
 absl::Status ReadTop(const StateView& view, size_t n, TopBy by, capnp::MessageBuilder& out) {
   if (n == 0 || n > kMaxTop) {
     return absl::InvalidArgumentError(absl::StrCat("--n must be 1 to ", kMaxTop, ", not ", n));
   }
   std::vector<std::string> persons;
-  const std::string index = by == TopBy::kStanding ? "Q" : by == TopBy::kValue ? "V" : "R";
+  const std::string index = by == TopBy::kStanding ? "Q"
+                            : by == TopBy::kValue  ? "V"
+                            : by == TopBy::kRisk   ? "K"
+                                                   : "R";
   IHS_RETURN_IF_ERROR(
       view.Scan(index, PrefixEnd(index), [&](absl::string_view key, absl::string_view) {
         persons.emplace_back(key.substr(9));
@@ -241,10 +276,12 @@ absl::Status ReadTop(const StateView& view, size_t n, TopBy by, capnp::MessageBu
   auto top = out.initRoot<schema::CommunityTop>();
   top.setBy(by == TopBy::kStanding ? schema::CommunityRank::STANDING
             : by == TopBy::kValue  ? schema::CommunityRank::VALUE
+            : by == TopBy::kRisk   ? schema::CommunityRank::RISK
                                    : schema::CommunityRank::REACH);
   top.setPersons(counters.persons);
   top.setStandingPersons(counters.standing_persons);
   top.setValuePersons(counters.value_persons);
+  top.setRiskPersons(counters.risk_persons);
   auto c = top.initCounters();
   c.setPersons(counters.persons);
   c.setUnknownTargets(counters.unknown_targets);
@@ -257,6 +294,7 @@ absl::Status ReadTop(const StateView& view, size_t n, TopBy by, capnp::MessageBu
   c.setCappedEvents(counters.capped_events);
   c.setStandingPersons(counters.standing_persons);
   c.setValuePersons(counters.value_persons);
+  c.setRiskPersons(counters.risk_persons);
   auto entries = top.initEntries(static_cast<unsigned>(persons.size()));
   for (size_t i = 0; i < persons.size(); ++i) {
     IHS_ASSIGN_OR_RETURN(auto f, FiguresOf(view, persons[i]));
@@ -266,6 +304,7 @@ absl::Status ReadTop(const StateView& view, size_t n, TopBy by, capnp::MessageBu
     e.setReach(f->reach);
     e.setStanding(f->standing);
     e.setValue(f->value);
+    e.setRisk(f->risk);
     uint32_t posts = 0, depth = 0;
     uint64_t carried = 0;
     for (const StreamRec& r : f->records) {

@@ -65,6 +65,14 @@ double CommunityValue(uint64_t reach, uint32_t posts, double standing) {
   // A person nobody carried, in the graph or not, stands at 1 (their own walk).
   return static_cast<double>(reach) / posts * std::max(1.0, standing);
 }
+std::string RiskKey(double risk, absl::string_view person) { return MilliKey('K', risk, person); }
+double PublicChance(uint32_t waited, uint32_t went_public) {
+  return (went_public + 1.0) / (std::max(waited, went_public) + 5.0);
+}
+double AudienceAtRisk(uint64_t reach, uint32_t posts, uint32_t waited, uint32_t went_public) {
+  if (posts == 0) return 0;
+  return PublicChance(waited, went_public) * static_cast<double>(reach) / posts;
+}
 std::string PrefixEnd(absl::string_view prefix) {
   std::string end(prefix);
   while (!end.empty() && static_cast<unsigned char>(end.back()) == 0xff) end.pop_back();
@@ -104,6 +112,9 @@ std::string EncodeStream(const StreamRec& s) {
   }
   r.setOutTotal(s.out_total);
   r.setValue(s.value);
+  r.setWaited(s.waited);
+  r.setWentPublic(s.went_public);
+  r.setRisk(s.risk);
   return Encode(m);
 }
 
@@ -127,6 +138,9 @@ absl::StatusOr<StreamRec> DecodeStream(absl::string_view bytes) {
   for (auto o : r.getOut()) s.out.emplace_back(View(o.getTarget()), o.getWeight());
   s.out_total = r.getOutTotal();
   s.value = r.getValue();
+  s.waited = r.getWaited();
+  s.went_public = r.getWentPublic();
+  s.risk = r.getRisk();
   return s;
 }
 
@@ -179,6 +193,9 @@ std::string EncodePerson(const PersonRec& p) {
   r.setStanding(p.standing);
   r.setPosts(p.posts);
   r.setValue(p.value);
+  r.setWaited(p.waited);
+  r.setWentPublic(p.went_public);
+  r.setRisk(p.risk);
   return Encode(m);
 }
 
@@ -192,6 +209,9 @@ absl::StatusOr<PersonRec> DecodePerson(absl::string_view bytes) {
   p.standing = r.getStanding();
   p.posts = r.getPosts();
   p.value = r.getValue();
+  p.waited = r.getWaited();
+  p.went_public = r.getWentPublic();
+  p.risk = r.getRisk();
   return p;
 }
 
@@ -232,6 +252,7 @@ std::string EncodeCounters(const Counters& c) {
   r.setCappedEvents(c.capped_events);
   r.setStandingPersons(c.standing_persons);
   r.setValuePersons(c.value_persons);
+  r.setRiskPersons(c.risk_persons);
   return Encode(m);
 }
 
@@ -250,6 +271,7 @@ absl::StatusOr<Counters> DecodeCounters(absl::string_view bytes) {
   c.capped_events = r.getCappedEvents();
   c.standing_persons = r.getStandingPersons();
   c.value_persons = r.getValuePersons();
+  c.risk_persons = r.getRiskPersons();
   return c;
 }
 

@@ -29,6 +29,8 @@ struct StreamRec {
   std::vector<std::pair<std::string, uint64_t>> out;  // by target
   uint64_t out_total = 0;
   double value = 0;  // its person's, when it is a person of its own
+  uint32_t waited = 0, went_public = 0;
+  double risk = 0;  // its person's, when it is a person of its own
 };
 
 struct PostRec {
@@ -50,6 +52,8 @@ struct PersonRec {
   double standing = 0;
   uint32_t posts = 0;
   double value = 0;
+  uint32_t waited = 0, went_public = 0;
+  double risk = 0;
 };
 
 struct EdgeRec {
@@ -61,7 +65,7 @@ struct EdgeRec {
 struct Counters {
   uint64_t persons = 0, unknown_targets = 0, too_deep = 0, dead_carries = 0, anonymous_edges = 0,
            foreign_retractions = 0, nodes = 0, pushes = 0, capped_events = 0, standing_persons = 0,
-           value_persons = 0;
+           value_persons = 0, risk_persons = 0;
 };
 
 inline constexpr char kCountersKey[] = "X";
@@ -82,6 +86,13 @@ std::string ValueKey(double value, absl::string_view person);
 // Community value (docs/community.md "Value"): what one post reaches on average, cascade
 // included, times the standing (at least 1); 0 without posts.
 double CommunityValue(uint64_t reach, uint32_t posts, double standing);
+// "K" ~risk (in thousandths) person: persons with an audience at risk, most first.
+std::string RiskKey(double risk, absl::string_view person);
+// The chance a person takes a message that waits public (docs/community.md "Audience at
+// risk"): their own rate under a Beta(1, 4) prior, so 0.2 for a person with no history.
+double PublicChance(uint32_t waited, uint32_t went_public);
+// The audience at risk: that chance times what one original post of theirs reaches.
+double AudienceAtRisk(uint64_t reach, uint32_t posts, uint32_t waited, uint32_t went_public);
 // The end of the keys that start with `prefix`.
 std::string PrefixEnd(absl::string_view prefix);
 

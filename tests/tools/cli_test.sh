@@ -253,16 +253,18 @@ check "community of a party over RPC" 0 "$ihs" community customer-ada --connect 
 expect_in "her reach counts the share" "$tmp/out" "reach        5490"
 expect_in "dan carried it" "$tmp/out" "customer-dan"
 check "community top over RPC" 0 "$ihs" community top --n 3 --json --connect "$addr" --token "$rtok"
-expect_in "ada leads" "$tmp/out" '"entries":[{"carried":1,"maxDepth":1,"person":"customer-ada","posts":2,"rank":1,"reach":5490,"standing":1.85,"value":5078.25}'
+expect_in "ada leads" "$tmp/out" '"entries":[{"carried":1,"maxDepth":1,"person":"customer-ada","posts":2,"rank":1,"reach":5490,"risk":784.2857142857142,"standing":1.85,"value":5078.25}'
 check "community top by standing over RPC" 0 "$ihs" community top --by standing --connect "$addr" --token "$rtok"
 expect_in "ada stands first: dan carried her" "$tmp/out" "1  customer-ada"
 expect_in "dan is in the graph too" "$tmp/out" "2  customer-dan"
+check "community of ada shows what is at risk" 0 "$ihs" community customer-ada --connect "$addr" --token "$rtok"
+expect_in "her tweet took her email public" "$tmp/out" "at risk      784: the audience if they take a message public (chance 0.29: 1 of 2 taken public)"
 check "community top by value over RPC" 0 "$ihs" community top --by value --json --connect "$addr" --token "$rtok"
 expect_in "only ada has posts of her own" "$tmp/out" '"valuePersons":1'
 check "community of nobody over RPC (2)" 2 "$ihs" community nobody --connect "$addr" --token "$rtok"
 check "a writer may not read community (6)" 6 "$ihs" community top --connect "$addr" --token "$wtok"
 check "top by an unknown figure: usage (1)" 1 "$ihs" community top --by fame --connect "$addr" --token "$rtok"
-expect_in "names what it ranks by" "$tmp/err" "--by fame is not one the community projection ranks by: reach, standing, value"
+expect_in "names what it ranks by" "$tmp/err" "--by fame is not one the community projection ranks by: reach, standing, value, risk"
 check "community without a party: usage (1)" 1 "$ihs" community --connect "$addr" --token "$rtok"
 check "watch needs --connect: usage (1)" 1 "$ihs" segments watch complained --data "$data"
 check "watch an unknown segment (2)" 2 timeout 10 "$ihs" segments watch nobody --connect "$addr" --token "$rtok"

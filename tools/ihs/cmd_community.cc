@@ -77,6 +77,15 @@ nlohmann::json CardJson(schema::CommunityCard::Reader r) {
   }
   j["standing"] = r.getStanding();
   j["value"] = r.getValue();
+  j["risk"] = r.getRisk();
+  j["riskPersons"] = r.getRiskPersons();
+  j["waited"] = r.getWaited();
+  j["wentPublic"] = r.getWentPublic();
+  j["publicChance"] = r.getPublicChance();
+  if (r.getRiskRank() != 0) {
+    j["riskRank"] = r.getRiskRank();
+    j["riskPercentile"] = r.getRiskPercentile();
+  }
   j["valuePersons"] = r.getValuePersons();
   if (r.getValueRank() != 0) {
     j["valueRank"] = r.getValueRank();
@@ -134,6 +143,15 @@ int Card(const Common& c, const std::string& party) {
   } else {
     absl::PrintF("  value        none: no public posts\n");
   }
+  absl::PrintF(
+      "  at risk      %.0f: the audience if they take a message public (chance %.2f: %d of %d "
+      "taken public)",
+      r.getRisk(), r.getPublicChance(), r.getWentPublic(), r.getWaited());
+  if (r.getRiskRank() != 0) {
+    absl::PrintF(", rank %d of %d (above %.1f%% of them)", r.getRiskRank(), r.getRiskPersons(),
+                 r.getRiskPercentile());
+  }
+  std::cout << "\n";
   absl::PrintF("  posts        %d original public posts\n", r.getPosts());
   absl::PrintF("  carried      %d shares and mentions by others (%.2f per post), %d reactions\n",
                r.getCarried(),
@@ -170,25 +188,34 @@ struct TopArgs {
 };
 
 int Top(const Common& c, const TopArgs& a) {
-  if (a.by != "reach" && a.by != "standing" && a.by != "value") {
-    return Fail(UsageError(absl::StrCat(
-        "--by ", a.by, " is not one the community projection ranks by: reach, standing, value")));
+  struct By {
+    const char* name;
+    schema::CommunityRank rank;
+    const char* title;
+  };
+  static constexpr By kBy[] = {
+      {"reach", schema::CommunityRank::REACH, "reach"},
+      {"standing", schema::CommunityRank::STANDING, "network standing"},
+      {"value", schema::CommunityRank::VALUE, "community value"},
+      {"risk", schema::CommunityRank::RISK, "audience at risk"},
+  };
+  const By* by = nullptr;
+  for (const By& b : kBy) {
+    if (a.by == b.name) by = &b;
   }
-  const bool standing = a.by == "standing";
-  const cm::TopBy by = standing          ? cm::TopBy::kStanding
-                       : a.by == "value" ? cm::TopBy::kValue
-                                         : cm::TopBy::kReach;
-  const schema::CommunityRank rank_by = standing          ? schema::CommunityRank::STANDING
-                                        : a.by == "value" ? schema::CommunityRank::VALUE
-                                                          : schema::CommunityRank::REACH;
+  if (by == nullptr) {
+    return Fail(UsageError(absl::StrCat("--by ", a.by,
+                                        " is not one the community projection ranks by: reach, "
+                                        "standing, value, risk")));
+  }
   capnp::MallocMessageBuilder m;
   const int rc = ReadCommunity(
       c,
       [&](const projections::StateView& view, store::EventStore*) {
-        return cm::ReadTop(view, a.n, by, m);
+        return cm::ReadTop(view, a.n, cm::TopByOf(by->rank), m);
       },
       [&](client::Client& client, uint64_t min) {
-        return client.CommunityTop(a.n, rank_by, min, m);
+        return client.CommunityTop(a.n, by->rank, min, m);
       });
   if (rc != kExitOk) return rc;
   auto r = m.getRoot<schema::CommunityTop>().asReader();
@@ -204,12 +231,14 @@ int Top(const Common& c, const TopArgs& a) {
                       {"carried", e.getCarried()},
                       {"maxDepth", e.getMaxDepth()},
                       {"standing", e.getStanding()},
-                      {"value", e.getValue()}});
+                      {"value", e.getValue()},
+                      {"risk", e.getRisk()}});
     }
     std::cout << JsonLine({{"by", a.by},
                            {"persons", r.getPersons()},
                            {"standingPersons", r.getStandingPersons()},
                            {"valuePersons", r.getValuePersons()},
+                           {"riskPersons", r.getRiskPersons()},
                            {"entries", list},
                            {"met",
                             {{"unknownTargets", k.getUnknownTargets()},
@@ -223,23 +252,18 @@ int Top(const Common& c, const TopArgs& a) {
               << "\n";
     return kExitOk;
   }
-  if (standing) {
-    absl::PrintF("the %d persons of most network standing, of %d in the graph\n",
-                 r.getEntries().size(), r.getStandingPersons());
-  } else if (by == cm::TopBy::kValue) {
-    absl::PrintF("the %d persons of most community value, of %d with any\n", r.getEntries().size(),
-                 r.getValuePersons());
-  } else {
-    absl::PrintF("the %d persons of most reach, of %d with any\n", r.getEntries().size(),
-                 r.getPersons());
-  }
-  absl::PrintF("  %5s  %-32s %12s %9s %12s %6s %8s %5s\n", "rank", "person", "reach", "standing",
-               "value", "posts", "carried", "depth");
+  const uint64_t of = by->rank == schema::CommunityRank::STANDING ? r.getStandingPersons()
+                      : by->rank == schema::CommunityRank::VALUE  ? r.getValuePersons()
+                      : by->rank == schema::CommunityRank::RISK   ? r.getRiskPersons()
+                                                                  : r.getPersons();
+  absl::PrintF("the %d persons of most %s, of %d with any\n", r.getEntries().size(), by->title, of);
+  absl::PrintF("  %5s  %-32s %12s %9s %12s %10s %6s %8s %5s\n", "rank", "person", "reach",
+               "standing", "value", "at risk", "posts", "carried", "depth");
   uint64_t rank = 0;
   for (auto e : r.getEntries()) {
-    absl::PrintF("  %5d  %-32s %12d %9.2f %12.0f %6d %8d %5d\n", ++rank, e.getPerson().cStr(),
-                 e.getReach(), e.getStanding(), e.getValue(), e.getPosts(), e.getCarried(),
-                 e.getMaxDepth());
+    absl::PrintF("  %5d  %-32s %12d %9.2f %12.0f %10.0f %6d %8d %5d\n", ++rank,
+                 e.getPerson().cStr(), e.getReach(), e.getStanding(), e.getValue(), e.getRisk(),
+                 e.getPosts(), e.getCarried(), e.getMaxDepth());
   }
   return kExitOk;
 }
@@ -259,7 +283,7 @@ void RegisterCommunityCommands(Cli& cli) {
   t->add_option("--n", top.n, "how many (1 to 10000)")
       ->check(kWholeNumber)
       ->check(CLI::Range(1, 10000));
-  t->add_option("--by", top.by, "what to rank by: reach (default), standing or value");
+  t->add_option("--by", top.by, "what to rank by: reach (default), standing, value or risk");
   cli.AddWhere(t);
   cli.OnRun(t, [&common] { return Top(common, top); });
 

@@ -313,6 +313,49 @@ TEST_F(CommunityTest, TheStandingIsThePageRankOfTheCarryGraphWithinItsBound) {
   EXPECT_EQ(CardOf("twitter-ann")->r.getGraphPersons(), 2u);
 }
 
+// The audience at risk: the chance this person takes a waiting message public, from their own
+// history, times what one of their posts reaches.
+TEST_F(CommunityTest, TheAudienceAtRiskWeighsReachByTheChanceOfGoingPublic) {
+  auto inbound = [&](const std::string& party, TouchpointType type) {
+    schema::Event::Builder e = events_.New(++next_id_);
+    e.setOccurredAt(Now());
+    auto t = e.initTouchpoint();
+    t.setChannel(Channel::EMAIL);
+    t.setDirection(Direction::INBOUND);
+    t.setType(type);
+    EXPECT_TRUE(store_->Append({party, store::ExpectedVersion::Any(), {e.asReader()}}).ok());
+    clock_.Advance(absl::Seconds(1));
+    return std::string(projections::View(e.getId()));
+  };
+  Post("twitter-ann", TouchpointType::REVIEW, 600);
+  Post("twitter-bob", TouchpointType::REVIEW, 600);
+  auto ann = CardOf("twitter-ann");
+  EXPECT_DOUBLE_EQ(ann->r.getPublicChance(), 0.2);  // no history: the prior
+  EXPECT_DOUBLE_EQ(ann->r.getRisk(), 0.2 * 600);
+  // ann's email waits, and she takes it public on her twitter stream once linked to it.
+  const std::string email = inbound("customer-ann", TouchpointType::COMPLAINT);
+  inbound("customer-bob", TouchpointType::COMPLAINT);
+  inbound("customer-bob", TouchpointType::PURCHASE);  // waits for nothing
+  Link("customer-ann", "twitter-ann");
+  Link("customer-bob", "twitter-bob");
+  Post("twitter-ann", TouchpointType::COMPLAINT, 600, email);  // follows the email up, in public
+  ann = CardOf("twitter-ann");
+  EXPECT_EQ(ann->r.getWaited(), 1u);
+  EXPECT_EQ(ann->r.getWentPublic(), 1u);
+  EXPECT_DOUBLE_EQ(ann->r.getPublicChance(), 2.0 / 6);
+  EXPECT_DOUBLE_EQ(ann->r.getRisk(), 2.0 / 6 * 600);
+  EXPECT_EQ(ann->r.getRiskRank(), 1u);
+  auto bob = CardOf("customer-bob");
+  EXPECT_EQ(bob->r.getWaited(), 1u);
+  EXPECT_DOUBLE_EQ(bob->r.getRisk(), 1.0 / 6 * 600);
+  EXPECT_EQ(bob->r.getRiskRank(), 2u);
+  capnp::MallocMessageBuilder m;
+  ASSERT_TRUE(ReadTop(View(), 10, TopBy::kRisk, m).ok());
+  auto top = m.getRoot<schema::CommunityTop>().getEntries();
+  ASSERT_EQ(top.size(), 2u);
+  EXPECT_EQ(std::string(top[0].getPerson().cStr()), "twitter-ann");
+}
+
 TEST(RankScoreTest, SpearmanAndOverlapOfSmallLists) {
   const std::map<std::string, double> a = {{"a", 1}, {"b", 2}, {"c", 3}, {"d", 4}};
   EXPECT_DOUBLE_EQ(workload::Spearman(a, a), 1);
