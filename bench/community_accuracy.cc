@@ -14,6 +14,7 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/time/clock.h"
 #include "bench/accuracy_run.h"
 #include "common/status_macros.h"
@@ -31,6 +32,9 @@ struct Score {
   size_t truth = 0, both = 0, reach_equal = 0;
   size_t graph_persons = 0;
   double spearman = 0, top_overlap = 0, standing_s = 0;
+  // The audience at risk, backtested on the complaints and messages taken public.
+  size_t went_public = 0;
+  double risk_spearman = 0, per_post_spearman = 0, followers_spearman = 0, median_error = 0;
   double precision() const { return truth == 0 ? 1 : static_cast<double>(both) / truth; }
 };
 
@@ -55,6 +59,43 @@ absl::Status CompareStanding(const projections::StateView& view, Score& score) {
   return absl::OkStatus();
 }
 
+// The audience at risk, backtested: for every message taken public (the truth's public channel
+// switches), the person's figures without that post (leave one out: their reach, posts, waiting
+// messages and those taken public, less this one) predict what the public post reached; against
+// the post's own audience (the follower count a CRM would know).
+absl::Status Backtest(const GeneratedRun& run, const projections::StateView& view, Score& score) {
+  std::map<std::string, double> actual, risk, per_post, followers;
+  std::vector<double> errors;
+  for (const auto& sw : run.truth["channel_switches"]) {
+    if (!sw["public"].get<bool>()) continue;
+    const std::string id = absl::HexStringToBytes(sw["to_event"].get<std::string>());
+    IHS_ASSIGN_OR_RETURN(auto post, cm::ReadPost(view, id));
+    if (!post || post->retracted) continue;
+    capnp::MallocMessageBuilder m;
+    IHS_RETURN_IF_ERROR(cm::ReadCard(view, sw["to_party"], absl::ToUnixMicros(run.end), m));
+    auto card = m.getRoot<schema::CommunityCard>();
+    if (card.getPosts() < 2) continue;  // nothing else to learn from
+    const double reach_per_post =
+        static_cast<double>(card.getReach() - post->cascade) / (card.getPosts() - 1);
+    const double chance = cm::PublicChance(card.getWaited() > 0 ? card.getWaited() - 1 : 0,
+                                           card.getWentPublic() > 0 ? card.getWentPublic() - 1 : 0);
+    const std::string key = sw["to_event"];
+    actual[key] = static_cast<double>(post->cascade);
+    per_post[key] = reach_per_post;
+    risk[key] = chance * reach_per_post;
+    followers[key] = static_cast<double>(post->audience);
+    errors.push_back(std::abs(reach_per_post - post->cascade) / std::max(1.0, actual[key]));
+  }
+  score.went_public = actual.size();
+  if (actual.empty()) return absl::OkStatus();
+  score.risk_spearman = workload::Spearman(actual, risk);
+  score.per_post_spearman = workload::Spearman(actual, per_post);
+  score.followers_spearman = workload::Spearman(actual, followers);
+  std::sort(errors.begin(), errors.end());
+  score.median_error = errors[errors.size() / 2];
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Score> Compare(const GeneratedRun& run, const projections::StateView& view) {
   Score score;
   const auto& influential = run.truth["influential"];
@@ -76,6 +117,7 @@ absl::StatusOr<Score> Compare(const GeneratedRun& run, const projections::StateV
   }
   const absl::Time t0 = absl::Now();
   if (absl::Status s = CompareStanding(view, score); !s.ok()) return s;
+  if (absl::Status s = Backtest(run, view, score); !s.ok()) return s;
   score.standing_s = absl::ToDoubleSeconds(absl::Now() - t0);
   return score;
 }
@@ -114,6 +156,11 @@ int Main(int argc, char** argv) {
                               {"graph_persons", s->graph_persons},
                               {"standing_spearman", s->spearman},
                               {"standing_top100_overlap", s->top_overlap},
+                              {"backtest_public", s->went_public},
+                              {"risk_spearman", s->risk_spearman},
+                              {"reach_per_post_spearman", s->per_post_spearman},
+                              {"followers_spearman", s->followers_spearman},
+                              {"reach_per_post_median_error", s->median_error},
                               {"build_s", r->build_s},
                               {"read_s", r->read_s}};
           std::printf("%s\n", j.dump().c_str());
@@ -122,6 +169,11 @@ int Main(int argc, char** argv) {
                       seed, parties, r->events, s->truth, s->precision(), s->reach_equal, s->truth,
                       s->graph_persons, s->spearman, s->top_overlap, r->build_s,
                       100 * r->read_s / r->build_s);
+          std::printf(
+              "      backtest: %zu taken public; Spearman with what they reached: risk %.3f, "
+              "reach per post %.3f, followers %.3f; reach per post's median error %.0f%%\n",
+              s->went_public, s->risk_spearman, s->per_post_spearman, s->followers_spearman,
+              100 * s->median_error);
         }
         return s->precision() < 0.95 || s->reach_equal != s->truth || s->spearman < 0.95 ||
                        s->top_overlap < 0.9

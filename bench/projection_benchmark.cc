@@ -9,6 +9,10 @@
 //                                  follows; counters p50_ms/p99_ms: from an append's
 //                                  acknowledgement to the timeline having applied it
 //   BM_ReadAllOpened/<dataset>     identity's ceiling: the log read with content opened
+//   BM_CommunityRebuild            Runner::Rebuild of community from position 0
+//   BM_CommunityTop100             community::ReadTop of 100 (by reach and by standing, in
+//                                  turn); counters p50_us/p99_us
+//   BM_CommunityCardOfTop100       community::ReadCard of those 100 in turn; p50_us/p99_us
 //   BM_IdentityRebuild/<dataset>   Runner::Rebuild of identity from position 0
 //   BM_IdentityResolve             identity::Resolve of random streams of the rebuilt state;
 //                                  counters p50_us/p99_us
@@ -42,6 +46,7 @@
 #include "bench/dataset_benchmark.h"
 #include "common/mutex.h"
 #include "common/status_macros.h"
+#include "projections/community/community.h"
 #include "projections/identity/identity.h"
 #include "projections/identity/resolver.h"
 #include "projections/registry.h"
@@ -532,6 +537,47 @@ void BM_SegmentsMembersPage1000(benchmark::State& state) {
   state.SetLabel(absl::StrCat(o.name, ", ", count, " members"));
 }
 BENCHMARK(BM_SegmentsMembersPage1000)->Unit(benchmark::kMicrosecond);
+
+void BM_CommunityRebuild(benchmark::State& state) { Rebuild(state, projections::community::kName); }
+BENCHMARK(BM_CommunityRebuild)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+
+// `top 100` of the caught-up community state (by reach, and by standing); then a card of the
+// persons it lists (their figures, ranks and evidence).
+void CommunityRead(benchmark::State& state, bool cards) {
+  namespace cm = projections::community;
+  Open& o = TheDataset();
+  if (!o.runner->CatchUp(cm::kName).ok()) return state.SkipWithError("catch up");
+  auto view = o.runner->View(cm::kName);
+  if (!view.ok()) return state.SkipWithError("view");
+  std::vector<std::string> persons;
+  {
+    capnp::MallocMessageBuilder m;
+    if (!cm::ReadTop(*view, 100, cm::TopBy::kReach, m).ok()) return state.SkipWithError("top");
+    for (auto e : m.getRoot<schema::CommunityTop>().getEntries()) {
+      persons.emplace_back(e.getPerson().cStr());
+    }
+  }
+  if (persons.empty()) return state.SkipWithError("nobody has reach");
+  std::vector<double> us;
+  size_t i = 0;
+  for (auto _ : state) {
+    const absl::Time t0 = absl::Now();
+    capnp::MallocMessageBuilder m;
+    absl::Status s =
+        cards ? cm::ReadCard(*view, persons[i++ % persons.size()], 0, m)
+              : cm::ReadTop(*view, 100, i++ % 2 ? cm::TopBy::kStanding : cm::TopBy::kReach, m);
+    us.push_back(absl::ToDoubleMicroseconds(absl::Now() - t0));
+    if (!s.ok()) return state.SkipWithError(std::string(s.message()).c_str());
+  }
+  std::sort(us.begin(), us.end());
+  state.counters["p50_us"] = us[us.size() / 2];
+  state.counters["p99_us"] = us[us.size() * 99 / 100];
+  state.SetLabel(o.name);
+}
+void BM_CommunityTop100(benchmark::State& state) { CommunityRead(state, false); }
+BENCHMARK(BM_CommunityTop100)->Unit(benchmark::kMicrosecond);
+void BM_CommunityCardOfTop100(benchmark::State& state) { CommunityRead(state, true); }
+BENCHMARK(BM_CommunityCardOfTop100)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace ihs::bench

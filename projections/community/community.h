@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -49,6 +50,10 @@ inline constexpr double kReset = 0.15;
 inline constexpr double kPushThreshold = 0.01;
 inline constexpr size_t kMaxPushes = 20000;
 
+// The chance a person takes a message that waits public (docs/community.md "Audience at
+// risk"): their own rate under a Beta(1, 4) prior, so 0.2 for a person with no history.
+double PublicChance(uint32_t waited, uint32_t went_public);
+
 // What `top` ranks by.
 enum class TopBy { kReach, kStanding, kValue, kRisk };
 // From its wire form (schema::CommunityRank; unspecified: reach).
@@ -63,6 +68,14 @@ absl::Status ReadCard(const StateView& view, const std::string& party, int64_t a
 
 // The `n` (1..kMaxTop) persons of most reach into `out` (root CommunityTop).
 absl::Status ReadTop(const StateView& view, size_t n, TopBy by, capnp::MessageBuilder& out);
+
+// The post with this event id (16 bytes): its audience and what its cascade reached (retracted:
+// what it had reached); nullopt if the projection holds no such post.
+struct PostFigures {
+  uint64_t audience = 0, cascade = 0;
+  bool retracted = false;
+};
+absl::StatusOr<std::optional<PostFigures>> ReadPost(const StateView& view, const std::string& id);
 
 // Every stream of the amplification graph, with its person, its standing's estimate and its carry
 // edges (targets by name, with how often it carried them), in stream order until `visit` returns

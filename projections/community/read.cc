@@ -319,6 +319,16 @@ absl::Status ReadTop(const StateView& view, size_t n, TopBy by, capnp::MessageBu
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::optional<PostFigures>> ReadPost(const StateView& view, const std::string& id) {
+  IHS_ASSIGN_OR_RETURN(auto p, Load<PostRec>(view, PostKey(id), DecodePost));
+  if (!p) return std::nullopt;
+  PostFigures f;
+  f.audience = p->audience;
+  f.cascade = p->cascade;
+  f.retracted = p->retracted;
+  return f;
+}
+
 absl::Status ForEachGraphStream(const StateView& view,
                                 const std::function<bool(const GraphStream&)>& visit) {
   absl::Status inner;

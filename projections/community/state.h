@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "projections/community/community.h"
 #include "schema/event.capnp.h"
 
 namespace ihs::projections::community {
@@ -88,9 +89,6 @@ std::string ValueKey(double value, absl::string_view person);
 double CommunityValue(uint64_t reach, uint32_t posts, double standing);
 // "K" ~risk (in thousandths) person: persons with an audience at risk, most first.
 std::string RiskKey(double risk, absl::string_view person);
-// The chance a person takes a message that waits public (docs/community.md "Audience at
-// risk"): their own rate under a Beta(1, 4) prior, so 0.2 for a person with no history.
-double PublicChance(uint32_t waited, uint32_t went_public);
 // The audience at risk: that chance times what one original post of theirs reaches.
 double AudienceAtRisk(uint64_t reach, uint32_t posts, uint32_t waited, uint32_t went_public);
 // The end of the keys that start with `prefix`.
