@@ -419,6 +419,16 @@ expect_in "her reach" "$tmp/out" '"reach":5490'
 expect_in "dan is an anonymous count" "$tmp/out" '"anonymousIn":1'
 expect_not_in "dan is not named" "$tmp/out" 'customer-dan'
 check "community top --n 0 (1)" 1 "$ihs" community top --n 0 --data "$data"
+# An open complaint: the timeline says what is at risk if ada takes it public (community's
+# audience at risk: 2 of 3 waiting messages under the prior, 2,745 reached per post).
+check "ada complains again" 0 "$ihs" append --data "$data" --stream customer-ada <<<'{"id":"5a3e00000000000000000000000000aa","occurredAt":"2026-10-20T10:00:00Z","touchpoint":{"channel":"email","direction":"inbound","type":"complaint"}}'
+check "timeline with an open complaint" 0 "$ihs" timeline customer-ada --data "$data"
+expect_in "the summary says what is at risk" "$tmp/out" "at risk: an audience of 686 if an open message is taken public (chance 0.25, 2745 reached per post): ihs community customer-ada"
+expect_in "next to the open message" "$tmp/out" "686 at risk"
+check "timeline json with an open complaint" 0 "$ihs" timeline customer-ada --data "$data" --json
+expect_in "atRisk in json" "$tmp/out" '"atRisk":{"audience":686.25,"publicChance":0.25,"reachPerPost":2745.0}'
+check "the page says it too" 0 "$ihs" timeline customer-ada --data "$data" --html "$tmp/ada-risk.html"
+expect_in "at risk on the page" "$tmp/ada-risk.html" "At risk: an audience of <b>686</b>"
 
 # Segment definitions (docs/segments.md): events on $segments, checked before they are appended.
 check "no segments yet" 0 "$ihs" segments list --data "$data"

@@ -121,7 +121,7 @@ void RegisterLogCommands(Cli& cli);         // append, read, tail, verify, stats
 void RegisterGenerateCommand(Cli& cli);     // generate (cmd_generate.cc)
 void RegisterProjectionCommands(Cli& cli);  // projections status|rebuild (cmd_projections.cc)
 void RegisterTimelineCommands(Cli& cli);    // timeline, audit replay (cmd_timeline.cc)
-void RegisterCommunityCommands(Cli& cli);  // community PARTY|top (cmd_community.cc)
+void RegisterCommunityCommands(Cli& cli);   // community PARTY|top (cmd_community.cc)
 void RegisterIdentityCommands(
     Cli& cli);  // identity show|suggestions|stats|link|... (cmd_identity.cc)
 void RegisterSegmentCommands(Cli& cli);  // segments define|change|retire|list (cmd_segments.cc)

@@ -4,6 +4,7 @@
 
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,8 +16,10 @@
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
+#include "projections/community/community.h"
 #include "projections/timeline/replay.h"
 #include "projections/timeline/timeline.h"
+#include "schema/community.capnp.h"
 #include "schema/json.h"
 #include "store/audit.h"
 #include "tools/ihs/cli.h"
@@ -175,8 +178,30 @@ std::string Gist(schema::TimelineEntry::Reader e) {
   return absl::StrCat("\"", text, "\"");
 }
 
+// What the community projection says is at risk for the party's person; nullopt if it cannot
+// say (a store or an ihsd without the projection, a party it does not know).
+std::optional<AtRisk> ReadAtRisk(ProjectionSource& source, const std::string& party) {
+  namespace cm = projections::community;
+  capnp::MallocMessageBuilder m;
+  const int64_t now = absl::ToUnixMicros(absl::Now());
+  absl::Status s = source.Read(
+      cm::kName,
+      [&](const projections::StateView& view, store::EventStore*) {
+        return cm::ReadCard(view, party, now, m);
+      },
+      [&](client::Client& client, uint64_t min) { return client.Community(party, now, min, m); });
+  if (!s.ok()) return std::nullopt;
+  auto card = m.getRoot<schema::CommunityCard>();
+  AtRisk r;
+  r.risk = card.getRisk();
+  r.chance = card.getPublicChance();
+  r.reach_per_post =
+      card.getPosts() == 0 ? 0 : static_cast<double>(card.getReach()) / card.getPosts();
+  return r;
+}
+
 void PrintTimeline(const std::string& party, schema::TimelineSummary::Reader summary,
-                   schema::TimelinePage::Reader page) {
+                   schema::TimelinePage::Reader page, const AtRisk* at_risk = nullptr) {
   // No median of nothing: "median —" when no message was answered.
   const std::string median =
       summary.getAnswered() == 0
@@ -188,6 +213,12 @@ void PrintTimeline(const std::string& party, schema::TimelineSummary::Reader sum
                Counted(summary.getEntries(), "touchpoint", "touchpoints"), summary.getOpen().size(),
                summary.getAnswered(), median,
                Counted(summary.getChannelSwitches(), "channel switch", "channel switches"));
+  if (at_risk != nullptr && summary.getOpen().size() > 0) {
+    absl::PrintF(
+        "at risk: an audience of %.0f if an open message is taken public (chance %.2f, %.0f "
+        "reached per post): ihs community %s\n",
+        at_risk->risk, at_risk->chance, at_risk->reach_per_post, party);
+  }
   if (page.hasStreams()) {
     std::vector<std::string> streams;
     for (auto s : page.getStreams()) streams.emplace_back(s.cStr());
@@ -201,6 +232,7 @@ void PrintTimeline(const std::string& party, schema::TimelineSummary::Reader sum
     if (e.getResponse().isOpen()) {
       absl::StrAppend(&note, note.empty() ? "" : " ", "OPEN, waiting ",
                       Duration(e.getWaitingSeconds()));
+      if (at_risk != nullptr) absl::StrAppendFormat(&note, ", %.0f at risk", at_risk->risk);
     } else if (e.getResponse().isAnswered()) {
       auto ans = e.getResponse().getAnswered();
       absl::StrAppend(&note, note.empty() ? "" : " ", "answered on ",
@@ -285,17 +317,27 @@ int Timeline(const Common& c, const TimelineArgs& a) {
   if (!read.ok()) return Fail(read);
   auto summary = summary_msg.getRoot<schema::TimelineSummary>();
   auto page = page_msg.getRoot<schema::TimelinePage>();
+  // With open messages, what is at risk if the person takes one public (a read of the community
+  // projection, joined here; an ihsd or a store without it shows the timeline alone).
+  std::optional<AtRisk> at_risk;
+  if (summary.getOpen().size() > 0) at_risk = ReadAtRisk(**source, q.party);
+  const AtRisk* risk = at_risk ? &*at_risk : nullptr;
   if (!a.html.empty()) {
-    absl::Status hs = WriteTimelineHtml(a.html, summary, page);
+    absl::Status hs = WriteTimelineHtml(a.html, summary, page, risk);
     if (!hs.ok()) return Fail(hs);
   }
   if (c.json) {
     nlohmann::json j = TimelineJson(summary, page);
     if (!person_id.empty()) j["person"] = {{"id", person_id}, {"streams", person_streams}};
+    if (risk != nullptr) {
+      j["atRisk"] = {{"audience", risk->risk},
+                     {"publicChance", risk->chance},
+                     {"reachPerPost", risk->reach_per_post}};
+    }
     std::cout << JsonLine(j) << "\n";
     return kExitOk;
   }
-  PrintTimeline(q.party, summary, page);
+  PrintTimeline(q.party, summary, page, risk);
   if (person_streams.size() > 1 && !a.person) {
     absl::PrintF("%s is one of the streams of person %s (%s): --person shows them all\n", q.party,
                  person_id, absl::StrJoin(person_streams, ", "));

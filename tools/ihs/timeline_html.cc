@@ -32,8 +32,8 @@ constexpr int kWidth = 1100;
 
 }  // namespace
 
-std::string TimelineHtml(schema::TimelineSummary::Reader summary,
-                         schema::TimelinePage::Reader page) {
+std::string TimelineHtml(schema::TimelineSummary::Reader summary, schema::TimelinePage::Reader page,
+                         const AtRisk* at_risk) {
   auto entries = page.getEntries();
   // Lanes: the channels of the page, in schema order.
   std::map<uint16_t, int> lane;
@@ -105,6 +105,10 @@ std::string TimelineHtml(schema::TimelineSummary::Reader summary,
     if (e.getResponse().isOpen()) {
       cls += " open";
       note = absl::StrCat("\nOPEN: waiting ", e.getWaitingSeconds() / 3600, " h");
+      if (at_risk != nullptr) {
+        absl::StrAppendFormat(&note, "; an audience of %.0f at risk if taken public",
+                              at_risk->risk);
+      }
     } else if (e.getResponse().isAnswered()) {
       note = absl::StrCat("\nanswered after ", e.getResponse().getAnswered().getWallSeconds() / 60,
                           " min (", e.getResponse().getAnswered().getServiceSeconds() / 60,
@@ -158,6 +162,12 @@ std::string TimelineHtml(schema::TimelineSummary::Reader summary,
       summary.getAnswered(), median,
       Counted(summary.getChannelSwitches(), "channel switch", "channel switches"),
       Counted(static_cast<int64_t>(entries.size()), "entry", "entries"));
+  if (at_risk != nullptr && summary.getOpen().size() > 0) {
+    absl::StrAppendFormat(&html,
+                          "<div class=\"atrisk\">At risk: an audience of <b>%.0f</b> if an open "
+                          "message is taken public (chance %.2f; %.0f reached per post)</div>\n",
+                          at_risk->risk, at_risk->chance, at_risk->reach_per_post);
+  }
   html +=
       "<div class=\"legend\"><span><i class=\"dot\" "
       "style=\"background:#4a78c2\"></i>touchpoint</span>"
@@ -176,11 +186,11 @@ std::string TimelineHtml(schema::TimelineSummary::Reader summary,
 }
 
 absl::Status WriteTimelineHtml(const std::string& path, schema::TimelineSummary::Reader summary,
-                               schema::TimelinePage::Reader page) {
+                               schema::TimelinePage::Reader page, const AtRisk* at_risk) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << TimelineHtml(summary, page);
+    out << TimelineHtml(summary, page, at_risk);
     out.close();
     if (!out) {
       std::error_code ec;
