@@ -83,6 +83,7 @@ struct CommunityEdge {
   likes @2 :UInt64;
   other @3 :UInt64;        # replies, recommendations and other reactions naming the post
   lastAt @4 :Int64;        # recordedAt of the latest
+  follows @5 :UInt64;      # follow touchpoints of source whose counterpart is target
 }
 
 struct CommunityCounters {
@@ -121,6 +122,7 @@ struct Carrier {
   mentions @2 :UInt64;
   likes @3 :UInt64;
   other @4 :UInt64;
+  follows @5 :UInt64;
 }
 
 struct CommunityCard {

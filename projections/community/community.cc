@@ -114,8 +114,8 @@ class Records {
 class CommunityProjection : public Projection {
  public:
   absl::string_view name() const override { return kName; }
-  // 2: the network standing. 3: the community value. 4: the audience at risk.
-  uint32_t version() const override { return 4; }
+  // 2: the network standing. 3: the community value. 4: the audience at risk. 5: follows.
+  uint32_t version() const override { return 5; }
 
   absl::Status Apply(const store::StoredEvent& stored, Txn& txn) override {
     txn_ = &txn;
@@ -211,6 +211,12 @@ class CommunityProjection : public Projection {
     if (type == TouchpointType::RETRACTION)
       return Retract(stream, std::string(View(tp.getCorrects())));
     if (type == TouchpointType::CORRECTION || s.erased) return absl::OkStatus();
+    if (type == TouchpointType::FOLLOW) {  // the graph's follows, where the log has them
+      const std::string followed(View(tp.getCounterpart()));
+      if (followed.empty() || store::IsSystemStream(followed)) return absl::OkStatus();
+      IHS_RETURN_IF_ERROR(StreamOf(followed).status());
+      return AddEdge(followed, stream, type);
+    }
     const std::string cause(View(ev.getCausationId()));
     PostRec* parent = nullptr;
     if (!cause.empty()) {
@@ -376,6 +382,9 @@ class CommunityProjection : public Projection {
         break;
       case TouchpointType::LIKE:
         ++e->likes;
+        break;
+      case TouchpointType::FOLLOW:
+        ++e->follows;
         break;
       default:
         ++e->other;

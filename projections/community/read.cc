@@ -197,6 +197,7 @@ absl::Status ReadCard(const StateView& view, const std::string& party, int64_t a
           sum.mentions += e->mentions;
           sum.likes += e->likes;
           sum.other += e->other;
+          sum.follows += e->follows;
           return true;
         }));
   }
@@ -241,6 +242,7 @@ absl::Status ReadCard(const StateView& view, const std::string& party, int64_t a
     list[i].setMentions(ranked[i].second.mentions);
     list[i].setLikes(ranked[i].second.likes);
     list[i].setOther(ranked[i].second.other);
+    list[i].setFollows(ranked[i].second.follows);
   }
   return absl::OkStatus();
 }

@@ -223,6 +223,7 @@ std::string EncodeEdge(const EdgeRec& e) {
   r.setLikes(e.likes);
   r.setOther(e.other);
   r.setLastAt(e.last_at);
+  r.setFollows(e.follows);
   return Encode(m);
 }
 
@@ -235,6 +236,7 @@ absl::StatusOr<EdgeRec> DecodeEdge(absl::string_view bytes) {
   e.likes = r.getLikes();
   e.other = r.getOther();
   e.last_at = r.getLastAt();
+  e.follows = r.getFollows();
   return e;
 }
 

@@ -58,9 +58,9 @@ struct PersonRec {
 };
 
 struct EdgeRec {
-  uint64_t shares = 0, mentions = 0, likes = 0, other = 0;
+  uint64_t shares = 0, mentions = 0, likes = 0, other = 0, follows = 0;
   int64_t last_at = 0;
-  uint64_t total() const { return shares + mentions + likes + other; }
+  uint64_t total() const { return shares + mentions + likes + other + follows; }
 };
 
 struct Counters {

@@ -55,7 +55,8 @@ nlohmann::json CardJson(schema::CommunityCard::Reader r) {
                         {"shares", k.getShares()},
                         {"mentions", k.getMentions()},
                         {"likes", k.getLikes()},
-                        {"other", k.getOther()}});
+                        {"other", k.getOther()},
+                        {"follows", k.getFollows()}});
   }
   nlohmann::json j = {{"person", r.getPerson().cStr()},
                       {"streams", streams},
@@ -175,8 +176,9 @@ int Card(const Common& c, const std::string& party) {
   if (r.getCarriers().size() > 0) {
     std::cout << "  carried most by:\n";
     for (auto k : r.getCarriers()) {
-      absl::PrintF("    %-32s %d shares, %d mentions, %d likes, %d other\n", k.getStream().cStr(),
-                   k.getShares(), k.getMentions(), k.getLikes(), k.getOther());
+      absl::PrintF("    %-32s %d shares, %d mentions, %d likes, %d other%s\n", k.getStream().cStr(),
+                   k.getShares(), k.getMentions(), k.getLikes(), k.getOther(),
+                   k.getFollows() > 0 ? ", follows" : "");
     }
   }
   return kExitOk;

@@ -356,6 +356,27 @@ TEST_F(CommunityTest, TheAudienceAtRiskWeighsReachByTheChanceOfGoingPublic) {
   EXPECT_EQ(std::string(top[0].getPerson().cStr()), "twitter-ann");
 }
 
+TEST_F(CommunityTest, FollowsAreEdgesOfTheGraphWhereTheLogHasThem) {
+  Post("twitter-ann", TouchpointType::REVIEW, 100);
+  for (const char* followed : {"twitter-ann", "$identity", ""}) {
+    schema::Event::Builder e = events_.New(++next_id_);
+    e.setOccurredAt(Now());
+    auto t = e.initTouchpoint();
+    t.setChannel(Channel::TWITTER);
+    t.setDirection(Direction::PUBLIC);
+    t.setType(TouchpointType::FOLLOW);
+    t.setCounterpart(followed);
+    ASSERT_TRUE(
+        store_->Append({"twitter-eve", store::ExpectedVersion::Any(), {e.asReader()}}).ok());
+  }
+  auto ann = CardOf("twitter-ann");
+  ASSERT_EQ(ann->r.getCarriers().size(), 1u);
+  EXPECT_EQ(std::string(ann->r.getCarriers()[0].getStream().cStr()), "twitter-eve");
+  EXPECT_EQ(ann->r.getCarriers()[0].getFollows(), 1u);
+  EXPECT_EQ(ann->r.getReach(), 100u);       // a follow reaches nobody
+  EXPECT_EQ(ann->r.getStandingRank(), 0u);  // nor carries anything
+}
+
 TEST(RankScoreTest, SpearmanAndOverlapOfSmallLists) {
   const std::map<std::string, double> a = {{"a", 1}, {"b", 2}, {"c", 3}, {"d", 4}};
   EXPECT_DOUBLE_EQ(workload::Spearman(a, a), 1);
