@@ -10,6 +10,9 @@
 //                                  acknowledgement to the timeline having applied it
 //   BM_ReadAllOpened/<dataset>     identity's ceiling: the log read with content opened
 //   BM_CommunityRebuild            Runner::Rebuild of community from position 0
+//   BM_CommunityLag                8 durable writers sharing posts; a share's acknowledgement
+//                                  to community having applied it; p50_ms/p99_ms
+//   BM_CommunityPerEventDistinct/P 5,000 shares by distinct persons of a P-person graph
 //   BM_CommunityTop100             community::ReadTop of 100 (by reach and by standing, in
 //                                  turn); counters p50_us/p99_us
 //   BM_CommunityCardOfTop100       community::ReadCard of those 100 in turn; p50_us/p99_us
@@ -538,6 +541,134 @@ void BM_SegmentsMembersPage1000(benchmark::State& state) {
 }
 BENCHMARK(BM_SegmentsMembersPage1000)->Unit(benchmark::kMicrosecond);
 
+// --- community -------------------------------------------------------------------------------
+
+// A public post on Twitter: an original of `audience`, or (with `cause`) a share of that post.
+schema::Event::Reader PublicPost(ihs::testing::EventFactory& events, uint64_t id, uint64_t audience,
+                                 uint64_t cause) {
+  schema::Event::Builder e = events.New(id);
+  e.setOccurredAt(1700000000000000);
+  if (cause != 0) {
+    const std::string c = ihs::testing::EventId(cause);
+    e.setCausationId(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(c.data()), c.size()));
+  }
+  auto t = e.initTouchpoint();
+  t.setChannel(schema::Channel::TWITTER);
+  t.setDirection(schema::Direction::PUBLIC);
+  t.setType(cause != 0 ? schema::TouchpointType::SHARE : schema::TouchpointType::REVIEW);
+  t.setAudienceSize(audience);
+  return e.asReader();
+}
+
+// 8 durable writers with every projection live, 2,000 originals posted first; the writers share
+// random ones of them; the probe writer's share, from its acknowledgement to the community
+// projection having applied it: the sharer's carry, the author's reach, value and audience at
+// risk, and the standing's pushes, all in the same batch.
+void BM_CommunityLag(benchmark::State& state) {
+  ihs::testing::EventFactory events;
+  constexpr uint64_t kPosts = 2000;
+  std::atomic<uint64_t> next_id{kPosts + 1};
+  LagUnderWriters(
+      state, false,
+      [&](LagRun& run, int w, uint64_t n) -> absl::StatusOr<std::optional<double>> {
+        const uint64_t id = next_id.fetch_add(1);
+        IHS_ASSIGN_OR_RETURN(
+            store::AppendResult res,
+            run.store.Append({absl::StrCat(w == 0 ? "probe-" : "c-", id % 5000),
+                              store::ExpectedVersion::Any(),
+                              {PublicPost(events, id, 50, 1 + (id * 7919 + n) % kPosts)}}));
+        if (w != 0) return std::nullopt;
+        const absl::Time acked = absl::Now();
+        run.runner.WaitFor(projections::community::kName, res.positions[0] + 1,
+                           acked + absl::Seconds(10));
+        return absl::ToDoubleMilliseconds(absl::Now() - acked);
+      },
+      [&](store::EventStore& store) -> absl::Status {
+        for (uint64_t i = 1; i <= kPosts; ++i) {
+          IHS_RETURN_IF_ERROR(store
+                                  .Append({absl::StrCat("author-", i % 500),
+                                           store::ExpectedVersion::Any(),
+                                           {PublicPost(events, i, 100 + i, 0)}})
+                                  .status());
+        }
+        return absl::OkStatus();
+      });
+}
+BENCHMARK(BM_CommunityLag)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+
+// Per-event cost against the number of persons: a store of P persons, each with one original
+// post, and each a carrier of one other's (a graph of P streams), caught up; then 5,000 shares by
+// distinct persons of random posts, applied by CatchUp; items/s, and `ratio` against reading the
+// same events from the log.
+void BM_CommunityPerEventDistinct(benchmark::State& state) {
+  namespace cm = projections::community;
+  const uint64_t persons = static_cast<uint64_t>(state.range(0));
+  constexpr uint64_t kCount = 5000;
+  for (auto _ : state) {
+    state.PauseTiming();
+    ihs::testing::TempDir dir;
+    store::Options so;
+    so.path = dir.Sub("data");
+    so.sync = false;
+    auto st = store::EventStore::Open(so);
+    if (!st.ok()) return state.SkipWithError("open");
+    ihs::testing::EventFactory events;
+    std::mt19937_64 rng(persons);
+    // Posts 1..P (person p posts id p), then shares P+1..2P (person p shares a random post).
+    auto load = [&](uint64_t from, uint64_t to, const std::function<uint64_t(uint64_t)>& person,
+                    const std::function<uint64_t(uint64_t)>& cause) -> absl::Status {
+      for (uint64_t id = from; id < to;) {
+        std::vector<store::StreamAppend> batch;
+        std::map<uint64_t, std::vector<schema::Event::Reader>> by_person;
+        for (uint64_t n = 0; id < to && n < 5000; ++id, ++n) {
+          by_person[person(id)].push_back(PublicPost(events, id, 100, cause(id)));
+        }
+        for (auto& [p, evs] : by_person) {
+          batch.push_back({absl::StrCat("c-", p), store::ExpectedVersion::Any(), evs});
+        }
+        IHS_RETURN_IF_ERROR((*st)->AppendMulti(batch).status());
+      }
+      return absl::OkStatus();
+    };
+    if (!load(
+             1, persons + 1, [](uint64_t id) { return id; }, [](uint64_t) { return 0; })
+             .ok() ||
+        !load(
+             persons + 1, 2 * persons + 1, [&](uint64_t id) { return id - persons; },
+             [&](uint64_t) { return 1 + rng() % persons; })
+             .ok()) {
+      return state.SkipWithError("load");
+    }
+    auto r = projections::Runner::Open(st->get(), projections::AllProjections());
+    if (!r.ok() || !(*r)->CatchUp(cm::kName).ok()) return state.SkipWithError("catch up");
+    std::vector<uint64_t> order(persons);
+    std::iota(order.begin(), order.end(), 1);
+    std::shuffle(order.begin(), order.end(), rng);
+    const uint64_t before = (*st)->Head();
+    if (!load(
+             2 * persons + 1, 2 * persons + 1 + kCount,
+             [&](uint64_t id) { return order[id - 2 * persons - 1]; },
+             [&](uint64_t) { return 1 + rng() % persons; })
+             .ok()) {
+      return state.SkipWithError("load");
+    }
+    const absl::Time r0 = absl::Now();
+    for (uint64_t p = before; p < (*st)->Head();) {
+      auto b = (*st)->ReadAll(p, 16384, store::ReadOptions{false});
+      if (!b.ok() || b->empty()) return state.SkipWithError("read");
+      p += b->size();
+    }
+    const double read_s = absl::ToDoubleSeconds(absl::Now() - r0);
+    state.ResumeTiming();
+    const absl::Time t0 = absl::Now();
+    if (!(*r)->CatchUp(cm::kName).ok()) return state.SkipWithError("apply");
+    const double apply_s = absl::ToDoubleSeconds(absl::Now() - t0);
+    state.counters["events_per_s"] = static_cast<double>(kCount) / apply_s;
+    state.counters["us_per_event"] = apply_s * 1e6 / static_cast<double>(kCount);
+    state.counters["ratio"] = read_s / apply_s;
+  }
+}
+
 void BM_CommunityRebuild(benchmark::State& state) { Rebuild(state, projections::community::kName); }
 BENCHMARK(BM_CommunityRebuild)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 
@@ -578,6 +709,7 @@ void BM_CommunityTop100(benchmark::State& state) { CommunityRead(state, false); 
 BENCHMARK(BM_CommunityTop100)->Unit(benchmark::kMicrosecond);
 void BM_CommunityCardOfTop100(benchmark::State& state) { CommunityRead(state, true); }
 BENCHMARK(BM_CommunityCardOfTop100)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_CommunityPerEventDistinct)->Apply(PartySizes);
 
 }  // namespace
 }  // namespace ihs::bench

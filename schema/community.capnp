@@ -35,6 +35,7 @@ struct CommunityStream {
   waited @16 :UInt32;      # its inbound messages, requests and complaints (they wait for an answer)
   wentPublic @17 :UInt32;  # of those, taken public: a public original names one by causationId
   risk @18 :Float64;       # its person's audience at risk, when it is a person of its own
+  indexedStanding @19 :Float64;  # its person's standing as the "Q" index holds it (lone)
 }
 
 struct OutEdge {
@@ -73,6 +74,7 @@ struct CommunityPerson {
   waited @6 :UInt32;       # the sums of its streams'
   wentPublic @7 :UInt32;
   risk @8 :Float64;        # its audience at risk (docs/community.md "Audience at risk")
+  indexedStanding @9 :Float64;  # its standing as the "Q" index holds it
 }
 
 struct CommunityEdge {

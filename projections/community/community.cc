@@ -115,7 +115,8 @@ class CommunityProjection : public Projection {
  public:
   absl::string_view name() const override { return kName; }
   // 2: the network standing. 3: the community value. 4: the audience at risk. 5: follows.
-  uint32_t version() const override { return 5; }
+  // 6: the standing's index kept at the batch's end.
+  uint32_t version() const override { return 6; }
 
   absl::Status Apply(const store::StoredEvent& stored, Txn& txn) override {
     txn_ = &txn;
@@ -587,17 +588,16 @@ class CommunityProjection : public Projection {
     return absl::OkStatus();
   }
 
-  // The stream's standing grew by `delta` (its record holds the new one): its person's too.
+  // The stream's standing grew by `delta` (its record holds the new one): its person's too. The
+  // index follows at the batch's end (Revalue), not per push.
   absl::Status AddStanding(const std::string& stream, double delta) {
     IHS_ASSIGN_OR_RETURN(StreamRec * s, MutableStream(stream));
     dirty_.insert(PersonIdOf(stream, *s));
-    if (s->person.empty()) return ReindexStanding(stream, s->standing - delta, s->standing);
-    const std::string person = s->person;
-    IHS_ASSIGN_OR_RETURN(PersonRec * p, persons_.Mutable(*txn_, PersonKey(person)));
+    if (s->person.empty()) return absl::OkStatus();
+    IHS_ASSIGN_OR_RETURN(PersonRec * p, persons_.Mutable(*txn_, PersonKey(s->person)));
     if (p == nullptr) return absl::DataLossError("community: a stream names a missing person");
-    const double was = p->standing;
     p->standing += delta;
-    return ReindexStanding(person, was, p->standing);
+    return absl::OkStatus();
   }
 
   absl::Status ReindexStanding(const std::string& person, double before, double after) {
@@ -630,11 +630,13 @@ class CommunityProjection : public Projection {
   absl::Status Revalue() {
     for (const std::string& person : dirty_) {
       IHS_ASSIGN_OR_RETURN(PersonRec * p, persons_.Mutable(*txn_, PersonKey(person)));
-      double *value = nullptr, *risk = nullptr;
-      double new_value = 0, new_risk = 0;
+      double *value = nullptr, *risk = nullptr, *indexed = nullptr;
+      double new_value = 0, new_risk = 0, standing = 0;
       if (p != nullptr) {
         value = &p->value;
         risk = &p->risk;
+        indexed = &p->indexed_standing;
+        standing = p->standing;
         new_value = CommunityValue(p->reach, p->posts, p->standing);
         new_risk = AudienceAtRisk(p->reach, p->posts, p->waited, p->went_public);
       } else {
@@ -643,13 +645,17 @@ class CommunityProjection : public Projection {
         IHS_ASSIGN_OR_RETURN(s, MutableStream(person));
         value = &s->value;
         risk = &s->risk;
+        indexed = &s->indexed_standing;
+        standing = s->standing;
         new_value = CommunityValue(s->reach, s->posts, s->standing);
         new_risk = AudienceAtRisk(s->reach, s->posts, s->waited, s->went_public);
       }
       IHS_RETURN_IF_ERROR(ReindexValue(person, *value, new_value));
       IHS_RETURN_IF_ERROR(ReindexScore(RiskKey, &Counters::risk_persons, person, *risk, new_risk));
+      IHS_RETURN_IF_ERROR(ReindexStanding(person, *indexed, standing));
       *value = new_value;
       *risk = new_risk;
+      *indexed = standing;
     }
     dirty_.clear();
     return absl::OkStatus();
@@ -733,6 +739,7 @@ class CommunityProjection : public Projection {
     erased.erased = true;
     erased.value = s->value;  // what the indexes hold, until Revalue takes it out
     erased.risk = s->risk;
+    erased.indexed_standing = s->indexed_standing;
     *s = std::move(erased);
 
     std::vector<std::string> keys;
@@ -803,6 +810,7 @@ class CommunityProjection : public Projection {
     alone.waited = s->waited;
     alone.went_public = s->went_public;
     alone.risk = s->risk;
+    alone.indexed_standing = s->indexed_standing;
     return alone;
   }
 
@@ -842,7 +850,7 @@ class CommunityProjection : public Projection {
     for (const std::string& o : old) {
       IHS_ASSIGN_OR_RETURN(PersonRec p, PersonNamed(o));
       IHS_RETURN_IF_ERROR(Reindex(o, p.reach, 0));
-      IHS_RETURN_IF_ERROR(ReindexStanding(o, p.standing, 0));
+      IHS_RETURN_IF_ERROR(ReindexStanding(o, p.indexed_standing, 0));
       IHS_RETURN_IF_ERROR(ReindexValue(o, p.value, 0));
       IHS_RETURN_IF_ERROR(ReindexScore(RiskKey, &Counters::risk_persons, o, p.risk, 0));
       persons_.Erase(PersonKey(o));
@@ -865,17 +873,16 @@ class CommunityProjection : public Projection {
         p.went_public += r->went_public;
         r->value = 0;  // the old persons' are out of the indexes
         r->risk = 0;
+        r->indexed_standing = 0;
       }
       dirty_.insert(id);
       const uint64_t reach = p.reach;
-      const double standing = p.standing;
       if (g.streams.size() > 1) {
         p.streams = std::move(g.streams);
         p.links = std::move(g.links);
         persons_.Set(PersonKey(id), std::move(p));
       }
       IHS_RETURN_IF_ERROR(Reindex(id, 0, reach));
-      IHS_RETURN_IF_ERROR(ReindexStanding(id, 0, standing));
     }
     return absl::OkStatus();
   }

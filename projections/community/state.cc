@@ -115,6 +115,7 @@ std::string EncodeStream(const StreamRec& s) {
   r.setWaited(s.waited);
   r.setWentPublic(s.went_public);
   r.setRisk(s.risk);
+  r.setIndexedStanding(s.indexed_standing);
   return Encode(m);
 }
 
@@ -141,6 +142,7 @@ absl::StatusOr<StreamRec> DecodeStream(absl::string_view bytes) {
   s.waited = r.getWaited();
   s.went_public = r.getWentPublic();
   s.risk = r.getRisk();
+  s.indexed_standing = r.getIndexedStanding();
   return s;
 }
 
@@ -196,6 +198,7 @@ std::string EncodePerson(const PersonRec& p) {
   r.setWaited(p.waited);
   r.setWentPublic(p.went_public);
   r.setRisk(p.risk);
+  r.setIndexedStanding(p.indexed_standing);
   return Encode(m);
 }
 
@@ -212,6 +215,7 @@ absl::StatusOr<PersonRec> DecodePerson(absl::string_view bytes) {
   p.waited = r.getWaited();
   p.went_public = r.getWentPublic();
   p.risk = r.getRisk();
+  p.indexed_standing = r.getIndexedStanding();
   return p;
 }
 

@@ -32,6 +32,7 @@ struct StreamRec {
   double value = 0;  // its person's, when it is a person of its own
   uint32_t waited = 0, went_public = 0;
   double risk = 0;  // its person's, when it is a person of its own
+  double indexed_standing = 0;  // its person's standing as the index holds it (lone)
 };
 
 struct PostRec {
@@ -55,6 +56,7 @@ struct PersonRec {
   double value = 0;
   uint32_t waited = 0, went_public = 0;
   double risk = 0;
+  double indexed_standing = 0;  // as the index holds it
 };
 
 struct EdgeRec {
