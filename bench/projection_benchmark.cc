@@ -415,6 +415,34 @@ void BM_SegmentsClockLag(benchmark::State& state) {
 }
 BENCHMARK(BM_SegmentsClockLag)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 
+// With timing paused: reads the log from `before` to its head (the ceiling); then, timed, catches
+// projection `name` up over those `count` events; counters events_per_s, us_per_event and
+// `ratio` (reading over applying). False (and the benchmark skipped) on an error.
+bool MeasureCatchUp(benchmark::State& state, store::EventStore& store, projections::Runner& runner,
+                    const char* name, uint64_t before, uint64_t count) {
+  const absl::Time r0 = absl::Now();
+  for (uint64_t p = before; p < store.Head();) {
+    auto b = store.ReadAll(p, 16384, store::ReadOptions{false});
+    if (!b.ok() || b->empty()) {
+      state.SkipWithError("read");
+      return false;
+    }
+    p += b->size();
+  }
+  const double read_s = absl::ToDoubleSeconds(absl::Now() - r0);
+  state.ResumeTiming();
+  const absl::Time t0 = absl::Now();
+  if (!runner.CatchUp(name).ok()) {
+    state.SkipWithError("apply");
+    return false;
+  }
+  const double apply_s = absl::ToDoubleSeconds(absl::Now() - t0);
+  state.counters["events_per_s"] = static_cast<double>(count) / apply_s;
+  state.counters["us_per_event"] = apply_s * 1e6 / static_cast<double>(count);
+  state.counters["ratio"] = read_s / apply_s;
+  return true;
+}
+
 // Per-event cost against the number of parties: a store of P parties (one purchase each) with
 // the 50 segments, caught up (and 100 events more, so that the worker holds its timers); then
 // more events, applied by CatchUp; items/s, and `ratio` against reading the same events from the
@@ -482,21 +510,7 @@ void SegmentsPerEvent(benchmark::State& state, uint64_t count, bool distinct) {
     }
     const uint64_t before = (*st)->Head();
     if (!load(count, true).ok()) return state.SkipWithError("load");
-    // The ceiling: the same events read from the log.
-    const absl::Time r0 = absl::Now();
-    for (uint64_t p = before; p < (*st)->Head();) {
-      auto b = (*st)->ReadAll(p, 16384, store::ReadOptions{false});
-      if (!b.ok() || b->empty()) return state.SkipWithError("read");
-      p += b->size();
-    }
-    const double read_s = absl::ToDoubleSeconds(absl::Now() - r0);
-    state.ResumeTiming();
-    const absl::Time t0 = absl::Now();
-    if (!(*r)->CatchUp(projections::segments::kName).ok()) return state.SkipWithError("apply");
-    const double apply_s = absl::ToDoubleSeconds(absl::Now() - t0);
-    state.counters["events_per_s"] = static_cast<double>(count) / apply_s;
-    state.counters["us_per_event"] = apply_s * 1e6 / static_cast<double>(count);
-    state.counters["ratio"] = read_s / apply_s;
+    if (!MeasureCatchUp(state, **st, **r, projections::segments::kName, before, count)) return;
   }
 }
 void BM_SegmentsPerEvent(benchmark::State& state) { SegmentsPerEvent(state, 20000, false); }
@@ -652,20 +666,7 @@ void BM_CommunityPerEventDistinct(benchmark::State& state) {
              .ok()) {
       return state.SkipWithError("load");
     }
-    const absl::Time r0 = absl::Now();
-    for (uint64_t p = before; p < (*st)->Head();) {
-      auto b = (*st)->ReadAll(p, 16384, store::ReadOptions{false});
-      if (!b.ok() || b->empty()) return state.SkipWithError("read");
-      p += b->size();
-    }
-    const double read_s = absl::ToDoubleSeconds(absl::Now() - r0);
-    state.ResumeTiming();
-    const absl::Time t0 = absl::Now();
-    if (!(*r)->CatchUp(cm::kName).ok()) return state.SkipWithError("apply");
-    const double apply_s = absl::ToDoubleSeconds(absl::Now() - t0);
-    state.counters["events_per_s"] = static_cast<double>(kCount) / apply_s;
-    state.counters["us_per_event"] = apply_s * 1e6 / static_cast<double>(kCount);
-    state.counters["ratio"] = read_s / apply_s;
+    if (!MeasureCatchUp(state, **st, **r, cm::kName, before, kCount)) return;
   }
 }
 

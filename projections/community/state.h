@@ -31,7 +31,7 @@ struct StreamRec {
   uint64_t out_total = 0;
   double value = 0;  // its person's, when it is a person of its own
   uint32_t waited = 0, went_public = 0;
-  double risk = 0;  // its person's, when it is a person of its own
+  double risk = 0;              // its person's, when it is a person of its own
   double indexed_standing = 0;  // its person's standing as the index holds it (lone)
 };
 
