@@ -115,8 +115,8 @@ class CommunityProjection : public Projection {
  public:
   absl::string_view name() const override { return kName; }
   // 2: the network standing. 3: the community value. 4: the audience at risk. 5: follows.
-  // 6: the standing's index kept at the batch's end.
-  uint32_t version() const override { return 6; }
+  // 6: the standing's index kept at the batch's end. 7: retractions and follows in any direction.
+  uint32_t version() const override { return 7; }
 
   absl::Status Apply(const store::StoredEvent& stored, Txn& txn) override {
     txn_ = &txn;
@@ -203,20 +203,24 @@ class CommunityProjection : public Projection {
 
   absl::Status ApplyTouch(const std::string& stream, StreamRec& s, schema::Event::Reader ev) {
     const auto tp = ev.getTouchpoint();
-    if (tp.getDirection() == Direction::INBOUND && !s.erased &&
-        schema::WaitsForAnswer(Direction::INBOUND, tp.getType())) {
-      return CountWaiting(stream, /*went_public=*/false);
-    }
-    if (tp.getDirection() != Direction::PUBLIC) return absl::OkStatus();
     const TouchpointType type = tp.getType();
-    if (type == TouchpointType::RETRACTION)
+    // A retraction withdraws a post whatever direction it is recorded with.
+    if (type == TouchpointType::RETRACTION) {
       return Retract(stream, std::string(View(tp.getCorrects())));
-    if (type == TouchpointType::CORRECTION || s.erased) return absl::OkStatus();
+    }
+    if (s.erased) return absl::OkStatus();
     if (type == TouchpointType::FOLLOW) {  // the graph's follows, where the log has them
       const std::string followed(View(tp.getCounterpart()));
       if (followed.empty() || store::IsSystemStream(followed)) return absl::OkStatus();
       IHS_RETURN_IF_ERROR(StreamOf(followed).status());
       return AddEdge(followed, stream, type);
+    }
+    if (tp.getDirection() == Direction::INBOUND &&
+        schema::WaitsForAnswer(Direction::INBOUND, type)) {
+      return CountWaiting(stream, /*went_public=*/false);
+    }
+    if (tp.getDirection() != Direction::PUBLIC || type == TouchpointType::CORRECTION) {
+      return absl::OkStatus();
     }
     const std::string cause(View(ev.getCausationId()));
     PostRec* parent = nullptr;

@@ -60,12 +60,13 @@ class CommunityTest : public ihs::testing::StoreTest {
     clock_.Advance(absl::Seconds(1));
     return std::string(projections::View(e.getId()));
   }
-  void Retract(const std::string& party, const std::string& post) {
+  void Retract(const std::string& party, const std::string& post,
+               Direction direction = Direction::PUBLIC) {
     schema::Event::Builder e = events_.New(++next_id_);
     e.setOccurredAt(Now());
     auto t = e.initTouchpoint();
     t.setChannel(Channel::TWITTER);
-    t.setDirection(Direction::PUBLIC);
+    t.setDirection(direction);
     t.setType(TouchpointType::RETRACTION);
     t.setCorrects(AsData(post));
     ASSERT_TRUE(store_->Append({party, store::ExpectedVersion::Any(), {e.asReader()}}).ok());
@@ -165,7 +166,7 @@ TEST_F(CommunityTest, ARetractionTakesBackItsCascadeAndLaterCarriesCountForNobod
   const std::string share = Post("twitter-bob", TouchpointType::SHARE, 200, post);
   Retract("twitter-bob", post);  // not bob's to retract: ignored
   EXPECT_EQ(CardOf("twitter-ann")->r.getReach(), 1210u);
-  Retract("twitter-ann", post);
+  Retract("twitter-ann", post, Direction::INBOUND);  // recorded as a request to the company
   EXPECT_EQ(CardOf("twitter-ann")->r.getReach(), 10u);
   Post("twitter-cat", TouchpointType::SHARE, 500, share);  // a share of the withdrawn cascade
   Post("twitter-dan", TouchpointType::SHARE, 500, post);
