@@ -175,6 +175,20 @@ struct SegmentDefinition {
   requestedBy @4 :Text;    # who: the token's name over RPC, the operator on the command line
 }
 
+struct CommunityBand {
+  # A person came inside, or went outside, what a segment condition on community figures asks
+  # ("community value in top 5%", "community risk > 10000"), as the community projection saw it.
+  # On the stream "$community", appended by ihsd's band appender only (docs/community.md
+  # "Bands"): the store refuses it on any other stream, and the RPC server refuses it from a
+  # client. The segments projection folds these into its conditions.
+  party @0 :Text;          # the person, by the stream the community projection names them with
+  clause @1 :Text;         # the condition's canonical text (docs/segments.md "Community")
+  inside @2 :Bool;
+  figure @3 :Float64;      # entering: the person's figure the condition looks at (0 on leaving)
+  rank @4 :UInt64;         # entering: its rank among `ranked` persons (0 on leaving)
+  ranked @5 :UInt64;       # persons with that figure, when it was decided
+}
+
 struct ErasureRequest {
   # The party's personal content is erased: the store deletes its data key in the same write
   # (docs/audit.md, "Erasure"). Appended only by EventStore::Erase (`ihs erase`, Admin.erase),
@@ -242,5 +256,6 @@ struct Event {
     contentExpiry @17 :ContentExpiry;
     retentionRun @18 :RetentionRun;
     segmentDefinition @19 :SegmentDefinition;
+    communityBand @20 :CommunityBand;
   }
 }

@@ -152,6 +152,8 @@ struct SegStream {
   touches @6 :List(SegTouch);   # in position order
   threads @7 :List(Text);       # the threads its touchpoints name, as the timeline names them, in
                                 # the order first named
+  bands @8 :List(Text);         # the community clauses its latest communityBand events say it is
+                                # inside, sorted
 }
 
 struct SegLink {
@@ -173,6 +175,7 @@ struct SegPerson {
   consent @7 :List(SegFlag);  # by channel name
   kept @8 :List(SegKept);     # by condition, for the conditions that hold anything
   dues @9 :List(Int64);       # per live segment in evaluation order: its next change (0: none)
+  community @10 :List(Text);  # the community clauses any of its streams is inside, sorted
 }
 
 struct SegFlag {

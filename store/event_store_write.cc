@@ -54,8 +54,8 @@ bool KnownEnumerant(E value) {
 absl::Status ValidateSegmentDefinition(absl::string_view stream,
                                        schema::SegmentDefinition::Reader d) {
   if (stream != kSegmentsStream) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "a segmentDefinition goes on the stream \"", kSegmentsStream, "\", not \"", stream, "\""));
+    return absl::InvalidArgumentError(absl::StrCat("a segmentDefinition goes on the stream \"",
+                                                   kSegmentsStream, "\", not \"", stream, "\""));
   }
   const absl::string_view name = ToView(d.getName());
   const bool name_ok =
@@ -259,21 +259,20 @@ absl::Status EventStoreImpl::PrepareEvent(const StreamAppend& append, size_t ind
         return fail(absl::InvalidArgumentError("partyProfile.kind is missing or unknown"));
       }
       break;
-    case schema::Event::IDENTITY_LINK:
-    {
+    case schema::Event::IDENTITY_LINK: {
       auto parties = in.getIdentityLink().getParties();
       if (parties.size() < 2) {
         return fail(absl::InvalidArgumentError("identityLink needs at least two parties"));
       }
       for (uint32_t i = 0; i < parties.size(); ++i) {
         if (parties[i].size() == 0) {
-          return fail(absl::InvalidArgumentError(
-              absl::StrCat("identityLink.parties[", i, "] is empty")));
+          return fail(
+              absl::InvalidArgumentError(absl::StrCat("identityLink.parties[", i, "] is empty")));
         }
         for (uint32_t j = 0; j < i; ++j) {
           if (parties[i] == parties[j]) {
-            return fail(absl::InvalidArgumentError(absl::StrCat(
-                "identityLink names the stream \"", parties[i].cStr(), "\" twice")));
+            return fail(absl::InvalidArgumentError(
+                absl::StrCat("identityLink names the stream \"", parties[i].cStr(), "\" twice")));
           }
         }
       }
@@ -282,6 +281,23 @@ absl::Status EventStoreImpl::PrepareEvent(const StreamAppend& append, size_t ind
     case schema::Event::SEGMENT_DEFINITION: {
       absl::Status s = ValidateSegmentDefinition(append.stream, in.getSegmentDefinition());
       if (!s.ok()) return fail(s);
+      break;
+    }
+    case schema::Event::COMMUNITY_BAND: {
+      auto b = in.getCommunityBand();
+      if (append.stream != kCommunityStream) {
+        return fail(absl::InvalidArgumentError(absl::StrCat("a communityBand goes on the stream \"",
+                                                            kCommunityStream, "\", not \"",
+                                                            append.stream, "\"")));
+      }
+      if (b.getParty().size() == 0 || b.getClause().size() == 0) {
+        return fail(absl::InvalidArgumentError("communityBand needs a party and a clause"));
+      }
+      if (b.getClause().size() > kMaxSegmentRuleBytes) {
+        return fail(absl::InvalidArgumentError(
+            absl::StrCat("communityBand.clause has ", b.getClause().size(), " bytes; at most ",
+                         kMaxSegmentRuleBytes)));
+      }
       break;
     }
     case schema::Event::ERASURE_REQUEST:
@@ -308,7 +324,7 @@ absl::Status EventStoreImpl::PrepareEvent(const StreamAppend& append, size_t ind
     default:
       return fail(absl::InvalidArgumentError(
           "event type is missing or unknown (one of touchpoint, partyProfile, identityLink, "
-          "segmentDefinition)"));
+          "segmentDefinition, communityBand)"));
   }
   if (control && in.hasContent()) {
     return fail(absl::InvalidArgumentError("an erasure or hold carries no content"));

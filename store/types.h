@@ -29,6 +29,9 @@ inline bool IsSystemStream(absl::string_view stream) { return !stream.empty() &&
 // The system stream of segment definitions: the store takes segmentDefinition events on it only.
 inline constexpr char kSegmentsStream[] = "$segments";
 inline constexpr size_t kMaxSegmentRuleBytes = 4096;
+// The system stream of community bands (schema CommunityBand): the store takes communityBand
+// events on it only.
+inline constexpr char kCommunityStream[] = "$community";
 inline constexpr uint32_t kFormatVersion = 2;  // of the data directory (docs/format.md)
 
 // The optimistic-concurrency check of an append.

@@ -116,7 +116,8 @@ class CommunityProjection : public Projection {
   absl::string_view name() const override { return kName; }
   // 2: the network standing. 3: the community value. 4: the audience at risk. 5: follows.
   // 6: the standing's index kept at the batch's end. 7: retractions and follows in any direction.
-  uint32_t version() const override { return 7; }
+  // 8: the bands published (bands.h).
+  uint32_t version() const override { return 8; }
 
   absl::Status Apply(const store::StoredEvent& stored, Txn& txn) override {
     txn_ = &txn;
@@ -126,6 +127,9 @@ class CommunityProjection : public Projection {
     const std::string stream(View(ev.getStreamId()));
     if (store::IsSystemStream(stream)) {
       if (ev.isIdentityLink()) return ApplyLink(ev.getIdentityLink());
+      if (ev.isCommunityBand() && stream == store::kCommunityStream) {
+        return ApplyBand(ev.getCommunityBand());
+      }
       return absl::OkStatus();
     }
     IHS_ASSIGN_OR_RETURN(StreamRec * s, StreamOf(stream));
@@ -790,6 +794,20 @@ class CommunityProjection : public Projection {
   }
 
   // --- identity --------------------------------------------------------------------------------
+
+  // The band appender's own events, folded so that it knows what it has published.
+  absl::Status ApplyBand(schema::CommunityBand::Reader b) {
+    const std::string key = BandKey(View(b.getClause()), View(b.getParty()));
+    IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, txn_->Get(key));
+    BandRec band;
+    if (v) {
+      IHS_ASSIGN_OR_RETURN(band, DecodeBand(*v));
+    }
+    band.inside = b.getInside();
+    ++band.count;
+    txn_->Put(key, EncodeBand(band));
+    return absl::OkStatus();
+  }
 
   absl::Status ApplyLink(schema::IdentityLink::Reader l) {
     for (const std::string& p : identity::LinkedParties(l)) {

@@ -24,11 +24,6 @@ absl::StatusOr<std::optional<T>> Load(const StateView& view, const std::string& 
   return t;
 }
 
-absl::StatusOr<Counters> LoadCounters(const StateView& view) {
-  IHS_ASSIGN_OR_RETURN(auto c, Load<Counters>(view, kCountersKey, DecodeCounters));
-  return c ? *c : Counters{};
-}
-
 // The keys under `prefix`, without it.
 absl::StatusOr<std::vector<std::string>> KeysUnder(const StateView& view,
                                                    const std::string& prefix) {
@@ -105,6 +100,11 @@ absl::StatusOr<Place> PlaceIn(const StateView& view, const std::string& prefix,
 }
 
 }  // namespace
+
+absl::StatusOr<Counters> LoadCounters(const StateView& view) {
+  IHS_ASSIGN_OR_RETURN(auto c, Load<Counters>(view, kCountersKey, DecodeCounters));
+  return c ? *c : Counters{};
+}
 
 absl::Status ReadCard(const StateView& view, const std::string& party, int64_t as_of,
                       capnp::MessageBuilder& out) {

@@ -36,6 +36,24 @@ std::string OutKey(absl::string_view source, absl::string_view target) {
   return Joined('O', source, target);
 }
 std::string OutPrefix(absl::string_view source) { return Joined('O', source, ""); }
+std::string BandKey(absl::string_view clause, absl::string_view party) {
+  return Joined('B', clause, party);
+}
+std::string BandPrefix(absl::string_view clause) { return Joined('B', clause, ""); }
+std::string EncodeBand(const BandRec& b) {
+  std::string v(1, b.inside ? '\1' : '\0');
+  PutBigEndian64(&v, b.count);
+  return v;
+}
+absl::StatusOr<BandRec> DecodeBand(absl::string_view v) {
+  if (v.size() != 9 || static_cast<unsigned char>(v[0]) > 1) {
+    return absl::DataLossError("community: a band record is not 9 bytes");
+  }
+  BandRec b;
+  b.inside = v[0] == '\1';
+  b.count = GetBigEndian64(v.data() + 1);
+  return b;
+}
 std::string RankKey(uint64_t reach, absl::string_view person) {
   std::string k = "R";
   PutBigEndian64(&k, ~reach);

@@ -71,7 +71,21 @@ struct Counters {
            value_persons = 0, risk_persons = 0;
 };
 
+// What the projection folded of a person's communityBand events for one clause: whether the
+// latest says inside, and how many there were (the next one's id is a function of it).
+struct BandRec {
+  bool inside = false;
+  uint64_t count = 0;
+};
+// "B" clause 0 party -> BandRec.
+std::string BandKey(absl::string_view clause, absl::string_view party);
+std::string BandPrefix(absl::string_view clause);
+std::string EncodeBand(const BandRec& b);
+absl::StatusOr<BandRec> DecodeBand(absl::string_view v);
+
 inline constexpr char kCountersKey[] = "X";
+// The counters as `view` holds them (none yet: all 0).
+absl::StatusOr<Counters> LoadCounters(const StateView& view);
 std::string StreamKey(absl::string_view stream);
 std::string PersonKey(absl::string_view person);
 std::string PostKey(absl::string_view id);

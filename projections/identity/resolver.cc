@@ -6,6 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
+#include "projections/follower.h"
 #include "projections/identity/clues.h"
 #include "projections/identity/identity.h"
 #include "projections/packed_record.h"
@@ -37,19 +38,16 @@ void BuildLink(schema::PairScore::Reader pair, schema::Event::Builder e) {
 }  // namespace
 
 Resolver::Resolver(store::EventStore& store, Runner& runner, LogSink* log)
-    : store_(store), runner_(runner), log_(log) {}
+    : store_(store),
+      runner_(runner),
+      follower_(
+          store, runner, kName, "identity resolver", [this]() { return RunOnce().status(); }, log) {
+}
 
 Resolver::~Resolver() { Stop(); }
 
-void Resolver::Start() {
-  stop_ = false;
-  thread_ = std::thread([this] { Loop(); });
-}
-
-void Resolver::Stop() {
-  stop_ = true;
-  if (thread_.joinable()) thread_.join();
-}
+void Resolver::Start() { follower_.Start(); }
+void Resolver::Stop() { follower_.Stop(); }
 
 absl::StatusOr<ResolverReport> Resolver::RunOnce() {
   ResolverReport report;
@@ -72,26 +70,10 @@ absl::StatusOr<ResolverReport> Resolver::RunOnce() {
       scores.push_back(std::move(score));
       links.push_back(std::move(link));
     }
-    absl::StatusOr<store::AppendResult> r = store_.Append(append);
-    if (r.ok()) {
-      (r->duplicate ? report.present : report.appended) += append.events.size();
-      continue;
-    }
-    if (!absl::IsAlreadyExists(r.status())) return r.status();
-    // Some are in the log already (perhaps with the evidence of an earlier try): one by one.
-    for (const schema::Event::Reader& e : append.events) {
-      store::StreamAppend one;
-      one.stream = kIdentityStream;
-      one.events = {e};
-      absl::StatusOr<store::AppendResult> single = store_.Append(one);
-      if (single.ok() && !single->duplicate) {
-        ++report.appended;
-      } else if (single.ok() || absl::IsAlreadyExists(single.status())) {
-        ++report.present;
-      } else {
-        return single.status();
-      }
-    }
+    AppendCount count;
+    IHS_RETURN_IF_ERROR(AppendOnce(store_, append, count));
+    report.appended += count.appended;
+    report.present += count.present;
   }
   return report;
 }
@@ -107,27 +89,6 @@ absl::StatusOr<ResolverReport> Resolver::RunUntilSettled(int max_passes) {
     if (r.appended == 0) break;
   }
   return total;
-}
-
-void Resolver::Loop() {
-  uint64_t seen = 0;
-  bool failing = false;
-  while (!stop_) {
-    const uint64_t head = store_.WaitForCommit(seen, absl::Now() + absl::Milliseconds(200));
-    if (stop_) break;
-    if (head == seen) continue;
-    if (!runner_.WaitFor(kName, head, absl::Now() + absl::Milliseconds(500))) continue;
-    absl::StatusOr<ResolverReport> r = RunOnce();
-    if (!r.ok()) {
-      if (!failing) log_->Log(absl::StrCat("identity resolver: ", r.status().ToString()));
-      failing = true;
-      // Tried again in a second (the store may be failing; the log may not have changed).
-      for (int i = 0; i < 10 && !stop_; ++i) absl::SleepFor(absl::Milliseconds(100));
-      continue;
-    }
-    failing = false;
-    seen = head;
-  }
 }
 
 }  // namespace ihs::projections::identity

@@ -9,12 +9,11 @@
 #ifndef IHS_PROJECTIONS_IDENTITY_RESOLVER_H_
 #define IHS_PROJECTIONS_IDENTITY_RESOLVER_H_
 
-#include <atomic>
 #include <cstdint>
-#include <thread>
 
 #include "absl/status/statusor.h"
 #include "common/log.h"
+#include "projections/follower.h"
 #include "projections/runner.h"
 #include "store/event_store.h"
 
@@ -47,13 +46,9 @@ class Resolver {
   absl::StatusOr<ResolverReport> RunUntilSettled(int max_passes = 32);
 
  private:
-  void Loop();
-
   store::EventStore& store_;
   Runner& runner_;
-  LogSink* const log_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
+  Follower follower_;
 };
 
 }  // namespace ihs::projections::identity

@@ -247,6 +247,9 @@ Verdict ProfileVerdict(const Condition& c, const Profile& profile,
     case Condition::Kind::kSegment:
       v.member = member_of(c.values[0]);
       break;
+    case Condition::Kind::kCommunity:
+      v.member = profile.community.count(Format(c)) > 0;
+      break;
     default:
       break;
   }

@@ -14,6 +14,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -44,6 +45,9 @@ struct Touch {
 struct Profile {
   std::string kind, cohort;             // the profile ("customer", "1980s"); empty: none
   std::map<std::string, bool> consent;  // channel -> given and not revoked since
+  // The community conditions (canonical text) the person is inside, as the latest communityBand
+  // event of "$community" for each of their streams says (docs/segments.md "Community").
+  std::set<std::string> community;
 };
 
 // What the log held about the person at the moment evaluated.

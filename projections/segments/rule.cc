@@ -59,7 +59,7 @@ absl::StatusOr<std::vector<Token>> Tokens(absl::string_view text) {
       }
       if (j >= text.size()) return Bad(i + 1, "a quoted value has no closing quote");
       i = j + 1;
-    } else if (c == '(' || c == ')' || c == '[' || c == ']' || c == ',') {
+    } else if (c == '(' || c == ')' || c == '[' || c == ']' || c == ',' || c == '%') {
       t.kind = Token::kPunct;
       t.text = std::string(1, c);
       ++i;
@@ -275,8 +275,8 @@ class Parser {
     Condition c;
     if (Peek().kind != Token::kWord) {
       return Expected(
-          "a condition (count, sum, any, none, unanswered, kind, cohort, consent, segment), "
-          "\"not\" or \"(\"");
+          "a condition (count, sum, any, none, unanswered, kind, cohort, consent, segment, "
+          "community), \"not\" or \"(\"");
     }
     const std::string word = Peek().text;
     if (word == "count" || word == "any" || word == "none") {
@@ -355,10 +355,38 @@ class Parser {
       IHS_RETURN_IF_ERROR(ExpectPunct(')', "after the segment's name"));
       return c;
     }
+    if (word == "community") {
+      Next();
+      c.kind = Condition::Kind::kCommunity;
+      IHS_ASSIGN_OR_RETURN(std::string measure,
+                           Value("community figure", {"reach", "standing", "value", "risk"}));
+      c.values.push_back(std::move(measure));
+      if (Accept("in")) {
+        if (!Accept("top")) return Expected("\"top\" after \"in\"");
+        const Token& t = Peek();
+        IHS_ASSIGN_OR_RETURN(c.number, Number("a percentage", false));
+        if (!(c.number > 0 && c.number <= 100)) {
+          return Bad(t.column, absl::StrCat("the percentage ", t.text,
+                                            " is out of range: more than 0 and at most 100"));
+        }
+        IHS_RETURN_IF_ERROR(ExpectPunct('%', "after the percentage"));
+        c.top = true;
+        return c;
+      }
+      // Only "over": the appender publishes who is inside (docs/segments.md "Community").
+      if (Peek().kind != Token::kCmp || (Peek().text != ">" && Peek().text != ">=")) {
+        return Expected("\"in top N%\", \">\" or \">=\" after the community figure");
+      }
+      IHS_ASSIGN_OR_RETURN(c.cmp, ParseCmp());
+      const Token& t = Peek();
+      IHS_ASSIGN_OR_RETURN(c.number, Number("a number", false));
+      if (c.number < 0) return Bad(t.column, "a community figure is never below 0");
+      return c;
+    }
     return Bad(Peek().column,
                absl::StrCat("unknown condition \"", word,
                             "\": expected count, sum, any, none, unanswered, kind, cohort, "
-                            "consent or segment"));
+                            "consent, segment or community"));
   }
 
   // "[filter] [, window] )" of count, sum, any, none.
@@ -646,6 +674,11 @@ std::string Format(const Condition& c) {
       return absl::StrCat("consent(", c.values[0], ")");
     case Condition::Kind::kSegment:
       return absl::StrCat("segment(", c.values[0], ")");
+    case Condition::Kind::kCommunity:
+      if (c.top)
+        return absl::StrCat("community ", c.values[0], " in top ", FormatNumber(c.number), "%");
+      return absl::StrCat("community ", c.values[0], " ", CmpText(c.cmp), " ",
+                          FormatNumber(c.number));
   }
   return "";
 }

@@ -14,6 +14,8 @@
 //              | "cohort" ("=" | "!=") VALUE | "cohort" ["not"] "in" list
 //              | "consent" "(" CHANNEL ")"
 //              | "segment" "(" NAME ")"
+//              | "community" MEASURE ("in" "top" NUMBER "%" | (">" | ">=") NUMBER)
+//   MEASURE   := "reach" | "standing" | "value" | "risk"
 //   filter    := fand { "or" fand }
 //   fand      := fnot { "and" fnot }
 //   fnot      := "not" fnot | "(" filter ")" | "original"
@@ -65,19 +67,31 @@ struct Window {
 };
 
 struct Condition {
-  enum class Kind { kCount, kSum, kAny, kNone, kUnanswered, kKind, kCohort, kConsent, kSegment };
+  enum class Kind {
+    kCount,
+    kSum,
+    kAny,
+    kNone,
+    kUnanswered,
+    kKind,
+    kCohort,
+    kConsent,
+    kSegment,
+    kCommunity
+  };
   enum class Sum { kSentiment, kAudience };
   Kind kind = Kind::kCount;
   Filter filter;  // count, sum, any, none, unanswered
   Window window;  // count, sum, any, none
   Sum sum = Sum::kSentiment;
-  Cmp cmp = Cmp::kGe;  // count and sum: the aggregate `cmp` number
-  double number = 0;
-  int64_t over_seconds = 0;         // unanswered: for more than this long (0: at all)
-  bool service_hours = false;       // ... counted in service hours
-  bool negate = false;              // kind, cohort: "!=" or "not in"
+  Cmp cmp = Cmp::kGe;          // count, sum and community: the aggregate or figure `cmp` number
+  double number = 0;           // community: the percentage when `top`
+  bool top = false;            // community: "in top NUMBER%"
+  int64_t over_seconds = 0;    // unanswered: for more than this long (0: at all)
+  bool service_hours = false;  // ... counted in service hours
+  bool negate = false;         // kind, cohort: "!=" or "not in"
   std::vector<std::string> values;  // kind, cohort: the values; consent: the channel;
-                                    // segment: the name
+                                    // segment: the name; community: the measure
 };
 
 struct Rule {

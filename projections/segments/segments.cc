@@ -62,8 +62,8 @@ class SegmentsProjection : public Projection {
  public:
   absl::string_view name() const override { return kName; }
   // 2: kept state per condition (kept.h). 3: a public request or complaint waits for an answer
-  // too (schema/touchpoint.h).
-  uint32_t version() const override { return 3; }
+  // too (schema/touchpoint.h). 4: community conditions (communityBand events).
+  uint32_t version() const override { return 4; }
 
   absl::Status Apply(const store::StoredEvent& stored, Txn& txn) override {
     IHS_RETURN_IF_ERROR(Begin(txn));
@@ -77,6 +77,7 @@ class SegmentsProjection : public Projection {
         return ApplyDefinition(ev);
       }
       if (ev.isIdentityLink()) return ApplyLink(ev);
+      if (stream == store::kCommunityStream && ev.isCommunityBand()) return ApplyBand(ev);
       return absl::OkStatus();
     }
     IHS_ASSIGN_OR_RETURN(StreamRec * s, MutableStream(stream));
@@ -500,6 +501,7 @@ class SegmentsProjection : public Projection {
         f.kind = s->kind == schema::PartyKind::UNSPECIFIED ? "" : schema::EnumName(s->kind);
         f.cohort = s->cohort;
       }
+      f.community.insert(s->bands.begin(), s->bands.end());
       for (const ConsentState& c : s->consents) {
         auto& [at, given] = consent[c.channel];
         if (c.position >= at) {
@@ -753,6 +755,35 @@ class SegmentsProjection : public Projection {
     defs_.Apply(ev);
     const Segment* after = defs_.Find(name);
     return after != nullptr && after->versions.size() != versions;
+  }
+
+  // --- community -------------------------------------------------------------------------------
+
+  // A communityBand of "$community" (the community projection's band appender): the stream is
+  // inside the clause, or not; the person is inside when any of their streams is.
+  absl::Status ApplyBand(schema::Event::Reader ev) {
+    const auto b = ev.getCommunityBand();
+    const std::string party(View(b.getParty()));
+    if (party.empty() || IsSystemStream(party)) return absl::OkStatus();
+    const std::string clause(View(b.getClause()));
+    IHS_ASSIGN_OR_RETURN(StreamRec * s, MutableStream(party));
+    auto it = std::lower_bound(s->bands.begin(), s->bands.end(), clause);
+    const bool had = it != s->bands.end() && *it == clause;
+    if (had == b.getInside()) return absl::OkStatus();
+    if (had) {
+      s->bands.erase(it);
+    } else {
+      s->bands.insert(it, clause);
+    }
+    const std::string person = s->person;
+    IHS_ASSIGN_OR_RETURN(PersonRec * p, MutablePerson(person));
+    std::set<std::string> community;
+    for (const std::string& stream : p->streams) {
+      IHS_ASSIGN_OR_RETURN(const StreamRec* r, FindStream(stream));
+      if (r != nullptr) community.insert(r->bands.begin(), r->bands.end());
+    }
+    p->profile.community = std::move(community);
+    return Reevaluate(person, TransitionCause::EVENT, nullptr, false);
   }
 
   // --- identity --------------------------------------------------------------------------------

@@ -72,6 +72,8 @@ std::string EncodeStream(const StreamRec& s) {
   }
   auto threads = b.initThreads(static_cast<unsigned>(s.threads.size()));
   for (unsigned i = 0; i < s.threads.size(); ++i) threads.set(i, s.threads[i]);
+  auto bands = b.initBands(static_cast<unsigned>(s.bands.size()));
+  for (unsigned i = 0; i < s.bands.size(); ++i) bands.set(i, s.bands[i]);
   auto touches = b.initTouches(static_cast<unsigned>(s.touches.size()));
   for (unsigned i = 0; i < s.touches.size(); ++i) {
     const StoredTouch& t = s.touches[i];
@@ -109,6 +111,7 @@ absl::StatusOr<StreamRec> DecodeStream(absl::string_view bytes) {
   for (auto c : r.getConsents())
     s.consents.push_back({c.getChannel(), c.getGiven(), c.getPosition()});
   for (auto t : r.getThreads()) s.threads.push_back(Str(t));
+  for (auto band : r.getBands()) s.bands.push_back(Str(band));
   s.touches.reserve(r.getTouches().size());
   for (auto tr : r.getTouches()) {
     StoredTouch t;
@@ -165,6 +168,9 @@ std::string EncodePerson(const PersonRec& p) {
     consent[i].setName(name);
     consent[i++].setOn(on);
   }
+  auto community = b.initCommunity(static_cast<unsigned>(p.profile.community.size()));
+  i = 0;
+  for (const std::string& clause : p.profile.community) community.set(i++, clause);
   auto put = [](const std::vector<KeptTouch>& from, auto to) {
     for (unsigned j = 0; j < from.size(); ++j) {
       to[j].setOccurred(from[j].occurred);
@@ -202,6 +208,7 @@ absl::StatusOr<PersonRec> DecodePerson(absl::string_view bytes) {
   p.profile.kind = Str(r.getKind());
   p.profile.cohort = Str(r.getCohort());
   for (auto f : r.getConsent()) p.profile.consent[Str(f.getName())] = f.getOn();
+  for (auto c : r.getCommunity()) p.profile.community.insert(Str(c));
   auto get = [](auto from, std::vector<KeptTouch>& to) -> absl::Status {
     to.reserve(from.size());
     for (auto t : from) {

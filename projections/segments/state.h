@@ -53,6 +53,7 @@ struct StreamRec {
   std::vector<ConsentState> consents;
   std::vector<StoredTouch> touches;  // position order
   std::vector<std::string> threads;  // the threads its touchpoints name, in the order first named
+  std::vector<std::string> bands;    // the community clauses it is inside (SegStream.bands)
 };
 
 struct MemberRec {

@@ -344,7 +344,17 @@ class Session {
     if (a.getEvents().size() == 0) {
       return BadField(absl::StrCat(where, ".events"), absl::StrCat(where, ".events is empty"));
     }
-    for (auto e : a.getEvents()) out.events.push_back(e);
+    for (uint32_t i = 0; i < a.getEvents().size(); ++i) {
+      schema::Event::Reader e = a.getEvents()[i];
+      if (e.isCommunityBand()) {
+        const std::string field = absl::StrCat(where, ".events[", i, "]");
+        return BadField(field, absl::StrCat(field,
+                                            ": communityBand events are ihsd's own (its "
+                                            "band appender, docs/community.md \"Bands\"); "
+                                            "a client cannot append them"));
+      }
+      out.events.push_back(e);
+    }
     return out;
   }
 

@@ -87,6 +87,10 @@ void TouchEvent(schema::Event::Reader e) {
       (void)e.getSegmentDefinition().getDescription().size();
       (void)e.getSegmentDefinition().getRequestedBy().size();
       break;
+    case schema::Event::COMMUNITY_BAND:
+      (void)e.getCommunityBand().getParty().size();
+      (void)e.getCommunityBand().getClause().size();
+      break;
     case schema::Event::ERASURE_REQUEST:
       (void)e.getErasureRequest().getReason().size();
       (void)e.getErasureRequest().getRequestedBy().size();
@@ -194,6 +198,10 @@ std::string EventTextProblem(schema::Event::Reader e) {
                      check("segmentDefinition.requestedBy", d.getRequestedBy());
                      break;
                    }
+                   case schema::Event::COMMUNITY_BAND:
+                     check("communityBand.party", e.getCommunityBand().getParty());
+                     check("communityBand.clause", e.getCommunityBand().getClause());
+                     break;
                    case schema::Event::ERASURE_REQUEST:
                      check("erasureRequest.reason", e.getErasureRequest().getReason());
                      check("erasureRequest.requestedBy", e.getErasureRequest().getRequestedBy());

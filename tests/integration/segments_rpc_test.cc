@@ -91,6 +91,20 @@ TEST_F(RpcTest, SegmentDefinitionsOverRpc) {
   ASSERT_TRUE(reader->SegmentDefinitions("", 1000, again).ok());
   EXPECT_EQ(again.getRoot<schema::SegmentList>().getStreamVersion(), before);
 
+  // Community bands are ihsd's own: no client appends one, on "$community" or elsewhere.
+  for (const char* stream : {"$community", "customer-ada"}) {
+    schema::Event::Builder band = events_.New(900);
+    band.setOccurredAt(1);
+    auto b = band.initCommunityBand();
+    b.setParty("customer-ada");
+    b.setClause("community reach >= 1");
+    b.setInside(true);
+    absl::StatusOr<store::AppendResult> r = writer->Append(One(stream, band.asReader()));
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << stream;
+    EXPECT_NE(r.status().message().find("a client cannot append them"), absl::string_view::npos)
+        << r.status();
+  }
+
   ASSERT_TRUE(writer->DefineSegment(SegmentOp::RETIRE, "loyal", "", "").ok());
   capnp::MallocMessageBuilder after;
   ASSERT_TRUE(reader->SegmentDefinitions("", 1000, after).ok());

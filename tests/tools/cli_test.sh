@@ -262,6 +262,19 @@ expect_in "her tweet took her email public" "$tmp/out" "at risk      784: the au
 check "community top by value over RPC" 0 "$ihs" community top --by value --json --connect "$addr" --token "$rtok"
 expect_in "only ada has posts of her own" "$tmp/out" '"valuePersons":1'
 check "community of nobody over RPC (2)" 2 "$ihs" community nobody --connect "$addr" --token "$rtok"
+# A segment on a community figure: ihsd's band appender publishes who is inside on $community,
+# and the segments projection follows (docs/community.md "Bands").
+check "define heard over RPC" 0 "$ihs" segments define heard 'community reach > 5000 and any(type = review)' --connect "$addr" --token "$wtok"
+for _ in $(seq 100); do
+  "$ihs" segments members heard --connect "$addr" --token "$rtok" --json > "$tmp/out" 2>/dev/null || true
+  grep -q '"person":"customer-ada"' "$tmp/out" && break
+  sleep 0.1
+done
+expect_in "ihsd published ada's band: she is heard" "$tmp/out" '"person":"customer-ada"'
+check "why heard over RPC" 0 "$ihs" segments why customer-ada heard --connect "$addr" --token "$rtok"
+expect_in "why names the community clause" "$tmp/out" "yes community reach > 5000"
+check "publish is for a data directory (2)" 2 "$ihs" community publish --connect "$addr" --token "$wtok"
+expect_in "says ihsd does it" "$tmp/err" "ihsd publishes the bands itself"
 check "a writer may not read community (6)" 6 "$ihs" community top --connect "$addr" --token "$wtok"
 check "top by an unknown figure: usage (1)" 1 "$ihs" community top --by fame --connect "$addr" --token "$rtok"
 expect_in "names what it ranks by" "$tmp/err" "--by fame is not one the community projection ranks by: reach, standing, value, risk"
@@ -439,6 +452,17 @@ check "change it" 0 "$ihs" segments change churn_risk 'count(type = complaint, l
 check "list json" 0 "$ihs" segments list --data "$data" --json
 expect_in "canonical rule, version 2" "$tmp/out" '"rule":"count(type = complaint, last 60d) >= 2","version":2'
 expect_in "the description stays" "$tmp/out" '"description":"two complaints","name":"churn_risk"'
+check "define loud on a community figure" 0 "$ihs" segments define loud 'community reach >= 5000' --data "$data"
+check "a community condition that does not parse (2)" 2 "$ihs" segments define x 'community reach < 5' --data "$data"
+expect_in "says what it expected" "$tmp/err" 'expected "in top N%", ">" or ">=" after the community figure'
+check "publish the bands" 0 "$ihs" community publish --data "$data" --json
+expect_in "ada's band appended" "$tmp/out" '"appended":1,'
+check "publish again: nothing to do" 0 "$ihs" community publish --data "$data" --json
+expect_in "nothing appended" "$tmp/out" '"appended":0,'
+check "read the bands" 0 "$ihs" read --data "$data" '$community'
+expect_in "ada is inside, with her figure" "$tmp/out" 'customer-ada inside "community reach >= 5000" (5490, rank 1 of 1)'
+check "loud members" 0 "$ihs" segments members loud --data "$data"
+expect_in "ada is loud" "$tmp/out" "customer-ada"
 check "a rule that does not parse (2)" 2 "$ihs" segments define x 'count(type = complant) >= 1' --data "$data"
 expect_in "says where" "$tmp/err" 'rule: at 14: unknown type "complant"'
 check "a name taken (2)" 2 "$ihs" segments define churn_risk 'any()' --data "$data"

@@ -10,7 +10,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "common/status_macros.h"
 #include "nlohmann/json.hpp"
+#include "projections/community/bands.h"
 #include "projections/community/community.h"
 #include "projections/packed_record.h"
 #include "schema/community.capnp.h"
@@ -270,6 +272,18 @@ int Top(const Common& c, const TopArgs& a) {
   return kExitOk;
 }
 
+int Publish(const Common& c) {
+  return RunAppender(
+      c, cm::kName,
+      "ihsd publishes the bands itself; `ihs community publish` is for a data directory (--data)",
+      "band events",
+      [](store::EventStore& store, projections::Runner& runner) -> absl::StatusOr<AppenderReport> {
+        cm::BandAppender bands(store, runner);
+        IHS_ASSIGN_OR_RETURN(cm::BandReport r, bands.RunUntilSettled());
+        return AppenderReport{r.appended, r.present, r.passes};
+      });
+}
+
 }  // namespace
 
 void RegisterCommunityCommands(Cli& cli) {
@@ -288,6 +302,12 @@ void RegisterCommunityCommands(Cli& cli) {
   t->add_option("--by", top.by, "what to rank by: reach (default), standing, value or risk");
   cli.AddWhere(t);
   cli.OnRun(t, [&common] { return Top(common, top); });
+
+  CLI::App* p = community->add_subcommand(
+      "publish",
+      "append the bands of the community conditions segments name (ihsd does it as it runs)");
+  cli.AddWhere(p);
+  cli.OnRun(p, [&common] { return Publish(common); });
 
   static std::string party;
   community->add_option("party", party, "a stream id (any of the person's)");

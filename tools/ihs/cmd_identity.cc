@@ -327,32 +327,15 @@ int Decide(const Common& c, const DecisionArgs& a, bool suggestion, bool yes) {
 }
 
 int Resolve(const Common& c) {
-  if (!c.connect.empty()) {
-    return Fail(absl::InvalidArgumentError(
-        "ihsd runs the resolver itself; `ihs identity resolve` is for a data directory (--data)"));
-  }
-  absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, /*write=*/true);
-  if (!st.ok()) return FailOpen(st.status());
-  auto runner = projections::Runner::Open(st->get(), projections::AllProjections());
-  if (!runner.ok()) return Fail(runner.status());
-  Progress progress("projection identity");
-  if (c.json) progress.Disable();
-  absl::Status caught = (*runner)->CatchUp(
-      id::kName, [&](uint64_t done, uint64_t total) { progress.Update(done, total); });
-  progress.Finish();
-  if (!caught.ok()) return Fail(caught);
-  id::Resolver resolver(**st, **runner);
-  absl::StatusOr<id::ResolverReport> r = resolver.RunUntilSettled();
-  if (!r.ok()) return Fail(r.status());
-  if (c.json) {
-    std::cout << JsonLine(
-                     {{"appended", r->appended}, {"present", r->present}, {"passes", r->passes}})
-              << "\n";
-  } else {
-    std::cout << r->appended << " links appended (" << r->present << " were in the log already), "
-              << r->passes << " passes\n";
-  }
-  return kExitOk;
+  return RunAppender(
+      c, id::kName,
+      "ihsd runs the resolver itself; `ihs identity resolve` is for a data directory (--data)",
+      "links",
+      [](store::EventStore& store, projections::Runner& runner) -> absl::StatusOr<AppenderReport> {
+        id::Resolver resolver(store, runner);
+        IHS_ASSIGN_OR_RETURN(id::ResolverReport r, resolver.RunUntilSettled());
+        return AppenderReport{r.appended, r.present, r.passes};
+      });
 }
 
 }  // namespace

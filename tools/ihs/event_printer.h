@@ -64,6 +64,15 @@ class EventPrinter {
                    : absl::StrCat("segment ", d.getName().cStr(), " := ", d.getRule().cStr());
         break;
       }
+      case schema::Event::COMMUNITY_BAND: {
+        auto b = ev.getCommunityBand();
+        what =
+            b.getInside()
+                ? absl::StrFormat("%s inside \"%s\" (%g, rank %d of %d)", b.getParty().cStr(),
+                                  b.getClause().cStr(), b.getFigure(), b.getRank(), b.getRanked())
+                : absl::StrFormat("%s outside \"%s\"", b.getParty().cStr(), b.getClause().cStr());
+        break;
+      }
       case schema::Event::ERASURE_REQUEST:
         what = absl::StrCat("erasure by ", ev.getErasureRequest().getRequestedBy().cStr(), ": ",
                             ev.getErasureRequest().getReason().cStr());

@@ -10,6 +10,7 @@
 #include "common/status_macros.h"
 #include "projections/identity/identity.h"
 #include "projections/registry.h"
+#include "tools/ihs/json_out.h"
 #include "tools/ihs/progress.h"
 
 namespace ihs::tools {
@@ -223,6 +224,34 @@ absl::StatusOr<std::optional<PersonOfStream>> PersonOf(ProjectionSource& source,
   p.id = person.getId().cStr();
   for (auto x : person.getStreams()) p.streams.emplace_back(x.cStr());
   return p;
+}
+
+int RunAppender(const Common& c, const std::string& projection, const std::string& refusal,
+                const std::string& noun,
+                const std::function<absl::StatusOr<AppenderReport>(store::EventStore&,
+                                                                   projections::Runner&)>& settle) {
+  if (!c.connect.empty()) return Fail(absl::InvalidArgumentError(refusal));
+  absl::StatusOr<std::unique_ptr<store::EventStore>> st = OpenStore(c, /*write=*/true);
+  if (!st.ok()) return FailOpen(st.status());
+  auto runner = projections::Runner::Open(st->get(), projections::AllProjections());
+  if (!runner.ok()) return Fail(runner.status());
+  Progress progress(absl::StrCat("projection ", projection));
+  if (c.json) progress.Disable();
+  absl::Status caught = (*runner)->CatchUp(
+      projection, [&](uint64_t done, uint64_t total) { progress.Update(done, total); });
+  progress.Finish();
+  if (!caught.ok()) return Fail(caught);
+  absl::StatusOr<AppenderReport> r = settle(**st, **runner);
+  if (!r.ok()) return Fail(r.status());
+  if (c.json) {
+    std::cout << JsonLine(
+                     {{"appended", r->appended}, {"present", r->present}, {"passes", r->passes}})
+              << "\n";
+  } else {
+    std::cout << r->appended << " " << noun << " appended (" << r->present
+              << " were in the log already), " << r->passes << " passes\n";
+  }
+  return kExitOk;
 }
 
 }  // namespace ihs::tools

@@ -55,6 +55,19 @@ struct PersonOfStream {
 absl::StatusOr<std::optional<PersonOfStream>> PersonOf(ProjectionSource& source,
                                                        const std::string& stream);
 
+// What an appender of derived events did (`ihs identity resolve`, `ihs community publish`).
+struct AppenderReport {
+  uint64_t appended = 0, present = 0, passes = 0;
+};
+
+// Runs an appender of derived events on a data directory: catches `projection` up (with
+// progress), runs `settle` until it appends nothing, and prints what it appended, `noun` naming
+// the events ("links", "band events"). With --connect, refused: `refusal` says that ihsd does it.
+int RunAppender(const Common& c, const std::string& projection, const std::string& refusal,
+                const std::string& noun,
+                const std::function<absl::StatusOr<AppenderReport>(store::EventStore&,
+                                                                   projections::Runner&)>& settle);
+
 }  // namespace ihs::tools
 
 #endif  // IHS_TOOLS_IHS_PROJECTION_SOURCE_H_

@@ -35,6 +35,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/log.h"
+#include "projections/community/bands.h"
 #include "projections/identity/resolver.h"
 #include "projections/registry.h"
 #include "projections/runner.h"
@@ -238,6 +239,9 @@ int Main(int argc, char** argv) {
     // Identity resolution appends the links it decides (docs/identity.md).
     projections::identity::Resolver resolver(**store, **runner, &Log());
     resolver.Start();
+    // The community conditions segments name are published as bands (docs/community.md).
+    projections::community::BandAppender bands(**store, **runner, &Log());
+    bands.Start();
 
     so.version = IHS_VERSION;
     so.log = &Log();
@@ -313,6 +317,7 @@ int Main(int argc, char** argv) {
       l.receiver = nullptr;
       if (!l.unix_path.empty()) unlink(l.unix_path.c_str());
     }
+    bands.Stop();
     resolver.Stop();
     (*runner)->Stop();  // before the store closes; what it applied is checkpointed
   }

@@ -10,8 +10,10 @@
 #include <sstream>
 
 #include "nlohmann/json.hpp"
+#include "projections/community/bands.h"
 #include "projections/packed_record.h"
 #include "projections/runner.h"
+#include "projections/segments/segments.h"
 #include "schema/community.capnp.h"
 #include "store/governance.h"
 #include "tests/testutil/store_fixture.h"
@@ -31,7 +33,8 @@ class CommunityTest : public ihs::testing::StoreTest {
  protected:
   void SetUp() override {
     StoreTest::SetUp();
-    auto r = Runner::Open(store_.get(), {[] { return NewCommunityProjection(); }});
+    auto r = Runner::Open(store_.get(), {[] { return NewCommunityProjection(); },
+                                         [] { return segments::NewSegmentsProjection(); }});
     ASSERT_TRUE(r.ok()) << r.status();
     runner_ = std::move(*r);
   }
@@ -422,6 +425,130 @@ TEST_F(CommunityTest, OnAGeneratedHistoryTheReachIsTheTruths) {
   ASSERT_GT(exact.size(), 100u);
   EXPECT_GE(workload::Spearman(exact, estimate), 0.95);
   EXPECT_GE(workload::TopOverlap(exact, estimate, 100), 0.9);
+}
+
+// --- bands: community conditions in segment rules (docs/community.md "Bands") ----------------
+
+class BandTest : public CommunityTest {
+ protected:
+  void Define(const std::string& name, const std::string& rule) {
+    segments::DefineRequest d;
+    d.name = name;
+    d.rule = rule;
+    d.requested_by = "test";
+    absl::StatusOr<segments::DefineResult> r = segments::AppendDefinition(*store_, d);
+    ASSERT_TRUE(r.ok()) << r.status();
+  }
+  BandReport Settle(BandAppender& bands) {
+    absl::StatusOr<BandReport> r = bands.RunUntilSettled();
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : BandReport{};
+  }
+  std::vector<std::string> Members(const std::string& segment) {
+    EXPECT_TRUE(runner_->CatchUp(segments::kName).ok());
+    absl::StatusOr<StateView> v = runner_->View(segments::kName);
+    EXPECT_TRUE(v.ok()) << v.status();
+    capnp::MallocMessageBuilder m;
+    absl::Status s = segments::ReadMembers(*v, segment, 0, "", 100, m);
+    EXPECT_TRUE(s.ok()) << s;
+    std::vector<std::string> out;
+    for (auto e : m.getRoot<schema::MemberPage>().getMembers()) out.push_back(e.getPerson().cStr());
+    return out;
+  }
+  // The "$community" stream's events: party, clause, inside.
+  std::vector<std::tuple<std::string, std::string, bool>> Published() {
+    std::vector<std::tuple<std::string, std::string, bool>> out;
+    auto read = store_->ReadStream(store::kCommunityStream, 0, 1000, store::ReadDirection::kForward,
+                                   store::ReadOptions());
+    if (!read.ok()) return out;
+    for (const store::StoredEvent& e : *read) {
+      auto b = e.event().getCommunityBand();
+      out.emplace_back(b.getParty().cStr(), b.getClause().cStr(), b.getInside());
+    }
+    return out;
+  }
+};
+
+using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAre;
+
+TEST_F(BandTest, ASegmentOnACommunityConditionFollowsWhoIsInside) {
+  Define("loud", "community reach in top 50%");
+  Define("heard", "community reach >= 1000");
+  BandAppender bands(*store_, *runner_);
+  EXPECT_EQ(Settle(bands).appended, 0u);  // nobody has any reach yet
+  Post("twitter-ann", TouchpointType::MESSAGE, 1000);
+  Post("twitter-bob", TouchpointType::MESSAGE, 200);
+  Post("twitter-cat", TouchpointType::MESSAGE, 50);
+  Post("twitter-dan", TouchpointType::MESSAGE, 10);
+  // 4 persons ranked: the top 50% are the first 2; 1000 or more: ann alone.
+  const BandReport first = Settle(bands);
+  EXPECT_EQ(first.appended, 3u);
+  EXPECT_EQ(first.clauses, 2u);
+  EXPECT_THAT(Members("loud"), UnorderedElementsAre("twitter-ann", "twitter-bob"));
+  EXPECT_THAT(Members("heard"), ElementsAre("twitter-ann"));
+  // Settled: another pass, or another appender (ihsd started again), appends nothing.
+  EXPECT_EQ(Settle(bands).appended, 0u);
+  BandAppender again(*store_, *runner_);
+  EXPECT_EQ(Settle(again).appended, 0u);
+
+  // cat's post is shared widely: cat comes inside both, bob goes outside the top half.
+  const std::string post = Post("twitter-cat", TouchpointType::MESSAGE, 5);
+  Post("twitter-eve", TouchpointType::SHARE, 4000, post);
+  const BandReport second = Settle(bands);
+  EXPECT_EQ(second.appended, 3u);  // cat enters both; bob leaves loud (eve has no reach: a carry)
+  EXPECT_THAT(Members("loud"), UnorderedElementsAre("twitter-ann", "twitter-cat"));
+  EXPECT_THAT(Members("heard"), UnorderedElementsAre("twitter-ann", "twitter-cat"));
+  EXPECT_THAT(
+      Published(),
+      UnorderedElementsAre(std::make_tuple("twitter-ann", "community reach in top 50%", true),
+                           std::make_tuple("twitter-bob", "community reach in top 50%", true),
+                           std::make_tuple("twitter-ann", "community reach >= 1000", true),
+                           std::make_tuple("twitter-cat", "community reach in top 50%", true),
+                           std::make_tuple("twitter-cat", "community reach >= 1000", true),
+                           std::make_tuple("twitter-bob", "community reach in top 50%", false)));
+}
+
+TEST_F(BandTest, ABandFollowsThePersonAcrossLinkedStreams) {
+  Define("heard", "community reach > 500 and any(type = complaint)");
+  BandAppender bands(*store_, *runner_);
+  Post("twitter-ann", TouchpointType::MESSAGE, 600);
+  Post("ann", TouchpointType::COMPLAINT, 10);  // another stream, not linked yet
+  Settle(bands);
+  EXPECT_THAT(Members("heard"), IsEmpty());  // the loud stream has no complaint
+  Link("ann", "twitter-ann");
+  Settle(bands);
+  // One person now: inside the band (their reach is 610) and with a complaint.
+  const std::vector<std::string> members = Members("heard");
+  ASSERT_EQ(members.size(), 1u);
+  EXPECT_TRUE(members[0] == "ann" || members[0] == "twitter-ann") << members[0];
+}
+
+TEST_F(BandTest, OnlyTheAppenderWritesBandsAndOnlyOnCommunity) {
+  schema::Event::Builder e = events_.New(++next_id_);
+  e.setOccurredAt(Now());
+  auto b = e.initCommunityBand();
+  b.setParty("twitter-ann");
+  b.setClause("community reach >= 1");
+  b.setInside(true);
+  absl::StatusOr<store::AppendResult> r =
+      store_->Append({"twitter-ann", store::ExpectedVersion::Any(), {e.asReader()}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr("$community"));
+  b.setClause("");
+  r = store_->Append({store::kCommunityStream, store::ExpectedVersion::Any(), {e.asReader()}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr("a party and a clause"));
+}
+
+TEST_F(BandTest, BandEventIdsAreAFunctionOfClausePartyAndCount) {
+  EXPECT_EQ(BandEventId("community reach >= 1", "ann", 0),
+            BandEventId("community reach >= 1", "ann", 0));
+  EXPECT_NE(BandEventId("community reach >= 1", "ann", 0),
+            BandEventId("community reach >= 1", "ann", 1));
+  EXPECT_NE(BandEventId("community reach >= 1", "ann", 0),
+            BandEventId("community reach >= 1", "bob", 0));
+  EXPECT_EQ(BandEventId("a", "b", 0).size(), 16u);
 }
 
 }  // namespace

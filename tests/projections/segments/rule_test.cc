@@ -226,9 +226,9 @@ Filter RandomFilter(std::mt19937& rng, int depth) {
 
 Rule RandomRule(std::mt19937& rng, int depth) {
   Rule r;
-  const unsigned pick = depth > 2 ? rng() % 9 : rng() % 12;
-  if (pick >= 9) {
-    r.op = pick == 9 ? Rule::Op::kNot : pick == 10 ? Rule::Op::kAnd : Rule::Op::kOr;
+  const unsigned pick = depth > 2 ? rng() % 10 : rng() % 13;
+  if (pick >= 10) {
+    r.op = pick == 10 ? Rule::Op::kNot : pick == 11 ? Rule::Op::kAnd : Rule::Op::kOr;
     const int n = r.op == Rule::Op::kNot ? 1 : 2;
     for (int i = 0; i < n; ++i) r.children.push_back(RandomRule(rng, depth + 1));
     return r;
@@ -258,10 +258,45 @@ Rule RandomRule(std::mt19937& rng, int depth) {
     case Condition::Kind::kSegment:
       c.values = {"churn_risk"};
       break;
+    case Condition::Kind::kCommunity:
+      c.values = {rng() % 2 ? "value" : "risk"};
+      c.top = rng() % 2;
+      c.cmp = rng() % 2 ? Cmp::kGt : Cmp::kGe;
+      c.number = c.top ? 0.5 + rng() % 100 : static_cast<double>(rng() % 100000);
+      break;
     default:
       break;
   }
   return r;
+}
+
+TEST(RuleTest, CommunityConditionsNameAFigureAndAPlaceOrAFloor) {
+  absl::StatusOr<Rule> r = ParseRule("community value in top 5 %");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->condition.kind, Condition::Kind::kCommunity);
+  EXPECT_TRUE(r->condition.top);
+  EXPECT_EQ(r->condition.number, 5);
+  EXPECT_EQ(Format(*r), "community value in top 5%");
+  r = ParseRule("community risk>10000 and unanswered(type = complaint)");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(Format(*r), "community risk > 10000 and unanswered(type = complaint)");
+  EXPECT_EQ(r->children[0].condition.values[0], "risk");
+  EXPECT_EQ(r->children[0].condition.cmp, Cmp::kGt);
+
+  const std::pair<const char*, const char*> bad[] = {
+      {"community fame > 3", "at 11: unknown community figure \"fame\""},
+      {"community risk < 3", "at 16: expected \"in top N%\", \">\" or \">=\""},
+      {"community value in top 0%", "at 24: the percentage 0 is out of range"},
+      {"community value in top 101%", "the percentage 101 is out of range"},
+      {"community value in top 5", "at 25: expected \"%\" after the percentage"},
+      {"community reach > -1", "at 19: a community figure is never below 0"},
+      {"community value in 5%", "expected \"top\" after \"in\""},
+  };
+  for (const auto& [text, message] : bad) {
+    absl::StatusOr<Rule> b = ParseRule(text);
+    ASSERT_FALSE(b.ok()) << text;
+    EXPECT_THAT(std::string(b.status().message()), HasSubstr(message)) << text;
+  }
 }
 
 TEST(RuleTest, RandomRulesReadBackAsTheSameRule) {
