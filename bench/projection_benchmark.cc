@@ -12,6 +12,9 @@
 //   BM_CommunityRebuild            Runner::Rebuild of community from position 0
 //   BM_CommunityLag                8 durable writers sharing posts; a share's acknowledgement
 //                                  to community having applied it; p50_ms/p99_ms
+//   BM_CommunityAlertLag           as BM_CommunityLag, with a segment on `community reach >=
+//                                  1000000` and ihsd's band appender: a new person's post to 2M,
+//                                  from its acknowledgement to the person being in the segment
 //   BM_CommunityPerEventDistinct/P 5,000 shares by distinct persons of a P-person graph
 //   BM_CommunityTop100             community::ReadTop of 100 (by reach and by standing, in
 //                                  turn); counters p50_us/p99_us
@@ -49,6 +52,7 @@
 #include "bench/dataset_benchmark.h"
 #include "common/mutex.h"
 #include "common/status_macros.h"
+#include "projections/community/bands.h"
 #include "projections/community/community.h"
 #include "projections/identity/identity.h"
 #include "projections/identity/resolver.h"
@@ -140,7 +144,8 @@ struct LagRun {
 using LagStep = std::function<absl::StatusOr<std::optional<double>>(LagRun&, int, uint64_t)>;
 
 void LagUnderWriters(benchmark::State& state, bool resolver, const LagStep& step,
-                     const std::function<absl::Status(store::EventStore&)>& setup = nullptr) {
+                     const std::function<absl::Status(store::EventStore&)>& setup = nullptr,
+                     bool bands = false) {
   for (auto _ : state) {
     ihs::testing::TempDir dir;
     store::Options so;
@@ -156,6 +161,8 @@ void LagUnderWriters(benchmark::State& state, bool resolver, const LagStep& step
     (*r)->Start();
     std::optional<projections::identity::Resolver> links;
     if (resolver) links.emplace(**st, **r).Start();
+    std::optional<projections::community::BandAppender> published;
+    if (bands) published.emplace(**st, **r).Start();
     std::atomic<bool> stop{false};
     LagRun run{**st, **r, stop};
     absl::Mutex mu;
@@ -176,6 +183,7 @@ void LagUnderWriters(benchmark::State& state, bool resolver, const LagStep& step
     stop = true;
     for (auto& t : writers) t.join();
     if (links) links->Stop();
+    if (published) published->Stop();
     (*r)->Stop();
     std::sort(lags_ms.begin(), lags_ms.end());
     if (lags_ms.empty()) return state.SkipWithError("no samples");
@@ -574,6 +582,19 @@ schema::Event::Reader PublicPost(ihs::testing::EventFactory& events, uint64_t id
   return e.asReader();
 }
 
+// `n` originals (ids 1..n) by 500 authors, of audience 100 + id.
+absl::Status PostOriginals(store::EventStore& store, ihs::testing::EventFactory& events,
+                           uint64_t n) {
+  for (uint64_t i = 1; i <= n; ++i) {
+    IHS_RETURN_IF_ERROR(store
+                            .Append({absl::StrCat("author-", i % 500),
+                                     store::ExpectedVersion::Any(),
+                                     {PublicPost(events, i, 100 + i, 0)}})
+                            .status());
+  }
+  return absl::OkStatus();
+}
+
 // 8 durable writers with every projection live, 2,000 originals posted first; the writers share
 // random ones of them; the probe writer's share, from its acknowledgement to the community
 // projection having applied it: the sharer's carry, the author's reach, value and audience at
@@ -597,18 +618,56 @@ void BM_CommunityLag(benchmark::State& state) {
                            acked + absl::Seconds(10));
         return absl::ToDoubleMilliseconds(absl::Now() - acked);
       },
-      [&](store::EventStore& store) -> absl::Status {
-        for (uint64_t i = 1; i <= kPosts; ++i) {
-          IHS_RETURN_IF_ERROR(store
-                                  .Append({absl::StrCat("author-", i % 500),
-                                           store::ExpectedVersion::Any(),
-                                           {PublicPost(events, i, 100 + i, 0)}})
-                                  .status());
-        }
-        return absl::OkStatus();
-      });
+      [&](store::EventStore& store) { return PostOriginals(store, events, kPosts); });
 }
 BENCHMARK(BM_CommunityLag)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+
+// The alert: a segment on a community figure (`community reach >= 1000000`), ihsd's band
+// appender running, 8 durable writers sharing posts as in BM_CommunityLag; the probe writer posts
+// as a new person to an audience of 2,000,000. From that post's acknowledgement to the segments
+// projection having the person in the segment: community applies the post, the appender
+// publishes the band (a durable append), segments applies it.
+void BM_CommunityAlertLag(benchmark::State& state) {
+  namespace sg = projections::segments;
+  ihs::testing::EventFactory events;
+  constexpr uint64_t kPosts = 2000;
+  std::atomic<uint64_t> next_id{kPosts + 1};
+  LagUnderWriters(
+      state, false,
+      [&](LagRun& run, int w, uint64_t n) -> absl::StatusOr<std::optional<double>> {
+        const uint64_t id = next_id.fetch_add(1);
+        const std::string stream = absl::StrCat(w == 0 ? "loud-" : "c-", w == 0 ? id : id % 5000);
+        IHS_ASSIGN_OR_RETURN(
+            store::AppendResult res,
+            run.store.Append(
+                {stream,
+                 store::ExpectedVersion::Any(),
+                 {w == 0 ? PublicPost(events, id, 2'000'000, 0)
+                         : PublicPost(events, id, 50, 1 + (id * 7919 + n) % kPosts)}}));
+        if (w != 0) return std::nullopt;
+        const absl::Time acked = absl::Now();
+        for (const absl::Time until = acked + absl::Seconds(10); absl::Now() < until;) {
+          IHS_ASSIGN_OR_RETURN(projections::StateView view, run.runner.View(sg::kName));
+          capnp::MallocMessageBuilder m;
+          if (sg::ReadPartySegments(view, stream, 0, m).ok() &&
+              m.getRoot<schema::PartySegments>().getSegments().size() > 0) {
+            return absl::ToDoubleMilliseconds(absl::Now() - acked);
+          }
+          absl::SleepFor(absl::Microseconds(200));
+        }
+        return absl::DeadlineExceededError("the alert did not come");
+      },
+      [&](store::EventStore& store) -> absl::Status {
+        sg::DefineRequest d;
+        d.name = "loud";
+        d.rule = "community reach >= 1000000";
+        d.requested_by = "bench";
+        IHS_RETURN_IF_ERROR(sg::AppendDefinition(store, d).status());
+        return PostOriginals(store, events, kPosts);
+      },
+      /*bands=*/true);
+}
+BENCHMARK(BM_CommunityAlertLag)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 
 // Per-event cost against the number of persons: a store of P persons, each with one original
 // post, and each a carrier of one other's (a graph of P streams), caught up; then 5,000 shares by
