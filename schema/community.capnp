@@ -36,6 +36,9 @@ struct CommunityStream {
   wentPublic @17 :UInt32;  # of those, taken public: a public original names one by causationId
   risk @18 :Float64;       # its person's audience at risk, when it is a person of its own
   indexedStanding @19 :Float64;  # its person's standing as the "Q" index holds it (lone)
+  ownAudience @20 :UInt64;     # the largest audience of its own posts (its followers, as the log
+                               # shows them)
+  carriedAudience @21 :UInt64; # the audiences of direct carries of its originals by others
 }
 
 struct OutEdge {
@@ -56,6 +59,7 @@ struct CommunityPost {
   carries @8 :UInt32;      # shares and mentions of this post directly
   type @9 :E.TouchpointType;
   channel @10 :E.Channel;
+  direct @11 :UInt64;      # the audiences of its direct carries (shares and mentions of it)
 }
 
 struct StreamPair {
@@ -153,13 +157,15 @@ struct CommunityCard {
   valueRank @21 :UInt64;       # among persons with a value (1 = most); 0: none
   valuePercentile @22 :Float64;
   valuePersons @23 :UInt64;
-  risk @24 :Float64;           # audience at risk: publicChance x reach per post
+  risk @24 :Float64;           # audience at risk: ownAudience + carriedAudience / posts
   riskRank @25 :UInt64;
   riskPercentile @26 :Float64;
   riskPersons @27 :UInt64;
   waited @28 :UInt32;          # inbound messages, requests and complaints
   wentPublic @29 :UInt32;      # of those, taken public
   publicChance @30 :Float64;   # (wentPublic + 1) / (waited + 5)
+  ownAudience @31 :UInt64;     # the largest audience of the person's own posts
+  carriedAudience @32 :UInt64; # the audiences of others' direct carries of their originals
 }
 
 struct CommunityTopEntry {

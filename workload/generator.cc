@@ -504,6 +504,12 @@ struct Generator::Impl {
     return ev;
   }
 
+  // The `j`th member of `party`'s circle: a social account fixed by the seed, the party and j.
+  uint32_t CircleMember(uint32_t party, uint32_t j) const {
+    return social_accounts[Mix((uint64_t{party} << 8) + j + (config.seed << 40)) %
+                           social_accounts.size()];
+  }
+
   uint32_t RandomEmployee() { return static_cast<uint32_t>(rng.Below(employee_count)); }
 
   // Emits an inbound message now, or schedules its late arrival; then plans what follows it.
@@ -605,28 +611,44 @@ struct Generator::Impl {
     uint64_t shares = depth < kMaxCascadeDepth ? rng.Poisson(f * kSharePerFollower) : 0;
     uint64_t mentions = rng.Poisson(f * kMentionPerFollower);
     int budget = kMaxReactionsPerPost;
+    auto reaction = [&](TouchpointType type, uint32_t r) {
+      Action act = At(now + static_cast<int64_t>(rng.Exponential(kReactionMeanHours) * kHour),
+                      Act::kReaction);
+      act.party = r;
+      act.other = root_author;
+      act.ref = seq;
+      act.root = root;
+      act.depth = static_cast<uint8_t>(depth + 1);
+      act.ev.type = type;
+      act.ev.channel = ev.channel;
+      act.ev.counterpart = ev.party;
+      act.ev.thread = ev.thread;
+      act.ev.sentiment = ev.sentiment;
+      Schedule(act);
+    };
     auto react = [&](TouchpointType type, uint64_t count) {
       for (uint64_t k = 0; k < count && budget > 0 && social_accounts.size() > 1; ++k, --budget) {
         uint32_t r = social_accounts[rng.Below(social_accounts.size())];
         if (r == ev.party) continue;
-        Action act = At(now + static_cast<int64_t>(rng.Exponential(kReactionMeanHours) * kHour),
-                        Act::kReaction);
-        act.party = r;
-        act.other = root_author;
-        act.ref = seq;
-        act.root = root;
-        act.depth = static_cast<uint8_t>(depth + 1);
-        act.ev.type = type;
-        act.ev.channel = ev.channel;
-        act.ev.counterpart = ev.party;
-        act.ev.thread = ev.thread;
-        act.ev.sentiment = ev.sentiment;
-        Schedule(act);
+        reaction(type, r);
       }
     };
     react(TouchpointType::SHARE, shares);
     react(TouchpointType::MENTION, mentions);
     react(TouchpointType::LIKE, likes);
+    // The author's circle: a few accounts that pass on what they post, however few follow the
+    // author. Influence that a follower count does not show (docs/workload.md "The social
+    // graph").
+    if (depth < kMaxCascadeDepth && social_accounts.size() > 1) {
+      const double chance = std::min(1.0, kCircleShareChance * outrage * damp);
+      for (uint32_t j = 0; j < kCircleSize && budget > 0; ++j) {
+        if (!rng.Chance(chance)) continue;
+        const uint32_t r = CircleMember(ev.party, j);
+        if (r == ev.party) continue;
+        reaction(TouchpointType::SHARE, r);
+        --budget;
+      }
+    }
     if (depth == 0 && rng.Chance(kRetractionChance)) {
       Action act = At(now + static_cast<int64_t>(rng.Exponential(10) * kHour), Act::kCorrect);
       act.ref = seq;

@@ -12,7 +12,7 @@
 
 namespace ihs::workload {
 
-inline constexpr uint32_t kGeneratorVersion = 5;
+inline constexpr uint32_t kGeneratorVersion = 6;
 
 // Limits on the command line's values (beyond them a run is a mistake, not a workload).
 inline constexpr uint64_t kMaxParties = 5'000'000;
@@ -186,6 +186,11 @@ inline constexpr double kComplaintOutrage = 3.0;  // complaints are shared more
 inline constexpr int kMaxReactionsPerPost = 60;
 inline constexpr double kCascadeDamping = 0.5;
 inline constexpr int kMaxCascadeDepth = 4;
+// Each social account has a circle of kCircleSize accounts (fixed by the seed) of which each
+// shares a post with this chance (times the complaint's outrage and the depth's damping),
+// whatever the author's follower count: who carries a person matters, not only how many follow.
+inline constexpr uint32_t kCircleSize = 6;
+inline constexpr double kCircleShareChance = 0.2;
 inline constexpr double kReactionMeanHours = 3.0;  // delay of a reaction after what it reacts to
 
 // Campaigns: a newsletter every Tuesday 09:00 and an app push every Thursday 18:00 (UTC), each to

@@ -116,8 +116,8 @@ class CommunityProjection : public Projection {
   absl::string_view name() const override { return kName; }
   // 2: the network standing. 3: the community value. 4: the audience at risk. 5: follows.
   // 6: the standing's index kept at the batch's end. 7: retractions and follows in any direction.
-  // 8: the bands published (bands.h).
-  uint32_t version() const override { return 8; }
+  // 8: the bands published (bands.h). 9: the audience at risk from how others carry a person.
+  uint32_t version() const override { return 9; }
 
   absl::Status Apply(const store::StoredEvent& stored, Txn& txn) override {
     txn_ = &txn;
@@ -294,6 +294,7 @@ class CommunityProjection : public Projection {
     txn_->Put(AuthoredKey(stream, id), "");
     IHS_ASSIGN_OR_RETURN(StreamRec * s, MutableStream(stream));
     ++s->posts;
+    s->own_audience = std::max(s->own_audience, audience);
     if (!s->person.empty()) {
       IHS_ASSIGN_OR_RETURN(PersonRec * person, persons_.Mutable(*txn_, PersonKey(s->person)));
       if (person == nullptr)
@@ -342,6 +343,9 @@ class CommunityProjection : public Projection {
     const uint64_t audience = dead ? 0 : p.audience;
     p.cascade = audience;
     const uint32_t depth = p.depth;
+    const uint64_t raw_audience = p.audience;
+    const std::string parent_author = parent.author;
+    const bool parent_original = parent.depth == 0;
     const std::string root_author = root.author;
     const int32_t day = DayOf(root.occurred_at);
     posts_.Set(PostKey(id), std::move(p));
@@ -349,8 +353,12 @@ class CommunityProjection : public Projection {
     for (const auto& link : chain) {
       IHS_ASSIGN_OR_RETURN(PostRec * a, posts_.Mutable(*txn_, PostKey(link.first)));
       a->cascade += audience;
-      if (&link == &chain.front() && IsCarry(type)) ++a->carries;
+      if (&link == &chain.front()) {
+        if (IsCarry(type)) ++a->carries;
+        a->direct += raw_audience;
+      }
     }
+    IHS_RETURN_IF_ERROR(Carried(stream, raw_audience, parent_original ? parent_author : ""));
     if (dead) {
       IHS_ASSIGN_OR_RETURN(Counters * c, MutableCounters());
       ++c->dead_carries;
@@ -360,6 +368,24 @@ class CommunityProjection : public Projection {
     if (IsCarry(type) && root_author != stream) ++r->carried;
     r->max_depth = std::max(r->max_depth, depth);
     return AddReach(root_author, day, static_cast<int64_t>(audience));
+  }
+
+  // A post of `stream` carried another's: its own audience is at least `audience`; and when it
+  // carries an original of another person (`author`) directly, that author counts it among what
+  // others carry of theirs (the audience at risk).
+  absl::Status Carried(const std::string& stream, uint64_t audience, const std::string& author) {
+    IHS_ASSIGN_OR_RETURN(StreamRec * s, MutableStream(stream));
+    if (audience > s->own_audience) {
+      s->own_audience = audience;
+      dirty_.insert(PersonIdOf(stream, *s));
+    }
+    if (author.empty() || author == stream) return absl::OkStatus();
+    const std::string carrier = PersonIdOf(stream, *s);
+    IHS_ASSIGN_OR_RETURN(StreamRec * a, MutableStream(author));
+    if (a->erased || PersonIdOf(author, *a) == carrier) return absl::OkStatus();
+    a->carried_audience += audience;
+    dirty_.insert(PersonIdOf(author, *a));
+    return absl::OkStatus();
   }
 
   absl::Status React(const std::string& stream, TouchpointType type, const PostRec& post) {
@@ -646,7 +672,14 @@ class CommunityProjection : public Projection {
         indexed = &p->indexed_standing;
         standing = p->standing;
         new_value = CommunityValue(p->reach, p->posts, p->standing);
-        new_risk = AudienceAtRisk(p->reach, p->posts, p->waited, p->went_public);
+        uint64_t own = 0, carried = 0;
+        for (const std::string& st : p->streams) {
+          IHS_ASSIGN_OR_RETURN(StreamRec * r, streams_.Find(*txn_, StreamKey(st)));
+          if (r == nullptr) continue;
+          own = std::max(own, r->own_audience);
+          carried += r->carried_audience;
+        }
+        new_risk = AudienceAtRisk(own, carried, p->posts);
       } else {
         IHS_ASSIGN_OR_RETURN(StreamRec * s, streams_.Find(*txn_, StreamKey(person)));
         if (s == nullptr || !s->person.empty()) continue;  // no longer a person of its own
@@ -656,7 +689,7 @@ class CommunityProjection : public Projection {
         indexed = &s->indexed_standing;
         standing = s->standing;
         new_value = CommunityValue(s->reach, s->posts, s->standing);
-        new_risk = AudienceAtRisk(s->reach, s->posts, s->waited, s->went_public);
+        new_risk = AudienceAtRisk(s->own_audience, s->carried_audience, s->posts);
       }
       IHS_RETURN_IF_ERROR(ReindexValue(person, *value, new_value));
       IHS_RETURN_IF_ERROR(ReindexScore(RiskKey, &Counters::risk_persons, person, *risk, new_risk));

@@ -47,12 +47,17 @@ inline constexpr size_t kEvidence = 10;
 // step (PageRank's damping is 1 - kReset); residuals above kPushThreshold are pushed, at most
 // kMaxPushes per event.
 inline constexpr double kReset = 0.15;
-inline constexpr double kPushThreshold = 0.01;
+inline constexpr double kPushThreshold = 0.25;
 inline constexpr size_t kMaxPushes = 20000;
 
 // The chance a person takes a message that waits public (docs/community.md "Audience at
 // risk"): their own rate under a Beta(1, 4) prior, so 0.2 for a person with no history.
 double PublicChance(uint32_t waited, uint32_t went_public);
+
+// The audience at risk (docs/community.md "Audience at risk"): what a message taken public would
+// reach, from the person's history of being carried: their largest own audience, and what others
+// carried directly per original post of theirs; 0 without posts (nothing known).
+double AudienceAtRisk(uint64_t own_audience, uint64_t carried_audience, uint32_t posts);
 
 // What `top` ranks by.
 enum class TopBy { kReach, kStanding, kValue, kRisk };
@@ -69,13 +74,20 @@ absl::Status ReadCard(const StateView& view, const std::string& party, int64_t a
 // The `n` (1..kMaxTop) persons of most reach into `out` (root CommunityTop).
 absl::Status ReadTop(const StateView& view, size_t n, TopBy by, capnp::MessageBuilder& out);
 
-// The post with this event id (16 bytes): its audience and what its cascade reached (retracted:
-// what it had reached); nullopt if the projection holds no such post.
+// The post with this event id (16 bytes): its audience, what its cascade reached (retracted:
+// what it had reached), the audiences of its direct carries and its depth (0: an original);
+// nullopt if the projection holds no such post.
 struct PostFigures {
-  uint64_t audience = 0, cascade = 0;
+  uint64_t audience = 0, cascade = 0, direct = 0;
+  uint32_t depth = 0;
   bool retracted = false;
 };
 absl::StatusOr<std::optional<PostFigures>> ReadPost(const StateView& view, const std::string& id);
+
+// Every post of `stream` (originals and carries), by event id, with its figures.
+absl::Status ForEachPostOf(
+    const StateView& view, const std::string& stream,
+    const std::function<void(const std::string&, const PostFigures&)>& visit);
 
 // Every stream of the amplification graph, with its person, its standing's estimate and its carry
 // edges (targets by name, with how often it carried them), in stream order until `visit` returns

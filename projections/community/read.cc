@@ -79,6 +79,16 @@ absl::StatusOr<std::optional<PersonFigures>> FiguresOf(const StateView& view,
   return f;
 }
 
+PostFigures Figures(const PostRec& p) {
+  PostFigures f;
+  f.audience = p.audience;
+  f.cascade = p.cascade;
+  f.direct = p.direct;
+  f.depth = p.depth;
+  f.retracted = p.retracted;
+  return f;
+}
+
 struct Place {
   uint64_t rank = 0;
   double percentile = 0;
@@ -171,6 +181,13 @@ absl::Status ReadCard(const StateView& view, const std::string& party, int64_t a
   card.setWaited(f.waited);
   card.setWentPublic(f.went_public);
   card.setPublicChance(PublicChance(f.waited, f.went_public));
+  uint64_t own = 0, carried_audience = 0;
+  for (const StreamRec& r : f.records) {
+    own = std::max(own, r.own_audience);
+    carried_audience += r.carried_audience;
+  }
+  card.setOwnAudience(own);
+  card.setCarriedAudience(carried_audience);
   if (RiskKey(f.risk, f.id) != RiskKey(0, f.id)) {
     IHS_ASSIGN_OR_RETURN(const Place place,
                          PlaceIn(view, "K", RiskKey(f.risk, f.id), counters.risk_persons));
@@ -324,11 +341,18 @@ absl::Status ReadTop(const StateView& view, size_t n, TopBy by, capnp::MessageBu
 absl::StatusOr<std::optional<PostFigures>> ReadPost(const StateView& view, const std::string& id) {
   IHS_ASSIGN_OR_RETURN(auto p, Load<PostRec>(view, PostKey(id), DecodePost));
   if (!p) return std::nullopt;
-  PostFigures f;
-  f.audience = p->audience;
-  f.cascade = p->cascade;
-  f.retracted = p->retracted;
-  return f;
+  return Figures(*p);
+}
+
+absl::Status ForEachPostOf(
+    const StateView& view, const std::string& stream,
+    const std::function<void(const std::string&, const PostFigures&)>& visit) {
+  IHS_ASSIGN_OR_RETURN(auto ids, KeysUnder(view, AuthoredPrefix(stream)));
+  for (const std::string& id : ids) {
+    IHS_ASSIGN_OR_RETURN(auto p, Load<PostRec>(view, PostKey(id), DecodePost));
+    if (p) visit(id, Figures(*p));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ForEachGraphStream(const StateView& view,

@@ -87,9 +87,9 @@ std::string RiskKey(double risk, absl::string_view person) { return MilliKey('K'
 double PublicChance(uint32_t waited, uint32_t went_public) {
   return (went_public + 1.0) / (std::max(waited, went_public) + 5.0);
 }
-double AudienceAtRisk(uint64_t reach, uint32_t posts, uint32_t waited, uint32_t went_public) {
+double AudienceAtRisk(uint64_t own_audience, uint64_t carried_audience, uint32_t posts) {
   if (posts == 0) return 0;
-  return PublicChance(waited, went_public) * static_cast<double>(reach) / posts;
+  return static_cast<double>(own_audience) + static_cast<double>(carried_audience) / posts;
 }
 std::string PrefixEnd(absl::string_view prefix) {
   std::string end(prefix);
@@ -134,6 +134,8 @@ std::string EncodeStream(const StreamRec& s) {
   r.setWentPublic(s.went_public);
   r.setRisk(s.risk);
   r.setIndexedStanding(s.indexed_standing);
+  r.setOwnAudience(s.own_audience);
+  r.setCarriedAudience(s.carried_audience);
   return Encode(m);
 }
 
@@ -161,6 +163,8 @@ absl::StatusOr<StreamRec> DecodeStream(absl::string_view bytes) {
   s.went_public = r.getWentPublic();
   s.risk = r.getRisk();
   s.indexed_standing = r.getIndexedStanding();
+  s.own_audience = r.getOwnAudience();
+  s.carried_audience = r.getCarriedAudience();
   return s;
 }
 
@@ -178,6 +182,7 @@ std::string EncodePost(const PostRec& p) {
   r.setCarries(p.carries);
   r.setType(p.type);
   r.setChannel(p.channel);
+  r.setDirect(p.direct);
   return Encode(m);
 }
 
@@ -196,6 +201,7 @@ absl::StatusOr<PostRec> DecodePost(absl::string_view bytes) {
   p.carries = r.getCarries();
   p.type = r.getType();
   p.channel = r.getChannel();
+  p.direct = r.getDirect();
   return p;
 }
 

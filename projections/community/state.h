@@ -31,8 +31,10 @@ struct StreamRec {
   uint64_t out_total = 0;
   double value = 0;  // its person's, when it is a person of its own
   uint32_t waited = 0, went_public = 0;
-  double risk = 0;              // its person's, when it is a person of its own
-  double indexed_standing = 0;  // its person's standing as the index holds it (lone)
+  double risk = 0;                // its person's, when it is a person of its own
+  double indexed_standing = 0;    // its person's standing as the index holds it (lone)
+  uint64_t own_audience = 0;      // the largest audience of its own posts
+  uint64_t carried_audience = 0;  // the audiences of direct carries of its originals by others
 };
 
 struct PostRec {
@@ -45,6 +47,7 @@ struct PostRec {
   uint32_t carries = 0;
   schema::TouchpointType type = schema::TouchpointType::UNSPECIFIED;
   schema::Channel channel = schema::Channel::UNSPECIFIED;
+  uint64_t direct = 0;  // the audiences of its direct carries
 };
 
 struct PersonRec {
@@ -105,8 +108,6 @@ std::string ValueKey(double value, absl::string_view person);
 double CommunityValue(uint64_t reach, uint32_t posts, double standing);
 // "K" ~risk (in thousandths) person: persons with an audience at risk, most first.
 std::string RiskKey(double risk, absl::string_view person);
-// The audience at risk: that chance times what one original post of theirs reaches.
-double AudienceAtRisk(uint64_t reach, uint32_t posts, uint32_t waited, uint32_t went_public);
 // The end of the keys that start with `prefix`.
 std::string PrefixEnd(absl::string_view prefix);
 

@@ -253,12 +253,12 @@ check "community of a party over RPC" 0 "$ihs" community customer-ada --connect 
 expect_in "her reach counts the share" "$tmp/out" "reach        5490"
 expect_in "dan carried it" "$tmp/out" "customer-dan"
 check "community top over RPC" 0 "$ihs" community top --n 3 --json --connect "$addr" --token "$rtok"
-expect_in "ada leads" "$tmp/out" '"entries":[{"carried":1,"maxDepth":1,"person":"customer-ada","posts":2,"rank":1,"reach":5490,"risk":784.2857142857142,"standing":1.85,"value":5078.25}'
+expect_in "ada leads" "$tmp/out" '"entries":[{"carried":1,"maxDepth":1,"person":"customer-ada","posts":2,"rank":1,"reach":5490,"risk":4690.0,"standing":1.85,"value":5078.25}'
 check "community top by standing over RPC" 0 "$ihs" community top --by standing --connect "$addr" --token "$rtok"
 expect_in "ada stands first: dan carried her" "$tmp/out" "1  customer-ada"
 expect_in "dan is in the graph too" "$tmp/out" "2  customer-dan"
 check "community of ada shows what is at risk" 0 "$ihs" community customer-ada --connect "$addr" --token "$rtok"
-expect_in "her tweet took her email public" "$tmp/out" "at risk      784: the audience if they take a message public (chance 0.29: 1 of 2 taken public)"
+expect_in "her tweet took her email public" "$tmp/out" "at risk      4690: the audience if they take a message public (their own 4200, and 490 carried per post); the chance they do: 0.29 (1 of 2 taken public)"
 check "community top by value over RPC" 0 "$ihs" community top --by value --json --connect "$addr" --token "$rtok"
 expect_in "only ada has posts of her own" "$tmp/out" '"valuePersons":1'
 check "community of nobody over RPC (2)" 2 "$ihs" community nobody --connect "$addr" --token "$rtok"
@@ -433,15 +433,16 @@ expect_in "dan is an anonymous count" "$tmp/out" '"anonymousIn":1'
 expect_not_in "dan is not named" "$tmp/out" 'customer-dan'
 check "community top --n 0 (1)" 1 "$ihs" community top --n 0 --data "$data"
 # An open complaint: the timeline says what is at risk if ada takes it public (community's
-# audience at risk: 2 of 3 waiting messages under the prior, 2,745 reached per post).
+# audience at risk: her own 4,200 and dan's 980 carried over her 2 posts; the chance of it, 1 of
+# her 2 waiting messages taken public under the prior).
 check "ada complains again" 0 "$ihs" append --data "$data" --stream customer-ada <<<'{"id":"5a3e00000000000000000000000000aa","occurredAt":"2026-10-20T10:00:00Z","touchpoint":{"channel":"email","direction":"inbound","type":"complaint"}}'
 check "timeline with an open complaint" 0 "$ihs" timeline customer-ada --data "$data"
-expect_in "the summary says what is at risk" "$tmp/out" "at risk: an audience of 686 if an open message is taken public (chance 0.25, 2745 reached per post): ihs community customer-ada"
-expect_in "next to the open message" "$tmp/out" "686 at risk"
+expect_in "the summary says what is at risk" "$tmp/out" "at risk: an audience of 4690 if an open message is taken public (chance 0.25, 2745 reached per post): ihs community customer-ada"
+expect_in "next to the open message" "$tmp/out" "4690 at risk"
 check "timeline json with an open complaint" 0 "$ihs" timeline customer-ada --data "$data" --json
-expect_in "atRisk in json" "$tmp/out" '"atRisk":{"audience":686.25,"publicChance":0.25,"reachPerPost":2745.0}'
+expect_in "atRisk in json" "$tmp/out" '"atRisk":{"audience":4690.0,"publicChance":0.25,"reachPerPost":2745.0}'
 check "the page says it too" 0 "$ihs" timeline customer-ada --data "$data" --html "$tmp/ada-risk.html"
-expect_in "at risk on the page" "$tmp/ada-risk.html" "At risk: an audience of <b>686</b>"
+expect_in "at risk on the page" "$tmp/ada-risk.html" "At risk: an audience of <b>4690</b>"
 
 # Segment definitions (docs/segments.md): events on $segments, checked before they are appended.
 check "no segments yet" 0 "$ihs" segments list --data "$data"

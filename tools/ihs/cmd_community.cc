@@ -85,6 +85,8 @@ nlohmann::json CardJson(schema::CommunityCard::Reader r) {
   j["waited"] = r.getWaited();
   j["wentPublic"] = r.getWentPublic();
   j["publicChance"] = r.getPublicChance();
+  j["ownAudience"] = r.getOwnAudience();
+  j["carriedAudience"] = r.getCarriedAudience();
   if (r.getRiskRank() != 0) {
     j["riskRank"] = r.getRiskRank();
     j["riskPercentile"] = r.getRiskPercentile();
@@ -147,9 +149,11 @@ int Card(const Common& c, const std::string& party) {
     absl::PrintF("  value        none: no public posts\n");
   }
   absl::PrintF(
-      "  at risk      %.0f: the audience if they take a message public (chance %.2f: %d of %d "
-      "taken public)",
-      r.getRisk(), r.getPublicChance(), r.getWentPublic(), r.getWaited());
+      "  at risk      %.0f: the audience if they take a message public (their own %d, and %.0f "
+      "carried per post); the chance they do: %.2f (%d of %d taken public)",
+      r.getRisk(), r.getOwnAudience(),
+      r.getPosts() == 0 ? 0.0 : static_cast<double>(r.getCarriedAudience()) / r.getPosts(),
+      r.getPublicChance(), r.getWentPublic(), r.getWaited());
   if (r.getRiskRank() != 0) {
     absl::PrintF(", rank %d of %d (above %.1f%% of them)", r.getRiskRank(), r.getRiskPersons(),
                  r.getRiskPercentile());

@@ -319,7 +319,7 @@ TEST_F(CommunityTest, TheStandingIsThePageRankOfTheCarryGraphWithinItsBound) {
 
 // The audience at risk: the chance this person takes a waiting message public, from their own
 // history, times what one of their posts reaches.
-TEST_F(CommunityTest, TheAudienceAtRiskWeighsReachByTheChanceOfGoingPublic) {
+TEST_F(CommunityTest, TheAudienceAtRiskIsTheirOwnAudienceAndWhatOthersCarryOfThem) {
   auto inbound = [&](const std::string& party, TouchpointType type) {
     schema::Event::Builder e = events_.New(++next_id_);
     e.setOccurredAt(Now());
@@ -331,27 +331,49 @@ TEST_F(CommunityTest, TheAudienceAtRiskWeighsReachByTheChanceOfGoingPublic) {
     clock_.Advance(absl::Seconds(1));
     return std::string(projections::View(e.getId()));
   };
-  Post("twitter-ann", TouchpointType::REVIEW, 600);
-  Post("twitter-bob", TouchpointType::REVIEW, 600);
+  const std::string review = Post("twitter-ann", TouchpointType::REVIEW, 600);
+  Post("twitter-bob", TouchpointType::REVIEW, 900);
   auto ann = CardOf("twitter-ann");
   EXPECT_DOUBLE_EQ(ann->r.getPublicChance(), 0.2);  // no history: the prior
-  EXPECT_DOUBLE_EQ(ann->r.getRisk(), 0.2 * 600);
-  // ann's email waits, and she takes it public on her twitter stream once linked to it.
+  EXPECT_DOUBLE_EQ(ann->r.getRisk(), 600);          // her own audience; nobody carries her yet
+  // cat carries her review to 5,000; dan carries cat's share to 100,000: her reach grows by both,
+  // but only direct carries say who carries her.
+  const std::string share = Post("twitter-cat", TouchpointType::SHARE, 5000, review);
+  Post("twitter-dan", TouchpointType::SHARE, 100000, share);
+  ann = CardOf("twitter-ann");
+  EXPECT_EQ(ann->r.getReach(), 105600u);
+  EXPECT_EQ(ann->r.getOwnAudience(), 600u);
+  EXPECT_EQ(ann->r.getCarriedAudience(), 5000u);
+  EXPECT_DOUBLE_EQ(ann->r.getRisk(), 600 + 5000);
+  EXPECT_DOUBLE_EQ(CardOf("twitter-cat")->r.getRisk(), 0);  // no post of her own: nothing known
+  // Another post of ann's, nobody carries it: per post, half as much carried.
+  Post("twitter-ann", TouchpointType::REVIEW, 600);
+  EXPECT_DOUBLE_EQ(CardOf("twitter-ann")->r.getRisk(), 600 + 5000 / 2.0);
+  // Her share (of cat's share) shows a larger audience of hers: a share is her post too.
+  Post("twitter-ann", TouchpointType::SHARE, 800, share);
+  EXPECT_DOUBLE_EQ(CardOf("twitter-ann")->r.getRisk(), 800 + 5000 / 2.0);
+
+  // ann's email waits, and she takes it public on her twitter stream once linked to it: the
+  // chance of going public is a figure of its own, next to what is at risk.
   const std::string email = inbound("customer-ann", TouchpointType::COMPLAINT);
   inbound("customer-bob", TouchpointType::COMPLAINT);
   inbound("customer-bob", TouchpointType::PURCHASE);  // waits for nothing
   Link("customer-ann", "twitter-ann");
   Link("customer-bob", "twitter-bob");
   Post("twitter-ann", TouchpointType::COMPLAINT, 600, email);  // follows the email up, in public
+  // Her own streams carrying each other count for nothing.
+  Post("customer-ann", TouchpointType::SHARE, 10, review);
   ann = CardOf("twitter-ann");
   EXPECT_EQ(ann->r.getWaited(), 1u);
   EXPECT_EQ(ann->r.getWentPublic(), 1u);
   EXPECT_DOUBLE_EQ(ann->r.getPublicChance(), 2.0 / 6);
-  EXPECT_DOUBLE_EQ(ann->r.getRisk(), 2.0 / 6 * 600);
+  EXPECT_EQ(ann->r.getCarriedAudience(), 5000u);
+  EXPECT_DOUBLE_EQ(ann->r.getRisk(), 800 + 5000 / 3.0);
   EXPECT_EQ(ann->r.getRiskRank(), 1u);
   auto bob = CardOf("customer-bob");
   EXPECT_EQ(bob->r.getWaited(), 1u);
-  EXPECT_DOUBLE_EQ(bob->r.getRisk(), 1.0 / 6 * 600);
+  EXPECT_DOUBLE_EQ(bob->r.getPublicChance(), 1.0 / 6);
+  EXPECT_DOUBLE_EQ(bob->r.getRisk(), 900);
   EXPECT_EQ(bob->r.getRiskRank(), 2u);
   capnp::MallocMessageBuilder m;
   ASSERT_TRUE(ReadTop(View(), 10, TopBy::kRisk, m).ok());
