@@ -144,6 +144,11 @@ kj::Promise<void> Session::CommunityTop(CommunityTopCtx c) {
   absl::Status bad;
   if (n == 0 || n > projections::community::kMaxTop) {
     bad = BadField("n", absl::StrCat("n must be 1 to ", projections::community::kMaxTop));
+  } else if (static_cast<uint16_t>(p.getBy()) >
+             static_cast<uint16_t>(schema::CommunityRank::RISK)) {
+    bad = BadField("by", absl::StrCat("by ", static_cast<uint16_t>(p.getBy()),
+                                      " is not one the community projection ranks by: reach, "
+                                      "standing, value, risk"));
   }
   return StateRead<schema::CommunityTop>(
       projections::community::kName, c, bad, p.getMinPosition(),
