@@ -41,8 +41,9 @@ class TimelineProjection final : public Projection, public ShardedRebuild {
   absl::string_view name() const override { return kName; }
   // 2: records packed. 3: entries in their own form (entry.h), not Cap'n Proto. 4: entries
   // leave occurred_at and position to their keys, and small numbers short (entry form 4). 5: a
-  // public request or complaint waits for an answer too (schema/touchpoint.h).
-  uint32_t version() const override { return 5; }
+  // public request or complaint waits for an answer too (schema/touchpoint.h). 6: a retracted
+  // message is not open on its entry either.
+  uint32_t version() const override { return 6; }
 
   absl::Status Apply(const store::StoredEvent& stored, Txn& txn) override {
     // A rebuild's bulk phase flushes only before it writes out: threads, most of which see no
@@ -622,6 +623,8 @@ class TimelineProjection final : public Projection, public ShardedRebuild {
       if (retraction) {
         if (was_retracted) return;
         b.retracted_by = id;
+        // Withdrawn, it waits for nothing: neither open nor answered (the summary's rule).
+        if (b.response == Entry::Response::kOpen) b.response = Entry::Response::kNone;
         Count(*p, b.channel, b.direction, b.occurred_at, b.sentiment, -1);
         p->open.erase(pos);
         p->responses.erase(pos);

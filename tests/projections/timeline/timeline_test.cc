@@ -196,6 +196,8 @@ TEST_F(TimelineTest, CorrectionsAndRetractionsChangeTheEntryTheyName) {
     ASSERT_NE(it, tl.end()) << c.dump();
     if (c["retraction"].get<bool>()) {
       EXPECT_EQ(it->second.retracted, c["event"].get<std::string>()) << c.dump();
+      // Withdrawn: it waits for nothing any more, on its entry as in the summary.
+      EXPECT_NE(it->second.response, "open") << c.dump();
     } else {
       EXPECT_EQ(it->second.corrected, c["event"].get<std::string>()) << c.dump();
     }
