@@ -65,6 +65,14 @@ class Records {
     s->dirty = true;
     return &*s->value;
   }
+  // The record, made by `make` if absent; changed by the caller: written back.
+  template <typename Make>
+  absl::StatusOr<T*> MutableOr(Txn& txn, const std::string& key, const Make& make) {
+    IHS_ASSIGN_OR_RETURN(Slot * s, Load(txn, key));
+    if (!s->value) s->value = make();
+    s->dirty = true;
+    return &*s->value;
+  }
   T* Set(const std::string& key, T value) {
     Slot& s = slots_[key];
     s.value = std::move(value);
@@ -181,8 +189,11 @@ class CommunityProjection : public Projection {
     return streams_.Set(key, std::move(fresh));
   }
   absl::StatusOr<StreamRec*> MutableStream(const std::string& stream) {
-    IHS_RETURN_IF_ERROR(StreamOf(stream).status());
-    return streams_.Mutable(*txn_, StreamKey(stream));
+    return streams_.MutableOr(*txn_, StreamKey(stream), [this] {
+      StreamRec fresh;
+      fresh.first_position = position_;
+      return fresh;
+    });
   }
 
   absl::StatusOr<Counters*> MutableCounters() {
@@ -662,7 +673,10 @@ class CommunityProjection : public Projection {
   // The community value of every person whose figures the batch changed, and its index: at the
   // batch's end, from the figures then (a function of the log's prefix, however it is batched).
   absl::Status Revalue() {
-    for (const std::string& person : dirty_) {
+    // In person order, so that the batch's writes do not depend on the hash set's.
+    std::vector<std::string> dirty(dirty_.begin(), dirty_.end());
+    std::sort(dirty.begin(), dirty.end());
+    for (const std::string& person : dirty) {
       IHS_ASSIGN_OR_RETURN(PersonRec * p, persons_.Mutable(*txn_, PersonKey(person)));
       double *value = nullptr, *risk = nullptr, *indexed = nullptr;
       double new_value = 0, new_risk = 0, standing = 0;
@@ -956,7 +970,7 @@ class CommunityProjection : public Projection {
   std::deque<std::string> queue_;
   absl::flat_hash_set<std::string> queued_;
   // Persons whose figures changed since the last Flush, in order (Revalue).
-  std::set<std::string> dirty_;
+  absl::flat_hash_set<std::string> dirty_;
 };
 
 }  // namespace
