@@ -1,6 +1,7 @@
 #include "projections/community/community.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <deque>
 #include <map>
@@ -93,9 +94,12 @@ class Records {
         txn.Delete(key);
       }
     }
-    slots_.clear();
+    Clear();
   }
-  void Clear() { slots_.clear(); }
+  void Clear() {
+    slots_.clear();
+    recent_ = {};
+  }
 
  private:
   struct Slot {
@@ -103,20 +107,31 @@ class Records {
     bool dirty = false;
   };
   absl::StatusOr<Slot*> Load(Txn& txn, const std::string& key) {
-    auto it = slots_.find(key);
-    if (it != slots_.end()) return &it->second;
-    Slot s;
-    IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, txn.Get(key));
-    if (v) {
-      IHS_ASSIGN_OR_RETURN(T t, decode_(*v));
-      s.value = std::move(t);
+    // An event reads the same few records many times (a carry: the sharer's and the author's
+    // streams, each push's): the last few lookups are checked first. A node's address is stable
+    // until Clear.
+    for (const auto& [k, slot] : recent_) {
+      if (slot != nullptr && *k == key) return slot;
     }
-    return &slots_.emplace(key, std::move(s)).first->second;
+    auto it = slots_.find(key);
+    if (it == slots_.end()) {
+      Slot s;
+      IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, txn.Get(key));
+      if (v) {
+        IHS_ASSIGN_OR_RETURN(T t, decode_(*v));
+        s.value = std::move(t);
+      }
+      it = slots_.emplace(key, std::move(s)).first;
+    }
+    recent_[next_recent_++ % recent_.size()] = {&it->first, &it->second};
+    return &it->second;
   }
 
   const Decoder decode_;
   const Encoder encode_;
   absl::node_hash_map<std::string, Slot> slots_;
+  std::array<std::pair<const std::string*, Slot*>, 4> recent_{};
+  size_t next_recent_ = 0;
 };
 
 class CommunityProjection : public Projection {
@@ -618,10 +633,11 @@ class CommunityProjection : public Projection {
       r->residual = 0;
       r->standing += amount;
       ++pushes;
-      const std::vector<std::pair<std::string, uint64_t>> out = r->out;
       const double total = static_cast<double>(r->out_total);
       IHS_RETURN_IF_ERROR(AddStanding(v, amount));
-      for (const auto& [target, weight] : out) {
+      // AddResidual changes other streams' residuals only (no stream carries itself), and a
+      // record's address holds until Flush: r->out stays as it is through the loop.
+      for (const auto& [target, weight] : r->out) {
         IHS_RETURN_IF_ERROR(
             AddResidual(target, (1 - kReset) * amount * static_cast<double>(weight) / total));
       }
