@@ -39,6 +39,7 @@ struct CommunityStream {
   ownAudience @20 :UInt64;     # the largest audience of its own posts (its followers, as the log
                                # shows them)
   carriedAudience @21 :UInt64; # the audiences of direct carries of its originals by others
+  indexedReach @22 :UInt64;    # its person's reach as the "R" index holds it (lone)
 }
 
 struct OutEdge {
@@ -79,6 +80,7 @@ struct CommunityPerson {
   wentPublic @7 :UInt32;
   risk @8 :Float64;        # its audience at risk (docs/community.md "Audience at risk")
   indexedStanding @9 :Float64;  # its standing as the "Q" index holds it
+  indexedReach @10 :UInt64;     # its reach as the "R" index holds it
 }
 
 struct CommunityEdge {

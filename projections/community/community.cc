@@ -140,7 +140,8 @@ class CommunityProjection : public Projection {
   // 2: the network standing. 3: the community value. 4: the audience at risk. 5: follows.
   // 6: the standing's index kept at the batch's end. 7: retractions and follows in any direction.
   // 8: the bands published (bands.h). 9: the audience at risk from how others carry a person.
-  uint32_t version() const override { return 9; }
+  // 10: the reach index kept at the batch's end.
+  uint32_t version() const override { return 10; }
 
   absl::Status Apply(const store::StoredEvent& stored, Txn& txn) override {
     txn_ = &txn;
@@ -478,7 +479,8 @@ class CommunityProjection : public Projection {
     return AddReach(root.author, DayOf(root.occurred_at), -static_cast<int64_t>(amount));
   }
 
-  // Adds `delta` to the reach of `stream` (of an original post of `day`) and of its person.
+  // Adds `delta` to the reach of `stream` (of an original post of `day`) and of its person. The
+  // index follows at the batch's end (Revalue).
   absl::Status AddReach(const std::string& stream, int32_t day, int64_t delta) {
     if (delta == 0) return absl::OkStatus();
     IHS_ASSIGN_OR_RETURN(StreamRec * s, MutableStream(stream));
@@ -486,7 +488,6 @@ class CommunityProjection : public Projection {
     if (delta < 0 && s->reach < static_cast<uint64_t>(-delta)) {
       return absl::DataLossError("community: a stream's reach would go below zero");
     }
-    const uint64_t before = s->reach;
     s->reach += static_cast<uint64_t>(delta);
     auto& days = s->days;
     auto it = std::lower_bound(days.begin(), days.end(), std::make_pair(day, uint64_t{0}));
@@ -501,13 +502,11 @@ class CommunityProjection : public Projection {
       days.erase(days.begin(),
                  std::lower_bound(days.begin(), days.end(), std::make_pair(oldest, uint64_t{0})));
     }
-    if (s->person.empty()) return Reindex(stream, before, s->reach);
-    const std::string person = s->person;
-    IHS_ASSIGN_OR_RETURN(PersonRec * p, persons_.Mutable(*txn_, PersonKey(person)));
+    if (s->person.empty()) return absl::OkStatus();
+    IHS_ASSIGN_OR_RETURN(PersonRec * p, persons_.Mutable(*txn_, PersonKey(s->person)));
     if (p == nullptr) return absl::DataLossError("community: a stream names a missing person");
-    const uint64_t was = p->reach;
     p->reach += static_cast<uint64_t>(delta);
-    return Reindex(person, was, p->reach);
+    return absl::OkStatus();
   }
 
   absl::Status Reindex(const std::string& person, uint64_t before, uint64_t after) {
@@ -696,11 +695,15 @@ class CommunityProjection : public Projection {
       IHS_ASSIGN_OR_RETURN(PersonRec * p, persons_.Mutable(*txn_, PersonKey(person)));
       double *value = nullptr, *risk = nullptr, *indexed = nullptr;
       double new_value = 0, new_risk = 0, standing = 0;
+      uint64_t* indexed_reach = nullptr;
+      uint64_t reach = 0;
       if (p != nullptr) {
         value = &p->value;
         risk = &p->risk;
         indexed = &p->indexed_standing;
         standing = p->standing;
+        indexed_reach = &p->indexed_reach;
+        reach = p->reach;
         new_value = CommunityValue(p->reach, p->posts, p->standing);
         uint64_t own = 0, carried = 0;
         for (const std::string& st : p->streams) {
@@ -718,12 +721,16 @@ class CommunityProjection : public Projection {
         risk = &s->risk;
         indexed = &s->indexed_standing;
         standing = s->standing;
+        indexed_reach = &s->indexed_reach;
+        reach = s->reach;
         new_value = CommunityValue(s->reach, s->posts, s->standing);
         new_risk = AudienceAtRisk(s->own_audience, s->carried_audience, s->posts);
       }
       IHS_RETURN_IF_ERROR(ReindexValue(person, *value, new_value));
       IHS_RETURN_IF_ERROR(ReindexScore(RiskKey, &Counters::risk_persons, person, *risk, new_risk));
       IHS_RETURN_IF_ERROR(ReindexStanding(person, *indexed, standing));
+      IHS_RETURN_IF_ERROR(Reindex(person, *indexed_reach, reach));
+      *indexed_reach = reach;
       *value = new_value;
       *risk = new_risk;
       *indexed = standing;
@@ -811,6 +818,7 @@ class CommunityProjection : public Projection {
     erased.value = s->value;  // what the indexes hold, until Revalue takes it out
     erased.risk = s->risk;
     erased.indexed_standing = s->indexed_standing;
+    erased.indexed_reach = s->indexed_reach;
     *s = std::move(erased);
 
     std::vector<std::string> keys;
@@ -896,6 +904,7 @@ class CommunityProjection : public Projection {
     alone.went_public = s->went_public;
     alone.risk = s->risk;
     alone.indexed_standing = s->indexed_standing;
+    alone.indexed_reach = s->indexed_reach;
     return alone;
   }
 
@@ -934,7 +943,7 @@ class CommunityProjection : public Projection {
                        const std::vector<std::string>& old) {
     for (const std::string& o : old) {
       IHS_ASSIGN_OR_RETURN(PersonRec p, PersonNamed(o));
-      IHS_RETURN_IF_ERROR(Reindex(o, p.reach, 0));
+      IHS_RETURN_IF_ERROR(Reindex(o, p.indexed_reach, 0));
       IHS_RETURN_IF_ERROR(ReindexStanding(o, p.indexed_standing, 0));
       IHS_RETURN_IF_ERROR(ReindexValue(o, p.value, 0));
       IHS_RETURN_IF_ERROR(ReindexScore(RiskKey, &Counters::risk_persons, o, p.risk, 0));
@@ -959,15 +968,14 @@ class CommunityProjection : public Projection {
         r->value = 0;  // the old persons' are out of the indexes
         r->risk = 0;
         r->indexed_standing = 0;
+        r->indexed_reach = 0;
       }
-      dirty_.insert(id);
-      const uint64_t reach = p.reach;
+      dirty_.insert(id);  // Revalue indexes it
       if (g.streams.size() > 1) {
         p.streams = std::move(g.streams);
         p.links = std::move(g.links);
         persons_.Set(PersonKey(id), std::move(p));
       }
-      IHS_RETURN_IF_ERROR(Reindex(id, 0, reach));
     }
     return absl::OkStatus();
   }

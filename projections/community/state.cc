@@ -134,6 +134,7 @@ std::string EncodeStream(const StreamRec& s) {
   r.setWentPublic(s.went_public);
   r.setRisk(s.risk);
   r.setIndexedStanding(s.indexed_standing);
+  r.setIndexedReach(s.indexed_reach);
   r.setOwnAudience(s.own_audience);
   r.setCarriedAudience(s.carried_audience);
   return Encode(m);
@@ -163,6 +164,7 @@ absl::StatusOr<StreamRec> DecodeStream(absl::string_view bytes) {
   s.went_public = r.getWentPublic();
   s.risk = r.getRisk();
   s.indexed_standing = r.getIndexedStanding();
+  s.indexed_reach = r.getIndexedReach();
   s.own_audience = r.getOwnAudience();
   s.carried_audience = r.getCarriedAudience();
   return s;
@@ -223,6 +225,7 @@ std::string EncodePerson(const PersonRec& p) {
   r.setWentPublic(p.went_public);
   r.setRisk(p.risk);
   r.setIndexedStanding(p.indexed_standing);
+  r.setIndexedReach(p.indexed_reach);
   return Encode(m);
 }
 
@@ -240,6 +243,7 @@ absl::StatusOr<PersonRec> DecodePerson(absl::string_view bytes) {
   p.went_public = r.getWentPublic();
   p.risk = r.getRisk();
   p.indexed_standing = r.getIndexedStanding();
+  p.indexed_reach = r.getIndexedReach();
   return p;
 }
 

@@ -35,6 +35,7 @@ struct StreamRec {
   double indexed_standing = 0;    // its person's standing as the index holds it (lone)
   uint64_t own_audience = 0;      // the largest audience of its own posts
   uint64_t carried_audience = 0;  // the audiences of direct carries of its originals by others
+  uint64_t indexed_reach = 0;     // its person's reach as the index holds it (lone)
 };
 
 struct PostRec {
@@ -60,6 +61,7 @@ struct PersonRec {
   uint32_t waited = 0, went_public = 0;
   double risk = 0;
   double indexed_standing = 0;  // as the index holds it
+  uint64_t indexed_reach = 0;   // as the index holds it
 };
 
 struct EdgeRec {
