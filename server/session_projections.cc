@@ -77,6 +77,10 @@ kj::Promise<void> Session::SegmentDefinitions(SegmentDefinitionsCtx c) {
 
 namespace {
 
+// How long subscribeSegments waits for the segments projection to apply the definitions the log
+// held when the call came.
+constexpr absl::Duration kDefinitionsWait = absl::Seconds(2);
+
 absl::Status CheckAsOf(int64_t as_of) {
   return as_of < 0 ? BadField("asOf", "asOf is before 1970") : absl::OkStatus();
 }
@@ -187,9 +191,13 @@ kj::Promise<void> Session::SubscribeSegments(SubscribeSegmentsCtx c) {
   projections::Runner* runner = shared_.runner;
   const uint64_t from = p.getFromSeq();
   const bool from_now = p.getFromNow();
-  // The names and the starting seq are checked against the projection, on a worker.
+  const uint64_t head = shared_.store.Head();
+  // The names and the starting seq are checked against the projection, on a worker, once it has
+  // applied what the log held when the call came (a segment defined just before is known), or
+  // after kDefinitionsWait against what it has applied by then.
   return shared_.reads
-      .Run([runner, names, from, from_now]() -> absl::StatusOr<uint64_t> {
+      .Run([runner, names, from, from_now, head]() -> absl::StatusOr<uint64_t> {
+        runner->WaitFor(sg::kName, head, absl::Now() + kDefinitionsWait);
         IHS_ASSIGN_OR_RETURN(projections::StateView view, runner->View(sg::kName));
         IHS_ASSIGN_OR_RETURN(sg::Definitions defs, sg::ReadAppliedDefinitions(view));
         for (const std::string& n : names) {
