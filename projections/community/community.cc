@@ -554,7 +554,6 @@ class CommunityProjection : public Projection {
     IHS_RETURN_IF_ERROR(JoinGraph(target));
     IHS_RETURN_IF_ERROR(JoinGraph(source));
     IHS_ASSIGN_OR_RETURN(StreamRec * u, MutableStream(source));
-    const std::vector<std::pair<std::string, uint64_t>> old = u->out;
     const uint64_t old_total = u->out_total;
     auto it = std::lower_bound(u->out.begin(), u->out.end(), std::make_pair(target, uint64_t{0}));
     if (it != u->out.end() && it->first == target) {
@@ -563,8 +562,23 @@ class CommunityProjection : public Projection {
       u->out.insert(it, {target, 1});
     }
     ++u->out_total;
-    IHS_RETURN_IF_ERROR(RowChanged(source, old, old_total));
+    // Row `source` of P gained one carry of `target`: what RowChanged does, without a copy of the
+    // old row (each weight was what it is, but target's one less). AddResidual changes other
+    // streams only (no stream carries itself): the row stays as it is through the loop.
+    const double p = u->standing;
+    if (p != 0) {
+      for (const auto& [t, w] : u->out) {
+        const double before = Share(t == target ? w - 1 : w, old_total);
+        const double after = Share(w, u->out_total);
+        if (after != before)
+          IHS_RETURN_IF_ERROR(AddResidual(t, (1 - kReset) * p * (after - before)));
+      }
+    }
     return PushAll();
+  }
+
+  static double Share(uint64_t w, uint64_t of) {
+    return of == 0 ? 0.0 : static_cast<double>(w) / static_cast<double>(of);
   }
 
   // Row `source` of P changed from `old` (of total weight `old_total`) to what its record holds:
@@ -577,9 +591,7 @@ class CommunityProjection : public Projection {
     if (p == 0) return absl::OkStatus();
     const std::vector<std::pair<std::string, uint64_t>> now = u->out;
     const uint64_t total = u->out_total;
-    auto share = [](uint64_t w, uint64_t of) {
-      return of == 0 ? 0.0 : static_cast<double>(w) / static_cast<double>(of);
-    };
+    auto share = Share;
     size_t i = 0, j = 0;
     while (i < old.size() || j < now.size()) {
       std::string target;
