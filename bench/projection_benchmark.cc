@@ -423,6 +423,15 @@ void BM_SegmentsClockLag(benchmark::State& state) {
 }
 BENCHMARK(BM_SegmentsClockLag)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 
+// A store in `dir` for a per-event benchmark's setup, loaded without syncs (what is measured
+// reads and applies; it does not append).
+absl::StatusOr<std::unique_ptr<store::EventStore>> OpenScratch(ihs::testing::TempDir& dir) {
+  store::Options so;
+  so.path = dir.Sub("data");
+  so.sync = false;
+  return store::EventStore::Open(so);
+}
+
 // With timing paused: reads the log from `before` to its head (the ceiling); then, timed, catches
 // projection `name` up over those `count` events; counters events_per_s, us_per_event and
 // `ratio` (reading over applying). False (and the benchmark skipped) on an error.
@@ -466,10 +475,7 @@ void SegmentsPerEvent(benchmark::State& state, uint64_t count, bool distinct) {
   for (auto _ : state) {
     state.PauseTiming();
     ihs::testing::TempDir dir;
-    store::Options so;
-    so.path = dir.Sub("data");
-    so.sync = false;
-    auto st = store::EventStore::Open(so);
+    auto st = OpenScratch(dir);
     if (!st.ok()) return state.SkipWithError("open");
     if (!Define50(**st).ok()) return state.SkipWithError("define");
     ihs::testing::EventFactory events;
@@ -680,10 +686,7 @@ void BM_CommunityPerEventDistinct(benchmark::State& state) {
   for (auto _ : state) {
     state.PauseTiming();
     ihs::testing::TempDir dir;
-    store::Options so;
-    so.path = dir.Sub("data");
-    so.sync = false;
-    auto st = store::EventStore::Open(so);
+    auto st = OpenScratch(dir);
     if (!st.ok()) return state.SkipWithError("open");
     ihs::testing::EventFactory events;
     std::mt19937_64 rng(persons);
