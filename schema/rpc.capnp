@@ -461,7 +461,7 @@ interface Reader extends(Reads) {
   # guarantees as subscribe: no gap, no duplicate, one push in flight, and a subscriber that lets
   # no push through within the server's timeout is ended. notFound: a name that no definition
   # holds; the names are checked once the segments projection has applied the log as it was when
-  # the call came (a segment defined just before is known), waiting at most 2 s for it.
+  # the call came (a segment defined just before is known), waiting at most 5 s for it.
   community @14 (party :Text, asOf :Int64, minPosition :UInt64) -> (result :CommunityCardResult);
   # The community figures of the person of `party` (docs/community.md), the 90-day reach counted
   # to `asOf` (µs since the epoch; 0: now), with the evidence. notFound: no such stream.

@@ -77,10 +77,6 @@ kj::Promise<void> Session::SegmentDefinitions(SegmentDefinitionsCtx c) {
 
 namespace {
 
-// How long subscribeSegments waits for the segments projection to apply the definitions the log
-// held when the call came.
-constexpr absl::Duration kDefinitionsWait = absl::Seconds(2);
-
 absl::Status CheckAsOf(int64_t as_of) {
   return as_of < 0 ? BadField("asOf", "asOf is before 1970") : absl::OkStatus();
 }
@@ -192,26 +188,31 @@ kj::Promise<void> Session::SubscribeSegments(SubscribeSegmentsCtx c) {
   const uint64_t from = p.getFromSeq();
   const bool from_now = p.getFromNow();
   const uint64_t head = shared_.store.Head();
-  // The names and the starting seq are checked against the projection, on a worker, once it has
-  // applied what the log held when the call came (a segment defined just before is known), or
-  // after kDefinitionsWait against what it has applied by then.
-  return shared_.reads
-      .Run([runner, names, from, from_now, head]() -> absl::StatusOr<uint64_t> {
-        runner->WaitFor(sg::kName, head, absl::Now() + kDefinitionsWait);
-        IHS_ASSIGN_OR_RETURN(projections::StateView view, runner->View(sg::kName));
-        IHS_ASSIGN_OR_RETURN(sg::Definitions defs, sg::ReadAppliedDefinitions(view));
-        for (const std::string& n : names) {
-          if (defs.Find(n) == nullptr) {
-            return absl::NotFoundError(absl::StrCat("no segment named \"", n, "\""));
+  const absl::Time deadline = absl::Now() + kMaxProjectionWait;
+  WorkerPool* reads = &shared_.reads;
+  // The names and the starting seq are checked against the projection, on a read worker, once it
+  // has applied what the log held when the call came (a segment defined just before is known),
+  // or, past kMaxProjectionWait, against what it has applied by then. The wait is on the pool
+  // that reads with a minPosition wait on (ReadProjection), not on a read worker.
+  return shared_.waits
+      .Run([runner, head, deadline] { return runner->WaitFor(sg::kName, head, deadline); })
+      .then([reads, runner, names, from, from_now](bool) {
+        return reads->Run([runner, names, from, from_now]() -> absl::StatusOr<uint64_t> {
+          IHS_ASSIGN_OR_RETURN(projections::StateView view, runner->View(sg::kName));
+          IHS_ASSIGN_OR_RETURN(sg::Definitions defs, sg::ReadAppliedDefinitions(view));
+          for (const std::string& n : names) {
+            if (defs.Find(n) == nullptr) {
+              return absl::NotFoundError(absl::StrCat("no segment named \"", n, "\""));
+            }
           }
-        }
-        IHS_ASSIGN_OR_RETURN(const uint64_t next, sg::NextSeq(view));
-        if (from_now) return next;
-        if (from > next) {
-          return absl::OutOfRangeError(
-              absl::StrCat("fromSeq ", from, " is past the feed's end (", next, " transitions)"));
-        }
-        return from;
+          IHS_ASSIGN_OR_RETURN(const uint64_t next, sg::NextSeq(view));
+          if (from_now) return next;
+          if (from > next) {
+            return absl::OutOfRangeError(
+                absl::StrCat("fromSeq ", from, " is past the feed's end (", next, " transitions)"));
+          }
+          return from;
+        });
       })
       .then([this, c, names](absl::StatusOr<uint64_t> start) mutable {
         auto result = c.getResults().getResult();
