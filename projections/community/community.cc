@@ -46,11 +46,24 @@ bool IsCarry(TouchpointType t) {
   return t == TouchpointType::SHARE || t == TouchpointType::MENTION;
 }
 
-// The records a batch reads, decoded once and written back by Flush if they changed; nullopt:
-// absent, or deleted.
-template <typename T>
+// A record a batch has read (Records): decoded once, written back by Flush if it changed;
+// value nullopt: absent, or deleted. `extra` is what the projection keeps beside the record
+// while the slot lives (never stored).
+struct NoExtra {};
+template <typename T, typename Extra>
+struct RecordSlot {
+  std::optional<T> value;
+  bool dirty = false;
+  const std::string* key = nullptr;  // the cache's, as long as the slot
+  Extra extra;
+};
+
+// The records a batch reads, by key. A slot's address holds until Clear (node_hash_map), so a
+// caller may keep a slot (a handle) instead of looking its key up again.
+template <typename T, typename Extra = NoExtra>
 class Records {
  public:
+  using Slot = RecordSlot<T, Extra>;
   using Decoder = absl::StatusOr<T> (*)(absl::string_view);
   using Encoder = std::string (*)(const T&);
   Records(Decoder decode, Encoder encode) : decode_(decode), encode_(encode) {}
@@ -62,6 +75,9 @@ class Records {
   // The record, changed by the caller: written back.
   absl::StatusOr<T*> Mutable(Txn& txn, const std::string& key) {
     IHS_ASSIGN_OR_RETURN(Slot * s, Load(txn, key));
+    return Mutable(s);
+  }
+  static T* Mutable(Slot* s) {
     if (!s->value) return nullptr;
     s->dirty = true;
     return &*s->value;
@@ -70,18 +86,22 @@ class Records {
   template <typename Make>
   absl::StatusOr<T*> MutableOr(Txn& txn, const std::string& key, const Make& make) {
     IHS_ASSIGN_OR_RETURN(Slot * s, Load(txn, key));
+    return MutableOr(s, make);
+  }
+  template <typename Make>
+  static T* MutableOr(Slot* s, const Make& make) {
     if (!s->value) s->value = make();
     s->dirty = true;
     return &*s->value;
   }
   T* Set(const std::string& key, T value) {
-    Slot& s = slots_[key];
+    Slot& s = At(key);
     s.value = std::move(value);
     s.dirty = true;
     return &*s.value;
   }
   void Erase(const std::string& key) {
-    Slot& s = slots_[key];
+    Slot& s = At(key);
     s.value.reset();
     s.dirty = true;
   }
@@ -101,17 +121,12 @@ class Records {
     recent_ = {};
   }
 
- private:
-  struct Slot {
-    std::optional<T> value;
-    bool dirty = false;
-  };
+  // The slot of `key`, read from the Txn the first time.
   absl::StatusOr<Slot*> Load(Txn& txn, const std::string& key) {
     // An event reads the same few records many times (a carry: the sharer's and the author's
-    // streams, each push's): the last few lookups are checked first. A node's address is stable
-    // until Clear.
-    for (const auto& [k, slot] : recent_) {
-      if (slot != nullptr && *k == key) return slot;
+    // streams, each push's): the last few lookups are checked first.
+    for (Slot* slot : recent_) {
+      if (slot != nullptr && *slot->key == key) return slot;
     }
     auto it = slots_.find(key);
     if (it == slots_.end()) {
@@ -122,17 +137,35 @@ class Records {
         s.value = std::move(t);
       }
       it = slots_.emplace(key, std::move(s)).first;
+      it->second.key = &it->first;
     }
-    recent_[next_recent_++ % recent_.size()] = {&it->first, &it->second};
+    recent_[next_recent_++ % recent_.size()] = &it->second;
     return &it->second;
+  }
+
+ private:
+  Slot& At(const std::string& key) {
+    auto [it, inserted] = slots_.try_emplace(key);
+    if (inserted) it->second.key = &it->first;
+    return it->second;
   }
 
   const Decoder decode_;
   const Encoder encode_;
   absl::node_hash_map<std::string, Slot> slots_;
-  std::array<std::pair<const std::string*, Slot*>, 4> recent_{};
+  std::array<Slot*, 4> recent_{};
   size_t next_recent_ = 0;
 };
+
+// What the standing's pushes keep beside a stream's record (community.cc "Standing"): whether
+// the stream waits in the push queue, and the slots of its record's out edges, in their order,
+// so that a push reaches its targets without looking their keys up.
+struct StreamLinks {
+  bool queued = false;
+  bool resolved = false;  // `out` is what the record's out edges name
+  std::vector<RecordSlot<StreamRec, StreamLinks>*> out;
+};
+using StreamSlot = RecordSlot<StreamRec, StreamLinks>;
 
 class CommunityProjection : public Projection {
  public:
@@ -183,7 +216,6 @@ class CommunityProjection : public Projection {
   void Discard() override {
     dirty_.clear();
     queue_.clear();
-    queued_.clear();
     streams_.Clear();
     posts_.Clear();
     persons_.Clear();
@@ -205,12 +237,17 @@ class CommunityProjection : public Projection {
     return streams_.Set(key, std::move(fresh));
   }
   absl::StatusOr<StreamRec*> MutableStream(const std::string& stream) {
-    return streams_.MutableOr(*txn_, StreamKey(stream), [this] {
+    IHS_ASSIGN_OR_RETURN(StreamSlot * slot, streams_.Load(*txn_, StreamKey(stream)));
+    return MutableStream(slot);
+  }
+  StreamRec* MutableStream(StreamSlot* slot) {
+    return streams_.MutableOr(slot, [this] {
       StreamRec fresh;
       fresh.first_position = position_;
       return fresh;
     });
   }
+  static std::string StreamIdOf(const StreamSlot* slot) { return slot->key->substr(1); }
 
   absl::StatusOr<Counters*> MutableCounters() {
     if (!counters_) {
@@ -553,13 +590,15 @@ class CommunityProjection : public Projection {
   absl::Status AddCarryEdge(const std::string& source, const std::string& target) {
     IHS_RETURN_IF_ERROR(JoinGraph(target));
     IHS_RETURN_IF_ERROR(JoinGraph(source));
-    IHS_ASSIGN_OR_RETURN(StreamRec * u, MutableStream(source));
+    IHS_ASSIGN_OR_RETURN(StreamSlot * slot, streams_.Load(*txn_, StreamKey(source)));
+    StreamRec* const u = MutableStream(slot);
     const uint64_t old_total = u->out_total;
     auto it = std::lower_bound(u->out.begin(), u->out.end(), std::make_pair(target, uint64_t{0}));
     if (it != u->out.end() && it->first == target) {
       ++it->second;
     } else {
       u->out.insert(it, {target, 1});
+      OutChanged(slot);
     }
     ++u->out_total;
     // Row `source` of P gained one carry of `target`: what RowChanged does, without a copy of the
@@ -567,11 +606,12 @@ class CommunityProjection : public Projection {
     // streams only (no stream carries itself): the row stays as it is through the loop.
     const double p = u->standing;
     if (p != 0) {
-      for (const auto& [t, w] : u->out) {
+      IHS_ASSIGN_OR_RETURN(const std::vector<StreamSlot*>* targets, OutSlots(slot));
+      for (size_t i = 0; i < targets->size(); ++i) {
+        const auto& [t, w] = u->out[i];
         const double before = Share(t == target ? w - 1 : w, old_total);
         const double after = Share(w, u->out_total);
-        if (after != before)
-          IHS_RETURN_IF_ERROR(AddResidual(t, (1 - kReset) * p * (after - before)));
+        if (after != before) AddResidual((*targets)[i], (1 - kReset) * p * (after - before));
       }
     }
     return PushAll();
@@ -615,12 +655,37 @@ class CommunityProjection : public Projection {
   }
 
   absl::Status AddResidual(const std::string& stream, double delta) {
-    IHS_ASSIGN_OR_RETURN(StreamRec * r, MutableStream(stream));
-    r->residual += delta;
-    if (std::abs(r->residual) > kPushThreshold && queued_.insert(stream).second) {
-      queue_.push_back(stream);
-    }
+    IHS_ASSIGN_OR_RETURN(StreamSlot * slot, streams_.Load(*txn_, StreamKey(stream)));
+    AddResidual(slot, delta);
     return absl::OkStatus();
+  }
+  void AddResidual(StreamSlot* slot, double delta) {
+    StreamRec* const r = MutableStream(slot);
+    r->residual += delta;
+    if (std::abs(r->residual) > kPushThreshold && !slot->extra.queued) {
+      slot->extra.queued = true;
+      queue_.push_back(slot);
+    }
+  }
+
+  // The slots of `slot`'s out edges (StreamLinks), looked up once while the slot lives.
+  absl::StatusOr<const std::vector<StreamSlot*>*> OutSlots(StreamSlot* slot) {
+    StreamLinks& links = slot->extra;
+    const std::vector<std::pair<std::string, uint64_t>>& out = slot->value->out;
+    if (!links.resolved || links.out.size() != out.size()) {
+      links.out.clear();
+      for (const auto& edge : out) {
+        IHS_ASSIGN_OR_RETURN(StreamSlot * t, streams_.Load(*txn_, StreamKey(edge.first)));
+        links.out.push_back(t);
+      }
+      links.resolved = true;
+    }
+    return &links.out;
+  }
+  // The stream's out edges changed: OutSlots looks them up again.
+  static void OutChanged(StreamSlot* slot) {
+    slot->extra.resolved = false;
+    slot->extra.out.clear();
   }
 
   // Pushes the residuals above the threshold, in the order they rose above it, at most
@@ -631,26 +696,27 @@ class CommunityProjection : public Projection {
       if (pushes == kMaxPushes) {
         IHS_ASSIGN_OR_RETURN(Counters * c, MutableCounters());
         ++c->capped_events;
+        for (StreamSlot* v : queue_) v->extra.queued = false;
         queue_.clear();
-        queued_.clear();
         break;
       }
-      const std::string v = std::move(queue_.front());
+      StreamSlot* const v = queue_.front();
       queue_.pop_front();
-      queued_.erase(v);
-      IHS_ASSIGN_OR_RETURN(StreamRec * r, MutableStream(v));
+      v->extra.queued = false;
+      StreamRec* const r = MutableStream(v);
       const double amount = r->residual;
       if (std::abs(amount) <= kPushThreshold) continue;
       r->residual = 0;
       r->standing += amount;
       ++pushes;
       const double total = static_cast<double>(r->out_total);
-      IHS_RETURN_IF_ERROR(AddStanding(v, amount));
+      IHS_RETURN_IF_ERROR(AddStanding(StreamIdOf(v), *r, amount));
       // AddResidual changes other streams' residuals only (no stream carries itself), and a
       // record's address holds until Flush: r->out stays as it is through the loop.
-      for (const auto& [target, weight] : r->out) {
-        IHS_RETURN_IF_ERROR(
-            AddResidual(target, (1 - kReset) * amount * static_cast<double>(weight) / total));
+      IHS_ASSIGN_OR_RETURN(const std::vector<StreamSlot*>* targets, OutSlots(v));
+      for (size_t i = 0; i < targets->size(); ++i) {
+        AddResidual((*targets)[i],
+                    (1 - kReset) * amount * static_cast<double>(r->out[i].second) / total);
       }
     }
     if (pushes > 0) {
@@ -664,9 +730,12 @@ class CommunityProjection : public Projection {
   // index follows at the batch's end (Revalue), not per push.
   absl::Status AddStanding(const std::string& stream, double delta) {
     IHS_ASSIGN_OR_RETURN(StreamRec * s, MutableStream(stream));
-    dirty_.insert(PersonIdOf(stream, *s));
-    if (s->person.empty()) return absl::OkStatus();
-    IHS_ASSIGN_OR_RETURN(PersonRec * p, persons_.Mutable(*txn_, PersonKey(s->person)));
+    return AddStanding(stream, *s, delta);
+  }
+  absl::Status AddStanding(const std::string& stream, const StreamRec& s, double delta) {
+    dirty_.insert(PersonIdOf(stream, s));
+    if (s.person.empty()) return absl::OkStatus();
+    IHS_ASSIGN_OR_RETURN(PersonRec * p, persons_.Mutable(*txn_, PersonKey(s.person)));
     if (p == nullptr) return absl::DataLossError("community: a stream names a missing person");
     p->standing += delta;
     return absl::OkStatus();
@@ -758,30 +827,36 @@ class CommunityProjection : public Projection {
   // The stream leaves the graph (an erasure): its edges and the edges to it go, the residuals
   // follow, and its standing is taken from its person.
   absl::Status LeaveGraph(const std::string& stream, const std::vector<std::string>& sources) {
-    IHS_ASSIGN_OR_RETURN(StreamRec * s, MutableStream(stream));
+    IHS_ASSIGN_OR_RETURN(StreamSlot * slot, streams_.Load(*txn_, StreamKey(stream)));
+    StreamRec* s = MutableStream(slot);
     if (!s->in_graph) return absl::OkStatus();
     std::vector<std::pair<std::string, uint64_t>> old = std::move(s->out);
     uint64_t old_total = s->out_total;
     s->out.clear();
     s->out_total = 0;
+    OutChanged(slot);
     IHS_RETURN_IF_ERROR(RowChanged(stream, old, old_total));
     for (const std::string& source : sources) {
-      IHS_ASSIGN_OR_RETURN(StreamRec * u, MutableStream(source));
+      IHS_ASSIGN_OR_RETURN(StreamSlot * from, streams_.Load(*txn_, StreamKey(source)));
+      StreamRec* const u = MutableStream(from);
       auto it = std::lower_bound(u->out.begin(), u->out.end(), std::make_pair(stream, uint64_t{0}));
       if (it == u->out.end() || it->first != stream) continue;
       old = u->out;
       old_total = u->out_total;
       u->out_total -= it->second;
       u->out.erase(it);
+      OutChanged(from);
       IHS_RETURN_IF_ERROR(RowChanged(source, old, old_total));
     }
-    IHS_ASSIGN_OR_RETURN(s, MutableStream(stream));
+    s = MutableStream(slot);
     const double standing = s->standing;
     s->standing = 0;
     s->residual = 0;
     s->in_graph = false;
-    queued_.erase(stream);
-    queue_.erase(std::remove(queue_.begin(), queue_.end(), stream), queue_.end());
+    if (slot->extra.queued) {
+      slot->extra.queued = false;
+      queue_.erase(std::remove(queue_.begin(), queue_.end(), slot), queue_.end());
+    }
     IHS_RETURN_IF_ERROR(AddStanding(stream, -standing));
     IHS_ASSIGN_OR_RETURN(Counters * c, MutableCounters());
     --c->nodes;
@@ -995,7 +1070,7 @@ class CommunityProjection : public Projection {
   Txn* txn_ = nullptr;
   uint64_t position_ = 0;
   int64_t recorded_at_ = 0;
-  Records<StreamRec> streams_{DecodeStream, EncodeStream};
+  Records<StreamRec, StreamLinks> streams_{DecodeStream, EncodeStream};
   Records<PostRec> posts_{DecodePost, EncodePost};
   Records<PersonRec> persons_{DecodePerson, EncodePerson};
   Records<EdgeRec> edges_{DecodeEdge, EncodeEdge};
@@ -1003,8 +1078,7 @@ class CommunityProjection : public Projection {
   bool counters_dirty_ = false;
   // Streams whose residual is above the threshold, in the order they rose above it; empty
   // between events.
-  std::deque<std::string> queue_;
-  absl::flat_hash_set<std::string> queued_;
+  std::deque<StreamSlot*> queue_;  // the streams whose residual waits to be pushed
   // Persons whose figures changed since the last Flush, in order (Revalue).
   absl::flat_hash_set<std::string> dirty_;
 };
