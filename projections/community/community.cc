@@ -773,7 +773,14 @@ class CommunityProjection : public Projection {
     std::vector<std::string> dirty(dirty_.begin(), dirty_.end());
     std::sort(dirty.begin(), dirty.end());
     for (const std::string& person : dirty) {
-      IHS_ASSIGN_OR_RETURN(PersonRec * p, persons_.Mutable(*txn_, PersonKey(person)));
+      // A person's id is a stream's (identity/grouping.h): a person record exists only for a
+      // group of streams, whose id stream names it; a stream of its own is its person.
+      IHS_ASSIGN_OR_RETURN(StreamRec * s, streams_.Find(*txn_, StreamKey(person)));
+      PersonRec* p = nullptr;
+      if (s == nullptr || !s->person.empty()) {
+        IHS_ASSIGN_OR_RETURN(p, persons_.Mutable(*txn_, PersonKey(person)));
+        if (p == nullptr) continue;  // no longer a person
+      }
       double *value = nullptr, *risk = nullptr, *indexed = nullptr;
       double new_value = 0, new_risk = 0, standing = 0;
       uint64_t* indexed_reach = nullptr;
@@ -795,8 +802,6 @@ class CommunityProjection : public Projection {
         }
         new_risk = AudienceAtRisk(own, carried, p->posts);
       } else {
-        IHS_ASSIGN_OR_RETURN(StreamRec * s, streams_.Find(*txn_, StreamKey(person)));
-        if (s == nullptr || !s->person.empty()) continue;  // no longer a person of its own
         IHS_ASSIGN_OR_RETURN(s, MutableStream(person));
         value = &s->value;
         risk = &s->risk;
