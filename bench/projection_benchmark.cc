@@ -15,7 +15,9 @@
 //   BM_CommunityAlertLag           as BM_CommunityLag, with a segment on `community reach >=
 //                                  1000000` and ihsd's band appender: a new person's post to 2M,
 //                                  from its acknowledgement to the person being in the segment
-//   BM_CommunityPerEventDistinct/P 5,000 shares by distinct persons of a P-person graph
+//   BM_CommunityPerEventDistinct/P 5,000 shares by distinct persons of a P-person graph, in one
+//                                  batch
+//   BM_CommunityPerEventAlone/P    2,000 such shares, each committed in a batch of its own
 //   BM_CommunityTop100             community::ReadTop of 100 (by reach and by standing, in
 //                                  turn); counters p50_us/p99_us
 //   BM_CommunityCardOfTop100       community::ReadCard of those 100 in turn; p50_us/p99_us
@@ -676,13 +678,17 @@ void BM_CommunityAlertLag(benchmark::State& state) {
 BENCHMARK(BM_CommunityAlertLag)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 
 // Per-event cost against the number of persons: a store of P persons, each with one original
-// post, and each a carrier of one other's (a graph of P streams), caught up; then 5,000 shares by
-// distinct persons of random posts, applied by CatchUp; items/s, and `ratio` against reading the
-// same events from the log.
-void BM_CommunityPerEventDistinct(benchmark::State& state) {
+// post, and each a carrier of one other's (a graph of P streams), caught up; then `count` shares
+// by distinct persons of random posts, applied by CatchUp in batches of at most `batch` events;
+// items/s, and `ratio` against reading the same events from the log.
+// - BM_CommunityPerEventDistinct: 5,000 shares in one batch. A small graph's shares reach many
+//   of the same records within the batch, which are read and written once for all of them.
+// - BM_CommunityPerEventAlone: 2,000 shares, each applied and committed in a batch of its own,
+//   as a live worker does when events come one at a time: each pays for all it reads and writes.
+void CommunityPerEvent(benchmark::State& state, uint64_t count, size_t batch) {
   namespace cm = projections::community;
   const uint64_t persons = static_cast<uint64_t>(state.range(0));
-  constexpr uint64_t kCount = 5000;
+  const uint64_t kCount = count;
   for (auto _ : state) {
     state.PauseTiming();
     ihs::testing::TempDir dir;
@@ -715,8 +721,16 @@ void BM_CommunityPerEventDistinct(benchmark::State& state) {
              .ok()) {
       return state.SkipWithError("load");
     }
-    auto r = projections::Runner::Open(st->get(), projections::AllProjections());
-    if (!r.ok() || !(*r)->CatchUp(cm::kName).ok()) return state.SkipWithError("catch up");
+    {
+      auto caught = projections::Runner::Open(st->get(), projections::AllProjections());
+      if (!caught.ok() || !(*caught)->CatchUp(cm::kName).ok()) {
+        return state.SkipWithError("catch up");
+      }
+    }
+    projections::RunnerOptions options;
+    options.rebuild_batch_events = batch;
+    auto r = projections::Runner::Open(st->get(), projections::AllProjections(), options);
+    if (!r.ok()) return state.SkipWithError("open");
     std::vector<uint64_t> order(persons);
     std::iota(order.begin(), order.end(), 1);
     std::shuffle(order.begin(), order.end(), rng);
@@ -772,7 +786,10 @@ void BM_CommunityTop100(benchmark::State& state) { CommunityRead(state, false); 
 BENCHMARK(BM_CommunityTop100)->Unit(benchmark::kMicrosecond);
 void BM_CommunityCardOfTop100(benchmark::State& state) { CommunityRead(state, true); }
 BENCHMARK(BM_CommunityCardOfTop100)->Unit(benchmark::kMicrosecond);
+void BM_CommunityPerEventDistinct(benchmark::State& state) { CommunityPerEvent(state, 5000, 5000); }
 BENCHMARK(BM_CommunityPerEventDistinct)->Apply(PartySizes);
+void BM_CommunityPerEventAlone(benchmark::State& state) { CommunityPerEvent(state, 2000, 1); }
+BENCHMARK(BM_CommunityPerEventAlone)->Apply(PartySizes);
 
 }  // namespace
 }  // namespace ihs::bench
