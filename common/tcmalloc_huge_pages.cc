@@ -19,6 +19,7 @@
 #include <gperftools/malloc_extension.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -128,6 +129,10 @@ class HugePageSysAllocator final : public SysAllocator {
 };
 
 void* RunPopulate(void* span) {
+  // Only on a core that nothing else wants: where the program's own threads keep every core busy
+  // (a sharded rebuild), they fault their memory in themselves, as without this thread.
+  sched_param idle{};
+  pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
   static_cast<Span*>(span)->Populate();
   return nullptr;
 }
