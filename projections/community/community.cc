@@ -247,6 +247,7 @@ class CommunityProjection : public Projection {
       return fresh;
     });
   }
+  // The stream a slot of `streams_` holds: its key is StreamKey(stream), "S" and the id.
   static std::string StreamIdOf(const StreamSlot* slot) { return slot->key->substr(1); }
 
   absl::StatusOr<Counters*> MutableCounters() {
