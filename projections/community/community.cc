@@ -162,7 +162,7 @@ class Records {
 // so that a push reaches its targets without looking their keys up.
 struct StreamLinks {
   bool queued = false;
-  bool resolved = false;  // `out` is what the record's out edges name
+  // What the record's out edges name, unless its size differs (OutChanged clears it).
   std::vector<RecordSlot<StreamRec, StreamLinks>*> out;
 };
 using StreamSlot = RecordSlot<StreamRec, StreamLinks>;
@@ -236,8 +236,12 @@ class CommunityProjection : public Projection {
     fresh.first_position = position_;
     return streams_.Set(key, std::move(fresh));
   }
+  // The stream's slot in the cache (its record may be absent).
+  absl::StatusOr<StreamSlot*> StreamSlotOf(absl::string_view stream) {
+    return streams_.Load(*txn_, StreamKey(stream));
+  }
   absl::StatusOr<StreamRec*> MutableStream(const std::string& stream) {
-    IHS_ASSIGN_OR_RETURN(StreamSlot * slot, streams_.Load(*txn_, StreamKey(stream)));
+    IHS_ASSIGN_OR_RETURN(StreamSlot * slot, StreamSlotOf(stream));
     return MutableStream(slot);
   }
   StreamRec* MutableStream(StreamSlot* slot) {
@@ -591,7 +595,7 @@ class CommunityProjection : public Projection {
   absl::Status AddCarryEdge(const std::string& source, const std::string& target) {
     IHS_RETURN_IF_ERROR(JoinGraph(target));
     IHS_RETURN_IF_ERROR(JoinGraph(source));
-    IHS_ASSIGN_OR_RETURN(StreamSlot * slot, streams_.Load(*txn_, StreamKey(source)));
+    IHS_ASSIGN_OR_RETURN(StreamSlot * slot, StreamSlotOf(source));
     StreamRec* const u = MutableStream(slot);
     const uint64_t old_total = u->out_total;
     auto it = std::lower_bound(u->out.begin(), u->out.end(), std::make_pair(target, uint64_t{0}));
@@ -656,7 +660,7 @@ class CommunityProjection : public Projection {
   }
 
   absl::Status AddResidual(const std::string& stream, double delta) {
-    IHS_ASSIGN_OR_RETURN(StreamSlot * slot, streams_.Load(*txn_, StreamKey(stream)));
+    IHS_ASSIGN_OR_RETURN(StreamSlot * slot, StreamSlotOf(stream));
     AddResidual(slot, delta);
     return absl::OkStatus();
   }
@@ -673,21 +677,17 @@ class CommunityProjection : public Projection {
   absl::StatusOr<const std::vector<StreamSlot*>*> OutSlots(StreamSlot* slot) {
     StreamLinks& links = slot->extra;
     const std::vector<std::pair<std::string, uint64_t>>& out = slot->value->out;
-    if (!links.resolved || links.out.size() != out.size()) {
+    if (links.out.size() != out.size()) {
       links.out.clear();
       for (const auto& edge : out) {
-        IHS_ASSIGN_OR_RETURN(StreamSlot * t, streams_.Load(*txn_, StreamKey(edge.first)));
+        IHS_ASSIGN_OR_RETURN(StreamSlot * t, StreamSlotOf(edge.first));
         links.out.push_back(t);
       }
-      links.resolved = true;
     }
     return &links.out;
   }
   // The stream's out edges changed: OutSlots looks them up again.
-  static void OutChanged(StreamSlot* slot) {
-    slot->extra.resolved = false;
-    slot->extra.out.clear();
-  }
+  static void OutChanged(StreamSlot* slot) { slot->extra.out.clear(); }
 
   // Pushes the residuals above the threshold, in the order they rose above it, at most
   // kMaxPushes (what is left waits for the next change at those streams).
@@ -776,7 +776,8 @@ class CommunityProjection : public Projection {
     for (const std::string& person : dirty) {
       // A person's id is a stream's (identity/grouping.h): a person record exists only for a
       // group of streams, whose id stream names it; a stream of its own is its person.
-      IHS_ASSIGN_OR_RETURN(StreamRec * s, streams_.Find(*txn_, StreamKey(person)));
+      IHS_ASSIGN_OR_RETURN(StreamSlot * slot, StreamSlotOf(person));
+      StreamRec* s = slot->value ? &*slot->value : nullptr;
       PersonRec* p = nullptr;
       if (s == nullptr || !s->person.empty()) {
         IHS_ASSIGN_OR_RETURN(p, persons_.Mutable(*txn_, PersonKey(person)));
@@ -803,7 +804,7 @@ class CommunityProjection : public Projection {
         }
         new_risk = AudienceAtRisk(own, carried, p->posts);
       } else {
-        IHS_ASSIGN_OR_RETURN(s, MutableStream(person));
+        s = MutableStream(slot);
         value = &s->value;
         risk = &s->risk;
         indexed = &s->indexed_standing;
@@ -833,7 +834,7 @@ class CommunityProjection : public Projection {
   // The stream leaves the graph (an erasure): its edges and the edges to it go, the residuals
   // follow, and its standing is taken from its person.
   absl::Status LeaveGraph(const std::string& stream, const std::vector<std::string>& sources) {
-    IHS_ASSIGN_OR_RETURN(StreamSlot * slot, streams_.Load(*txn_, StreamKey(stream)));
+    IHS_ASSIGN_OR_RETURN(StreamSlot * slot, StreamSlotOf(stream));
     StreamRec* s = MutableStream(slot);
     if (!s->in_graph) return absl::OkStatus();
     std::vector<std::pair<std::string, uint64_t>> old = std::move(s->out);
@@ -843,7 +844,7 @@ class CommunityProjection : public Projection {
     OutChanged(slot);
     IHS_RETURN_IF_ERROR(RowChanged(stream, old, old_total));
     for (const std::string& source : sources) {
-      IHS_ASSIGN_OR_RETURN(StreamSlot * from, streams_.Load(*txn_, StreamKey(source)));
+      IHS_ASSIGN_OR_RETURN(StreamSlot * from, StreamSlotOf(source));
       StreamRec* const u = MutableStream(from);
       auto it = std::lower_bound(u->out.begin(), u->out.end(), std::make_pair(stream, uint64_t{0}));
       if (it == u->out.end() || it->first != stream) continue;
