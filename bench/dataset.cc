@@ -8,6 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/clock.h"
+#include "common/status_macros.h"
+#include "store/backup.h"
 #include "store/event_store.h"
 #include "workload/load.h"
 #include "workload/model.h"
@@ -147,6 +149,19 @@ absl::StatusOr<uint64_t> ReadWholeLog(store::EventStore& store,
     p += batch->size();
   }
   return p;
+}
+
+absl::Status SettleFiles(store::EventStore& store, absl::Duration limit) {
+  const absl::Time deadline = absl::Now() + limit;
+  while (true) {
+    IHS_ASSIGN_OR_RETURN(uint64_t work, store::BackgroundWork(store));
+    if (work == 0) return absl::OkStatus();
+    if (absl::Now() > deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("the store's compactions did not settle in ", absl::FormatDuration(limit)));
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
 }
 
 }  // namespace ihs::bench

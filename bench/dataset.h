@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "store/event_store.h"
 #include "workload/generator.h"
 
@@ -52,6 +53,11 @@ absl::StatusOr<Dataset> EnsureDatasetFromEnv();
 // verification read it. `each` (optional) sees every event. Returns how many were read.
 absl::StatusOr<uint64_t> ReadWholeLog(
     store::EventStore& store, const std::function<void(const store::StoredEvent&)>& each = nullptr);
+
+// Waits until RocksDB's flushes and compactions of the store are done (store::BackgroundWork),
+// at most `limit`: a benchmark that has just loaded a store measures after this, not beside the
+// load's compactions. kDeadlineExceeded past the limit.
+absl::Status SettleFiles(store::EventStore& store, absl::Duration limit = absl::Minutes(5));
 
 }  // namespace ihs::bench
 

@@ -1,5 +1,5 @@
 // A consistent copy of a store, as rocksdb::Checkpoint makes one of a database
-// (docs/operations.md).
+// (docs/operations.md); and the background work on its files.
 #ifndef IHS_STORE_BACKUP_H_
 #define IHS_STORE_BACKUP_H_
 
@@ -20,6 +20,12 @@ class EventStore;
 // the copy holds at least every event acknowledged before the call. Returns the log size this
 // store saw when the copy began. kAlreadyExists: `to` holds something.
 absl::StatusOr<uint64_t> Backup(EventStore& store, const std::string& to, bool include_master_key);
+
+// RocksDB's background work on the store's files, running or due: flushes and compactions
+// running, plus column families with a flush or a compaction pending. 0 once the files have
+// settled. A benchmark that loads a store waits for 0 before it measures, so that what it
+// measures does not share the machine with the load's compactions.
+absl::StatusOr<uint64_t> BackgroundWork(EventStore& store);
 
 }  // namespace ihs::store
 

@@ -124,4 +124,9 @@ absl::StatusOr<uint64_t> Backup(EventStore& store, const std::string& to, bool i
   return impl->Backup(to, include_master_key);
 }
 
+absl::StatusOr<uint64_t> BackgroundWork(EventStore& store) {
+  IHS_ASSIGN_OR_RETURN(EventStoreImpl * impl, Embedded(store, "files of its own"));
+  return impl->BackgroundWork();
+}
+
 }  // namespace ihs::store

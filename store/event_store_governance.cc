@@ -74,6 +74,26 @@ absl::StatusOr<uint64_t> EventStoreImpl::Backup(const std::string& to, bool incl
   return head;
 }
 
+absl::StatusOr<uint64_t> EventStoreImpl::BackgroundWork() {
+  uint64_t work = 0;
+  auto add = [&](rocksdb::ColumnFamilyHandle* h, const std::string& property) {
+    uint64_t v = 0;
+    if (db_->GetIntProperty(h, property, &v)) work += v;
+  };
+  add(db_->DefaultColumnFamily(), rocksdb::DB::Properties::kNumRunningFlushes);
+  add(db_->DefaultColumnFamily(), rocksdb::DB::Properties::kNumRunningCompactions);
+  std::vector<rocksdb::ColumnFamilyHandle*> families(handles_.begin(), handles_.end());
+  {
+    MutexLock l(&state_mu_);
+    for (const auto& [name, h] : states_) families.push_back(h.get());
+  }
+  for (rocksdb::ColumnFamilyHandle* h : families) {
+    add(h, rocksdb::DB::Properties::kMemTableFlushPending);
+    add(h, rocksdb::DB::Properties::kCompactionPending);
+  }
+  return work;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Retention.
 

@@ -74,6 +74,7 @@ class EventStoreImpl final : public EventStore, public StateStore {
       const std::vector<uint64_t>& indices, uint64_t size);
   absl::StatusOr<std::vector<tlog::Hash>> ConsistencyProof(uint64_t old_size, uint64_t new_size);
   absl::StatusOr<uint64_t> Backup(const std::string& to, bool include_master_key);
+  absl::StatusOr<uint64_t> BackgroundWork();
   absl::StatusOr<RetentionReport> RunRetention(const RetentionPolicy& policy, absl::Time now,
                                                absl::string_view requested_by, bool dry_run);
   absl::StatusOr<uint64_t> Erase(absl::string_view party, absl::string_view reason,

@@ -195,6 +195,7 @@ TEST(StoreFaces, ALogThatIsNotAnEmbeddedStoreIsRefusedByName) {
   EXPECT_EQ(Erase(other, "p", "r", "by").status().code(), absl::StatusCode::kUnimplemented);
   EXPECT_EQ(Backup(other, "/nonexistent/x", false).status().code(),
             absl::StatusCode::kUnimplemented);
+  EXPECT_EQ(BackgroundWork(other).status().code(), absl::StatusCode::kUnimplemented);
   EXPECT_EQ(StateStoreOf(other), nullptr);
 }
 

@@ -93,6 +93,26 @@ TEST_F(BackupTest, TheCopyOpensVerifiesAndExtendsTheHeadsOfTheOriginal) {
   EXPECT_FALSE(std::filesystem::exists(dir_.Sub("busy/db")));
 }
 
+// Four flushes (each backup flushes the memtable) leave four files on level 0, which is what
+// starts a compaction; the store's background work then settles to none, and says so.
+TEST_F(BackupTest, TheBackgroundWorkOfFlushesSettlesToNone) {
+  auto store = OpenAt("data", false);
+  ASSERT_TRUE(store.ok()) << store.status();
+  for (uint64_t round = 0; round < 4; ++round) {
+    for (uint64_t i = 1; i <= 20; ++i) IHS_ASSERT_OK(Add(**store, round * 20 + i));
+    IHS_ASSERT_OK(Backup(**store, dir_.Sub(absl::StrCat("backup-", round)), false).status());
+  }
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  absl::StatusOr<uint64_t> work = BackgroundWork(**store);
+  while (work.ok() && *work != 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+    work = BackgroundWork(**store);
+  }
+  ASSERT_TRUE(work.ok()) << work.status();
+  EXPECT_EQ(*work, 0u);
+  EXPECT_EQ((*store)->Head(), 80u);
+}
+
 TEST_F(BackupTest, AReadOnlyOpenCopiesWhileAnotherInstanceAppends) {
   auto writer = OpenAt("data", false);
   ASSERT_TRUE(writer.ok()) << writer.status();
