@@ -124,7 +124,7 @@ absl::Status EventStoreImpl::OpenDb() {
   const rocksdb::DBOptions db_options = internal::StoreDbOptions();
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors = internal::StoreColumnFamilies();
   const size_t store_families = descriptors.size();
-  state_options_ = descriptors[0].options;  // the default family's: no insert hints
+  state_options_ = internal::StateFamilyOptions(descriptors[0].options);  // no insert hints
 
   if (new_store) {
     // Create the whole store under db.creating and rename it into place, so that a crash during

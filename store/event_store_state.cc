@@ -186,10 +186,8 @@ absl::StatusOr<std::unique_ptr<StateFile>> EventStoreImpl::NewStateFile(absl::st
   if (ec) {
     return absl::UnavailableError(absl::StrCat("cannot create ", dir.string(), ": ", ec.message()));
   }
+  // A bulk-loaded file usually lands on the last level: LZ4, as state files are on every level.
   rocksdb::Options o(internal::StoreDbOptions(), state_options_);
-  // A bulk-loaded file usually lands on the last level, whose files are ZSTD; LZ4 writes several
-  // times faster, and a compaction that merges the file later rewrites it in ZSTD.
-  o.bottommost_compression = rocksdb::kLZ4Compression;
   auto file = std::make_unique<RocksStateFile>(
       o, h.get(), (dir / absl::StrCat(next_state_file_.fetch_add(1), ".sst")).string());
   IHS_RETURN_IF_ERROR(file->Open());

@@ -67,14 +67,30 @@ std::vector<rocksdb::ColumnFamilyDescriptor> StoreColumnFamilies() {
       }
     }
   };
-  hint(kCfEvents, 1);       // position: fixed64, below 2^56 the first byte is 0
-  hint(kCfMerkle, 1);       // level: u8
+  hint(kCfEvents, 1);  // position: fixed64, below 2^56 the first byte is 0
+  hint(kCfMerkle, 1);  // level: u8
   // Not the stream index: a group interleaves many streams, so a stream's remembered position is
   // stale by its next insert and recomputing it costs more than the search it saves.
   // Event ids are the client's: random ones gain nothing, time-ordered ones (UUIDv7, ULIDs, the
   // workload generator's) ascend. Two bytes bound the hint table to 65,536 entries.
   hint(kCfEventIds, 2);
   return out;
+}
+
+rocksdb::ColumnFamilyOptions StateFamilyOptions(const rocksdb::ColumnFamilyOptions& store_default) {
+  // A projection reads its records by point lookups, one person or stream per event; with a
+  // million of them the records outgrow the block cache, and a lookup that misses it reads and
+  // decompresses a whole block for one record. 4 KiB blocks instead of 16 KiB, and LZ4 on the
+  // last level too instead of ZSTD (which decompresses several times slower), keep that miss
+  // small: the per-event cost at 1M parties moved towards that at 10k (bench/RESULTS.md). The
+  // state is derived from the log and rebuilt from it, so the bytes ZSTD would save matter less.
+  rocksdb::ColumnFamilyOptions o = store_default;
+  rocksdb::BlockBasedTableOptions t =
+      *store_default.table_factory->GetOptions<rocksdb::BlockBasedTableOptions>();
+  t.block_size = 4 << 10;
+  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  o.bottommost_compression = rocksdb::kLZ4Compression;
+  return o;
 }
 
 }  // namespace ihs::store::internal

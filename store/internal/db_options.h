@@ -15,6 +15,10 @@ rocksdb::DBOptions StoreDbOptions();
 // stream_meta, event_ids, content_keys, merkle (see keys.h).
 std::vector<rocksdb::ColumnFamilyDescriptor> StoreColumnFamilies();
 
+// A projection's state family (docs/format.md "State"), from the default family's options
+// (`store_default`, of StoreColumnFamilies, whose block cache it shares).
+rocksdb::ColumnFamilyOptions StateFamilyOptions(const rocksdb::ColumnFamilyOptions& store_default);
+
 }  // namespace ihs::store::internal
 
 #endif  // IHS_STORE_INTERNAL_DB_OPTIONS_H_
