@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/strings/escaping.h"
@@ -56,6 +57,8 @@ struct Live {
   uint32_t version = 0;
   Rule rule;
   Clauses clauses;  // of `rule`, for `why`
+  // Its conditions over touchpoints, each with its number among the projection's (Kept::index).
+  std::vector<std::pair<const Condition*, uint32_t>> filters;
 };
 
 class SegmentsProjection : public Projection {
@@ -245,7 +248,6 @@ class SegmentsProjection : public Projection {
     order_.clear();
     filters_.clear();
     filter_segment_.clear();
-    filter_index_.clear();
     named_.clear();
     std::map<std::string, int> state;  // 1: visiting, 2: done
     std::function<absl::Status(const Segment&)> visit = [&](const Segment& s) -> absl::Status {
@@ -278,7 +280,7 @@ class SegmentsProjection : public Projection {
       Conditions(order_[j].rule, &all);
       for (const Condition* c : all) {
         if (!HasFilter(*c)) continue;
-        filter_index_[c] = static_cast<uint32_t>(filters_.size());
+        order_[j].filters.emplace_back(c, static_cast<uint32_t>(filters_.size()));
         filters_.push_back(c);
         filter_segment_.push_back(j);
       }
@@ -566,7 +568,9 @@ class SegmentsProjection : public Projection {
     std::vector<bool> affected(order_.size(), false);
     for (uint32_t i = 0; i < filters_.size(); ++i) {
       if (!Matches(filters_[i]->filter, t)) continue;
-      Keep(*filters_[i], t, now_, KeptOf(*p, i));
+      Kept& k = KeptOf(*p, i);
+      Keep(*filters_[i], t, now_, k);
+      if (Empty(k)) p->kept.erase(FindKept(*p, i));  // it can never count
       affected[filter_segment_[i]] = true;
     }
     for (const auto& [id, at] : answers) {
@@ -581,15 +585,18 @@ class SegmentsProjection : public Projection {
       p->profile.consent[schema::EnumName(stored.channel)] =
           stored.type == TouchpointType::CONSENT_GIVEN;
     }
-    return Reevaluate(person, TransitionCause::EVENT, consent ? nullptr : &affected, false);
+    return Reevaluate(person, TransitionCause::EVENT, consent ? nullptr : &affected, false, p);
   }
 
   // Evaluates the person's live segments at now_ (those `affected` marks, those due by now_ and
   // those that name one whose answer changed; all when nullptr), records what changed, and sets
   // the person's next timer. `remake`: the kept state is made again from the streams first.
+  // `p`: the person's record if the caller holds it (MutablePerson's), else looked up.
   absl::Status Reevaluate(const std::string& person, TransitionCause cause,
-                          const std::vector<bool>* affected, bool remake) {
-    IHS_ASSIGN_OR_RETURN(PersonRec * p, MutablePerson(person));
+                          const std::vector<bool>* affected, bool remake, PersonRec* p = nullptr) {
+    if (p == nullptr) {
+      IHS_ASSIGN_OR_RETURN(p, MutablePerson(person));
+    }
     if (remake || p->epoch != epoch_) {
       IHS_RETURN_IF_ERROR(Remake(*p));
       affected = nullptr;
@@ -598,18 +605,28 @@ class SegmentsProjection : public Projection {
       auto it = FindMember(*p, name);
       return it != p->members.end() && it->segment == name;
     };
+    const Live* seg_of = nullptr;  // the segment being evaluated: its conditions' numbers
+    bool emptied = false;          // a kept state became empty: drop it at the end
     const ConditionFn condition = [&](const Condition& c, Evidence* evidence) {
       if (!HasFilter(c)) return ProfileVerdict(c, p->profile, member_of);
-      const uint32_t index = filter_index_.at(&c);
+      uint32_t index = UINT32_MAX;  // always found: seg_of's rule holds c
+      for (const auto& [filtered, i] : seg_of->filters) {
+        if (filtered == &c) index = i;
+      }
       auto it = FindKept(*p, index);
-      if (it != p->kept.end() && it->index == index) return EvaluateKept(c, now_, *it, evidence);
-      Kept none;
-      return EvaluateKept(c, now_, none, evidence);
+      if (it == p->kept.end() || it->index != index) {
+        Kept none;
+        return EvaluateKept(c, now_, none, evidence);
+      }
+      const Verdict v = EvaluateKept(c, now_, *it, evidence);
+      emptied = emptied || Empty(*it);
+      return v;
     };
     std::vector<bool> changed(order_.size(), false);
     int64_t next = kNever;
     for (uint32_t j = 0; j < order_.size(); ++j) {
       const Live& seg = order_[j];
+      seg_of = &seg;
       bool evaluate =
           affected == nullptr || (*affected)[j] || (p->dues[j] != 0 && p->dues[j] <= now_);
       for (uint32_t n : named_[j]) evaluate = evaluate || changed[n];
@@ -633,7 +650,10 @@ class SegmentsProjection : public Projection {
       }
       if (p->dues[j] != 0) next = std::min(next, p->dues[j]);
     }
-    p->kept.erase(std::remove_if(p->kept.begin(), p->kept.end(), Empty), p->kept.end());
+    // Only an evaluation empties a kept state (Keep adds, Answer moves an answer earlier).
+    if (emptied) {
+      p->kept.erase(std::remove_if(p->kept.begin(), p->kept.end(), Empty), p->kept.end());
+    }
     SetDue(person, *p, next == kNever ? 0 : next);
     return absl::OkStatus();
   }
@@ -890,13 +910,14 @@ class SegmentsProjection : public Projection {
   uint64_t def_count_ = 0;
   std::vector<Live> order_;
   uint64_t epoch_ = 0;  // definition events up to the last one taken
-  // The conditions over touchpoints of order_'s rules, in order; which segment each is of; and
-  // their numbers.
+  // The conditions over touchpoints of order_'s rules, in order (their numbers: Live::filters),
+  // and which segment each is of.
   std::vector<const Condition*> filters_;
   std::vector<uint32_t> filter_segment_;
-  absl::flat_hash_map<const Condition*, uint32_t> filter_index_;
   std::vector<std::vector<uint32_t>> named_;  // per segment: those its rule names
-  std::set<std::pair<int64_t, std::string>> timers_;
+  // A B-tree: a person's timer moves at most events, and with 100k persons a red-black tree's
+  // pointer chase for each move cost a tenth of a rebuild.
+  absl::btree_set<std::pair<int64_t, std::string>> timers_;
   uint64_t next_seq_ = 0;
 
   // Dropped at the head.
