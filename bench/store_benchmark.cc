@@ -10,9 +10,14 @@
 // Benchmarks:
 //   BM_Append{Ihs,Raw}/batch:1|100/threads:1|8   durable appends (WAL synced before return)
 //   BM_ReadStream{Ihs,IhsOpen,Raw}                 one 1,000-event stream, forward
+//   BM_DiskSync                                    the disk's sync rate: 4 KiB appended to a
+//                                                  file, then fdatasync, as `dd oflag=dsync`
+//                                                  measures it; group commit is judged against
+//                                                  it (8 writers: appends per sync)
 // Run: build/bin/store_benchmark [--benchmark_filter=...]   (IHS_BENCH_DIR: where stores go)
 #include <benchmark/benchmark.h>
 #include <capnp/message.h>
+#include <fcntl.h>
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 #include <unistd.h>
@@ -213,6 +218,29 @@ void BM_AppendRaw(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * batch);
   if (state.thread_index() == 0) g_raw.reset();
 }
+
+// ---------------------------------------------------------------------------------------------
+// The disk's own sync rate, on the same file system as the stores.
+
+void BM_DiskSync(benchmark::State& state) {
+  const std::string dir = BenchDir("sync");
+  fs::create_directories(dir);
+  const std::string path = dir + "/probe";
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return state.SkipWithError("open the probe file");
+  const std::string block(4096, '\x5a');
+  for (auto _ : state) {
+    if (::write(fd, block.data(), block.size()) != static_cast<ssize_t>(block.size()) ||
+        ::fdatasync(fd) != 0) {
+      state.SkipWithError("write or sync the probe file");
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+  ::close(fd);
+  fs::remove_all(dir);
+}
+BENCHMARK(BM_DiskSync)->UseRealTime()->MinTime(2.0);
 
 void AppendArgs(benchmark::internal::Benchmark* b) {
   b->ArgName("batch")->Arg(1)->Arg(100)->Threads(1)->Threads(8)->UseRealTime();
