@@ -38,13 +38,22 @@ inline std::string Encode(capnp::MessageBuilder& m) {
 }
 
 // Owns a stored record's bytes and a reader over them (which may read segments lazily).
+//
+// Without capnp's traversal limit: that limit (64 MiB of words read, by default) guards a reader
+// against a hostile message that points at the same bytes again and again, and these records are
+// the projection's own, read back from RocksDB under its checksums. Their size grows with what
+// they keep (a stream's touchpoints, a party's open messages), and Root() reads them once whole
+// to check them, so with the default a record of 32 MiB stopped decoding: a writer of one long
+// stream could stop a projection (and, before the runner caught exceptions, ihsd).
 class PackedRecord {
  public:
   // `what`: the projection, named in errors.
   PackedRecord(absl::string_view bytes, const char* what) : bytes_(bytes), what_(what) {
     error_ = kj::runCatchingExceptions([&] {
       in_.emplace(kj::arrayPtr(reinterpret_cast<const kj::byte*>(bytes_.data()), bytes_.size()));
-      reader_.emplace(*in_);
+      capnp::ReaderOptions options;
+      options.traversalLimitInWords = kj::maxValue;
+      reader_.emplace(*in_, options);
     });
   }
   template <typename T>

@@ -18,6 +18,7 @@
 #include "projections/bulk.h"
 #include "projections/internal/bulk_build.h"
 #include "projections/internal/generation.h"
+#include "projections/internal/guarded.h"
 
 namespace ihs::projections {
 
@@ -240,7 +241,10 @@ absl::StatusOr<uint64_t> CommitBatch(LogAndState store, Projection& projection, 
 absl::StatusOr<uint64_t> ApplyTo(LogAndState store, Projection& projection, Generation& gen,
                                  uint64_t head, size_t max_events,
                                  const std::function<void(uint64_t)>& reached = nullptr) {
-  absl::StatusOr<uint64_t> n = CommitBatch(store, projection, gen, head, max_events, reached);
+  absl::StatusOr<uint64_t> n = absl::UnknownError("not applied");
+  absl::Status thrown = internal::Guarded(
+      projection, [&] { n = CommitBatch(store, projection, gen, head, max_events, reached); });
+  if (!thrown.ok()) n = thrown;
   if (!n.ok()) projection.Discard();
   return n;
 }
@@ -526,8 +530,12 @@ absl::Status Runner::ApplyClock(Slot& slot, absl::Time* wake) {
   }
   // Events recorded before `until` come first: the worker applies them, then comes back.
   if (store_.log->Head() > gen->checkpoint()) return absl::OkStatus();
-  absl::Status s = p.AdvanceClock(until, txn);
-  if (s.ok()) s = p.Flush(txn);
+  absl::Status s;
+  absl::Status thrown = internal::Guarded(p, [&] {
+    s = p.AdvanceClock(until, txn);
+    if (s.ok()) s = p.Flush(txn);
+  });
+  if (!thrown.ok()) s = thrown;
   if (s.ok())
     s = store_.state->WriteState(gen->family(), txn.Finish(gen->checkpoint(), p.version()));
   if (!s.ok()) {

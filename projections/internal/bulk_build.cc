@@ -17,6 +17,7 @@
 #include "common/mutex.h"
 #include "common/status_macros.h"
 #include "projections/bulk.h"
+#include "projections/internal/guarded.h"
 #include "projections/internal/mem_state.h"
 #include "store/stored_event.h"
 
@@ -474,7 +475,13 @@ absl::Status BulkBuild(LogAndState store, const std::vector<Projection*>& shards
             continue;
           }
           txn.set_position(e.position());
-          if (absl::Status s = projection.Apply(e, txn); !s.ok()) return fail(s);
+          absl::Status s;
+          if (absl::Status thrown =
+                  internal::Guarded(projection, [&] { s = projection.Apply(e, txn); });
+              !thrown.ok()) {
+            return fail(thrown);
+          }
+          if (!s.ok()) return fail(s);
         }
         at[shard].store(events.back().position() + 1);
         held[shard].store(mems[shard].bytes());

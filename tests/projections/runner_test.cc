@@ -5,6 +5,7 @@
 
 #include <capnp/message.h>
 #include <gtest/gtest.h>
+#include <kj/debug.h>
 
 #include <atomic>
 #include <map>
@@ -220,11 +221,14 @@ TEST_F(RunnerTest, BackgroundRebuildIsReportedFromStartToSwap) {
 class FlakyCounter final : public Projection {
  public:
   static constexpr uint64_t kFailAt = 1500;
-  explicit FlakyCounter(std::atomic<bool>* failed) : failed_(failed) {}
+  // `throws`: the failure is an exception (as a Cap'n Proto limit throws) instead of a status.
+  explicit FlakyCounter(std::atomic<bool>* failed, bool throws = false)
+      : failed_(failed), throws_(throws) {}
   absl::string_view name() const override { return "counter"; }
   uint32_t version() const override { return 1; }
   absl::Status Apply(const store::StoredEvent& e, Txn& txn) override {
     if (e.position() == kFailAt && !failed_->exchange(true)) {
+      if (throws_) KJ_FAIL_REQUIRE("a thrown failure");
       return absl::UnavailableError("a transient failure");
     }
     const std::string key(e.event().getStreamId().cStr());
@@ -252,9 +256,21 @@ class FlakyCounter final : public Projection {
 
  private:
   std::atomic<bool>* failed_;
+  const bool throws_;
   absl::flat_hash_map<std::string, uint64_t> counts_;
   absl::flat_hash_set<std::string> dirty_;
 };
+
+// The counts of a FlakyCounter's state, added up (each value: the count, then 8 bytes).
+template <typename State>
+uint64_t SumOfCounts(const State& state) {
+  uint64_t total = 0;
+  for (const auto& [key, value] : state) {
+    uint64_t n = 0;
+    if (key[0] != '\0' && absl::SimpleAtoi(value.substr(0, value.size() - 8), &n)) total += n;
+  }
+  return total;
+}
 
 TEST_F(RunnerTest, AFailedBatchLeavesNoTraceInCachesCarriedAcrossBatches) {
   AppendHistory(14, 500, 4000);
@@ -268,12 +284,33 @@ TEST_F(RunnerTest, AFailedBatchLeavesNoTraceInCachesCarriedAcrossBatches) {
   ASSERT_TRUE(failed.load());
   const auto live = DumpState(*store_, ActiveFamily(**runner));
   // The counts add up to the log: nothing of the failed attempt was counted twice.
-  uint64_t total = 0;
-  for (const auto& [key, value] : live) {
-    uint64_t n = 0;
-    if (key[0] != '\0' && absl::SimpleAtoi(value.substr(0, value.size() - 8), &n)) total += n;
-  }
-  EXPECT_EQ(total, store_->Head());
+  EXPECT_EQ(SumOfCounts(live), store_->Head());
+  IHS_ASSERT_OK((*runner)->Rebuild("counter"));
+  EXPECT_TRUE(DumpState(*store_, ActiveFamily(**runner)) == live);
+}
+
+// An exception thrown inside a projection (before, it ended ihsd: a capnp limit on a long
+// stream's record) fails the batch as an error does: the worker retries it, nothing of the
+// attempt stays, and a rebuild that meets it fails with the error and keeps the old state.
+TEST_F(RunnerTest, AnExceptionInAProjectionFailsTheBatchAndDoesNotEndTheProcess) {
+  AppendHistory(15, 500, 4000);
+  std::atomic<bool> failed{false};
+  auto runner =
+      Runner::Open(store_.get(), {[&] { return std::make_unique<FlakyCounter>(&failed, true); }});
+  IHS_ASSERT_OK(runner);
+  (*runner)->Start();
+  ASSERT_TRUE((*runner)->WaitFor("counter", store_->Head(), absl::Now() + absl::Seconds(60)));
+  (*runner)->Stop();
+  ASSERT_TRUE(failed.load());
+  const auto live = DumpState(*store_, ActiveFamily(**runner));
+  EXPECT_EQ(SumOfCounts(live), store_->Head());
+  const std::string family = ActiveFamily(**runner);
+  failed = false;  // the rebuild meets the exception too
+  absl::Status rebuild = (*runner)->Rebuild("counter");
+  EXPECT_EQ(rebuild.code(), absl::StatusCode::kInternal) << rebuild;
+  EXPECT_NE(rebuild.message().find("a thrown failure"), absl::string_view::npos) << rebuild;
+  EXPECT_EQ(ActiveFamily(**runner), family);
+  EXPECT_TRUE(DumpState(*store_, family) == live);
   IHS_ASSERT_OK((*runner)->Rebuild("counter"));
   EXPECT_TRUE(DumpState(*store_, ActiveFamily(**runner)) == live);
 }

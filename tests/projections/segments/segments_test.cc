@@ -18,6 +18,7 @@
 #include "projections/packed_record.h"
 #include "projections/runner.h"
 #include "projections/segments/evaluate.h"
+#include "projections/segments/state.h"
 #include "schema/json.h"
 #include "store/governance.h"
 #include "tests/testutil/store_fixture.h"
@@ -36,6 +37,34 @@ using ::testing::HasSubstr;
 
 constexpr int64_t kSecond = 1000000;
 constexpr int64_t kDay = 86400 * kSecond;
+
+// A long stream's record: its touchpoints stay readable past capnp's default traversal limit
+// (64 MiB of words, read twice by a decode that checks the record first). Before, a record of
+// about 300k touchpoints stopped decoding, and the exception ended ihsd.
+TEST(SegmentsStateTest, AStreamRecordOfHalfAMillionTouchpointsDecodes) {
+  StreamRec rec;
+  rec.person = "p-long";
+  rec.threads = {"t-1"};
+  constexpr size_t kTouches = 500000;
+  rec.touches.resize(kTouches);
+  for (size_t i = 0; i < kTouches; ++i) {
+    StoredTouch& t = rec.touches[i];
+    t.occurred = 1767600000000000 + static_cast<int64_t>(i);
+    t.position = i;
+    t.id[15] = static_cast<char>(i);
+    t.channel = Channel::EMAIL;
+    t.direction = Direction::INBOUND;
+    t.type = TouchpointType::MESSAGE;
+    t.thread = 1;
+  }
+  rec.touches.back().campaign = "spring";
+  auto back = DecodeStream(EncodeStream(rec));
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->touches.size(), kTouches);
+  EXPECT_EQ(back->touches.back().position, kTouches - 1);
+  EXPECT_EQ(back->touches.back().campaign, "spring");
+  EXPECT_EQ(back->touches.back().thread, 1u);
+}
 
 class SegmentsTest : public ihs::testing::StoreTest {
  protected:
