@@ -21,6 +21,9 @@
 //   BM_CommunityTop100             community::ReadTop of 100 (by reach and by standing, in
 //                                  turn); counters p50_us/p99_us
 //   BM_CommunityCardOfTop100       community::ReadCard of those 100 in turn; p50_us/p99_us
+//   BM_LongStream<P>/H             projection P (Timeline, Identity, Segments, Community) on a
+//                                  stream with H earlier events: the next event's cost, applied
+//                                  alone; H=0: each event to a new stream (issue 27's fourth goal)
 //   BM_IdentityRebuild/<dataset>   Runner::Rebuild of identity from position 0
 //   BM_IdentityResolve             identity::Resolve of random streams of the rebuilt state;
 //                                  counters p50_us/p99_us
@@ -467,6 +470,13 @@ bool MeasureCatchUp(benchmark::State& state, store::EventStore& store, projectio
   return true;
 }
 
+// A scratch store with the 50 benchmark segments defined.
+absl::StatusOr<std::unique_ptr<store::EventStore>> OpenScratchWith50(ihs::testing::TempDir& dir) {
+  IHS_ASSIGN_OR_RETURN(std::unique_ptr<store::EventStore> st, OpenScratch(dir));
+  IHS_RETURN_IF_ERROR(Define50(*st));
+  return st;
+}
+
 // Per-event cost against the number of parties: a store of P parties (one purchase each) with
 // the 50 segments, caught up (and 100 events more, so that the worker holds its timers); then
 // more events, applied by CatchUp; items/s, and `ratio` against reading the same events from the
@@ -482,9 +492,8 @@ void SegmentsPerEvent(benchmark::State& state, uint64_t count, bool distinct) {
   for (auto _ : state) {
     state.PauseTiming();
     ihs::testing::TempDir dir;
-    auto st = OpenScratch(dir);
-    if (!st.ok()) return state.SkipWithError("open");
-    if (!Define50(**st).ok()) return state.SkipWithError("define");
+    auto st = OpenScratchWith50(dir);
+    if (!st.ok()) return state.SkipWithError(std::string(st.status().message()).c_str());
     ihs::testing::EventFactory events;
     uint64_t id = 1;
     // Distinct parties: a random order of all of them, taken from the front.
@@ -575,6 +584,69 @@ void BM_SegmentsMembersPage1000(benchmark::State& state) {
   state.SetLabel(absl::StrCat(o.name, ", ", count, " members"));
 }
 BENCHMARK(BM_SegmentsMembersPage1000)->Unit(benchmark::kMicrosecond);
+
+// --- a party's history against its next event --------------------------------------------------
+
+// A stream with `history` earlier events (inbound emails, none answered, so every one stays open
+// in the timeline and waits in the segments), caught up by projection `name`, with the 50
+// segments defined; then single-event appends to it, each followed by the projection's catch-up
+// (a batch of one event, as a worker that follows the log at the head applies it). history 0:
+// each append goes to a new stream instead. The time is the catch-ups' alone; us_per_event the
+// same per event. The issue's goal: as fast on a stream of 1M events as on a new one.
+void LongStream(benchmark::State& state, const char* name) {
+  const uint64_t history = static_cast<uint64_t>(state.range(0));
+  const int appends = history >= 1000000 ? 20 : 200;
+  for (auto _ : state) {
+    ihs::testing::TempDir dir;
+    auto st = OpenScratchWith50(dir);
+    if (!st.ok()) return state.SkipWithError(std::string(st.status().message()).c_str());
+    ihs::testing::EventFactory events;
+    uint64_t id = 1;
+    auto message = [&] {
+      return events.Touchpoint(id++, schema::Channel::EMAIL, schema::TouchpointType::MESSAGE);
+    };
+    for (uint64_t done = 0; done < history;) {
+      std::vector<schema::Event::Reader> evs;
+      for (int n = 0; n < 1000 && done < history; ++n, ++done) evs.push_back(message());
+      if (!(*st)->Append({"long", store::ExpectedVersion::Any(), evs}).ok()) {
+        return state.SkipWithError("load");
+      }
+    }
+    auto r = projections::Runner::Open(st->get(), projections::AllProjections());
+    if (!r.ok() || !(*r)->CatchUp(name).ok()) return state.SkipWithError("catch up");
+    if (!SettleFiles(**st).ok()) return state.SkipWithError("settle");
+    double seconds = 0;
+    for (int i = 0; i < appends; ++i) {
+      const std::string stream = history == 0 ? absl::StrCat("new-", i) : "long";
+      if (!(*st)->Append({stream, store::ExpectedVersion::Any(), {message()}}).ok()) {
+        return state.SkipWithError("append");
+      }
+      const absl::Time t0 = absl::Now();
+      if (!(*r)->CatchUp(name).ok()) return state.SkipWithError("apply");
+      seconds += absl::ToDoubleSeconds(absl::Now() - t0);
+    }
+    state.SetIterationTime(seconds);
+    state.counters["us_per_event"] = seconds * 1e6 / appends;
+  }
+}
+void BM_LongStreamTimeline(benchmark::State& s) { LongStream(s, projections::timeline::kName); }
+void BM_LongStreamIdentity(benchmark::State& s) { LongStream(s, projections::identity::kName); }
+void BM_LongStreamSegments(benchmark::State& s) { LongStream(s, projections::segments::kName); }
+void BM_LongStreamCommunity(benchmark::State& s) { LongStream(s, projections::community::kName); }
+// 0, 10k and 100k earlier events; 1M too for the projections whose cost does not grow with the
+// stream (the timeline and the segments take 35 ms and 258 ms per event at 100k: bench/RESULTS.md).
+void Histories(benchmark::internal::Benchmark* b) {
+  b->Arg(0)->Arg(10000)->Arg(100000)->Unit(benchmark::kMicrosecond);
+  b->UseManualTime()->Iterations(1);
+}
+void HistoriesTo1M(benchmark::internal::Benchmark* b) {
+  Histories(b);
+  b->Arg(1000000);
+}
+BENCHMARK(BM_LongStreamTimeline)->Apply(Histories);
+BENCHMARK(BM_LongStreamIdentity)->Apply(HistoriesTo1M);
+BENCHMARK(BM_LongStreamSegments)->Apply(Histories);
+BENCHMARK(BM_LongStreamCommunity)->Apply(HistoriesTo1M);
 
 // --- community -------------------------------------------------------------------------------
 
