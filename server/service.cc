@@ -189,6 +189,18 @@ void Server::Accept(kj::Own<kj::AsyncIoStream> stream, std::string peer) {
   sh.open_connections = connections_.size();
 }
 
+ServerMetrics Server::Metrics() const {
+  const Shared& sh = *shared_;
+  ServerMetrics m;
+  m.connections = connections_.size();
+  m.pending_logins = sh.pending_logins;
+  m.calls_in_flight = sh.calls_in_flight;
+  m.subscriptions = sh.subscriptions.size();
+  m.accepted = sh.next_connection - 1;
+  m.draining = sh.draining;
+  return m;
+}
+
 size_t Server::EndRevokedSessions() {
   const absl::Time now = absl::Now();
   std::vector<std::pair<uint64_t, std::string>> revoked;

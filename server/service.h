@@ -60,6 +60,16 @@ struct ServerOptions {
   LogSink* log = nullptr;
 };
 
+// What /metrics and /readyz show of the server (server/http.h).
+struct ServerMetrics {
+  size_t connections = 0;     // open, logged in or not
+  size_t pending_logins = 0;  // open and not logged in yet
+  size_t calls_in_flight = 0;
+  size_t subscriptions = 0;  // of events and of segment transitions
+  uint64_t accepted = 0;     // connections accepted since start
+  bool draining = false;     // shutting down
+};
+
 class Server {
  public:
   // `runner` serves the timeline and projection calls; null: they answer `unavailable`.
@@ -79,6 +89,8 @@ class Server {
   // holds with another role, after ihsd read it again), or whose token has expired; returns how
   // many. Their calls and subscriptions end as if the client had hung up.
   size_t EndRevokedSessions();
+
+  ServerMetrics Metrics() const;
 
   // Refuses new calls (`unavailable`), ends every subscription, and resolves once no store call
   // is in flight, or after `grace`.

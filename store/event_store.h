@@ -35,6 +35,7 @@
 #ifndef IHS_STORE_EVENT_STORE_H_
 #define IHS_STORE_EVENT_STORE_H_
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -62,6 +63,28 @@ struct StoreStats {
   uint64_t appends = 0;        // calls that wrote
   uint64_t syncs = 0;          // write groups (one WAL write + sync each)
   uint64_t largest_group = 0;  // most appends in one group
+};
+
+// What ihsd's /metrics shows of the store (docs/operations.md "Metrics"): counters since open and
+// sizes, cheap to read (unlike Stats(), no scan of the store and no Merkle root).
+struct StoreMetrics {
+  // Upper bounds of the histograms' buckets (Prometheus `le`); larger values count in +Inf only.
+  static constexpr std::array<double, 11> kGroupBounds = {1,  2,   4,   8,   16,  32,
+                                                          64, 128, 256, 512, 1024};
+  static constexpr std::array<double, 12> kWriteBounds = {
+      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
+  uint64_t events = 0;  // the log's size
+  uint64_t streams = 0;
+  uint64_t disk_bytes = 0;  // live SST + WAL bytes, all column families
+  // Since open.
+  uint64_t appends = 0;          // calls that wrote
+  uint64_t appended_events = 0;  // the events they wrote
+  uint64_t groups = 0;           // write groups: one WAL write (and sync) each
+  // Per bucket, not cumulative: groups of at most kGroupBounds[i] appends (and more than the
+  // bound before); the same for the seconds of a group's WAL write and sync.
+  std::array<uint64_t, kGroupBounds.size()> group_buckets{};
+  std::array<uint64_t, kWriteBounds.size()> write_buckets{};
+  double write_seconds = 0;  // their sum
 };
 
 // Hooks through which tests force races. Called on the writer's thread; never set in production.
@@ -119,6 +142,7 @@ class EventStore : public LogReader {
   virtual absl::StatusOr<StreamInfo> GetStreamInfo(absl::string_view stream) = 0;
 
   virtual absl::StatusOr<StoreStats> Stats() = 0;
+  virtual StoreMetrics Metrics() = 0;
 
   // From LogReader: Head(), WaitForCommit(), ReadAll() and FindEvent() over the global log.
 };

@@ -410,22 +410,43 @@ absl::StatusOr<StoreStats> EventStoreImpl::Stats() {
     }
     IHS_RETURN_IF_ERROR(FromRocksStatus(it->status(), "count data keys"));
   }
-  uint64_t sst = 0;
-  for (auto* h : handles_) {
-    uint64_t v = 0;
-    if (db_->GetIntProperty(h, rocksdb::DB::Properties::kLiveSstFilesSize, &v)) sst += v;
-  }
-  rocksdb::VectorLogPtr wals;
-  if (db_->GetSortedWalFiles(wals).ok()) {
-    for (const auto& w : wals) sst += w->SizeFileBytes();
-  }
-  st.disk_bytes = sst;
+  st.disk_bytes = DiskBytes();
   IHS_ASSIGN_OR_RETURN(st.root_hash, Root(st.event_count));
   MutexLock l(&mu_);
   st.appends = stat_appends_;
   st.syncs = stat_syncs_;
   st.largest_group = stat_largest_group_;
   return st;
+}
+
+uint64_t EventStoreImpl::DiskBytes() {
+  uint64_t bytes = 0;
+  for (auto* h : handles_) {
+    uint64_t v = 0;
+    if (db_->GetIntProperty(h, rocksdb::DB::Properties::kLiveSstFilesSize, &v)) bytes += v;
+  }
+  rocksdb::VectorLogPtr wals;
+  if (db_->GetSortedWalFiles(wals).ok()) {
+    for (const auto& w : wals) bytes += w->SizeFileBytes();
+  }
+  return bytes;
+}
+
+StoreMetrics EventStoreImpl::Metrics() {
+  const uint64_t disk = DiskBytes();
+  uint64_t streams = 0;
+  {
+    MutexLock l(&leader_mu_);
+    streams = next_stream_no_;
+  }
+  MutexLock l(&mu_);
+  StoreMetrics m = metrics_;
+  m.disk_bytes = disk;
+  m.streams = streams;
+  m.events = head_;
+  m.appends = stat_appends_;
+  m.groups = stat_syncs_;
+  return m;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -60,6 +60,8 @@ class EventStoreImpl final : public EventStore, public StateStore {
   uint64_t WaitForCommit(uint64_t known_head, absl::Time deadline) override;
   absl::StatusOr<int64_t> Watermark() override;
   absl::StatusOr<StoreStats> Stats() override;
+  StoreMetrics Metrics() override;
+  uint64_t DiskBytes();  // live SST and WAL bytes
   absl::StatusOr<std::optional<uint64_t>> FindEvent(absl::string_view event_id) override;
   absl::StatusOr<std::string> BlindIndexKey() override;
 
@@ -203,6 +205,7 @@ class EventStoreImpl final : public EventStore, public StateStore {
   uint64_t stat_appends_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t stat_syncs_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t stat_largest_group_ ABSL_GUARDED_BY(mu_) = 0;
+  StoreMetrics metrics_ ABSL_GUARDED_BY(mu_);  // the counters and histograms of Metrics()
 
   // Held only by the group leader: the tree's right edge and the stream counter.
   absl::Mutex leader_mu_;

@@ -791,7 +791,9 @@ void EventStoreImpl::CommitGroup(std::vector<Writer*>& group) {
   }
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync;
+  const absl::Time write_start = absl::Now();
   absl::Status s = FromRocksStatus(db_->Write(wo, &g.batch), "write group");
+  const double write_seconds = absl::ToDoubleSeconds(absl::Now() - write_start);
   if (!s.ok()) {
     absl::Status failed = absl::UnavailableError(
         absl::StrCat("store ", options_.path,
@@ -819,10 +821,23 @@ void EventStoreImpl::CommitGroup(std::vector<Writer*>& group) {
     }
   }
   MutexLock l(&mu_);
+  metrics_.appended_events += frontier_.size() - head_;
   head_ = frontier_.size();
   stat_appends_ += g.writes;
   ++stat_syncs_;
   stat_largest_group_ = std::max<uint64_t>(stat_largest_group_, g.writes);
+  auto bucket = [](const auto& bounds, double v) {
+    return static_cast<size_t>(std::lower_bound(bounds.begin(), bounds.end(), v) - bounds.begin());
+  };
+  if (size_t b = bucket(StoreMetrics::kGroupBounds, static_cast<double>(g.writes));
+      b < metrics_.group_buckets.size()) {
+    ++metrics_.group_buckets[b];
+  }
+  if (size_t b = bucket(StoreMetrics::kWriteBounds, write_seconds);
+      b < metrics_.write_buckets.size()) {
+    ++metrics_.write_buckets[b];
+  }
+  metrics_.write_seconds += write_seconds;
   commit_cv_.SignalAll();
 }
 

@@ -185,6 +185,7 @@ TEST(StoreFaces, ALogThatIsNotAnEmbeddedStoreIsRefusedByName) {
     uint64_t WaitForCommit(uint64_t known, absl::Time) override { return known; }
     absl::StatusOr<int64_t> Watermark() override { return 0; }
     absl::StatusOr<StoreStats> Stats() override { return StoreStats{}; }
+    StoreMetrics Metrics() override { return StoreMetrics{}; }
     absl::StatusOr<std::optional<uint64_t>> FindEvent(absl::string_view) override {
       return std::nullopt;
     }

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -727,7 +728,37 @@ TEST_F(EventStoreTest, ConcurrentAppendsShareOneSync) {
   EXPECT_EQ(stats->appends, static_cast<uint64_t>(kWriters));
   EXPECT_EQ(stats->syncs, 1u);  // the leader's one sync carried all eight appends
   EXPECT_EQ(stats->largest_group, static_cast<uint64_t>(kWriters));
+  // /metrics' histogram has the group in the bucket of groups of 5 to 8 appends.
+  const StoreMetrics m = store_->Metrics();
+  EXPECT_EQ(m.groups, 1u);
+  EXPECT_EQ(m.appends, static_cast<uint64_t>(kWriters));
+  EXPECT_EQ(m.group_buckets[3], 1u);
+  EXPECT_EQ(std::accumulate(m.group_buckets.begin(), m.group_buckets.end(), uint64_t{0}), 1u);
   IHS_EXPECT_OK(Verify(*store_));
+}
+
+// What ihsd's /metrics shows of the store: the log's size, streams, appends and their events,
+// one group per sequential append, each group's write timed, and the files on disk.
+TEST_F(EventStoreTest, MetricsCountAppendsEventsGroupsAndTheirWrites) {
+  IHS_ASSERT_OK(AppendOne("ada", 1));
+  IHS_ASSERT_OK(AppendOne("bob", 2));
+  std::vector<schema::Event::Reader> three;
+  for (uint64_t id = 3; id <= 5; ++id) {
+    three.push_back(events_.Touchpoint(id, Channel::EMAIL, TouchpointType::MESSAGE));
+  }
+  IHS_ASSERT_OK(store_->Append({"ada", ExpectedVersion::Exact(0), three}));
+  // A duplicate writes nothing and is no group.
+  IHS_ASSERT_OK(AppendOne("bob", 2));
+  const StoreMetrics m = store_->Metrics();
+  EXPECT_EQ(m.events, 5u);
+  EXPECT_EQ(m.streams, 2u);
+  EXPECT_EQ(m.appends, 3u);
+  EXPECT_EQ(m.appended_events, 5u);
+  EXPECT_EQ(m.groups, 3u);
+  EXPECT_EQ(m.group_buckets[0], 3u);  // each of one append
+  EXPECT_EQ(std::accumulate(m.write_buckets.begin(), m.write_buckets.end(), uint64_t{0}), 3u);
+  EXPECT_GT(m.write_seconds, 0);
+  EXPECT_GT(m.disk_bytes, 0u);
 }
 
 TEST_F(EventStoreTest, ConflictInAGroupFailsOnlyThatWriter) {

@@ -62,6 +62,8 @@ absl::StatusOr<std::unique_ptr<IhsdProcess>> IhsdProcess::Start(const IhsdOption
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
     if (absl::ConsumePrefix(&line, "listening on ")) {
       p->addresses_.emplace_back(line.substr(0, line.find(' ')));  // "ADDR" or "ADDR tls"
+    } else if (absl::ConsumePrefix(&line, "http on ")) {
+      p->http_addresses_.emplace_back(line.substr(0, line.find(' ')));
     }
   }
   // stdout stays open until ihsd exits; it writes nothing more, so the pipe never fills.

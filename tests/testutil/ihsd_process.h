@@ -15,12 +15,12 @@
 namespace ihs::testing {
 
 struct IhsdOptions {
-  std::string binary;                    // path of ihsd
-  std::string data;                      // --data
-  std::string tokens;                    // --tokens, or empty (open, loopback only)
+  std::string binary;  // path of ihsd
+  std::string data;    // --data
+  std::string tokens;  // --tokens, or empty (open, loopback only)
   std::vector<std::string> listen = {"127.0.0.1:0"};
   std::vector<std::string> extra_args;
-  std::string log_path;                  // stderr goes here (default DATA.log)
+  std::string log_path;  // stderr goes here (default DATA.log)
 };
 
 class IhsdProcess {
@@ -32,6 +32,8 @@ class IhsdProcess {
   pid_t pid() const { return pid_; }
   // The addresses it listens on, as it printed them ("127.0.0.1:41234", "unix:/tmp/x.sock").
   const std::vector<std::string>& addresses() const { return addresses_; }
+  // The addresses of its --http listeners, as it printed them ("http on ADDR").
+  const std::vector<std::string>& http_addresses() const { return http_addresses_; }
   // Sends `signo` and waits for the exit; returns the exit code (128 + signal if killed).
   int Stop(int signo);
   bool Running();
@@ -45,6 +47,7 @@ class IhsdProcess {
   int stdout_fd_ = -1;
   std::string log_path_;
   std::vector<std::string> addresses_;
+  std::vector<std::string> http_addresses_;
 };
 
 }  // namespace ihs::testing

@@ -4,15 +4,18 @@
 //        [--max-calls-in-flight N] [--max-message-bytes N] [--max-connections N]
 //        [--max-pending-logins N] [--login-timeout SECONDS] [--max-subscriptions N]
 //        [--max-subscriptions-per-connection N] [--subscriber-timeout SECONDS]
-//        [--tls-cert FILE --tls-key FILE]
+//        [--tls-cert FILE --tls-key FILE] [--http ADDR]... [--ready-lag N]
+//        [--metrics-tokens FILE]
 //
 // ADDR is HOST:PORT (default 127.0.0.1:7420; port 0 picks a free one) or unix:PATH. With
 // --tls-cert and --tls-key, TCP listeners speak TLS (kj-tls, OpenSSL) and are shown "ADDR tls".
 // Without a tokens file every login is admin, so ihsd then listens on loopback and unix sockets
-// only, and says so loudly. On stdout it prints one "listening on ADDR" line per listener, then
-// "ready"; problems go to stderr, one line each. SIGINT or SIGTERM: stop accepting, end
-// subscriptions, let the appends in flight finish, close the store, exit 0. SIGHUP (with a tokens
-// file): read the tokens file again, and close the connections of tokens it no longer holds.
+// only, and says so loudly. --http serves /healthz, /readyz and /metrics (server/http.h) on the
+// same event loop. On stdout it prints one "listening on ADDR" line per RPC listener and one
+// "http on ADDR" line per HTTP listener, then "ready"; problems go to stderr, one line each. SIGINT
+// or SIGTERM: stop accepting, end subscriptions, let the appends in flight finish, close the store,
+// exit 0. SIGHUP (with a tokens file): read the tokens file again, and close the connections of
+// tokens it no longer holds.
 //
 // Exit codes: 0 stopped cleanly, 1 usage, 2 bad configuration (address, tokens file),
 // 5 store unavailable, 4 store integrity failure on open.
@@ -27,6 +30,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -39,6 +43,7 @@
 #include "projections/identity/resolver.h"
 #include "projections/registry.h"
 #include "projections/runner.h"
+#include "server/http.h"
 #include "server/service.h"
 #include "server/tokens.h"
 #include "store/event_store.h"
@@ -115,6 +120,16 @@ int Main(int argc, char** argv) {
                  "seconds a subscriber has to take a push before its subscription ends "
                  "(default 60)")
       ->check(CLI::Range(0.1, 86400.0));
+  std::vector<std::string> http;
+  server::HttpOptions ho;
+  std::string metrics_tokens_path;
+  app.add_option("--http", http,
+                 "HOST:PORT or unix:PATH, repeatable: /healthz, /readyz and /metrics over HTTP "
+                 "(TLS as --listen)");
+  app.add_option("--ready-lag", ho.ready_lag_events,
+                 "/readyz: events a projection may be behind the log (default 10000)");
+  app.add_option("--metrics-tokens", metrics_tokens_path,
+                 "tokens file whose tokens (any role) may read /metrics (admin tokens may too)");
   app.set_version_flag("--version", "ihsd " IHS_VERSION);
   app.footer(
       "Exit codes: 0 stopped cleanly, 1 usage, 2 bad configuration, 4 store integrity failure, "
@@ -142,6 +157,14 @@ int Main(int argc, char** argv) {
     return Die(kExitBadConfig, "cannot read --tls-cert " + tls_cert + " or --tls-key " + tls_key);
   }
 
+  std::optional<server::Tokens> metrics_tokens;
+  if (!metrics_tokens_path.empty()) {
+    absl::StatusOr<server::Tokens> t = server::Tokens::Load(metrics_tokens_path);
+    if (!t.ok()) return Die(kExitBadConfig, std::string(t.status().message()));
+    if (t->size() == 0) return Die(kExitBadConfig, metrics_tokens_path + " holds no tokens");
+    metrics_tokens = std::move(*t);
+    ho.metrics_tokens = &*metrics_tokens;
+  }
   server::Tokens tokens = server::Tokens::Open();
   if (!tokens_path.empty()) {
     absl::StatusOr<server::Tokens> t = server::Tokens::Load(tokens_path);
@@ -179,37 +202,45 @@ int Main(int argc, char** argv) {
                    absl::StrCat("bad --tls-cert or --tls-key: ", e->getDescription().cStr()));
       }
     }
+    std::vector<Listener> http_listeners;
+    // Binds `a` into `into`; a TCP port speaks TLS when ihsd has a certificate.
+    auto bind = [&](const std::string& flag, const std::string& a, std::vector<Listener>& into) {
+      auto addr = io.provider->getNetwork().parseAddress(a, 7420).wait(io.waitScope);
+      std::string resolved = addr->toString().cStr();
+      if (tokens.open() && !IsLoopback(resolved)) {
+        config_error =
+            absl::StrCat(flag, " ", a, " (", resolved,
+                         ") is not loopback: without --tokens ihsd is open to anyone, so it "
+                         "listens on 127.0.0.1, ::1 and unix sockets only");
+        return false;
+      }
+      Listener l;
+      if (absl::StartsWith(resolved, "unix:")) {
+        l.unix_path = resolved.substr(5);
+        struct stat st;
+        // A socket left by an ihsd that died: nobody listens on it any more.
+        if (stat(l.unix_path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+          unlink(l.unix_path.c_str());
+        }
+        l.shown = resolved;
+      }
+      l.receiver = addr->listen();
+      if (l.unix_path.empty()) {
+        l.shown = absl::StrCat(resolved.substr(0, resolved.rfind(':')), ":", l.receiver->getPort());
+        if (tls) {
+          l.receiver = tls->wrapPort(kj::mv(l.receiver));
+          l.shown += " tls";
+        }
+      }
+      into.push_back(kj::mv(l));
+      return true;
+    };
     KJ_IF_MAYBE (e, kj::runCatchingExceptions([&] {
                    for (const std::string& a : listen) {
-                     auto addr = io.provider->getNetwork().parseAddress(a, 7420).wait(io.waitScope);
-                     std::string resolved = addr->toString().cStr();
-                     if (tokens.open() && !IsLoopback(resolved)) {
-                       config_error = absl::StrCat(
-                           "--listen ", a, " (", resolved,
-                           ") is not loopback: without --tokens ihsd is open to anyone, so it "
-                           "listens on 127.0.0.1, ::1 and unix sockets only");
-                       return;
-                     }
-                     Listener l;
-                     if (absl::StartsWith(resolved, "unix:")) {
-                       l.unix_path = resolved.substr(5);
-                       struct stat st;
-                       // A socket left by an ihsd that died: nobody listens on it any more.
-                       if (stat(l.unix_path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
-                         unlink(l.unix_path.c_str());
-                       }
-                       l.shown = resolved;
-                     }
-                     l.receiver = addr->listen();
-                     if (l.unix_path.empty()) {
-                       l.shown = absl::StrCat(resolved.substr(0, resolved.rfind(':')), ":",
-                                              l.receiver->getPort());
-                       if (tls) {
-                         l.receiver = tls->wrapPort(kj::mv(l.receiver));
-                         l.shown += " tls";
-                       }
-                     }
-                     listeners.push_back(kj::mv(l));
+                     if (!bind("--listen", a, listeners)) return;
+                   }
+                   for (const std::string& a : http) {
+                     if (!bind("--http", a, http_listeners)) return;
                    }
                  })) {
       return Die(kExitBadConfig, absl::StrCat("cannot listen: ", e->getDescription().cStr()));
@@ -252,6 +283,20 @@ int Main(int argc, char** argv) {
         Log().Log(absl::StrCat("listener ", l.shown, " failed: ", e.getDescription().cStr()));
       }));
       std::cout << "listening on " << l.shown << std::endl;
+    }
+    ho.version = IHS_VERSION;
+    server::OperatorHttp operator_http(**store, runner->get(), server, tokens, ho);
+    kj::HttpServerSettings http_settings;
+    http_settings.headerTimeout = 10 * kj::SECONDS;
+    kj::HttpServer http_server(io.provider->getTimer(), operator_http.header_table(), operator_http,
+                               http_settings);
+    for (Listener& l : http_listeners) {
+      serving.push_back(
+          http_server.listenHttp(*l.receiver).eagerlyEvaluate([&l](kj::Exception&& e) {
+            Log().Log(
+                absl::StrCat("http listener ", l.shown, " failed: ", e.getDescription().cStr()));
+          }));
+      std::cout << "http on " << l.shown << std::endl;
     }
     if (tokens.open()) {
       Log().Log(
@@ -313,9 +358,11 @@ int Main(int argc, char** argv) {
     serving.clear();  // stop accepting
     server.Shutdown(io.provider->getTimer(), absl::Seconds(30)).wait(io.waitScope);
     // ~Server closes the connections and joins the workers before the store closes.
-    for (Listener& l : listeners) {
-      l.receiver = nullptr;
-      if (!l.unix_path.empty()) unlink(l.unix_path.c_str());
+    for (std::vector<Listener>* ls : {&listeners, &http_listeners}) {
+      for (Listener& l : *ls) {
+        l.receiver = nullptr;
+        if (!l.unix_path.empty()) unlink(l.unix_path.c_str());
+      }
     }
     bands.Stop();
     resolver.Stop();

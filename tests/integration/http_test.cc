@@ -1,0 +1,250 @@
+// ihsd's operator endpoints over HTTP (server/http.h): a real ihsd with --http, asked over a
+// plain socket as Prometheus, a load balancer or curl would; and the metrics text and the
+// readiness rules by themselves.
+#include "server/http.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "tests/integration/rpc_fixture.h"
+
+namespace ihs {
+namespace {
+
+struct HttpReply {
+  int status = 0;
+  std::string head;  // status line and headers
+  std::string body;
+};
+
+// One request on its own connection, read to the end of its reply.
+HttpReply Http(const std::string& address, const std::string& method, const std::string& path,
+               const std::string& extra_headers = "") {
+  HttpReply r;
+  const size_t colon = address.rfind(':');
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
+  inet_pton(AF_INET, address.substr(0, colon).c_str(), &sa.sin_addr);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
+    if (fd >= 0) close(fd);
+    return r;
+  }
+  const std::string req = absl::StrCat(method, " ", path, " HTTP/1.1\r\nHost: ", address,
+                                       "\r\n", extra_headers, "\r\n");
+  if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
+    close(fd);
+    return r;
+  }
+  // Read until the body's Content-Length has come (kj-http keeps the connection open for the
+  // next request), or until ihsd closes it.
+  std::string all;
+  char buf[4096];
+  for (;;) {
+    const size_t end = all.find("\r\n\r\n");
+    if (end != std::string::npos) {
+      size_t length = 0;
+      for (absl::string_view line : absl::StrSplit(all.substr(0, end), "\r\n")) {
+        if (absl::ConsumePrefix(&line, "Content-Length: ")) (void)absl::SimpleAtoi(line, &length);
+      }
+      if (method == "HEAD" || all.size() >= end + 4 + length) break;
+    }
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    all.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  const size_t end = all.find("\r\n\r\n");
+  if (end == std::string::npos) return r;
+  r.head = all.substr(0, end);
+  r.body = all.substr(end + 4);
+  std::vector<std::string> first = absl::StrSplit(r.head.substr(0, r.head.find("\r\n")), ' ');
+  if (first.size() >= 2) (void)absl::SimpleAtoi(first[1], &r.status);
+  return r;
+}
+
+// The value of a sample line "NAME VALUE" or "NAME{LABELS} VALUE" of a metrics text; -1 if none.
+double Sample(const std::string& text, const std::string& series) {
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (absl::ConsumePrefix(&line, series) && absl::ConsumePrefix(&line, " ")) {
+      double v = 0;
+      return absl::SimpleAtod(line, &v) ? v : -1;
+    }
+  }
+  return -1;
+}
+
+class HttpTest : public RpcTest {
+ protected:
+  void StartWithHttp(std::vector<std::string> extra = {}) {
+    extra.insert(extra.begin(), {"--http", "127.0.0.1:0"});
+    StartServer(std::move(extra));
+    ASSERT_EQ(server_->http_addresses().size(), 1u);
+    http_ = server_->http_addresses()[0];
+  }
+  std::string Bearer(const std::string& token) {
+    return absl::StrCat("Authorization: Bearer ", token, "\r\n");
+  }
+  std::string http_;
+};
+
+TEST_F(HttpTest, HealthAndReadinessAnswerWithoutAToken) {
+  StartWithHttp();
+  HttpReply h = Http(http_, "GET", "/healthz");
+  EXPECT_EQ(h.status, 200) << h.head;
+  EXPECT_EQ(h.body, "ok\n");
+  EXPECT_TRUE(absl::StrContains(h.head, "Cache-Control: no-store")) << h.head;
+  HttpReply r = Http(http_, "GET", "/readyz");
+  EXPECT_EQ(r.status, 200) << r.head << r.body;
+  EXPECT_EQ(r.body, "ready\n");
+}
+
+TEST_F(HttpTest, MetricsCountTheAppendsAndShowEveryProjection) {
+  StartWithHttp();
+  auto w = MustConnect("writer");
+  ASSERT_NE(w, nullptr);
+  for (uint64_t id = 1; id <= 3; ++id) {
+    IHS_ASSERT_OK(w->Append(
+        One(absl::StrCat("c-", id),
+            events_.Touchpoint(id, schema::Channel::EMAIL, schema::TouchpointType::MESSAGE))));
+  }
+  HttpReply m = Http(http_, "GET", "/metrics", Bearer(tokens_["admin"]));
+  ASSERT_EQ(m.status, 200) << m.head << m.body;
+  EXPECT_TRUE(absl::StrContains(m.head, "Content-Type: text/plain; version=0.0.4")) << m.head;
+  EXPECT_EQ(Sample(m.body, "ihs_events"), 3);
+  EXPECT_EQ(Sample(m.body, "ihs_streams"), 3);
+  EXPECT_EQ(Sample(m.body, "ihs_appends_total"), 3);
+  EXPECT_EQ(Sample(m.body, "ihs_appended_events_total"), 3);
+  // Every group is counted in +Inf, and its appends in the sum.
+  const double groups = Sample(m.body, "ihs_group_commit_appends_count");
+  EXPECT_GE(groups, 1);
+  EXPECT_LE(groups, 3);
+  EXPECT_EQ(Sample(m.body, "ihs_group_commit_appends_bucket{le=\"+Inf\"}"), groups);
+  EXPECT_EQ(Sample(m.body, "ihs_group_commit_appends_sum"), 3);
+  EXPECT_EQ(Sample(m.body, "ihs_group_commit_write_seconds_count"), groups);
+  EXPECT_GT(Sample(m.body, "ihs_group_commit_write_seconds_sum"), 0);
+  EXPECT_GT(Sample(m.body, "ihs_disk_bytes"), 0);
+  EXPECT_GE(Sample(m.body, "ihs_rpc_connections"), 1);  // the writer's
+  for (const char* p : {"timeline", "identity", "segments", "community"}) {
+    const std::string label = absl::StrCat("{projection=\"", p, "\"}");
+    EXPECT_GE(Sample(m.body, "ihs_projection_checkpoint" + label), 0) << p;
+    EXPECT_GE(Sample(m.body, "ihs_projection_lag_events" + label), 0) << p;
+  }
+  // HEAD: the same headers, no body.
+  HttpReply head = Http(http_, "HEAD", "/metrics", Bearer(tokens_["admin"]));
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.body, "");
+}
+
+TEST_F(HttpTest, MetricsAskForAnAdminOrAMetricsToken) {
+  const std::string scrape = server::NewToken();
+  std::ofstream(dir_.Sub("metrics-tokens"))
+      << server::TokenLine(rpc::Role::READER, "prometheus", scrape);
+  StartWithHttp({"--metrics-tokens", dir_.Sub("metrics-tokens")});
+  HttpReply none = Http(http_, "GET", "/metrics");
+  EXPECT_EQ(none.status, 401);
+  EXPECT_TRUE(absl::StrContains(none.head, "WWW-Authenticate: Bearer")) << none.head;
+  EXPECT_FALSE(absl::StrContains(none.body, "ihs_events"));
+  EXPECT_EQ(Http(http_, "GET", "/metrics", Bearer(tokens_["reader"])).status, 401);
+  EXPECT_EQ(Http(http_, "GET", "/metrics", Bearer("not-a-token")).status, 401);
+  EXPECT_EQ(Http(http_, "GET", "/metrics", "Authorization: Basic YTpi\r\n").status, 401);
+  EXPECT_EQ(Http(http_, "GET", "/metrics", Bearer(tokens_["admin"])).status, 200);
+  EXPECT_EQ(Http(http_, "GET", "/metrics", Bearer(scrape)).status, 200);
+  // A metrics token is no RPC token.
+  EXPECT_FALSE(Client::Connect({tcp(), scrape}).ok());
+  EXPECT_EQ(Http(http_, "GET", "/healthz").status, 200);
+}
+
+TEST_F(HttpTest, OtherPathsAndMethodsAreRefusedByName) {
+  StartWithHttp();
+  HttpReply nf = Http(http_, "GET", "/admin");
+  EXPECT_EQ(nf.status, 404);
+  EXPECT_TRUE(absl::StrContains(nf.body, "/healthz")) << nf.body;
+  HttpReply post = Http(http_, "POST", "/healthz", "Content-Length: 0\r\n");
+  EXPECT_EQ(post.status, 405);
+  EXPECT_TRUE(absl::StrContains(post.head, "Allow: GET, HEAD")) << post.head;
+  // A query string does not change the path.
+  EXPECT_EQ(Http(http_, "GET", "/healthz?verbose=1").status, 200);
+  // A request that is not HTTP gets an error, and ihsd goes on serving.
+  HttpReply bad = Http(http_, "GARBAGE\x01", "/healthz");
+  EXPECT_NE(bad.status, 200);
+  EXPECT_EQ(Http(http_, "GET", "/healthz").status, 200);
+}
+
+TEST(HttpOpenTest, WithoutTokensHttpListensOnLoopbackOnly) {
+  testing::TempDir dir;
+  IhsdOptions o;
+  o.binary = IHS_IHSD;
+  o.data = dir.Sub("data");
+  o.extra_args = {"--http", "0.0.0.0:0"};
+  auto p = IhsdProcess::Start(o);
+  ASSERT_FALSE(p.ok());
+  EXPECT_TRUE(absl::StrContains(p.status().message(), "exit 2")) << p.status();
+  EXPECT_TRUE(absl::StrContains(p.status().message(), "--http 0.0.0.0:0")) << p.status();
+  EXPECT_FALSE(std::filesystem::exists(dir.Sub("data") + "/CURRENT"));  // the store untouched
+}
+
+// --- the text and the rules by themselves ---------------------------------------------------
+
+TEST(RenderMetricsTest, HistogramsAreCumulativeAndLabelsEscaped) {
+  store::StoreMetrics st;
+  st.groups = 4;
+  st.appends = 9;
+  st.group_buckets[0] = 2;  // 1 append
+  st.group_buckets[2] = 1;  // 3..4
+  // and one group above 1024: only in +Inf
+  server::ServerMetrics sv;
+  projections::ProjectionStatus p;
+  p.name = "odd\"name\\";
+  p.state = "catching up";
+  p.lag_events = 7;
+  const std::string text = server::RenderMetrics(st, sv, {p}, "1.2.3");
+  EXPECT_EQ(Sample(text, "ihs_group_commit_appends_bucket{le=\"1\"}"), 2);
+  EXPECT_EQ(Sample(text, "ihs_group_commit_appends_bucket{le=\"2\"}"), 2);
+  EXPECT_EQ(Sample(text, "ihs_group_commit_appends_bucket{le=\"4\"}"), 3);
+  EXPECT_EQ(Sample(text, "ihs_group_commit_appends_bucket{le=\"1024\"}"), 3);
+  EXPECT_EQ(Sample(text, "ihs_group_commit_appends_bucket{le=\"+Inf\"}"), 4);
+  EXPECT_EQ(Sample(text, "ihs_group_commit_appends_sum"), 9);
+  EXPECT_EQ(Sample(text, "ihs_projection_lag_events{projection=\"odd\\\"name\\\\\"}"), 7);
+  EXPECT_EQ(
+      Sample(text, "ihs_projection_state{projection=\"odd\\\"name\\\\\",state=\"catching up\"}"),
+      1);
+  EXPECT_EQ(Sample(text, "ihs_projection_state{projection=\"odd\\\"name\\\\\",state=\"live\"}"), 0);
+  EXPECT_EQ(Sample(text, "ihs_build_info{version=\"1.2.3\"}"), 1);
+  // Each family is declared once, before its samples.
+  EXPECT_EQ(text.find("# TYPE ihs_projection_state gauge"),
+            text.rfind("# TYPE ihs_projection_state gauge"));
+}
+
+TEST(NotReadyTest, FailedCorruptOrLaggingProjectionsAndShutdownAreReasons) {
+  server::ServerMetrics sv;
+  projections::ProjectionStatus live, behind, failed;
+  live.name = "timeline";
+  live.state = "catching up";
+  live.lag_events = 100;
+  EXPECT_TRUE(server::NotReady(sv, {live}, 100).empty());
+  behind = live;
+  behind.name = "segments";
+  behind.lag_events = 101;
+  failed.name = "community";
+  failed.state = "failed";
+  failed.error = "projection community threw: boom";
+  sv.draining = true;
+  const std::vector<std::string> why = server::NotReady(sv, {live, behind, failed}, 100);
+  ASSERT_EQ(why.size(), 3u);
+  EXPECT_EQ(why[0], "ihsd is shutting down");
+  EXPECT_EQ(why[1], "projection segments is 101 events behind the log (more than 100)");
+  EXPECT_EQ(why[2], "projection community is failed: projection community threw: boom");
+}
+
+}  // namespace
+}  // namespace ihs
