@@ -72,7 +72,7 @@ constexpr std::array<const char*, 5> kProjectionStates = {"live", "catching up",
 
 std::string RenderMetrics(const store::StoreMetrics& st, const ServerMetrics& server,
                           const std::vector<projections::ProjectionStatus>& projections,
-                          const std::string& version) {
+                          const std::string& version, uint64_t http_refused) {
   Writer w;
   w.Family("ihs_build_info", "gauge", "The running ihsd's version (always 1).");
   w.Sample("ihs_build_info", absl::StrCat("version=\"", Label(version), "\""), 1);
@@ -102,6 +102,9 @@ std::string RenderMetrics(const store::StoreMetrics& st, const ServerMetrics& se
         static_cast<double>(server.calls_in_flight));
   w.One("ihs_rpc_subscriptions", "gauge", "Running subscriptions (events and transitions).",
         static_cast<double>(server.subscriptions));
+  w.One("ihs_http_connections_refused_total", "counter",
+        "HTTP connections closed at accept: more than --max-http-connections were open.",
+        static_cast<double>(http_refused));
   if (projections.empty()) return w.Take();
   auto per = [&](absl::string_view name, absl::string_view type, absl::string_view help,
                  auto value) {
@@ -158,7 +161,8 @@ std::vector<std::string> NotReady(const ServerMetrics& server,
 }
 
 OperatorHttp::OperatorHttp(store::EventStore& store, projections::Runner* runner,
-                           const Server& server, const Tokens& tokens, HttpOptions options)
+                           const Server& server, const Tokens& tokens, kj::Timer& timer,
+                           HttpOptions options)
     : store_(store),
       runner_(runner),
       server_(server),
@@ -171,6 +175,24 @@ OperatorHttp::OperatorHttp(store::EventStore& store, projections::Runner* runner
   cache_control_ = b.add("Cache-Control");
   nosniff_ = b.add("X-Content-Type-Options");
   table_ = b.build();
+  kj::HttpServerSettings settings;
+  settings.headerTimeout = 10 * kj::SECONDS;
+  http_ = kj::heap<kj::HttpServer>(timer, *table_, *this, settings);
+  connections_ = kj::heap<kj::TaskSet>(*this);
+}
+
+OperatorHttp::~OperatorHttp() { connections_ = nullptr; }
+
+kj::Promise<void> OperatorHttp::Listen(kj::ConnectionReceiver& listener) {
+  return listener.accept().then([this, &listener](kj::Own<kj::AsyncIoStream> stream) {
+    if (open_ >= options_.max_connections) {
+      ++refused_;  // dropping the stream closes it
+    } else {
+      ++open_;
+      connections_->add(http_->listenHttp(kj::mv(stream)).attach(kj::defer([this] { --open_; })));
+    }
+    return Listen(listener);
+  });
 }
 
 kj::Promise<void> OperatorHttp::Send(Response& response, unsigned status, kj::StringPtr status_text,
@@ -231,7 +253,7 @@ kj::Promise<void> OperatorHttp::request(kj::HttpMethod method, kj::StringPtr url
                 "text/plain; charset=utf-8", /*challenge=*/true);
   }
   return Send(response, 200, "OK",
-              RenderMetrics(store_.Metrics(), server, status, options_.version),
+              RenderMetrics(store_.Metrics(), server, status, options_.version, refused_),
               "text/plain; version=0.0.4; charset=utf-8");
 }
 

@@ -30,7 +30,10 @@
 namespace ihs::server {
 
 struct HttpOptions {
-  uint64_t ready_lag_events = 10000;       // /readyz: how far a projection may be behind the head
+  uint64_t ready_lag_events = 10000;  // /readyz: how far a projection may be behind the head
+  // HTTP connections open at once; more are closed as they are accepted (counted in
+  // ihs_http_connections_refused_total), so that idle sockets cannot take ihsd's descriptors.
+  size_t max_connections = 64;
   const Tokens* metrics_tokens = nullptr;  // tokens that may read /metrics (any role); may be null
   std::string version = "0";
 };
@@ -38,21 +41,23 @@ struct HttpOptions {
 // The /metrics text. `server` and `projections` as Server::Metrics and Runner::Status give them.
 std::string RenderMetrics(const store::StoreMetrics& store, const ServerMetrics& server,
                           const std::vector<projections::ProjectionStatus>& projections,
-                          const std::string& version);
+                          const std::string& version, uint64_t http_refused);
 
 // Why ihsd is not ready (empty: ready).
 std::vector<std::string> NotReady(const ServerMetrics& server,
                                   const std::vector<projections::ProjectionStatus>& projections,
                                   uint64_t ready_lag_events);
 
-class OperatorHttp final : public kj::HttpService {
+class OperatorHttp final : public kj::HttpService, public kj::TaskSet::ErrorHandler {
  public:
   // All of them must outlive it; `runner` may be null (no projections). `tokens` is read at each
   // request, so a reload (SIGHUP) applies at once.
   OperatorHttp(store::EventStore& store, projections::Runner* runner, const Server& server,
-               const Tokens& tokens, HttpOptions options);
+               const Tokens& tokens, kj::Timer& timer, HttpOptions options);
+  ~OperatorHttp();
 
-  const kj::HttpHeaderTable& header_table() const { return *table_; }
+  // Accepts connections until the promise is dropped, at most options.max_connections at once.
+  kj::Promise<void> Listen(kj::ConnectionReceiver& listener);
 
   kj::Promise<void> request(kj::HttpMethod method, kj::StringPtr url,
                             const kj::HttpHeaders& headers, kj::AsyncInputStream& body,
@@ -63,6 +68,7 @@ class OperatorHttp final : public kj::HttpService {
                          std::string body, const char* content_type = "text/plain; charset=utf-8",
                          bool challenge = false);
   bool MayReadMetrics(const kj::HttpHeaders& headers) const;
+  void taskFailed(kj::Exception&&) override {}  // a connection that failed (reset, timeout)
 
   store::EventStore& store_;
   projections::Runner* runner_;
@@ -72,6 +78,10 @@ class OperatorHttp final : public kj::HttpService {
   kj::Own<kj::HttpHeaderTable> table_;
   kj::HttpHeaderId authorization_;
   kj::HttpHeaderId www_authenticate_, allow_, cache_control_, nosniff_;
+  size_t open_ = 0;       // connections being served
+  uint64_t refused_ = 0;  // closed at accept: over max_connections
+  kj::Own<kj::HttpServer> http_;
+  kj::Own<kj::TaskSet> connections_;  // last: its tasks count down open_ as they end
 };
 
 }  // namespace ihs::server

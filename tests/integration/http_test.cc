@@ -39,8 +39,8 @@ HttpReply Http(const std::string& address, const std::string& method, const std:
     if (fd >= 0) close(fd);
     return r;
   }
-  const std::string req = absl::StrCat(method, " ", path, " HTTP/1.1\r\nHost: ", address,
-                                       "\r\n", extra_headers, "\r\n");
+  const std::string req = absl::StrCat(method, " ", path, " HTTP/1.1\r\nHost: ", address, "\r\n",
+                                       extra_headers, "\r\n");
   if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
     close(fd);
     return r;
@@ -180,6 +180,35 @@ TEST_F(HttpTest, OtherPathsAndMethodsAreRefusedByName) {
   EXPECT_EQ(Http(http_, "GET", "/healthz").status, 200);
 }
 
+// Idle sockets cannot take ihsd's descriptors: past --max-http-connections a connection is
+// closed as it is accepted, and one that ends makes room.
+TEST_F(HttpTest, ConnectionsPastTheLimitAreClosedAtOnceAndCounted) {
+  StartWithHttp({"--max-http-connections", "2"});
+  auto idle = [&] {
+    const size_t colon = http_.rfind(':');
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<uint16_t>(std::stoi(http_.substr(colon + 1))));
+    inet_pton(AF_INET, http_.substr(0, colon).c_str(), &sa.sin_addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+    return fd;
+  };
+  const int a = idle(), b = idle();
+  HttpReply over = Http(http_, "GET", "/healthz");
+  EXPECT_EQ(over.status, 0) << over.head;  // closed without an answer
+  close(a);
+  int status = 0;
+  for (int i = 0; i < 100 && status != 200; ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+    status = Http(http_, "GET", "/healthz").status;
+  }
+  EXPECT_EQ(status, 200);
+  HttpReply m = Http(http_, "GET", "/metrics", Bearer(tokens_["admin"]));
+  EXPECT_GE(Sample(m.body, "ihs_http_connections_refused_total"), 1) << m.body;
+  close(b);
+}
+
 TEST(HttpOpenTest, WithoutTokensHttpListensOnLoopbackOnly) {
   testing::TempDir dir;
   IhsdOptions o;
@@ -207,7 +236,7 @@ TEST(RenderMetricsTest, HistogramsAreCumulativeAndLabelsEscaped) {
   p.name = "odd\"name\\";
   p.state = "catching up";
   p.lag_events = 7;
-  const std::string text = server::RenderMetrics(st, sv, {p}, "1.2.3");
+  const std::string text = server::RenderMetrics(st, sv, {p}, "1.2.3", 5);
   EXPECT_EQ(Sample(text, "ihs_group_commit_appends_bucket{le=\"1\"}"), 2);
   EXPECT_EQ(Sample(text, "ihs_group_commit_appends_bucket{le=\"2\"}"), 2);
   EXPECT_EQ(Sample(text, "ihs_group_commit_appends_bucket{le=\"4\"}"), 3);
@@ -220,6 +249,7 @@ TEST(RenderMetricsTest, HistogramsAreCumulativeAndLabelsEscaped) {
       1);
   EXPECT_EQ(Sample(text, "ihs_projection_state{projection=\"odd\\\"name\\\\\",state=\"live\"}"), 0);
   EXPECT_EQ(Sample(text, "ihs_build_info{version=\"1.2.3\"}"), 1);
+  EXPECT_EQ(Sample(text, "ihs_http_connections_refused_total"), 5);
   // Each family is declared once, before its samples.
   EXPECT_EQ(text.find("# TYPE ihs_projection_state gauge"),
             text.rfind("# TYPE ihs_projection_state gauge"));

@@ -5,7 +5,7 @@
 //        [--max-pending-logins N] [--login-timeout SECONDS] [--max-subscriptions N]
 //        [--max-subscriptions-per-connection N] [--subscriber-timeout SECONDS]
 //        [--tls-cert FILE --tls-key FILE] [--http ADDR]... [--ready-lag N]
-//        [--metrics-tokens FILE]
+//        [--max-http-connections N] [--metrics-tokens FILE]
 //
 // ADDR is HOST:PORT (default 127.0.0.1:7420; port 0 picks a free one) or unix:PATH. With
 // --tls-cert and --tls-key, TCP listeners speak TLS (kj-tls, OpenSSL) and are shown "ADDR tls".
@@ -128,6 +128,9 @@ int Main(int argc, char** argv) {
                  "(TLS as --listen)");
   app.add_option("--ready-lag", ho.ready_lag_events,
                  "/readyz: events a projection may be behind the log (default 10000)");
+  app.add_option("--max-http-connections", ho.max_connections,
+                 "HTTP connections open at once; more are closed at accept (default 64)")
+      ->check(CLI::Range(size_t{1}, size_t{100000}));
   app.add_option("--metrics-tokens", metrics_tokens_path,
                  "tokens file whose tokens (any role) may read /metrics (admin tokens may too)");
   app.set_version_flag("--version", "ihsd " IHS_VERSION);
@@ -285,17 +288,12 @@ int Main(int argc, char** argv) {
       std::cout << "listening on " << l.shown << std::endl;
     }
     ho.version = IHS_VERSION;
-    server::OperatorHttp operator_http(**store, runner->get(), server, tokens, ho);
-    kj::HttpServerSettings http_settings;
-    http_settings.headerTimeout = 10 * kj::SECONDS;
-    kj::HttpServer http_server(io.provider->getTimer(), operator_http.header_table(), operator_http,
-                               http_settings);
+    server::OperatorHttp operator_http(**store, runner->get(), server, tokens,
+                                       io.provider->getTimer(), ho);
     for (Listener& l : http_listeners) {
-      serving.push_back(
-          http_server.listenHttp(*l.receiver).eagerlyEvaluate([&l](kj::Exception&& e) {
-            Log().Log(
-                absl::StrCat("http listener ", l.shown, " failed: ", e.getDescription().cStr()));
-          }));
+      serving.push_back(operator_http.Listen(*l.receiver).eagerlyEvaluate([&l](kj::Exception&& e) {
+        Log().Log(absl::StrCat("http listener ", l.shown, " failed: ", e.getDescription().cStr()));
+      }));
       std::cout << "http on " << l.shown << std::endl;
     }
     if (tokens.open()) {
