@@ -25,20 +25,27 @@ struct HttpReply {
   std::string body;
 };
 
-// One request on its own connection, read to the end of its reply.
-HttpReply Http(const std::string& address, const std::string& method, const std::string& path,
-               const std::string& extra_headers = "") {
-  HttpReply r;
+// A TCP connection to "HOST:PORT" (IPv4), or -1.
+int ConnectTo(const std::string& address) {
   const size_t colon = address.rfind(':');
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
   sa.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
   inet_pton(AF_INET, address.substr(0, colon).c_str(), &sa.sin_addr);
   int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
-    if (fd >= 0) close(fd);
-    return r;
+  if (fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
+    close(fd);
+    return -1;
   }
+  return fd;
+}
+
+// One request on its own connection, read to the end of its reply.
+HttpReply Http(const std::string& address, const std::string& method, const std::string& path,
+               const std::string& extra_headers = "") {
+  HttpReply r;
+  int fd = ConnectTo(address);
+  if (fd < 0) return r;
   const std::string req = absl::StrCat(method, " ", path, " HTTP/1.1\r\nHost: ", address, "\r\n",
                                        extra_headers, "\r\n");
   if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
@@ -184,17 +191,9 @@ TEST_F(HttpTest, OtherPathsAndMethodsAreRefusedByName) {
 // closed as it is accepted, and one that ends makes room.
 TEST_F(HttpTest, ConnectionsPastTheLimitAreClosedAtOnceAndCounted) {
   StartWithHttp({"--max-http-connections", "2"});
-  auto idle = [&] {
-    const size_t colon = http_.rfind(':');
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(static_cast<uint16_t>(std::stoi(http_.substr(colon + 1))));
-    inet_pton(AF_INET, http_.substr(0, colon).c_str(), &sa.sin_addr);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
-    return fd;
-  };
-  const int a = idle(), b = idle();
+  const int a = ConnectTo(http_), b = ConnectTo(http_);
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
   HttpReply over = Http(http_, "GET", "/healthz");
   EXPECT_EQ(over.status, 0) << over.head;  // closed without an answer
   close(a);
