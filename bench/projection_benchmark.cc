@@ -643,7 +643,7 @@ void HistoriesTo1M(benchmark::internal::Benchmark* b) {
   Histories(b);
   b->Arg(1000000);
 }
-BENCHMARK(BM_LongStreamTimeline)->Apply(Histories);
+BENCHMARK(BM_LongStreamTimeline)->Apply(HistoriesTo1M);
 BENCHMARK(BM_LongStreamIdentity)->Apply(HistoriesTo1M);
 BENCHMARK(BM_LongStreamSegments)->Apply(Histories);
 BENCHMARK(BM_LongStreamCommunity)->Apply(HistoriesTo1M);

@@ -122,8 +122,8 @@ struct TimelinePartyState {
   kind @0 :E.PartyKind;
   entries @1 :UInt64;
   channels @2 :List(ChannelSummary);
-  open @3 :List(OpenMessage);
-  responses @4 :List(ResponseTime);
+  open @3 :List(OpenMessage);  # empty since timeline version 7: keys "O" (docs/projections.md)
+  responses @4 :List(ResponseTime);  # empty since version 7: keys "R"
   sentimentDays @5 :List(SentimentDay);
   channelSwitches @6 :UInt32;
 }

@@ -89,6 +89,11 @@ inline std::string ThreadKey(absl::string_view party, absl::string_view thread) 
   return k;
 }
 
+// The keys of one party under `tag` end before this one (their suffixes are at most 16 bytes).
+inline std::string PartyKeysEnd(char tag, absl::string_view party) {
+  return PartyKey(tag, party) + std::string(17, '\xff');
+}
+
 // --- the in-memory forms of a batch -----------------------------------------------------------
 
 struct ChannelCounts {
@@ -126,6 +131,52 @@ struct OpenMsg {
   TouchpointType type;
   int64_t occurred;
 };
+// Key "O" | party | event id (16 bytes): a message of the party that waits for an answer. One key
+// each, not a list in the party's record, so that an event costs the same however many messages
+// wait (issue 27: a party's history does not slow its appends).
+//   value := position: fixed64 | occurredAt: fixed64 | channel: fixed32 | type: fixed32
+inline std::string OpenKey(absl::string_view party, absl::string_view id) {
+  std::string k = PartyKey('O', party);
+  k.append(id.data(), id.size());
+  return k;
+}
+inline std::string EncodeOpen(uint64_t position, const OpenMsg& o) {
+  std::string v;
+  PutBigEndian64(&v, position);
+  PutBigEndian64(&v, static_cast<uint64_t>(o.occurred));
+  PutBigEndian32(&v, static_cast<uint32_t>(o.channel));
+  PutBigEndian32(&v, static_cast<uint32_t>(o.type));
+  return v;
+}
+// The open message of an "O" key and its value, with its position.
+inline absl::StatusOr<std::pair<uint64_t, OpenMsg>> DecodeOpen(absl::string_view key,
+                                                               absl::string_view v) {
+  if (v.size() != 24 || key.size() < EventId::kSize) {
+    return absl::DataLossError("timeline state: an open message's record is malformed");
+  }
+  OpenMsg o;
+  o.id = EventId(key.substr(key.size() - EventId::kSize));
+  o.occurred = static_cast<int64_t>(GetBigEndian64(v.data() + 8));
+  o.channel = static_cast<Channel>(GetBigEndian32(v.data() + 16));
+  o.type = static_cast<TouchpointType>(GetBigEndian32(v.data() + 20));
+  return std::make_pair(GetBigEndian64(v.data()), o);
+}
+
+// Key "R" | party | position: fixed64: the response times of an answered message (not
+// withdrawn), for the summary's count and medians.
+//   value := wall seconds: fixed64 | service seconds: fixed64
+inline std::string ResponseKey(absl::string_view party, uint64_t position) {
+  std::string k = PartyKey('R', party);
+  PutBigEndian64(&k, position);
+  return k;
+}
+inline std::string EncodeResponse(int64_t wall, int64_t service) {
+  std::string v;
+  PutBigEndian64(&v, static_cast<uint64_t>(wall));
+  PutBigEndian64(&v, static_cast<uint64_t>(service));
+  return v;
+}
+
 // A map kept as a vector sorted by key. A party's open messages, responses and sentiment days
 // are nearly always added at the end (the log comes in about the order things happened), and a
 // rebuild reaches them once per event: one array costs a cache miss where a tree costs one per
@@ -178,9 +229,7 @@ struct PartyState {
   schema::PartyKind kind = schema::PartyKind::UNSPECIFIED;
   uint32_t switches = 0;
   uint64_t entries = 0;
-  SortedVectorMap<uint64_t, OpenMsg> open;                           // by position
-  SortedVectorMap<uint64_t, std::pair<int64_t, int64_t>> responses;  // position -> wall, service
-  SortedVectorMap<int32_t, std::pair<double, uint32_t>> days;        // sentiment sum, count
+  SortedVectorMap<int32_t, std::pair<double, uint32_t>> days;  // sentiment sum, count
   std::vector<HeldEntry> held;  // in position order; a bulk phase's, not stored
   std::array<ChannelCounts, kChannels> channels;
 };
@@ -260,16 +309,6 @@ inline absl::StatusOr<PartyState> DecodeParty(absl::string_view bytes) {
     p.channels[static_cast<size_t>(c.getChannel())] = {
         true, c.getFirstAt(), c.getLastAt(), c.getInbound(), c.getOutbound(), c.getPublic()};
   }
-  for (auto o : r.getOpen()) {
-    if (!EventId::Valid(View(o.getEventId()))) {
-      return absl::DataLossError("timeline state: a party record names an open message badly");
-    }
-    p.open[o.getPosition()] = {EventId(View(o.getEventId())), o.getChannel(), o.getType(),
-                               o.getOccurredAt()};
-  }
-  for (auto x : r.getResponses()) {
-    p.responses[x.getPosition()] = {x.getWallSeconds(), x.getServiceSeconds()};
-  }
   for (auto d : r.getSentimentDays()) p.days[d.getDay()] = {d.getSum(), d.getCount()};
   p.switches = r.getChannelSwitches();
   return p;
@@ -303,17 +342,6 @@ inline std::string EncodeParty(const PartyState& p) {
   unsigned i = 0;
   for (size_t c = 0; c < kChannels; ++c) {
     if (p.channels[c].used) SetChannelSummary(ch[i++], static_cast<uint16_t>(c), p.channels[c]);
-  }
-  auto open = b.initOpen(static_cast<unsigned>(p.open.size()));
-  i = 0;
-  for (const auto& [pos, o] : p.open) SetOpenMessage(open[i++], pos, o);
-  auto rs = b.initResponses(static_cast<unsigned>(p.responses.size()));
-  i = 0;
-  for (const auto& [pos, r] : p.responses) {
-    auto x = rs[i++];
-    x.setPosition(pos);
-    x.setWallSeconds(r.first);
-    x.setServiceSeconds(r.second);
   }
   auto days = b.initSentimentDays(static_cast<unsigned>(p.days.size()));
   i = 0;

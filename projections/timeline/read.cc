@@ -167,25 +167,42 @@ absl::Status ReadSummary(const StateView& view, const std::string& party, absl::
   }
   auto ch = s.initChannels(static_cast<unsigned>(used.size()));
   for (const auto& [c, n] : used) SetChannelSummary(ch[i++], c, n);
-  std::vector<std::pair<uint64_t, const OpenMsg*>> open;
-  for (const auto& [pos, o] : p.open) open.emplace_back(pos, &o);
+  std::vector<std::pair<uint64_t, OpenMsg>> open;
+  absl::Status bad;
+  IHS_RETURN_IF_ERROR(view.Scan(PartyKey('O', party), PartyKeysEnd('O', party),
+                                [&](absl::string_view key, absl::string_view value) {
+                                  absl::StatusOr<std::pair<uint64_t, OpenMsg>> o =
+                                      DecodeOpen(key, value);
+                                  if (!o.ok()) bad = o.status();
+                                  if (o.ok()) open.push_back(*std::move(o));
+                                  return o.ok();
+                                }));
+  IHS_RETURN_IF_ERROR(bad);
   std::sort(open.begin(), open.end(), [](const auto& a, const auto& b) {
-    return std::tie(a.second->occurred, a.first) < std::tie(b.second->occurred, b.first);
+    return std::tie(a.second.occurred, a.first) < std::tie(b.second.occurred, b.first);
   });
   auto os = s.initOpen(static_cast<unsigned>(open.size()));
   i = 0;
   for (const auto& [pos, o] : open) {
     auto x = os[i++];
-    SetOpenMessage(x, pos, *o);
-    x.setWaitingSeconds(WaitedSeconds(as_of, o->occurred));
+    SetOpenMessage(x, pos, o);
+    x.setWaitingSeconds(WaitedSeconds(as_of, o.occurred));
   }
-  s.setAnswered(p.responses.size());
-  if (!p.responses.empty()) {
-    std::vector<int64_t> wall, service;
-    for (const auto& [pos, r] : p.responses) {
-      wall.push_back(r.first);
-      service.push_back(r.second);
-    }
+  std::vector<int64_t> wall, service;
+  IHS_RETURN_IF_ERROR(
+      view.Scan(PartyKey('R', party), PartyKeysEnd('R', party),
+                [&](absl::string_view, absl::string_view value) {
+                  if (value.size() != 16) {
+                    bad = absl::DataLossError("timeline state: a response's record is malformed");
+                    return false;
+                  }
+                  wall.push_back(static_cast<int64_t>(GetBigEndian64(value.data())));
+                  service.push_back(static_cast<int64_t>(GetBigEndian64(value.data() + 8)));
+                  return true;
+                }));
+  IHS_RETURN_IF_ERROR(bad);
+  s.setAnswered(wall.size());
+  if (!wall.empty()) {
     // The lower median: an observed value, never an average of two.
     const size_t mid = (wall.size() - 1) / 2;
     std::nth_element(wall.begin(), wall.begin() + static_cast<long>(mid), wall.end());

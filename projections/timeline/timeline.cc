@@ -42,8 +42,9 @@ class TimelineProjection final : public Projection, public ShardedRebuild {
   // 2: records packed. 3: entries in their own form (entry.h), not Cap'n Proto. 4: entries
   // leave occurred_at and position to their keys, and small numbers short (entry form 4). 5: a
   // public request or complaint waits for an answer too (schema/touchpoint.h). 6: a retracted
-  // message is not open on its entry either.
-  uint32_t version() const override { return 6; }
+  // message is not open on its entry either. 7: open messages and response times in keys of
+  // their own ("O", "R"), not in the party's record, which no longer grows with its history.
+  uint32_t version() const override { return 7; }
 
   absl::Status Apply(const store::StoredEvent& stored, Txn& txn) override {
     // A rebuild's bulk phase flushes only before it writes out: threads, most of which see no
@@ -423,10 +424,12 @@ class TimelineProjection final : public Projection, public ShardedRebuild {
           self.answered = true;
           self.ans_occurred = best->occurred;
           self.ans_position = best->position;
-          p->responses[position] = {e.answer.wall_seconds, e.answer.service_seconds};
+          txn.Put(ResponseKey(party, position),
+                  EncodeResponse(e.answer.wall_seconds, e.answer.service_seconds));
         } else {
           e.response = Entry::Response::kOpen;
-          p->open[position] = {self.id, t.getChannel(), t.getType(), occurred};
+          txn.Put(OpenKey(party, self.id.view()),
+                  EncodeOpen(position, {self.id, t.getChannel(), t.getType(), occurred}));
         }
       } else {
         // Answers every message of the thread that happened at or before it and has no earlier
@@ -448,14 +451,16 @@ class TimelineProjection final : public Projection, public ShardedRebuild {
             wall = b.answer.wall_seconds;
             service = b.answer.service_seconds;
           }));
-          p->open.erase(in.position);
-          if (!retracted) p->responses[in.position] = {wall, service};
+          txn.Delete(OpenKey(party, in.id.view()));
+          if (!retracted) txn.Put(ResponseKey(party, in.position), EncodeResponse(wall, service));
         }
       }
       th->push_back(std::move(self));
     } else if (waits) {
       e.response = Entry::Response::kOpen;  // no thread: nothing can answer it
-      p->open[position] = {EventId(View(ev.getId())), t.getChannel(), t.getType(), occurred};
+      const EventId id(View(ev.getId()));
+      txn.Put(OpenKey(party, id.view()),
+              EncodeOpen(position, {id, t.getChannel(), t.getType(), occurred}));
     }
 
     // A channel switch: a new message that follows up (causationId) on a message waiting for an
@@ -467,9 +472,12 @@ class TimelineProjection final : public Projection, public ShardedRebuild {
     const bool follows_up = speaks && ev.getCausationId().size() == 16;
     // Usually the message followed up on is one of the party's own that still waits for an
     // answer: the party's record has what a switch names, and the log need not be searched.
-    const std::pair<uint64_t, OpenMsg>* open_cause =
-        follows_up ? OpenMessage(*p, View(ev.getCausationId()), position) : nullptr;
-    if (open_cause != nullptr) {
+    std::optional<std::pair<uint64_t, OpenMsg>> open_cause;
+    if (follows_up) {
+      IHS_ASSIGN_OR_RETURN(open_cause,
+                           OpenMessage(party, View(ev.getCausationId()), position, txn));
+    }
+    if (open_cause) {
       const auto& [cause_position, cause] = *open_cause;
       if (cause.channel != t.getChannel()) {  // open messages all wait for an answer
         SetSwitch(e, party, cause.id.view(), cause.channel, cause.occurred, cause_position);
@@ -510,13 +518,16 @@ class TimelineProjection final : public Projection, public ShardedRebuild {
     return absl::OkStatus();
   }
 
-  // The party's open message with this id, other than the one at `position`; nullptr if none.
-  static const std::pair<uint64_t, OpenMsg>* OpenMessage(const PartyState& p, absl::string_view id,
-                                                         uint64_t position) {
-    for (const auto& kv : p.open) {
-      if (kv.first != position && kv.second.id == id) return &kv;
-    }
-    return nullptr;
+  // The party's open message with this id, other than the one at `position`; nullopt if none.
+  static absl::StatusOr<std::optional<std::pair<uint64_t, OpenMsg>>> OpenMessage(
+      const std::string& party, absl::string_view id, uint64_t position, Txn& txn) {
+    if (!EventId::Valid(id)) return std::nullopt;
+    const std::string key = OpenKey(party, id);
+    IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, txn.Get(key));
+    if (!v) return std::nullopt;
+    IHS_ASSIGN_OR_RETURN(auto open, DecodeOpen(key, *v));
+    if (open.first == position) return std::nullopt;
+    return open;
   }
 
   // Whether applying `ev` calls MarkLateSwitch: a message that waits for an answer.
@@ -626,8 +637,8 @@ class TimelineProjection final : public Projection, public ShardedRebuild {
         // Withdrawn, it waits for nothing: neither open nor answered (the summary's rule).
         if (b.response == Entry::Response::kOpen) b.response = Entry::Response::kNone;
         Count(*p, b.channel, b.direction, b.occurred_at, b.sentiment, -1);
-        p->open.erase(pos);
-        p->responses.erase(pos);
+        txn.Delete(OpenKey(party, View(target.event().getId())));
+        txn.Delete(ResponseKey(party, pos));
         return;
       }
       b.corrected_by = id;
