@@ -102,6 +102,14 @@ std::string RenderMetrics(const store::StoreMetrics& st, const ServerMetrics& se
         static_cast<double>(server.calls_in_flight));
   w.One("ihs_rpc_subscriptions", "gauge", "Running subscriptions (events and transitions).",
         static_cast<double>(server.subscriptions));
+  w.Family("ihs_rpc_calls_total", "counter",
+           "RPC calls answered, by method and outcome (ok, the error's kind, or exception: the "
+           "call ended without an answer).");
+  for (const auto& [key, n] : server.calls) {
+    w.Sample("ihs_rpc_calls_total",
+             absl::StrCat("method=\"", Label(key.first), "\",outcome=\"", Label(key.second), "\""),
+             static_cast<double>(n));
+  }
   w.One("ihs_http_connections_refused_total", "counter",
         "HTTP connections closed at accept: more than --max-http-connections were open.",
         static_cast<double>(http_refused));

@@ -198,6 +198,7 @@ ServerMetrics Server::Metrics() const {
   m.subscriptions = sh.subscriptions.size();
   m.accepted = sh.next_connection - 1;
   m.draining = sh.draining;
+  m.calls = sh.calls;
   return m;
 }
 

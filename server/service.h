@@ -68,6 +68,9 @@ struct ServerMetrics {
   size_t subscriptions = 0;  // of events and of segment transitions
   uint64_t accepted = 0;     // connections accepted since start
   bool draining = false;     // shutting down
+  // RPC calls answered, by (method, outcome): "ok", the error's kind, or "exception" (the call
+  // ended without an answer: the connection went away).
+  std::map<std::pair<std::string, std::string>, uint64_t> calls;
 };
 
 class Server {

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "schema/json.h"
 
 namespace ihs::server {
 namespace {
@@ -21,8 +22,16 @@ using namespace internal;  // NOLINT: Session and the call contexts of its metho
 // its NUL or a pointer out of bounds throws in the middle of a method, which would go back as an
 // untyped FAILED that clients take for a bug of ihsd's. Both are the caller's bad input, answered
 // `badInput` in the method's result; nothing is stored.
+// How a call ended, for /metrics: "ok", or the kind of the error in its result.
+template <typename Ctx>
+const char* Outcome(Ctx& c) {
+  auto r = c.getResults().getResult();
+  return r.isError() ? schema::EnumName(r.getError().getKind()) : "ok";
+}
+
 template <typename Ctx, typename Body>
-kj::Promise<void> Checked(Ctx c, uint64_t allowed_caps, Body&& body) {
+kj::Promise<void> Checked(const char* method, SharedState& shared, Ctx c, uint64_t allowed_caps,
+                          Body&& body) {
   absl::Status bad;
   kj::Maybe<kj::Promise<void>> answer;
   KJ_IF_MAYBE (e, kj::runCatchingExceptions([&] {
@@ -38,10 +47,20 @@ kj::Promise<void> Checked(Ctx c, uint64_t allowed_caps, Body&& body) {
     bad =
         absl::InvalidArgumentError(absl::StrCat("malformed request: ", e->getDescription().cStr()));
   }
+  // Counted on the event loop, when the answer is complete (or the call ended without one).
+  SharedState* counts = &shared;
   KJ_IF_MAYBE (a, answer) {
-    return kj::mv(*a);
+    return a->then(
+        [counts, method, c]() mutable {
+          ++counts->calls[{method, Outcome(c)}];
+        },
+        [counts, method](kj::Exception&& e) {
+          ++counts->calls[{method, "exception"}];
+          kj::throwFatalException(kj::mv(e));
+        });
   }
   SetError(c.getResults().initResult().initError(), bad);
+  ++counts->calls[{method, Outcome(c)}];
   return kj::READY_NOW;
 }
 
@@ -54,15 +73,18 @@ class WithReads : public Base {
 
  protected:
   kj::Promise<void> readStream(ReadStreamCtx c) override {
-    return Checked(c, 0, [&] { return s_->ReadStream(c); });
+    return Checked("readStream", s_->shared(), c, 0, [&] { return s_->ReadStream(c); });
   }
   kj::Promise<void> readAll(ReadAllCtx c) override {
-    return Checked(c, 0, [&] { return s_->ReadAll(c); });
+    return Checked("readAll", s_->shared(), c, 0, [&] { return s_->ReadAll(c); });
   }
   kj::Promise<void> streamInfo(StreamInfoCtx c) override {
-    return Checked(c, 0, [&] { return s_->StreamInfo(c); });
+    return Checked("streamInfo", s_->shared(), c, 0, [&] { return s_->StreamInfo(c); });
   }
-  kj::Promise<void> head(HeadCtx c) override { return s_->Head(c); }
+  kj::Promise<void> head(HeadCtx c) override {
+    ++s_->shared().calls[{"head", "ok"}];  // it cannot fail
+    return s_->Head(c);
+  }
   std::shared_ptr<Session> s_;
 };
 
@@ -73,19 +95,22 @@ class WithWrites : public Parent {
 
  protected:
   kj::Promise<void> append(AppendCtx c) override {
-    return Checked(c, 0, [&] { return this->s_->Append(c); });
+    return Checked("append", this->s_->shared(), c, 0, [&] { return this->s_->Append(c); });
   }
   kj::Promise<void> appendMulti(AppendMultiCtx c) override {
-    return Checked(c, 0, [&] { return this->s_->AppendMulti(c); });
+    return Checked("appendMulti", this->s_->shared(), c, 0,
+                   [&] { return this->s_->AppendMulti(c); });
   }
   kj::Promise<void> link(LinkCtx c) override {
-    return Checked(c, 0, [&] { return this->s_->Link(c); });
+    return Checked("link", this->s_->shared(), c, 0, [&] { return this->s_->Link(c); });
   }
   kj::Promise<void> decideSuggestion(DecideCtx c) override {
-    return Checked(c, 0, [&] { return this->s_->DecideSuggestion(c); });
+    return Checked("decideSuggestion", this->s_->shared(), c, 0,
+                   [&] { return this->s_->DecideSuggestion(c); });
   }
   kj::Promise<void> defineSegment(DefineSegmentCtx c) override {
-    return Checked(c, 0, [&] { return this->s_->DefineSegment(c); });
+    return Checked("defineSegment", this->s_->shared(), c, 0,
+                   [&] { return this->s_->DefineSegment(c); });
   }
 };
 
@@ -96,52 +121,60 @@ class WithReader : public Parent {
 
  protected:
   kj::Promise<void> subscribe(SubscribeCtx c) override {
-    return Checked(c, 1, [&] { return this->s_->Subscribe(c); });
+    return Checked("subscribe", this->s_->shared(), c, 1, [&] { return this->s_->Subscribe(c); });
   }
   kj::Promise<void> timeline(TimelineCtx c) override {
-    return Checked(c, 0, [&] { return this->s_->Timeline(c); });
+    return Checked("timeline", this->s_->shared(), c, 0, [&] { return this->s_->Timeline(c); });
   }
   kj::Promise<void> summary(SummaryCtx c) override {
-    return Checked(c, 0, [&] { return this->s_->Summary(c); });
+    return Checked("summary", this->s_->shared(), c, 0, [&] { return this->s_->Summary(c); });
   }
   kj::Promise<void> projections(ProjectionsCtx c) override {
-    return Checked(c, 0, [&] { return this->s_->Projections(c); });
+    return Checked("projections", this->s_->shared(), c, 0,
+                   [&] { return this->s_->Projections(c); });
   }
   kj::Promise<void> resolve(ResolveCtx c) override {
-    return Checked(c, 0, [&] { return this->s_->Resolve(c); });
+    return Checked("resolve", this->s_->shared(), c, 0, [&] { return this->s_->Resolve(c); });
   }
   kj::Promise<void> person(PersonCtx c) override {
-    return Checked(c, 0, [&] { return this->s_->Person(c); });
+    return Checked("person", this->s_->shared(), c, 0, [&] { return this->s_->Person(c); });
   }
   kj::Promise<void> findHandle(FindHandleCtx c) override {
-    return Checked(c, 0, [&] { return this->s_->FindHandle(c); });
+    return Checked("findHandle", this->s_->shared(), c, 0, [&] { return this->s_->FindHandle(c); });
   }
   kj::Promise<void> identitySuggestions(SuggestionsCtx c) override {
-    return Checked(c, 0, [&] { return this->s_->IdentitySuggestions(c); });
+    return Checked("identitySuggestions", this->s_->shared(), c, 0,
+                   [&] { return this->s_->IdentitySuggestions(c); });
   }
   kj::Promise<void> identityStats(IdentityStatsCtx c) override {
-    return Checked(c, 0, [&] { return this->s_->IdentityStats(c); });
+    return Checked("identityStats", this->s_->shared(), c, 0,
+                   [&] { return this->s_->IdentityStats(c); });
   }
   kj::Promise<void> segmentDefinitions(SegmentDefinitionsCtx c) override {
-    return Checked(c, 0, [&] { return this->s_->SegmentDefinitions(c); });
+    return Checked("segmentDefinitions", this->s_->shared(), c, 0,
+                   [&] { return this->s_->SegmentDefinitions(c); });
   }
   kj::Promise<void> segmentMembers(SegmentMembersCtx c) override {
-    return Checked(c, 0, [&] { return this->s_->SegmentMembers(c); });
+    return Checked("segmentMembers", this->s_->shared(), c, 0,
+                   [&] { return this->s_->SegmentMembers(c); });
   }
   kj::Promise<void> partySegments(PartySegmentsCtx c) override {
-    return Checked(c, 0, [&] { return this->s_->PartySegments(c); });
+    return Checked("partySegments", this->s_->shared(), c, 0,
+                   [&] { return this->s_->PartySegments(c); });
   }
   kj::Promise<void> segmentWhy(SegmentWhyCtx c) override {
-    return Checked(c, 0, [&] { return this->s_->SegmentWhy(c); });
+    return Checked("segmentWhy", this->s_->shared(), c, 0, [&] { return this->s_->SegmentWhy(c); });
   }
   kj::Promise<void> subscribeSegments(SubscribeSegmentsCtx c) override {
-    return Checked(c, 1, [&] { return this->s_->SubscribeSegments(c); });
+    return Checked("subscribeSegments", this->s_->shared(), c, 1,
+                   [&] { return this->s_->SubscribeSegments(c); });
   }
   kj::Promise<void> community(CommunityCtx c) override {
-    return Checked(c, 0, [&] { return this->s_->Community(c); });
+    return Checked("community", this->s_->shared(), c, 0, [&] { return this->s_->Community(c); });
   }
   kj::Promise<void> communityTop(CommunityTopCtx c) override {
-    return Checked(c, 0, [&] { return this->s_->CommunityTop(c); });
+    return Checked("communityTop", this->s_->shared(), c, 0,
+                   [&] { return this->s_->CommunityTop(c); });
   }
 };
 
@@ -152,19 +185,22 @@ class WithAudit : public Parent {
 
  protected:
   kj::Promise<void> root(RootCtx c) override {
-    return Checked(c, 0, [&] { return this->s_->Root(c); });
+    return Checked("root", this->s_->shared(), c, 0, [&] { return this->s_->Root(c); });
   }
   kj::Promise<void> signedHead(SignedHeadCtx c) override {
-    return Checked(c, 0, [&] { return this->s_->SignedHead(c); });
+    return Checked("signedHead", this->s_->shared(), c, 0, [&] { return this->s_->SignedHead(c); });
   }
   kj::Promise<void> verifierKey(VerifierKeyCtx c) override {
-    return Checked(c, 0, [&] { return this->s_->VerifierKey(c); });
+    return Checked("verifierKey", this->s_->shared(), c, 0,
+                   [&] { return this->s_->VerifierKey(c); });
   }
   kj::Promise<void> inclusionProof(InclusionProofCtx c) override {
-    return Checked(c, 0, [&] { return this->s_->InclusionProof(c); });
+    return Checked("inclusionProof", this->s_->shared(), c, 0,
+                   [&] { return this->s_->InclusionProof(c); });
   }
   kj::Promise<void> consistencyProof(ConsistencyProofCtx c) override {
-    return Checked(c, 0, [&] { return this->s_->ConsistencyProof(c); });
+    return Checked("consistencyProof", this->s_->shared(), c, 0,
+                   [&] { return this->s_->ConsistencyProof(c); });
   }
 };
 
@@ -176,16 +212,17 @@ class WithAdmin : public Parent {
  protected:
   kj::Promise<void> status(StatusCtx c) override { return this->s_->Status(c); }
   kj::Promise<void> rebuildProjection(RebuildCtx c) override {
-    return Checked(c, 0, [&] { return this->s_->RebuildProjection(c); });
+    return Checked("rebuildProjection", this->s_->shared(), c, 0,
+                   [&] { return this->s_->RebuildProjection(c); });
   }
   kj::Promise<void> erase(EraseCtx c) override {
-    return Checked(c, 0, [&] { return this->s_->Erase(c); });
+    return Checked("erase", this->s_->shared(), c, 0, [&] { return this->s_->Erase(c); });
   }
   kj::Promise<void> legalHold(LegalHoldCtx c) override {
-    return Checked(c, 0, [&] { return this->s_->LegalHold(c); });
+    return Checked("legalHold", this->s_->shared(), c, 0, [&] { return this->s_->LegalHold(c); });
   }
   kj::Promise<void> backup(BackupCtx c) override {
-    return Checked(c, 0, [&] { return this->s_->Backup(c); });
+    return Checked("backup", this->s_->shared(), c, 0, [&] { return this->s_->Backup(c); });
   }
 };
 
@@ -209,7 +246,7 @@ class Gateway final : public rpc::Gateway::Server {
 
  protected:
   kj::Promise<void> login(LoginContext c) override {
-    return Checked(c, 0, [&] { return Login(c); });
+    return Checked("login", shared_, c, 0, [&] { return Login(c); });
   }
 
  private:

@@ -104,6 +104,8 @@ class Session {
   Session(Server::Shared& shared, std::shared_ptr<ConnState> conn, std::string name)
       : shared_(shared), conn_(std::move(conn)), name_(std::move(name)) {}
 
+  Server::Shared& shared() { return shared_; }
+
   kj::Promise<void> ReadStream(ReadStreamCtx c);
   kj::Promise<void> ReadAll(ReadAllCtx c);
   kj::Promise<void> StreamInfo(StreamInfoCtx c);

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -144,6 +145,8 @@ struct Server::Shared {
   bool draining = false;
   kj::Own<kj::PromiseFulfiller<void>> idle;   // set while Shutdown waits for calls
   std::set<SubscriptionBase*> subscriptions;  // of both kinds: events and transitions
+  // RPC calls answered, by method and outcome ("ok", an error kind, "exception"): /metrics.
+  std::map<std::pair<std::string, std::string>, uint64_t> calls;
   CommitWatch watch;
   std::unique_ptr<CommitWatch> segments_watch;  // null without projections
   WorkerPool reads;                             // reads and status: short, never wait for a sync

@@ -124,9 +124,18 @@ TEST_F(HttpTest, MetricsCountTheAppendsAndShowEveryProjection) {
         One(absl::StrCat("c-", id),
             events_.Touchpoint(id, schema::Channel::EMAIL, schema::TouchpointType::MESSAGE))));
   }
+  // One that the store refuses: counted by the kind of its error.
+  auto conflict = w->Append(
+      One("c-1", events_.Touchpoint(9, schema::Channel::EMAIL, schema::TouchpointType::MESSAGE),
+          ExpectedVersion::NoStream()));
+  EXPECT_FALSE(conflict.ok());
   HttpReply m = Http(http_, "GET", "/metrics", Bearer(tokens_["admin"]));
   ASSERT_EQ(m.status, 200) << m.head << m.body;
   EXPECT_TRUE(absl::StrContains(m.head, "Content-Type: text/plain; version=0.0.4")) << m.head;
+  EXPECT_EQ(Sample(m.body, "ihs_rpc_calls_total{method=\"append\",outcome=\"ok\"}"), 3);
+  EXPECT_EQ(Sample(m.body, "ihs_rpc_calls_total{method=\"append\",outcome=\"versionConflict\"}"),
+            1);
+  EXPECT_GE(Sample(m.body, "ihs_rpc_calls_total{method=\"login\",outcome=\"ok\"}"), 1);
   EXPECT_EQ(Sample(m.body, "ihs_events"), 3);
   EXPECT_EQ(Sample(m.body, "ihs_streams"), 3);
   EXPECT_EQ(Sample(m.body, "ihs_appends_total"), 3);
@@ -160,12 +169,17 @@ TEST_F(HttpTest, MetricsAskForAnAdminOrAMetricsToken) {
   HttpReply none = Http(http_, "GET", "/metrics");
   EXPECT_EQ(none.status, 401);
   EXPECT_TRUE(absl::StrContains(none.head, "WWW-Authenticate: Bearer")) << none.head;
+  // A refused RPC login is counted too.
+  EXPECT_FALSE(Client::Connect({tcp(), "not-a-token"}).ok());
   EXPECT_FALSE(absl::StrContains(none.body, "ihs_events"));
   EXPECT_EQ(Http(http_, "GET", "/metrics", Bearer(tokens_["reader"])).status, 401);
   EXPECT_EQ(Http(http_, "GET", "/metrics", Bearer("not-a-token")).status, 401);
   EXPECT_EQ(Http(http_, "GET", "/metrics", "Authorization: Basic YTpi\r\n").status, 401);
   EXPECT_EQ(Http(http_, "GET", "/metrics", Bearer(tokens_["admin"])).status, 200);
-  EXPECT_EQ(Http(http_, "GET", "/metrics", Bearer(scrape)).status, 200);
+  HttpReply scraped = Http(http_, "GET", "/metrics", Bearer(scrape));
+  EXPECT_EQ(scraped.status, 200);
+  EXPECT_EQ(
+      Sample(scraped.body, "ihs_rpc_calls_total{method=\"login\",outcome=\"unauthenticated\"}"), 1);
   // A metrics token is no RPC token.
   EXPECT_FALSE(Client::Connect({tcp(), scrape}).ok());
   EXPECT_EQ(Http(http_, "GET", "/healthz").status, 200);
