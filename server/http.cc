@@ -102,6 +102,12 @@ std::string RenderMetrics(const store::StoreMetrics& st, const ServerMetrics& se
         static_cast<double>(server.calls_in_flight));
   w.One("ihs_rpc_subscriptions", "gauge", "Running subscriptions (events and transitions).",
         static_cast<double>(server.subscriptions));
+  w.One("ihs_rpc_subscription_backlog_events_max", "gauge",
+        "The most events one subscription of events has yet to push (head minus its position).",
+        static_cast<double>(server.backlog_max));
+  w.One("ihs_rpc_subscription_backlog_events_sum", "gauge",
+        "The events all subscriptions of events have yet to push, added up.",
+        static_cast<double>(server.backlog_sum));
   w.Family("ihs_rpc_calls_total", "counter",
            "RPC calls answered, by method and outcome (ok, the error's kind, or exception: the "
            "call ended without an answer).");

@@ -196,6 +196,13 @@ ServerMetrics Server::Metrics() const {
   m.pending_logins = sh.pending_logins;
   m.calls_in_flight = sh.calls_in_flight;
   m.subscriptions = sh.subscriptions.size();
+  const uint64_t head = sh.store.Head();
+  for (const SubscriptionBase* sub : sh.subscriptions) {
+    if (std::optional<uint64_t> next = sub->NextPosition(); next && *next < head) {
+      m.backlog_max = std::max(m.backlog_max, head - *next);
+      m.backlog_sum += head - *next;
+    }
+  }
   m.accepted = sh.next_connection - 1;
   m.draining = sh.draining;
   m.calls = sh.calls;

@@ -66,8 +66,11 @@ struct ServerMetrics {
   size_t pending_logins = 0;  // open and not logged in yet
   size_t calls_in_flight = 0;
   size_t subscriptions = 0;  // of events and of segment transitions
-  uint64_t accepted = 0;     // connections accepted since start
-  bool draining = false;     // shutting down
+  // Of the subscriptions of events: the events they have yet to push (the log's head minus the
+  // position each pushes next), the largest and the sum.
+  uint64_t backlog_max = 0, backlog_sum = 0;
+  uint64_t accepted = 0;  // connections accepted since start
+  bool draining = false;  // shutting down
   // RPC calls answered, by (method, outcome): "ok", the error's kind, or "exception" (the call
   // ended without an answer: the connection went away).
   std::map<std::pair<std::string, std::string>, uint64_t> calls;

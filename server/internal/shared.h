@@ -14,6 +14,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -73,6 +74,8 @@ class SubscriptionBase {
   // Tells the subscriber why it ends (best effort) and stops the loop. Not from inside the loop:
   // that would destroy the promise that is running.
   virtual void End(const absl::Status& why) = 0;
+  // A subscription of events: the position it pushes next (its backlog is the head minus it).
+  virtual std::optional<uint64_t> NextPosition() const { return std::nullopt; }
 };
 
 struct Server::Shared {
@@ -245,6 +248,7 @@ class Server::Subscription final : public rpc::Subscription::Server,
 
  protected:
   kj::Promise<void> scannedTo(ScannedToContext context) override;
+  std::optional<uint64_t> NextPosition() const override { return position_; }
 
  private:
   // What one subscription holds at a time: a chunk of at most kChunk events and about

@@ -10,10 +10,12 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
 #include "tests/integration/rpc_fixture.h"
 
 namespace ihs {
@@ -98,6 +100,14 @@ class HttpTest : public RpcTest {
     ASSERT_EQ(server_->http_addresses().size(), 1u);
     http_ = server_->http_addresses()[0];
   }
+  // Events 1..n, each an inbound email to a stream of its own ("c-1" ...).
+  void AppendMessages(Client& w, uint64_t n) {
+    for (uint64_t id = 1; id <= n; ++id) {
+      IHS_ASSERT_OK(w.Append(
+          One(absl::StrCat("c-", id),
+              events_.Touchpoint(id, schema::Channel::EMAIL, schema::TouchpointType::MESSAGE))));
+    }
+  }
   std::string Bearer(const std::string& token) {
     return absl::StrCat("Authorization: Bearer ", token, "\r\n");
   }
@@ -119,11 +129,7 @@ TEST_F(HttpTest, MetricsCountTheAppendsAndShowEveryProjection) {
   StartWithHttp();
   auto w = MustConnect("writer");
   ASSERT_NE(w, nullptr);
-  for (uint64_t id = 1; id <= 3; ++id) {
-    IHS_ASSERT_OK(w->Append(
-        One(absl::StrCat("c-", id),
-            events_.Touchpoint(id, schema::Channel::EMAIL, schema::TouchpointType::MESSAGE))));
-  }
+  AppendMessages(*w, 3);
   // One that the store refuses: counted by the kind of its error.
   auto conflict = w->Append(
       One("c-1", events_.Touchpoint(9, schema::Channel::EMAIL, schema::TouchpointType::MESSAGE),
@@ -159,6 +165,39 @@ TEST_F(HttpTest, MetricsCountTheAppendsAndShowEveryProjection) {
   HttpReply head = Http(http_, "HEAD", "/metrics", Bearer(tokens_["admin"]));
   EXPECT_EQ(head.status, 200);
   EXPECT_EQ(head.body, "");
+}
+
+// A subscriber that has been pushed every event has no backlog: the gauge is the head minus
+// the position the subscription pushes next (8 here if it were not kept), not a count of pushes.
+// (A stalled subscriber's backlog is in RenderMetricsTest: the client library takes pushes on
+// its own thread and buffers them, so it does not stall the server.)
+TEST_F(HttpTest, ASubscriberThatHasEveryEventHasNoBacklog) {
+  StartWithHttp();
+  auto w = MustConnect("writer");
+  ASSERT_NE(w, nullptr);
+  AppendMessages(*w, 8);
+  absl::Notification all, release;
+  std::thread sub([&] {
+    auto c = Connect("reader");
+    if (!c.ok()) return all.Notify();
+    client::SubscribeOptions o;
+    o.open_content = false;
+    size_t got = 0;
+    (void)(*c)->Subscribe(o, [&](const std::vector<RemoteEvent>& evs, uint64_t) {
+      got += evs.size();
+      if (got < 8) return true;
+      all.Notify();
+      release.WaitForNotification();
+      return false;
+    });
+  });
+  ASSERT_TRUE(all.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  HttpReply m = Http(http_, "GET", "/metrics", Bearer(tokens_["admin"]));
+  EXPECT_EQ(Sample(m.body, "ihs_rpc_subscriptions"), 1) << m.body;
+  EXPECT_EQ(Sample(m.body, "ihs_rpc_subscription_backlog_events_max"), 0) << m.body;
+  EXPECT_EQ(Sample(m.body, "ihs_rpc_subscription_backlog_events_sum"), 0);
+  release.Notify();
+  sub.join();
 }
 
 TEST_F(HttpTest, MetricsAskForAnAdminOrAMetricsToken) {
@@ -245,6 +284,9 @@ TEST(RenderMetricsTest, HistogramsAreCumulativeAndLabelsEscaped) {
   st.group_buckets[2] = 1;  // 3..4
   // and one group above 1024: only in +Inf
   server::ServerMetrics sv;
+  sv.backlog_max = 40;
+  sv.backlog_sum = 55;
+  sv.calls[{"append", "versionConflict"}] = 2;
   projections::ProjectionStatus p;
   p.name = "odd\"name\\";
   p.state = "catching up";
@@ -263,6 +305,9 @@ TEST(RenderMetricsTest, HistogramsAreCumulativeAndLabelsEscaped) {
   EXPECT_EQ(Sample(text, "ihs_projection_state{projection=\"odd\\\"name\\\\\",state=\"live\"}"), 0);
   EXPECT_EQ(Sample(text, "ihs_build_info{version=\"1.2.3\"}"), 1);
   EXPECT_EQ(Sample(text, "ihs_http_connections_refused_total"), 5);
+  EXPECT_EQ(Sample(text, "ihs_rpc_subscription_backlog_events_max"), 40);
+  EXPECT_EQ(Sample(text, "ihs_rpc_subscription_backlog_events_sum"), 55);
+  EXPECT_EQ(Sample(text, "ihs_rpc_calls_total{method=\"append\",outcome=\"versionConflict\"}"), 2);
   // Each family is declared once, before its samples.
   EXPECT_EQ(text.find("# TYPE ihs_projection_state gauge"),
             text.rfind("# TYPE ihs_projection_state gauge"));
