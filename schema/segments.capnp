@@ -127,13 +127,27 @@ struct SegTouch {
   sentiment @9 :Float32 = nan;
   audience @10 :UInt64;
   original @11 :Bool;
-  thread @12 :Text;           # unused since version 2 (threadIndex)
+  thread @12 :Text;           # its thread as the timeline names it (empty: none); version 2-4
+                              # used threadIndex instead
   companyReply @13 :Bool;
   answered @14 :Int64;        # inbound messages: when the answer occurred; 0 while unanswered
   retracted @15 :Bool;        # withdrawn: counts for nothing, but still names its thread and
                               # answers what it answered (as in the timeline)
-  threadIndex @16 :UInt32;    # for answers: its thread, SegStream.threads[threadIndex - 1] (0:
-                              # none)
+  threadIndex @16 :UInt32;    # unused since version 5 (thread)
+  seq @17 :UInt64;            # its number among the stream's touchpoints, from 0 (its key's)
+}
+
+# The touchpoints of one stream's thread that answers concern: the company's replies and the
+# messages that wait for one (schema/touchpoint.h), in the order recorded.
+struct SegThread {
+  replies @0 :List(Int64);    # when each of the company's replies occurred
+  waiting @1 :List(SegWaiting);
+}
+
+struct SegWaiting {
+  seq @0 :UInt64;             # SegTouch.seq
+  occurred @1 :Int64;
+  answered @2 :Int64;         # when its answer occurred; 0 while unanswered
 }
 
 struct SegConsent {
@@ -149,11 +163,11 @@ struct SegStream {
   cohort @3 :Text;
   profilePosition @4 :UInt64;  # of the profile event that set them (0: none)
   consents @5 :List(SegConsent);
-  touches @6 :List(SegTouch);   # in position order
-  threads @7 :List(Text);       # the threads its touchpoints name, as the timeline names them, in
-                                # the order first named
+  touches @6 :List(SegTouch);   # unused since version 5: one key per touchpoint ("T")
+  threads @7 :List(Text);       # unused since version 5: one key per thread ("Y")
   bands @8 :List(Text);         # the community clauses its latest communityBand events say it is
                                 # inside, sorted
+  touchCount @9 :UInt64;        # its touchpoints: keys "T" stream 0 seq for seq < touchCount
 }
 
 struct SegLink {

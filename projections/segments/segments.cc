@@ -66,7 +66,8 @@ class SegmentsProjection : public Projection {
   absl::string_view name() const override { return kName; }
   // 2: kept state per condition (kept.h). 3: a public request or complaint waits for an answer
   // too (schema/touchpoint.h). 4: community conditions (communityBand events).
-  uint32_t version() const override { return 4; }
+  // 5: a key per touchpoint and per thread, not one record per stream.
+  uint32_t version() const override { return 5; }
 
   absl::Status Apply(const store::StoredEvent& stored, Txn& txn) override {
     IHS_RETURN_IF_ERROR(Begin(txn));
@@ -84,36 +85,46 @@ class SegmentsProjection : public Projection {
       return absl::OkStatus();
     }
     IHS_ASSIGN_OR_RETURN(StreamRec * s, MutableStream(stream));
-    bool changed = false;
-    TransitionCause cause = TransitionCause::EVENT;
     switch (ev.which()) {
       case schema::Event::TOUCHPOINT: {
         TouchChange change;
-        IHS_RETURN_IF_ERROR(ApplyTouch(*s, ev, &change));
-        if (change.appended) return Take(s->person, s->touches.back(), change.answers);
-        changed = change.changed;
-        break;
+        IHS_RETURN_IF_ERROR(ApplyTouch(stream, *s, ev, &change));
+        if (change.appended) return Take(s->person, change.touch, change.answers);
+        if (!change.changed) return absl::OkStatus();
+        return Reevaluate(s->person, TransitionCause::EVENT, nullptr, /*remake=*/true);
       }
-      case schema::Event::PARTY_PROFILE:
+      case schema::Event::PARTY_PROFILE: {
         s->kind = ev.getPartyProfile().getKind();
         s->cohort = std::string(View(ev.getPartyProfile().getCohort()));
         s->profile_position = position_;
-        changed = true;
-        break;
-      case schema::Event::ERASURE_REQUEST:
-        // Topics and sentiment may come from the content: they go with it.
-        for (StoredTouch& t : s->touches) {
-          changed |= !t.topics.empty() || !std::isnan(t.sentiment);
+        // The latest profile of any of the person's streams speaks for the person: this one.
+        // Kept states do not depend on the profile, so nothing is made again.
+        const std::string person = s->person;
+        IHS_ASSIGN_OR_RETURN(PersonRec * p, MutablePerson(person));
+        p->profile.kind =
+            s->kind == schema::PartyKind::UNSPECIFIED ? "" : schema::EnumName(s->kind);
+        p->profile.cohort = s->cohort;
+        return Reevaluate(person, TransitionCause::EVENT, nullptr, /*remake=*/false, p);
+      }
+      case schema::Event::ERASURE_REQUEST: {
+        // Topics and sentiment may come from the content: they go with it. The one event whose
+        // cost grows with the stream: it visits every touchpoint.
+        bool changed = false;
+        for (uint64_t seq = 0; seq < s->touch_count; ++seq) {
+          const std::string key = TouchKey(stream, seq);
+          IHS_ASSIGN_OR_RETURN(StoredTouch t, ReadTouch(key));
+          if (t.topics.empty() && std::isnan(t.sentiment)) continue;
           t.topics.clear();
           t.sentiment = std::nanf("");
+          txn_->Put(key, EncodeTouch(t));
+          changed = true;
         }
-        cause = TransitionCause::ERASURE;
-        break;
+        if (!changed) return absl::OkStatus();
+        return Reevaluate(s->person, TransitionCause::ERASURE, nullptr, /*remake=*/true);
+      }
       default:
-        break;
+        return absl::OkStatus();
     }
-    if (!changed) return absl::OkStatus();
-    return Reevaluate(s->person, cause, nullptr, /*remake=*/true);
   }
 
   absl::Status Flush(Txn& txn) override {
@@ -367,29 +378,51 @@ class SegmentsProjection : public Projection {
   // What a touchpoint event did to its stream's record.
   struct TouchChange {
     bool changed = false;   // a correction or retraction changed an earlier touchpoint
-    bool appended = false;  // it was added at the end of the stream's touchpoints
+    bool appended = false;  // it was added as the stream's next touchpoint, `touch`
+    StoredTouch touch;
     std::vector<std::pair<std::string, int64_t>> answers;  // it answered these messages then
   };
 
-  // Adds the touchpoint to the stream's record, or applies a correction or retraction.
-  absl::Status ApplyTouch(StreamRec& s, schema::Event::Reader ev, TouchChange* change) {
+  // A touchpoint's record; it must exist.
+  absl::StatusOr<StoredTouch> ReadTouch(const std::string& key) {
+    IHS_ASSIGN_OR_RETURN(std::optional<std::string> bytes, txn_->Get(key));
+    if (!bytes) return absl::DataLossError("segments state: a touchpoint is missing");
+    return DecodeTouch(*bytes);
+  }
+
+  // The number of the stream's touchpoint with this event id, if it has one.
+  absl::StatusOr<std::optional<uint64_t>> SeqOf(const std::string& stream, absl::string_view id) {
+    IHS_ASSIGN_OR_RETURN(std::optional<std::string> v, txn_->Get(EventIndexKey(stream, id)));
+    if (!v) return std::nullopt;
+    if (v->size() != 8) return absl::DataLossError("segments state: an event index is not 8 bytes");
+    return GetBigEndian64(v->data());
+  }
+
+  // Adds the touchpoint to the stream, or applies a correction or retraction. Reads and writes
+  // the touchpoints and threads it concerns, each its own key: the cost is the event's and its
+  // thread's, not the stream's.
+  absl::Status ApplyTouch(const std::string& stream, StreamRec& s, schema::Event::Reader ev,
+                          TouchChange* change) {
     const schema::Touchpoint::Reader t = ev.getTouchpoint();
     if (t.getType() == TouchpointType::CORRECTION || t.getType() == TouchpointType::RETRACTION) {
-      const absl::string_view target = View(t.getCorrects());
-      auto it = std::find_if(s.touches.begin(), s.touches.end(),
-                             [&](const StoredTouch& x) { return x.event_id() == target; });
-      if (it == s.touches.end() || it->retracted) return absl::OkStatus();
+      IHS_ASSIGN_OR_RETURN(std::optional<uint64_t> seq, SeqOf(stream, View(t.getCorrects())));
+      if (!seq) return absl::OkStatus();
+      const std::string key = TouchKey(stream, *seq);
+      IHS_ASSIGN_OR_RETURN(StoredTouch target, ReadTouch(key));
+      if (target.retracted) return absl::OkStatus();
       if (t.getType() == TouchpointType::RETRACTION) {
-        it->retracted = true;
+        target.retracted = true;
       } else {
-        it->sentiment = t.getSentiment();
-        it->topics.clear();
-        for (auto topic : t.getTopics()) it->topics.emplace_back(View(topic));
+        target.sentiment = t.getSentiment();
+        target.topics.clear();
+        for (auto topic : t.getTopics()) target.topics.emplace_back(View(topic));
       }
+      txn_->Put(key, EncodeTouch(target));
       change->changed = true;
       return absl::OkStatus();
     }
-    StoredTouch n;
+    StoredTouch& n = change->touch;
+    n.seq = s.touch_count;
     n.occurred = ev.getOccurredAt();
     n.position = position_;
     if (ev.getId().size() != n.id.size()) return absl::DataLossError("an event id is not 16 bytes");
@@ -404,26 +437,34 @@ class SegmentsProjection : public Projection {
     n.audience = t.getAudienceSize();
     n.original = ev.getCausationId().size() == 0;
     IHS_ASSIGN_OR_RETURN(n.company_reply, IsCompanyReply(t));
-    n.thread = ThreadOf(s, ev);
-    if (n.thread != 0) {
+    IHS_ASSIGN_OR_RETURN(n.thread, ThreadOf(stream, ev));
+    if (!n.thread.empty() && (Waits(n) || n.company_reply)) {
+      const std::string key = ThreadKey(stream, n.thread);
+      IHS_ASSIGN_OR_RETURN(std::optional<std::string> bytes, txn_->Get(key));
+      ThreadRec th;
+      if (bytes) {
+        IHS_ASSIGN_OR_RETURN(th, DecodeThread(*bytes));
+      }
       if (Waits(n)) {
         // The company's first reply in the thread at or after it, on any channel.
-        for (const StoredTouch& r : s.touches) {
-          if (r.company_reply && r.thread == n.thread && r.occurred >= n.occurred &&
-              (n.answered == 0 || r.occurred < n.answered)) {
-            n.answered = r.occurred;
-          }
+        for (int64_t r : th.replies) {
+          if (r >= n.occurred && (n.answered == 0 || r < n.answered)) n.answered = r;
         }
-      } else if (n.company_reply) {
+        th.waiting.push_back({n.seq, n.occurred, n.answered});
+      } else {
         // Answers every message of the thread at or before it that has no earlier answer.
-        for (StoredTouch& m : s.touches) {
-          if (Waits(m) && m.thread == n.thread && m.occurred <= n.occurred &&
-              (m.answered == 0 || m.answered > n.occurred)) {
-            m.answered = n.occurred;
-            change->answers.emplace_back(m.event_id(), n.occurred);
-          }
+        for (Waiting& m : th.waiting) {
+          if (m.occurred > n.occurred || (m.answered != 0 && m.answered <= n.occurred)) continue;
+          m.answered = n.occurred;
+          const std::string mkey = TouchKey(stream, m.seq);
+          IHS_ASSIGN_OR_RETURN(StoredTouch message, ReadTouch(mkey));
+          message.answered = n.occurred;
+          txn_->Put(mkey, EncodeTouch(message));
+          change->answers.emplace_back(message.event_id(), n.occurred);
         }
+        th.replies.push_back(n.occurred);
       }
+      txn_->Put(key, EncodeThread(th));
     }
     if (n.type == TouchpointType::CONSENT_GIVEN || n.type == TouchpointType::CONSENT_REVOKED ||
         n.type == TouchpointType::UNSUBSCRIBE) {
@@ -436,7 +477,9 @@ class SegmentsProjection : public Projection {
         *c = {n.channel, given, position_};
       }
     }
-    s.touches.push_back(std::move(n));
+    txn_->Put(TouchKey(stream, n.seq), EncodeTouch(n));
+    txn_->Put(EventIndexKey(stream, n.event_id()), BigEndian64(n.seq));
+    ++s.touch_count;
     change->appended = true;
     return absl::OkStatus();
   }
@@ -451,32 +494,24 @@ class SegmentsProjection : public Projection {
     return c != nullptr && c->kind == schema::PartyKind::EMPLOYEE;
   }
 
-  // The thread as the timeline names it (schema/timeline.capnp TimelineEntry.thread), as its
-  // number in the stream's record (0: none).
-  static uint32_t ThreadOf(StreamRec& s, schema::Event::Reader ev) {
+  // The thread as the timeline names it (schema/timeline.capnp TimelineEntry.thread); empty:
+  // none.
+  absl::StatusOr<std::string> ThreadOf(const std::string& stream, schema::Event::Reader ev) {
     const auto t = ev.getTouchpoint();
-    std::string name;
-    if (t.getThreadId().size() > 0) {
-      name = std::string(View(t.getThreadId()));
-    } else if (t.getInReplyTo().size() == 16) {
+    if (t.getThreadId().size() > 0) return std::string(View(t.getThreadId()));
+    if (t.getInReplyTo().size() == 16) {
       const absl::string_view target = View(t.getInReplyTo());
-      for (const StoredTouch& x : s.touches) {
-        if (x.event_id() == target && x.thread != 0 &&
-            !absl::StartsWith(s.threads[x.thread - 1], "event:")) {
-          return x.thread;
-        }
+      IHS_ASSIGN_OR_RETURN(std::optional<uint64_t> seq, SeqOf(stream, target));
+      if (seq) {
+        IHS_ASSIGN_OR_RETURN(StoredTouch x, ReadTouch(TouchKey(stream, *seq)));
+        if (!x.thread.empty() && !absl::StartsWith(x.thread, "event:")) return x.thread;
       }
-      name = absl::StrCat("event:", absl::BytesToHexString(target));
-    } else if (schema::WaitsForAnswer(t.getDirection(), t.getType())) {
-      name = absl::StrCat("event:", absl::BytesToHexString(View(ev.getId())));
-    } else {
-      return 0;
+      return absl::StrCat("event:", absl::BytesToHexString(target));
     }
-    for (uint32_t i = 0; i < s.threads.size(); ++i) {
-      if (s.threads[i] == name) return i + 1;
+    if (schema::WaitsForAnswer(t.getDirection(), t.getType())) {
+      return absl::StrCat("event:", absl::BytesToHexString(View(ev.getId())));
     }
-    s.threads.push_back(std::move(name));
-    return static_cast<uint32_t>(s.threads.size());
+    return std::string();
   }
 
   // --- evaluation ------------------------------------------------------------------------------
@@ -486,7 +521,7 @@ class SegmentsProjection : public Projection {
     size_t touches = 0;
     for (const std::string& stream : p.streams) {
       IHS_ASSIGN_OR_RETURN(const StreamRec* s, FindStream(stream));
-      if (s != nullptr) touches += s->touches.size();
+      if (s != nullptr) touches += s->touch_count;
     }
     f.touches.reserve(touches);
     uint64_t profile_at = 0;
@@ -494,7 +529,8 @@ class SegmentsProjection : public Projection {
     for (const std::string& stream : p.streams) {
       IHS_ASSIGN_OR_RETURN(const StreamRec* s, FindStream(stream));
       if (s == nullptr) continue;
-      for (const StoredTouch& t : s->touches) {
+      for (uint64_t seq = 0; seq < s->touch_count; ++seq) {
+        IHS_ASSIGN_OR_RETURN(StoredTouch t, ReadTouch(TouchKey(stream, seq)));
         if (!t.retracted) f.touches.push_back(ToTouch(t));
       }
       // The latest profile of any of the person's streams speaks for the person.

@@ -10,7 +10,10 @@
 // evaluator's answer over the events recorded up to T, and a rebuild writes the same history.
 //
 // Keys of its state family (names and stream ids never hold a 0 byte):
-//   "S" stream               -> SegStream: the stream's touchpoints, profile, consents, person
+//   "S" stream               -> SegStream: the stream's profile, consents, person, touch count
+//   "T" stream 0 seq (8)     -> SegTouch: one of its touchpoints
+//   "E" stream 0 event id    -> seq (8): the touchpoint with that id
+//   "Y" stream 0 thread      -> SegThread: the company's replies and the waiting messages
 //   "P" person               -> SegPerson: streams, links, current memberships, next timer
 //   "M" segment 0 person     -> since (8) | version (4), while a member
 //   "C" segment              -> members now (8 bytes)

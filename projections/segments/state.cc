@@ -25,6 +25,17 @@ void PutTime(std::string* out, int64_t t) {
 }  // namespace
 
 std::string StreamKey(absl::string_view stream) { return absl::StrCat("S", stream); }
+std::string TouchKey(absl::string_view stream, uint64_t seq) {
+  std::string k = absl::StrCat("T", stream, absl::string_view("\0", 1));
+  PutBigEndian64(&k, seq);
+  return k;
+}
+std::string EventIndexKey(absl::string_view stream, absl::string_view event_id) {
+  return absl::StrCat("E", stream, absl::string_view("\0", 1), event_id);
+}
+std::string ThreadKey(absl::string_view stream, absl::string_view thread) {
+  return absl::StrCat("Y", stream, absl::string_view("\0", 1), thread);
+}
 std::string PersonKey(absl::string_view person) { return absl::StrCat("P", person); }
 std::string MemberKey(absl::string_view segment, absl::string_view person) {
   return absl::StrCat("M", segment, absl::string_view("\0", 1), person);
@@ -57,7 +68,7 @@ std::string DefinitionKey(uint64_t index) {
 }
 
 std::string EncodeStream(const StreamRec& s) {
-  capnp::MallocMessageBuilder m;
+  capnp::MallocMessageBuilder m(128);  // words
   auto b = m.initRoot<schema::SegStream>();
   b.setFirstPosition(s.first_position);
   b.setPerson(s.person);
@@ -70,32 +81,9 @@ std::string EncodeStream(const StreamRec& s) {
     consents[i].setGiven(s.consents[i].given);
     consents[i].setPosition(s.consents[i].position);
   }
-  auto threads = b.initThreads(static_cast<unsigned>(s.threads.size()));
-  for (unsigned i = 0; i < s.threads.size(); ++i) threads.set(i, s.threads[i]);
   auto bands = b.initBands(static_cast<unsigned>(s.bands.size()));
   for (unsigned i = 0; i < s.bands.size(); ++i) bands.set(i, s.bands[i]);
-  auto touches = b.initTouches(static_cast<unsigned>(s.touches.size()));
-  for (unsigned i = 0; i < s.touches.size(); ++i) {
-    const StoredTouch& t = s.touches[i];
-    auto tb = touches[i];
-    tb.setOccurred(t.occurred);
-    tb.setPosition(t.position);
-    tb.setEventId(AsData(t.event_id()));
-    tb.setChannel(t.channel);
-    tb.setDirection(t.direction);
-    tb.setType(t.type);
-    auto topics = tb.initTopics(static_cast<unsigned>(t.topics.size()));
-    for (unsigned j = 0; j < t.topics.size(); ++j) topics.set(j, t.topics[j]);
-    tb.setCampaign(t.campaign);
-    tb.setSource(t.source);
-    tb.setSentiment(t.sentiment);
-    tb.setAudience(t.audience);
-    tb.setOriginal(t.original);
-    tb.setThreadIndex(t.thread);
-    tb.setCompanyReply(t.company_reply);
-    tb.setAnswered(t.answered);
-    tb.setRetracted(t.retracted);
-  }
+  b.setTouchCount(s.touch_count);
   return Encode(m);
 }
 
@@ -110,36 +98,85 @@ absl::StatusOr<StreamRec> DecodeStream(absl::string_view bytes) {
   s.profile_position = r.getProfilePosition();
   for (auto c : r.getConsents())
     s.consents.push_back({c.getChannel(), c.getGiven(), c.getPosition()});
-  for (auto t : r.getThreads()) s.threads.push_back(Str(t));
   for (auto band : r.getBands()) s.bands.push_back(Str(band));
-  s.touches.reserve(r.getTouches().size());
-  for (auto tr : r.getTouches()) {
-    StoredTouch t;
-    t.occurred = tr.getOccurred();
-    t.position = tr.getPosition();
-    if (tr.getEventId().size() != t.id.size()) {
-      return absl::DataLossError("segments state: a touchpoint's event id is not 16 bytes");
-    }
-    std::memcpy(t.id.data(), tr.getEventId().begin(), t.id.size());
-    t.channel = tr.getChannel();
-    t.direction = tr.getDirection();
-    t.type = tr.getType();
-    for (auto topic : tr.getTopics()) t.topics.push_back(Str(topic));
-    t.campaign = Str(tr.getCampaign());
-    t.source = Str(tr.getSource());
-    t.sentiment = tr.getSentiment();
-    t.audience = tr.getAudience();
-    t.original = tr.getOriginal();
-    t.thread = tr.getThreadIndex();
-    if (t.thread > r.getThreads().size()) {
-      return absl::DataLossError("segments state: a touchpoint names a thread the stream lacks");
-    }
-    t.company_reply = tr.getCompanyReply();
-    t.answered = tr.getAnswered();
-    t.retracted = tr.getRetracted();
-    s.touches.push_back(std::move(t));
-  }
+  s.touch_count = r.getTouchCount();
   return s;
+}
+
+std::string EncodeTouch(const StoredTouch& t) {
+  capnp::MallocMessageBuilder m(64);  // words
+  auto tb = m.initRoot<schema::SegTouch>();
+  tb.setSeq(t.seq);
+  tb.setOccurred(t.occurred);
+  tb.setPosition(t.position);
+  tb.setEventId(AsData(t.event_id()));
+  tb.setChannel(t.channel);
+  tb.setDirection(t.direction);
+  tb.setType(t.type);
+  auto topics = tb.initTopics(static_cast<unsigned>(t.topics.size()));
+  for (unsigned j = 0; j < t.topics.size(); ++j) topics.set(j, t.topics[j]);
+  tb.setCampaign(t.campaign);
+  tb.setSource(t.source);
+  tb.setSentiment(t.sentiment);
+  tb.setAudience(t.audience);
+  tb.setOriginal(t.original);
+  tb.setThread(t.thread);
+  tb.setCompanyReply(t.company_reply);
+  tb.setAnswered(t.answered);
+  tb.setRetracted(t.retracted);
+  return Encode(m);
+}
+
+absl::StatusOr<StoredTouch> DecodeTouch(absl::string_view bytes) {
+  PackedRecord rec(bytes, kWhat);
+  IHS_ASSIGN_OR_RETURN(auto tr, rec.Root<schema::SegTouch>());
+  StoredTouch t;
+  t.seq = tr.getSeq();
+  t.occurred = tr.getOccurred();
+  t.position = tr.getPosition();
+  if (tr.getEventId().size() != t.id.size()) {
+    return absl::DataLossError("segments state: a touchpoint's event id is not 16 bytes");
+  }
+  std::memcpy(t.id.data(), tr.getEventId().begin(), t.id.size());
+  t.channel = tr.getChannel();
+  t.direction = tr.getDirection();
+  t.type = tr.getType();
+  for (auto topic : tr.getTopics()) t.topics.push_back(Str(topic));
+  t.campaign = Str(tr.getCampaign());
+  t.source = Str(tr.getSource());
+  t.sentiment = tr.getSentiment();
+  t.audience = tr.getAudience();
+  t.original = tr.getOriginal();
+  t.thread = Str(tr.getThread());
+  t.company_reply = tr.getCompanyReply();
+  t.answered = tr.getAnswered();
+  t.retracted = tr.getRetracted();
+  return t;
+}
+
+std::string EncodeThread(const ThreadRec& t) {
+  capnp::MallocMessageBuilder m(64);  // words
+  auto b = m.initRoot<schema::SegThread>();
+  auto replies = b.initReplies(static_cast<unsigned>(t.replies.size()));
+  for (unsigned i = 0; i < t.replies.size(); ++i) replies.set(i, t.replies[i]);
+  auto waiting = b.initWaiting(static_cast<unsigned>(t.waiting.size()));
+  for (unsigned i = 0; i < t.waiting.size(); ++i) {
+    waiting[i].setSeq(t.waiting[i].seq);
+    waiting[i].setOccurred(t.waiting[i].occurred);
+    waiting[i].setAnswered(t.waiting[i].answered);
+  }
+  return Encode(m);
+}
+
+absl::StatusOr<ThreadRec> DecodeThread(absl::string_view bytes) {
+  PackedRecord rec(bytes, kWhat);
+  IHS_ASSIGN_OR_RETURN(auto r, rec.Root<schema::SegThread>());
+  ThreadRec t;
+  t.replies.reserve(r.getReplies().size());
+  for (int64_t at : r.getReplies()) t.replies.push_back(at);
+  t.waiting.reserve(r.getWaiting().size());
+  for (auto w : r.getWaiting()) t.waiting.push_back({w.getSeq(), w.getOccurred(), w.getAnswered()});
+  return t;
 }
 
 std::string EncodePerson(const PersonRec& p) {

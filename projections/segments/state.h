@@ -18,7 +18,9 @@
 
 namespace ihs::projections::segments {
 
+// One touchpoint of a stream (key "T" stream 0 seq).
 struct StoredTouch {
+  uint64_t seq = 0;  // its number among the stream's touchpoints
   int64_t occurred = 0;
   uint64_t position = 0;
   std::array<char, 16> id{};  // the event id
@@ -30,7 +32,7 @@ struct StoredTouch {
   float sentiment = std::nanf("");
   uint64_t audience = 0;
   bool original = true;
-  uint32_t thread = 0;  // its thread: StreamRec::threads[thread - 1]; 0: none
+  std::string thread;  // its thread as the timeline names it; empty: none
   bool company_reply = false;
   int64_t answered = 0;  // 0: unanswered
   bool retracted = false;
@@ -51,9 +53,21 @@ struct StreamRec {
   std::string cohort;
   uint64_t profile_position = 0;  // 0: no profile
   std::vector<ConsentState> consents;
-  std::vector<StoredTouch> touches;  // position order
-  std::vector<std::string> threads;  // the threads its touchpoints name, in the order first named
-  std::vector<std::string> bands;    // the community clauses it is inside (SegStream.bands)
+  uint64_t touch_count = 0;        // its touchpoints: StoredTouch::seq < touch_count
+  std::vector<std::string> bands;  // the community clauses it is inside (SegStream.bands)
+};
+
+// A waiting message of a thread (SegWaiting).
+struct Waiting {
+  uint64_t seq = 0;
+  int64_t occurred = 0;
+  int64_t answered = 0;  // 0: unanswered
+};
+
+// What answers need of one thread of a stream (key "Y" stream 0 thread).
+struct ThreadRec {
+  std::vector<int64_t> replies;  // the company's, when each occurred, in the order recorded
+  std::vector<Waiting> waiting;  // in the order recorded
 };
 
 struct MemberRec {
@@ -76,6 +90,9 @@ struct PersonRec {
 
 // Keys (segments.h).
 std::string StreamKey(absl::string_view stream);
+std::string TouchKey(absl::string_view stream, uint64_t seq);
+std::string EventIndexKey(absl::string_view stream, absl::string_view event_id);  // -> seq (8)
+std::string ThreadKey(absl::string_view stream, absl::string_view thread);
 std::string PersonKey(absl::string_view person);
 std::string MemberKey(absl::string_view segment, absl::string_view person);
 std::string CountKey(absl::string_view segment);
@@ -90,6 +107,10 @@ inline constexpr char kNextSeqKey[] = "n";
 
 std::string EncodeStream(const StreamRec& s);
 absl::StatusOr<StreamRec> DecodeStream(absl::string_view bytes);
+std::string EncodeTouch(const StoredTouch& t);
+absl::StatusOr<StoredTouch> DecodeTouch(absl::string_view bytes);
+std::string EncodeThread(const ThreadRec& t);
+absl::StatusOr<ThreadRec> DecodeThread(absl::string_view bytes);
 std::string EncodePerson(const PersonRec& p);
 absl::StatusOr<PersonRec> DecodePerson(absl::string_view bytes);
 // A member key's value: since (8 bytes) | version (4 bytes).

@@ -38,32 +38,30 @@ using ::testing::HasSubstr;
 constexpr int64_t kSecond = 1000000;
 constexpr int64_t kDay = 86400 * kSecond;
 
-// A long stream's record: its touchpoints stay readable past capnp's default traversal limit
-// (64 MiB of words, read twice by a decode that checks the record first). Before, a record of
-// about 300k touchpoints stopped decoding, and the exception ended ihsd.
-TEST(SegmentsStateTest, AStreamRecordOfHalfAMillionTouchpointsDecodes) {
-  StreamRec rec;
-  rec.person = "p-long";
-  rec.threads = {"t-1"};
+// A large person record stays readable past capnp's default traversal limit (64 MiB of words,
+// read twice by a decode that checks the record first): a window that holds half a million
+// touchpoints (a burst of one party inside 90 days). Before, a stream record of about 300k
+// touchpoints stopped decoding, and the exception ended ihsd.
+TEST(SegmentsStateTest, APersonRecordOfHalfAMillionKeptTouchpointsDecodes) {
+  PersonRec rec;
+  rec.streams = {"p-long"};
+  Kept k;
+  k.index = 3;
   constexpr size_t kTouches = 500000;
-  rec.touches.resize(kTouches);
+  k.touches.resize(kTouches);
   for (size_t i = 0; i < kTouches; ++i) {
-    StoredTouch& t = rec.touches[i];
-    t.occurred = 1767600000000000 + static_cast<int64_t>(i);
-    t.position = i;
-    t.id[15] = static_cast<char>(i);
-    t.channel = Channel::EMAIL;
-    t.direction = Direction::INBOUND;
-    t.type = TouchpointType::MESSAGE;
-    t.thread = 1;
+    k.touches[i].occurred = 1767600000000000 + static_cast<int64_t>(i);
+    k.touches[i].id[15] = static_cast<char>(i);
   }
-  rec.touches.back().campaign = "spring";
-  auto back = DecodeStream(EncodeStream(rec));
+  k.touches.back().value = 0.5;
+  rec.kept.push_back(std::move(k));
+  auto back = DecodePerson(EncodePerson(rec));
   ASSERT_TRUE(back.ok()) << back.status();
-  ASSERT_EQ(back->touches.size(), kTouches);
-  EXPECT_EQ(back->touches.back().position, kTouches - 1);
-  EXPECT_EQ(back->touches.back().campaign, "spring");
-  EXPECT_EQ(back->touches.back().thread, 1u);
+  ASSERT_EQ(back->kept.size(), 1u);
+  ASSERT_EQ(back->kept[0].touches.size(), kTouches);
+  EXPECT_EQ(back->kept[0].touches.back().occurred, 1767600000000000 + int64_t{kTouches} - 1);
+  EXPECT_EQ(back->kept[0].touches.back().value, 0.5);
+  EXPECT_EQ(back->kept[0].index, 3u);
 }
 
 class SegmentsTest : public ihs::testing::StoreTest {
