@@ -212,4 +212,9 @@ struct SegKept {
   sum @2 :Float64;
   touches @3 :List(SegKeptTouch);
   latest @4 :List(SegKeptTouch);
+  # unanswered: the waiting messages spilled to keys "K" and "V" (projections/segments/kept.h
+  # SpillStore): how many, the slots used (holes included), and the latest of them.
+  spilled @5 :UInt64;
+  slots @6 :UInt64;
+  top @7 :SegKeptTouch;
 }

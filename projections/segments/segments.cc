@@ -51,6 +51,50 @@ struct CachedPerson : Cached<PersonRec> {
   int64_t stored_due = 0;  // 0: no timer key
 };
 
+// An unanswered condition's spilled messages (kept.h SpillStore) as keys of the state ("K" and
+// "V", segments.h). Errors are kept in `error` (the first one) for the caller to return.
+class KeySpill : public SpillStore {
+ public:
+  KeySpill(Txn& txn, absl::string_view person, uint32_t index, absl::Status& error)
+      : txn_(txn), person_(person), index_(index), error_(error) {}
+
+  void Put(uint64_t slot, const KeptTouch& t) override {
+    txn_.Put(SpillKey(person_, index_, slot), EncodeSpilled(t));
+    txn_.Put(SpillIndexKey(person_, index_, t.event_id()), BigEndian64(slot));
+  }
+  std::optional<KeptTouch> Get(uint64_t slot) override {
+    absl::StatusOr<std::optional<std::string>> v = txn_.Get(SpillKey(person_, index_, slot));
+    if (!Ok(v.status()) || !*v) return std::nullopt;
+    absl::StatusOr<KeptTouch> t = DecodeSpilled(**v);
+    if (!Ok(t.status())) return std::nullopt;
+    return *t;
+  }
+  std::optional<uint64_t> Find(absl::string_view event_id) override {
+    absl::StatusOr<std::optional<std::string>> v =
+        txn_.Get(SpillIndexKey(person_, index_, event_id));
+    if (!Ok(v.status()) || !*v) return std::nullopt;
+    if ((*v)->size() != 8) {
+      Ok(absl::DataLossError("segments state: a spill index is not 8 bytes"));
+      return std::nullopt;
+    }
+    return GetBigEndian64((*v)->data());
+  }
+  void Remove(uint64_t slot, absl::string_view event_id) override {
+    txn_.Delete(SpillKey(person_, index_, slot));
+    txn_.Delete(SpillIndexKey(person_, index_, event_id));
+  }
+
+ private:
+  bool Ok(const absl::Status& s) {
+    if (!s.ok() && error_.ok()) error_ = s;
+    return s.ok();
+  }
+  Txn& txn_;
+  const absl::string_view person_;
+  const uint32_t index_;
+  absl::Status& error_;
+};
+
 // A live segment as the projection evaluates it.
 struct Live {
   std::string name;
@@ -574,21 +618,36 @@ class SegmentsProjection : public Projection {
     return *it;
   }
 
-  static bool Empty(const Kept& k) { return k.count == 0 && k.touches.empty() && k.latest.empty(); }
+  static bool Empty(const Kept& k) {
+    return k.count == 0 && k.touches.empty() && k.latest.empty() && k.spilled == 0;
+  }
+
+  // Empties the spills of the person's kept states (before they are dropped or made again).
+  absl::Status DropSpills(const std::string& person, PersonRec& p) {
+    for (Kept& k : p.kept) {
+      if (k.slots == 0) continue;
+      KeySpill spill(*txn_, person, k.index, spill_error_);
+      DropSpill(k, spill);
+    }
+    return std::exchange(spill_error_, absl::OkStatus());
+  }
 
   // Makes the person's kept state again from their streams, for the live rules at now_.
-  absl::Status Remake(PersonRec& p) {
+  absl::Status Remake(const std::string& person, PersonRec& p) {
     IHS_ASSIGN_OR_RETURN(Facts f, FactsOf(p));
     p.profile = f;
+    IHS_RETURN_IF_ERROR(DropSpills(person, p));
     p.kept.clear();
     for (uint32_t i = 0; i < filters_.size(); ++i) {
       Kept k;
       k.index = i;
+      KeySpill spill(*txn_, person, i, spill_error_);
       for (const Touch& t : f.touches) {
-        if (Matches(filters_[i]->filter, t)) Keep(*filters_[i], t, now_, k);
+        if (Matches(filters_[i]->filter, t)) Keep(*filters_[i], t, now_, k, &spill);
       }
       if (!Empty(k)) p.kept.push_back(std::move(k));
     }
+    IHS_RETURN_IF_ERROR(std::exchange(spill_error_, absl::OkStatus()));
     p.dues.assign(order_.size(), 0);
     p.epoch = epoch_;
     return absl::OkStatus();
@@ -605,15 +664,18 @@ class SegmentsProjection : public Projection {
     for (uint32_t i = 0; i < filters_.size(); ++i) {
       if (!Matches(filters_[i]->filter, t)) continue;
       Kept& k = KeptOf(*p, i);
-      Keep(*filters_[i], t, now_, k);
+      KeySpill spill(*txn_, person, i, spill_error_);
+      Keep(*filters_[i], t, now_, k, &spill);
       if (Empty(k)) p->kept.erase(FindKept(*p, i));  // it can never count
       affected[filter_segment_[i]] = true;
     }
     for (const auto& [id, at] : answers) {
       for (Kept& k : p->kept) {
-        if (Answer(id, at, k)) affected[filter_segment_[k.index]] = true;
+        KeySpill spill(*txn_, person, k.index, spill_error_);
+        if (Answer(id, at, k, &spill)) affected[filter_segment_[k.index]] = true;
       }
     }
+    IHS_RETURN_IF_ERROR(std::exchange(spill_error_, absl::OkStatus()));
     const bool consent = stored.type == TouchpointType::CONSENT_GIVEN ||
                          stored.type == TouchpointType::CONSENT_REVOKED ||
                          stored.type == TouchpointType::UNSUBSCRIBE;
@@ -634,7 +696,7 @@ class SegmentsProjection : public Projection {
       IHS_ASSIGN_OR_RETURN(p, MutablePerson(person));
     }
     if (remake || p->epoch != epoch_) {
-      IHS_RETURN_IF_ERROR(Remake(*p));
+      IHS_RETURN_IF_ERROR(Remake(person, *p));
       affected = nullptr;
     }
     auto member_of = [p](const std::string& name) {
@@ -654,7 +716,8 @@ class SegmentsProjection : public Projection {
         Kept none;
         return EvaluateKept(c, now_, none, evidence);
       }
-      const Verdict v = EvaluateKept(c, now_, *it, evidence);
+      KeySpill spill(*txn_, person, index, spill_error_);
+      const Verdict v = EvaluateKept(c, now_, *it, evidence, &spill);
       emptied = emptied || Empty(*it);
       return v;
     };
@@ -686,6 +749,7 @@ class SegmentsProjection : public Projection {
       }
       if (p->dues[j] != 0) next = std::min(next, p->dues[j]);
     }
+    IHS_RETURN_IF_ERROR(std::exchange(spill_error_, absl::OkStatus()));
     // Only an evaluation empties a kept state (Keep adds, Answer moves an answer earlier).
     if (emptied) {
       p->kept.erase(std::remove_if(p->kept.begin(), p->kept.end(), Empty), p->kept.end());
@@ -903,6 +967,8 @@ class SegmentsProjection : public Projection {
     std::map<std::string, PersonRec> previous;
     for (const std::string& o : old) {
       IHS_ASSIGN_OR_RETURN(PersonRec * p, MutablePerson(o));
+      IHS_RETURN_IF_ERROR(DropSpills(o, *p));  // made again below, or gone
+      p->kept.clear();
       previous[o] = *p;
       if (named.count(o)) continue;
       for (const MemberRec& m : p->members) {
@@ -935,6 +1001,7 @@ class SegmentsProjection : public Projection {
   }
 
   Txn* txn_ = nullptr;
+  absl::Status spill_error_;  // KeySpill's, until returned
   uint64_t position_ = 0;
   int64_t now_ = 0;
 

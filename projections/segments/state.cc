@@ -37,6 +37,35 @@ std::string ThreadKey(absl::string_view stream, absl::string_view thread) {
   return absl::StrCat("Y", stream, absl::string_view("\0", 1), thread);
 }
 std::string PersonKey(absl::string_view person) { return absl::StrCat("P", person); }
+std::string SpillKey(absl::string_view person, uint32_t index, uint64_t slot) {
+  std::string k = absl::StrCat("K", person, absl::string_view("\0", 1));
+  PutBigEndian32(&k, index);
+  PutBigEndian64(&k, slot);
+  return k;
+}
+std::string SpillIndexKey(absl::string_view person, uint32_t index, absl::string_view event_id) {
+  std::string k = absl::StrCat("V", person, absl::string_view("\0", 1));
+  PutBigEndian32(&k, index);
+  k.append(event_id.data(), event_id.size());
+  return k;
+}
+std::string EncodeSpilled(const KeptTouch& t) {
+  std::string v;
+  PutBigEndian64(&v, static_cast<uint64_t>(t.occurred));
+  PutBigEndian64(&v, static_cast<uint64_t>(t.due));
+  v.append(t.id.data(), t.id.size());
+  return v;
+}
+absl::StatusOr<KeptTouch> DecodeSpilled(absl::string_view bytes) {
+  KeptTouch t;
+  if (bytes.size() != 16 + t.id.size()) {
+    return absl::DataLossError("segments state: a spilled message is not 32 bytes");
+  }
+  t.occurred = static_cast<int64_t>(GetBigEndian64(bytes.data()));
+  t.due = static_cast<int64_t>(GetBigEndian64(bytes.data() + 8));
+  std::memcpy(t.id.data(), bytes.data() + 16, t.id.size());
+  return t;
+}
 std::string MemberKey(absl::string_view segment, absl::string_view person) {
   return absl::StrCat("M", segment, absl::string_view("\0", 1), person);
 }
@@ -208,14 +237,15 @@ std::string EncodePerson(const PersonRec& p) {
   auto community = b.initCommunity(static_cast<unsigned>(p.profile.community.size()));
   i = 0;
   for (const std::string& clause : p.profile.community) community.set(i++, clause);
-  auto put = [](const std::vector<KeptTouch>& from, auto to) {
-    for (unsigned j = 0; j < from.size(); ++j) {
-      to[j].setOccurred(from[j].occurred);
-      to[j].setDue(from[j].due);
-      to[j].setAnswered(from[j].answered == kNever ? 0 : from[j].answered);  // 0 packs away
-      to[j].setValue(from[j].value);
-      to[j].setId(AsData(from[j].event_id()));
-    }
+  auto set = [](const KeptTouch& from, auto to) {
+    to.setOccurred(from.occurred);
+    to.setDue(from.due);
+    to.setAnswered(from.answered == kNever ? 0 : from.answered);  // 0 packs away
+    to.setValue(from.value);
+    to.setId(AsData(from.event_id()));
+  };
+  auto put = [&set](const std::vector<KeptTouch>& from, auto to) {
+    for (unsigned j = 0; j < from.size(); ++j) set(from[j], to[j]);
   };
   auto kept = b.initKept(static_cast<unsigned>(p.kept.size()));
   for (unsigned j = 0; j < p.kept.size(); ++j) {
@@ -225,6 +255,11 @@ std::string EncodePerson(const PersonRec& p) {
     kept[j].setSum(k.sum);
     put(k.touches, kept[j].initTouches(static_cast<unsigned>(k.touches.size())));
     put(k.latest, kept[j].initLatest(static_cast<unsigned>(k.latest.size())));
+    if (k.spilled > 0) {
+      kept[j].setSpilled(k.spilled);
+      kept[j].setSlots(k.slots);
+      set(k.top, kept[j].initTop());
+    }
   }
   auto dues = b.initDues(static_cast<unsigned>(p.dues.size()));
   for (unsigned j = 0; j < p.dues.size(); ++j) dues.set(j, p.dues[j]);
@@ -246,20 +281,20 @@ absl::StatusOr<PersonRec> DecodePerson(absl::string_view bytes) {
   p.profile.cohort = Str(r.getCohort());
   for (auto f : r.getConsent()) p.profile.consent[Str(f.getName())] = f.getOn();
   for (auto c : r.getCommunity()) p.profile.community.insert(Str(c));
-  auto get = [](auto from, std::vector<KeptTouch>& to) -> absl::Status {
-    to.reserve(from.size());
-    for (auto t : from) {
-      KeptTouch kt;
-      kt.occurred = t.getOccurred();
-      kt.due = t.getDue();
-      kt.answered = t.getAnswered() == 0 ? kNever : t.getAnswered();
-      kt.value = t.getValue();
-      if (t.getId().size() != kt.id.size()) {
-        return absl::DataLossError("segments state: a kept event id is not 16 bytes");
-      }
-      std::memcpy(kt.id.data(), t.getId().begin(), kt.id.size());
-      to.push_back(kt);
+  auto one = [](auto t, KeptTouch& kt) -> absl::Status {
+    kt.occurred = t.getOccurred();
+    kt.due = t.getDue();
+    kt.answered = t.getAnswered() == 0 ? kNever : t.getAnswered();
+    kt.value = t.getValue();
+    if (t.getId().size() != kt.id.size()) {
+      return absl::DataLossError("segments state: a kept event id is not 16 bytes");
     }
+    std::memcpy(kt.id.data(), t.getId().begin(), kt.id.size());
+    return absl::OkStatus();
+  };
+  auto get = [&one](auto from, std::vector<KeptTouch>& to) -> absl::Status {
+    to.resize(from.size());
+    for (unsigned i = 0; i < from.size(); ++i) IHS_RETURN_IF_ERROR(one(from[i], to[i]));
     return absl::OkStatus();
   };
   p.kept.reserve(r.getKept().size());
@@ -270,6 +305,12 @@ absl::StatusOr<PersonRec> DecodePerson(absl::string_view bytes) {
     kept.sum = k.getSum();
     IHS_RETURN_IF_ERROR(get(k.getTouches(), kept.touches));
     IHS_RETURN_IF_ERROR(get(k.getLatest(), kept.latest));
+    kept.spilled = k.getSpilled();
+    kept.slots = k.getSlots();
+    if (kept.spilled > 0) {
+      if (kept.slots < kept.spilled) return absl::DataLossError("segments state: bad spill");
+      IHS_RETURN_IF_ERROR(one(k.getTop(), kept.top));
+    }
     p.kept.push_back(std::move(kept));
   }
   for (int64_t d : r.getDues()) p.dues.push_back(d);

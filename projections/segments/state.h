@@ -94,6 +94,12 @@ std::string TouchKey(absl::string_view stream, uint64_t seq);
 std::string EventIndexKey(absl::string_view stream, absl::string_view event_id);  // -> seq (8)
 std::string ThreadKey(absl::string_view stream, absl::string_view thread);
 std::string PersonKey(absl::string_view person);
+// An unanswered condition's spilled messages (kept.h SpillStore): by slot, and the slot by id.
+std::string SpillKey(absl::string_view person, uint32_t index, uint64_t slot);
+std::string SpillIndexKey(absl::string_view person, uint32_t index, absl::string_view event_id);
+// A spilled message: occurred (8) | due (8) | event id (16); never answered.
+std::string EncodeSpilled(const KeptTouch& t);
+absl::StatusOr<KeptTouch> DecodeSpilled(absl::string_view bytes);
 std::string MemberKey(absl::string_view segment, absl::string_view person);
 std::string CountKey(absl::string_view segment);
 std::string HistoryKey(absl::string_view segment, absl::string_view person, uint64_t seq);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <optional>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -32,16 +33,49 @@ struct Ref {
   std::map<const Condition*, Kept> kept;
 };
 
-TEST(KeptTest, AnswersAsTheRuleOverAllTheFactsAtEveryMoment) {
+// A spill in memory that spills early, so that a few dozen waiting messages exercise it.
+class MapSpill : public SpillStore {
+ public:
+  MapSpill() { inline_limit = 9; }
+  void Put(uint64_t slot, const KeptTouch& t) override {
+    EXPECT_EQ(slots.count(slot), 0u) << "slot " << slot << " written twice";
+    slots[slot] = t;
+    ids[std::string(t.event_id())] = slot;
+    ++spills;
+  }
+  std::optional<KeptTouch> Get(uint64_t slot) override {
+    auto it = slots.find(slot);
+    if (it == slots.end()) return std::nullopt;
+    return it->second;
+  }
+  std::optional<uint64_t> Find(absl::string_view event_id) override {
+    auto it = ids.find(std::string(event_id));
+    if (it == ids.end()) return std::nullopt;
+    return it->second;
+  }
+  void Remove(uint64_t slot, absl::string_view event_id) override {
+    EXPECT_EQ(slots.erase(slot), 1u);
+    EXPECT_EQ(ids.erase(std::string(event_id)), 1u);
+  }
+  std::map<uint64_t, KeptTouch> slots;
+  std::map<std::string, uint64_t> ids;
+  int spills = 0;
+};
+
+// Touchpoints, answers and moments at random; at each moment every rule is evaluated over the
+// kept states and over all the facts. `spill`: unanswered conditions spill (MapSpill).
+void CompareAtEveryMoment(bool spill) {
   const char* types[] = {"complaint", "message", "request", "purchase", "share", "reply"};
   const char* channels[] = {"email", "twitter", "phone"};
   const char* directions[] = {"inbound", "outbound", "public"};
-  int compared = 0, members = 0;
+  int compared = 0, members = 0, spilled = 0;
   for (uint64_t seed = 1; seed <= 30; ++seed) {
     std::mt19937_64 rng(seed);
     std::vector<Rule> rules;
     for (const char* text : kRules) rules.push_back(*ParseRule(text));
     std::map<const Condition*, Kept> kept;
+    std::map<const Condition*, MapSpill> spills;
+    auto spill_of = [&](const Condition* c) -> SpillStore* { return spill ? &spills[c] : nullptr; };
     std::vector<const Condition*> conditions;
     for (const Rule& r : rules) Conditions(r, &conditions);
     Facts facts;
@@ -61,7 +95,7 @@ TEST(KeptTest, AnswersAsTheRuleOverAllTheFactsAtEveryMoment) {
         for (char& c : t.event_id) c = static_cast<char>(rng());
         if (rng() % 4 == 0) t.answered = t.occurred + static_cast<int64_t>(rng() % (10 * kHour));
         for (const Condition* c : conditions) {
-          if (Matches(c->filter, t)) Keep(*c, t, now, kept[c]);
+          if (Matches(c->filter, t)) Keep(*c, t, now, kept[c], spill_of(c));
         }
         facts.touches.push_back(t);
       } else if (op < 8 && !facts.touches.empty()) {  // an answer, perhaps earlier than one known
@@ -69,12 +103,12 @@ TEST(KeptTest, AnswersAsTheRuleOverAllTheFactsAtEveryMoment) {
         const int64_t at = m.occurred + static_cast<int64_t>(rng() % (12 * kHour));
         if (at < m.answered) {
           m.answered = at;
-          for (auto& [c, k] : kept) Answer(m.event_id, at, k);
+          for (auto& [c, k] : kept) Answer(m.event_id, at, k, spill_of(c));
         }
       }
       const auto none = [](const std::string&) { return false; };
       const ConditionFn over_kept = [&](const Condition& c, Evidence* evidence) {
-        return EvaluateKept(c, now, kept[&c], evidence);
+        return EvaluateKept(c, now, kept[&c], evidence, spill_of(&c));
       };
       for (const Rule& rule : rules) {
         const Verdict want = Evaluate(rule, facts, now, none);
@@ -93,12 +127,22 @@ TEST(KeptTest, AnswersAsTheRuleOverAllTheFactsAtEveryMoment) {
         ++compared;
         members += want.member;
       }
+      for (auto& [c, k] : kept) {  // the spill holds what the kept state says it holds
+        const size_t held = spill ? spills[c].slots.size() : 0;
+        ASSERT_EQ(k.spilled, held) << "seed " << seed << " step " << step;
+      }
     }
+    for (const auto& [c, sp] : spills) spilled += sp.spills;
   }
   // Both answers occur often enough for the comparison to mean something.
   EXPECT_GT(members, compared / 10);
   EXPECT_LT(members, compared * 9 / 10);
+  if (spill) EXPECT_GT(spilled, 100) << "too few messages spilled to test the spill";
 }
+
+TEST(KeptTest, AnswersAsTheRuleOverAllTheFactsAtEveryMoment) { CompareAtEveryMoment(false); }
+
+TEST(KeptTest, AnswersAsTheRuleWithWaitingMessagesSpilled) { CompareAtEveryMoment(true); }
 
 TEST(KeptTest, KeepsOnlyWhatCanStillCount) {
   const Rule rule = *ParseRule("count(type = complaint, last 1d) >= 1");

@@ -227,6 +227,72 @@ TEST_F(SegmentsTest, AnUnansweredComplaintEntersWhenItHasWaitedAndLeavesWithTheA
   EXPECT_THAT(Members("waiting"), ElementsAre());
 }
 
+// Many waiting messages: all but the latest few are spilled to keys of their own (kept.h
+// SpillStore), and the person still counts, explains and leaves exactly; a link joins two
+// persons with spills, answers reach spilled messages, and nothing spilled outlives its message.
+TEST_F(SegmentsTest, ManyWaitingMessagesCountExplainAndLeaveExactlyWhenSpilled) {
+  Define("waiting", "unanswered(type = complaint, over 1h)");
+  Define("buyer_waiting", "unanswered(type = complaint, over 1h) and any(type = purchase)");
+  OpenRunner();
+  std::map<std::string, std::string> ids;  // thread -> the complaint's event id
+  auto complain = [&](const std::string& party, const std::string& thread) {
+    ids[thread] =
+        Touch(party, TouchpointType::COMPLAINT, Direction::INBOUND, Channel::EMAIL, thread);
+    clock_.Advance(absl::Seconds(1));
+  };
+  auto reply = [&](const std::string& party, const std::string& thread) {
+    Touch(party, TouchpointType::REPLY, Direction::OUTBOUND, Channel::EMAIL, thread);
+    clock_.Advance(absl::Seconds(1));
+  };
+  for (int i = 0; i < 40; ++i) complain("q", absl::StrCat("q", i));
+  for (int i = 0; i < 100; ++i) complain("p", absl::StrCat("t", i));
+  clock_.Advance(absl::Hours(2));
+  EXPECT_THAT(Members("waiting"), ElementsAre("p", "q"));
+  auto keys_with = [&](char tag) {
+    size_t n = 0;
+    for (const auto& [k, v] : Dump()) n += k[0] == tag;
+    return n;
+  };
+
+  schema::Event::Builder link = events_.New(++next_id_);
+  auto parties = link.initIdentityLink().initParties(2);
+  parties.set(0, "p");
+  parties.set(1, "q");
+  ASSERT_TRUE(store_->Append({"$identity", store::ExpectedVersion::Any(), {link.asReader()}}).ok());
+  // Made again for the joined person at the link, the kept state spills.
+  EXPECT_GT(keys_with('K'), 100u) << "the messages were not spilled";
+  for (int i = 95; i < 100; ++i) reply("p", absl::StrCat("t", i));  // the latest, inline
+  for (int i = 0; i < 20; ++i) reply("p", absl::StrCat("t", i));    // early ones, spilled
+  for (int i = 0; i < 10; ++i) reply("q", absl::StrCat("q", i));
+  Touch("p", TouchpointType::PURCHASE);
+  EXPECT_THAT(Members("buyer_waiting"), ElementsAre("q"));  // seen first: the person's id
+
+  capnp::MallocMessageBuilder m;
+  ASSERT_TRUE(ReadWhy(View(), "p", "buyer_waiting", 0, m).ok());
+  auto why = m.getRoot<schema::SegmentWhy>();
+  ASSERT_TRUE(why.getMember());
+  ASSERT_EQ(why.getTransitions().size(), 1u);
+  auto clause = why.getTransitions()[0].getClauses()[0];
+  EXPECT_EQ(std::string(clause.getText().cStr()), "unanswered(type = complaint, over 1h)");
+  EXPECT_EQ(clause.getValue(), 75 + 30);
+  std::vector<std::string> shown, want;
+  for (auto e : clause.getEvents()) shown.emplace_back(View(e));
+  for (int i = 94; i > 86; --i) want.push_back(ids[absl::StrCat("t", i)]);
+  EXPECT_EQ(shown, want) << "the latest eight waiting, latest first";
+
+  for (int i = 20; i < 95; ++i) reply("p", absl::StrCat("t", i));
+  EXPECT_THAT(Members("waiting"), ElementsAre("q"));
+  for (int i = 10; i < 40; ++i) reply("q", absl::StrCat("q", i));
+  EXPECT_THAT(Members("waiting"), ElementsAre());
+  EXPECT_THAT(Members("buyer_waiting"), ElementsAre());
+  EXPECT_EQ(keys_with('K'), 0u);
+  EXPECT_EQ(keys_with('V'), 0u);
+
+  const auto live = Dump();
+  ASSERT_TRUE(runner_->Rebuild(kName).ok());
+  EXPECT_EQ(Dump(), live);
+}
+
 TEST_F(SegmentsTest, ARetiredSegmentsMembersLeaveAndANewOneTakesItsMembersAtOnce) {
   Touch("p", TouchpointType::PURCHASE);
   Touch("q", TouchpointType::COMPLAINT);
