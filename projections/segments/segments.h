@@ -14,6 +14,8 @@
 //   "T" stream 0 seq (8)     -> SegTouch: one of its touchpoints
 //   "E" stream 0 event id    -> seq (8): the touchpoint with that id
 //   "Y" stream 0 thread      -> SegThread: the company's replies and the waiting messages
+//   "K" person 0 index (4) slot (8) -> a waiting message an unanswered condition spilled
+//   "V" person 0 index (4) event id -> slot (8)
 //   "P" person               -> SegPerson: streams, links, current memberships, next timer
 //   "M" segment 0 person     -> since (8) | version (4), while a member
 //   "C" segment              -> members now (8 bytes)
