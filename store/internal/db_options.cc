@@ -20,6 +20,7 @@ rocksdb::DBOptions StoreDbOptions() {
   // this it would silently show a log with a gap; with it, the open fails and is tried again
   // (EventStoreImpl::Open).
   o.track_and_verify_wals_in_manifest = true;
+  o.enable_pipelined_write = true;
   return o;
 }
 
