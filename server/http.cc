@@ -108,6 +108,16 @@ std::string RenderMetrics(const store::StoreMetrics& st, const ServerMetrics& se
   w.One("ihs_rpc_subscription_backlog_events_sum", "gauge",
         "The events all subscriptions of events have yet to push, added up.",
         static_cast<double>(server.backlog_sum));
+  w.One("ihs_rpc_transition_subscriptions", "gauge",
+        "Running subscriptions of segment transitions.",
+        static_cast<double>(server.transition_subscriptions));
+  w.One("ihs_rpc_subscription_backlog_transitions_max", "gauge",
+        "The most transitions one subscription of transitions has yet to push (the feed's next "
+        "seq minus its own).",
+        static_cast<double>(server.transition_backlog_max));
+  w.One("ihs_rpc_subscription_backlog_transitions_sum", "gauge",
+        "The transitions all subscriptions of transitions have yet to push, added up.",
+        static_cast<double>(server.transition_backlog_sum));
   w.Family("ihs_rpc_calls_total", "counter",
            "RPC calls answered, by method and outcome (ok, the error's kind, or exception: the "
            "call ended without an answer).");

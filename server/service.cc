@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "projections/segments/segments.h"
 #include "server/internal/shared.h"
 #include "server/wire.h"
 
@@ -189,6 +190,20 @@ void Server::Accept(kj::Own<kj::AsyncIoStream> stream, std::string peer) {
   sh.open_connections = connections_.size();
 }
 
+namespace {
+
+// The seq the segments projection's next transition will have; 0 when it cannot be read (no
+// projections, or a rebuild): a scrape then shows no backlog rather than failing.
+uint64_t TransitionFeedNext(projections::Runner* runner) {
+  if (runner == nullptr) return 0;
+  absl::StatusOr<projections::StateView> view = runner->View(projections::segments::kName);
+  if (!view.ok()) return 0;
+  absl::StatusOr<uint64_t> next = projections::segments::NextSeq(*view);
+  return next.ok() ? *next : 0;
+}
+
+}  // namespace
+
 ServerMetrics Server::Metrics() const {
   const Shared& sh = *shared_;
   ServerMetrics m;
@@ -197,10 +212,19 @@ ServerMetrics Server::Metrics() const {
   m.calls_in_flight = sh.calls_in_flight;
   m.subscriptions = sh.subscriptions.size();
   const uint64_t head = sh.store.Head();
+  std::optional<uint64_t> feed_next;  // the segments feed's next seq, read once if needed
   for (const SubscriptionBase* sub : sh.subscriptions) {
     if (std::optional<uint64_t> next = sub->NextPosition(); next && *next < head) {
       m.backlog_max = std::max(m.backlog_max, head - *next);
       m.backlog_sum += head - *next;
+    }
+    std::optional<uint64_t> seq = sub->NextTransitionSeq();
+    if (!seq) continue;
+    ++m.transition_subscriptions;
+    if (!feed_next) feed_next = TransitionFeedNext(sh.runner);
+    if (*seq < *feed_next) {
+      m.transition_backlog_max = std::max(m.transition_backlog_max, *feed_next - *seq);
+      m.transition_backlog_sum += *feed_next - *seq;
     }
   }
   m.accepted = sh.next_connection - 1;

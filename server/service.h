@@ -69,6 +69,10 @@ struct ServerMetrics {
   // Of the subscriptions of events: the events they have yet to push (the log's head minus the
   // position each pushes next), the largest and the sum.
   uint64_t backlog_max = 0, backlog_sum = 0;
+  // Of the subscriptions of segment transitions: how many, and the transitions they have yet to
+  // push (the feed's next seq minus the seq each pushes next), the largest and the sum.
+  size_t transition_subscriptions = 0;
+  uint64_t transition_backlog_max = 0, transition_backlog_sum = 0;
   uint64_t accepted = 0;  // connections accepted since start
   bool draining = false;  // shutting down
   // RPC calls answered, by (method, outcome): "ok", the error's kind, or "exception" (the call

@@ -76,6 +76,9 @@ class SubscriptionBase {
   virtual void End(const absl::Status& why) = 0;
   // A subscription of events: the position it pushes next (its backlog is the head minus it).
   virtual std::optional<uint64_t> NextPosition() const { return std::nullopt; }
+  // A subscription of transitions: the seq it pushes next (its backlog is the feed's next seq
+  // minus it).
+  virtual std::optional<uint64_t> NextTransitionSeq() const { return std::nullopt; }
 };
 
 struct Server::Shared {
@@ -278,6 +281,7 @@ class Server::TransitionSubscription final : public rpc::SegmentSubscription::Se
   TransitionSubscription(Shared& shared, std::shared_ptr<ConnState> conn, uint64_t from_seq,
                          std::set<std::string> segments, rpc::SegmentSubscriber::Client subscriber);
   ~TransitionSubscription() noexcept(false) override { Stop(); }
+  std::optional<uint64_t> NextTransitionSeq() const override { return seq_; }
 
  protected:
   kj::Promise<void> scannedTo(ScannedToContext context) override;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <functional>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -167,6 +168,38 @@ TEST_F(HttpTest, MetricsCountTheAppendsAndShowEveryProjection) {
   EXPECT_EQ(head.body, "");
 }
 
+// Runs a subscription on a connection of its own (`connect`, called on the subscriber's thread,
+// which must use the client), on its own thread: `subscribe` gets the connection and `took(n)`, to
+// call with each push's size; once 8 have come, `took` returns false only after Release(), holding
+// the subscription open in between.
+class HeldSubscriber {
+ public:
+  using Took = std::function<bool(size_t)>;
+  using Connector = std::function<absl::StatusOr<std::unique_ptr<Client>>()>;
+  HeldSubscriber(Connector connect, std::function<void(Client&, const Took&)> subscribe)
+      : thread_([this, connect, subscribe] {
+          auto c = connect();
+          if (!c.ok()) return all_.Notify();
+          subscribe(**c, [this](size_t n) {
+            got_ += n;
+            if (got_ < 8) return true;
+            all_.Notify();
+            release_.WaitForNotification();
+            return false;
+          });
+        }) {}
+  ~HeldSubscriber() {
+    if (!release_.HasBeenNotified()) release_.Notify();
+    thread_.join();
+  }
+  bool WaitForAll() { return all_.WaitForNotificationWithTimeout(absl::Seconds(30)); }
+
+ private:
+  size_t got_ = 0;
+  absl::Notification all_, release_;
+  std::thread thread_;
+};
+
 // A subscriber that has been pushed every event has no backlog: the gauge is the head minus
 // the position the subscription pushes next (8 here if it were not kept), not a count of pushes.
 // (A stalled subscriber's backlog is in RenderMetricsTest: the client library takes pushes on
@@ -176,28 +209,43 @@ TEST_F(HttpTest, ASubscriberThatHasEveryEventHasNoBacklog) {
   auto w = MustConnect("writer");
   ASSERT_NE(w, nullptr);
   AppendMessages(*w, 8);
-  absl::Notification all, release;
-  std::thread sub([&] {
-    auto c = Connect("reader");
-    if (!c.ok()) return all.Notify();
-    client::SubscribeOptions o;
-    o.open_content = false;
-    size_t got = 0;
-    (void)(*c)->Subscribe(o, [&](const std::vector<RemoteEvent>& evs, uint64_t) {
-      got += evs.size();
-      if (got < 8) return true;
-      all.Notify();
-      release.WaitForNotification();
-      return false;
-    });
-  });
-  ASSERT_TRUE(all.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  HeldSubscriber sub([this] { return Connect("reader"); },
+                     [](Client& c, const HeldSubscriber::Took& took) {
+                       client::SubscribeOptions o;
+                       o.open_content = false;
+                       (void)c.Subscribe(o, [&](const std::vector<RemoteEvent>& evs, uint64_t) {
+                         return took(evs.size());
+                       });
+                     });
+  ASSERT_TRUE(sub.WaitForAll());
   HttpReply m = Http(http_, "GET", "/metrics", Bearer(tokens_["admin"]));
   EXPECT_EQ(Sample(m.body, "ihs_rpc_subscriptions"), 1) << m.body;
   EXPECT_EQ(Sample(m.body, "ihs_rpc_subscription_backlog_events_max"), 0) << m.body;
   EXPECT_EQ(Sample(m.body, "ihs_rpc_subscription_backlog_events_sum"), 0);
-  release.Notify();
-  sub.join();
+  EXPECT_EQ(Sample(m.body, "ihs_rpc_transition_subscriptions"), 0);
+}
+
+// The same for a subscription of segment transitions: counted apart, and with no backlog once
+// it has pushed the feed's every transition (8 entries into "wrote", one per party).
+TEST_F(HttpTest, ATransitionSubscriberThatHasEveryTransitionHasNoBacklog) {
+  StartWithHttp();
+  auto w = MustConnect("writer");
+  ASSERT_NE(w, nullptr);
+  IHS_ASSERT_OK(w->DefineSegment(schema::SegmentOp::DEFINE, "wrote", "any(type = message)", ""));
+  AppendMessages(*w, 8);
+  HeldSubscriber sub([this] { return Connect("reader"); },
+                     [](Client& c, const HeldSubscriber::Took& took) {
+                       (void)c.SubscribeSegments({"wrote"}, 0, false,
+                                                 [&](capnp::List<schema::Transition>::Reader ts,
+                                                     uint64_t) { return took(ts.size()); });
+                     });
+  ASSERT_TRUE(sub.WaitForAll());
+  HttpReply m = Http(http_, "GET", "/metrics", Bearer(tokens_["admin"]));
+  EXPECT_EQ(Sample(m.body, "ihs_rpc_subscriptions"), 1) << m.body;
+  EXPECT_EQ(Sample(m.body, "ihs_rpc_transition_subscriptions"), 1) << m.body;
+  EXPECT_EQ(Sample(m.body, "ihs_rpc_subscription_backlog_transitions_max"), 0) << m.body;
+  EXPECT_EQ(Sample(m.body, "ihs_rpc_subscription_backlog_transitions_sum"), 0);
+  EXPECT_EQ(Sample(m.body, "ihs_rpc_subscription_backlog_events_max"), 0);
 }
 
 TEST_F(HttpTest, MetricsAskForAnAdminOrAMetricsToken) {
@@ -286,6 +334,9 @@ TEST(RenderMetricsTest, HistogramsAreCumulativeAndLabelsEscaped) {
   server::ServerMetrics sv;
   sv.backlog_max = 40;
   sv.backlog_sum = 55;
+  sv.transition_subscriptions = 2;
+  sv.transition_backlog_max = 12;
+  sv.transition_backlog_sum = 13;
   sv.calls[{"append", "versionConflict"}] = 2;
   projections::ProjectionStatus p;
   p.name = "odd\"name\\";
@@ -307,6 +358,9 @@ TEST(RenderMetricsTest, HistogramsAreCumulativeAndLabelsEscaped) {
   EXPECT_EQ(Sample(text, "ihs_http_connections_refused_total"), 5);
   EXPECT_EQ(Sample(text, "ihs_rpc_subscription_backlog_events_max"), 40);
   EXPECT_EQ(Sample(text, "ihs_rpc_subscription_backlog_events_sum"), 55);
+  EXPECT_EQ(Sample(text, "ihs_rpc_transition_subscriptions"), 2);
+  EXPECT_EQ(Sample(text, "ihs_rpc_subscription_backlog_transitions_max"), 12);
+  EXPECT_EQ(Sample(text, "ihs_rpc_subscription_backlog_transitions_sum"), 13);
   EXPECT_EQ(Sample(text, "ihs_rpc_calls_total{method=\"append\",outcome=\"versionConflict\"}"), 2);
   // Each family is declared once, before its samples.
   EXPECT_EQ(text.find("# TYPE ihs_projection_state gauge"),
