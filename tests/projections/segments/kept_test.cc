@@ -137,7 +137,9 @@ void CompareAtEveryMoment(bool spill) {
   // Both answers occur often enough for the comparison to mean something.
   EXPECT_GT(members, compared / 10);
   EXPECT_LT(members, compared * 9 / 10);
-  if (spill) EXPECT_GT(spilled, 100) << "too few messages spilled to test the spill";
+  if (spill) {
+    EXPECT_GT(spilled, 100) << "too few messages spilled to test the spill";
+  }
 }
 
 TEST(KeptTest, AnswersAsTheRuleOverAllTheFactsAtEveryMoment) { CompareAtEveryMoment(false); }
