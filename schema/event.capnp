@@ -189,6 +189,19 @@ struct CommunityBand {
   ranked @5 :UInt64;       # persons with that figure, when it was decided
 }
 
+struct ContentAccess {
+  # Personal content was shown to someone: who opened whose messages, when and where (the console's
+  # "open" action, docs/console.md), so that an auditor sees access to personal data, not only its
+  # changes. On the stream "$access", appended by ihsd only: the store refuses it on any other
+  # stream, and the RPC server refuses it from a client.
+  party @0 :Text;          # the stream whose content was shown
+  events @1 :List(Data);   # (JSON: hex) the events whose subject and text were shown
+  readBy @2 :Text;         # who: the token's name
+  role @3 :Text;           # the token's role ("reader", "admin", ...)
+  via @4 :Text;            # where: "console"
+  peer @5 :Text;           # the address the request came from
+}
+
 struct ErasureRequest {
   # The party's personal content is erased: the store deletes its data key in the same write
   # (docs/audit.md, "Erasure"). Appended only by EventStore::Erase (`ihs erase`, Admin.erase),
@@ -257,5 +270,6 @@ struct Event {
     retentionRun @18 :RetentionRun;
     segmentDefinition @19 :SegmentDefinition;
     communityBand @20 :CommunityBand;
+    contentAccess @21 :ContentAccess;
   }
 }

@@ -1,5 +1,10 @@
 #include "server/http.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include <algorithm>
 #include <array>
 
@@ -68,11 +73,47 @@ class Writer {
 constexpr std::array<const char*, 5> kProjectionStates = {"live", "catching up", "rebuilding",
                                                           "failed", "corrupt"};
 
+// The address of a connection's client ("127.0.0.1", "::1"; "unix" for a unix socket), or "?".
+std::string PeerOf(kj::AsyncIoStream& stream) {
+  struct sockaddr_storage addr;
+  kj::uint len = sizeof addr;
+  KJ_IF_MAYBE (e, kj::runCatchingExceptions([&] {
+                 stream.getpeername(reinterpret_cast<struct sockaddr*>(&addr), &len);
+               })) {
+    return "?";
+  }
+  char text[INET6_ADDRSTRLEN] = "?";
+  if (addr.ss_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<struct sockaddr_in*>(&addr)->sin_addr, text, sizeof text);
+  } else if (addr.ss_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<struct sockaddr_in6*>(&addr)->sin6_addr, text,
+              sizeof text);
+  } else if (addr.ss_family == AF_UNIX) {
+    return "unix";
+  }
+  return text;
+}
+
 }  // namespace
+
+// The service of one connection: OperatorHttp's, with the client's address.
+class OperatorHttp::PeerService final : public kj::HttpService {
+ public:
+  PeerService(OperatorHttp& http, std::string peer) : http_(http), peer_(std::move(peer)) {}
+  kj::Promise<void> request(kj::HttpMethod method, kj::StringPtr url,
+                            const kj::HttpHeaders& headers, kj::AsyncInputStream& body,
+                            Response& response) override {
+    return http_.Serve(method, url, headers, body, response, peer_);
+  }
+
+ private:
+  OperatorHttp& http_;
+  std::string peer_;
+};
 
 std::string RenderMetrics(const store::StoreMetrics& st, const ServerMetrics& server,
                           const std::vector<projections::ProjectionStatus>& projections,
-                          const std::string& version, uint64_t http_refused) {
+                          const std::string& version, const HttpMetrics& http) {
   Writer w;
   w.Family("ihs_build_info", "gauge", "The running ihsd's version (always 1).");
   w.Sample("ihs_build_info", absl::StrCat("version=\"", Label(version), "\""), 1);
@@ -128,7 +169,12 @@ std::string RenderMetrics(const store::StoreMetrics& st, const ServerMetrics& se
   }
   w.One("ihs_http_connections_refused_total", "counter",
         "HTTP connections closed at accept: more than --max-http-connections were open.",
-        static_cast<double>(http_refused));
+        static_cast<double>(http.refused));
+  w.One("ihs_console_sessions", "gauge", "Console sessions logged in (bounded; docs/console.md).",
+        static_cast<double>(http.console_sessions));
+  w.One("ihs_console_live_streams", "gauge",
+        "Console live streams (server-sent events of a person's new touchpoints) open.",
+        static_cast<double>(http.console_live));
   if (projections.empty()) return w.Take();
   auto per = [&](absl::string_view name, absl::string_view type, absl::string_view help,
                  auto value) {
@@ -198,14 +244,25 @@ OperatorHttp::OperatorHttp(store::EventStore& store, projections::Runner* runner
   allow_ = b.add("Allow");
   cache_control_ = b.add("Cache-Control");
   nosniff_ = b.add("X-Content-Type-Options");
+  console_ = kj::heap<Console>(b, store, runner, tokens, timer, options_.console);
   table_ = b.build();
+  console_->SetTable(*table_);
   kj::HttpServerSettings settings;
   settings.headerTimeout = 10 * kj::SECONDS;
-  http_ = kj::heap<kj::HttpServer>(timer, *table_, *this, settings);
+  // A service per connection, which knows the client's address.
+  http_ = kj::heap<kj::HttpServer>(
+      timer, *table_,
+      [this](kj::AsyncIoStream& stream) -> kj::Own<kj::HttpService> {
+        return kj::heap<PeerService>(*this, PeerOf(stream));
+      },
+      settings);
   connections_ = kj::heap<kj::TaskSet>(*this);
 }
 
-OperatorHttp::~OperatorHttp() { connections_ = nullptr; }
+OperatorHttp::~OperatorHttp() {
+  connections_ = nullptr;
+  http_ = nullptr;
+}
 
 kj::Promise<void> OperatorHttp::Listen(kj::ConnectionReceiver& listener) {
   return listener.accept().then([this, &listener](kj::Own<kj::AsyncIoStream> stream) {
@@ -251,13 +308,13 @@ bool OperatorHttp::MayReadMetrics(const kj::HttpHeaders& headers) const {
   return false;
 }
 
-kj::Promise<void> OperatorHttp::request(kj::HttpMethod method, kj::StringPtr url,
-                                        const kj::HttpHeaders& headers, kj::AsyncInputStream&,
-                                        Response& response) {
+kj::Promise<void> OperatorHttp::Serve(kj::HttpMethod method, kj::StringPtr url,
+                                      const kj::HttpHeaders& headers, kj::AsyncInputStream& body,
+                                      Response& response, const std::string& peer) {
   absl::string_view path(url.cStr(), url.size());
   path = path.substr(0, path.find('?'));
   if (path != "/healthz" && path != "/readyz" && path != "/metrics") {
-    return Send(response, 404, "Not Found", "not found: ihsd serves /healthz, /readyz, /metrics\n");
+    return console_->Serve(method, url, headers, body, response, peer);
   }
   if (method != kj::HttpMethod::GET && method != kj::HttpMethod::HEAD) {
     return Send(response, 405, "Method Not Allowed", "only GET and HEAD\n");
@@ -277,7 +334,8 @@ kj::Promise<void> OperatorHttp::request(kj::HttpMethod method, kj::StringPtr url
                 "text/plain; charset=utf-8", /*challenge=*/true);
   }
   return Send(response, 200, "OK",
-              RenderMetrics(store_.Metrics(), server, status, options_.version, refused_),
+              RenderMetrics(store_.Metrics(), server, status, options_.version,
+                            HttpMetrics{refused_, console_->sessions(), console_->live()}),
               "text/plain; version=0.0.4; charset=utf-8");
 }
 

@@ -1,5 +1,6 @@
 // ihsd's HTTP endpoints for operators (docs/operations.md "HTTP: health and metrics"), served
-// with kj-http from Debian's Cap'n Proto on the event loop that serves RPC (`ihsd --http ADDR`):
+// with kj-http from Debian's Cap'n Proto on the event loop that serves RPC (`ihsd --http ADDR`).
+// Every other path is the agent's console (server/console.h, docs/console.md).
 //
 //   GET /healthz   200 "ok": the process and its event loop answer
 //   GET /readyz    200 "ready" when the store is open, ihsd is not shutting down and every
@@ -23,6 +24,7 @@
 #include <vector>
 
 #include "projections/runner.h"
+#include "server/console.h"
 #include "server/service.h"
 #include "server/tokens.h"
 #include "store/event_store.h"
@@ -36,12 +38,20 @@ struct HttpOptions {
   size_t max_connections = 64;
   const Tokens* metrics_tokens = nullptr;  // tokens that may read /metrics (any role); may be null
   std::string version = "0";
+  ConsoleOptions console;
+};
+
+// What /metrics shows of the HTTP listener itself.
+struct HttpMetrics {
+  uint64_t refused = 0;           // connections closed at accept (over max_connections)
+  uint64_t console_sessions = 0;  // console sessions logged in
+  uint64_t console_live = 0;      // console live streams open
 };
 
 // The /metrics text. `server` and `projections` as Server::Metrics and Runner::Status give them.
 std::string RenderMetrics(const store::StoreMetrics& store, const ServerMetrics& server,
                           const std::vector<projections::ProjectionStatus>& projections,
-                          const std::string& version, uint64_t http_refused);
+                          const std::string& version, const HttpMetrics& http);
 
 // Why ihsd is not ready (empty: ready).
 std::vector<std::string> NotReady(const ServerMetrics& server,
@@ -61,20 +71,29 @@ class OperatorHttp final : public kj::HttpService, public kj::TaskSet::ErrorHand
 
   kj::Promise<void> request(kj::HttpMethod method, kj::StringPtr url,
                             const kj::HttpHeaders& headers, kj::AsyncInputStream& body,
-                            Response& response) override;
+                            Response& response) override {
+    return Serve(method, url, headers, body, response, "");
+  }
+  // A request of a client at `peer` (its address, for the console's limits and trail).
+  kj::Promise<void> Serve(kj::HttpMethod method, kj::StringPtr url, const kj::HttpHeaders& headers,
+                          kj::AsyncInputStream& body, Response& response, const std::string& peer);
+
+  const Console& console() const { return *console_; }
 
  private:
   kj::Promise<void> Send(Response& response, unsigned status, kj::StringPtr status_text,
                          std::string body, const char* content_type = "text/plain; charset=utf-8",
                          bool challenge = false);
   bool MayReadMetrics(const kj::HttpHeaders& headers) const;
-  void taskFailed(kj::Exception&&) override {}  // a connection that failed (reset, timeout)
+  void taskFailed(kj::Exception&&) override {}
+  class PeerService;  // a connection that failed (reset, timeout)
 
   store::EventStore& store_;
   projections::Runner* runner_;
   const Server& server_;
   const Tokens& tokens_;
   HttpOptions options_;
+  kj::Own<Console> console_;
   kj::Own<kj::HttpHeaderTable> table_;
   kj::HttpHeaderId authorization_;
   kj::HttpHeaderId www_authenticate_, allow_, cache_control_, nosniff_;

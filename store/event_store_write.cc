@@ -300,6 +300,18 @@ absl::Status EventStoreImpl::PrepareEvent(const StreamAppend& append, size_t ind
       }
       break;
     }
+    case schema::Event::CONTENT_ACCESS: {
+      if (append.stream != kAccessStream) {
+        return fail(absl::InvalidArgumentError(absl::StrCat("a contentAccess goes on the stream \"",
+                                                            kAccessStream, "\", not \"",
+                                                            append.stream, "\"")));
+      }
+      auto a = in.getContentAccess();
+      if (a.getParty().size() == 0 || a.getReadBy().size() == 0) {
+        return fail(absl::InvalidArgumentError("contentAccess needs a party and readBy"));
+      }
+      break;
+    }
     case schema::Event::ERASURE_REQUEST:
     case schema::Event::LEGAL_HOLD:
     case schema::Event::CONTENT_EXPIRY:

@@ -32,6 +32,9 @@ inline constexpr size_t kMaxSegmentRuleBytes = 4096;
 // The system stream of community bands (schema CommunityBand): the store takes communityBand
 // events on it only.
 inline constexpr char kCommunityStream[] = "$community";
+// The system stream of content accesses (schema ContentAccess): the store takes contentAccess
+// events on it only.
+inline constexpr char kAccessStream[] = "$access";
 inline constexpr uint32_t kFormatVersion = 2;  // of the data directory (docs/format.md)
 
 // The optimistic-concurrency check of an append.

@@ -2,7 +2,8 @@
 # Set up ihs on a Debian 12 machine and run one job:
 #   bash tools/setup.sh demo   install what is missing, build, generate the demo history, show it,
 #                              and serve it with ihsd on 127.0.0.1:7420 (Ctrl-C stops it)
-#   bash tools/setup.sh test   install what is missing, build, run the whole test suite
+#   bash tools/setup.sh test   install what is missing (and, for the browser tests, Node.js and
+#                              puppeteer-core from npm), build, run the whole test suite
 #                              (release build, a clang build that checks the lock annotations,
 #                              then the tests again under ASan + UBSan)
 #   bash tools/setup.sh build  install what is missing and build only
@@ -16,7 +17,8 @@ cd "$root"
 
 packages=(g++ cmake ninja-build pkg-config git librocksdb-dev capnproto libcapnp-dev libabsl-dev
           libsodium-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
-          nlohmann-json3-dev openssl chromium libgoogle-perftools-dev python3 clang groff-base)
+          nlohmann-json3-dev openssl chromium libgoogle-perftools-dev python3 clang groff-base
+          curl python3-prometheus-client)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -56,6 +58,7 @@ case "$job" in
     demo=${IHS_DEMO_DIR:-./demo}
     truth_file=${IHS_DEMO_TRUTH:-demo-truth.json}
     listen=${IHS_DEMO_LISTEN:-127.0.0.1:7420}
+    http=${IHS_DEMO_HTTP:-127.0.0.1:7421}
     echo
     # The history ends on the day the demo is first made (kept in $demo/ends), so that waiting
     # times mean something; run again, it is the same history and nothing doubles.
@@ -115,7 +118,8 @@ case "$job" in
     reader=$("$ihs" token new --tokens "$demo/tokens" --role reader --name demo-reader 2>/dev/null)
     writer=$("$ihs" token new --tokens "$demo/tokens" --role writer --name demo-writer 2>/dev/null)
     now=$(date -u +%FT%TZ)
-    echo "== serving the demo with ihsd on $listen (Cap'n Proto RPC, docs/rpc.md);"
+    echo "== serving the demo with ihsd on $listen (Cap'n Proto RPC, docs/rpc.md)"
+    echo "   and the console on http://$http/ (log in with the reader token below; docs/console.md);"
     echo "   Ctrl-C stops it. In another terminal, try:"
     echo "   export IHS_TOKEN=$reader   # a reader token"
     echo "   $ihs timeline --connect $listen customer-ada"
@@ -125,9 +129,20 @@ case "$job" in
     echo "   echo '{\"id\":\"$(od -An -tx1 -N16 /dev/urandom | tr -d " \n")\",\"occurredAt\":\"$now\",\"touchpoint\":{\"channel\":\"chat\",\"direction\":\"inbound\",\"type\":\"complaint\"},\"content\":{\"text\":\"Hello from the demo\"}}' |"
     echo "     IHS_TOKEN=$writer $ihs append --connect $listen --stream customer-new"
     echo
-    exec "$bin/ihsd" --data "$demo" --tokens "$demo/tokens" --listen "$listen"
+    exec "$bin/ihsd" --data "$demo" --tokens "$demo/tokens" --listen "$listen" --http "$http"
     ;;
   test)
+    # The browser tests (tests/browser, docs/console.md) drive Debian's Chromium with
+    # puppeteer-core from npm, pinned by tests/browser/package-lock.json; no browser is downloaded.
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+      echo "== installing: nodejs npm (for the browser tests)"
+      sudo_cmd=()
+      [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+      "${sudo_cmd[@]}" apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
+        nodejs npm
+    fi
+    (cd tests/browser && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
     build build
     ctest --test-dir build --output-on-failure -j "$jobs" -LE soak
     echo "== a clang build of everything: lock rules checked by the compiler (-Werror=thread-safety)"

@@ -20,11 +20,13 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "projections/projection.h"
 #include "projections/runner.h"
 #include "schema/event.capnp.h"
@@ -66,6 +68,11 @@ absl::StatusOr<std::vector<std::string>> FindHandle(const StateView& view,
                                                     const std::string& blind_key,
                                                     schema::HandleKind kind,
                                                     const std::string& address);
+
+// The kind of a handle as people write them: "@name" Twitter, "fb:" Facebook, "yt:" YouTube,
+// "forum:", "app:", "x@y" email, a number phone, text with a comma postal; nullopt if it looks
+// like none.
+std::optional<schema::HandleKind> GuessHandleKind(absl::string_view h);
 
 // Visits every person of two streams or more, in id order, until `visit` returns false.
 absl::Status ForEachPerson(const StateView& view,

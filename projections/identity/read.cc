@@ -1,6 +1,8 @@
 // Reads of the identity projection's state (identity.h): safe from any thread.
 #include <algorithm>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "projections/identity/clues.h"
@@ -214,6 +216,21 @@ absl::Status ReadStats(const StateView& view, capnp::MessageBuilder& out) {
   s.setSuggestions(suggested);
   s.setCheckpoint(view.checkpoint());
   return absl::OkStatus();
+}
+
+std::optional<schema::HandleKind> GuessHandleKind(absl::string_view h) {
+  using schema::HandleKind;
+  if (absl::StartsWith(h, "@")) return HandleKind::TWITTER;
+  if (absl::StartsWith(h, "fb:")) return HandleKind::FACEBOOK;
+  if (absl::StartsWith(h, "yt:")) return HandleKind::YOUTUBE;
+  if (absl::StartsWith(h, "forum:")) return HandleKind::FORUM;
+  if (absl::StartsWith(h, "app:")) return HandleKind::APP_USER;
+  if (absl::StrContains(h, "@")) return HandleKind::EMAIL;
+  if (!h.empty() && (h[0] == '+' || absl::ascii_isdigit(static_cast<unsigned char>(h[0])))) {
+    return HandleKind::PHONE;
+  }
+  if (absl::StrContains(h, ",")) return HandleKind::POSTAL;
+  return std::nullopt;
 }
 
 }  // namespace ihs::projections::identity

@@ -348,12 +348,16 @@ class Session {
     }
     for (uint32_t i = 0; i < a.getEvents().size(); ++i) {
       schema::Event::Reader e = a.getEvents()[i];
-      if (e.isCommunityBand()) {
+      // Kinds of event only ihsd itself writes.
+      const char* own =
+          e.isCommunityBand()   ? "communityBand events are ihsd's own (its band appender, "
+                                  "docs/community.md \"Bands\")"
+          : e.isContentAccess() ? "contentAccess events are ihsd's own (its console records "
+                                  "them, docs/console.md)"
+                                : nullptr;
+      if (own != nullptr) {
         const std::string field = absl::StrCat(where, ".events[", i, "]");
-        return BadField(field, absl::StrCat(field,
-                                            ": communityBand events are ihsd's own (its "
-                                            "band appender, docs/community.md \"Bands\"); "
-                                            "a client cannot append them"));
+        return BadField(field, absl::StrCat(field, ": ", own, "; a client cannot append them"));
       }
       out.events.push_back(e);
     }

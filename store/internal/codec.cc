@@ -91,6 +91,14 @@ void TouchEvent(schema::Event::Reader e) {
       (void)e.getCommunityBand().getParty().size();
       (void)e.getCommunityBand().getClause().size();
       break;
+    case schema::Event::CONTENT_ACCESS:
+      (void)e.getContentAccess().getParty().size();
+      for (auto id : e.getContentAccess().getEvents()) (void)id.size();
+      (void)e.getContentAccess().getReadBy().size();
+      (void)e.getContentAccess().getRole().size();
+      (void)e.getContentAccess().getVia().size();
+      (void)e.getContentAccess().getPeer().size();
+      break;
     case schema::Event::ERASURE_REQUEST:
       (void)e.getErasureRequest().getReason().size();
       (void)e.getErasureRequest().getRequestedBy().size();
@@ -202,6 +210,15 @@ std::string EventTextProblem(schema::Event::Reader e) {
                      check("communityBand.party", e.getCommunityBand().getParty());
                      check("communityBand.clause", e.getCommunityBand().getClause());
                      break;
+                   case schema::Event::CONTENT_ACCESS: {
+                     auto a = e.getContentAccess();
+                     check("contentAccess.party", a.getParty());
+                     check("contentAccess.readBy", a.getReadBy());
+                     check("contentAccess.role", a.getRole());
+                     check("contentAccess.via", a.getVia());
+                     check("contentAccess.peer", a.getPeer());
+                     break;
+                   }
                    case schema::Event::ERASURE_REQUEST:
                      check("erasureRequest.reason", e.getErasureRequest().getReason());
                      check("erasureRequest.requestedBy", e.getErasureRequest().getRequestedBy());

@@ -28,7 +28,7 @@ expect_in() {  # name file text
 # and addr.
 run_demo() {  # output-file
   IHS_BIN="$bin" IHS_DEMO_DIR="$tmp/demo" IHS_DEMO_TRUTH="$tmp/demo-truth.json" \
-    IHS_DEMO_LISTEN=127.0.0.1:0 bash "$src/tools/setup.sh" demo >"$1" 2>&1 &
+    IHS_DEMO_LISTEN=127.0.0.1:0 IHS_DEMO_HTTP=127.0.0.1:0 bash "$src/tools/setup.sh" demo >"$1" 2>&1 &
   pid=$!
   for _ in $(seq 900); do  # 90 s: a sanitizer build is slow
     grep -q "^ready: " "$1" && break
@@ -36,6 +36,7 @@ run_demo() {  # output-file
     sleep 0.1
   done
   addr=$(sed -n 's/^listening on //p' "$1" | head -1)
+  http=$(sed -n 's/^http on //p' "$1" | head -1)
   [ -n "$addr" ] && ok || { bad "the demo did not serve"; cat "$1"; exit 1; }
 }
 
@@ -73,6 +74,13 @@ if IHS_TOKEN="$writer" "$bin/ihs" append --connect "$addr" --stream customer-new
   ok
 else
   bad "the suggested append failed: $(cat "$tmp/append.txt")"
+fi
+# The console it names answers.
+expect_in "the console is named" "$tmp/first.txt" "and the console on http://"
+if [ -n "$http" ] && curl -sf "http://$http/" -o "$tmp/console.html"; then
+  expect_in "the console's page" "$tmp/console.html" "/console.js"
+else
+  bad "no console at http://$http/"
 fi
 # And reading beside the server it started.
 "$bin/ihs" timeline customer-new --data "$tmp/demo" >"$tmp/beside.txt" 2>&1 && ok || bad "timeline beside ihsd: $(cat "$tmp/beside.txt")"

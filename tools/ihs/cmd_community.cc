@@ -37,73 +37,6 @@ int ReadCommunity(const Common& c, const ProjectionSource::LocalRead& local,
 
 std::string Hex(capnp::Data::Reader d) { return absl::BytesToHexString(projections::View(d)); }
 
-nlohmann::json CardJson(schema::CommunityCard::Reader r) {
-  nlohmann::json streams = nlohmann::json::array(), posts = nlohmann::json::array(),
-                 carriers = nlohmann::json::array();
-  for (auto s : r.getStreams()) streams.push_back(s.cStr());
-  for (auto p : r.getTopPosts()) {
-    posts.push_back({{"event", Hex(p.getId())},
-                     {"stream", p.getStream().cStr()},
-                     {"occurredAt", schema::FormatMicros(p.getOccurredAt())},
-                     {"type", schema::EnumName(p.getType())},
-                     {"channel", schema::EnumName(p.getChannel())},
-                     {"audience", p.getAudience()},
-                     {"cascade", p.getCascade()},
-                     {"carries", p.getCarries()},
-                     {"retracted", p.getRetracted()}});
-  }
-  for (auto k : r.getCarriers()) {
-    carriers.push_back({{"stream", k.getStream().cStr()},
-                        {"shares", k.getShares()},
-                        {"mentions", k.getMentions()},
-                        {"likes", k.getLikes()},
-                        {"other", k.getOther()},
-                        {"follows", k.getFollows()}});
-  }
-  nlohmann::json j = {{"person", r.getPerson().cStr()},
-                      {"streams", streams},
-                      {"asOf", schema::FormatMicros(r.getAsOf())},
-                      {"reach", r.getReach()},
-                      {"reach90d", r.getReach90d()},
-                      {"posts", r.getPosts()},
-                      {"carried", r.getCarried()},
-                      {"reactions", r.getReactions()},
-                      {"maxDepth", r.getMaxDepth()},
-                      {"persons", r.getPersons()},
-                      {"topPosts", posts},
-                      {"carriers", carriers},
-                      {"erasedStreams", r.getErasedStreams()},
-                      {"anonymousIn", r.getAnonymousIn()}};
-  if (r.getRank() != 0) {
-    j["rank"] = r.getRank();
-    j["percentile"] = r.getPercentile();
-  }
-  j["standing"] = r.getStanding();
-  j["value"] = r.getValue();
-  j["risk"] = r.getRisk();
-  j["riskPersons"] = r.getRiskPersons();
-  j["waited"] = r.getWaited();
-  j["wentPublic"] = r.getWentPublic();
-  j["publicChance"] = r.getPublicChance();
-  j["ownAudience"] = r.getOwnAudience();
-  j["carriedAudience"] = r.getCarriedAudience();
-  if (r.getRiskRank() != 0) {
-    j["riskRank"] = r.getRiskRank();
-    j["riskPercentile"] = r.getRiskPercentile();
-  }
-  j["valuePersons"] = r.getValuePersons();
-  if (r.getValueRank() != 0) {
-    j["valueRank"] = r.getValueRank();
-    j["valuePercentile"] = r.getValuePercentile();
-  }
-  j["graphPersons"] = r.getGraphPersons();
-  if (r.getStandingRank() != 0) {
-    j["standingRank"] = r.getStandingRank();
-    j["standingPercentile"] = r.getStandingPercentile();
-  }
-  return j;
-}
-
 int Card(const Common& c, const std::string& party) {
   const int64_t as_of = absl::ToUnixMicros(absl::Now());
   capnp::MallocMessageBuilder m;
@@ -116,7 +49,7 @@ int Card(const Common& c, const std::string& party) {
   if (rc != kExitOk) return rc;
   auto r = m.getRoot<schema::CommunityCard>().asReader();
   if (c.json) {
-    std::cout << JsonLine(CardJson(r)) << "\n";
+    std::cout << JsonLine(CommunityCardJson(r)) << "\n";
     return kExitOk;
   }
   std::cout << party;

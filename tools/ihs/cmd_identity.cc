@@ -31,52 +31,6 @@ namespace {
 namespace id = projections::identity;
 using schema::HandleKind;
 
-std::string HexOf(capnp::Data::Reader d) {
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(d.begin()), d.size()));
-}
-
-nlohmann::json ClueJson(schema::IdentityClue::Reader c) {
-  nlohmann::json events = nlohmann::json::array();
-  for (auto e : c.getEvents()) events.push_back(HexOf(e));
-  return {{"kind", schema::EnumName(c.getKind())},
-          {"weight", JsonFloat(c.getWeight())},
-          {"events", events}};
-}
-
-template <typename List>
-nlohmann::json CluesJson(List clues) {
-  nlohmann::json out = nlohmann::json::array();
-  for (auto c : clues) out.push_back(ClueJson(c));
-  return out;
-}
-
-nlohmann::json PersonJson(schema::Person::Reader p) {
-  nlohmann::json streams = nlohmann::json::array(), links = nlohmann::json::array();
-  for (auto s : p.getStreams()) streams.push_back(s.cStr());
-  for (auto l : p.getLinks()) {
-    nlohmann::json j = {{"a", l.getA().cStr()},
-                        {"b", l.getB().cStr()},
-                        {"eventId", HexOf(l.getEventId())},
-                        {"position", l.getPosition()},
-                        {"inferred", l.getInferred()},
-                        {"confidence", JsonFloat(l.getConfidence())},
-                        {"clues", CluesJson(l.getClues())}};
-    if (l.getReason().size() > 0) j["reason"] = l.getReason().cStr();
-    links.push_back(std::move(j));
-  }
-  return {{"id", p.getId().cStr()}, {"streams", streams}, {"links", links}};
-}
-
-nlohmann::json PairJson(schema::PairScore::Reader p) {
-  return {{"a", p.getA().cStr()},
-          {"b", p.getB().cStr()},
-          {"score", JsonFloat(p.getScore())},
-          {"state", schema::EnumName(p.getState())},
-          {"suggestionId", p.getSuggestionId().cStr()},
-          {"clues", CluesJson(p.getClues())}};
-}
-
 std::string CluesText(capnp::List<schema::IdentityClue>::Reader clues) {
   std::vector<std::string> parts;
   for (auto c : clues) {
@@ -112,19 +66,11 @@ void PrintResolution(schema::Resolution::Reader r) {
   }
 }
 
-// The kind of a handle as people write them: "@name" Twitter, "fb:" Facebook, "x@y" email, a
-// number phone, ...; kInvalidArgument if it looks like none.
+// The kind of a handle as people write them (projections/identity/identity.h), or the error that
+// the argument is neither a known stream nor a handle.
 absl::StatusOr<HandleKind> GuessKind(const std::string& h) {
-  if (absl::StartsWith(h, "@")) return HandleKind::TWITTER;
-  if (absl::StartsWith(h, "fb:")) return HandleKind::FACEBOOK;
-  if (absl::StartsWith(h, "yt:")) return HandleKind::YOUTUBE;
-  if (absl::StartsWith(h, "forum:")) return HandleKind::FORUM;
-  if (absl::StartsWith(h, "app:")) return HandleKind::APP_USER;
-  if (absl::StrContains(h, "@")) return HandleKind::EMAIL;
-  if (!h.empty() && (h[0] == '+' || absl::ascii_isdigit(static_cast<unsigned char>(h[0])))) {
-    return HandleKind::PHONE;
-  }
-  if (absl::StrContains(h, ",")) return HandleKind::POSTAL;
+  std::optional<HandleKind> kind = id::GuessHandleKind(h);
+  if (kind) return *kind;
   return absl::InvalidArgumentError(absl::StrCat(
       "\"", h,
       "\" is no stream the identity projection knows, and not a handle it can tell the "
@@ -199,7 +145,7 @@ int Show(const Common& c, const ShowArgs& a) {
     auto r = m->getRoot<schema::Resolution>().asReader();
     if (c.json) {
       nlohmann::json pairs = nlohmann::json::array();
-      for (auto q : r.getPairs()) pairs.push_back(PairJson(q));
+      for (auto q : r.getPairs()) pairs.push_back(PairScoreJson(q));
       std::cout << JsonLine({{"stream", r.getStream().cStr()},
                              {"person", PersonJson(r.getPerson())},
                              {"pairs", pairs},
@@ -242,7 +188,7 @@ int Suggestions(const Common& c, const SuggestionArgs& a) {
   if (!s.ok()) return Fail(s);
   for (auto p : m.getRoot<schema::PairList>().asReader().getPairs()) {
     if (c.json) {
-      std::cout << JsonLine(PairJson(p)) << "\n";
+      std::cout << JsonLine(PairScoreJson(p)) << "\n";
     } else {
       std::cout << p.getSuggestionId().cStr() << "  " << p.getA().cStr() << " ~ " << p.getB().cStr()
                 << absl::StrFormat("  score %.2f: %s", p.getScore(), CluesText(p.getClues()))

@@ -179,13 +179,6 @@ int ReadSegments(const Common& c, const MembershipArgs& a, int64_t* as_of,
   return s.ok() ? kExitOk : Fail(s);
 }
 
-nlohmann::json MembershipJson(schema::Membership::Reader m) {
-  return {{"segment", m.getSegment().cStr()},
-          {"person", m.getPerson().cStr()},
-          {"since", schema::FormatMicros(m.getSince())},
-          {"version", m.getVersion()}};
-}
-
 int Members(const Common& c, const MembershipArgs& a) {
   int64_t as_of = 0;
   capnp::MallocMessageBuilder m;
@@ -282,27 +275,6 @@ const char* CauseText(schema::TransitionCause cause) {
     default:
       return "?";
   }
-}
-
-nlohmann::json TransitionJson(schema::Transition::Reader t) {
-  nlohmann::json clauses = nlohmann::json::array();
-  for (auto cl : t.getClauses()) {
-    nlohmann::json events = nlohmann::json::array();
-    for (auto e : cl.getEvents()) events.push_back(absl::BytesToHexString(projections::View(e)));
-    clauses.push_back({{"clause", cl.getText().cStr()},
-                       {"holds", cl.getHolds()},
-                       {"value", cl.getValue()},
-                       {"events", events}});
-  }
-  return {{"seq", t.getSeq()},
-          {"segment", t.getSegment().cStr()},
-          {"person", t.getPerson().cStr()},
-          {"at", schema::FormatMicros(t.getAt())},
-          {"entered", t.getEntered()},
-          {"version", t.getVersion()},
-          {"cause", schema::EnumName(t.getCause())},
-          {"position", t.getPosition()},
-          {"clauses", clauses}};
 }
 
 int Why(const Common& c, const MembershipArgs& a) {

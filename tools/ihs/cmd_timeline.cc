@@ -53,105 +53,10 @@ absl::StatusOr<schema::Channel> ParseChannel(const std::string& name) {
       absl::StrCat("unknown channel \"", name, "\" (one of: ", absl::StrJoin(names, ", "), ")"));
 }
 
-std::string HexData(capnp::Data::Reader d) {
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(d.begin()), d.size()));
-}
-
-nlohmann::json EntryJson(schema::TimelineEntry::Reader e) {
-  nlohmann::json j = {{"position", e.getPosition()},
-                      {"eventId", HexData(e.getEventId())},
-                      {"occurredAt", schema::FormatMicros(e.getOccurredAt())},
-                      {"recordedAt", schema::FormatMicros(e.getRecordedAt())},
-                      {"channel", schema::EnumName(e.getChannel())},
-                      {"direction", schema::EnumName(e.getDirection())},
-                      {"type", schema::EnumName(e.getType())}};
-  if (e.getParty().size() > 0) j["party"] = e.getParty().cStr();
-  if (!std::isnan(e.getSentiment())) j["sentiment"] = JsonFloat(e.getSentiment());
-  if (e.getTopics().size() > 0) {
-    j["topics"] = nlohmann::json::array();
-    for (auto t : e.getTopics()) j["topics"].push_back(t.cStr());
-  }
-  if (e.getThread().size() > 0) j["thread"] = e.getThread().cStr();
-  if (e.getInReplyTo().size() > 0) j["inReplyTo"] = HexData(e.getInReplyTo());
-  if (e.getCounterpart().size() > 0) j["counterpart"] = e.getCounterpart().cStr();
-  if (e.getCampaignId().size() > 0) j["campaignId"] = e.getCampaignId().cStr();
-  if (e.getAudienceSize() > 0) j["audienceSize"] = e.getAudienceSize();
-  if (e.getCompanyReply()) j["companyReply"] = true;
-  auto r = e.getResponse();
-  if (r.isOpen()) j["response"] = {{"open", true}, {"waitingSeconds", e.getWaitingSeconds()}};
-  if (r.isAnswered()) {
-    auto a = r.getAnswered();
-    j["response"] = {{"replyEventId", HexData(a.getReplyEventId())},
-                     {"replyPosition", a.getReplyPosition()},
-                     {"replyChannel", schema::EnumName(a.getReplyChannel())},
-                     {"repliedAt", schema::FormatMicros(a.getRepliedAt())},
-                     {"wallSeconds", a.getWallSeconds()},
-                     {"serviceSeconds", a.getServiceSeconds()}};
-  }
-  if (e.hasSwitchFrom()) {
-    auto sw = e.getSwitchFrom();
-    j["switchFrom"] = {{"party", sw.getParty().cStr()},
-                       {"eventId", HexData(sw.getEventId())},
-                       {"channel", schema::EnumName(sw.getChannel())},
-                       {"occurredAt", schema::FormatMicros(sw.getOccurredAt())}};
-  }
-  if (e.getCorrectedBy().size() > 0) j["correctedBy"] = HexData(e.getCorrectedBy());
-  if (e.getRetractedBy().size() > 0) j["retractedBy"] = HexData(e.getRetractedBy());
-  if (e.getSubject().size() > 0) j["subject"] = e.getSubject().cStr();
-  if (e.getText().size() > 0) j["text"] = e.getText().cStr();
-  return j;
-}
-
-nlohmann::json SummaryJson(schema::TimelineSummary::Reader s) {
-  nlohmann::json j = {{"party", s.getParty().cStr()},
-                      {"kind", schema::EnumName(s.getKind())},
-                      {"entries", s.getEntries()},
-                      {"answered", s.getAnswered()},
-                      {"medianResponseSeconds", s.getMedianResponseSeconds()},
-                      {"medianResponseServiceSeconds", s.getMedianResponseServiceSeconds()},
-                      {"channelSwitches", s.getChannelSwitches()},
-                      {"sentimentCount90d", s.getSentimentCount90d()},
-                      {"asOf", schema::FormatMicros(s.getAsOf())}};
-  if (!std::isnan(s.getSentiment90d())) j["sentiment90d"] = JsonFloat(s.getSentiment90d());
-  j["channels"] = nlohmann::json::array();
-  for (auto c : s.getChannels()) {
-    j["channels"].push_back({{"channel", schema::EnumName(c.getChannel())},
-                             {"firstAt", schema::FormatMicros(c.getFirstAt())},
-                             {"lastAt", schema::FormatMicros(c.getLastAt())},
-                             {"inbound", c.getInbound()},
-                             {"outbound", c.getOutbound()},
-                             {"public", c.getPublic()}});
-  }
-  j["open"] = nlohmann::json::array();
-  for (auto o : s.getOpen()) {
-    j["open"].push_back({{"eventId", HexData(o.getEventId())},
-                         {"position", o.getPosition()},
-                         {"channel", schema::EnumName(o.getChannel())},
-                         {"type", schema::EnumName(o.getType())},
-                         {"occurredAt", schema::FormatMicros(o.getOccurredAt())},
-                         {"waitingSeconds", o.getWaitingSeconds()}});
-  }
-  return j;
-}
-
 std::string Duration(int64_t seconds) {
   if (seconds < 3600) return absl::StrCat(seconds / 60, "m");
   if (seconds < 86400) return absl::StrCat(seconds / 3600, "h", (seconds % 3600) / 60, "m");
   return absl::StrCat(seconds / 86400, "d", (seconds % 86400) / 3600, "h");
-}
-
-nlohmann::json TimelineJson(schema::TimelineSummary::Reader summary,
-                            schema::TimelinePage::Reader page) {
-  nlohmann::json j = {{"summary", SummaryJson(summary)}, {"entries", nlohmann::json::array()}};
-  for (auto e : page.getEntries()) j["entries"].push_back(EntryJson(e));
-  if (page.getNextCursor().size() > 0) j["nextCursor"] = page.getNextCursor().cStr();
-  j["checkpoint"] = page.getCheckpoint();
-  if (page.hasStreams()) {
-    j["streams"] = nlohmann::json::array();
-    for (auto s : page.getStreams()) j["streams"].push_back(s.cStr());
-  }
-  return j;
 }
 
 // A thread as a person reads it: its name, or for a thread that a message opened (the timeline
@@ -327,7 +232,7 @@ int Timeline(const Common& c, const TimelineArgs& a) {
     if (!hs.ok()) return Fail(hs);
   }
   if (c.json) {
-    nlohmann::json j = TimelineJson(summary, page);
+    nlohmann::json j = TimelinePageJson(summary, page);
     if (!person_id.empty()) j["person"] = {{"id", person_id}, {"streams", person_streams}};
     if (risk != nullptr) {
       j["atRisk"] = {{"audience", risk->risk},
@@ -424,7 +329,7 @@ int AuditReplay(const Common& c, const ReplayArgs& a) {
     version += batch->size();
   }
   if (c.json) {
-    nlohmann::json j = TimelineJson(summary, page);
+    nlohmann::json j = TimelinePageJson(summary, page);
     j["party"] = a.party;
     j["asOf"] = moment_text;
     j["logSize"] = size;

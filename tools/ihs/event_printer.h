@@ -73,6 +73,14 @@ class EventPrinter {
                 : absl::StrFormat("%s outside \"%s\"", b.getParty().cStr(), b.getClause().cStr());
         break;
       }
+      case schema::Event::CONTENT_ACCESS: {
+        auto a = ev.getContentAccess();
+        what = absl::StrCat("content of ", a.getParty().cStr(), " (", a.getEvents().size(),
+                            a.getEvents().size() == 1 ? " event" : " events", ") shown to ",
+                            a.getReadBy().cStr(), " (", a.getRole().cStr(), ") via ",
+                            a.getVia().cStr());
+        break;
+      }
       case schema::Event::ERASURE_REQUEST:
         what = absl::StrCat("erasure by ", ev.getErasureRequest().getRequestedBy().cStr(), ": ",
                             ev.getErasureRequest().getReason().cStr());

@@ -10,12 +10,12 @@
 // ADDR is HOST:PORT (default 127.0.0.1:7420; port 0 picks a free one) or unix:PATH. With
 // --tls-cert and --tls-key, TCP listeners speak TLS (kj-tls, OpenSSL) and are shown "ADDR tls".
 // Without a tokens file every login is admin, so ihsd then listens on loopback and unix sockets
-// only, and says so loudly. --http serves /healthz, /readyz and /metrics (server/http.h) on the
-// same event loop. On stdout it prints one "listening on ADDR" line per RPC listener and one
-// "http on ADDR" line per HTTP listener, then "ready"; problems go to stderr, one line each. SIGINT
-// or SIGTERM: stop accepting, end subscriptions, let the appends in flight finish, close the store,
-// exit 0. SIGHUP (with a tokens file): read the tokens file again, and close the connections of
-// tokens it no longer holds.
+// only, and says so loudly. --http serves /healthz, /readyz and /metrics (server/http.h) and the
+// agent's console (server/console.h, docs/console.md) on the same event loop. On stdout it prints
+// one "listening on ADDR" line per RPC listener and one "http on ADDR" line per HTTP listener, then
+// "ready"; problems go to stderr, one line each. SIGINT or SIGTERM: stop accepting, end
+// subscriptions, let the appends in flight finish, close the store, exit 0. SIGHUP (with a tokens
+// file): read the tokens file again, and close the connections of tokens it no longer holds.
 //
 // Exit codes: 0 stopped cleanly, 1 usage, 2 bad configuration (address, tokens file),
 // 5 store unavailable, 4 store integrity failure on open.
@@ -288,6 +288,7 @@ int Main(int argc, char** argv) {
       std::cout << "listening on " << l.shown << std::endl;
     }
     ho.version = IHS_VERSION;
+    ho.console.secure_cookies = tls.get() != nullptr;  // the console's cookie is Secure under TLS
     server::OperatorHttp operator_http(**store, runner->get(), server, tokens,
                                        io.provider->getTimer(), ho);
     for (Listener& l : http_listeners) {

@@ -1,0 +1,296 @@
+// The console's API and its rules of access (server/console.h, docs/console.md), asked over raw
+// sockets of a real ihsd, as a browser (or an attacker without one) would. What the pages do with
+// it is tested in a real browser by tests/browser/console_test.mjs.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+#include "tests/integration/http_client.h"
+#include "tests/integration/rpc_fixture.h"
+
+namespace ihs {
+namespace {
+
+using nlohmann::json;
+
+class ConsoleTest : public RpcTest {
+ protected:
+  void SetUp() override {
+    RpcTest::SetUp();
+    StartServer({"--http", "127.0.0.1:0"});
+    ASSERT_EQ(server_->http_addresses().size(), 1u);
+    http_ = server_->http_addresses()[0];
+  }
+
+  // Logs in with `token`; the reply, and in *cookie the "Cookie:" header line for the session.
+  HttpReply Login(const std::string& token, std::string* cookie = nullptr) {
+    HttpReply r = Http(http_, "POST", "/api/login", "Content-Type: application/json\r\n",
+                       json{{"token", token}}.dump());
+    const size_t at = r.head.find("Set-Cookie: ");
+    if (cookie != nullptr && at != std::string::npos) {
+      const size_t end = r.head.find(';', at);
+      *cookie = absl::StrCat("Cookie: ", r.head.substr(at + 12, end - at - 12), "\r\n");
+    }
+    return r;
+  }
+  struct Session {
+    std::string cookie;
+    std::string csrf;
+  };
+  Session MustLogin(const std::string& role) {
+    Session s;
+    HttpReply r = Login(tokens_[role], &s.cookie);
+    EXPECT_EQ(r.status, 200) << r.head << r.body;
+    json j = json::parse(r.body, nullptr, false);
+    if (j.is_object() && j.contains("csrf")) s.csrf = j["csrf"].get<std::string>();
+    return s;
+  }
+  HttpReply Get(const Session& s, const std::string& path) {
+    return Http(http_, "GET", path, s.cookie);
+  }
+  HttpReply Post(const Session& s, const std::string& path, const json& body, bool csrf = true) {
+    return Http(http_, "POST", path,
+                absl::StrCat(s.cookie, "Content-Type: application/json\r\n",
+                             csrf ? absl::StrCat("X-CSRF-Token: ", s.csrf, "\r\n") : ""),
+                body.dump());
+  }
+  // The timeline of `party` once the projection shows `entries` entries (bounded: 10 s).
+  json TimelineOnce(const Session& s, const std::string& party, size_t entries) {
+    json j;
+    for (absl::Time end = absl::Now() + absl::Seconds(10); absl::Now() < end;
+         absl::SleepFor(absl::Milliseconds(20))) {
+      HttpReply r = Get(s, "/api/timeline?party=" + party);
+      j = json::parse(r.body, nullptr, false);
+      if (r.status == 200 && j["entries"].size() >= entries) return j;
+    }
+    ADD_FAILURE() << "the timeline of " << party << " did not show " << entries
+                  << " entries: " << j;
+    return j;
+  }
+  size_t AccessEvents() {
+    auto reader = MustConnect("auditor");
+    auto events = reader->ReadStream("$access", 0, 1000, store::ReadDirection::kForward);
+    return events.ok() ? events->size() : 0;
+  }
+
+  std::string http_;
+};
+
+TEST_F(ConsoleTest, TheConsoleIsServedWithAStrictContentSecurityPolicy) {
+  HttpReply page = Http(http_, "GET", "/");
+  EXPECT_EQ(page.status, 200);
+  EXPECT_TRUE(absl::StrContains(page.head, "Content-Type: text/html")) << page.head;
+  EXPECT_TRUE(absl::StrContains(page.head,
+                                "Content-Security-Policy: default-src 'none'; "
+                                "script-src 'self'; style-src 'self'"))
+      << page.head;
+  EXPECT_TRUE(absl::StrContains(page.head, "X-Frame-Options: DENY")) << page.head;
+  EXPECT_TRUE(absl::StrContains(page.body, "/console.js")) << page.body;
+  // The page loads nothing of another host, and holds no inline script.
+  EXPECT_FALSE(absl::StrContains(page.body, "http://")) << page.body;
+  EXPECT_FALSE(absl::StrContains(page.body, "https://")) << page.body;
+  EXPECT_FALSE(absl::StrContains(page.body, "<script>")) << page.body;
+  EXPECT_EQ(Http(http_, "GET", "/console.js").status, 200);
+  EXPECT_TRUE(absl::StrContains(Http(http_, "GET", "/console.css").head, "text/css"));
+  HttpReply none = Http(http_, "GET", "/../etc/passwd");
+  EXPECT_EQ(none.status, 404);
+}
+
+TEST_F(ConsoleTest, ALoginGivesAStrictSessionCookieAndTheApiNeedsOne) {
+  EXPECT_EQ(Http(http_, "GET", "/api/timeline?party=c-1").status, 401);
+  std::string cookie;
+  HttpReply r = Login(tokens_["reader"], &cookie);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(absl::StrContains(r.head, "; Path=/; HttpOnly; SameSite=Strict")) << r.head;
+  EXPECT_FALSE(absl::StrContains(r.head, "Secure")) << r.head;  // no TLS here
+  json me = json::parse(r.body);
+  EXPECT_EQ(me["name"], "test-reader");
+  EXPECT_EQ(me["role"], "reader");
+  EXPECT_EQ(me["csrf"].get<std::string>().size(), 64u);
+  // A forged or stale cookie is no session.
+  EXPECT_EQ(Http(http_, "GET", "/api/me", "Cookie: ihs_session=00ff\r\n").status, 401);
+  EXPECT_EQ(Http(http_, "GET", "/api/me", cookie).status, 200);
+  // Log out: the cookie is cleared and no longer works.
+  Session s{cookie, me["csrf"]};
+  HttpReply out = Post(s, "/api/logout", json::object());
+  EXPECT_EQ(out.status, 200);
+  EXPECT_TRUE(absl::StrContains(out.head, "Max-Age=0")) << out.head;
+  EXPECT_EQ(Http(http_, "GET", "/api/me", cookie).status, 401);
+}
+
+TEST_F(ConsoleTest, LoginsNeedJsonAndFailuresAreLimitedPerAddress) {
+  // A form post (what another site's page could send without asking) is refused.
+  HttpReply form =
+      Http(http_, "POST", "/api/login", "Content-Type: application/x-www-form-urlencoded\r\n",
+           absl::StrCat("token=", tokens_["admin"]));
+  EXPECT_EQ(form.status, 400);
+  EXPECT_TRUE(absl::StrContains(form.body, "application/json")) << form.body;
+  EXPECT_EQ(Http(http_, "POST", "/api/login", "Content-Type: application/json\r\n", "[1,").status,
+            400);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(Login("not-a-token").status, 401);
+  // The eleventh attempt within the minute is refused, even with a good token.
+  HttpReply limited = Login(tokens_["reader"]);
+  EXPECT_EQ(limited.status, 429) << limited.body;
+  EXPECT_TRUE(absl::StrContains(limited.head, "Retry-After: 60")) << limited.head;
+  EXPECT_EQ(Http(http_, "GET", "/healthz").status, 200);
+}
+
+TEST_F(ConsoleTest, BadRequestsGetClearErrorsAndChangeNothing) {
+  Session s = MustLogin("reader");
+  HttpReply malformed = Get(s, "/api/timeline?party=%zz");
+  EXPECT_EQ(malformed.status, 400);
+  EXPECT_TRUE(absl::StrContains(malformed.body, "query string")) << malformed.body;
+  HttpReply unknown = Get(s, "/api/timeline?party=nobody-at-all");
+  EXPECT_EQ(unknown.status, 404) << unknown.body;
+  HttpReply no_party = Get(s, "/api/timeline");
+  EXPECT_EQ(no_party.status, 400);
+  EXPECT_TRUE(absl::StrContains(no_party.body, "party")) << no_party.body;
+  EXPECT_EQ(Get(s, "/api/timeline?party=x&limit=abc").status, 400);
+  EXPECT_EQ(Get(s, "/api/timeline?party=x&from=yesterday").status, 400);
+  HttpReply api = Get(s, "/api/nothing");
+  EXPECT_EQ(api.status, 404);
+  EXPECT_TRUE(absl::StrContains(api.body, "docs/console.md")) << api.body;
+  HttpReply handle = Get(s, "/api/find?q=no%20handle%20at%20all");
+  EXPECT_EQ(handle.status, 404);
+  EXPECT_TRUE(absl::StrContains(handle.body, "no handle")) << handle.body;
+  // Too large a body: 413, and nothing recorded.
+  HttpReply big = Post(s, "/api/open", json{{"eventId", std::string(20000, 'a')}});
+  EXPECT_EQ(big.status, 413);
+  HttpReply bad_id = Post(s, "/api/open", json{{"eventId", "xyz"}});
+  EXPECT_EQ(bad_id.status, 400);
+  EXPECT_EQ(AccessEvents(), 0u);
+}
+
+TEST_F(ConsoleTest, OpeningContentNeedsTheCsrfTokenAndIsRecordedFirst) {
+  auto writer = MustConnect("writer");
+  IHS_ASSERT_OK(writer->Append(
+      One("c-1", events_.Touchpoint(1, schema::Channel::EMAIL, schema::TouchpointType::COMPLAINT,
+                                    "the parcel <b>never</b> came"))));
+  Session s = MustLogin("reader");
+  json t = TimelineOnce(s, "c-1", 1);
+  ASSERT_EQ(t["entries"].size(), 1u);
+  // The timeline itself carries no content.
+  EXPECT_FALSE(t["entries"][0].contains("text")) << t;
+  const std::string id = t["entries"][0]["eventId"];
+  HttpReply forged = Post(s, "/api/open", json{{"eventId", id}}, /*csrf=*/false);
+  EXPECT_EQ(forged.status, 403);
+  EXPECT_EQ(AccessEvents(), 0u);
+  HttpReply opened = Post(s, "/api/open", json{{"eventId", id}});
+  ASSERT_EQ(opened.status, 200) << opened.body;
+  json o = json::parse(opened.body);
+  EXPECT_EQ(o["text"], "the parcel <b>never</b> came");
+  // The access is in the log: who, whose, which event, from where.
+  auto auditor = MustConnect("auditor");
+  auto trail = auditor->ReadStream("$access", 0, 10, store::ReadDirection::kForward);
+  IHS_ASSERT_OK(trail.status());
+  ASSERT_EQ(trail->size(), 1u);
+  auto a = (*trail)[0].event().getContentAccess();
+  EXPECT_EQ(std::string(a.getParty().cStr()), "c-1");
+  EXPECT_EQ(std::string(a.getReadBy().cStr()), "test-reader");
+  EXPECT_EQ(std::string(a.getRole().cStr()), "reader");
+  EXPECT_EQ(std::string(a.getVia().cStr()), "console");
+  EXPECT_EQ(std::string(a.getPeer().cStr()), "127.0.0.1");
+  ASSERT_EQ(a.getEvents().size(), 1u);
+  EXPECT_EQ(o["accessPosition"], (*trail)[0].position());
+  // The trail is for auditors and admins.
+  EXPECT_EQ(Get(s, "/api/access").status, 403);
+  HttpReply seen = Get(MustLogin("auditor"), "/api/access");
+  ASSERT_EQ(seen.status, 200);
+  EXPECT_EQ(json::parse(seen.body)["accesses"][0]["readBy"], "test-reader");
+  // A client cannot forge an access, over RPC or onto another stream.
+  capnp::MallocMessageBuilder m;
+  auto e = m.initRoot<schema::Event>();
+  const std::string eid = testing::EventId(99);
+  e.setId(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(eid.data()), eid.size()));
+  e.setOccurredAt(1700000000000000);
+  e.initContentAccess().setParty("c-1");
+  e.getContentAccess().setReadBy("nobody");
+  auto forged_rpc = writer->Append(One("$access", e.asReader()));
+  EXPECT_TRUE(absl::IsInvalidArgument(forged_rpc.status())) << forged_rpc.status();
+  EXPECT_EQ(AccessEvents(), 1u);
+}
+
+TEST_F(ConsoleTest, TheRoleDecidesWhatTheConsoleAllows) {
+  auto writer = MustConnect("writer");
+  IHS_ASSERT_OK(
+      writer->Append(One("c-1", events_.Touchpoint(1, schema::Channel::EMAIL,
+                                                   schema::TouchpointType::MESSAGE, "hi"))));
+  Session reader = MustLogin("reader");
+  TimelineOnce(reader, "c-1", 1);
+  HttpReply erase = Post(reader, "/api/erase", json{{"party", "c-1"}, {"reason", "asked"}});
+  EXPECT_EQ(erase.status, 403);
+  EXPECT_TRUE(absl::StrContains(erase.body, "admin")) << erase.body;
+  // A writer appends over RPC but reads no timelines here, as over RPC.
+  Session w = MustLogin("writer");
+  HttpReply refused = Get(w, "/api/timeline?party=c-1");
+  EXPECT_EQ(refused.status, 403);
+  EXPECT_TRUE(absl::StrContains(refused.body, "writer")) << refused.body;
+  // An admin erases; the content is gone for every reader after.
+  Session admin = MustLogin("admin");
+  HttpReply erased = Post(admin, "/api/erase", json{{"party", "c-1"}, {"reason", "asked"}});
+  ASSERT_EQ(erased.status, 200) << erased.body;
+  json t = TimelineOnce(reader, "c-1", 1);
+  HttpReply opened = Post(reader, "/api/open", json{{"eventId", t["entries"][0]["eventId"]}});
+  ASSERT_EQ(opened.status, 200) << opened.body;
+  EXPECT_EQ(json::parse(opened.body)["erased"], true);
+  EXPECT_FALSE(json::parse(opened.body).contains("text"));
+}
+
+TEST_F(ConsoleTest, SessionsAreBoundedInNumber) {
+  Session first = MustLogin("reader");
+  // 1,100 logins, none logged out: the least recently used sessions end, memory stays bounded.
+  for (int i = 0; i < 1100; ++i) ASSERT_EQ(Login(tokens_["reader"]).status, 200);
+  EXPECT_EQ(Get(first, "/api/me").status, 401);
+  HttpReply m = Http(http_, "GET", "/metrics",
+                     absl::StrCat("Authorization: Bearer ", tokens_["admin"], "\r\n"));
+  EXPECT_TRUE(absl::StrContains(m.body, "\nihs_console_sessions 1024\n")) << m.body;
+}
+
+TEST_F(ConsoleTest, ALiveStreamTellsOfTheTouchpointsOfThePerson) {
+  auto writer = MustConnect("writer");
+  IHS_ASSERT_OK(writer->Append(
+      One("c-1", events_.Touchpoint(1, schema::Channel::EMAIL, schema::TouchpointType::MESSAGE))));
+  Session s = MustLogin("reader");
+  TimelineOnce(s, "c-1", 1);
+  int fd = ConnectTo(http_);
+  ASSERT_GE(fd, 0);
+  const std::string req =
+      absl::StrCat("GET /api/live?party=c-1 HTTP/1.1\r\nHost: x\r\n", s.cookie, "\r\n");
+  ASSERT_EQ(write(fd, req.data(), req.size()), static_cast<ssize_t>(req.size()));
+  timeval tv{10, 0};  // bounded: no read waits longer
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string got;
+  char buf[4096];
+  auto read_until = [&](const std::string& what) {
+    while (!absl::StrContains(got, what)) {
+      ssize_t n = read(fd, buf, sizeof buf);
+      if (n <= 0) return false;
+      got.append(buf, static_cast<size_t>(n));
+    }
+    return true;
+  };
+  ASSERT_TRUE(read_until(": live")) << got;
+  EXPECT_TRUE(absl::StrContains(got, "text/event-stream")) << got;
+  // Another party's event says nothing; the person's own is told, once the timeline holds it.
+  IHS_ASSERT_OK(writer->Append(
+      One("c-2", events_.Touchpoint(2, schema::Channel::EMAIL, schema::TouchpointType::MESSAGE))));
+  auto third = writer->Append(
+      One("c-1", events_.Touchpoint(3, schema::Channel::CHAT, schema::TouchpointType::MESSAGE)));
+  IHS_ASSERT_OK(third.status());
+  ASSERT_TRUE(read_until("event: append")) << got;
+  ASSERT_TRUE(read_until("}\n\n")) << got;
+  EXPECT_TRUE(absl::StrContains(got, absl::StrCat("\"position\":", third->positions[0]))) << got;
+  EXPECT_TRUE(absl::StrContains(got, "\"stream\":\"c-1\"")) << got;
+  EXPECT_FALSE(absl::StrContains(got, "c-2")) << got;
+  json t = TimelineOnce(s, "c-1", 2);  // the page reads it at once
+  EXPECT_EQ(t["entries"].size(), 2u);
+  close(fd);
+}
+
+}  // namespace
+}  // namespace ihs
