@@ -57,4 +57,12 @@ void CommitWatch::Watch() {
   }
 }
 
+std::unique_ptr<CommitWatch> NewProjectionWatch(projections::Runner& runner, std::string name) {
+  projections::Runner* r = &runner;
+  return std::make_unique<CommitWatch>(runner.WaitForChange(name, UINT64_MAX, absl::InfinitePast()),
+                                       [r, name](uint64_t known, absl::Time deadline) {
+                                         return r->WaitForChange(name, known, deadline);
+                                       });
+}
+
 }  // namespace ihs::server

@@ -11,10 +11,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "projections/runner.h"
 #include "store/event_store.h"
 
 namespace ihs::server {
@@ -46,6 +49,10 @@ class CommitWatch {
   std::vector<kj::Own<kj::CrossThreadPromiseFulfiller<uint64_t>>> waiters_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
 };
+
+// A watch of how often projection `name`'s state changed (Runner::WaitForChange): wakes what
+// waits for it (subscriptions of segment transitions, the console's streams).
+std::unique_ptr<CommitWatch> NewProjectionWatch(projections::Runner& runner, std::string name);
 
 }  // namespace ihs::server
 

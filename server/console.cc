@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -417,6 +418,62 @@ std::string HeaderValue(const kj::HttpHeaders& headers, kj::HttpHeaderId id) {
   return "";
 }
 
+// The events appended to the person's streams since `*cursor` (a log position), as server-sent
+// events, once the timeline holds them; advances the cursor past what it read.
+std::string PersonEvents(store::EventStore& store, projections::Runner& runner,
+                         const std::string& party, uint64_t* cursor) {
+  const uint64_t head = store.Head();
+  if (head <= *cursor) return "";
+  std::string person;
+  std::vector<std::string> streams = PersonStreams(runner, party, &person);
+  store::ReadOptions closed;
+  closed.open_content = false;
+  std::string out;
+  uint64_t last = 0;
+  bool mine = false;
+  while (*cursor < head) {
+    absl::StatusOr<std::vector<store::StoredEvent>> events =
+        store.ReadAll(*cursor, std::min<uint64_t>(head - *cursor, 1000), closed);
+    if (!events.ok() || events->empty()) break;
+    for (const store::StoredEvent& e : *events) {
+      const std::string id = e.event().getStreamId().cStr();
+      if (std::find(streams.begin(), streams.end(), id) == streams.end()) continue;
+      mine = true;
+      last = e.position();
+      absl::StrAppend(&out, "event: append\ndata: ",
+                      JsonLine({{"position", e.position()}, {"stream", id}}), "\n\n");
+    }
+    *cursor = events->back().position() + 1;
+  }
+  // The page reads the timeline next: let it hold the events first.
+  if (mine) runner.WaitFor(projections::timeline::kName, last + 1, absl::Now() + absl::Seconds(5));
+  return out;
+}
+
+// The segment transitions from `*cursor` (a seq) on, of `segment` (all when empty), as
+// server-sent events; advances the cursor past what it looked at.
+std::string SegmentTransitions(projections::Runner& runner, const std::string& segment,
+                               uint64_t* cursor) {
+  namespace sg = projections::segments;
+  absl::StatusOr<projections::StateView> view = runner.View(sg::kName);
+  if (!view.ok()) return "";  // a rebuild after corruption: the next change tells
+  std::set<std::string> only;
+  if (!segment.empty()) only.insert(segment);
+  std::string out;
+  for (int pages = 0; pages < 10; ++pages) {  // at most 1,000 a wake-up; the rest next time
+    capnp::MallocMessageBuilder m;
+    if (!sg::ReadTransitions(*view, *cursor, only, 100, 1 << 20, m).ok()) break;
+    auto page = m.getRoot<schema::TransitionPage>().asReader();
+    for (auto t : page.getTransitions()) {
+      absl::StrAppend(&out, "event: transition\ndata: ", JsonLine(projections::TransitionJson(t)),
+                      "\n\n");
+    }
+    if (page.getScannedTo() == *cursor) break;
+    *cursor = page.getScannedTo();
+  }
+  return out;
+}
+
 }  // namespace
 
 Reply Console::TooLarge() const {
@@ -435,6 +492,9 @@ Console::Console(kj::HttpHeaderTable::Builder& b, store::EventStore& store,
                  projections::Runner* runner, const Tokens& tokens, kj::Timer& timer,
                  ConsoleOptions options)
     : store_(store), runner_(runner), tokens_(tokens), timer_(timer), options_(options) {
+  log_watch_ = std::make_unique<CommitWatch>(store);
+  if (runner != nullptr)
+    segments_watch_ = NewProjectionWatch(*runner, projections::segments::kName);
   cookie_ = b.add("Cookie");
   set_cookie_ = b.add("Set-Cookie");
   csrf_ = b.add("X-CSRF-Token");
@@ -642,13 +702,27 @@ kj::Promise<void> Console::Serve(kj::HttpMethod method, kj::StringPtr url,
     return SendReply(response, Error(503, "this ihsd runs no projections"));
   }
   if (absl::Status s = NeedsReader(who); !s.ok()) return SendReply(response, FromStatus(s));
-  if (path == "/api/live") {
-    const std::string party = Param(*params, "party");
-    if (party.empty()) return SendReply(response, Error(400, "give party: a stream id"));
+  if (path == "/api/live" || path == "/api/transitions") {
     if (live_ >= options_.max_live) {
       return SendReply(response, Error(503, "too many live streams are open; try again later"));
     }
-    return Live(session, sid, party, response);
+    projections::Runner* runner = runner_;
+    if (path == "/api/live") {
+      const std::string party = Param(*params, "party");
+      if (party.empty()) return SendReply(response, Error(400, "give party: a stream id"));
+      return Stream(sid, response, *log_watch_, store_.Head(),
+                    [store, runner, party](uint64_t* cursor) {
+                      return PersonEvents(*store, *runner, party, cursor);
+                    });
+    }
+    const std::string segment = Param(*params, "segment");
+    absl::StatusOr<projections::StateView> view = runner_->View(projections::segments::kName);
+    absl::StatusOr<uint64_t> next =
+        view.ok() ? projections::segments::NextSeq(*view) : absl::StatusOr<uint64_t>(view.status());
+    if (!next.ok()) return SendReply(response, FromStatus(next.status()));
+    return Stream(sid, response, *segments_watch_, *next, [runner, segment](uint64_t* cursor) {
+      return SegmentTransitions(*runner, segment, cursor);
+    });
   }
   projections::Runner* runner = runner_;
   std::function<Reply()> read;
@@ -676,98 +750,57 @@ kj::Promise<void> Console::Serve(kj::HttpMethod method, kj::StringPtr url,
   });
 }
 
-kj::Promise<void> Console::Live(Session*, const std::string& sid, const std::string& party,
-                                kj::HttpService::Response& response) {
+kj::Promise<void> Console::Stream(const std::string& sid, kj::HttpService::Response& response,
+                                  CommitWatch& watch, uint64_t cursor, Poll poll) {
   kj::HttpHeaders h(*table_);
   h.set(kj::HttpHeaderId::CONTENT_TYPE, "text/event-stream; charset=utf-8");
   h.set(cache_control_, "no-store");
   h.set(nosniff_, "nosniff");
   h.set(csp_, kCsp);
-  auto out = response.send(200, "OK", h);
   ++live_;
-  struct State {
-    kj::Own<kj::AsyncOutputStream> out;
-    std::string party;
-    std::vector<std::string> streams;
-    uint64_t seen = 0;                   // log positions up to here are looked at
-    absl::Time keepalive = absl::Now();  // when a comment last went out
-    std::string pending;
-  };
-  auto st = kj::heap<State>();
-  st->out = kj::mv(out);
-  st->party = party;
-  st->seen = store_.Head();
-  State* s = st.get();
-  store::EventStore* store = &store_;
-  projections::Runner* runner = runner_;
-  // One step: wait, look at the events appended since, and when some are of the person's streams,
-  // wait for the timeline to apply them and tell the page. Ends when the client goes, the session
-  // ends, or ihsd stops.
-  struct Loop {
-    static kj::Promise<void> Step(Console* c, State* s, std::string sid, store::EventStore* store,
-                                  projections::Runner* runner) {
-      return c->timer_
-          .afterDelay(absl::ToInt64Milliseconds(c->options_.live_poll) * kj::MILLISECONDS)
-          .then([c, s, sid, store, runner]() -> kj::Promise<void> {
-            if (c->sessions_.find(sid) == c->sessions_.end()) return kj::READY_NOW;  // logged out
-            const uint64_t head = store->Head();
-            if (head <= s->seen) {
-              if (absl::Now() - s->keepalive < absl::Seconds(15)) {
-                return Step(c, s, sid, store, runner);
-              }
-              s->keepalive = absl::Now();
-              s->pending = ": keepalive\n\n";
-              return s->out->write(s->pending.data(), s->pending.size())
-                  .then([c, s, sid, store, runner] { return Step(c, s, sid, store, runner); });
-            }
-            const uint64_t from = s->seen;
-            const std::string party = s->party;
-            return c->pool_
-                .Run([store, runner, party, from, head]() -> std::pair<uint64_t, std::string> {
-                  std::string person;
-                  std::vector<std::string> streams = PersonStreams(*runner, party, &person);
-                  store::ReadOptions closed;
-                  closed.open_content = false;
-                  uint64_t at = from, last = 0;
-                  bool mine = false;
-                  std::string stream;
-                  while (at < head) {
-                    absl::StatusOr<std::vector<store::StoredEvent>> events =
-                        store->ReadAll(at, std::min<uint64_t>(head - at, 1000), closed);
-                    if (!events.ok() || events->empty()) break;
-                    for (const store::StoredEvent& e : *events) {
-                      const std::string id = e.event().getStreamId().cStr();
-                      if (std::find(streams.begin(), streams.end(), id) != streams.end()) {
-                        mine = true;
-                        last = e.event().getPosition();
-                        stream = id;
-                      }
-                    }
-                    at = events->back().event().getPosition() + 1;
-                  }
-                  if (!mine) return {at, ""};
-                  // The page reads the timeline next: let it hold the event first.
-                  runner->WaitFor(projections::timeline::kName, last + 1,
-                                  absl::Now() + absl::Seconds(5));
-                  return {at, JsonLine({{"position", last}, {"stream", stream}})};
-                })
-                .then([c, s, sid, store,
-                       runner](std::pair<uint64_t, std::string> r) -> kj::Promise<void> {
-                  s->seen = std::max(s->seen, r.first);
-                  if (r.second.empty()) return Step(c, s, sid, store, runner);
-                  s->keepalive = absl::Now();
-                  s->pending = absl::StrCat("event: append\ndata: ", r.second, "\n\n");
-                  return s->out->write(s->pending.data(), s->pending.size())
-                      .then([c, s, sid, store, runner] { return Step(c, s, sid, store, runner); });
-                });
-          });
-    }
-  };
-  static constexpr char kHello[] = ": live\n\n";
-  auto first = s->out->write(kHello, sizeof kHello - 1);
-  return first
-      .then([this, s, sid, store, runner] { return Loop::Step(this, s, sid, store, runner); })
+  auto st = kj::heap<StreamState>();
+  st->out = response.send(200, "OK", h);
+  st->sid = sid;
+  st->watch = &watch;
+  st->cursor = cursor;
+  st->known = watch.Current();
+  st->poll = std::move(poll);
+  st->text = ": live\n\n";
+  StreamState* s = st.get();
+  return s->out->write(s->text.data(), s->text.size())
+      .then([this, s] { return Step(s); })
       .attach(kj::mv(st), kj::defer([this] { --live_; }));
+}
+
+kj::Promise<void> Console::Step(StreamState* s) {
+  // Woken by the watch, or after 15 s for a comment that finds a client gone.
+  const uint64_t known = s->known;
+  return s->watch->WaitBeyond(known)
+      .exclusiveJoin(timer_.afterDelay(15 * kj::SECONDS).then([known] { return known; }))
+      .then([this, s](uint64_t now) -> kj::Promise<void> {
+        if (sessions_.find(s->sid) == sessions_.end()) return kj::READY_NOW;  // logged out
+        if (now == s->known) {
+          s->text = ": keepalive\n\n";
+          return s->out->write(s->text.data(), s->text.size()).then([this, s] { return Step(s); });
+        }
+        s->known = now;
+        const uint64_t from = s->cursor;
+        Poll poll = s->poll;
+        return pool_
+            .Run([poll, from]() -> std::pair<uint64_t, std::string> {
+              uint64_t cursor = from;
+              std::string text = poll(&cursor);
+              return {cursor, std::move(text)};
+            })
+            .then([this, s](std::pair<uint64_t, std::string> r) -> kj::Promise<void> {
+              s->cursor = std::max(s->cursor, r.first);
+              if (r.second.empty()) return Step(s);
+              s->text = std::move(r.second);
+              return s->out->write(s->text.data(), s->text.size()).then([this, s] {
+                return Step(s);
+              });
+            });
+      });
 }
 
 }  // namespace ihs::server

@@ -31,6 +31,7 @@
 
 #include "absl/time/time.h"
 #include "projections/runner.h"
+#include "server/commit_watch.h"
 #include "server/tokens.h"
 #include "server/worker_pool.h"
 #include "store/event_store.h"
@@ -43,9 +44,8 @@ struct ConsoleOptions {
   absl::Duration session_idle = absl::Hours(8);
   size_t max_login_failures = 10;  // per address, in login_failure_window; then 429
   absl::Duration login_failure_window = absl::Minutes(1);
-  size_t max_live = 32;                               // live streams (server-sent events) at once
-  absl::Duration live_poll = absl::Milliseconds(20);  // how often a live stream looks for events
-  size_t max_body_bytes = 16 << 10;                   // of a request body
+  size_t max_live = 32;              // live streams (server-sent events) at once
+  size_t max_body_bytes = 16 << 10;  // of a request body
 };
 
 class Console {
@@ -87,8 +87,21 @@ class Console {
                           kj::HttpService::Response& response);
   kj::Promise<void> Login(const kj::HttpHeaders& headers, kj::AsyncInputStream& body,
                           kj::HttpService::Response& response, const std::string& peer);
-  kj::Promise<void> Live(Session* session, const std::string& id, const std::string& party,
-                         kj::HttpService::Response& response);
+  // A stream of server-sent events (text/event-stream) while the session lasts: each time
+  // `watch` moves, `poll` runs on the pool with the cursor and returns the events to send.
+  using Poll = std::function<std::string(uint64_t* cursor)>;
+  struct StreamState {
+    kj::Own<kj::AsyncOutputStream> out;
+    std::string sid;
+    CommitWatch* watch = nullptr;
+    uint64_t known = 0;   // the watch's counter as last seen
+    uint64_t cursor = 0;  // what poll has looked at
+    Poll poll;
+    std::string text;  // being written
+  };
+  kj::Promise<void> Stream(const std::string& sid, kj::HttpService::Response& response,
+                           CommitWatch& watch, uint64_t cursor, Poll poll);
+  kj::Promise<void> Step(StreamState* s);
   // The session of the request's cookie (its id in *id), or null.
   Session* Find(const kj::HttpHeaders& headers, std::string* id);
   bool LoginRefused(const std::string& peer, absl::Time now);
@@ -109,6 +122,8 @@ class Console {
   std::map<std::string, std::deque<absl::Time>> failures_;  // failed logins by address
   size_t live_ = 0;
   WorkerPool pool_{4};
+  std::unique_ptr<CommitWatch> log_watch_;       // wakes live streams when events commit
+  std::unique_ptr<CommitWatch> segments_watch_;  // ... when the segments' state changes
 };
 
 }  // namespace ihs::server

@@ -56,6 +56,7 @@ function show(section) {
 }
 function showLogin() {
   me = null;
+  stopTransitions();
   $('nav').hidden = true; $('logout').hidden = true; $('who').textContent = '';
   stopLive();
   show('login');
@@ -74,7 +75,8 @@ async function start() {
 function route() {
   if (!me) return;
   const [, what, arg] = location.hash.split('/');
-  if (what === 'segments') { show('segments'); loadSegments(); }
+  if (what !== 'segments') stopTransitions();
+  if (what === 'segments') { show('segments'); loadSegments(); startTransitions(); }
   else if (what === 'community') { show('community-top'); loadTop('value'); }
   else if (what === 'access') { show('access'); loadAccess(); }
   else {
@@ -192,6 +194,8 @@ async function loadSide() {
         `, reach ${c.reach} over ${c.posts} posts`;
     if (open) text += `. At risk if an open message goes public: an audience of ${Math.round(c.risk)}`;
     $('community').textContent = text;
+    view.risk = c.risk;
+    for (const s of document.querySelectorAll('#entries .state.waiting')) markRisk(s);
   }).catch((e) => { $('community').textContent = `community: ${e.message}`; });
   api('/api/segments?party=' + encodeURIComponent(party)).then((r) => {
     if (view.party !== party) return;
@@ -269,8 +273,10 @@ function renderEntries(entries) {
     if (e.party && e.party !== view.party) meta.append(' ', el('span', {class: 'stream'}, e.party));
     if (e.response && e.response.open) {
       li.classList.add('open');
-      meta.append(el('span', {class: 'state waiting'},
-          `OPEN: waiting ${duration(e.response.waitingSeconds)}`));
+      const waiting = el('span', {class: 'state waiting'},
+          `OPEN: waiting ${duration(e.response.waitingSeconds)}`);
+      markRisk(waiting);
+      meta.append(waiting);
     } else if (e.response && e.response.replyChannel) {
       const r = e.response;
       meta.append(el('span', {class: 'state'}, `answered on ${r.replyChannel} after ` +
@@ -290,6 +296,13 @@ function renderEntries(entries) {
     li.append(open);
     list.append(li);
   }
+}
+
+// The audience at risk if this open message goes public (the person's community risk).
+function markRisk(span) {
+  if (view.risk === undefined || span.dataset.risk) return;
+  span.dataset.risk = '1';
+  span.append(`; an audience of ${Math.round(view.risk)} at risk if it goes public`);
 }
 
 async function openText(e, li, button) {
@@ -340,6 +353,26 @@ function startLive() {
 function stopLive() {
   if (view.live) view.live.close();
   view.live = null;
+}
+
+// ---- transitions of segments, live ---------------------------------------------------------------
+let transitions = null;
+function startTransitions() {
+  if (transitions) return;
+  transitions = new EventSource('/api/transitions');
+  transitions.addEventListener('transition', (ev) => {
+    const t = JSON.parse(ev.data);
+    const list = $('transitions');
+    if (list.firstChild && list.firstChild.classList.contains('muted')) list.replaceChildren();
+    list.prepend(el('li', {class: 'transition'}, `${when(t.at)} `,
+        el('a', {href: '#/person/' + encodeURIComponent(t.person)}, t.person),
+        ` ${t.entered ? 'entered' : 'left'} ${t.segment} (version ${t.version}, ${t.cause})`));
+    while (list.children.length > 100) list.lastChild.remove();
+  });
+}
+function stopTransitions() {
+  if (transitions) transitions.close();
+  transitions = null;
 }
 
 // ---- segments, community, access ----------------------------------------------------------------

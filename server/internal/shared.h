@@ -92,22 +92,12 @@ struct Server::Shared {
         own_log(options.log ? nullptr : NewStderrLog("ihsd", /*timestamps=*/true)),
         log(options.log ? options.log : own_log.get()),
         watch(s),
-        segments_watch(r == nullptr ? nullptr : NewChangeWatch(r, "segments")),
+        segments_watch(r == nullptr ? nullptr : NewProjectionWatch(*r, "segments")),
         reads(4),
         appends(options.workers),
         waits(8) {}
 
   void Log(const std::string& line) { log->Log(line); }
-
-  // Wakes what waits for a projection's state to change (transition subscriptions).
-  static std::unique_ptr<CommitWatch> NewChangeWatch(projections::Runner* runner,
-                                                     std::string name) {
-    return std::make_unique<CommitWatch>(
-        runner->WaitForChange(name, UINT64_MAX, absl::InfinitePast()),
-        [runner, name](uint64_t known, absl::Time deadline) {
-          return runner->WaitForChange(name, known, deadline);
-        });
-  }
 
   // Admits a call: refused while draining or when the connection has too many in flight.
   // On success the returned guard counts the call until it is destroyed.

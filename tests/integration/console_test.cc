@@ -9,6 +9,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
 #include "tests/integration/http_client.h"
 #include "tests/integration/rpc_fixture.h"
@@ -251,45 +252,96 @@ TEST_F(ConsoleTest, SessionsAreBoundedInNumber) {
   EXPECT_TRUE(absl::StrContains(m.body, "\nihs_console_sessions 1024\n")) << m.body;
 }
 
+// A stream of server-sent events of the console, read from a raw socket; every read is bounded.
+class EventStreamReader {
+ public:
+  EventStreamReader(const std::string& address, const std::string& path,
+                    const std::string& cookie) {
+    fd_ = ConnectTo(address);
+    const std::string req = absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: x\r\n", cookie, "\r\n");
+    if (fd_ >= 0 && write(fd_, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
+      close(fd_);
+      fd_ = -1;
+    }
+    timeval tv{10, 0};
+    if (fd_ >= 0) setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  ~EventStreamReader() {
+    if (fd_ >= 0) close(fd_);
+  }
+  // Reads until `what` has come (true) or 10 s pass without a byte (false).
+  bool Until(const std::string& what) {
+    char buf[4096];
+    while (!absl::StrContains(got_, what)) {
+      ssize_t n = fd_ < 0 ? -1 : read(fd_, buf, sizeof buf);
+      if (n <= 0) return false;
+      got_.append(buf, static_cast<size_t>(n));
+    }
+    return true;
+  }
+  const std::string& got() const { return got_; }
+
+ private:
+  int fd_ = -1;
+  std::string got_;
+};
+
 TEST_F(ConsoleTest, ALiveStreamTellsOfTheTouchpointsOfThePerson) {
   auto writer = MustConnect("writer");
   IHS_ASSERT_OK(writer->Append(
       One("c-1", events_.Touchpoint(1, schema::Channel::EMAIL, schema::TouchpointType::MESSAGE))));
   Session s = MustLogin("reader");
   TimelineOnce(s, "c-1", 1);
-  int fd = ConnectTo(http_);
-  ASSERT_GE(fd, 0);
-  const std::string req =
-      absl::StrCat("GET /api/live?party=c-1 HTTP/1.1\r\nHost: x\r\n", s.cookie, "\r\n");
-  ASSERT_EQ(write(fd, req.data(), req.size()), static_cast<ssize_t>(req.size()));
-  timeval tv{10, 0};  // bounded: no read waits longer
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  std::string got;
-  char buf[4096];
-  auto read_until = [&](const std::string& what) {
-    while (!absl::StrContains(got, what)) {
-      ssize_t n = read(fd, buf, sizeof buf);
-      if (n <= 0) return false;
-      got.append(buf, static_cast<size_t>(n));
-    }
-    return true;
-  };
-  ASSERT_TRUE(read_until(": live")) << got;
-  EXPECT_TRUE(absl::StrContains(got, "text/event-stream")) << got;
+  EventStreamReader live(http_, "/api/live?party=c-1", s.cookie);
+  ASSERT_TRUE(live.Until(": live")) << live.got();
+  EXPECT_TRUE(absl::StrContains(live.got(), "text/event-stream")) << live.got();
   // Another party's event says nothing; the person's own is told, once the timeline holds it.
   IHS_ASSERT_OK(writer->Append(
       One("c-2", events_.Touchpoint(2, schema::Channel::EMAIL, schema::TouchpointType::MESSAGE))));
   auto third = writer->Append(
       One("c-1", events_.Touchpoint(3, schema::Channel::CHAT, schema::TouchpointType::MESSAGE)));
   IHS_ASSERT_OK(third.status());
-  ASSERT_TRUE(read_until("event: append")) << got;
-  ASSERT_TRUE(read_until("}\n\n")) << got;
-  EXPECT_TRUE(absl::StrContains(got, absl::StrCat("\"position\":", third->positions[0]))) << got;
-  EXPECT_TRUE(absl::StrContains(got, "\"stream\":\"c-1\"")) << got;
-  EXPECT_FALSE(absl::StrContains(got, "c-2")) << got;
+  ASSERT_TRUE(live.Until("event: append") && live.Until("}\n\n")) << live.got();
+  EXPECT_TRUE(absl::StrContains(live.got(), absl::StrCat("\"position\":", third->positions[0])))
+      << live.got();
+  EXPECT_TRUE(absl::StrContains(live.got(), "\"stream\":\"c-1\"")) << live.got();
+  EXPECT_FALSE(absl::StrContains(live.got(), "c-2")) << live.got();
   json t = TimelineOnce(s, "c-1", 2);  // the page reads it at once
   EXPECT_EQ(t["entries"].size(), 2u);
-  close(fd);
+  // A writer gets no stream.
+  EXPECT_EQ(Get(MustLogin("writer"), "/api/live?party=c-1").status, 403);
+}
+
+TEST_F(ConsoleTest, TransitionsOfSegmentsAreToldAsTheyHappen) {
+  auto writer = MustConnect("writer");
+  IHS_ASSERT_OK(writer->DefineSegment(schema::SegmentOp::DEFINE, "complainers",
+                                      "count(type = complaint) >= 1", ""));
+  IHS_ASSERT_OK(writer->DefineSegment(schema::SegmentOp::DEFINE, "buyers",
+                                      "count(type = purchase) >= 1", ""));
+  Session s = MustLogin("reader");
+  for (absl::Time end = absl::Now() + absl::Seconds(10); absl::Now() < end;
+       absl::SleepFor(absl::Milliseconds(20))) {
+    if (json::parse(Get(s, "/api/segment-list").body)["segments"].size() == 2) break;
+  }
+  EventStreamReader all(http_, "/api/transitions", s.cookie);
+  EventStreamReader one(http_, "/api/transitions?segment=buyers", s.cookie);
+  ASSERT_TRUE(all.Until(": live") && one.Until(": live")) << all.got() << one.got();
+  IHS_ASSERT_OK(writer->Append(One(
+      "c-1", events_.Touchpoint(1, schema::Channel::EMAIL, schema::TouchpointType::COMPLAINT))));
+  IHS_ASSERT_OK(writer->Append(One(
+      "c-2", events_.Touchpoint(2, schema::Channel::WEB_FORM, schema::TouchpointType::PURCHASE))));
+  ASSERT_TRUE(all.Until("\"segment\":\"buyers\"") && all.Until("}\n\n")) << all.got();
+  EXPECT_TRUE(absl::StrContains(all.got(), "\"segment\":\"complainers\"")) << all.got();
+  EXPECT_TRUE(absl::StrContains(all.got(), "\"person\":\"c-1\"")) << all.got();
+  EXPECT_TRUE(absl::StrContains(all.got(), "\"entered\":true")) << all.got();
+  ASSERT_TRUE(one.Until("\"segment\":\"buyers\"") && one.Until("}\n\n")) << one.got();
+  EXPECT_FALSE(absl::StrContains(one.got(), "complainers")) << one.got();
+  // Each told once.
+  size_t complainers = 0;
+  for (absl::string_view part : absl::StrSplit(all.got(), "event: transition")) {
+    if (absl::StrContains(part, "\"segment\":\"complainers\"")) ++complainers;
+  }
+  EXPECT_EQ(complainers, 1u) << all.got();
 }
 
 }  // namespace
