@@ -5,7 +5,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <fstream>
+#include <iterator>
 #include <string>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -342,6 +346,70 @@ TEST_F(ConsoleTest, TransitionsOfSegmentsAreToldAsTheyHappen) {
     if (absl::StrContains(part, "\"segment\":\"complainers\"")) ++complainers;
   }
   EXPECT_EQ(complainers, 1u) << all.got();
+}
+
+// Slowloris: connections that send their headers a byte at a time hold a slot for kj-http's
+// header timeout (10 s) at most; then ihsd closes them and serves again.
+TEST_F(ConsoleTest, HeadersSentByTheByteAreCutOffAndTheSlotsComeBack) {
+  std::vector<int> slow;
+  for (int i = 0; i < 4; ++i) {
+    int fd = ConnectTo(http_);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(write(fd, "GET / HTTP/1.1\r\nX-Slow: ", 25), 25);
+    timeval tv{1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    slow.push_back(fd);
+  }
+  // A byte each a second; each connection is closed by ihsd within 10 s of its start (15 s
+  // allowed here), whatever it still sends.
+  const absl::Time start = absl::Now();
+  std::vector<bool> closed(slow.size(), false);
+  size_t open = slow.size();
+  while (open > 0 && absl::Now() - start < absl::Seconds(15)) {
+    for (size_t i = 0; i < slow.size(); ++i) {
+      if (closed[i]) continue;
+      (void)!write(slow[i], "a", 1);
+      char c;
+      const ssize_t n = read(slow[i], &c, 1);  // waits 1 s at most
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+        closed[i] = true;
+        --open;
+      }
+    }
+    // Meanwhile others are served.
+    EXPECT_EQ(Http(http_, "GET", "/healthz").status, 200);
+  }
+  EXPECT_EQ(open, 0u) << "connections that never finished their headers were still open after "
+                      << absl::FormatDuration(absl::Now() - start);
+  EXPECT_GE(absl::Now() - start, absl::Seconds(9));  // not cut before the timeout
+  for (int fd : slow) close(fd);
+  EXPECT_EQ(Http(http_, "GET", "/").status, 200);
+}
+
+// Under TLS (--tls-cert) the console's session cookie is Secure. Asked with curl, trusting the
+// test's own certificate.
+TEST_F(RpcTest, UnderTlsTheConsoleCookieIsSecure) {
+  const std::string cert = dir_.Sub("cert.pem"), key = dir_.Sub("key.pem");
+  ASSERT_EQ(std::system(absl::StrCat("openssl req -x509 -newkey rsa:2048 -nodes -days 2 "
+                                     "-subj /CN=localhost -addext subjectAltName=DNS:localhost "
+                                     "-keyout ",
+                                     key, " -out ", cert, " 2>/dev/null")
+                            .c_str()),
+            0)
+      << "openssl (installed by tools/setup.sh) failed";
+  StartServer({"--tls-cert", cert, "--tls-key", key, "--http", "127.0.0.1:0"});
+  const std::string http = server_->http_addresses()[0];
+  const std::string port = http.substr(http.rfind(':') + 1);
+  const std::string body = dir_.Sub("login.json"), head = dir_.Sub("head.txt");
+  std::ofstream(body) << json{{"token", tokens_["reader"]}}.dump();
+  const std::string curl = absl::StrCat(
+      "curl -s --max-time 20 --cacert ", cert, " --resolve localhost:", port, ":127.0.0.1 -D ",
+      head, " -o /dev/null -H 'Content-Type: application/json' --data @", body,
+      " https://localhost:", port, "/api/login");
+  ASSERT_EQ(std::system(curl.c_str()), 0) << curl << " (curl is installed by tools/setup.sh)";
+  std::ifstream in(head);
+  const std::string headers((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(absl::StrContains(headers, "HttpOnly; SameSite=Strict; Secure")) << headers;
 }
 
 }  // namespace
