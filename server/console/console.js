@@ -232,9 +232,10 @@ function renderLanes(entries) {
   const t0 = view.from !== undefined ? view.from : micros(entries[0].occurredAt);
   const t1 = Math.max(view.to !== undefined ? view.to : 0, micros(entries[entries.length - 1].occurredAt));
   const x = (t) => left + (W - left - right) * (t1 > t0 ? (t - t0) / (t1 - t0) : 0.5);
-  // Ticks at whole days, weeks or months, as many as fit.
+  // Ticks at the smallest whole step (6 hours, 1, 2, 7, 14, 30, 91 or 365 days) that makes at
+  // most 12 of them.
   const span = (t1 - t0) / DAY;
-  const step = span <= 2 ? 0.25 : span <= 14 ? 1 : span <= 60 ? 7 : span <= 400 ? 30 : 365;
+  const step = [0.25, 1, 2, 7, 14, 30, 91].find((d) => span / d <= 12) || 365;
   const first = Math.ceil(t0 / (step * DAY)) * step * DAY;
   for (let t = first; t <= t1; t += step * DAY) {
     box.append(svg('line', {x1: x(t), x2: x(t), y1: top - 6, y2: H, class: 'grid'}));

@@ -44,4 +44,22 @@ grep -q "class=\"item switch\" data-event=\"$switch\"" "$tmp/dom.html" ||
 [ "$(grep -c 'class="item open' "$tmp/dom.html" || true)" -eq "$open" ] ||
   fail "expected $open open items highlighted"
 grep -q 'class="thread"' "$tmp/dom.html" || fail "no thread is connected"
-echo "ok: $lanes lanes, $items items, switch $switch, $open open"
+# The text is on the page, not only on hover; the axis has a tick per day or more.
+grep -q '<div class="text"><b>Complaint: the product arrived broken</b>' "$tmp/dom.html" ||
+  fail "the email's subject is not shown on the page"
+[ "$(grep -c 'class="tick"' "$tmp/dom.html" || true)" -ge 3 ] || fail "fewer than 3 ticks on the axis"
+[ "$(grep -c '<li data-event=' "$tmp/dom.html" || true)" -eq "$items" ] ||
+  fail "expected $items entries listed"
+
+# Without --limit, --html draws every entry of the range, not the first page of 100.
+"$ihs" generate --parties 40 --days 10 --seed 5 --data "$tmp/busy" > /dev/null 2>&1
+for i in $(seq 0 149); do
+  printf '{"streamId":"busy","occurredAt":%d,"sourceSystem":"crm","touchpoint":{"channel":"chat","direction":"inbound","type":"message"}}\n' \
+    $((1700000000000000 + i * 60000000))
+done | "$ihs" append --data "$tmp/busy" --new-ids > /dev/null
+"$ihs" timeline busy --data "$tmp/busy" --html "$tmp/busy.html" > "$tmp/busy.txt"
+grep -q "more: --cursor" "$tmp/busy.txt" || fail "the text output should still page at 100"
+[ "$(grep -c '<li data-event=' "$tmp/busy.html" || true)" -eq 150 ] ||
+  fail "the page should list all 150 entries"
+grep -q "150 entries drawn<" "$tmp/busy.html" || fail "the page should say 150 entries drawn"
+echo "ok: $lanes lanes, $items items, switch $switch, $open open; 150 of 150 drawn"

@@ -163,6 +163,9 @@ void PrintTimeline(const std::string& party, schema::TimelineSummary::Reader sum
   }
 }
 
+// The most entries `--html` draws: beyond, the page says where it stopped.
+constexpr size_t kHtmlMaxEntries = 10000;
+
 int Timeline(const Common& c, const TimelineArgs& a) {
   projections::timeline::Query q;
   q.party = a.party;
@@ -228,7 +231,50 @@ int Timeline(const Common& c, const TimelineArgs& a) {
   if (summary.getOpen().size() > 0) at_risk = ReadAtRisk(**source, q.party);
   const AtRisk* risk = at_risk ? &*at_risk : nullptr;
   if (!a.html.empty()) {
-    absl::Status hs = WriteTimelineHtml(a.html, summary, page, risk);
+    // The page draws every entry of the range, not only this page's: the following pages are
+    // read and joined, up to kHtmlMaxEntries (the page says so when it stops there).
+    std::vector<std::unique_ptr<capnp::MallocMessageBuilder>> more;
+    std::string cursor = page.getNextCursor().cStr();
+    size_t total = page.getEntries().size();
+    while (!cursor.empty() && total < kHtmlMaxEntries) {
+      projections::timeline::Query next = q;
+      next.cursor = cursor;
+      next.limit = projections::timeline::kMaxPageEntries;
+      auto m = std::make_unique<capnp::MallocMessageBuilder>();
+      absl::Status r = (*source)->Read(
+          projections::timeline::kName,
+          [&](const projections::StateView& view, store::EventStore* store) {
+            return projections::timeline::ReadPage(view, next, *m, store);
+          },
+          [&](client::Client& client, uint64_t min_position) {
+            client::Client::TimelineOptions o;
+            o.open_content = true;
+            o.min_position = min_position;
+            o.person = a.person;
+            return client.Timeline(next, o, *m);
+          });
+      if (!r.ok()) return Fail(r);
+      auto p = m->getRoot<schema::TimelinePage>().asReader();
+      total += p.getEntries().size();
+      cursor = p.getNextCursor().cStr();
+      more.push_back(std::move(m));
+    }
+    capnp::MallocMessageBuilder joined;
+    auto all = joined.initRoot<schema::TimelinePage>();
+    all.setParty(page.getParty());
+    all.setCheckpoint(page.getCheckpoint());
+    if (page.hasStreams()) all.setStreams(page.getStreams());
+    all.setNextCursor(cursor);
+    auto entries = all.initEntries(static_cast<unsigned>(std::min(total, kHtmlMaxEntries)));
+    unsigned i = 0;
+    auto add = [&](schema::TimelinePage::Reader p) {
+      for (auto e : p.getEntries()) {
+        if (i < entries.size()) entries.setWithCaveats(i++, e);
+      }
+    };
+    add(page.asReader());
+    for (const auto& m : more) add(m->getRoot<schema::TimelinePage>().asReader());
+    absl::Status hs = WriteTimelineHtml(a.html, summary, all.asReader(), risk);
     if (!hs.ok()) return Fail(hs);
   }
   if (c.json) {

@@ -67,13 +67,30 @@ std::string TimelineHtml(schema::TimelineSummary::Reader summary, schema::Timeli
         name, 40 + i * kLaneHeight, kWidth, kLaneHeight, i % 2,
         40 + i * kLaneHeight + kLaneHeight / 2 + 5, name);
   }
-  // The time axis: the first and last moment of the page.
-  if (entries.size() > 0) {
-    absl::StrAppendFormat(&svg, "<text class=\"axis\" x=\"%d\" y=\"24\">%s</text>", kLeft,
+  // The time axis: a tick at each whole step, the smallest of 6 hours, 1, 2, 7, 14, 30, 91 or 365
+  // days that makes at most 12 ticks, labelled with its date (and hour, for steps under a day).
+  if (entries.size() > 0 && hi > lo) {
+    constexpr int64_t kDay = int64_t{86400} * 1000000;
+    int64_t step = 365 * kDay;
+    for (int64_t s : {kDay / 4, kDay, 2 * kDay, 7 * kDay, 14 * kDay, 30 * kDay, 91 * kDay}) {
+      if (span / static_cast<double>(s) <= 12) {
+        step = s;
+        break;
+      }
+    }
+    const int64_t first = (lo / step + (lo % step > 0 ? 1 : 0)) * step;
+    for (int64_t t = first; t <= hi; t += step) {
+      const std::string when = schema::FormatMicros(t);
+      absl::StrAppendFormat(&svg,
+                            "<line class=\"tick\" x1=\"%.1f\" x2=\"%.1f\" y1=\"30\" y2=\"%d\"/>"
+                            "<text class=\"axis\" x=\"%.1f\" y=\"24\">%s</text>\n",
+                            x(t), x(t), height - 20, x(t) + 2,
+                            step < kDay ? absl::StrCat(when.substr(5, 5), " ", when.substr(11, 5))
+                                        : when.substr(0, 10));
+    }
+  } else if (entries.size() > 0) {
+    absl::StrAppendFormat(&svg, "<text class=\"axis\" x=\"%d\" y=\"24\">%s</text>\n", kLeft,
                           schema::FormatMicros(lo).substr(0, 16));
-    absl::StrAppendFormat(&svg,
-                          "<text class=\"axis\" x=\"%d\" y=\"24\" text-anchor=\"end\">%s</text>\n",
-                          kWidth - 10, schema::FormatMicros(hi).substr(0, 16));
   }
   // Threads: consecutive messages of a thread, connected.
   std::map<std::string, std::vector<schema::TimelineEntry::Reader>> threads;
@@ -141,7 +158,12 @@ std::string TimelineHtml(schema::TimelineSummary::Reader summary, schema::Timeli
       "body{font:14px system-ui,sans-serif;margin:16px;color:#222}\n"
       "h1{font-size:18px;margin:0 0 4px}\n.facts{color:#555;margin-bottom:12px}\n"
       ".band0{fill:#f6f7f9}.band1{fill:#eceff3}\ntext{font-size:12px;fill:#333}\n"
-      ".axis{fill:#777}\n.thread{stroke:#7a8ca5;stroke-width:1.5;fill:none}\n"
+      ".axis{fill:#777}\n.tick{stroke:#d5d9e0}\n"
+      ".entries{list-style:none;padding:0}\n.entries li{border-top:1px solid #e5e7eb;padding:4px "
+      "0}\n"
+      ".entries .state{color:#555}\n.entries .open{color:#b42318;font-weight:600}\n"
+      ".entries .text{white-space:pre-wrap;color:#333;margin:2px 0 0 "
+      "12px}\n.thread{stroke:#7a8ca5;stroke-width:1.5;fill:none}\n"
       ".switchlink{stroke:#e07b00;stroke-width:2;stroke-dasharray:5 3;fill:none}\n"
       ".item{fill:#4a78c2;stroke:#fff;stroke-width:1.5}\n.item.reply{fill:#3a9a5b}\n"
       ".item.open{fill:#d33;stroke:#800;stroke-width:2}\n"
@@ -157,11 +179,15 @@ std::string TimelineHtml(schema::TimelineSummary::Reader summary, schema::Timeli
                                                    summary.getMedianResponseServiceSeconds() / 60);
   absl::StrAppendFormat(
       &html,
-      "<div class=\"facts\">%s, <b>%d open</b>, %d answered (%s), <b>%s</b>; page of %s</div>\n",
+      "<div class=\"facts\">%s, <b>%d open</b>, %d answered (%s), <b>%s</b>; %s drawn%s</div>\n",
       Counted(summary.getEntries(), "touchpoint", "touchpoints"), summary.getOpen().size(),
       summary.getAnswered(), median,
       Counted(summary.getChannelSwitches(), "channel switch", "channel switches"),
-      Counted(static_cast<int64_t>(entries.size()), "entry", "entries"));
+      Counted(static_cast<int64_t>(entries.size()), "entry", "entries"),
+      page.getNextCursor().size() > 0
+          ? absl::StrCat(", the first of the range: more with --cursor ",
+                         page.getNextCursor().cStr())
+          : "");
   if (at_risk != nullptr && summary.getOpen().size() > 0) {
     absl::StrAppendFormat(&html,
                           "<div class=\"atrisk\">At risk: an audience of <b>%.0f</b> if an open "
@@ -175,6 +201,40 @@ std::string TimelineHtml(schema::TimelineSummary::Reader summary, schema::Timeli
       "<span><i class=\"dot\" style=\"background:#d33\"></i>open (unanswered)</span>"
       "<span><i class=\"dot\" style=\"background:#e07b00\"></i>channel switch</span></div>\n";
   html += svg;
+  // Every entry, its state and its content in the clear: nothing only on hover.
+  html += "<ol class=\"entries\">\n";
+  for (auto e : entries) {
+    std::string state;
+    if (e.getResponse().isOpen()) {
+      state = absl::StrCat("<span class=\"open\">OPEN, waiting ", e.getWaitingSeconds() / 3600,
+                           " h</span>");
+    } else if (e.getResponse().isAnswered()) {
+      auto ans = e.getResponse().getAnswered();
+      state = absl::StrCat("answered on ", schema::EnumName(ans.getReplyChannel()), " after ",
+                           ans.getWallSeconds() / 60, " min (", ans.getServiceSeconds() / 60,
+                           " min in service hours)");
+    }
+    if (e.hasSwitchFrom()) {
+      absl::StrAppend(&state, state.empty() ? "" : "; ", "<b>channel switch from ",
+                      schema::EnumName(e.getSwitchFrom().getChannel()), "</b>");
+    }
+    absl::StrAppendFormat(
+        &html, "<li data-event=\"%s\">%s <b>%s</b> %s %s%s <span class=\"state\">%s</span>",
+        Hex(e.getEventId()), schema::FormatMicros(e.getOccurredAt()).substr(0, 16),
+        schema::EnumName(e.getChannel()), schema::EnumName(e.getDirection()),
+        schema::EnumName(e.getType()),
+        e.getParty().size() > 0 && e.getParty() != page.getParty()
+            ? absl::StrCat(" [", Esc(e.getParty().cStr()), "]")
+            : "",
+        state);
+    if (e.getSubject().size() > 0 || e.getText().size() > 0) {
+      absl::StrAppend(&html, "<div class=\"text\"><b>", Esc(e.getSubject().cStr()), "</b>",
+                      e.getSubject().size() > 0 && e.getText().size() > 0 ? "\n" : "",
+                      Esc(e.getText().cStr()), "</div>");
+    }
+    html += "</li>\n";
+  }
+  html += "</ol>\n";
   html +=
       "<script>\n"
       "window.onerror=function(m){document.body.setAttribute('data-error',String(m));};\n"
