@@ -5,7 +5,7 @@
 //        [--max-pending-logins N] [--login-timeout SECONDS] [--max-subscriptions N]
 //        [--max-subscriptions-per-connection N] [--subscriber-timeout SECONDS]
 //        [--tls-cert FILE --tls-key FILE] [--http ADDR]... [--ready-lag N]
-//        [--max-http-connections N] [--metrics-tokens FILE]
+//        [--max-http-connections N] [--metrics-tokens FILE] [--max-console-sessions N]
 //
 // ADDR is HOST:PORT (default 127.0.0.1:7420; port 0 picks a free one) or unix:PATH. With
 // --tls-cert and --tls-key, TCP listeners speak TLS (kj-tls, OpenSSL) and are shown "ADDR tls".
@@ -124,8 +124,12 @@ int Main(int argc, char** argv) {
   server::HttpOptions ho;
   std::string metrics_tokens_path;
   app.add_option("--http", http,
-                 "HOST:PORT or unix:PATH, repeatable: /healthz, /readyz and /metrics over HTTP "
-                 "(TLS as --listen)");
+                 "HOST:PORT or unix:PATH, repeatable: /healthz, /readyz, /metrics and the agent's "
+                 "console (docs/console.md) over HTTP (TLS as --listen)");
+  app.add_option("--max-console-sessions", ho.console.max_sessions,
+                 "console sessions kept; a login past it ends the least recently used (default "
+                 "1024)")
+      ->check(CLI::Range(size_t{1}, size_t{1000000}));
   app.add_option("--ready-lag", ho.ready_lag_events,
                  "/readyz: events a projection may be behind the log (default 10000)");
   app.add_option("--max-http-connections", ho.max_connections,
