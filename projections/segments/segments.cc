@@ -629,7 +629,7 @@ class SegmentsProjection : public Projection {
       KeySpill spill(*txn_, person, k.index, spill_error_);
       DropSpill(k, spill);
     }
-    return std::exchange(spill_error_, absl::OkStatus());
+    return TakeSpillError();
   }
 
   // Makes the person's kept state again from their streams, for the live rules at now_.
@@ -647,7 +647,7 @@ class SegmentsProjection : public Projection {
       }
       if (!Empty(k)) p.kept.push_back(std::move(k));
     }
-    IHS_RETURN_IF_ERROR(std::exchange(spill_error_, absl::OkStatus()));
+    IHS_RETURN_IF_ERROR(TakeSpillError());
     p.dues.assign(order_.size(), 0);
     p.epoch = epoch_;
     return absl::OkStatus();
@@ -675,7 +675,7 @@ class SegmentsProjection : public Projection {
         if (Answer(id, at, k, &spill)) affected[filter_segment_[k.index]] = true;
       }
     }
-    IHS_RETURN_IF_ERROR(std::exchange(spill_error_, absl::OkStatus()));
+    IHS_RETURN_IF_ERROR(TakeSpillError());
     const bool consent = stored.type == TouchpointType::CONSENT_GIVEN ||
                          stored.type == TouchpointType::CONSENT_REVOKED ||
                          stored.type == TouchpointType::UNSUBSCRIBE;
@@ -749,7 +749,7 @@ class SegmentsProjection : public Projection {
       }
       if (p->dues[j] != 0) next = std::min(next, p->dues[j]);
     }
-    IHS_RETURN_IF_ERROR(std::exchange(spill_error_, absl::OkStatus()));
+    IHS_RETURN_IF_ERROR(TakeSpillError());
     // Only an evaluation empties a kept state (Keep adds, Answer moves an answer earlier).
     if (emptied) {
       p->kept.erase(std::remove_if(p->kept.begin(), p->kept.end(), Empty), p->kept.end());
@@ -1002,6 +1002,8 @@ class SegmentsProjection : public Projection {
 
   Txn* txn_ = nullptr;
   absl::Status spill_error_;  // KeySpill's, until returned
+  // The first error of a spill since the last call (OK if none), and forgets it.
+  absl::Status TakeSpillError() { return std::exchange(spill_error_, absl::OkStatus()); }
   uint64_t position_ = 0;
   int64_t now_ = 0;
 
