@@ -8,9 +8,11 @@
 #include <cerrno>
 #include <fstream>
 #include <iterator>
+#include <random>
 #include <string>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -346,6 +348,60 @@ TEST_F(ConsoleTest, TransitionsOfSegmentsAreToldAsTheyHappen) {
     if (absl::StrContains(part, "\"segment\":\"complainers\"")) ++complainers;
   }
   EXPECT_EQ(complainers, 1u) << all.got();
+}
+
+// Hostile requests, at random (bounded: 400, seeded): paths of the API with broken query
+// strings, bodies that are not JSON or not UTF-8 or deeply nested, odd methods and cookies. Every
+// one gets an answer that is not a server error, nothing is appended, and ihsd stays up.
+TEST_F(ConsoleTest, RandomHostileRequestsGetClearAnswersAndChangeNothing) {
+  auto writer = MustConnect("writer");
+  IHS_ASSERT_OK(writer->Append(One(
+      "c-1", events_.Touchpoint(1, schema::Channel::EMAIL, schema::TouchpointType::MESSAGE, "x"))));
+  Session s = MustLogin("admin");
+  TimelineOnce(s, "c-1", 1);
+  auto reader = MustConnect("reader");
+  const uint64_t head = *reader->Head();
+  std::mt19937 rng(20261206);
+  auto pick = [&](std::initializer_list<const char*> v) {
+    return std::string(*(v.begin() + rng() % v.size()));
+  };
+  auto junk = [&](size_t n) {
+    std::string out;
+    for (size_t i = 0; i < n; ++i) out.push_back(static_cast<char>(rng() % 256));
+    return out;
+  };
+  int answered = 0;
+  for (int i = 0; i < 400; ++i) {
+    const std::string path =
+        pick({"/api/timeline", "/api/find", "/api/segments", "/api/community", "/api/members",
+              "/api/top", "/api/open", "/api/erase", "/api/login", "/api/logout", "/api/me",
+              "/api/live", "/api/x", "/", "/console.js", "/%00", "/api/"});
+    std::string query = pick({"", "?party=c-1", "?party=%zz", "?q=%40", "?party=c-1&limit=0",
+                              "?party=c-1&limit=99999999999999999999", "?segment=&after=%ff",
+                              "?by=zzz", "?party=c-1&from=-9223372036854775808",
+                              "?party=c-1&cursor=not-a-cursor", "?party=$access", "?=&&=="});
+    if (rng() % 4 == 0) query = "?q=" + absl::CHexEscape(junk(20));
+    const std::string method = pick({"GET", "POST", "POST", "PUT", "DELETE", "HEAD"});
+    std::string body = pick({"", "{}", "[]", "null", "{\"eventId\":5}", "{\"eventId\":\"zz\"}",
+                             "{\"token\":[1]}", "{\"party\":\"c-1\"}", "\"\\ud800\""});
+    if (rng() % 4 == 0) body = junk(rng() % 300);
+    if (rng() % 8 == 0) body = std::string(2000, '[');
+    const bool with_session = rng() % 3 != 0;
+    const std::string headers = absl::StrCat(
+        with_session ? s.cookie : (rng() % 2 ? "Cookie: ihs_session=" + junk(8) + "\r\n" : ""),
+        rng() % 2 ? absl::StrCat("X-CSRF-Token: ", s.csrf, "\r\n") : "",
+        rng() % 2 ? "Content-Type: application/json\r\n" : "");
+    HttpReply r = Http(http_, method, path + query,
+                       method == "GET" || method == "HEAD" ? headers : headers, body);
+    if (r.status != 0) ++answered;
+    EXPECT_LT(r.status, 500) << method << " " << path << query << " -> " << r.status << " "
+                             << r.body;
+    if (r.status >= 500) break;
+  }
+  EXPECT_GT(answered, 300);  // (a request kj-http cannot parse is closed without an answer)
+  EXPECT_EQ(Http(http_, "GET", "/healthz").status, 200);
+  // Nothing was appended: no access, no erasure (the admin's erase of c-1 needs a reason).
+  EXPECT_EQ(*reader->Head(), head);
 }
 
 // Slowloris: connections that send their headers a byte at a time hold a slot for kj-http's
