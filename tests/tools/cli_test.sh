@@ -522,5 +522,28 @@ expect_in "one touchpoint in the singular, no median of nothing" "$tmp/out" "cus
 check "--truth names a directory (2)" 2 "$ihs" generate --parties 10 --days 2 --out "$tmp/gen.jsonl" --truth "$tmp/adir"
 [ ! -e "$tmp/gen.jsonl" ] && [ ! -e "$tmp/adir.tmp" ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: output written or .tmp left behind"; }
 
+# Import: a whole history into a new store, all or nothing.
+check "import the sample" 0 "$ihs" import "$sample" --data "$tmp/imported"
+expect_in "import summary" "$tmp/out" "imported 23 events into $tmp/imported"
+check "the import verifies" 0 "$ihs" verify --data "$tmp/imported"
+"$ihs" stats --data "$data" --json | grep -o '"events":[0-9]*' >/dev/null
+check "the same events as appended" 0 "$ihs" read --data "$tmp/imported" customer-ada --json
+expect_in "ada's events imported" "$tmp/out" '"streamId":"customer-ada"'
+check "import --json" 0 "$ihs" import - --data "$tmp/imported-json" --json <"$sample"
+expect_in "import json" "$tmp/out" '"events":23'
+{ head -5 "$sample"; echo '{"streamId":"x","occurredAt":"not a time"}'; tail -5 "$sample"; } >"$tmp/bad.jsonl"
+check "a bad line (2)" 2 "$ihs" import "$tmp/bad.jsonl" --data "$tmp/half"
+expect_in "the bad line is named" "$tmp/err" "line 6:"
+[ ! -e "$tmp/half" ] && [ ! -e "$tmp/half.importing" ] && passed=$((passed + 1)) ||
+  { failed=$((failed + 1)); echo "FAIL: a failed import left a store behind"; }
+{ head -3 "$sample"; sed -n 3p "$sample"; } >"$tmp/twice.jsonl"
+check "an id twice (2)" 2 "$ihs" import "$tmp/twice.jsonl" --data "$tmp/twice"
+expect_in "the repeated id is named" "$tmp/err" "appears twice"
+[ ! -e "$tmp/twice" ] && passed=$((passed + 1)) ||
+  { failed=$((failed + 1)); echo "FAIL: a failed import left a store behind"; }
+check "import into a store that holds events (2)" 2 "$ihs" import "$sample" --data "$data"
+expect_in "says to append instead" "$tmp/err" "is not empty"
+check "import of a missing file (2)" 2 "$ihs" import "$tmp/nothing.jsonl" --data "$tmp/none"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -5,9 +5,12 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -30,6 +33,7 @@
 #include "tools/ihs/json_out.h"
 #include "tools/ihs/progress.h"
 #include "tools/ihs/projection_source.h"
+#include "workload/load.h"
 
 namespace ihs::tools {
 namespace {
@@ -285,6 +289,138 @@ int Append(const Common& c, const AppendArgs& a) {
   return kExitOk;
 }
 
+struct ImportArgs {
+  std::string file;  // "-": standard input
+  bool new_ids = false;
+};
+
+// Lines of input per AppendMulti of an import (the store's limit per append).
+constexpr size_t kImportChunk = store::kMaxEventsPerAppend;
+
+// Loads a whole history into a new store, all or nothing: into DIR.importing, renamed to DIR
+// only once every line is stored and synced. A bad line stops it with its line number and
+// leaves no DIR behind. Streams the input: memory holds one chunk of lines.
+int Import(const Common& c, const ImportArgs& a) {
+  if (c.data.empty()) return Fail(UsageError("import writes a new store: give --data DIR"));
+  std::error_code ec;
+  if (std::filesystem::exists(c.data, ec) && !std::filesystem::is_empty(c.data, ec)) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        c.data,
+        " is not empty: ihs import makes a new store (to add events to a store, use ihs "
+        "append)")));
+  }
+  std::ifstream file;
+  std::istream* in = &std::cin;
+  uint64_t total_bytes = 0;
+  if (a.file != "-") {
+    file.open(a.file, std::ios::binary);
+    if (!file) return Fail(absl::NotFoundError(absl::StrCat("cannot read ", a.file)));
+    total_bytes = std::filesystem::file_size(a.file, ec);
+    in = &file;
+  }
+  const std::string staging = absl::StrCat(absl::StripSuffix(c.data, "/"), ".importing");
+  std::filesystem::remove_all(staging, ec);  // what an interrupted import left
+  Common at = c;
+  at.data = staging;
+  const absl::Time start = absl::Now();
+  uint64_t events = 0, bytes = 0;
+  absl::Status failed = [&]() -> absl::Status {
+    IHS_ASSIGN_OR_RETURN(std::unique_ptr<store::EventStore> store,
+                         OpenStore(at, /*write=*/true, /*create=*/true));
+    schema::EventJson json;
+    Progress progress("import");
+    if (c.json) progress.Disable();
+    std::string line;
+    size_t line_no = 0;
+    for (bool more = true; more;) {
+      capnp::MallocMessageBuilder arena;
+      std::vector<capnp::Orphan<schema::Event>> chunk;
+      std::vector<size_t> lines;
+      while (chunk.size() < kImportChunk && (more = static_cast<bool>(std::getline(*in, line)))) {
+        ++line_no;
+        bytes += line.size() + 1;
+        if (absl::StripAsciiWhitespace(line).empty()) continue;
+        auto orphan = arena.getOrphanage().newOrphan<schema::Event>();
+        auto ev = orphan.get();
+        if (absl::Status s = json.Decode(line, ev); !s.ok()) {
+          return absl::InvalidArgumentError(absl::StrCat("line ", line_no, ": ", s.message()));
+        }
+        if (ev.getId().size() == 0) {
+          if (!a.new_ids) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                "line ", line_no,
+                ": \"id\" is required (32 hex digits), so that the history keeps its ids; or "
+                "pass --new-ids to make a fresh id for each event without one"));
+          }
+          unsigned char id[16];
+          randombytes_buf(id, sizeof id);
+          ev.setId(capnp::Data::Reader(id, sizeof id));
+        }
+        if (ev.getStreamId().size() == 0) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("line ", line_no, ": streamId is missing"));
+        }
+        chunk.push_back(std::move(orphan));
+        lines.push_back(line_no);
+      }
+      if (chunk.empty()) break;
+      // One AppendMulti per run of the chunk in which no event names (causationId, inReplyTo,
+      // corrects) a later one, each stream's events together (workload::CausalAppends): the log
+      // holds what an event names before it, and each stream's events in the file's order.
+      std::vector<schema::Event::Reader> readers;
+      for (const auto& o : chunk) readers.push_back(o.getReader());
+      size_t next_line = 0;
+      for (const std::vector<store::StreamAppend>& call : workload::CausalAppends(readers)) {
+        std::map<std::string, std::vector<size_t>> by_stream;  // lines, for errors
+        size_t n = 0;
+        for (const store::StreamAppend& r : call) n += r.events.size();
+        const size_t first_line = lines[next_line];
+        for (size_t k = next_line; k < next_line + n; ++k) {
+          by_stream[readers[k].getStreamId().cStr()].push_back(lines[k]);
+        }
+        next_line += n;
+        absl::StatusOr<std::vector<store::AppendResult>> r = store->AppendMulti(call);
+        if (!r.ok()) return ByLine(r.status(), by_stream);
+        for (const store::AppendResult& one : *r) {
+          if (one.duplicate) {
+            return absl::InvalidArgumentError(
+                absl::StrCat("near line ", first_line, ": an event id appears twice in the input"));
+          }
+          events += one.positions.size();
+        }
+      }
+      progress.Update(total_bytes > 0 ? bytes : events, total_bytes > 0 ? total_bytes : 0);
+    }
+    progress.Finish();
+    if (events == 0) return absl::InvalidArgumentError("the input holds no events");
+    return absl::OkStatus();
+  }();
+  if (!failed.ok()) {
+    std::filesystem::remove_all(staging, ec);  // nothing half-loaded stays
+    return Fail(failed);
+  }
+  std::filesystem::remove(c.data, ec);  // an empty directory given as the target
+  std::filesystem::rename(staging, c.data, ec);
+  if (ec) {
+    return Fail(absl::UnavailableError(absl::StrCat(
+        "imported into ", staging, " but cannot rename it to ", c.data, ": ", ec.message())));
+  }
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  if (c.json) {
+    std::cout << JsonLine({{"events", events},
+                           {"data", c.data},
+                           {"seconds", seconds},
+                           {"eventsPerSecond", seconds > 0 ? events / seconds : 0}})
+              << "\n";
+  } else {
+    absl::PrintF(
+        "imported %s into %s in %.1f s (%.0f events/s); check it with: ihs verify --data %s\n",
+        Counted(static_cast<int64_t>(events), "event", "events"), c.data, seconds,
+        seconds > 0 ? events / seconds : 0, c.data);
+  }
+  return kExitOk;
+}
+
 struct ReadArgs {
   std::string stream;
   uint64_t from = 0;
@@ -481,6 +617,16 @@ void RegisterLogCommands(Cli& cli) {
   append->add_flag("--new-ids", append_args->new_ids,
                    "make a fresh id for each event that has none (a retry then stores it again)");
   cli.OnRun(append, [&common, append_args] { return Append(common, *append_args); });
+
+  auto import_args = std::make_shared<ImportArgs>();
+  auto* import = cli.app().add_subcommand(
+      "import", "load a whole history (JSON lines) into a new store, all or nothing");
+  cli.AddData(import, true);
+  import->add_option("file", import_args->file, "the JSON lines, or - for standard input")
+      ->required();
+  import->add_flag("--new-ids", import_args->new_ids,
+                   "make a fresh id for each event that has none");
+  cli.OnRun(import, [&common, import_args] { return Import(common, *import_args); });
 
   auto read_args = std::make_shared<ReadArgs>();
   auto* read = cli.app().add_subcommand("read", "read one stream");
