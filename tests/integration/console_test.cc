@@ -258,6 +258,28 @@ TEST_F(ConsoleTest, SessionsAreBoundedInNumber) {
   EXPECT_TRUE(absl::StrContains(m.body, "\nihs_console_sessions 1024\n")) << m.body;
 }
 
+// The person's timeline covers every stream identity links to them, each entry naming its
+// stream, and a handle finds them through the blind index.
+TEST_F(ConsoleTest, APersonsTimelineCoversTheirLinkedStreams) {
+  auto writer = MustConnect("writer");
+  IHS_ASSERT_OK(writer->Append(
+      One("c-1", events_.Touchpoint(1, schema::Channel::EMAIL, schema::TouchpointType::MESSAGE))));
+  IHS_ASSERT_OK(writer->Append(
+      One("c-2", events_.Touchpoint(2, schema::Channel::TWITTER, schema::TouchpointType::COMPLAINT,
+                                    "", 1700000100000000))));
+  auto link = writer->Link("c-1", "c-2", false, "the same customer, said on the phone");
+  IHS_ASSERT_OK(link.status());
+  Session s = MustLogin("reader");
+  json t = TimelineOnce(s, "c-1", 2);
+  ASSERT_EQ(t["entries"].size(), 2u) << t;
+  EXPECT_EQ(t["person"]["streams"], json({"c-1", "c-2"})) << t;
+  EXPECT_EQ(t["entries"][1]["party"], "c-2") << t;
+  EXPECT_EQ(t["entries"][1]["channel"], "twitter") << t;
+  json found = json::parse(Get(s, "/api/find?q=c-2").body);
+  ASSERT_EQ(found["matches"].size(), 1u) << found;
+  EXPECT_EQ(found["matches"][0]["streams"], json({"c-2", "c-1"})) << found;
+}
+
 // A stream of server-sent events of the console, read from a raw socket; every read is bounded.
 class EventStreamReader {
  public:
