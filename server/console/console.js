@@ -139,13 +139,18 @@ async function openPerson(party) {
   startLive();
 }
 
-// The range a zoom shows: the last `span` days up to the person's latest touchpoint (0: all).
+// The range a zoom shows: the last `span` days up to the person's latest touchpoint, from their
+// first at the earliest (0: all).
 function setRange(summary) {
-  let last = 0;
-  for (const c of summary.channels) last = Math.max(last, micros(c.lastAt));
+  let last = 0, first = Infinity;
+  for (const c of summary.channels) {
+    last = Math.max(last, micros(c.lastAt));
+    first = Math.min(first, micros(c.firstAt));
+  }
   view.to = last ? last + 1 : undefined;
-  view.from = view.span && last ? last + 1 - view.span * DAY : undefined;
+  view.from = view.span && last ? Math.max(first, last + 1 - view.span * DAY) : undefined;
 }
+const counted = (n, one, many) => `${n} ${n === 1 ? one : many}`;
 
 async function loadPage(fresh) {
   const p = new URLSearchParams({party: view.party, limit: '200'});
@@ -179,9 +184,10 @@ function renderSummary(page) {
       `The whole person ${page.person.id}: ${page.person.streams.join(', ')}` : '';
   const median = s.answered ? `median response ${duration(s.medianResponseSeconds)}, ` +
       `${duration(s.medianResponseServiceSeconds)} in service hours` : 'no answered message yet';
-  $('summary').textContent = `${s.kind}: ${s.entries} touchpoints on ${s.channels.length} ` +
-      `channels, ${s.open.length} open, ${s.answered} answered (${median}), ` +
-      `${s.channelSwitches} channel switches`;
+  $('summary').textContent = `${s.kind}: ${counted(s.entries, 'touchpoint', 'touchpoints')} on ` +
+      `${counted(s.channels.length, 'channel', 'channels')}, ${s.open.length} open, ` +
+      `${s.answered} answered (${median}), ` +
+      `${counted(s.channelSwitches, 'channel switch', 'channel switches')}`;
 }
 
 async function loadSide() {
