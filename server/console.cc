@@ -572,6 +572,29 @@ Console::Session* Console::Find(const kj::HttpHeaders& headers, std::string* id)
   return nullptr;
 }
 
+void Console::ForgetOldestFailures(const std::string& keep, absl::Time now) {
+  // Addresses whose failures are all past the window first; then the one that failed longest
+  // ago. Never `keep`, the address failing now.
+  for (auto it = failures_.begin(); it != failures_.end();) {
+    if (it->first != keep && now - it->second.back() > options_.login_failure_window) {
+      it = failures_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  while (failures_.size() > kMaxFailingAddresses) {
+    auto oldest = failures_.end();
+    for (auto it = failures_.begin(); it != failures_.end(); ++it) {
+      if (it->first != keep &&
+          (oldest == failures_.end() || it->second.back() < oldest->second.back())) {
+        oldest = it;
+      }
+    }
+    if (oldest == failures_.end()) break;
+    failures_.erase(oldest);
+  }
+}
+
 bool Console::LoginRefused(const std::string& peer, absl::Time now) {
   auto it = failures_.find(peer);
   if (it == failures_.end()) return false;
@@ -610,7 +633,7 @@ kj::Promise<void> Console::Login(const kj::HttpHeaders& headers, kj::AsyncInputS
     if (!who) {
       auto& f = failures_[peer];
       f.push_back(now);
-      if (failures_.size() > 4096) failures_.erase(failures_.begin());  // bounded
+      if (failures_.size() > kMaxFailingAddresses) ForgetOldestFailures(peer, now);
       return SendReply(response, Error(401, expired ? "the token has expired" : "unknown token"));
     }
     if (sessions_.size() >= options_.max_sessions) {  // end the least recently used

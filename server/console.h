@@ -105,6 +105,9 @@ class Console {
   // The session of the request's cookie (its id in *id), or null.
   Session* Find(const kj::HttpHeaders& headers, std::string* id);
   bool LoginRefused(const std::string& peer, absl::Time now);
+  // Keeps failures_ within kMaxFailingAddresses, never dropping `keep`.
+  static constexpr size_t kMaxFailingAddresses = 4096;
+  void ForgetOldestFailures(const std::string& keep, absl::Time now);
   std::string Cookie(const std::string& value, bool clear) const;
   // A request body of at most options_.max_body_bytes; null when it is larger.
   kj::Promise<kj::Maybe<kj::String>> Body(kj::AsyncInputStream& body);
