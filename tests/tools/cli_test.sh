@@ -541,6 +541,17 @@ check "an id twice (2)" 2 "$ihs" import "$tmp/twice.jsonl" --data "$tmp/twice"
 expect_in "the repeated id is named" "$tmp/err" "appears twice"
 [ ! -e "$tmp/twice" ] && passed=$((passed + 1)) ||
   { failed=$((failed + 1)); echo "FAIL: a failed import left a store behind"; }
+# Beyond one chunk of 10,000 lines (the input is decoded a chunk or two ahead of the appends).
+check "a history of three chunks" 0 "$ihs" generate --parties 3000 --days 60 --events 25000 --seed 9 --out "$tmp/big.jsonl"
+check "imports whole" 0 "$ihs" import "$tmp/big.jsonl" --data "$tmp/big" --json
+expect_in "every line stored" "$tmp/out" '"events":25000'
+check "the big import verifies" 0 "$ihs" verify --data "$tmp/big" --json
+expect_in "25,000 verified" "$tmp/out" '"events":25000'
+{ head -22000 "$tmp/big.jsonl"; echo '{"id":"00000000000000000000000000000001","streamId":"x","occurredAt":"2026-01-01T00:00:00Z","touchpoint":{"channel":"telegraph"}}'; tail -n +22001 "$tmp/big.jsonl"; } >"$tmp/bigbad.jsonl"
+check "a bad line in the third chunk (2)" 2 "$ihs" import "$tmp/bigbad.jsonl" --data "$tmp/bigbad"
+expect_in "the bad line is named in the third chunk" "$tmp/err" "line 22001:"
+[ ! -e "$tmp/bigbad" ] && [ ! -e "$tmp/bigbad.importing" ] && passed=$((passed + 1)) ||
+  { failed=$((failed + 1)); echo "FAIL: a failed import left a store behind"; }
 check "import into a store that holds events (2)" 2 "$ihs" import "$sample" --data "$data"
 expect_in "says to append instead" "$tmp/err" "is not empty"
 check "import of a missing file (2)" 2 "$ihs" import "$tmp/nothing.jsonl" --data "$tmp/none"

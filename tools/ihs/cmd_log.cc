@@ -1,10 +1,12 @@
 // ihs append, read, tail, verify and stats: the log itself, on a data directory or (append, read,
 // tail) a running ihsd.
 #include <capnp/message.h>
+#include <capnp/orphan.h>
 #include <sodium.h>
 #include <unistd.h>
 
 #include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -12,6 +14,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -22,6 +25,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "common/mutex.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "schema/json.h"
@@ -297,9 +301,124 @@ struct ImportArgs {
 // Lines of input per AppendMulti of an import (the store's limit per append).
 constexpr size_t kImportChunk = store::kMaxEventsPerAppend;
 
+// One chunk of an import's input, decoded: its events in one arena, with their line numbers.
+struct ImportChunk {
+  capnp::MallocMessageBuilder arena{size_t{1} << 16};
+  std::vector<capnp::Orphan<schema::Event>> events;
+  std::vector<size_t> lines;
+  uint64_t bytes = 0;  // of input read up to the end of this chunk
+};
+
+// Reads and decodes an import's input on a thread of its own, up to two chunks ahead of the
+// appends: decoding JSON costs about as much as appending it, and on two cores they overlap.
+class ChunkDecoder {
+ public:
+  ChunkDecoder(std::istream& in, bool new_ids) : in_(in), new_ids_(new_ids) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~ChunkDecoder() {
+    {
+      MutexLock l(&mu_);
+      stop_ = true;
+    }
+    thread_.join();
+  }
+
+  // The next chunk; nullptr after the last; the first bad line's error.
+  absl::StatusOr<std::unique_ptr<ImportChunk>> Next() {
+    MutexLock l(&mu_);
+    mu_.Await(absl::Condition(
+        +[](ChunkDecoder* d)
+             ABSL_EXCLUSIVE_LOCKS_REQUIRED(d->mu_) { return !d->ready_.empty() || d->ended_; },
+        this));
+    TsanAcquired(&mu_);
+    if (!ready_.empty()) {
+      std::unique_ptr<ImportChunk> chunk = std::move(ready_.front());
+      ready_.pop_front();
+      return chunk;
+    }
+    if (!failed_.ok()) return failed_;
+    return nullptr;
+  }
+
+ private:
+  static constexpr size_t kAhead = 2;
+
+  void Run() {
+    schema::EventJson json;
+    std::string line;
+    size_t line_no = 0;
+    uint64_t bytes = 0;
+    for (bool more = true; more;) {
+      auto chunk = std::make_unique<ImportChunk>();
+      absl::Status s = [&]() -> absl::Status {
+        while (chunk->events.size() < kImportChunk &&
+               (more = static_cast<bool>(std::getline(in_, line)))) {
+          ++line_no;
+          bytes += line.size() + 1;
+          if (absl::StripAsciiWhitespace(line).empty()) continue;
+          IHS_RETURN_IF_ERROR(DecodeLine(json, line, line_no, *chunk));
+        }
+        return absl::OkStatus();
+      }();
+      chunk->bytes = bytes;
+      MutexLock l(&mu_);
+      mu_.Await(absl::Condition(
+          +[](ChunkDecoder* d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(d->mu_) {
+            return d->ready_.size() < kAhead || d->stop_;
+          },
+          this));
+      TsanAcquired(&mu_);
+      if (stop_) break;
+      if (!s.ok()) {
+        failed_ = s;
+        break;
+      }
+      if (!chunk->events.empty()) ready_.push_back(std::move(chunk));
+    }
+    MutexLock l(&mu_);
+    ended_ = true;
+  }
+
+  absl::Status DecodeLine(const schema::EventJson& json, const std::string& line, size_t line_no,
+                          ImportChunk& chunk) const {
+    auto orphan = chunk.arena.getOrphanage().newOrphan<schema::Event>();
+    auto ev = orphan.get();
+    if (absl::Status s = json.Decode(line, ev); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("line ", line_no, ": ", s.message()));
+    }
+    if (ev.getId().size() == 0) {
+      if (!new_ids_) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "line ", line_no,
+            ": \"id\" is required (32 hex digits), so that the history keeps its ids; or "
+            "pass --new-ids to make a fresh id for each event without one"));
+      }
+      unsigned char id[16];
+      randombytes_buf(id, sizeof id);
+      ev.setId(capnp::Data::Reader(id, sizeof id));
+    }
+    if (ev.getStreamId().size() == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("line ", line_no, ": streamId is missing"));
+    }
+    chunk.events.push_back(std::move(orphan));
+    chunk.lines.push_back(line_no);
+    return absl::OkStatus();
+  }
+
+  std::istream& in_;
+  const bool new_ids_;
+  absl::Mutex mu_;
+  std::deque<std::unique_ptr<ImportChunk>> ready_ ABSL_GUARDED_BY(mu_);
+  absl::Status failed_ ABSL_GUARDED_BY(mu_);
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;  // last: started once the members above exist
+};
+
 // Loads a whole history into a new store, all or nothing: into DIR.importing, renamed to DIR
 // only once every line is stored and synced. A bad line stops it with its line number and
-// leaves no DIR behind. Streams the input: memory holds one chunk of lines.
+// leaves no DIR behind. Streams the input: memory holds a few chunks of lines.
 int Import(const Common& c, const ImportArgs& a) {
   if (c.data.empty()) return Fail(UsageError("import writes a new store: give --data DIR"));
   std::error_code ec;
@@ -323,52 +442,22 @@ int Import(const Common& c, const ImportArgs& a) {
   Common at = c;
   at.data = staging;
   const absl::Time start = absl::Now();
-  uint64_t events = 0, bytes = 0;
+  uint64_t events = 0;
   absl::Status failed = [&]() -> absl::Status {
     IHS_ASSIGN_OR_RETURN(std::unique_ptr<store::EventStore> store,
                          OpenStore(at, /*write=*/true, /*create=*/true));
-    schema::EventJson json;
     Progress progress("import");
     if (c.json) progress.Disable();
-    std::string line;
-    size_t line_no = 0;
-    for (bool more = true; more;) {
-      capnp::MallocMessageBuilder arena;
-      std::vector<capnp::Orphan<schema::Event>> chunk;
-      std::vector<size_t> lines;
-      while (chunk.size() < kImportChunk && (more = static_cast<bool>(std::getline(*in, line)))) {
-        ++line_no;
-        bytes += line.size() + 1;
-        if (absl::StripAsciiWhitespace(line).empty()) continue;
-        auto orphan = arena.getOrphanage().newOrphan<schema::Event>();
-        auto ev = orphan.get();
-        if (absl::Status s = json.Decode(line, ev); !s.ok()) {
-          return absl::InvalidArgumentError(absl::StrCat("line ", line_no, ": ", s.message()));
-        }
-        if (ev.getId().size() == 0) {
-          if (!a.new_ids) {
-            return absl::InvalidArgumentError(absl::StrCat(
-                "line ", line_no,
-                ": \"id\" is required (32 hex digits), so that the history keeps its ids; or "
-                "pass --new-ids to make a fresh id for each event without one"));
-          }
-          unsigned char id[16];
-          randombytes_buf(id, sizeof id);
-          ev.setId(capnp::Data::Reader(id, sizeof id));
-        }
-        if (ev.getStreamId().size() == 0) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("line ", line_no, ": streamId is missing"));
-        }
-        chunk.push_back(std::move(orphan));
-        lines.push_back(line_no);
-      }
-      if (chunk.empty()) break;
+    ChunkDecoder decoder(*in, a.new_ids);
+    for (;;) {
+      IHS_ASSIGN_OR_RETURN(std::unique_ptr<ImportChunk> chunk, decoder.Next());
+      if (chunk == nullptr) break;
       // One AppendMulti per run of the chunk in which no event names (causationId, inReplyTo,
       // corrects) a later one, each stream's events together (workload::CausalAppends): the log
       // holds what an event names before it, and each stream's events in the file's order.
       std::vector<schema::Event::Reader> readers;
-      for (const auto& o : chunk) readers.push_back(o.getReader());
+      for (const auto& o : chunk->events) readers.push_back(o.getReader());
+      const std::vector<size_t>& lines = chunk->lines;
       size_t next_line = 0;
       for (const std::vector<store::StreamAppend>& call : workload::CausalAppends(readers)) {
         std::map<std::string, std::vector<size_t>> by_stream;  // lines, for errors
@@ -389,7 +478,7 @@ int Import(const Common& c, const ImportArgs& a) {
           events += one.positions.size();
         }
       }
-      progress.Update(total_bytes > 0 ? bytes : events, total_bytes > 0 ? total_bytes : 0);
+      progress.Update(total_bytes > 0 ? chunk->bytes : events, total_bytes);
     }
     progress.Finish();
     if (events == 0) return absl::InvalidArgumentError("the input holds no events");
