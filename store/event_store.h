@@ -105,6 +105,12 @@ struct Options {
   // re-run from the start after a crash; Open says so on stderr.
   bool sync = true;
   bool read_only = false;  // open for reading only (another process may write)
+  // true (ihs import): a new store that one process fills from the start and throws away if
+  // anything fails. Appends skip the WAL, and the lookups an append makes (stream metadata, data
+  // keys, event ids) are answered from memory, which holds every stream's metadata and every event
+  // id appended since open (about 150 bytes per stream and 40 per event). Nothing is durable until
+  // Flush() returns. Open refuses a store that holds events.
+  bool bulk_load = false;
   Clock* clock = nullptr;  // recordedAt comes from here; default RealClock()
   LogSink* log = nullptr;  // what an operator should know; default DefaultLog() (stderr)
   TestHooks hooks;
@@ -143,6 +149,10 @@ class EventStore : public LogReader {
 
   virtual absl::StatusOr<StoreStats> Stats() = 0;
   virtual StoreMetrics Metrics() = 0;
+
+  // Writes what is appended so far into synced table files (every memtable flushed). Appends are
+  // durable without it; those of a store opened with bulk_load only after it.
+  virtual absl::Status Flush() = 0;
 
   // From LogReader: Head(), WaitForCommit(), ReadAll() and FindEvent() over the global log.
 };

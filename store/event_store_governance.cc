@@ -279,6 +279,15 @@ absl::StatusOr<uint64_t> EventStoreImpl::SetLegalHold(absl::string_view party, b
 }
 
 absl::Status EventStoreImpl::PurgeDeletedKeys() {
+  IHS_RETURN_IF_ERROR(Flush());
+  rocksdb::CompactRangeOptions compact;
+  compact.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  return FromRocksStatus(db_->CompactRange(compact, cf_content_keys_, nullptr, nullptr),
+                         "compact content_keys");
+}
+
+absl::Status EventStoreImpl::Flush() {
+  if (options_.read_only) return absl::OkStatus();
   std::vector<StateHandle> states;  // kept alive while they are flushed
   std::vector<rocksdb::ColumnFamilyHandle*> all(handles_.begin(), handles_.end());
   {
@@ -288,15 +297,11 @@ absl::Status EventStoreImpl::PurgeDeletedKeys() {
       all.push_back(h.get());
     }
   }
-  // Every family: a WAL file is deleted only once no family needs it, and the WAL that carried
-  // a key's Put may be long obsolete or still live.
+  // Every family: a WAL file is deleted only once no family needs it (PurgeDeletedKeys: the WAL
+  // that carried a key's Put may be long obsolete or still live).
   rocksdb::FlushOptions flush;
   flush.allow_write_stall = true;
-  IHS_RETURN_IF_ERROR(FromRocksStatus(db_->Flush(flush, all), "flush before purging keys"));
-  rocksdb::CompactRangeOptions compact;
-  compact.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-  return FromRocksStatus(db_->CompactRange(compact, cf_content_keys_, nullptr, nullptr),
-                         "compact content_keys");
+  return FromRocksStatus(db_->Flush(flush, all), "flush");
 }
 
 }  // namespace ihs::store

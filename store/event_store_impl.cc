@@ -70,6 +70,12 @@ absl::StatusOr<std::unique_ptr<EventStore>> EventStoreImpl::Open(const Options& 
     }
     return s;
   }
+  if (options.bulk_load && (options.read_only || store->Head() != 0)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("a bulk load needs a new store, opened for writing; ", options.path,
+                     options.read_only ? " is opened for reading only"
+                                       : absl::StrCat(" holds ", store->Head(), " events")));
+  }
   if (!options.sync && !options.read_only) {
     LogSink* log = options.log != nullptr ? options.log : DefaultLog();
     log->Log(absl::StrCat("WARNING: store ", options.path,

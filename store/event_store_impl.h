@@ -61,6 +61,7 @@ class EventStoreImpl final : public EventStore, public StateStore {
   absl::StatusOr<int64_t> Watermark() override;
   absl::StatusOr<StoreStats> Stats() override;
   StoreMetrics Metrics() override;
+  absl::Status Flush() override;
   uint64_t DiskBytes();  // live SST and WAL bytes
   absl::StatusOr<std::optional<uint64_t>> FindEvent(absl::string_view event_id) override;
   absl::StatusOr<std::string> BlindIndexKey() override;
@@ -150,6 +151,11 @@ class EventStoreImpl final : public EventStore, public StateStore {
                   const std::vector<internal::DataKey>& keys, Group& g, AppendResult& result)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(leader_mu_);
   absl::StatusOr<std::optional<internal::StreamMeta>> LoadMeta(absl::string_view stream);
+  // The leader's view: LoadMeta, or with bulk_load the metadata in memory.
+  absl::StatusOr<std::optional<internal::StreamMeta>> MetaForWrite(absl::string_view stream)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(leader_mu_);
+  // With bulk_load: whether no event with this id is stored (it is then in no table either).
+  bool KnownAbsent(const std::string& id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(leader_mu_);
   // The stream's data key, and whether it is new (to be written with the group).
   absl::StatusOr<std::pair<internal::DataKey, bool>> DataKeyForWrite(const std::string& stream,
                                                                      uint32_t version,
@@ -213,6 +219,10 @@ class EventStoreImpl final : public EventStore, public StateStore {
   uint64_t next_stream_no_ ABSL_GUARDED_BY(leader_mu_) = 0;
   int64_t last_recorded_at_ ABSL_GUARDED_BY(leader_mu_) = 0;  // of the last event written
   int64_t recorded_floor_ ABSL_GUARDED_BY(leader_mu_) = 0;    // as stored (Watermark)
+  // options_.bulk_load: every stream's metadata and the id of every event, since open (the store
+  // was empty then, so what is not here is in no table).
+  absl::flat_hash_map<std::string, internal::StreamMeta> bulk_metas_ ABSL_GUARDED_BY(leader_mu_);
+  absl::flat_hash_set<std::array<char, 16>> bulk_ids_ ABSL_GUARDED_BY(leader_mu_);
 
   // State families by name. A reader copies the shared_ptr, so a concurrent drop cannot destroy
   // the handle under it; the last copy destroys it (always before db_ closes).

@@ -35,6 +35,8 @@ absl::StatusOr<std::optional<DataKey>> EventStoreImpl::DataKeyForRead(absl::stri
       if (expired != nullptr) *expired = true;
       return std::optional<DataKey>();
     }
+    // A bulk load's store was new at open: every key it holds was made since, and is in keys_.
+    if (options_.bulk_load) return std::optional<DataKey>();
   }
   std::string wrapped;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_content_keys_, row, &wrapped);

@@ -4,6 +4,7 @@
 #include <capnp/schema.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -490,6 +491,25 @@ absl::StatusOr<std::optional<StreamMeta>> EventStoreImpl::LoadMeta(absl::string_
   return m;
 }
 
+absl::StatusOr<std::optional<StreamMeta>> EventStoreImpl::MetaForWrite(absl::string_view stream) {
+  if (!options_.bulk_load) return LoadMeta(stream);
+  auto it = bulk_metas_.find(stream);
+  if (it == bulk_metas_.end()) return std::optional<StreamMeta>();
+  return std::optional<StreamMeta>(it->second);
+}
+
+namespace {
+std::array<char, 16> IdBytes(const std::string& id) {
+  std::array<char, 16> out{};
+  std::copy_n(id.data(), std::min(id.size(), out.size()), out.begin());
+  return out;
+}
+}  // namespace
+
+bool EventStoreImpl::KnownAbsent(const std::string& id) const {
+  return options_.bulk_load && !bulk_ids_.contains(IdBytes(id));
+}
+
 absl::StatusOr<std::pair<DataKey, bool>> EventStoreImpl::DataKeyForWrite(const std::string& stream,
                                                                          uint32_t version,
                                                                          const Group& g) {
@@ -523,7 +543,7 @@ absl::StatusOr<std::optional<std::vector<AppendResult>>> EventStoreImpl::FindSto
   std::vector<rocksdb::Slice> lookup;
   std::vector<size_t> lookup_index;
   for (size_t i = 0; i < flat.size(); ++i) {
-    if (!g.ids.contains(flat[i]->id)) {
+    if (!g.ids.contains(flat[i]->id) && !KnownAbsent(flat[i]->id)) {
       lookup.emplace_back(flat[i]->id);
       lookup_index.push_back(i);
     }
@@ -589,7 +609,7 @@ absl::Status EventStoreImpl::CheckExpectedVersions(const std::vector<PreparedApp
     if (auto it = g.metas.find(req.stream); it != g.metas.end()) {
       meta = it->second;
     } else {
-      IHS_ASSIGN_OR_RETURN(meta, LoadMeta(req.stream));
+      IHS_ASSIGN_OR_RETURN(meta, MetaForWrite(req.stream));
     }
     int64_t current = meta ? static_cast<int64_t>(meta->event_count) - 1 : -1;
     bool ok = true;
@@ -802,7 +822,8 @@ void EventStoreImpl::CommitGroup(std::vector<Writer*>& group) {
     g.batch.Put(cf_meta_, internal::kMetaNextStreamNo, BigEndian64(g.next_stream_no));
   }
   rocksdb::WriteOptions wo;
-  wo.sync = options_.sync;
+  wo.sync = options_.sync && !options_.bulk_load;
+  wo.disableWAL = options_.bulk_load;  // durable with Flush()
   const absl::Time write_start = absl::Now();
   absl::Status s = FromRocksStatus(db_->Write(wo, &g.batch), "write group");
   const double write_seconds = absl::ToDoubleSeconds(absl::Now() - write_start);
@@ -818,6 +839,10 @@ void EventStoreImpl::CommitGroup(std::vector<Writer*>& group) {
     return;
   }
   frontier_ = g.frontier;
+  if (options_.bulk_load) {
+    for (auto& [stream, m] : g.metas) bulk_metas_[stream] = m;
+    for (const auto& [id, entry] : g.ids) bulk_ids_.insert(IdBytes(id));
+  }
   last_recorded_at_ = g.recorded_at;
   next_stream_no_ = g.next_stream_no;
   if (!g.new_keys.empty() || !g.erased.empty() || !g.expired.empty()) {

@@ -186,6 +186,7 @@ TEST(StoreFaces, ALogThatIsNotAnEmbeddedStoreIsRefusedByName) {
     absl::StatusOr<int64_t> Watermark() override { return 0; }
     absl::StatusOr<StoreStats> Stats() override { return StoreStats{}; }
     StoreMetrics Metrics() override { return StoreMetrics{}; }
+    absl::Status Flush() override { return absl::OkStatus(); }
     absl::StatusOr<std::optional<uint64_t>> FindEvent(absl::string_view) override {
       return std::nullopt;
     }

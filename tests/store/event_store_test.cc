@@ -2,6 +2,7 @@
 // sealed content, the Merkle tree, Verify, group commit, and every bad input of the issue.
 #include "store/event_store.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
 #include <sodium.h>
@@ -13,6 +14,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/big_endian.h"
 #include "store/audit.h"
 #include "store/governance.h"
@@ -829,6 +831,79 @@ TEST_F(EventStoreTest, NoSyncModeStillAppendsAndReadsBack) {
   auto read = store_->ReadStream("bulk", 0, 1, ReadDirection::kForward);
   IHS_ASSERT_OK(read);
   EXPECT_EQ(std::string((*read)[0].content().getText().cStr()), "loaded");
+}
+
+// ihs import's store: lookups answered from memory, no WAL, durable after Flush. The same appends
+// give the same answers as in an ordinary store (duplicates, changed repeats, expected versions),
+// and after Flush and a reopen the store verifies and reads back whole.
+TEST_F(EventStoreTest, ABulkLoadAnswersAsAnOrdinaryStoreAndKeepsAllAfterFlush) {
+  auto script = [this](EventStore& store) {
+    std::vector<std::string> answers;
+    auto note = [&](const absl::StatusOr<AppendResult>& r) {
+      if (!r.ok()) {
+        answers.push_back(absl::StatusCodeToString(r.status().code()));
+      } else {
+        answers.push_back(absl::StrCat(r->duplicate ? "dup " : "new ",
+                                       absl::StrJoin(r->positions, ","), " v",
+                                       absl::StrJoin(r->versions, ",")));
+      }
+    };
+    StreamAppend ada{"ada",
+                     ExpectedVersion::NoStream(),
+                     {events_.Touchpoint(1, Channel::EMAIL, TouchpointType::COMPLAINT, "broken"),
+                      events_.Touchpoint(2, Channel::TWITTER, TouchpointType::COMPLAINT, "still")}};
+    note(store.Append(ada));
+    note(store.Append({"bert",
+                       ExpectedVersion::Any(),
+                       {events_.Touchpoint(3, Channel::EMAIL, TouchpointType::MESSAGE, "hello")}}));
+    note(store.Append(ada));    // a retry: the stored positions
+    note(store.Append({"carl",  // a stored id with other content
+                       ExpectedVersion::Any(),
+                       {events_.Touchpoint(3, Channel::EMAIL, TouchpointType::MESSAGE, "other")}}));
+    note(store.Append({"ada",  // a stale expected version
+                       ExpectedVersion::Exact(0),
+                       {events_.Touchpoint(4, Channel::EMAIL, TouchpointType::MESSAGE, "late")}}));
+    note(store.Append({"ada",
+                       ExpectedVersion::Exact(1),
+                       {events_.Touchpoint(5, Channel::EMAIL, TouchpointType::MESSAGE, "again")}}));
+    note(store.Append({"bert",  // a stream that exists
+                       ExpectedVersion::NoStream(),
+                       {events_.Touchpoint(6, Channel::EMAIL, TouchpointType::MESSAGE, "no")}}));
+    return answers;
+  };
+  const std::vector<std::string> ordinary = script(*store_);
+  Options bulk;
+  bulk.bulk_load = true;
+  Reopen(bulk, "bulk");
+  EXPECT_EQ(script(*store_), ordinary);
+  EXPECT_EQ(ordinary[2], "dup 0,1 v0,1");
+  EXPECT_EQ(ordinary[3], "ALREADY_EXISTS");
+  EXPECT_EQ(ordinary[4], "ABORTED");
+  IHS_ASSERT_OK(store_->Flush());
+
+  Reopen({}, "bulk");
+  EXPECT_EQ(store_->Head(), 4u);
+  IHS_EXPECT_OK(Verify(*store_));
+  std::vector<std::string> texts;
+  for (const StoredEvent& e : Read("ada")) texts.push_back(e.content().getText().cStr());
+  EXPECT_EQ(texts, (std::vector<std::string>{"broken", "still", "again"}));
+  auto info = store_->GetStreamInfo("ada");
+  IHS_ASSERT_OK(info);
+  EXPECT_EQ(info->event_count, 3u);
+  auto stats = store_->Stats();
+  IHS_ASSERT_OK(stats);
+  EXPECT_EQ(stats->stream_count, 2u);
+  // One key per party and class: ada's email and twitter complaints and email message, bert's.
+  EXPECT_EQ(stats->key_count, 4u);
+
+  // Only for a new store, opened for writing.
+  store_.reset();
+  Options again;
+  again.path = dir_.Sub("bulk");
+  again.bulk_load = true;
+  auto refused = EventStore::Open(again);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("holds 4 events"));
 }
 
 TEST_F(EventStoreTest, VerifyReportsProgressUpToTheLogSize) {

@@ -59,8 +59,7 @@ int FailOpen(const absl::Status& s) {
   return s.code() == absl::StatusCode::kDataLoss ? kExitIntegrity : kExitUnavailable;
 }
 
-absl::StatusOr<std::unique_ptr<store::EventStore>> OpenStore(const Common& c, bool write,
-                                                             bool create, Clock* clock) {
+store::Options StoreOptions(const Common& c, bool write, bool create, Clock* clock) {
   store::Options o;
   o.clock = clock;
   o.path = c.data;
@@ -69,7 +68,12 @@ absl::StatusOr<std::unique_ptr<store::EventStore>> OpenStore(const Common& c, bo
   // (seeing the log as of their start), and never create a store.
   o.create_if_missing = write && create;
   o.read_only = !write;
-  return store::EventStore::Open(o);
+  return o;
+}
+
+absl::StatusOr<std::unique_ptr<store::EventStore>> OpenStore(const Common& c, bool write,
+                                                             bool create, Clock* clock) {
+  return store::EventStore::Open(StoreOptions(c, write, create, clock));
 }
 
 absl::Status CheckWhere(const Common& c) {

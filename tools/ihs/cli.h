@@ -66,6 +66,8 @@ struct Common {
 absl::StatusOr<std::unique_ptr<store::EventStore>> OpenStore(const Common& c, bool write,
                                                              bool create = false,
                                                              Clock* clock = nullptr);
+// The options OpenStore opens with, for a caller that sets more of them (import: bulk_load).
+store::Options StoreOptions(const Common& c, bool write, bool create, Clock* clock = nullptr);
 // --data or --connect, exactly one.
 absl::Status CheckWhere(const Common& c);
 // Connects to the ihsd of --connect with --token (default $IHS_TOKEN) and the TLS flags.

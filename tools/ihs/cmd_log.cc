@@ -444,8 +444,12 @@ int Import(const Common& c, const ImportArgs& a) {
   const absl::Time start = absl::Now();
   uint64_t events = 0;
   absl::Status failed = [&]() -> absl::Status {
+    // A bulk load: the staging store is new and discarded on failure, so appends skip the WAL and
+    // answer their lookups from memory; the Flush at the end makes it durable.
+    store::Options options = StoreOptions(at, /*write=*/true, /*create=*/true);
+    options.bulk_load = true;
     IHS_ASSIGN_OR_RETURN(std::unique_ptr<store::EventStore> store,
-                         OpenStore(at, /*write=*/true, /*create=*/true));
+                         store::EventStore::Open(options));
     Progress progress("import");
     if (c.json) progress.Disable();
     ChunkDecoder decoder(*in, a.new_ids);
@@ -482,6 +486,7 @@ int Import(const Common& c, const ImportArgs& a) {
     }
     progress.Finish();
     if (events == 0) return absl::InvalidArgumentError("the input holds no events");
+    IHS_RETURN_IF_ERROR(store->Flush());
     return absl::OkStatus();
   }();
   if (!failed.ok()) {
