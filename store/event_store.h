@@ -116,6 +116,13 @@ struct Options {
   TestHooks hooks;
 };
 
+// An AppendMulti checked and encoded ahead by EventStore::PrepareAppends, for AppendPrepared to
+// commit once. It points into the StreamAppends it was made from: they must outlive it.
+class PreparedAppends {
+ public:
+  virtual ~PreparedAppends() = default;
+};
+
 class EventStore : public LogReader {
  public:
   static absl::StatusOr<std::unique_ptr<EventStore>> Open(const Options& options);
@@ -136,6 +143,16 @@ class EventStore : public LogReader {
   // fails all. A stream may appear once.
   virtual absl::StatusOr<std::vector<AppendResult>> AppendMulti(
       const std::vector<StreamAppend>& appends) = 0;
+
+  // AppendMulti in two steps, so that they can run on two threads: first what AppendMulti does on
+  // the caller's thread (the checks of every event, canonical bytes, digests, sealing where the
+  // party's data key exists), then the commit. PrepareAppends refuses bad input as AppendMulti
+  // does, and writes nothing; AppendPrepared answers as AppendMulti (a conflict, a repeat ...),
+  // and kFailedPrecondition for a batch committed already. ihs import prepares a chunk on its
+  // decoding thread while the store commits the one before.
+  virtual absl::StatusOr<std::unique_ptr<PreparedAppends>> PrepareAppends(
+      const std::vector<StreamAppend>& appends) = 0;
+  virtual absl::StatusOr<std::vector<AppendResult>> AppendPrepared(PreparedAppends& prepared) = 0;
 
   // Up to max_count events of a stream starting at from_version, forward or backward
   // (backward from UINT64_MAX starts at the last event). kNotFound if the stream does not exist.

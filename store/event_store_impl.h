@@ -49,6 +49,9 @@ class EventStoreImpl final : public EventStore, public StateStore {
   absl::StatusOr<AppendResult> Append(const StreamAppend& append) override;
   absl::StatusOr<std::vector<AppendResult>> AppendMulti(
       const std::vector<StreamAppend>& appends) override;
+  absl::StatusOr<std::unique_ptr<PreparedAppends>> PrepareAppends(
+      const std::vector<StreamAppend>& appends) override;
+  absl::StatusOr<std::vector<AppendResult>> AppendPrepared(PreparedAppends& prepared) override;
   absl::StatusOr<std::vector<StoredEvent>> ReadStream(absl::string_view stream,
                                                       uint64_t from_version, size_t max_count,
                                                       ReadDirection direction,
@@ -102,6 +105,7 @@ class EventStoreImpl final : public EventStore, public StateStore {
  private:
   struct PreparedEvent;
   struct PreparedAppend;
+  struct PreparedBatch;  // what PrepareAppends hands out
   struct Writer;
   struct Group;
 

@@ -436,6 +436,30 @@ absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::AppendMulti(
   return Commit(prepared);
 }
 
+absl::StatusOr<std::unique_ptr<PreparedAppends>> EventStoreImpl::PrepareAppends(
+    const std::vector<StreamAppend>& appends) {
+  if (options_.read_only) {
+    return absl::FailedPreconditionError("store is open for reading only");
+  }
+  auto batch = std::make_unique<PreparedBatch>();
+  batch->store = this;
+  IHS_ASSIGN_OR_RETURN(batch->appends, Prepare(appends, /*control=*/false));
+  return std::unique_ptr<PreparedAppends>(std::move(batch));
+}
+
+absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::AppendPrepared(
+    PreparedAppends& prepared) {
+  auto* batch = dynamic_cast<PreparedBatch*>(&prepared);
+  if (batch == nullptr || batch->store != this) {
+    return absl::InvalidArgumentError("the appends were prepared by another store");
+  }
+  if (batch->committed) {
+    return absl::FailedPreconditionError("the prepared appends are committed already");
+  }
+  batch->committed = true;
+  return Commit(batch->appends);
+}
+
 absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::Commit(
     std::vector<PreparedAppend>& prepared) {
   Writer w;

@@ -71,6 +71,12 @@ struct EventStoreImpl::PreparedAppend {
   bool control = false;  // Erase's or SetLegalHold's: one erasureRequest or legalHold event
 };
 
+struct EventStoreImpl::PreparedBatch final : PreparedAppends {
+  const EventStoreImpl* store = nullptr;  // the one that prepared it
+  std::vector<PreparedAppend> appends;
+  bool committed = false;
+};
+
 struct EventStoreImpl::Writer {
   std::vector<PreparedAppend>* appends;
   size_t event_count = 0;

@@ -187,6 +187,13 @@ TEST(StoreFaces, ALogThatIsNotAnEmbeddedStoreIsRefusedByName) {
     absl::StatusOr<StoreStats> Stats() override { return StoreStats{}; }
     StoreMetrics Metrics() override { return StoreMetrics{}; }
     absl::Status Flush() override { return absl::OkStatus(); }
+    absl::StatusOr<std::unique_ptr<PreparedAppends>> PrepareAppends(
+        const std::vector<StreamAppend>&) override {
+      return absl::UnimplementedError("not a store");
+    }
+    absl::StatusOr<std::vector<AppendResult>> AppendPrepared(PreparedAppends&) override {
+      return absl::UnimplementedError("not a store");
+    }
     absl::StatusOr<std::optional<uint64_t>> FindEvent(absl::string_view) override {
       return std::nullopt;
     }

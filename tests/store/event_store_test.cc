@@ -906,6 +906,65 @@ TEST_F(EventStoreTest, ABulkLoadAnswersAsAnOrdinaryStoreAndKeepsAllAfterFlush) {
   EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("holds 4 events"));
 }
 
+// AppendMulti in two steps on two threads (ihs import): the same answers, content sealed with the
+// party's key whether it existed at preparation or not, bad input refused before anything is
+// written, and a prepared batch committed once, by its own store.
+TEST_F(EventStoreTest, PreparedAppendsCommitAsAppendMultiDoesAndOnlyOnce) {
+  IHS_ASSERT_OK(AppendOne("ada", 1, ExpectedVersion::Any(), "first"));
+  std::vector<StreamAppend> appends = {
+      {"ada",
+       ExpectedVersion::Exact(0),
+       {events_.Touchpoint(2, Channel::EMAIL, TouchpointType::MESSAGE, "second")}},
+      {"bert",
+       ExpectedVersion::NoStream(),
+       {events_.Touchpoint(3, Channel::SMS, TouchpointType::MESSAGE, "hello")}}};
+  absl::StatusOr<std::unique_ptr<PreparedAppends>> prepared;
+  std::thread([&] { prepared = store_->PrepareAppends(appends); }).join();
+  IHS_ASSERT_OK(prepared);
+  EXPECT_EQ(store_->Head(), 1u);  // nothing written by preparing
+  auto r = store_->AppendPrepared(**prepared);
+  IHS_ASSERT_OK(r);
+  ASSERT_EQ(r->size(), 2u);
+  EXPECT_EQ((*r)[0].positions, std::vector<uint64_t>{1});
+  EXPECT_EQ((*r)[1].positions, std::vector<uint64_t>{2});
+  EXPECT_EQ(Read("ada")[1].content().getText().cStr(), std::string("second"));
+  EXPECT_EQ(Read("bert")[0].content().getText().cStr(), std::string("hello"));
+  EXPECT_EQ(store_->AppendPrepared(**prepared).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+
+  // A conflict is the commit's answer, as AppendMulti's.
+  std::vector<StreamAppend> stale = {
+      {"ada",
+       ExpectedVersion::Exact(0),
+       {events_.Touchpoint(4, Channel::EMAIL, TouchpointType::MESSAGE, "late")}}};
+  auto late = store_->PrepareAppends(stale);
+  IHS_ASSERT_OK(late);
+  EXPECT_EQ(store_->AppendPrepared(**late).status().code(), absl::StatusCode::kAborted);
+
+  // Bad input is refused by the preparation, with AppendMulti's words.
+  auto bad_event = events_.New(5);
+  bad_event.setId(capnp::Data::Reader(reinterpret_cast<const kj::byte*>("short"), 5));
+  std::vector<StreamAppend> bad = {{"ada", ExpectedVersion::Any(), {bad_event.asReader()}}};
+  auto refused = store_->PrepareAppends(bad);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.status().message(), store_->AppendMulti(bad).status().message());
+
+  // Another store's batch.
+  Options other_options;
+  other_options.path = dir_.Sub("other");
+  auto other = EventStore::Open(other_options);
+  IHS_ASSERT_OK(other);
+  std::vector<StreamAppend> elsewhere = {
+      {"carl",
+       ExpectedVersion::Any(),
+       {events_.Touchpoint(6, Channel::SMS, TouchpointType::LIKE)}}};
+  auto theirs = (*other)->PrepareAppends(elsewhere);
+  IHS_ASSERT_OK(theirs);
+  EXPECT_EQ(store_->AppendPrepared(**theirs).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->Head(), 3u);
+  IHS_EXPECT_OK(Verify(*store_));
+}
+
 TEST_F(EventStoreTest, VerifyReportsProgressUpToTheLogSize) {
   for (uint64_t i = 1; i <= 20000; i += 100) {
     StreamAppend req{"many", ExpectedVersion::Any(), {}};

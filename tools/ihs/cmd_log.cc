@@ -307,13 +307,24 @@ struct ImportChunk {
   std::vector<capnp::Orphan<schema::Event>> events;
   std::vector<size_t> lines;
   uint64_t bytes = 0;  // of input read up to the end of this chunk
+  // One AppendMulti per run of the chunk in which no event names (causationId, inReplyTo,
+  // corrects) a later one, each stream's events together (workload::CausalAppends): the log
+  // holds what an event names before it, and each stream's events in the file's order.
+  struct Call {
+    std::vector<store::StreamAppend> appends;
+    std::unique_ptr<store::PreparedAppends> prepared;
+    std::map<std::string, std::vector<size_t>> by_stream;  // input lines, for errors
+    size_t first_line = 0;
+  };
+  std::vector<Call> calls;
 };
 
-// Reads and decodes an import's input on a thread of its own, up to two chunks ahead of the
-// appends: decoding JSON costs about as much as appending it, and on two cores they overlap.
+// Reads, decodes and prepares (EventStore::PrepareAppends) an import's input on a thread of its
+// own, up to two chunks ahead of the commits: on two cores they overlap.
 class ChunkDecoder {
  public:
-  ChunkDecoder(std::istream& in, bool new_ids) : in_(in), new_ids_(new_ids) {
+  ChunkDecoder(std::istream& in, bool new_ids, store::EventStore& store)
+      : in_(in), new_ids_(new_ids), store_(store) {
     thread_ = std::thread([this] { Run(); });
   }
   ~ChunkDecoder() {
@@ -359,7 +370,7 @@ class ChunkDecoder {
           if (absl::StripAsciiWhitespace(line).empty()) continue;
           IHS_RETURN_IF_ERROR(DecodeLine(json, line, line_no, *chunk));
         }
-        return absl::OkStatus();
+        return Prepare(*chunk);
       }();
       chunk->bytes = bytes;
       MutexLock l(&mu_);
@@ -378,6 +389,31 @@ class ChunkDecoder {
     }
     MutexLock l(&mu_);
     ended_ = true;
+  }
+
+  absl::Status Prepare(ImportChunk& chunk) const {
+    std::vector<schema::Event::Reader> readers;
+    for (const auto& o : chunk.events) readers.push_back(o.getReader());
+    size_t next = 0;
+    for (std::vector<store::StreamAppend>& appends : workload::CausalAppends(readers)) {
+      ImportChunk::Call& call = chunk.calls.emplace_back();
+      size_t n = 0;
+      for (const store::StreamAppend& r : appends) n += r.events.size();
+      call.first_line = chunk.lines[next];
+      for (size_t k = next; k < next + n; ++k) {
+        call.by_stream[readers[k].getStreamId().cStr()].push_back(chunk.lines[k]);
+      }
+      next += n;
+      call.appends = std::move(appends);
+    }
+    // Once every call is in place: a prepared append points at its StreamAppends.
+    for (ImportChunk::Call& call : chunk.calls) {
+      absl::StatusOr<std::unique_ptr<store::PreparedAppends>> p =
+          store_.PrepareAppends(call.appends);
+      if (!p.ok()) return ByLine(p.status(), call.by_stream);
+      call.prepared = *std::move(p);
+    }
+    return absl::OkStatus();
   }
 
   absl::Status DecodeLine(const schema::EventJson& json, const std::string& line, size_t line_no,
@@ -408,6 +444,7 @@ class ChunkDecoder {
 
   std::istream& in_;
   const bool new_ids_;
+  store::EventStore& store_;
   absl::Mutex mu_;
   std::deque<std::unique_ptr<ImportChunk>> ready_ ABSL_GUARDED_BY(mu_);
   absl::Status failed_ ABSL_GUARDED_BY(mu_);
@@ -452,32 +489,17 @@ int Import(const Common& c, const ImportArgs& a) {
                          store::EventStore::Open(options));
     Progress progress("import");
     if (c.json) progress.Disable();
-    ChunkDecoder decoder(*in, a.new_ids);
+    ChunkDecoder decoder(*in, a.new_ids, *store);
     for (;;) {
       IHS_ASSIGN_OR_RETURN(std::unique_ptr<ImportChunk> chunk, decoder.Next());
       if (chunk == nullptr) break;
-      // One AppendMulti per run of the chunk in which no event names (causationId, inReplyTo,
-      // corrects) a later one, each stream's events together (workload::CausalAppends): the log
-      // holds what an event names before it, and each stream's events in the file's order.
-      std::vector<schema::Event::Reader> readers;
-      for (const auto& o : chunk->events) readers.push_back(o.getReader());
-      const std::vector<size_t>& lines = chunk->lines;
-      size_t next_line = 0;
-      for (const std::vector<store::StreamAppend>& call : workload::CausalAppends(readers)) {
-        std::map<std::string, std::vector<size_t>> by_stream;  // lines, for errors
-        size_t n = 0;
-        for (const store::StreamAppend& r : call) n += r.events.size();
-        const size_t first_line = lines[next_line];
-        for (size_t k = next_line; k < next_line + n; ++k) {
-          by_stream[readers[k].getStreamId().cStr()].push_back(lines[k]);
-        }
-        next_line += n;
-        absl::StatusOr<std::vector<store::AppendResult>> r = store->AppendMulti(call);
-        if (!r.ok()) return ByLine(r.status(), by_stream);
+      for (ImportChunk::Call& call : chunk->calls) {
+        absl::StatusOr<std::vector<store::AppendResult>> r = store->AppendPrepared(*call.prepared);
+        if (!r.ok()) return ByLine(r.status(), call.by_stream);
         for (const store::AppendResult& one : *r) {
           if (one.duplicate) {
-            return absl::InvalidArgumentError(
-                absl::StrCat("near line ", first_line, ": an event id appears twice in the input"));
+            return absl::InvalidArgumentError(absl::StrCat(
+                "near line ", call.first_line, ": an event id appears twice in the input"));
           }
           events += one.positions.size();
         }
