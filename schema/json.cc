@@ -8,10 +8,13 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
-#include <set>
+#include <map>
+#include <optional>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -31,6 +34,33 @@ constexpr char kRfc3339[] = "%Y-%m-%d%ET%H:%M:%E6SZ";
 // Deeper input is refused: the schema nests a handful of levels, and the walks below recurse.
 constexpr size_t kMaxDepth = 64;
 
+// The rules of the handlers below, on plain values: the handlers and the direct decoding
+// (EventJson::Impl::Write) both follow them.
+bool TimestampFromNumber(double v, int64_t* micros) {
+  if (!(std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 9.0e15)) return false;
+  *micros = static_cast<int64_t>(v);
+  return true;
+}
+bool TimestampFromText(const std::string& text, int64_t* micros, std::string* err) {
+  absl::Time t;
+  if (!absl::ParseTime(absl::RFC3339_full, text, &t, err)) return false;
+  *micros = absl::ToUnixMicros(t);
+  return true;
+}
+bool UInt64FromNumber(double v, uint64_t* out) {
+  if (!(v >= 0 && v == std::floor(v) && v < 9.0e15)) return false;
+  *out = static_cast<uint64_t>(v);
+  return true;
+}
+bool IdFromHex(const std::string& text, std::string* bytes) {
+  if (text.size() % 2 != 0 ||
+      text.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+    return false;
+  }
+  *bytes = absl::HexStringToBytes(text);
+  return true;
+}
+
 class TimestampHandler final : public capnp::JsonCodec::Handler<int64_t> {
  public:
   void encode(const capnp::JsonCodec&, int64_t input,
@@ -40,19 +70,19 @@ class TimestampHandler final : public capnp::JsonCodec::Handler<int64_t> {
   int64_t decode(const capnp::JsonCodec&, capnp::JsonValue::Reader input) const override {
     switch (input.which()) {
       case capnp::JsonValue::NUMBER: {
-        double v = input.getNumber();
-        KJ_REQUIRE(std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 9.0e15,
+        int64_t micros = 0;
+        KJ_REQUIRE(TimestampFromNumber(input.getNumber(), &micros),
                    "timestamp must be RFC 3339 text or whole microseconds since the epoch");
-        return static_cast<int64_t>(v);
+        return micros;
       }
       case capnp::JsonValue::STRING: {
-        absl::Time t;
+        int64_t micros = 0;
         std::string err;
         std::string text = input.getString();
-        if (!absl::ParseTime(absl::RFC3339_full, text, &t, &err)) {
+        if (!TimestampFromText(text, &micros, &err)) {
           KJ_FAIL_REQUIRE("timestamp is not RFC 3339 (e.g. 2026-11-23T09:30:00Z)", text, err);
         }
-        return absl::ToUnixMicros(t);
+        return micros;
       }
       default:
         KJ_FAIL_REQUIRE("timestamp must be an RFC 3339 string");
@@ -75,8 +105,9 @@ class UInt64NumberHandler final : public capnp::JsonCodec::Handler<uint64_t> {
     }
     KJ_REQUIRE(input.isNumber(), "expected an unsigned integer");
     double v = input.getNumber();
-    KJ_REQUIRE(v >= 0 && v == std::floor(v) && v < 9.0e15, "expected an unsigned integer", v);
-    return static_cast<uint64_t>(v);
+    uint64_t out = 0;
+    KJ_REQUIRE(UInt64FromNumber(v, &out), "expected an unsigned integer", v);
+    return out;
   }
 };
 
@@ -111,10 +142,8 @@ class StrictHexHandler final : public capnp::JsonCodec::Handler<capnp::Data> {
                                     capnp::Orphanage orphanage) const override {
     KJ_REQUIRE(input.isString(), "an id must be a hex string");
     std::string text = input.getString();
-    KJ_REQUIRE(text.size() % 2 == 0 &&
-                   text.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos,
-               "an id must be an even number of hex digits", text);
-    std::string bytes = absl::HexStringToBytes(text);
+    std::string bytes;
+    KJ_REQUIRE(IdFromHex(text, &bytes), "an id must be an even number of hex digits", text);
     return orphanage.newOrphanCopy(
         capnp::Data::Reader(reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()));
   }
@@ -322,53 +351,138 @@ struct EventJson::Impl {
   SentimentHandler sentiment;
   StrictHexHandler hex;
   // Fields with a handler above, as (struct id, field index): the handler checks their values.
-  std::set<std::pair<uint64_t, uint32_t>> handled;
+  enum class Handled { kTimestamp, kNumber, kSentiment, kHex };
+  std::map<std::pair<uint64_t, uint32_t>, Handled> handled;
+
+  // Of each struct and enum that Event and ExportRecord reach, what Check and Write ask per
+  // member, looked up once here: the schema's reflection reads its encoded nodes on every call,
+  // which cost a third of decoding when asked per member.
+  struct FieldInfo {
+    capnp::StructSchema::Field field;
+    capnp::Type type;
+    bool in_union = false;
+    std::optional<Handled> handled;
+  };
+  struct StructInfo {
+    capnp::StructSchema schema;
+    absl::flat_hash_map<std::string, FieldInfo> fields;  // by name
+  };
+  struct EnumInfo {
+    capnp::EnumSchema schema;
+    absl::flat_hash_map<std::string, capnp::EnumSchema::Enumerant> enumerants;  // by name
+  };
+  std::unordered_map<uint, std::vector<StructInfo>> structs;  // by Schema::hashCode()
+  std::unordered_map<uint, std::vector<EnumInfo>> enums;
+
+  void Learn(capnp::Type type) {
+    if (type.isList()) return Learn(type.asList().getElementType());
+    if (type.isEnum()) {
+      const capnp::EnumSchema e = type.asEnum();
+      std::vector<EnumInfo>& known = enums[e.hashCode()];
+      for (const EnumInfo& i : known) {
+        if (i.schema == e) return;
+      }
+      EnumInfo info{e, {}};
+      for (auto en : e.getEnumerants()) info.enumerants.emplace(en.getProto().getName(), en);
+      known.push_back(std::move(info));
+      return;
+    }
+    if (!type.isStruct()) return;
+    const capnp::StructSchema s = type.asStruct();
+    std::vector<StructInfo>& known = structs[s.hashCode()];
+    for (const StructInfo& i : known) {
+      if (i.schema == s) return;
+    }
+    StructInfo info{s, {}};
+    const uint64_t id = s.getProto().getId();
+    for (auto f : s.getFields()) {
+      FieldInfo fi{f, f.getType(),
+                   f.getProto().getDiscriminantValue() != capnp::schema::Field::NO_DISCRIMINANT,
+                   std::nullopt};
+      if (auto h = handled.find({id, f.getIndex()}); h != handled.end()) fi.handled = h->second;
+      info.fields.emplace(f.getProto().getName(), fi);
+    }
+    known.push_back(std::move(info));
+    for (auto f : s.getFields()) Learn(f.getType());
+  }
+
+  const StructInfo& InfoOf(capnp::StructSchema s) const { return Known(structs, s); }
+  const EnumInfo& InfoOf(capnp::EnumSchema e) const { return Known(enums, e); }
+  template <typename Info, typename Schema>
+  static const Info& Known(const std::unordered_map<uint, std::vector<Info>>& table, Schema s) {
+    if (auto it = table.find(s.hashCode()); it != table.end()) {
+      for (const Info& i : it->second) {
+        if (i.schema == s) return i;
+      }
+    }
+    KJ_FAIL_ASSERT("a type that Event and ExportRecord do not reach",
+                   s.getProto().getDisplayName());
+  }
 
   explicit Impl(Fields fields) {
     codec.setRejectUnknownFields(true);
     if (fields == Fields::kNonDefault) codec.setHasMode(capnp::HasMode::NON_DEFAULT);
     codec.handleByAnnotation<ExportRecord>();  // and so Event's, which it holds
     auto event = capnp::Schema::from<Event>();
-    Handle(FieldOf(event, "occurredAt"), timestamps);
-    Handle(FieldOf(event, "recordedAt"), timestamps);
-    Handle(FieldOf(event, "position"), numbers);
-    Handle(FieldOf(event, "streamVersion"), numbers);
-    for (const char* f : {"id", "correlationId", "causationId"}) Handle(FieldOf(event, f), hex);
+    Handle(FieldOf(event, "occurredAt"), timestamps, Handled::kTimestamp);
+    Handle(FieldOf(event, "recordedAt"), timestamps, Handled::kTimestamp);
+    Handle(FieldOf(event, "position"), numbers, Handled::kNumber);
+    Handle(FieldOf(event, "streamVersion"), numbers, Handled::kNumber);
+    for (const char* f : {"id", "correlationId", "causationId"}) {
+      Handle(FieldOf(event, f), hex, Handled::kHex);
+    }
     auto tp = capnp::Schema::from<Touchpoint>();
-    Handle(FieldOf(tp, "audienceSize"), numbers);
-    Handle(FieldOf(tp, "sentiment"), sentiment);
-    Handle(FieldOf(tp, "inReplyTo"), hex);
-    Handle(FieldOf(tp, "corrects"), hex);
+    Handle(FieldOf(tp, "audienceSize"), numbers, Handled::kNumber);
+    Handle(FieldOf(tp, "sentiment"), sentiment, Handled::kSentiment);
+    Handle(FieldOf(tp, "inReplyTo"), hex, Handled::kHex);
+    Handle(FieldOf(tp, "corrects"), hex, Handled::kHex);
+    Learn(capnp::Schema::from<ExportRecord>());  // and Event, which it holds
   }
 
   template <typename T>
-  void Handle(capnp::StructSchema::Field field, capnp::JsonCodec::Handler<T>& handler) {
+  void Handle(capnp::StructSchema::Field field, capnp::JsonCodec::Handler<T>& handler,
+              Handled kind) {
     codec.addFieldHandler(field, handler);
-    handled.emplace(field.getContainingStruct().getProto().getId(), field.getIndex());
+    handled.emplace(
+        std::make_pair(field.getContainingStruct().getProto().getId(), field.getIndex()), kind);
   }
 
   // What the codec lets through and must not: two members of one union (the codec keeps the
   // last and drops the other without a word), an enum given as a number that is not a whole
   // number naming an enumerant (1.5 was taken as 1), an integer field given a fraction or a value
   // out of its range. Returns the problem, naming the field by its path; "" when there is none.
-  std::string Check(const Dom& j, capnp::Type type, const std::string& path) const {
+  // Clears `*direct` where the value is one Write does not decode itself (the codec does).
+  std::string Check(const Dom& j, capnp::Type type, const std::string& path, bool* direct) const {
     switch (type.which()) {
       case capnp::schema::Type::STRUCT:
-        return j.is_object() ? CheckStruct(j, type.asStruct(), path) : "";
+        if (!j.is_object()) *direct = false;
+        return j.is_object() ? CheckStruct(j, type.asStruct(), path, direct) : "";
       case capnp::schema::Type::LIST: {
-        if (!j.is_array()) return "";
         const capnp::Type element = type.asList().getElementType();
+        if (!j.is_array() || (!element.isText() && !element.isStruct())) *direct = false;
+        if (!j.is_array()) return "";
         for (size_t i = 0; i < j.size(); ++i) {
-          std::string p = Check(j[i], element, absl::StrCat(path, "[", i, "]"));
+          std::string p = Check(j[i], element, absl::StrCat(path, "[", i, "]"), direct);
           if (!p.empty()) return p;
         }
         return "";
       }
+      case capnp::schema::Type::TEXT:
+        if (!j.is_string()) *direct = false;
+        return "";
+      case capnp::schema::Type::BOOL:
+        if (!j.is_boolean()) *direct = false;
+        return "";
+      case capnp::schema::Type::FLOAT32:
+      case capnp::schema::Type::FLOAT64:
+        if (!j.is_number()) *direct = false;
+        return "";
       case capnp::schema::Type::ENUM: {
-        auto enumerants = type.asEnum().getEnumerants();
+        const EnumInfo& info = InfoOf(type.asEnum());
+        auto enumerants = info.schema.getEnumerants();
+        if (!j.is_string()) *direct = false;
         if (j.is_string()) {  // a name: one of the schema's, named with the field and the list
-          const std::string name = j.get<std::string>();
-          if (type.asEnum().findEnumerantByName(name) != nullptr) return "";
+          if (info.enumerants.contains(j.get_ref<const std::string&>())) return "";
         } else if (j.is_number()) {
           const double v = j.get<double>();
           if (v == std::floor(v) && v >= 0 && v < enumerants.size()) return "";
@@ -380,6 +494,7 @@ struct EventJson::Impl {
         return absl::StrCat(path, ": ", j.dump(), " is not one of ", absl::StrJoin(names, ", "));
       }
       default: {
+        *direct = false;  // integers, data and the rest: the codec decodes them
         double lo = 0, hi = 0;
         if (!j.is_number() || !IntegerRange(type.which(), &lo, &hi)) return "";
         const double v = j.get<double>();
@@ -389,9 +504,10 @@ struct EventJson::Impl {
     }
   }
 
-  // Parses `json` strictly and decodes it into `out`; the error names what is wrong.
+  // Parses `json` strictly and decodes it into `out`; the error names what is wrong. `direct`:
+  // whether values Write can decode are decoded by it, not by the codec.
   absl::Status Decode(absl::string_view json, capnp::DynamicStruct::Builder out,
-                      absl::string_view what) const {
+                      absl::string_view what, bool direct = true) const {
     if (json.empty()) return absl::InvalidArgumentError("empty JSON input");
     auto malformed = [&](absl::string_view why) {
       // The parser quotes what it read last, which may be the bytes that are not UTF-8.
@@ -405,42 +521,178 @@ struct EventJson::Impl {
       return malformed(absl::StrCat("a NUL byte at offset ", nul));
     }
     StrictDomBuilder dom;
-    if (!Dom::sax_parse(json.begin(), json.end(), &dom, nlohmann::detail::input_format_t::json,
-                        /*strict=*/true)) {
-      return malformed(dom.error().empty() ? "not JSON" : dom.error());
-    }
+    if (!Parse(json, dom)) return malformed(dom.error().empty() ? "not JSON" : dom.error());
     if (!dom.root().is_object()) return malformed("expected an object");
-    std::string problem = Check(dom.root(), out.getSchema(), "");
+    std::string problem = Check(dom.root(), out.getSchema(), "", &direct);
     if (!problem.empty()) return malformed(problem);
+    if (!direct) return CodecDecode(dom.root(), out, malformed);
+    // The common case: every value is one Write decodes itself, in one walk, without the
+    // codec's JsonValue copy and its lookups (half the time of decoding). It fails only on a
+    // value a handler refuses (an id that is not hex, a time that is not RFC 3339); the codec,
+    // decoding into a scratch message, then names the problem in its own words.
+    bool written = false;
+    KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() { written = WriteStruct(dom.root(), out); })) {
+      written = false;
+    }
+    if (written) return absl::OkStatus();
+    capnp::MallocMessageBuilder scratch;
+    absl::Status s =
+        CodecDecode(dom.root(), scratch.initRoot<capnp::DynamicStruct>(out.getSchema()), malformed);
+    if (s.ok()) {
+      return absl::InternalError(
+          absl::StrCat("the ", what, " JSON decoders disagree (a bug of ihs; the codec took it)"));
+    }
+    return s;
+  }
+
+  static bool Parse(absl::string_view json, StrictDomBuilder& dom) {
+    return Dom::sax_parse(json.begin(), json.end(), &dom, nlohmann::detail::input_format_t::json,
+                          /*strict=*/true);
+  }
+
+  bool DecodesDirectly(absl::string_view json, capnp::StructSchema schema) const {
+    StrictDomBuilder dom;
+    if (json.find('\0') != absl::string_view::npos || !Parse(json, dom)) return false;
+    if (!dom.root().is_object()) return false;
+    bool direct = true;
+    return Check(dom.root(), schema, "", &direct).empty() && direct;
+  }
+
+  template <typename Malformed>
+  absl::Status CodecDecode(const Dom& root, capnp::DynamicStruct::Builder out,
+                           const Malformed& malformed) const {
     capnp::MallocMessageBuilder value_message;
     auto value = value_message.initRoot<capnp::JsonValue>();
-    ToJsonValue(dom.root(), value);
+    ToJsonValue(root, value);
     KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() { codec.decode(value.asReader(), out); })) {
       return malformed(e->getDescription().cStr());
     }
     return absl::OkStatus();
   }
 
-  std::string CheckStruct(const Dom& j, capnp::StructSchema schema, const std::string& path) const {
-    const uint64_t id = schema.getProto().getId();
+  // Whether Write decodes a handled field's value itself: the shapes the handler takes that are
+  // not errors (a time as text, an unsigned number, a sentiment or null, an id as text).
+  static bool DirectHandled(Handled kind, const Dom& j) {
+    switch (kind) {
+      case Handled::kTimestamp:
+      case Handled::kHex:
+        return j.is_string();
+      case Handled::kNumber:
+        return j.is_number();
+      case Handled::kSentiment:
+        return j.is_number() || j.is_null();
+    }
+    return false;
+  }
+
+  // Decodes a checked object (Check found every member a field, and cleared nothing) into `out`,
+  // as the codec with the handlers above would. False on a value a handler refuses.
+  bool WriteStruct(const Dom& j, capnp::DynamicStruct::Builder out) const {
+    const StructInfo& info = InfoOf(out.getSchema());
+    for (const auto& [name, value] : j.items()) {
+      const FieldInfo& f = info.fields.at(name);  // Check found every member a field
+      const capnp::StructSchema::Field field = f.field;
+      if (f.handled) {
+        if (!WriteHandled(*f.handled, value, field, out)) return false;
+        continue;
+      }
+      const capnp::Type type = f.type;
+      switch (type.which()) {
+        case capnp::schema::Type::STRUCT:
+          if (!WriteStruct(value, out.init(field).as<capnp::DynamicStruct>())) return false;
+          break;
+        case capnp::schema::Type::LIST: {
+          auto list = out.init(field, static_cast<uint>(value.size())).as<capnp::DynamicList>();
+          for (size_t i = 0; i < value.size(); ++i) {
+            if (type.asList().getElementType().isText()) {
+              const std::string& s = value[i].get_ref<const std::string&>();
+              list.set(static_cast<uint>(i), capnp::Text::Reader(s.data(), s.size()));
+            } else if (!WriteStruct(value[i],
+                                    list[static_cast<uint>(i)].as<capnp::DynamicStruct>())) {
+              return false;
+            }
+          }
+          break;
+        }
+        case capnp::schema::Type::TEXT: {
+          const std::string& s = value.get_ref<const std::string&>();
+          out.set(field, capnp::Text::Reader(s.data(), s.size()));
+          break;
+        }
+        case capnp::schema::Type::BOOL:
+          out.set(field, value.get<bool>());
+          break;
+        case capnp::schema::Type::FLOAT32:
+        case capnp::schema::Type::FLOAT64:
+          out.set(field, value.get<double>());
+          break;
+        case capnp::schema::Type::ENUM: {
+          const EnumInfo& e = InfoOf(type.asEnum());
+          auto it = e.enumerants.find(value.get_ref<const std::string&>());
+          if (it == e.enumerants.end()) return false;  // not reached: Check named the problem
+          out.set(field, capnp::DynamicEnum(it->second));
+          break;
+        }
+        default:
+          return false;  // not reached: Check cleared `direct`
+      }
+    }
+    return true;
+  }
+
+  static bool WriteHandled(Handled kind, const Dom& j, capnp::StructSchema::Field field,
+                           capnp::DynamicStruct::Builder out) {
+    switch (kind) {
+      case Handled::kTimestamp: {
+        int64_t micros = 0;
+        std::string err;
+        if (!TimestampFromText(j.get_ref<const std::string&>(), &micros, &err)) return false;
+        out.set(field, micros);
+        return true;
+      }
+      case Handled::kNumber: {
+        uint64_t v = 0;
+        if (!UInt64FromNumber(j.get<double>(), &v)) return false;
+        out.set(field, v);
+        return true;
+      }
+      case Handled::kSentiment:
+        out.set(field, j.is_null() ? std::numeric_limits<float>::quiet_NaN()
+                                   : static_cast<float>(j.get<double>()));
+        return true;
+      case Handled::kHex: {
+        std::string bytes;
+        if (!IdFromHex(j.get_ref<const std::string&>(), &bytes)) return false;
+        out.set(field,
+                capnp::Data::Reader(reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()));
+        return true;
+      }
+    }
+    return false;
+  }
+
+  std::string CheckStruct(const Dom& j, capnp::StructSchema schema, const std::string& path,
+                          bool* direct) const {
+    const StructInfo& info = InfoOf(schema);
     std::string union_member;
     for (const auto& [name, value] : j.items()) {
-      KJ_IF_MAYBE (field, schema.findFieldByName(name)) {
-        const std::string member = path.empty() ? name : absl::StrCat(path, ".", name);
-        if (field->getProto().getDiscriminantValue() != capnp::schema::Field::NO_DISCRIMINANT) {
-          if (!union_member.empty()) {
-            return absl::StrCat(path.empty() ? "" : absl::StrCat(path, ": "), "\"", union_member,
-                                "\" and \"", name,
-                                "\" are both given; they are one union: give one");
-          }
-          union_member = name;
+      auto it = info.fields.find(name);
+      if (it == info.fields.end()) return UnknownField(schema, path, name);
+      const FieldInfo& field = it->second;
+      if (field.in_union) {
+        if (!union_member.empty()) {
+          return absl::StrCat(path.empty() ? "" : absl::StrCat(path, ": "), "\"", union_member,
+                              "\" and \"", name, "\" are both given; they are one union: give one");
         }
-        if (handled.count({id, field->getIndex()}) > 0) continue;
-        std::string p = Check(value, field->getType(), member);
-        if (!p.empty()) return p;
-      } else {
-        return UnknownField(schema, path, name);
+        union_member = name;
       }
+      if (field.handled) {
+        if (!DirectHandled(*field.handled, value)) *direct = false;
+        continue;
+      }
+      std::string p =
+          Check(value, field.type, path.empty() ? name : absl::StrCat(path, ".", name), direct);
+      if (!p.empty()) return p;
     }
     return "";
   }
@@ -526,6 +778,14 @@ std::string EncodeWith(const capnp::JsonCodec& codec, Reader reader) {
 
 absl::Status EventJson::Decode(absl::string_view json, Event::Builder out) const {
   return impl_->Decode(json, capnp::toDynamic(out), "event");
+}
+
+bool EventJson::DecodesDirectly(absl::string_view json) const {
+  return impl_->DecodesDirectly(json, capnp::Schema::from<Event>());
+}
+
+absl::Status EventJson::DecodeThroughCodec(absl::string_view json, Event::Builder out) const {
+  return impl_->Decode(json, capnp::toDynamic(out), "event", /*direct=*/false);
 }
 
 std::string EventJson::Encode(Event::Reader event) const { return EncodeWith(impl_->codec, event); }

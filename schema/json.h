@@ -43,6 +43,11 @@ class EventJson {
 
   // Parses one JSON object into `out`. The error names what is wrong (field, value).
   absl::Status Decode(absl::string_view json, Event::Builder out) const;
+  // The same through Cap'n Proto's JsonCodec for every value, the reference that Decode's own
+  // mapping onto the schema must agree with (tests hold the two to each other).
+  absl::Status DecodeThroughCodec(absl::string_view json, Event::Builder out) const;
+  // Whether Decode maps this input onto the schema itself, without the codec (for tests).
+  bool DecodesDirectly(absl::string_view json) const;
 
   // One line of JSON, no trailing newline.
   std::string Encode(Event::Reader event) const;

@@ -2,9 +2,11 @@
 #include "schema/json.h"
 
 #include <capnp/message.h>
+#include <capnp/serialize.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -14,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
 #include "tests/testutil/testutil.h"
+#include "workload/generator.h"
 
 namespace ihs::schema {
 namespace {
@@ -24,6 +27,137 @@ constexpr char kComplaint[] =
     R"("direction":"public","type":"complaint","sentiment":-0.9,"topics":["router"],)"
     R"("inReplyTo":"5a3e0000000000000000000000000010","audienceSize":4200},)"
     R"("content":{"text":"two days and not a word"}})";
+
+// A value of every kind JSON has, for the mutations below.
+nlohmann::ordered_json RandomValue(std::mt19937_64& rng) {
+  switch (rng() % 14) {
+    case 0:
+      return nullptr;
+    case 1:
+      return 0;
+    case 2:
+      return 1.5;
+    case 3:
+      return -3;
+    case 4:
+      return "x";
+    case 5:
+      return "2026-01-01T00:00:00Z";
+    case 6:
+      return "00ff";
+    case 7:
+      return true;
+    case 8:
+      return nlohmann::ordered_json::array();
+    case 9:
+      return nlohmann::ordered_json::array({"a", "b"});
+    case 10:
+      return nlohmann::ordered_json::object();
+    case 11:
+      return nlohmann::ordered_json({{"kind", "email"}, {"address", "a@b.c"}});
+    case 12:
+      return "email";
+    default:
+      return 18446744073709551615.0;
+  }
+}
+
+// The line with one value replaced by a random one, or one member dropped.
+std::string Mutate(const std::string& line, std::mt19937_64& rng) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(line);
+  std::vector<nlohmann::ordered_json*> all;
+  std::vector<std::pair<nlohmann::ordered_json*, std::string>> members;
+  std::function<void(nlohmann::ordered_json&)> walk = [&](nlohmann::ordered_json& v) {
+    if (v.is_object()) {
+      for (auto& [k, m] : v.items()) {
+        members.emplace_back(&v, k);
+        all.push_back(&m);
+        walk(m);
+      }
+    } else if (v.is_array()) {
+      for (auto& e : v) {
+        all.push_back(&e);
+        walk(e);
+      }
+    }
+  };
+  walk(j);
+  if (rng() % 5 == 0 && !members.empty()) {
+    auto& [object, key] = members[rng() % members.size()];
+    object->erase(key);
+  } else if (!all.empty()) {
+    *all[rng() % all.size()] = RandomValue(rng);
+  }
+  return j.dump();
+}
+
+std::string CanonicalBytes(Event::Reader e) {
+  kj::Array<capnp::word> words = capnp::canonicalize(e);
+  return std::string(reinterpret_cast<const char*>(words.begin()), words.size() * 8);
+}
+
+// Decode maps what it can onto the schema itself and leaves the rest to Cap'n Proto's codec
+// (schema/json.cc, Write): both ways must give the same event, or the same error, for every
+// input. A generated history (every kind of event the generator makes, each decoded directly),
+// each line also mutated at random (a value replaced by null, a number, text, a boolean, an array
+// or an object; a member dropped), and lines for the fields the generator leaves out.
+TEST(EventJson, DecodingDirectlyAgreesWithTheCodecOnEveryInput) {
+  EventJson json(EventJson::Fields::kNonDefault);
+  std::vector<std::string> lines = {
+      kComplaint,
+      R"({"id":"01","streamId":"a","occurredAt":"2026-01-01T00:00:00.5+02:00","touchpoint":)"
+      R"({"channel":"email","direction":"inbound","type":"message","sentiment":null,"topics":[]},)"
+      R"("content":{"subject":"s","to":[{"kind":"email","address":"x@y.z"},{"kind":"phone",)"
+      R"("address":"+1"}],"from":{"kind":"email","address":"q@r.s"}}})",
+      R"({"id":"02","streamId":"a","occurredAt":1767225600000000,"touchpoint":{"channel":"sms",)"
+      R"("direction":"outbound","type":"reply","sentiment":1,"audienceSize":"12"}})",
+      R"({"id":"03","streamId":"$segments","occurredAt":"2026-01-01T00:00:00Z",)"
+      R"("segmentDefinition":{"name":"n","rule":"","retired":true,"description":"d"}})",
+      R"({"id":"04","streamId":"$identity","occurredAt":"2026-01-01T00:00:00Z","identityLink":)"
+      R"({"parties":["a","b"],"confidence":0.75,"clues":[{"weight":2,"events":[[1,2]]}]}})",
+      R"({"id":"05","streamId":"a","occurredAt":"2026-01-01T00:00:00Z","legalHold":)"
+      R"({"lift":false,"reason":"r","requestedBy":"q"}})",
+      R"({"id":"06","streamId":"a","occurredAt":"2026-01-01T00:00:00Z","position":3,)"
+      R"("streamVersion":4,"correlationId":"ABCDEF","partyProfile":{"kind":"employee"}})",
+  };
+  workload::Config config;
+  config.parties = 600;
+  config.days = 40;
+  config.seed = 11;
+  workload::Generator generator(config);
+  size_t generated = 0;
+  for (;;) {
+    capnp::MallocMessageBuilder mb;
+    auto ev = mb.initRoot<Event>();
+    if (!generator.Next(ev)) break;
+    lines.push_back(json.Encode(ev.asReader()));
+    EXPECT_TRUE(json.DecodesDirectly(lines.back())) << lines.back();
+    ++generated;
+  }
+  ASSERT_GT(generated, 5000u);
+  std::mt19937_64 rng(7);
+  size_t same_event = 0, same_error = 0;
+  auto both_ways = [&](const std::string& line) {
+    capnp::MallocMessageBuilder a, b;
+    const absl::Status direct = json.Decode(line, a.initRoot<Event>());
+    const absl::Status codec = json.DecodeThroughCodec(line, b.initRoot<Event>());
+    ASSERT_EQ(direct.ok(), codec.ok()) << line << "\n" << direct << "\n" << codec;
+    if (!direct.ok()) {
+      EXPECT_EQ(direct, codec) << line;
+      ++same_error;
+      return;
+    }
+    EXPECT_EQ(CanonicalBytes(a.getRoot<Event>()), CanonicalBytes(b.getRoot<Event>())) << line;
+    ++same_event;
+  };
+  for (const std::string& line : lines) {
+    both_ways(line);
+    for (int k = 0; k < 3; ++k) both_ways(Mutate(line, rng));
+  }
+  // Both outcomes were met many times, so the comparison compared something.
+  EXPECT_GT(same_event, 10000u);
+  EXPECT_GT(same_error, 5000u);
+}
 
 TEST(EventJson, DecodesTheDocumentedForm) {
   EventJson json;
