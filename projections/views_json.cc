@@ -122,6 +122,18 @@ nlohmann::json TimelinePageJson(schema::TimelineSummary::Reader summary,
   return j;
 }
 
+nlohmann::json CommunityTopEntryJson(schema::CommunityTopEntry::Reader e, uint64_t rank) {
+  return {{"rank", rank},
+          {"person", e.getPerson().cStr()},
+          {"reach", e.getReach()},
+          {"posts", e.getPosts()},
+          {"carried", e.getCarried()},
+          {"maxDepth", e.getMaxDepth()},
+          {"standing", e.getStanding()},
+          {"value", e.getValue()},
+          {"risk", e.getRisk()}};
+}
+
 nlohmann::json CommunityCardJson(schema::CommunityCard::Reader r) {
   nlohmann::json streams = nlohmann::json::array(), posts = nlohmann::json::array(),
                  carriers = nlohmann::json::array();

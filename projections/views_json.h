@@ -8,6 +8,7 @@
 #include <capnp/common.h>
 
 #include <charconv>
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 
@@ -43,6 +44,8 @@ nlohmann::json TimelineSummaryJson(schema::TimelineSummary::Reader s);
 nlohmann::json TimelinePageJson(schema::TimelineSummary::Reader summary,
                                 schema::TimelinePage::Reader page);
 nlohmann::json CommunityCardJson(schema::CommunityCard::Reader r);
+// One person of a top list, at `rank` (1 for the first).
+nlohmann::json CommunityTopEntryJson(schema::CommunityTopEntry::Reader e, uint64_t rank);
 nlohmann::json PersonJson(schema::Person::Reader p);
 nlohmann::json PairScoreJson(schema::PairScore::Reader p);
 nlohmann::json MembershipJson(schema::Membership::Reader m);

@@ -314,14 +314,9 @@ Reply Top(projections::Runner& runner, const std::string& by_name) {
   capnp::MallocMessageBuilder m;
   if (absl::Status s = cm::ReadTop(*view, 50, by, m); !s.ok()) return FromStatus(s);
   json list = json::array();
+  uint64_t rank = 0;
   for (auto e : m.getRoot<schema::CommunityTop>().asReader().getEntries()) {
-    list.push_back({{"person", e.getPerson().cStr()},
-                    {"reach", e.getReach()},
-                    {"posts", e.getPosts()},
-                    {"carried", e.getCarried()},
-                    {"standing", e.getStanding()},
-                    {"value", e.getValue()},
-                    {"risk", e.getRisk()}});
+    list.push_back(projections::CommunityTopEntryJson(e, ++rank));
   }
   return Json({{"by", by_name.empty() ? "value" : by_name}, {"persons", list}});
 }

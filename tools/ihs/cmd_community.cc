@@ -164,17 +164,7 @@ int Top(const Common& c, const TopArgs& a) {
   if (c.json) {
     nlohmann::json list = nlohmann::json::array();
     uint64_t rank = 0;
-    for (auto e : r.getEntries()) {
-      list.push_back({{"rank", ++rank},
-                      {"person", e.getPerson().cStr()},
-                      {"reach", e.getReach()},
-                      {"posts", e.getPosts()},
-                      {"carried", e.getCarried()},
-                      {"maxDepth", e.getMaxDepth()},
-                      {"standing", e.getStanding()},
-                      {"value", e.getValue()},
-                      {"risk", e.getRisk()}});
-    }
+    for (auto e : r.getEntries()) list.push_back(projections::CommunityTopEntryJson(e, ++rank));
     std::cout << JsonLine({{"by", a.by},
                            {"persons", r.getPersons()},
                            {"standingPersons", r.getStandingPersons()},
