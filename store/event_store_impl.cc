@@ -127,10 +127,11 @@ absl::Status EventStoreImpl::OpenDb() {
   digest_key_ = internal::DigestKey(master_);
   nonce_prefix_ = internal::RandomBytes(16);
 
-  const rocksdb::DBOptions db_options = internal::StoreDbOptions();
+  rocksdb::DBOptions db_options = internal::StoreDbOptions();
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors = internal::StoreColumnFamilies();
   const size_t store_families = descriptors.size();
   state_options_ = internal::StateFamilyOptions(descriptors[0].options);  // no insert hints
+  if (options_.bulk_load) internal::ForBulkLoad(&db_options, &descriptors);
 
   if (new_store) {
     // Create the whole store under db.creating and rename it into place, so that a crash during

@@ -2,8 +2,11 @@
 
 #include <rocksdb/cache.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/memtablerep.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
+
+#include <memory>
 
 #include "store/internal/keys.h"
 
@@ -76,6 +79,13 @@ std::vector<rocksdb::ColumnFamilyDescriptor> StoreColumnFamilies() {
   // workload generator's) ascend. Two bytes bound the hint table to 65,536 entries.
   hint(kCfEventIds, 2);
   return out;
+}
+
+void ForBulkLoad(rocksdb::DBOptions* db, std::vector<rocksdb::ColumnFamilyDescriptor>* families) {
+  db->allow_concurrent_memtable_write = false;  // the vector memtable does not take it
+  for (auto& d : *families) {
+    d.options.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
+  }
 }
 
 rocksdb::ColumnFamilyOptions StateFamilyOptions(const rocksdb::ColumnFamilyOptions& store_default) {
