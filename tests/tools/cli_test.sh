@@ -555,6 +555,25 @@ expect_in "the bad line is named in the third chunk" "$tmp/err" "line 22001:"
 check "import into a store that holds events (2)" 2 "$ihs" import "$sample" --data "$data"
 expect_in "says to append instead" "$tmp/err" "is not empty"
 check "import of a missing file (2)" 2 "$ihs" import "$tmp/nothing.jsonl" --data "$tmp/none"
+# What an interrupted import left (killed, or the machine went down) is removed by the next one;
+# what a running import is writing is not: RocksDB's lock on DIR.importing/LOCK says which.
+mkdir -p "$tmp/again.importing" && echo "half a store" >"$tmp/again.importing/000007.sst"
+check "import over an interrupted one" 0 "$ihs" import "$sample" --data "$tmp/again"
+[ -e "$tmp/again/db/CURRENT" ] && [ ! -e "$tmp/again.importing" ] && passed=$((passed + 1)) ||
+  { failed=$((failed + 1)); echo "FAIL: the leftover of an interrupted import stayed or was used"; }
+mkdir -p "$tmp/busy.importing/db"
+/usr/bin/python3 -c 'import fcntl, sys, time
+f = open(sys.argv[1], "w"); fcntl.lockf(f, fcntl.LOCK_EX); print("locked", flush=True); time.sleep(120)' \
+  "$tmp/busy.importing/db/LOCK" >"$tmp/locker" &
+locker=$!
+for _ in $(seq 100); do grep -q locked "$tmp/locker" && break; sleep 0.1; done
+check "import while another is loading the same DIR (5)" 5 "$ihs" import "$sample" --data "$tmp/busy"
+expect_in "the running import is named" "$tmp/err" "busy.importing is in use by another import (pid $locker)"
+[ -e "$tmp/busy.importing/db/LOCK" ] && [ ! -e "$tmp/busy" ] && passed=$((passed + 1)) ||
+  { failed=$((failed + 1)); echo "FAIL: an import removed what a running one was writing"; }
+kill "$locker"
+wait "$locker" 2>/dev/null
+check "import once the other has ended" 0 "$ihs" import "$sample" --data "$tmp/busy"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -2,6 +2,7 @@
 // tail) a running ihsd.
 #include <capnp/message.h>
 #include <capnp/orphan.h>
+#include <fcntl.h>
 #include <sodium.h>
 #include <unistd.h>
 
@@ -453,6 +454,19 @@ class ChunkDecoder {
   std::thread thread_;  // last: started once the members above exist
 };
 
+// The process that holds the store in `dir` open (RocksDB's POSIX lock on DIR/db/LOCK,
+// docs/format.md), or 0 when none does or there is no LOCK.
+pid_t LockHolder(const std::string& dir) {
+  const int fd = ::open((dir + "/db/LOCK").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  struct flock f {};
+  f.l_type = F_WRLCK;
+  f.l_whence = SEEK_SET;
+  const pid_t holder = ::fcntl(fd, F_GETLK, &f) == 0 && f.l_type != F_UNLCK ? f.l_pid : 0;
+  ::close(fd);
+  return holder;
+}
+
 // Loads a whole history into a new store, all or nothing: into DIR.importing, renamed to DIR
 // only once every line is stored and synced. A bad line stops it with its line number and
 // leaves no DIR behind. Streams the input: memory holds a few chunks of lines.
@@ -475,7 +489,14 @@ int Import(const Common& c, const ImportArgs& a) {
     in = &file;
   }
   const std::string staging = absl::StrCat(absl::StripSuffix(c.data, "/"), ".importing");
-  std::filesystem::remove_all(staging, ec);  // what an interrupted import left
+  // What an interrupted import left is removed, but not what a running one is writing.
+  if (const pid_t holder = LockHolder(staging); holder != 0) {
+    return Fail(
+        absl::UnavailableError(absl::StrCat(staging, " is in use by another import (pid ", holder,
+                                            "): wait for it to end, or stop it and import again")));
+  }
+  std::filesystem::remove_all(staging, ec);
+  bool opened = false;  // only a staging store this import opened is removed on failure
   Common at = c;
   at.data = staging;
   const absl::Time start = absl::Now();
@@ -487,6 +508,7 @@ int Import(const Common& c, const ImportArgs& a) {
     options.bulk_load = true;
     IHS_ASSIGN_OR_RETURN(std::unique_ptr<store::EventStore> store,
                          store::EventStore::Open(options));
+    opened = true;
     Progress progress("import");
     if (c.json) progress.Disable();
     ChunkDecoder decoder(*in, a.new_ids, *store);
@@ -512,7 +534,7 @@ int Import(const Common& c, const ImportArgs& a) {
     return absl::OkStatus();
   }();
   if (!failed.ok()) {
-    std::filesystem::remove_all(staging, ec);  // nothing half-loaded stays
+    if (opened) std::filesystem::remove_all(staging, ec);  // nothing half-loaded stays
     return Fail(failed);
   }
   std::filesystem::remove(c.data, ec);  // an empty directory given as the target
