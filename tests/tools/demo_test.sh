@@ -23,6 +23,12 @@ bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
 expect_in() {  # name file text
   grep -qF -- "$3" "$2" && ok || { bad "$1: no \"$3\" in $2"; sed 's/^/  | /' "$2" | tail -40; }
 }
+# The same for an extended regular expression: what depends on the weekday the demo is made on
+# (service hours on a weekend, how many newsletters fall into the weeks shown) is matched, not
+# spelled out, so that the test holds every day of the week.
+expect_re() {  # name file regex
+  grep -qE -- "$3" "$2" && ok || { bad "$1: nothing matches /$3/ in $2"; sed 's/^/  | /' "$2" | tail -40; }
+}
 
 # Runs the demo in the background until ihsd is ready; sets pid (ihsd's: the script execs it)
 # and addr.
@@ -51,11 +57,11 @@ stop_demo() {
 run_demo "$tmp/first.txt"
 # The story's words and the timeline agree.
 expect_in "the story says what the timeline shows" "$tmp/first.txt" "answers the email too, two days late: 0 open, 2 answered"
-expect_in "the timeline: 0 open, 2 answered" "$tmp/first.txt" "customer-ada (customer): 6 touchpoints, 0 open, 2 answered (median 1h25m"
+expect_re "the timeline: 0 open, 2 answered" "$tmp/first.txt" '^customer-ada \(customer\): [0-9]+ touchpoints, 0 open, 2 answered \(median 1h25m, [0-9dhm]+ in service hours\), 1 channel switch$'
 expect_in "the email answered on twitter" "$tmp/first.txt" '"Complaint: the product arrived broken"  answered on twitter after 2d1h'
-expect_in "the tweet answered and a switch" "$tmp/first.txt" "answered on twitter after 1h25m (1h25m service); SWITCH from email"
+expect_re "the tweet answered and a switch" "$tmp/first.txt" 'answered on twitter after 1h25m \([0-9dhm]+ service\); SWITCH from email$'
 # Recorded at arrival: the replay the day after the email knows the email, open, and no tweet.
-expect_in "the replay as of the day after" "$tmp/first.txt" "customer-ada (customer): 3 touchpoints, 1 open, 0 answered (median —), 0 channel switches"
+expect_re "the replay as of the day after" "$tmp/first.txt" '^customer-ada \(customer\): [34] touchpoints, 1 open, 0 answered \(median —\), 0 channel switches$'
 expect_in "waiting is counted to that moment" "$tmp/first.txt" "OPEN, waiting 1d2h"
 # The history ends today: the email waited days, not most of a year.
 ends=$(cat "$tmp/demo/ends")
@@ -90,7 +96,9 @@ events=$("$bin/ihs" stats --data "$tmp/demo" --json | grep -o '"events":[0-9]*')
 # Again: the same history, nothing doubles, the appended complaint stays, and it serves.
 run_demo "$tmp/second.txt"
 expect_in "run again: nothing doubles" "$tmp/second.txt" "events of this history were already in ${tmp}/demo: all of it, nothing to write"
-expect_in "run again: the same story" "$tmp/second.txt" "customer-ada (customer): 6 touchpoints, 0 open, 2 answered"
+story=$(grep -m1 '^customer-ada (customer): ' "$tmp/first.txt")
+[ -n "$story" ] && ok || bad "the first run showed no timeline of customer-ada"
+expect_in "run again: the same story" "$tmp/second.txt" "$story"
 stop_demo
 [ "$("$bin/ihs" stats --data "$tmp/demo" --json | grep -o '"events":[0-9]*')" = "$events" ] && ok ||
   bad "the second run changed the log's size ($events before)"
