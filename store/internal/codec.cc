@@ -1,5 +1,6 @@
 #include "store/internal/codec.h"
 
+#include <capnp/any.h>
 #include <kj/exception.h>
 
 #include <algorithm>
@@ -258,13 +259,36 @@ std::string ContentShapeProblem(schema::Content::Reader content) {
   return ProblemOf([&]() { TouchContent(content); });
 }
 
+void AppendCanonical(const capnp::_::StructReader& reader, std::string* out) {
+  // The root pointer and everything the struct reaches; canonical may be shorter (trailing zero
+  // words of a struct's data are cut).
+  const size_t words = reader.totalSize().wordCount + 1;
+  // Kept per thread up to 512 KiB, so that an append's events reuse it; a larger event gets its
+  // own buffer.
+  constexpr size_t kKeptWords = (512 << 10) / sizeof(capnp::word);
+  thread_local kj::Array<capnp::word> kept;
+  kj::Array<capnp::word> own;
+  kj::ArrayPtr<capnp::word> space;
+  if (words <= kKeptWords) {
+    if (kept.size() < words) kept = kj::heapArray<capnp::word>(std::max(words, size_t{1024}));
+    space = kept.slice(0, words);
+  } else {
+    own = kj::heapArray<capnp::word>(words);
+    space = own;
+  }
+  std::memset(space.begin(), 0, space.asBytes().size());
+  capnp::FlatMessageBuilder builder(space);
+  capnp::_::PointerHelpers<capnp::AnyPointer>::getInternalBuilder(
+      builder.initRoot<capnp::AnyPointer>())
+      .setStruct(reader, /*canonical=*/true);
+  auto used = builder.getSegmentsForOutput()[0].asBytes();
+  out->append(reinterpret_cast<const char*>(used.begin()), used.size());
+}
+
 std::string EncodeRecord(schema::Event::Reader event) {
-  kj::Array<capnp::word> words = capnp::canonicalize(event);
-  auto bytes = words.asBytes();
-  std::string out;
-  out.reserve(1 + bytes.size());
-  out.push_back(kRecordTagCapnpV1);
-  out.append(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+  auto internal = capnp::_::PointerHelpers<schema::Event>::getInternalReader(event);
+  std::string out(1, kRecordTagCapnpV1);
+  AppendCanonical(internal, &out);
   return out;
 }
 
