@@ -126,7 +126,9 @@ TEST(CanonicalBytes, EqualCapnpCanonicalizeForEveryShapeAndSize) {
                                                      : capnp::SUGGESTED_ALLOCATION_STRATEGY);
         auto e = mb.initRoot<schema::Event>();
         FillEvent(e, text, variant);
-        if (many_segments) ASSERT_GT(mb.getSegmentsForOutput().size(), 2u);
+        if (many_segments) {
+          ASSERT_GT(mb.getSegmentsForOutput().size(), 2u);
+        }
         const std::string want = Reference(capnp::toAny(e.asReader()));
         ASSERT_EQ(CanonicalBytes(e.asReader()), want) << text << " " << variant;
         ASSERT_EQ(EncodeRecord(e.asReader()), std::string(1, kRecordTagCapnpV1) + want);
