@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <limits>
 #include <set>
 #include <utility>
 #include <vector>
@@ -200,6 +201,15 @@ Reply Timeline(projections::Runner& runner, const std::map<std::string, std::str
       (std::string(name) == "from" ? q.from : q.to) = *t;
     }
   }
+  int64_t days = 0;
+  if (std::string d = Param(params, "days"); !d.empty()) {
+    if (!absl::SimpleAtoi(d, &days) || days < 1 || days > 36600) {
+      return Error(400, absl::StrCat("days \"", d, "\" is no number of days from 1 to 36600"));
+    }
+    if (!Param(params, "from").empty() || !Param(params, "to").empty()) {
+      return Error(400, "give days or from and to, not both");
+    }
+  }
   q.as_of = absl::Now();
   if (absl::Status s = tl::Validate(q); !s.ok()) return FromStatus(s);
   std::string person;
@@ -209,11 +219,25 @@ Reply Timeline(projections::Runner& runner, const std::map<std::string, std::str
   if (!view.ok()) return FromStatus(view.status());
   capnp::MallocMessageBuilder sm, pm;
   if (absl::Status s = tl::ReadSummary(*view, q.party, q.as_of, sm); !s.ok()) return FromStatus(s);
+  auto summary = sm.getRoot<schema::TimelineSummary>().asReader();
+  if (days > 0) {
+    // The last `days` up to the person's latest touchpoint, from their first at the earliest:
+    // the range the page's zoom shows, read with the page instead of a summary read before it.
+    int64_t first = INT64_MAX, last = INT64_MIN;
+    for (auto c : summary.getChannels()) {
+      first = std::min(first, c.getFirstAt());
+      last = std::max(last, c.getLastAt());
+    }
+    if (last != INT64_MIN) q.from = std::max(first, last + 1 - days * 86'400'000'000);
+  }
   // No content here: subject and text are shown when a reader opens them (POST /api/open).
   if (absl::Status s = tl::ReadPage(*view, q, pm, nullptr); !s.ok()) return FromStatus(s);
-  json j = projections::TimelinePageJson(sm.getRoot<schema::TimelineSummary>().asReader(),
-                                         pm.getRoot<schema::TimelinePage>().asReader());
+  json j = projections::TimelinePageJson(summary, pm.getRoot<schema::TimelinePage>().asReader());
   j["person"] = {{"id", person}, {"streams", streams}};
+  if (days > 0) {
+    // µs since the epoch, what a later page gives as `from`; null: no touchpoint yet.
+    j["from"] = q.from != std::numeric_limits<int64_t>::min() ? json(q.from) : json();
+  }
   return Json(std::move(j));
 }
 

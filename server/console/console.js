@@ -140,31 +140,32 @@ async function openPerson(party) {
 }
 
 // The range a zoom shows: the last `span` days up to the person's latest touchpoint, from their
-// first at the earliest (0: all).
-function setRange(summary) {
-  let last = 0, first = Infinity;
-  for (const c of summary.channels) {
-    last = Math.max(last, micros(c.lastAt));
-    first = Math.min(first, micros(c.firstAt));
-  }
+// first at the earliest (0: all). ihsd chose `from` for the first page (`days`).
+function setRange(page) {
+  let last = 0;
+  for (const c of page.summary.channels) last = Math.max(last, micros(c.lastAt));
   view.to = last ? last + 1 : undefined;
-  view.from = view.span && last ? Math.max(first, last + 1 - view.span * DAY) : undefined;
+  view.from = view.span && page.from != null ? page.from : undefined;
 }
 const counted = (n, one, many) => `${n} ${n === 1 ? one : many}`;
 
 async function loadPage(fresh) {
   const p = new URLSearchParams({party: view.party, limit: '200'});
-  if (fresh) {  // the range is set from the summary: one small read first
-    const s = await api('/api/timeline?' + new URLSearchParams({party: view.party, limit: '1'}))
-        .catch((e) => { $('find-error').textContent = e.message; return null; });
-    if (!s) { $('card').hidden = true; return; }
-    setRange(s.summary);
+  if (fresh) {  // ihsd sets the range from the summary it reads with the page
     view.cursor = '';
+    if (view.span) p.set('days', String(view.span));
+  } else if (view.from !== undefined) {
+    p.set('from', String(view.from));
   }
-  if (view.from !== undefined) p.set('from', String(view.from));
   if (view.cursor) p.set('cursor', view.cursor);
   const t0 = performance.now();
-  const page = await api('/api/timeline?' + p);
+  const page = await api('/api/timeline?' + p).catch((e) => {
+    if (!fresh) throw e;
+    $('find-error').textContent = e.message;
+    return null;
+  });
+  if (!page) { $('card').hidden = true; return; }
+  if (fresh) setRange(page);
   view.page = page;
   renderSummary(page);
   renderLanes(page.entries);

@@ -271,6 +271,24 @@ try {
   await page.waitForFunction((id) => document.querySelector('#entries .entry').dataset.event !== id,
     {}, firstId);
   check(true, 'paging goes on past the first page');
+  // A zoom is one read: ihsd chooses the range from the summary it reads with the page.
+  const timelineReads = [];
+  const countReads = (r) => { if (r.url().includes('/api/timeline')) timelineReads.push(r.url()); };
+  page.on('request', countReads);
+  const rangeBefore = await page.$eval('#range', (e) => e.textContent);
+  await page.click('button[data-zoom="7"]');
+  await page.waitForFunction((t) => document.getElementById('range').textContent !== t,
+    {}, rangeBefore);
+  page.off('request', countReads);
+  const week = await fromPage(page, '/api/timeline?party=customer-busy&limit=200&days=7', null);
+  const shownWeek = await page.$$eval('#entries .entry', (lis) => lis.map((li) => li.dataset.event));
+  check(timelineReads.length === 1 && timelineReads[0].includes('days=7'),
+    `a zoom to 7 days reads the timeline once (${timelineReads.join(' ')})`);
+  check(week.status === 200 && typeof week.body.from === 'number' &&
+      // Date.parse keeps milliseconds: compare at that precision.
+      week.body.entries.every((e) => Date.parse(e.occurredAt) >= Math.floor(week.body.from / 1000)) &&
+      shownWeek.join() === week.body.entries.map((e) => e.eventId).join(),
+    `the 7-day zoom shows the entries from the range ihsd chose (${shownWeek.length} entries)`);
   check(outsideRequests.length === 0, `no request left for another host (${outsideRequests.join(' ')})`);
   fs.writeFileSync(path.join(outDir, 'results.json'), JSON.stringify({
     date: new Date().toISOString(), firstScreenMs: Math.round(firstScreen),

@@ -280,6 +280,39 @@ TEST_F(ConsoleTest, APersonsTimelineCoversTheirLinkedStreams) {
   EXPECT_EQ(found["matches"][0]["streams"], json({"c-2", "c-1"})) << found;
 }
 
+TEST_F(ConsoleTest, AZoomsFirstPageIsTheLastDaysUpToThePersonsLatestTouchpoint) {
+  constexpr int64_t kDay = 86'400'000'000;
+  constexpr int64_t t0 = 1700000000000000;
+  auto writer = MustConnect("writer");
+  int id = 0;
+  for (int64_t at : {t0, t0 + 3 * kDay, t0 + 10 * kDay}) {
+    IHS_ASSERT_OK(
+        writer->Append(One("c-1", events_.Touchpoint(++id, schema::Channel::EMAIL,
+                                                     schema::TouchpointType::MESSAGE, "", at))));
+  }
+  Session s = MustLogin("reader");
+  json all = TimelineOnce(s, "c-1", 3);
+  EXPECT_FALSE(all.contains("from")) << all;  // no days: no range chosen
+  // 8 days before the latest touchpoint (and a µs after it): the second and the third.
+  json week = json::parse(Get(s, "/api/timeline?party=c-1&days=8").body);
+  ASSERT_EQ(week["entries"].size(), 2u) << week;
+  EXPECT_EQ(week["from"], t0 + 2 * kDay + 1) << week;
+  EXPECT_EQ(week["summary"]["entries"], 3) << week;  // the summary is the whole person's
+  // A page with that `from` (as the console asks for the next one) gives the same entries.
+  json again =
+      json::parse(Get(s, absl::StrCat("/api/timeline?party=c-1&from=", t0 + 2 * kDay + 1)).body);
+  EXPECT_EQ(again["entries"], week["entries"]);
+  // More days than the history has: from the first touchpoint.
+  json year = json::parse(Get(s, "/api/timeline?party=c-1&days=365").body);
+  EXPECT_EQ(year["entries"].size(), 3u) << year;
+  EXPECT_EQ(year["from"], t0) << year;
+  for (const char* bad : {"days=0", "days=-1", "days=week", "days=36601", "days=7&from=0"}) {
+    HttpReply r = Get(s, absl::StrCat("/api/timeline?party=c-1&", bad));
+    EXPECT_EQ(r.status, 400) << bad;
+    EXPECT_TRUE(absl::StrContains(r.body, "days")) << bad << ": " << r.body;
+  }
+}
+
 // A stream of server-sent events of the console, read from a raw socket; every read is bounded.
 class EventStreamReader {
  public:

@@ -556,7 +556,7 @@ check "import into a store that holds events (2)" 2 "$ihs" import "$sample" --da
 expect_in "says to append instead" "$tmp/err" "is not empty"
 check "import of a missing file (2)" 2 "$ihs" import "$tmp/nothing.jsonl" --data "$tmp/none"
 # What an interrupted import left (killed, or the machine went down) is removed by the next one;
-# what a running import is writing is not: RocksDB's lock on DIR.importing/LOCK says which.
+# what a running import is writing is not: RocksDB's lock on DIR.importing/db/LOCK says which.
 mkdir -p "$tmp/again.importing" && echo "half a store" >"$tmp/again.importing/000007.sst"
 check "import over an interrupted one" 0 "$ihs" import "$sample" --data "$tmp/again"
 [ -e "$tmp/again/db/CURRENT" ] && [ ! -e "$tmp/again.importing" ] && passed=$((passed + 1)) ||
