@@ -161,9 +161,12 @@ void LagUnderWriters(benchmark::State& state, bool resolver, const LagStep& step
       absl::Status s = setup(**st);
       if (!s.ok()) return state.SkipWithError(std::string(s.message()).c_str());
     }
-    auto r = projections::Runner::Open(st->get(), projections::AllProjections());
+    projections::RunnerOptions ro;  // ihsd's (--projection-nice), or IHS_BENCH_WORKER_NICE
+    if (const char* nice = std::getenv("IHS_BENCH_WORKER_NICE")) ro.worker_nice = std::atoi(nice);
+    auto r = projections::Runner::Open(st->get(), projections::AllProjections(), ro);
     if (!r.ok()) return state.SkipWithError("runner");
     (*r)->Start();
+    state.counters["worker_nice"] = ro.worker_nice;
     std::optional<projections::identity::Resolver> links;
     if (resolver) links.emplace(**st, **r).Start();
     std::optional<projections::community::BandAppender> published;

@@ -3,7 +3,7 @@
 // the same run (the ceiling), plus the commit-to-subscriber latency under the 4- and 16-connection
 // batch loads. Prints a table (and JSON lines with --json). Bounded: each case runs --seconds.
 //
-//   build/bin/rpc_load [--seconds 3] [--json] [--dir DIR]
+//   build/bin/rpc_load [--seconds 3] [--json] [--dir DIR] [--projection-nice N]
 //
 // Events are small touchpoints with content (so sealing is part of the cost), each to one of
 // 1,000 streams per connection, expected version "any".
@@ -153,6 +153,9 @@ int Main(int argc, char** argv) {
   app.add_flag("--json", json, "also print one JSON object per case");
   app.add_option("--dir", dir, "scratch directory (removed first)");
   app.add_option("--ihsd", ihsd, "the ihsd binary");
+  int projection_nice = 0;
+  app.add_option("--projection-nice", projection_nice, "ihsd's --projection-nice (default 0)")
+      ->check(CLI::Range(0, 19));
   CLI11_PARSE(app, argc, argv);
   std::printf("rpc_load: build %s%s\n", IHS_BUILD_TYPE,
 #ifndef NDEBUG
@@ -172,7 +175,7 @@ int Main(int argc, char** argv) {
   testing::IhsdOptions io;
   io.binary = ihsd;
   io.data = dir + "/ihsd";
-  io.extra_args = {"--workers", "64"};
+  io.extra_args = {"--workers", "64", "--projection-nice", std::to_string(projection_nice)};
   auto server = testing::IhsdProcess::Start(io);
   if (!server.ok()) return std::fprintf(stderr, "%s\n", server.status().ToString().c_str()), 5;
   const std::string address = (*server)->addresses()[0];

@@ -1,7 +1,13 @@
 #include "projections/runner.h"
 
+#include <pthread.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -113,6 +119,10 @@ absl::StatusOr<std::unique_ptr<Runner>> Runner::Open(LogAndState store,
                                                      RunnerOptions options) {
   if (store.log == nullptr || store.state == nullptr) {
     return absl::InvalidArgumentError("a runner needs a log and a state store");
+  }
+  if (options.worker_nice < 0 || options.worker_nice > 19) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("worker_nice ", options.worker_nice, " is not in 0..19"));
   }
   std::unique_ptr<Runner> r(new Runner(store, options));
   IHS_RETURN_IF_ERROR(store.state->CreateStateFamily(kRegistryFamily));
@@ -398,7 +408,21 @@ void Runner::MarkCorrupt(Slot& slot, const absl::Status& status) {
   slot.advanced.SignalAll();
 }
 
+void Runner::NameAndLowerThisThread(const std::string& name) const {
+  // "p:NAME" in top -H, ps -L and /proc (at most 15 bytes).
+  (void)pthread_setname_np(pthread_self(), absl::StrCat("p:", name).substr(0, 15).c_str());
+  if (options_.worker_nice == 0) return;
+  // Linux gives every thread a nice value of its own; threads it starts inherit it.
+  const id_t tid = static_cast<id_t>(syscall(SYS_gettid));
+  errno = 0;
+  const int now = getpriority(PRIO_PROCESS, tid);
+  if (errno != 0) return;
+  // Raising one's own nice value needs no privilege; failing leaves the thread as it was.
+  (void)setpriority(PRIO_PROCESS, tid, std::min(19, now + options_.worker_nice));
+}
+
 void Runner::Work(Slot& slot) {
+  NameAndLowerThisThread(slot.name);
   for (;;) {
     bool rebuild = false;
     {
@@ -569,6 +593,7 @@ absl::Status Runner::StartRebuild(absl::string_view name) {
   IHS_RETURN_IF_ERROR(ClaimRebuild(*slot));
   if (slot->rebuilder.joinable()) slot->rebuilder.join();  // a finished one
   slot->rebuilder = std::thread([this, slot] {
+    NameAndLowerThisThread("r:" + slot->name);
     absl::Status s = RunClaimedRebuild(*slot, nullptr);
     if (!s.ok() && s.code() != absl::StatusCode::kCancelled) {
       log_->Log(absl::StrCat("projection ", slot->name, ": rebuild failed: ", s.message()));

@@ -51,6 +51,11 @@ struct RunnerOptions {
   // Shards of a rebuild's bulk phase for a projection that takes the ShardedRebuild extension, each
   // applied on its own thread. 0: one per core, at most 8. At most 255.
   size_t rebuild_shards = 0;
+  // How much lower than the process's the CPU priority of the workers' and rebuilds' threads is
+  // (added to their nice value, 0..19): appends and reads then get the CPU first, and a worker
+  // that fell behind applies what it missed in larger batches, at the price of a longer lag
+  // (docs/projections.md "Priority", ihsd --projection-nice). 0: the same priority.
+  int worker_nice = 0;
   Clock* clock = nullptr;  // lag in seconds; default RealClock()
   LogSink* log = nullptr;  // rebuilds, retries and failures; default DefaultLog() (stderr)
 };
@@ -143,6 +148,8 @@ class Runner {
   // event before it; `wake`: when the next timer is due (InfiniteFuture: none).
   absl::Status ApplyClock(Slot& slot, absl::Time* wake);
   void Work(Slot& slot);
+  // Names the calling thread after its projection and gives it options_.worker_nice.
+  void NameAndLowerThisThread(const std::string& name) const;
   void MarkCorrupt(Slot& slot, const absl::Status& status);
 
   const LogAndState store_;

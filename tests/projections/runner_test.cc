@@ -6,9 +6,14 @@
 #include <capnp/message.h>
 #include <gtest/gtest.h>
 #include <kj/debug.h>
+#include <sys/resource.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
+#include <sstream>
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
@@ -193,6 +198,67 @@ TEST_F(RunnerTest, RebuildWhileAppendsContinueSwapsInAtTheHead) {
   const auto live = DumpState(*store_, ActiveFamily(**runner));
   IHS_ASSERT_OK((*runner)->Rebuild(timeline::kName));
   EXPECT_TRUE(DumpState(*store_, ActiveFamily(**runner)) == live);
+}
+
+// The threads of this process named "p:...", each with its nice value (/proc/self/task).
+std::map<std::string, int> ProjectionThreads() {
+  std::map<std::string, int> out;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::string comm, stat;
+    std::getline(std::ifstream(task.path() / "comm"), comm);
+    std::getline(std::ifstream(task.path() / "stat"), stat);
+    if (comm.rfind("p:", 0) != 0) continue;
+    // After "(comm) " come the fields from the third (the state) on; the nice value is the 19th.
+    std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+    std::vector<std::string> fields{std::istream_iterator<std::string>(rest),
+                                    std::istream_iterator<std::string>()};
+    int nice = 0;
+    out[comm] = fields.size() > 16 && absl::SimpleAtoi(fields[16], &nice) ? nice : -100;
+  }
+  return out;
+}
+
+TEST_F(RunnerTest, WorkersRunNamedAndAsMuchLowerInPriorityAsTheyAreTold) {
+  const int base = getpriority(PRIO_PROCESS, 0);
+  RunnerOptions o;
+  o.worker_nice = 7;
+  auto runner = Runner::Open(store_.get(), AllProjections(), o);
+  IHS_ASSERT_OK(runner);
+  (*runner)->Start();
+  std::map<std::string, int> threads;
+  for (absl::Time end = absl::Now() + absl::Seconds(10);
+       absl::Now() < end && (threads.size() < 4 || threads.begin()->second == base);
+       absl::SleepFor(absl::Milliseconds(10))) {
+    threads = ProjectionThreads();
+  }
+  const std::map<std::string, int> want = {{"p:community", std::min(19, base + 7)},
+                                           {"p:identity", std::min(19, base + 7)},
+                                           {"p:segments", std::min(19, base + 7)},
+                                           {"p:timeline", std::min(19, base + 7)}};
+  EXPECT_EQ(threads, want);
+  EXPECT_EQ(getpriority(PRIO_PROCESS, 0), base);  // the rest of the process as it was
+  (*runner)->Stop();
+  EXPECT_TRUE(ProjectionThreads().empty());
+  // By default the workers run as the process does.
+  auto plain = OpenRunner();
+  IHS_ASSERT_OK(plain);
+  (*plain)->Start();
+  std::map<std::string, int> plain_threads;
+  for (absl::Time end = absl::Now() + absl::Seconds(10);
+       absl::Now() < end && plain_threads.size() < 4; absl::SleepFor(absl::Milliseconds(10))) {
+    plain_threads = ProjectionThreads();
+  }
+  EXPECT_EQ(plain_threads.size(), 4u);
+  for (const auto& [name, nice] : plain_threads) EXPECT_EQ(nice, base) << name;
+  (*plain)->Stop();
+  for (int bad : {-1, 20}) {
+    RunnerOptions b;
+    b.worker_nice = bad;
+    auto refused = Runner::Open(store_.get(), AllProjections(), b);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(refused.status().message().find("worker_nice"), std::string::npos)
+        << refused.status();
+  }
 }
 
 TEST_F(RunnerTest, BackgroundRebuildIsReportedFromStartToSwap) {

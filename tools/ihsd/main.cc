@@ -137,6 +137,12 @@ int Main(int argc, char** argv) {
       ->check(CLI::Range(size_t{1}, size_t{100000}));
   app.add_option("--metrics-tokens", metrics_tokens_path,
                  "tokens file whose tokens (any role) may read /metrics (admin tokens may too)");
+  projections::RunnerOptions runner_options;
+  app.add_option(
+         "--projection-nice", runner_options.worker_nice,
+         "how much lower the projection workers' CPU priority is than ihsd's, as a nice "
+         "value: appends and reads get the CPU first, projections lag more (0..19, default 0)")
+      ->check(CLI::Range(0, 19));
   app.set_version_flag("--version", "ihsd " IHS_VERSION);
   app.footer(
       "Exit codes: 0 stopped cleanly, 1 usage, 2 bad configuration, 4 store integrity failure, "
@@ -266,7 +272,6 @@ int Main(int argc, char** argv) {
     }
 
     // The projection workers follow the log while ihsd runs (docs/projections.md).
-    projections::RunnerOptions runner_options;
     runner_options.log = &Log();
     auto runner =
         projections::Runner::Open(store->get(), projections::AllProjections(), runner_options);
