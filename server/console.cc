@@ -228,7 +228,12 @@ Reply Timeline(projections::Runner& runner, const std::map<std::string, std::str
       first = std::min(first, c.getFirstAt());
       last = std::max(last, c.getLastAt());
     }
-    if (last != INT64_MIN) q.from = std::max(first, last + 1 - days * 86'400'000'000);
+    if (last != INT64_MIN) {
+      // Saturating: occurredAt is the writer's, any 64-bit number of µs.
+      const int64_t end = last == INT64_MAX ? last : last + 1;
+      const int64_t span = days * 86'400'000'000;
+      q.from = std::max(first, end < INT64_MIN + span ? INT64_MIN : end - span);
+    }
   }
   // No content here: subject and text are shown when a reader opens them (POST /api/open).
   if (absl::Status s = tl::ReadPage(*view, q, pm, nullptr); !s.ok()) return FromStatus(s);
