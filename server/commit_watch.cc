@@ -1,5 +1,7 @@
 #include "server/commit_watch.h"
 
+#include <pthread.h>
+
 #include "absl/time/clock.h"
 #include "common/mutex.h"
 
@@ -11,7 +13,10 @@ CommitWatch::CommitWatch(store::EventStore& store)
       }) {}
 
 CommitWatch::CommitWatch(uint64_t initial, WaitFn wait) : wait_(std::move(wait)), head_(initial) {
-  thread_ = std::thread([this] { Watch(); });
+  thread_ = std::thread([this] {
+    (void)pthread_setname_np(pthread_self(), "ihsd:commits");
+    Watch();
+  });
 }
 
 uint64_t CommitWatch::Current() {

@@ -124,7 +124,7 @@ class Console {
   std::map<std::string, Session> sessions_;                 // by session id
   std::map<std::string, std::deque<absl::Time>> failures_;  // failed logins by address
   size_t live_ = 0;
-  WorkerPool pool_{4};
+  WorkerPool pool_{4, "ihsd:console"};
   std::unique_ptr<CommitWatch> log_watch_;       // wakes live streams when events commit
   std::unique_ptr<CommitWatch> segments_watch_;  // ... when the segments' state changes
 };

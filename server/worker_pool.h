@@ -10,6 +10,7 @@
 
 #include <kj/async.h>
 #include <kj/exception.h>
+#include <pthread.h>
 
 #include <deque>
 #include <functional>
@@ -24,8 +25,14 @@ namespace ihs::server {
 
 class WorkerPool {
  public:
-  explicit WorkerPool(size_t threads) {
-    for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
+  // `name` (at most 15 bytes) names the threads, as top -H and ps -L show them.
+  WorkerPool(size_t threads, const char* name) {
+    for (size_t i = 0; i < threads; ++i) {
+      threads_.emplace_back([this, name] {
+        (void)pthread_setname_np(pthread_self(), name);
+        Work();
+      });
+    }
   }
   ~WorkerPool() {
     {

@@ -93,9 +93,9 @@ struct Server::Shared {
         log(options.log ? options.log : own_log.get()),
         watch(s),
         segments_watch(r == nullptr ? nullptr : NewProjectionWatch(*r, "segments")),
-        reads(4),
-        appends(options.workers),
-        waits(8) {}
+        reads(4, "ihsd:reads"),
+        appends(options.workers, "ihsd:appends"),
+        waits(8, "ihsd:waits") {}
 
   void Log(const std::string& line) { log->Log(line); }
 

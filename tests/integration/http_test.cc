@@ -9,12 +9,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <functional>
+#include <set>
+#include <string>
 #include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
 #include "tests/integration/http_client.h"
@@ -65,6 +70,27 @@ TEST_F(HttpTest, HealthAndReadinessAnswerWithoutAToken) {
   HttpReply r = Http(http_, "GET", "/readyz");
   EXPECT_EQ(r.status, 200) << r.head << r.body;
   EXPECT_EQ(r.body, "ready\n");
+}
+
+// What an operator sees in top -H or ps -L: each of ihsd's busy threads says what it does.
+TEST_F(HttpTest, IhsdsThreadsAreNamedForWhatTheyDo) {
+  StartWithHttp();
+  std::set<std::string> names;
+  const std::string tasks = absl::StrCat("/proc/", server_->pid(), "/task");
+  for (absl::Time end = absl::Now() + absl::Seconds(10);
+       absl::Now() < end && !names.count("p:community"); absl::SleepFor(absl::Milliseconds(10))) {
+    names.clear();
+    for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+      std::string comm;
+      std::getline(std::ifstream(task.path() / "comm"), comm);
+      names.insert(comm);
+    }
+  }
+  for (const char* want :
+       {"ihsd:appends", "ihsd:reads", "ihsd:waits", "ihsd:console", "ihsd:commits", "p:timeline",
+        "p:identity", "p:segments", "p:community"}) {
+    EXPECT_TRUE(names.count(want)) << want << " among " << absl::StrJoin(names, ", ");
+  }
 }
 
 TEST_F(HttpTest, MetricsCountTheAppendsAndShowEveryProjection) {
