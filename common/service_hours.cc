@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/time_math.h"
+
 namespace ihs {
 namespace {
 
@@ -10,8 +12,6 @@ constexpr int64_t kDay = 24 * kHour;
 constexpr int64_t kWeek = 7 * kDay;
 // 1970-01-01 was a Thursday: shifting by 3 days makes day 0 of a week a Monday.
 constexpr int64_t kMondayShift = 3 * kDay;
-
-int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 
 }  // namespace
 
@@ -30,17 +30,20 @@ ServiceHours::ServiceHours(const std::array<Window, 7>& week) : week_(week), ope
 }
 
 const ServiceHours& ServiceHours::Default() {
-  static const ServiceHours* hours = new ServiceHours(
-      {{{6, 22}, {6, 22}, {6, 22}, {6, 22}, {6, 22}, {10, 22}, {10, 22}}});
+  static const ServiceHours* hours =
+      new ServiceHours({{{6, 22}, {6, 22}, {6, 22}, {6, 22}, {6, 22}, {10, 22}, {10, 22}}});
   return *hours;
 }
 
 bool ServiceHours::IsOpen(int64_t t) const {
+  t = ClampTime(t);
   const Day d = DayOf(t);
   return t >= d.open && t < d.close;
 }
 
 int64_t ServiceHours::Between(int64_t from, int64_t to) const {
+  from = ClampTime(from);
+  to = ClampTime(to);
   if (to <= from) return 0;
   // Whole weeks first, then day by day over what is left (at most 8 days).
   int64_t total = 0;
@@ -58,8 +61,8 @@ int64_t ServiceHours::Between(int64_t from, int64_t to) const {
 
 int64_t ServiceHours::Add(int64_t from, int64_t service_us) const {
   if (open_us_per_week_ == 0) return from;  // never open: nothing sensible to add
-  int64_t t = from;
-  int64_t left = service_us;
+  int64_t t = ClampTime(from);
+  int64_t left = std::min(service_us, kLatestTime - kEarliestTime);
   // Skip whole weeks while more than a week's service time is left.
   if (left > open_us_per_week_) {
     const int64_t weeks = left / open_us_per_week_ - 1;

@@ -24,7 +24,8 @@ class ServiceHours {
   // Mon-Fri 06:00-22:00, Sat-Sun 10:00-22:00.
   static const ServiceHours& Default();
 
-  // All times are µs since the Unix epoch, UTC.
+  // All times are µs since the Unix epoch, UTC. Times outside years 1 to 9999 count as the end
+  // of that range they are past (common/time_math.h).
   bool IsOpen(int64_t t) const;
   // Service time (µs) in [from, to); 0 if to <= from.
   int64_t Between(int64_t from, int64_t to) const;

@@ -248,7 +248,7 @@ struct Event {
   # One immutable record of the log. Fields marked "set by the store" are rejected on input.
   id @0 :Data;                    # (JSON: hex) 16 bytes chosen by the client: the idempotency key
   streamId @1 :Text;              # party id, or a system stream such as "$identity"
-  occurredAt @2 :Int64;           # when it happened at the source (µs since epoch, UTC)
+  occurredAt @2 :Int64;           # when it happened at the source (µs since epoch, UTC; years 1-9999)
   recordedAt @3 :Int64;           # set by the store: when it accepted the event
   position @4 :UInt64;            # set by the store: index in the global log
   streamVersion @5 :UInt64;       # set by the store: index inside its stream

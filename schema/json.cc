@@ -29,7 +29,7 @@ namespace {
 // re-encoded output keep the writer's order).
 using Dom = nlohmann::ordered_json;
 
-constexpr char kRfc3339[] = "%Y-%m-%d%ET%H:%M:%E6SZ";
+constexpr char kRfc3339[] = "%E4Y-%m-%d%ET%H:%M:%E6SZ";  // %E4Y: 0001, not 1
 
 // Deeper input is refused: the schema nests a handful of levels, and the walks below recurse.
 constexpr size_t kMaxDepth = 64;

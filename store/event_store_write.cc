@@ -18,6 +18,7 @@
 #include "common/big_endian.h"
 #include "common/mutex.h"
 #include "common/status_macros.h"
+#include "common/time_math.h"
 #include "common/utf8.h"
 #include "schema/json.h"
 #include "store/event_store_impl.h"
@@ -249,6 +250,11 @@ absl::Status EventStoreImpl::PrepareEvent(const StreamAppend& append, size_t ind
         "recordedAt, position, streamVersion and sealedContent are set by the store"));
   }
   if (in.getOccurredAt() == 0) return fail(absl::InvalidArgumentError("occurredAt is missing"));
+  if (in.getOccurredAt() != ClampTime(in.getOccurredAt())) {
+    return fail(absl::InvalidArgumentError(
+        absl::StrCat("occurredAt ", in.getOccurredAt(), " is outside the years 1 to 9999 (",
+                     kEarliestTime, " to ", kLatestTime, " µs since the epoch)")));
+  }
   switch (in.which()) {
     case schema::Event::TOUCHPOINT: {
       absl::Status s = ValidateTouchpoint(in.getTouchpoint());

@@ -12,6 +12,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/container/node_hash_map.h"
 #include "common/status_macros.h"
+#include "common/time_math.h"
 #include "projections/community/state.h"
 #include "projections/identity/grouping.h"
 #include "projections/identity/identity.h"
@@ -358,7 +359,7 @@ class CommunityProjection : public Projection {
     p.root = id;
     p.cascade = p.audience;
     const uint64_t audience = p.audience;
-    const int32_t day = DayOf(p.occurred_at);
+    const int32_t day = UtcDayOf(p.occurred_at);
     posts_.Set(PostKey(id), std::move(p));
     txn_->Put(AuthoredKey(stream, id), "");
     IHS_ASSIGN_OR_RETURN(StreamRec * s, MutableStream(stream));
@@ -416,7 +417,7 @@ class CommunityProjection : public Projection {
     const std::string parent_author = parent.author;
     const bool parent_original = parent.depth == 0;
     const std::string root_author = root.author;
-    const int32_t day = DayOf(root.occurred_at);
+    const int32_t day = UtcDayOf(root.occurred_at);
     posts_.Set(PostKey(id), std::move(p));
     txn_->Put(AuthoredKey(stream, id), "");
     for (const auto& link : chain) {
@@ -518,7 +519,7 @@ class CommunityProjection : public Projection {
       a->cascade -= amount;
     }
     const PostRec& root = *chain.back().second;
-    return AddReach(root.author, DayOf(root.occurred_at), -static_cast<int64_t>(amount));
+    return AddReach(root.author, UtcDayOf(root.occurred_at), -static_cast<int64_t>(amount));
   }
 
   // Adds `delta` to the reach of `stream` (of an original post of `day`) and of its person. The

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/big_endian.h"
 #include "common/status_macros.h"
+#include "common/time_math.h"
 #include "projections/community/community.h"
 #include "projections/community/state.h"
 #include "projections/packed_record.h"
@@ -127,7 +128,7 @@ absl::Status ReadCard(const StateView& view, const std::string& party, int64_t a
   for (size_t i = 0; i < f.streams.size(); ++i) streams.set(i, f.streams[i]);
   card.setAsOf(as_of);
   card.setReach(f.reach);
-  const int32_t today = DayOf(as_of);
+  const int32_t today = UtcDayOf(as_of);
   uint64_t recent = 0, carried = 0, reactions = 0, anonymous = 0;
   uint32_t posts = 0, depth = 0, erased = 0;
   for (const StreamRec& r : f.records) {

@@ -98,11 +98,6 @@ std::string PrefixEnd(absl::string_view prefix) {
   return end;
 }
 
-int32_t DayOf(int64_t micros) {
-  constexpr int64_t kDay = int64_t{86400} * 1000000;
-  return static_cast<int32_t>(micros >= 0 ? micros / kDay : (micros - kDay + 1) / kDay);
-}
-
 std::string EncodeStream(const StreamRec& s) {
   capnp::MallocMessageBuilder m;
   auto r = m.initRoot<schema::CommunityStream>();

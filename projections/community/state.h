@@ -124,9 +124,6 @@ absl::StatusOr<EdgeRec> DecodeEdge(absl::string_view bytes);
 std::string EncodeCounters(const Counters& c);
 absl::StatusOr<Counters> DecodeCounters(absl::string_view bytes);
 
-// The UTC day of a moment (µs since the epoch).
-int32_t DayOf(int64_t micros);
-
 }  // namespace ihs::projections::community
 
 #endif  // IHS_PROJECTIONS_COMMUNITY_STATE_H_

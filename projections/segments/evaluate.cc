@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "common/service_hours.h"
+#include "common/time_math.h"
 #include "schema/json.h"
 #include "schema/touchpoint.h"
 
@@ -52,8 +53,8 @@ Verdict Windowed(const Condition& c, const Facts& facts, int64_t now, Evidence* 
       return;
     }
     if (window > 0) {
-      if (t.occurred <= now - window) return;  // slid out already
-      m.exits.push_back(t.occurred + window);
+      if (t.occurred <= SaturatingSub(now, window)) return;  // slid out already
+      m.exits.push_back(SaturatingAdd(t.occurred, window));
     }
     ++n;
     if (evidence != nullptr) evidence->touches.emplace_back(t.occurred, t.event_id);
@@ -171,7 +172,8 @@ double SumValue(const Condition& c, const Touch& t) {
 int64_t AnswerDue(const Condition& c, int64_t occurred) {
   const int64_t over = c.over_seconds * 1'000'000;
   if (over == 0) return occurred;
-  return c.service_hours ? ServiceHours::Default().Add(occurred, over) : occurred + over;
+  return c.service_hours ? ServiceHours::Default().Add(occurred, over)
+                         : SaturatingAdd(occurred, over);
 }
 
 bool Holds(const Condition& c, double n, double sum) {

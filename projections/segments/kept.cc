@@ -4,6 +4,8 @@
 #include <cstring>
 #include <optional>
 
+#include "common/time_math.h"
+
 namespace ihs::projections::segments {
 namespace {
 
@@ -219,14 +221,16 @@ Verdict EvaluateKept(const Condition& c, int64_t now, Kept& k, Evidence* evidenc
     }
   } else {
     k.touches.erase(std::remove_if(k.touches.begin(), k.touches.end(),
-                                   [&](const KeptTouch& t) { return t.occurred <= now - window; }),
+                                   [&](const KeptTouch& t) {
+                                     return t.occurred <= SaturatingSub(now, window);
+                                   }),
                     k.touches.end());
     for (const KeptTouch& t : k.touches) {
       if (t.occurred > now) {  // recorded ahead of its time: it enters when it occurs
         m.entries.push_back(t.occurred);
         continue;
       }
-      m.exits.push_back(t.occurred + window);
+      m.exits.push_back(SaturatingAdd(t.occurred, window));
       ++n;
       sum += t.value;
       if (evidence != nullptr) evidence->touches.emplace_back(t.occurred, t.event_id());

@@ -20,7 +20,7 @@ namespace {
 constexpr char kWhat[] = "segments";
 
 std::string Time(int64_t us) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMicros(us), absl::UTCTimeZone());
+  return absl::FormatTime("%E4Y-%m-%dT%H:%M:%SZ", absl::FromUnixMicros(us), absl::UTCTimeZone());
 }
 
 // The segment as the projection has applied it: kNotFound if never defined, kInvalidArgument

@@ -38,7 +38,6 @@ using schema::Direction;
 using schema::TouchpointType;
 
 constexpr int64_t kMicrosPerSecond = 1'000'000;
-constexpr int64_t kMicrosPerDay = 86'400 * kMicrosPerSecond;
 
 // --- keys -------------------------------------------------------------------------------------
 
@@ -357,9 +356,6 @@ inline std::string EncodeParty(const PartyState& p) {
 
 using schema::WaitsForAnswer;  // schema/touchpoint.h
 
-inline int32_t DayOf(int64_t t) {
-  return static_cast<int32_t>(t >= 0 ? t / kMicrosPerDay : (t - kMicrosPerDay + 1) / kMicrosPerDay);
-}
 
 }  // namespace ihs::projections::timeline
 

@@ -13,6 +13,7 @@
 #include "common/field_error.h"
 #include "common/service_hours.h"
 #include "common/status_macros.h"
+#include "common/time_math.h"
 #include "projections/timeline/format.h"
 #include "projections/timeline/timeline.h"
 #include "schema/json.h"
@@ -60,7 +61,8 @@ absl::Status RequireParty(const StateView& view, const std::string& party,
 }
 
 int64_t WaitedSeconds(absl::Time as_of, int64_t occurred) {
-  return std::max<int64_t>(0, (absl::ToUnixMicros(as_of) - occurred) / kMicrosPerSecond);
+  return std::max<int64_t>(0,
+                           SaturatingSub(absl::ToUnixMicros(as_of), occurred) / kMicrosPerSecond);
 }
 
 }  // namespace
@@ -210,7 +212,7 @@ absl::Status ReadSummary(const StateView& view, const std::string& party, absl::
     s.setMedianResponseSeconds(wall[mid]);
     s.setMedianResponseServiceSeconds(service[mid]);
   }
-  const int32_t today = DayOf(absl::ToUnixMicros(as_of));
+  const int32_t today = UtcDayOf(absl::ToUnixMicros(as_of));
   double sum = 0;
   uint32_t count = 0;
   for (auto it = p.days.lower_bound(today - 89); it != p.days.end() && it->first <= today; ++it) {

@@ -23,6 +23,7 @@
 #include "common/prefetch.h"
 #include "common/service_hours.h"
 #include "common/status_macros.h"
+#include "common/time_math.h"
 #include "projections/bulk.h"
 #include "projections/internal/hint_table.h"
 #include "projections/timeline/entry.h"
@@ -343,7 +344,7 @@ class TimelineProjection final : public Projection, public ShardedRebuild {
     a.reply_event_id = std::string(reply.id.view());
     a.reply_channel = reply.channel;
     a.replied_at = reply.occurred;
-    a.wall_seconds = (reply.occurred - e.occurred_at) / kMicrosPerSecond;
+    a.wall_seconds = SaturatingSub(reply.occurred, e.occurred_at) / kMicrosPerSecond;
     a.service_seconds =
         ServiceHours::Default().Between(e.occurred_at, reply.occurred) / kMicrosPerSecond;
   }
@@ -366,10 +367,10 @@ class TimelineProjection final : public Projection, public ShardedRebuild {
 
   static void Sentiment(PartyState& p, int64_t occurred, float sentiment, int sign) {
     if (std::isnan(sentiment)) return;
-    auto& day = p.days[DayOf(occurred)];
+    auto& day = p.days[UtcDayOf(occurred)];
     day.first += sign * static_cast<double>(sentiment);
     day.second = static_cast<uint32_t>(static_cast<int64_t>(day.second) + sign);
-    if (day.second == 0) p.days.erase(DayOf(occurred));
+    if (day.second == 0) p.days.erase(UtcDayOf(occurred));
   }
 
   absl::Status Add(const std::string& party, const store::StoredEvent& stored, Txn& txn) {

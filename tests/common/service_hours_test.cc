@@ -2,9 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <random>
 
 #include "absl/time/time.h"
+#include "common/time_math.h"
 
 namespace ihs {
 namespace {
@@ -14,8 +16,8 @@ constexpr int64_t kHour = 60 * kMinute;
 
 // 2026-01-05 is a Monday.
 int64_t At(int day_of_jan, int hour, int minute = 0) {
-  return absl::ToUnixMicros(absl::FromCivil(absl::CivilMinute(2026, 1, day_of_jan, hour, minute),
-                                            absl::UTCTimeZone()));
+  return absl::ToUnixMicros(
+      absl::FromCivil(absl::CivilMinute(2026, 1, day_of_jan, hour, minute), absl::UTCTimeZone()));
 }
 
 TEST(ServiceHours, WeekdaysOpenAtSixAndCloseAtTen) {
@@ -62,6 +64,21 @@ TEST(ServiceHours, AddAndBetweenAreInverse) {
     ASSERT_EQ(h.Between(from, to), d) << "from " << from << " d " << d;
     ASSERT_TRUE(d == 0 || h.IsOpen(to - 1)) << "the answer lands in open time";
   }
+}
+
+// Times come from writers and callers: at the ends of int64 the calendar answers as at the ends
+// of the years 1 to 9999, without overflowing.
+TEST(ServiceHours, TimesPastTheYears1To9999CountAsTheirEnds) {
+  const ServiceHours& h = ServiceHours::Default();
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  EXPECT_EQ(h.Between(kMin, kMax), h.Between(kEarliestTime, kLatestTime));
+  EXPECT_GT(h.Between(kMin, kMax), 0);
+  EXPECT_EQ(h.Between(kMax, kMin), 0);
+  EXPECT_EQ(h.IsOpen(kMin), h.IsOpen(kEarliestTime));
+  EXPECT_EQ(h.IsOpen(kMax), h.IsOpen(kLatestTime));
+  EXPECT_EQ(h.Add(kMin, kHour), h.Add(kEarliestTime, kHour));
+  EXPECT_GT(h.Add(kMax, kHour), kLatestTime);
 }
 
 }  // namespace

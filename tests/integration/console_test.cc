@@ -17,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/time_math.h"
 #include "nlohmann/json.hpp"
 #include "tests/integration/http_client.h"
 #include "tests/integration/rpc_fixture.h"
@@ -307,6 +308,17 @@ TEST_F(ConsoleTest, AZoomsFirstPageIsTheLastDaysUpToThePersonsLatestTouchpoint) 
   json year = json::parse(Get(s, "/api/timeline?party=c-1&days=365").body);
   EXPECT_EQ(year["entries"].size(), 3u) << year;
   EXPECT_EQ(year["from"], t0) << year;
+  // At the ends of the times the store takes, the arithmetic does not overflow.
+  for (int64_t at : {kEarliestTime, kLatestTime}) {
+    const std::string party = at == kEarliestTime ? "c-first" : "c-last";
+    IHS_ASSERT_OK(
+        writer->Append(One(party, events_.Touchpoint(++id, schema::Channel::EMAIL,
+                                                     schema::TouchpointType::MESSAGE, "", at))));
+    TimelineOnce(s, party, 1);
+    json far = json::parse(Get(s, absl::StrCat("/api/timeline?party=", party, "&days=7")).body);
+    ASSERT_EQ(far["entries"].size(), 1u) << far;
+    EXPECT_EQ(far["from"], at) << far;
+  }
   for (const char* bad : {"days=0", "days=-1", "days=week", "days=36601", "days=7&from=0"}) {
     HttpReply r = Get(s, absl::StrCat("/api/timeline?party=c-1&", bad));
     EXPECT_EQ(r.status, 400) << bad;

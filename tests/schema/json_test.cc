@@ -14,6 +14,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/time_math.h"
 #include "nlohmann/json.hpp"
 #include "tests/testutil/testutil.h"
 #include "workload/generator.h"
@@ -187,6 +188,24 @@ TEST(EventJson, RoundTripsThroughEncode) {
   EXPECT_NE(text.find(R"("id":"5a3e0000000000000000000000000011")"), std::string::npos) << text;
   IHS_ASSERT_OK(json.Decode(text, b.initRoot<Event>()));
   EXPECT_EQ(json.Encode(b.getRoot<Event>().asReader()), text);
+}
+
+// The first and last moments the store takes are written as RFC 3339 (four-digit years) and read
+// back to the microsecond, so that an export of any history imports again.
+TEST(EventJson, TheEndsOfTheYears1To9999RoundTrip) {
+  EventJson json;
+  for (auto [micros, text] :
+       {std::pair<int64_t, std::string>{kEarliestTime, "0001-01-01T00:00:00.000000Z"},
+        {kLatestTime, "9999-12-31T23:59:59.999999Z"},
+        {-61'000'000'000'000'000, "0036-12-26T11:33:20.000000Z"}}) {
+    capnp::MallocMessageBuilder a, b;
+    a.initRoot<Event>().setOccurredAt(micros);
+    const std::string encoded = json.Encode(a.getRoot<Event>().asReader());
+    EXPECT_NE(encoded.find(absl::StrCat("\"occurredAt\":\"", text, "\"")), std::string::npos)
+        << encoded;
+    IHS_ASSERT_OK(json.Decode(encoded, b.initRoot<Event>()));
+    EXPECT_EQ(b.getRoot<Event>().getOccurredAt(), micros) << text;
+  }
 }
 
 TEST(EventJson, UnknownSentimentIsNullAndNaN) {

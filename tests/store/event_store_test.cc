@@ -16,6 +16,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/big_endian.h"
+#include "common/time_math.h"
+#include "schema/json.h"
 #include "store/audit.h"
 #include "store/governance.h"
 #include "store/state_store.h"
@@ -548,6 +550,13 @@ TEST_F(EventStoreTest, BadInputIsRefusedAndChangesNothing) {
       {"short id", one([](auto e) { e.setId(kj::heapArray<kj::byte>(4)); }), "id must be 16"},
       {"zero id", one([](auto e) { e.setId(capnp::Data::Reader(kZeroId, 16)); }), "not all zero"},
       {"no occurredAt", one([](auto e) { e.setOccurredAt(0); }), "occurredAt is missing"},
+      {"occurredAt before year 1", one([](auto e) { e.setOccurredAt(kEarliestTime - 1); }),
+       "occurredAt -62135596800000001 is outside the years 1 to 9999"},
+      {"occurredAt after year 9999", one([](auto e) { e.setOccurredAt(kLatestTime + 1); }),
+       "occurredAt 253402300800000000 is outside the years 1 to 9999"},
+      {"occurredAt at the end of int64",
+       one([](auto e) { e.setOccurredAt(std::numeric_limits<int64_t>::min()); }),
+       "outside the years 1 to 9999"},
       {"store-set position", one([](auto e) { e.setPosition(9); }), "set by the store"},
       {"other stream in event", one([](auto e) { e.setStreamId("bert"); }), "differs"},
       {"oversized event",
@@ -590,6 +599,24 @@ TEST_F(EventStoreTest, BadInputIsRefusedAndChangesNothing) {
   EXPECT_EQ(store_->AppendMulti({}).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(store_->Head(), 1u);
   EXPECT_EQ(*Root(*store_, 1), root);
+  IHS_EXPECT_OK(Verify(*store_));
+}
+
+// occurredAt takes every moment RFC 3339 can write, the first and last included.
+TEST_F(EventStoreTest, OccurredAtTakesTheYearsOneTo9999EndsIncluded) {
+  for (int64_t at : {kEarliestTime, kLatestTime}) {
+    IHS_ASSERT_OK(store_->Append({"ada",
+                                  ExpectedVersion::Any(),
+                                  {events_.Touchpoint(at == kEarliestTime ? 1 : 2, Channel::SMS,
+                                                      TouchpointType::MESSAGE, "", at)}}));
+  }
+  auto read = store_->ReadStream("ada", 0, 10, ReadDirection::kForward);
+  IHS_ASSERT_OK(read);
+  ASSERT_EQ(read->size(), 2u);
+  EXPECT_EQ((*read)[0].event().getOccurredAt(), kEarliestTime);
+  EXPECT_EQ((*read)[1].event().getOccurredAt(), kLatestTime);
+  EXPECT_EQ(schema::FormatMicros(kEarliestTime), "0001-01-01T00:00:00.000000Z");
+  EXPECT_EQ(schema::FormatMicros(kLatestTime), "9999-12-31T23:59:59.999999Z");
   IHS_EXPECT_OK(Verify(*store_));
 }
 

@@ -7,9 +7,9 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/time/time.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
+#include "schema/json.h"
 #include "store/audit.h"
 #include "store/tlog.h"
 #include "tools/ihs/json_out.h"
@@ -56,11 +56,6 @@ absl::StatusOr<tlog::TreeHead> CheckedHead(store::EventStore& store, const std::
         " (`ihs verify` names the first changed position if the stored hashes were left alone)"));
   }
   return head;
-}
-
-std::string Time(int64_t micros) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::FromUnixMicros(micros),
-                          absl::UTCTimeZone());
 }
 
 }  // namespace
@@ -119,7 +114,7 @@ absl::Status AuditHead(store::EventStore& store, const std::string& out, bool js
     std::cout << JsonLine(json{{"origin", head.origin},
                                {"size", head.size},
                                {"root", Hex(head.root)},
-                               {"time", Time(head.time_micros)},
+                               {"time", schema::FormatMicros(head.time_micros)},
                                {"timeMicros", head.time_micros},
                                {"note", note}})
               << "\n";

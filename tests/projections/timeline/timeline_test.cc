@@ -255,6 +255,40 @@ TEST_F(TimelineTest, SummaryCountsOpenMessagesAndTheMedianResponse) {
   EXPECT_GT(checked, 100u);
 }
 
+// asOf is the caller's: at the ends of time, waits are 0 (before everything) or counted to the
+// end of int64, never an overflow.
+TEST_F(TimelineTest, WaitsAsOfTheEndsOfTimeSaturate) {
+  const std::string party = (*truth_)["unanswered"][0]["party"];
+  auto view = runner_->View(kName);
+  IHS_ASSERT_OK(view);
+  for (absl::Time as_of : {absl::InfinitePast(), absl::InfiniteFuture()}) {
+    auto want = [&](int64_t occurred) -> int64_t {
+      EXPECT_GT(occurred, 0);  // the generator's times: the difference to the end is exact
+      return as_of == absl::InfinitePast()
+                 ? 0
+                 : (std::numeric_limits<int64_t>::max() - occurred) / 1'000'000;
+    };
+    capnp::MallocMessageBuilder m;
+    IHS_ASSERT_OK(ReadSummary(*view, party, as_of, m));
+    auto open = m.getRoot<schema::TimelineSummary>().getOpen();
+    ASSERT_GT(open.size(), 0u);
+    for (auto o : open) EXPECT_EQ(o.getWaitingSeconds(), want(o.getOccurredAt()));
+    Query q;
+    q.party = party;
+    q.limit = kMaxPageEntries;
+    q.as_of = as_of;
+    capnp::MallocMessageBuilder p;
+    IHS_ASSERT_OK(ReadPage(*view, q, p));
+    size_t seen = 0;
+    for (auto e : p.getRoot<schema::TimelinePage>().getEntries()) {
+      if (!e.getResponse().isOpen()) continue;
+      ++seen;
+      EXPECT_EQ(e.getWaitingSeconds(), want(e.getOccurredAt()));
+    }
+    EXPECT_EQ(seen, open.size());
+  }
+}
+
 TEST_F(TimelineTest, PagesFollowedByCursorEqualOneLargePage) {
   const std::string party = (*truth_)["story"]["party"];
   auto view = runner_->View(kName);
