@@ -452,25 +452,41 @@ std::string PersonEvents(store::EventStore& store, projections::Runner& runner,
   std::vector<std::string> streams = PersonStreams(runner, party, &person);
   store::ReadOptions closed;
   closed.open_content = false;
-  std::string out;
-  uint64_t last = 0;
-  bool mine = false;
-  while (*cursor < head) {
-    absl::StatusOr<std::vector<store::StoredEvent>> events =
-        store.ReadAll(*cursor, std::min<uint64_t>(head - *cursor, 1000), closed);
-    if (!events.ok() || events->empty()) break;
-    for (const store::StoredEvent& e : *events) {
-      const std::string id = e.event().getStreamId().cStr();
-      if (std::find(streams.begin(), streams.end(), id) == streams.end()) continue;
-      mine = true;
-      last = e.position();
-      absl::StrAppend(&out, "event: append\ndata: ",
-                      JsonLine({{"position", e.position()}, {"stream", id}}), "\n\n");
+  // Each of the person's streams read backwards from its last event to the cursor: the cost is
+  // the person's new events, not everything the log took since (a live stream is woken by every
+  // commit of the store).
+  std::vector<std::pair<uint64_t, const std::string*>> found;
+  for (const std::string& s : streams) {
+    absl::StatusOr<store::StreamInfo> info = store.GetStreamInfo(s);
+    if (!info.ok() || info->event_count == 0 || info->last_position < *cursor) continue;
+    uint64_t version = UINT64_MAX;
+    for (bool more = true; more;) {
+      absl::StatusOr<std::vector<store::StoredEvent>> events =
+          store.ReadStream(s, version, 256, store::ReadDirection::kBackward, closed);
+      if (!events.ok() || events->empty()) break;
+      for (const store::StoredEvent& e : *events) {
+        if (e.position() < *cursor) {
+          more = false;
+          break;
+        }
+        if (e.position() < head) found.emplace_back(e.position(), &s);
+      }
+      const uint64_t oldest = events->back().event().getStreamVersion();
+      if (oldest == 0) break;
+      version = oldest - 1;
     }
-    *cursor = events->back().position() + 1;
+  }
+  *cursor = head;
+  if (found.empty()) return "";
+  std::sort(found.begin(), found.end());
+  std::string out;
+  for (const auto& [position, stream] : found) {
+    absl::StrAppend(&out, "event: append\ndata: ",
+                    JsonLine({{"position", position}, {"stream", *stream}}), "\n\n");
   }
   // The page reads the timeline next: let it hold the events first.
-  if (mine) runner.WaitFor(projections::timeline::kName, last + 1, absl::Now() + absl::Seconds(5));
+  runner.WaitFor(projections::timeline::kName, found.back().first + 1,
+                 absl::Now() + absl::Seconds(5));
   return out;
 }
 

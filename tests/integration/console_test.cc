@@ -382,6 +382,28 @@ TEST_F(ConsoleTest, ALiveStreamTellsOfTheTouchpointsOfThePerson) {
   EXPECT_FALSE(absl::StrContains(live.got(), "c-2")) << live.got();
   json t = TimelineOnce(s, "c-1", 2);  // the page reads it at once
   EXPECT_EQ(t["entries"].size(), 2u);
+  // One append of 300 of the person's events among others': each told once, in log order.
+  std::vector<store::StreamAppend> many(2);
+  many[0] = {"c-2", ExpectedVersion::Any(), {}};
+  many[1] = {"c-1", ExpectedVersion::Any(), {}};
+  for (int i = 0; i < 300; ++i) {
+    many[i % 3 == 0 ? 0 : 1].events.push_back(
+        events_.Touchpoint(100 + i, schema::Channel::SMS, schema::TouchpointType::MESSAGE));
+  }
+  auto burst = writer->AppendMulti(many);
+  IHS_ASSERT_OK(burst.status());
+  const std::vector<uint64_t>& told = (*burst)[1].positions;
+  ASSERT_EQ(told.size(), 200u);
+  ASSERT_TRUE(live.Until(absl::StrCat("\"position\":", told.back(), ",")) && live.Until("}\n\n"))
+      << live.got();
+  std::vector<uint64_t> got;
+  for (absl::string_view line : absl::StrSplit(live.got(), '\n')) {
+    if (!absl::StartsWith(line, "data: ")) continue;
+    got.push_back(json::parse(line.substr(6))["position"].get<uint64_t>());
+  }
+  std::vector<uint64_t> want = {third->positions[0]};
+  want.insert(want.end(), told.begin(), told.end());
+  EXPECT_EQ(got, want);
   // A writer gets no stream.
   EXPECT_EQ(Get(MustLogin("writer"), "/api/live?party=c-1").status, 403);
 }
