@@ -321,7 +321,11 @@ absl::StatusOr<std::vector<tlog::Hash>> ProofFrom(rpc::ProofResult::Reader r) {
   return out;
 }
 
-absl::StatusOr<uint64_t> PositionFrom(rpc::PositionResult::Reader r) {
+// The position a reply (a PositionResult) names, or its error.
+template <typename Response>
+absl::StatusOr<uint64_t> PositionFrom(absl::StatusOr<Response> resp) {
+  if (!resp.ok()) return resp.status();
+  auto r = resp->getResult();
   if (r.isError()) return FromError(r.getError());
   return r.getOk();
 }
@@ -352,9 +356,7 @@ absl::StatusOr<uint64_t> Client::Erase(const std::string& party, const std::stri
   req.setParty(party);
   req.setReason(reason);
   req.setPerson(person);
-  auto resp = impl_->Wait(req.send());
-  if (!resp.ok()) return resp.status();
-  return PositionFrom(resp->getResult());
+  return PositionFrom(impl_->Wait(req.send()));
 }
 
 absl::StatusOr<uint64_t> Client::SetLegalHold(const std::string& party, bool lift,
@@ -363,18 +365,14 @@ absl::StatusOr<uint64_t> Client::SetLegalHold(const std::string& party, bool lif
   req.setParty(party);
   req.setLift(lift);
   req.setReason(reason);
-  auto resp = impl_->Wait(req.send());
-  if (!resp.ok()) return resp.status();
-  return PositionFrom(resp->getResult());
+  return PositionFrom(impl_->Wait(req.send()));
 }
 
 absl::StatusOr<uint64_t> Client::Backup(const std::string& to, bool with_master_key) {
   auto req = impl_->As<rpc::Admin>().backupRequest();
   req.setTo(to);
   req.setWithMasterKey(with_master_key);
-  auto resp = impl_->Wait(req.send());
-  if (!resp.ok()) return resp.status();
-  return PositionFrom(resp->getResult());
+  return PositionFrom(impl_->Wait(req.send()));
 }
 
 absl::StatusOr<ServerStatus> Client::Status() {
@@ -505,9 +503,7 @@ absl::StatusOr<uint64_t> Client::Link(const std::string& a, const std::string& b
   req.setB(b);
   req.setUnlink(unlink);
   req.setReason(reason);
-  auto resp = impl_->Wait(req.send());
-  if (!resp.ok()) return resp.status();
-  return PositionFrom(resp->getResult());
+  return PositionFrom(impl_->Wait(req.send()));
 }
 
 absl::StatusOr<uint64_t> Client::DecideSuggestion(const std::string& id, bool accept,
@@ -516,9 +512,7 @@ absl::StatusOr<uint64_t> Client::DecideSuggestion(const std::string& id, bool ac
   req.setId(id);
   req.setAccept(accept);
   req.setReason(reason);
-  auto resp = impl_->Wait(req.send());
-  if (!resp.ok()) return resp.status();
-  return PositionFrom(resp->getResult());
+  return PositionFrom(impl_->Wait(req.send()));
 }
 
 absl::StatusOr<uint64_t> Client::DefineSegment(schema::SegmentOp op, const std::string& name,
@@ -529,9 +523,7 @@ absl::StatusOr<uint64_t> Client::DefineSegment(schema::SegmentOp op, const std::
   req.setName(name);
   req.setRule(rule);
   req.setDescription(description);
-  auto resp = impl_->Wait(req.send());
-  if (!resp.ok()) return resp.status();
-  return PositionFrom(resp->getResult());
+  return PositionFrom(impl_->Wait(req.send()));
 }
 
 absl::Status Client::SegmentDefinitions(const std::string& after, uint32_t limit,
