@@ -18,6 +18,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
+#include "common/time_math.h"
 #include "nlohmann/json.hpp"
 #include "projections/community/community.h"
 #include "projections/identity/identity.h"
@@ -229,10 +230,8 @@ Reply Timeline(projections::Runner& runner, const std::map<std::string, std::str
       last = std::max(last, c.getLastAt());
     }
     if (last != INT64_MIN) {
-      // Saturating: occurredAt is the writer's, any 64-bit number of µs.
-      const int64_t end = last == INT64_MAX ? last : last + 1;
-      const int64_t span = days * 86'400'000'000;
-      q.from = std::max(first, end < INT64_MIN + span ? INT64_MIN : end - span);
+      // Saturating: a store written before occurredAt was limited may hold any 64-bit time.
+      q.from = std::max(first, SaturatingSub(SaturatingAdd(last, 1), days * 86'400'000'000));
     }
   }
   // No content here: subject and text are shown when a reader opens them (POST /api/open).

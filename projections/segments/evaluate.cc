@@ -45,6 +45,7 @@ void ForEachMatch(const Condition& c, const Facts& facts, bool and_waits, Visit 
 // count, sum, any, none: the touchpoints in the window, and when the window's content changes.
 Verdict Windowed(const Condition& c, const Facts& facts, int64_t now, Evidence* evidence) {
   const int64_t window = c.window.seconds * 1'000'000;
+  const int64_t gone = SaturatingSub(now, window);  // at or before it: slid out
   Moments m;
   double n = 0, sum = 0;
   ForEachMatch(c, facts, false, [&](const Touch& t) {
@@ -53,7 +54,7 @@ Verdict Windowed(const Condition& c, const Facts& facts, int64_t now, Evidence* 
       return;
     }
     if (window > 0) {
-      if (t.occurred <= SaturatingSub(now, window)) return;  // slid out already
+      if (t.occurred <= gone) return;  // slid out already
       m.exits.push_back(SaturatingAdd(t.occurred, window));
     }
     ++n;

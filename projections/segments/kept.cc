@@ -220,10 +220,9 @@ Verdict EvaluateKept(const Condition& c, int64_t now, Kept& k, Evidence* evidenc
       for (const KeptTouch& t : k.latest) evidence->touches.emplace_back(t.occurred, t.event_id());
     }
   } else {
+    const int64_t gone = SaturatingSub(now, window);  // at or before it: slid out
     k.touches.erase(std::remove_if(k.touches.begin(), k.touches.end(),
-                                   [&](const KeptTouch& t) {
-                                     return t.occurred <= SaturatingSub(now, window);
-                                   }),
+                                   [&](const KeptTouch& t) { return t.occurred <= gone; }),
                     k.touches.end());
     for (const KeptTouch& t : k.touches) {
       if (t.occurred > now) {  // recorded ahead of its time: it enters when it occurs

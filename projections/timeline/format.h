@@ -356,7 +356,6 @@ inline std::string EncodeParty(const PartyState& p) {
 
 using schema::WaitsForAnswer;  // schema/touchpoint.h
 
-
 }  // namespace ihs::projections::timeline
 
 #endif  // IHS_PROJECTIONS_TIMELINE_FORMAT_H_
