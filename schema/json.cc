@@ -41,6 +41,23 @@ bool TimestampFromNumber(double v, int64_t* micros) {
   *micros = static_cast<int64_t>(v);
   return true;
 }
+// Why TimestampFromNumber refused `v`. A JSON number is a double: whole microseconds are exact
+// only within ±2^53, so a time outside about 1684..2255 must be RFC 3339 text.
+std::string TimestampNumberError(double v) {
+  if (std::isfinite(v) && v == std::floor(v)) {
+    return absl::StrCat("a timestamp given as a number must be within ±9000000000000000 µs of ",
+                        "the epoch (1684-10-19 to 2255-03-14), got ", v,
+                        "; write other times as RFC 3339 text (e.g. 2026-11-23T09:30:00Z)");
+  }
+  return absl::StrCat("a timestamp given as a number must be whole microseconds since the epoch, ",
+                      "got ", v, "; or write RFC 3339 text (e.g. 2026-11-23T09:30:00Z)");
+}
+// Refuses a value with `why` as the whole description (KJ_FAIL_REQUIRE would print the
+// expression's text too).
+[[noreturn]] void Refuse(const std::string& why) {
+  kj::throwFatalException(
+      kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::heapString(why)));
+}
 bool TimestampFromText(const std::string& text, int64_t* micros, std::string* err) {
   absl::Time t;
   if (!absl::ParseTime(absl::RFC3339_full, text, &t, err)) return false;
@@ -71,8 +88,8 @@ class TimestampHandler final : public capnp::JsonCodec::Handler<int64_t> {
     switch (input.which()) {
       case capnp::JsonValue::NUMBER: {
         int64_t micros = 0;
-        KJ_REQUIRE(TimestampFromNumber(input.getNumber(), &micros),
-                   "timestamp must be RFC 3339 text or whole microseconds since the epoch");
+        const double v = input.getNumber();
+        if (!TimestampFromNumber(v, &micros)) Refuse(TimestampNumberError(v));
         return micros;
       }
       case capnp::JsonValue::STRING: {
@@ -106,7 +123,12 @@ class UInt64NumberHandler final : public capnp::JsonCodec::Handler<uint64_t> {
     KJ_REQUIRE(input.isNumber(), "expected an unsigned integer");
     double v = input.getNumber();
     uint64_t out = 0;
-    KJ_REQUIRE(UInt64FromNumber(v, &out), "expected an unsigned integer", v);
+    if (!UInt64FromNumber(v, &out)) {
+      Refuse(
+          absl::StrCat("expected an unsigned integer below 9000000000000000 (larger ones as "
+                       "text, e.g. \"18446744073709551615\"), got ",
+                       v));
+    }
     return out;
   }
 };

@@ -225,6 +225,41 @@ TEST(EventJson, AcceptsMicrosecondsForTimestamps) {
   EXPECT_EQ(ev.getOccurredAt(), 1791661620000001);
 }
 
+// A JSON number is a double: whole microseconds are exact only within ±2^53. Beyond ±9e15 the
+// error says so and points to RFC 3339 text, which reaches the years 1 to 9999.
+TEST(EventJson, TimestampNumbersOutsideTheExactRangeSayWhereItEnds) {
+  EventJson json;
+  for (const char* edge : {"8999999999999999", "-8999999999999999"}) {
+    capnp::MallocMessageBuilder mb;
+    auto ev = mb.initRoot<Event>();
+    IHS_ASSERT_OK(json.Decode(absl::StrCat(R"({"occurredAt":)", edge, "}"), ev));
+    EXPECT_EQ(absl::StrCat(ev.getOccurredAt()), edge);
+  }
+  struct Case {
+    const char* number;
+    const char* message;
+  } cases[] = {
+      {"9000000000000000", "within ±9000000000000000 µs of the epoch (1684-10-19 to 2255-03-14)"},
+      {"-9000000000000000", "within ±9000000000000000 µs"},
+      {"1e17", "write other times as RFC 3339 text"},
+      {"1.5", "must be whole microseconds since the epoch, got 1.5"},
+  };
+  for (const auto& c : cases) {
+    capnp::MallocMessageBuilder mb;
+    absl::Status s =
+        json.Decode(absl::StrCat(R"({"occurredAt":)", c.number, "}"), mb.initRoot<Event>());
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.number;
+    EXPECT_NE(s.message().find(c.message), std::string::npos) << c.number << " -> " << s;
+    // The message is for the user, not the code's own words.
+    EXPECT_EQ(s.message().find("TimestampFromNumber"), std::string::npos) << s;
+  }
+  // The same moment as text is taken.
+  capnp::MallocMessageBuilder mb;
+  auto ev = mb.initRoot<Event>();
+  IHS_ASSERT_OK(json.Decode(R"({"occurredAt":"2286-11-20T17:46:40Z"})", ev));
+  EXPECT_EQ(ev.getOccurredAt(), 10000000000000000);
+}
+
 TEST(EventJson, BadInputIsAnErrorThatNamesTheProblem) {
   EventJson json;
   struct Case {
