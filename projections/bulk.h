@@ -39,14 +39,6 @@ class ShardedRebuild {
     (void)event;
     return true;
   }
-  // A few events before Apply(event) of an event this instance applies: the projection may start
-  // to fetch what Apply will read for it, so that Apply does not wait for memory. Stage 0 comes
-  // first, stage 1 a few events later, when what stage 0 fetched has arrived. Neither changes
-  // what the projection holds or writes.
-  virtual void Prefetch(const store::StoredEvent& event, int stage) const {
-    (void)event;
-    (void)stage;
-  }
   // Two shards wrote the same key (neither deleted it). Returns the value that stands for both,
   // as one instance applying every event would have written it. kUnimplemented by default: the
   // runner then names the projection and the key.

@@ -117,6 +117,16 @@ class Projection {
   // content must go when the content goes (an erasureRequest or contentExpiry event), so that a
   // rebuild, which can no longer open it, gives the same state.
   virtual bool reads_content() const { return false; }
+  // A rebuild's bulk phase (one instance or a shard) calls Prefetch(event, s) for s = 0 ..
+  // prefetch_stages() - 1, 2 * (prefetch_stages() - s) events before Apply(event), on the thread
+  // that applies: the projection may start to fetch what Apply will read for the event, a step
+  // of a chain of pointers at each stage (what stage s fetched has arrived by stage s + 1), so
+  // that Apply does not wait for memory. It changes nothing the projection holds or writes.
+  virtual int prefetch_stages() const { return 0; }
+  virtual void Prefetch(const store::StoredEvent& event, int stage) const {
+    (void)event;
+    (void)stage;
+  }
   // The opt-in extension for a rebuild's sharded bulk phase (projections/bulk.h), or nullptr:
   // a rebuild then applies the log with one instance.
   virtual ShardedRebuild* sharded_rebuild() { return nullptr; }

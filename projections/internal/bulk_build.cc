@@ -457,16 +457,14 @@ absl::Status BulkBuild(LogAndState store, const std::vector<Projection*>& shards
         const std::vector<store::StoredEvent>& events = (*chunk)->events;
         auto mine = [&](size_t i) { return n == 1 || (*chunk)->shard_of[i] == shard; };
         // The shard's own events are fetched ahead, and then what the projection will read
-        // for them (Projection::Prefetch), in two stages.
-        constexpr size_t kStateAhead = 4, kStateNext = 2;
+        // for them (Projection::Prefetch), in its stages.
+        const size_t stages = static_cast<size_t>(std::max(0, projection.prefetch_stages()));
         for (size_t i = 0; i < events.size(); ++i) {
           FetchAhead(events, i, mine);
-          if (sharded != nullptr) {
-            if (i + kStateAhead < events.size() && mine(i + kStateAhead)) {
-              sharded->Prefetch(events[i + kStateAhead], 0);
-            }
-            if (i + kStateNext < events.size() && mine(i + kStateNext)) {
-              sharded->Prefetch(events[i + kStateNext], 1);
+          for (size_t s = 0; s < stages; ++s) {
+            const size_t ahead = i + 2 * (stages - s);
+            if (ahead < events.size() && mine(ahead)) {
+              projection.Prefetch(events[ahead], static_cast<int>(s));
             }
           }
           const store::StoredEvent& e = events[i];

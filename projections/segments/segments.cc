@@ -13,14 +13,17 @@
 #include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/node_hash_map.h"
+#include "absl/hash/hash.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/big_endian.h"
+#include "common/prefetch.h"
 #include "common/status_macros.h"
 #include "projections/bulk.h"
 #include "projections/identity/grouping.h"
 #include "projections/identity/identity.h"
+#include "projections/internal/hint_table.h"
 #include "projections/packed_record.h"
 #include "projections/segments/evaluate.h"
 #include "projections/segments/state.h"
@@ -187,8 +190,7 @@ class SegmentsProjection : public Projection {
   }
 
   void Discard() override {
-    streams_.clear();
-    persons_.clear();
+    ClearCaches();
     dropped_timers_.clear();
     counts_.clear();
     verified_ = false;
@@ -205,6 +207,32 @@ class SegmentsProjection : public Projection {
     IHS_RETURN_IF_ERROR(Begin(txn));
     position_ = txn.position();
     return FireTimers(until);
+  }
+
+  // In a bulk phase: stage 0 fetches the hint of the event's stream, the place of its record in
+  // the cache and the hint of the person of the same name (a stream is its own person until it
+  // is linked), stage 1 their cached nodes, stage 2 what Reevaluate reads first of the person and
+  // the place of the person's record in the cache. MutableStream and MutablePerson put the hints.
+  int prefetch_stages() const override { return 3; }
+  void Prefetch(const store::StoredEvent& stored, int stage) const override {
+    if (!stream_hints_.enabled()) return;
+    const absl::string_view stream = View(stored.event().getStreamId());
+    PrefetchPerson(stream, stage);
+    const size_t hash = IdHash(stream);
+    switch (stage) {
+      case 0:
+        stream_hints_.PrefetchBucket(hash);
+        streams_.prefetch(StreamKey(stream));
+        return;
+      case 1:
+        if (const StreamNode* s = stream_hints_.Find(hash)) PrefetchBytes(s, sizeof(*s));
+        return;
+      default:
+        if (const StreamNode* s = stream_hints_.Find(hash); s != nullptr && s->second.value) {
+          persons_.prefetch(PersonKey(s->second.value->person));
+        }
+        return;
+    }
   }
 
  private:
@@ -244,6 +272,37 @@ class SegmentsProjection : public Projection {
 
   // --- caches ----------------------------------------------------------------------------------
 
+  using StreamNode = std::pair<const std::string, Cached<StreamRec>>;
+  using PersonNode = std::pair<const std::string, CachedPerson>;
+
+  // A stream's or a person's id, for the hint tables.
+  static size_t IdHash(absl::string_view id) { return absl::Hash<absl::string_view>()(id); }
+
+  // Drops the records held and the hints that point into them.
+  void ClearCaches() {
+    streams_.clear();
+    persons_.clear();
+    stream_hints_.Clear();
+    person_hints_.Clear();
+  }
+
+  // In a bulk phase, the person's record: stage 0 fetches its hint, stage 1 its cached node,
+  // stage 2 what Reevaluate reads first of it (dues, memberships, kept states).
+  void PrefetchPerson(absl::string_view person, int stage) const {
+    const size_t hash = IdHash(person);
+    if (stage == 0) return person_hints_.PrefetchBucket(hash);
+    const PersonNode* node = person_hints_.Find(hash);
+    if (node == nullptr) return;
+    if (stage == 1) return PrefetchBytes(node, sizeof(*node));
+    if (!node->second.value) return;
+    const PersonRec& p = *node->second.value;
+    constexpr size_t kMostBytes = 1024;  // of each vector: its first lines
+    PrefetchBytes(p.dues.data(), std::min(kMostBytes, p.dues.size() * sizeof(p.dues[0])));
+    PrefetchBytes(p.in.data(), p.in.size());
+    PrefetchBytes(p.members.data(), std::min(kMostBytes, p.members.size() * sizeof(p.members[0])));
+    PrefetchBytes(p.kept.data(), std::min(kMostBytes, p.kept.size() * sizeof(p.kept[0])));
+  }
+
   // Checks, once per batch, that the definitions, timers and seq held in memory are those of the
   // stored state (the tag moves with every batch that wrote), and reloads them if not.
   absl::Status Begin(Txn& txn) {
@@ -253,8 +312,7 @@ class SegmentsProjection : public Projection {
     const std::string stored = tag.value_or("");
     if (!loaded_ || stored != tag_) {
       IHS_RETURN_IF_ERROR(Load(stored));
-      streams_.clear();
-      persons_.clear();
+      ClearCaches();
       dropped_timers_.clear();
       counts_.clear();
     }
@@ -328,7 +386,7 @@ class SegmentsProjection : public Projection {
     for (const auto& [name, s] : defs_.all()) {
       if (s.live()) IHS_RETURN_IF_ERROR(visit(s));
     }
-    std::map<std::string, uint32_t> place;
+    place_.clear();
     for (uint32_t j = 0; j < order_.size(); ++j) {
       order_[j].clauses = ClausesOf(order_[j].rule);  // order_ no longer moves
       std::vector<const Condition*> all;
@@ -340,15 +398,16 @@ class SegmentsProjection : public Projection {
         filter_segment_.push_back(j);
       }
       named_.emplace_back();
-      for (const std::string& n : SegmentsNamed(order_[j].rule)) named_.back().push_back(place[n]);
-      place[order_[j].name] = j;
+      for (const std::string& n : SegmentsNamed(order_[j].rule)) named_.back().push_back(place_[n]);
+      place_[order_[j].name] = j;
     }
     return absl::OkStatus();
   }
 
+  // The cache's node of `key`, loaded from the state if it is not held yet.
   template <typename Entry, typename Decode>
-  absl::StatusOr<Entry*> LoadCached(absl::node_hash_map<std::string, Entry>& cache,
-                                    const std::string& key, Decode decode) {
+  absl::StatusOr<std::pair<const std::string, Entry>*> LoadCached(
+      absl::node_hash_map<std::string, Entry>& cache, const std::string& key, Decode decode) {
     auto [it, inserted] = cache.try_emplace(key);
     if (inserted) {
       IHS_ASSIGN_OR_RETURN(std::optional<std::string> bytes, txn_->Get(key));
@@ -359,20 +418,23 @@ class SegmentsProjection : public Projection {
         }
       }
     }
-    return &it->second;
+    return &*it;
   }
 
   // The stream's record, or nullptr if the log has not named it.
   absl::StatusOr<const StreamRec*> FindStream(const std::string& stream) {
-    IHS_ASSIGN_OR_RETURN(Cached<StreamRec> * c,
-                         LoadCached(streams_, StreamKey(stream), DecodeStream));
-    return c->value ? &*c->value : nullptr;
+    IHS_ASSIGN_OR_RETURN(StreamNode * node, LoadCached(streams_, StreamKey(stream), DecodeStream));
+    return node->second.value ? &*node->second.value : nullptr;
   }
 
   // The stream's record, made at the current position if the log names it for the first time.
   absl::StatusOr<StreamRec*> MutableStream(const std::string& stream) {
-    IHS_ASSIGN_OR_RETURN(Cached<StreamRec> * c,
-                         LoadCached(streams_, StreamKey(stream), DecodeStream));
+    IHS_ASSIGN_OR_RETURN(StreamNode * node, LoadCached(streams_, StreamKey(stream), DecodeStream));
+    if (txn_->bulk() != nullptr) {
+      stream_hints_.Enable();
+      stream_hints_.Put(IdHash(stream), node);
+    }
+    Cached<StreamRec>* c = &node->second;
     if (!c->value) {
       StreamRec s;
       s.first_position = position_;
@@ -387,7 +449,12 @@ class SegmentsProjection : public Projection {
 
   // The person's record; a person of one stream has one as soon as it is evaluated.
   absl::StatusOr<PersonRec*> MutablePerson(const std::string& person) {
-    IHS_ASSIGN_OR_RETURN(CachedPerson * c, LoadCached(persons_, PersonKey(person), DecodePerson));
+    IHS_ASSIGN_OR_RETURN(PersonNode * node, LoadCached(persons_, PersonKey(person), DecodePerson));
+    if (txn_->bulk() != nullptr) {
+      person_hints_.Enable();
+      person_hints_.Put(IdHash(person), node);
+    }
+    CachedPerson* c = &node->second;
     if (!c->value) {
       PersonRec p;
       p.streams = {person};
@@ -407,11 +474,12 @@ class SegmentsProjection : public Projection {
 
   absl::StatusOr<int64_t*> CountOf(const std::string& segment) {
     IHS_ASSIGN_OR_RETURN(
-        Cached<int64_t> * c,
+        auto* node,
         LoadCached(counts_, CountKey(segment), [](absl::string_view b) -> absl::StatusOr<int64_t> {
           if (b.size() != 8) return absl::DataLossError("segments state: a count is not 8 bytes");
           return static_cast<int64_t>(GetBigEndian64(b.data()));
         }));
+    Cached<int64_t>* c = &node->second;
     if (!c->value) c->value = 0;
     c->dirty = true;
     return &*c->value;
@@ -649,6 +717,7 @@ class SegmentsProjection : public Projection {
     }
     IHS_RETURN_IF_ERROR(TakeSpillError());
     p.dues.assign(order_.size(), 0);
+    p.in.clear();
     p.epoch = epoch_;
     return absl::OkStatus();
   }
@@ -721,6 +790,12 @@ class SegmentsProjection : public Projection {
       emptied = emptied || Empty(*it);
       return v;
     };
+    if (p->in.size() != order_.size()) {
+      p->in.assign(order_.size(), 0);
+      for (const MemberRec& m : p->members) {
+        if (auto it = place_.find(m.segment); it != place_.end()) p->in[it->second] = 1;
+      }
+    }
     std::vector<bool> changed(order_.size(), false);
     int64_t next = kNever;
     for (uint32_t j = 0; j < order_.size(); ++j) {
@@ -734,12 +809,12 @@ class SegmentsProjection : public Projection {
         // Time moves on whatever the rule says.
         const int64_t due = v.next_change == kNever ? 0 : std::max(v.next_change, now_ + 1);
         p->dues[j] = due;
-        auto it = FindMember(*p, seg.name);
-        const bool was = it != p->members.end() && it->segment == seg.name;
-        if (v.member != was) {
+        if (v.member != (p->in[j] != 0)) {
           changed[j] = true;
           const std::vector<Account> why = ExplainWith(seg.clauses, condition);
           IHS_RETURN_IF_ERROR(Record(seg.name, person, v.member, seg.version, cause, &why));
+          p->in[j] = v.member ? 1 : 0;
+          auto it = FindMember(*p, seg.name);
           if (v.member) {
             p->members.insert(it, MemberRec{seg.name, now_, seg.version});
           } else {
@@ -814,6 +889,13 @@ class SegmentsProjection : public Projection {
   // Fires the timers due before `until`, in (due, person) order, each at its moment.
   absl::Status FireTimers(int64_t until) {
     while (!timers_.empty() && timers_.begin()->first < until) {
+      if (person_hints_.enabled()) {  // the persons of the next timers, as Prefetch does
+        auto ahead = std::next(timers_.begin());
+        for (int stage = 2; stage >= 0 && ahead != timers_.end() && ahead->first < until;
+             --stage, ++ahead) {
+          PrefetchPerson(ahead->second, stage);
+        }
+      }
       const auto [due, person] = *timers_.begin();
       now_ = std::max(now_, due);
       const std::vector<bool> none(order_.size(), false);  // those due, and what names them
@@ -861,6 +943,7 @@ class SegmentsProjection : public Projection {
                              [&](const MemberRec& m) { return m.segment == name; });
       if (it == p->members.end()) continue;
       p->members.erase(it);
+      p->in.clear();
       IHS_RETURN_IF_ERROR(
           Record(name, person, false, version, TransitionCause::DEFINITION, nullptr));
     }
@@ -978,6 +1061,7 @@ class SegmentsProjection : public Projection {
                                    TransitionCause::IDENTITY, nullptr));
       }
       p->members.clear();
+      p->in.clear();
       SetDue(o, *p, 0);
       DeletePerson(o);
     }
@@ -1019,7 +1103,8 @@ class SegmentsProjection : public Projection {
   // and which segment each is of.
   std::vector<const Condition*> filters_;
   std::vector<uint32_t> filter_segment_;
-  std::vector<std::vector<uint32_t>> named_;  // per segment: those its rule names
+  std::vector<std::vector<uint32_t>> named_;          // per segment: those its rule names
+  absl::flat_hash_map<std::string, uint32_t> place_;  // a live segment's name: its place in order_
   // A B-tree: a person's timer moves at most events, and with 100k persons a red-black tree's
   // pointer chase for each move cost a tenth of a rebuild.
   absl::btree_set<std::pair<int64_t, std::string>> timers_;
@@ -1030,6 +1115,11 @@ class SegmentsProjection : public Projection {
   absl::node_hash_map<std::string, CachedPerson> persons_;
   std::vector<std::pair<int64_t, std::string>> dropped_timers_;  // of persons deleted
   absl::node_hash_map<std::string, Cached<int64_t>> counts_;
+  // In a bulk phase, by the hash of the stream's or the person's id (Prefetch): their nodes in
+  // streams_ and persons_. Cleared with them (ClearCaches), whose nodes stay where they are
+  // until then.
+  HintTable<StreamNode> stream_hints_;
+  HintTable<PersonNode> person_hints_;
 };
 
 }  // namespace

@@ -86,6 +86,10 @@ struct PersonRec {
   Profile profile;
   std::vector<Kept> kept;     // by index
   std::vector<int64_t> dues;  // per live segment; 0: none
+  // Not stored: per live segment, whether `members` holds it (1) or not (0), so that an
+  // evaluation need not search `members` by name. Empty until Reevaluate makes it; emptied
+  // wherever `members` or the live segments change other than by Reevaluate.
+  std::vector<uint8_t> in;
 };
 
 // Keys (segments.h).

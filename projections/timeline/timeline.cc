@@ -112,6 +112,7 @@ class TimelineProjection final : public Projection, public ShardedRebuild {
 
   // The record of the event's party: stage 0 fetches its hint, stage 1 what Add reads of the
   // record.
+  int prefetch_stages() const override { return 2; }
   void Prefetch(const store::StoredEvent& stored, int stage) const override {
     if (!party_hints_.enabled()) return;
     const size_t hash = PartyHash(View(stored.event().getStreamId()));
