@@ -27,6 +27,8 @@ class HintTable {
     if (ways_.empty()) ways_.resize(2 * kBuckets);
   }
   void Clear() { std::fill(ways_.begin(), ways_.end(), Way{}); }
+  // Clears and gives the memory back: not enabled until the next Enable.
+  void Release() { std::vector<Way>().swap(ways_); }
   void PrefetchBucket(size_t hash) const {
     if (enabled()) __builtin_prefetch(&ways_[First(hash)]);
   }

@@ -191,6 +191,8 @@ class SegmentsProjection : public Projection {
 
   void Discard() override {
     ClearCaches();
+    stream_hints_.Release();  // 4 MiB each that only a bulk phase uses
+    person_hints_.Release();
     dropped_timers_.clear();
     counts_.clear();
     verified_ = false;

@@ -190,6 +190,7 @@ class TimelineProjection final : public Projection, public ShardedRebuild {
 
   void Discard() override {
     ClearParties();
+    party_hints_.Release();  // 4 MiB that only a bulk phase uses
     threads_.clear();
     kinds_.clear();
     dirty_parties_.clear();

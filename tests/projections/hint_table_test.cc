@@ -43,6 +43,17 @@ TEST(HintTableTest, FindsWhatWasPutUntilTwoOthersOfItsBucketPushItOut) {
   EXPECT_TRUE(t.enabled());
   t.PrefetchBucket(h3);  // a hint only: changes nothing
   EXPECT_EQ(t.Find(h3), nullptr);
+
+  // Release gives the memory back: nothing is found and nothing is held until Enable.
+  t.Put(h1, &nodes[0]);
+  t.Release();
+  EXPECT_FALSE(t.enabled());
+  EXPECT_EQ(t.Find(h1), nullptr);
+  t.PrefetchBucket(h1);  // not enabled: does nothing
+  t.Enable();
+  EXPECT_EQ(t.Find(h1), nullptr);
+  t.Put(h1, &nodes[0]);
+  EXPECT_EQ(t.Find(h1), &nodes[0]);
 }
 
 }  // namespace
