@@ -80,7 +80,12 @@ struct Open {
 Open& TheDataset() {
   static Open* o = [] {
     OpenDataset& d = TheOpenDataset();
-    auto r = projections::Runner::Open(d.store.get(), projections::AllProjections());
+    projections::RunnerOptions ro;  // IHS_BENCH_REBUILD_SHARDS, _MIB: RunnerOptions::rebuild_*
+    if (const char* n = std::getenv("IHS_BENCH_REBUILD_SHARDS")) ro.rebuild_shards = std::atoi(n);
+    if (const char* mib = std::getenv("IHS_BENCH_REBUILD_MIB")) {  // rebuild_memory_bytes in MiB
+      ro.rebuild_memory_bytes = size_t{static_cast<size_t>(std::atoll(mib))} << 20;
+    }
+    auto r = projections::Runner::Open(d.store.get(), projections::AllProjections(), ro);
     if (!r.ok()) std::abort();
     return new Open{d.store.get(), std::move(*r), d.name};
   }();

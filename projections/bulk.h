@@ -13,9 +13,11 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "store/log_reader.h"
 #include "store/stored_event.h"
 
 namespace ihs::projections {
@@ -23,16 +25,36 @@ namespace ihs::projections {
 class MemState;
 class Txn;
 
-// A projection whose Apply reads and writes only state that belongs to the event's stream, and
-// learns what it needs of other streams from the log or through Observe: a rebuild's bulk phase
-// runs one instance per shard of the streams, on its own core, with its own Txn. Each instance
-// sees every event in position order, Apply for its streams and Observe for the others; the
-// shards' states are merged when written out.
+// A projection whose Apply reads and writes only state that belongs to the event's shard (by
+// default its stream; ShardOf says otherwise), and learns what it needs of other shards from the
+// log or through Observe: a rebuild's bulk phase runs one instance per shard, on its own core,
+// with its own Txn. Each instance sees every event in position order, Apply for its shard's and
+// Observe for the others; the shards' states are merged when written out.
 class ShardedRebuild {
  public:
   virtual ~ShardedRebuild() = default;
-  // An event of a stream that another shard applies, if Observes(it).
-  virtual void Observe(const store::StoredEvent& event) { (void)event; }
+  // The fewest shards worth their cost (a projection whose shards must read the log first, or
+  // hold more, may gain nothing from two): with fewer, the rebuild applies the log with one
+  // instance.
+  virtual size_t min_shards() const { return 2; }
+  // Before a bulk phase of more than one shard, on shard 0's instance: `shards` are every
+  // shard's instance in order (this one first) for the log from `from` to `horizon`, which it
+  // may read (to learn which streams must share a shard).
+  virtual absl::Status PrepareShards(store::LogReader& log, uint64_t from, uint64_t horizon,
+                                     const std::vector<ShardedRebuild*>& shards) {
+    (void)log, (void)from, (void)horizon, (void)shards;
+    return absl::OkStatus();
+  }
+  // The shard that applies the event, below `shards`, or kEveryShard: each instance applies it.
+  // A pure function of the event and of what PrepareShard learnt: the runner asks it on the
+  // thread that reads the log, of shard 0's instance. The default: a hash of the stream id.
+  static constexpr size_t kEveryShard = SIZE_MAX;
+  virtual size_t ShardOf(const store::StoredEvent& event, size_t shards) const;
+  // An event that another shard applies, if Observes(it), with this shard's Txn.
+  virtual absl::Status Observe(const store::StoredEvent& event, Txn& txn) {
+    (void)event, (void)txn;
+    return absl::OkStatus();
+  }
   // Whether Observe wants to see this event. A pure function of the event: the runner asks it on
   // the thread that reads the log, while the instance applies other events.
   virtual bool Observes(const store::StoredEvent& event) const {
@@ -44,6 +66,13 @@ class ShardedRebuild {
   // runner then names the projection and the key.
   virtual absl::StatusOr<std::string> MergeShards(absl::string_view key, std::string a,
                                                   std::string b);
+  // Before each write-out of a bulk phase of more than one shard, after every shard applied the
+  // same events and before their Flush, on one thread: `shards` are every shard's instance in
+  // order (this is shard 0's), to settle what depends on all of them.
+  virtual absl::Status BeforeWriteOut(const std::vector<ShardedRebuild*>& shards) {
+    (void)shards;
+    return absl::OkStatus();
+  }
 };
 
 // What a Txn offers in a rebuild's bulk phase (Txn::bulk()), whose state is in memory until the

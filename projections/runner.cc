@@ -335,7 +335,8 @@ absl::Status Runner::RunClaimedRebuild(Slot& slot, const store::ProgressFn& prog
   if (projection->sharded_rebuild() != nullptr && options_.rebuild_memory_bytes > 0) {
     size_t n = options_.rebuild_shards;
     if (n == 0) n = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
-    n = std::min<size_t>(n, 255);  // a shard's number is a byte
+    n = std::min<size_t>(n, 254);  // a shard's number is a byte, 255 is every shard
+    if (n < projection->sharded_rebuild()->min_shards()) n = 1;
     for (size_t i = 1; i < n; ++i) shards.push_back(more.emplace_back(slot.factory()).get());
   }
   absl::Status bulk = BulkBuild(

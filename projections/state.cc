@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/hash/hash.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/big_endian.h"
@@ -156,6 +157,11 @@ void BulkPhase::PutInOrder(absl::string_view key, absl::string_view kept) {
 
 absl::StatusOr<std::optional<store::StoredEvent>> BulkPhase::FindLaterEvent(absl::string_view id) {
   return txn_->FindEventIn(id, txn_->position(), horizon_);
+}
+
+size_t ShardedRebuild::ShardOf(const store::StoredEvent& event, size_t shards) const {
+  const auto stream = event.event().getStreamId();
+  return absl::Hash<absl::string_view>()(absl::string_view(stream.cStr(), stream.size())) % shards;
 }
 
 absl::StatusOr<std::string> ShardedRebuild::MergeShards(absl::string_view key, std::string a,

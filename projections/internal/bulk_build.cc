@@ -260,15 +260,17 @@ void FetchAhead(const std::vector<store::StoredEvent>& events, size_t i, Wanted&
 // of the slowest shard, and picks the shard of each event (a hash of its stream id) once.
 class ChunkReader {
  public:
+  static constexpr uint8_t kEveryShard = 255;  // shard_of: every shard applies the event
   struct Chunk {
     std::vector<store::StoredEvent> events;
-    // With more than one shard: the shard that applies each event, and whether the others
-    // observe it (Projection::Observes).
+    // With more than one shard: the shard that applies each event (kEveryShard: each), and
+    // whether the others observe it (Projection::Observes).
     std::vector<uint8_t> shard_of;
     std::vector<uint8_t> observed;
   };
 
-  // `sharded`: the projection's extension, asked which events to observe; nullptr for one shard.
+  // `sharded`: the projection's extension, asked which shard applies each event and which events
+  // the others observe; nullptr for one shard.
   // `open_content`: Projection::reads_content.
   ChunkReader(LogAndState store, uint64_t from, uint64_t horizon, size_t shards,
               const ShardedRebuild* sharded, bool open_content)
@@ -315,7 +317,6 @@ class ChunkReader {
   void Run(uint64_t from) {
     store::ReadOptions ro;
     ro.open_content = open_content_;
-    const absl::Hash<absl::string_view> hash;
     for (uint64_t pos = from; pos < horizon_;) {
       {
         MutexLock l(&mu_);
@@ -345,10 +346,11 @@ class ChunkReader {
         for (size_t i = 0; i < events.size(); ++i) {
           FetchAhead(events, i, [](size_t) { return true; });
           const store::StoredEvent& e = events[i];
-          const auto stream = e.event().getStreamId();
-          chunk->shard_of.push_back(static_cast<uint8_t>(
-              hash(absl::string_view(stream.cStr(), stream.size())) % shards_));
-          chunk->observed.push_back(sharded_ == nullptr || sharded_->Observes(e) ? 1 : 0);
+          const size_t shard = sharded_->ShardOf(e, shards_);
+          chunk->shard_of.push_back(shard == ShardedRebuild::kEveryShard
+                                        ? kEveryShard
+                                        : static_cast<uint8_t>(shard % shards_));
+          chunk->observed.push_back(sharded_->Observes(e) ? 1 : 0);
         }
       }
       pos += chunk->events.size();
@@ -389,8 +391,14 @@ absl::Status BulkBuild(LogAndState store, const std::vector<Projection*>& shards
     mem_ptrs.push_back(&mem);
     txns.emplace_back(store, gen.family(), &mem, horizon);
   }
-  ChunkReader reader(store, gen.checkpoint(), horizon, n, shards[0]->sharded_rebuild(),
-                     shards[0]->reads_content());
+  ShardedRebuild* const extension = n > 1 ? shards[0]->sharded_rebuild() : nullptr;
+  std::vector<ShardedRebuild*> extensions;  // every shard's, when n > 1
+  if (extension != nullptr) {
+    for (Projection* p : shards) extensions.push_back(p->sharded_rebuild());
+    IHS_RETURN_IF_ERROR(
+        extension->PrepareShards(*store.log, gen.checkpoint(), horizon, extensions));
+  }
+  ChunkReader reader(store, gen.checkpoint(), horizon, n, extension, shards[0]->reads_content());
   std::atomic<bool> cancelled{false};
   absl::Mutex failure_mu;
   absl::Status failure;  // the error of the first shard that failed
@@ -399,6 +407,7 @@ absl::Status BulkBuild(LogAndState store, const std::vector<Projection*>& shards
   for (auto& a : at) a.store(gen.checkpoint());
   uint64_t pos = gen.checkpoint();
   auto write_out = [&]() -> absl::Status {
+    if (extension != nullptr) IHS_RETURN_IF_ERROR(extension->BeforeWriteOut(extensions));
     IHS_RETURN_IF_ERROR(OnThreads(n, [&](size_t shard) {
       txns[shard].set_position(pos);
       return shards[shard]->Flush(txns[shard]);
@@ -455,7 +464,10 @@ absl::Status BulkBuild(LogAndState store, const std::vector<Projection*>& shards
           break;
         }
         const std::vector<store::StoredEvent>& events = (*chunk)->events;
-        auto mine = [&](size_t i) { return n == 1 || (*chunk)->shard_of[i] == shard; };
+        auto mine = [&](size_t i) {
+          return n == 1 || (*chunk)->shard_of[i] == shard ||
+                 (*chunk)->shard_of[i] == ChunkReader::kEveryShard;
+        };
         // The shard's own events are fetched ahead, and then what the projection will read
         // for them (Projection::Prefetch), in its stages.
         const size_t stages = static_cast<size_t>(std::max(0, projection.prefetch_stages()));
@@ -469,7 +481,15 @@ absl::Status BulkBuild(LogAndState store, const std::vector<Projection*>& shards
           }
           const store::StoredEvent& e = events[i];
           if (!mine(i)) {
-            if ((*chunk)->observed[i]) sharded->Observe(e);  // n > 1: sharded
+            if (!(*chunk)->observed[i]) continue;
+            txn.set_position(e.position());
+            absl::Status s;  // n > 1: sharded
+            if (absl::Status thrown =
+                    internal::Guarded(projection, [&] { s = sharded->Observe(e, txn); });
+                !thrown.ok()) {
+              return fail(thrown);
+            }
+            if (!s.ok()) return fail(s);
             continue;
           }
           txn.set_position(e.position());

@@ -1,12 +1,15 @@
 #include "projections/segments/segments.h"
 
 #include <capnp/message.h>
+#include <capnp/serialize-packed.h>
+#include <kj/io.h>
 
 #include <algorithm>
 #include <cstring>
 #include <map>
 #include <optional>
 #include <set>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -52,6 +55,12 @@ struct Cached {
 // writes timer keys when it writes the person (Flush), not at every change.
 struct CachedPerson : Cached<PersonRec> {
   int64_t stored_due = 0;  // 0: no timer key
+};
+
+// A segment's count, with the value the state held when it was read (a shard's changes are
+// what it added to that: SegmentsProjection::BeforeWriteOut).
+struct CachedCount : Cached<int64_t> {
+  int64_t base = 0;
 };
 
 // An unanswered condition's spilled messages (kept.h SpillStore) as keys of the state ("K" and
@@ -108,7 +117,7 @@ struct Live {
   std::vector<std::pair<const Condition*, uint32_t>> filters;
 };
 
-class SegmentsProjection : public Projection {
+class SegmentsProjection final : public Projection, public ShardedRebuild {
  public:
   absl::string_view name() const override { return kName; }
   // 2: kept state per condition (kept.h). 3: a public request or complaint waits for an answer
@@ -117,11 +126,8 @@ class SegmentsProjection : public Projection {
   uint32_t version() const override { return 5; }
 
   absl::Status Apply(const store::StoredEvent& stored, Txn& txn) override {
-    IHS_RETURN_IF_ERROR(Begin(txn));
+    IHS_RETURN_IF_ERROR(Arrive(stored, txn));
     const schema::Event::Reader ev = stored.event();
-    position_ = stored.position();
-    IHS_RETURN_IF_ERROR(FireTimers(ev.getRecordedAt()));
-    now_ = std::max(now_, ev.getRecordedAt());
     const std::string stream(ev.getStreamId().cStr(), ev.getStreamId().size());
     if (IsSystemStream(stream)) {
       if (stream == store::kSegmentsStream && ev.isSegmentDefinition()) {
@@ -176,6 +182,7 @@ class SegmentsProjection : public Projection {
 
   absl::Status Flush(Txn& txn) override {
     txn_ = &txn;
+    IHS_RETURN_IF_ERROR(WriteHeld());
     WriteRecords();
     txn.Put(kNextSeqKey, BigEndian64(next_seq_));
     // The tag: where the batch ends and the projection's clock. Every batch writes it, so the
@@ -191,6 +198,7 @@ class SegmentsProjection : public Projection {
 
   void Discard() override {
     ClearCaches();
+    held_.clear();
     stream_hints_.Release();  // 4 MiB each that only a bulk phase uses
     person_hints_.Release();
     dropped_timers_.clear();
@@ -209,6 +217,121 @@ class SegmentsProjection : public Projection {
     IHS_RETURN_IF_ERROR(Begin(txn));
     position_ = txn.position();
     return FireTimers(until);
+  }
+
+  // --- a rebuild sharded by person (docs/segments.md "Cost") -------------------------------------
+
+  ShardedRebuild* sharded_rebuild() override { return this; }
+  // On two cores two shards gained nothing (bench/RESULTS.md, 2026-12-07 twelfth entry): the
+  // first touch of memory, which a thread of tcmalloc_huge_pages.cc does on an idle core for one
+  // instance, falls on the shards, and they read the log once more first.
+  size_t min_shards() const override { return 4; }
+
+  // Every stream that an identityLink below the horizon names joins one group with the others it
+  // names (links and unlinks alike): a person at any moment lies inside one group, so a shard
+  // holds whole persons. Shard 0 reads the links once and shares them.
+  absl::Status PrepareShards(store::LogReader& log, uint64_t from, uint64_t horizon,
+                             const std::vector<ShardedRebuild*>& shards) override {
+    (void)from;  // a person's links may lie below it
+    auto groups = std::make_shared<Groups>();
+    store::ReadOptions ro;
+    ro.open_content = false;
+    for (uint64_t pos = 0; pos < horizon;) {
+      IHS_ASSIGN_OR_RETURN(std::vector<store::StoredEvent> events,
+                           log.ReadAll(pos, std::min<uint64_t>(16384, horizon - pos), ro));
+      if (events.empty()) break;
+      for (const store::StoredEvent& e : events) {
+        const schema::Event::Reader ev = e.event();
+        if (!ev.isIdentityLink() || !IsSystemStream(View(ev.getStreamId()))) continue;
+        const auto parties = ev.getIdentityLink().getParties();
+        for (uint32_t i = 1; i < parties.size(); ++i) {
+          groups->Join(View(parties[0]), View(parties[i]));
+        }
+      }
+      pos = events.back().position() + 1;
+    }
+    groups->Settle();
+    for (size_t i = 0; i < shards.size(); ++i) {
+      auto* s = static_cast<SegmentsProjection*>(shards[i]);
+      s->shard_ = i;
+      s->shards_ = shards.size();
+      s->sharded_phase_ = true;
+      s->groups_ = groups;
+    }
+    return absl::OkStatus();
+  }
+
+  size_t ShardOf(const store::StoredEvent& stored, size_t shards) const override {
+    const schema::Event::Reader ev = stored.event();
+    const absl::string_view stream = View(ev.getStreamId());
+    if (!IsSystemStream(stream)) return ShardOfStream(stream, shards);
+    if (stream == store::kSegmentsStream && ev.isSegmentDefinition()) return kEveryShard;
+    if (ev.isIdentityLink()) {
+      const auto parties = ev.getIdentityLink().getParties();
+      return parties.size() == 0 ? 0 : ShardOfStream(View(parties[0]), shards);
+    }
+    if (stream == store::kCommunityStream && ev.isCommunityBand()) {
+      return ShardOfStream(View(ev.getCommunityBand().getParty()), shards);
+    }
+    return 0;  // Apply passes it by
+  }
+
+  // Another shard's event: this shard's clock moves as Apply's would.
+  absl::Status Observe(const store::StoredEvent& stored, Txn& txn) override {
+    return Arrive(stored, txn);
+  }
+
+  // Numbers the transitions every shard holds in the order one instance would have made them
+  // (Held::Before), and settles the counts; each shard writes its own at Flush.
+  absl::Status BeforeWriteOut(const std::vector<ShardedRebuild*>& shards) override {
+    std::vector<SegmentsProjection*> all;
+    for (ShardedRebuild* s : shards) all.push_back(static_cast<SegmentsProjection*>(s));
+    std::vector<size_t> at(all.size(), 0);
+    uint64_t seq = next_seq_;
+    for (;;) {
+      SegmentsProjection* least = nullptr;
+      size_t which = 0;
+      for (size_t i = 0; i < all.size(); ++i) {
+        if (at[i] >= all[i]->held_.size()) continue;
+        if (least == nullptr || all[i]->held_[at[i]].Before(least->held_[at[which]])) {
+          least = all[i];
+          which = i;
+        }
+      }
+      if (least == nullptr) break;
+      least->held_[at[which]++].seq = seq++;
+    }
+    // The counts: what the state held, and each shard's changes to it.
+    std::map<std::string, std::pair<int64_t, int64_t>> totals;  // base, total
+    for (SegmentsProjection* s : all) {
+      if (s->next_seq_ != next_seq_) {
+        return absl::InternalError("the shards of a segments rebuild began at different seqs");
+      }
+      for (const auto& [key, c] : s->counts_) {
+        auto [it, fresh] = totals.try_emplace(key, c.base, c.base);
+        if (it->second.first != c.base) {
+          return absl::InternalError("the shards of a segments rebuild read different counts");
+        }
+        it->second.second += c.value.value_or(0) - c.base;
+      }
+    }
+    for (SegmentsProjection* s : all) {
+      s->next_seq_ = seq;
+      for (auto& [key, c] : s->counts_) {
+        c.value = c.base = totals.at(key).second;
+        c.dirty = true;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // Keys that every shard writes alike (the tag, the next seq, the definitions, the counts once
+  // BeforeWriteOut settled them).
+  absl::StatusOr<std::string> MergeShards(absl::string_view key, std::string a,
+                                          std::string b) override {
+    if (a == b) return a;
+    return absl::InternalError(absl::StrCat("two shards of the segments rebuild wrote different ",
+                                            "values of the key ", absl::CHexEscape(key)));
   }
 
   // In a bulk phase: stage 0 fetches the hint of the event's stream, the place of its record in
@@ -272,6 +395,93 @@ class SegmentsProjection : public Projection {
     }
   }
 
+  // What every event does first, applied or observed: the timers due before it fire.
+  absl::Status Arrive(const store::StoredEvent& stored, Txn& txn) {
+    IHS_RETURN_IF_ERROR(Begin(txn));
+    const schema::Event::Reader ev = stored.event();
+    position_ = stored.position();
+    IHS_RETURN_IF_ERROR(FireTimers(ev.getRecordedAt()));
+    now_ = std::max(now_, ev.getRecordedAt());
+    if (sharded_phase_ && ev.isPartyProfile()) {
+      kinds_[View(ev.getStreamId())] = ev.getPartyProfile().getKind();
+    }
+    return absl::OkStatus();
+  }
+
+  // Streams joined by identity links, each group named by one of its streams.
+  class Groups {
+   public:
+    void Join(absl::string_view a, absl::string_view b) {
+      const std::string ra = Root(std::string(a)), rb = Root(std::string(b));
+      if (ra != rb) parent_[std::max(ra, rb)] = std::min(ra, rb);
+    }
+    // Points every stream at its group's name.
+    void Settle() {
+      for (auto& [stream, up] : parent_) up = Root(up);
+    }
+    // The group's name (the stream itself if no link names it). After Settle.
+    absl::string_view Of(absl::string_view stream) const {
+      auto it = parent_.find(stream);
+      return it == parent_.end() ? stream : absl::string_view(it->second);
+    }
+
+   private:
+    std::string Root(std::string s) {
+      for (;;) {
+        auto [it, fresh] = parent_.try_emplace(s, s);
+        if (fresh || it->second == s) return s;
+        s = it->second;
+      }
+    }
+    absl::flat_hash_map<std::string, std::string> parent_;
+  };
+
+  size_t ShardOfStream(absl::string_view stream, size_t shards) const {
+    const absl::string_view group = groups_ != nullptr ? groups_->Of(stream) : stream;
+    return IdHash(group) % shards;
+  }
+  // Whether this instance applies the person's events (always, unless in a sharded bulk phase).
+  bool Mine(absl::string_view person) const {
+    return !sharded_phase_ || shards_ <= 1 || ShardOfStream(person, shards_) == shard_;
+  }
+
+  // A transition of a sharded bulk phase, held until BeforeWriteOut gives it its seq and Flush
+  // writes it: its message packed with seq 0, and where one instance would have made it.
+  struct Held {
+    uint64_t position = 0;  // of the event that made it
+    bool own = false;       // by the event itself, not by a timer due before it
+    int64_t due = 0;        // a timer's: when it was due
+    absl::string_view who;  // a timer's person, or the person a definition's scan was at
+    absl::string_view segment, person, message;  // kept in the bulk phase's memory
+    uint64_t seq = 0;
+    // Before in the order one instance makes transitions: by event, a timer's before the event's
+    // own, timers by (due, person), a definition's scan by person. Within one shard, the order it
+    // held them in (which agrees): only equal keys of one shard compare neither way.
+    bool Before(const Held& o) const {
+      return std::tie(position, own, due, who) < std::tie(o.position, o.own, o.due, o.who);
+    }
+  };
+
+  // Where the transitions being made stand in that order (Held).
+  void Ordering(bool own, int64_t due, absl::string_view who) {
+    order_own_ = own;
+    order_due_ = due;
+    order_who_ = std::string(who);
+  }
+
+  // Writes the transitions held, with their seqs (Flush).
+  absl::Status WriteHeld() {
+    if (held_.empty()) return absl::OkStatus();
+    BulkPhase* bulk = txn_->bulk();
+    if (bulk == nullptr) return absl::InternalError("segments: transitions held outside a rebuild");
+    for (const Held& h : held_) {
+      bulk->PutInOrder(FeedKey(h.seq), bulk->Keep(WithSeq(h.message, h.seq)));
+      txn_->Put(HistoryKey(h.segment, h.person, h.seq), "");
+    }
+    held_.clear();
+    return absl::OkStatus();
+  }
+
   // --- caches ----------------------------------------------------------------------------------
 
   using StreamNode = std::pair<const std::string, Cached<StreamRec>>;
@@ -309,6 +519,16 @@ class SegmentsProjection : public Projection {
   // stored state (the tag moves with every batch that wrote), and reloads them if not.
   absl::Status Begin(Txn& txn) {
     txn_ = &txn;
+    if (sharded_phase_ && txn.bulk() == nullptr) {
+      // The instance that goes on after a sharded bulk phase held its own persons' timers only:
+      // all of them are in the state now.
+      sharded_phase_ = false;
+      shards_ = 1;
+      groups_.reset();
+      kinds_.clear();
+      loaded_ = false;
+      verified_ = false;
+    }
     if (verified_) return absl::OkStatus();
     IHS_ASSIGN_OR_RETURN(std::optional<std::string> tag, txn.Get(kTagKey));
     const std::string stored = tag.value_or("");
@@ -418,6 +638,7 @@ class SegmentsProjection : public Projection {
         if constexpr (std::is_same_v<Entry, CachedPerson>) {
           it->second.stored_due = it->second.value->due;
         }
+        if constexpr (std::is_same_v<Entry, CachedCount>) it->second.base = *it->second.value;
       }
     }
     return &*it;
@@ -481,7 +702,7 @@ class SegmentsProjection : public Projection {
           if (b.size() != 8) return absl::DataLossError("segments state: a count is not 8 bytes");
           return static_cast<int64_t>(GetBigEndian64(b.data()));
         }));
-    Cached<int64_t>* c = &node->second;
+    CachedCount* c = &node->second;
     if (!c->value) c->value = 0;
     c->dirty = true;
     return &*c->value;
@@ -604,6 +825,10 @@ class SegmentsProjection : public Projection {
     if (t.getType() != TouchpointType::REPLY) return false;
     if (t.getDirection() == Direction::OUTBOUND) return true;
     if (t.getDirection() != Direction::PUBLIC || t.getCounterpart().size() == 0) return false;
+    if (sharded_phase_) {  // the counterpart's record may be another shard's
+      auto it = kinds_.find(View(t.getCounterpart()));
+      return it != kinds_.end() && it->second == schema::PartyKind::EMPLOYEE;
+    }
     IHS_ASSIGN_OR_RETURN(const StreamRec* c, FindStream(std::string(View(t.getCounterpart()))));
     return c != nullptr && c->kind == schema::PartyKind::EMPLOYEE;
   }
@@ -838,7 +1063,8 @@ class SegmentsProjection : public Projection {
   // Writes one transition: the feed, the person's history, the member key and the count.
   absl::Status Record(const std::string& segment, const std::string& person, bool entered,
                       uint32_t version, TransitionCause cause, const std::vector<Account>* why) {
-    const uint64_t seq = next_seq_++;
+    const bool held = sharded_phase_ && shards_ > 1 && txn_->bulk() != nullptr;
+    const uint64_t seq = held ? 0 : next_seq_++;
     mutated_ = true;
     capnp::MallocMessageBuilder m(256);  // words; a transition with its clauses fits
     auto t = m.initRoot<schema::Transition>();
@@ -861,13 +1087,26 @@ class SegmentsProjection : public Projection {
         for (unsigned j = 0; j < a.events.size(); ++j) events.set(j, AsData(a.events[j]));
       }
     }
-    if (BulkPhase* bulk = txn_->bulk()) {
+    BulkPhase* bulk = txn_->bulk();
+    if (bulk != nullptr && sharded_phase_ && shards_ > 1) {
+      // A shard: the seq comes when every shard's transitions are ordered (BeforeWriteOut).
+      Held h;
+      h.position = position_;
+      h.own = order_own_;
+      h.due = order_due_;
+      h.who = bulk->Keep(order_who_);
+      h.segment = bulk->Keep(segment);
+      h.person = bulk->Keep(person);
+      h.message = bulk->Keep(Encode(m));
+      held_.push_back(h);
+    } else if (bulk != nullptr) {
       // A rebuild: the feed's keys come in order and nothing reads them back while it runs.
       bulk->PutInOrder(FeedKey(seq), bulk->Keep(Encode(m)));
+      txn_->Put(HistoryKey(segment, person, seq), "");
     } else {
       txn_->Put(FeedKey(seq), Encode(m));
+      txn_->Put(HistoryKey(segment, person, seq), "");
     }
-    txn_->Put(HistoryKey(segment, person, seq), "");
     IHS_ASSIGN_OR_RETURN(int64_t * count, CountOf(segment));
     if (entered) {
       txn_->Put(MemberKey(segment, person), EncodeMember(now_, version));
@@ -899,10 +1138,12 @@ class SegmentsProjection : public Projection {
         }
       }
       const auto [due, person] = *timers_.begin();
+      Ordering(false, due, person);
       now_ = std::max(now_, due);
       const std::vector<bool> none(order_.size(), false);  // those due, and what names them
       IHS_RETURN_IF_ERROR(Reevaluate(person, TransitionCause::CLOCK, &none, false));
     }
+    Ordering(true, 0, "");  // what comes next is the event's own
     return absl::OkStatus();
   }
 
@@ -929,17 +1170,21 @@ class SegmentsProjection : public Projection {
     std::string to = from;
     to.back() = static_cast<char>(to.back() + 1);
     IHS_RETURN_IF_ERROR(txn_->Scan(from, to, [&](absl::string_view key, absl::string_view) {
-      persons.emplace_back(key.substr(from.size()));
+      const absl::string_view person = key.substr(from.size());
+      if (Mine(person)) persons.emplace_back(person);  // a shard: its own persons
       return true;
     }));
     if (after->live()) {
       for (const std::string& p : persons) {
+        Ordering(true, 0, p);
         IHS_RETURN_IF_ERROR(Reevaluate(p, TransitionCause::DEFINITION, nullptr, true));
       }
+      Ordering(true, 0, "");
       return absl::OkStatus();
     }
     const uint32_t version = after->current().version;
     for (const std::string& person : persons) {
+      Ordering(true, 0, person);
       IHS_ASSIGN_OR_RETURN(PersonRec * p, MutablePerson(person));
       auto it = std::find_if(p->members.begin(), p->members.end(),
                              [&](const MemberRec& m) { return m.segment == name; });
@@ -949,6 +1194,7 @@ class SegmentsProjection : public Projection {
       IHS_RETURN_IF_ERROR(
           Record(name, person, false, version, TransitionCause::DEFINITION, nullptr));
     }
+    Ordering(true, 0, "");
     return absl::OkStatus();
   }
 
@@ -1116,12 +1362,26 @@ class SegmentsProjection : public Projection {
   absl::node_hash_map<std::string, Cached<StreamRec>> streams_;
   absl::node_hash_map<std::string, CachedPerson> persons_;
   std::vector<std::pair<int64_t, std::string>> dropped_timers_;  // of persons deleted
-  absl::node_hash_map<std::string, Cached<int64_t>> counts_;
+  absl::node_hash_map<std::string, CachedCount> counts_;
   // In a bulk phase, by the hash of the stream's or the person's id (Prefetch): their nodes in
   // streams_ and persons_. Cleared with them (ClearCaches), whose nodes stay where they are
   // until then.
   HintTable<StreamNode> stream_hints_;
   HintTable<PersonNode> person_hints_;
+
+  // A sharded bulk phase (PrepareShard): this instance's shard of shards_, the groups of linked
+  // streams (shared by the shards), the transitions held until BeforeWriteOut numbers them, and
+  // where the transitions being made stand in the order of one instance (Ordering).
+  bool sharded_phase_ = false;
+  size_t shard_ = 0, shards_ = 1;
+  std::shared_ptr<const Groups> groups_;
+  // Each stream's kind from its latest profile, applied or observed: IsCompanyReply asks it of a
+  // counterpart, whose record another shard may hold.
+  absl::flat_hash_map<std::string, schema::PartyKind> kinds_;
+  std::vector<Held> held_;
+  bool order_own_ = true;
+  int64_t order_due_ = 0;
+  std::string order_who_;
 };
 
 }  // namespace

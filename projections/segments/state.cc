@@ -1,8 +1,12 @@
 #include "projections/segments/state.h"
 
 #include <capnp/message.h>
+#include <capnp/serialize-packed.h>
+#include <kj/io.h>
 
 #include <cstring>
+#include <optional>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "common/big_endian.h"
@@ -330,6 +334,84 @@ absl::StatusOr<MemberRec> DecodeMember(absl::string_view bytes) {
   m.since = static_cast<int64_t>(GetBigEndian64(bytes.data()));
   m.version = GetBigEndian32(bytes.data() + 8);
   return m;
+}
+
+std::optional<std::string> PatchPackedSeq(absl::string_view packed, uint64_t seq) {
+  const auto* p = reinterpret_cast<const unsigned char*>(packed.data());
+  size_t at = 0;
+  auto skip_word = [&](uint64_t* value) {
+    if (at >= packed.size() || p[at] == 0 || p[at] == 0xff) return false;
+    const unsigned tag = p[at++];
+    *value = 0;
+    for (int b = 0; b < 8; ++b) {
+      if ((tag & (1u << b)) == 0) continue;
+      if (at >= packed.size()) return false;
+      *value |= uint64_t{p[at++]} << (8 * b);
+    }
+    return true;
+  };
+  uint64_t first = 0;
+  if (!skip_word(&first)) return std::nullopt;
+  const uint64_t segments = (first & 0xffffffff) + 1;
+  uint64_t ignored = 0;
+  for (uint64_t w = 1; w < (segments + 2) / 2 + 1; ++w) {  // the rest of the table, the root
+    if (!skip_word(&ignored)) return std::nullopt;
+  }
+  if (at + 1 >= packed.size() || p[at] != 0) return std::nullopt;
+  if (seq == 0) return std::string(packed);
+  const unsigned char zeros_after = p[at + 1];
+  std::string out(packed.substr(0, at));
+  unsigned tag = 0;
+  std::string bytes;
+  for (int b = 0; b < 8; ++b) {
+    const auto byte = static_cast<unsigned char>(seq >> (8 * b));
+    if (byte == 0) continue;
+    tag |= 1u << b;
+    bytes.push_back(static_cast<char>(byte));
+  }
+  if (tag == 0xff) return std::nullopt;
+  out.push_back(static_cast<char>(tag));
+  out += bytes;
+  if (zeros_after > 0) {
+    out.push_back('\0');
+    out.push_back(static_cast<char>(zeros_after - 1));
+  }
+  out.append(packed.data() + at + 2, packed.size() - at - 2);
+  return out;
+}
+
+std::string ReencodeWithSeq(absl::string_view held, uint64_t seq) {
+  // The same segments (a copy of the message would lay it out anew), the seq set in the first.
+  kj::ArrayInputStream in(
+      kj::arrayPtr(reinterpret_cast<const kj::byte*>(held.data()), held.size()));
+  capnp::ReaderOptions options;
+  options.traversalLimitInWords = kj::maxValue;
+  capnp::PackedMessageReader reader(in, options);
+  std::vector<std::vector<uint64_t>> words;
+  for (uint id = 0;; ++id) {
+    const kj::ArrayPtr<const capnp::word> segment = reader.getSegment(id);
+    if (segment == nullptr) break;
+    words.emplace_back(segment.size());
+    std::memcpy(words.back().data(), segment.begin(), segment.size() * sizeof(capnp::word));
+  }
+  if (!words.empty() && words[0].size() > 1) {
+    unsigned char le[8];
+    for (int b = 0; b < 8; ++b) le[b] = static_cast<unsigned char>(seq >> (8 * b));
+    std::memcpy(&words[0][1], le, sizeof(le));  // the root struct's first data word
+  }
+  std::vector<kj::ArrayPtr<const capnp::word>> segments;
+  for (const auto& w : words) {
+    segments.push_back(kj::arrayPtr(reinterpret_cast<const capnp::word*>(w.data()), w.size()));
+  }
+  kj::VectorOutputStream out(held.size() + 64);
+  capnp::writePackedMessage(out, kj::arrayPtr(segments.data(), segments.size()));
+  const kj::ArrayPtr<kj::byte> bytes = out.getArray();
+  return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+}
+
+std::string WithSeq(absl::string_view held, uint64_t seq) {
+  if (std::optional<std::string> patched = PatchPackedSeq(held, seq)) return *std::move(patched);
+  return ReencodeWithSeq(held, seq);
 }
 
 Touch ToTouch(const StoredTouch& s) {

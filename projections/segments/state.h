@@ -6,6 +6,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -126,6 +127,21 @@ absl::StatusOr<PersonRec> DecodePerson(absl::string_view bytes);
 // A member key's value: since (8 bytes) | version (4 bytes).
 std::string EncodeMember(int64_t since, uint32_t version);
 absl::StatusOr<MemberRec> DecodeMember(absl::string_view bytes);
+
+// The packed bytes (Encode) of a Transition built with seq 0 (as the projection builds one: its
+// root struct the first allocation, in a first segment that holds it), made those of the same
+// message built with `seq`. Capnp's packing writes each word as a tag byte that names its non-zero
+// bytes and then those bytes; a zero word's tag is followed by how many zero words come after it,
+// an all-non-zero word's by how many raw words do. The seq is the word after the segment table and
+// the root pointer (schema Transition.seq @0 is the root struct's first data word): packed as
+// zero, it is two bytes, 0 and a count, that become the seq's own tag and bytes (and a zero run
+// one shorter). nullopt where that does not hold (a word before it packed as all zero or all
+// non-zero, or a seq with no zero byte): decode and encode again.
+std::optional<std::string> PatchPackedSeq(absl::string_view packed, uint64_t seq);
+// The same by decoding and encoding again.
+std::string ReencodeWithSeq(absl::string_view held, uint64_t seq);
+// PatchPackedSeq, or ReencodeWithSeq where it cannot.
+std::string WithSeq(absl::string_view held, uint64_t seq);
 
 // The touchpoint as the evaluator takes it.
 Touch ToTouch(const StoredTouch& t);

@@ -104,10 +104,11 @@ class TimelineProjection final : public Projection, public ShardedRebuild {
     return stored.event().isPartyProfile();
   }
 
-  void Observe(const store::StoredEvent& stored) override {
+  absl::Status Observe(const store::StoredEvent& stored, Txn&) override {
     const schema::Event::Reader ev = stored.event();
     if (ev.isPartyProfile())
       kinds_[std::string(View(ev.getStreamId()))] = ev.getPartyProfile().getKind();
+    return absl::OkStatus();
   }
 
   // The record of the event's party: stage 0 fetches its hint, stage 1 what Add reads of the

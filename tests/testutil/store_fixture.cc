@@ -43,6 +43,17 @@ absl::Status StoreTest::Add(const std::string& party, const std::string& text,
       .status();
 }
 
+absl::Status StoreTest::Link(const std::string& a, const std::string& b, bool unlink) {
+  schema::Event::Builder e = events_.New(++next_id_);
+  auto l = e.initIdentityLink();
+  auto parties = l.initParties(2);
+  parties.set(0, a);
+  parties.set(1, b);
+  l.setUnlink(unlink);
+  l.setReason("test");
+  return store_->Append({"$identity", store::ExpectedVersion::Any(), {e.asReader()}}).status();
+}
+
 std::vector<store::StoredEvent> StoreTest::Read(const std::string& party) {
   auto r = store_->ReadStream(party, 0, 1000, store::ReadDirection::kForward);
   EXPECT_TRUE(r.ok()) << r.status();

@@ -40,6 +40,8 @@ class StoreTest : public ::testing::Test {
   absl::Status Add(const std::string& party, const std::string& text = "words",
                    schema::Channel channel = schema::Channel::EMAIL,
                    int64_t occurred_at = 1700000000000000);
+  // Appends an identityLink (an unlink if `unlink`) of `a` and `b` to "$identity".
+  absl::Status Link(const std::string& a, const std::string& b, bool unlink = false);
   // The party's events, up to 1000, content opened.
   std::vector<store::StoredEvent> Read(const std::string& party);
   // Every byte of every file under the store's db/ (SST, WAL, MANIFEST, LOG, OPTIONS).

@@ -74,16 +74,6 @@ class CommunityTest : public ihs::testing::StoreTest {
     t.setCorrects(AsData(post));
     ASSERT_TRUE(store_->Append({party, store::ExpectedVersion::Any(), {e.asReader()}}).ok());
   }
-  void Link(const std::string& a, const std::string& b, bool unlink = false) {
-    schema::Event::Builder e = events_.New(++next_id_);
-    auto l = e.initIdentityLink();
-    auto parties = l.initParties(2);
-    parties.set(0, a);
-    parties.set(1, b);
-    l.setUnlink(unlink);
-    l.setReason("test");
-    ASSERT_TRUE(store_->Append({"$identity", store::ExpectedVersion::Any(), {e.asReader()}}).ok());
-  }
 
   struct Card {
     capnp::MallocMessageBuilder m;
@@ -200,7 +190,7 @@ TEST_F(CommunityTest, LinkedStreamsAreOnePersonAndAnUnlinkSplitsThem) {
   Post("twitter-bob", TouchpointType::RECOMMENDATION, 300);
   EXPECT_THAT(Top(), ElementsAre(Pair("twitter-ann", 500u), Pair("twitter-bob", 300u),
                                  Pair("customer-ann", 5u)));
-  Link("twitter-ann", "customer-ann");
+  ASSERT_TRUE(Link("twitter-ann", "customer-ann").ok());
   EXPECT_THAT(Top(), ElementsAre(Pair("customer-ann", 505u), Pair("twitter-bob", 300u)));
   auto card = CardOf("twitter-ann");
   EXPECT_EQ(std::string(card->r.getPerson().cStr()), "customer-ann");
@@ -214,7 +204,7 @@ TEST_F(CommunityTest, LinkedStreamsAreOnePersonAndAnUnlinkSplitsThem) {
   Post("twitter-cat", TouchpointType::SHARE, 20,
        std::string(projections::View(card->r.getTopPosts()[0].getId())));
   EXPECT_THAT(Top(1), ElementsAre(Pair("customer-ann", 525u)));
-  Link("twitter-ann", "customer-ann", /*unlink=*/true);
+  ASSERT_TRUE(Link("twitter-ann", "customer-ann", /*unlink=*/true).ok());
   EXPECT_THAT(Top(), ElementsAre(Pair("twitter-ann", 520u), Pair("twitter-bob", 300u),
                                  Pair("customer-ann", 5u)));
   EXPECT_EQ(CardOf("customer-ann")->r.getValue(), 5.0);
@@ -358,8 +348,8 @@ TEST_F(CommunityTest, TheAudienceAtRiskIsTheirOwnAudienceAndWhatOthersCarryOfThe
   const std::string email = inbound("customer-ann", TouchpointType::COMPLAINT);
   inbound("customer-bob", TouchpointType::COMPLAINT);
   inbound("customer-bob", TouchpointType::PURCHASE);  // waits for nothing
-  Link("customer-ann", "twitter-ann");
-  Link("customer-bob", "twitter-bob");
+  ASSERT_TRUE(Link("customer-ann", "twitter-ann").ok());
+  ASSERT_TRUE(Link("customer-bob", "twitter-bob").ok());
   Post("twitter-ann", TouchpointType::COMPLAINT, 600, email);  // follows the email up, in public
   // Her own streams carrying each other count for nothing.
   Post("customer-ann", TouchpointType::SHARE, 10, review);
@@ -538,7 +528,7 @@ TEST_F(BandTest, ABandFollowsThePersonAcrossLinkedStreams) {
   Post("ann", TouchpointType::COMPLAINT, 10);  // another stream, not linked yet
   Settle(bands);
   EXPECT_THAT(Members("heard"), IsEmpty());  // the loud stream has no complaint
-  Link("ann", "twitter-ann");
+  ASSERT_TRUE(Link("ann", "twitter-ann").ok());
   Settle(bands);
   // One person now: inside the band (their reach is 610) and with a complaint.
   const std::vector<std::string> members = Members("heard");
