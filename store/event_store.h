@@ -144,6 +144,23 @@ class EventStore : public LogReader {
   virtual absl::StatusOr<std::vector<AppendResult>> AppendMulti(
       const std::vector<StreamAppend>& appends) = 0;
 
+  // Append, and in the same atomic write a caller's mark: a small value under `mark_key`, kept
+  // beside the log's own metadata (not in the log, not in the tree). Written only when the append
+  // writes events: a repeat or a refusal leaves the mark as it was. A cluster's replica marks the
+  // last partition message it applied so, which a crash cannot separate from the events
+  // (store/cluster/replica.h). Keys are at most 128 bytes, values at most 4 KiB.
+  virtual absl::StatusOr<AppendResult> AppendMarked(const StreamAppend& append,
+                                                    absl::string_view mark_key,
+                                                    absl::string_view mark_value) {
+    (void)append, (void)mark_key, (void)mark_value;
+    return absl::UnimplementedError("this store keeps no marks");
+  }
+  // The value of a mark, or nullopt if none was written.
+  virtual absl::StatusOr<std::optional<std::string>> ReadMark(absl::string_view mark_key) {
+    (void)mark_key;
+    return absl::UnimplementedError("this store keeps no marks");
+  }
+
   // AppendMulti in two steps, so that they can run on two threads: first what AppendMulti does on
   // the caller's thread (the checks of every event, canonical bytes, digests, sealing where the
   // party's data key exists), then the commit. PrepareAppends refuses bad input as AppendMulti

@@ -47,6 +47,9 @@ class EventStoreImpl final : public EventStore, public StateStore {
   ~EventStoreImpl() override;
 
   absl::StatusOr<AppendResult> Append(const StreamAppend& append) override;
+  absl::StatusOr<AppendResult> AppendMarked(const StreamAppend& append, absl::string_view mark_key,
+                                            absl::string_view mark_value) override;
+  absl::StatusOr<std::optional<std::string>> ReadMark(absl::string_view mark_key) override;
   absl::StatusOr<std::vector<AppendResult>> AppendMulti(
       const std::vector<StreamAppend>& appends) override;
   absl::StatusOr<std::unique_ptr<PreparedAppends>> PrepareAppends(
@@ -121,7 +124,10 @@ class EventStoreImpl final : public EventStore, public StateStore {
   absl::Status PrepareEvent(const StreamAppend& append, size_t index, bool control,
                             PreparedEvent* out) const;
   // Queues prepared appends for the group-commit writer and waits for their result.
-  absl::StatusOr<std::vector<AppendResult>> Commit(std::vector<PreparedAppend>& prepared);
+  // `mark`: a key (in cf_meta_) and value written with the appends if they write (AppendMarked).
+  absl::StatusOr<std::vector<AppendResult>> Commit(
+      std::vector<PreparedAppend>& prepared,
+      const std::pair<std::string, std::string>* mark = nullptr);
   // Appends one erasureRequest or legalHold event (made by `fill`) to the party's stream.
   absl::StatusOr<uint64_t> AppendControl(absl::string_view party,
                                          const std::function<void(schema::Event::Builder)>& fill);

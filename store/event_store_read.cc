@@ -222,4 +222,13 @@ absl::StatusOr<StreamInfo> EventStoreImpl::GetStreamInfo(absl::string_view strea
   return info;
 }
 
+absl::StatusOr<std::optional<std::string>> EventStoreImpl::ReadMark(absl::string_view mark_key) {
+  std::string value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), cf_meta_, internal::MarkKey(mark_key), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  IHS_RETURN_IF_ERROR(FromRocksStatus(s, "read a mark"));
+  return std::optional<std::string>(std::move(value));
+}
+
 }  // namespace ihs::store

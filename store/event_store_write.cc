@@ -433,6 +433,22 @@ absl::StatusOr<AppendResult> EventStoreImpl::Append(const StreamAppend& append) 
   return std::move(r[0]);
 }
 
+absl::StatusOr<AppendResult> EventStoreImpl::AppendMarked(const StreamAppend& append,
+                                                          absl::string_view mark_key,
+                                                          absl::string_view mark_value) {
+  if (options_.read_only) {
+    return absl::FailedPreconditionError("store is open for reading only");
+  }
+  if (mark_key.empty() || mark_key.size() > 128 || mark_value.size() > 4096) {
+    return absl::InvalidArgumentError("a mark's key is 1 to 128 bytes and its value at most 4 KiB");
+  }
+  const std::pair<std::string, std::string> mark(internal::MarkKey(mark_key), mark_value);
+  const std::vector<StreamAppend> appends = {append};  // the prepared appends point into it
+  IHS_ASSIGN_OR_RETURN(std::vector<PreparedAppend> prepared, Prepare(appends, /*control=*/false));
+  IHS_ASSIGN_OR_RETURN(std::vector<AppendResult> r, Commit(prepared, &mark));
+  return std::move(r[0]);
+}
+
 absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::AppendMulti(
     const std::vector<StreamAppend>& appends) {
   if (options_.read_only) {
@@ -467,9 +483,10 @@ absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::AppendPrepared(
 }
 
 absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::Commit(
-    std::vector<PreparedAppend>& prepared) {
+    std::vector<PreparedAppend>& prepared, const std::pair<std::string, std::string>* mark) {
   Writer w;
   w.appends = &prepared;
+  w.mark = mark;
   for (const auto& pa : prepared) w.event_count += pa.events.size();
 
   std::vector<Writer*> group;
@@ -825,6 +842,7 @@ absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::StageWriter(Writer& w,
   for (size_t a = 0; a < appends.size(); ++a) {  // 5. The events, their indexes and nodes.
     EmitAppend(appends[a], metas[a], exists[a], keys[a], g, results[a]);
   }
+  if (w.mark != nullptr) g.batch.Put(cf_meta_, w.mark->first, w.mark->second);
   ++g.writes;
   return results;
 }

@@ -79,6 +79,7 @@ struct EventStoreImpl::PreparedBatch final : PreparedAppends {
 
 struct EventStoreImpl::Writer {
   std::vector<PreparedAppend>* appends;
+  const std::pair<std::string, std::string>* mark = nullptr;  // AppendMarked's, if any
   size_t event_count = 0;
   absl::StatusOr<std::vector<AppendResult>> result;
   bool done = false;

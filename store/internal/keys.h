@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "common/big_endian.h"
 
@@ -37,6 +38,8 @@ inline constexpr char kMetaMasterKeyCheck[] = "master_key_check";
 inline constexpr char kMetaNextStreamNo[] = "next_stream_no";
 // No event is recorded before it (LogReader::Watermark), across restarts.
 inline constexpr char kMetaRecordedFloor[] = "recorded_floor";
+// A caller's mark (EventStore::AppendMarked): "mark/" + the caller's key.
+inline std::string MarkKey(absl::string_view key) { return absl::StrCat("mark/", key); }
 
 inline std::string EventKey(uint64_t position) { return BigEndian64(position); }
 

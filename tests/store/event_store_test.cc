@@ -197,6 +197,39 @@ TEST_F(EventStoreTest, ExpectedVersionAnyNoStreamExistsAndExact) {
   EXPECT_EQ(ConflictCurrentVersion(absl::InvalidArgumentError("x")), std::nullopt);
 }
 
+TEST_F(EventStoreTest, AMarkIsWrittenWithTheEventsOfItsAppendAndOnlyThen) {
+  auto mark = [this] {
+    auto m = store_->ReadMark("replica/applied");
+    EXPECT_TRUE(m.ok()) << m.status();
+    return m.ok() ? *m : std::optional<std::string>("error");
+  };
+  auto append = [this](uint64_t id, ExpectedVersion expected, const std::string& value) {
+    return store_->AppendMarked(
+        {"s", expected, {events_.Touchpoint(id, Channel::EMAIL, TouchpointType::MESSAGE)}},
+        "replica/applied", value);
+  };
+  EXPECT_EQ(mark(), std::nullopt);
+  IHS_ASSERT_OK(append(1, ExpectedVersion::NoStream(), "1"));
+  EXPECT_EQ(mark(), "1");
+  // A refusal and a repeat write no events, and so no mark.
+  EXPECT_EQ(append(2, ExpectedVersion::NoStream(), "2").status().code(),
+            absl::StatusCode::kAborted);
+  EXPECT_EQ(mark(), "1");
+  auto repeat = append(1, ExpectedVersion::NoStream(), "3");
+  ASSERT_TRUE(repeat.ok()) << repeat.status();
+  EXPECT_TRUE(repeat->duplicate);
+  EXPECT_EQ(mark(), "1");
+  IHS_ASSERT_OK(append(4, ExpectedVersion::Exact(0), "4"));
+  EXPECT_EQ(mark(), "4");
+  // Kept across a restart, and not in the log.
+  Reopen();
+  EXPECT_EQ(mark(), "4");
+  EXPECT_EQ(store_->Head(), 2u);
+  EXPECT_EQ(store_->AppendMarked({"s", ExpectedVersion::Any(), {}}, "", "x").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(mark(), "4");
+}
+
 TEST_F(EventStoreTest, RetryWithSameContentReturnsOriginalPositions) {
   IHS_ASSERT_OK(AppendOne("other", 50));
   StreamAppend req{"ada",

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "tests/testutil/child_process.h"
 
 namespace ihs::testing {
 
@@ -27,25 +28,22 @@ class IhsdProcess {
  public:
   // Starts ihsd and waits (up to 60 s) until it is ready.
   static absl::StatusOr<std::unique_ptr<IhsdProcess>> Start(const IhsdOptions& options);
-  ~IhsdProcess();  // SIGTERM, then waits (SIGKILL after 60 s)
+  // Destroyed: SIGTERM, then waits (SIGKILL after 60 s).
 
-  pid_t pid() const { return pid_; }
+  pid_t pid() const { return child_->pid(); }
   // The addresses it listens on, as it printed them ("127.0.0.1:41234", "unix:/tmp/x.sock").
   const std::vector<std::string>& addresses() const { return addresses_; }
   // The addresses of its --http listeners, as it printed them ("http on ADDR").
   const std::vector<std::string>& http_addresses() const { return http_addresses_; }
   // Sends `signo` and waits for the exit; returns the exit code (128 + signal if killed).
-  int Stop(int signo);
-  bool Running();
-  uint64_t RssBytes() const;  // VmRSS from /proc
-  std::string Log() const;    // what it wrote to stderr
+  int Stop(int signo) { return child_->Stop(signo); }
+  bool Running() { return child_->Running(); }
+  uint64_t RssBytes() const;                         // VmRSS from /proc
+  std::string Log() const { return child_->Log(); }  // what it wrote to stderr
 
  private:
   IhsdProcess() = default;
-  pid_t pid_ = -1;
-  int exit_code_ = -1;
-  int stdout_fd_ = -1;
-  std::string log_path_;
+  std::unique_ptr<ChildProcess> child_;
   std::vector<std::string> addresses_;
   std::vector<std::string> http_addresses_;
 };

@@ -1,0 +1,461 @@
+#include "store/cluster/cluster.h"
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <nats/nats.h>
+#include <sodium.h>
+
+#include <memory>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "common/big_endian.h"
+#include "common/status_macros.h"
+
+namespace ihs::cluster {
+namespace {
+
+constexpr char kBucket[] = "IHS_CLUSTER";
+constexpr char kConfigKey[] = "config";
+constexpr uint32_t kFormat = 1;
+
+// What nats.c last said on this thread, for an error message.
+std::string NatsText(natsStatus s) {
+  natsStatus last = NATS_OK;
+  const char* text = nats_GetLastError(&last);
+  if (text != nullptr && *text != '\0') return text;
+  return natsStatus_GetText(s);
+}
+
+absl::Status NatsError(absl::string_view what, natsStatus s,
+                       jsErrCode code = static_cast<jsErrCode>(0)) {
+  std::string text = absl::StrCat(what, ": ", NatsText(s));
+  if (code != 0) absl::StrAppend(&text, " (JetStream error ", static_cast<int>(code), ")");
+  switch (s) {
+    case NATS_TIMEOUT:
+      return absl::DeadlineExceededError(text);
+    case NATS_NO_SERVER:
+    case NATS_CONNECTION_CLOSED:
+    case NATS_NO_RESPONDERS:
+    case NATS_CONNECTION_DISCONNECTED:
+    case NATS_STALE_CONNECTION:
+      return absl::UnavailableError(text);
+    case NATS_MAX_PAYLOAD:
+      return absl::ResourceExhaustedError(text);
+    default:
+      break;
+  }
+  if (code == JSClusterNotAvailErr || code == JSNotEnabledErr ||
+      code == JSNotEnabledForAccountErr || code == JSClusterNoPeersErr) {
+    return absl::UnavailableError(text);
+  }
+  if (code == JSInsufficientResourcesErr || code == JSStorageResourcesExceededErr) {
+    return absl::ResourceExhaustedError(text);
+  }
+  return absl::InternalError(text);
+}
+
+bool ValidNodeName(absl::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') return false;
+  }
+  return true;
+}
+
+int64_t Micros(Clock* clock) { return absl::ToUnixMicros(clock->Now()); }
+
+// nats.c objects, freed with their own functions.
+struct NatsDeleter {
+  void operator()(natsOptions* p) const { natsOptions_Destroy(p); }
+  void operator()(natsConnection* p) const { natsConnection_Destroy(p); }
+  void operator()(jsCtx* p) const { jsCtx_Destroy(p); }
+  void operator()(kvStore* p) const { kvStore_Destroy(p); }
+  void operator()(kvEntry* p) const { kvEntry_Destroy(p); }
+  void operator()(natsMsg* p) const { natsMsg_Destroy(p); }
+  void operator()(jsPubAck* p) const { jsPubAck_Destroy(p); }
+  void operator()(jsStreamInfo* p) const { jsStreamInfo_Destroy(p); }
+  void operator()(jsAccountInfo* p) const { jsAccountInfo_Destroy(p); }
+};
+template <typename T>
+using Owned = std::unique_ptr<T, NatsDeleter>;
+
+std::string EncodeConfig(const Config& c) {
+  capnp::MallocMessageBuilder m;
+  auto b = m.initRoot<schema::ClusterConfig>();
+  b.setFormat(kFormat);
+  b.setPartitions(c.partitions);
+  b.setReplicas(static_cast<uint8_t>(c.replicas));
+  b.setCreatedAt(c.created_at);
+  b.setCreatedBy(c.created_by);
+  auto words = capnp::messageToFlatArray(m);
+  auto bytes = words.asChars();
+  return std::string(bytes.begin(), bytes.size());
+}
+
+absl::StatusOr<Config> DecodeConfig(const void* data, int len) {
+  if (len <= 0 || len % sizeof(capnp::word) != 0) {
+    return absl::DataLossError(
+        absl::StrCat("the cluster's configuration is ", len, " bytes, not a Cap'n Proto message"));
+  }
+  auto words = kj::heapArray<capnp::word>(len / sizeof(capnp::word));
+  memcpy(words.begin(), data, len);
+  Config c;
+  try {
+    capnp::FlatArrayMessageReader reader(words);
+    auto r = reader.getRoot<schema::ClusterConfig>();
+    if (r.getFormat() != kFormat) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the cluster's configuration has format ", r.getFormat(), "; this ihs reads ", kFormat));
+    }
+    c.partitions = r.getPartitions();
+    c.replicas = r.getReplicas();
+    c.created_at = r.getCreatedAt();
+    c.created_by = r.getCreatedBy();
+  } catch (const kj::Exception& e) {
+    return absl::DataLossError(
+        absl::StrCat("the cluster's configuration does not decode: ", e.getDescription().cStr()));
+  }
+  if (c.partitions == 0 || c.partitions > kMaxPartitions) {
+    return absl::DataLossError(
+        absl::StrCat("the cluster's configuration names ", c.partitions, " partitions"));
+  }
+  return c;
+}
+
+// The message id JetStream de-duplicates on: a digest of what the append asks for (its stream,
+// expectation and events, not when or where it was accepted), so that a retry of the same append
+// is the same message and another append is not.
+std::string MessageId(const store::StreamAppend& append) {
+  crypto_hash_sha256_state h;
+  crypto_hash_sha256_init(&h);
+  auto add = [&h](absl::string_view bytes) {
+    const std::string len = BigEndian64(bytes.size());
+    crypto_hash_sha256_update(&h, reinterpret_cast<const uint8_t*>(len.data()), len.size());
+    crypto_hash_sha256_update(&h, reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  };
+  add(append.stream);
+  add(append.expected.ToString());
+  for (const auto& e : append.events) {
+    auto canonical = capnp::canonicalize(e);
+    auto bytes = canonical.asChars();
+    add(absl::string_view(bytes.begin(), bytes.size()));
+  }
+  uint8_t digest[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256_final(&h, digest);
+  return absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(digest), 16));
+}
+
+schema::Expect ExpectOf(store::ExpectedVersion::Kind kind) {
+  switch (kind) {
+    case store::ExpectedVersion::Kind::kAny:
+      return schema::Expect::ANY;
+    case store::ExpectedVersion::Kind::kNoStream:
+      return schema::Expect::NO_STREAM;
+    case store::ExpectedVersion::Kind::kStreamExists:
+      return schema::Expect::STREAM_EXISTS;
+    case store::ExpectedVersion::Kind::kExact:
+      return schema::Expect::EXACT;
+  }
+  return schema::Expect::ANY;
+}
+
+class NatsCluster final : public Cluster {
+ public:
+  NatsCluster(ClusterOptions options, Owned<natsConnection> nc, Owned<jsCtx> js)
+      : options_(std::move(options)), nc_(std::move(nc)), js_(std::move(js)) {
+    if (options_.clock == nullptr) options_.clock = RealClock();
+  }
+
+  const Config& config() const override { return config_; }
+
+  absl::Status Join() {
+    IHS_RETURN_IF_ERROR(WaitForJetStream());
+    kvStore* kv_raw = nullptr;
+    natsStatus s = js_KeyValue(&kv_raw, js_.get(), kBucket);
+    if (s == NATS_NOT_FOUND) {
+      if (options_.partitions == 0) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("there is no ihs cluster at ", absl::StrJoin(options_.servers, ","),
+                         ": give the partition count to create one (--partitions P)"));
+      }
+      kvConfig kc;
+      kvConfig_Init(&kc);
+      kc.Bucket = kBucket;
+      kc.Description = "ihs: the cluster's configuration (docs/scale.md)";
+      kc.History = 1;
+      kc.Replicas = options_.replicas;
+      kc.StorageType = js_FileStorage;
+      s = js_CreateKeyValue(&kv_raw, js_.get(), &kc);
+    }
+    if (s != NATS_OK) return NatsError("opening the cluster's configuration bucket", s);
+    Owned<kvStore> kv(kv_raw);
+    if (options_.partitions > 0) {
+      Config mine{options_.partitions, options_.replicas, Micros(options_.clock), options_.node};
+      std::string bytes = EncodeConfig(mine);
+      s = kvStore_Create(nullptr, kv.get(), kConfigKey, bytes.data(),
+                         static_cast<int>(bytes.size()));
+      // A failed create is most often a configuration that exists: read it below either way.
+      (void)s;
+    }
+    kvEntry* entry_raw = nullptr;
+    s = kvStore_Get(&entry_raw, kv.get(), kConfigKey);
+    if (s == NATS_NOT_FOUND) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the ihs cluster at ", absl::StrJoin(options_.servers, ","),
+          " has no configuration yet: give the partition count to create it (--partitions P)"));
+    }
+    if (s != NATS_OK) return NatsError("reading the cluster's configuration", s);
+    Owned<kvEntry> entry(entry_raw);
+    IHS_ASSIGN_OR_RETURN(config_,
+                         DecodeConfig(kvEntry_Value(entry.get()), kvEntry_ValueLen(entry.get())));
+    if (options_.partitions > 0 && options_.partitions != config_.partitions) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "the cluster at %s has %d partitions (created by %s), and this node was given %d: a "
+          "cluster's partition count is fixed when it is created",
+          absl::StrJoin(options_.servers, ","), config_.partitions, config_.created_by,
+          options_.partitions));
+    }
+    for (uint32_t p = 0; p < config_.partitions; ++p) IHS_RETURN_IF_ERROR(EnsurePartition(p));
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<Published> Publish(const store::StreamAppend& append,
+                                    std::optional<uint64_t> last_subject_sequence) override {
+    if (append.stream.empty()) return absl::InvalidArgumentError("an append needs a stream id");
+    if (append.events.empty()) return absl::InvalidArgumentError("an append needs events");
+    capnp::MallocMessageBuilder m;
+    auto b = m.initRoot<schema::PartitionAppend>();
+    b.setStream(append.stream);
+    b.setExpect(ExpectOf(append.expected.kind()));
+    b.setExpectedVersion(append.expected.version());
+    auto events = b.initEvents(static_cast<unsigned>(append.events.size()));
+    for (size_t i = 0; i < append.events.size(); ++i) {
+      const auto& e = append.events[i];
+      if (e.hasContent()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "event ", i, " of the append to ", append.stream,
+            " has personal content, which a cluster cannot take yet: it would enter JetStream in "
+            "the clear, beyond the reach of an erasure (docs/scale.md, \"Steps\")"));
+      }
+      events.setWithCaveats(static_cast<unsigned>(i), e);
+    }
+    b.setAcceptedAt(Micros(options_.clock));
+    b.setAcceptedBy(options_.node);
+    auto words = capnp::messageToFlatArray(m);
+    auto bytes = words.asChars();
+
+    const uint32_t partition = PartitionOf(append.stream, config_.partitions);
+    const std::string subject = SubjectOf(append.stream, partition);
+    const std::string stream_name = PartitionStreamName(partition);
+    const std::string id = MessageId(append);
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MsgId = id.c_str();
+    po.ExpectStream = stream_name.c_str();
+    po.MaxWait = absl::ToInt64Milliseconds(options_.timeout);
+    if (last_subject_sequence.has_value()) {
+      if (*last_subject_sequence == 0) {
+        po.ExpectNoMessage = true;
+      } else {
+        po.ExpectLastSubjectSeq = *last_subject_sequence;
+      }
+    }
+    jsPubAck* ack_raw = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    natsStatus s = js_Publish(&ack_raw, js_.get(), subject.c_str(), bytes.begin(),
+                              static_cast<int>(bytes.size()), &po, &code);
+    Owned<jsPubAck> ack(ack_raw);
+    if (s != NATS_OK) {
+      if (code == JSStreamWrongLastSequenceErr) {
+        return absl::AbortedError(absl::StrCat(
+            "the stream ", append.stream, " has moved on in partition ", partition,
+            "'s log since the sequence expected (", NatsText(s), "): read it and retry"));
+      }
+      if (s == NATS_TIMEOUT) {
+        return absl::DeadlineExceededError(absl::StrCat(
+            "JetStream did not acknowledge the append to ", append.stream, " within ",
+            absl::FormatDuration(options_.timeout),
+            ": it may or may not be stored; retry it with the same events (a retry is not stored "
+            "twice)"));
+      }
+      return NatsError(
+          absl::StrCat("publishing the append to ", append.stream, " (partition ", partition, ")"),
+          s, code);
+    }
+    return Published{partition, ack->Sequence, ack->Duplicate};
+  }
+
+  absl::StatusOr<std::vector<PartitionMessage>> Read(uint32_t partition, uint64_t from_sequence,
+                                                     size_t max_count) override {
+    IHS_RETURN_IF_ERROR(CheckPartition(partition));
+    const std::string name = PartitionStreamName(partition);
+    std::vector<PartitionMessage> out;
+    for (uint64_t seq = std::max<uint64_t>(from_sequence, 1); out.size() < max_count; ++seq) {
+      natsMsg* msg_raw = nullptr;
+      jsErrCode code = static_cast<jsErrCode>(0);
+      natsStatus s = js_GetMsg(&msg_raw, js_.get(), name.c_str(), seq, nullptr, &code);
+      Owned<natsMsg> msg(msg_raw);
+      if (s == NATS_NOT_FOUND || code == JSNoMessageFoundErr) break;  // the end of the log
+      if (s != NATS_OK) {
+        return NatsError(absl::StrCat("reading message ", seq, " of partition ", partition), s,
+                         code);
+      }
+      PartitionMessage pm;
+      pm.sequence = seq;
+      pm.subject = natsMsg_GetSubject(msg.get());
+      pm.data.assign(natsMsg_GetData(msg.get()), natsMsg_GetDataLength(msg.get()));
+      out.push_back(std::move(pm));
+    }
+    return out;
+  }
+
+  absl::StatusOr<uint64_t> LastSequence(uint32_t partition) override {
+    IHS_RETURN_IF_ERROR(CheckPartition(partition));
+    jsStreamInfo* si_raw = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    natsStatus s = js_GetStreamInfo(&si_raw, js_.get(), PartitionStreamName(partition).c_str(),
+                                    nullptr, &code);
+    Owned<jsStreamInfo> si(si_raw);
+    if (s != NATS_OK)
+      return NatsError(absl::StrCat("reading partition ", partition, "'s log"), s, code);
+    return si->State.LastSeq;
+  }
+
+ private:
+  absl::Status CheckPartition(uint32_t partition) const {
+    if (partition >= config_.partitions) {
+      return absl::OutOfRangeError(absl::StrCat(
+          "partition ", partition, " does not exist: the cluster has ", config_.partitions));
+    }
+    return absl::OkStatus();
+  }
+
+  // A cluster that is starting has no JetStream meta leader for a moment: wait for it, within
+  // the timeout.
+  absl::Status WaitForJetStream() {
+    absl::Time deadline = absl::Now() + options_.timeout;
+    while (true) {
+      jsAccountInfo* info_raw = nullptr;
+      jsErrCode code = static_cast<jsErrCode>(0);
+      natsStatus s = js_GetAccountInfo(&info_raw, js_.get(), nullptr, &code);
+      Owned<jsAccountInfo> info(info_raw);
+      if (s == NATS_OK) return absl::OkStatus();
+      if (code == JSNotEnabledErr || code == JSNotEnabledForAccountErr || absl::Now() > deadline) {
+        return NatsError(absl::StrCat("JetStream at ", absl::StrJoin(options_.servers, ","),
+                                      " does not answer (is it started with -js?)"),
+                         s, code);
+      }
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+  }
+
+  absl::Status EnsurePartition(uint32_t p) {
+    const std::string name = PartitionStreamName(p);
+    jsStreamInfo* si_raw = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    natsStatus s = js_GetStreamInfo(&si_raw, js_.get(), name.c_str(), nullptr, &code);
+    Owned<jsStreamInfo> si(si_raw);
+    if (s == NATS_OK) return absl::OkStatus();
+    if (s != NATS_NOT_FOUND && code != JSStreamNotFoundErr) {
+      return NatsError(absl::StrCat("reading partition ", p, "'s log"), s, code);
+    }
+    const std::string subjects = absl::StrCat("ihs.p", p, ".>");
+    const char* subject_list[] = {subjects.c_str()};
+    jsStreamConfig sc;
+    jsStreamConfig_Init(&sc);
+    sc.Name = name.c_str();
+    sc.Description = "ihs: the log of one partition (docs/scale.md)";
+    sc.Subjects = subject_list;
+    sc.SubjectsLen = 1;
+    sc.Storage = js_FileStorage;
+    sc.Replicas = config_.replicas;
+    sc.DenyDelete = true;  // the log is append-only: no message is ever deleted or purged
+    sc.DenyPurge = true;
+    sc.AllowDirect = true;
+    jsStreamInfo* created_raw = nullptr;
+    s = js_AddStream(&created_raw, js_.get(), &sc, nullptr, &code);
+    Owned<jsStreamInfo> created(created_raw);
+    // Another node may have created it meanwhile, with the same configuration: that is success
+    // too (nats-server answers an identical create with the stream).
+    if (s != NATS_OK) return NatsError(absl::StrCat("creating partition ", p, "'s log"), s, code);
+    return absl::OkStatus();
+  }
+
+  ClusterOptions options_;
+  Owned<natsConnection> nc_;
+  Owned<jsCtx> js_;
+  Config config_;
+};
+
+}  // namespace
+
+uint32_t PartitionOf(absl::string_view stream, uint32_t partitions) {
+  uint8_t digest[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256(digest, reinterpret_cast<const uint8_t*>(stream.data()), stream.size());
+  return static_cast<uint32_t>(GetBigEndian64(reinterpret_cast<const char*>(digest)) % partitions);
+}
+
+std::string Cluster::PartitionStreamName(uint32_t partition) {
+  return absl::StrFormat("IHS_P%04d", partition);
+}
+
+std::string Cluster::SubjectOf(absl::string_view stream, uint32_t partition) {
+  // A subject's tokens may not hold '.', '*', '>' or white space; a stream id may: hex it.
+  return absl::StrCat("ihs.p", partition, ".s.", absl::BytesToHexString(stream));
+}
+
+absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Connect(const ClusterOptions& options) {
+  if (options.servers.empty()) return absl::InvalidArgumentError("no NATS server given");
+  if (options.partitions > kMaxPartitions) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(options.partitions, " partitions is more than ", kMaxPartitions));
+  }
+  if (options.replicas < 1 || options.replicas > 5) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("replicas must be 1 to 5 (JetStream's limit), not ", options.replicas));
+  }
+  if (!ValidNodeName(options.node)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the node's name \"", options.node, "\" is not 1 to 64 of [A-Za-z0-9_-]"));
+  }
+  natsOptions* opts_raw = nullptr;
+  if (natsOptions_Create(&opts_raw) != NATS_OK)
+    return absl::InternalError("natsOptions_Create failed");
+  Owned<natsOptions> opts(opts_raw);
+  std::vector<const char*> urls;
+  for (const auto& s : options.servers) urls.push_back(s.c_str());
+  natsStatus s = natsOptions_SetServers(opts.get(), urls.data(), static_cast<int>(urls.size()));
+  if (s != NATS_OK) {
+    return absl::InvalidArgumentError(absl::StrCat("the NATS addresses ",
+                                                   absl::StrJoin(options.servers, ","),
+                                                   " are not valid: ", NatsText(s)));
+  }
+  const std::string name = absl::StrCat("ihs ", options.node);
+  natsOptions_SetName(opts.get(), name.c_str());
+  natsOptions_SetTimeout(opts.get(), absl::ToInt64Milliseconds(options.timeout));
+  natsOptions_SetMaxReconnect(opts.get(), -1);  // a node keeps trying while it lives
+  natsConnection* nc_raw = nullptr;
+  s = natsConnection_Connect(&nc_raw, opts.get());
+  Owned<natsConnection> nc(nc_raw);
+  if (s != NATS_OK) {
+    return absl::UnavailableError(absl::StrCat(
+        "no NATS server answered at ", absl::StrJoin(options.servers, ","), ": ", NatsText(s)));
+  }
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = absl::ToInt64Milliseconds(options.timeout);
+  jsCtx* js_raw = nullptr;
+  s = natsConnection_JetStream(&js_raw, nc.get(), &jo);
+  Owned<jsCtx> js(js_raw);
+  if (s != NATS_OK) return NatsError("opening JetStream", s);
+  auto cluster = std::make_unique<NatsCluster>(options, std::move(nc), std::move(js));
+  IHS_RETURN_IF_ERROR(cluster->Join());
+  return std::unique_ptr<Cluster>(std::move(cluster));
+}
+
+}  // namespace ihs::cluster

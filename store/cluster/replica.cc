@@ -1,0 +1,238 @@
+#include "store/cluster/replica.h"
+
+#include <capnp/serialize.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/mutex.h"
+#include "common/status_macros.h"
+
+namespace ihs::cluster {
+namespace {
+
+constexpr size_t kReadBatch = 256;
+// The store's mark (EventStore::AppendMarked) of the last message that wrote events.
+constexpr char kAppliedMark[] = "cluster/applied";
+
+store::ExpectedVersion ExpectedOf(schema::PartitionAppend::Reader a) {
+  switch (a.getExpect()) {
+    case schema::Expect::ANY:
+      return store::ExpectedVersion::Any();
+    case schema::Expect::NO_STREAM:
+      return store::ExpectedVersion::NoStream();
+    case schema::Expect::STREAM_EXISTS:
+      return store::ExpectedVersion::StreamExists();
+    case schema::Expect::EXACT:
+      return store::ExpectedVersion::Exact(a.getExpectedVersion());
+  }
+  return store::ExpectedVersion::Any();
+}
+
+// Whether an append's failure is its verdict (the same on every node for the same log), or the
+// node's trouble (I/O, corruption, a full disk), after which the message must be applied again.
+bool IsVerdict(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kOutOfRange:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+// recordedAt of the message being applied: the store takes max(this, the last one's).
+class PartitionReplica::MessageClock final : public Clock {
+ public:
+  absl::Time Now() override { return absl::FromUnixMicros(micros_.load()); }
+  void Set(int64_t micros) { micros_.store(micros); }
+
+ private:
+  std::atomic<int64_t> micros_{0};
+};
+
+PartitionReplica::PartitionReplica(Cluster* cluster, uint32_t partition, std::string dir)
+    : cluster_(cluster),
+      partition_(partition),
+      dir_(std::move(dir)),
+      clock_(std::make_unique<MessageClock>()) {}
+
+PartitionReplica::~PartitionReplica() = default;
+
+absl::StatusOr<std::unique_ptr<PartitionReplica>> PartitionReplica::Open(Cluster* cluster,
+                                                                         uint32_t partition,
+                                                                         const std::string& dir) {
+  if (partition >= cluster->config().partitions) {
+    return absl::OutOfRangeError(absl::StrCat("partition ", partition,
+                                              " does not exist: the cluster has ",
+                                              cluster->config().partitions));
+  }
+  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return absl::InternalError(absl::StrCat("cannot make ", dir));
+  }
+  std::unique_ptr<PartitionReplica> r(new PartitionReplica(cluster, partition, dir));
+  store::Options o;
+  o.path = dir + "/store";
+  o.clock = r->clock_.get();
+  IHS_ASSIGN_OR_RETURN(r->store_, store::EventStore::Open(o));
+  // How far it got: the mark of the last message that wrote, written with its events, so that a
+  // crash cannot separate them; and the file, written after each batch, which may be further
+  // (messages after that one that wrote nothing: refused or repeats) or, after a crash, behind.
+  // Behind the mark, applying again would be wrong: a message refused then may pass against the
+  // log as later messages left it.
+  uint64_t applied = 0;
+  IHS_ASSIGN_OR_RETURN(std::optional<std::string> mark, r->store_->ReadMark(kAppliedMark));
+  if (mark.has_value() && !absl::SimpleAtoi(*mark, &applied)) {
+    return absl::DataLossError(absl::StrCat("the replica's mark is not a sequence: ", *mark));
+  }
+  std::ifstream in(dir + "/applied");
+  std::string text;
+  if (in && std::getline(in, text)) {
+    uint64_t saved = 0;
+    if (!absl::SimpleAtoi(text, &saved)) {
+      return absl::DataLossError(absl::StrCat(dir, "/applied does not hold a sequence: ", text));
+    }
+    applied = std::max(applied, saved);
+  }
+  MutexLock l(&r->mu_);
+  r->applied_ = applied;
+  return r;
+}
+
+uint64_t PartitionReplica::applied() const {
+  MutexLock l(&mu_);
+  return applied_;
+}
+
+absl::StatusOr<uint64_t> PartitionReplica::CatchUp(uint64_t through) {
+  MutexLock l(&mu_);
+  return CatchUpLocked(through);
+}
+
+absl::StatusOr<uint64_t> PartitionReplica::CatchUpLocked(uint64_t through) {
+  while (through == 0 || applied_ < through) {
+    size_t want = kReadBatch;
+    if (through != 0) want = std::min<uint64_t>(want, through - applied_);
+    IHS_ASSIGN_OR_RETURN(std::vector<PartitionMessage> batch,
+                         cluster_->Read(partition_, applied_ + 1, want));
+    if (batch.empty()) break;
+    for (const PartitionMessage& m : batch) {
+      if (m.sequence != applied_ + 1) {
+        return absl::DataLossError(absl::StrCat("partition ", partition_, "'s log jumps from ",
+                                                applied_, " to ", m.sequence));
+      }
+      absl::StatusOr<Verdict> v = Apply(m);
+      if (!v.ok()) {
+        IHS_RETURN_IF_ERROR(SaveApplied());
+        return v.status();
+      }
+      applied_ = m.sequence;
+      verdicts_[m.sequence] = *std::move(v);
+      verdict_order_.push_back(m.sequence);
+      if (verdict_order_.size() > kVerdictsKept) {
+        verdicts_.erase(verdict_order_.front());
+        verdict_order_.pop_front();
+      }
+    }
+    IHS_RETURN_IF_ERROR(SaveApplied());
+  }
+  return applied_;
+}
+
+absl::StatusOr<Verdict> PartitionReplica::VerdictOf(uint64_t sequence) {
+  MutexLock l(&mu_);
+  if (sequence > applied_) {
+    IHS_RETURN_IF_ERROR(CatchUpLocked(sequence).status());
+  }
+  if (sequence > applied_) {
+    return absl::NotFoundError(absl::StrCat("partition ", partition_, "'s log has no message ",
+                                            sequence, " yet (it ends at ", applied_, ")"));
+  }
+  auto it = verdicts_.find(sequence);
+  if (it == verdicts_.end()) {
+    return absl::UnavailableError(
+        absl::StrCat("the verdict on message ", sequence, " of partition ", partition_,
+                     " is no longer kept: read the stream to see whether its events are there"));
+  }
+  return it->second;
+}
+
+absl::StatusOr<Verdict> PartitionReplica::Apply(const PartitionMessage& m) {
+  Verdict v;
+  v.sequence = m.sequence;
+  if (m.data.size() % sizeof(capnp::word) != 0) {
+    v.status = absl::InvalidArgumentError(
+        absl::StrCat("message ", m.sequence, " is not a Cap'n Proto message"));
+    return v;
+  }
+  auto words = kj::heapArray<capnp::word>(m.data.size() / sizeof(capnp::word));
+  memcpy(words.begin(), m.data.data(), m.data.size());
+  try {
+    capnp::FlatArrayMessageReader reader(words);
+    auto a = reader.getRoot<schema::PartitionAppend>();
+    store::StreamAppend append;
+    append.stream = a.getStream();
+    append.expected = ExpectedOf(a);
+    if (PartitionOf(append.stream, cluster_->config().partitions) != partition_) {
+      // Only a writer that ignores the partition function can put it here; every node refuses
+      // it alike.
+      v.status = absl::InvalidArgumentError(
+          absl::StrCat("message ", m.sequence, " appends to ", append.stream,
+                       ", which is not of partition ", partition_));
+      return v;
+    }
+    for (auto e : a.getEvents()) append.events.push_back(e);
+    clock_->Set(a.getAcceptedAt());
+    absl::StatusOr<store::AppendResult> r =
+        store_->AppendMarked(append, kAppliedMark, absl::StrCat(m.sequence));
+    if (r.ok()) {
+      v.result = *std::move(r);
+    } else if (IsVerdict(r.status())) {
+      v.status = r.status();
+    } else {
+      return r.status();
+    }
+  } catch (const kj::Exception& e) {
+    v.status = absl::InvalidArgumentError(
+        absl::StrCat("message ", m.sequence, " does not decode: ", e.getDescription().cStr()));
+  }
+  return v;
+}
+
+absl::Status PartitionReplica::SaveApplied() {
+  // Not synced: after a crash the replica starts from the store's mark (Open), or from this.
+  const std::string tmp = dir_ + "/applied.tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << applied_ << "\n";
+    if (!out.good()) return absl::InternalError(absl::StrCat("cannot write ", tmp));
+  }
+  if (std::rename(tmp.c_str(), (dir_ + "/applied").c_str()) != 0) {
+    return absl::InternalError(absl::StrCat("cannot rename ", tmp));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<store::AppendResult> AppendThrough(Cluster& cluster, PartitionReplica& replica,
+                                                  const store::StreamAppend& append) {
+  const uint32_t partition = PartitionOf(append.stream, cluster.config().partitions);
+  if (partition != replica.partition()) {
+    return absl::InvalidArgumentError(absl::StrCat("the append to ", append.stream,
+                                                   " belongs to partition ", partition,
+                                                   ", not to the replica's ", replica.partition()));
+  }
+  IHS_ASSIGN_OR_RETURN(Published p, cluster.Publish(append));
+  IHS_ASSIGN_OR_RETURN(Verdict v, replica.VerdictOf(p.sequence));
+  if (!v.status.ok()) return v.status;
+  return v.result;
+}
+
+}  // namespace ihs::cluster

@@ -1,0 +1,97 @@
+// A node's copy of one partition: the partition's log (cluster.h) applied in sequence order to
+// an EventStore of its own, in the single-node format (docs/format.md), so that positions, the
+// Merkle tree and signed heads are per partition. Every node that holds the partition applies the
+// same messages in the same order through the store's own write path, and nothing it writes
+// depends on the node: recordedAt is the message's acceptedAt (raised to the last one's, as the
+// store does), content comes sealed in the message, and whether an append is applied or refused
+// (expected version, idempotency, the store's checks) is decided by what was applied before. So
+// two replicas of a partition hold the same bytes and the same root at every size
+// (docs/scale.md, "Materialisation").
+//
+// The verdict on a message is what an accepting node answers its client with: the append's
+// positions, or why it was refused. Of two appends that expect one version, the one JetStream
+// ordered first is applied and the other refused, on every node alike, whatever nats-server's
+// own check let through.
+//
+// Thread-safe. The replica's store must not be written by anything else; it serves reads.
+#ifndef IHS_STORE_CLUSTER_REPLICA_H_
+#define IHS_STORE_CLUSTER_REPLICA_H_
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "store/cluster/cluster.h"
+#include "store/event_store.h"
+
+namespace ihs::cluster {
+
+// What became of one message of a partition's log.
+struct Verdict {
+  uint64_t sequence = 0;
+  // OK: applied, or the exact repeat of an applied append (result.duplicate). Otherwise why it
+  // was refused: kAborted for a wrong expected version (store::ConflictCurrentVersion reads the
+  // stream's version from it), kAlreadyExists, kInvalidArgument, kFailedPrecondition as the
+  // store's append says.
+  absl::Status status;
+  store::AppendResult result;
+};
+
+class PartitionReplica {
+ public:
+  // Opens (creating) the store of `partition` in `dir` and reads how far it has applied.
+  // `cluster` must outlive the replica.
+  static absl::StatusOr<std::unique_ptr<PartitionReplica>> Open(Cluster* cluster,
+                                                                uint32_t partition,
+                                                                const std::string& dir);
+  ~PartitionReplica();
+
+  // Applies the partition's messages after the last applied, up to `through` (0: as many as the
+  // log holds now). Returns the last sequence applied. A store failure that is not a verdict
+  // (I/O, corruption) stops here with that error; the message is applied again next time.
+  absl::StatusOr<uint64_t> CatchUp(uint64_t through = 0);
+
+  // The verdict on message `sequence`, applying the log up to it first. kNotFound when the log
+  // does not hold it (yet); kUnavailable when it was applied so long ago (more than
+  // kVerdictsKept messages) or before a restart that its verdict is no longer kept: the
+  // stream's own history tells then.
+  absl::StatusOr<Verdict> VerdictOf(uint64_t sequence);
+
+  uint64_t applied() const;
+  uint32_t partition() const { return partition_; }
+  store::EventStore& store() { return *store_; }
+
+  static constexpr size_t kVerdictsKept = 1 << 16;
+
+ private:
+  class MessageClock;
+  PartitionReplica(Cluster* cluster, uint32_t partition, std::string dir);
+  absl::StatusOr<Verdict> Apply(const PartitionMessage& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status SaveApplied() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<uint64_t> CatchUpLocked(uint64_t through) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  Cluster* const cluster_;
+  const uint32_t partition_;
+  const std::string dir_;
+  std::unique_ptr<MessageClock> clock_;
+  std::unique_ptr<store::EventStore> store_;
+  mutable absl::Mutex mu_;
+  uint64_t applied_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_map<uint64_t, Verdict> verdicts_ ABSL_GUARDED_BY(mu_);
+  std::deque<uint64_t> verdict_order_ ABSL_GUARDED_BY(mu_);
+};
+
+// An append as a node of the cluster makes it: published to the partition's log, then answered
+// with the verdict of `replica`, which must be of the append's partition. What the client gets
+// is what every node decides: the positions, or the refusal (a wrong expected version is
+// kAborted). A publish that JetStream did not acknowledge is its error (docs/scale.md).
+absl::StatusOr<store::AppendResult> AppendThrough(Cluster& cluster, PartitionReplica& replica,
+                                                  const store::StreamAppend& append);
+
+}  // namespace ihs::cluster
+
+#endif  // IHS_STORE_CLUSTER_REPLICA_H_
