@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "bench/bench_event.h"
 #include "common/big_endian.h"
 #include "store/event_store.h"
 #include "store/internal/db_options.h"
@@ -52,28 +53,7 @@ std::string BenchDir(const std::string& name) {
 
 // A touchpoint with personal content of a typical size (a short email).
 void FillEvent(schema::Event::Builder ev, uint64_t id, int64_t occurred_at) {
-  std::string bytes(8, '\xbe');
-  PutBigEndian64(&bytes, id);
-  ev.setId(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(bytes.data()), 16));
-  ev.setOccurredAt(occurred_at);
-  ev.setSourceSystem("crm");
-  auto tp = ev.initTouchpoint();
-  tp.setChannel(schema::Channel::EMAIL);
-  tp.setDirection(schema::Direction::INBOUND);
-  tp.setType(schema::TouchpointType::COMPLAINT);
-  tp.setSentiment(-0.4f);
-  auto topics = tp.initTopics(2);
-  topics.set(0, "router");
-  topics.set(1, "delivery");
-  tp.setThreadId("thread-42");
-  auto c = ev.initContent();
-  c.setSubject("Router drops the connection every hour");
-  c.setText(
-      "Hello, the router I bought last week loses the connection every hour. I have restarted "
-      "it several times. Please help or send a replacement.");
-  auto from = c.initFrom();
-  from.setKind(schema::HandleKind::EMAIL);
-  from.setAddress("ada@example.org");
+  FillBenchEvent(ev, id, occurred_at, /*content=*/true);
 }
 
 // Ids unique over the whole process, so no append is ever an idempotent retry.

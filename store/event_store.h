@@ -104,6 +104,10 @@ struct Options {
   // false: appends are acknowledged before their WAL is synced. Only for bulk loads that are
   // re-run from the start after a crash; Open says so on stderr.
   bool sync = true;
+  // With sync false: the caller makes appends durable itself, with SyncLog, and can redo what a
+  // crash loses (a cluster's replica, which applies its partition's log again from its mark:
+  // store/cluster/replica.h). Open does not warn then.
+  bool synced_by_caller = false;
   bool read_only = false;  // open for reading only (another process may write)
   // true (ihs import): a new store that one process fills from the start and throws away if
   // anything fails. Appends skip the WAL, and the lookups an append makes (stream metadata, data
@@ -143,6 +147,27 @@ class EventStore : public LogReader {
   // fails all. A stream may appear once.
   virtual absl::StatusOr<std::vector<AppendResult>> AppendMulti(
       const std::vector<StreamAppend>& appends) = 0;
+
+  // Appends taken one after another, in this order, exactly as if each were its own AppendMarked
+  // with the clock at `recorded_at` (µs; the store raises it to the last event's time): each is
+  // checked against the log as those before it left it, and a refusal fails only itself. But
+  // they are written in one atomic batch, with one sync. A cluster's replica applies a batch of
+  // its partition's messages so (store/cluster/replica.h). The outer status is the store's
+  // trouble (then nothing was written); the inner ones are each append's answer.
+  struct OrderedAppend {
+    StreamAppend append;
+    int64_t recorded_at = 0;
+    std::string mark_key;  // empty: no mark
+    std::string mark_value;
+  };
+  virtual absl::StatusOr<std::vector<absl::StatusOr<AppendResult>>> AppendEach(
+      const std::vector<OrderedAppend>& appends) {
+    (void)appends;
+    return absl::UnimplementedError("this store cannot append in order");
+  }
+
+  // Makes every append so far durable (the WAL synced), for stores opened with sync false.
+  virtual absl::Status SyncLog() { return absl::UnimplementedError("this store cannot sync"); }
 
   // Append, and in the same atomic write a caller's mark: a small value under `mark_key`, kept
   // beside the log's own metadata (not in the log, not in the tree). Written only when the append

@@ -76,7 +76,7 @@ absl::StatusOr<std::unique_ptr<EventStore>> EventStoreImpl::Open(const Options& 
                      options.read_only ? " is opened for reading only"
                                        : absl::StrCat(" holds ", store->Head(), " events")));
   }
-  if (!options.sync && !options.read_only) {
+  if (!options.sync && !options.read_only && !options.synced_by_caller) {
     LogSink* log = options.log != nullptr ? options.log : DefaultLog();
     log->Log(absl::StrCat("WARNING: store ", options.path,
                           " opened with sync OFF: appends are acknowledged before they are "

@@ -50,6 +50,9 @@ class EventStoreImpl final : public EventStore, public StateStore {
   absl::StatusOr<AppendResult> AppendMarked(const StreamAppend& append, absl::string_view mark_key,
                                             absl::string_view mark_value) override;
   absl::StatusOr<std::optional<std::string>> ReadMark(absl::string_view mark_key) override;
+  absl::Status SyncLog() override;
+  absl::StatusOr<std::vector<absl::StatusOr<AppendResult>>> AppendEach(
+      const std::vector<OrderedAppend>& appends) override;
   absl::StatusOr<std::vector<AppendResult>> AppendMulti(
       const std::vector<StreamAppend>& appends) override;
   absl::StatusOr<std::unique_ptr<PreparedAppends>> PrepareAppends(
@@ -124,6 +127,8 @@ class EventStoreImpl final : public EventStore, public StateStore {
   absl::Status PrepareEvent(const StreamAppend& append, size_t index, bool control,
                             PreparedEvent* out) const;
   // Queues prepared appends for the group-commit writer and waits for their result.
+  // Commits `group` as one group, in order, once every writer queued before it is done.
+  void CommitAlone(std::vector<Writer*>& group);
   // `mark`: a key (in cf_meta_) and value written with the appends if they write (AppendMarked).
   absl::StatusOr<std::vector<AppendResult>> Commit(
       std::vector<PreparedAppend>& prepared,

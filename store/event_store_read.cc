@@ -231,4 +231,9 @@ absl::StatusOr<std::optional<std::string>> EventStoreImpl::ReadMark(absl::string
   return std::optional<std::string>(std::move(value));
 }
 
+absl::Status EventStoreImpl::SyncLog() {
+  if (options_.read_only) return absl::OkStatus();
+  return FromRocksStatus(db_->SyncWAL(), "sync the write-ahead log");
+}
+
 }  // namespace ihs::store

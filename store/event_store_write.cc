@@ -449,6 +449,81 @@ absl::StatusOr<AppendResult> EventStoreImpl::AppendMarked(const StreamAppend& ap
   return std::move(r[0]);
 }
 
+absl::StatusOr<std::vector<absl::StatusOr<AppendResult>>> EventStoreImpl::AppendEach(
+    const std::vector<OrderedAppend>& appends) {
+  if (options_.read_only) {
+    return absl::FailedPreconditionError("store is open for reading only");
+  }
+  std::vector<absl::StatusOr<AppendResult>> results(appends.size(), AppendResult{});
+  // Each append is prepared from a vector of its own, which its prepared form points into.
+  std::vector<std::vector<StreamAppend>> singles(appends.size());
+  std::vector<std::vector<PreparedAppend>> prepared(appends.size());
+  std::vector<std::pair<std::string, std::string>> marks(appends.size());
+  std::vector<Writer> writers(appends.size());
+  std::vector<Writer*> group;
+  std::vector<size_t> index;  // group member → appends index
+  for (size_t i = 0; i < appends.size(); ++i) {
+    const OrderedAppend& a = appends[i];
+    if (a.mark_key.size() > 128 || a.mark_value.size() > 4096) {
+      results[i] =
+          absl::InvalidArgumentError("a mark's key is 1 to 128 bytes and its value at most 4 KiB");
+      continue;
+    }
+    singles[i].push_back(a.append);
+    absl::StatusOr<std::vector<PreparedAppend>> p = Prepare(singles[i], /*control=*/false);
+    if (!p.ok()) {
+      results[i] = p.status();
+      continue;
+    }
+    prepared[i] = *std::move(p);
+    Writer& w = writers[i];
+    w.appends = &prepared[i];
+    for (const auto& pa : prepared[i]) w.event_count += pa.events.size();
+    w.recorded_at = std::max<int64_t>(a.recorded_at, 1);
+    if (!a.mark_key.empty()) {
+      marks[i] = {internal::MarkKey(a.mark_key), a.mark_value};
+      w.mark = &marks[i];
+    }
+    group.push_back(&w);
+    index.push_back(i);
+  }
+  if (!group.empty()) {
+    CommitAlone(group);
+    for (size_t j = 0; j < group.size(); ++j) {
+      absl::StatusOr<std::vector<AppendResult>>& r = group[j]->result;
+      if (!r.ok() && r.status().code() == absl::StatusCode::kUnavailable) return r.status();
+      if (r.ok()) {
+        results[index[j]] = std::move((*r)[0]);
+      } else {
+        results[index[j]] = r.status();
+      }
+    }
+  }
+  return results;
+}
+
+void EventStoreImpl::CommitAlone(std::vector<Writer*>& group) {
+  // The first writer queues as any writer does; once it leads, it commits the group it brought,
+  // not the writers queued behind it, which it hands on to the next leader.
+  Writer& lead = *group.front();
+  {
+    MutexLock l(&mu_);
+    if (!failed_.ok()) {
+      for (Writer* x : group) x->result = failed_;
+      return;
+    }
+    writers_.push_back(&lead);
+    while (&lead != writers_.front()) Wait(lead.cv, &mu_);
+  }
+  {
+    MutexLock l(&leader_mu_);
+    CommitGroup(group);
+  }
+  MutexLock l(&mu_);
+  writers_.pop_front();
+  if (!writers_.empty()) writers_.front()->cv.Signal();
+}
+
 absl::StatusOr<std::vector<AppendResult>> EventStoreImpl::AppendMulti(
     const std::vector<StreamAppend>& appends) {
   if (options_.read_only) {
@@ -853,7 +928,11 @@ void EventStoreImpl::CommitGroup(std::vector<Writer*>& group) {
   g.next_stream_no = next_stream_no_;
   // Never before the last group's: recorded_at ascends with position even if the clock steps
   // back, so "as of a time" is a prefix of the log (replay, docs/audit.md).
-  g.recorded_at = std::max(absl::ToUnixMicros(clock_->Now()), last_recorded_at_);
+  // Writers with times of their own (AppendEach) take the clock from them alone.
+  const bool own_times =
+      std::all_of(group.begin(), group.end(), [](const Writer* w) { return w->recorded_at != 0; });
+  g.recorded_at = own_times ? last_recorded_at_
+                            : std::max(absl::ToUnixMicros(clock_->Now()), last_recorded_at_);
   const uint64_t old_next_stream_no = next_stream_no_;
 
   // A writer that fails leaves no trace in the group (StageWriter changes it only once nothing
@@ -861,8 +940,11 @@ void EventStoreImpl::CommitGroup(std::vector<Writer*>& group) {
   std::vector<bool> staged(group.size(), false);
   for (size_t i = 0; i < group.size(); ++i) {
     size_t writes_before = g.writes;
+    const int64_t time_before = g.recorded_at;
+    if (group[i]->recorded_at != 0) g.recorded_at = std::max(group[i]->recorded_at, g.recorded_at);
     group[i]->result = StageWriter(*group[i], g);
     staged[i] = g.writes > writes_before;
+    if (!staged[i]) g.recorded_at = time_before;  // as if it had been a group of its own
   }
   if (g.writes == 0) return;  // only duplicates and failures: nothing to write
 

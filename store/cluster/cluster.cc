@@ -59,6 +59,25 @@ absl::Status NatsError(absl::string_view what, natsStatus s,
   return absl::InternalError(text);
 }
 
+// Whether a request failed only because the cluster is choosing a leader (the stream's, or
+// JetStream's own): asked again shortly, it succeeds. Every request ihs makes may be repeated:
+// reads change nothing, and a repeated publish is the same message (its id).
+bool Transient(natsStatus s, jsErrCode code) {
+  return s == NATS_NO_RESPONDERS || code == JSClusterNotAvailErr || code == JSStreamOfflineErr;
+}
+
+// Runs `request` (which sets *code) until it succeeds, fails for good, or `timeout` passes.
+template <typename F>
+natsStatus Retrying(absl::Duration timeout, jsErrCode* code, F request) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    *code = static_cast<jsErrCode>(0);
+    natsStatus s = request();
+    if (s == NATS_OK || !Transient(s, *code) || absl::Now() > deadline) return s;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+}
+
 bool ValidNodeName(absl::string_view name) {
   if (name.empty() || name.size() > 64) return false;
   for (char c : name) {
@@ -80,6 +99,8 @@ struct NatsDeleter {
   void operator()(jsPubAck* p) const { jsPubAck_Destroy(p); }
   void operator()(jsStreamInfo* p) const { jsStreamInfo_Destroy(p); }
   void operator()(jsAccountInfo* p) const { jsAccountInfo_Destroy(p); }
+  void operator()(natsSubscription* p) const { natsSubscription_Destroy(p); }
+  void operator()(jsMsgMetaData* p) const { jsMsgMetaData_Destroy(p); }
 };
 template <typename T>
 using Owned = std::unique_ptr<T, NatsDeleter>;
@@ -163,6 +184,53 @@ schema::Expect ExpectOf(store::ExpectedVersion::Kind kind) {
   }
   return schema::Expect::ANY;
 }
+
+class NatsReader final : public PartitionReader {
+ public:
+  NatsReader(uint32_t partition, uint64_t next, Owned<natsSubscription> sub)
+      : partition_(partition), next_(next), sub_(std::move(sub)) {}
+
+  absl::StatusOr<std::vector<PartitionMessage>> Next(size_t max_count,
+                                                     absl::Duration wait) override {
+    std::vector<PartitionMessage> out;
+    int64_t wait_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(wait));
+    while (out.size() < max_count) {
+      natsMsg* msg_raw = nullptr;
+      natsStatus s = natsSubscription_NextMsg(&msg_raw, sub_.get(), wait_ms);
+      Owned<natsMsg> msg(msg_raw);
+      if (s == NATS_TIMEOUT) break;
+      if (s != NATS_OK) {
+        return NatsError(absl::StrCat("following partition ", partition_, "'s log"), s);
+      }
+      jsMsgMetaData* meta_raw = nullptr;
+      if (natsMsg_GetMetaData(&meta_raw, msg.get()) != NATS_OK) continue;  // not a log message
+      Owned<jsMsgMetaData> meta(meta_raw);
+      const uint64_t seq = meta->Sequence.Stream;
+      if (seq < next_) continue;  // delivered again after the consumer was re-created
+      if (seq != next_) {
+        return absl::DataLossError(
+            absl::StrCat("partition ", partition_, "'s log jumps from ", next_ - 1, " to ", seq));
+      }
+      PartitionMessage pm;
+      pm.sequence = seq;
+      pm.subject = natsMsg_GetSubject(msg.get());
+      pm.data.assign(natsMsg_GetData(msg.get()), natsMsg_GetDataLength(msg.get()));
+      out.push_back(std::move(pm));
+      ++next_;
+      // Only the first message is waited for; then what has arrived.
+      int pending = 0;
+      natsSubscription_GetPending(sub_.get(), &pending, nullptr);
+      if (pending <= 0) break;
+      wait_ms = 1;
+    }
+    return out;
+  }
+
+ private:
+  const uint32_t partition_;
+  uint64_t next_;
+  Owned<natsSubscription> sub_;
+};
 
 class NatsCluster final : public Cluster {
  public:
@@ -267,8 +335,10 @@ class NatsCluster final : public Cluster {
     }
     jsPubAck* ack_raw = nullptr;
     jsErrCode code = static_cast<jsErrCode>(0);
-    natsStatus s = js_Publish(&ack_raw, js_.get(), subject.c_str(), bytes.begin(),
-                              static_cast<int>(bytes.size()), &po, &code);
+    natsStatus s = Retrying(options_.timeout, &code, [&] {
+      return js_Publish(&ack_raw, js_.get(), subject.c_str(), bytes.begin(),
+                        static_cast<int>(bytes.size()), &po, &code);
+    });
     Owned<jsPubAck> ack(ack_raw);
     if (s != NATS_OK) {
       if (code == JSStreamWrongLastSequenceErr) {
@@ -298,7 +368,9 @@ class NatsCluster final : public Cluster {
     for (uint64_t seq = std::max<uint64_t>(from_sequence, 1); out.size() < max_count; ++seq) {
       natsMsg* msg_raw = nullptr;
       jsErrCode code = static_cast<jsErrCode>(0);
-      natsStatus s = js_GetMsg(&msg_raw, js_.get(), name.c_str(), seq, nullptr, &code);
+      natsStatus s = Retrying(options_.timeout, &code, [&] {
+        return js_GetMsg(&msg_raw, js_.get(), name.c_str(), seq, nullptr, &code);
+      });
       Owned<natsMsg> msg(msg_raw);
       if (s == NATS_NOT_FOUND || code == JSNoMessageFoundErr) break;  // the end of the log
       if (s != NATS_OK) {
@@ -314,12 +386,40 @@ class NatsCluster final : public Cluster {
     return out;
   }
 
+  absl::StatusOr<std::unique_ptr<PartitionReader>> Follow(uint32_t partition,
+                                                          uint64_t from_sequence) override {
+    IHS_RETURN_IF_ERROR(CheckPartition(partition));
+    const std::string name = PartitionStreamName(partition);
+    const std::string subjects = absl::StrCat("ihs.p", partition, ".>");
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = name.c_str();
+    so.Ordered = true;
+    so.Config.DeliverPolicy = js_DeliverByStartSequence;
+    so.Config.OptStartSeq = std::max<uint64_t>(from_sequence, 1);
+    natsSubscription* sub_raw = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    natsStatus s = Retrying(options_.timeout, &code, [&] {
+      return js_SubscribeSync(&sub_raw, js_.get(), subjects.c_str(), nullptr, &so, &code);
+    });
+    Owned<natsSubscription> sub(sub_raw);
+    if (s != NATS_OK) {
+      return NatsError(absl::StrCat("following partition ", partition, "'s log"), s, code);
+    }
+    // Up to 64 MiB of messages may wait in the client before it stops taking more.
+    natsSubscription_SetPendingLimits(sub.get(), 1 << 20, 64 << 20);
+    return std::unique_ptr<PartitionReader>(std::make_unique<NatsReader>(
+        partition, std::max<uint64_t>(from_sequence, 1), std::move(sub)));
+  }
+
   absl::StatusOr<uint64_t> LastSequence(uint32_t partition) override {
     IHS_RETURN_IF_ERROR(CheckPartition(partition));
     jsStreamInfo* si_raw = nullptr;
     jsErrCode code = static_cast<jsErrCode>(0);
-    natsStatus s = js_GetStreamInfo(&si_raw, js_.get(), PartitionStreamName(partition).c_str(),
-                                    nullptr, &code);
+    const std::string name = PartitionStreamName(partition);
+    natsStatus s = Retrying(options_.timeout, &code, [&] {
+      return js_GetStreamInfo(&si_raw, js_.get(), name.c_str(), nullptr, &code);
+    });
     Owned<jsStreamInfo> si(si_raw);
     if (s != NATS_OK)
       return NatsError(absl::StrCat("reading partition ", partition, "'s log"), s, code);
@@ -358,7 +458,9 @@ class NatsCluster final : public Cluster {
     const std::string name = PartitionStreamName(p);
     jsStreamInfo* si_raw = nullptr;
     jsErrCode code = static_cast<jsErrCode>(0);
-    natsStatus s = js_GetStreamInfo(&si_raw, js_.get(), name.c_str(), nullptr, &code);
+    natsStatus s = Retrying(options_.timeout, &code, [&] {
+      return js_GetStreamInfo(&si_raw, js_.get(), name.c_str(), nullptr, &code);
+    });
     Owned<jsStreamInfo> si(si_raw);
     if (s == NATS_OK) return absl::OkStatus();
     if (s != NATS_NOT_FOUND && code != JSStreamNotFoundErr) {
@@ -376,9 +478,9 @@ class NatsCluster final : public Cluster {
     sc.Replicas = config_.replicas;
     sc.DenyDelete = true;  // the log is append-only: no message is ever deleted or purged
     sc.DenyPurge = true;
-    sc.AllowDirect = true;
     jsStreamInfo* created_raw = nullptr;
-    s = js_AddStream(&created_raw, js_.get(), &sc, nullptr, &code);
+    s = Retrying(options_.timeout, &code,
+                 [&] { return js_AddStream(&created_raw, js_.get(), &sc, nullptr, &code); });
     Owned<jsStreamInfo> created(created_raw);
     // Another node may have created it meanwhile, with the same configuration: that is success
     // too (nats-server answers an identical create with the stream).

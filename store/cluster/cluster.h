@@ -68,6 +68,18 @@ struct PartitionMessage {
   std::string data;  // a schema::PartitionAppend, unpacked Cap'n Proto with its segment table
 };
 
+// Follows one partition's log in order from a sequence, through a JetStream ordered consumer
+// (pushed in batches, flow-controlled, re-created by the client on a gap), so that reading costs
+// no request per message. Not thread-safe: one reader per follower.
+class PartitionReader {
+ public:
+  virtual ~PartitionReader() = default;
+  // Up to max_count messages in order, the first at the sequence after the last returned; waits
+  // up to `wait` for the first, and returns none when none came.
+  virtual absl::StatusOr<std::vector<PartitionMessage>> Next(size_t max_count,
+                                                             absl::Duration wait) = 0;
+};
+
 class Cluster {
  public:
   // Connects to the servers, then creates the cluster (options.partitions > 0 and none exists)
@@ -101,6 +113,10 @@ class Cluster {
   virtual absl::StatusOr<std::vector<PartitionMessage>> Read(uint32_t partition,
                                                              uint64_t from_sequence,
                                                              size_t max_count) = 0;
+
+  // A reader of a partition's log from `from_sequence` (1 is the first).
+  virtual absl::StatusOr<std::unique_ptr<PartitionReader>> Follow(uint32_t partition,
+                                                                  uint64_t from_sequence) = 0;
 
   // The sequence of the last message in a partition's log (0: empty).
   virtual absl::StatusOr<uint64_t> LastSequence(uint32_t partition) = 0;

@@ -14,7 +14,7 @@
 namespace ihs::cluster {
 namespace {
 
-constexpr size_t kReadBatch = 256;
+constexpr size_t kReadBatch = 1024;
 // The store's mark (EventStore::AppendMarked) of the last message that wrote events.
 constexpr char kAppliedMark[] = "cluster/applied";
 
@@ -49,21 +49,8 @@ bool IsVerdict(const absl::Status& s) {
 
 }  // namespace
 
-// recordedAt of the message being applied: the store takes max(this, the last one's).
-class PartitionReplica::MessageClock final : public Clock {
- public:
-  absl::Time Now() override { return absl::FromUnixMicros(micros_.load()); }
-  void Set(int64_t micros) { micros_.store(micros); }
-
- private:
-  std::atomic<int64_t> micros_{0};
-};
-
 PartitionReplica::PartitionReplica(Cluster* cluster, uint32_t partition, std::string dir)
-    : cluster_(cluster),
-      partition_(partition),
-      dir_(std::move(dir)),
-      clock_(std::make_unique<MessageClock>()) {}
+    : cluster_(cluster), partition_(partition), dir_(std::move(dir)) {}
 
 PartitionReplica::~PartitionReplica() = default;
 
@@ -81,7 +68,10 @@ absl::StatusOr<std::unique_ptr<PartitionReplica>> PartitionReplica::Open(Cluster
   std::unique_ptr<PartitionReplica> r(new PartitionReplica(cluster, partition, dir));
   store::Options o;
   o.path = dir + "/store";
-  o.clock = r->clock_.get();
+  // One sync per batch of messages, not per message: what a crash loses after the last sync,
+  // the mark and the events alike (one WAL record each), is applied again from the log.
+  o.sync = false;
+  o.synced_by_caller = true;
   IHS_ASSIGN_OR_RETURN(r->store_, store::EventStore::Open(o));
   // How far it got: the mark of the last message that wrote, written with its events, so that a
   // crash cannot separate them; and the file, written after each batch, which may be further
@@ -118,30 +108,35 @@ absl::StatusOr<uint64_t> PartitionReplica::CatchUp(uint64_t through) {
 }
 
 absl::StatusOr<uint64_t> PartitionReplica::CatchUpLocked(uint64_t through) {
-  while (through == 0 || applied_ < through) {
-    size_t want = kReadBatch;
-    if (through != 0) want = std::min<uint64_t>(want, through - applied_);
-    IHS_ASSIGN_OR_RETURN(std::vector<PartitionMessage> batch,
-                         cluster_->Read(partition_, applied_ + 1, want));
-    if (batch.empty()) break;
-    for (const PartitionMessage& m : batch) {
-      if (m.sequence != applied_ + 1) {
-        return absl::DataLossError(absl::StrCat("partition ", partition_, "'s log jumps from ",
-                                                applied_, " to ", m.sequence));
-      }
-      absl::StatusOr<Verdict> v = Apply(m);
-      if (!v.ok()) {
-        IHS_RETURN_IF_ERROR(SaveApplied());
-        return v.status();
-      }
-      applied_ = m.sequence;
-      verdicts_[m.sequence] = *std::move(v);
-      verdict_order_.push_back(m.sequence);
+  uint64_t target = through;
+  if (target == 0) {
+    IHS_ASSIGN_OR_RETURN(target, cluster_->LastSequence(partition_));
+  }
+  while (applied_ < target) {
+    IHS_RETURN_IF_ERROR(failed_);
+    if (reader_ == nullptr) {
+      IHS_ASSIGN_OR_RETURN(reader_, cluster_->Follow(partition_, applied_ + 1));
+    }
+    IHS_ASSIGN_OR_RETURN(
+        std::vector<PartitionMessage> batch,
+        reader_->Next(std::min<uint64_t>(kReadBatch, target - applied_), absl::Seconds(10)));
+    if (batch.empty()) break;  // not there (yet)
+    absl::StatusOr<std::vector<Verdict>> verdicts = ApplyBatch(batch);
+    if (!verdicts.ok()) {
+      reader_.reset();  // it has moved past the batch: follow again from it next time
+      return verdicts.status();
+    }
+    for (Verdict& v : *verdicts) {
+      applied_ = v.sequence;
+      const uint64_t seq = v.sequence;
+      verdicts_[seq] = std::move(v);
+      verdict_order_.push_back(seq);
       if (verdict_order_.size() > kVerdictsKept) {
         verdicts_.erase(verdict_order_.front());
         verdict_order_.pop_front();
       }
     }
+    IHS_RETURN_IF_ERROR(store_->SyncLog());
     IHS_RETURN_IF_ERROR(SaveApplied());
   }
   return applied_;
@@ -165,46 +160,77 @@ absl::StatusOr<Verdict> PartitionReplica::VerdictOf(uint64_t sequence) {
   return it->second;
 }
 
-absl::StatusOr<Verdict> PartitionReplica::Apply(const PartitionMessage& m) {
-  Verdict v;
-  v.sequence = m.sequence;
-  if (m.data.size() % sizeof(capnp::word) != 0) {
-    v.status = absl::InvalidArgumentError(
-        absl::StrCat("message ", m.sequence, " is not a Cap'n Proto message"));
-    return v;
-  }
-  auto words = kj::heapArray<capnp::word>(m.data.size() / sizeof(capnp::word));
-  memcpy(words.begin(), m.data.data(), m.data.size());
-  try {
-    capnp::FlatArrayMessageReader reader(words);
-    auto a = reader.getRoot<schema::PartitionAppend>();
-    store::StreamAppend append;
-    append.stream = a.getStream();
-    append.expected = ExpectedOf(a);
-    if (PartitionOf(append.stream, cluster_->config().partitions) != partition_) {
-      // Only a writer that ignores the partition function can put it here; every node refuses
-      // it alike.
-      v.status = absl::InvalidArgumentError(
-          absl::StrCat("message ", m.sequence, " appends to ", append.stream,
-                       ", which is not of partition ", partition_));
-      return v;
+absl::StatusOr<std::vector<Verdict>> PartitionReplica::ApplyBatch(
+    const std::vector<PartitionMessage>& batch) {
+  std::vector<Verdict> verdicts(batch.size());
+  std::vector<kj::Array<capnp::word>> words(batch.size());
+  std::vector<std::unique_ptr<capnp::FlatArrayMessageReader>> readers(batch.size());
+  std::vector<store::EventStore::OrderedAppend> appends;
+  std::vector<size_t> which;  // appends[j] is batch[which[j]]
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const PartitionMessage& m = batch[i];
+    Verdict& v = verdicts[i];
+    v.sequence = m.sequence;
+    if (m.sequence != applied_ + 1 + i) {
+      return absl::DataLossError(absl::StrCat("partition ", partition_, "'s log jumps from ",
+                                              applied_ + i, " to ", m.sequence));
     }
-    for (auto e : a.getEvents()) append.events.push_back(e);
-    clock_->Set(a.getAcceptedAt());
-    absl::StatusOr<store::AppendResult> r =
-        store_->AppendMarked(append, kAppliedMark, absl::StrCat(m.sequence));
+    if (m.data.empty() || m.data.size() % sizeof(capnp::word) != 0) {
+      v.status = absl::InvalidArgumentError(
+          absl::StrCat("message ", m.sequence, " is not a Cap'n Proto message"));
+      continue;
+    }
+    words[i] = kj::heapArray<capnp::word>(m.data.size() / sizeof(capnp::word));
+    memcpy(words[i].begin(), m.data.data(), m.data.size());
+    try {
+      readers[i] = std::make_unique<capnp::FlatArrayMessageReader>(words[i]);
+      auto a = readers[i]->getRoot<schema::PartitionAppend>();
+      store::EventStore::OrderedAppend o;
+      o.append.stream = a.getStream();
+      o.append.expected = ExpectedOf(a);
+      if (PartitionOf(o.append.stream, cluster_->config().partitions) != partition_) {
+        // Only a writer that ignores the partition function can put it here; every node
+        // refuses it alike.
+        v.status = absl::InvalidArgumentError(
+            absl::StrCat("message ", m.sequence, " appends to ", o.append.stream,
+                         ", which is not of partition ", partition_));
+        continue;
+      }
+      for (auto e : a.getEvents()) o.append.events.push_back(e);
+      o.recorded_at = a.getAcceptedAt();
+      o.mark_key = kAppliedMark;
+      o.mark_value = absl::StrCat(m.sequence);
+      appends.push_back(std::move(o));
+      which.push_back(i);
+    } catch (const kj::Exception& e) {
+      v.status = absl::InvalidArgumentError(
+          absl::StrCat("message ", m.sequence, " does not decode: ", e.getDescription().cStr()));
+    }
+  }
+  if (appends.empty()) return verdicts;
+  absl::StatusOr<std::vector<absl::StatusOr<store::AppendResult>>> results;
+  try {
+    results = store_->AppendEach(appends);
+  } catch (const kj::Exception& e) {  // a reader deeper into a hostile message than it checked
+    results = absl::InternalError(e.getDescription().cStr());
+  }
+  if (!results.ok()) return results.status();  // nothing written: applied again next time
+  for (size_t j = 0; j < appends.size(); ++j) {
+    absl::StatusOr<store::AppendResult>& r = (*results)[j];
+    Verdict& v = verdicts[which[j]];
     if (r.ok()) {
       v.result = *std::move(r);
     } else if (IsVerdict(r.status())) {
       v.status = r.status();
     } else {
-      return r.status();
+      // The others of the batch are written: applying it again could decide otherwise.
+      failed_ = absl::InternalError(
+          absl::StrCat("the replica of partition ", partition_, " stopped at message ", v.sequence,
+                       ": ", r.status().message(), "; rebuild it from the log"));
+      return failed_;
     }
-  } catch (const kj::Exception& e) {
-    v.status = absl::InvalidArgumentError(
-        absl::StrCat("message ", m.sequence, " does not decode: ", e.getDescription().cStr()));
   }
-  return v;
+  return verdicts;
 }
 
 absl::Status PartitionReplica::SaveApplied() {

@@ -51,7 +51,8 @@ class PartitionReplica {
   ~PartitionReplica();
 
   // Applies the partition's messages after the last applied, up to `through` (0: as many as the
-  // log holds now). Returns the last sequence applied. A store failure that is not a verdict
+  // log holds now), waiting up to 10 s for each batch to arrive. Returns the last sequence
+  // applied. A store failure that is not a verdict
   // (I/O, corruption) stops here with that error; the message is applied again next time.
   absl::StatusOr<uint64_t> CatchUp(uint64_t through = 0);
 
@@ -68,18 +69,22 @@ class PartitionReplica {
   static constexpr size_t kVerdictsKept = 1 << 16;
 
  private:
-  class MessageClock;
   PartitionReplica(Cluster* cluster, uint32_t partition, std::string dir);
-  absl::StatusOr<Verdict> Apply(const PartitionMessage& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Applies a batch of consecutive messages in one write; their verdicts in order.
+  absl::StatusOr<std::vector<Verdict>> ApplyBatch(const std::vector<PartitionMessage>& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status SaveApplied() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<uint64_t> CatchUpLocked(uint64_t through) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Cluster* const cluster_;
   const uint32_t partition_;
   const std::string dir_;
-  std::unique_ptr<MessageClock> clock_;
   std::unique_ptr<store::EventStore> store_;
   mutable absl::Mutex mu_;
+  // Follows the log from applied_ + 1; reset when that no longer holds (a failed apply).
+  std::unique_ptr<PartitionReader> reader_ ABSL_GUARDED_BY(mu_);
+  // Set when the store failed in a way a retry cannot mend: the replica takes no more messages.
+  absl::Status failed_ ABSL_GUARDED_BY(mu_);
   uint64_t applied_ ABSL_GUARDED_BY(mu_) = 0;
   absl::flat_hash_map<uint64_t, Verdict> verdicts_ ABSL_GUARDED_BY(mu_);
   std::deque<uint64_t> verdict_order_ ABSL_GUARDED_BY(mu_);

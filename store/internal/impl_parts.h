@@ -80,6 +80,7 @@ struct EventStoreImpl::PreparedBatch final : PreparedAppends {
 struct EventStoreImpl::Writer {
   std::vector<PreparedAppend>* appends;
   const std::pair<std::string, std::string>* mark = nullptr;  // AppendMarked's, if any
+  int64_t recorded_at = 0;  // AppendEach's time for this writer (0: the group's clock)
   size_t event_count = 0;
   absl::StatusOr<std::vector<AppendResult>> result;
   bool done = false;

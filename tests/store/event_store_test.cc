@@ -230,6 +230,73 @@ TEST_F(EventStoreTest, AMarkIsWrittenWithTheEventsOfItsAppendAndOnlyThen) {
   EXPECT_EQ(mark(), "4");
 }
 
+TEST_F(EventStoreTest, AppendEachWritesWhatAppendsOneByOneWrite) {
+  // One store takes the appends one by one, each with the clock at its time; another takes them
+  // with AppendEach in two batches. Refusals, repeats, bad events and a time that goes back
+  // among them.
+  struct Step {
+    std::string stream;
+    uint64_t id;
+    ExpectedVersion expected;
+    int64_t at;
+    bool bad = false;
+  };
+  const int64_t t = 1800000000000000;
+  const std::vector<Step> steps = {
+      {"a", 1, ExpectedVersion::NoStream(), t},
+      {"a", 2, ExpectedVersion::Exact(0), t + 10},
+      {"a", 3, ExpectedVersion::Exact(0), t + 20},  // stale: refused
+      {"b", 4, ExpectedVersion::Any(), t + 5},      // earlier than the last: raised to it
+      {"a", 2, ExpectedVersion::Any(), t + 30},     // a repeat: nothing written
+      {"b", 5, ExpectedVersion::Any(), t + 40, /*bad=*/true},
+      {"b", 6, ExpectedVersion::Exact(0), t + 50},
+      {"c", 7, ExpectedVersion::StreamExists(), t + 60},  // refused
+      {"c", 8, ExpectedVersion::NoStream(), t + 70},
+      {"a", 9, ExpectedVersion::Exact(1), t + 80},
+  };
+  auto event = [this](const Step& st) {
+    auto ev = events_.New(st.id);
+    ev.setOccurredAt(1700000000000000);
+    auto tp = ev.initTouchpoint();
+    tp.setChannel(Channel::EMAIL);
+    tp.setDirection(schema::Direction::INBOUND);
+    tp.setType(TouchpointType::MESSAGE);
+    if (st.bad) ev.setPosition(3);  // set by the store only
+    return ev.asReader();
+  };
+  std::vector<absl::StatusCode> one_by_one;
+  for (const Step& st : steps) {
+    clock_.Set(absl::FromUnixMicros(st.at));
+    auto r = store_->AppendMarked({st.stream, st.expected, {event(st)}}, "m", absl::StrCat(st.id));
+    one_by_one.push_back(r.status().code());
+  }
+
+  FakeClock other_clock(absl::FromUnixSeconds(1));  // AppendEach must not read it
+  Options o;
+  o.path = dir_.Sub("each");
+  o.clock = &other_clock;
+  auto each = EventStore::Open(o);
+  ASSERT_TRUE(each.ok()) << each.status();
+  std::vector<absl::StatusCode> in_order;
+  for (size_t from : {size_t{0}, size_t{4}}) {
+    std::vector<EventStore::OrderedAppend> batch;
+    for (size_t i = from; i < (from == 0 ? 4 : steps.size()); ++i) {
+      const Step& st = steps[i];
+      batch.push_back({{st.stream, st.expected, {event(st)}}, st.at, "m", absl::StrCat(st.id)});
+    }
+    auto results = (*each)->AppendEach(batch);
+    ASSERT_TRUE(results.ok()) << results.status();
+    for (const auto& r : *results) in_order.push_back(r.status().code());
+  }
+  EXPECT_EQ(in_order, one_by_one);
+  EXPECT_EQ(one_by_one[2], absl::StatusCode::kAborted);
+  EXPECT_EQ(one_by_one[5], absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->Head(), 6u);
+  EXPECT_EQ(AllBytes(), ihs::testing::AllStoredBytes(**each));
+  EXPECT_EQ(*store_->ReadMark("m"), *(*each)->ReadMark("m"));
+  EXPECT_EQ(*(*each)->ReadMark("m"), std::optional<std::string>("9"));
+}
+
 TEST_F(EventStoreTest, RetryWithSameContentReturnsOriginalPositions) {
   IHS_ASSERT_OK(AppendOne("other", 50));
   StreamAppend req{"ada",
