@@ -412,7 +412,31 @@ class NatsCluster final : public Cluster {
         partition, std::max<uint64_t>(from_sequence, 1), std::move(sub)));
   }
 
+  absl::StatusOr<PartitionStatus> Describe(uint32_t partition) override {
+    IHS_ASSIGN_OR_RETURN(Owned<jsStreamInfo> si, Info(partition));
+    PartitionStatus st;
+    st.partition = partition;
+    st.messages = si->State.Msgs;
+    st.bytes = si->State.Bytes;
+    st.last_sequence = si->State.LastSeq;
+    if (si->Cluster != nullptr) {
+      if (si->Cluster->Leader != nullptr) st.leader = si->Cluster->Leader;
+      for (int i = 0; i < si->Cluster->ReplicasLen; ++i) {
+        const jsPeerInfo* peer = si->Cluster->Replicas[i];
+        st.replicas.push_back(PartitionStatus::Replica{peer->Name != nullptr ? peer->Name : "",
+                                                       peer->Current, peer->Offline, peer->Lag});
+      }
+    }
+    return st;
+  }
+
   absl::StatusOr<uint64_t> LastSequence(uint32_t partition) override {
+    IHS_ASSIGN_OR_RETURN(Owned<jsStreamInfo> si, Info(partition));
+    return si->State.LastSeq;
+  }
+
+ private:
+  absl::StatusOr<Owned<jsStreamInfo>> Info(uint32_t partition) {
     IHS_RETURN_IF_ERROR(CheckPartition(partition));
     jsStreamInfo* si_raw = nullptr;
     jsErrCode code = static_cast<jsErrCode>(0);
@@ -423,10 +447,9 @@ class NatsCluster final : public Cluster {
     Owned<jsStreamInfo> si(si_raw);
     if (s != NATS_OK)
       return NatsError(absl::StrCat("reading partition ", partition, "'s log"), s, code);
-    return si->State.LastSeq;
+    return si;
   }
 
- private:
   absl::Status CheckPartition(uint32_t partition) const {
     if (partition >= config_.partitions) {
       return absl::OutOfRangeError(absl::StrCat(

@@ -61,6 +61,22 @@ struct Published {
   bool duplicate = false;  // JetStream had it already (the same append retried in its window)
 };
 
+// A partition's log as JetStream reports it (`ihs cluster status`).
+struct PartitionStatus {
+  uint32_t partition = 0;
+  uint64_t messages = 0;
+  uint64_t bytes = 0;
+  uint64_t last_sequence = 0;
+  std::string leader;  // the server that orders its messages; empty while none is elected
+  struct Replica {
+    std::string server;
+    bool current = false;  // has every message the leader has
+    bool offline = false;
+    uint64_t lag = 0;  // messages behind the leader
+  };
+  std::vector<Replica> replicas;  // the others (the leader is not listed)
+};
+
 // One message of a partition's log.
 struct PartitionMessage {
   uint64_t sequence = 0;
@@ -117,6 +133,8 @@ class Cluster {
   // A reader of a partition's log from `from_sequence` (1 is the first).
   virtual absl::StatusOr<std::unique_ptr<PartitionReader>> Follow(uint32_t partition,
                                                                   uint64_t from_sequence) = 0;
+
+  virtual absl::StatusOr<PartitionStatus> Describe(uint32_t partition) = 0;
 
   // The sequence of the last message in a partition's log (0: empty).
   virtual absl::StatusOr<uint64_t> LastSequence(uint32_t partition) = 0;

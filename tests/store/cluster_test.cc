@@ -4,14 +4,18 @@
 
 #include <capnp/serialize.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
+#include <cstdio>
 #include <map>
 #include <set>
 #include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "nlohmann/json.hpp"
 #include "store/audit.h"
 #include "store/cluster/replica.h"
 #include "tests/testutil/nats_servers.h"
@@ -252,6 +256,55 @@ TEST_F(ClusterTest, WhatWasAcknowledgedSurvivesAServerKilled) {
   for (const auto& [where, what] : everything) stored.insert(what.second);
   EXPECT_EQ(stored.size(), acknowledged.size()) << "an append stored twice, or one lost";
   EXPECT_EQ(std::set<std::string>(stored.begin(), stored.end()), acknowledged);
+}
+
+// `ihs ARGS`: its exit code and what it printed on stdout (and stderr after it).
+std::pair<int, std::string> RunIhs(const std::string& args) {
+  const std::string command = absl::StrCat(IHS_BINARY, " ", args, " 2>&1");
+  FILE* p = popen(command.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+TEST_F(ClusterTest, StatusShowsEachPartitionsLogAndItsReplicas) {
+  auto c = Connect("node-a", 2);
+  ASSERT_NE(c, nullptr);
+  std::map<uint32_t, uint64_t> messages;
+  for (uint64_t i = 1; i <= 12; ++i) {
+    auto p = c->Publish(Append(absl::StrCat("customer-", i), i));
+    ASSERT_TRUE(p.ok()) << p.status();
+    ++messages[p->partition];
+  }
+  const std::string urls = absl::StrJoin(servers_->urls(), ",");
+  auto [code, out] = RunIhs(absl::StrCat("cluster status --nats ", urls, " --json"));
+  ASSERT_EQ(code, 0) << out;
+  auto j = nlohmann::json::parse(out);
+  EXPECT_EQ(j["partitions"], 2);
+  EXPECT_EQ(j["replicas"], 3);
+  EXPECT_EQ(j["createdBy"], "node-a");
+  ASSERT_EQ(j["logs"].size(), 2u);
+  for (const auto& log : j["logs"]) {
+    const uint32_t p = log["partition"];
+    EXPECT_EQ(log["messages"], messages[p]) << log;
+    EXPECT_EQ(log["lastSequence"], messages[p]) << log;
+    EXPECT_NE(log["leader"], "") << log;
+    EXPECT_EQ(log["replicas"].size(), 2u) << log;  // the leader and two others: R3
+  }
+  auto [text_code, text] = RunIhs(absl::StrCat("cluster status --nats ", urls));
+  EXPECT_EQ(text_code, 0) << text;
+  EXPECT_TRUE(absl::StrContains(text, "cluster of 2 partitions, 3 replicas each")) << text;
+  EXPECT_TRUE(absl::StrContains(text, "IHS_P0001")) << text;
+
+  // Nothing listens there: unavailable (5), and the message says where it looked.
+  servers_->Kill(2);
+  auto [down, message] =
+      RunIhs(absl::StrCat("cluster status --timeout 2 --nats ", servers_->url(2)));
+  EXPECT_EQ(down, 5) << message;
+  EXPECT_TRUE(absl::StrContains(message, servers_->url(2))) << message;
 }
 
 // Two replicas' stores: the same events, byte for byte, and the same root at every size.

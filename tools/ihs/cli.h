@@ -128,6 +128,7 @@ void RegisterIdentityCommands(
     Cli& cli);  // identity show|suggestions|stats|link|... (cmd_identity.cc)
 void RegisterSegmentCommands(Cli& cli);  // segments define|change|retire|list (cmd_segments.cc)
 void RegisterTokenCommands(Cli& cli);    // token new (cmd_token.cc)
+void RegisterClusterCommands(Cli& cli);  // cluster status (cmd_cluster.cc)
 void RegisterAuditCommands(Cli& cli);    // audit pubkey|head|prove-event|... (cmd_audit.cc)
 void RegisterGovernanceCommands(
     Cli& cli);                             // backup, retention run, erase, hold (cmd_governance.cc)

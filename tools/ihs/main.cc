@@ -88,6 +88,7 @@ int Main(int argc, char** argv) {
   RegisterSegmentCommands(cli);
   RegisterCommunityCommands(cli);
   RegisterTokenCommands(cli);
+  RegisterClusterCommands(cli);
   RegisterAuditCommands(cli);
   RegisterGovernanceCommands(cli);
   RegisterCompletionCommand(cli);
