@@ -2,8 +2,11 @@
 // ended by each test (tests/testutil/nats_servers.h).
 #include "store/cluster/cluster.h"
 
+#include <capnp/any.h>
+#include <capnp/message.h>
 #include <capnp/serialize.h>
 #include <gtest/gtest.h>
+#include <nats/nats.h>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -401,6 +404,125 @@ TEST_F(ClusterTest, TwoReplicasOfAPartitionHoldTheSameBytesAndRoots) {
   ASSERT_TRUE(b.ok()) << b.status();
   EXPECT_EQ(*(*b)->CatchUp(), steps.size());
   ExpectSameLog((*a)->store(), (*b)->store());
+}
+
+// Anyone who can publish on a partition's subjects (the permissions should allow ihs nodes only,
+// docs/scale.md) can put any bytes in its log. Every node must refuse such a message alike, as a
+// verdict, and go on with the next: a message that stalled its partition would stop every append
+// after it.
+TEST_F(ClusterTest, HostileMessagesInAPartitionsLogAreRefusedAndTheNextAreApplied) {
+  auto c = Connect("node-a", 2);
+  ASSERT_NE(c, nullptr);
+  ASSERT_EQ(PartitionOf("customer-ada", 2), 0u);
+  const std::string subject = Cluster::SubjectOf("customer-ada", 0);
+  // A well-formed message to start from, as a node publishes it.
+  auto good = [&](uint64_t id) {
+    auto msg = std::make_unique<capnp::MallocMessageBuilder>();
+    auto a = msg->initRoot<schema::PartitionAppend>();
+    a.setStream("customer-ada");
+    a.setExpect(schema::Expect::ANY);
+    a.setAcceptedAt(1700000000000000);
+    a.setAcceptedBy("raw");
+    auto append = Append("customer-ada", id);
+    a.initEvents(1).setWithCaveats(0, append.events[0]);
+    return msg;
+  };
+  auto bytes = [](capnp::MessageBuilder& m) {
+    kj::Array<capnp::word> words = capnp::messageToFlatArray(m);
+    return std::string(reinterpret_cast<const char*>(words.begin()), words.size() * 8);
+  };
+  std::vector<std::pair<std::string, std::string>> hostile;  // what, bytes
+  hostile.push_back({"empty", ""});
+  hostile.push_back({"not whole words", "0123456789"});
+  hostile.push_back({"a segment table that claims more than there is",
+                     std::string("\0\0\0\0\xff\xff\0\0", 8) + std::string(8, '\0')});
+  hostile.push_back({"garbage", std::string(64, '\xa5')});
+  {
+    auto m = good(1);
+    std::string b = bytes(*m);
+    hostile.push_back({"truncated", b.substr(0, b.size() - 16)});
+  }
+  {
+    auto m = good(2);
+    capnp::AnyStruct::Builder root = m->getRoot<schema::PartitionAppend>();
+    root.getPointerSection()[0].initAsAnyStruct(1, 0);  // the stream is a struct, not text
+    hostile.push_back({"a stream that is not text", bytes(*m)});
+  }
+  {
+    auto m = good(3);
+    capnp::AnyStruct::Builder root = m->getRoot<schema::PartitionAppend>();
+    root.getPointerSection()[0].setAs<capnp::Data>(
+        kj::StringPtr("customer-ada").asBytes());  // no NUL: not Text
+    hostile.push_back({"a stream without its NUL", bytes(*m)});
+  }
+  {
+    auto m = good(4);
+    capnp::AnyStruct::Builder root = m->getRoot<schema::PartitionAppend>();
+    root.getPointerSection()[1].setAs<capnp::Text>("events");  // a list of bytes, not structs
+    hostile.push_back({"events that are text", bytes(*m)});
+  }
+  {
+    auto m = good(5);
+    capnp::AnyStruct::Builder event = m->getRoot<schema::PartitionAppend>().getEvents()[0];
+    for (auto ptr : event.getPointerSection()) {
+      if (!ptr.isNull()) ptr.initAsAnyStruct(3, 3);  // every field of the event the wrong shape
+    }
+    hostile.push_back({"an event whose fields are the wrong shape", bytes(*m)});
+  }
+  {
+    std::string other = "customer-0";
+    for (int i = 1; PartitionOf(other, 2) != 1; ++i) other = absl::StrCat("customer-", i);
+    auto m = good(6);
+    m->getRoot<schema::PartitionAppend>().setStream(other);
+    hostile.push_back({"a stream of another partition", bytes(*m)});
+  }
+  {
+    auto m = good(7);
+    auto ev = m->getRoot<schema::PartitionAppend>().getEvents()[0];
+    ev.setPosition(5);  // set by the store only
+    hostile.push_back({"an event with a position", bytes(*m)});
+  }
+
+  natsConnection* conn = nullptr;
+  jsCtx* js = nullptr;
+  ASSERT_EQ(natsConnection_ConnectTo(&conn, servers_->url(0).c_str()), NATS_OK);
+  ASSERT_EQ(natsConnection_JetStream(&js, conn, nullptr), NATS_OK);
+  for (const auto& [what, data] : hostile) {
+    jsPubAck* ack = nullptr;
+    ASSERT_EQ(js_Publish(&ack, js, subject.c_str(), data.data(), static_cast<int>(data.size()),
+                         nullptr, nullptr),
+              NATS_OK)
+        << what;
+    jsPubAck_Destroy(ack);
+  }
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(conn);
+
+  // Two nodes' replicas, one applying message by message, the other all at once.
+  TempDir dirs;
+  auto a = PartitionReplica::Open(c.get(), 0, dirs.Sub("a"));
+  auto b = PartitionReplica::Open(c.get(), 0, dirs.Sub("b"));
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(b.ok()) << b.status();
+  for (uint64_t seq = 1; seq <= hostile.size(); ++seq) {
+    auto v = (*a)->VerdictOf(seq);
+    ASSERT_TRUE(v.ok()) << hostile[seq - 1].first << ": " << v.status();
+    EXPECT_EQ(v->status.code(), absl::StatusCode::kInvalidArgument)
+        << hostile[seq - 1].first << ": " << v->status;
+    EXPECT_FALSE(v->status.message().empty()) << hostile[seq - 1].first;
+  }
+  // The log goes on: an append after them is applied.
+  auto next = AppendThrough(*c, **a, Append("customer-ada", 100));
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(next->positions, std::vector<uint64_t>{0});
+  auto caught = (*b)->CatchUp();
+  ASSERT_TRUE(caught.ok()) << caught.status();
+  EXPECT_EQ(*caught, hostile.size() + 1);
+  for (uint64_t seq = 1; seq <= hostile.size(); ++seq) {
+    EXPECT_EQ((*b)->VerdictOf(seq)->status, (*a)->VerdictOf(seq)->status) << seq;
+  }
+  ExpectSameLog((*a)->store(), (*b)->store());
+  EXPECT_EQ((*b)->store().Head(), 1u);
 }
 
 TEST_F(ClusterTest, OfTwoNodesAppendingOneVersionAtOnceExactlyOneWins) {
