@@ -20,6 +20,7 @@ namespace ihs::cluster {
 namespace {
 
 constexpr char kBucket[] = "IHS_CLUSTER";
+constexpr char kOwnersBucket[] = "IHS_OWNERS";
 constexpr char kConfigKey[] = "config";
 constexpr uint32_t kFormat = 1;
 
@@ -95,6 +96,7 @@ struct NatsDeleter {
   void operator()(jsCtx* p) const { jsCtx_Destroy(p); }
   void operator()(kvStore* p) const { kvStore_Destroy(p); }
   void operator()(kvEntry* p) const { kvEntry_Destroy(p); }
+  void operator()(kvWatcher* p) const { kvWatcher_Destroy(p); }
   void operator()(natsMsg* p) const { natsMsg_Destroy(p); }
   void operator()(jsPubAck* p) const { jsPubAck_Destroy(p); }
   void operator()(jsStreamInfo* p) const { jsStreamInfo_Destroy(p); }
@@ -240,6 +242,7 @@ class NatsCluster final : public Cluster {
   }
 
   const Config& config() const override { return config_; }
+  const std::string& node() const override { return options_.node; }
 
   absl::Status Join() {
     IHS_RETURN_IF_ERROR(WaitForJetStream());
@@ -251,14 +254,8 @@ class NatsCluster final : public Cluster {
             absl::StrCat("there is no ihs cluster at ", absl::StrJoin(options_.servers, ","),
                          ": give the partition count to create one (--partitions P)"));
       }
-      kvConfig kc;
-      kvConfig_Init(&kc);
-      kc.Bucket = kBucket;
-      kc.Description = "ihs: the cluster's configuration (docs/scale.md)";
-      kc.History = 1;
-      kc.Replicas = options_.replicas;
-      kc.StorageType = js_FileStorage;
-      s = js_CreateKeyValue(&kv_raw, js_.get(), &kc);
+      s = CreateBucket(&kv_raw, kBucket, "ihs: the cluster's configuration (docs/scale.md)",
+                       options_.replicas);
     }
     if (s != NATS_OK) return NatsError("opening the cluster's configuration bucket", s);
     Owned<kvStore> kv(kv_raw);
@@ -289,7 +286,7 @@ class NatsCluster final : public Cluster {
           options_.partitions));
     }
     for (uint32_t p = 0; p < config_.partitions; ++p) IHS_RETURN_IF_ERROR(EnsurePartition(p));
-    return absl::OkStatus();
+    return OpenOwners();
   }
 
   absl::StatusOr<Published> Publish(const store::StreamAppend& append,
@@ -435,7 +432,81 @@ class NatsCluster final : public Cluster {
     return si->State.LastSeq;
   }
 
+  absl::StatusOr<std::vector<LeaseEntry>> ReadLeases() override {
+    kvWatchOptions wo;
+    kvWatchOptions_Init(&wo);
+    wo.IgnoreDeletes = true;
+    kvWatcher* w_raw = nullptr;
+    natsStatus s = kvStore_WatchAll(&w_raw, owners_.get(), &wo);
+    Owned<kvWatcher> w(w_raw);
+    if (s != NATS_OK) return NatsError("reading the owners' bucket", s);
+    std::vector<LeaseEntry> out;
+    const int64_t wait_ms = absl::ToInt64Milliseconds(options_.timeout);
+    while (true) {
+      kvEntry* e_raw = nullptr;
+      s = kvWatcher_Next(&e_raw, w.get(), wait_ms);
+      Owned<kvEntry> e(e_raw);
+      if (s != NATS_OK) return NatsError("reading the owners' bucket", s);
+      if (e == nullptr) break;  // every key's current value has come
+      if (kvEntry_Operation(e.get()) != kvOp_Put) continue;
+      LeaseEntry le;
+      le.key = kvEntry_Key(e.get());
+      le.value.assign(static_cast<const char*>(kvEntry_Value(e.get())), kvEntry_ValueLen(e.get()));
+      le.revision = kvEntry_Revision(e.get());
+      le.written_at = absl::FromUnixNanos(kvEntry_Created(e.get()));
+      out.push_back(std::move(le));
+    }
+    return out;
+  }
+
+  absl::StatusOr<uint64_t> WriteLease(const std::string& key, absl::string_view value,
+                                      uint64_t revision) override {
+    uint64_t written = 0;
+    const int len = static_cast<int>(value.size());
+    natsStatus s =
+        revision == 0
+            ? kvStore_Create(&written, owners_.get(), key.c_str(), value.data(), len)
+            : kvStore_Update(&written, owners_.get(), key.c_str(), value.data(), len, revision);
+    if (s == NATS_OK) return written;
+    const std::string why = NatsText(s);
+    // Whether the key moved on, or the write failed for another reason: ask.
+    kvEntry* e_raw = nullptr;
+    natsStatus g = kvStore_Get(&e_raw, owners_.get(), key.c_str());
+    Owned<kvEntry> e(e_raw);
+    const uint64_t now = g == NATS_OK ? kvEntry_Revision(e.get()) : 0;
+    if ((g == NATS_OK || g == NATS_NOT_FOUND) && now != revision) {
+      return absl::AbortedError(absl::StrCat("the owners' key ", key, " is at revision ", now,
+                                             ", not ", revision, ": another write came first"));
+    }
+    return NatsError(absl::StrCat("writing the owners' key ", key), s);
+  }
+
  private:
+  // A key-value bucket that keeps each key's last value, on disk, on `replicas` servers. Two
+  // nodes that create it at once send the same configuration, which JetStream accepts.
+  natsStatus CreateBucket(kvStore** kv, const char* name, const char* description, int replicas) {
+    kvConfig kc;
+    kvConfig_Init(&kc);
+    kc.Bucket = name;
+    kc.Description = description;
+    kc.History = 1;
+    kc.Replicas = replicas;
+    kc.StorageType = js_FileStorage;
+    return js_CreateKeyValue(kv, js_.get(), &kc);
+  }
+
+  absl::Status OpenOwners() {
+    kvStore* kv_raw = nullptr;
+    natsStatus s = js_KeyValue(&kv_raw, js_.get(), kOwnersBucket);
+    if (s == NATS_NOT_FOUND) {
+      s = CreateBucket(&kv_raw, kOwnersBucket,
+                       "ihs: which node holds which partition (docs/scale.md)", config_.replicas);
+    }
+    if (s != NATS_OK) return NatsError("opening the owners' bucket", s);
+    owners_.reset(kv_raw);
+    return absl::OkStatus();
+  }
+
   absl::StatusOr<Owned<jsStreamInfo>> Info(uint32_t partition) {
     IHS_RETURN_IF_ERROR(CheckPartition(partition));
     jsStreamInfo* si_raw = nullptr;
@@ -515,6 +586,7 @@ class NatsCluster final : public Cluster {
   Owned<natsConnection> nc_;
   Owned<jsCtx> js_;
   Config config_;
+  Owned<kvStore> owners_;
 };
 
 }  // namespace

@@ -77,6 +77,14 @@ struct PartitionStatus {
   std::vector<Replica> replicas;  // the others (the leader is not listed)
 };
 
+// A key of the owners' bucket (`IHS_OWNERS`, docs/scale.md "Ownership") as it is now.
+struct LeaseEntry {
+  std::string key;
+  std::string value;
+  uint64_t revision = 0;  // changes with every write
+  absl::Time written_at;  // by the clock of the server that stored it
+};
+
 // One message of a partition's log.
 struct PartitionMessage {
   uint64_t sequence = 0;
@@ -106,6 +114,7 @@ class Cluster {
   virtual ~Cluster() = default;
 
   virtual const Config& config() const = 0;
+  virtual const std::string& node() const = 0;  // this node's name (ClusterOptions::node)
 
   // The name of a partition's JetStream stream ("IHS_P0007") and a stream's subject in it.
   static std::string PartitionStreamName(uint32_t partition);
@@ -138,6 +147,14 @@ class Cluster {
 
   // The sequence of the last message in a partition's log (0: empty).
   virtual absl::StatusOr<uint64_t> LastSequence(uint32_t partition) = 0;
+
+  // The owners' bucket (`IHS_OWNERS`): every key with what it holds now. Ownership
+  // (store/cluster/ownership.h) keeps its leases there.
+  virtual absl::StatusOr<std::vector<LeaseEntry>> ReadLeases() = 0;
+  // Writes `value` to `key` if the key's revision is still `revision` (0: the key must not
+  // exist); returns the new revision. kAborted when another write came first.
+  virtual absl::StatusOr<uint64_t> WriteLease(const std::string& key, absl::string_view value,
+                                              uint64_t revision) = 0;
 };
 
 }  // namespace ihs::cluster

@@ -9,6 +9,7 @@
 #include <nats/nats.h>
 #include <sys/wait.h>
 
+#include <atomic>
 #include <cstdio>
 #include <map>
 #include <set>
@@ -20,6 +21,7 @@
 #include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
 #include "store/audit.h"
+#include "store/cluster/ownership.h"
 #include "store/cluster/replica.h"
 #include "tests/testutil/nats_servers.h"
 #include "tests/testutil/testutil.h"
@@ -73,6 +75,15 @@ class ClusterTest : public ::testing::Test {
     auto c = Cluster::Connect(Options(node, partitions));
     EXPECT_TRUE(c.ok()) << c.status();
     return c.ok() ? std::move(*c) : nullptr;
+  }
+
+  // node-a, which creates the cluster, and node-b, which joins it; both null on failure.
+  std::pair<std::unique_ptr<Cluster>, std::unique_ptr<Cluster>> ConnectTwo(uint32_t partitions) {
+    auto a = Connect("node-a", partitions);
+    if (a == nullptr) return {};
+    auto b = Connect("node-b", 0);
+    if (b == nullptr) return {};
+    return {std::move(a), std::move(b)};
   }
 
   // One touchpoint without personal content.
@@ -523,6 +534,179 @@ TEST_F(ClusterTest, HostileMessagesInAPartitionsLogAreRefusedAndTheNextAreApplie
   }
   ExpectSameLog((*a)->store(), (*b)->store());
   EXPECT_EQ((*b)->store().Head(), 1u);
+}
+
+// Ownership: leases in the owners' bucket --------------------------------------------------
+
+constexpr absl::Duration kLease = absl::Milliseconds(1500);
+
+std::unique_ptr<Ownership> MustJoin(Cluster* c) {
+  OwnershipOptions o;
+  o.lease = kLease;
+  auto own = Ownership::Join(c, o);
+  EXPECT_TRUE(own.ok()) << own.status();
+  return own.ok() ? std::move(*own) : nullptr;
+}
+
+OwnershipRound MustRound(Ownership& own) {
+  auto r = own.Round();
+  EXPECT_TRUE(r.ok()) << r.status();
+  return r.ok() ? *r : OwnershipRound{};
+}
+
+std::set<uint32_t> Range(uint32_t n) {
+  std::set<uint32_t> all;
+  for (uint32_t p = 0; p < n; ++p) all.insert(p);
+  return all;
+}
+
+TEST_F(ClusterTest, PartitionsAreSharedAmongTheNodesAndMoveWhenOneStops) {
+  auto [ca, cb] = ConnectTwo(6);
+  ASSERT_NE(cb, nullptr);
+  auto a = MustJoin(ca.get());
+  ASSERT_NE(a, nullptr);
+  OwnershipRound ra = MustRound(*a);
+  EXPECT_EQ(ra.held, Range(6));  // alone, it holds everything
+  EXPECT_EQ(ra.live_nodes, 1u);
+
+  // A second node comes: the first gives up half at its next round, the second takes it.
+  auto b = MustJoin(cb.get());
+  ASSERT_NE(b, nullptr);
+  ra = MustRound(*a);
+  EXPECT_EQ(ra.live_nodes, 2u);
+  EXPECT_EQ(ra.share, 3u);
+  EXPECT_EQ(ra.released.size(), 3u);
+  EXPECT_EQ(ra.held.size(), 3u);
+  OwnershipRound rb = MustRound(*b);
+  EXPECT_EQ(rb.held.size(), 3u);
+  std::set<uint32_t> both = ra.held;
+  both.insert(rb.held.begin(), rb.held.end());
+  EXPECT_EQ(both, Range(6)) << "each partition is held by one node";
+
+  // The bucket says the same, and so does `ihs cluster status`.
+  auto owners = ReadOwners(*ca);
+  ASSERT_TRUE(owners.ok()) << owners.status();
+  for (const PartitionOwner& o : owners->partitions) {
+    EXPECT_EQ(o.node, ra.held.count(o.partition) ? "node-a" : "node-b") << o.partition;
+  }
+  ASSERT_EQ(owners->nodes.size(), 2u);
+  EXPECT_EQ(owners->nodes[0].node, "node-a");
+  auto [code, out] =
+      RunIhs(absl::StrCat("cluster status --json --nats ", absl::StrJoin(servers_->urls(), ",")));
+  ASSERT_EQ(code, 0) << out;
+  auto j = nlohmann::json::parse(out);
+  ASSERT_EQ(j["logs"].size(), 6u);
+  for (const auto& log : j["logs"]) {
+    const uint32_t p = log["partition"];
+    EXPECT_EQ(log["owner"], ra.held.count(p) ? "node-a" : "node-b") << log;
+    EXPECT_NE(log["ownerRenewedAt"], "") << log;
+  }
+  EXPECT_EQ(j["nodes"].size(), 2u) << out;
+
+  // The second node stops without a word (a crash): the first keeps to its share while the
+  // leases last, then takes the rest.
+  const absl::Time stopped = absl::Now();
+  b.reset();
+  cb.reset();
+  OwnershipRound after;
+  while (absl::Now() - stopped < 4 * kLease) {
+    after = MustRound(*a);
+    if (after.held.size() == 6) break;
+    EXPECT_EQ(after.held.size(), 3u);
+    absl::SleepFor(kLease / 4);
+  }
+  EXPECT_EQ(after.held, Range(6));
+  EXPECT_GE(absl::Now() - stopped, kLease) << "a lease was taken before it expired";
+}
+
+TEST_F(ClusterTest, ANodeThatLeavesHandsItsPartitionsOnAtOnce) {
+  auto [ca, cb] = ConnectTwo(4);
+  ASSERT_NE(cb, nullptr);
+  auto a = MustJoin(ca.get());
+  auto b = MustJoin(cb.get());
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  OwnershipRound rb = MustRound(*b);  // both are present: half each
+  EXPECT_EQ(rb.live_nodes, 2u);
+  EXPECT_EQ(rb.held.size(), 2u);
+  OwnershipRound ra = MustRound(*a);
+  EXPECT_EQ(ra.held.size(), 2u);
+  IHS_ASSERT_OK(b->Leave());
+  ra = MustRound(*a);
+  EXPECT_EQ(ra.held, Range(4));
+  EXPECT_EQ(ra.live_nodes, 1u);
+  EXPECT_FALSE(b->Round().ok()) << "a node that left takes no part";
+}
+
+TEST_F(ClusterTest, TwoRunningNodesCannotShareAName) {
+  auto ca = Connect("node-a", 3);
+  ASSERT_NE(ca, nullptr);
+  auto a = MustJoin(ca.get());
+  ASSERT_NE(a, nullptr);
+  MustRound(*a);
+  std::atomic<bool> stop{false};
+  std::thread renewing([&] {
+    while (!stop) {
+      EXPECT_TRUE(a->Round().ok());
+      absl::SleepFor(kLease / 4);
+    }
+  });
+  auto twin = Connect("node-a", 0);
+  ASSERT_NE(twin, nullptr);
+  OwnershipOptions o;
+  o.lease = kLease;
+  auto refused = Ownership::Join(twin.get(), o);
+  stop = true;
+  renewing.join();
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
+  EXPECT_TRUE(absl::StrContains(refused.status().message(), "node-a")) << refused.status();
+  EXPECT_EQ(a->held(), Range(3)) << "the running node keeps its partitions";
+
+  // Once it has stopped (without leaving), the name can be taken again, and with it the
+  // partitions the name held, without waiting for the leases.
+  a.reset();
+  auto again = Ownership::Join(twin.get(), o);
+  ASSERT_TRUE(again.ok()) << again.status();
+  OwnershipRound r = MustRound(**again);
+  EXPECT_EQ(r.held, Range(3));
+}
+
+TEST_F(ClusterTest, ALeaseAnotherNodeTookIsLost) {
+  auto [ca, cb] = ConnectTwo(4);
+  ASSERT_NE(cb, nullptr);
+  auto a = MustJoin(ca.get());
+  ASSERT_NE(a, nullptr);
+  MustRound(*a);
+  auto leases = cb->ReadLeases();
+  ASSERT_TRUE(leases.ok()) << leases.status();
+  uint64_t revision = 0;
+  for (const LeaseEntry& e : *leases) {
+    if (e.key == LeaseKey(2)) revision = e.revision;
+  }
+  ASSERT_NE(revision, 0u);
+  // A write on a revision that is not the key's is refused: the check every lease relies on.
+  auto stale = cb->WriteLease(LeaseKey(2), "node-b", revision - 1);
+  EXPECT_EQ(stale.status().code(), absl::StatusCode::kAborted) << stale.status();
+  auto created = cb->WriteLease(LeaseKey(2), "node-b", 0);
+  EXPECT_EQ(created.status().code(), absl::StatusCode::kAborted) << created.status();
+  // Another node claims partition 2 (as one whose write passed at the same moment would).
+  auto taken = cb->WriteLease(LeaseKey(2), "node-b", revision);
+  ASSERT_TRUE(taken.ok()) << taken.status();
+  OwnershipRound r = MustRound(*a);
+  ASSERT_EQ(r.lost.size(), 1u);
+  EXPECT_EQ(r.lost[0].first, 2u);
+  EXPECT_TRUE(absl::StrContains(r.lost[0].second, "node-b")) << r.lost[0].second;
+  EXPECT_EQ(r.held, (std::set<uint32_t>{0, 1, 3}));
+}
+
+TEST_F(ClusterTest, BadLeasesAreRefused) {
+  auto c = Connect("node-a", 2);
+  ASSERT_NE(c, nullptr);
+  OwnershipOptions o;
+  o.lease = absl::Milliseconds(10);
+  auto own = Ownership::Join(c.get(), o);
+  EXPECT_EQ(own.status().code(), absl::StatusCode::kInvalidArgument) << own.status();
 }
 
 TEST_F(ClusterTest, OfTwoNodesAppendingOneVersionAtOnceExactlyOneWins) {

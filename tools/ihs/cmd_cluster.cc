@@ -1,4 +1,5 @@
-// ihs cluster status: a NATS JetStream cluster of ihs (docs/scale.md) as JetStream sees it.
+// ihs cluster status: a NATS JetStream cluster of ihs (docs/scale.md) as JetStream sees it, and
+// which node holds which partition.
 #include <iostream>
 #include <memory>
 #include <string>
@@ -11,6 +12,7 @@
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
 #include "store/cluster/cluster.h"
+#include "store/cluster/ownership.h"
 #include "tools/ihs/cli.h"
 
 namespace ihs::tools {
@@ -39,6 +41,13 @@ int ClusterStatus(const Common& c, const ClusterArgs& a) {
     if (!st.ok()) return Fail(absl::UnavailableError(st.status().message()));
     parts.push_back(*std::move(st));
   }
+  absl::StatusOr<cluster::Owners> owners = cluster::ReadOwners(**cl);
+  if (!owners.ok()) return Fail(absl::UnavailableError(owners.status().message()));
+  auto rfc3339 = [](absl::Time t) {
+    return t == absl::InfinitePast()
+               ? std::string()
+               : absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
+  };
   const std::string created = absl::FormatTime(
       "%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMicros(config.created_at), absl::UTCTimeZone());
   if (c.json) {
@@ -46,28 +55,38 @@ int ClusterStatus(const Common& c, const ClusterArgs& a) {
                         {"replicas", config.replicas},
                         {"createdAt", created},
                         {"createdBy", config.created_by},
+                        {"nodes", nlohmann::json::array()},
                         {"logs", nlohmann::json::array()}};
+    for (const auto& n : owners->nodes) {
+      j["nodes"].push_back({{"node", n.node}, {"renewedAt", rfc3339(n.renewed_at)}});
+    }
     for (const auto& p : parts) {
       nlohmann::json peers = nlohmann::json::array();
       for (const auto& r : p.replicas) {
         peers.push_back(
             {{"server", r.server}, {"current", r.current}, {"offline", r.offline}, {"lag", r.lag}});
       }
-      j["logs"].push_back({{"partition", p.partition},
-                           {"stream", cluster::Cluster::PartitionStreamName(p.partition)},
-                           {"messages", p.messages},
-                           {"bytes", p.bytes},
-                           {"lastSequence", p.last_sequence},
-                           {"leader", p.leader},
-                           {"replicas", peers}});
+      j["logs"].push_back(
+          {{"partition", p.partition},
+           {"stream", cluster::Cluster::PartitionStreamName(p.partition)},
+           {"messages", p.messages},
+           {"bytes", p.bytes},
+           {"lastSequence", p.last_sequence},
+           {"leader", p.leader},
+           {"replicas", peers},
+           {"owner", owners->partitions[p.partition].node},
+           {"ownerRenewedAt", rfc3339(owners->partitions[p.partition].renewed_at)}});
     }
     std::cout << j.dump() << "\n";
     return kExitOk;
   }
   absl::PrintF("cluster of %d partitions, %d replicas each, created %s by %s\n", config.partitions,
                config.replicas, created, config.created_by);
-  absl::PrintF("%-9s %-10s %12s %14s  %-10s %s\n", "partition", "log", "messages", "bytes",
-               "leader", "replicas (lag)");
+  std::vector<std::string> nodes;
+  for (const auto& n : owners->nodes) nodes.push_back(n.node);
+  absl::PrintF("nodes: %s\n", nodes.empty() ? "(none)" : absl::StrJoin(nodes, ", "));
+  absl::PrintF("%-9s %-10s %-12s %12s %14s  %-10s %s\n", "partition", "log", "owner", "messages",
+               "bytes", "leader", "replicas (lag)");
   for (const auto& p : parts) {
     std::vector<std::string> peers;
     for (const auto& r : p.replicas) {
@@ -75,8 +94,10 @@ int ClusterStatus(const Common& c, const ClusterArgs& a) {
                       : r.current ? absl::StrCat(r.server, " current")
                                   : absl::StrCat(r.server, " (", r.lag, ")"));
     }
-    absl::PrintF("%-9d %-10s %12d %14d  %-10s %s\n", p.partition,
-                 cluster::Cluster::PartitionStreamName(p.partition), p.messages, p.bytes,
+    const std::string& owner = owners->partitions[p.partition].node;
+    absl::PrintF("%-9d %-10s %-12s %12d %14d  %-10s %s\n", p.partition,
+                 cluster::Cluster::PartitionStreamName(p.partition),
+                 owner.empty() ? "(none)" : owner, p.messages, p.bytes,
                  p.leader.empty() ? "(none)" : p.leader, absl::StrJoin(peers, ", "));
   }
   return kExitOk;
@@ -89,7 +110,9 @@ void RegisterClusterCommands(Cli& cli) {
   auto args = std::make_shared<ClusterArgs>();
   auto* group = cli.Group("cluster", "a cluster of ihs nodes on NATS JetStream (docs/scale.md)");
   auto* status = group->add_subcommand(
-      "status", "the cluster's partitions: messages, bytes, leader and replicas of each log");
+      "status",
+      "the cluster's nodes and partitions: owner, messages, bytes, leader and replicas of each "
+      "log");
   status->add_option("--nats", args->nats, "NATS servers of the cluster, nats://HOST:PORT[,...]")
       ->required();
   status->add_option("--timeout", args->timeout_seconds, "seconds to wait for the servers")
