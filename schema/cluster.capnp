@@ -43,3 +43,58 @@ struct PartitionAppend {
   acceptedAt @4 :Int64;         # µs since the epoch, by the accepting node's clock
   acceptedBy @5 :Text;          # the accepting node's name
 }
+
+struct ForwardRequest {
+  # A node's question to the node that holds a partition (docs/scale.md, "Forwarding"): a core
+  # NATS request on the subject ihs.serve.pN, which only the holder of partition N subscribes to.
+  # Nothing of it is stored.
+  union {
+    verdict @0 :UInt64;              # the fate of the append at this sequence of the log
+    readStream @1 :ReadStreamRequest;
+    streamInfo @2 :Text;             # a stream id
+  }
+}
+
+struct ReadStreamRequest {
+  stream @0 :Text;
+  fromVersion @1 :UInt64;
+  maxCount @2 :UInt32;
+  backward @3 :Bool;
+}
+
+struct ForwardReply {
+  code @0 :UInt32;                   # absl::StatusCode of the answer; 0: it succeeded
+  message @1 :Text;                  # what went wrong, when code is not 0
+  hasCurrentVersion @2 :Bool;        # a version conflict (code 10, aborted) says the current one
+  currentVersion @3 :Int64;          # -1: the stream does not exist
+  union {
+    none @4 :Void;
+    appended @5 :Appended;
+    events @6 :List(StoredRecord);   # in the order read; fewer than asked when the reply is full
+    info @7 :StreamInfoReply;
+  }
+}
+
+struct Appended {
+  positions @0 :List(UInt64);        # in the partition's log
+  versions @1 :List(UInt64);
+  duplicate @2 :Bool;
+}
+
+struct StoredRecord {
+  position @0 :UInt64;               # in the partition's log
+  record @1 :Data;                   # the record as stored (docs/format.md)
+}
+
+struct StreamInfoReply {
+  eventCount @0 :UInt64;
+  currentVersion @1 :UInt64;
+  firstPosition @2 :UInt64;
+  lastPosition @3 :UInt64;
+  firstOccurredAt @4 :Int64;
+  lastOccurredAt @5 :Int64;
+  holdPosition @6 :UInt64;           # with hasHold
+  hasHold @7 :Bool;
+  erasedPosition @8 :UInt64;         # with hasErased
+  hasErased @9 :Bool;
+}

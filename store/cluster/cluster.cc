@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "common/big_endian.h"
 #include "common/status_macros.h"
@@ -232,6 +233,41 @@ class NatsReader final : public PartitionReader {
   const uint32_t partition_;
   uint64_t next_;
   Owned<natsSubscription> sub_;
+};
+
+// A subscription that answers each request with its handler. Its destructor unsubscribes and
+// waits until nats.c says the subscription is complete: no handler runs after it.
+class NatsService final : public Service {
+ public:
+  NatsService(natsConnection* nc, RequestHandler handler) : nc_(nc), handler_(std::move(handler)) {}
+
+  void Started(Owned<natsSubscription> sub) {
+    sub_ = std::move(sub);
+    natsSubscription_SetOnCompleteCB(sub_.get(), &NatsService::OnComplete, this);
+  }
+
+  ~NatsService() override {
+    if (sub_ == nullptr) return;
+    if (natsSubscription_Unsubscribe(sub_.get()) == NATS_OK) complete_.WaitForNotification();
+  }
+
+  static void OnMessage(natsConnection*, natsSubscription*, natsMsg* msg_raw, void* closure) {
+    Owned<natsMsg> msg(msg_raw);
+    auto* self = static_cast<NatsService*>(closure);
+    const char* reply_to = natsMsg_GetReply(msg.get());
+    if (reply_to == nullptr) return;  // not a request: nobody to answer
+    std::string answer = self->handler_(
+        absl::string_view(natsMsg_GetData(msg.get()), natsMsg_GetDataLength(msg.get())));
+    natsConnection_Publish(self->nc_, reply_to, answer.data(), static_cast<int>(answer.size()));
+  }
+
+  static void OnComplete(void* closure) { static_cast<NatsService*>(closure)->complete_.Notify(); }
+
+ private:
+  natsConnection* const nc_;
+  const RequestHandler handler_;
+  Owned<natsSubscription> sub_;
+  absl::Notification complete_;
 };
 
 class NatsCluster final : public Cluster {
@@ -479,6 +515,48 @@ class NatsCluster final : public Cluster {
                                              ", not ", revision, ": another write came first"));
     }
     return NatsError(absl::StrCat("writing the owners' key ", key), s);
+  }
+
+  absl::StatusOr<std::unique_ptr<Service>> Serve(const std::string& subject,
+                                                 RequestHandler handler) override {
+    auto service = std::make_unique<NatsService>(nc_.get(), std::move(handler));
+    natsSubscription* sub_raw = nullptr;
+    natsStatus s = natsConnection_Subscribe(&sub_raw, nc_.get(), subject.c_str(),
+                                            &NatsService::OnMessage, service.get());
+    if (s != NATS_OK) return NatsError(absl::StrCat("serving ", subject), s);
+    service->Started(Owned<natsSubscription>(sub_raw));
+    // Once the server has the subscription, requests reach it.
+    natsConnection_FlushTimeout(nc_.get(), absl::ToInt64Milliseconds(options_.timeout));
+    return std::unique_ptr<Service>(std::move(service));
+  }
+
+  absl::StatusOr<std::string> Request(const std::string& subject, absl::string_view request,
+                                      absl::Duration timeout) override {
+    const absl::Time deadline = absl::Now() + timeout;
+    while (true) {
+      const int64_t left = std::max<int64_t>(1, absl::ToInt64Milliseconds(deadline - absl::Now()));
+      natsMsg* reply_raw = nullptr;
+      natsStatus s = natsConnection_Request(&reply_raw, nc_.get(), subject.c_str(), request.data(),
+                                            static_cast<int>(request.size()), left);
+      Owned<natsMsg> reply(reply_raw);
+      if (s == NATS_OK) {
+        return std::string(natsMsg_GetData(reply.get()), natsMsg_GetDataLength(reply.get()));
+      }
+      if (s == NATS_NO_RESPONDERS && absl::Now() + absl::Milliseconds(100) < deadline) {
+        absl::SleepFor(absl::Milliseconds(100));
+        continue;
+      }
+      if (s == NATS_NO_RESPONDERS) {
+        return absl::UnavailableError(
+            absl::StrCat("no node serves ", subject, " (for ", absl::FormatDuration(timeout), ")"));
+      }
+      if (s == NATS_TIMEOUT) {
+        return absl::DeadlineExceededError(absl::StrCat("the node serving ", subject,
+                                                        " did not answer within ",
+                                                        absl::FormatDuration(timeout)));
+      }
+      return NatsError(absl::StrCat("asking ", subject), s);
+    }
   }
 
  private:

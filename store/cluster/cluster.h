@@ -16,6 +16,7 @@
 #define IHS_STORE_CLUSTER_CLUSTER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -104,6 +105,13 @@ class PartitionReader {
                                                              absl::Duration wait) = 0;
 };
 
+// Answers requests on a subject until it is destroyed (Cluster::Serve).
+class Service {
+ public:
+  virtual ~Service() = default;  // stops taking requests, and waits for the one being answered
+};
+using RequestHandler = std::function<std::string(absl::string_view request)>;
+
 class Cluster {
  public:
   // Connects to the servers, then creates the cluster (options.partitions > 0 and none exists)
@@ -155,6 +163,16 @@ class Cluster {
   // exist); returns the new revision. kAborted when another write came first.
   virtual absl::StatusOr<uint64_t> WriteLease(const std::string& key, absl::string_view value,
                                               uint64_t revision) = 0;
+
+  // Requests between nodes, over core NATS (nothing is stored). Serve answers requests on
+  // `subject` with `handler`, one at a time, on a thread of the client's, until the Service is
+  // destroyed. Request sends one and waits for the answer: kUnavailable when nobody serves the
+  // subject for `timeout` (asked again meanwhile: a partition may be moving between nodes),
+  // kDeadlineExceeded when nobody answered in time.
+  virtual absl::StatusOr<std::unique_ptr<Service>> Serve(const std::string& subject,
+                                                         RequestHandler handler) = 0;
+  virtual absl::StatusOr<std::string> Request(const std::string& subject, absl::string_view request,
+                                              absl::Duration timeout) = 0;
 };
 
 }  // namespace ihs::cluster

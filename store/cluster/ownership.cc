@@ -207,6 +207,19 @@ absl::StatusOr<OwnershipRound> Ownership::Round() {
   return round;
 }
 
+absl::Status Ownership::Release(uint32_t partition) {
+  if (!held_.count(partition)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("partition ", partition, " is not held by node ", node_));
+  }
+  absl::StatusOr<uint64_t> w =
+      cluster_->WriteLease(LeaseKey(partition), "", lease_revision_[partition]);
+  held_.erase(partition);
+  lease_revision_.erase(partition);
+  renewed_at_.erase(partition);
+  return w.status();
+}
+
 absl::Status Ownership::Leave() {
   absl::Status first;
   for (uint32_t p : held_) {

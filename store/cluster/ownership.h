@@ -73,6 +73,9 @@ class Ownership {
   // another node took this node's name, and this one holds nothing any more.
   absl::StatusOr<OwnershipRound> Round();
 
+  // Frees one lease this node holds (one it cannot serve), for another node to take.
+  absl::Status Release(uint32_t partition);
+
   // Frees every lease and the presence, so that other nodes take the partitions at their next
   // round instead of after a lease.
   absl::Status Leave();

@@ -52,7 +52,54 @@ bool IsVerdict(const absl::Status& s) {
 PartitionReplica::PartitionReplica(Cluster* cluster, uint32_t partition, std::string dir)
     : cluster_(cluster), partition_(partition), dir_(std::move(dir)) {}
 
-PartitionReplica::~PartitionReplica() = default;
+PartitionReplica::~PartitionReplica() {
+  stop_ = true;
+  if (follower_.joinable()) follower_.join();
+}
+
+void PartitionReplica::StartFollowing() {
+  MutexLock l(&mu_);
+  if (following_) return;
+  following_ = true;
+  reader_.reset();  // the follower reads with a reader of its own
+  follower_ = std::thread([this] { Follow(); });
+}
+
+void PartitionReplica::Follow() {
+  std::unique_ptr<PartitionReader> reader;
+  while (!stop_) {
+    uint64_t from = 0;
+    {
+      MutexLock l(&mu_);
+      if (!failed_.ok()) return;
+      from = applied_;
+    }
+    if (reader == nullptr) {
+      absl::StatusOr<std::unique_ptr<PartitionReader>> r = cluster_->Follow(partition_, from + 1);
+      if (!r.ok()) {
+        absl::SleepFor(absl::Milliseconds(200));  // the cluster is busy or away: try again
+        continue;
+      }
+      reader = *std::move(r);
+    }
+    absl::StatusOr<std::vector<PartitionMessage>> batch =
+        reader->Next(kReadBatch, absl::Milliseconds(200));
+    if (!batch.ok()) {
+      reader.reset();
+      absl::SleepFor(absl::Milliseconds(200));
+      continue;
+    }
+    if (batch->empty()) continue;
+    MutexLock l(&mu_);
+    if (!ApplyAndKeepLocked(*batch).ok()) reader.reset();  // applied again from applied_ + 1
+  }
+}
+
+bool PartitionReplica::AwaitApplied(uint64_t sequence) {
+  auto done = [this, sequence]()
+                  ABSL_NO_THREAD_SAFETY_ANALYSIS { return applied_ >= sequence || !failed_.ok(); };
+  return AwaitWithTimeout(mu_, absl::Condition(&done), absl::Seconds(10));
+}
 
 absl::StatusOr<std::unique_ptr<PartitionReplica>> PartitionReplica::Open(Cluster* cluster,
                                                                          uint32_t partition,
@@ -112,6 +159,11 @@ absl::StatusOr<uint64_t> PartitionReplica::CatchUpLocked(uint64_t through) {
   if (target == 0) {
     IHS_ASSIGN_OR_RETURN(target, cluster_->LastSequence(partition_));
   }
+  if (following_) {
+    AwaitApplied(target);
+    IHS_RETURN_IF_ERROR(failed_);
+    return applied_;
+  }
   while (applied_ < target) {
     IHS_RETURN_IF_ERROR(failed_);
     if (reader_ == nullptr) {
@@ -121,31 +173,48 @@ absl::StatusOr<uint64_t> PartitionReplica::CatchUpLocked(uint64_t through) {
         std::vector<PartitionMessage> batch,
         reader_->Next(std::min<uint64_t>(kReadBatch, target - applied_), absl::Seconds(10)));
     if (batch.empty()) break;  // not there (yet)
-    absl::StatusOr<std::vector<Verdict>> verdicts = ApplyBatch(batch);
-    if (!verdicts.ok()) {
+    absl::Status s = ApplyAndKeepLocked(batch);
+    if (!s.ok()) {
       reader_.reset();  // it has moved past the batch: follow again from it next time
-      return verdicts.status();
+      return s;
     }
-    for (Verdict& v : *verdicts) {
-      applied_ = v.sequence;
-      const uint64_t seq = v.sequence;
-      verdicts_[seq] = std::move(v);
-      verdict_order_.push_back(seq);
-      if (verdict_order_.size() > kVerdictsKept) {
-        verdicts_.erase(verdict_order_.front());
-        verdict_order_.pop_front();
-      }
-    }
-    IHS_RETURN_IF_ERROR(store_->SyncLog());
-    IHS_RETURN_IF_ERROR(SaveApplied());
   }
   return applied_;
+}
+
+absl::Status PartitionReplica::ApplyAndKeepLocked(const std::vector<PartitionMessage>& batch) {
+  IHS_ASSIGN_OR_RETURN(std::vector<Verdict> verdicts, ApplyBatch(batch));
+  // Durable before anyone hears a verdict, or reads the events. A sync that fails leaves the
+  // batch written but perhaps not durable; applying it again here would judge it against itself,
+  // so the replica stops, and a restart goes on from what the store holds (its mark).
+  if (absl::Status sync = store_->SyncLog(); !sync.ok()) {
+    failed_ = absl::InternalError(absl::StrCat("the replica of partition ", partition_,
+                                               " could not sync its store: ", sync.message(),
+                                               "; restart the node"));
+    return failed_;
+  }
+  for (Verdict& v : verdicts) {
+    applied_ = v.sequence;
+    const uint64_t seq = v.sequence;
+    verdicts_[seq] = std::move(v);
+    verdict_order_.push_back(seq);
+    if (verdict_order_.size() > kVerdictsKept) {
+      verdicts_.erase(verdict_order_.front());
+      verdict_order_.pop_front();
+    }
+  }
+  return SaveApplied();
 }
 
 absl::StatusOr<Verdict> PartitionReplica::VerdictOf(uint64_t sequence) {
   MutexLock l(&mu_);
   if (sequence > applied_) {
-    IHS_RETURN_IF_ERROR(CatchUpLocked(sequence).status());
+    if (following_) {
+      AwaitApplied(sequence);
+      IHS_RETURN_IF_ERROR(failed_);
+    } else {
+      IHS_RETURN_IF_ERROR(CatchUpLocked(sequence).status());
+    }
   }
   if (sequence > applied_) {
     return absl::NotFoundError(absl::StrCat("partition ", partition_, "'s log has no message ",

@@ -17,10 +17,13 @@
 #ifndef IHS_STORE_CLUSTER_REPLICA_H_
 #define IHS_STORE_CLUSTER_REPLICA_H_
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
@@ -62,6 +65,12 @@ class PartitionReplica {
   // stream's own history tells then.
   absl::StatusOr<Verdict> VerdictOf(uint64_t sequence);
 
+  // Applies the log as it grows, on a thread of the replica's, until the replica is destroyed.
+  // From then on CatchUp and VerdictOf wait (up to 10 s) for that thread instead of reading the
+  // log themselves. A failure to read the log is retried; a store failure that is not a verdict
+  // stops the replica (CatchUp and VerdictOf return it).
+  void StartFollowing();
+
   uint64_t applied() const;
   uint32_t partition() const { return partition_; }
   store::EventStore& store() { return *store_; }
@@ -75,6 +84,12 @@ class PartitionReplica {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status SaveApplied() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<uint64_t> CatchUpLocked(uint64_t through) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Applies a batch that follows applied_, keeps its verdicts, syncs and saves how far it got.
+  absl::Status ApplyAndKeepLocked(const std::vector<PartitionMessage>& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Waits for the follower to apply `sequence` (or fail); false when 10 s passed first.
+  bool AwaitApplied(uint64_t sequence) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Follow();
 
   Cluster* const cluster_;
   const uint32_t partition_;
@@ -88,6 +103,9 @@ class PartitionReplica {
   uint64_t applied_ ABSL_GUARDED_BY(mu_) = 0;
   absl::flat_hash_map<uint64_t, Verdict> verdicts_ ABSL_GUARDED_BY(mu_);
   std::deque<uint64_t> verdict_order_ ABSL_GUARDED_BY(mu_);
+  bool following_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<bool> stop_{false};
+  std::thread follower_;
 };
 
 // An append as a node of the cluster makes it: published to the partition's log, then answered

@@ -17,10 +17,12 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
 #include "store/audit.h"
+#include "store/cluster/node.h"
 #include "store/cluster/ownership.h"
 #include "store/cluster/replica.h"
 #include "tests/testutil/nats_servers.h"
@@ -707,6 +709,115 @@ TEST_F(ClusterTest, BadLeasesAreRefused) {
   o.lease = absl::Milliseconds(10);
   auto own = Ownership::Join(c.get(), o);
   EXPECT_EQ(own.status().code(), absl::StatusCode::kInvalidArgument) << own.status();
+}
+
+// Nodes: ownership, replicas and forwarding together ----------------------------------------
+
+class QuietLog : public LogSink {
+ public:
+  void Log(absl::string_view) override {}
+};
+
+TEST_F(ClusterTest, AnyNodeAnswersForAnyPartitionAndAStoppedNodesPartitionsMove) {
+  TempDir dirs;
+  QuietLog quiet;
+  auto options = [&](const std::string& node, uint32_t partitions) {
+    NodeOptions o;
+    o.cluster = Options(node, partitions);
+    o.dir = dirs.Sub(node);
+    o.lease = kLease;
+    o.log = &quiet;
+    return o;
+  };
+  auto a = ClusterNode::Start(options("node-a", 4));
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto b = ClusterNode::Start(options("node-b", 0));
+  ASSERT_TRUE(b.ok()) << b.status();
+  // Within a few rounds the partitions are shared: two each, none twice.
+  for (absl::Time end = absl::Now() + 10 * kLease; absl::Now() < end;) {
+    if ((*a)->held().size() == 2 && (*b)->held().size() == 2) break;
+    absl::SleepFor(kLease / 5);
+  }
+  std::set<uint32_t> all = (*a)->held();
+  for (uint32_t p : (*b)->held()) EXPECT_TRUE(all.insert(p).second) << p << " held twice";
+  ASSERT_EQ(all, Range(4));
+
+  // Appends through either node to streams of every partition; each answered with its versions.
+  std::map<std::string, uint64_t> count;
+  std::vector<ClusterNode*> nodes = {a->get(), b->get()};
+  uint64_t id = 1;
+  for (int i = 0; i < 32; ++i, ++id) {
+    const std::string stream = absl::StrCat("customer-", i % 8);
+    const uint64_t n = count[stream];
+    auto r = nodes[i % 2]->Append(
+        Append(stream, id,
+               n == 0 ? store::ExpectedVersion::NoStream() : store::ExpectedVersion::Exact(n - 1)));
+    ASSERT_TRUE(r.ok()) << stream << ": " << r.status();
+    EXPECT_EQ(r->versions, std::vector<uint64_t>{count[stream]}) << stream;
+    ++count[stream];
+  }
+  // Either node reads every stream, the same bytes.
+  for (const auto& [stream, n] : count) {
+    auto ra = (*a)->ReadStream(stream, 0, 100, store::ReadDirection::kForward);
+    auto rb = (*b)->ReadStream(stream, 0, 100, store::ReadDirection::kForward);
+    ASSERT_TRUE(ra.ok()) << ra.status();
+    ASSERT_TRUE(rb.ok()) << rb.status();
+    ASSERT_EQ(ra->size(), n) << stream;
+    ASSERT_EQ(rb->size(), n) << stream;
+    for (size_t v = 0; v < n; ++v) {
+      EXPECT_EQ((*ra)[v].bytes(), (*rb)[v].bytes()) << stream << " version " << v;
+      EXPECT_EQ((*ra)[v].event().getStreamVersion(), v);
+    }
+    auto back = (*b)->ReadStream(stream, UINT64_MAX, 2, store::ReadDirection::kBackward);
+    ASSERT_TRUE(back.ok()) << back.status();
+    ASSERT_EQ(back->size(), 2u);
+    EXPECT_EQ((*back)[0].event().getStreamVersion(), n - 1);
+    auto info = (*a)->GetStreamInfo(stream);
+    ASSERT_TRUE(info.ok()) << info.status();
+    EXPECT_EQ(info->event_count, n);
+  }
+  auto missing = (*b)->GetStreamInfo("customer-nobody");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound) << missing.status();
+
+  // A stale expected version is refused through either node, whichever holds the stream, with
+  // the stream's version in the refusal.
+  for (ClusterNode* n : nodes) {
+    auto stale = n->Append(Append("customer-0", 5000 + ++id, store::ExpectedVersion::Exact(0)));
+    EXPECT_EQ(store::ConflictCurrentVersion(stale.status()),
+              static_cast<int64_t>(count["customer-0"] - 1))
+        << stale.status();
+  }
+
+  // node-b stops without a word, as a crash would: its partitions come to node-a within a
+  // lease or so, and appends through node-a to every stream go on meanwhile.
+  const std::set<uint32_t> b_held = (*b)->held();
+  (*b)->Stop(/*leave=*/false);
+  for (auto& [stream, n] : count) {
+    auto r = (*a)->Append(Append(stream, ++id, store::ExpectedVersion::Exact(n - 1)));
+    ASSERT_TRUE(r.ok()) << stream << ": " << r.status();
+    EXPECT_EQ(r->versions, std::vector<uint64_t>{n});
+    ++n;
+  }
+  EXPECT_EQ((*a)->held(), Range(4));
+  for (const auto& [stream, n] : count) {
+    auto r = (*a)->ReadStream(stream, 0, 100, store::ReadDirection::kForward);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->size(), n) << stream << ": every acknowledged append once";
+  }
+
+  // What node-b materialised, brought up to date, is node-a's, byte for byte.
+  auto cb = Connect("node-b-check", 0);
+  ASSERT_NE(cb, nullptr);
+  for (uint32_t p : b_held) {
+    auto mine =
+        PartitionReplica::Open(cb.get(), p, absl::StrFormat("%s/p%04d", dirs.Sub("node-b"), p));
+    ASSERT_TRUE(mine.ok()) << mine.status();
+    IHS_ASSERT_OK((*mine)->CatchUp());
+    auto theirs = (*a)->replica(p);
+    ASSERT_NE(theirs, nullptr);
+    IHS_ASSERT_OK(theirs->CatchUp());
+    ExpectSameLog((*mine)->store(), theirs->store());
+  }
 }
 
 TEST_F(ClusterTest, OfTwoNodesAppendingOneVersionAtOnceExactlyOneWins) {
