@@ -50,6 +50,8 @@ enum ErrorKind {
   internal @11;          # a bug in ihsd
   failedPrecondition @12;  # the party's state forbids it (under legal hold, already erased), or
                            # the store's (open for reading only, no signing key)
+  unimplemented @13;     # this server does not do this: a node of a cluster (ihsd --cluster)
+                         # does not serve what needs a single log (docs/scale.md)
 }
 
 struct Error {

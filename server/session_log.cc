@@ -149,6 +149,12 @@ kj::Promise<void> Session::Subscribe(SubscribeCtx c) {
   } else if (!p.hasSubscriber()) {
     bad = BadField("subscriber", "subscriber is missing");
   }
+  if (bad.ok()) {
+    // A store with no single log (a node of a cluster) cannot be followed: it says so here,
+    // instead of a subscription that would never deliver. Reading nothing costs nothing.
+    absl::Status whole = shared_.store.ReadAll(head, 0).status();
+    if (absl::IsUnimplemented(whole)) bad = whole;
+  }
   if (bad.ok()) bad = CheckSubscriptionLimits();
   if (!bad.ok()) return Refuse(result, bad);
   OwnedFilter filter;

@@ -26,6 +26,7 @@ constexpr KindCode kKinds[] = {
     {rpc::ErrorKind::DATA_LOSS, absl::StatusCode::kDataLoss},
     {rpc::ErrorKind::INTERNAL, absl::StatusCode::kInternal},
     {rpc::ErrorKind::FAILED_PRECONDITION, absl::StatusCode::kFailedPrecondition},
+    {rpc::ErrorKind::UNIMPLEMENTED, absl::StatusCode::kUnimplemented},
 };
 
 }  // namespace

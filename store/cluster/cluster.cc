@@ -69,9 +69,12 @@ bool Transient(natsStatus s, jsErrCode code) {
 }
 
 // Runs `request` (which sets *code) until it succeeds, fails for good, or `timeout` passes.
+// `code` may be null for requests that do not report one (nats.c's key-value calls).
 template <typename F>
 natsStatus Retrying(absl::Duration timeout, jsErrCode* code, F request) {
   const absl::Time deadline = absl::Now() + timeout;
+  jsErrCode none = static_cast<jsErrCode>(0);
+  if (code == nullptr) code = &none;
   while (true) {
     *code = static_cast<jsErrCode>(0);
     natsStatus s = request();
@@ -295,16 +298,23 @@ class NatsCluster final : public Cluster {
     }
     if (s != NATS_OK) return NatsError("opening the cluster's configuration bucket", s);
     Owned<kvStore> kv(kv_raw);
-    if (options_.partitions > 0) {
-      Config mine{options_.partitions, options_.replicas, Micros(options_.clock), options_.node};
-      std::string bytes = EncodeConfig(mine);
-      s = kvStore_Create(nullptr, kv.get(), kConfigKey, bytes.data(),
-                         static_cast<int>(bytes.size()));
-      // A failed create is most often a configuration that exists: read it below either way.
-      (void)s;
-    }
     kvEntry* entry_raw = nullptr;
-    s = kvStore_Get(&entry_raw, kv.get(), kConfigKey);
+    const absl::Time deadline = absl::Now() + options_.timeout;
+    while (true) {
+      if (options_.partitions > 0) {
+        Config mine{options_.partitions, options_.replicas, Micros(options_.clock), options_.node};
+        std::string bytes = EncodeConfig(mine);
+        s = kvStore_Create(nullptr, kv.get(), kConfigKey, bytes.data(),
+                           static_cast<int>(bytes.size()));
+        // A failed create is most often a configuration that exists: read it below either way.
+      }
+      s = Retrying(options_.timeout, nullptr,
+                   [&] { return kvStore_Get(&entry_raw, kv.get(), kConfigKey); });
+      // A bucket just made may not take writes for a moment (its replicas are electing a
+      // leader): a create that failed so leaves nothing to read yet.
+      if (s != NATS_NOT_FOUND || options_.partitions == 0 || absl::Now() > deadline) break;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
     if (s == NATS_NOT_FOUND) {
       return absl::FailedPreconditionError(absl::StrCat(
           "the ihs cluster at ", absl::StrJoin(options_.servers, ","),
@@ -473,7 +483,8 @@ class NatsCluster final : public Cluster {
     kvWatchOptions_Init(&wo);
     wo.IgnoreDeletes = true;
     kvWatcher* w_raw = nullptr;
-    natsStatus s = kvStore_WatchAll(&w_raw, owners_.get(), &wo);
+    natsStatus s = Retrying(options_.timeout, nullptr,
+                            [&] { return kvStore_WatchAll(&w_raw, owners_.get(), &wo); });
     Owned<kvWatcher> w(w_raw);
     if (s != NATS_OK) return NatsError("reading the owners' bucket", s);
     std::vector<LeaseEntry> out;
@@ -499,10 +510,13 @@ class NatsCluster final : public Cluster {
                                       uint64_t revision) override {
     uint64_t written = 0;
     const int len = static_cast<int>(value.size());
-    natsStatus s =
-        revision == 0
-            ? kvStore_Create(&written, owners_.get(), key.c_str(), value.data(), len)
-            : kvStore_Update(&written, owners_.get(), key.c_str(), value.data(), len, revision);
+    // Asked again only when nobody answered (the bucket's leader is being elected): then the
+    // write was not made.
+    natsStatus s = Retrying(options_.timeout, nullptr, [&] {
+      return revision == 0 ? kvStore_Create(&written, owners_.get(), key.c_str(), value.data(), len)
+                           : kvStore_Update(&written, owners_.get(), key.c_str(), value.data(), len,
+                                            revision);
+    });
     if (s == NATS_OK) return written;
     const std::string why = NatsText(s);
     // Whether the key moved on, or the write failed for another reason: ask.

@@ -84,6 +84,7 @@ void PartitionReplica::Follow() {
     }
     absl::StatusOr<std::vector<PartitionMessage>> batch =
         reader->Next(kReadBatch, absl::Milliseconds(200));
+    if (stop_) return;
     if (!batch.ok()) {
       reader.reset();
       absl::SleepFor(absl::Milliseconds(200));
@@ -221,19 +222,121 @@ absl::StatusOr<Verdict> PartitionReplica::VerdictOf(uint64_t sequence) {
                                             sequence, " yet (it ends at ", applied_, ")"));
   }
   auto it = verdicts_.find(sequence);
-  if (it == verdicts_.end()) {
-    return absl::UnavailableError(
-        absl::StrCat("the verdict on message ", sequence, " of partition ", partition_,
-                     " is no longer kept: read the stream to see whether its events are there"));
-  }
+  if (it == verdicts_.end()) return RecomputedVerdict(sequence);
   return it->second;
+}
+
+absl::StatusOr<Verdict> PartitionReplica::RecomputedVerdict(uint64_t sequence) {
+  // Applied before this replica was opened (by it before a restart, or while another node held
+  // the partition and this one followed for a while): what the log and the store say now.
+  IHS_ASSIGN_OR_RETURN(std::vector<PartitionMessage> m, cluster_->Read(partition_, sequence, 1));
+  if (m.size() != 1 || m[0].sequence != sequence) {
+    return absl::DataLossError(absl::StrCat("partition ", partition_, "'s log has no message ",
+                                            sequence, ", which the replica applied"));
+  }
+  // The checks the message failed without the log's state (its shape, its partition, its
+  // events' fields) fail again.
+  Verdict v;
+  v.sequence = sequence;
+  Decoded d;
+  v.status = Decode(m[0], &d);
+  if (!v.status.ok()) return v;
+  absl::StatusOr<std::unique_ptr<store::PreparedAppends>> checked =
+      store_->PrepareAppends({d.append.append});
+  if (!checked.ok()) {
+    v.status = checked.status();
+    return v;
+  }
+  auto a = d.reader->getRoot<schema::PartitionAppend>();
+  size_t found = 0;
+  for (auto e : a.getEvents()) {
+    const std::string id(reinterpret_cast<const char*>(e.getId().begin()), e.getId().size());
+    IHS_ASSIGN_OR_RETURN(std::optional<uint64_t> position, store_->FindEvent(id));
+    if (!position.has_value()) continue;
+    IHS_ASSIGN_OR_RETURN(std::vector<store::StoredEvent> stored, store_->ReadAll(*position, 1));
+    if (stored.size() != 1) {
+      return absl::DataLossError(absl::StrCat("event at position ", *position, " cannot be read"));
+    }
+    v.result.positions.push_back(*position);
+    v.result.versions.push_back(stored[0].event().getStreamVersion());
+    ++found;
+  }
+  if (found == a.getEvents().size()) return v;  // applied (or a repeat of what was)
+  v.result = {};
+  const std::string stream = a.getStream();
+  if (found > 0) {
+    v.status = absl::AlreadyExistsError(absl::StrCat(
+        "message ", sequence, " appends to ", stream,
+        " events of which only some are stored, by an earlier append: it was refused"));
+    return v;
+  }
+  // Refused, and why is no longer kept. A version conflict is the refusal a client can act on:
+  // said when the expectation does not hold now either.
+  const store::ExpectedVersion expected = ExpectedOf(a);
+  absl::StatusOr<store::StreamInfo> info = store_->GetStreamInfo(stream);
+  if (!info.ok() && !absl::IsNotFound(info.status())) return info.status();
+  const int64_t current = info.ok() ? static_cast<int64_t>(info->current_version) : -1;
+  bool holds = true;
+  switch (expected.kind()) {
+    case store::ExpectedVersion::Kind::kAny:
+      break;
+    case store::ExpectedVersion::Kind::kNoStream:
+      holds = current < 0;
+      break;
+    case store::ExpectedVersion::Kind::kStreamExists:
+      holds = current >= 0;
+      break;
+    case store::ExpectedVersion::Kind::kExact:
+      holds = current == static_cast<int64_t>(expected.version());
+      break;
+  }
+  v.status = holds
+                 ? absl::FailedPreconditionError(absl::StrCat(
+                       "message ", sequence, " (an append to ", stream,
+                       ") was refused when it was applied, and why is no longer kept: none "
+                       "of its events is stored"))
+                 : store::VersionConflictError(
+                       absl::StrCat("append to stream ", stream, ": expected ", expected.ToString(),
+                                    ", but the current version is ", current),
+                       current);
+  return v;
+}
+
+absl::Status PartitionReplica::Decode(const PartitionMessage& m, Decoded* out) const {
+  if (m.data.empty() || m.data.size() % sizeof(capnp::word) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("message ", m.sequence, " is not a Cap'n Proto message"));
+  }
+  out->words = kj::heapArray<capnp::word>(m.data.size() / sizeof(capnp::word));
+  memcpy(out->words.begin(), m.data.data(), m.data.size());
+  try {
+    out->reader = std::make_unique<capnp::FlatArrayMessageReader>(out->words);
+    auto a = out->reader->getRoot<schema::PartitionAppend>();
+    store::EventStore::OrderedAppend& o = out->append;
+    o.append.stream = a.getStream();
+    o.append.expected = ExpectedOf(a);
+    if (PartitionOf(o.append.stream, cluster_->config().partitions) != partition_) {
+      // Only a writer that ignores the partition function can put it here; every node
+      // refuses it alike.
+      return absl::InvalidArgumentError(absl::StrCat("message ", m.sequence, " appends to ",
+                                                     o.append.stream,
+                                                     ", which is not of partition ", partition_));
+    }
+    for (auto e : a.getEvents()) o.append.events.push_back(e);
+    o.recorded_at = a.getAcceptedAt();
+    o.mark_key = kAppliedMark;
+    o.mark_value = absl::StrCat(m.sequence);
+  } catch (const kj::Exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("message ", m.sequence, " does not decode: ", e.getDescription().cStr()));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<Verdict>> PartitionReplica::ApplyBatch(
     const std::vector<PartitionMessage>& batch) {
   std::vector<Verdict> verdicts(batch.size());
-  std::vector<kj::Array<capnp::word>> words(batch.size());
-  std::vector<std::unique_ptr<capnp::FlatArrayMessageReader>> readers(batch.size());
+  std::vector<Decoded> decoded(batch.size());
   std::vector<store::EventStore::OrderedAppend> appends;
   std::vector<size_t> which;  // appends[j] is batch[which[j]]
   for (size_t i = 0; i < batch.size(); ++i) {
@@ -244,37 +347,10 @@ absl::StatusOr<std::vector<Verdict>> PartitionReplica::ApplyBatch(
       return absl::DataLossError(absl::StrCat("partition ", partition_, "'s log jumps from ",
                                               applied_ + i, " to ", m.sequence));
     }
-    if (m.data.empty() || m.data.size() % sizeof(capnp::word) != 0) {
-      v.status = absl::InvalidArgumentError(
-          absl::StrCat("message ", m.sequence, " is not a Cap'n Proto message"));
-      continue;
-    }
-    words[i] = kj::heapArray<capnp::word>(m.data.size() / sizeof(capnp::word));
-    memcpy(words[i].begin(), m.data.data(), m.data.size());
-    try {
-      readers[i] = std::make_unique<capnp::FlatArrayMessageReader>(words[i]);
-      auto a = readers[i]->getRoot<schema::PartitionAppend>();
-      store::EventStore::OrderedAppend o;
-      o.append.stream = a.getStream();
-      o.append.expected = ExpectedOf(a);
-      if (PartitionOf(o.append.stream, cluster_->config().partitions) != partition_) {
-        // Only a writer that ignores the partition function can put it here; every node
-        // refuses it alike.
-        v.status = absl::InvalidArgumentError(
-            absl::StrCat("message ", m.sequence, " appends to ", o.append.stream,
-                         ", which is not of partition ", partition_));
-        continue;
-      }
-      for (auto e : a.getEvents()) o.append.events.push_back(e);
-      o.recorded_at = a.getAcceptedAt();
-      o.mark_key = kAppliedMark;
-      o.mark_value = absl::StrCat(m.sequence);
-      appends.push_back(std::move(o));
-      which.push_back(i);
-    } catch (const kj::Exception& e) {
-      v.status = absl::InvalidArgumentError(
-          absl::StrCat("message ", m.sequence, " does not decode: ", e.getDescription().cStr()));
-    }
+    v.status = Decode(m, &decoded[i]);
+    if (!v.status.ok()) continue;
+    appends.push_back(decoded[i].append);
+    which.push_back(i);
   }
   if (appends.empty()) return verdicts;
   absl::StatusOr<std::vector<absl::StatusOr<store::AppendResult>>> results;

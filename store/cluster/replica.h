@@ -17,6 +17,8 @@
 #ifndef IHS_STORE_CLUSTER_REPLICA_H_
 #define IHS_STORE_CLUSTER_REPLICA_H_
 
+#include <capnp/serialize.h>
+
 #include <atomic>
 #include <cstdint>
 #include <deque>
@@ -60,9 +62,13 @@ class PartitionReplica {
   absl::StatusOr<uint64_t> CatchUp(uint64_t through = 0);
 
   // The verdict on message `sequence`, applying the log up to it first. kNotFound when the log
-  // does not hold it (yet); kUnavailable when it was applied so long ago (more than
-  // kVerdictsKept messages) or before a restart that its verdict is no longer kept: the
-  // stream's own history tells then.
+  // does not hold it (yet). The verdicts of the last kVerdictsKept messages this replica applied
+  // are kept as they were given; an older one (or one applied before the replica was opened:
+  // after a restart, or by a node that held the partition before) is recomputed from the log
+  // and the store: the positions and versions of its events for an applied append (or for a
+  // refused one whose events a later append stored, as the store answers a repeat); for a refused
+  // one the same refusal when the message's own checks fail, else a version conflict if the
+  // expectation does not hold now, else kFailedPrecondition saying that why is not known.
   absl::StatusOr<Verdict> VerdictOf(uint64_t sequence);
 
   // Applies the log as it grows, on a thread of the replica's, until the replica is destroyed.
@@ -79,6 +85,21 @@ class PartitionReplica {
 
  private:
   PartitionReplica(Cluster* cluster, uint32_t partition, std::string dir);
+  // A message decoded into the append it asks for; its bytes and reader, which the append
+  // points into.
+  struct Decoded {
+    kj::Array<capnp::word> words;
+    std::unique_ptr<capnp::FlatArrayMessageReader> reader;
+    store::EventStore::OrderedAppend append;
+  };
+  // The refusal of a message that cannot be an append of this partition (kInvalidArgument), or
+  // OK with `out` filled.
+  absl::Status Decode(const PartitionMessage& m, Decoded* out) const;
+  // The verdict on a message applied before this replica was opened, from the log and the
+  // store: the positions and versions of its events if they are stored; else the refusal as the
+  // checks that do not depend on the log's state give it, or a version conflict if the
+  // expectation does not hold now, or kFailedPrecondition (refused, why no longer known).
+  absl::StatusOr<Verdict> RecomputedVerdict(uint64_t sequence) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Applies a batch of consecutive messages in one write; their verdicts in order.
   absl::StatusOr<std::vector<Verdict>> ApplyBatch(const std::vector<PartitionMessage>& batch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -2,7 +2,9 @@
 
 #include <sodium.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 
@@ -82,6 +84,18 @@ schema::Event::Reader EventFactory::Touchpoint(uint64_t id, schema::Channel chan
     c.setText(text);
   }
   return ev.asReader();
+}
+
+std::pair<int, std::string> RunCommand(const std::string& shell_command) {
+  const std::string command = shell_command + " 2>&1";
+  FILE* p = popen(command.c_str(), "r");
+  if (p == nullptr) return {-1, "popen failed"};
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
 }  // namespace ihs::testing

@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -36,6 +37,10 @@ absl::Status AsStatus(const absl::StatusOr<T>& s) {
 // How many rounds a randomised or repeated test runs: `fallback` in the default suite, the number
 // in the environment variable `name` for longer runs (the soak label sets it).
 int Rounds(const char* name, int fallback);
+
+// Runs a shell command (its stderr joined to its stdout): the exit code (-1 if it did not exit)
+// and what it printed.
+std::pair<int, std::string> RunCommand(const std::string& shell_command);
 
 // A fresh directory under TEST_TMPDIR or /tmp, removed when the object dies.
 class TempDir {

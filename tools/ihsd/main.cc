@@ -6,6 +6,7 @@
 //        [--max-subscriptions-per-connection N] [--subscriber-timeout SECONDS]
 //        [--tls-cert FILE --tls-key FILE] [--http ADDR]... [--ready-lag N]
 //        [--max-http-connections N] [--metrics-tokens FILE] [--max-console-sessions N]
+//        [--cluster nats://HOST:PORT[,...] --node NAME [--partitions P] [--lease SECONDS]]
 //
 // ADDR is HOST:PORT (default 127.0.0.1:7420; port 0 picks a free one) or unix:PATH. With
 // --tls-cert and --tls-key, TCP listeners speak TLS (kj-tls, OpenSSL) and are shown "ADDR tls".
@@ -17,8 +18,12 @@
 // subscriptions, let the appends in flight finish, close the store, exit 0. SIGHUP (with a tokens
 // file): read the tokens file again, and close the connections of tokens it no longer holds.
 //
-// Exit codes: 0 stopped cleanly, 1 usage, 2 bad configuration (address, tokens file),
-// 5 store unavailable, 4 store integrity failure on open.
+// With --cluster, ihsd is a node of a cluster on NATS JetStream (docs/scale.md): it holds its
+// share of the partitions in DATA and answers appends and stream reads for all of them.
+//
+// Exit codes: 0 stopped cleanly, 1 usage, 2 bad configuration (address, tokens file, a partition
+// count that differs from the cluster's, a node name in use), 5 store or cluster unavailable,
+// 4 store integrity failure on open.
 #include <kj/async-io.h>
 #include <kj/async-unix.h>
 #include <kj/compat/tls.h>
@@ -37,6 +42,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "common/log.h"
 #include "projections/community/bands.h"
@@ -46,6 +52,7 @@
 #include "server/http.h"
 #include "server/service.h"
 #include "server/tokens.h"
+#include "store/cluster/cluster_store.h"
 #include "store/event_store.h"
 
 namespace ihs::tools {
@@ -143,6 +150,21 @@ int Main(int argc, char** argv) {
          "how much lower the projection workers' CPU priority is than ihsd's, as a nice "
          "value: appends and reads get the CPU first, projections lag more (0..19, default 0)")
       ->check(CLI::Range(0, 19));
+  std::string cluster_urls, node_name;
+  uint32_t partitions = 0;
+  double lease_seconds = 10;
+  app.add_option("--cluster", cluster_urls,
+                 "nats://HOST:PORT[,...]: run as a node of a cluster on NATS JetStream "
+                 "(docs/scale.md); --data then holds this node's replicas");
+  app.add_option("--partitions", partitions,
+                 "with --cluster: the partition count to create the cluster with (omit to join "
+                 "one; a count that differs from the cluster's is refused)")
+      ->check(CLI::Range(1u, cluster::kMaxPartitions));
+  app.add_option("--node", node_name, "with --cluster: this node's name, [A-Za-z0-9_-]{1,64}");
+  app.add_option("--lease", lease_seconds,
+                 "with --cluster: seconds a stopped node's partitions wait before others take "
+                 "them (default 10)")
+      ->check(CLI::Range(0.3, 3600.0));
   app.set_version_flag("--version", "ihsd " IHS_VERSION);
   app.footer(
       "Exit codes: 0 stopped cleanly, 1 usage, 2 bad configuration, 4 store integrity failure, "
@@ -155,6 +177,12 @@ int Main(int argc, char** argv) {
   so.login_timeout = absl::Seconds(login_timeout);
   so.subscriber_timeout = absl::Seconds(subscriber_timeout);
   if (listen.empty()) listen.push_back("127.0.0.1:7420");
+  if (cluster_urls.empty() && (partitions != 0 || !node_name.empty())) {
+    return Die(kExitUsage, "--partitions and --node go with --cluster");
+  }
+  if (!cluster_urls.empty() && node_name.empty()) {
+    return Die(kExitUsage, "--cluster needs --node NAME, this node's name in the cluster");
+  }
   if (tls_cert.empty() != tls_key.empty()) {
     return Die(kExitBadConfig, "give both --tls-cert and --tls-key, or neither");
   }
@@ -260,35 +288,65 @@ int Main(int argc, char** argv) {
     }
     if (!config_error.empty()) return Die(kExitBadConfig, config_error);
 
-    store::Options options;
-    options.path = data;
-    options.master_key_path = master_key;
-    options.log = &Log();
-    store = store::EventStore::Open(options);
-    if (!store.ok()) {
-      return Die(
-          store.status().code() == absl::StatusCode::kDataLoss ? kExitIntegrity : kExitUnavailable,
-          std::string(store.status().message()));
-    }
+    std::string ready;
+    std::unique_ptr<projections::Runner> runner;
+    std::optional<projections::identity::Resolver> resolver;
+    std::optional<projections::community::BandAppender> bands;
+    if (!cluster_urls.empty()) {
+      // A node of a cluster: its store is the cluster's partitions, held here or forwarded to
+      // their holders; no projections run on it yet (docs/scale.md, "ihsd in a cluster").
+      cluster::NodeOptions no;
+      no.cluster.servers = absl::StrSplit(cluster_urls, ',', absl::SkipEmpty());
+      no.cluster.partitions = partitions;
+      no.cluster.node = node_name;
+      no.dir = data;
+      no.lease = absl::Seconds(lease_seconds);
+      no.log = &Log();
+      absl::StatusOr<std::unique_ptr<cluster::ClusterNode>> node = cluster::ClusterNode::Start(no);
+      if (!node.ok()) {
+        const bool config = node.status().code() == absl::StatusCode::kInvalidArgument ||
+                            node.status().code() == absl::StatusCode::kFailedPrecondition;
+        return Die(config ? kExitBadConfig : kExitUnavailable,
+                   std::string(node.status().message()));
+      }
+      ready = absl::StrCat("node ", node_name, " of a cluster of ",
+                           (*node)->cluster().config().partitions, " partitions, holding ",
+                           (*node)->held().size());
+      store = std::unique_ptr<store::EventStore>(
+          std::make_unique<cluster::ClusterStore>(*std::move(node)));
+    } else {
+      store::Options options;
+      options.path = data;
+      options.master_key_path = master_key;
+      options.log = &Log();
+      store = store::EventStore::Open(options);
+      if (!store.ok()) {
+        return Die(store.status().code() == absl::StatusCode::kDataLoss ? kExitIntegrity
+                                                                        : kExitUnavailable,
+                   std::string(store.status().message()));
+      }
+      ready = absl::StrCat((*store)->Head(), " events in ", data);
 
-    // The projection workers follow the log while ihsd runs (docs/projections.md).
-    runner_options.log = &Log();
-    auto runner =
-        projections::Runner::Open(store->get(), projections::AllProjections(), runner_options);
-    if (!runner.ok()) {
-      return Die(kExitUnavailable, absl::StrCat("projections: ", runner.status().message()));
+      // The projection workers follow the log while ihsd runs (docs/projections.md).
+      runner_options.log = &Log();
+      auto opened =
+          projections::Runner::Open(store->get(), projections::AllProjections(), runner_options);
+      if (!opened.ok()) {
+        return Die(kExitUnavailable, absl::StrCat("projections: ", opened.status().message()));
+      }
+      runner = *std::move(opened);
+      runner->Start();
+      // Identity resolution appends the links it decides (docs/identity.md).
+      resolver.emplace(**store, *runner, &Log());
+      resolver->Start();
+      // The community conditions segments name are published as bands (docs/community.md).
+      bands.emplace(**store, *runner, &Log());
+      bands->Start();
     }
-    (*runner)->Start();
-    // Identity resolution appends the links it decides (docs/identity.md).
-    projections::identity::Resolver resolver(**store, **runner, &Log());
-    resolver.Start();
-    // The community conditions segments name are published as bands (docs/community.md).
-    projections::community::BandAppender bands(**store, **runner, &Log());
-    bands.Start();
 
     so.version = IHS_VERSION;
     so.log = &Log();
-    server::Server server(**store, runner->get(), tokens, io.provider->getTimer(), so);
+    server::Server server(**store, runner.get(), tokens, io.provider->getTimer(), so);
     std::vector<kj::Promise<void>> serving;
     for (Listener& l : listeners) {
       serving.push_back(server.Listen(*l.receiver).eagerlyEvaluate([&l](kj::Exception&& e) {
@@ -298,7 +356,7 @@ int Main(int argc, char** argv) {
     }
     ho.version = IHS_VERSION;
     ho.console.secure_cookies = tls.get() != nullptr;  // the console's cookie is Secure under TLS
-    server::OperatorHttp operator_http(**store, runner->get(), server, tokens,
+    server::OperatorHttp operator_http(**store, runner.get(), server, tokens,
                                        io.provider->getTimer(), ho);
     for (Listener& l : http_listeners) {
       serving.push_back(operator_http.Listen(*l.receiver).eagerlyEvaluate([&l](kj::Exception&& e) {
@@ -355,7 +413,7 @@ int Main(int argc, char** argv) {
         Log().Log(absl::StrCat("token expiry failed: ", e.getDescription().cStr()));
       });
     }
-    std::cout << "ready: " << (*store)->Head() << " events in " << data << std::endl;
+    std::cout << "ready: " << ready << std::endl;
 
     int signo = io.unixEventPort.onSignal(SIGTERM)
                     .exclusiveJoin(io.unixEventPort.onSignal(SIGINT))
@@ -372,9 +430,14 @@ int Main(int argc, char** argv) {
         if (!l.unix_path.empty()) unlink(l.unix_path.c_str());
       }
     }
-    bands.Stop();
-    resolver.Stop();
-    (*runner)->Stop();  // before the store closes; what it applied is checkpointed
+    if (bands.has_value()) bands->Stop();
+    if (resolver.has_value()) resolver->Stop();
+    if (runner != nullptr) runner->Stop();  // before the store closes; what it applied is kept
+  }
+  if (!cluster_urls.empty()) {
+    store->reset();  // a node leaves: its partitions go to the other nodes at once
+    Log().Log("stopped; left the cluster");
+    return kExitOk;
   }
   uint64_t head = (*store)->Head();
   store->reset();
