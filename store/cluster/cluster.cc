@@ -311,8 +311,11 @@ class NatsCluster final : public Cluster {
       s = Retrying(options_.timeout, nullptr,
                    [&] { return kvStore_Get(&entry_raw, kv.get(), kConfigKey); });
       // A bucket just made may not take writes for a moment (its replicas are electing a
-      // leader): a create that failed so leaves nothing to read yet.
-      if (s != NATS_NOT_FOUND || options_.partitions == 0 || absl::Now() > deadline) break;
+      // leader): a create that failed so leaves nothing to read yet. And nats.c reads a bucket
+      // through direct gets, which any replica answers, one that has not the key yet included:
+      // a node that joins just after the cluster was created may not see its configuration at
+      // once.
+      if (s != NATS_NOT_FOUND || absl::Now() > deadline) break;
       absl::SleepFor(absl::Milliseconds(100));
     }
     if (s == NATS_NOT_FOUND) {
