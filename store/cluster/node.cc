@@ -17,8 +17,10 @@
 namespace ihs::cluster {
 namespace {
 
-// A reply holds up to this many bytes of events; a longer read asks again from where it ended.
+// A reply holds up to this many bytes of events, and up to this many events (as an RPC read
+// does), whatever the request asks: a longer read asks again from where it ended.
 constexpr size_t kReplyBytes = 512 << 10;
+constexpr uint32_t kReplyEvents = 10000;
 
 std::string Bytes(capnp::MessageBuilder& m) {
   kj::Array<capnp::word> words = capnp::messageToFlatArray(m);
@@ -237,7 +239,7 @@ std::string ClusterNode::Answer(uint32_t partition, absl::string_view request) {
         auto rs = q.getReadStream();
         const std::string stream = rs.getStream();
         absl::StatusOr<std::vector<store::StoredEvent>> events = r->store().ReadStream(
-            stream, rs.getFromVersion(), rs.getMaxCount(),
+            stream, rs.getFromVersion(), std::min<uint32_t>(rs.getMaxCount(), kReplyEvents),
             rs.getBackward() ? store::ReadDirection::kBackward : store::ReadDirection::kForward);
         if (!events.ok()) return ErrorReply(events.status());
         size_t count = 0, bytes = 0;

@@ -830,6 +830,59 @@ TEST_F(ClusterTest, AnyNodeAnswersForAnyPartitionAndAStoppedNodesPartitionsMove)
   }
 }
 
+// What reaches a holder on its request subject is anyone's who may publish there: a request
+// that is not one is answered as bad input, and the node goes on serving.
+TEST_F(ClusterTest, HostileRequestsToAHolderAreAnsweredAsBadInput) {
+  TempDir dirs;
+  QuietLog quiet;
+  NodeOptions o;
+  o.cluster = Options("node-a", 1);
+  o.dir = dirs.Sub("node-a");
+  o.lease = kLease;
+  o.log = &quiet;
+  auto node = ClusterNode::Start(o);
+  ASSERT_TRUE(node.ok()) << node.status();
+  ASSERT_EQ((*node)->held(), Range(1));
+  auto other = Connect("prober", 0);
+  ASSERT_NE(other, nullptr);
+  auto ask = [&](const std::string& request) -> std::pair<uint32_t, std::string> {
+    auto reply = other->Request(ClusterNode::ServeSubject(0), request, absl::Seconds(20));
+    EXPECT_TRUE(reply.ok()) << reply.status();
+    if (!reply.ok() || reply->size() % 8 != 0 || reply->empty()) return {0, "no reply"};
+    kj::Array<capnp::word> words = kj::heapArray<capnp::word>(reply->size() / 8);
+    memcpy(words.begin(), reply->data(), reply->size());
+    capnp::FlatArrayMessageReader reader(words);
+    auto r = reader.getRoot<schema::ForwardReply>();
+    return {r.getCode(), r.getMessage()};
+  };
+  std::string garbage(64, '\xa5');
+  for (const std::string& request : {std::string(), std::string("0123456789"), garbage}) {
+    auto [code, message] = ask(request);
+    EXPECT_EQ(code, static_cast<uint32_t>(absl::StatusCode::kInvalidArgument)) << message;
+    EXPECT_FALSE(message.empty());
+  }
+  {
+    capnp::MallocMessageBuilder m;
+    capnp::AnyStruct::Builder root = m.initRoot<schema::ForwardRequest>();
+    root.getPointerSection()[0].initAsAnyStruct(1, 1);  // readStream's stream: not text
+    m.getRoot<schema::ForwardRequest>().initReadStream();
+    kj::Array<capnp::word> words = capnp::messageToFlatArray(m);
+    auto [code, message] = ask(std::string(words.asChars().begin(), words.asChars().size()));
+    EXPECT_NE(code, 0u) << message;
+  }
+  // A verdict on a message the log does not hold: not found, after the wait.
+  {
+    capnp::MallocMessageBuilder m;
+    m.initRoot<schema::ForwardRequest>().setVerdict(1);
+    kj::Array<capnp::word> words = capnp::messageToFlatArray(m);
+    auto [code, message] = ask(std::string(words.asChars().begin(), words.asChars().size()));
+    EXPECT_EQ(code, static_cast<uint32_t>(absl::StatusCode::kNotFound)) << message;
+  }
+  auto r = (*node)->Append(Append("customer-ada", 1, store::ExpectedVersion::NoStream()));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->versions, std::vector<uint64_t>{0});
+}
+
 TEST_F(ClusterTest, OfTwoNodesAppendingOneVersionAtOnceExactlyOneWins) {
   auto ca = Connect("node-a", 1);
   auto cb = Connect("node-b", 0);
