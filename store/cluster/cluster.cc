@@ -9,6 +9,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -64,8 +65,15 @@ absl::Status NatsError(absl::string_view what, natsStatus s,
 // Whether a request failed only because the cluster is choosing a leader (the stream's, or
 // JetStream's own): asked again shortly, it succeeds. Every request ihs makes may be repeated:
 // reads change nothing, and a repeated publish is the same message (its id).
+// So is a cluster whose servers have not all found each other yet: JetStream cannot place the
+// replicas of a new stream or bucket ("no suitable peers for placement") until they have.
 bool Transient(natsStatus s, jsErrCode code) {
-  return s == NATS_NO_RESPONDERS || code == JSClusterNotAvailErr || code == JSStreamOfflineErr;
+  if (s == NATS_NO_RESPONDERS || code == JSClusterNotAvailErr || code == JSStreamOfflineErr ||
+      code == JSClusterNoPeersErr) {
+    return true;
+  }
+  // nats.c's key-value calls report no JetStream code: the server's words tell then.
+  return s != NATS_OK && code == 0 && absl::StrContains(NatsText(s), "no suitable peers");
 }
 
 // Runs `request` (which sets *code) until it succeeds, fails for good, or `timeout` passes.
@@ -587,7 +595,8 @@ class NatsCluster final : public Cluster {
     kc.History = 1;
     kc.Replicas = replicas;
     kc.StorageType = js_FileStorage;
-    return js_CreateKeyValue(kv, js_.get(), &kc);
+    return Retrying(options_.timeout, nullptr,
+                    [&] { return js_CreateKeyValue(kv, js_.get(), &kc); });
   }
 
   absl::Status OpenOwners() {

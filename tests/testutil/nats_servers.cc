@@ -5,8 +5,10 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
@@ -19,22 +21,32 @@ namespace {
 
 constexpr char kNatsServer[] = "/usr/sbin/nats-server";
 
-// A loopback port nobody listens on now (the kernel's choice for port 0).
-absl::StatusOr<int> FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return absl::InternalError("socket failed");
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  int port = -1;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
+// `n` distinct loopback ports nobody listens on now (the kernel's choices for port 0). Each
+// socket stays bound until all are chosen, so that the kernel cannot hand one port out twice.
+absl::StatusOr<std::vector<int>> FreePorts(int n) {
+  std::vector<int> fds, ports;
+  absl::Status status;
+  for (int i = 0; i < n && status.ok(); ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) {
+      status = absl::InternalError("socket failed");
+      break;
+    }
+    fds.push_back(fd);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      status = absl::InternalError("no free loopback port");
+      break;
+    }
+    ports.push_back(ntohs(a.sin_port));
   }
-  close(fd);
-  if (port <= 0) return absl::InternalError("no free loopback port");
-  return port;
+  for (int fd : fds) close(fd);
+  if (!status.ok()) return status;
+  return ports;
 }
 
 // Whether the server at `url` takes a client and, when `jetstream`, answers a JetStream request.
@@ -62,13 +74,14 @@ bool Answers(const std::string& url, bool jetstream) {
   return ok;
 }
 
-absl::Status WaitUntil(const std::string& url, bool jetstream, const std::string& log) {
+absl::Status WaitUntil(const std::string& url, bool jetstream, ChildProcess& process) {
   absl::Time deadline = absl::Now() + absl::Seconds(30);
   while (!Answers(url, jetstream)) {
-    if (absl::Now() > deadline) {
-      return absl::UnavailableError(absl::StrCat("nats-server at ", url, " did not become ready",
-                                                 jetstream ? " for JetStream" : "", "; log:\n",
-                                                 log));
+    // A server that exited (a port another process took meanwhile) will not answer: say so now.
+    if (!process.Running() || absl::Now() > deadline) {
+      return absl::UnavailableError(absl::StrCat(
+          "nats-server at ", url, process.Running() ? " did not become ready" : " exited",
+          jetstream ? " for JetStream" : "", "; log:\n", process.Log()));
     }
     absl::SleepFor(absl::Milliseconds(50));
   }
@@ -78,13 +91,31 @@ absl::Status WaitUntil(const std::string& url, bool jetstream, const std::string
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<NatsServers>> NatsServers::Start(const std::string& dir, int count) {
+  // The ports are free when chosen, not necessarily when the servers bind them (another test
+  // may take one first): servers that do not all come up are started again, with other ports.
+  absl::Status last;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    // Each attempt in a directory of its own: nothing of the servers that failed is reused.
+    const std::string in = attempt == 0 ? dir : absl::StrCat(dir, "/attempt", attempt);
+    if (attempt > 0 && mkdir(in.c_str(), 0755) != 0 && errno != EEXIST) {
+      return absl::InternalError(absl::StrCat("cannot make ", in));
+    }
+    absl::StatusOr<std::unique_ptr<NatsServers>> c = StartOnce(in, count);
+    if (c.ok()) return c;
+    last = c.status();  // the servers of this attempt are ended, by PID, with `c`
+  }
+  return last;
+}
+
+absl::StatusOr<std::unique_ptr<NatsServers>> NatsServers::StartOnce(const std::string& dir,
+                                                                    int count) {
   std::unique_ptr<NatsServers> c(new NatsServers());
   std::vector<int> routes;
   c->servers_.resize(count);
+  IHS_ASSIGN_OR_RETURN(std::vector<int> ports, FreePorts(2 * count));
   for (int i = 0; i < count; ++i) {
-    IHS_ASSIGN_OR_RETURN(c->servers_[i].port, FreePort());
-    IHS_ASSIGN_OR_RETURN(int route, FreePort());
-    routes.push_back(route);
+    c->servers_[i].port = ports[2 * i];
+    routes.push_back(ports[2 * i + 1]);
   }
   for (int i = 0; i < count; ++i) {
     Server& s = c->servers_[i];
@@ -108,8 +139,7 @@ absl::StatusOr<std::unique_ptr<NatsServers>> NatsServers::Start(const std::strin
   }
   for (Server& s : c->servers_) IHS_RETURN_IF_ERROR(c->Launch(s));
   for (Server& s : c->servers_) {
-    IHS_RETURN_IF_ERROR(
-        WaitUntil(absl::StrCat("nats://127.0.0.1:", s.port), true, s.process->Log()));
+    IHS_RETURN_IF_ERROR(WaitUntil(absl::StrCat("nats://127.0.0.1:", s.port), true, *s.process));
   }
   return c;
 }
@@ -140,7 +170,7 @@ absl::Status NatsServers::Restart(int i) {
   Server& s = servers_[i];
   s.process.reset();
   IHS_RETURN_IF_ERROR(Launch(s));
-  return WaitUntil(url(i), false, s.process->Log());
+  return WaitUntil(url(i), false, *s.process);
 }
 
 std::string NatsServers::Log(int i) const { return servers_[i].process->Log(); }

@@ -41,6 +41,7 @@ class NatsServers {
     std::unique_ptr<ChildProcess> process;
   };
   NatsServers() = default;
+  static absl::StatusOr<std::unique_ptr<NatsServers>> StartOnce(const std::string& dir, int count);
   absl::Status Launch(Server& s);
   std::vector<Server> servers_;
 };
