@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "bench/load_driver.h"
 #include "server/client.h"
 #include "store/event_store.h"
 #include "tests/testutil/ihsd_process.h"
@@ -31,12 +32,6 @@ namespace ihs::bench {
 namespace {
 
 std::atomic<uint64_t> next_id{1};
-
-// One batch of `n` events, owned by the builder.
-struct Batch {
-  capnp::MallocMessageBuilder mb;
-  store::StreamAppend append;
-};
 
 std::unique_ptr<Batch> MakeBatch(int worker, uint64_t seq, size_t n) {
   auto b = std::make_unique<Batch>();
@@ -60,56 +55,6 @@ std::unique_ptr<Batch> MakeBatch(int worker, uint64_t seq, size_t n) {
   return b;
 }
 
-struct Result {
-  double events_per_s = 0;
-  double p50_us = 0, p99_us = 0, p999_us = 0;
-};
-
-double Percentile(std::vector<double>& v, double q) {
-  if (v.empty()) return 0;
-  size_t k = std::min(v.size() - 1, static_cast<size_t>(q * v.size()));
-  std::nth_element(v.begin(), v.begin() + k, v.end());
-  return v[k];
-}
-
-// Runs `threads` workers for `seconds`; each calls append(worker, batch) in a loop.
-template <typename AppendFn>
-Result Drive(int threads, size_t batch, absl::Duration seconds, AppendFn append) {
-  std::vector<std::vector<double>> lat(threads);
-  std::atomic<uint64_t> events{0};
-  std::atomic<bool> failed{false};
-  const absl::Time end = absl::Now() + seconds;
-  std::vector<std::thread> ts;
-  const absl::Time start = absl::Now();
-  for (int w = 0; w < threads; ++w) {
-    ts.emplace_back([&, w] {
-      auto ctx = append.Open(w);
-      for (uint64_t seq = 0; absl::Now() < end && !failed; ++seq) {
-        auto b = MakeBatch(w, seq, batch);
-        absl::Time t0 = absl::Now();
-        absl::Status s = append.Append(ctx, b->append);
-        if (!s.ok()) {
-          std::fprintf(stderr, "rpc_load: append failed: %s\n", s.ToString().c_str());
-          failed = true;
-          return;
-        }
-        lat[w].push_back(absl::ToDoubleMicroseconds(absl::Now() - t0));
-        events += batch;
-      }
-    });
-  }
-  for (auto& t : ts) t.join();
-  const double secs = absl::ToDoubleSeconds(absl::Now() - start);
-  std::vector<double> all;
-  for (auto& l : lat) all.insert(all.end(), l.begin(), l.end());
-  Result r;
-  r.events_per_s = events / secs;
-  r.p50_us = Percentile(all, 0.50);
-  r.p99_us = Percentile(all, 0.99);
-  r.p999_us = Percentile(all, 0.999);
-  return r;
-}
-
 struct InProcess {
   store::EventStore* store;
   struct Ctx {};
@@ -123,14 +68,7 @@ struct OverRpc {
   std::mutex* mu = nullptr;
   std::unordered_map<uint64_t, absl::Time>* acked = nullptr;
   using Ctx = std::unique_ptr<client::Client>;
-  Ctx Open(int) {
-    auto c = client::Client::Connect({address, "bench"});
-    if (!c.ok()) {
-      std::fprintf(stderr, "rpc_load: %s\n", c.status().ToString().c_str());
-      std::exit(5);
-    }
-    return std::move(*c);
-  }
+  Ctx Open(int) { return ConnectOrExit(address, "rpc_load"); }
   absl::Status Append(Ctx& c, const store::StreamAppend& a) {
     auto r = c->Append(a);
     if (!r.ok()) return r.status();
@@ -145,25 +83,15 @@ struct OverRpc {
 
 int Main(int argc, char** argv) {
   CLI::App app{"rpc_load: ihsd under load, next to the in-process store"};
-  double seconds = 3;
-  bool json = false;
-  std::string dir = "/tmp/ihs-rpc-load";
-  std::string ihsd = IHS_IHSD;
-  app.add_option("--seconds", seconds, "per case (default 3)")->check(CLI::Range(0.5, 60.0));
-  app.add_flag("--json", json, "also print one JSON object per case");
-  app.add_option("--dir", dir, "scratch directory (removed first)");
-  app.add_option("--ihsd", ihsd, "the ihsd binary");
+  LoadFlags flags{3, false, "/tmp/ihs-rpc-load", IHS_IHSD};
+  AddLoadFlags(app, flags);
   int projection_nice = 0;
   app.add_option("--projection-nice", projection_nice, "ihsd's --projection-nice (default 0)")
       ->check(CLI::Range(0, 19));
   CLI11_PARSE(app, argc, argv);
-  std::printf("rpc_load: build %s%s\n", IHS_BUILD_TYPE,
-#ifndef NDEBUG
-              " (ASSERTIONS ON: do not publish)"
-#else
-              ""
-#endif
-  );
+  PrintBuild("rpc_load", IHS_BUILD_TYPE);
+  const std::string& dir = flags.dir;
+  const bool json = flags.json;
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
 
@@ -173,19 +101,21 @@ int Main(int argc, char** argv) {
   if (!local.ok()) return std::fprintf(stderr, "%s\n", local.status().ToString().c_str()), 5;
 
   testing::IhsdOptions io;
-  io.binary = ihsd;
+  io.binary = flags.ihsd;
   io.data = dir + "/ihsd";
   io.extra_args = {"--workers", "64", "--projection-nice", std::to_string(projection_nice)};
   auto server = testing::IhsdProcess::Start(io);
   if (!server.ok()) return std::fprintf(stderr, "%s\n", server.status().ToString().c_str()), 5;
   const std::string address = (*server)->addresses()[0];
-  const absl::Duration each = absl::Seconds(seconds);
+  const absl::Duration each = absl::Seconds(flags.seconds);
 
   std::printf("%-7s %-6s %12s %12s %7s %10s %10s %10s\n", "batch", "conns", "rpc ev/s",
               "inproc ev/s", "ratio", "p50 us", "p99 us", "p999 us");
   for (size_t batch : {size_t{1}, size_t{100}}) {
     for (int conns : {1, 4, 16, 64}) {
-      Result in = Drive(conns, batch, each, InProcess{local->get()});
+      auto make = [batch](int w, uint64_t seq) { return MakeBatch(w, seq, batch); };
+      InProcess inproc{local->get()};
+      LoadResult in = Drive(conns, each, inproc, make);
       OverRpc rpc{address};
       std::mutex mu;
       std::unordered_map<uint64_t, absl::Time> acked;
@@ -216,7 +146,7 @@ int Main(int argc, char** argv) {
           });
         });
       }
-      Result r = Drive(conns, batch, each, rpc);
+      LoadResult r = Drive(conns, each, rpc, make);
       const double ratio = in.events_per_s > 0 ? r.events_per_s / in.events_per_s : 0;
       std::printf("%-7zu %-6d %12.0f %12.0f %6.0f%% %10.0f %10.0f %10.0f\n", batch, conns,
                   r.events_per_s, in.events_per_s, 100 * ratio, r.p50_us, r.p99_us, r.p999_us);

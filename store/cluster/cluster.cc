@@ -740,6 +740,10 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Connect(const ClusterOptions& 
   natsOptions_SetName(opts.get(), name.c_str());
   natsOptions_SetTimeout(opts.get(), absl::ToInt64Milliseconds(options.timeout));
   natsOptions_SetMaxReconnect(opts.get(), -1);  // a node keeps trying while it lives
+  // The only plain publishes on this connection are a holder's replies (requests, JetStream's
+  // included, are sent at once anyway). Buffered, nats.c 3.4's flusher holds each for 1 ms before
+  // it writes: that was most of what a forwarded call cost (bench/RESULTS.md).
+  natsOptions_SetSendAsap(opts.get(), true);
   natsConnection* nc_raw = nullptr;
   s = natsConnection_Connect(&nc_raw, opts.get());
   Owned<natsConnection> nc(nc_raw);
