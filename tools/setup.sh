@@ -18,7 +18,7 @@ cd "$root"
 packages=(g++ cmake ninja-build pkg-config git librocksdb-dev capnproto libcapnp-dev libabsl-dev
           libsodium-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
           nlohmann-json3-dev openssl chromium libgoogle-perftools-dev python3 clang groff-base
-          curl python3-prometheus-client libnats-dev nats-server)
+          curl python3-prometheus-client libnats-dev nats-server iproute2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

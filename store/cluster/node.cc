@@ -155,10 +155,20 @@ void ClusterNode::ApplyRound(const OwnershipRound& round) {
 
 absl::Status ClusterNode::Hold(uint32_t partition) {
   const std::string dir = absl::StrFormat("%s/p%04d", options_.dir, partition);
-  IHS_ASSIGN_OR_RETURN(std::unique_ptr<PartitionReplica> opened,
-                       PartitionReplica::Open(cluster_.get(), partition, dir));
-  std::shared_ptr<PartitionReplica> replica = std::move(opened);
-  replica->StartFollowing();
+  std::shared_ptr<PartitionReplica> replica;
+  {
+    MutexLock l(&mu_);
+    auto it = opened_.find(partition);
+    if (it != opened_.end()) replica = it->second.lock();
+  }
+  if (replica == nullptr) {
+    IHS_ASSIGN_OR_RETURN(std::unique_ptr<PartitionReplica> opened,
+                         PartitionReplica::Open(cluster_.get(), partition, dir));
+    replica = std::move(opened);
+    MutexLock l(&mu_);
+    opened_[partition] = replica;
+  }
+  replica->StartFollowing();  // already, if it was held before
   {
     MutexLock l(&mu_);
     held_[partition].replica = replica;

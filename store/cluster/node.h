@@ -101,6 +101,10 @@ class ClusterNode {
   std::unique_ptr<Ownership> ownership_;  // used by the rounds' thread only, after Start
   mutable absl::Mutex mu_;
   std::map<uint32_t, Held> held_ ABSL_GUARDED_BY(mu_);
+  // Every replica opened, while anything still uses it: a partition dropped and taken again
+  // while a call still waited on its replica gets that replica back (its store is open, and
+  // locked, until the last user lets go).
+  std::map<uint32_t, std::weak_ptr<PartitionReplica>> opened_ ABSL_GUARDED_BY(mu_);
   absl::Notification stopping_;
   std::atomic<bool> stopped_{false};
   std::thread rounds_;

@@ -20,6 +20,7 @@ namespace ihs::testing {
 namespace {
 
 constexpr char kNatsServer[] = "/usr/sbin/nats-server";
+constexpr char kIp[] = "/usr/sbin/ip";  // iproute2
 
 // `n` distinct loopback ports nobody listens on now (the kernel's choices for port 0). Each
 // socket stays bound until all are chosen, so that the kernel cannot hand one port out twice.
@@ -91,6 +92,11 @@ absl::Status WaitUntil(const std::string& url, bool jetstream, ChildProcess& pro
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<NatsServers>> NatsServers::Start(const std::string& dir, int count) {
+  return Start(dir, std::vector<NatsServerPlace>(count));
+}
+
+absl::StatusOr<std::unique_ptr<NatsServers>> NatsServers::Start(
+    const std::string& dir, const std::vector<NatsServerPlace>& places) {
   // The ports are free when chosen, not necessarily when the servers bind them (another test
   // may take one first): servers that do not all come up are started again, with other ports.
   absl::Status last;
@@ -100,21 +106,23 @@ absl::StatusOr<std::unique_ptr<NatsServers>> NatsServers::Start(const std::strin
     if (attempt > 0 && mkdir(in.c_str(), 0755) != 0 && errno != EEXIST) {
       return absl::InternalError(absl::StrCat("cannot make ", in));
     }
-    absl::StatusOr<std::unique_ptr<NatsServers>> c = StartOnce(in, count);
+    absl::StatusOr<std::unique_ptr<NatsServers>> c = StartOnce(in, places);
     if (c.ok()) return c;
     last = c.status();  // the servers of this attempt are ended, by PID, with `c`
   }
   return last;
 }
 
-absl::StatusOr<std::unique_ptr<NatsServers>> NatsServers::StartOnce(const std::string& dir,
-                                                                    int count) {
+absl::StatusOr<std::unique_ptr<NatsServers>> NatsServers::StartOnce(
+    const std::string& dir, const std::vector<NatsServerPlace>& places) {
+  const int count = static_cast<int>(places.size());
   std::unique_ptr<NatsServers> c(new NatsServers());
   std::vector<int> routes;
   c->servers_.resize(count);
   IHS_ASSIGN_OR_RETURN(std::vector<int> ports, FreePorts(2 * count));
   for (int i = 0; i < count; ++i) {
     c->servers_[i].port = ports[2 * i];
+    c->servers_[i].place = places[i];
     routes.push_back(ports[2 * i + 1]);
   }
   for (int i = 0; i < count; ++i) {
@@ -124,29 +132,36 @@ absl::StatusOr<std::unique_ptr<NatsServers>> NatsServers::StartOnce(const std::s
     s.log = absl::StrCat(dir, "/", s.name, ".log");
     std::vector<std::string> others;
     for (int j = 0; j < count; ++j) {
-      if (j != i) others.push_back(absl::StrCat("nats-route://127.0.0.1:", routes[j]));
+      if (j != i) {
+        others.push_back(absl::StrCat("nats-route://", places[j].host, ":", routes[j]));
+      }
     }
     std::ofstream conf(s.conf);
     conf << "server_name: " << s.name << "\n"
-         << "listen: 127.0.0.1:" << s.port << "\n"
+         << "listen: " << s.place.listen << ":" << s.port << "\n"
          << "jetstream {\n  store_dir: \"" << dir << "/" << s.name << "\"\n"
          << "  max_memory_store: 64MB\n  max_file_store: 1GB\n}\n";
     if (count > 1) {
-      conf << "cluster {\n  name: ihs-test\n  listen: 127.0.0.1:" << routes[i] << "\n"
+      conf << "cluster {\n  name: ihs-test\n  listen: " << s.place.listen << ":" << routes[i]
+           << "\n"
            << "  routes: [" << absl::StrJoin(others, ", ") << "]\n}\n";
     }
     if (!conf.good()) return absl::InternalError(absl::StrCat("cannot write ", s.conf));
   }
   for (Server& s : c->servers_) IHS_RETURN_IF_ERROR(c->Launch(s));
-  for (Server& s : c->servers_) {
-    IHS_RETURN_IF_ERROR(WaitUntil(absl::StrCat("nats://127.0.0.1:", s.port), true, *s.process));
+  for (int i = 0; i < count; ++i) {
+    IHS_RETURN_IF_ERROR(WaitUntil(c->url(i), true, *c->servers_[i].process));
   }
   return c;
 }
 
 absl::Status NatsServers::Launch(Server& s) {
-  IHS_ASSIGN_OR_RETURN(s.process, ChildProcess::Start({kNatsServer, "-c", s.conf}, s.log,
-                                                      /*pipe_stdout=*/false));
+  std::vector<std::string> args = {kNatsServer, "-c", s.conf};
+  if (!s.place.netns.empty()) {
+    // `ip netns exec` enters the namespace and execs the server: the PID stays the server's.
+    args.insert(args.begin(), {kIp, "netns", "exec", s.place.netns});
+  }
+  IHS_ASSIGN_OR_RETURN(s.process, ChildProcess::Start(args, s.log, /*pipe_stdout=*/false));
   return absl::OkStatus();
 }
 
@@ -155,7 +170,7 @@ NatsServers::~NatsServers() {
 }
 
 std::string NatsServers::url(int i) const {
-  return absl::StrCat("nats://127.0.0.1:", servers_[i].port);
+  return absl::StrCat("nats://", servers_[i].place.host, ":", servers_[i].port);
 }
 
 std::vector<std::string> NatsServers::urls() const {

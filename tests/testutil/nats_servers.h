@@ -18,14 +18,24 @@
 
 namespace ihs::testing {
 
+// Where one server runs and how the others and clients reach it.
+struct NatsServerPlace {
+  std::string netns;                 // a named network namespace (`ip netns`); empty: this one
+  std::string listen = "127.0.0.1";  // what it binds, for clients and routes
+  std::string host = "127.0.0.1";    // the address it is reached at
+};
+
 class NatsServers {
  public:
-  // Writes DIR/nI.conf and starts the servers (dir must exist).
+  // Writes DIR/nI.conf and starts the servers (dir must exist), all on 127.0.0.1.
   static absl::StatusOr<std::unique_ptr<NatsServers>> Start(const std::string& dir, int count = 3);
+  // One server per place.
+  static absl::StatusOr<std::unique_ptr<NatsServers>> Start(
+      const std::string& dir, const std::vector<NatsServerPlace>& places);
   ~NatsServers();  // SIGTERM to each server still running
 
   int size() const { return static_cast<int>(servers_.size()); }
-  std::string url(int i) const;           // nats://127.0.0.1:PORT
+  std::string url(int i) const;           // nats://HOST:PORT
   std::vector<std::string> urls() const;  // every server's
 
   // SIGKILL server i (its store stays). Returns once it is gone.
@@ -37,11 +47,13 @@ class NatsServers {
  private:
   struct Server {
     std::string name, conf, log;
+    NatsServerPlace place;
     int port = 0;
     std::unique_ptr<ChildProcess> process;
   };
   NatsServers() = default;
-  static absl::StatusOr<std::unique_ptr<NatsServers>> StartOnce(const std::string& dir, int count);
+  static absl::StatusOr<std::unique_ptr<NatsServers>> StartOnce(
+      const std::string& dir, const std::vector<NatsServerPlace>& places);
   absl::Status Launch(Server& s);
   std::vector<Server> servers_;
 };
