@@ -5,6 +5,9 @@
 #include <nats/nats.h>
 #include <sodium.h>
 
+#include <algorithm>
+#include <atomic>
+#include <map>
 #include <memory>
 
 #include "absl/strings/ascii.h"
@@ -13,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "common/big_endian.h"
@@ -494,31 +498,61 @@ class NatsCluster final : public Cluster {
     return si->State.LastSeq;
   }
 
+  // One watcher of the owners' bucket for the connection's life, not one per call: a watcher is
+  // a consumer, and making a consumer needs JetStream's metadata leader, so a watcher per round
+  // put every node's every round on the metadata leader (2 a second a node) and failed the
+  // rounds while it was being elected. The watcher keeps the current value of every key; a call
+  // takes what has come, and waits only for what it must see: the bucket's initial values and
+  // this node's own writes (a renewal not seen yet would look like a lease taken by another).
+  // Other nodes' writes may arrive a moment later; every write is checked on its revision, so
+  // acting on a value a moment old is safe.
   absl::StatusOr<std::vector<LeaseEntry>> ReadLeases() override {
-    kvWatchOptions wo;
-    kvWatchOptions_Init(&wo);
-    wo.IgnoreDeletes = true;
-    kvWatcher* w_raw = nullptr;
-    natsStatus s = Retrying(options_.timeout, nullptr,
-                            [&] { return kvStore_WatchAll(&w_raw, owners_.get(), &wo); });
-    Owned<kvWatcher> w(w_raw);
-    if (s != NATS_OK) return NatsError("reading the owners' bucket", s);
-    std::vector<LeaseEntry> out;
-    const int64_t wait_ms = absl::ToInt64Milliseconds(options_.timeout);
-    while (true) {
-      kvEntry* e_raw = nullptr;
-      s = kvWatcher_Next(&e_raw, w.get(), wait_ms);
-      Owned<kvEntry> e(e_raw);
+    absl::MutexLock l(&leases_mu_);
+    if (leases_watch_ == nullptr) {
+      kvWatchOptions wo;
+      kvWatchOptions_Init(&wo);
+      kvWatcher* w_raw = nullptr;
+      natsStatus s = Retrying(options_.timeout, nullptr,
+                              [&] { return kvStore_WatchAll(&w_raw, owners_.get(), &wo); });
       if (s != NATS_OK) return NatsError("reading the owners' bucket", s);
-      if (e == nullptr) break;  // every key's current value has come
-      if (kvEntry_Operation(e.get()) != kvOp_Put) continue;
+      leases_watch_.reset(w_raw);
+      leases_.clear();
+      leases_initial_ = false;
+      leases_seen_ = 0;
+    }
+    const absl::Time deadline = absl::Now() + options_.timeout;
+    while (true) {
+      const bool must_wait = !leases_initial_ || leases_seen_ < leases_written_.load();
+      const int64_t wait_ms =
+          must_wait ? std::max<int64_t>(1, absl::ToInt64Milliseconds(deadline - absl::Now())) : 1;
+      kvEntry* e_raw = nullptr;
+      natsStatus s = kvWatcher_Next(&e_raw, leases_watch_.get(), wait_ms);
+      Owned<kvEntry> e(e_raw);
+      if (s == NATS_TIMEOUT && !must_wait) break;  // everything that has come is taken
+      if (s != NATS_OK) {
+        // A watcher that missed what it must see, or failed, is made again at the next call.
+        leases_watch_.reset();
+        return NatsError("reading the owners' bucket", s);
+      }
+      if (e == nullptr) {  // every key's value as of the watcher's start has come
+        leases_initial_ = true;
+        continue;
+      }
       LeaseEntry le;
       le.key = kvEntry_Key(e.get());
-      le.value.assign(static_cast<const char*>(kvEntry_Value(e.get())), kvEntry_ValueLen(e.get()));
       le.revision = kvEntry_Revision(e.get());
+      leases_seen_ = std::max(leases_seen_, le.revision);
+      if (kvEntry_Operation(e.get()) != kvOp_Put) {
+        leases_.erase(le.key);
+        continue;
+      }
+      le.value.assign(static_cast<const char*>(kvEntry_Value(e.get())), kvEntry_ValueLen(e.get()));
       le.written_at = absl::FromUnixNanos(kvEntry_Created(e.get()));
-      out.push_back(std::move(le));
+      leases_[le.key] = std::move(le);
     }
+    std::vector<LeaseEntry> out;
+    out.reserve(leases_.size());
+    for (const auto& [key, le] : leases_) out.push_back(le);
     return out;
   }
 
@@ -533,7 +567,13 @@ class NatsCluster final : public Cluster {
                            : kvStore_Update(&written, owners_.get(), key.c_str(), value.data(), len,
                                             revision);
     });
-    if (s == NATS_OK) return written;
+    if (s == NATS_OK) {
+      // The next ReadLeases waits until its watcher has seen this write.
+      uint64_t seen = leases_written_.load();
+      while (seen < written && !leases_written_.compare_exchange_weak(seen, written)) {
+      }
+      return written;
+    }
     const std::string why = NatsText(s);
     // Whether the key moved on, or the write failed for another reason: ask.
     kvEntry* e_raw = nullptr;
@@ -696,6 +736,13 @@ class NatsCluster final : public Cluster {
   Owned<jsCtx> js_;
   Config config_;
   Owned<kvStore> owners_;
+  // ReadLeases' watcher and what it has seen (destroyed before the bucket and the connection).
+  absl::Mutex leases_mu_;
+  Owned<kvWatcher> leases_watch_ ABSL_GUARDED_BY(leases_mu_);
+  std::map<std::string, LeaseEntry> leases_ ABSL_GUARDED_BY(leases_mu_);
+  bool leases_initial_ ABSL_GUARDED_BY(leases_mu_) = false;
+  uint64_t leases_seen_ ABSL_GUARDED_BY(leases_mu_) = 0;  // the highest revision seen
+  std::atomic<uint64_t> leases_written_{0};               // the highest this node wrote
 };
 
 }  // namespace
