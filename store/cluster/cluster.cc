@@ -500,13 +500,21 @@ class NatsCluster final : public Cluster {
 
   // One watcher of the owners' bucket for the connection's life, not one per call: a watcher is
   // a consumer, and making a consumer needs JetStream's metadata leader, so a watcher per round
-  // put every node's every round on the metadata leader (2 a second a node) and failed the
-  // rounds while it was being elected. The watcher keeps the current value of every key; a call
-  // takes what has come, and waits only for what it must see: the bucket's initial values and
-  // this node's own writes (a renewal not seen yet would look like a lease taken by another).
-  // Other nodes' writes may arrive a moment later; every write is checked on its revision, so
-  // acting on a value a moment old is safe.
+  // put every node's every round on the metadata leader and failed the rounds while it was being
+  // elected. The watcher keeps the current value of every key. A call asks the bucket's stream
+  // for its last revision (a request the stream's leader answers; no consumer) and waits until
+  // the watcher has seen that far, and this node's own writes: what it returns is the bucket as
+  // it was when the call began.
   absl::StatusOr<std::vector<LeaseEntry>> ReadLeases() override {
+    jsStreamInfo* si_raw = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    const std::string stream = absl::StrCat("KV_", kOwnersBucket);
+    natsStatus info = Retrying(options_.timeout, &code, [&] {
+      return js_GetStreamInfo(&si_raw, js_.get(), stream.c_str(), nullptr, &code);
+    });
+    Owned<jsStreamInfo> si(si_raw);
+    if (info != NATS_OK) return NatsError("reading the owners' bucket", info, code);
+    const uint64_t last = si->State.LastSeq;
     absl::MutexLock l(&leases_mu_);
     if (leases_watch_ == nullptr) {
       kvWatchOptions wo;
@@ -522,7 +530,8 @@ class NatsCluster final : public Cluster {
     }
     const absl::Time deadline = absl::Now() + options_.timeout;
     while (true) {
-      const bool must_wait = !leases_initial_ || leases_seen_ < leases_written_.load();
+      const bool must_wait =
+          !leases_initial_ || leases_seen_ < std::max<uint64_t>(last, leases_written_.load());
       const int64_t wait_ms =
           must_wait ? std::max<int64_t>(1, absl::ToInt64Milliseconds(deadline - absl::Now())) : 1;
       kvEntry* e_raw = nullptr;

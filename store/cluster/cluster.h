@@ -156,9 +156,9 @@ class Cluster {
   // The sequence of the last message in a partition's log (0: empty).
   virtual absl::StatusOr<uint64_t> LastSequence(uint32_t partition) = 0;
 
-  // The owners' bucket (`IHS_OWNERS`): every key with what it holds now, as a watcher kept open
-  // has seen it: every write this node made is in it; another node's may come a moment late.
-  // Ownership (store/cluster/ownership.h) keeps its leases there.
+  // The owners' bucket (`IHS_OWNERS`): every key with what it holds now (read through a watcher
+  // kept open, up to the bucket's last revision when the call began). Ownership
+  // (store/cluster/ownership.h) keeps its leases there.
   virtual absl::StatusOr<std::vector<LeaseEntry>> ReadLeases() = 0;
   // Writes `value` to `key` if the key's revision is still `revision` (0: the key must not
   // exist); returns the new revision. kAborted when another write came first.
