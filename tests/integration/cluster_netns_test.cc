@@ -76,11 +76,12 @@ class Writer {
     for (int i = 0; !stop_ && i < 100000; ++i) {
       const std::string stream = absl::StrCat(prefix_, i % 8);
       const uint64_t n = counts_[stream];
+      const uint64_t id = next_id_++;
       const store::StreamAppend append{
           stream,
           n == 0 ? ExpectedVersion::NoStream() : ExpectedVersion::Exact(n - 1),
-          {events_.Touchpoint(next_id_++, schema::Channel::EMAIL, schema::TouchpointType::COMPLAINT,
-                              "", 1700000000000000 + static_cast<int64_t>(next_id_))}};
+          {events_.Touchpoint(id, schema::Channel::EMAIL, schema::TouchpointType::COMPLAINT, "",
+                              1700000000000000 + static_cast<int64_t>(id))}};
       absl::StatusOr<store::AppendResult> r = absl::UnknownError("not sent");
       for (absl::Time end = absl::Now() + absl::Seconds(120); absl::Now() < end;) {
         r = (*c)->Append(append);
